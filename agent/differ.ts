@@ -1,0 +1,253 @@
+import type { Manifest, PackageRecord, PackageRef } from '../shared/manifest.js';
+import { pathKey } from '../shared/manifest.js';
+import { compileGlobs, isUnder } from '../shared/policy.js';
+import { compareSeverity, maxSeverity } from '../shared/findings.js';
+import type { Severity } from '../shared/findings.js';
+import type { Finding } from '../shared/report.js';
+import type { OwnedFile } from './collectors/types.js';
+import type { ObservedFile } from './fingerprint.js';
+
+/** What the host really holds, read relative to its root. */
+export interface Observation {
+  packages: PackageRecord[];
+  files: ObservedFile[];
+  /** Canonical path → the package that owns it, from the package databases of the host. */
+  owned: Map<string, OwnedFile>;
+}
+
+/** Result of checking a package-owned file against its package database's digest (see verify.ts). */
+export type Verdict = 'match' | 'mismatch';
+
+/** Package-owned files that must be checked against the package database's own digest. */
+export function selectForVerification(manifest: Manifest, obs: Observation): ObservedFile[] {
+  const expected = indexFiles(manifest);
+  return obs.files.filter((f) => {
+    if (f.type !== 'file' || f.sha256 === undefined || f.rawPath !== undefined) return false;
+    if (obs.owned.get(f.path)?.digest === undefined) return false;
+    // Content the manifest already vouches for needs no second opinion.
+    return expected.get(f.path)?.sha256 !== f.sha256;
+  });
+}
+
+const SETID = 0o6000;
+const pkgId = (p: { ecosystem: string; name: string }): string => `${p.ecosystem}:${p.name}`;
+const pkgKey = (p: PackageRecord): string => `${p.ecosystem}:${p.name}:${p.arch ?? ''}`;
+const modeOf = (f: { mode: string }): number => parseInt(f.mode, 8);
+const isExecutable = (f: ObservedFile | undefined): boolean => f?.type === 'file' && (modeOf(f) & 0o111) !== 0;
+
+/**
+ * Compares a manifest with an observation and returns the findings, most severe first. Pure:
+ * `verdicts` carries the package-database checks the caller already ran on the files that
+ * `selectForVerification` picked. A file that belongs to a package that was added, removed or
+ * changed nests under that package's finding, so one install is one finding.
+ */
+export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap<string, Verdict>): Finding[] {
+  const ignored = compileGlobs(manifest.policy.ignored);
+  const mutable = compileGlobs(manifest.policy.mutable);
+  const packageOnly = manifest.files.length === 0;
+
+  // Packages
+  const before = new Map(manifest.packages.map((p) => [pkgKey(p), p]));
+  const after = new Map(obs.packages.map((p) => [pkgKey(p), p]));
+  const pkgFindings = new Map<string, Finding>();
+  const versionBefore = new Map(manifest.packages.map((p) => [pkgId(p), p.version]));
+  const versionAfter = new Map(obs.packages.map((p) => [pkgId(p), p.version]));
+  for (const [key, p] of after) {
+    const old = before.get(key);
+    if (!old) pkgFindings.set(pkgId(p), { kind: 'package-added', severity: 'high', ecosystem: p.ecosystem, name: p.name, after: p.version });
+    else if (old.version !== p.version)
+      pkgFindings.set(pkgId(p), { kind: 'package-changed', severity: 'high', ecosystem: p.ecosystem, name: p.name, before: old.version, after: p.version });
+  }
+  for (const [key, p] of before) {
+    if (!after.has(key)) pkgFindings.set(pkgId(p), { kind: 'package-removed', severity: 'high', ecosystem: p.ecosystem, name: p.name, before: p.version });
+  }
+  const packageUnchanged = (o: PackageRef | undefined): boolean =>
+    o !== undefined && versionBefore.get(pkgId(o)) !== undefined && versionBefore.get(pkgId(o)) === versionAfter.get(pkgId(o));
+
+  const expected = indexFiles(manifest);
+  const observed = new Map<string, ObservedFile>();
+  for (const f of obs.files) if (!ignored(f.path)) observed.set(pathKey(f), f);
+  const fileFindings: Array<{ finding: Finding; cause?: PackageRef | undefined }> = [];
+  const add = (finding: Finding, cause?: PackageRef): void => {
+    fileFindings.push({ finding, cause });
+  };
+
+  // Files: present now
+  for (const [key, now] of observed) {
+    const owned = now.rawPath === undefined ? obs.owned.get(now.path) : undefined;
+    const owner = owned?.owner;
+    const base = { path: now.path, ...(now.rawPath ? { rawPath: now.rawPath } : {}), ...(owner ? { owner } : {}) };
+    const was = packageOnly ? undefined : expected.get(key);
+    if (packageOnly || was !== undefined) {
+      const verdict = verdicts.get(now.path);
+      const contentChanged = was
+        ? was.type === 'file' && now.type === 'file' && now.unreadable === undefined && was.sha256 !== now.sha256
+        : verdict === 'mismatch';
+      if (contentChanged) {
+        const { severity, reason } = modifiedSeverity(now, owned, packageUnchanged(owner), verdict, mutable(now.path));
+        add({ kind: 'file-modified', severity, ...base, ...(was?.sha256 ? { before: was.sha256 } : {}), ...(now.sha256 ? { after: now.sha256 } : {}), reason }, owner);
+      }
+      if (was) {
+        const changed = metadataChanges(was, now);
+        if (changed) {
+          const { severity, reason } = metadataSeverity(was, now, owned, packageUnchanged(owner), mutable(now.path));
+          add({ kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason }, owner ?? alternativesCause(now, observed, obs.owned));
+        }
+      }
+      continue;
+    }
+    const cause = owner ?? alternativesCause(now, observed, obs.owned);
+    const { severity, reason } = addedSeverity(now, mutable(now.path));
+    add({ kind: 'file-added', severity, ...base, reason }, cause);
+  }
+
+  // Files: gone
+  if (!packageOnly) {
+    for (const was of manifest.files) {
+      const key = pathKey(was);
+      if (observed.has(key) || ignored(was.path)) continue;
+      const unchanged = packageUnchanged(was.owner);
+      let severity: Severity = 'low';
+      let reason: string | undefined;
+      if (mutable(was.path)) severity = 'info';
+      else if (was.owner && unchanged) {
+        severity = 'high';
+        reason = `installed by ${was.owner.ecosystem} package ${was.owner.name}, which did not change`;
+      } else if (isUnder(was.path, '/etc')) severity = 'medium';
+      add(
+        { kind: 'file-removed', severity, path: was.path, ...(was.rawPath ? { rawPath: was.rawPath } : {}), ...(was.owner ? { owner: was.owner } : {}), ...(reason ? { reason } : {}) },
+        was.owner,
+      );
+    }
+  }
+
+  // Nest files under the package finding that explains them.
+  const top: Finding[] = [];
+  for (const { finding, cause } of fileFindings) {
+    const parent = cause ? pkgFindings.get(pkgId(cause)) : undefined;
+    if (parent && finding.severity !== 'info') {
+      (parent.changes ??= []).push(finding);
+      parent.severity = maxSeverity(parent.severity, finding.severity);
+    } else top.push(finding);
+  }
+  for (const p of pkgFindings.values()) {
+    p.changes?.sort(byPath);
+    top.push(p);
+  }
+  return top.sort(bySeverity);
+}
+
+// Built once per manifest and shared by selectForVerification and diff.
+const fileIndexes = new WeakMap<Manifest, Map<string, Manifest['files'][number]>>();
+function indexFiles(manifest: Manifest): Map<string, Manifest['files'][number]> {
+  let index = fileIndexes.get(manifest);
+  if (!index) {
+    index = new Map(manifest.files.map((f) => [pathKey(f), f]));
+    fileIndexes.set(manifest, index);
+  }
+  return index;
+}
+
+function byPath(a: Finding, b: Finding): number {
+  return (a.path ?? '').localeCompare(b.path ?? '');
+}
+
+function bySeverity(a: Finding, b: Finding): number {
+  return compareSeverity(a.severity, b.severity) || a.kind.localeCompare(b.kind) || (a.name ?? a.path ?? '').localeCompare(b.name ?? b.path ?? '');
+}
+
+type Rated = { severity: Severity; reason?: string };
+
+function addedSeverity(now: ObservedFile, isMutable: boolean): Rated {
+  if (isMutable) return { severity: 'info', reason: 'the policy declares this path mutable' };
+  if (now.type === 'file' && (modeOf(now) & SETID) !== 0) return { severity: 'critical', reason: 'new setuid/setgid file' };
+  if (isExecutable(now)) return { severity: 'high', reason: 'new executable in a system path' };
+  if (isUnder(now.path, '/etc')) return { severity: 'medium' };
+  return { severity: 'low' };
+}
+
+function modifiedSeverity(now: ObservedFile, owned: OwnedFile | undefined, pkgUnchanged: boolean, verdict: Verdict | undefined, isMutable: boolean): Rated {
+  if (isMutable) return { severity: 'info', reason: 'the policy declares this path mutable' };
+  if (owned && !owned.conffile && pkgUnchanged) {
+    const who = `${owned.owner.ecosystem} package ${owned.owner.name}`;
+    if (verdict === 'match') return { severity: 'high', reason: `content matches ${who}'s database but not the manifest` };
+    return { severity: 'critical', reason: `content differs from ${who}${verdict === 'mismatch' ? "'s own digest" : ''}, and the package did not change: tampering` };
+  }
+  if (owned?.conffile) return { severity: 'medium', reason: `config file of ${owned.owner.ecosystem} package ${owned.owner.name} edited` };
+  if (isUnder(now.path, '/etc')) return { severity: 'medium' };
+  if (isExecutable(now)) return { severity: 'high', reason: 'executable changed' };
+  return { severity: 'low' };
+}
+
+function metadataSeverity(was: Manifest['files'][number], now: ObservedFile, owned: OwnedFile | undefined, pkgUnchanged: boolean, isMutable: boolean): Rated {
+  if (isMutable) return { severity: 'info', reason: 'the policy declares this path mutable' };
+  const wasMode = modeOf(was);
+  const nowMode = modeOf(now);
+  if (now.type === 'file' && (nowMode & SETID & ~wasMode) !== 0) return { severity: 'critical', reason: 'setuid/setgid bit added' };
+  if ((nowMode & 0o002) !== 0 && (wasMode & 0o002) === 0 && now.type !== 'symlink') return { severity: 'high', reason: 'made world-writable' };
+  if (was.type !== now.type) return { severity: 'high', reason: `was a ${was.type}, now a ${now.type}` };
+  if ((owned && !owned.conffile && pkgUnchanged) || isExecutable(now)) return { severity: 'high' };
+  if (isUnder(now.path, '/etc')) return { severity: 'medium' };
+  return { severity: 'low' };
+}
+
+const METADATA_FIELDS = ['type', 'mode', 'uid', 'gid', 'target'] as const;
+
+/** Mode, owner, type and link target count; times, inode numbers and folder sizes do not. */
+function metadataChanges(was: Manifest['files'][number], now: ObservedFile): { before: Record<string, string | number>; after: Record<string, string | number> } | null {
+  const before: Record<string, string | number> = {};
+  const after: Record<string, string | number> = {};
+  for (const field of METADATA_FIELDS) {
+    // A link's own mode is meaningless on Linux (always 0777); compare its target instead.
+    if (field === 'mode' && was.type === 'symlink' && now.type === 'symlink') continue;
+    const a = was[field];
+    const b = now[field];
+    if (a !== b) {
+      before[field] = a ?? '';
+      after[field] = b ?? '';
+    }
+  }
+  return Object.keys(before).length > 0 ? { before, after } : null;
+}
+
+/**
+ * update-alternatives links (`/usr/bin/nc -> /etc/alternatives/nc -> /bin/nc.openbsd`) are made
+ * by a package's maintainer script: caused by the package the chain ends in, though not owned by it.
+ */
+function alternativesCause(now: ObservedFile, observed: Map<string, ObservedFile>, owned: Map<string, OwnedFile>): PackageRef | undefined {
+  let path = now.path;
+  let viaAlternatives = false;
+  for (let hop = 0; hop < 4; hop++) {
+    const link = observed.get(path);
+    if (link?.type !== 'symlink' || link.target === undefined) break;
+    path = resolveInTree(joinTarget(path, link.target), observed);
+    viaAlternatives ||= isUnder(link.path, '/etc/alternatives') || isUnder(path, '/etc/alternatives');
+  }
+  return viaAlternatives && path !== now.path ? owned.get(path)?.owner : undefined;
+}
+
+function joinTarget(from: string, target: string): string {
+  return target.startsWith('/') ? target : `${from.slice(0, from.lastIndexOf('/'))}/${target}`;
+}
+
+/** Normalises `..` and replaces folder links seen in the tree (`/bin -> usr/bin`) by their targets. */
+function resolveInTree(path: string, observed: Map<string, ObservedFile>): string {
+  const out: string[] = [];
+  const parts = path.split('/');
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      out.pop();
+      continue;
+    }
+    out.push(part);
+    const dir = observed.get(`/${out.join('/')}`);
+    if (i < parts.length - 1 && dir?.type === 'symlink' && dir.target !== undefined) {
+      const resolved = joinTarget(`/${out.join('/')}`, dir.target).split('/').filter((p) => p !== '' && p !== '.');
+      out.length = 0;
+      for (const r of resolved) r === '..' ? out.pop() : out.push(r);
+    }
+  }
+  return `/${out.join('/')}`;
+}

@@ -1,0 +1,31 @@
+import type { ScanWarning } from '../shared/report.js';
+import type { Policy } from '../shared/policy.js';
+import type { PackageRecord } from '../shared/manifest.js';
+import { COLLECTORS } from './collectors/index.js';
+import type { Collector, OwnedFile } from './collectors/types.js';
+import { fingerprint } from './fingerprint.js';
+import type { FingerprintOptions } from './fingerprint.js';
+import type { Observation } from './differ.js';
+import type { Root } from './root.js';
+
+export interface ObserveResult extends Observation {
+  warnings: ScanWarning[];
+  bytesHashed: number;
+}
+
+/** Reads every package database, then fingerprints the tracked paths. */
+export async function observe(root: Root, policy: Policy, opts: FingerprintOptions & { collectors?: readonly Collector[] } = {}): Promise<ObserveResult> {
+  const packages: PackageRecord[] = [];
+  const owned = new Map<string, OwnedFile>();
+  const warnings: ScanWarning[] = [];
+  for (const collector of opts.collectors ?? COLLECTORS) {
+    const got = await collector.collect(root);
+    if (!got) continue;
+    packages.push(...got.packages);
+    warnings.push(...got.warnings);
+    for (const [path, file] of got.owned) if (!owned.has(path)) owned.set(path, file);
+  }
+  const fp = await fingerprint(root, policy, opts);
+  warnings.push(...fp.warnings);
+  return { packages, owned, files: fp.files, warnings, bytesHashed: fp.bytesHashed };
+}

@@ -1,0 +1,29 @@
+// Stable error codes: scripts, the API and tests match on `code`, never on the message text.
+export const ERROR_CODES = [
+  'USAGE', // bad command line
+  'ROOT_NOT_FOUND', // --root does not exist or is not a directory
+  'MANIFEST_NOT_FOUND',
+  'MANIFEST_UNREADABLE', // not JSON, truncated gzip, ...
+  'MANIFEST_INVALID', // JSON, but the schema does not pass
+  'MANIFEST_SCHEMA_VERSION', // a manifest of another schema version
+  'REPORT_INVALID',
+  'PACKAGE_DB_INVALID', // a package database we could not parse
+  'STATE_DIR_UNUSABLE',
+  'OUTPUT_UNWRITABLE',
+  'INTERNAL',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** An error meant for a person: `message` says what was wrong and, where it helps, what to do. */
+export class QuicksandError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'QuicksandError';
+    this.code = code;
+  }
+}
+
+export function isQuicksandError(err: unknown): err is QuicksandError {
+  return err instanceof QuicksandError;
+}

@@ -1,0 +1,95 @@
+import { z } from 'zod';
+import { ECOSYSTEMS } from './findings.js';
+import { QuicksandError } from './errors.js';
+import { formatIssues } from './schema-errors.js';
+import { DEFAULT_IGNORED, DEFAULT_MUTABLE, DEFAULT_TRACKED } from './policy.js';
+
+export const MANIFEST_SCHEMA = 'quicksand.manifest/v1';
+
+const absolutePath = z.string().regex(/^\//, 'expected an absolute path');
+
+export const FILE_TYPES = ['file', 'dir', 'symlink', 'fifo', 'socket', 'char', 'block'] as const;
+export type FileType = (typeof FILE_TYPES)[number];
+
+export const packageRefSchema = z.strictObject({ ecosystem: z.enum(ECOSYSTEMS), name: z.string().min(1) });
+export type PackageRef = z.infer<typeof packageRefSchema>;
+
+/**
+ * One path as the image (or the host) holds it. `mode` is the permission part of st_mode,
+ * setuid/setgid/sticky included, as 4 octal digits. `rawPath` (base64) is present only when the
+ * name is not valid UTF-8: `path` is then a readable stand-in and `rawPath` the exact bytes.
+ */
+export const fileRecordSchema = z.strictObject({
+  path: absolutePath,
+  rawPath: z.base64().optional(),
+  type: z.enum(FILE_TYPES),
+  mode: z.string().regex(/^[0-7]{4}$/, 'expected an octal mode like "0755"'),
+  uid: z.number().int().nonnegative(),
+  gid: z.number().int().nonnegative(),
+  size: z.number().int().nonnegative().optional(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').optional(),
+  target: z.string().optional(),
+  // The package that installed the path, so a removed package's files nest under its finding.
+  owner: packageRefSchema.optional(),
+});
+export type FileRecord = z.infer<typeof fileRecordSchema>;
+
+export const packageRecordSchema = z.strictObject({
+  ecosystem: z.enum(ECOSYSTEMS),
+  name: z.string().min(1),
+  version: z.string().min(1),
+  arch: z.string().optional(),
+});
+export type PackageRecord = z.infer<typeof packageRecordSchema>;
+
+export const policySchema = z.strictObject({
+  tracked: z.array(absolutePath).default(() => [...DEFAULT_TRACKED]),
+  ignored: z.array(z.string()).default(() => [...DEFAULT_IGNORED]),
+  mutable: z.array(z.string()).default(() => [...DEFAULT_MUTABLE]),
+});
+
+export const manifestSchema = z.strictObject({
+  schema: z.literal(MANIFEST_SCHEMA),
+  image: z.strictObject({
+    name: z.string().min(1),
+    version: z.string().min(1),
+    createdAt: z.iso.datetime(),
+    source: z.enum(['root', 'kiwi', 'sbom']),
+  }),
+  policy: policySchema.default(() => ({
+    tracked: [...DEFAULT_TRACKED],
+    ignored: [...DEFAULT_IGNORED],
+    mutable: [...DEFAULT_MUTABLE],
+  })),
+  packages: z.array(packageRecordSchema),
+  // A package-only manifest (KIWI, SBOM) has no file records: package verification stands in.
+  files: z.array(fileRecordSchema).default(() => []),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+
+/** Key that identifies a path byte-exactly, also when its name is not valid UTF-8. */
+export function pathKey(record: { path: string; rawPath?: string | undefined }): string {
+  return record.rawPath === undefined ? record.path : `b64:${record.rawPath}`;
+}
+
+/**
+ * Validates an untrusted, already JSON-parsed manifest. `source` names the file in messages.
+ * A document of another schema version gets its own error code so tooling can tell it apart.
+ */
+export function parseManifest(value: unknown, source: string): Manifest {
+  if (typeof value === 'object' && value !== null && 'schema' in value) {
+    const schema = (value as { schema: unknown }).schema;
+    if (schema !== MANIFEST_SCHEMA) {
+      throw new QuicksandError(
+        'MANIFEST_SCHEMA_VERSION',
+        `${source}: schema is ${JSON.stringify(schema)}, this agent reads "${MANIFEST_SCHEMA}". ` +
+          'Rebuild the manifest with this version of quicksand-agent manifest.',
+      );
+    }
+  }
+  const result = manifestSchema.safeParse(value);
+  if (!result.success) {
+    throw new QuicksandError('MANIFEST_INVALID', `${source} is not a valid ${MANIFEST_SCHEMA} manifest:\n${formatIssues(result.error)}`);
+  }
+  return result.data;
+}

@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { ECOSYSTEMS, FINDING_KINDS, SEVERITIES } from './findings.js';
+import type { Severity } from './findings.js';
+import { QuicksandError } from './errors.js';
+import { formatIssues } from './schema-errors.js';
+import { packageRefSchema } from './manifest.js';
+
+export const REPORT_SCHEMA = 'quicksand.report/v1';
+
+const attributes = z.record(z.string(), z.union([z.string(), z.number()]));
+
+export { packageRefSchema, type PackageRef } from './manifest.js';
+
+/**
+ * One difference between manifest and observation. `before`/`after` are versions for packages,
+ * digests for content, and the changed attributes (mode, uid, type, ...) for metadata. `changes`
+ * nests the file findings of a change set (the files a package install brought) under it.
+ */
+export const findingSchema = z.strictObject({
+  kind: z.enum(FINDING_KINDS),
+  severity: z.enum(SEVERITIES),
+  ecosystem: z.enum(ECOSYSTEMS).optional(),
+  name: z.string().optional(),
+  before: z.union([z.string(), attributes]).optional(),
+  after: z.union([z.string(), attributes]).optional(),
+  path: z.string().regex(/^\//, 'expected an absolute path').optional(),
+  rawPath: z.base64().optional(),
+  owner: packageRefSchema.optional(),
+  changeSet: z.string().optional(),
+  reason: z.string().optional(),
+  get changes() {
+    return z.array(findingSchema).optional();
+  },
+});
+export type Finding = z.infer<typeof findingSchema>;
+
+export const severityCountsSchema = z.strictObject({
+  critical: z.number().int().nonnegative(),
+  high: z.number().int().nonnegative(),
+  medium: z.number().int().nonnegative(),
+  low: z.number().int().nonnegative(),
+  info: z.number().int().nonnegative(),
+});
+export type SeverityCounts = z.infer<typeof severityCountsSchema>;
+
+/** A problem that did not stop the scan (an unreadable file, a vanished path). Never a finding. */
+export const scanWarningSchema = z.strictObject({
+  code: z.string(),
+  path: z.string().optional(),
+  message: z.string(),
+});
+export type ScanWarning = z.infer<typeof scanWarningSchema>;
+
+export const reportSchema = z.strictObject({
+  schema: z.literal(REPORT_SCHEMA),
+  image: z.strictObject({ name: z.string(), version: z.string() }),
+  host: z.strictObject({ hostname: z.string(), root: z.string() }),
+  scannedAt: z.iso.datetime(),
+  summary: z.strictObject({
+    // `drift` when any finding is above info: the host is a pet until someone approves it.
+    status: z.enum(['clean', 'drift']),
+    counts: severityCountsSchema,
+    findings: z.number().int().nonnegative(),
+    files: z.number().int().nonnegative(),
+  }),
+  stats: z.strictObject({
+    files: z.number().int().nonnegative(),
+    packages: z.number().int().nonnegative(),
+    bytesHashed: z.number().int().nonnegative(),
+    durationMs: z.number().nonnegative(),
+  }),
+  findings: z.array(findingSchema),
+  warnings: z.array(scanWarningSchema),
+});
+export type Report = z.infer<typeof reportSchema>;
+
+export function emptyCounts(): SeverityCounts {
+  return { critical: 0, high: 0, medium: 0, low: 0, info: 0 };
+}
+
+/** Counts top-level findings by severity: one package install is one, whatever it brought. */
+export function summarize(findings: readonly Finding[]): Report['summary'] {
+  const counts = emptyCounts();
+  let files = 0;
+  const countFiles = (f: Finding): void => {
+    if (f.path !== undefined) files++;
+    f.changes?.forEach(countFiles);
+  };
+  for (const f of findings) {
+    counts[f.severity as Severity]++;
+    countFiles(f);
+  }
+  const drift = counts.critical + counts.high + counts.medium + counts.low > 0;
+  return { status: drift ? 'drift' : 'clean', counts, findings: findings.length, files };
+}
+
+export function parseReport(value: unknown, source: string): Report {
+  const result = reportSchema.safeParse(value);
+  if (!result.success) {
+    throw new QuicksandError('REPORT_INVALID', `${source} is not a valid ${REPORT_SCHEMA} report:\n${formatIssues(result.error)}`);
+  }
+  return result.data;
+}
