@@ -21,6 +21,10 @@ export async function scanRoot(root: Root, manifest: Manifest, opts: ScanOptions
   const obs = await observe(root, manifest.policy, opts);
   const verdicts = await verifyAgainstPackages(root, selectForVerification(manifest, obs), obs.owned);
   const findings = diff(manifest, obs, verdicts);
+  const named = new Set(findings.map((f) => f.changeSet).filter((id): id is string => id !== undefined));
+  const changeSets = (obs.changeSets ?? [])
+    .filter((cs) => named.has(cs.id))
+    .map(({ events, ...cs }) => ({ ...cs, packages: events.length }));
   return {
     schema: REPORT_SCHEMA,
     image: { name: manifest.image.name, version: manifest.image.version },
@@ -29,6 +33,7 @@ export async function scanRoot(root: Root, manifest: Manifest, opts: ScanOptions
     summary: summarize(findings),
     stats: { files: obs.files.length, packages: obs.packages.length, bytesHashed: obs.bytesHashed, durationMs: Math.round(performance.now() - t0) },
     findings,
+    ...(changeSets.length > 0 ? { changeSets } : {}),
     warnings: obs.warnings,
   };
 }

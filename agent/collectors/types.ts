@@ -2,7 +2,7 @@ import type { PackageRecord } from '../../shared/manifest.js';
 import type { PackageRef, ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
 
-export type DigestAlgo = 'md5' | 'sha1' | 'sha256';
+export type DigestAlgo = 'md5' | 'sha1' | 'sha256' | 'sha384' | 'sha512';
 
 /** What a package database says about one path it installed. */
 export interface OwnedFile {
@@ -13,11 +13,43 @@ export interface OwnedFile {
   conffile: boolean;
 }
 
+/** What one package operation did, as a package manager recorded it. */
+export interface PackageEvent {
+  ecosystem: PackageRef['ecosystem'];
+  name: string;
+  action: 'install' | 'change' | 'remove';
+  before?: string;
+  after?: string;
+}
+
+/**
+ * One operation of a package manager that explains drift: one apt command, one rpm
+ * transaction, one `pip install` run. `start`/`end` are as the tool recorded them (local time
+ * for dpkg/apt logs, UTC ISO where the source is an epoch time), `YYYY-MM-DDTHH:MM:SS[...]`.
+ */
+export interface ChangeSet {
+  id: string;
+  tool: string;
+  start?: string;
+  end?: string;
+  command?: string;
+  user?: string;
+  events: PackageEvent[];
+}
+
 export interface Collected {
   packages: PackageRecord[];
   /** Canonical absolute path inside the root → the package that owns it. */
   owned: Map<string, OwnedFile>;
   warnings: ScanWarning[];
+  /** The package manager's own records of what was done, oldest first. */
+  changeSets?: ChangeSet[];
+  /**
+   * `ecosystem:name` → canonical path of the file that records the package (a dist-info's
+   * METADATA, a gemspec). When an earlier collector (an OS package) owns that path, the package
+   * is the OS package's and is not reported a second time.
+   */
+  records?: Map<string, string>;
 }
 
 /** One package ecosystem. A new ecosystem is one file exporting one of these plus a registry line. */
