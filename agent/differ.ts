@@ -82,8 +82,11 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
   const observed = new Map<string, ObservedFile>();
   for (const f of obs.files) if (!ignored(f.path)) observed.set(pathKey(f), f);
   const fileFindings: Array<{ finding: Finding; cause?: PackageRef | undefined }> = [];
-  const add = (finding: Finding, cause?: PackageRef): void => {
-    fileFindings.push({ finding, cause });
+  // Several packages may explain a change (the new and the old end of an alternatives link):
+  // the first one that changed itself takes the finding.
+  const add = (finding: Finding, ...causes: Array<PackageRef | undefined>): void => {
+    const refs = causes.filter((c): c is PackageRef => c !== undefined);
+    fileFindings.push({ finding, cause: refs.find((c) => pkgFindings.has(pkgId(c))) ?? refs[0] });
   };
 
   // Files: present now
@@ -105,7 +108,12 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
         const changed = metadataChanges(was, now);
         if (changed) {
           const { severity, reason } = metadataSeverity(was, now, owned, packageUnchanged(owner), mutable(now.path));
-          add({ kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason }, owner ?? alternativesCause(now, observed, obs.owned));
+          add(
+            { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason },
+            owner,
+            alternativesCause(now, observed, obs.owned),
+            formerAlternativesCause(was, observed, expected),
+          );
         }
       }
       continue;
@@ -270,6 +278,12 @@ function alternativesCause(now: ObservedFile, observed: Map<string, ObservedFile
     viaAlternatives ||= isUnder(link.path, '/etc/alternatives') || isUnder(path, '/etc/alternatives');
   }
   return viaAlternatives && path !== now.path ? owned.get(path)?.owner : undefined;
+}
+
+/** The package an alternatives link pointed into before it changed (the one being removed, often). */
+function formerAlternativesCause(was: Manifest['files'][number], observed: Map<string, ObservedFile>, expected: Map<string, Manifest['files'][number]>): PackageRef | undefined {
+  if (was.type !== 'symlink' || was.target === undefined || !isUnder(was.path, '/etc/alternatives')) return undefined;
+  return expected.get(resolveInTree(joinTarget(was.path, was.target), observed))?.owner;
 }
 
 function joinTarget(from: string, target: string): string {

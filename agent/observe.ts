@@ -31,6 +31,7 @@ export function mergeCollected(results: ReadonlyArray<Collected | null>): Collec
   const owned = new Map<string, OwnedFile>();
   const changeSets: ChangeSet[] = [];
   const warnings: ScanWarning[] = [];
+  const ids = new Set<string>();
   for (const got of results) {
     if (!got) continue;
     const shadowed = new Set<string>();
@@ -43,7 +44,11 @@ export function mergeCollected(results: ReadonlyArray<Collected | null>): Collec
     for (const [path, file] of got.owned) if (!owned.has(path) && !shadowed.has(packageId(file.owner))) owned.set(path, file);
     for (const cs of got.changeSets ?? []) {
       const events = cs.events.filter((e) => !shadowed.has(packageId(e)));
-      if (events.length > 0) changeSets.push({ ...cs, events });
+      // Two apt commands in one second share a Start-Date: ids stay unique all the same.
+      let id = cs.id;
+      for (let n = 2; ids.has(id); n++) id = `${cs.id}#${n}`;
+      ids.add(id);
+      if (events.length > 0) changeSets.push({ ...cs, id, events });
     }
   }
   return { packages, owned, changeSets, warnings };
