@@ -167,6 +167,18 @@ describe('a host changed by apt, pip, gem, cpan and npm', () => {
   });
 });
 
+describe('a virtualenv under /opt', () => {
+  it('is found and its dist-info files are the pip package\'s, verified by RECORD', async () => {
+    const dir = copy(ensureWithLanguages());
+    pipInstallDemo(dir, { venv: '/opt/app/venv' });
+    const obs = await observe(await openRoot(dir), defaultPolicy());
+    expect(obs.packages.filter((p) => p.ecosystem === 'pip')).toEqual([{ ecosystem: 'pip', name: PIP_DEMO.normalized, version: PIP_DEMO.version }]);
+    const module = `/opt/app/venv/lib/python3.11/site-packages/${PIP_DEMO.module}/__init__.py`;
+    expect(obs.owned.get(module)).toEqual({ owner: { ecosystem: 'pip', name: PIP_DEMO.normalized }, conffile: false, digest: { algo: 'sha256', hex: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    expect(obs.files.find((f) => f.path === module)?.sha256).toBe(obs.owned.get(module)?.digest?.hex);
+  });
+});
+
 describe('a KIWI package-only manifest', () => {
   it('makes a changed package binary critical, and what .verified lists only info', async () => {
     const base = ensureWithLanguages();

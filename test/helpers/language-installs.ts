@@ -16,14 +16,23 @@ function writeTree(base: string, files: Record<string, string>): void {
 
 export const PIP_DEMO = { name: 'Qs_Wheel.Demo', normalized: 'qs-wheel-demo', version: '1.0.2', module: 'qs_wheel_demo' };
 
-/** Builds a wheel with `pip wheel` and installs it with `pip install --no-index` (into /usr/local). */
-export function pipInstallDemo(root: string): void {
+/**
+ * Builds a wheel with `pip wheel` and installs it with `pip install --no-index`: into /usr/local,
+ * or into a virtualenv made with `python3 -m venv` at `venv` (inside the root).
+ */
+export function pipInstallDemo(root: string, opts: { venv?: string } = {}): void {
   writeTree(path.join(root, 'root/qs-wheel-src'), {
     'pyproject.toml': `[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n[project]\nname = "${PIP_DEMO.name}"\nversion = "${PIP_DEMO.version}"\n\n[tool.setuptools]\npackages = ["${PIP_DEMO.module}"]\n`,
     [`${PIP_DEMO.module}/__init__.py`]: 'VALUE = 42\n',
   });
   runInChroot(root, ['python3', '-m', 'pip', 'wheel', '--no-index', '--no-build-isolation', '--no-deps', '-w', '/root/wheels', '/root/qs-wheel-src']);
   const wheel = readdirSync(path.join(root, 'root/wheels')).find((f) => f.endsWith('.whl'))!;
+  if (opts.venv) {
+    // --without-pip: Debian's venv needs python3-venv for its own pip; the system pip serves.
+    runInChroot(root, ['python3', '-m', 'venv', '--without-pip', opts.venv]);
+    runInChroot(root, ['python3', '-m', 'pip', '--python', `${opts.venv}/bin/python`, 'install', '--no-index', `/root/wheels/${wheel}`]);
+    return;
+  }
   // Debian marks its Python externally managed (PEP 668): a local admin overrides it like this.
   runInChroot(root, ['python3', '-m', 'pip', 'install', '--no-index', '--break-system-packages', `/root/wheels/${wheel}`]);
 }
