@@ -5,10 +5,13 @@ import type { Report } from '../shared/report.js';
 import { diff, selectForVerification } from './differ.js';
 import { observe } from './observe.js';
 import type { FingerprintOptions } from './fingerprint.js';
+import type { Collector } from './collectors/types.js';
 import type { Root } from './root.js';
 import { verifyAgainstPackages } from './verify.js';
 
 export interface ScanOptions extends FingerprintOptions {
+  /** The package ecosystems to read; all of them unless a caller (a benchmark) narrows it. */
+  collectors?: readonly Collector[];
   now?: () => Date;
   hostname?: string;
 }

@@ -48,7 +48,8 @@ function kiwiPackagesOf(dir: string): string {
     .join('\n')}\n`;
 }
 
-describe('a host changed by apt, pip, gem, cpan and npm', () => {
+// Each scan hashes the whole ~460 MB tree; under a loaded CI machine that takes a while.
+describe('a host changed by apt, pip, gem, cpan and npm', { timeout: 180_000 }, () => {
   let base: string;
   let manifest: Manifest;
   let drifted: string;
@@ -167,7 +168,7 @@ describe('a host changed by apt, pip, gem, cpan and npm', () => {
   });
 });
 
-describe('a virtualenv under /opt', () => {
+describe('a virtualenv under /opt', { timeout: 180_000 }, () => {
   it('is found and its dist-info files are the pip package\'s, verified by RECORD', async () => {
     const dir = copy(ensureWithLanguages());
     pipInstallDemo(dir, { venv: '/opt/app/venv' });
@@ -179,7 +180,7 @@ describe('a virtualenv under /opt', () => {
   });
 });
 
-describe('a KIWI package-only manifest', () => {
+describe('a KIWI package-only manifest', { timeout: 180_000 }, () => {
   it('makes a changed package binary critical, and what .verified lists only info', async () => {
     const base = ensureWithLanguages();
     const dir = copy(base);
