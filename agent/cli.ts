@@ -52,9 +52,9 @@ const HELP: Record<string, string> = {
        quicksand-agent manifest --from-sbom FILE.json --out FILE
 
 Records what the image at DIR holds: its packages (dpkg, rpm, apk, pip, gem, cpan,
-npm global) and every path under the tracked folders (/usr /etc /opt /boot /bin /sbin /lib /lib32 /lib64 /srv) with type,
-mode, owner, size, link target and sha256. Run it as the last step of an image
-build, or on a freshly built host.
+npm global) and every path under the tracked folders (/usr /etc /opt /boot /bin
+/sbin /lib /lib32 /lib64 /srv) with type, mode, owner, size, link target and
+sha256. Run it as the last step of an image build, or on a freshly built host.
 
 Or imports the package list an image builder already wrote: KIWI's .packages (and
 its .verified: what already differed from its package before first boot is not
@@ -80,7 +80,9 @@ Example:
 Compares what the root really holds with the manifest of its image and reports
 every difference: packages added, removed or changed, and files added, removed,
 modified or with changed mode/owner/type. Files of a package that changed are
-listed under that package. Paths the manifest's policy ignores (logs, caches,
+listed under that package, and each package change names the operation that made
+it (the apt command, rpm transaction, pip/gem/cpan/npm install) from the package
+managers' own records; the summary counts those operations, not files. Paths the manifest's policy ignores (logs, caches,
 tmp) never produce findings.
 
 Options:
