@@ -115,6 +115,11 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
             formerAlternativesCause(was, observed, expected),
           );
         }
+      } else if (owned?.mode !== undefined && now.type === 'file' && now.mode !== owned.mode) {
+        // No file record: the mode the package database recorded stands in for it (rpm -V's M).
+        const { unreadable: _skip, ...recorded } = { ...now, mode: owned.mode };
+        const { severity, reason } = metadataSeverity(recorded, now, owned, packageUnchanged(owner), mutable(now.path));
+        add({ kind: 'file-metadata', severity, ...base, before: { mode: owned.mode }, after: { mode: now.mode }, reason }, owner);
       }
       continue;
     }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -87,7 +87,7 @@ describe('apk collector', () => {
       { ecosystem: 'apk', name: 'busybox', version: '1.36.1-r5', arch: 'x86_64' },
       { ecosystem: 'apk', name: 'curl', version: '8.5.0-r0', arch: 'x86_64' },
     ]);
-    expect(got.owned.get('/bin/busybox')).toEqual({ owner: { ecosystem: 'apk', name: 'busybox' }, conffile: false, digest: { algo: 'sha1', hex: createHash('sha1').update(FILES['/bin/busybox']).digest('hex') } });
+    expect(got.owned.get('/bin/busybox')).toEqual({ owner: { ecosystem: 'apk', name: 'busybox' }, conffile: false, digest: { algo: 'sha1', hex: createHash('sha1').update(FILES['/bin/busybox']).digest('hex') }, mode: '0755' });
     expect(got.owned.get('/usr/bin/curl')?.digest).toEqual({ algo: 'sha256', hex: createHash('sha256').update(FILES['/usr/bin/curl']).digest('hex') });
     expect(got.owned.get('/etc/motd')?.conffile).toBe(true);
   });
@@ -129,11 +129,14 @@ describe('apk collector', () => {
     appendFileSync(path.join(root, 'bin/busybox'), 'x');
     appendFileSync(path.join(root, 'usr/lib/libcurl.so.4'), 'x');
     appendFileSync(path.join(root, 'etc/motd'), 'edited by the admin\n');
+    // The mode apk recorded (a:0:0:755) stands in for a file record too.
+    chmodSync(path.join(root, 'usr/bin/curl'), 0o4755);
     const report = await scanRoot(await openRoot(root), manifest, { hostname: 'a' });
-    expect(report.findings.map((f) => [f.severity, f.path])).toEqual([
-      ['critical', '/bin/busybox'],
-      ['critical', '/usr/lib/libcurl.so.4'],
-      ['medium', '/etc/motd'],
+    expect(report.findings.map((f) => [f.kind, f.severity, f.path, f.reason])).toEqual([
+      ['file-metadata', 'critical', '/usr/bin/curl', 'setuid/setgid bit added'],
+      ['file-modified', 'critical', '/bin/busybox', expect.stringContaining("apk package busybox's own digest")],
+      ['file-modified', 'critical', '/usr/lib/libcurl.so.4', expect.stringContaining("apk package curl's own digest")],
+      ['file-modified', 'medium', '/etc/motd', 'config file of apk package busybox edited'],
     ]);
   });
 });

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -49,10 +49,11 @@ describe('rpm collector on a real sqlite rpmdb', () => {
     expect(got.warnings).toEqual([]);
     expect(got.packages.map((p) => `${p.name} ${p.version} ${p.arch}`).sort()).toEqual(['qs-gone 0.9-1 noarch', 'qs-lib 3.2-7 noarch', 'qs-tool 2:1.0-1 noarch']);
     // The same facts as rpm itself prints them.
-    const rpmSays = rpmInRoot(root, ['-q', '--qf', '[%{FILENAMES} %{FILEDIGESTS} %{FILEFLAGS}\n]', 'qs-tool']).trim().split('\n');
+    const rpmSays = rpmInRoot(root, ['-q', '--qf', '[%{FILENAMES} %{FILEDIGESTS} %{FILEFLAGS} %{FILEMODES:octal}\n]', 'qs-tool']).trim().split('\n');
+    expect(rpmSays).toHaveLength(2);
     for (const line of rpmSays) {
-      const [file, digest, flags] = line.split(' ');
-      expect(got.owned.get(file!)).toEqual({ owner: { ecosystem: 'rpm', name: 'qs-tool' }, conffile: (Number(flags) & 1) === 1, digest: { algo: 'sha256', hex: digest } });
+      const [file, digest, flags, mode] = line.split(' ');
+      expect(got.owned.get(file!)).toEqual({ owner: { ecosystem: 'rpm', name: 'qs-tool' }, conffile: (Number(flags) & 1) === 1, digest: { algo: 'sha256', hex: digest }, mode: mode!.slice(-4) });
     }
     const tids = rpmInRoot(root, ['-qa', '--qf', '%{INSTALLTID}\n']).trim().split('\n');
     expect(new Set(tids).size).toBe(1);
@@ -141,9 +142,13 @@ describe('scanning an rpm host', () => {
     // What KIWI runs for an rpm image: rpm -qa --qf '%{NAME}|%{EPOCH}|%{VERSION}|%{RELEASE}|%{ARCH}|%{DISTURL}|%{LICENSE}\n'
     const packages = parseKiwiPackages(rpmInRoot(root, ['-qa', '--qf', '%{NAME}|%{EPOCH}|%{VERSION}|%{RELEASE}|%{ARCH}|%{DISTURL}|%{LICENSE}\\n']), 'el.x86_64-1.packages');
     const kiwi = manifestFromKiwi(packages, [], { name: 'el', version: '1' }, new Date());
-    const report = await scanRoot(await openRoot(root), kiwi, { hostname: 'el' });
+    let report = await scanRoot(await openRoot(root), kiwi, { hostname: 'el' });
     expect(report.findings.map((f) => [f.kind, f.severity, f.path, f.reason])).toEqual([
       ['file-modified', 'critical', '/usr/lib/qs/libqs.so', "content differs from rpm package qs-lib's own digest, and the package did not change: tampering"],
     ]);
+    // rpm -V's M: the mode in the header stands in for a file record.
+    chmodSync(path.join(root, 'usr/bin/qs-tool'), 0o4755);
+    report = await scanRoot(await openRoot(root), kiwi, { hostname: 'el' });
+    expect(report.findings.find((f) => f.path === '/usr/bin/qs-tool')).toMatchObject({ kind: 'file-metadata', severity: 'critical', before: { mode: '0755' }, after: { mode: '4755' }, owner: { name: 'qs-tool' } });
   });
 });

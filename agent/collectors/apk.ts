@@ -135,7 +135,8 @@ export const apkCollector: Collector = {
       for (const f of p.files) {
         const path = root.canonical(f.path);
         // apk protects /etc (its config files are the admin's to edit), like dpkg's conffiles.
-        if (!owned.has(path)) owned.set(path, { owner, conffile: path.startsWith('/etc/'), ...(f.digest ? { digest: f.digest } : {}) });
+        const mode = f.mode !== undefined ? parseInt(f.mode, 8).toString(8).padStart(4, '0') : undefined;
+        if (!owned.has(path)) owned.set(path, { owner, conffile: path.startsWith('/etc/'), ...(f.digest ? { digest: f.digest } : {}), ...(mode ? { mode } : {}) });
       }
     }
     // apk records no install time or history: its drift has no change set to name.

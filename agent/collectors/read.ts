@@ -4,13 +4,16 @@ import type { Ecosystem } from '../../shared/findings.js';
 import type { Root } from '../root.js';
 import type { ChangeSet } from './types.js';
 
-/** Reads a text file; null when it does not exist (or a folder on the way is missing). */
+/**
+ * Reads a text file; null when it is not there as a file (absent, a folder on the way missing,
+ * or a folder where a file was expected: a damaged tree must not stop the collector).
+ */
 export async function readOptional(file: string): Promise<string | null> {
   try {
     return await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return null;
     throw err;
   }
 }

@@ -302,7 +302,9 @@ function toCollected(pkgs: RpmPackage[], root: Root, warnings: ScanWarning[]): C
       const canonical = root.canonical(f.path);
       // Folders are shared by many packages; the first one keeps them.
       if (owned.has(canonical)) continue;
-      owned.set(canonical, { owner, conffile: f.config, ...(f.digest ? { digest: f.digest } : {}) });
+      // Only regular files: a folder's mode is shared by every package that lists it.
+      const mode = (f.mode & 0o170000) === 0o100000 ? (f.mode & 0o7777).toString(8).padStart(4, '0') : undefined;
+      owned.set(canonical, { owner, conffile: f.config, ...(f.digest ? { digest: f.digest } : {}), ...(mode ? { mode } : {}) });
     }
   }
   return { packages, owned, warnings, changeSets: rpmChangeSets(pkgs) };

@@ -11,6 +11,11 @@ export interface OwnedFile {
   digest?: { algo: DigestAlgo; hex: string };
   /** Config files are meant to be edited by the admin: changed is not tampering. */
   conffile: boolean;
+  /**
+   * Permission bits of a regular file as the database recorded them, 4 octal digits like the
+   * manifest's `mode` (rpm, apk). A package-only manifest compares against it, as `rpm -V` does.
+   */
+  mode?: string;
 }
 
 /** What one package operation did, as a package manager recorded it. */
