@@ -160,6 +160,8 @@ export const pipCollector: Collector = {
     for (const site of sites) {
       for (const e of await listDir(root.hostPath(site))) {
         if (!e.name.endsWith('.dist-info') && !e.name.endsWith('.egg-info')) continue;
+        // A link here could point out of the root (a mounted image is someone else's tree).
+        if (!e.isDirectory() && !(e.isFile() && e.name.endsWith('.egg-info'))) continue;
         const got = await readDistInfo(root, site, e.name, warnings);
         if (got) found.push(got);
       }
