@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../shared/manifest.js';
+import { parseReport } from '../shared/report.js';
 import type { Finding, Report } from '../shared/report.js';
 import { defaultPolicy } from '../shared/policy.js';
 import { manifestFromObservation } from '../agent/build-manifest.js';
@@ -87,6 +88,8 @@ describe('a host changed by apt, pip, gem, cpan and npm', { timeout: 180_000 }, 
     );
     expect(report.summary.changeSets).toBe(7);
     expect(report.summary.status).toBe('drift');
+    // What goes over the wire still passes the shared report schema.
+    expect(() => parseReport(JSON.parse(JSON.stringify(report)), 'report')).not.toThrow();
   });
 
   it('nests the files each install brought under its finding, with their owner', () => {

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { mergeDpkgChangeSets, parseAptHistory, parseDpkgLog } from '../agent/collectors/dpkg-log.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { mergeDpkgChangeSets, parseAptHistory, parseDpkgLog, readDpkgChangeSets } from '../agent/collectors/dpkg-log.js';
+import { openRoot } from '../agent/root.js';
 import { parseGemspec } from '../agent/collectors/gem.js';
 import { parsePacklist, parsePerllocal, perlDateToIso } from '../agent/collectors/cpan.js';
 import { parsePackageJson } from '../agent/collectors/npm.js';
@@ -70,6 +75,21 @@ describe('dpkg and apt logs', () => {
       ['dpkg:2026-11-29T23:01:00', ['change qs-demo']],
       ['dpkg:2026-11-29T23:05:00', ['remove qs-demo']],
     ]);
+  });
+
+  it('reads rotated and gzipped logs, oldest first', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'qs-logs-'));
+    try {
+      mkdirSync(path.join(root, 'var/log/apt'), { recursive: true });
+      const [first, second] = HISTORY.trim().split('\n\n');
+      writeFileSync(path.join(root, 'var/log/apt/history.log.1.gz'), gzipSync(`${first}\n`));
+      writeFileSync(path.join(root, 'var/log/apt/history.log'), `${second}\n`);
+      writeFileSync(path.join(root, 'var/log/dpkg.log.2.gz'), 'not gzip at all');
+      const sets = await readDpkgChangeSets(await openRoot(root));
+      expect(sets.map((s) => s.command)).toEqual(['apt-get install -y netcat-openbsd', 'apt-get -y upgrade']);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('ignores lines that are not log entries', () => {
