@@ -115,11 +115,21 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
             formerAlternativesCause(was, observed, expected),
           );
         }
-      } else if (owned?.mode !== undefined && now.type === 'file' && now.mode !== owned.mode) {
-        // No file record: the mode the package database recorded stands in for it (rpm -V's M).
-        const { unreadable: _skip, ...recorded } = { ...now, mode: owned.mode };
-        const { severity, reason } = metadataSeverity(recorded, now, owned, packageUnchanged(owner), mutable(now.path));
-        add({ kind: 'file-metadata', severity, ...base, before: { mode: owned.mode }, after: { mode: now.mode }, reason }, owner);
+      } else if (owned) {
+        // No file record: what the package database recorded stands in for it (rpm -V's M, U, G, L).
+        const { unreadable: _skip, ...current } = now;
+        const recorded = {
+          ...current,
+          ...(owned.mode !== undefined && now.type === 'file' ? { mode: owned.mode } : {}),
+          ...(owned.uid !== undefined ? { uid: owned.uid } : {}),
+          ...(owned.gid !== undefined ? { gid: owned.gid } : {}),
+          ...(owned.target !== undefined && now.type === 'symlink' ? { target: owned.target } : {}),
+        };
+        const changed = metadataChanges(recorded, now);
+        if (changed) {
+          const { severity, reason } = metadataSeverity(recorded, now, owned, packageUnchanged(owner), mutable(now.path));
+          add({ kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason }, owner);
+        }
       }
       continue;
     }

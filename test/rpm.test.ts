@@ -1,9 +1,9 @@
-import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, mkdirSync, symlinkSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseRpmHeader, parseRpmQueryOutput, rpmCollector, rpmPackageFromHeader } from '../agent/collectors/rpm.js';
+import { QUERY_FORMAT, parseRpmHeader, parseRpmQueryOutput, rpmCollector, rpmPackageFromHeader } from '../agent/collectors/rpm.js';
 import { manifestFromObservation } from '../agent/build-manifest.js';
 import { manifestFromKiwi, parseKiwiPackages } from '../agent/import-kiwi.js';
 import { observe } from '../agent/observe.js';
@@ -21,7 +21,7 @@ beforeAll(() => {
   const out = path.join(work, 'rpms');
   rpms.tool1 = buildRpm({ name: 'qs-tool', version: '1.0', epoch: 2, files: { '/usr/bin/qs-tool': 'echo one', '/etc/qs-tool.conf': 'level=1' } }, out);
   rpms.tool2 = buildRpm({ name: 'qs-tool', version: '1.1', epoch: 2, files: { '/usr/bin/qs-tool': 'echo two', '/etc/qs-tool.conf': 'level=1' } }, out);
-  rpms.lib = buildRpm({ name: 'qs-lib', version: '3.2', release: '7', files: { '/usr/lib/qs/libqs.so': 'binary', '/usr/share/qs/data': 'data' } }, out);
+  rpms.lib = buildRpm({ name: 'qs-lib', version: '3.2', release: '7', files: { '/usr/lib/qs/libqs.so': 'binary', '/usr/share/qs/data': 'data' }, links: { '/usr/lib/qs/libqs.so.3': 'libqs.so' } }, out);
   rpms.gone = buildRpm({ name: 'qs-gone', version: '0.9', files: { '/usr/bin/qs-gone': 'echo gone' } }, out);
 });
 
@@ -75,8 +75,7 @@ describe('rpm collector on a real sqlite rpmdb', () => {
     const blobs = db.prepare('SELECT blob FROM Packages').pluck().all() as Buffer[];
     db.close();
     const fromHeaders = blobs.map((b) => rpmPackageFromHeader(parseRpmHeader(b)));
-    const qf = '@%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{INSTALLTIME}\\t%{INSTALLTID}\\t%{FILEDIGESTALGO}\\n[%{FILENAMES}\\t%{FILEDIGESTS}\\t%{FILEFLAGS}\\t%{FILEMODES}\\n]';
-    const fromBinary = parseRpmQueryOutput(rpmInRoot(root, ['-qa', '--qf', qf]));
+    const fromBinary = parseRpmQueryOutput(rpmInRoot(root, ['-qa', '--qf', QUERY_FORMAT]));
     const key = (ps: typeof fromHeaders) => ps.map((p) => ({ ...p, files: p.files.map((f) => ({ ...f })) })).sort((a, b) => a.name.localeCompare(b.name));
     expect(key(fromBinary)).toEqual(key(fromHeaders));
     expect(headers.packages).toHaveLength(3);
@@ -150,5 +149,14 @@ describe('scanning an rpm host', () => {
     chmodSync(path.join(root, 'usr/bin/qs-tool'), 0o4755);
     report = await scanRoot(await openRoot(root), kiwi, { hostname: 'el' });
     expect(report.findings.find((f) => f.path === '/usr/bin/qs-tool')).toMatchObject({ kind: 'file-metadata', severity: 'critical', before: { mode: '0755' }, after: { mode: '4755' }, owner: { name: 'qs-tool' } });
+    // rpm -V's U, G and L: owner names resolve through the root's own passwd and group.
+    writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n');
+    writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\ndaemon:x:1:\n');
+    chownSync(path.join(root, 'usr/share/qs/data'), 1, 1);
+    rmSync(path.join(root, 'usr/lib/qs/libqs.so.3'));
+    symlinkSync('/tmp/evil.so', path.join(root, 'usr/lib/qs/libqs.so.3'));
+    report = await scanRoot(await openRoot(root), kiwi, { hostname: 'el' });
+    expect(report.findings.find((f) => f.path === '/usr/share/qs/data')).toMatchObject({ kind: 'file-metadata', before: { uid: 0, gid: 0 }, after: { uid: 1, gid: 1 }, owner: { name: 'qs-lib' } });
+    expect(report.findings.find((f) => f.path === '/usr/lib/qs/libqs.so.3')).toMatchObject({ kind: 'file-metadata', before: { target: 'libqs.so' }, after: { target: '/tmp/evil.so' }, owner: { name: 'qs-lib' } });
   });
 });

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { isoSeconds } from './read.js';
+import { isoSeconds, readOptional } from './read.js';
 import type { ChangeSet, Collected, Collector, DigestAlgo, OwnedFile } from './types.js';
 
 // Header tags (rpmtag.h) the agent reads.
@@ -117,6 +117,9 @@ export interface RpmFile {
   digest?: { algo: DigestAlgo; hex: string };
   mode: number;
   config: boolean;
+  user?: string;
+  group?: string;
+  linkTo?: string;
 }
 
 export interface RpmPackage {
@@ -156,6 +159,9 @@ export function rpmPackageFromHeader(h: Map<number, HeaderValue>): RpmPackage {
   const modes = nums(h, TAG.FILEMODES);
   const flags = nums(h, TAG.FILEFLAGS);
   const algo = DIGEST_ALGOS[nums(h, TAG.FILEDIGESTALGO)[0] ?? 1];
+  const users = strs(h, TAG.FILEUSERNAME);
+  const groups = strs(h, TAG.FILEGROUPNAME);
+  const links = strs(h, TAG.FILELINKTOS);
   const files: RpmFile[] = [];
   for (let i = 0; i < basenames.length; i++) {
     const dir = dirnames[dirindexes[i] ?? -1];
@@ -166,6 +172,9 @@ export function rpmPackageFromHeader(h: Map<number, HeaderValue>): RpmPackage {
       path: `${dir}${basenames[i]}`,
       mode: modes[i] ?? 0,
       config: (flag & RPMFILE_CONFIG) !== 0,
+      ...(users[i] ? { user: users[i] } : {}),
+      ...(groups[i] ? { group: groups[i] } : {}),
+      ...(links[i] ? { linkTo: links[i] } : {}),
       // Ghost files are declared but never shipped: their content is not the package's to vouch for.
       ...(hex && algo && (flag & RPMFILE_GHOST) === 0 && /^[0-9a-f]+$/i.test(hex) ? { digest: { algo, hex: hex.toLowerCase() } } : {}),
     });
@@ -246,9 +255,9 @@ export async function readSqliteBlobs(dbFile: string): Promise<Buffer[]> {
 const run = promisify(execFile);
 
 // For BerkeleyDB/ndb databases: one line per package, one line per file, fields tab-separated.
-const QUERY_FORMAT =
+export const QUERY_FORMAT =
   '@%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{INSTALLTIME}\\t%{INSTALLTID}\\t%{FILEDIGESTALGO}\\n' +
-  '[%{FILENAMES}\\t%{FILEDIGESTS}\\t%{FILEFLAGS}\\t%{FILEMODES}\\n]';
+  '[%{FILENAMES}\\t%{FILEDIGESTS}\\t%{FILEFLAGS}\\t%{FILEMODES}\\t%{FILEUSERNAME}\\t%{FILEGROUPNAME}\\t%{FILELINKTOS}\\n]';
 
 /** Parses the output of `rpm -qa --qf QUERY_FORMAT`. */
 export function parseRpmQueryOutput(text: string): RpmPackage[] {
@@ -272,12 +281,15 @@ export function parseRpmQueryOutput(text: string): RpmPackage[] {
       };
       out.push(current);
     } else if (current && f[0]?.startsWith('/')) {
-      const [file, hex, flags, mode] = f;
+      const [file, hex, flags, mode, user, group, linkTo] = f;
       const flag = Number(flags ?? 0);
       current.files.push({
         path: file!,
         mode: Number(mode ?? 0),
         config: (flag & RPMFILE_CONFIG) !== 0,
+        ...(user ? { user } : {}),
+        ...(group ? { group } : {}),
+        ...(linkTo ? { linkTo } : {}),
         ...(hex && algo && (flag & RPMFILE_GHOST) === 0 && /^[0-9a-f]+$/i.test(hex) ? { digest: { algo, hex: hex.toLowerCase() } } : {}),
       });
     }
@@ -292,7 +304,22 @@ async function findRpmBinary(): Promise<string | null> {
   return null;
 }
 
-function toCollected(pkgs: RpmPackage[], root: Root, warnings: ScanWarning[]): Collected {
+/** `name:x:id:...` lines of the root's own etc/passwd or etc/group → name → id. */
+export function parseIdFile(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const [name, , id] = line.split(':');
+    if (name && id && /^\d+$/.test(id) && !out.has(name)) out.set(name, Number(id));
+  }
+  return out;
+}
+
+interface IdMaps {
+  users: Map<string, number>;
+  groups: Map<string, number>;
+}
+
+function toCollected(pkgs: RpmPackage[], root: Root, warnings: ScanWarning[], ids: IdMaps): Collected {
   const packages: PackageRecord[] = [];
   const owned = new Map<string, OwnedFile>();
   for (const p of pkgs) {
@@ -304,10 +331,27 @@ function toCollected(pkgs: RpmPackage[], root: Root, warnings: ScanWarning[]): C
       if (owned.has(canonical)) continue;
       // Only regular files: a folder's mode is shared by every package that lists it.
       const mode = (f.mode & 0o170000) === 0o100000 ? (f.mode & 0o7777).toString(8).padStart(4, '0') : undefined;
-      owned.set(canonical, { owner, conffile: f.config, ...(f.digest ? { digest: f.digest } : {}), ...(mode ? { mode } : {}) });
+      // Names resolve through the root's own passwd/group, not this machine's.
+      const uid = f.user !== undefined ? ids.users.get(f.user) : undefined;
+      const gid = f.group !== undefined ? ids.groups.get(f.group) : undefined;
+      const target = (f.mode & 0o170000) === 0o120000 ? f.linkTo : undefined;
+      owned.set(canonical, {
+        owner,
+        conffile: f.config,
+        ...(f.digest ? { digest: f.digest } : {}),
+        ...(mode ? { mode } : {}),
+        ...(uid !== undefined ? { uid } : {}),
+        ...(gid !== undefined ? { gid } : {}),
+        ...(target ? { target } : {}),
+      });
     }
   }
   return { packages, owned, warnings, changeSets: rpmChangeSets(pkgs) };
+}
+
+async function readIds(root: Root): Promise<IdMaps> {
+  const read = async (file: string): Promise<string> => (await readOptional(root.hostPath(file)).catch(() => null)) ?? '';
+  return { users: parseIdFile(await read('/etc/passwd')), groups: parseIdFile(await read('/etc/group')) };
 }
 
 export const rpmCollector: Collector = {
@@ -331,7 +375,7 @@ export const rpmCollector: Collector = {
             warnings.push({ code: 'RPMDB_HEADER_INVALID', path: `${dbDir}/rpmdb.sqlite`, message: `package header ${i + 1}: ${(err as Error).message}` });
           }
         });
-        return toCollected(pkgs, root, warnings);
+        return toCollected(pkgs, root, warnings, await readIds(root));
       }
       const legacy = (await exists(root.hostPath(`${dbDir}/Packages`))) || (await exists(root.hostPath(`${dbDir}/Packages.db`)));
       if (!legacy) continue;
@@ -341,7 +385,7 @@ export const rpmCollector: Collector = {
       }
       try {
         const { stdout } = await run(rpm, ['--root', root.dir || '/', '--dbpath', dbDir, '-qa', '--qf', QUERY_FORMAT], { maxBuffer: 1 << 30 });
-        return toCollected(parseRpmQueryOutput(stdout), root, []);
+        return toCollected(parseRpmQueryOutput(stdout), root, [], await readIds(root));
       } catch (err) {
         return { packages: [], owned: new Map(), warnings: [{ code: 'RPMDB_UNSUPPORTED', path: dbDir, message: `unsupported rpm database: ${rpm} could not read it (${(err as Error).message.split('\n')[0]})` }] };
       }

@@ -16,6 +16,11 @@ export interface OwnedFile {
    * manifest's `mode` (rpm, apk). A package-only manifest compares against it, as `rpm -V` does.
    */
   mode?: string;
+  /** Owner and group as the database recorded them, as numbers in the root's own passwd/group (rpm -V's U, G). */
+  uid?: number;
+  gid?: number;
+  /** A symlink's target as the database recorded it (rpm -V's L). */
+  target?: string;
 }
 
 /** What one package operation did, as a package manager recorded it. */

@@ -11,6 +11,8 @@ export interface RpmSpec {
   epoch?: number;
   /** Path inside the root → content; a path under /etc is marked %config. */
   files: Record<string, string>;
+  /** Symlink path inside the root → its target. */
+  links?: Record<string, string>;
 }
 
 /** Builds one noarch rpm with rpmbuild into `outDir` and returns its path. */
@@ -21,7 +23,10 @@ export function buildRpm(spec: RpmSpec, outDir: string): string {
     const install = Object.entries(spec.files)
       .map(([p, content], i) => `mkdir -p %{buildroot}${path.posix.dirname(p)}\ncat > %{buildroot}${p} <<'QS_EOF_${i}'\n${content}\nQS_EOF_${i}\nchmod 0755 %{buildroot}${p}`)
       .join('\n');
-    const files = Object.keys(spec.files)
+    const links = Object.entries(spec.links ?? {})
+      .map(([p, target]) => `mkdir -p %{buildroot}${path.posix.dirname(p)}\nln -s ${target} %{buildroot}${p}`)
+      .join('\n');
+    const files = [...Object.keys(spec.files), ...Object.keys(spec.links ?? {})]
       .map((p) => (p.startsWith('/etc/') ? `%config(noreplace) ${p}` : p))
       .join('\n');
     const text = [
@@ -36,6 +41,7 @@ export function buildRpm(spec: RpmSpec, outDir: string): string {
       'quicksand test package',
       '%install',
       install,
+      links,
       '%files',
       files,
       '',
