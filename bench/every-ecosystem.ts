@@ -57,6 +57,13 @@ try {
   const ld = await timedScans(drifted.dir, langsManifest, [dpkgCollector]);
   console.log('languages tree (python3-pip ruby perl make ...) after pip, gem, cpan and npm installs:');
   console.log(`  changed paths: ${l.report.summary.files}; top-level findings: ${l.report.summary.findings}; change sets: ${l.report.summary.changeSets}`);
+  const perCollector: string[] = [];
+  for (const c of COLLECTORS) {
+    const t = performance.now();
+    const got = await c.collect(await openRoot(drifted.dir));
+    perCollector.push(`${c.ecosystem} ${Math.round(performance.now() - t)} ms${got ? ` (${got.packages.length} packages)` : ' (absent)'}`);
+  }
+  console.log(`  collectors alone: ${perCollector.join(', ')}`);
   console.log(`  scan (${l.report.stats.files} paths, ${l.report.stats.packages} packages): all collectors median ${median(l.ms)} ms [${l.ms.join(', ')}]; dpkg only median ${median(ld.ms)} ms [${ld.ms.join(', ')}] (dpkg only: ${ld.report.summary.findings} findings)`);
 } finally {
   drifted.remove();
