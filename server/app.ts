@@ -102,6 +102,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (findings === null) throw new QuicksandError('NOT_FOUND', `host ${c.req.param('id')} is not known`);
     return c.json({ findings });
   });
+  app.get('/api/v1/hosts/:id/reports', (c) => {
+    const id = c.req.param('id');
+    if (store.getHost(id, clock()) === null) throw new QuicksandError('NOT_FOUND', `host ${id} is not known`);
+    return c.json({ reports: store.listReports(id) });
+  });
   app.post('/api/v1/hosts/:id/scan-now', (c) => {
     requireRole(c, ['admin', 'analyst']);
     const id = c.req.param('id');
