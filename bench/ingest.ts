@@ -80,6 +80,20 @@ function nextMessage(loader: ChildProcess, phase: string): Promise<Msg> {
   });
 }
 
+/** Cumulative bucket counts of quicksand_ingest_latency_seconds, keyed by `le`. */
+async function ingestHistogram(url: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^quicksand_ingest_latency_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) out.set(m[1]!, Number(m[2]));
+  return out;
+}
+
+function histogramQuantile(after: Map<string, number>, before: Map<string, number>, q: number): string {
+  const total = (after.get('+Inf') ?? 0) - (before.get('+Inf') ?? 0);
+  for (const [le, n] of after) if (n - (before.get(le) ?? 0) >= q * total) return le;
+  return '+Inf';
+}
+
 const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
 async function main(): Promise<void> {
@@ -112,7 +126,9 @@ async function main(): Promise<void> {
   const cpu1 = sample(server.pid!).cpuTicks;
   const t1 = performance.now();
   loader.send({ cmd: 'steady', rate: RATE, seconds: SECONDS });
+  const histBefore = await ingestHistogram(url);
   const steady = await nextMessage(loader, 'steady');
+  const serverP99 = histogramQuantile(await ingestHistogram(url), histBefore, 0.99);
   const steadyS = (performance.now() - t1) / 1000;
   const steadyCpu = (sample(server.pid!).cpuTicks - cpu1) / TICKS / steadyS;
   const rssAfterSteady = sample(server.pid!).rssKb;
@@ -146,7 +162,8 @@ async function main(): Promise<void> {
     `  connections held              ${fmt(connected.connected as number)} (ramp with full reports: ${rampS.toFixed(1)} s, ${fmt(connected.refused503 as number)} upgrades answered 503 + Retry-After, server CPU ${fmt(rampCpu * 100)}%)`,
     `  reports stored/s (steady)     ${fmt(perSec)}  (${fmt(steady.reports as number)} event reports offered at ${RATE}/s for ${SECONDS} s, drained in ${((steady.totalMs as number) / 1000).toFixed(1)} s)`,
     `  send→ack p50 / p99 / max      ${fmt(steady.p50 as number, 1)} ms / ${fmt(steady.p99 as number, 1)} ms / ${fmt(steady.max as number, 1)} ms`,
-    `  server CPU (steady)           ${fmt(steadyCpu * 100)}% of one core`,
+    `  server receive→commit p99     ≤ ${serverP99} s (from /metrics histogram buckets)`,
+    `  server CPU (steady)           ${fmt(steadyCpu * 100)}% of one core; load generator CPU ${fmt((steady.loaderCpu as number) * 100)}%, its event-loop lag p99 ${fmt(steady.loaderLagP99 as number, 1)} ms`,
     `  server RSS after steady       ${fmt(rssAfterSteady / 1024)} MiB; peak RSS ${fmt(peakKb / 1024)} MiB`,
     `  reconnect storm after kill -9 all ${fmt(storm.connected as number)} reconnected and outboxes drained in ${((storm.ms as number) / 1000).toFixed(1)} s (${fmt(storm.refused503 as number)} upgrades answered 503)`,
     `  reports produced / stored     ${fmt(finished.generated as number)} / ${fmt(stored)}; hosts with a gap or duplicate: ${gaps}; chain-broken findings: ${chain}; left in outboxes: ${finished.pending}`,

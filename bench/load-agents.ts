@@ -1,6 +1,7 @@
 // The load generator: one process playing N agents, each with the agent's real transport (hello,
 // outbox replay, acks, heartbeats, jittered backoff) over its own loopback WebSocket. Driven by
 // the bench orchestrator over IPC; never talks to anything but the server it is given.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createTransport } from '../agent/transport.js';
 import type { Transport } from '../agent/transport.js';
 import { enrollResponseSchema } from '../shared/protocol.js';
@@ -98,16 +99,17 @@ async function setup(url: string, secret: string, agents: number): Promise<void>
 
 function generate(ratePerSec: number): void {
   if (generator !== null) clearInterval(generator);
-  const tickMs = 10;
-  let carry = 0;
+  // Paced by elapsed time, not by timer ticks: a late tick makes up for what it missed.
+  const start = performance.now();
+  let made = 0;
   generator = setInterval(() => {
-    carry += (ratePerSec * tickMs) / 1000;
-    for (; carry >= 1; carry--) {
+    const due = Math.floor(((performance.now() - start) * ratePerSec) / 1000);
+    for (; made < due; made++) {
       const sim = sims[Math.floor(Math.random() * sims.length)]!;
       sim.outbox.enqueue(eventReport(sim.hostname, eventCounter++), 'event', new Date());
       sim.transport.notify();
     }
-  }, tickMs);
+  }, 10);
 }
 
 function stopGenerating(): void {
@@ -122,6 +124,9 @@ function percentile(sorted: number[], p: number): number {
 
 async function steady(rate: number, seconds: number): Promise<void> {
   latencies = [];
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  const cpu0 = process.cpuUsage();
   const acksBefore = acks;
   const t0 = performance.now();
   generate(rate);
@@ -133,8 +138,12 @@ async function steady(rate: number, seconds: number): Promise<void> {
   const totalMs = performance.now() - t0;
   const sorted = latencies.sort((a, b) => a - b);
   latencies = null;
+  lag.disable();
+  const cpu = process.cpuUsage(cpu0);
   send({
     phase: 'steady',
+    loaderLagP99: lag.percentile(99) / 1e6,
+    loaderCpu: (cpu.user + cpu.system) / 1000 / totalMs,
     reports: acks - acksBefore,
     generatedMs,
     totalMs,
