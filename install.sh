@@ -94,10 +94,13 @@ uninstall() {
   if live_systemd && systemctl list-unit-files quicksand-agent.service >/dev/null 2>&1; then
     systemctl disable --now quicksand-agent.service >/dev/null 2>&1 || true
   fi
-  local removed=0
+  local removed=0 created=""
+  if [ -f "$(R "$PREFIX")/.created-dirs" ]; then created="$(cat "$(R "$PREFIX")/.created-dirs")"; fi
   for p in "$UNIT" /etc/systemd/system/multi-user.target.wants/quicksand-agent.service "$PREFIX" "$CONFIG_DIR" "$STATE_DIR"; do
     if [ -e "$(R "$p")" ] || [ -L "$(R "$p")" ]; then rm -rf "$(R "$p")"; say "removed $p"; removed=1; fi
   done
+  # Folders only this installer created go too, if nothing else was put in them since.
+  for d in $created; do rmdir "$(R "$d")" 2>/dev/null || true; done
   if live_systemd; then systemctl daemon-reload; fi
   if user_exists; then
     in_root userdel "$SERVICE_USER"
@@ -165,9 +168,10 @@ EOF
 }
 
 install_app() {
-  local stage target
+  local stage target next
   target="$(R "$PREFIX")"
-  stage="$(mktemp -d "$(R /opt)/.quicksand-stage.XXXXXX" 2>/dev/null || { mkdir -p "$(R /opt)"; mktemp -d "$(R /opt)/.quicksand-stage.XXXXXX"; })"
+  # Staged outside the root, so a run that changes nothing does not even touch its folders.
+  stage="$(mktemp -d)"
   stage_app "$stage"
   chmod 0755 "$stage"
   if [ -d "$target" ] && diff -r -q --no-dereference "$stage" "$target" >/dev/null 2>&1; then
@@ -175,8 +179,13 @@ install_app() {
     say "unchanged $PREFIX"
     return 1
   fi
-  rm -rf "$target"
-  mv "$stage" "$target"
+  # Keep the list of folders an earlier run created (the uninstaller removes them).
+  if [ -f "$target/.created-dirs" ]; then cp -p "$target/.created-dirs" "$stage/.created-dirs"; fi
+  mkdir -p "$(dirname "$target")"
+  next="$(dirname "$target")/.quicksand-new.$$"
+  cp -a "$stage" "$next"
+  rm -rf "$stage" "$target"
+  mv "$next" "$target"
   say "installed the agent in $PREFIX"
   return 0
 }
@@ -283,7 +292,10 @@ install_unit() {
     # What `systemctl enable` does, done by hand for a root folder that is not running.
     wants="$(R /etc/systemd/system/multi-user.target.wants)"
     if [ ! -L "$wants/quicksand-agent.service" ]; then
-      mkdir -p "$wants"
+      if [ ! -d "$wants" ]; then
+        mkdir -p "$wants"
+        echo "/etc/systemd/system/multi-user.target.wants" >> "$(R "$PREFIX")/.created-dirs"
+      fi
       ln -s "$UNIT" "$wants/quicksand-agent.service"
       say "enabled quicksand-agent.service"
     fi
