@@ -1,10 +1,16 @@
 #!/usr/bin/env node
 // Composition root of the agent: the only place that reads argv and touches process.
-import { runAgentCli } from './cli.js';
+import { EXIT_ERROR, runAgentCli } from './cli.js';
 
+// The daemon stops cleanly on the first signal; whatever is not listening for it (a baseline
+// being recorded, a one-shot command) gets a grace period. Nothing is lost: the outbox is durable.
 const stopSignal = new Promise<void>((resolve) => {
-  process.once('SIGINT', () => resolve());
-  process.once('SIGTERM', () => resolve());
+  const onSignal = (): void => {
+    resolve();
+    setTimeout(() => process.exit(EXIT_ERROR), 10_000).unref();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
 });
 const code = await runAgentCli(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
