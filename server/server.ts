@@ -7,6 +7,7 @@ import { createBatchWriter } from './batch-writer.js';
 import { createMetrics } from './metrics.js';
 import { createRateLimiter } from './rate-limit.js';
 import { createSqliteStore } from './store/sqlite-store.js';
+import { startIngestThread } from './store/ingest-thread.js';
 import { createStream } from './stream.js';
 import type { Store } from './store/types.js';
 
@@ -32,7 +33,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const now = opts.now ?? (() => new Date());
   const store = createSqliteStore(opts.db, { staleAfterMs: opts.staleAfterMs });
   const metrics = createMetrics();
-  const writer = createBatchWriter(store);
+  // Reports are written on their own thread; the API and enrolment use the main connection.
+  const ingest = startIngestThread(opts.db);
+  const writer = createBatchWriter(ingest);
   const stream = createStream({
     credentials: store,
     writer,
@@ -59,7 +62,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       stream.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      writer.flush();
+      await writer.drain();
+      await ingest.close();
       store.close();
     },
   };

@@ -68,4 +68,6 @@ export const MIGRATIONS: readonly string[] = [
   CREATE UNIQUE INDEX findings_open ON findings (host_id, key) WHERE resolved_at IS NULL;
   CREATE INDEX findings_by_host ON findings (host_id, resolved_at);
   `,
+  // Every stored report recounts the host's open findings by severity: let the index answer.
+  `CREATE INDEX findings_open_severity ON findings (host_id, severity) WHERE resolved_at IS NULL;`,
 ];
