@@ -18,6 +18,9 @@ const AGENTS = Number(args.get('agents') ?? 5000);
 const RATE = Number(args.get('rate') ?? 2500);
 const SECONDS = Number(args.get('seconds') ?? 30);
 const DEADLINE_MS = 10 * 60_000;
+// --profile=DIR: run the first server with --cpu-prof, stop it cleanly after the steady phase
+// and skip the storm (a kill -9 would lose the profile).
+const PROFILE = args.get('profile');
 
 const dir = mkdtempSync(path.join(tmpdir(), 'quicksand-bench-'));
 const db = path.join(dir, 'server.db');
@@ -53,8 +56,8 @@ function sample(pid: number): { hwmKb: number; rssKb: number; cpuTicks: number }
 }
 const TICKS = 100; // USER_HZ on Linux
 
-async function startServer(port: number): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [SERVER, 'start', '--db', db, '--port', String(port), '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startServer(port: number, profile?: string): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), SERVER, 'start', '--db', db, '--port', String(port), '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(proc);
   await new Promise<void>((resolve, reject) => {
     let out = '';
@@ -99,7 +102,7 @@ const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { maximumFra
 async function main(): Promise<void> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  let server = await startServer(port);
+  let server = await startServer(port, PROFILE);
   const secret = spawnSync(process.execPath, [SERVER, 'enroll-secret', '--db', db], { encoding: 'utf8' }).stdout.trim();
   log(`server pid ${server.pid} on ${url}; ${AGENTS} agents, ${RATE} event reports/s for ${SECONDS} s`);
 
@@ -133,6 +136,13 @@ async function main(): Promise<void> {
   const steadyCpu = (sample(server.pid!).cpuTicks - cpu1) / TICKS / steadyS;
   const rssAfterSteady = sample(server.pid!).rssKb;
 
+  if (PROFILE !== undefined) {
+    log(`steady: ${fmt(steady.reports as number)} reports, p50 ${fmt(steady.p50 as number, 1)} ms, p99 ${fmt(steady.p99 as number, 1)} ms, server CPU ${fmt(steadyCpu * 100)}%`);
+    server.kill('SIGINT');
+    await new Promise((r) => server.once('exit', r));
+    log(`profile written to ${PROFILE}`);
+    return;
+  }
   // Reconnect storm: the server dies mid-stream (kill -9) and comes back at once.
   loader.send({ cmd: 'trickle', rate: Math.round(RATE / 5) });
   await nextMessage(loader, 'trickling');
