@@ -64,6 +64,27 @@ const curl: Finding = { kind: 'package-added', severity: 'high', ecosystem: 'dpk
 const hostname: Finding = { kind: 'file-modified', severity: 'info', path: '/etc/hostname', before: h(1), after: h(2) };
 
 describe('API', () => {
+  it('takes an image manifest from an analyst, refuses an invalid one naming the path, and lists it', async () => {
+    const analyst = store.createApiToken('analyst', now);
+    const auditor = store.createApiToken('auditor', now);
+    const manifest = {
+      schema: 'quicksand.manifest/v1',
+      image: { name: 'web', version: '43', createdAt: now.toISOString(), source: 'root' },
+      packages: [{ ecosystem: 'dpkg', name: 'bash', version: '5.2' }],
+      files: [{ path: '/usr/bin/bash', type: 'file', mode: '0755', uid: 0, gid: 0 }],
+    };
+    const post = (token: string, body: unknown) =>
+      app.request('/api/v1/images', { method: 'POST', body: JSON.stringify(body), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+    expect((await post(auditor, manifest)).status).toBe(403);
+    expect((await post(analyst, manifest)).status).toBe(201);
+    expect((await post(analyst, manifest)).status).toBe(200);
+    const bad = await post(analyst, { ...manifest, files: [{ ...manifest.files[0], mode: '755' }] });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toContain('files[0].mode');
+    const images = await get<{ images: unknown[] }>('/api/v1/images', auditor);
+    expect(images.body.images).toEqual([expect.objectContaining({ name: 'web', version: '43', source: 'uploaded', packages: 1, files: 1, hosts: 0 })]);
+  });
+
   it('refuses every /api/v1 route but enrolment without a valid API token', async () => {
     expect((await app.request('/api/v1/hosts')).status).toBe(401);
     expect((await get('/api/v1/hosts', 'qst.0000000000000000.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')).status).toBe(401);
@@ -141,7 +162,7 @@ describe('API', () => {
     const a = store.enrollAgent(store.createEnrollSecret(now), 'a', now)!;
     ingest(a.agentId, 1, 'full', []);
     const images = await get<{ images: unknown[] }>('/api/v1/images', token);
-    expect(images.body.images).toEqual([{ name: 'web', version: '42', source: 'announced', firstSeen: now.toISOString(), lastSeen: now.toISOString(), hosts: 1 }]);
+    expect(images.body.images).toEqual([{ name: 'web', version: '42', source: 'announced', firstSeen: now.toISOString(), lastSeen: now.toISOString(), hosts: 1, packages: null, files: null }]);
     const metrics = await (await app.request('/metrics')).text();
     expect(metrics).toContain('quicksand_agents_connected 0');
     expect(metrics).toContain('quicksand_hosts{status="cattle"} 1');

@@ -1,11 +1,13 @@
 // The HTTP API as a Hono app built from plain parameters: testable with app.request(), no socket.
 import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { findingsQuerySchema, hostsQuerySchema } from '../shared/api.js';
 import type { ApiRoleName } from '../shared/api.js';
 import { QuicksandError, isQuicksandError } from '../shared/errors.js';
 import type { ErrorCode } from '../shared/errors.js';
+import { parseManifest } from '../shared/manifest.js';
 import { enrollRequestSchema } from '../shared/protocol.js';
 import { formatIssues } from '../shared/schema-errors.js';
 import type { Metrics } from './metrics.js';
@@ -20,8 +22,11 @@ export interface AppDeps {
 }
 
 // The one place error codes become HTTP statuses.
-const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 503>> = {
+const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 503>> = {
   QUERY_INVALID: 400,
+  MANIFEST_INVALID: 400,
+  MANIFEST_SCHEMA_VERSION: 400,
+  MANIFEST_UNREADABLE: 400,
   USAGE: 400,
   API_TOKEN_INVALID: 401,
   AGENT_TOKEN_INVALID: 401,
@@ -115,6 +120,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json({ sent: true }, 202);
   });
   app.get('/api/v1/images', (c) => c.json({ images: store.listImages() }));
+  // A manifest of a large image is a few MB of JSON; anything far beyond is not a manifest.
+  const manifestLimit = bodyLimit({
+    maxSize: 64 * 1024 * 1024,
+    onError: (c) => c.json({ error: { code: 'MANIFEST_INVALID', message: 'body: a manifest is at most 64 MiB' } }, 413),
+  });
+  app.post('/api/v1/images', manifestLimit, async (c) => {
+    requireRole(c, ['admin', 'analyst']);
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      throw new QuicksandError('MANIFEST_UNREADABLE', 'body: expected the manifest as JSON (gunzip a .json.gz first)');
+    }
+    const manifest = parseManifest(body, 'body');
+    const replaced = store.saveManifest(manifest, clock());
+    return c.json({ name: manifest.image.name, version: manifest.image.version, packages: manifest.packages.length, files: manifest.files.length }, replaced ? 200 : 201);
+  });
   app.delete('/api/v1/agents/:id', (c) => {
     requireRole(c, ['admin']);
     const id = c.req.param('id');

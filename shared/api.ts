@@ -63,4 +63,7 @@ export interface ImageSummary {
   firstSeen: string;
   lastSeen: string;
   hosts: number;
+  /** Counts from the uploaded manifest; null for an image only announced by agents. */
+  packages: number | null;
+  files: number | null;
 }

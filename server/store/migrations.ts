@@ -70,4 +70,8 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // Every stored report recounts the host's open findings by severity: let the index answer.
   `CREATE INDEX findings_open_severity ON findings (host_id, severity) WHERE resolved_at IS NULL;`,
+  // Manifests uploaded by image builders (the agents only announce name and version).
+  `ALTER TABLE images ADD COLUMN manifest TEXT;
+   ALTER TABLE images ADD COLUMN packages INTEGER;
+   ALTER TABLE images ADD COLUMN files INTEGER;`,
 ];

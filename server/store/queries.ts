@@ -53,7 +53,8 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
   };
   const images = db.prepare<[], Omit<ImageSummary, 'hosts'> & { hosts: number }>(
     `SELECT i.name, i.version, i.source, i.first_seen AS firstSeen, i.last_seen AS lastSeen,
-       (SELECT count(*) FROM hosts h WHERE h.image_name = i.name AND h.image_version = i.version) AS hosts
+       (SELECT count(*) FROM hosts h WHERE h.image_name = i.name AND h.image_version = i.version) AS hosts,
+       i.packages, i.files
      FROM images i ORDER BY i.name, i.version`,
   );
   const reports = db.prepare<[string], { seq: number; hash: string; prevHash: string | null; kind: string; receivedAt: string }>(

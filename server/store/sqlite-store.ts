@@ -1,5 +1,6 @@
 import { openDatabase } from './db.js';
 import { createCredentials } from './credentials.js';
+import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
 import { createQueries } from './queries.js';
 import type { Store } from './types.js';
@@ -18,6 +19,7 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
     ...createCredentials(db),
     ...createIngest(db),
     ...createQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
+    ...createImages(db),
     close: () => db.close(),
   };
 }

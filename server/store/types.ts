@@ -1,5 +1,6 @@
 // The store behind one small interface, so another backend (PostgreSQL) can take its place.
 import type { HostDetail, HostFinding, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
+import type { Manifest } from '../../shared/manifest.js';
 import type { HelloFrame, ReportFrame } from '../../shared/protocol.js';
 
 export type ApiRole = ApiRoleName;
@@ -39,6 +40,11 @@ export interface Queries {
   countHosts(now: Date): Record<'cattle' | 'pet' | 'stale', number>;
 }
 
-export interface Store extends Credentials, Ingest, Queries {
+export interface Images {
+  /** Stores an image's manifest; true when it replaced an earlier upload of the same version. */
+  saveManifest(manifest: Manifest, now: Date): boolean;
+}
+
+export interface Store extends Credentials, Ingest, Queries, Images {
   close(): void;
 }
