@@ -113,6 +113,22 @@ describe('durable delivery', () => {
     await expectExactlyOnceInOrder(s.server.url, s.apiToken, agentId, lastSeq);
   });
 
+  it('scans when the server sends scan-now, outside the schedule', async () => {
+    const s = await setUpServer('scan-now');
+    const admin = runCli('server', ['token', 'create', '--role', 'analyst', '--db', s.db]).stdout.trim();
+    const enrolled = runCli('agent', ['enroll', '--server', s.server.url, '--secret', s.secret, '--state', s.state]);
+    const agentId = (enrolled.stdout.match(/agent ([0-9a-f]+)/) ?? [])[1]!;
+    // Scheduled once a year: every report after the start-up scan comes from the command.
+    const daemon = startChild('agent', ['run', '--root', tiny.root, '--manifest', tiny.manifest, '--state', s.state, '--schedule', '0 0 1 1 *']);
+    const hostUrl = `${s.server.url}/api/v1/hosts/${agentId}`;
+    await waitFor('the start-up report', async () => (await apiGet<HostDetail>(hostUrl, s.apiToken)).reports === 1 && (await apiGet<HostDetail>(hostUrl, s.apiToken)).connected);
+    const res = await fetch(`${hostUrl}/scan-now`, { method: 'POST', headers: { authorization: `Bearer ${admin}` } });
+    expect(res.status).toBe(202);
+    await waitFor('the commanded report', async () => (await apiGet<HostDetail>(hostUrl, s.apiToken)).reports === 2);
+    expect(daemon.output()).toContain('server asked for scan-now');
+    expect(await daemon.kill('SIGTERM')).toBe(0);
+  });
+
   it('delivers everything in order after the agent was offline for many scans', async () => {
     const s = await setUpServer('offline');
     const enrolled = runCli('agent', ['enroll', '--server', s.server.url, '--secret', s.secret, '--state', s.state]);
