@@ -33,10 +33,9 @@ export function createIngest(db: Db): Ingest {
   const openCounts = db.prepare<[string], { severity: string; n: number }>(
     `SELECT severity, count(*) AS n FROM findings WHERE host_id = ? AND resolved_at IS NULL GROUP BY severity`,
   );
-  const getHost = db.prepare<[string], { pet_since: string | null; last_seq: number }>('SELECT pet_since, last_seq FROM hosts WHERE id = ?');
   const updateHostAfterReport = db.prepare(
     `UPDATE hosts SET hostname = @hostname, image_name = @imageName, image_version = @imageVersion, status = @status,
-       pet_since = @petSince, drift_score = @score, open_findings = @open, last_seen = @now, last_report_at = @now,
+       pet_since = CASE WHEN @status = 'pet' THEN coalesce(pet_since, @scannedAt) ELSE NULL END, drift_score = @score, open_findings = @open, last_seen = @now, last_report_at = @now,
        last_seq = max(last_seq, @seq), outbox_depth = coalesce(@outboxDepth, outbox_depth)
      WHERE id = @hostId`,
   );
@@ -50,6 +49,15 @@ export function createIngest(db: Db): Ingest {
     `INSERT INTO images (name, version, source, first_seen, last_seen) VALUES (?, ?, 'announced', ?, ?)
      ON CONFLICT (name, version) DO UPDATE SET last_seen = excluded.last_seen`,
   );
+
+  // An image's last_seen to the minute is plenty; writing it on every report is not.
+  const imageTouched = new Map<string, number>();
+  function touchImage(name: string, version: string, at: Date): void {
+    const key = `${name}\u0000${version}`;
+    if ((imageTouched.get(key) ?? -Infinity) > at.getTime() - 60_000) return;
+    imageTouched.set(key, at.getTime());
+    upsertImage.run(name, version, at.toISOString(), at.toISOString());
+  }
 
   function storeReport(agentId: string, frame: ReportFrame, receivedAt: Date): IngestResult {
     const now = receivedAt.toISOString();
@@ -78,21 +86,20 @@ export function createIngest(db: Db): Ingest {
       if ((SEVERITIES as readonly string[]).includes(row.severity)) counts[row.severity as keyof typeof counts] = row.n;
     }
     const status = classify(counts);
-    const host = getHost.get(agentId);
     updateHostAfterReport.run({
       hostId: agentId,
       hostname: report.host.hostname,
       imageName: report.image.name,
       imageVersion: report.image.version,
       status,
-      petSince: status === 'pet' ? (host?.pet_since ?? report.scannedAt) : null,
+      scannedAt: report.scannedAt,
       score: driftScore(counts),
       open: counts.critical + counts.high + counts.medium + counts.low,
       now,
       seq: frame.seq,
       outboxDepth: frame.outboxDepth ?? null,
     });
-    upsertImage.run(report.image.name, report.image.version, now, now);
+    touchImage(report.image.name, report.image.version, receivedAt);
     return { type: 'report', seq: frame.seq, outcome: 'stored', chainBroken };
   }
 
@@ -160,7 +167,7 @@ export function createIngest(db: Db): Ingest {
             imageName: frame.image?.name ?? null,
             imageVersion: frame.image?.version ?? null,
           });
-          if (frame.image !== null) upsertImage.run(frame.image.name, frame.image.version, now, now);
+          if (frame.image !== null) touchImage(frame.image.name, frame.image.version, item.receivedAt);
           return { type: 'other' };
         }
         case 'heartbeat':
@@ -170,5 +177,16 @@ export function createIngest(db: Db): Ingest {
     }),
   );
 
-  return { ingestBatch: (items) => (items.length === 0 ? [] : runBatch(items)) };
+  return {
+    ingestBatch(items) {
+      if (items.length === 0) return [];
+      try {
+        return runBatch(items);
+      } catch (err) {
+        // Rolled back: what the cache says was written may not be.
+        imageTouched.clear();
+        throw err;
+      }
+    },
+  };
 }
