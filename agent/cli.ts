@@ -12,12 +12,15 @@ import { readManifestFile, writeManifestFile } from './manifest-io.js';
 import { observe } from './observe.js';
 import { openRoot } from './root.js';
 import { scanRoot } from './scan.js';
+import { DEFAULT_SCHEDULE, enrollCommand, runCommand, sendReport } from './stream-commands.js';
 
 export interface CliIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   /** True when stderr is a terminal: progress lines are drawn only then. */
   interactive: boolean;
+  /** Resolves when the process is asked to stop (SIGINT/SIGTERM): `run` then shuts down. */
+  stopSignal?: Promise<void>;
 }
 
 export const EXIT_CLEAN = 0;
@@ -32,8 +35,10 @@ Usage:
   quicksand-agent manifest --root DIR --out FILE [--name N --image-version V]
   quicksand-agent manifest --from-kiwi FILE.packages [--verified FILE.verified] --out FILE
   quicksand-agent manifest --from-sbom FILE.json --out FILE
-  quicksand-agent scan --root DIR --manifest FILE [--json]
+  quicksand-agent scan --root DIR --manifest FILE [--json] [--send]
   quicksand-agent audit [--root DIR] [--state DIR] [--json]
+  quicksand-agent enroll --server URL --secret S [--state DIR]
+  quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR]
   quicksand-agent help COMMAND
 
 Commands:
@@ -41,6 +46,8 @@ Commands:
   scan      compare a host or image root with a manifest and report the drift
   audit     audit this machine: the first run takes a baseline manifest into the
             state folder, every later run scans against it
+  enroll    exchange an enrolment secret for this host's identity on a server
+  run       the daemon: scan on start and on a schedule, stream reports to the server
 
 Exit codes: 0 no drift, 1 drift found, 2 error.
 Run \`quicksand-agent COMMAND --help\` for the options of one command.
@@ -75,7 +82,7 @@ Options:
 Example:
   quicksand-agent manifest --root /mnt/image --name web --image-version 42 --out web-42.json.gz
 `,
-  scan: `Usage: quicksand-agent scan --root DIR --manifest FILE [--json]
+  scan: `Usage: quicksand-agent scan --root DIR --manifest FILE [--json] [--send]
 
 Compares what the root really holds with the manifest of its image and reports
 every difference: packages added, removed or changed, and files added, removed,
@@ -89,9 +96,17 @@ Options:
   --root DIR            root folder to scan (default: /)
   --manifest FILE       the image's manifest (JSON, optionally gzipped)
   --json                print the quicksand.report/v1 document instead of the summary
+  --send                also deliver the report to the server this agent is enrolled
+                        with, through the outbox; waits for the server's ack
+  --state DIR           the agent's state folder, for --send (default: ${DEFAULT_STATE_DIR})
+  --config FILE         the agent's identity, for --send (default: agent.json in the
+                        state folder, else /etc/quicksand/agent.json)
+  --timeout SECONDS     how long --send waits for the ack (default: 120); the report
+                        stays in the outbox when it runs out, and goes with the next send
   -q, --quiet           no progress on stderr
 
-Exit codes: 0 no drift (info findings only at most), 1 drift, 2 error.
+Exit codes: 0 no drift (info findings only at most), 1 drift, 2 error (also when
+--send could not deliver).
 
 Example:
   quicksand-agent scan --root / --manifest /etc/quicksand/image.json.gz || echo "this host is a pet"
@@ -110,6 +125,41 @@ Options:
 
 Exit codes: 0 no drift (or baseline just taken), 1 drift, 2 error.
 `,
+  enroll: `Usage: quicksand-agent enroll --server URL --secret S [--state DIR] [--config FILE]
+
+Exchanges an enrolment secret (from \`quicksand-server enroll-secret\`) for this host's
+own agent id and token, and writes them to agent.json (mode 0600).
+
+Options:
+  --server URL          the server, e.g. http://quicksand.example:7410
+  --secret S            the enrolment secret
+  --state DIR           the agent's state folder (default: ${DEFAULT_STATE_DIR})
+  --config FILE         where to write the identity (default: agent.json in the state folder)
+  --force               enrol again even if this host already has an identity
+
+Example:
+  quicksand-agent enroll --server http://10.0.0.5:7410 --secret qse.4f2c...
+`,
+  run: `Usage: quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR]
+
+The daemon. Scans the root on start, on a schedule and when the server asks, and
+streams every report to the server. Each report is written to the outbox in the
+state folder first and deleted only when the server acknowledged it, so nothing
+is lost while the server or the network is down; the agent reconnects by itself.
+
+Options:
+  --root DIR            root folder to scan (default: /)
+  --manifest FILE       the image's manifest (default: the baseline in the state
+                        folder, taken on the first run as \`audit\` does)
+  --state DIR           the agent's state folder (default: ${DEFAULT_STATE_DIR})
+  --config FILE         the agent's identity (default: agent.json in the state folder,
+                        else /etc/quicksand/agent.json)
+  --schedule CRON       when to scan (default: "${DEFAULT_SCHEDULE}"; 6 fields for seconds)
+  --heartbeat SECONDS   heartbeat interval (default: 30)
+  --reconnect-max SECONDS  longest wait between reconnect attempts (default: 300)
+
+Stops on SIGINT/SIGTERM.
+`,
 };
 
 const COMMON = { help: { type: 'boolean', short: 'h' }, quiet: { type: 'boolean', short: 'q' } } as const;
@@ -124,8 +174,28 @@ const OPTIONS = {
     verified: { type: 'string' },
     'from-sbom': { type: 'string' },
   },
-  scan: { ...COMMON, root: { type: 'string' }, manifest: { type: 'string' }, json: { type: 'boolean' } },
+  scan: {
+    ...COMMON,
+    root: { type: 'string' },
+    manifest: { type: 'string' },
+    json: { type: 'boolean' },
+    send: { type: 'boolean' },
+    state: { type: 'string' },
+    config: { type: 'string' },
+    timeout: { type: 'string' },
+  },
   audit: { ...COMMON, root: { type: 'string' }, state: { type: 'string' }, json: { type: 'boolean' } },
+  enroll: { ...COMMON, server: { type: 'string' }, secret: { type: 'string' }, state: { type: 'string' }, config: { type: 'string' }, force: { type: 'boolean' } },
+  run: {
+    ...COMMON,
+    root: { type: 'string' },
+    manifest: { type: 'string' },
+    state: { type: 'string' },
+    config: { type: 'string' },
+    schedule: { type: 'string' },
+    heartbeat: { type: 'string' },
+    'reconnect-max': { type: 'string' },
+  },
 } satisfies Record<string, ParseArgsConfig['options']>;
 
 type Command = keyof typeof OPTIONS;
@@ -157,6 +227,13 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
         return await scanCommand(values as ScanArgs, io);
       case 'audit':
         return await auditCommand(values as AuditArgs, io);
+      case 'enroll': {
+        const v = values as EnrollArgs;
+        await enrollCommand(v, path.resolve(v.state ?? DEFAULT_STATE_DIR), io);
+        return EXIT_CLEAN;
+      }
+      case 'run':
+        return await runDaemonCommand(values as RunArgs, io);
     }
   } catch (err) {
     return reportError(err, cmd, io);
@@ -186,7 +263,9 @@ interface ManifestArgs {
   'from-sbom'?: string;
   quiet?: boolean;
 }
-interface ScanArgs { root?: string; manifest?: string; json?: boolean; quiet?: boolean }
+interface ScanArgs { root?: string; manifest?: string; json?: boolean; quiet?: boolean; send?: boolean; state?: string; config?: string; timeout?: string }
+interface EnrollArgs { server?: string; secret?: string; state?: string; config?: string; force?: boolean }
+interface RunArgs { root?: string; manifest?: string; state?: string; config?: string; schedule?: string; heartbeat?: string; 'reconnect-max'?: string; quiet?: boolean }
 interface AuditArgs { root?: string; state?: string; json?: boolean; quiet?: boolean }
 
 function required(value: string | undefined, flag: string): string {
@@ -276,17 +355,44 @@ async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   const report = await scanRoot(root, manifest, { onProgress: progress(io, args.quiet, 'scan') });
   if (io.interactive && !args.quiet) io.stderr('\r\x1b[K');
   io.stdout(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, manifestFile));
+  if (args.send) {
+    const timeout = args.timeout === undefined ? 120 : Number(args.timeout);
+    if (!Number.isFinite(timeout) || timeout < 0) throw new QuicksandError('USAGE', `--timeout: expected a number of seconds, got "${args.timeout}"`);
+    await sendReport(report, { state: path.resolve(args.state ?? DEFAULT_STATE_DIR), config: args.config, timeoutMs: timeout * 1000, image: report.image }, io);
+  }
   return report.summary.status === 'clean' ? EXIT_CLEAN : EXIT_DRIFT;
 }
 
-async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> {
+async function runDaemonCommand(args: RunArgs, io: CliIo): Promise<number> {
   const state = path.resolve(args.state ?? DEFAULT_STATE_DIR);
-  const root = args.root ?? '/';
+  const root = await openRoot(args.root ?? '/');
+  let manifestFile = args.manifest;
+  if (manifestFile === undefined) {
+    // As audit does: without a manifest the first run's view of the root is the expectation.
+    await ensureStateDir(state);
+    manifestFile = path.join(state, 'baseline.manifest.json.gz');
+    if (!(await exists(manifestFile))) {
+      io.stderr(`No manifest given and no baseline yet: recording what ${root.dir || '/'} holds now.\n`);
+      await manifestCommand({ root: args.root ?? '/', out: manifestFile, quiet: true }, io);
+    }
+  }
+  const manifest = await readManifestFile(manifestFile);
+  await runCommand(args, { state, root, manifest, scan: (r, m) => scanRoot(r, m) }, io);
+  return EXIT_CLEAN;
+}
+
+async function ensureStateDir(state: string): Promise<void> {
   try {
     await mkdir(state, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw new QuicksandError('STATE_DIR_UNUSABLE', `cannot create the state folder ${state}: ${(err as Error).message}; run as root or pass --state DIR`);
   }
+}
+
+async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> {
+  const state = path.resolve(args.state ?? DEFAULT_STATE_DIR);
+  const root = args.root ?? '/';
+  await ensureStateDir(state);
   const baseline = path.join(state, 'baseline.manifest.json.gz');
   if (!(await exists(baseline))) {
     io.stderr(`No baseline yet: recording what ${root} holds now as its expected state.\n`);

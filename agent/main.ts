@@ -1,10 +1,23 @@
 #!/usr/bin/env node
 // Composition root of the agent: the only place that reads argv and touches process.
-import { runAgentCli } from './cli.js';
+import { EXIT_ERROR, runAgentCli } from './cli.js';
 
+// The daemon stops cleanly on the first signal; whatever is not listening for it (a baseline
+// being recorded, a one-shot command) gets a grace period. Nothing is lost: the outbox is durable.
+const stopSignal = new Promise<void>((resolve) => {
+  const onSignal = (): void => {
+    resolve();
+    setTimeout(() => process.exit(EXIT_ERROR), 10_000).unref();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+});
 const code = await runAgentCli(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   interactive: process.stderr.isTTY === true,
+  stopSignal,
 });
 process.exitCode = code;
+// Timers of a finished one-shot command (a reconnect, node-cron) must not keep it alive.
+process.exit(code);

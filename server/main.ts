@@ -1,4 +1,16 @@
 #!/usr/bin/env node
-// The server (ingest, storage, classification, API) is not built yet: say so plainly.
-process.stderr.write('quicksand-server: not available in this version yet. Use `quicksand-agent scan` or `quicksand-agent audit` on each host.\n');
-process.exitCode = 2;
+// Composition root of the server: the only place that reads argv and touches process.
+import { runServerCli } from './cli.js';
+
+const stopSignal = new Promise<void>((resolve) => {
+  process.once('SIGINT', () => resolve());
+  process.once('SIGTERM', () => resolve());
+});
+const code = await runServerCli(process.argv.slice(2), {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  stopSignal,
+});
+process.exitCode = code;
+// Signal handlers would otherwise keep nothing alive, but make sure a finished command exits.
+if (code !== 0 || process.argv[2] !== 'start') process.exit(code);

@@ -10,6 +10,18 @@ export const ERROR_CODES = [
   'PACKAGE_DB_INVALID', // a package database we could not parse
   'STATE_DIR_UNUSABLE',
   'OUTPUT_UNWRITABLE',
+  'DB_UNUSABLE', // the server's database cannot be opened or is of a newer version
+  'AGENT_NOT_ENROLLED', // no agent.json yet: run quicksand-agent enroll
+  'CONFIG_INVALID', // agent.json does not pass its schema
+  'ENROLL_REFUSED', // the server refused the enrolment secret
+  'SERVER_UNREACHABLE',
+  'DELIVERY_TIMEOUT', // scan --send gave up waiting for the ack; the report stays in the outbox
+  'AGENT_TOKEN_INVALID',
+  'AGENT_TOKEN_REVOKED',
+  'API_TOKEN_INVALID',
+  'FORBIDDEN', // a valid API token whose role may not do this
+  'NOT_FOUND',
+  'QUERY_INVALID', // a query string or body that does not pass its schema
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,0 +1,154 @@
+// The agent commands that talk to a server: enroll, run (the daemon) and scan --send.
+import { existsSync } from 'node:fs';
+import { hostname, release } from 'node:os';
+import path from 'node:path';
+import cron from 'node-cron';
+import { QuicksandError } from '../shared/errors.js';
+import type { Manifest } from '../shared/manifest.js';
+import type { AgentConfig } from '../shared/protocol.js';
+import type { Report } from '../shared/report.js';
+import { CONFIG_NAME, SYSTEM_CONFIG, readAgentConfig, writeAgentConfig } from './config.js';
+import { startDaemon } from './daemon.js';
+import { enrollAgent } from './enroll.js';
+import { createOutbox } from './outbox.js';
+import type { Outbox } from './outbox.js';
+import type { Root } from './root.js';
+import { openStateDb } from './state-db.js';
+import { createTransport } from './transport.js';
+import { AGENT_VERSION } from './version.js';
+
+export interface StreamIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Resolves when the process is asked to stop (SIGINT/SIGTERM); the daemon then shuts down. */
+  stopSignal?: Promise<void>;
+}
+
+export const DEFAULT_SCHEDULE = '*/15 * * * *';
+
+/** Where the agent's identity lives: --config, else the state folder, else /etc/quicksand. */
+export function resolveConfigFile(state: string, explicit: string | undefined): string {
+  if (explicit !== undefined) return path.resolve(explicit);
+  const inState = path.join(state, CONFIG_NAME);
+  if (existsSync(inState) || !existsSync(SYSTEM_CONFIG)) return inState;
+  return SYSTEM_CONFIG;
+}
+
+export async function enrollCommand(args: { server?: string; secret?: string; config?: string; force?: boolean }, state: string, io: StreamIo): Promise<void> {
+  if (args.server === undefined || args.server === '') throw new QuicksandError('USAGE', '--server is required');
+  if (args.secret === undefined || args.secret === '') throw new QuicksandError('USAGE', '--secret is required');
+  if (!/^https?:\/\/[^/]/.test(args.server)) throw new QuicksandError('USAGE', `--server: expected a URL like http://quicksand.example:7410, got "${args.server}"`);
+  const file = args.config !== undefined ? path.resolve(args.config) : path.join(state, CONFIG_NAME);
+  if (existsSync(file) && !args.force) {
+    const current = await readAgentConfig(file).catch(() => null);
+    throw new QuicksandError('USAGE', `this host is already enrolled${current ? ` as agent ${current.agentId} with ${current.server}` : ''} (${file}); pass --force to enrol it again`);
+  }
+  const config = await enrollAgent(args.server, args.secret, hostname());
+  await writeAgentConfig(file, config);
+  io.stdout(`enrolled as agent ${config.agentId} with ${config.server}; identity in ${file}\n`);
+}
+
+function hostFacts(): { hostname: string; os: string; agentVersion: string } {
+  return { hostname: hostname(), os: `${process.platform} ${release()}`, agentVersion: AGENT_VERSION };
+}
+
+export interface RunArgs {
+  config?: string;
+  schedule?: string;
+  'reconnect-max'?: string;
+  heartbeat?: string;
+}
+
+function seconds(text: string | undefined, flag: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new QuicksandError('USAGE', `${flag}: expected a number of seconds, got "${text}"`);
+  return n * 1000;
+}
+
+/** The daemon: runs until the stop signal. */
+export async function runCommand(
+  args: RunArgs,
+  ctx: { state: string; root: Root; manifest: Manifest; scan: (root: Root, manifest: Manifest) => Promise<Report> },
+  io: StreamIo,
+): Promise<void> {
+  const schedule = args.schedule ?? DEFAULT_SCHEDULE;
+  if (!cron.validate(schedule)) throw new QuicksandError('USAGE', `--schedule: "${schedule}" is not a cron expression (e.g. "*/15 * * * *")`);
+  const capMs = seconds(args['reconnect-max'], '--reconnect-max', 300);
+  const heartbeatMs = seconds(args.heartbeat, '--heartbeat', 30);
+  const config = await readAgentConfig(resolveConfigFile(ctx.state, args.config));
+  const db = openStateDb(ctx.state);
+  const outbox = createOutbox(db);
+  const log = (line: string): void => io.stderr(`${new Date().toISOString()} ${line}\n`);
+  const transport = createTransport({
+    config,
+    outbox,
+    host: hostFacts(),
+    image: { name: ctx.manifest.image.name, version: ctx.manifest.image.version },
+    heartbeatMs,
+    backoff: { firstMaxMs: Math.min(5_000, capMs), baseMs: Math.min(2_000, capMs), capMs },
+    log,
+    onCommand: (c) => {
+      log(`server asked for ${c.command}`);
+      void daemon.requestScan('server command');
+    },
+  });
+  const daemon = startDaemon({ root: ctx.root, manifest: ctx.manifest, outbox, transport, scan: ctx.scan, schedule, log });
+  log(`agent ${config.agentId} running: scanning ${ctx.root.dir || '/'} on "${schedule}", sending to ${config.server}`);
+  await (io.stopSignal ?? new Promise<void>(() => {}));
+  log('stopping');
+  await daemon.stop();
+  db.close();
+}
+
+/**
+ * `scan --send`: puts the report in the outbox and delivers everything waiting there; returns
+ * once the server has acked this report. On timeout the report stays queued for the next run.
+ */
+export async function sendReport(report: Report, opts: { state: string; config?: string; timeoutMs: number; image: { name: string; version: string } }, io: StreamIo): Promise<void> {
+  const config: AgentConfig = await readAgentConfig(resolveConfigFile(opts.state, opts.config));
+  const db = openStateDb(opts.state);
+  try {
+    const outbox: Outbox = createOutbox(db);
+    const entry = outbox.enqueue(report, 'full', new Date());
+    let refused: string | null = null;
+    let done!: () => void;
+    const delivered = new Promise<void>((resolve) => (done = resolve));
+    const transport = createTransport({
+      config,
+      outbox,
+      host: hostFacts(),
+      image: opts.image,
+      backoff: { firstMaxMs: 200, baseMs: 500, capMs: 5_000 },
+      log: (line) => io.stderr(`${line}\n`),
+      onRefused: (status, body) => {
+        refused = `${status} ${body}`;
+        done();
+      },
+      onAck: () => {
+        // Earlier reports of a previous offline run go first; this one is delivered when no
+        // entry up to its seq is left.
+        const head = outbox.pending(0, 1)[0];
+        if (head === undefined || head.seq > entry.seq) done();
+      },
+    });
+    transport.start();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      delivered.then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), opts.timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    await transport.stop();
+    if (refused !== null) {
+      const revoked = (refused as string).includes('AGENT_TOKEN_REVOKED');
+      throw new QuicksandError(revoked ? 'AGENT_TOKEN_REVOKED' : 'AGENT_TOKEN_INVALID', `${config.server} refused this agent's token (${revoked ? 'revoked' : 'unknown'}); enrol again with \`quicksand-agent enroll --force\`. Report ${entry.seq} stays in the outbox.`);
+    }
+    if (timedOut) {
+      throw new QuicksandError('DELIVERY_TIMEOUT', `${config.server} did not acknowledge report ${entry.seq} within ${opts.timeoutMs / 1000} s; it stays in the outbox (${outbox.depth()} waiting) and goes with the next delivery`);
+    }
+    io.stderr(`report ${entry.seq} delivered to ${config.server}\n`);
+  } finally {
+    db.close();
+  }
+}

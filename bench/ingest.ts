@@ -1,0 +1,196 @@
+// npm run bench:ingest — how much one server process carries. Starts the built server on a
+// loopback port with a fresh SQLite file, forks the load generator (bench/load-agents.ts) as a
+// separate process, and runs: connect N agents (each sends a full report), steady event load,
+// then kill -9 of the server mid-stream and a reconnect storm of all agents. Bounded in time.
+import { fork, spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SERVER = path.join(REPO, 'dist/server/main.js');
+const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
+const AGENTS = Number(args.get('agents') ?? 5000);
+const RATE = Number(args.get('rate') ?? 2500);
+const SECONDS = Number(args.get('seconds') ?? 30);
+const DEADLINE_MS = 10 * 60_000;
+// --profile=DIR: run the first server with --cpu-prof, stop it cleanly after the steady phase
+// and skip the storm (a kill -9 would lose the profile).
+const PROFILE = args.get('profile');
+
+const dir = mkdtempSync(path.join(tmpdir(), 'quicksand-bench-'));
+const db = path.join(dir, 'server.db');
+const children: ChildProcess[] = [];
+const log = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);
+
+function cleanup(): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+}
+const deadline = setTimeout(() => {
+  log(`gave up after ${DEADLINE_MS / 1000} s`);
+  cleanup();
+  process.exit(3);
+}, DEADLINE_MS);
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Peak RSS (VmHWM) and CPU ticks of a process, from /proc. */
+function sample(pid: number): { hwmKb: number; rssKb: number; cpuTicks: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { hwmKb: kb('VmHWM'), rssKb: kb('VmRSS'), cpuTicks: Number(fields[11]) + Number(fields[12]) };
+}
+const TICKS = 100; // USER_HZ on Linux
+
+async function startServer(port: number, profile?: string): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), SERVER, 'start', '--db', db, '--port', String(port), '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(proc);
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('listening on')) resolve();
+    });
+    proc.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  return proc;
+}
+
+interface Msg { phase: string; [k: string]: unknown }
+function nextMessage(loader: ChildProcess, phase: string): Promise<Msg> {
+  return new Promise((resolve, reject) => {
+    const on = (m: Msg): void => {
+      if (m.phase === 'error') reject(new Error(String(m.message)));
+      if (m.phase !== phase) return;
+      loader.off('message', on);
+      resolve(m);
+    };
+    loader.on('message', on);
+  });
+}
+
+/** Cumulative bucket counts of quicksand_ingest_latency_seconds, keyed by `le`. */
+async function ingestHistogram(url: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^quicksand_ingest_latency_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) out.set(m[1]!, Number(m[2]));
+  return out;
+}
+
+function histogramQuantile(after: Map<string, number>, before: Map<string, number>, q: number): string {
+  const total = (after.get('+Inf') ?? 0) - (before.get('+Inf') ?? 0);
+  for (const [le, n] of after) if (n - (before.get(le) ?? 0) >= q * total) return le;
+  return '+Inf';
+}
+
+const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+async function main(): Promise<void> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  let server = await startServer(port, PROFILE);
+  const secret = spawnSync(process.execPath, [SERVER, 'enroll-secret', '--db', db], { encoding: 'utf8' }).stdout.trim();
+  log(`server pid ${server.pid} on ${url}; ${AGENTS} agents, ${RATE} event reports/s for ${SECONDS} s`);
+
+  let peakKb = 0;
+  const monitor = setInterval(() => {
+    try {
+      peakKb = Math.max(peakKb, sample(server.pid!).hwmKb);
+    } catch {
+      // the server is being restarted
+    }
+  }, 250);
+
+  const loader = fork(path.join(REPO, 'bench/load-agents.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.push(loader);
+
+  const cpu0 = sample(server.pid!).cpuTicks;
+  const t0 = performance.now();
+  loader.send({ cmd: 'setup', url, secret, agents: AGENTS });
+  const connected = await nextMessage(loader, 'connected');
+  const rampS = (performance.now() - t0) / 1000;
+  const rampCpu = (sample(server.pid!).cpuTicks - cpu0) / TICKS / rampS;
+  log(`connected ${connected.connected} agents, ${AGENTS} full reports acked, in ${rampS.toFixed(1)} s`);
+
+  const cpu1 = sample(server.pid!).cpuTicks;
+  const t1 = performance.now();
+  loader.send({ cmd: 'steady', rate: RATE, seconds: SECONDS });
+  const histBefore = await ingestHistogram(url);
+  const steady = await nextMessage(loader, 'steady');
+  const serverP99 = histogramQuantile(await ingestHistogram(url), histBefore, 0.99);
+  const steadyS = (performance.now() - t1) / 1000;
+  const steadyCpu = (sample(server.pid!).cpuTicks - cpu1) / TICKS / steadyS;
+  const rssAfterSteady = sample(server.pid!).rssKb;
+
+  if (PROFILE !== undefined) {
+    log(`steady: ${fmt(steady.reports as number)} reports, p50 ${fmt(steady.p50 as number, 1)} ms, p99 ${fmt(steady.p99 as number, 1)} ms, server CPU ${fmt(steadyCpu * 100)}%`);
+    server.kill('SIGINT');
+    await new Promise((r) => server.once('exit', r));
+    log(`profile written to ${PROFILE}`);
+    return;
+  }
+  // Reconnect storm: the server dies mid-stream (kill -9) and comes back at once.
+  loader.send({ cmd: 'trickle', rate: Math.round(RATE / 5) });
+  await nextMessage(loader, 'trickling');
+  await new Promise((r) => setTimeout(r, 2000));
+  server.kill('SIGKILL');
+  await new Promise((r) => server.once('exit', r));
+  const settledP = nextMessage(loader, 'settled');
+  loader.send({ cmd: 'settle', timeoutMs: 120_000 });
+  server = await startServer(port);
+  const storm = await settledP;
+  loader.send({ cmd: 'finish' });
+  const finished = await nextMessage(loader, 'finished');
+  clearInterval(monitor);
+  peakKb = Math.max(peakKb, sample(server.pid!).hwmKb);
+
+  const check = new Database(db, { readonly: true });
+  const stored = (check.prepare('SELECT count(*) AS n FROM reports').get() as { n: number }).n;
+  const perHost = check.prepare('SELECT count(*) AS n, max(seq) AS m, count(DISTINCT seq) AS d FROM reports GROUP BY host_id').all() as { n: number; m: number; d: number }[];
+  const gaps = perHost.filter((h) => h.n !== h.m || h.d !== h.n).length;
+  const chain = (check.prepare("SELECT count(*) AS n FROM findings WHERE kind = 'report-chain-broken'").get() as { n: number }).n;
+  check.close();
+
+  const perSec = (steady.reports as number) / ((steady.totalMs as number) / 1000);
+  const lines = [
+    '',
+    `quicksand ingest benchmark — ${AGENTS} agents, loopback, one server process (node ${process.version})`,
+    `  connections held              ${fmt(connected.connected as number)} (ramp with full reports: ${rampS.toFixed(1)} s, ${fmt(connected.refused503 as number)} upgrades answered 503 + Retry-After, server CPU ${fmt(rampCpu * 100)}%)`,
+    `  reports stored/s (steady)     ${fmt(perSec)}  (${fmt(steady.reports as number)} event reports offered at ${RATE}/s for ${SECONDS} s, drained in ${((steady.totalMs as number) / 1000).toFixed(1)} s)`,
+    `  send→ack p50 / p99 / max      ${fmt(steady.p50 as number, 1)} ms / ${fmt(steady.p99 as number, 1)} ms / ${fmt(steady.max as number, 1)} ms`,
+    `  server receive→commit p99     ≤ ${serverP99} s (from /metrics histogram buckets)`,
+    `  server CPU (steady)           ${fmt(steadyCpu * 100)}% of one core; load generator CPU ${fmt((steady.loaderCpu as number) * 100)}%, its event-loop lag p99 ${fmt(steady.loaderLagP99 as number, 1)} ms`,
+    `  server RSS after steady       ${fmt(rssAfterSteady / 1024)} MiB; peak RSS ${fmt(peakKb / 1024)} MiB`,
+    `  reconnect storm after kill -9 all ${fmt(storm.connected as number)} reconnected and outboxes drained in ${((storm.ms as number) / 1000).toFixed(1)} s (${fmt(storm.refused503 as number)} upgrades answered 503)`,
+    `  reports produced / stored     ${fmt(finished.generated as number)} / ${fmt(stored)}; hosts with a gap or duplicate: ${gaps}; chain-broken findings: ${chain}; left in outboxes: ${finished.pending}`,
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+  const ok = stored === finished.generated && gaps === 0 && chain === 0 && finished.pending === 0;
+  if (!ok) process.stdout.write('FAILED: reports were lost or duplicated\n');
+  process.exitCode = ok ? 0 : 1;
+}
+
+main()
+  .catch((err: unknown) => {
+    log(`failed: ${err instanceof Error ? err.stack : String(err)}`);
+    process.exitCode = 2;
+  })
+  .finally(() => {
+    clearTimeout(deadline);
+    cleanup();
+  });

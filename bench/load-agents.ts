@@ -1,0 +1,201 @@
+// The load generator: one process playing N agents, each with the agent's real transport (hello,
+// outbox replay, acks, heartbeats, jittered backoff) over its own loopback WebSocket. Driven by
+// the bench orchestrator over IPC; never talks to anything but the server it is given.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createTransport } from '../agent/transport.js';
+import type { Transport } from '../agent/transport.js';
+import { enrollResponseSchema } from '../shared/protocol.js';
+import { eventReport, fullReport } from './fake-reports.js';
+import { createMemoryOutbox } from './memory-outbox.js';
+import type { MemoryOutbox } from './memory-outbox.js';
+
+export type LoaderCommand =
+  | { cmd: 'setup'; url: string; secret: string; agents: number }
+  | { cmd: 'steady'; rate: number; seconds: number }
+  | { cmd: 'trickle'; rate: number }
+  | { cmd: 'settle'; timeoutMs: number }
+  | { cmd: 'finish' };
+
+interface Sim {
+  hostname: string;
+  outbox: MemoryOutbox;
+  transport: Transport;
+}
+
+const sims: Sim[] = [];
+let latencies: number[] | null = null;
+let acks = 0;
+let refused503 = 0;
+let generator: NodeJS.Timeout | null = null;
+let eventCounter = 0;
+
+const send = (msg: unknown): void => void process.send!(msg);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function enroll(url: string, secret: string, hostname: string): Promise<{ agentId: string; token: string }> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const res = await fetch(`${url}/api/v1/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ secret, hostname }) });
+      if (res.status !== 201) throw new Error(`enrol answered ${res.status}`);
+      return enrollResponseSchema.parse(await res.json());
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await sleep(200 * (attempt + 1));
+    }
+  }
+}
+
+function connectedCount(): number {
+  return sims.reduce((n, s) => n + (s.transport.connected ? 1 : 0), 0);
+}
+
+function pendingCount(): number {
+  return sims.reduce((n, s) => n + s.outbox.depth(), 0);
+}
+
+async function setup(url: string, secret: string, agents: number): Promise<void> {
+  const t0 = performance.now();
+  const ids: { agentId: string; token: string }[] = new Array(agents);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < agents) {
+        const i = next++;
+        ids[i] = await enroll(url, secret, `sim-${i}`);
+      }
+    }),
+  );
+  const enrolMs = performance.now() - t0;
+  const t1 = performance.now();
+  for (let i = 0; i < agents; i++) {
+    const hostname = `sim-${i}`;
+    const outbox = createMemoryOutbox();
+    const transport = createTransport({
+      config: { server: url, agentId: ids[i]!.agentId, token: ids[i]!.token },
+      outbox,
+      host: { hostname, os: 'linux', agentVersion: 'bench' },
+      image: { name: 'web', version: '42' },
+      heartbeatMs: 15_000,
+      log: (line) => {
+        if (line.includes('refused the stream: 503')) refused503++;
+      },
+      onAck: (seq) => {
+        acks++;
+        const q = outbox.queuedAt.get(seq);
+        if (q !== undefined) {
+          outbox.queuedAt.delete(seq);
+          latencies?.push(performance.now() - q);
+        }
+      },
+    });
+    // Each agent starts with a full scan of its host.
+    outbox.enqueue(fullReport(hostname), 'full', new Date());
+    sims.push({ hostname, outbox, transport });
+    transport.start();
+  }
+  while (connectedCount() < agents || pendingCount() > 0) await sleep(200);
+  send({ phase: 'connected', enrolMs, connectMs: performance.now() - t1, connected: connectedCount(), refused503, fullReports: agents });
+}
+
+function generate(ratePerSec: number): void {
+  if (generator !== null) clearInterval(generator);
+  // Paced by elapsed time, not by timer ticks: a late tick makes up for what it missed.
+  const start = performance.now();
+  let made = 0;
+  generator = setInterval(() => {
+    const due = Math.floor(((performance.now() - start) * ratePerSec) / 1000);
+    for (; made < due; made++) {
+      const sim = sims[Math.floor(Math.random() * sims.length)]!;
+      sim.outbox.enqueue(eventReport(sim.hostname, eventCounter++), 'event', new Date());
+      sim.transport.notify();
+    }
+  }, 10);
+}
+
+function stopGenerating(): void {
+  if (generator !== null) clearInterval(generator);
+  generator = null;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function steady(rate: number, seconds: number): Promise<void> {
+  latencies = [];
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  const cpu0 = process.cpuUsage();
+  const acksBefore = acks;
+  const t0 = performance.now();
+  generate(rate);
+  await sleep(seconds * 1000);
+  stopGenerating();
+  const generatedMs = performance.now() - t0;
+  const drainUntil = Date.now() + 60_000;
+  while (pendingCount() > 0 && Date.now() < drainUntil) await sleep(50);
+  const totalMs = performance.now() - t0;
+  const sorted = latencies.sort((a, b) => a - b);
+  latencies = null;
+  lag.disable();
+  const cpu = process.cpuUsage(cpu0);
+  send({
+    phase: 'steady',
+    loaderLagP99: lag.percentile(99) / 1e6,
+    loaderCpu: (cpu.user + cpu.system) / 1000 / totalMs,
+    reports: acks - acksBefore,
+    generatedMs,
+    totalMs,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    max: sorted[sorted.length - 1] ?? NaN,
+    connected: connectedCount(),
+    pending: pendingCount(),
+  });
+}
+
+async function settle(timeoutMs: number): Promise<void> {
+  const t0 = performance.now();
+  const refusedBefore = refused503;
+  // Give every transport time to notice the loss first.
+  while (connectedCount() === sims.length && performance.now() - t0 < 5_000) await sleep(20);
+  const lostAt = performance.now();
+  while ((connectedCount() < sims.length || pendingCount() > 0) && performance.now() - t0 < timeoutMs) await sleep(100);
+  send({ phase: 'settled', ms: performance.now() - lostAt, connected: connectedCount(), pending: pendingCount(), refused503: refused503 - refusedBefore });
+}
+
+async function finish(): Promise<void> {
+  stopGenerating();
+  const until = Date.now() + 60_000;
+  while (pendingCount() > 0 && Date.now() < until) await sleep(50);
+  const generated = sims.reduce((n, s) => n + s.outbox.lastSeq(), 0);
+  send({ phase: 'finished', generated, pending: pendingCount(), perAgent: sims.map((s) => s.outbox.lastSeq()) });
+  await Promise.all(sims.map((s) => s.transport.stop()));
+  process.exit(0);
+}
+
+process.on('message', (msg: LoaderCommand) => {
+  const run = async (): Promise<void> => {
+    switch (msg.cmd) {
+      case 'setup':
+        return setup(msg.url, msg.secret, msg.agents);
+      case 'steady':
+        return steady(msg.rate, msg.seconds);
+      case 'trickle':
+        generate(msg.rate);
+        send({ phase: 'trickling' });
+        return;
+      case 'settle':
+        return settle(msg.timeoutMs);
+      case 'finish':
+        return finish();
+    }
+  };
+  run().catch((err: unknown) => {
+    send({ phase: 'error', message: String(err) });
+    process.exit(1);
+  });
+});
+// Never outlive the orchestrator.
+process.on('disconnect', () => process.exit(1));

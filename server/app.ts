@@ -1,0 +1,149 @@
+// The HTTP API as a Hono app built from plain parameters: testable with app.request(), no socket.
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { Context } from 'hono';
+import type { z } from 'zod';
+import { findingsQuerySchema, hostsQuerySchema } from '../shared/api.js';
+import type { ApiRoleName } from '../shared/api.js';
+import { QuicksandError, isQuicksandError } from '../shared/errors.js';
+import type { ErrorCode } from '../shared/errors.js';
+import { parseManifest } from '../shared/manifest.js';
+import { enrollRequestSchema } from '../shared/protocol.js';
+import { formatIssues } from '../shared/schema-errors.js';
+import type { Metrics } from './metrics.js';
+import type { Store } from './store/types.js';
+
+export interface AppDeps {
+  store: Store;
+  clock: () => Date;
+  metrics: Metrics;
+  /** The live side of the stream; absent when the app runs without one (tests). */
+  stream?: { isConnected(agentId: string): boolean; sendCommand(agentId: string, command: 'scan-now'): boolean; disconnect(agentId: string, reason: string): void };
+}
+
+// The one place error codes become HTTP statuses.
+const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 503>> = {
+  QUERY_INVALID: 400,
+  MANIFEST_INVALID: 400,
+  MANIFEST_SCHEMA_VERSION: 400,
+  MANIFEST_UNREADABLE: 400,
+  USAGE: 400,
+  API_TOKEN_INVALID: 401,
+  AGENT_TOKEN_INVALID: 401,
+  AGENT_TOKEN_REVOKED: 401,
+  ENROLL_REFUSED: 403,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+};
+
+type Env = { Variables: { role: ApiRoleName } };
+
+function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new QuicksandError('QUERY_INVALID', `${what}: ${formatIssues(result.error).replaceAll('\n', '; ')}`);
+  return result.data;
+}
+
+function requireRole(c: Context<Env>, roles: readonly ApiRoleName[]): void {
+  if (!roles.includes(c.get('role'))) throw new QuicksandError('FORBIDDEN', `this needs the role ${roles.join(' or ')}; the token has ${c.get('role')}`);
+}
+
+export function createApp(deps: AppDeps): Hono<Env> {
+  const { store, clock, metrics } = deps;
+  const app = new Hono<Env>();
+
+  app.onError((err, c) => {
+    if (isQuicksandError(err)) {
+      const status = STATUS[err.code] ?? 500;
+      return c.json({ error: { code: err.code, message: err.message } }, status);
+    }
+    return c.json({ error: { code: 'INTERNAL', message: 'internal error' } }, 500);
+  });
+  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+
+  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/metrics', (c) => {
+    const now = clock();
+    return c.text(metrics.render(now.getTime(), store.countHosts(now)), 200, { 'Content-Type': 'text/plain; version=0.0.4' });
+  });
+
+  app.post('/api/v1/enroll', async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      throw new QuicksandError('QUERY_INVALID', 'body: expected JSON');
+    }
+    const req = parseWith(enrollRequestSchema, body, 'body');
+    const enrolled = store.enrollAgent(req.secret, req.hostname, clock());
+    if (enrolled === null) throw new QuicksandError('ENROLL_REFUSED', 'secret: unknown or revoked enrolment secret');
+    return c.json(enrolled, 201);
+  });
+
+  // Every other /api/v1 route needs an API token.
+  app.use('/api/v1/*', async (c, next) => {
+    const m = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '');
+    const auth = m === null ? null : store.authenticateApiToken(m[1]!);
+    if (auth === null) {
+      c.header('WWW-Authenticate', 'Bearer');
+      throw new QuicksandError('API_TOKEN_INVALID', 'missing, unknown or revoked API token: create one with `quicksand-server token create --role auditor`');
+    }
+    c.set('role', auth.role);
+    await next();
+  });
+
+  app.get('/api/v1/hosts', (c) => {
+    const query = parseWith(hostsQuerySchema, c.req.query(), 'query');
+    return c.json({ hosts: store.listHosts(query, clock()) });
+  });
+  app.get('/api/v1/hosts/:id', (c) => {
+    const host = store.getHost(c.req.param('id'), clock());
+    if (host === null) throw new QuicksandError('NOT_FOUND', `host ${c.req.param('id')} is not known`);
+    return c.json({ ...host, connected: deps.stream?.isConnected(host.id) ?? false });
+  });
+  app.get('/api/v1/hosts/:id/findings', (c) => {
+    const query = parseWith(findingsQuerySchema, c.req.query(), 'query');
+    const findings = store.listFindings(c.req.param('id'), query);
+    if (findings === null) throw new QuicksandError('NOT_FOUND', `host ${c.req.param('id')} is not known`);
+    return c.json({ findings });
+  });
+  app.get('/api/v1/hosts/:id/reports', (c) => {
+    const id = c.req.param('id');
+    if (store.getHost(id, clock()) === null) throw new QuicksandError('NOT_FOUND', `host ${id} is not known`);
+    return c.json({ reports: store.listReports(id) });
+  });
+  app.post('/api/v1/hosts/:id/scan-now', (c) => {
+    requireRole(c, ['admin', 'analyst']);
+    const id = c.req.param('id');
+    if (store.getHost(id, clock()) === null) throw new QuicksandError('NOT_FOUND', `host ${id} is not known`);
+    if (deps.stream?.sendCommand(id, 'scan-now') !== true) return c.json({ error: { code: 'NOT_CONNECTED', message: `agent ${id} is not connected now` } }, 409);
+    return c.json({ sent: true }, 202);
+  });
+  app.get('/api/v1/images', (c) => c.json({ images: store.listImages() }));
+  // A manifest of a large image is a few MB of JSON; anything far beyond is not a manifest.
+  const manifestLimit = bodyLimit({
+    maxSize: 64 * 1024 * 1024,
+    onError: (c) => c.json({ error: { code: 'MANIFEST_INVALID', message: 'body: a manifest is at most 64 MiB' } }, 413),
+  });
+  app.post('/api/v1/images', manifestLimit, async (c) => {
+    requireRole(c, ['admin', 'analyst']);
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      throw new QuicksandError('MANIFEST_UNREADABLE', 'body: expected the manifest as JSON (gunzip a .json.gz first)');
+    }
+    const manifest = parseManifest(body, 'body');
+    const replaced = store.saveManifest(manifest, clock());
+    return c.json({ name: manifest.image.name, version: manifest.image.version, packages: manifest.packages.length, files: manifest.files.length }, replaced ? 200 : 201);
+  });
+  app.delete('/api/v1/agents/:id', (c) => {
+    requireRole(c, ['admin']);
+    const id = c.req.param('id');
+    if (!store.revokeAgent(id, clock())) throw new QuicksandError('NOT_FOUND', `agent ${id} is not known or already revoked`);
+    deps.stream?.disconnect(id, 'token revoked');
+    return c.json({ revoked: id });
+  });
+
+  return app;
+}

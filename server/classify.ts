@@ -1,0 +1,31 @@
+// Pure classification of a host from its open findings: no database, no clock of its own.
+import { SEVERITIES } from '../shared/findings.js';
+import type { Severity } from '../shared/findings.js';
+import type { SeverityCounts } from '../shared/report.js';
+import type { HostStatusName } from '../shared/api.js';
+
+export type HostStatus = HostStatusName;
+
+// One tampered binary outweighs any number of edited configs; info never counts.
+const WEIGHTS: Record<Severity, number> = { critical: 100, high: 10, medium: 3, low: 1, info: 0 };
+
+export function driftScore(counts: SeverityCounts): number {
+  return SEVERITIES.reduce((sum, s) => sum + counts[s] * WEIGHTS[s], 0);
+}
+
+/** cattle: no open finding above info. Approvals (a later issue) will subtract approved ones. */
+export function classify(counts: SeverityCounts): 'cattle' | 'pet' {
+  return counts.critical + counts.high + counts.medium + counts.low > 0 ? 'pet' : 'cattle';
+}
+
+/** A host is stale when its last report is older than `staleAfterMs` (or it never sent one). */
+export function effectiveStatus(stored: 'cattle' | 'pet' | 'stale', lastReportAt: string | null, now: Date, staleAfterMs: number): HostStatus {
+  if (lastReportAt === null) return 'stale';
+  if (now.getTime() - Date.parse(lastReportAt) > staleAfterMs) return 'stale';
+  return stored;
+}
+
+/** Identity of a finding across reports: the same package or path with the same kind. */
+export function findingKey(f: { kind: string; ecosystem?: string | undefined; name?: string | undefined; path?: string | undefined; rawPath?: string | undefined }): string {
+  return [f.kind, f.ecosystem ?? '', f.name ?? '', f.rawPath !== undefined ? `b64:${f.rawPath}` : (f.path ?? '')].join('|');
+}

@@ -1,0 +1,190 @@
+import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+import { API_ROLES } from '../shared/api.js';
+import type { ApiRoleName } from '../shared/api.js';
+import { QuicksandError, isQuicksandError } from '../shared/errors.js';
+import { startServer } from './server.js';
+import type { RunningServer } from './server.js';
+import { createSqliteStore } from './store/sqlite-store.js';
+
+export interface ServerCliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Resolves when the process is asked to stop (SIGINT/SIGTERM). */
+  stopSignal: Promise<void>;
+}
+
+export const EXIT_OK = 0;
+export const EXIT_ERROR = 2;
+export const DEFAULT_DB = '.quicksand/server.db';
+export const DEFAULT_PORT = 7410;
+export const DEFAULT_HOST = '127.0.0.1';
+
+const USAGE = `quicksand-server — keeps the fleet's drift history and tells cattle from pets
+
+Usage:
+  quicksand-server start [--db FILE] [--port N] [--host ADDR]
+  quicksand-server enroll-secret [--db FILE]
+  quicksand-server token create --role admin|analyst|auditor [--db FILE]
+  quicksand-server agent revoke AGENT_ID [--db FILE]
+  quicksand-server help COMMAND
+
+Commands:
+  start          serve the API and the agent stream on one port
+  enroll-secret  print a new enrolment secret for \`quicksand-agent enroll\`
+  token create   print a new API token (Authorization: Bearer TOKEN)
+  agent revoke   revoke an agent's token; its connection is refused from now on
+
+Run \`quicksand-server COMMAND --help\` for the options of one command.
+`;
+
+const DB_HELP = `  --db FILE             the server's SQLite database (default: ${DEFAULT_DB})\n`;
+
+const HELP: Record<string, string> = {
+  start: `Usage: quicksand-server start [--db FILE] [--port N] [--host ADDR]
+
+Serves the JSON API (/api/v1), /healthz, /metrics and the agent stream
+(WebSocket, ${'/api/v1/stream'}) on one port. Creates the database on first start.
+
+Options:
+${DB_HELP}  --port N              TCP port (default: ${DEFAULT_PORT}; 0 picks a free one)
+  --host ADDR           address to listen on (default: ${DEFAULT_HOST}, this machine only;
+                        0.0.0.0 to accept agents from other hosts)
+`,
+  'enroll-secret': `Usage: quicksand-server enroll-secret [--db FILE]
+
+Prints a new enrolment secret. Give it to \`quicksand-agent enroll --secret S\` (or
+install.sh) on each host; the host gets its own token in exchange. Only a hash
+of the secret is stored.
+
+Options:
+${DB_HELP}`,
+  token: `Usage: quicksand-server token create --role admin|analyst|auditor [--db FILE]
+
+Prints a new API token. Send it as \`Authorization: Bearer TOKEN\`.
+Roles: admin (everything), analyst (triage, scan-now), auditor (read only).
+
+Options:
+  --role ROLE           admin, analyst or auditor
+${DB_HELP}`,
+  agent: `Usage: quicksand-server agent revoke AGENT_ID [--db FILE]
+
+Revokes an agent's token: its stream upgrade is refused with 401 from now on.
+A running server also accepts DELETE /api/v1/agents/AGENT_ID (admin).
+
+Options:
+${DB_HELP}`,
+};
+
+const COMMON = { help: { type: 'boolean', short: 'h' }, db: { type: 'string' } } as const;
+const OPTIONS = {
+  start: { ...COMMON, port: { type: 'string' }, host: { type: 'string' } },
+  'enroll-secret': { ...COMMON },
+  token: { ...COMMON, role: { type: 'string' } },
+  agent: { ...COMMON },
+} satisfies Record<string, ParseArgsConfig['options']>;
+type Command = keyof typeof OPTIONS;
+
+/** Runs one server command line; `start` returns only when the server has stopped. */
+export async function runServerCli(argv: string[], io: ServerCliIo): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    const topic = rest[0];
+    io.stdout(topic !== undefined && topic in HELP ? HELP[topic]! : USAGE);
+    return command === undefined ? EXIT_ERROR : EXIT_OK;
+  }
+  if (!(command in OPTIONS)) {
+    io.stderr(`quicksand-server: unknown command "${command}". Commands: ${Object.keys(OPTIONS).join(', ')}. See quicksand-server --help.\n`);
+    return EXIT_ERROR;
+  }
+  const cmd = command as Command;
+  try {
+    const { values, positionals } = parseArgs({ args: rest, options: OPTIONS[cmd], strict: true, allowPositionals: true });
+    if (values.help) {
+      io.stdout(HELP[cmd]!);
+      return EXIT_OK;
+    }
+    const db = values.db ?? DEFAULT_DB;
+    switch (cmd) {
+      case 'start': {
+        noPositionals(positionals);
+        const v = values as { port?: string; host?: string };
+        return await startCommand(db, parsePort(v.port), v.host ?? DEFAULT_HOST, io);
+      }
+      case 'enroll-secret':
+        noPositionals(positionals);
+        return withStore(db, (store) => {
+          io.stdout(`${store.createEnrollSecret(new Date())}\n`);
+          return EXIT_OK;
+        });
+      case 'token': {
+        if (positionals[0] !== 'create' || positionals.length > 1) throw new QuicksandError('USAGE', 'expected `token create --role ROLE`');
+        const role = (values as { role?: string }).role;
+        if (role === undefined || !(API_ROLES as readonly string[]).includes(role)) throw new QuicksandError('USAGE', `--role must be one of ${API_ROLES.join(', ')}`);
+        return withStore(db, (store) => {
+          io.stdout(`${store.createApiToken(role as ApiRoleName, new Date())}\n`);
+          return EXIT_OK;
+        });
+      }
+      case 'agent': {
+        if (positionals[0] !== 'revoke' || positionals.length !== 2) throw new QuicksandError('USAGE', 'expected `agent revoke AGENT_ID`');
+        const id = positionals[1]!;
+        return withStore(db, (store) => {
+          if (!store.revokeAgent(id, new Date())) throw new QuicksandError('NOT_FOUND', `agent ${id} is not known or already revoked`);
+          io.stdout(`revoked agent ${id}\n`);
+          return EXIT_OK;
+        });
+      }
+    }
+  } catch (err) {
+    return reportError(err, cmd, io);
+  }
+}
+
+function noPositionals(positionals: string[]): void {
+  if (positionals.length > 0) throw new QuicksandError('USAGE', `unexpected argument "${positionals[0]}"`);
+}
+
+function parsePort(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_PORT;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65535) throw new QuicksandError('USAGE', `--port: expected a port number 0-65535, got "${text}"`);
+  return n;
+}
+
+function withStore(db: string, fn: (store: ReturnType<typeof createSqliteStore>) => number): number {
+  const store = createSqliteStore(db);
+  try {
+    return fn(store);
+  } finally {
+    store.close();
+  }
+}
+
+async function startCommand(db: string, port: number, host: string, io: ServerCliIo): Promise<number> {
+  let server: RunningServer;
+  try {
+    server = await startServer({ db, port, host });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new QuicksandError('USAGE', `port ${port} on ${host} is already in use: pass --port N`);
+    if (code === 'EADDRNOTAVAIL') throw new QuicksandError('USAGE', `--host ${host} is not an address of this machine`);
+    throw err;
+  }
+  io.stdout(`quicksand-server listening on ${server.url} (database ${db})\n`);
+  await io.stopSignal;
+  await server.close();
+  return EXIT_OK;
+}
+
+function reportError(err: unknown, cmd: string, io: ServerCliIo): number {
+  if (isQuicksandError(err)) {
+    const hint = err.code === 'USAGE' ? ` (see quicksand-server ${cmd} --help)` : '';
+    io.stderr(`quicksand-server ${cmd}: ${err.message}${hint}\n`);
+  } else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    io.stderr(`quicksand-server ${cmd}: ${(err as Error).message} (see quicksand-server ${cmd} --help)\n`);
+  } else {
+    io.stderr(`quicksand-server ${cmd}: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\nPlease report this with the command you ran.\n`);
+  }
+  return EXIT_ERROR;
+}

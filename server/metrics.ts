@@ -1,0 +1,86 @@
+// In-process counters rendered as Prometheus text. Kept deliberately small: no client library.
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export interface Metrics {
+  connected: number;
+  reportsStored: number;
+  reportsDuplicate: number;
+  framesRejected: Map<string, number>;
+  upgradesRefused: Map<string, number>;
+  /** Last outbox depth each connected agent reported. */
+  outboxDepth: Map<string, number>;
+  observeIngestLatency(seconds: number, nowMs: number): void;
+  countStored(n: number, nowMs: number): void;
+  reject(map: Map<string, number>, key: string): void;
+  reportsPerSecond(nowMs: number): number;
+  render(nowMs: number, hosts: Record<string, number>): string;
+}
+
+export function createMetrics(): Metrics {
+  const buckets = new Array<number>(LATENCY_BUCKETS.length).fill(0);
+  let latencyCount = 0;
+  let latencySum = 0;
+  // Stored reports per second over the last 10 s: one slot per second.
+  const window = new Map<number, number>();
+
+  const m: Metrics = {
+    connected: 0,
+    reportsStored: 0,
+    reportsDuplicate: 0,
+    framesRejected: new Map(),
+    upgradesRefused: new Map(),
+    outboxDepth: new Map(),
+    observeIngestLatency(seconds) {
+      latencyCount++;
+      latencySum += seconds;
+      for (let i = 0; i < LATENCY_BUCKETS.length; i++) if (seconds <= LATENCY_BUCKETS[i]!) buckets[i]!++;
+    },
+    countStored(n, nowMs) {
+      m.reportsStored += n;
+      const slot = Math.floor(nowMs / 1000);
+      window.set(slot, (window.get(slot) ?? 0) + n);
+      for (const k of window.keys()) if (k < slot - 10) window.delete(k);
+    },
+    reject(map, key) {
+      map.set(key, (map.get(key) ?? 0) + 1);
+    },
+    reportsPerSecond(nowMs) {
+      const slot = Math.floor(nowMs / 1000);
+      let n = 0;
+      // The last 10 complete seconds: the current one is still filling.
+      for (let s = slot - 10; s < slot; s++) n += window.get(s) ?? 0;
+      return n / 10;
+    },
+    render(nowMs, hosts) {
+      const lines: string[] = [];
+      const gauge = (name: string, help: string, value: number, type = 'gauge'): void => {
+        lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
+      };
+      gauge('quicksand_agents_connected', 'Agents holding a stream connection.', m.connected);
+      gauge('quicksand_reports_stored_total', 'Reports committed to the store.', m.reportsStored, 'counter');
+      gauge('quicksand_reports_duplicate_total', 'Replayed reports that were already stored (acked again, not stored).', m.reportsDuplicate, 'counter');
+      gauge('quicksand_reports_per_second', 'Reports stored per second over the last 10 s.', m.reportsPerSecond(nowMs));
+      lines.push('# HELP quicksand_ingest_latency_seconds Time from receiving a report to its commit.', '# TYPE quicksand_ingest_latency_seconds histogram');
+      LATENCY_BUCKETS.forEach((le, i) => lines.push(`quicksand_ingest_latency_seconds_bucket{le="${le}"} ${buckets[i]}`));
+      lines.push(`quicksand_ingest_latency_seconds_bucket{le="+Inf"} ${latencyCount}`);
+      lines.push(`quicksand_ingest_latency_seconds_sum ${latencySum}`, `quicksand_ingest_latency_seconds_count ${latencyCount}`);
+      let depthSum = 0;
+      let depthMax = 0;
+      for (const d of m.outboxDepth.values()) {
+        depthSum += d;
+        depthMax = Math.max(depthMax, d);
+      }
+      gauge('quicksand_agent_outbox_depth_sum', 'Reports waiting in the outboxes of connected agents, as they last reported.', depthSum);
+      gauge('quicksand_agent_outbox_depth_max', 'Deepest outbox among connected agents.', depthMax);
+      lines.push('# HELP quicksand_frames_rejected_total Frames answered with an error, by code.', '# TYPE quicksand_frames_rejected_total counter');
+      for (const [code, n] of m.framesRejected) lines.push(`quicksand_frames_rejected_total{code="${code}"} ${n}`);
+      lines.push('# HELP quicksand_upgrades_refused_total Stream upgrades refused, by reason.', '# TYPE quicksand_upgrades_refused_total counter');
+      for (const [reason, n] of m.upgradesRefused) lines.push(`quicksand_upgrades_refused_total{reason="${reason}"} ${n}`);
+      lines.push('# HELP quicksand_hosts Hosts by status.', '# TYPE quicksand_hosts gauge');
+      for (const [status, n] of Object.entries(hosts)) lines.push(`quicksand_hosts{status="${status}"} ${n}`);
+      return `${lines.join('\n')}\n`;
+    },
+  };
+  return m;
+}

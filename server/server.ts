@@ -1,0 +1,70 @@
+// Wires the store, the HTTP API and the agent stream onto one listening socket.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
+import { createApp } from './app.js';
+import { createBatchWriter } from './batch-writer.js';
+import { createMetrics } from './metrics.js';
+import { createRateLimiter } from './rate-limit.js';
+import { createSqliteStore } from './store/sqlite-store.js';
+import { startIngestThread } from './store/ingest-thread.js';
+import { createStream } from './stream.js';
+import type { Store } from './store/types.js';
+
+export interface ServerOptions {
+  db: string;
+  port: number;
+  host: string;
+  /** Stream upgrades admitted per second (bursts of `upgradeBurst`); over it: 503 + Retry-After. */
+  upgradeRate?: number;
+  upgradeBurst?: number;
+  maxFrameBytes?: number;
+  staleAfterMs?: number;
+  now?: () => Date;
+}
+
+export interface RunningServer {
+  url: string;
+  store: Store;
+  close(): Promise<void>;
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const now = opts.now ?? (() => new Date());
+  const store = createSqliteStore(opts.db, { staleAfterMs: opts.staleAfterMs });
+  const metrics = createMetrics();
+  // Reports are written on their own thread; the API and enrolment use the main connection.
+  const ingest = startIngestThread(opts.db);
+  const writer = createBatchWriter(ingest);
+  const stream = createStream({
+    credentials: store,
+    writer,
+    metrics,
+    now,
+    maxFrameBytes: opts.maxFrameBytes,
+    upgradeLimiter: createRateLimiter(opts.upgradeRate ?? 500, opts.upgradeBurst ?? 1000, () => now().getTime()),
+  });
+  const app = createApp({ store, clock: now, metrics, stream });
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head));
+  // Thousands of agents keep their connections; the defaults are tuned for browsers.
+  server.maxConnections = 100_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${host}:${addr.port}`,
+    store,
+    async close() {
+      stream.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await writer.drain();
+      await ingest.close();
+      store.close();
+    },
+  };
+}

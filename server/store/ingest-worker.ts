@@ -1,0 +1,25 @@
+// The ingest writer's thread: owns one write connection and runs each batch in one transaction.
+// Living off the main thread, a slow fsync never stalls the sockets, and a second core parses
+// frames while this one writes.
+import { parentPort, workerData } from 'node:worker_threads';
+import { openDatabase } from './db.js';
+import { createIngest } from './ingest.js';
+import type { IngestItem } from './types.js';
+
+export type WorkerRequest = { id: number; items: IngestItem[] } | { id: number; close: true };
+export type WorkerResponse = { id: number; results: ReturnType<ReturnType<typeof createIngest>['ingestBatch']> } | { id: number; error: string } | { id: number; closed: true };
+
+const db = openDatabase((workerData as { file: string }).file);
+const ingest = createIngest(db);
+parentPort!.on('message', (msg: WorkerRequest) => {
+  if ('close' in msg) {
+    db.close();
+    parentPort!.postMessage({ id: msg.id, closed: true } satisfies WorkerResponse);
+    return;
+  }
+  try {
+    parentPort!.postMessage({ id: msg.id, results: ingest.ingestBatch(msg.items) } satisfies WorkerResponse);
+  } catch (err) {
+    parentPort!.postMessage({ id: msg.id, error: (err as Error).message } satisfies WorkerResponse);
+  }
+});

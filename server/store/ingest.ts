@@ -1,0 +1,192 @@
+import type { Database as Db } from 'better-sqlite3';
+import { SEVERITIES } from '../../shared/findings.js';
+import { emptyCounts } from '../../shared/report.js';
+import type { Finding } from '../../shared/report.js';
+import type { ReportFrame } from '../../shared/protocol.js';
+import { classify, driftScore, findingKey } from '../classify.js';
+import type { Ingest, IngestItem, IngestResult } from './types.js';
+
+/** Findings the server itself raises about a host (not the agent's scan). */
+export const CHAIN_FINDING_KIND = 'report-chain-broken';
+
+/**
+ * Stores what agents send. Each batch is one transaction (the caller acks only after it
+ * returns), and every statement is prepared once here.
+ */
+export function createIngest(db: Db): Ingest {
+  const insertReport = db.prepare(
+    `INSERT INTO reports (host_id, seq, hash, prev_hash, kind, scanned_at, received_at, status, counts, body)
+     VALUES (@hostId, @seq, @hash, @prevHash, @kind, @scannedAt, @receivedAt, @status, @counts, @body)
+     ON CONFLICT (host_id, seq) DO NOTHING`,
+  );
+  const getReportHash = db.prepare<[string, number], { hash: string }>('SELECT hash FROM reports WHERE host_id = ? AND seq = ?');
+  const upsertFinding = db.prepare(
+    `INSERT INTO findings (host_id, key, source, kind, severity, ecosystem, name, path, detail, first_seen, last_seen, first_seq, last_seq)
+     VALUES (@hostId, @key, @source, @kind, @severity, @ecosystem, @name, @path, @detail, @seen, @seen, @seq, @seq)
+     ON CONFLICT (host_id, key) WHERE resolved_at IS NULL
+     DO UPDATE SET severity = excluded.severity, detail = excluded.detail, last_seen = excluded.last_seen, last_seq = excluded.last_seq`,
+  );
+  // After a full scan every open scan finding it did not repeat is gone from the host.
+  const resolveMissing = db.prepare(
+    `UPDATE findings SET resolved_at = ? WHERE host_id = ? AND resolved_at IS NULL AND source = 'scan' AND last_seq < ?`,
+  );
+  const openCounts = db.prepare<[string], { severity: string; n: number }>(
+    `SELECT severity, count(*) AS n FROM findings WHERE host_id = ? AND resolved_at IS NULL GROUP BY severity`,
+  );
+  const updateHostAfterReport = db.prepare(
+    `UPDATE hosts SET hostname = @hostname, image_name = @imageName, image_version = @imageVersion, status = @status,
+       pet_since = CASE WHEN @status = 'pet' THEN coalesce(pet_since, @scannedAt) ELSE NULL END, drift_score = @score, open_findings = @open, last_seen = @now, last_report_at = @now,
+       last_seq = max(last_seq, @seq), outbox_depth = coalesce(@outboxDepth, outbox_depth)
+     WHERE id = @hostId`,
+  );
+  const updateHostHello = db.prepare(
+    `UPDATE hosts SET hostname = @hostname, os = @os, agent_version = @agentVersion, last_seen = @now, outbox_depth = @outboxDepth,
+       image_name = coalesce(@imageName, image_name), image_version = coalesce(@imageVersion, image_version)
+     WHERE id = @hostId`,
+  );
+  const updateHostHeartbeat = db.prepare('UPDATE hosts SET last_seen = ?, outbox_depth = ? WHERE id = ?');
+  const upsertImage = db.prepare(
+    `INSERT INTO images (name, version, source, first_seen, last_seen) VALUES (?, ?, 'announced', ?, ?)
+     ON CONFLICT (name, version) DO UPDATE SET last_seen = excluded.last_seen`,
+  );
+
+  // An image's last_seen to the minute is plenty; writing it on every report is not.
+  const imageTouched = new Map<string, number>();
+  function touchImage(name: string, version: string, at: Date): void {
+    const key = `${name}\u0000${version}`;
+    if ((imageTouched.get(key) ?? -Infinity) > at.getTime() - 60_000) return;
+    imageTouched.set(key, at.getTime());
+    upsertImage.run(name, version, at.toISOString(), at.toISOString());
+  }
+
+  function storeReport(agentId: string, frame: ReportFrame, receivedAt: Date): IngestResult {
+    const now = receivedAt.toISOString();
+    const { report } = frame;
+    const inserted = insertReport.run({
+      hostId: agentId,
+      seq: frame.seq,
+      hash: frame.hash,
+      prevHash: frame.prevHash,
+      kind: frame.kind,
+      scannedAt: report.scannedAt,
+      receivedAt: now,
+      status: report.summary.status,
+      counts: JSON.stringify(report.summary.counts),
+      body: JSON.stringify(report),
+    });
+    // (agent, seq) is unique: a replay after a lost ack changes nothing and is acked again.
+    if (inserted.changes === 0) return { type: 'report', seq: frame.seq, outcome: 'duplicate', chainBroken: false };
+
+    const chainBroken = checkChain(agentId, frame, now);
+    for (const f of report.findings) saveFinding(agentId, 'scan', f, frame.seq, now);
+    if (frame.kind === 'full') resolveMissing.run(now, agentId, frame.seq);
+
+    const counts = emptyCounts();
+    for (const row of openCounts.all(agentId)) {
+      if ((SEVERITIES as readonly string[]).includes(row.severity)) counts[row.severity as keyof typeof counts] = row.n;
+    }
+    const status = classify(counts);
+    updateHostAfterReport.run({
+      hostId: agentId,
+      hostname: report.host.hostname,
+      imageName: report.image.name,
+      imageVersion: report.image.version,
+      status,
+      scannedAt: report.scannedAt,
+      score: driftScore(counts),
+      open: counts.critical + counts.high + counts.medium + counts.low,
+      now,
+      seq: frame.seq,
+      outboxDepth: frame.outboxDepth ?? null,
+    });
+    touchImage(report.image.name, report.image.version, receivedAt);
+    return { type: 'report', seq: frame.seq, outcome: 'stored', chainBroken };
+  }
+
+  /**
+   * The report must name the hash of this agent's report seq-1. A missing predecessor (a gap) or
+   * another hash (a rewritten history) is itself a finding: someone or something lost reports.
+   */
+  function checkChain(agentId: string, frame: ReportFrame, now: string): boolean {
+    let problem: string | null = null;
+    if (frame.seq === 1) {
+      if (frame.prevHash !== null) problem = 'the first report names a predecessor';
+    } else {
+      const prev = getReportHash.get(agentId, frame.seq - 1);
+      if (prev === undefined) problem = `report ${frame.seq - 1} never arrived`;
+      else if (prev.hash !== frame.prevHash) problem = `report ${frame.seq} names predecessor ${frame.prevHash ?? 'none'}, the stored report ${frame.seq - 1} is ${prev.hash}`;
+    }
+    if (problem === null) return false;
+    upsertFinding.run({
+      hostId: agentId,
+      key: `${CHAIN_FINDING_KIND}|${frame.seq}`,
+      source: 'server',
+      kind: CHAIN_FINDING_KIND,
+      severity: 'high',
+      ecosystem: null,
+      name: null,
+      path: null,
+      detail: JSON.stringify({ seq: frame.seq, reason: problem }),
+      seen: now,
+      seq: frame.seq,
+    });
+    return true;
+  }
+
+  function saveFinding(agentId: string, source: 'scan', f: Finding, seq: number, now: string): void {
+    upsertFinding.run({
+      hostId: agentId,
+      key: findingKey(f),
+      source,
+      kind: f.kind,
+      severity: f.severity,
+      ecosystem: f.ecosystem ?? null,
+      name: f.name ?? null,
+      path: f.path ?? null,
+      detail: JSON.stringify(f),
+      seen: now,
+      seq,
+    });
+  }
+
+  const runBatch = db.transaction((items: readonly IngestItem[]): IngestResult[] =>
+    items.map((item): IngestResult => {
+      const now = item.receivedAt.toISOString();
+      switch (item.type) {
+        case 'report':
+          return storeReport(item.agentId, item.frame, item.receivedAt);
+        case 'hello': {
+          const { frame } = item;
+          updateHostHello.run({
+            hostId: item.agentId,
+            hostname: frame.host.hostname,
+            os: frame.host.os ?? null,
+            agentVersion: frame.host.agentVersion ?? null,
+            now,
+            outboxDepth: frame.outboxDepth,
+            imageName: frame.image?.name ?? null,
+            imageVersion: frame.image?.version ?? null,
+          });
+          if (frame.image !== null) touchImage(frame.image.name, frame.image.version, item.receivedAt);
+          return { type: 'other' };
+        }
+        case 'heartbeat':
+          updateHostHeartbeat.run(now, item.outboxDepth, item.agentId);
+          return { type: 'other' };
+      }
+    }),
+  );
+
+  return {
+    ingestBatch(items) {
+      if (items.length === 0) return [];
+      try {
+        return runBatch(items);
+      } catch (err) {
+        // Rolled back: what the cache says was written may not be.
+        imageTouched.clear();
+        throw err;
+      }
+    },
+  };
+}

@@ -1,0 +1,125 @@
+import type { Database as Db } from 'better-sqlite3';
+import type { HostFinding, HostSummary, ImageSummary } from '../../shared/api.js';
+import { emptyCounts } from '../../shared/report.js';
+import { effectiveStatus } from '../classify.js';
+import type { Queries } from './types.js';
+
+interface HostRow {
+  id: string;
+  hostname: string;
+  enrolled_at: string;
+  revoked_at: string | null;
+  os: string | null;
+  agent_version: string | null;
+  image_name: string | null;
+  image_version: string | null;
+  status: 'cattle' | 'pet' | 'stale';
+  pet_since: string | null;
+  drift_score: number;
+  open_findings: number;
+  last_seen: string | null;
+  last_report_at: string | null;
+  last_seq: number;
+  outbox_depth: number;
+}
+
+interface FindingRow {
+  id: number;
+  kind: string;
+  severity: string;
+  source: 'scan' | 'server';
+  ecosystem: string | null;
+  name: string | null;
+  path: string | null;
+  first_seen: string;
+  last_seen: string;
+  resolved_at: string | null;
+  detail: string;
+}
+
+/** What the API reads. Stale is decided at read time: it depends on the clock, not on a write. */
+export function createQueries(db: Db, staleAfterMs: number): Queries {
+  const allHosts = db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY hostname, id');
+  const hostsByImage = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE image_name = ? ORDER BY hostname, id');
+  const oneHost = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE id = ?');
+  const reportCount = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM reports WHERE host_id = ?');
+  const openCounts = db.prepare<[string], { severity: string; n: number }>(
+    'SELECT severity, count(*) AS n FROM findings WHERE host_id = ? AND resolved_at IS NULL GROUP BY severity',
+  );
+  const findings = {
+    open: db.prepare<[string], FindingRow>('SELECT * FROM findings WHERE host_id = ? AND resolved_at IS NULL ORDER BY id'),
+    resolved: db.prepare<[string], FindingRow>('SELECT * FROM findings WHERE host_id = ? AND resolved_at IS NOT NULL ORDER BY id'),
+    all: db.prepare<[string], FindingRow>('SELECT * FROM findings WHERE host_id = ? ORDER BY id'),
+  };
+  const images = db.prepare<[], Omit<ImageSummary, 'hosts'> & { hosts: number }>(
+    `SELECT i.name, i.version, i.source, i.first_seen AS firstSeen, i.last_seen AS lastSeen,
+       (SELECT count(*) FROM hosts h WHERE h.image_name = i.name AND h.image_version = i.version) AS hosts,
+       i.packages, i.files
+     FROM images i ORDER BY i.name, i.version`,
+  );
+  const reports = db.prepare<[string], { seq: number; hash: string; prevHash: string | null; kind: string; receivedAt: string }>(
+    'SELECT seq, hash, prev_hash AS prevHash, kind, received_at AS receivedAt FROM reports WHERE host_id = ? ORDER BY id',
+  );
+
+  const summarize = (row: HostRow, now: Date): HostSummary => ({
+    id: row.id,
+    hostname: row.hostname,
+    status: effectiveStatus(row.status, row.last_report_at, now, staleAfterMs),
+    image: row.image_name !== null && row.image_version !== null ? { name: row.image_name, version: row.image_version } : null,
+    openFindings: row.open_findings,
+    driftScore: row.drift_score,
+    petSince: row.pet_since,
+    lastSeen: row.last_seen,
+    lastReportAt: row.last_report_at,
+    revoked: row.revoked_at !== null,
+  });
+
+  return {
+    listHosts(query, now) {
+      const rows = query.image !== undefined ? hostsByImage.all(query.image) : allHosts.all();
+      const hosts = rows.map((r) => summarize(r, now));
+      return query.status === undefined ? hosts : hosts.filter((h) => h.status === query.status);
+    },
+    getHost(id, now) {
+      const row = oneHost.get(id);
+      if (row === undefined) return null;
+      const counts = emptyCounts();
+      for (const c of openCounts.all(id)) if (c.severity in counts) counts[c.severity as keyof typeof counts] = c.n;
+      return {
+        ...summarize(row, now),
+        enrolledAt: row.enrolled_at,
+        os: row.os,
+        agentVersion: row.agent_version,
+        lastSeq: row.last_seq,
+        outboxDepth: row.outbox_depth,
+        counts,
+        reports: reportCount.get(id)?.n ?? 0,
+      };
+    },
+    listFindings(hostId, query) {
+      if (oneHost.get(hostId) === undefined) return null;
+      return findings[query.state].all(hostId).map(
+        (r): HostFinding => ({
+          id: r.id,
+          kind: r.kind,
+          severity: r.severity,
+          source: r.source,
+          ecosystem: r.ecosystem,
+          name: r.name,
+          path: r.path,
+          firstSeen: r.first_seen,
+          lastSeen: r.last_seen,
+          resolvedAt: r.resolved_at,
+          detail: JSON.parse(r.detail) as unknown,
+        }),
+      );
+    },
+    listImages: () => images.all(),
+    listReports: (hostId) => reports.all(hostId),
+    countHosts(now) {
+      const out = { cattle: 0, pet: 0, stale: 0 };
+      for (const row of allHosts.iterate()) out[effectiveStatus(row.status, row.last_report_at, now, staleAfterMs)]++;
+      return out;
+    },
+  };
+}

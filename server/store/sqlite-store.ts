@@ -1,0 +1,25 @@
+import { openDatabase } from './db.js';
+import { createCredentials } from './credentials.js';
+import { createImages } from './images.js';
+import { createIngest } from './ingest.js';
+import { createQueries } from './queries.js';
+import type { Store } from './types.js';
+
+export interface SqliteStoreOptions {
+  /** A host that has not reported for this long is `stale`. */
+  staleAfterMs?: number;
+}
+
+export const DEFAULT_STALE_AFTER_MS = 2 * 60 * 60 * 1000;
+
+/** The embedded store: one SQLite file, opened by one server process. */
+export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): Store {
+  const db = openDatabase(file);
+  return {
+    ...createCredentials(db),
+    ...createIngest(db),
+    ...createQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
+    ...createImages(db),
+    close: () => db.close(),
+  };
+}

@@ -1,0 +1,151 @@
+// What the agent and the server say to each other over the WebSocket: one JSON object per text
+// frame, discriminated by `type`. Both sides parse every frame they receive with these schemas.
+import { z } from 'zod';
+import { formatIssues } from './schema-errors.js';
+import { reportSchema } from './report.js';
+
+export const PROTOCOL_VERSION = 1;
+/** The path the agent stream is served on. */
+export const STREAM_PATH = '/api/v1/stream';
+/** Frames above this are refused (close 1009) before they are parsed. A full report of a badly
+ * drifted host (thousands of findings) stays well under it. */
+export const MAX_FRAME_BYTES = 8 * 1024 * 1024;
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits');
+const seq = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const depth = z.number().int().nonnegative();
+
+export const helloFrameSchema = z.strictObject({
+  type: z.literal('hello'),
+  protocol: z.literal(PROTOCOL_VERSION),
+  // Must be the token's agent id; the server refuses the session otherwise.
+  agentId: z.string().min(1).max(100),
+  host: z.strictObject({
+    hostname: z.string().min(1).max(255),
+    os: z.string().max(200).optional(),
+    agentVersion: z.string().max(50).optional(),
+  }),
+  image: z.strictObject({ name: z.string().min(1).max(200), version: z.string().min(1).max(200) }).nullable(),
+  lastAckedSeq: z.number().int().nonnegative(),
+  outboxDepth: depth,
+});
+export type HelloFrame = z.infer<typeof helloFrameSchema>;
+
+export const reportFrameSchema = z.strictObject({
+  type: z.literal('report'),
+  // Must be the token's agent id: a frame never speaks for another host.
+  agentId: z.string().min(1).max(100),
+  seq,
+  /** sha256 of the previous report of this agent (null for its first): the server checks the chain. */
+  prevHash: sha256Hex.nullable(),
+  /** sha256 over prevHash and this report's JSON, computed when the report entered the outbox. */
+  hash: sha256Hex,
+  kind: z.enum(['full', 'event']),
+  report: reportSchema,
+  outboxDepth: depth.optional(),
+});
+export type ReportFrame = z.infer<typeof reportFrameSchema>;
+
+export const heartbeatFrameSchema = z.strictObject({
+  type: z.literal('heartbeat'),
+  outboxDepth: depth,
+});
+export type HeartbeatFrame = z.infer<typeof heartbeatFrameSchema>;
+
+export const agentFrameSchema = z.discriminatedUnion('type', [helloFrameSchema, reportFrameSchema, heartbeatFrameSchema]);
+export type AgentFrame = z.infer<typeof agentFrameSchema>;
+
+/**
+ * `seq` is cumulative: every report of this agent up to and including `seq` is committed. The
+ * server sends one right after `hello` (its last stored seq, 0 for none) so the agent can drop
+ * what already arrived before a crash.
+ */
+export const ackFrameSchema = z.strictObject({ type: z.literal('ack'), seq: z.number().int().nonnegative() });
+export type AckFrame = z.infer<typeof ackFrameSchema>;
+
+export const WIRE_ERROR_CODES = [
+  'FRAME_MALFORMED', // not JSON
+  'FRAME_INVALID', // JSON, but the schema does not pass
+  'FRAME_UNKNOWN', // a type this side does not speak
+  'FRAME_TOO_LARGE',
+  'HELLO_REQUIRED', // a report or heartbeat before hello
+  'HOST_MISMATCH', // a frame that names another host than the token's
+  'REPORT_OUT_OF_ORDER',
+  'SERVER_BUSY',
+  'INTERNAL',
+] as const;
+export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
+
+export const errorFrameSchema = z.strictObject({
+  type: z.literal('error'),
+  code: z.enum(WIRE_ERROR_CODES),
+  message: z.string(),
+  seq: z.number().int().nonnegative().optional(),
+});
+export type ErrorFrame = z.infer<typeof errorFrameSchema>;
+
+export const commandFrameSchema = z.strictObject({
+  type: z.literal('command'),
+  command: z.literal('scan-now'),
+  id: z.string().max(100).optional(),
+});
+export type CommandFrame = z.infer<typeof commandFrameSchema>;
+
+export const serverFrameSchema = z.discriminatedUnion('type', [ackFrameSchema, errorFrameSchema, commandFrameSchema]);
+export type ServerFrame = z.infer<typeof serverFrameSchema>;
+
+export type FrameParse<T> = { ok: true; frame: T } | { ok: false; code: 'FRAME_MALFORMED' | 'FRAME_INVALID' | 'FRAME_UNKNOWN'; message: string };
+
+/** Parses one received text frame. Never throws: the caller decides what a bad frame costs. */
+export function parseFrame<T extends { type: string }>(
+  text: string,
+  schema: z.ZodType<T>,
+  types: readonly string[],
+): FrameParse<T> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, code: 'FRAME_MALFORMED', message: 'frame is not valid JSON' };
+  }
+  const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+  if (typeof type !== 'string' || !types.includes(type)) {
+    return { ok: false, code: 'FRAME_UNKNOWN', message: `type: unknown frame type ${JSON.stringify(type ?? null).slice(0, 40)}; expected one of ${types.join(', ')}` };
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) return { ok: false, code: 'FRAME_INVALID', message: `${type} frame is invalid:\n${formatIssues(result.error)}` };
+  return { ok: true, frame: result.data };
+}
+
+export const AGENT_FRAME_TYPES = ['hello', 'report', 'heartbeat'] as const;
+export const SERVER_FRAME_TYPES = ['ack', 'error', 'command'] as const;
+
+export function parseAgentFrame(text: string): FrameParse<AgentFrame> {
+  return parseFrame(text, agentFrameSchema, AGENT_FRAME_TYPES);
+}
+
+export function parseServerFrame(text: string): FrameParse<ServerFrame> {
+  return parseFrame(text, serverFrameSchema, SERVER_FRAME_TYPES);
+}
+
+// ---- HTTP bodies of the enrolment exchange ----
+
+export const enrollRequestSchema = z.strictObject({
+  secret: z.string().min(1).max(200),
+  hostname: z.string().min(1).max(255),
+});
+export type EnrollRequest = z.infer<typeof enrollRequestSchema>;
+
+export const enrollResponseSchema = z.strictObject({
+  agentId: z.string().min(1),
+  token: z.string().min(1),
+});
+export type EnrollResponse = z.infer<typeof enrollResponseSchema>;
+
+/** The agent's own configuration file (agent.json): where to send, and as whom. */
+export const agentConfigSchema = z.strictObject({
+  server: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+  agentId: z.string().min(1),
+  token: z.string().min(1),
+});
+export type AgentConfig = z.infer<typeof agentConfigSchema>;

@@ -1,0 +1,259 @@
+// The stream's edge: who may connect, what a connection may say, and what a flood gets. A real
+// server on a loopback port with a real SQLite file; raw ws clients play good and bad agents.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROTOCOL_VERSION, STREAM_PATH, parseServerFrame } from '../shared/protocol.js';
+import type { ServerFrame } from '../shared/protocol.js';
+import type { Report } from '../shared/report.js';
+import { startServer } from '../server/server.js';
+import type { RunningServer } from '../server/server.js';
+import { makeTinyRoot } from './helpers/tiny-root.js';
+import type { TinyRoot } from './helpers/tiny-root.js';
+
+const MAX_FRAME = 64 * 1024;
+let dir: string;
+let server: RunningServer;
+let tiny: TinyRoot;
+let report: Report;
+let secret: string;
+let admin: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'quicksand-guard-'));
+  tiny = makeTinyRoot();
+  report = await tiny.scan('guard-host');
+  server = await startServer({ db: path.join(dir, 'server.db'), port: 0, host: '127.0.0.1', maxFrameBytes: MAX_FRAME, upgradeRate: 20, upgradeBurst: 40 });
+  secret = server.store.createEnrollSecret(new Date());
+  admin = server.store.createApiToken('admin', new Date());
+});
+afterAll(async () => {
+  await server.close();
+  tiny.remove();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function enroll(hostname: string): { agentId: string; token: string } {
+  return server.store.enrollAgent(secret, hostname, new Date())!;
+}
+
+type Attempt = { status: number; retryAfter?: string; body: string } | { status: 101; client: Client };
+
+interface Client {
+  ws: WebSocket;
+  frames: ServerFrame[];
+  closed: Promise<number>;
+  next(match: (f: ServerFrame) => boolean, timeoutMs?: number): Promise<ServerFrame>;
+}
+
+function connect(token: string | null): Promise<Attempt> {
+  const headers: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
+  const ws = new WebSocket(`${server.url.replace('http', 'ws')}${STREAM_PATH}`, { headers });
+  return new Promise((resolve, reject) => {
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined, body });
+        ws.terminate();
+      });
+    });
+    ws.on('error', (err) => reject(err));
+    ws.on('open', () => {
+      const frames: ServerFrame[] = [];
+      const waiters: { match: (f: ServerFrame) => boolean; resolve: (f: ServerFrame) => void }[] = [];
+      ws.on('message', (data) => {
+        const parsed = parseServerFrame(data.toString());
+        if (!parsed.ok) throw new Error(`server sent an invalid frame: ${parsed.message}`);
+        frames.push(parsed.frame);
+        for (const w of [...waiters]) if (w.match(parsed.frame)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(parsed.frame);
+        }
+      });
+      const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
+      const client: Client = {
+        ws,
+        frames,
+        closed,
+        next: (match, timeoutMs = 5000) => {
+          const seen = frames.find(match);
+          if (seen !== undefined) return Promise.resolve(seen);
+          return new Promise((res, rej) => {
+            waiters.push({ match, resolve: res });
+            setTimeout(() => rej(new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(frames)}`)), timeoutMs).unref();
+          });
+        },
+      };
+      resolve({ status: 101, client });
+    });
+  });
+}
+
+async function open(token: string): Promise<Client> {
+  const a = await connect(token);
+  if (a.status !== 101 || !('client' in a)) throw new Error(`expected an upgrade, got ${a.status}`);
+  return a.client;
+}
+
+function hello(agentId: string): string {
+  return JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, agentId, host: { hostname: 'h' }, image: report.image, lastAckedSeq: 0, outboxDepth: 0 });
+}
+
+function reportFrame(agentId: string, seq: number, prevHash: string | null, hash: string): string {
+  return JSON.stringify({ type: 'report', agentId, seq, prevHash, hash, kind: 'full', report });
+}
+
+const h = (n: number): string => n.toString(16).padStart(64, '0');
+
+async function storedSeqs(agentId: string): Promise<number[]> {
+  return server.store.listReports(agentId).map((r) => r.seq);
+}
+
+describe('stream authentication', () => {
+  it('refuses an upgrade without a token with 401', async () => {
+    const a = await connect(null);
+    expect(a.status).toBe(401);
+    expect('body' in a && a.body).toContain('AGENT_TOKEN_INVALID');
+  });
+
+  it('refuses a wrong token and a token of the wrong kind with 401', async () => {
+    const { agentId } = enroll('wrong-token');
+    expect((await connect(`qsa.${agentId}.${'A'.repeat(43)}`)).status).toBe(401);
+    expect((await connect(admin)).status).toBe(401);
+    expect((await connect('not-a-token')).status).toBe(401);
+  });
+
+  it('refuses a revoked token with 401 and cuts its open connection', async () => {
+    const { agentId, token } = enroll('revoked');
+    const c = await open(token);
+    const res = await fetch(`${server.url}/api/v1/agents/${agentId}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
+    expect(res.status).toBe(200);
+    expect(await c.closed).toBe(4003);
+    const again = await connect(token);
+    expect(again.status).toBe(401);
+    expect('body' in again && again.body).toContain('AGENT_TOKEN_REVOKED');
+  });
+
+  it('never lets the token of host A report for host B', async () => {
+    const a = enroll('host-a');
+    const b = enroll('host-b');
+    const c = await open(a.token);
+    c.ws.send(hello(a.agentId));
+    c.ws.send(reportFrame(b.agentId, 1, null, h(1)));
+    const err = await c.next((f) => f.type === 'error');
+    expect(err).toMatchObject({ type: 'error', code: 'HOST_MISMATCH' });
+    expect(await c.closed).toBe(1008);
+    expect(await storedSeqs(a.agentId)).toEqual([]);
+    expect(await storedSeqs(b.agentId)).toEqual([]);
+    // A hello naming another host is refused the same way.
+    const c2 = await open(a.token);
+    c2.ws.send(hello(b.agentId));
+    expect(await c2.closed).toBe(1008);
+  });
+});
+
+describe('frames', () => {
+  it('answers malformed, unknown, invalid and oversized frames with errors, then closes with 1008, while serving others', async () => {
+    const good = enroll('good');
+    const bad = enroll('bad');
+    const g = await open(good.token);
+    g.ws.send(hello(good.agentId));
+    const b = await open(bad.token);
+    b.ws.send(hello(bad.agentId));
+
+    b.ws.send('{not json');
+    expect(await b.next((f) => f.type === 'error')).toMatchObject({ code: 'FRAME_MALFORMED' });
+    g.ws.send(reportFrame(good.agentId, 1, null, h(1)));
+    expect(await g.next((f) => f.type === 'ack')).toEqual({ type: 'ack', seq: 1 });
+
+    b.ws.send(JSON.stringify({ type: 'gossip' }));
+    expect(await b.next((f) => f.type === 'error' && f.code === 'FRAME_UNKNOWN')).toMatchObject({ message: expect.stringContaining('gossip') });
+    g.ws.send(reportFrame(good.agentId, 2, h(1), h(2)));
+    expect(await g.next((f) => f.type === 'ack' && f.seq === 2)).toBeTruthy();
+
+    b.ws.send(JSON.stringify({ type: 'report', agentId: bad.agentId, seq: -1, prevHash: null, hash: h(1), kind: 'full', report }));
+    const invalid = await b.next((f) => f.type === 'error' && f.code === 'FRAME_INVALID');
+    expect(invalid.type === 'error' && invalid.message).toContain('seq:');
+    expect(await b.closed).toBe(1008);
+    expect(await storedSeqs(bad.agentId)).toEqual([]);
+
+    const t = await open(bad.token);
+    t.ws.send(hello(bad.agentId));
+    t.ws.send(JSON.stringify({ type: 'heartbeat', outboxDepth: 0, pad: 'x'.repeat(MAX_FRAME) }));
+    expect(await t.next((f) => f.type === 'error')).toMatchObject({ code: 'FRAME_TOO_LARGE' });
+    // Far over the limit: not even read, the connection is closed with 1009.
+    t.ws.send('x'.repeat(MAX_FRAME * 3));
+    expect(await t.closed).toBe(1009);
+
+    g.ws.send(reportFrame(good.agentId, 3, h(2), h(3)));
+    expect(await g.next((f) => f.type === 'ack' && f.seq === 3)).toBeTruthy();
+    expect(await storedSeqs(good.agentId)).toEqual([1, 2, 3]);
+    g.ws.close();
+  });
+
+  it('wants hello before reports, and acks a replayed report without storing it twice', async () => {
+    const a = enroll('replay');
+    const c = await open(a.token);
+    c.ws.send(reportFrame(a.agentId, 1, null, h(1)));
+    expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'HELLO_REQUIRED', seq: 1 });
+    c.ws.send(hello(a.agentId));
+    c.ws.send(reportFrame(a.agentId, 1, null, h(1)));
+    c.ws.send(reportFrame(a.agentId, 1, null, h(1)));
+    await c.next((f) => f.type === 'ack' && c.frames.filter((x) => x.type === 'ack').length === 2);
+    expect(await storedSeqs(a.agentId)).toEqual([1]);
+    c.ws.close();
+  });
+
+  it('records a broken report chain as a finding on that host', async () => {
+    const a = enroll('chain');
+    const c = await open(a.token);
+    c.ws.send(hello(a.agentId));
+    c.ws.send(reportFrame(a.agentId, 1, null, h(1)));
+    c.ws.send(reportFrame(a.agentId, 2, h(99), h(2))); // names a predecessor that is not report 1
+    c.ws.send(reportFrame(a.agentId, 4, h(2), h(4))); // report 3 never came
+    await c.next((f) => f.type === 'ack' && f.seq === 4);
+    const findings = server.store.listFindings(a.agentId, { state: 'open' })!.filter((f) => f.kind === 'report-chain-broken');
+    expect(findings.map((f) => (f.detail as { seq: number }).seq)).toEqual([2, 4]);
+    expect(server.store.getHost(a.agentId, new Date())).toMatchObject({ status: 'pet' });
+    c.ws.close();
+  });
+});
+
+describe('upgrade flood', () => {
+  it('answers every upgrade of a flood with 101 or 503 + Retry-After and keeps serving connected agents', async () => {
+    const steady = enroll('steady');
+    const s = await open(steady.token);
+    s.ws.send(hello(steady.agentId));
+    const flooders = Array.from({ length: 20 }, (_, i) => enroll(`flood-${i}`));
+    // Let the limiter's bucket refill from the connections opened by the tests before.
+    await new Promise((r) => setTimeout(r, 2500));
+
+    let seq = 0;
+    let prev: string | null = null;
+    const steadyAcks: Promise<ServerFrame>[] = [];
+    const ticker = setInterval(() => {
+      seq++;
+      s.ws.send(reportFrame(steady.agentId, seq, prev, h(seq)));
+      prev = h(seq);
+      const n = seq;
+      steadyAcks.push(s.next((f) => f.type === 'ack' && f.seq === n, 15_000));
+    }, 25);
+    const attempts = await Promise.all(Array.from({ length: 400 }, (_, i) => connect(flooders[i % flooders.length]!.token)));
+    clearInterval(ticker);
+
+    const upgraded = attempts.filter((a) => a.status === 101);
+    const busy = attempts.filter((a) => a.status === 503);
+    expect(upgraded.length + busy.length).toBe(attempts.length);
+    expect(upgraded.length).toBeGreaterThan(0);
+    expect(busy.length).toBeGreaterThan(300);
+    for (const a of busy) expect(Number('retryAfter' in a ? a.retryAfter : NaN)).toBeGreaterThanOrEqual(1);
+    await Promise.all(steadyAcks);
+    expect(await storedSeqs(steady.agentId)).toEqual(Array.from({ length: seq }, (_, i) => i + 1));
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    for (const a of upgraded) if ('client' in a) a.client.ws.terminate();
+    s.ws.close();
+  });
+});
