@@ -13,18 +13,30 @@ export interface ObserveResult extends Observation {
   bytesHashed: number;
 }
 
-/** Reads every package database, then fingerprints the tracked paths. */
-export async function observe(root: Root, policy: Policy, opts: FingerprintOptions & { collectors?: readonly Collector[] } = {}): Promise<ObserveResult> {
+export interface PackageState {
+  packages: PackageRecord[];
+  owned: Map<string, OwnedFile>;
+  warnings: ScanWarning[];
+}
+
+/** Reads every package database of `root`. The realtime watcher calls it alone when one changed. */
+export async function collectPackages(root: Root, collectors: readonly Collector[] = COLLECTORS): Promise<PackageState> {
   const packages: PackageRecord[] = [];
   const owned = new Map<string, OwnedFile>();
   const warnings: ScanWarning[] = [];
-  for (const collector of opts.collectors ?? COLLECTORS) {
+  for (const collector of collectors) {
     const got = await collector.collect(root);
     if (!got) continue;
     packages.push(...got.packages);
     warnings.push(...got.warnings);
     for (const [path, file] of got.owned) if (!owned.has(path)) owned.set(path, file);
   }
+  return { packages, owned, warnings };
+}
+
+/** Reads every package database, then fingerprints the tracked paths. */
+export async function observe(root: Root, policy: Policy, opts: FingerprintOptions & { collectors?: readonly Collector[] } = {}): Promise<ObserveResult> {
+  const { packages, owned, warnings } = await collectPackages(root, opts.collectors);
   const fp = await fingerprint(root, policy, opts);
   warnings.push(...fp.warnings);
   return { packages, owned, files: fp.files, warnings, bytesHashed: fp.bytesHashed };

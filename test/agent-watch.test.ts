@@ -1,0 +1,228 @@
+// The realtime watcher against a real debootstrap tree: real inotify watches (chokidar), real
+// writes, a real dpkg install in a chroot, and a real node-cron schedule for the fallback.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { watch as chokidarWatch } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { defaultPolicy } from '../shared/policy.js';
+import type { Manifest } from '../shared/manifest.js';
+import { parseReport } from '../shared/report.js';
+import type { Finding, Report } from '../shared/report.js';
+import { manifestFromObservation } from '../agent/build-manifest.js';
+import { observe } from '../agent/observe.js';
+import { openRoot } from '../agent/root.js';
+import type { Root } from '../agent/root.js';
+import { startWatch } from '../agent/watch.js';
+import type { RealtimeWatch } from '../agent/watch.js';
+import { startMonitor } from '../agent/monitor.js';
+import { copyTree, ensureMinbase, withPackagesPath } from './helpers/debian-root.js';
+
+let tree: { dir: string; remove: () => void };
+let root: Root;
+let manifest: Manifest;
+
+beforeAll(async () => {
+  tree = copyTree(ensureMinbase());
+  root = await openRoot(tree.dir);
+  const obs = await observe(root, defaultPolicy());
+  manifest = manifestFromObservation(obs, defaultPolicy(), { name: 'debian-minbase', version: '1' }, new Date('2026-11-29T00:00:00Z'));
+});
+
+afterAll(() => tree?.remove());
+
+const brief = (f: Finding): string => [f.kind, f.severity, f.path ?? `${f.ecosystem}:${f.name}`].join(' ');
+
+/** Starts a watcher that collects its reports (each checked against the report schema). */
+async function watching(opts: Partial<Parameters<typeof startWatch>[0]> = {}): Promise<{ watch: RealtimeWatch; reports: Report[] }> {
+  const reports: Report[] = [];
+  const watch = startWatch({
+    root,
+    manifest,
+    hostname: 'test-host',
+    debounceMs: 300,
+    onReport: (r) => {
+      reports.push(parseReport(JSON.parse(JSON.stringify(r)), 'event report'));
+    },
+    ...opts,
+  });
+  await watch.ready;
+  return { watch, reports };
+}
+
+/** Waits for the first report, then until the watcher is quiet for a few debounce periods. */
+async function settle(watch: RealtimeWatch, reports: Report[], debounceMs = 300): Promise<void> {
+  await vi.waitFor(() => expect(reports.length).toBeGreaterThan(0), { timeout: 20_000, interval: 20 });
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, debounceMs * 2));
+    await watch.idle();
+  }
+}
+
+describe('realtime watch of a debootstrap tree', () => {
+  it('turns a file dropped into a system path into one event report with its finding', async () => {
+    const { watch, reports } = await watching();
+    try {
+      expect(watch.state()).toEqual({ state: 'ok' });
+      // Only folders are watched, and never the ignored ones.
+      expect(watch.watchedDirs()).toBe(manifest.files.filter((f) => f.type === 'dir').length);
+      writeFileSync(path.join(tree.dir, 'usr/local/bin/dropped'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+      await settle(watch, reports);
+      expect(reports).toHaveLength(1);
+      const r = reports[0]!;
+      expect(r.scan).toBe('event');
+      expect(r.watch).toEqual({ state: 'ok' });
+      expect(r.scope).toEqual({ paths: ['/usr/local/bin/dropped'], subtrees: [], packages: false });
+      expect(r.findings.map(brief)).toEqual(['file-added high /usr/local/bin/dropped']);
+      expect(r.summary.status).toBe('drift');
+    } finally {
+      await watch.close();
+    }
+  });
+
+  it('reports a file changed back to its manifest state with no finding for that path', async () => {
+    const { watch, reports } = await watching();
+    try {
+      const file = path.join(tree.dir, 'etc/debian_version');
+      execFileSync('chmod', ['0600', file]);
+      await settle(watch, reports);
+      expect(reports.flatMap((r) => r.findings).map(brief)).toEqual(['file-metadata medium /etc/debian_version']);
+      reports.length = 0;
+      execFileSync('chmod', ['0644', file]);
+      await settle(watch, reports);
+      // In scope, nothing found: the receiver clears what it held for this path.
+      expect(reports).toHaveLength(1);
+      expect(reports[0]!.scope?.paths).toEqual(['/etc/debian_version']);
+      expect(reports[0]!.findings).toEqual([]);
+    } finally {
+      await watch.close();
+    }
+  });
+
+  it('batches 200 files written at once into one report', async () => {
+    const { watch, reports } = await watching();
+    try {
+      const dir = path.join(tree.dir, 'usr/local/lib/burst');
+      mkdirSync(dir);
+      for (let i = 0; i < 200; i++) writeFileSync(path.join(dir, `f${String(i).padStart(3, '0')}.dat`), `data ${i}\n`);
+      await settle(watch, reports);
+      expect(reports).toHaveLength(1);
+      const r = reports[0]!;
+      expect(r.scope).toEqual({ paths: [], subtrees: ['/usr/local/lib/burst'], packages: false });
+      expect(r.findings).toHaveLength(201);
+      expect(r.findings.filter((f) => f.kind === 'file-added' && f.path?.startsWith('/usr/local/lib/burst/f'))).toHaveLength(200);
+    } finally {
+      await watch.close();
+    }
+  });
+
+  it('never reports writes to ignored folders', async () => {
+    const { watch, reports } = await watching();
+    try {
+      writeFileSync(path.join(tree.dir, 'var/log/noise.log'), 'noise');
+      writeFileSync(path.join(tree.dir, 'tmp/noise'), 'noise');
+      mkdirSync(path.join(tree.dir, 'usr/lib/python3/dist-packages/__pycache__'), { recursive: true });
+      writeFileSync(path.join(tree.dir, 'usr/lib/python3/dist-packages/__pycache__/x.pyc'), 'noise');
+      // A marker that is reported, so the test knows the noise had its chance to be seen.
+      writeFileSync(path.join(tree.dir, 'opt/marker'), 'x');
+      await settle(watch, reports);
+      const all = reports.flatMap((r) => [...r.findings.map((f) => f.path), ...(r.scope?.paths ?? []), ...(r.scope?.subtrees ?? [])]);
+      expect(all).toContain('/opt/marker');
+      for (const p of all) expect(p).not.toMatch(/^\/(var\/log|tmp)\b|__pycache__/);
+    } finally {
+      await watch.close();
+    }
+  });
+
+  it('makes a real dpkg install one report: the package with its files under it', async () => {
+    // `less` comes from the apt cache of the fixture tree that installed it; dpkg -i is offline.
+    const archives = path.join(withPackagesPath(), 'var/cache/apt/archives');
+    const deb = readdirSync(archives).find((n) => n.startsWith('less_') && n.endsWith('.deb'));
+    expect(deb).toBeDefined();
+    copyFileSync(path.join(archives, deb!), path.join(tree.dir, 'var/cache/apt/archives', deb!));
+    const { watch, reports } = await watching({ debounceMs: 1000, maxWaitMs: 30_000 });
+    try {
+      execFileSync('chroot', [tree.dir, 'dpkg', '-i', `/var/cache/apt/archives/${deb}`], {
+        stdio: 'ignore',
+        timeout: 60_000,
+        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LANG: 'C' },
+      });
+      await settle(watch, reports, 1000);
+      expect(reports).toHaveLength(1);
+      const r = reports[0]!;
+      expect(r.scope?.packages).toBe(true);
+      const less = r.findings.find((f) => f.kind === 'package-added' && f.name === 'less');
+      expect(less).toBeDefined();
+      expect(less!.changes!.map(brief)).toEqual(expect.arrayContaining(['file-added high /usr/bin/less']));
+      expect(less!.changes!.length).toBeGreaterThan(10);
+      // Nothing of the install leaks to the top level as loose files.
+      expect(r.findings.filter((f) => f.path?.includes('less'))).toEqual([]);
+    } finally {
+      await watch.close();
+    }
+  });
+});
+
+describe('when watching fails', () => {
+  it('gives up past its folder limit, says why, and the scheduled full scan still finds the change', async () => {
+    const reports: Report[] = [];
+    const errors: unknown[] = [];
+    const monitor = startMonitor({
+      root,
+      manifest,
+      hostId: 'host-degraded',
+      hostname: 'test-host',
+      schedule: '* * * * * *', // every second, so the test need not wait an hour
+      watch: { maxWatchedDirs: 10 },
+      onReport: (r) => {
+        reports.push(parseReport(JSON.parse(JSON.stringify(r)), 'report'));
+      },
+      onError: (err) => errors.push(err),
+    });
+    try {
+      await monitor.ready;
+      expect(monitor.watchState()).toMatchObject({ state: 'degraded', reason: expect.stringMatching(/watch limit reached: more than 10 folders/) });
+      await vi.waitFor(() => expect(reports.some((r) => r.scan === 'event' && r.watch?.state === 'degraded')).toBe(true), { timeout: 20_000, interval: 20 });
+      // A change made only now, after the watcher gave up, can only be found by a scheduled scan.
+      await vi.waitFor(() => expect(reports.some((r) => r.scan === 'full')).toBe(true), { timeout: 30_000, interval: 50 });
+      const fullBefore = reports.filter((r) => r.scan === 'full').length;
+      writeFileSync(path.join(tree.dir, 'usr/local/bin/after-degrade'), '#!/bin/sh\n', { mode: 0o755 });
+      await vi.waitFor(
+        () => {
+          const later = reports.filter((r) => r.scan === 'full').slice(fullBefore);
+          expect(later.some((r) => r.findings.some((f) => f.path === '/usr/local/bin/after-degrade'))).toBe(true);
+        },
+        { timeout: 40_000, interval: 50 },
+      );
+      const found = reports.filter((r) => r.scan === 'full').at(-1)!;
+      expect(found.watch).toMatchObject({ state: 'degraded' });
+      expect(reports.filter((r) => r.scan === 'event').flatMap((r) => r.findings)).toEqual([]);
+      expect(errors).toEqual([]);
+    } finally {
+      await monitor.close();
+    }
+  });
+
+  it('reports an inotify ENOSPC from chokidar as degraded with the reason', async () => {
+    let instance: FSWatcher | undefined;
+    const degraded: string[] = [];
+    const { watch, reports } = await watching({
+      createWatcher: (paths, options) => (instance = chokidarWatch(paths, options)),
+      onDegraded: (reason) => degraded.push(reason),
+    });
+    try {
+      expect(watch.state().state).toBe('ok');
+      // What the kernel says when fs.inotify.max_user_watches is used up, through chokidar's own error path.
+      const enospc = Object.assign(new Error('ENOSPC: System limit for number of file watchers reached, watch'), { code: 'ENOSPC', errno: -28, syscall: 'watch' });
+      instance!.emit('error', enospc);
+      await settle(watch, reports);
+      expect(degraded).toEqual([expect.stringMatching(/inotify watch limit/)]);
+      expect(reports).toHaveLength(1);
+      expect(reports[0]!.watch).toMatchObject({ state: 'degraded', reason: expect.stringMatching(/max_user_watches/) });
+      expect(instance!.closed).toBe(true);
+    } finally {
+      await watch.close();
+    }
+  });
+});
