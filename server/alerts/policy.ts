@@ -124,14 +124,17 @@ export function planAlerts(input: AlertInput): { alerts: Alert[]; memory: HostAl
     fresh.push({ key: unseen.length === set.identities.length ? set.key : `${set.key}:${hash(unseen.join('\n'))}`, identities: unseen, findings: kept });
   }
 
-  const queue = [...memory.held, ...fresh];
-  memory.held = [];
   let room = Math.max(0, policy.throttle.max - memory.recent.length);
+  if (room === 0) {
+    memory.held = [...memory.held, ...fresh];
+    return { alerts, memory };
+  }
+  // What the throttle held back goes out first, as one alert: it is a backlog, not news.
+  const queue = memory.held.length > 0 ? [mergeChangeSets(memory.held), ...fresh] : fresh;
+  memory.held = [];
   while (queue.length > 0 && room > 0) {
     // The last slot of a window takes everything still waiting, as one alert.
-    const take = room === 1 ? queue.splice(0) : queue.splice(0, 1);
-    const merged: ChangeSet = take.length === 1 ? take[0]! : { key: `batch:${hash(take.map((t) => t.key).join('\n'))}`, identities: take.flatMap((t) => t.identities), findings: take.flatMap((t) => t.findings) };
-    const alert = triggerAlert(input, merged);
+    const alert = triggerAlert(input, mergeChangeSets(room === 1 ? queue.splice(0) : queue.splice(0, 1)));
     if (!alert) continue;
     alerts.push(alert);
     memory.open.push({ dedupKey: alert.dedupKey, severity: alert.severity });
@@ -140,6 +143,11 @@ export function planAlerts(input: AlertInput): { alerts: Alert[]; memory: HostAl
   }
   memory.held = queue;
   return { alerts, memory };
+}
+
+function mergeChangeSets(sets: ChangeSet[]): ChangeSet {
+  if (sets.length === 1) return sets[0]!;
+  return { key: `batch:${hash(sets.map((t) => t.key).join('\n'))}`, identities: sets.flatMap((t) => t.identities), findings: sets.flatMap((t) => t.findings) };
 }
 
 /**
