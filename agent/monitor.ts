@@ -21,6 +21,11 @@ export interface MonitorOptions {
   schedule?: string;
   /** False: no realtime watch at all, only the schedule (watch state then reads degraded). */
   realtime?: boolean;
+  /**
+   * One full scan as soon as the watch is up (default true): whatever changed while the agent
+   * was not running (a restart, an upgrade of the agent) is reported without waiting an hour.
+   */
+  initialScan?: boolean;
   watch?: Pick<WatchOptions, 'debounceMs' | 'maxWaitMs' | 'maxWatchedDirs' | 'packageDatabases' | 'collectors' | 'createWatcher'>;
 }
 
@@ -60,6 +65,7 @@ export function startMonitor(opts: MonitorOptions): Monitor {
       manifest: opts.manifest,
       ...(opts.hostname === undefined ? {} : { hostname: opts.hostname }),
       onReport: opts.onReport,
+      onError: opts.onError,
       onDegraded: () => {
         fullScan().catch(opts.onError);
       },
@@ -75,8 +81,14 @@ export function startMonitor(opts: MonitorOptions): Monitor {
     onError: opts.onError,
   });
 
+  const ready = watch ? watch.ready : Promise.resolve();
+  if (opts.initialScan !== false) {
+    // A watcher that gave up during its crawl already had its full scan (onDegraded).
+    void ready.then(() => (closed || watch?.state().state === 'degraded' ? undefined : fullScan())).catch(opts.onError);
+  }
+
   return {
-    ready: watch ? watch.ready : Promise.resolve(),
+    ready,
     schedule: scheduled.expression,
     watchState: () => watch?.state() ?? offline,
     fullScan,

@@ -32,6 +32,8 @@ export interface WatchOptions {
   onReport: (report: Report) => void | Promise<void>;
   /** Called once when the watcher gives up; the caller falls back to scheduled full scans. */
   onDegraded?: (reason: string) => void;
+  /** A failure with nowhere else to go (the degraded report could not be handed over). */
+  onError?: (err: unknown) => void;
   /** A batch is processed once no change came for this long. */
   debounceMs?: number;
   /** ...or at the latest this long after its first change, so a long install still reports. */
@@ -75,7 +77,11 @@ const DEFAULT_MAX_WAIT_MS = 2000;
  * entries in it (create, write, chmod, rename, delete), so files are never watched one by one
  * (chokidar would) and a host's /usr costs its folders' worth of watches, not its files'. The
  * touched entries come from chokidar's raw events; chokidar does the crawl, keeps new folders
- * watched and never descends into ignored ones.
+ * watched and never descends into ignored ones. Links are never followed: merged-/usr's
+ * `/bin -> usr/bin` is watched as /usr/bin, and a link's own change shows in its folder's watch.
+ *
+ * A batch that fails (a read error, `onReport` throwing) makes the watcher degraded rather than
+ * drop the changes silently: the caller's full scans then cover them.
  */
 export function startWatch(opts: WatchOptions): RealtimeWatch {
   const { root, manifest } = opts;
@@ -226,6 +232,8 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
         await watcher.close();
         await opts.onReport(buildReport({ paths: [], subtrees: [], packages: false }, [], [], { files: 0, bytesHashed: 0, t0: performance.now(), started: now() }));
       })
+      // The chain must go on (full scans queue behind it); the failure goes where errors go.
+      .catch((err: unknown) => opts.onError?.(err))
       .finally(() => {
         inFlight--;
       });

@@ -1,7 +1,7 @@
 // The realtime watcher against a real debootstrap tree: real inotify watches (chokidar), real
 // writes, a real dpkg install in a chroot, and a real node-cron schedule for the fallback.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { watch as chokidarWatch } from 'chokidar';
 import type { FSWatcher } from 'chokidar';
@@ -117,6 +117,41 @@ describe('realtime watch of a debootstrap tree', () => {
     }
   });
 
+  it('reports a removed folder as one subtree with everything that was in it', async () => {
+    const { watch, reports } = await watching();
+    try {
+      const before = manifest.files.filter((f) => f.path === '/usr/share/doc/sed' || f.path.startsWith('/usr/share/doc/sed/')).length;
+      expect(before).toBeGreaterThan(1);
+      rmSync(path.join(tree.dir, 'usr/share/doc/sed'), { recursive: true });
+      await settle(watch, reports);
+      const removed = reports.flatMap((r) => r.findings).filter((f) => f.kind === 'file-removed');
+      expect(removed).toHaveLength(before);
+      expect(reports.at(-1)!.scope?.subtrees).toContain('/usr/share/doc/sed');
+      expect(removed.every((f) => f.owner?.name === 'sed' && f.severity === 'high')).toBe(true);
+    } finally {
+      await watch.close();
+    }
+  });
+
+  it('degrades rather than lose a batch its receiver could not take', async () => {
+    let calls = 0;
+    const { watch, reports } = await watching({
+      onReport: (r) => {
+        calls++;
+        if (calls === 1) throw new Error('outbox full');
+        reports.push(r);
+      },
+    });
+    try {
+      writeFileSync(path.join(tree.dir, 'opt/lost-if-silent'), 'x');
+      await settle(watch, reports);
+      expect(watch.state()).toEqual({ state: 'degraded', reason: 'event scan failed: outbox full' });
+      expect(reports.map((r) => r.watch?.state)).toEqual(['degraded']);
+    } finally {
+      await watch.close();
+    }
+  });
+
   it('never reports writes to ignored folders', async () => {
     const { watch, reports } = await watching();
     try {
@@ -160,6 +195,28 @@ describe('realtime watch of a debootstrap tree', () => {
       expect(r.findings.filter((f) => f.path?.includes('less'))).toEqual([]);
     } finally {
       await watch.close();
+    }
+  });
+});
+
+describe('the monitor', () => {
+  it('scans in full once the watch is up, catching what changed while it was not running', async () => {
+    writeFileSync(path.join(tree.dir, 'usr/local/bin/while-stopped'), '#!/bin/sh\n', { mode: 0o755 });
+    const reports: Report[] = [];
+    const errors: unknown[] = [];
+    const monitor = startMonitor({ root, manifest, hostId: 'host-start', hostname: 'test-host', onReport: (r) => void reports.push(r), onError: (e) => errors.push(e) });
+    try {
+      await monitor.ready;
+      // The default schedule: hourly, at this host's own second and minute.
+      expect(monitor.schedule).toMatch(/^\d{1,2} \d{1,2} \* \* \* \*$/);
+      await vi.waitFor(() => expect(reports.filter((r) => r.scan === 'full')).toHaveLength(1), { timeout: 30_000, interval: 50 });
+      const full = reports.find((r) => r.scan === 'full')!;
+      expect(full.watch).toEqual({ state: 'ok' });
+      expect(full.scope).toBeUndefined();
+      expect(full.findings.map((f) => f.path)).toContain('/usr/local/bin/while-stopped');
+      expect(errors).toEqual([]);
+    } finally {
+      await monitor.close();
     }
   });
 });
