@@ -43,7 +43,8 @@ export interface Monitor {
  * Decides *when* the host is looked at, never *what* is found: realtime event reports from the
  * watcher, full scans on a schedule (they catch whatever the watcher missed), and one full scan
  * right away when the watcher gives up, so the gap between its last event and the next scheduled
- * scan is covered too. Every full scan says whether realtime watching is on.
+ * scan is covered too. Every full scan says whether realtime watching is on; a watcher that gave
+ * up is tried again at each scheduled scan.
  */
 export function startMonitor(opts: MonitorOptions): Monitor {
   let watch: RealtimeWatch | null = null;
@@ -58,8 +59,10 @@ export function startMonitor(opts: MonitorOptions): Monitor {
   };
   const fullScan = (): Promise<Report> => (watch ? watch.exclusive(runFull) : runFull());
 
-  if (opts.realtime !== false) {
-    watch = startWatch({
+  // While the schedule itself tries watching again, a failure is covered by the scan it runs next.
+  let rewatching = false;
+  const startRealtime = (): RealtimeWatch =>
+    startWatch({
       ...opts.watch,
       root: opts.root,
       manifest: opts.manifest,
@@ -67,15 +70,28 @@ export function startMonitor(opts: MonitorOptions): Monitor {
       onReport: opts.onReport,
       onError: opts.onError,
       onDegraded: () => {
-        fullScan().catch(opts.onError);
+        if (!rewatching) fullScan().catch(opts.onError);
       },
     });
-  }
+  if (opts.realtime !== false) watch = startRealtime();
 
   const scheduled: FullScanSchedule = scheduleFullScans({
     hostId: opts.hostId,
     ...(opts.schedule === undefined ? {} : { expression: opts.schedule }),
     task: async () => {
+      // A degraded watcher is tried again before each scheduled scan: the admin may have raised
+      // fs.inotify.max_user_watches, the folder that failed may be readable again. The scan that
+      // follows covers whatever happened while nothing watched.
+      if (watch && watch.state().state === 'degraded' && !closed) {
+        rewatching = true;
+        try {
+          await watch.close();
+          watch = startRealtime();
+          await watch.ready;
+        } finally {
+          rewatching = false;
+        }
+      }
       await fullScan();
     },
     onError: opts.onError,

@@ -261,6 +261,43 @@ describe('when watching fails', () => {
     }
   });
 
+  it('watches again at the next scheduled scan once watching works again', async () => {
+    const made: FSWatcher[] = [];
+    const reports: Report[] = [];
+    const errors: unknown[] = [];
+    const monitor = startMonitor({
+      root,
+      manifest,
+      hostId: 'host-recovers',
+      hostname: 'test-host',
+      schedule: '* * * * * *',
+      initialScan: false,
+      watch: { debounceMs: 300, createWatcher: (paths, options) => (made.push(chokidarWatch(paths, options)), made.at(-1)!) },
+      onReport: (r) => void reports.push(r),
+      onError: (e) => errors.push(e),
+    });
+    try {
+      await monitor.ready;
+      made[0]!.emit('error', Object.assign(new Error('ENOSPC: System limit for number of file watchers reached'), { code: 'ENOSPC' }));
+      expect(monitor.watchState().state).toBe('degraded');
+      // The scheduled scan that follows a successful new watch says so.
+      await vi.waitFor(() => expect(reports.some((r) => r.scan === 'full' && r.watch?.state === 'ok')).toBe(true), { timeout: 30_000, interval: 50 });
+      expect(monitor.watchState()).toEqual({ state: 'ok' });
+      expect(made.length).toBe(2);
+      expect(made[0]!.closed).toBe(true);
+      // Realtime again: a write shows up as an event report, not only in the next full scan.
+      writeFileSync(path.join(tree.dir, 'usr/local/bin/after-recovery'), '#!/bin/sh\n', { mode: 0o755 });
+      await vi.waitFor(() => expect(reports.some((r) => r.scan === 'event' && r.findings.some((f) => f.path === '/usr/local/bin/after-recovery'))).toBe(true), {
+        timeout: 20_000,
+        interval: 20,
+      });
+      expect(reports.filter((r) => r.scan === 'full').map((r) => r.watch?.state)).toContain('degraded');
+      expect(errors).toEqual([]);
+    } finally {
+      await monitor.close();
+    }
+  });
+
   it('reports an inotify ENOSPC from chokidar as degraded with the reason', async () => {
     let instance: FSWatcher | undefined;
     const degraded: string[] = [];
