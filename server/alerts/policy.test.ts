@@ -169,6 +169,13 @@ describe('sink payloads', () => {
     expect(JSON.stringify(p.blocks)).not.toContain('<evil>');
   });
 
+  it('keeps every Slack section under Slack’s 3000-character limit', () => {
+    const long = run([dropped(`/usr/local/bin/${'x'.repeat(2000)}`), dropped(`/usr/local/bin/${'y'.repeat(2000)}`)], emptyHostAlertMemory()).alerts[0]!;
+    const sections = buildSlackPayload(long).blocks.filter((b) => (b as { text?: { text: string } }).text) as Array<{ text: { text: string } }>;
+    expect(sections.length).toBeGreaterThan(0);
+    for (const s of sections) expect(s.text.text.length).toBeLessThanOrEqual(3000);
+  });
+
   it('rejects a sink configuration with the path of the bad field', () => {
     expect(() => parseAlertSink({ type: 'webhook', id: 'w', url: 'ftp://x', secret: 's'.repeat(16) }, 'POST /api/v1/sinks')).toThrow(/url: expected an http:\/\/ or https:\/\/ URL/);
     expect(() => parseAlertSink({ type: 'webhook', id: 'w', url: 'http://x', secret: 'short' }, 'POST /api/v1/sinks')).toThrow(/secret: expected a secret of at least 16/);

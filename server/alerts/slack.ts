@@ -7,6 +7,12 @@ import type { FetchLike, HttpRequest, SendOutcome } from './http.js';
 const EMOJI = { critical: ':rotating_light:', high: ':red_circle:', medium: ':large_orange_circle:', low: ':large_yellow_circle:' } as const;
 const SHOWN = 10;
 
+// Slack refuses a section whose text is longer than 3000 characters (the whole message fails).
+const SECTION_MAX = 3000;
+function clip(text: string): string {
+  return text.length <= SECTION_MAX ? text : `${text.slice(0, SECTION_MAX - 2)} …`;
+}
+
 /** Slack's `mrkdwn` treats these three as markup; everything else is literal. */
 function escape(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -23,7 +29,7 @@ export function buildSlackPayload(alert: Alert): { text: string; blocks: unknown
   if (alert.counts.findings > SHOWN) lines.push(`… and ${alert.counts.findings - SHOWN} more`);
   const labels = Object.entries(alert.host.labels).map(([k, v]) => `${k}=${v}`).join(', ');
   const blocks: unknown[] = [
-    { type: 'section', text: { type: 'mrkdwn', text: `*${escape(text)}*` } },
+    { type: 'section', text: { type: 'mrkdwn', text: clip(`*${escape(text)}*`) } },
     {
       type: 'section',
       fields: [
@@ -33,7 +39,7 @@ export function buildSlackPayload(alert: Alert): { text: string; blocks: unknown
         { type: 'mrkdwn', text: `*Changes*\n${alert.counts.findings} (${alert.counts.files} files)` },
       ],
     },
-    { type: 'section', text: { type: 'mrkdwn', text: lines.join('\n') || '(no detail)' } },
+    { type: 'section', text: { type: 'mrkdwn', text: clip(lines.join('\n') || '(no detail)') } },
   ];
   const context = [labels && `labels: ${escape(labels)}`, alert.link && `<${alert.link}|open in Quicksand>`].filter(Boolean);
   if (context.length > 0) blocks.push({ type: 'context', elements: context.map((t) => ({ type: 'mrkdwn', text: t })) });
