@@ -52,6 +52,23 @@ describe('diff restricted to a scope', () => {
     expect(withPkgs[0]!.changes!.map((c) => c.path)).toEqual(['/usr/bin/nmap']);
   });
 
+  it('follows links outside the scope to the package that caused a change', () => {
+    // Merged /usr: /bin -> usr/bin is in the manifest and untouched; an install adds
+    // /usr/bin/nc -> /etc/alternatives/nc -> /bin/nc.openbsd. Only the two links are in scope.
+    const link = (path: string, target: string): ObservedFile => ({ path, type: 'symlink', mode: '0777', uid: 0, gid: 0, target });
+    const m: Manifest = { ...manifest, files: [...manifest.files, link('/bin', 'usr/bin'), dir('/etc/alternatives')] };
+    const packages = [...m.packages, { ecosystem: 'dpkg' as const, name: 'netcat-openbsd', version: '1.219-1', arch: 'amd64' }];
+    const nc = new Map(owned).set('/usr/bin/nc.openbsd', { owner: { ecosystem: 'dpkg', name: 'netcat-openbsd' }, conffile: false });
+    const fresh = [link('/usr/bin/nc', '/etc/alternatives/nc'), link('/etc/alternatives/nc', '/bin/nc.openbsd')];
+    const scope = { paths: ['/etc/alternatives/nc', '/usr/bin/nc'], subtrees: [], packages: true };
+    const scoped = diffInScope(m, { packages, owned: nc, files: fresh }, new Map(), scope);
+    expect(scoped.map((f) => `${f.kind} ${f.name}`)).toEqual(['package-added netcat-openbsd']);
+    expect(scoped[0]!.changes!.map((c) => c.path)).toEqual(['/etc/alternatives/nc', '/usr/bin/nc']);
+    // The same as the whole diff says for those paths.
+    const whole = diff(m, { packages, owned: nc, files: [...m.files, ...fresh] }, new Map());
+    expect(scoped).toEqual(whole);
+  });
+
   it('matches exact paths and whole subtrees', () => {
     const has = inScope({ paths: ['/etc/motd'], subtrees: ['/opt/app'], packages: false });
     expect(['/etc/motd', '/opt/app', '/opt/app/x/y'].every(has)).toBe(true);
