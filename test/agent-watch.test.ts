@@ -1,7 +1,7 @@
 // The realtime watcher against a real debootstrap tree: real inotify watches (chokidar), real
 // writes, a real dpkg install in a chroot, and a real node-cron schedule for the fallback.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { watch as chokidarWatch } from 'chokidar';
 import type { FSWatcher } from 'chokidar';
@@ -31,6 +31,22 @@ beforeAll(async () => {
 });
 
 afterAll(() => tree?.remove());
+
+/** Inode numbers of every inotify watch this process holds, from /proc/self/fdinfo. */
+function inotifyWatchedInodes(): Set<number> {
+  const inodes = new Set<number>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    if (target !== 'anon_inode:inotify') continue;
+    for (const m of readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').matchAll(/^inotify wd:\S+ ino:([0-9a-f]+) /gm)) inodes.add(parseInt(m[1]!, 16));
+  }
+  return inodes;
+}
 
 const brief = (f: Finding): string => [f.kind, f.severity, f.path ?? `${f.ecosystem}:${f.name}`].join(' ');
 
@@ -147,6 +163,26 @@ describe('realtime watch of a debootstrap tree', () => {
       await settle(watch, reports);
       expect(watch.state()).toEqual({ state: 'degraded', reason: 'event scan failed: outbox full' });
       expect(reports.map((r) => r.watch?.state)).toEqual(['degraded']);
+    } finally {
+      await watch.close();
+    }
+  });
+
+  it('puts no watch on an ignored folder, nor below it', async () => {
+    mkdirSync(path.join(tree.dir, 'usr/share/ignored-test/__pycache__/deeper'), { recursive: true });
+    const { watch } = await watching();
+    try {
+      // Asked of the kernel: the inodes this process holds inotify watches on.
+      const watched = inotifyWatchedInodes();
+      const ino = (p: string): number => statSync(path.join(tree.dir, p)).ino;
+      expect(watched.has(ino('usr/share/ignored-test'))).toBe(true);
+      expect(watched.has(ino('usr/share/ignored-test/__pycache__'))).toBe(false);
+      expect(watched.has(ino('usr/share/ignored-test/__pycache__/deeper'))).toBe(false);
+      // No file carries a watch of its own, and outside the tracked paths only dpkg's folder does.
+      expect(watched.has(ino('usr/bin/ls'))).toBe(false);
+      expect(watched.has(ino('var/lib'))).toBe(false);
+      expect(watched.has(ino('var/lib/dpkg'))).toBe(true);
+      expect(watched.size).toBe(watch.watchedDirs() + 1);
     } finally {
       await watch.close();
     }
