@@ -7,8 +7,7 @@
 //   burst            200 files written at once: how many reports, how long to the last one
 //   idle CPU         process.cpuUsage over a fixed window while watching, nothing changing,
 //                    for the debootstrap tree and for this machine's own tracked paths
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { defaultPolicy } from '../shared/policy.js';
 import { MANIFEST_SCHEMA } from '../shared/manifest.js';
 import type { Manifest } from '../shared/manifest.js';
@@ -87,7 +86,6 @@ async function burst(root: Root, manifest: Manifest): Promise<void> {
   const dir = '/usr/local/lib/bench-burst';
   const got = reportFor(`${dir}/f199`);
   const t = performance.now();
-  const { mkdirSync } = await import('node:fs');
   mkdirSync(root.hostPath(dir));
   for (let i = 0; i < 200; i++) writeFileSync(root.hostPath(`${dir}/f${i}`), `data ${i}\n`);
   const r = await got;
