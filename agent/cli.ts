@@ -1,4 +1,4 @@
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
@@ -6,6 +6,8 @@ import { QuicksandError, isQuicksandError } from '../shared/errors.js';
 import { defaultPolicy } from '../shared/policy.js';
 import { defaultImageName, manifestFromObservation } from './build-manifest.js';
 import { formatReport } from './format-report.js';
+import { kiwiImageIdentity, manifestFromKiwi, parseKiwiPackages, parseKiwiVerified } from './import-kiwi.js';
+import { manifestFromSbom, parseSbom } from './import-sbom.js';
 import { readManifestFile, writeManifestFile } from './manifest-io.js';
 import { observe } from './observe.js';
 import { openRoot } from './root.js';
@@ -28,6 +30,8 @@ const USAGE = `quicksand-agent — does this host still match its image?
 
 Usage:
   quicksand-agent manifest --root DIR --out FILE [--name N --image-version V]
+  quicksand-agent manifest --from-kiwi FILE.packages [--verified FILE.verified] --out FILE
+  quicksand-agent manifest --from-sbom FILE.json --out FILE
   quicksand-agent scan --root DIR --manifest FILE [--json]
   quicksand-agent audit [--root DIR] [--state DIR] [--json]
   quicksand-agent help COMMAND
@@ -44,14 +48,25 @@ Run \`quicksand-agent COMMAND --help\` for the options of one command.
 
 const HELP: Record<string, string> = {
   manifest: `Usage: quicksand-agent manifest --root DIR --out FILE [--name N] [--image-version V]
+       quicksand-agent manifest --from-kiwi FILE.packages [--verified FILE.verified] --out FILE
+       quicksand-agent manifest --from-sbom FILE.json --out FILE
 
-Records what the image at DIR holds: its packages (dpkg) and every path under the
-tracked folders (/usr /etc /opt /boot /bin /sbin /lib /lib32 /lib64 /srv) with type,
-mode, owner, size, link target and sha256. Run it as the last step of an image
-build, or on a freshly built host.
+Records what the image at DIR holds: its packages (dpkg, rpm, apk, pip, gem, cpan,
+npm global) and every path under the tracked folders (/usr /etc /opt /boot /bin
+/sbin /lib /lib32 /lib64 /srv) with type, mode, owner, size, link target and
+sha256. Run it as the last step of an image build, or on a freshly built host.
+
+Or imports the package list an image builder already wrote: KIWI's .packages (and
+its .verified: what already differed from its package before first boot is not
+drift), or a CycloneDX / SPDX JSON SBOM (ecosystems taken from the purls). Such a
+manifest lists packages only: a scan then checks every package-owned file against
+its package database's own digest instead of a file record.
 
 Options:
   --root DIR            root folder of the image: / or a mounted image or chroot
+  --from-kiwi FILE      import KIWI's <name>.<arch>-<version>.packages instead of reading a root
+  --verified FILE       with --from-kiwi: KIWI's .verified (rpm -Va output of the image)
+  --from-sbom FILE      import a CycloneDX or SPDX JSON SBOM instead of reading a root
   --out FILE            where to write the manifest; a name ending in .gz is gzipped
   --name N              image name (default: from the root's os-release, e.g. debian-12)
   --image-version V     image version (default: today's date, e.g. 2026-11-29)
@@ -65,7 +80,9 @@ Example:
 Compares what the root really holds with the manifest of its image and reports
 every difference: packages added, removed or changed, and files added, removed,
 modified or with changed mode/owner/type. Files of a package that changed are
-listed under that package. Paths the manifest's policy ignores (logs, caches,
+listed under that package, and each package change names the operation that made
+it (the apt command, rpm transaction, pip/gem/cpan/npm install) from the package
+managers' own records; the summary counts those operations, not files. Paths the manifest's policy ignores (logs, caches,
 tmp) never produce findings.
 
 Options:
@@ -97,7 +114,16 @@ Exit codes: 0 no drift (or baseline just taken), 1 drift, 2 error.
 
 const COMMON = { help: { type: 'boolean', short: 'h' }, quiet: { type: 'boolean', short: 'q' } } as const;
 const OPTIONS = {
-  manifest: { ...COMMON, root: { type: 'string' }, out: { type: 'string' }, name: { type: 'string' }, 'image-version': { type: 'string' } },
+  manifest: {
+    ...COMMON,
+    root: { type: 'string' },
+    out: { type: 'string' },
+    name: { type: 'string' },
+    'image-version': { type: 'string' },
+    'from-kiwi': { type: 'string' },
+    verified: { type: 'string' },
+    'from-sbom': { type: 'string' },
+  },
   scan: { ...COMMON, root: { type: 'string' }, manifest: { type: 'string' }, json: { type: 'boolean' } },
   audit: { ...COMMON, root: { type: 'string' }, state: { type: 'string' }, json: { type: 'boolean' } },
 } satisfies Record<string, ParseArgsConfig['options']>;
@@ -150,7 +176,16 @@ function reportError(err: unknown, cmd: string, io: CliIo): number {
   return EXIT_ERROR;
 }
 
-interface ManifestArgs { root?: string; out?: string; name?: string; 'image-version'?: string; quiet?: boolean }
+interface ManifestArgs {
+  root?: string;
+  out?: string;
+  name?: string;
+  'image-version'?: string;
+  'from-kiwi'?: string;
+  verified?: string;
+  'from-sbom'?: string;
+  quiet?: boolean;
+}
 interface ScanArgs { root?: string; manifest?: string; json?: boolean; quiet?: boolean }
 interface AuditArgs { root?: string; state?: string; json?: boolean; quiet?: boolean }
 
@@ -172,6 +207,8 @@ function progress(io: CliIo, quiet: boolean | undefined, verb: string): ((files:
 
 async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<number> {
   const out = required(args.out, '--out');
+  if (args['from-kiwi'] !== undefined || args['from-sbom'] !== undefined) return importManifestCommand(args, out, io);
+  if (args.verified !== undefined) throw new QuicksandError('USAGE', '--verified goes with --from-kiwi');
   const root = await openRoot(required(args.root, '--root'));
   await assertWritableDir(path.dirname(path.resolve(out)), '--out');
   const t0 = performance.now();
@@ -189,6 +226,47 @@ async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<number> {
     for (const w of obs.warnings.slice(0, 10)) io.stderr(`  warning: ${w.code} ${w.path ?? ''}: ${w.message}\n`);
   }
   return EXIT_CLEAN;
+}
+
+async function importManifestCommand(args: ManifestArgs, out: string, io: CliIo): Promise<number> {
+  const sources = [args.root, args['from-kiwi'], args['from-sbom']].filter((v) => v !== undefined);
+  if (sources.length > 1) throw new QuicksandError('USAGE', 'use one of --root, --from-kiwi and --from-sbom');
+  if (args.verified !== undefined && args['from-kiwi'] === undefined) throw new QuicksandError('USAGE', '--verified goes with --from-kiwi');
+  await assertWritableDir(path.dirname(path.resolve(out)), '--out');
+  let manifest;
+  if (args['from-kiwi'] !== undefined) {
+    const file = args['from-kiwi'];
+    const packages = parseKiwiPackages(await readInput(file, '--from-kiwi'), file);
+    const verified = args.verified === undefined ? [] : parseKiwiVerified(await readInput(args.verified, '--verified'), args.verified);
+    const named = kiwiImageIdentity(path.basename(file));
+    const image = { name: args.name ?? named?.name ?? path.basename(file).replace(/\.packages$/, ''), version: args['image-version'] ?? named?.version ?? 'unknown' };
+    manifest = manifestFromKiwi(packages, verified, image, new Date());
+  } else {
+    const file = args['from-sbom']!;
+    let value: unknown;
+    try {
+      value = JSON.parse(await readInput(file, '--from-sbom'));
+    } catch (err) {
+      if (isQuicksandError(err)) throw err;
+      throw new QuicksandError('MANIFEST_INVALID', `${file}: not JSON (${(err as Error).message})`);
+    }
+    const sbom = parseSbom(value, file);
+    if (sbom.packages.length === 0) throw new QuicksandError('MANIFEST_INVALID', `${file}: no package with a purl of a known ecosystem (deb, rpm, apk, pypi, gem, cpan, npm)`);
+    const image = { name: args.name ?? sbom.image.name ?? path.basename(file).replace(/\.json$/, ''), version: args['image-version'] ?? sbom.image.version ?? 'unknown' };
+    manifest = manifestFromSbom(sbom.packages, image, new Date());
+    if (!args.quiet && sbom.skipped > 0) io.stderr(`note: ${sbom.skipped} ${sbom.format} entries without a purl of a known ecosystem were left out\n`);
+  }
+  await writeManifestFile(out, manifest);
+  if (!args.quiet) io.stderr(`wrote ${out}: image ${manifest.image.name} ${manifest.image.version}, ${manifest.packages.length} packages (package-only: scans verify files against the package databases)\n`);
+  return EXIT_CLEAN;
+}
+
+async function readInput(file: string, flag: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new QuicksandError('MANIFEST_NOT_FOUND', `${flag} ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
 }
 
 async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {

@@ -4,7 +4,8 @@ import { compileGlobs, isUnder } from '../shared/policy.js';
 import { compareSeverity, maxSeverity } from '../shared/findings.js';
 import type { Severity } from '../shared/findings.js';
 import type { Finding } from '../shared/report.js';
-import type { OwnedFile } from './collectors/types.js';
+import type { ChangeSet, OwnedFile } from './collectors/types.js';
+import { attributeChangeSets } from './change-sets.js';
 import type { ObservedFile } from './fingerprint.js';
 
 /** What the host really holds, read relative to its root. */
@@ -13,6 +14,8 @@ export interface Observation {
   files: ObservedFile[];
   /** Canonical path → the package that owns it, from the package databases of the host. */
   owned: Map<string, OwnedFile>;
+  /** The package managers' own records of what was done (apt commands, rpm transactions, ...). */
+  changeSets?: ChangeSet[];
 }
 
 /** Result of checking a package-owned file against its package database's digest (see verify.ts). */
@@ -52,14 +55,25 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
   const pkgFindings = new Map<string, Finding>();
   const versionBefore = new Map(manifest.packages.map((p) => [pkgId(p), p.version]));
   const versionAfter = new Map(obs.packages.map((p) => [pkgId(p), p.version]));
+  const matched = new Set<string>();
   for (const [key, p] of after) {
-    const old = before.get(key);
+    // An SBOM often names no architecture: such a record matches the package of any arch.
+    const oldKey = before.has(key) ? key : pkgKey({ ...p, arch: undefined });
+    const old = before.get(oldKey);
+    if (old) matched.add(oldKey);
     if (!old) pkgFindings.set(pkgId(p), { kind: 'package-added', severity: 'high', ecosystem: p.ecosystem, name: p.name, after: p.version });
     else if (old.version !== p.version)
       pkgFindings.set(pkgId(p), { kind: 'package-changed', severity: 'high', ecosystem: p.ecosystem, name: p.name, before: old.version, after: p.version });
   }
   for (const [key, p] of before) {
-    if (!after.has(key)) pkgFindings.set(pkgId(p), { kind: 'package-removed', severity: 'high', ecosystem: p.ecosystem, name: p.name, before: p.version });
+    if (matched.has(key)) continue;
+    // Same name, other arch (a cross-grade): one change, not an add plus a remove.
+    const added = pkgFindings.get(pkgId(p));
+    if (added?.kind === 'package-added') {
+      pkgFindings.set(pkgId(p), { ...added, kind: 'package-changed', before: p.version });
+      continue;
+    }
+    if (!added) pkgFindings.set(pkgId(p), { kind: 'package-removed', severity: 'high', ecosystem: p.ecosystem, name: p.name, before: p.version });
   }
   const packageUnchanged = (o: PackageRef | undefined): boolean =>
     o !== undefined && versionBefore.get(pkgId(o)) !== undefined && versionBefore.get(pkgId(o)) === versionAfter.get(pkgId(o));
@@ -68,8 +82,11 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
   const observed = new Map<string, ObservedFile>();
   for (const f of obs.files) if (!ignored(f.path)) observed.set(pathKey(f), f);
   const fileFindings: Array<{ finding: Finding; cause?: PackageRef | undefined }> = [];
-  const add = (finding: Finding, cause?: PackageRef): void => {
-    fileFindings.push({ finding, cause });
+  // Several packages may explain a change (the new and the old end of an alternatives link):
+  // the first one that changed itself takes the finding.
+  const add = (finding: Finding, ...causes: Array<PackageRef | undefined>): void => {
+    const refs = causes.filter((c): c is PackageRef => c !== undefined);
+    fileFindings.push({ finding, cause: refs.find((c) => pkgFindings.has(pkgId(c))) ?? refs[0] });
   };
 
   // Files: present now
@@ -91,7 +108,27 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
         const changed = metadataChanges(was, now);
         if (changed) {
           const { severity, reason } = metadataSeverity(was, now, owned, packageUnchanged(owner), mutable(now.path));
-          add({ kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason }, owner ?? alternativesCause(now, observed, obs.owned));
+          add(
+            { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason },
+            owner,
+            alternativesCause(now, observed, obs.owned),
+            formerAlternativesCause(was, observed, expected),
+          );
+        }
+      } else if (owned) {
+        // No file record: what the package database recorded stands in for it (rpm -V's M, U, G, L).
+        const { unreadable: _skip, ...current } = now;
+        const recorded = {
+          ...current,
+          ...(owned.mode !== undefined && now.type === 'file' ? { mode: owned.mode } : {}),
+          ...(owned.uid !== undefined ? { uid: owned.uid } : {}),
+          ...(owned.gid !== undefined ? { gid: owned.gid } : {}),
+          ...(owned.target !== undefined && now.type === 'symlink' ? { target: owned.target } : {}),
+        };
+        const changed = metadataChanges(recorded, now);
+        if (changed) {
+          const { severity, reason } = metadataSeverity(recorded, now, owned, packageUnchanged(owner), mutable(now.path));
+          add({ kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason }, owner);
         }
       }
       continue;
@@ -121,6 +158,8 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
     }
   }
 
+  attributeFolders(fileFindings);
+
   // Nest files under the package finding that explains them.
   const top: Finding[] = [];
   for (const { finding, cause } of fileFindings) {
@@ -134,7 +173,37 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
     p.changes?.sort(byPath);
     top.push(p);
   }
+  attributeChangeSets(top, obs.changeSets ?? []);
   return top.sort(bySeverity);
+}
+
+/**
+ * A folder that appeared without an owner, holding only new entries that one package explains
+ * (`/usr/local/lib/python3.11/dist-packages` made by the first `pip install`), was made for that
+ * package: it joins the package's finding instead of standing alone.
+ */
+function attributeFolders(fileFindings: Array<{ finding: Finding; cause?: PackageRef | undefined }>): void {
+  // '/' sorts before every other byte here, so a folder's entries follow it without a gap.
+  const key = (e: { finding: Finding }): string => (e.finding.path ?? '').replaceAll('/', '\u0000');
+  const sorted = [...fileFindings].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  // Deepest first: a sub-folder has its verdict before its parent looks at it.
+  for (let i = sorted.length - 1; i >= 0; i--) {
+    const entry = sorted[i]!;
+    if (entry.cause || entry.finding.kind !== 'file-added' || entry.finding.path === undefined) continue;
+    const dir = entry.finding.path;
+    let cause: PackageRef | undefined;
+    let consistent = true;
+    for (let j = i + 1; j < sorted.length && isUnder(sorted[j]!.finding.path ?? '', dir); j++) {
+      const below = sorted[j]!;
+      if (below.finding.kind !== 'file-added') continue;
+      if (!below.cause || (cause && pkgId(cause) !== pkgId(below.cause))) {
+        consistent = false;
+        break;
+      }
+      cause = below.cause;
+    }
+    if (consistent && cause) entry.cause = cause;
+  }
 }
 
 // Built once per manifest and shared by selectForVerification and diff.
@@ -224,6 +293,12 @@ function alternativesCause(now: ObservedFile, observed: Map<string, ObservedFile
     viaAlternatives ||= isUnder(link.path, '/etc/alternatives') || isUnder(path, '/etc/alternatives');
   }
   return viaAlternatives && path !== now.path ? owned.get(path)?.owner : undefined;
+}
+
+/** The package an alternatives link pointed into before it changed (the one being removed, often). */
+function formerAlternativesCause(was: Manifest['files'][number], observed: Map<string, ObservedFile>, expected: Map<string, Manifest['files'][number]>): PackageRef | undefined {
+  if (was.type !== 'symlink' || was.target === undefined || !isUnder(was.path, '/etc/alternatives')) return undefined;
+  return expected.get(resolveInTree(joinTarget(was.path, was.target), observed))?.owner;
 }
 
 function joinTarget(from: string, target: string): string {

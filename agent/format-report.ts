@@ -12,13 +12,16 @@ export function formatReport(report: Report, manifestName: string): string {
   lines.push(`${report.host.root} against ${report.image.name} ${report.image.version} (${manifestName})`);
   lines.push(verdict);
   const counts = SEVERITIES.map((s) => `${summary.counts[s]} ${s}`).join(', ');
-  lines.push(`  ${counts}  (${plural(summary.findings, 'finding')} covering ${plural(summary.files, 'path')})`);
+  const sets = summary.changeSets ?? summary.findings;
+  lines.push(`  ${counts}  (${plural(sets, 'change')}: ${plural(summary.findings, 'finding')} covering ${plural(summary.files, 'path')})`);
+  const causes = new Map((report.changeSets ?? []).map((cs) => [cs.id, cs]));
   for (const severity of SEVERITIES) {
     const group = report.findings.filter((f) => f.severity === severity);
     if (group.length === 0) continue;
     lines.push('', severity.toUpperCase());
     for (const f of group) {
-      lines.push(`  ${describe(f)}`);
+      const cs = f.changeSet !== undefined ? causes.get(f.changeSet) : undefined;
+      lines.push(`  ${describe(f)}${cs ? `  <- ${cs.tool}${cs.start ? ` ${cs.start}` : ''}${cs.command ? `: ${cs.command}` : ''}` : ''}`);
       const nested = f.changes ?? [];
       for (const c of nested.slice(0, NESTED_SHOWN)) lines.push(`      ${describe(c)}`);
       if (nested.length > NESTED_SHOWN) lines.push(`      ... and ${nested.length - NESTED_SHOWN} more (--json lists them all)`);

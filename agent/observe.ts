@@ -2,7 +2,8 @@ import type { ScanWarning } from '../shared/report.js';
 import type { Policy } from '../shared/policy.js';
 import type { PackageRecord } from '../shared/manifest.js';
 import { COLLECTORS } from './collectors/index.js';
-import type { Collector, OwnedFile } from './collectors/types.js';
+import { packageId } from './collectors/read.js';
+import type { ChangeSet, Collected, Collector, OwnedFile } from './collectors/types.js';
 import { fingerprint } from './fingerprint.js';
 import type { FingerprintOptions } from './fingerprint.js';
 import type { Observation } from './differ.js';
@@ -13,31 +14,67 @@ export interface ObserveResult extends Observation {
   bytesHashed: number;
 }
 
-export interface PackageState {
+export interface CollectedAll {
   packages: PackageRecord[];
   owned: Map<string, OwnedFile>;
+  changeSets: ChangeSet[];
   warnings: ScanWarning[];
 }
 
-/** Reads every package database of `root`. The realtime watcher calls it alone when one changed. */
-export async function collectPackages(root: Root, collectors: readonly Collector[] = COLLECTORS): Promise<PackageState> {
+/**
+ * Merges what each collector found, in registry order. One verdict per path: the first owner
+ * wins. A language package whose own record (dist-info, gemspec) an earlier collector already
+ * owns was installed by that OS package: it is reported once, as the OS package. Pure.
+ */
+export function mergeCollected(results: ReadonlyArray<Collected | null>): CollectedAll {
   const packages: PackageRecord[] = [];
   const owned = new Map<string, OwnedFile>();
+  const changeSets: ChangeSet[] = [];
   const warnings: ScanWarning[] = [];
-  for (const collector of collectors) {
-    const got = await collector.collect(root);
+  const ids = new Set<string>();
+  for (const got of results) {
     if (!got) continue;
-    packages.push(...got.packages);
+    const shadowed = new Set<string>();
+    for (const [id, record] of got.records ?? []) {
+      const holder = owned.get(record);
+      if (holder && packageId(holder.owner) !== id) shadowed.add(id);
+    }
+    packages.push(...got.packages.filter((p) => !shadowed.has(packageId(p))));
     warnings.push(...got.warnings);
-    for (const [path, file] of got.owned) if (!owned.has(path)) owned.set(path, file);
+    for (const [path, file] of got.owned) if (!owned.has(path) && !shadowed.has(packageId(file.owner))) owned.set(path, file);
+    for (const cs of got.changeSets ?? []) {
+      const events = cs.events.filter((e) => !shadowed.has(packageId(e)));
+      // Two apt commands in one second share a Start-Date: ids stay unique all the same.
+      let id = cs.id;
+      for (let n = 2; ids.has(id); n++) id = `${cs.id}#${n}`;
+      ids.add(id);
+      if (events.length > 0) changeSets.push({ ...cs, id, events });
+    }
   }
-  return { packages, owned, warnings };
+  return { packages, owned, changeSets, warnings };
+}
+
+/** Reads every package database of `root`. The realtime watcher calls it alone when one changed. */
+export async function collectPackages(root: Root, collectors: readonly Collector[] = COLLECTORS): Promise<CollectedAll> {
+  const results: Array<Collected | null> = [];
+  const failures: ScanWarning[] = [];
+  for (const collector of collectors) {
+    try {
+      results.push(await collector.collect(root));
+    } catch (err) {
+      // One unreadable database must not hide what the others and the fingerprint show.
+      failures.push({ code: 'COLLECTOR_FAILED', message: `${collector.ecosystem} packages not read: ${(err as Error).message}` });
+    }
+  }
+  const all = mergeCollected(results);
+  all.warnings.push(...failures);
+  return all;
 }
 
 /** Reads every package database, then fingerprints the tracked paths. */
 export async function observe(root: Root, policy: Policy, opts: FingerprintOptions & { collectors?: readonly Collector[] } = {}): Promise<ObserveResult> {
-  const { packages, owned, warnings } = await collectPackages(root, opts.collectors);
+  const { packages, owned, changeSets, warnings } = await collectPackages(root, opts.collectors);
   const fp = await fingerprint(root, policy, opts);
   warnings.push(...fp.warnings);
-  return { packages, owned, files: fp.files, warnings, bytesHashed: fp.bytesHashed };
+  return { packages, owned, changeSets, files: fp.files, warnings, bytesHashed: fp.bytesHashed };
 }

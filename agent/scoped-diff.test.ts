@@ -6,7 +6,7 @@ import type { OwnedFile } from './collectors/types.js';
 import type { ObservedFile } from './fingerprint.js';
 import { diff } from './differ.js';
 import { diffInScope, inScope } from './scoped-diff.js';
-import { changedPackages } from './watch.js';
+import { changedPackages, isPackageRecord } from './watch.js';
 
 const sha = (c: string): string => c.repeat(64);
 const dir = (path: string): ObservedFile => ({ path, type: 'dir', mode: '0755', uid: 0, gid: 0 });
@@ -73,6 +73,21 @@ describe('diff restricted to a scope', () => {
     const has = inScope({ paths: ['/etc/motd'], subtrees: ['/opt/app'], packages: false });
     expect(['/etc/motd', '/opt/app', '/opt/app/x/y'].every(has)).toBe(true);
     expect(['/etc', '/etc/motd2', '/opt/apple', '/opt'].some(has)).toBe(false);
+  });
+
+  it('knows a language package’s own records when they change', () => {
+    for (const p of [
+      '/usr/local/lib/python3.11/dist-packages/requests-2.31.0.dist-info/RECORD',
+      '/usr/lib/python3/dist-packages/six-1.16.0.egg-info',
+      '/usr/share/gems/specifications/rake-13.0.6.gemspec',
+      '/usr/local/lib/node_modules/@acme/cli/package.json',
+      '/usr/local/lib/node_modules/left-pad/package.json',
+      '/usr/local/lib/x86_64-linux-gnu/perl/5.36.0/auto/Foo/.packlist',
+      '/usr/local/lib/x86_64-linux-gnu/perl/5.36.0/perllocal.pod',
+    ])
+      expect(isPackageRecord(p), p).toBe(true);
+    for (const p of ['/usr/bin/python3', '/usr/local/lib/node_modules/left-pad/lib/package.json', '/etc/dist-info.conf', '/usr/share/doc/specifications/x.txt'])
+      expect(isPackageRecord(p), p).toBe(false);
   });
 
   it('names the packages added, removed or changed between two reads', () => {

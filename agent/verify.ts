@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { constants as C } from 'node:fs';
 import { open } from 'node:fs/promises';
-import type { OwnedFile } from './collectors/types.js';
+import type { DigestAlgo, OwnedFile } from './collectors/types.js';
 import type { Verdict } from './differ.js';
 import type { ObservedFile } from './fingerprint.js';
 import type { Root } from './root.js';
@@ -27,7 +27,7 @@ export async function verifyAgainstPackages(root: Root, files: readonly Observed
   return verdicts;
 }
 
-async function hashWith(algo: 'md5' | 'sha1', file: string): Promise<string | undefined> {
+async function hashWith(algo: Exclude<DigestAlgo, 'sha256'>, file: string): Promise<string | undefined> {
   let fh;
   try {
     fh = await open(file, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);

@@ -8,12 +8,13 @@ import { compileGlobs, isUnder } from '../shared/policy.js';
 import type { Policy } from '../shared/policy.js';
 import { REPORT_SCHEMA, summarize } from '../shared/report.js';
 import type { Report, ReportScope, ScanWarning, WatchState } from '../shared/report.js';
-import type { Collector, OwnedFile } from './collectors/types.js';
+import type { ChangeSet, Collector, OwnedFile } from './collectors/types.js';
 import { selectForVerification } from './differ.js';
 import { fingerprint, topLevelTracked } from './fingerprint.js';
 import type { ObservedFile } from './fingerprint.js';
 import { collectPackages } from './observe.js';
 import type { Root } from './root.js';
+import { changeSetsNamed } from './scan.js';
 import { diffInScope } from './scoped-diff.js';
 import { verifyAgainstPackages } from './verify.js';
 
@@ -22,7 +23,28 @@ import { verifyAgainstPackages } from './verify.js';
  * or upgraded. dpkg replaces `status` by a rename at each checkpoint; the others are listed so a
  * collector for them needs no second place to be named in.
  */
-export const DEFAULT_PACKAGE_DATABASES = ['/var/lib/dpkg/status', '/var/lib/rpm/rpmdb.sqlite', '/usr/lib/sysimage/rpm/rpmdb.sqlite', '/lib/apk/db/installed'];
+export const DEFAULT_PACKAGE_DATABASES = [
+  '/var/lib/dpkg/status',
+  '/var/lib/rpm/rpmdb.sqlite',
+  '/var/lib/rpm/Packages',
+  '/var/lib/rpm/Packages.db',
+  '/usr/lib/sysimage/rpm/rpmdb.sqlite',
+  '/lib/apk/db/installed',
+];
+
+/**
+ * Language packages keep their records beside their files, inside the tracked paths: a pip
+ * dist-info, a gemspec, an npm global's package.json, a Perl .packlist. A change to one is a
+ * package change, read again like a package database. Pure.
+ */
+export function isPackageRecord(path: string): boolean {
+  return (
+    /\/[^/]+\.(?:dist|egg)-info(?:\/|$)/.test(path) ||
+    /\/specifications\/[^/]+\.gemspec$/.test(path) ||
+    /\/lib\/node_modules\/(?:@[^/]+\/)?[^/]+\/package\.json$/.test(path) ||
+    /\/(?:\.packlist|perllocal\.pod)$/.test(path)
+  );
+}
 
 export interface WatchOptions {
   root: Root;
@@ -112,6 +134,7 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
 
   let packages: PackageRecord[] = [];
   let owned = new Map<string, OwnedFile>();
+  let changeSets: ChangeSet[] = [];
 
   const ignored = (p: string, stats?: { isDirectory(): boolean }): boolean => {
     const ins = inside(p);
@@ -147,7 +170,7 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
   const touch = (host: string, deep: boolean): void => {
     if (closed) return;
     const ins = inside(host);
-    if (databases.has(ins)) {
+    if (databases.has(ins) || isPackageRecord(ins)) {
       pendingDb = true;
       arm();
     }
@@ -214,6 +237,7 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
     const state = await collectPackages(root, opts.collectors);
     packages = state.packages;
     owned = state.owned;
+    changeSets = state.changeSets;
     await crawl;
   })();
 
@@ -252,6 +276,10 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
       summary: summarize(findings),
       stats: { files: s.files, packages: packages.length, bytesHashed: s.bytesHashed, durationMs: Math.round(performance.now() - s.t0) },
       findings,
+      ...(() => {
+        const named = changeSetsNamed(findings, changeSets);
+        return named.length > 0 ? { changeSets: named } : {};
+      })(),
       warnings,
     };
   }
@@ -274,6 +302,7 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
       for (const f of manifest.files) if (f.owner && ownedBy(f) && tracked(f.path)) extra.add(f.path);
       packages = fresh.packages;
       owned = fresh.owned;
+      changeSets = fresh.changeSets;
     }
     const plan = await planBatch(root, manifest, batch, extra);
     const files: ObservedFile[] = [];
@@ -289,7 +318,7 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
     // A folder whose own mode or owner changed is read alone, not with everything below it.
     for (const d of plan.shallowDirs) await read({ ...policy, tracked: [d], ignored: [...policy.ignored, `${d}/*`] });
     const scope: ReportScope = { paths: [...plan.paths, ...plan.shallowDirs].sort(), subtrees: plan.subtrees, packages: dbChanged };
-    const obs = { packages, owned, files };
+    const obs = { packages, owned, changeSets, files };
     const verdicts = await verifyAgainstPackages(root, selectForVerification(manifest, obs), owned);
     const findings = diffInScope(manifest, obs, verdicts, scope);
     if (closed) return;

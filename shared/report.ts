@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ECOSYSTEMS, FINDING_KINDS, SEVERITIES } from './findings.js';
+import { ECOSYSTEMS, FINDING_KINDS, SEVERITIES, maxSeverity } from './findings.js';
 import type { Severity } from './findings.js';
 import { QuicksandError } from './errors.js';
 import { formatIssues } from './schema-errors.js';
@@ -67,13 +67,25 @@ export type ReportScope = z.infer<typeof reportScopeSchema>;
 
 /**
  * Whether the agent's realtime watcher covers the host. `degraded` (kernel watch limit reached,
- * watcher error) means only scheduled full scans see changes until the agent restarts watching.
+ * watcher error) means only scheduled full scans see changes until watching works again.
  */
 export const watchStateSchema = z.strictObject({
   state: z.enum(['ok', 'degraded']),
   reason: z.string().optional(),
 });
 export type WatchState = z.infer<typeof watchStateSchema>;
+
+/** A package manager operation that explains findings: one apt command, one rpm transaction, ... */
+export const changeSetSchema = z.strictObject({
+  id: z.string(),
+  tool: z.string(),
+  start: z.string().optional(),
+  end: z.string().optional(),
+  command: z.string().optional(),
+  user: z.string().optional(),
+  packages: z.number().int().nonnegative(),
+});
+export type ChangeSetInfo = z.infer<typeof changeSetSchema>;
 
 export const reportSchema = z.strictObject({
   schema: z.literal(REPORT_SCHEMA),
@@ -88,9 +100,12 @@ export const reportSchema = z.strictObject({
     // `drift` when any finding is above info: the host is a pet until someone approves it.
     // An event report's summary counts only its own findings, inside its scope.
     status: z.enum(['clean', 'drift']),
+    // Per change set: the findings one apt command (or pip run, ...) caused count once, at their highest severity.
     counts: severityCountsSchema,
     findings: z.number().int().nonnegative(),
     files: z.number().int().nonnegative(),
+    // Optional so reports of agents older than change sets still parse.
+    changeSets: z.number().int().nonnegative().optional(),
   }),
   stats: z.strictObject({
     files: z.number().int().nonnegative(),
@@ -99,6 +114,8 @@ export const reportSchema = z.strictObject({
     durationMs: z.number().nonnegative(),
   }),
   findings: z.array(findingSchema),
+  /** The change sets that findings name in `changeSet`. */
+  changeSets: z.array(changeSetSchema).optional(),
   warnings: z.array(scanWarningSchema),
 });
 export type Report = z.infer<typeof reportSchema>;
@@ -107,7 +124,12 @@ export function emptyCounts(): SeverityCounts {
   return { critical: 0, high: 0, medium: 0, low: 0, info: 0 };
 }
 
-/** Counts top-level findings by severity: one package install is one, whatever it brought. */
+/**
+ * Counts change sets by severity: the findings one operation caused (one apt command with its
+ * packages and their files) count once, at their highest severity; a finding no change set
+ * explains counts on its own. `findings` is the number of top-level findings, `files` the
+ * number of paths they cover.
+ */
 export function summarize(findings: readonly Finding[]): Report['summary'] {
   const counts = emptyCounts();
   let files = 0;
@@ -115,12 +137,21 @@ export function summarize(findings: readonly Finding[]): Report['summary'] {
     if (f.path !== undefined) files++;
     f.changes?.forEach(countFiles);
   };
+  const groups = new Map<string, Severity>();
+  let loose = 0;
   for (const f of findings) {
-    counts[f.severity as Severity]++;
     countFiles(f);
+    if (f.changeSet === undefined) {
+      counts[f.severity]++;
+      loose++;
+      continue;
+    }
+    const seen = groups.get(f.changeSet);
+    groups.set(f.changeSet, seen === undefined ? f.severity : maxSeverity(seen, f.severity));
   }
+  for (const severity of groups.values()) counts[severity]++;
   const drift = counts.critical + counts.high + counts.medium + counts.low > 0;
-  return { status: drift ? 'drift' : 'clean', counts, findings: findings.length, files };
+  return { status: drift ? 'drift' : 'clean', counts, findings: findings.length, files, changeSets: loose + groups.size };
 }
 
 export function parseReport(value: unknown, source: string): Report {

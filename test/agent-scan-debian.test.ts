@@ -138,9 +138,14 @@ describe('scan of a mutated copy', () => {
     expect(report.findings.filter((f) => f.path?.includes('less') || f.path?.includes('netcat'))).toEqual([]);
   });
 
-  it('counts top-level findings by severity in the summary', () => {
-    expect(report.summary.counts).toEqual({ critical: 2, high: 6, medium: 3, low: 2, info: 2 });
+  it('counts change sets by severity in the summary: the one apt command counts once', () => {
+    // 15 top-level findings; the 3 packages of the one `apt-get install` are one change set.
+    expect(report.summary.counts).toEqual({ critical: 2, high: 4, medium: 3, low: 2, info: 2 });
     expect(report.summary.findings).toBe(15);
+    expect(report.summary.changeSets).toBe(13);
+    const apt = report.findings.filter((f) => f.kind === 'package-added');
+    expect(new Set(apt.map((f) => f.changeSet)).size).toBe(1);
+    expect(report.changeSets).toEqual([expect.objectContaining({ id: apt[0]!.changeSet, tool: 'apt', command: expect.stringContaining('apt-get install'), packages: 3 })]);
     // Info-only drift would be clean; this is not.
     expect(report.summary.status).toBe('drift');
     expect(human).toContain('DRIFT: this host no longer matches its image');

@@ -38,7 +38,7 @@ afterAll(async () => {
 });
 
 describe('from a file write to one webhook delivery', () => {
-  it('turns a dropped binary and a whole dpkg install into exactly one alert each', async () => {
+  it('turns a dropped binary and a whole dpkg run into exactly one alert each', async () => {
     const root = await openRoot(tree.dir);
     const manifest = manifestFromObservation(await observe(root, defaultPolicy()), defaultPolicy(), { name: 'debian-minbase', version: '1' }, new Date());
     const sink = parseAlertSink({ type: 'webhook', id: 'oncall', url: receiver.url('/hook'), secret: SECRET }, 'sink');
@@ -91,10 +91,14 @@ describe('from a file write to one webhook delivery', () => {
     });
     const installFiles = reports.flatMap((r) => r.findings).filter((f) => f.kind === 'package-added').reduce((n, f) => n + (f.changes?.length ?? 0), 0);
     expect(installFiles).toBeGreaterThan(10);
-    // The dropped binary: one alert. Two packages in one dpkg run: one alert per package,
-    // however many files they brought and however many event reports carried them.
+    // The dropped binary: one alert. One dpkg run installing two packages is one change set
+    // (from dpkg's own log): one alert, however many files it brought and however many event
+    // reports carried them.
     expect(bodies.map((b) => b.alert.findings.map((f: { kind: string; name?: string; path?: string }) => `${f.kind} ${f.name ?? f.path}`)).sort()).toEqual(
-      [['file-added /usr/local/sbin/implant'], ['package-added libbsd0'], ['package-added netcat-openbsd']].sort(),
+      [['file-added /usr/local/sbin/implant'], ['package-added libbsd0', 'package-added netcat-openbsd']].sort(),
     );
+    const named = reports.flatMap((r) => r.changeSets ?? []);
+    expect(named.length).toBeGreaterThan(0);
+    expect(reports.flatMap((r) => r.findings).filter((f) => f.kind === 'package-added').every((f) => f.changeSet === named[0]!.id)).toBe(true);
   });
 });

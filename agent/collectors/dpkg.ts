@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
+import { readDpkgChangeSets } from './dpkg-log.js';
 import type { Collected, Collector, OwnedFile } from './types.js';
 
 export interface DpkgStanza {
@@ -136,6 +137,6 @@ export const dpkgCollector: Collector = {
         owned.set(path, { owner, conffile: conf !== undefined, ...(sum ? { digest: { algo: 'md5', hex: sum } } : {}) });
       }
     }
-    return { packages, owned, warnings };
+    return { packages, owned, warnings, changeSets: await readDpkgChangeSets(root) };
   },
 };

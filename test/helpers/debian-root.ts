@@ -1,7 +1,7 @@
 // Real Debian root filesystems for the integration tests, built with debootstrap and cached
 // outside the repo (keyed by a version string) so only the first run pays for them.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 // Bump when the way the trees are built changes; old caches are then simply not used.
@@ -56,9 +56,74 @@ export function ensureWithPackages(): string {
   });
 }
 
+/**
+ * Packages of the "languages" tree: interpreters and build tools so pip, gem and cpan can
+ * really install something inside the chroot, a pip package shipped by dpkg (python3-yaml)
+ * that must never be reported twice, and netcat-openbsd's dependency so that installing it
+ * later is one package. netcat-openbsd itself is only downloaded, so a test can install it
+ * with one real apt command without reaching the archive again.
+ */
+export const LANGS_EXTRA = ['python3-pip', 'python3-yaml', 'ruby', 'perl', 'make', 'less', 'libbsd0'];
+export const LANGS_DOWNLOADED = ['netcat-openbsd'];
+
+export function withLanguagesPath(): string {
+  return path.join(CACHE_DIR, `debian-${SUITE}-minbase-${FIXTURE_VERSION}-langs-${LANGS_VERSION}`);
+}
+// Bump when LANGS_EXTRA or the way the languages tree is built changes.
+const LANGS_VERSION = 'l1';
+
+/** minbase plus LANGS_EXTRA from one real apt-get install, and LANGS_DOWNLOADED in apt's cache. */
+export function ensureWithLanguages(): string {
+  const base = ensureMinbase();
+  return buildOnce(withLanguagesPath(), (tmp) => {
+    execFileSync('cp', ['-a', base, tmp]);
+    copyFileSync('/etc/resolv.conf', path.join(tmp, 'etc/resolv.conf'));
+    aptInChroot(tmp, ['install', '-y', '-q', '--no-install-recommends', ...LANGS_EXTRA]);
+    aptInChroot(tmp, ['install', '-y', '-q', '--no-install-recommends', '--download-only', ...LANGS_DOWNLOADED]);
+    // A local package at 1.0 that a test can upgrade with one real apt command.
+    const deb = buildDemoDeb(path.join(tmp, 'root'), '1.0');
+    aptInChroot(tmp, ['install', '-y', '-q', `/root/${path.basename(deb)}`]);
+    rmSync(deb);
+    copyFileSync(path.join(base, 'etc/resolv.conf'), path.join(tmp, 'etc/resolv.conf'));
+  });
+}
+
+/**
+ * Builds the tiny Debian package `qs-demo` (one script in /usr/bin, one doc file) with the real
+ * `dpkg-deb` into `dir` and returns the .deb's path.
+ */
+export function buildDemoDeb(dir: string, version: string): string {
+  const src = mkdtempSync(path.join(CACHE_DIR, 'deb-'));
+  try {
+    mkdirSync(path.join(src, 'DEBIAN'));
+    mkdirSync(path.join(src, 'usr/bin'), { recursive: true });
+    mkdirSync(path.join(src, 'usr/share/doc/qs-demo'), { recursive: true });
+    writeFileSync(
+      path.join(src, 'DEBIAN/control'),
+      `Package: qs-demo\nVersion: ${version}\nArchitecture: all\nMaintainer: Quicksand tests <tests@example.invalid>\nDescription: demo package for the drift tests\n`,
+    );
+    writeFileSync(path.join(src, 'usr/bin/qs-demo'), `#!/bin/sh\necho qs-demo ${version}\n`, { mode: 0o755 });
+    writeFileSync(path.join(src, 'usr/share/doc/qs-demo/README'), `qs-demo ${version}\n`);
+    mkdirSync(dir, { recursive: true });
+    const out = path.join(dir, `qs-demo_${version}_all.deb`);
+    execFileSync('dpkg-deb', ['--root-owner-group', '--build', src, out], { stdio: 'ignore' });
+    return out;
+  } finally {
+    rmSync(src, { recursive: true, force: true });
+  }
+}
+
 export function aptInChroot(root: string, args: string[]): void {
-  execFileSync('chroot', [root, 'apt-get', ...args], {
-    stdio: 'ignore',
+  runInChroot(root, ['apt-get', ...args]);
+}
+
+/** Runs one command inside the chroot with a clean environment; returns its stdout. */
+export function runInChroot(root: string, argv: string[], opts: { cwd?: string } = {}): string {
+  const [cmd, ...args] = argv;
+  const inner = opts.cwd ? ['sh', '-c', 'cd "$0" && exec "$@"', opts.cwd, cmd!, ...args] : [cmd!, ...args];
+  return execFileSync('chroot', [root, ...inner], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 600_000,
     env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LANG: 'C' },
   });

@@ -1,0 +1,107 @@
+import type { Dirent } from 'node:fs';
+import { lstat, readFile, readdir } from 'node:fs/promises';
+import type { Ecosystem } from '../../shared/findings.js';
+import type { Root } from '../root.js';
+import type { ChangeSet } from './types.js';
+
+/**
+ * Reads a text file; null when it is not there as a file (absent, a folder on the way missing,
+ * or a folder where a file was expected: a damaged tree must not stop the collector).
+ */
+export async function readOptional(file: string): Promise<string | null> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return null;
+    throw err;
+  }
+}
+
+/** Folder entries, or [] when the folder does not exist. Never follows the folder if it is a link out of the root. */
+export async function listDir(dir: string): Promise<Dirent[]> {
+  try {
+    return await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES') return [];
+    throw err;
+  }
+}
+
+/** Modification time of a path inside the root, without following a final link; null if absent. */
+export async function mtimeOf(root: Root, inside: string): Promise<Date | null> {
+  try {
+    return (await lstat(root.hostPath(inside))).mtime;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Every path below `inside` (files, links and folders, not following links), as absolute
+ * paths inside the root. Bounded so a hostile tree cannot make a collector walk forever.
+ */
+export async function walkInside(root: Root, inside: string, limit = 200_000): Promise<string[]> {
+  const out: string[] = [];
+  const stack = [inside];
+  while (stack.length > 0 && out.length < limit) {
+    const dir = stack.pop()!;
+    for (const e of await listDir(root.hostPath(dir))) {
+      const p = `${dir}/${e.name}`;
+      out.push(p);
+      if (e.isDirectory()) stack.push(p);
+    }
+  }
+  return out;
+}
+
+/** `Q1…`/`sha256=…` digests are base64 (standard or URL-safe, padded or not); the agent compares hex. */
+export function base64ToHex(b64: string): string | null {
+  const std = b64.replace(/-/g, '+').replace(/_/g, '/');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(std)) return null;
+  const hex = Buffer.from(std, 'base64').toString('hex');
+  return hex === '' ? null : hex;
+}
+
+/** PEP 503 normalised name: lowercase, runs of `-`, `_`, `.` become one `-`. */
+export function normalizePythonName(name: string): string {
+  return name.toLowerCase().replace(/[-_.]+/g, '-');
+}
+
+/** `ecosystem:name`, the key of Collected.records and of package findings. */
+export function packageId(p: { ecosystem: string; name: string }): string {
+  return `${p.ecosystem}:${p.name}`;
+}
+
+/**
+ * Groups package installs that happened close together into one change set: one `pip install`
+ * writes all its dist-infos within seconds. `gapMs` is the largest pause inside one run.
+ */
+export function clusterByTime(
+  items: ReadonlyArray<{ ecosystem: Ecosystem; name: string; version: string; time: Date; tool: string; group?: string }>,
+  gapMs: number,
+): ChangeSet[] {
+  const sorted = [...items].filter((i) => !Number.isNaN(i.time.getTime())).sort((a, b) => a.time.getTime() - b.time.getTime());
+  const sets: ChangeSet[] = [];
+  let last: { time: number; key: string } | null = null;
+  for (const item of sorted) {
+    const key = `${item.tool}\0${item.group ?? ''}`;
+    const t = item.time.getTime();
+    const current = sets.at(-1);
+    if (current && last && last.key === key && t - last.time <= gapMs) {
+      current.events.push({ ecosystem: item.ecosystem, name: item.name, action: 'install', after: item.version });
+      current.end = isoSeconds(item.time);
+    } else {
+      const start = isoSeconds(item.time);
+      sets.push({ id: `${item.ecosystem}:${start}${item.group ? `:${item.group}` : ''}`, tool: item.tool, start, end: start, events: [{ ecosystem: item.ecosystem, name: item.name, action: 'install', after: item.version }] });
+    }
+    last = { time: t, key };
+  }
+  return sets;
+}
+
+/** `2026-11-29T22:40:03Z`: the precision package managers record. */
+export function isoSeconds(d: Date): string {
+  return `${d.toISOString().slice(0, 19)}Z`;
+}
