@@ -96,20 +96,35 @@ async function burst(root: Root, manifest: Manifest): Promise<void> {
   console.log(`burst of 200 files: ${reports.length} report(s), ${r.findings.length} findings, last file reported after ${ms(took)}`);
 }
 
+/** CPU of this process over the window, in % of one core. */
+async function cpuOver(windowMs: number): Promise<{ pct: number; wall: number }> {
+  const cpu0 = process.cpuUsage();
+  const w0 = performance.now();
+  await new Promise((r) => setTimeout(r, windowMs));
+  const cpu = process.cpuUsage(cpu0);
+  const wall = performance.now() - w0;
+  return { pct: ((cpu.user + cpu.system) / 1000 / wall) * 100, wall };
+}
+
+/** The same window with nothing watched: what a sleeping Node process costs on this machine. */
+async function baseline(): Promise<void> {
+  (globalThis as { gc?: () => void }).gc?.();
+  await new Promise((r) => setTimeout(r, 2000));
+  const { pct, wall } = await cpuOver(IDLE_MS);
+  console.log(`control, nothing watched: ${pct.toFixed(3)}% of a core over ${(wall / 1000).toFixed(1)} s`);
+}
+
 async function idle(root: Root, manifest: Manifest, label: string): Promise<void> {
   const t0 = performance.now();
   let events = 0;
   const watch: RealtimeWatch = startWatch({ root, manifest, onReport: () => void events++ });
   await watch.ready;
   const setup = performance.now() - t0;
-  // Let the crawl's garbage and timers settle before the window opens.
-  await new Promise((r) => setTimeout(r, 1000));
-  const cpu0 = process.cpuUsage();
-  const w0 = performance.now();
-  await new Promise((r) => setTimeout(r, IDLE_MS));
-  const cpu = process.cpuUsage(cpu0);
-  const wall = performance.now() - w0;
-  const pct = ((cpu.user + cpu.system) / 1000 / wall) * 100;
+  // The window measures the watcher, not V8 still collecting what the crawl and the earlier
+  // phases left behind (that decays over tens of seconds): one full collection first, then settle.
+  (globalThis as { gc?: () => void }).gc?.();
+  await new Promise((r) => setTimeout(r, 2000));
+  const { pct, wall } = await cpuOver(IDLE_MS);
   const rss = process.memoryUsage().rss / 1024 / 1024;
   console.log(
     `idle while watching ${label}: ${pct.toFixed(3)}% of a core over ${(wall / 1000).toFixed(1)} s (${watch.watchedDirs()} folders watched, ` +
@@ -119,7 +134,8 @@ async function idle(root: Root, manifest: Manifest, label: string): Promise<void
 }
 
 async function main(): Promise<void> {
-  console.log(`bench:realtime — node ${process.version}, ${WRITES} writes per run, ${IDLE_MS / 1000} s idle window`);
+  const gc = typeof (globalThis as { gc?: unknown }).gc === 'function';
+  console.log(`bench:realtime — node ${process.version}, ${WRITES} writes per run, ${IDLE_MS / 1000} s idle window${gc ? ' after a forced GC' : ' (run with --expose-gc for a steadier idle figure)'}`);
   const tree = copyTree(ensureMinbase());
   try {
     const root = await openRoot(tree.dir);
@@ -129,6 +145,7 @@ async function main(): Promise<void> {
     await latency(root, manifest, 'default debounce 200 ms');
     await latency(root, manifest, 'debounce 20 ms', 20);
     await burst(root, manifest);
+    await baseline();
     await idle(root, manifest, 'the debootstrap tree');
   } finally {
     tree.remove();
