@@ -229,6 +229,9 @@ describe('realtime watch of a debootstrap tree', () => {
       expect(less!.changes!.length).toBeGreaterThan(10);
       // Nothing of the install leaks to the top level as loose files.
       expect(r.findings.filter((f) => f.path?.includes('less'))).toEqual([]);
+      // The dpkg run that explains it travels with the report (dpkg's own log).
+      expect(less!.changeSet).toMatch(/^dpkg:/);
+      expect(r.changeSets?.map((cs) => [cs.id, cs.tool])).toEqual([[less!.changeSet, 'dpkg']]);
     } finally {
       await watch.close();
     }
