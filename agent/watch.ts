@@ -397,7 +397,8 @@ async function planBatch(root: Root, manifest: Manifest, batch: ReadonlyMap<stri
       continue;
     }
     if (!isDir) paths.push(p);
-    else if (entries.get(p) === true || !manifestDirs.has(p)) subtrees.push(p);
+    // A shallow read ignores `<dir>/*`: a name with glob characters of its own is read whole.
+    else if (entries.get(p) === true || !manifestDirs.has(p) || /[*?]/.test(p)) subtrees.push(p);
     else shallowDirs.push(p);
   }
   const under = (p: string): boolean => subtrees.some((s) => isUnder(p, s));
