@@ -87,6 +87,17 @@ describe('rules', () => {
     expect(decide(curlAdded, ctx({ ticket: 'CHG-1042', host: { labels: { env: 'dev' } } }), r).autoApproved).toBeUndefined(); // window not for this host
   });
 
+  it('takes the ticket a window was declared under for the changes inside it', () => {
+    const r = rules(
+      [{ id: 'mw', action: { type: 'auto-approve', ticket: 'CHG-*' } }],
+      [{ id: 'chg-1042', ticket: 'CHG-1042', start: '2026-11-29T02:00:00Z', end: '2026-11-29T04:00:00Z', match: { image: 'web-*' } }],
+    );
+    expect(decide(nginxConf, ctx(), r).autoApproved).toEqual({ rule: 'mw', ticket: 'CHG-1042', window: 'chg-1042' });
+    expect(decide(nginxConf, ctx({ at: new Date('2026-11-29T04:00:00Z') }), r).autoApproved).toBeUndefined();
+    // A change's own ticket is the one on record.
+    expect(decide(nginxConf, ctx({ ticket: 'CHG-7' }), r).autoApproved).toMatchObject({ ticket: 'CHG-7' });
+  });
+
   it('auto-approves outside any window when the rule says the window is not needed', () => {
     const r = rules([{ id: 'any', action: { type: 'auto-approve', inMaintenanceWindow: false } }]);
     expect(decide(nginxConf, ctx({ ticket: 'T-1' }), r).autoApproved).toEqual({ rule: 'any', ticket: 'T-1' });

@@ -14,8 +14,9 @@
 // 4. suppress: the finding is stored, never alerted and never makes the host a pet (noise that
 //    no one will ever act on). auto-approve: the finding counts as approved, with the rule, the
 //    ticket and the window as its evidence (a legitimate change made the declared way). An
-//    auto-approve rule matches only when the change carries a ticket its glob accepts, and by
-//    default only inside a declared maintenance window that covers the host at `ctx.at`.
+//    auto-approve rule matches only when the change carries a ticket its glob accepts (its own,
+//    or the one the covering window was declared under), and by default only inside a declared
+//    maintenance window that covers the host at `ctx.at`.
 // 5. A finding nested under a package finding is suppressed or approved with its parent unless
 //    a rule decides it on its own; its severity is its own (a rule that lowers "package-added
 //    dpkg:*" does not lower the setuid binary that package brought).
@@ -98,14 +99,16 @@ export function decide(finding: Finding, ctx: RuleContext, rules: CompiledRules,
   for (const c of rules.approve) {
     const action = c.rule.action;
     if (action.type !== 'auto-approve' || !c.matches(finding, ctx, decision.severity)) continue;
-    const ticket = ctx.ticket?.trim();
-    if (!ticket || !c.ticket?.(ticket)) continue;
-    let window: string | undefined;
+    let window: MaintenanceWindow | undefined;
     if (action.inMaintenanceWindow) {
-      window = activeWindows(rules, ctx)[0];
+      window = activeWindowsOf(rules, ctx)[0];
       if (window === undefined) continue;
     }
-    decision.autoApproved = { rule: c.rule.id, ticket, ...(window === undefined ? {} : { window }) };
+    // The change's own ticket, else the one its window was declared under (a change approved for
+    // Saturday 02:00–04:00 on the web hosts): either way the change has one.
+    const ticket = ctx.ticket?.trim() || window?.ticket?.trim();
+    if (!ticket || !c.ticket?.(ticket)) continue;
+    decision.autoApproved = { rule: c.rule.id, ticket, ...(window === undefined ? {} : { window: window.id }) };
     break;
   }
   if (!decision.autoApproved && parent?.autoApproved) decision.autoApproved = parent.autoApproved;
@@ -125,7 +128,11 @@ export function applyRules(findings: readonly Finding[], ctx: RuleContext, rules
 
 /** Ids of the maintenance windows that cover this host at `ctx.at`. */
 export function activeWindows(rules: CompiledRules, ctx: RuleContext): string[] {
-  return rules.windows.filter((w) => w.matches(ctx) && windowCovers(w.window, ctx.at)).map((w) => w.window.id);
+  return activeWindowsOf(rules, ctx).map((w) => w.id);
+}
+
+function activeWindowsOf(rules: CompiledRules, ctx: RuleContext): MaintenanceWindow[] {
+  return rules.windows.filter((w) => w.matches(ctx) && windowCovers(w.window, ctx.at)).map((w) => w.window);
 }
 
 const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;

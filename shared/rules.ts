@@ -56,6 +56,8 @@ export type Rule = z.infer<typeof ruleSchema>;
 export const maintenanceWindowSchema = z
   .strictObject({
     id: z.string().min(1),
+    // The change ticket the window was approved under; changes inside it carry it.
+    ticket: z.string().min(1).optional(),
     start: z.iso.datetime().optional(),
     end: z.iso.datetime().optional(),
     weekly: z
