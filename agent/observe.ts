@@ -54,11 +54,11 @@ export function mergeCollected(results: ReadonlyArray<Collected | null>): Collec
   return { packages, owned, changeSets, warnings };
 }
 
-/** Reads every package database, then fingerprints the tracked paths. */
-export async function observe(root: Root, policy: Policy, opts: FingerprintOptions & { collectors?: readonly Collector[] } = {}): Promise<ObserveResult> {
+/** Reads every package database of `root`. The realtime watcher calls it alone when one changed. */
+export async function collectPackages(root: Root, collectors: readonly Collector[] = COLLECTORS): Promise<CollectedAll> {
   const results: Array<Collected | null> = [];
   const failures: ScanWarning[] = [];
-  for (const collector of opts.collectors ?? COLLECTORS) {
+  for (const collector of collectors) {
     try {
       results.push(await collector.collect(root));
     } catch (err) {
@@ -66,8 +66,14 @@ export async function observe(root: Root, policy: Policy, opts: FingerprintOptio
       failures.push({ code: 'COLLECTOR_FAILED', message: `${collector.ecosystem} packages not read: ${(err as Error).message}` });
     }
   }
-  const { packages, owned, changeSets, warnings } = mergeCollected(results);
-  warnings.push(...failures);
+  const all = mergeCollected(results);
+  all.warnings.push(...failures);
+  return all;
+}
+
+/** Reads every package database, then fingerprints the tracked paths. */
+export async function observe(root: Root, policy: Policy, opts: FingerprintOptions & { collectors?: readonly Collector[] } = {}): Promise<ObserveResult> {
+  const { packages, owned, changeSets, warnings } = await collectPackages(root, opts.collectors);
   const fp = await fingerprint(root, policy, opts);
   warnings.push(...fp.warnings);
   return { packages, owned, changeSets, files: fp.files, warnings, bytesHashed: fp.bytesHashed };

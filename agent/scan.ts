@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
 import type { Manifest } from '../shared/manifest.js';
 import { REPORT_SCHEMA, summarize } from '../shared/report.js';
-import type { Report } from '../shared/report.js';
+import type { ChangeSetInfo, Finding, Report } from '../shared/report.js';
 import { diff, selectForVerification } from './differ.js';
 import { observe } from './observe.js';
 import type { FingerprintOptions } from './fingerprint.js';
-import type { Collector } from './collectors/types.js';
+import type { ChangeSet, Collector } from './collectors/types.js';
 import type { Root } from './root.js';
 import { verifyAgainstPackages } from './verify.js';
 
@@ -24,10 +24,7 @@ export async function scanRoot(root: Root, manifest: Manifest, opts: ScanOptions
   const obs = await observe(root, manifest.policy, opts);
   const verdicts = await verifyAgainstPackages(root, selectForVerification(manifest, obs), obs.owned);
   const findings = diff(manifest, obs, verdicts);
-  const named = new Set(findings.map((f) => f.changeSet).filter((id): id is string => id !== undefined));
-  const changeSets = (obs.changeSets ?? [])
-    .filter((cs) => named.has(cs.id))
-    .map(({ events, ...cs }) => ({ ...cs, packages: events.length }));
+  const changeSets = changeSetsNamed(findings, obs.changeSets ?? []);
   return {
     schema: REPORT_SCHEMA,
     image: { name: manifest.image.name, version: manifest.image.version },
@@ -39,4 +36,10 @@ export async function scanRoot(root: Root, manifest: Manifest, opts: ScanOptions
     ...(changeSets.length > 0 ? { changeSets } : {}),
     warnings: obs.warnings,
   };
+}
+
+/** The change sets that findings name, as a report carries them. Pure; event reports use it too. */
+export function changeSetsNamed(findings: readonly Finding[], changeSets: readonly ChangeSet[]): ChangeSetInfo[] {
+  const named = new Set(findings.map((f) => f.changeSet).filter((id): id is string => id !== undefined));
+  return changeSets.filter((cs) => named.has(cs.id)).map(({ events, ...cs }) => ({ ...cs, packages: events.length }));
 }

@@ -7,6 +7,8 @@ export const ERROR_CODES = [
   'MANIFEST_INVALID', // JSON, but the schema does not pass
   'MANIFEST_SCHEMA_VERSION', // a manifest of another schema version
   'REPORT_INVALID',
+  'RULES_INVALID', // a rule set (API upload) that does not pass its schema
+  'ALERT_SINK_INVALID', // an alert sink configuration that does not pass its schema
   'PACKAGE_DB_INVALID', // a package database we could not parse
   'STATE_DIR_UNUSABLE',
   'OUTPUT_UNWRITABLE',

@@ -51,6 +51,30 @@ export const scanWarningSchema = z.strictObject({
 });
 export type ScanWarning = z.infer<typeof scanWarningSchema>;
 
+/**
+ * What an `event` report covers. Its file findings are the complete truth for these paths and
+ * nothing else: `paths` exactly, `subtrees` with everything below them. A receiver replaces what
+ * it held for the paths in scope and keeps the rest. Package findings are present (and complete)
+ * only when `packages` is true, i.e. the package databases were read again for this report; when
+ * false, file findings that belong to a changed package stand alone with their `owner` set.
+ */
+export const reportScopeSchema = z.strictObject({
+  paths: z.array(z.string().regex(/^\//, 'expected an absolute path')),
+  subtrees: z.array(z.string().regex(/^\//, 'expected an absolute path')),
+  packages: z.boolean(),
+});
+export type ReportScope = z.infer<typeof reportScopeSchema>;
+
+/**
+ * Whether the agent's realtime watcher covers the host. `degraded` (kernel watch limit reached,
+ * watcher error) means only scheduled full scans see changes until watching works again.
+ */
+export const watchStateSchema = z.strictObject({
+  state: z.enum(['ok', 'degraded']),
+  reason: z.string().optional(),
+});
+export type WatchState = z.infer<typeof watchStateSchema>;
+
 /** A package manager operation that explains findings: one apt command, one rpm transaction, ... */
 export const changeSetSchema = z.strictObject({
   id: z.string(),
@@ -65,11 +89,16 @@ export type ChangeSetInfo = z.infer<typeof changeSetSchema>;
 
 export const reportSchema = z.strictObject({
   schema: z.literal(REPORT_SCHEMA),
+  // Absent on reports of older agents and of one-off `scan` runs: a full scan.
+  scan: z.enum(['full', 'event']).optional(),
+  scope: reportScopeSchema.optional(),
+  watch: watchStateSchema.optional(),
   image: z.strictObject({ name: z.string(), version: z.string() }),
   host: z.strictObject({ hostname: z.string(), root: z.string() }),
   scannedAt: z.iso.datetime(),
   summary: z.strictObject({
     // `drift` when any finding is above info: the host is a pet until someone approves it.
+    // An event report's summary counts only its own findings, inside its scope.
     status: z.enum(['clean', 'drift']),
     // Per change set: the findings one apt command (or pip run, ...) caused count once, at their highest severity.
     counts: severityCountsSchema,
