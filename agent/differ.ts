@@ -1,6 +1,7 @@
-import type { Manifest, PackageRecord, PackageRef } from '../shared/manifest.js';
+import type { FileRecord, Manifest, PackageRecord, PackageRef } from '../shared/manifest.js';
 import { pathKey } from '../shared/manifest.js';
 import { compileGlobs, isUnder } from '../shared/policy.js';
+import type { Policy } from '../shared/policy.js';
 import { compareSeverity, maxSeverity } from '../shared/findings.js';
 import type { Severity } from '../shared/findings.js';
 import type { Finding } from '../shared/report.js';
@@ -21,12 +22,15 @@ export type Verdict = 'match' | 'mismatch';
 /** Package-owned files that must be checked against the package database's own digest. */
 export function selectForVerification(manifest: Manifest, obs: Observation): ObservedFile[] {
   const expected = indexFiles(manifest);
-  return obs.files.filter((f) => {
-    if (f.type !== 'file' || f.sha256 === undefined || f.rawPath !== undefined) return false;
-    if (obs.owned.get(f.path)?.digest === undefined) return false;
-    // Content the manifest already vouches for needs no second opinion.
-    return expected.get(f.path)?.sha256 !== f.sha256;
-  });
+  return obs.files.filter((f) => needsVerification(f, expected.get(f.path), obs.owned));
+}
+
+/** One file of `selectForVerification`: `was` is the manifest's record of the same path. */
+export function needsVerification(f: ObservedFile, was: FileRecord | undefined, owned: ReadonlyMap<string, OwnedFile>): boolean {
+  if (f.type !== 'file' || f.sha256 === undefined || f.rawPath !== undefined) return false;
+  if (owned.get(f.path)?.digest === undefined) return false;
+  // Content the manifest already vouches for needs no second opinion.
+  return was?.sha256 !== f.sha256;
 }
 
 const SETID = 0o6000;
@@ -42,16 +46,42 @@ const isExecutable = (f: ObservedFile | undefined): boolean => f?.type === 'file
  * changed nests under that package's finding, so one install is one finding.
  */
 export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap<string, Verdict>): Finding[] {
-  const ignored = compileGlobs(manifest.policy.ignored);
-  const mutable = compileGlobs(manifest.policy.mutable);
-  const packageOnly = manifest.files.length === 0;
+  const pkgs = comparePackages(manifest.packages, obs.packages);
+  const rules = fileRules(manifest.policy, obs.owned, pkgs.unchanged, manifest.files.length === 0);
 
-  // Packages
-  const before = new Map(manifest.packages.map((p) => [pkgKey(p), p]));
-  const after = new Map(obs.packages.map((p) => [pkgKey(p), p]));
+  const expected = indexFiles(manifest);
+  const observed = new Map<string, ObservedFile>();
+  for (const f of obs.files) if (!rules.ignored(f.path)) observed.set(pathKey(f), f);
+  const fileFindings: FileFinding[] = [];
+
+  // Files: present now
+  for (const [key, now] of observed) {
+    const was = rules.packageOnly ? undefined : expected.get(key);
+    for (const ff of comparePresent(rules, was, now, verdicts.get(now.path))) fileFindings.push(resolveCause(ff, observed, obs.owned));
+  }
+
+  // Files: gone
+  if (!rules.packageOnly) {
+    for (const was of manifest.files) {
+      if (observed.has(pathKey(was)) || rules.ignored(was.path)) continue;
+      fileFindings.push(compareGone(rules, was));
+    }
+  }
+  return nestFindings(pkgs.findings, fileFindings);
+}
+
+/** Package findings by `ecosystem:name`, and whether a package kept its version. */
+export interface PackageComparison {
+  findings: Map<string, Finding>;
+  unchanged: (o: PackageRef | undefined) => boolean;
+}
+
+export function comparePackages(manifestPackages: readonly PackageRecord[], observedPackages: readonly PackageRecord[]): PackageComparison {
+  const before = new Map(manifestPackages.map((p) => [pkgKey(p), p]));
+  const after = new Map(observedPackages.map((p) => [pkgKey(p), p]));
   const pkgFindings = new Map<string, Finding>();
-  const versionBefore = new Map(manifest.packages.map((p) => [pkgId(p), p.version]));
-  const versionAfter = new Map(obs.packages.map((p) => [pkgId(p), p.version]));
+  const versionBefore = new Map(manifestPackages.map((p) => [pkgId(p), p.version]));
+  const versionAfter = new Map(observedPackages.map((p) => [pkgId(p), p.version]));
   for (const [key, p] of after) {
     const old = before.get(key);
     if (!old) pkgFindings.set(pkgId(p), { kind: 'package-added', severity: 'high', ecosystem: p.ecosystem, name: p.name, after: p.version });
@@ -61,67 +91,91 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
   for (const [key, p] of before) {
     if (!after.has(key)) pkgFindings.set(pkgId(p), { kind: 'package-removed', severity: 'high', ecosystem: p.ecosystem, name: p.name, before: p.version });
   }
-  const packageUnchanged = (o: PackageRef | undefined): boolean =>
+  const unchanged = (o: PackageRef | undefined): boolean =>
     o !== undefined && versionBefore.get(pkgId(o)) !== undefined && versionBefore.get(pkgId(o)) === versionAfter.get(pkgId(o));
+  return { findings: pkgFindings, unchanged };
+}
 
-  const expected = indexFiles(manifest);
-  const observed = new Map<string, ObservedFile>();
-  for (const f of obs.files) if (!ignored(f.path)) observed.set(pathKey(f), f);
-  const fileFindings: Array<{ finding: Finding; cause?: PackageRef | undefined }> = [];
-  const add = (finding: Finding, cause?: PackageRef): void => {
-    fileFindings.push({ finding, cause });
+/** What the per-path rules need to know about the whole scan; built once per scan. */
+export interface FileRules {
+  ignored: (path: string) => boolean;
+  mutable: (path: string) => boolean;
+  owned: ReadonlyMap<string, OwnedFile>;
+  packageUnchanged: (o: PackageRef | undefined) => boolean;
+  /** A package-only manifest (KIWI, SBOM) has no file records: package verification stands in. */
+  packageOnly: boolean;
+}
+
+export function fileRules(policy: Policy, owned: ReadonlyMap<string, OwnedFile>, packageUnchanged: (o: PackageRef | undefined) => boolean, packageOnly: boolean): FileRules {
+  return { ignored: compileGlobs(policy.ignored), mutable: compileGlobs(policy.mutable), owned, packageUnchanged, packageOnly };
+}
+
+/**
+ * A file finding and the package that explains it. `linkedFrom` is set when no package owns the
+ * path: its cause may still be found by following its update-alternatives links (`resolveCause`).
+ */
+export interface FileFinding {
+  finding: Finding;
+  cause?: PackageRef | undefined;
+  linkedFrom?: ObservedFile;
+}
+
+/** The findings of one path that exists now; `was` is the manifest's record of it, if any. Pure. */
+export function comparePresent(rules: FileRules, was: FileRecord | undefined, now: ObservedFile, verdict: Verdict | undefined): FileFinding[] {
+  const out: FileFinding[] = [];
+  const owned = now.rawPath === undefined ? rules.owned.get(now.path) : undefined;
+  const owner = owned?.owner;
+  const base = { path: now.path, ...(now.rawPath ? { rawPath: now.rawPath } : {}), ...(owner ? { owner } : {}) };
+  const isMutable = rules.mutable(now.path);
+  if (rules.packageOnly || was !== undefined) {
+    const contentChanged = was
+      ? was.type === 'file' && now.type === 'file' && now.unreadable === undefined && was.sha256 !== now.sha256
+      : verdict === 'mismatch';
+    if (contentChanged) {
+      const { severity, reason } = modifiedSeverity(now, owned, rules.packageUnchanged(owner), verdict, isMutable);
+      out.push({ finding: { kind: 'file-modified', severity, ...base, ...(was?.sha256 ? { before: was.sha256 } : {}), ...(now.sha256 ? { after: now.sha256 } : {}), reason }, cause: owner });
+    }
+    if (was) {
+      const changed = metadataChanges(was, now);
+      if (changed) {
+        const { severity, reason } = metadataSeverity(was, now, owned, rules.packageUnchanged(owner), isMutable);
+        out.push({ finding: { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason }, cause: owner, ...(owner ? {} : { linkedFrom: now }) });
+      }
+    }
+    return out;
+  }
+  const { severity, reason } = addedSeverity(now, isMutable);
+  out.push({ finding: { kind: 'file-added', severity, ...base, reason }, cause: owner, ...(owner ? {} : { linkedFrom: now }) });
+  return out;
+}
+
+/** The finding of a manifest path that is gone (and not ignored). Pure. */
+export function compareGone(rules: FileRules, was: FileRecord): FileFinding {
+  const unchanged = rules.packageUnchanged(was.owner);
+  let severity: Severity = 'low';
+  let reason: string | undefined;
+  if (rules.mutable(was.path)) severity = 'info';
+  else if (was.owner && unchanged) {
+    severity = 'high';
+    reason = `installed by ${was.owner.ecosystem} package ${was.owner.name}, which did not change`;
+  } else if (isUnder(was.path, '/etc')) severity = 'medium';
+  return {
+    finding: { kind: 'file-removed', severity, path: was.path, ...(was.rawPath ? { rawPath: was.rawPath } : {}), ...(was.owner ? { owner: was.owner } : {}), ...(reason ? { reason } : {}) },
+    cause: was.owner,
   };
+}
 
-  // Files: present now
-  for (const [key, now] of observed) {
-    const owned = now.rawPath === undefined ? obs.owned.get(now.path) : undefined;
-    const owner = owned?.owner;
-    const base = { path: now.path, ...(now.rawPath ? { rawPath: now.rawPath } : {}), ...(owner ? { owner } : {}) };
-    const was = packageOnly ? undefined : expected.get(key);
-    if (packageOnly || was !== undefined) {
-      const verdict = verdicts.get(now.path);
-      const contentChanged = was
-        ? was.type === 'file' && now.type === 'file' && now.unreadable === undefined && was.sha256 !== now.sha256
-        : verdict === 'mismatch';
-      if (contentChanged) {
-        const { severity, reason } = modifiedSeverity(now, owned, packageUnchanged(owner), verdict, mutable(now.path));
-        add({ kind: 'file-modified', severity, ...base, ...(was?.sha256 ? { before: was.sha256 } : {}), ...(now.sha256 ? { after: now.sha256 } : {}), reason }, owner);
-      }
-      if (was) {
-        const changed = metadataChanges(was, now);
-        if (changed) {
-          const { severity, reason } = metadataSeverity(was, now, owned, packageUnchanged(owner), mutable(now.path));
-          add({ kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason }, owner ?? alternativesCause(now, observed, obs.owned));
-        }
-      }
-      continue;
-    }
-    const cause = owner ?? alternativesCause(now, observed, obs.owned);
-    const { severity, reason } = addedSeverity(now, mutable(now.path));
-    add({ kind: 'file-added', severity, ...base, reason }, cause);
-  }
+/**
+ * Settles the cause of a finding no package owns by following links through the tree.
+ * `links` needs to hold only the tree's symbolic links (by path): nothing else is looked at.
+ */
+export function resolveCause(ff: FileFinding, links: ReadonlyMap<string, ObservedFile>, owned: ReadonlyMap<string, OwnedFile>): FileFinding {
+  if (ff.linkedFrom === undefined) return ff;
+  return { finding: ff.finding, cause: alternativesCause(ff.linkedFrom, links, owned) };
+}
 
-  // Files: gone
-  if (!packageOnly) {
-    for (const was of manifest.files) {
-      const key = pathKey(was);
-      if (observed.has(key) || ignored(was.path)) continue;
-      const unchanged = packageUnchanged(was.owner);
-      let severity: Severity = 'low';
-      let reason: string | undefined;
-      if (mutable(was.path)) severity = 'info';
-      else if (was.owner && unchanged) {
-        severity = 'high';
-        reason = `installed by ${was.owner.ecosystem} package ${was.owner.name}, which did not change`;
-      } else if (isUnder(was.path, '/etc')) severity = 'medium';
-      add(
-        { kind: 'file-removed', severity, path: was.path, ...(was.rawPath ? { rawPath: was.rawPath } : {}), ...(was.owner ? { owner: was.owner } : {}), ...(reason ? { reason } : {}) },
-        was.owner,
-      );
-    }
-  }
-
-  // Nest files under the package finding that explains them.
+/** Nests files under the package finding that explains them; most severe first. */
+export function nestFindings(pkgFindings: Map<string, Finding>, fileFindings: readonly FileFinding[]): Finding[] {
   const top: Finding[] = [];
   for (const { finding, cause } of fileFindings) {
     const parent = cause ? pkgFindings.get(pkgId(cause)) : undefined;
@@ -214,7 +268,7 @@ function metadataChanges(was: Manifest['files'][number], now: ObservedFile): { b
  * update-alternatives links (`/usr/bin/nc -> /etc/alternatives/nc -> /bin/nc.openbsd`) are made
  * by a package's maintainer script: caused by the package the chain ends in, though not owned by it.
  */
-function alternativesCause(now: ObservedFile, observed: Map<string, ObservedFile>, owned: Map<string, OwnedFile>): PackageRef | undefined {
+function alternativesCause(now: ObservedFile, observed: ReadonlyMap<string, ObservedFile>, owned: ReadonlyMap<string, OwnedFile>): PackageRef | undefined {
   let path = now.path;
   let viaAlternatives = false;
   for (let hop = 0; hop < 4; hop++) {
@@ -231,7 +285,7 @@ function joinTarget(from: string, target: string): string {
 }
 
 /** Normalises `..` and replaces folder links seen in the tree (`/bin -> usr/bin`) by their targets. */
-function resolveInTree(path: string, observed: Map<string, ObservedFile>): string {
+function resolveInTree(path: string, observed: ReadonlyMap<string, ObservedFile>): string {
   const out: string[] = [];
   const parts = path.split('/');
   for (let i = 0; i < parts.length; i++) {

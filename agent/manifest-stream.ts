@@ -1,0 +1,167 @@
+import { closeSync, createReadStream, createWriteStream, openSync, readSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { pipeline } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
+import { once } from 'node:events';
+import { createGunzip, createGzip } from 'node:zlib';
+import { QuicksandError } from '../shared/errors.js';
+import { fileRecordSchema, parseManifest } from '../shared/manifest.js';
+import type { FileRecord, Manifest } from '../shared/manifest.js';
+import { formatIssues } from '../shared/schema-errors.js';
+import { comparePathBytes } from './fingerprint.js';
+import { readManifestFile } from './manifest-io.js';
+
+/** Everything of a manifest but its file records. */
+export type ManifestHeader = Omit<Manifest, 'files'>;
+
+/**
+ * A manifest whose file records come as a stream, in walk order (`comparePathBytes`), so a scan
+ * can merge them with the walk without holding either side whole.
+ */
+export interface ManifestSource {
+  header: ManifestHeader;
+  records(): AsyncIterable<FileRecord[]>;
+}
+
+const FILES_OPEN = '"files":[';
+
+/**
+ * Writes a manifest as ordinary JSON laid out one file record per line, after a first line that
+ * holds everything else. Any JSON reader reads it; `openManifestSource` streams it line by line.
+ * Written to a temporary file and renamed, so a crash never leaves a truncated manifest.
+ */
+export async function writeManifestStream(file: string, header: ManifestHeader, records: AsyncIterable<FileRecord[]>): Promise<number> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  let count = 0;
+  try {
+    const out = createWriteStream(tmp, { mode: 0o644 });
+    const gz = file.endsWith('.gz') ? createGzip({ level: 6 }) : undefined;
+    if (gz) gz.pipe(out);
+    const sink: Writable = gz ?? out;
+    const write = async (text: string): Promise<void> => {
+      if (!sink.write(text)) await once(sink, 'drain');
+    };
+    const head = JSON.stringify({ ...header, files: [] });
+    await write(`${head.slice(0, head.length - 3)}[`);
+    for await (const batch of records) {
+      let chunk = '';
+      for (const r of batch) chunk += `${count++ === 0 ? '' : ','}\n${JSON.stringify(r)}`;
+      if (chunk) await write(chunk);
+    }
+    sink.end('\n]}\n');
+    await once(out, 'close');
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw new QuicksandError('OUTPUT_UNWRITABLE', `cannot write manifest ${file}: ${(err as Error).message}`);
+  }
+  return count;
+}
+
+/**
+ * Opens a manifest file for streaming. A file in `writeManifestStream`'s layout is read line by
+ * line, each record validated as it comes; anything else (a manifest another tool wrote or
+ * pretty-printed) is read whole and sorted, which costs memory but gives the same result.
+ */
+export async function openManifestSource(file: string): Promise<ManifestSource> {
+  const first = await readFirstLine(file);
+  if (first === undefined || !first.endsWith(FILES_OPEN)) return memorySource(await readManifestFile(file));
+  let header: ManifestHeader;
+  try {
+    header = parseManifest(JSON.parse(`${first}]}`), `manifest ${file}`);
+  } catch (err) {
+    if (err instanceof QuicksandError) throw err;
+    return memorySource(await readManifestFile(file));
+  }
+  delete (header as Partial<Manifest>).files;
+  return {
+    header,
+    async *records() {
+      const lines = createInterface({ input: openText(file), crlfDelay: Infinity });
+      let n = 0;
+      let prev: Buffer | undefined;
+      let batch: FileRecord[] = [];
+      let ended = false;
+      for await (const raw of lines) {
+        if (n++ === 0) continue;
+        if (raw === ']}') {
+          ended = true;
+          break;
+        }
+        const line = raw.endsWith(',') ? raw.slice(0, -1) : raw;
+        let value: unknown;
+        try {
+          value = JSON.parse(line);
+        } catch {
+          throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file}, line ${n}: not a JSON file record; was the file cut short or edited?`);
+        }
+        const parsed = fileRecordSchema.safeParse(value);
+        if (!parsed.success) throw new QuicksandError('MANIFEST_INVALID', `manifest ${file}, line ${n}:\n${formatIssues(parsed.error)}`);
+        const key = recordKey(parsed.data);
+        if (prev !== undefined && comparePathBytes(prev, key) >= 0) {
+          throw new QuicksandError('MANIFEST_INVALID', `manifest ${file}, line ${n}: ${parsed.data.path} is out of order or repeated; rebuild it with quicksand-agent manifest`);
+        }
+        prev = key;
+        batch.push(parsed.data);
+        if (batch.length >= 1024) {
+          yield batch;
+          batch = [];
+        }
+      }
+      if (!ended) throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} ends before its last file record; was it cut short while being written?`);
+      if (batch.length > 0) yield batch;
+    },
+  };
+}
+
+/** A manifest already in memory, its records put in walk order. */
+export function memorySource(manifest: Manifest): ManifestSource {
+  const { files, ...header } = manifest;
+  const keyed = files.map((f) => ({ f, key: recordKey(f) }));
+  keyed.sort((a, b) => comparePathBytes(a.key, b.key));
+  return {
+    header,
+    async *records() {
+      for (let i = 0; i < keyed.length; i += 1024) yield keyed.slice(i, i + 1024).map((k) => k.f);
+    },
+  };
+}
+
+/** The exact bytes of a record's path. */
+export function recordKey(r: { path: string; rawPath?: string | undefined }): Buffer {
+  return r.rawPath === undefined ? Buffer.from(r.path) : Buffer.from(r.rawPath, 'base64');
+}
+
+function openText(file: string): Readable {
+  const magic = Buffer.alloc(2);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, magic, 0, 2, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const raw = createReadStream(file);
+  if (magic[0] !== 0x1f || magic[1] !== 0x8b) return raw;
+  // pipeline, not pipe: a damaged gzip stream must fail the read, not end it quietly.
+  return pipeline(raw, createGunzip(), () => {});
+}
+
+async function readFirstLine(file: string): Promise<string | undefined> {
+  let input: Readable;
+  try {
+    input = openText(file);
+  } catch {
+    return undefined; // readManifestFile says why, with the right error code
+  }
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  try {
+    for await (const line of lines) return line;
+  } catch {
+    return undefined;
+  } finally {
+    lines.close();
+    input.destroy();
+  }
+  return undefined;
+}

@@ -1,0 +1,100 @@
+// The streaming scan (manifest and walk merged path by path) against the in-memory differ on a
+// real Debian root that drifted through a real apt-get install and hand edits.
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultPolicy } from '../shared/policy.js';
+import { parseManifest } from '../shared/manifest.js';
+import { diff, selectForVerification } from '../agent/differ.js';
+import { manifestFromObservation } from '../agent/build-manifest.js';
+import { observe } from '../agent/observe.js';
+import { openRoot } from '../agent/root.js';
+import { scanRoot, scanSource } from '../agent/scan.js';
+import { verifyAgainstPackages } from '../agent/verify.js';
+import { openManifestSource, writeManifestStream, memorySource } from '../agent/manifest-stream.js';
+import { runAgentCli } from '../agent/cli.js';
+import type { Manifest } from '../shared/manifest.js';
+import { CACHE_DIR, copyTree, ensureMinbase, ensureWithPackages } from './helpers/debian-root.js';
+
+let minbaseManifest: Manifest;
+let drifted: { dir: string; remove: () => void };
+const tmp = mkdtempSync(path.join(CACHE_DIR, 'stream-scan-'));
+
+beforeAll(async () => {
+  const base = await openRoot(ensureMinbase());
+  minbaseManifest = manifestFromObservation(await observe(base, defaultPolicy()), defaultPolicy(), { name: 'debian', version: '12' }, new Date('2026-01-01T00:00:00Z'));
+  drifted = copyTree(ensureWithPackages());
+  // Hand edits on top of the apt install: tampering, a setuid bit, a config edit, a removal,
+  // and a name that is not UTF-8.
+  writeFileSync(path.join(drifted.dir, 'usr/bin/ls'), 'not ls');
+  chmodSync(path.join(drifted.dir, 'usr/bin/cat'), 0o4755);
+  writeFileSync(path.join(drifted.dir, 'etc/issue'), 'hello');
+  rmSync(path.join(drifted.dir, 'usr/bin/tac'));
+  mkdirSync(path.join(drifted.dir, 'opt/x'));
+  writeFileSync(Buffer.from(`${drifted.dir}/opt/x/caf\xe9`, 'latin1'), 'bytes');
+}, 600_000);
+
+afterAll(() => {
+  drifted?.remove();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('the streaming scan', () => {
+  it('finds exactly what the in-memory differ finds on a drifted Debian root', async () => {
+    const root = await openRoot(drifted.dir);
+    const obs = await observe(root, minbaseManifest.policy);
+    const verdicts = await verifyAgainstPackages(root, selectForVerification(minbaseManifest, obs), obs.owned);
+    const expected = diff(minbaseManifest, obs, verdicts);
+    const report = await scanRoot(root, minbaseManifest);
+    expect(report.findings).toEqual(expected);
+    const kinds = new Set(report.findings.map((f) => f.kind));
+    expect(kinds).toEqual(new Set(['package-added', 'file-modified', 'file-metadata', 'file-removed', 'file-added']));
+  });
+
+  it('gives the same findings from a manifest streamed off disk as from one in memory', async () => {
+    const file = path.join(tmp, 'm.json.gz');
+    const { files, ...header } = minbaseManifest;
+    await writeManifestStream(file, header, memorySource(minbaseManifest).records());
+    // Still one ordinary JSON document that any reader (and the schema) accepts.
+    expect(parseManifest(JSON.parse(gunzipSync(readFileSync(file)).toString('utf8')), file).files).toHaveLength(files.length);
+    const root = await openRoot(drifted.dir);
+    const fromDisk = await scanSource(root, await openManifestSource(file), { now: () => new Date(0), hostname: 'h' });
+    const inMemory = await scanRoot(root, minbaseManifest, { now: () => new Date(0), hostname: 'h' });
+    expect(fromDisk.findings).toEqual(inMemory.findings);
+  });
+
+  it('refuses a streamed manifest that was cut short', async () => {
+    const file = path.join(tmp, 'cut.json');
+    const { files: _f, ...header } = minbaseManifest;
+    await writeManifestStream(file, header, memorySource(minbaseManifest).records());
+    const text = readFileSync(file, 'utf8');
+    writeFileSync(file, text.slice(0, Math.floor(text.length / 2)));
+    const source = await openManifestSource(file);
+    await expect(scanSource(await openRoot(drifted.dir), source)).rejects.toMatchObject({ code: 'MANIFEST_UNREADABLE' });
+  });
+});
+
+describe('manifest then scan from the command line, with a state folder', () => {
+  it('seeds the stat cache with the manifest run so the first scan reads nothing', async () => {
+    const state = path.join(tmp, 'state');
+    const out = path.join(tmp, 'cli.json.gz');
+    const err: string[] = [];
+    const io = { stdout: () => {}, stderr: (t: string) => void err.push(t), interactive: false };
+    expect(await runAgentCli(['manifest', '--root', ensureMinbase(), '--out', out, '--state', state, '--max-bytes-rate', '2G', '--max-rate', '1M'], io)).toBe(0);
+    const json: string[] = [];
+    const code = await runAgentCli(['scan', '--root', ensureMinbase(), '--manifest', out, '--state', state, '--json'], { ...io, stdout: (t) => void json.push(t) });
+    expect(err.join('')).not.toMatch(/error/);
+    expect(code).toBe(0);
+    const report = JSON.parse(json.join('')) as { stats: { bytesHashed: number }; summary: { status: string } };
+    expect(report.summary.status).toBe('clean');
+    expect(report.stats.bytesHashed).toBe(0);
+  });
+
+  it('rejects a budget it cannot read', async () => {
+    const err: string[] = [];
+    const code = await runAgentCli(['scan', '--root', '/', '--manifest', 'x', '--max-bytes-rate', 'fast'], { stdout: () => {}, stderr: (t) => void err.push(t), interactive: false });
+    expect(code).toBe(2);
+    expect(err.join('')).toContain('--max-bytes-rate expects a number');
+  });
+});
