@@ -120,7 +120,12 @@ export class TreeWalker {
     this.pool = new HashPool({ ...(opts.concurrency ? { size: opts.concurrency } : {}), ...(opts.nice ? { nice: opts.nice } : {}) });
     this.budget = new Budget(opts.budget ?? {});
     this.racyMs = opts.racyWindowMs ?? DEFAULT_RACY_MS;
+    this.rootBuf = Buffer.from(root.dir);
+    // Nothing cached: every file will be read, so let the threads boot while the walk starts.
+    if (!opts.cache || opts.cache.empty) this.pool.prewarm();
   }
+
+  private readonly rootBuf: Buffer;
 
   async *batches(): AsyncGenerator<ObservedFile[]> {
     try {
@@ -142,10 +147,10 @@ export class TreeWalker {
         }
         const topDev = st.dev;
         // Depth first with an explicit stack: deep trees cannot overflow the call stack.
-        const stack: Array<{ inside: Buffer; st: Stats }> = [{ inside: topBuf, st }];
+        const stack: Array<{ inside: Buffer; text: string; st: Stats }> = [{ inside: topBuf, text: top, st }];
         while (stack.length > 0) {
-          const { inside, st: est } = stack.pop()!;
-          const rec = this.visit(inside, est);
+          const { inside, text, st: est } = stack.pop()!;
+          const rec = this.visit(inside, text, est);
           if (rec.type !== 'dir') continue;
           if (est.dev !== topDev) {
             if (!this.opts.crossMounts) {
@@ -168,10 +173,11 @@ export class TreeWalker {
           names.sort((a, b) => Buffer.compare(b, a));
           for (const name of names) {
             const child = inside.length === 1 ? Buffer.concat([inside, name]) : Buffer.concat([inside, SLASH, name]);
-            if (ignored(child.toString('utf8'))) continue;
+            const text = child.toString('utf8');
+            if (ignored(text)) continue;
             const cst = lstatSync(this.host(child), { throwIfNoEntry: false });
             // undefined: vanished between readdir and lstat, so it is simply not there any more
-            if (cst) stack.push({ inside: child, st: cst });
+            if (cst) stack.push({ inside: child, text, st: cst });
           }
           sinceYield += names.length + 1;
           if (this.budget.limited) await this.budget.spend(names.length + 1, 0);
@@ -208,8 +214,8 @@ export class TreeWalker {
     }
   }
 
-  private visit(inside: Buffer, st: Stats): ObservedFile {
-    const rec = toRecord(inside, st);
+  private visit(inside: Buffer, text: string, st: Stats): ObservedFile {
+    const rec = toRecord(inside, text, st);
     this.stats.files++;
     const entry: Entry = { rec };
     this.queue.push(entry);
@@ -306,7 +312,7 @@ export class TreeWalker {
   }
 
   private host(inside: Buffer): Buffer {
-    return this.root.dir === '' ? inside : Buffer.concat([Buffer.from(this.root.dir), inside]);
+    return this.rootBuf.length === 0 ? inside : Buffer.concat([this.rootBuf, inside]);
   }
 }
 
@@ -331,9 +337,9 @@ function isPseudoFs(host: Buffer): boolean {
   }
 }
 
-function toRecord(inside: Buffer, st: Stats): ObservedFile {
+function toRecord(inside: Buffer, text: string, st: Stats): ObservedFile {
   const record: ObservedFile = {
-    path: inside.toString('utf8'),
+    path: text,
     type: fileType(st),
     mode: (st.mode & 0o7777).toString(8).padStart(4, '0'),
     uid: st.uid,

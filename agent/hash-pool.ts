@@ -57,7 +57,16 @@ function hashOne(p) {
   }
 }
 parentPort.on('message', (m) => {
-  parentPort.postMessage({ id: m.id, results: m.paths.map((p) => hashOne(Buffer.from(p.buffer, p.byteOffset, p.byteLength))) });
+  // Paths arrive as one NUL-separated buffer (no path holds a NUL): one transfer per batch.
+  const all = Buffer.from(m.paths);
+  const results = [];
+  for (let start = 0; start < all.length; ) {
+    let end = all.indexOf(0, start);
+    if (end < 0) end = all.length;
+    results.push(hashOne(all.subarray(start, end)));
+    start = end + 1;
+  }
+  parentPort.postMessage({ id: m.id, results });
 });
 `;
 
@@ -86,7 +95,7 @@ export class HashPool {
   private slots: Slot[] = [];
   private nextId = 0;
   private readonly waiting = new Map<number, { resolve: (r: HashResult[]) => void; reject: (e: Error) => void; slot: Slot }>();
-  private queue: Array<{ id: number; paths: Buffer[] }> = [];
+  private queue: Array<{ id: number; paths: ArrayBuffer }> = [];
 
   constructor(opts: HashPoolOptions = {}) {
     this.size = Math.max(1, opts.size ?? availableParallelism());
@@ -99,10 +108,22 @@ export class HashPool {
     return this.queue.length;
   }
 
+  /** Starts every thread now, when the caller knows it will hash: their start-up overlaps other work. */
+  prewarm(): void {
+    while (this.slots.length < this.size) this.spawn();
+  }
+
   hash(paths: Buffer[]): Promise<HashResult[]> {
     const id = this.nextId++;
+    const joined = new Uint8Array(paths.reduce((n, p) => n + p.length + 1, 0) - 1);
+    let at = 0;
+    for (const p of paths) {
+      joined.set(p, at);
+      at += p.length;
+      if (at < joined.length) joined[at++] = 0;
+    }
     return new Promise((resolve, reject) => {
-      this.queue.push({ id, paths });
+      this.queue.push({ id, paths: joined.buffer });
       this.waiting.set(id, { resolve, reject, slot: undefined as unknown as Slot });
       this.pump();
     });
@@ -123,7 +144,7 @@ export class HashPool {
       const job = this.queue.shift()!;
       slot.inFlight++;
       this.waiting.get(job.id)!.slot = slot;
-      slot.worker.postMessage(job);
+      slot.worker.postMessage(job, [job.paths]);
     }
   }
 

@@ -20,6 +20,8 @@ export interface FileStat {
  * write, chmod, rename-over or restore-with-old-mtime moves ctime, so nothing slips through.
  */
 export interface StatCache {
+  /** True when nothing was cached for this root when it was opened: every file will be read. */
+  readonly empty: boolean;
   lookup(path: Buffer, st: FileStat): string | undefined;
   /** Queued; written in one transaction per batch. */
   remember(path: Buffer, st: FileStat, sha256: string): void;
@@ -80,6 +82,7 @@ export function createStatCache(db: Db, root: string, ownsDb = false): StatCache
   const count = db.prepare('SELECT count(*) FROM stat_cache WHERE root = ?').pluck();
   const dropRoot = db.prepare('DELETE FROM stat_cache WHERE root = ?');
   let queue: Array<[Buffer, FileStat, string]> = [];
+  const empty = db.prepare('SELECT 1 FROM stat_cache WHERE root = ? LIMIT 1').pluck().get(root) === undefined;
   const writeBatch = db.transaction((rows: Array<[Buffer, FileStat, string]>) => {
     for (const [p, st, sha] of rows) put.run(root, p, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, Buffer.from(sha, 'hex'));
   });
@@ -90,7 +93,10 @@ export function createStatCache(db: Db, root: string, ownsDb = false): StatCache
     writeBatch(rows);
   };
   return {
+    empty,
     lookup(p, st) {
+      // A first run (manifest, or a new state folder) asks nothing: there is nothing to find.
+      if (empty) return undefined;
       const row = get.get(root, p);
       if (!row) return undefined;
       const [dev, ino, size, mtimeMs, ctimeMs, sha] = row;

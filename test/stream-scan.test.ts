@@ -5,14 +5,14 @@ import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPolicy } from '../shared/policy.js';
-import { parseManifest } from '../shared/manifest.js';
+import { fileRecordSchema, parseManifest } from '../shared/manifest.js';
 import { diff, selectForVerification } from '../agent/differ.js';
 import { manifestFromObservation } from '../agent/build-manifest.js';
 import { observe } from '../agent/observe.js';
 import { openRoot } from '../agent/root.js';
 import { scanRoot, scanSource } from '../agent/scan.js';
 import { verifyAgainstPackages } from '../agent/verify.js';
-import { openManifestSource, writeManifestStream, memorySource } from '../agent/manifest-stream.js';
+import { isPlainFileRecord, openManifestSource, writeManifestStream, memorySource } from '../agent/manifest-stream.js';
 import { runAgentCli } from '../agent/cli.js';
 import type { Manifest } from '../shared/manifest.js';
 import { CACHE_DIR, copyTree, ensureMinbase, ensureWithPackages } from './helpers/debian-root.js';
@@ -96,5 +96,34 @@ describe('manifest then scan from the command line, with a state folder', () => 
     const code = await runAgentCli(['scan', '--root', '/', '--manifest', 'x', '--max-bytes-rate', 'fast'], { stdout: () => {}, stderr: (t) => void err.push(t), interactive: false });
     expect(code).toBe(2);
     expect(err.join('')).toContain('--max-bytes-rate expects a number');
+  });
+});
+
+describe('the fast record check', () => {
+  it('passes only records the manifest schema passes, and the common ones', () => {
+    const good = { path: '/usr/bin/x', type: 'file', mode: '0755', uid: 0, gid: 0, size: 3, sha256: 'a'.repeat(64), owner: { ecosystem: 'dpkg', name: 'x' } };
+    const variants: unknown[] = [
+      good,
+      { path: '/l', type: 'symlink', mode: '0777', uid: 1, gid: 2, target: 'x' },
+      { ...good, path: 'relative' },
+      { ...good, mode: '755' },
+      { ...good, uid: -1 },
+      { ...good, gid: 1.5 },
+      { ...good, size: 2 ** 60 },
+      { ...good, sha256: 'A'.repeat(64) },
+      { ...good, type: 'door' },
+      { ...good, extra: 1 },
+      { ...good, owner: { ecosystem: 'dpkg', name: '' } },
+      { ...good, owner: { ecosystem: 'winget', name: 'x' } },
+      { ...good, owner: { ecosystem: 'dpkg', name: 'x', more: 1 } },
+      { ...good, rawPath: Buffer.from('/x').toString('base64') },
+      { ...good, target: 5 },
+      JSON.parse('{"__proto__": {"x": 1}, "path": "/a", "type": "dir", "mode": "0755", "uid": 0, "gid": 0}'),
+      null,
+      [],
+    ];
+    const passed = variants.filter((v) => isPlainFileRecord(v));
+    expect(passed).toEqual([variants[0], variants[1]]);
+    for (const v of passed) expect(fileRecordSchema.safeParse(v).success).toBe(true);
   });
 });

@@ -1,0 +1,91 @@
+// npm run bench:growth — how time and peak RSS grow with the file count: synthetic trees of
+// 10k, 100k and 1M small files (cached under /var/tmp, built once), each run through a cold
+// `manifest` and a warm `scan` of the agent.
+//
+//   npm run bench:growth [-- --sizes 10000,100000,1000000] [-- --runs N] [-- --generate-only]
+import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { lpad, pad, summarise, timed } from './measure.js';
+import type { Run } from './measure.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const agent = path.join(repo, 'dist/agent/main.js');
+const CACHE = process.env.QUICKSAND_BENCH_CACHE ?? '/var/tmp/quicksand-bench';
+// Bump when the generated layout changes.
+const LAYOUT = 'v1';
+const PER_DIR = 100;
+
+/**
+ * A root with `count` regular files under /usr/share/synthetic, 100 per folder, 100 folders per
+ * folder above them, each 100 to 1100 bytes of deterministic content. Built in a temporary folder
+ * and renamed into place, so a half-built tree is never used; aged past the agent's racy window.
+ */
+function ensureTree(count: number): string {
+  const dir = path.join(CACHE, `synthetic-${LAYOUT}-${count}`);
+  if (existsSync(dir)) return dir;
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  const base = path.join(tmp, 'usr/share/synthetic');
+  const content = Buffer.alloc(1100);
+  for (let i = 0; i < count; i++) {
+    const leaf = Math.floor(i / PER_DIR);
+    const folder = path.join(base, `d${Math.floor(leaf / PER_DIR)}`, `e${leaf % PER_DIR}`);
+    if (i % PER_DIR === 0) mkdirSync(folder, { recursive: true });
+    const size = 100 + ((i * 7919) % 1000);
+    content.writeUInt32LE(i, 0);
+    content.fill(i % 251, 4, size);
+    const fd = openSync(path.join(folder, `f${i % PER_DIR}`), 'w', 0o644);
+    writeSync(fd, content, 0, size);
+    closeSync(fd);
+  }
+  mkdirSync(path.join(tmp, 'etc'), { recursive: true });
+  renameSync(tmp, dir);
+  return dir;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,100000,1000000' }, runs: { type: 'string', default: '3' }, 'generate-only': { type: 'boolean' } } });
+  const sizes = values.sizes.split(',').map(Number);
+  const runs = Math.max(1, Number(values.runs));
+  mkdirSync(CACHE, { recursive: true });
+  const trees = sizes.map((n) => {
+    process.stderr.write(`tree of ${n} files...\n`);
+    return { n, dir: ensureTree(n) };
+  });
+  if (values['generate-only']) return;
+  if (!existsSync(agent)) throw new Error(`${agent} is missing: run npm run build first (npm run bench:growth does)`);
+  await sleep(2100); // a tree built just now would still be inside the racy window
+
+  const rows: string[] = [];
+  rows.push(`${pad('files', 10)}${lpad('manifest s', 12)}${lpad('RSS MB', 9)}${lpad('µs/file', 9)}${lpad('warm scan s', 13)}${lpad('RSS MB', 9)}${lpad('µs/file', 9)}`);
+  for (const { n, dir } of trees) {
+    const work = path.join(CACHE, `growth-work-${process.pid}`);
+    rmSync(work, { recursive: true, force: true });
+    mkdirSync(work);
+    const manifest = path.join(work, 'm.json.gz');
+    const state = path.join(work, 'state');
+    const cold: Run[] = [];
+    const warm: Run[] = [];
+    try {
+      for (let r = 0; r < runs; r++) {
+        process.stderr.write(`${n} files, round ${r + 1}/${runs}\n`);
+        rmSync(state, { recursive: true, force: true });
+        cold.push(timed(['node', agent, 'manifest', '--root', dir, '--out', manifest, '--state', state, '--quiet']));
+        warm.push(timed(['node', agent, 'scan', '--root', dir, '--manifest', manifest, '--state', state, '--quiet']));
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+    const c = summarise('manifest', cold);
+    const w = summarise('scan', warm);
+    rows.push(
+      `${pad(String(n), 10)}${lpad(c.seconds.toFixed(2), 12)}${lpad(c.rssMb.toFixed(0), 9)}${lpad(((c.seconds / n) * 1e6).toFixed(1), 9)}${lpad(w.seconds.toFixed(2), 13)}${lpad(w.rssMb.toFixed(0), 9)}${lpad(((w.seconds / n) * 1e6).toFixed(1), 9)}`,
+    );
+  }
+  process.stdout.write(`growth: synthetic trees (small files, ${PER_DIR} per folder); median of ${runs} runs, peak RSS over them\n${rows.join('\n')}\n`);
+}
+
+await main();
