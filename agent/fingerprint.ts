@@ -59,7 +59,7 @@ export interface FingerprintOptions {
 const SLASH = Buffer.from('/');
 /** Records queued for hashing or waiting to be emitted in order: bounds memory on any tree. */
 const WINDOW = 8192;
-const BATCH_FILES = 64;
+const BATCH_FILES = 128;
 const BATCH_BYTES = 8 * 1024 * 1024;
 const EMIT_EVERY = 512;
 const DEFAULT_RACY_MS = 2000;
@@ -76,8 +76,8 @@ const PSEUDO_FS = new Set([
 
 interface Entry {
   rec: ObservedFile;
-  /** Resolves when the digest (or why there is none) is known; absent when it already is. */
-  wait?: Promise<void>;
+  /** The read that gives this record its digest, while it is not done. */
+  job?: Job;
 }
 
 /** One content read, shared by all hard links of an inode. */
@@ -86,8 +86,8 @@ interface Job {
   stat: FileStat;
   links: ObservedFile[];
   done: boolean;
-  wait: Promise<void>;
-  resolve: () => void;
+  /** Settles when the batch this job was sent in is done: one promise per batch, not per file. */
+  sent?: Promise<void>;
   sha256?: string;
   unreadable?: string;
 }
@@ -163,19 +163,23 @@ export class TreeWalker {
             }
           }
           let names: Buffer[];
+          const hostDir = this.host(inside);
           try {
-            names = readdirSync(this.host(inside), { encoding: 'buffer' });
+            names = readdirSync(hostDir, { encoding: 'buffer' });
           } catch (err) {
             this.warnings.push(warn(err, rec.path));
             continue;
           }
           // Push in reverse so the walk visits names in byte order.
           names.sort((a, b) => Buffer.compare(b, a));
+          const skip = this.rootBuf.length;
           for (const name of names) {
-            const child = inside.length === 1 ? Buffer.concat([inside, name]) : Buffer.concat([inside, SLASH, name]);
+            // One buffer per child: the path on this machine, and inside the root as a view of it.
+            const host = inside.length === 1 ? Buffer.concat([hostDir, name]) : Buffer.concat([hostDir, SLASH, name]);
+            const child = host.subarray(skip);
             const text = child.toString('utf8');
             if (ignored(text)) continue;
-            const cst = lstatSync(this.host(child), { throwIfNoEntry: false });
+            const cst = lstatSync(host, { throwIfNoEntry: false });
             // undefined: vanished between readdir and lstat, so it is simply not there any more
             if (cst) stack.push({ inside: child, text, st: cst });
           }
@@ -202,7 +206,12 @@ export class TreeWalker {
     await new Promise<void>((r) => setImmediate(r));
     for (;;) {
       const out: ObservedFile[] = [];
-      while (this.head < this.queue.length && this.queue[this.head]!.wait === undefined) out.push(this.queue[this.head++]!.rec);
+      while (this.head < this.queue.length) {
+        const entry = this.queue[this.head]!;
+        if (entry.job !== undefined && !entry.job.done) break;
+        out.push(entry.rec);
+        this.head++;
+      }
       if (this.head > 4096) {
         this.queue.splice(0, this.head);
         this.head = 0;
@@ -210,7 +219,7 @@ export class TreeWalker {
       if (out.length > 0) yield out;
       const pending = this.queue.length - this.head;
       if (pending === 0 || (!all && pending < WINDOW)) return;
-      await this.queue[this.head]!.wait;
+      await this.queue[this.head]!.job!.sent;
     }
   }
 
@@ -239,26 +248,22 @@ export class TreeWalker {
         if (shared.job.done) applyResult(entry.rec, shared.job);
         else {
           shared.job.links.push(entry.rec);
-          entry.wait = shared.job.wait.then(() => void (entry.wait = undefined));
+          entry.job = shared.job;
         }
         return;
       }
     }
     const stat: FileStat = { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
-    let resolve!: () => void;
-    const wait = new Promise<void>((r) => (resolve = r));
-    const job: Job = { host: this.host(inside), stat, links: [entry.rec], done: false, wait, resolve };
-    if (key !== undefined) this.links.set(key, { job, remaining: st.nlink - 1 });
     const cached = this.opts.cache?.lookup(inside, stat);
     if (cached !== undefined) {
       this.stats.cacheHits++;
-      job.sha256 = cached;
-      job.done = true;
-      resolve();
-      applyResult(entry.rec, job);
+      entry.rec.sha256 = cached;
+      if (key !== undefined) this.links.set(key, { job: { host: inside, stat, links: [], done: true, sha256: cached }, remaining: st.nlink - 1 });
       return;
     }
-    entry.wait = wait.then(() => void (entry.wait = undefined));
+    const job: Job = { host: this.host(inside), stat, links: [entry.rec], done: false };
+    entry.job = job;
+    if (key !== undefined) this.links.set(key, { job, remaining: st.nlink - 1 });
     this.batch.push(job);
     this.batchBytes += st.size;
     if (this.batch.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) this.flushBatch();
@@ -280,7 +285,8 @@ export class TreeWalker {
       }
       jobs.forEach((job, i) => this.finish(job, results[i]!));
     };
-    void run();
+    const sent = run();
+    for (const job of jobs) job.sent = sent;
   }
 
   private finish(job: Job, result: HashResult): void {
@@ -308,7 +314,6 @@ export class TreeWalker {
     }
     job.done = true;
     for (const r of job.links) applyResult(r, job);
-    job.resolve();
   }
 
   private host(inside: Buffer): Buffer {

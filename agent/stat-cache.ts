@@ -33,7 +33,7 @@ export interface StatCache {
 }
 
 const BATCH = 2000;
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 /** Opens (creating if needed) `<stateDir>/agent.db` and returns the cache of one root. */
 export function openStatCache(stateDir: string, root: string): StatCache {
@@ -48,6 +48,9 @@ export function openStatCache(stateDir: string, root: string): StatCache {
     db.pragma('journal_mode = WAL');
     // The cache is rebuildable: losing the last transaction on power loss only costs a re-hash.
     db.pragma('synchronous = NORMAL');
+    // Look-ups follow the walk, which is nearly key order: a small page cache serves them, and
+    // the agent's memory stays flat however large the table grows.
+    db.pragma('cache_size = -2048');
     migrate(db);
   } catch (err) {
     throw new QuicksandError('STATE_DIR_UNUSABLE', `cannot open the state database in ${stateDir}: ${(err as Error).message}`);
@@ -58,9 +61,13 @@ export function openStatCache(stateDir: string, root: string): StatCache {
 function migrate(db: Db): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version >= SCHEMA_VERSION) return;
+  // The cache only saves work: an older layout is dropped, not converted (the next walk re-reads).
   db.exec(`
+    DROP TABLE IF EXISTS stat_cache;
+    CREATE TABLE IF NOT EXISTS stat_roots (id INTEGER PRIMARY KEY, dir TEXT NOT NULL UNIQUE);
+    -- Keyed by a small root id, not the root's path: a million rows would repeat it a million times.
     CREATE TABLE IF NOT EXISTS stat_cache (
-      root TEXT NOT NULL,
+      root INTEGER NOT NULL,
       path BLOB NOT NULL,
       dev INTEGER NOT NULL,
       ino INTEGER NOT NULL,
@@ -75,9 +82,11 @@ function migrate(db: Db): void {
 }
 
 /** Over an already open database (the daemon shares one connection with its outbox). */
-export function createStatCache(db: Db, root: string, ownsDb = false): StatCache {
+export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCache {
   migrate(db);
-  const get = db.prepare('SELECT dev, ino, size, mtime_ms, ctime_ms, sha256 FROM stat_cache WHERE root = ? AND path = ?').raw() as Statement<[string, Buffer], [number, number, number, number, number, Buffer]>;
+  db.prepare('INSERT OR IGNORE INTO stat_roots (dir) VALUES (?)').run(rootDir);
+  const root = db.prepare('SELECT id FROM stat_roots WHERE dir = ?').pluck().get(rootDir) as number;
+  const get = db.prepare('SELECT dev, ino, size, mtime_ms, ctime_ms, sha256 FROM stat_cache WHERE root = ? AND path = ?').raw() as Statement<[number, Buffer], [number, number, number, number, number, Buffer]>;
   const put = db.prepare('INSERT OR REPLACE INTO stat_cache (root, path, dev, ino, size, mtime_ms, ctime_ms, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
   const count = db.prepare('SELECT count(*) FROM stat_cache WHERE root = ?').pluck();
   const dropRoot = db.prepare('DELETE FROM stat_cache WHERE root = ?');

@@ -286,3 +286,12 @@ describe('the scan budget', () => {
     expect(new Budget({}).limited).toBe(false);
   });
 });
+
+describe('an isolated scan', () => {
+  it('runs the command in a child process and hands back its output and exit code', async () => {
+    const { runIsolated } = await import('../agent/isolated.js');
+    const r = await runIsolated(['scan', '--root', '/nonexistent-root', '--manifest', 'x.json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('root /nonexistent-root does not exist');
+  });
+});
