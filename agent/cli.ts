@@ -218,13 +218,14 @@ async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<number> {
   const t0 = performance.now();
   const policy = defaultPolicy();
   const walk = walkOptions(args, root, io);
+  // Made first: its hashing threads boot while the package databases are read.
+  const walker = new TreeWalker(root, policy, { ...walk.options, onProgress: progress(io, args.quiet, 'manifest') });
   const pkgs = await collectPackages(root);
   const image = {
     name: args.name ?? (await defaultImageName(root)),
     version: args['image-version'] ?? new Date().toISOString().slice(0, 10),
   };
   // Streamed straight from the walk to the file: a tree of any size costs the same memory.
-  const walker = new TreeWalker(root, policy, { ...walk.options, onProgress: progress(io, args.quiet, 'manifest') });
   const records = async function* () {
     for await (const batch of walker.batches()) yield batch.map((f) => manifestRecord(f, pkgs.owned));
   };

@@ -12,7 +12,8 @@ import { lpad, pad, summarise, timed } from './measure.js';
 import type { Run } from './measure.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const agent = path.join(repo, 'dist/agent/main.js');
+// QUICKSAND_AGENT: another build of the agent to measure (default: this checkout's dist/).
+const agent = process.env.QUICKSAND_AGENT ?? path.join(repo, 'dist/agent/main.js');
 const CACHE = process.env.QUICKSAND_BENCH_CACHE ?? '/var/tmp/quicksand-bench';
 // Bump when the generated layout changes.
 const LAYOUT = 'v1';

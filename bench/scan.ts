@@ -19,7 +19,8 @@ import { cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
 import type { Run, Summary } from './measure.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const agent = path.join(repo, 'dist/agent/main.js');
+// QUICKSAND_AGENT: another build of the agent to measure (default: this checkout's dist/).
+const agent = process.env.QUICKSAND_AGENT ?? path.join(repo, 'dist/agent/main.js');
 // Digests of files changed this recently are not cached (racy-clean guard): let a fresh copy age.
 const RACY_WAIT_MS = 2100;
 
