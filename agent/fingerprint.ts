@@ -384,6 +384,29 @@ export function comparePathBytes(a: Buffer, b: Buffer): number {
   return a.length - b.length;
 }
 
+/** `comparePathBytes` for two records, on their strings when both are UTF-8 (no Buffer needed). */
+export function compareRecordPaths(a: { path: string; rawPath?: string | undefined }, b: { path: string; rawPath?: string | undefined }): number {
+  if (a.rawPath !== undefined || b.rawPath !== undefined) return comparePathBytes(rawBytes(a), rawBytes(b));
+  const x = a.path;
+  const y = b.path;
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) {
+    const cx = x.charCodeAt(i);
+    const cy = y.charCodeAt(i);
+    if (cx === cy) continue;
+    if (cx === 0x2f) return -1;
+    if (cy === 0x2f) return 1;
+    // Below the surrogates UTF-16 order is code point order is UTF-8 byte order; above, it is not.
+    if (cx >= 0xd800 || cy >= 0xd800) return comparePathBytes(Buffer.from(x), Buffer.from(y));
+    return cx - cy;
+  }
+  return x.length - y.length;
+}
+
+function rawBytes(r: { path: string; rawPath?: string | undefined }): Buffer {
+  return r.rawPath === undefined ? Buffer.from(r.path) : Buffer.from(r.rawPath, 'base64');
+}
+
 /** `/usr` and `/usr/local` both tracked: walk `/usr` once. In walk order. */
 export function topLevelTracked(tracked: readonly string[]): string[] {
   const unique = [...new Set(tracked.map((t) => (t.length > 1 ? t.replace(/\/+$/, '') : t)))];

@@ -1,23 +1,23 @@
-import { closeSync, createReadStream, createWriteStream, openSync, readSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream';
 import type { Readable, Writable } from 'node:stream';
 import { once } from 'node:events';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGunzip, createGzip, gunzipSync } from 'node:zlib';
 import { QuicksandError } from '../shared/errors.js';
 import { FILE_TYPES, fileRecordSchema, parseManifest } from '../shared/manifest.js';
 import { ECOSYSTEMS } from '../shared/findings.js';
 import type { FileRecord, Manifest } from '../shared/manifest.js';
 import { formatIssues } from '../shared/schema-errors.js';
-import { comparePathBytes } from './fingerprint.js';
+import { compareRecordPaths } from './fingerprint.js';
 import { readManifestFile } from './manifest-io.js';
 
 /** Everything of a manifest but its file records. */
 export type ManifestHeader = Omit<Manifest, 'files'>;
 
 /**
- * A manifest whose file records come as a stream, in walk order (`comparePathBytes`), so a scan
+ * A manifest whose file records come as a stream, in walk order (`compareRecordPaths`), so a scan
  * can merge them with the walk without holding either side whole.
  */
 export interface ManifestSource {
@@ -79,37 +79,38 @@ export async function openManifestSource(file: string): Promise<ManifestSource> 
   return {
     header,
     async *records() {
-      const lines = createInterface({ input: openText(file), crlfDelay: Infinity });
+      const lines = readLines(file);
       let n = 0;
-      let prev: Buffer | undefined;
+      let prev: FileRecord | undefined;
       let batch: FileRecord[] = [];
       let ended = false;
-      for await (const raw of lines) {
-        if (n++ === 0) continue;
-        if (raw === ']}') {
-          ended = true;
-          break;
+      reading: for await (const chunk of lines) {
+        for (const raw of chunk) {
+          if (n++ === 0) continue;
+          if (raw === ']}') {
+            ended = true;
+            break reading;
+          }
+          const line = raw.endsWith(',') ? raw.slice(0, -1) : raw;
+          let value: unknown;
+          try {
+            value = JSON.parse(line);
+          } catch {
+            throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file}, line ${n}: not a JSON file record; was the file cut short or edited?`);
+          }
+          let record: FileRecord;
+          if (isPlainFileRecord(value)) record = value;
+          else {
+            const parsed = fileRecordSchema.safeParse(value);
+            if (!parsed.success) throw new QuicksandError('MANIFEST_INVALID', `manifest ${file}, line ${n}:\n${formatIssues(parsed.error)}`);
+            record = parsed.data;
+          }
+          if (prev !== undefined && compareRecordPaths(prev, record) >= 0) {
+            throw new QuicksandError('MANIFEST_INVALID', `manifest ${file}, line ${n}: ${record.path} is out of order or repeated; rebuild it with quicksand-agent manifest`);
+          }
+          prev = record;
+          batch.push(record);
         }
-        const line = raw.endsWith(',') ? raw.slice(0, -1) : raw;
-        let value: unknown;
-        try {
-          value = JSON.parse(line);
-        } catch {
-          throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file}, line ${n}: not a JSON file record; was the file cut short or edited?`);
-        }
-        let record: FileRecord;
-        if (isPlainFileRecord(value)) record = value;
-        else {
-          const parsed = fileRecordSchema.safeParse(value);
-          if (!parsed.success) throw new QuicksandError('MANIFEST_INVALID', `manifest ${file}, line ${n}:\n${formatIssues(parsed.error)}`);
-          record = parsed.data;
-        }
-        const key = recordKey(record);
-        if (prev !== undefined && comparePathBytes(prev, key) >= 0) {
-          throw new QuicksandError('MANIFEST_INVALID', `manifest ${file}, line ${n}: ${record.path} is out of order or repeated; rebuild it with quicksand-agent manifest`);
-        }
-        prev = key;
-        batch.push(record);
         if (batch.length >= 1024) {
           yield batch;
           batch = [];
@@ -155,19 +156,41 @@ export function isPlainFileRecord(v: unknown): v is FileRecord {
 /** A manifest already in memory, its records put in walk order. */
 export function memorySource(manifest: Manifest): ManifestSource {
   const { files, ...header } = manifest;
-  const keyed = files.map((f) => ({ f, key: recordKey(f) }));
-  keyed.sort((a, b) => comparePathBytes(a.key, b.key));
+  const sorted = [...files].sort(compareRecordPaths);
   return {
     header,
     async *records() {
-      for (let i = 0; i < keyed.length; i += 1024) yield keyed.slice(i, i + 1024).map((k) => k.f);
+      for (let i = 0; i < sorted.length; i += 1024) yield sorted.slice(i, i + 1024);
     },
   };
 }
 
-/** The exact bytes of a record's path. */
-export function recordKey(r: { path: string; rawPath?: string | undefined }): Buffer {
-  return r.rawPath === undefined ? Buffer.from(r.path) : Buffer.from(r.rawPath, 'base64');
+/** Up to this size a manifest file is read and inflated in one go: far quicker than a stream of chunks. */
+const WHOLE_FILE_BYTES = 4 * 1024 * 1024;
+
+/** The lines of a (possibly gzipped) text file, a chunk at a time; streamed when the file is large. */
+async function* readLines(file: string): AsyncGenerator<string[]> {
+  if (statSync(file).size <= WHOLE_FILE_BYTES) {
+    let bytes = readFileSync(file);
+    if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+      try {
+        bytes = gunzipSync(bytes);
+      } catch {
+        throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`);
+      }
+    }
+    yield bytes.toString('utf8').split('\n');
+    return;
+  }
+  let chunk: string[] = [];
+  for await (const line of createInterface({ input: openText(file), crlfDelay: Infinity })) {
+    chunk.push(line);
+    if (chunk.length >= 1024) {
+      yield chunk;
+      chunk = [];
+    }
+  }
+  if (chunk.length > 0) yield chunk;
 }
 
 function openText(file: string): Readable {
@@ -185,20 +208,13 @@ function openText(file: string): Readable {
 }
 
 async function readFirstLine(file: string): Promise<string | undefined> {
-  let input: Readable;
+  const lines = readLines(file);
   try {
-    input = openText(file);
+    for await (const chunk of lines) return chunk[0];
   } catch {
-    return undefined; // readManifestFile says why, with the right error code
-  }
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  try {
-    for await (const line of lines) return line;
-  } catch {
-    return undefined;
+    // readManifestFile, which the caller falls back to, says why with the right error code
   } finally {
-    lines.close();
-    input.destroy();
+    await lines.return(undefined);
   }
   return undefined;
 }

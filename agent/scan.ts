@@ -5,9 +5,9 @@ import type { Report } from '../shared/report.js';
 import type { Collector } from './collectors/types.js';
 import { comparePackages, compareGone, comparePresent, fileRules, needsVerification, nestFindings, resolveCause } from './differ.js';
 import type { FileFinding } from './differ.js';
-import { TreeWalker, comparePathBytes } from './fingerprint.js';
+import { TreeWalker, compareRecordPaths } from './fingerprint.js';
 import type { FingerprintOptions, ObservedFile, WalkStats } from './fingerprint.js';
-import { memorySource, recordKey } from './manifest-stream.js';
+import { memorySource } from './manifest-stream.js';
 import type { ManifestSource } from './manifest-stream.js';
 import { collectPackages } from './observe.js';
 import type { Root } from './root.js';
@@ -40,7 +40,7 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   const pkgs = await collectPackages(root, opts.collectors);
   const packages = comparePackages(header.packages, pkgs.packages);
   const expected = new RecordCursor(source.records());
-  const packageOnly = (await expected.peek()) === undefined;
+  const packageOnly = (await expected.fill()) === undefined;
   const rules = fileRules(header.policy, pkgs.owned, packages.unchanged, packageOnly);
 
   const links = new Map<string, ObservedFile>();
@@ -49,29 +49,42 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   const deferred: Array<{ seq: number; was: FileRecord | undefined; now: ObservedFile }> = [];
   let seq = 0;
   const walker = new TreeWalker(root, header.policy, opts);
-  const takeGoneBefore = async (key: Buffer | undefined): Promise<FileRecord | undefined> => {
+  /** Moves the manifest side up to `file`: what it passes is gone; returns the record of `file`. */
+  const takeGoneBefore = (file: ObservedFile | undefined): FileRecord | undefined | 'refill' => {
     for (;;) {
-      const next = await expected.peek();
-      if (next === undefined) return undefined;
-      const order = key === undefined ? -1 : comparePathBytes(next.key, key);
+      const next = expected.peek();
+      if (next === undefined) return expected.exhausted ? undefined : 'refill';
+      const order = file === undefined ? -1 : compareRecordPaths(next, file);
       if (order > 0) return undefined;
       expected.skip();
-      if (order === 0) return next.record;
-      if (!rules.ignored(next.record.path)) gone.push(compareGone(rules, next.record));
+      if (order === 0) return next;
+      if (!rules.ignored(next.path)) gone.push(compareGone(rules, next));
+    }
+  };
+  const recordOf = async (file: ObservedFile | undefined): Promise<FileRecord | undefined> => {
+    for (;;) {
+      const got = takeGoneBefore(file);
+      if (got !== 'refill') return got;
+      await expected.fill();
     }
   };
   for await (const batch of walker.batches()) {
     for (const file of batch) {
       if (rules.ignored(file.path)) continue;
       if (file.type === 'symlink' && file.rawPath === undefined) links.set(file.path, file);
-      const was = packageOnly ? undefined : await takeGoneBefore(recordKey(file));
+      let was: FileRecord | undefined;
+      if (!packageOnly) {
+        // Synchronous while the manifest's current batch lasts: an await per batch, not per path.
+        const got = takeGoneBefore(file);
+        was = got === 'refill' ? await recordOf(file) : got;
+      }
       const n = seq++;
       // Its verdict needs a second read with the package database's algorithm: after the walk.
       if (needsVerification(file, was, pkgs.owned)) deferred.push({ seq: n, was, now: file });
       else for (const ff of comparePresent(rules, was, file, undefined)) present.push({ seq: n, ff });
     }
   }
-  if (!packageOnly) await takeGoneBefore(undefined);
+  if (!packageOnly) await recordOf(undefined);
 
   const verdicts = await verifyAgainstPackages(root, deferred.map((d) => d.now), pkgs.owned);
   for (const d of deferred) for (const ff of comparePresent(rules, d.was, d.now, verdicts.get(d.now.path))) present.push({ seq: d.seq, ff });
@@ -96,7 +109,6 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
 class RecordCursor {
   private batch: FileRecord[] = [];
   private i = 0;
-  private head: { record: FileRecord; key: Buffer } | undefined;
   private done = false;
   private readonly it: AsyncIterator<FileRecord[]>;
 
@@ -104,23 +116,29 @@ class RecordCursor {
     this.it = records[Symbol.asyncIterator]();
   }
 
-  async peek(): Promise<{ record: FileRecord; key: Buffer } | undefined> {
-    if (this.head !== undefined || this.done) return this.head;
-    while (this.i >= this.batch.length) {
+  /** The next record while the current batch lasts; undefined when `fill` must be awaited. */
+  peek(): FileRecord | undefined {
+    return this.batch[this.i];
+  }
+
+  /** Awaits the next batch when the current one is used up (an await per batch, not per record). */
+  async fill(): Promise<FileRecord | undefined> {
+    while (this.i >= this.batch.length && !this.done) {
       const r = await this.it.next();
-      if (r.done) {
-        this.done = true;
-        return undefined;
+      if (r.done) this.done = true;
+      else {
+        this.batch = r.value;
+        this.i = 0;
       }
-      this.batch = r.value;
-      this.i = 0;
     }
-    const record = this.batch[this.i++]!;
-    this.head = { record, key: recordKey(record) };
-    return this.head;
+    return this.batch[this.i];
   }
 
   skip(): void {
-    this.head = undefined;
+    this.i++;
+  }
+
+  get exhausted(): boolean {
+    return this.done && this.i >= this.batch.length;
   }
 }

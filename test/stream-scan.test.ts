@@ -127,3 +127,15 @@ describe('the fast record check', () => {
     for (const v of passed) expect(fileRecordSchema.safeParse(v).success).toBe(true);
   });
 });
+
+describe('the walk order', () => {
+  it('compares record paths as the walk visits them, on strings and on raw bytes alike', async () => {
+    const { comparePathBytes, compareRecordPaths } = await import('../agent/fingerprint.js');
+    const paths = ['/a', '/a/b', '/a-b', '/a.b', '/a/b/c', '/ab', '/é', '/\uffff', '/\u{1F600}', '/z', '/a/\u{1F600}x', '/a/\uffffx'];
+    const recs = [...paths.map((p) => ({ path: p })), { path: '/a/\ufffd', rawPath: Buffer.from([0x2f, 0x61, 0x2f, 0xff]).toString('base64') }];
+    const bytes = (r: { path: string; rawPath?: string }): Buffer => (r.rawPath ? Buffer.from(r.rawPath, 'base64') : Buffer.from(r.path));
+    for (const a of recs) for (const b of recs) expect(Math.sign(compareRecordPaths(a, b))).toBe(Math.sign(comparePathBytes(bytes(a), bytes(b))));
+    // Depth first: a folder's whole subtree before its next sibling.
+    expect([...recs].sort(compareRecordPaths).map((r) => r.path).slice(0, 5)).toEqual(['/a', '/a/b', '/a/b/c', '/a/\uffffx', '/a/\u{1F600}x']); // UTF-8: EF BF BF before F0 9F 98 80
+  });
+});
