@@ -58,7 +58,7 @@ export interface FingerprintOptions {
 
 const SLASH = Buffer.from('/');
 /** Records queued for hashing or waiting to be emitted in order: bounds memory on any tree. */
-const WINDOW = 8192;
+const WINDOW = 2048;
 const BATCH_FILES = 128;
 const BATCH_BYTES = 8 * 1024 * 1024;
 const EMIT_EVERY = 512;
@@ -147,10 +147,17 @@ export class TreeWalker {
         }
         const topDev = st.dev;
         // Depth first with an explicit stack: deep trees cannot overflow the call stack.
-        const stack: Array<{ inside: Buffer; text: string; st: Stats }> = [{ inside: topBuf, text: top, st }];
+        // Children are stat'ed when they are visited, not when listed: a folder of a million
+        // names then costs a million small buffers on the stack, not a million Stats objects.
+        const stack: Array<{ host: Buffer; text: string; st?: Stats }> = [{ host: this.host(topBuf), text: top, st }];
+        const skip = this.rootBuf.length;
         while (stack.length > 0) {
-          const { inside, text, st: est } = stack.pop()!;
-          const rec = this.visit(inside, text, est);
+          const item = stack.pop()!;
+          const est = item.st ?? lstatSync(item.host, { throwIfNoEntry: false });
+          // undefined: vanished between readdir and lstat, so it is simply not there any more
+          if (est === undefined) continue;
+          const inside = item.host.subarray(skip);
+          const rec = this.visit(inside, item.text, est);
           if (rec.type !== 'dir') continue;
           if (est.dev !== topDev) {
             if (!this.opts.crossMounts) {
@@ -163,7 +170,7 @@ export class TreeWalker {
             }
           }
           let names: Buffer[];
-          const hostDir = this.host(inside);
+          const hostDir = item.host;
           try {
             names = readdirSync(hostDir, { encoding: 'buffer' });
           } catch (err) {
@@ -172,16 +179,11 @@ export class TreeWalker {
           }
           // Push in reverse so the walk visits names in byte order.
           names.sort((a, b) => Buffer.compare(b, a));
-          const skip = this.rootBuf.length;
           for (const name of names) {
-            // One buffer per child: the path on this machine, and inside the root as a view of it.
+            // One buffer per child: the path on this machine; the path inside the root is a view of it.
             const host = inside.length === 1 ? Buffer.concat([hostDir, name]) : Buffer.concat([hostDir, SLASH, name]);
-            const child = host.subarray(skip);
-            const text = child.toString('utf8');
-            if (ignored(text)) continue;
-            const cst = lstatSync(host, { throwIfNoEntry: false });
-            // undefined: vanished between readdir and lstat, so it is simply not there any more
-            if (cst) stack.push({ inside: child, text, st: cst });
+            const text = host.toString('utf8', skip);
+            if (!ignored(text)) stack.push({ host, text });
           }
           sinceYield += names.length + 1;
           if (this.budget.limited) await this.budget.spend(names.length + 1, 0);
