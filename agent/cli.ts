@@ -276,7 +276,7 @@ export function parseAmount(text: string | undefined, flag: string): number | un
  * given with --state must work; the default one may not exist for a non-root user building an
  * image, and then the walk simply runs without a cache.
  */
-function walkOptions(args: CostArgs, root: Root, io: CliIo): { options: FingerprintOptions; close: (filesSeen: number) => void } {
+function walkOptions(args: CostArgs & { quiet?: boolean }, root: Root, io: CliIo): { options: FingerprintOptions; close: (filesSeen: number) => void } {
   const filesPerSec = parseAmount(args['max-rate'], '--max-rate');
   const bytesPerSec = parseAmount(args['max-bytes-rate'], '--max-bytes-rate');
   let nice: number | undefined;
@@ -290,7 +290,7 @@ function walkOptions(args: CostArgs, root: Root, io: CliIo): { options: Fingerpr
     cache = openStatCache(path.resolve(args.state ?? DEFAULT_STATE_DIR), root.dir === '' ? '/' : root.dir);
   } catch (err) {
     if (args.state !== undefined) throw err;
-    io.stderr(`quicksand-agent: warning: ${(err as Error).message}; every file is hashed\n`);
+    if (!args.quiet) io.stderr(`quicksand-agent: warning: ${(err as Error).message}; every file is hashed\n`);
   }
   const options: FingerprintOptions = {
     ...(cache ? { cache } : {}),

@@ -1,9 +1,9 @@
 import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { pipeline } from 'node:stream';
-import type { Readable, Writable } from 'node:stream';
-import { once } from 'node:events';
+import { pipeline as pipe } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import { createGunzip, createGzip, gunzipSync } from 'node:zlib';
 import { QuicksandError } from '../shared/errors.js';
 import { FILE_TYPES, fileRecordSchema, parseManifest } from '../shared/manifest.js';
@@ -35,26 +35,31 @@ const FILES_OPEN = '"files":[';
 export async function writeManifestStream(file: string, header: ManifestHeader, records: AsyncIterable<FileRecord[]>): Promise<number> {
   const tmp = `${file}.tmp-${process.pid}`;
   let count = 0;
-  try {
-    const out = createWriteStream(tmp, { mode: 0o644 });
-    const gz = file.endsWith('.gz') ? createGzip({ level: 6 }) : undefined;
-    if (gz) gz.pipe(out);
-    const sink: Writable = gz ?? out;
-    const write = async (text: string): Promise<void> => {
-      if (!sink.write(text)) await once(sink, 'drain');
-    };
+  let sourceFailed = false;
+  const text = async function* (): AsyncGenerator<string> {
     const head = JSON.stringify({ ...header, files: [] });
-    await write(`${head.slice(0, head.length - 3)}[`);
-    for await (const batch of records) {
-      let chunk = '';
-      for (const r of batch) chunk += `${count++ === 0 ? '' : ','}\n${JSON.stringify(r)}`;
-      if (chunk) await write(chunk);
+    yield `${head.slice(0, head.length - 3)}[`;
+    try {
+      for await (const batch of records) {
+        let chunk = '';
+        for (const r of batch) chunk += `${count++ === 0 ? '' : ','}\n${JSON.stringify(r)}`;
+        if (chunk) yield chunk;
+      }
+    } catch (err) {
+      sourceFailed = true;
+      throw err;
     }
-    sink.end('\n]}\n');
-    await once(out, 'close');
+    yield '\n]}\n';
+  };
+  try {
+    // pipeline: back-pressure from the disk, and a failed write (a full disk) fails the call.
+    if (file.endsWith('.gz')) await pipeline(text(), createGzip({ level: 6 }), createWriteStream(tmp, { mode: 0o644 }));
+    else await pipeline(text(), createWriteStream(tmp, { mode: 0o644 }));
     await rename(tmp, file);
   } catch (err) {
     await rm(tmp, { force: true });
+    // The walk's own failures pass through as they are; only the file's are about the output.
+    if (sourceFailed) throw err;
     throw new QuicksandError('OUTPUT_UNWRITABLE', `cannot write manifest ${file}: ${(err as Error).message}`);
   }
   return count;
@@ -204,7 +209,7 @@ function openText(file: string): Readable {
   const raw = createReadStream(file);
   if (magic[0] !== 0x1f || magic[1] !== 0x8b) return raw;
   // pipeline, not pipe: a damaged gzip stream must fail the read, not end it quietly.
-  return pipeline(raw, createGunzip(), () => {});
+  return pipe(raw, createGunzip(), () => {});
 }
 
 async function readFirstLine(file: string): Promise<string | undefined> {

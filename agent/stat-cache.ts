@@ -34,7 +34,6 @@ export interface StatCache {
 
 const BATCH = 2000;
 const READ_SPAN = 20000;
-const SCHEMA_VERSION = 2;
 
 /** Opens (creating if needed) `<stateDir>/agent.db` and returns the cache of one root. */
 export function openStatCache(stateDir: string, root: string): StatCache {
@@ -59,12 +58,13 @@ export function openStatCache(stateDir: string, root: string): StatCache {
   return createStatCache(db, root, true);
 }
 
+/**
+ * Creates the cache's tables. `user_version` is left to the state database's other users (the
+ * outbox shares agent.db): the cache only saves work, so a future layout takes new table names
+ * and drops these rather than converting them.
+ */
 function migrate(db: Db): void {
-  const version = db.pragma('user_version', { simple: true }) as number;
-  if (version >= SCHEMA_VERSION) return;
-  // The cache only saves work: an older layout is dropped, not converted (the next walk re-reads).
   db.exec(`
-    DROP TABLE IF EXISTS stat_cache;
     CREATE TABLE IF NOT EXISTS stat_roots (id INTEGER PRIMARY KEY, dir TEXT NOT NULL UNIQUE);
     -- Keyed by a small root id, not the root's path: a million rows would repeat it a million times.
     CREATE TABLE IF NOT EXISTS stat_cache (
@@ -79,7 +79,6 @@ function migrate(db: Db): void {
       PRIMARY KEY (root, path)
     ) WITHOUT ROWID;
   `);
-  db.pragma(`user_version = ${SCHEMA_VERSION}`);
 }
 
 /** Over an already open database (the daemon shares one connection with its outbox). */

@@ -275,6 +275,19 @@ describe('the stat cache', () => {
   });
 });
 
+describe('a lowered priority', () => {
+  it('sets the CPU nice level and, at 19, the idle I/O class', () => {
+    const script = `import(${JSON.stringify(path.resolve('agent/priority.ts'))}).then((m) => {
+      const problems = m.lowerPriority(19);
+      const io = require('node:child_process').execFileSync('ionice', ['-p', String(process.pid)], { encoding: 'utf8' }).trim();
+      console.log(JSON.stringify({ problems, nice: require('node:os').getPriority(), io }));
+    })`;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(JSON.parse(run.stdout)).toEqual({ problems: [], nice: 19, io: 'idle' });
+  });
+});
+
 describe('the scan budget', () => {
   it('makes a caller wait until its spending fits the rates', () => {
     let t = 0;

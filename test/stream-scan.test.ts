@@ -1,6 +1,7 @@
 // The streaming scan (manifest and walk merged path by path) against the in-memory differ on a
 // real Debian root that drifted through a real apt-get install and hand edits.
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,6 +73,30 @@ describe('the streaming scan', () => {
     writeFileSync(file, text.slice(0, Math.floor(text.length / 2)));
     const source = await openManifestSource(file);
     await expect(scanSource(await openRoot(drifted.dir), source)).rejects.toMatchObject({ code: 'MANIFEST_UNREADABLE' });
+  });
+});
+
+describe('writing a streamed manifest', () => {
+  it('fails with OUTPUT_UNWRITABLE and leaves nothing behind when the disk fills up', async () => {
+    const small = mkdtempSync(path.join(tmp, 'full-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', small]);
+    try {
+      const { files: _f, ...header } = minbaseManifest;
+      await expect(writeManifestStream(path.join(small, 'm.json'), header, memorySource(minbaseManifest).records())).rejects.toMatchObject({ code: 'OUTPUT_UNWRITABLE' });
+      expect(readdirSync(small)).toEqual([]);
+    } finally {
+      execFileSync('umount', [small]);
+    }
+  });
+
+  it('passes a failure of the walk through as it is', async () => {
+    const { files: _f, ...header } = minbaseManifest;
+    const failing = async function* (): AsyncGenerator<never[]> {
+      yield [];
+      throw new Error('walk broke');
+    };
+    await expect(writeManifestStream(path.join(tmp, 'x.json'), header, failing())).rejects.toThrow('walk broke');
+    expect(readdirSync(tmp).filter((n) => n.startsWith('x.json'))).toEqual([]);
   });
 });
 
