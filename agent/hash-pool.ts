@@ -40,7 +40,9 @@ function hashOne(p) {
     if (!before.isFile()) return { error: 'replaced by a non-regular file during the scan', code: 'CHANGED_DURING_SCAN' };
     const h = crypto.createHash('sha256');
     let pos = 0;
-    for (;;) {
+    // Read up to the size fstat gave, no further: a small file costs one read, not two. A file
+    // that grew meanwhile shows it in the second fstat below.
+    while (pos < before.size) {
       const n = fs.readSync(fd, buf, 0, buf.length, pos);
       if (n === 0) break;
       h.update(n === buf.length ? buf : buf.subarray(0, n));
