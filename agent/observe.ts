@@ -25,8 +25,10 @@ export async function collectPackages(root: Root, collectors: readonly Collector
   const packages: PackageRecord[] = [];
   const owned = new Map<string, OwnedFile>();
   const warnings: ScanWarning[] = [];
-  for (const collector of collectors) {
-    const got = await collector.collect(root);
+  // Read concurrently (their waits are file reads), merged in registry order: the first
+  // collector that owns a path keeps it, as before.
+  const results = await Promise.all(collectors.map((c) => c.collect(root)));
+  for (const got of results) {
     if (!got) continue;
     packages.push(...got.packages);
     warnings.push(...got.warnings);
