@@ -10,6 +10,7 @@ import type { FingerprintOptions } from './fingerprint.js';
 import { formatReport } from './format-report.js';
 import { openManifestSource, writeManifestStream } from './manifest-stream.js';
 import { collectPackages } from './observe.js';
+import { PREFETCH_PATHS, prefetch } from './prefetch.js';
 import { lowerPriority } from './priority.js';
 import { openRoot } from './root.js';
 import type { Root } from './root.js';
@@ -218,21 +219,32 @@ async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<number> {
   const t0 = performance.now();
   const policy = defaultPolicy();
   const walk = walkOptions(args, root, io);
-  // Made first: its hashing threads boot while the package databases are read.
+  // The walk starts (and its hashing threads boot) while the package databases are read.
   const walker = new TreeWalker(root, policy, { ...walk.options, onProgress: progress(io, args.quiet, 'manifest') });
-  const pkgs = await collectPackages(root);
+  const collecting = collectPackages(root);
+  walker.shareWith(collecting);
+  const walked = prefetch(walker.batches(), collecting, PREFETCH_PATHS);
+  let pkgs;
+  try {
+    pkgs = await collecting;
+  } catch (err) {
+    await walked.close();
+    walk.close(0);
+    throw err;
+  }
   const image = {
     name: args.name ?? (await defaultImageName(root)),
     version: args['image-version'] ?? new Date().toISOString().slice(0, 10),
   };
   // Streamed straight from the walk to the file: a tree of any size costs the same memory.
   const records = async function* () {
-    for await (const batch of walker.batches()) yield batch.map((f) => manifestRecord(f, pkgs.owned));
+    for await (const batch of walked) yield batch.map((f) => manifestRecord(f, pkgs.owned));
   };
   let count: number;
   try {
     count = await writeManifestStream(out, manifestHeader(pkgs.packages, policy, image, new Date()), records());
   } finally {
+    await walked.close();
     walk.close(walker.stats.files);
   }
   if (!args.quiet) {

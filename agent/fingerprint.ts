@@ -111,6 +111,8 @@ export class TreeWalker {
   private readonly budget: Budget;
   private readonly startedAt = Date.now();
   private readonly racyMs: number;
+  /** While set, the walk gives the event loop a turn after every folder (see `shareWith`). */
+  private sharing = false;
 
   constructor(
     private readonly root: Root,
@@ -126,6 +128,17 @@ export class TreeWalker {
   }
 
   private readonly rootBuf: Buffer;
+
+  /**
+   * Lets other work that waits on I/O (the package databases are read while the walk starts)
+   * progress alongside the walk: until `work` settles, the walk yields to the event loop after
+   * each folder instead of only every EMIT_EVERY paths.
+   */
+  shareWith(work: Promise<unknown>): void {
+    this.sharing = true;
+    const stop = (): void => void (this.sharing = false);
+    work.then(stop, stop);
+  }
 
   async *batches(): AsyncGenerator<ObservedFile[]> {
     try {
@@ -187,6 +200,7 @@ export class TreeWalker {
           }
           sinceYield += names.length + 1;
           if (this.budget.limited) await this.budget.spend(names.length + 1, 0);
+          if (this.sharing) await new Promise<void>((r) => setImmediate(r));
           if (sinceYield >= EMIT_EVERY || this.queue.length - this.head >= WINDOW) {
             sinceYield = 0;
             yield* this.drain(false);

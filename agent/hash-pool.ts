@@ -146,18 +146,22 @@ export class HashPool {
       const job = this.queue.shift()!;
       slot.inFlight++;
       this.waiting.get(job.id)!.slot = slot;
+      // Referenced only while it has work: an idle thread never keeps the process from exiting.
+      slot.worker.ref();
       slot.worker.postMessage(job, [job.paths]);
     }
   }
 
   private spawn(): Slot {
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { nice: this.nice, chunk: this.chunk } });
+    worker.unref();
     const slot: Slot = { worker, inFlight: 0 };
     worker.on('message', (m: { id: number; results: HashResult[] }) => {
       const w = this.waiting.get(m.id);
       if (!w) return;
       this.waiting.delete(m.id);
       slot.inFlight--;
+      if (slot.inFlight === 0) worker.unref();
       w.resolve(m.results);
       this.pump();
     });

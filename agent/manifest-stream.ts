@@ -1,6 +1,7 @@
 import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { once } from 'node:events';
 import { pipeline as pipe } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -51,12 +52,15 @@ export async function writeManifestStream(file: string, header: ManifestHeader, 
     }
     yield '\n]}\n';
   };
+  const out = createWriteStream(tmp, { mode: 0o644 });
   try {
     // pipeline: back-pressure from the disk, and a failed write (a full disk) fails the call.
-    if (file.endsWith('.gz')) await pipeline(text(), createGzip({ level: 6 }), createWriteStream(tmp, { mode: 0o644 }));
-    else await pipeline(text(), createWriteStream(tmp, { mode: 0o644 }));
+    if (file.endsWith('.gz')) await pipeline(text(), createGzip({ level: 6 }), out);
+    else await pipeline(text(), out);
     await rename(tmp, file);
   } catch (err) {
+    // The file may still be being opened when the pipeline gives up: remove it once it is shut.
+    if (!out.closed) await once(out, 'close').catch(() => {});
     await rm(tmp, { force: true });
     // The walk's own failures pass through as they are; only the file's are about the output.
     if (sourceFailed) throw err;

@@ -10,6 +10,7 @@ import type { FingerprintOptions, ObservedFile, WalkStats } from './fingerprint.
 import { memorySource } from './manifest-stream.js';
 import type { ManifestSource } from './manifest-stream.js';
 import { collectPackages } from './observe.js';
+import { PREFETCH_PATHS, prefetch } from './prefetch.js';
 import type { Root } from './root.js';
 import { verifyAgainstPackages } from './verify.js';
 
@@ -37,10 +38,28 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   const started = now();
   const t0 = performance.now();
   const { header } = source;
-  const pkgs = await collectPackages(root, opts.collectors);
+  const walker = new TreeWalker(root, header.policy, opts);
+  // The package databases are read while the walk starts: their file reads wait on the disk,
+  // the walk's lstat calls do not, so each fills the other's waits.
+  const collecting = collectPackages(root, opts.collectors);
+  walker.shareWith(collecting);
+  const walk = prefetch(walker.batches(), collecting, PREFETCH_PATHS);
+  let pkgs;
+  try {
+    pkgs = await collecting;
+  } catch (err) {
+    await walk.close(); // its hashing threads would keep the process alive
+    throw err;
+  }
   const packages = comparePackages(header.packages, pkgs.packages);
   const expected = new RecordCursor(source.records());
-  const packageOnly = (await expected.fill()) === undefined;
+  let packageOnly: boolean;
+  try {
+    packageOnly = (await expected.fill()) === undefined;
+  } catch (err) {
+    await walk.close(); // a manifest unreadable from its first record: the walk is not read
+    throw err;
+  }
   const rules = fileRules(header.policy, pkgs.owned, packages.unchanged, packageOnly);
 
   const links = new Map<string, ObservedFile>();
@@ -48,7 +67,6 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   const gone: FileFinding[] = [];
   const deferred: Array<{ seq: number; was: FileRecord | undefined; now: ObservedFile }> = [];
   let seq = 0;
-  const walker = new TreeWalker(root, header.policy, opts);
   /** Moves the manifest side up to `file`: what it passes is gone; returns the record of `file`. */
   const takeGoneBefore = (file: ObservedFile | undefined): FileRecord | undefined | 'refill' => {
     for (;;) {
@@ -68,7 +86,7 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
       await expected.fill();
     }
   };
-  for await (const batch of walker.batches()) {
+  for await (const batch of walk) {
     for (const file of batch) {
       if (rules.ignored(file.path)) continue;
       if (file.type === 'symlink' && file.rawPath === undefined) links.set(file.path, file);

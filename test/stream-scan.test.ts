@@ -15,6 +15,7 @@ import { scanRoot, scanSource } from '../agent/scan.js';
 import { verifyAgainstPackages } from '../agent/verify.js';
 import { isPlainFileRecord, openManifestSource, writeManifestStream, memorySource } from '../agent/manifest-stream.js';
 import { runAgentCli } from '../agent/cli.js';
+import { prefetch } from '../agent/prefetch.js';
 import type { Manifest } from '../shared/manifest.js';
 import { CACHE_DIR, copyTree, ensureMinbase, ensureWithPackages } from './helpers/debian-root.js';
 
@@ -162,5 +163,50 @@ describe('the walk order', () => {
     for (const a of recs) for (const b of recs) expect(Math.sign(compareRecordPaths(a, b))).toBe(Math.sign(comparePathBytes(bytes(a), bytes(b))));
     // Depth first: a folder's whole subtree before its next sibling.
     expect([...recs].sort(compareRecordPaths).map((r) => r.path).slice(0, 5)).toEqual(['/a', '/a/b', '/a/b/c', '/a/\uffffx', '/a/\u{1F600}x']); // UTF-8: EF BF BF before F0 9F 98 80
+  });
+});
+
+describe('a walk started ahead of its reader', () => {
+  it('runs ahead up to its limit while the reader waits, then hands everything on in order', async () => {
+    let produced = 0;
+    let ended = false;
+    const source = async function* (): AsyncGenerator<number[]> {
+      try {
+        for (let i = 0; i < 10; i++) {
+          produced++;
+          yield [i * 2, i * 2 + 1];
+          await new Promise((r) => setImmediate(r));
+        }
+      } finally {
+        ended = true;
+      }
+    };
+    let release!: () => void;
+    const until = new Promise<void>((r) => (release = r));
+    const walk = prefetch(source(), until, 6);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(produced).toBe(3); // 6 items, then it waits for the reader
+    release();
+    const got: number[] = [];
+    for await (const batch of walk) got.push(...batch);
+    expect(got).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(ended).toBe(true);
+  });
+
+  it('ends the walk when it is closed unread', async () => {
+    let ended = false;
+    const source = async function* (): AsyncGenerator<number[]> {
+      try {
+        for (;;) {
+          yield [1];
+          await new Promise((r) => setImmediate(r));
+        }
+      } finally {
+        ended = true;
+      }
+    };
+    const walk = prefetch(source(), Promise.reject(new Error('packages unreadable')), 100);
+    await walk.close();
+    expect(ended).toBe(true);
   });
 });
