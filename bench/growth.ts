@@ -125,14 +125,7 @@ async function main(): Promise<void> {
 
   const rows: string[] = [];
   rows.push(`${pad('files', 10)}${lpad('manifest s', 12)}${lpad('RSS MB', 9)}${lpad('µs/file', 9)}${lpad('warm scan s', 13)}${lpad('RSS MB', 9)}${lpad('µs/file', 9)}`);
-  // The largest tree once more with a smaller young generation (V8 otherwise lets it grow to
-  // 32 MB): what NODE_OPTIONS=--max-semi-space-size=4 buys a host where memory is tight.
-  const SMALL_YOUNG_GEN = '--max-semi-space-size=4';
-  const plan = trees.map((t) => ({ ...t, nodeOptions: '' }));
-  const largest = trees.at(-1);
-  if (largest) plan.push({ ...largest, nodeOptions: SMALL_YOUNG_GEN });
-  for (const { n, dir, nodeOptions } of plan) {
-    const env = nodeOptions ? { ...process.env, NODE_OPTIONS: nodeOptions } : process.env;
+  for (const { n, dir } of trees) {
     const work = path.join(CACHE, `growth-work-${process.pid}`);
     rmSync(work, { recursive: true, force: true });
     mkdirSync(work);
@@ -142,10 +135,10 @@ async function main(): Promise<void> {
     const warm: Run[] = [];
     try {
       for (let r = 0; r < runs; r++) {
-        process.stderr.write(`${n} files${nodeOptions ? ` (${nodeOptions})` : ''}, round ${r + 1}/${runs}\n`);
+        process.stderr.write(`${n} files, round ${r + 1}/${runs}\n`);
         rmSync(state, { recursive: true, force: true });
-        cold.push(timed(['node', agent, 'manifest', '--root', dir, '--out', manifest, '--state', state, '--quiet'], { env }));
-        warm.push(timed(['node', agent, 'scan', '--root', dir, '--manifest', manifest, '--state', state, '--quiet'], { env }));
+        cold.push(timed(['node', agent, 'manifest', '--root', dir, '--out', manifest, '--state', state, '--quiet']));
+        warm.push(timed(['node', agent, 'scan', '--root', dir, '--manifest', manifest, '--state', state, '--quiet']));
       }
     } finally {
       rmSync(work, { recursive: true, force: true });
@@ -153,9 +146,8 @@ async function main(): Promise<void> {
     const c = summarise('manifest', cold);
     const w = summarise('scan', warm);
     rows.push(
-      `${pad(nodeOptions ? `${n}*` : String(n), 10)}${lpad(c.seconds.toFixed(2), 12)}${lpad(c.rssMb.toFixed(0), 9)}${lpad(((c.seconds / n) * 1e6).toFixed(1), 9)}${lpad(w.seconds.toFixed(2), 13)}${lpad(w.rssMb.toFixed(0), 9)}${lpad(((w.seconds / n) * 1e6).toFixed(1), 9)}`,
+      `${pad(String(n), 10)}${lpad(c.seconds.toFixed(2), 12)}${lpad(c.rssMb.toFixed(0), 9)}${lpad(((c.seconds / n) * 1e6).toFixed(1), 9)}${lpad(w.seconds.toFixed(2), 13)}${lpad(w.rssMb.toFixed(0), 9)}${lpad(((w.seconds / n) * 1e6).toFixed(1), 9)}`,
     );
-    if (nodeOptions) rows.push(`* with NODE_OPTIONS=${nodeOptions}`);
   }
   if (trees.length > 0) process.stdout.write(`growth: synthetic trees (small files, ${PER_DIR} per folder); median of ${runs} runs, peak RSS over them\n${rows.join('\n')}\n\n`);
   process.stdout.write(`${bytesRun(big, bytesTree.files, bytesTree.mib, runs)}\n`);
