@@ -1,6 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { MANIFEST_SCHEMA } from '../shared/manifest.js';
-import type { FileRecord, Manifest } from '../shared/manifest.js';
+import type { FileRecord, Manifest, PackageRecord } from '../shared/manifest.js';
+import type { OwnedFile } from './collectors/types.js';
+import type { ObservedFile } from './fingerprint.js';
+import type { ManifestHeader } from './manifest-stream.js';
 import type { Policy } from '../shared/policy.js';
 import type { ObserveResult } from './observe.js';
 import type { Root } from './root.js';
@@ -12,17 +15,24 @@ export interface ImageIdentity {
 
 /** Turns an observation of an image root into its manifest. Pure. */
 export function manifestFromObservation(obs: ObserveResult, policy: Policy, image: ImageIdentity, createdAt: Date): Manifest {
-  const files: FileRecord[] = obs.files.map(({ unreadable: _skip, ...record }) => {
-    const owner = record.rawPath === undefined ? obs.owned.get(record.path)?.owner : undefined;
-    return owner ? { ...record, owner } : record;
-  });
+  return { ...manifestHeader(obs.packages, policy, image, createdAt), files: obs.files.map((f) => manifestRecord(f, obs.owned)) };
+}
+
+/** Everything of the manifest but its files. Pure. */
+export function manifestHeader(packages: readonly PackageRecord[], policy: Policy, image: ImageIdentity, createdAt: Date): ManifestHeader {
   return {
     schema: MANIFEST_SCHEMA,
     image: { ...image, createdAt: createdAt.toISOString(), source: 'root' },
     policy,
-    packages: [...obs.packages].sort((a, b) => a.ecosystem.localeCompare(b.ecosystem) || a.name.localeCompare(b.name)),
-    files,
+    packages: [...packages].sort((a, b) => a.ecosystem.localeCompare(b.ecosystem) || a.name.localeCompare(b.name)),
   };
+}
+
+/** The manifest's record of one observed path: no read error, plus the package that owns it. Pure. */
+export function manifestRecord(file: ObservedFile, owned: ReadonlyMap<string, OwnedFile>): FileRecord {
+  const { unreadable: _skip, ...record } = file;
+  const owner = record.rawPath === undefined ? owned.get(record.path)?.owner : undefined;
+  return owner ? { ...record, owner } : record;
 }
 
 /** A name for an image nobody named: `debian-12` from the root's os-release, else `image`. */

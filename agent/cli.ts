@@ -4,14 +4,22 @@ import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { QuicksandError, isQuicksandError } from '../shared/errors.js';
 import { defaultPolicy } from '../shared/policy.js';
-import { defaultImageName, manifestFromObservation } from './build-manifest.js';
+import { defaultImageName, manifestHeader, manifestRecord } from './build-manifest.js';
+import { TreeWalker } from './fingerprint.js';
+import type { FingerprintOptions } from './fingerprint.js';
 import { formatReport } from './format-report.js';
 import { kiwiImageIdentity, manifestFromKiwi, parseKiwiPackages, parseKiwiVerified } from './import-kiwi.js';
 import { manifestFromSbom, parseSbom } from './import-sbom.js';
 import { readManifestFile, writeManifestFile } from './manifest-io.js';
-import { observe } from './observe.js';
+import { openManifestSource, writeManifestStream } from './manifest-stream.js';
+import { collectPackages } from './observe.js';
+import { PREFETCH_PATHS, prefetch } from './prefetch.js';
+import { lowerPriority } from './priority.js';
 import { openRoot } from './root.js';
-import { scanRoot } from './scan.js';
+import type { Root } from './root.js';
+import { scanRoot, scanSource } from './scan.js';
+import { openStatCache } from './stat-cache.js';
+import type { StatCache } from './stat-cache.js';
 import { DEFAULT_SCHEDULE, enrollCommand, runCommand, sendReport } from './stream-commands.js';
 
 export interface CliIo {
@@ -32,10 +40,10 @@ export const DEFAULT_STATE_DIR = '/var/lib/quicksand';
 const USAGE = `quicksand-agent — does this host still match its image?
 
 Usage:
-  quicksand-agent manifest --root DIR --out FILE [--name N --image-version V]
+  quicksand-agent manifest --root DIR --out FILE [--name N --image-version V] [--state DIR]
   quicksand-agent manifest --from-kiwi FILE.packages [--verified FILE.verified] --out FILE
   quicksand-agent manifest --from-sbom FILE.json --out FILE
-  quicksand-agent scan --root DIR --manifest FILE [--json] [--send]
+  quicksand-agent scan --root DIR --manifest FILE [--json] [--send] [--state DIR]
   quicksand-agent audit [--root DIR] [--state DIR] [--json]
   quicksand-agent enroll --server URL --secret S [--state DIR]
   quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR]
@@ -54,7 +62,7 @@ Run \`quicksand-agent COMMAND --help\` for the options of one command.
 `;
 
 const HELP: Record<string, string> = {
-  manifest: `Usage: quicksand-agent manifest --root DIR --out FILE [--name N] [--image-version V]
+  manifest: `Usage: quicksand-agent manifest --root DIR --out FILE [--name N] [--image-version V] [--state DIR]
        quicksand-agent manifest --from-kiwi FILE.packages [--verified FILE.verified] --out FILE
        quicksand-agent manifest --from-sbom FILE.json --out FILE
 
@@ -77,12 +85,21 @@ Options:
   --out FILE            where to write the manifest; a name ending in .gz is gzipped
   --name N              image name (default: from the root's os-release, e.g. debian-12)
   --image-version V     image version (default: today's date, e.g. 2026-11-29)
+  --state DIR           the agent's state folder, where the stat cache lives
+                        (default: ${DEFAULT_STATE_DIR}); files whose size, times and
+                        inode did not change since they were last hashed are not read again
+  --max-rate N          walk at most N paths per second (default: no limit)
+  --max-bytes-rate N    hash at most N bytes per second; K, M, G suffixes (default: no limit)
+  --nice N              run at CPU nice level N (0-19) with a matching I/O priority;
+                        19 reads only when the disk is otherwise idle
+  --cross-mounts        also walk other filesystems mounted below the tracked folders
+                        (kernel pseudo filesystems such as /proc are never walked)
   -q, --quiet           no progress or summary on stderr
 
 Example:
   quicksand-agent manifest --root /mnt/image --name web --image-version 42 --out web-42.json.gz
 `,
-  scan: `Usage: quicksand-agent scan --root DIR --manifest FILE [--json] [--send]
+  scan: `Usage: quicksand-agent scan --root DIR --manifest FILE [--json] [--send] [--state DIR]
 
 Compares what the root really holds with the manifest of its image and reports
 every difference: packages added, removed or changed, and files added, removed,
@@ -98,11 +115,19 @@ Options:
   --json                print the quicksand.report/v1 document instead of the summary
   --send                also deliver the report to the server this agent is enrolled
                         with, through the outbox; waits for the server's ack
-  --state DIR           the agent's state folder, for --send (default: ${DEFAULT_STATE_DIR})
+  --state DIR           the agent's state folder (default: ${DEFAULT_STATE_DIR}): the stat
+                        cache (files whose size, times and inode did not change since they
+                        were last hashed are not read again) and the outbox of --send
   --config FILE         the agent's identity, for --send (default: agent.json in the
                         state folder, else /etc/quicksand/agent.json)
   --timeout SECONDS     how long --send waits for the ack (default: 120); the report
                         stays in the outbox when it runs out, and goes with the next send
+  --max-rate N          walk at most N paths per second (default: no limit)
+  --max-bytes-rate N    hash at most N bytes per second; K, M, G suffixes (default: no limit)
+  --nice N              run at CPU nice level N (0-19) with a matching I/O priority;
+                        19 reads only when the disk is otherwise idle
+  --cross-mounts        also walk other filesystems mounted below the tracked folders
+                        (kernel pseudo filesystems such as /proc are never walked)
   -q, --quiet           no progress on stderr
 
 Exit codes: 0 no drift (info findings only at most), 1 drift, 2 error (also when
@@ -119,8 +144,16 @@ the root against that baseline. Delete the baseline to take a new one.
 
 Options:
   --root DIR            root folder to audit (default: /)
-  --state DIR           the agent's state folder (default: ${DEFAULT_STATE_DIR})
+  --state DIR           the agent's state folder: baseline and stat cache
+                        (default: ${DEFAULT_STATE_DIR}); files whose size, times and
+                        inode did not change since they were last hashed are not read again
   --json                print the report as JSON
+  --max-rate N          walk at most N paths per second (default: no limit)
+  --max-bytes-rate N    hash at most N bytes per second; K, M, G suffixes (default: no limit)
+  --nice N              run at CPU nice level N (0-19) with a matching I/O priority;
+                        19 reads only when the disk is otherwise idle
+  --cross-mounts        also walk other filesystems mounted below the tracked folders
+                        (kernel pseudo filesystems such as /proc are never walked)
   -q, --quiet           no progress on stderr
 
 Exit codes: 0 no drift (or baseline just taken), 1 drift, 2 error.
@@ -163,9 +196,18 @@ Stops on SIGINT/SIGTERM.
 };
 
 const COMMON = { help: { type: 'boolean', short: 'h' }, quiet: { type: 'boolean', short: 'q' } } as const;
+// How much a walk may cost, and where its stat cache lives: the same on every walking command.
+const COST = {
+  state: { type: 'string' },
+  'max-rate': { type: 'string' },
+  'max-bytes-rate': { type: 'string' },
+  nice: { type: 'string' },
+  'cross-mounts': { type: 'boolean' },
+} as const;
 const OPTIONS = {
   manifest: {
     ...COMMON,
+    ...COST,
     root: { type: 'string' },
     out: { type: 'string' },
     name: { type: 'string' },
@@ -176,15 +218,15 @@ const OPTIONS = {
   },
   scan: {
     ...COMMON,
+    ...COST,
     root: { type: 'string' },
     manifest: { type: 'string' },
     json: { type: 'boolean' },
     send: { type: 'boolean' },
-    state: { type: 'string' },
     config: { type: 'string' },
     timeout: { type: 'string' },
   },
-  audit: { ...COMMON, root: { type: 'string' }, state: { type: 'string' }, json: { type: 'boolean' } },
+  audit: { ...COMMON, ...COST, root: { type: 'string' }, json: { type: 'boolean' } },
   enroll: { ...COMMON, server: { type: 'string' }, secret: { type: 'string' }, state: { type: 'string' }, config: { type: 'string' }, force: { type: 'boolean' } },
   run: {
     ...COMMON,
@@ -253,7 +295,8 @@ function reportError(err: unknown, cmd: string, io: CliIo): number {
   return EXIT_ERROR;
 }
 
-interface ManifestArgs {
+interface CostArgs { state?: string; 'max-rate'?: string; 'max-bytes-rate'?: string; nice?: string; 'cross-mounts'?: boolean }
+interface ManifestArgs extends CostArgs {
   root?: string;
   out?: string;
   name?: string;
@@ -263,10 +306,10 @@ interface ManifestArgs {
   'from-sbom'?: string;
   quiet?: boolean;
 }
-interface ScanArgs { root?: string; manifest?: string; json?: boolean; quiet?: boolean; send?: boolean; state?: string; config?: string; timeout?: string }
+interface ScanArgs extends CostArgs { root?: string; manifest?: string; json?: boolean; quiet?: boolean; send?: boolean; config?: string; timeout?: string }
 interface EnrollArgs { server?: string; secret?: string; state?: string; config?: string; force?: boolean }
 interface RunArgs { root?: string; manifest?: string; state?: string; config?: string; schedule?: string; heartbeat?: string; 'reconnect-max'?: string; quiet?: boolean }
-interface AuditArgs { root?: string; state?: string; json?: boolean; quiet?: boolean }
+interface AuditArgs extends CostArgs { root?: string; json?: boolean; quiet?: boolean }
 
 function required(value: string | undefined, flag: string): string {
   if (value === undefined || value === '') throw new QuicksandError('USAGE', `${flag} is required`);
@@ -292,17 +335,40 @@ async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<number> {
   await assertWritableDir(path.dirname(path.resolve(out)), '--out');
   const t0 = performance.now();
   const policy = defaultPolicy();
-  const obs = await observe(root, policy, { onProgress: progress(io, args.quiet, 'manifest') });
+  const walk = walkOptions(args, root, io);
+  // The walk starts (and its hashing threads boot) while the package databases are read.
+  const walker = new TreeWalker(root, policy, { ...walk.options, onProgress: progress(io, args.quiet, 'manifest') });
+  const collecting = collectPackages(root);
+  walker.shareWith(collecting);
+  const walked = prefetch(walker.batches(), collecting, PREFETCH_PATHS);
+  let pkgs;
+  try {
+    pkgs = await collecting;
+  } catch (err) {
+    await walked.close();
+    walk.close(0);
+    throw err;
+  }
   const image = {
     name: args.name ?? (await defaultImageName(root)),
     version: args['image-version'] ?? new Date().toISOString().slice(0, 10),
   };
-  const manifest = manifestFromObservation(obs, policy, image, new Date());
-  await writeManifestFile(out, manifest);
+  // Streamed straight from the walk to the file: a tree of any size costs the same memory.
+  const owned = pkgs.owned;
+  const records = async function* () {
+    for await (const batch of walked) yield batch.map((f) => manifestRecord(f, owned));
+  };
+  let count: number;
+  try {
+    count = await writeManifestStream(out, manifestHeader(pkgs.packages, policy, image, new Date()), records());
+  } finally {
+    await walked.close();
+    walk.close(walker.stats.files);
+  }
   if (!args.quiet) {
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
-    io.stderr(`${io.interactive ? '\r' : ''}wrote ${out}: image ${image.name} ${image.version}, ${manifest.packages.length} packages, ${manifest.files.length} paths, in ${secs} s\n`);
-    for (const w of obs.warnings.slice(0, 10)) io.stderr(`  warning: ${w.code} ${w.path ?? ''}: ${w.message}\n`);
+    io.stderr(`${io.interactive ? '\r' : ''}wrote ${out}: image ${image.name} ${image.version}, ${pkgs.packages.length} packages, ${count} paths, in ${secs} s\n`);
+    for (const w of [...pkgs.warnings, ...walker.warnings].slice(0, 10)) io.stderr(`  warning: ${w.code} ${w.path ?? ''}: ${w.message}\n`);
   }
   return EXIT_CLEAN;
 }
@@ -351,8 +417,15 @@ async function readInput(file: string, flag: string): Promise<string> {
 async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   const manifestFile = required(args.manifest, '--manifest');
   const root = await openRoot(args.root ?? '/');
-  const manifest = await readManifestFile(manifestFile);
-  const report = await scanRoot(root, manifest, { onProgress: progress(io, args.quiet, 'scan') });
+  const walk = walkOptions(args, root, io);
+  let report;
+  let files = 0;
+  try {
+    const source = await openManifestSource(manifestFile);
+    report = await scanSource(root, source, { ...walk.options, onProgress: progress(io, args.quiet, 'scan'), onStats: (s) => (files = s.files) });
+  } finally {
+    walk.close(files);
+  }
   if (io.interactive && !args.quiet) io.stderr('\r\x1b[K');
   io.stdout(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, manifestFile));
   if (args.send) {
@@ -361,6 +434,54 @@ async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
     await sendReport(report, { state: path.resolve(args.state ?? DEFAULT_STATE_DIR), config: args.config, timeoutMs: timeout * 1000, image: report.image }, io);
   }
   return report.summary.status === 'clean' ? EXIT_CLEAN : EXIT_DRIFT;
+}
+
+/** Parses a count with an optional K/M/G suffix (powers of 1024). */
+export function parseAmount(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)([kmg])?i?b?$/i.exec(text.trim());
+  if (!m) throw new QuicksandError('USAGE', `${flag} expects a number like 5000 or 50M, not "${text}"`);
+  const scale = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2] ?? '').toLowerCase() as 'k' | 'm' | 'g'] ?? 1;
+  const value = Math.floor(Number(m[1]) * scale);
+  if (value <= 0) throw new QuicksandError('USAGE', `${flag} must be above 0`);
+  return value;
+}
+
+/**
+ * The walk options every walking command shares: stat cache, budget, priority. A state folder
+ * given with --state must work; the default one may not exist for a non-root user building an
+ * image, and then the walk simply runs without a cache.
+ */
+function walkOptions(args: CostArgs & { quiet?: boolean }, root: Root, io: CliIo): { options: FingerprintOptions; close: (filesSeen: number) => void } {
+  const filesPerSec = parseAmount(args['max-rate'], '--max-rate');
+  const bytesPerSec = parseAmount(args['max-bytes-rate'], '--max-bytes-rate');
+  let nice: number | undefined;
+  if (args.nice !== undefined) {
+    nice = Number(args.nice);
+    if (!Number.isInteger(nice) || nice < 0 || nice > 19) throw new QuicksandError('USAGE', `--nice expects a level from 0 to 19, not "${args.nice}"`);
+    for (const problem of lowerPriority(nice)) io.stderr(`quicksand-agent: warning: ${problem}\n`);
+  }
+  let cache: StatCache | undefined;
+  try {
+    cache = openStatCache(path.resolve(args.state ?? DEFAULT_STATE_DIR), root.dir === '' ? '/' : root.dir);
+  } catch (err) {
+    if (args.state !== undefined) throw err;
+    if (!args.quiet) io.stderr(`quicksand-agent: warning: ${(err as Error).message}; every file is hashed\n`);
+  }
+  const options: FingerprintOptions = {
+    ...(cache ? { cache } : {}),
+    ...(filesPerSec || bytesPerSec ? { budget: { ...(filesPerSec ? { filesPerSec } : {}), ...(bytesPerSec ? { bytesPerSec } : {}) } } : {}),
+    ...(nice ? { nice } : {}),
+    ...(args['cross-mounts'] ? { crossMounts: true } : {}),
+  };
+  return {
+    options,
+    close: (filesSeen) => {
+      if (!cache) return;
+      if (filesSeen > 0) cache.prune(filesSeen);
+      cache.close();
+    },
+  };
 }
 
 async function runDaemonCommand(args: RunArgs, io: CliIo): Promise<number> {
@@ -373,11 +494,21 @@ async function runDaemonCommand(args: RunArgs, io: CliIo): Promise<number> {
     manifestFile = path.join(state, 'baseline.manifest.json.gz');
     if (!(await exists(manifestFile))) {
       io.stderr(`No manifest given and no baseline yet: recording what ${root.dir || '/'} holds now.\n`);
-      await manifestCommand({ root: args.root ?? '/', out: manifestFile, quiet: true }, io);
+      await manifestCommand({ root: args.root ?? '/', out: manifestFile, quiet: true, state }, io);
     }
   }
   const manifest = await readManifestFile(manifestFile);
-  await runCommand(args, { state, root, manifest, scan: (r, m) => scanRoot(r, m) }, io);
+  // Every scheduled scan goes through the stat cache: only what changed since the last one is read.
+  const scan = async (r: Root, m: typeof manifest): Promise<Awaited<ReturnType<typeof scanRoot>>> => {
+    const walk = walkOptions({ state, quiet: true }, r, io);
+    let files = 0;
+    try {
+      return await scanRoot(r, m, { ...walk.options, onStats: (st) => (files = st.files) });
+    } finally {
+      walk.close(files);
+    }
+  };
+  await runCommand(args, { state, root, manifest, scan }, io);
   return EXIT_CLEAN;
 }
 
@@ -396,11 +527,11 @@ async function auditCommand(args: AuditArgs, io: CliIo): Promise<number> {
   const baseline = path.join(state, 'baseline.manifest.json.gz');
   if (!(await exists(baseline))) {
     io.stderr(`No baseline yet: recording what ${root} holds now as its expected state.\n`);
-    await manifestCommand({ root, out: baseline, quiet: args.quiet }, io);
+    await manifestCommand({ ...args, state, root, out: baseline }, io);
     io.stderr(`Baseline taken. Run \`quicksand-agent audit${args.state ? ` --state ${args.state}` : ''}\` again to see what changed since.\n`);
     return EXIT_CLEAN;
   }
-  return scanCommand({ root, manifest: baseline, json: args.json, quiet: args.quiet }, io);
+  return scanCommand({ ...args, state, root, manifest: baseline }, io);
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -1,6 +1,7 @@
-import type { Manifest, PackageRecord, PackageRef } from '../shared/manifest.js';
+import type { FileRecord, Manifest, PackageRecord, PackageRef } from '../shared/manifest.js';
 import { pathKey } from '../shared/manifest.js';
 import { compileGlobs, isUnder } from '../shared/policy.js';
+import type { Policy } from '../shared/policy.js';
 import { compareSeverity, maxSeverity } from '../shared/findings.js';
 import type { Severity } from '../shared/findings.js';
 import type { Finding } from '../shared/report.js';
@@ -24,12 +25,15 @@ export type Verdict = 'match' | 'mismatch';
 /** Package-owned files that must be checked against the package database's own digest. */
 export function selectForVerification(manifest: Manifest, obs: Observation): ObservedFile[] {
   const expected = indexFiles(manifest);
-  return obs.files.filter((f) => {
-    if (f.type !== 'file' || f.sha256 === undefined || f.rawPath !== undefined) return false;
-    if (obs.owned.get(f.path)?.digest === undefined) return false;
-    // Content the manifest already vouches for needs no second opinion.
-    return expected.get(f.path)?.sha256 !== f.sha256;
-  });
+  return obs.files.filter((f) => needsVerification(f, expected.get(f.path), obs.owned));
+}
+
+/** One file of `selectForVerification`: `was` is the manifest's record of the same path. */
+export function needsVerification(f: ObservedFile, was: FileRecord | undefined, owned: ReadonlyMap<string, OwnedFile>): boolean {
+  if (f.type !== 'file' || f.sha256 === undefined || f.rawPath !== undefined) return false;
+  if (owned.get(f.path)?.digest === undefined) return false;
+  // Content the manifest already vouches for needs no second opinion.
+  return was?.sha256 !== f.sha256;
 }
 
 const SETID = 0o6000;
@@ -45,16 +49,54 @@ const isExecutable = (f: ObservedFile | undefined): boolean => f?.type === 'file
  * changed nests under that package's finding, so one install is one finding.
  */
 export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap<string, Verdict>): Finding[] {
-  const ignored = compileGlobs(manifest.policy.ignored);
-  const mutable = compileGlobs(manifest.policy.mutable);
-  const packageOnly = manifest.files.length === 0;
+  const pkgs = comparePackages(manifest.packages, obs.packages);
+  const rules = fileRules(manifest.policy, obs.owned, pkgs.unchanged, manifest.files.length === 0);
 
-  // Packages
-  const before = new Map(manifest.packages.map((p) => [pkgKey(p), p]));
-  const after = new Map(obs.packages.map((p) => [pkgKey(p), p]));
+  const expected = indexFiles(manifest);
+  const observed = new Map<string, ObservedFile>();
+  for (const f of obs.files) if (!rules.ignored(f.path)) observed.set(pathKey(f), f);
+  const fileFindings: FileFinding[] = [];
+
+  // Files: present now
+  for (const [key, now] of observed) {
+    const was = rules.packageOnly ? undefined : expected.get(key);
+    fileFindings.push(...comparePresent(rules, was, now, verdicts.get(now.path)));
+  }
+
+  // Files: gone
+  const gone: FileFinding[] = [];
+  if (!rules.packageOnly) {
+    for (const was of manifest.files) {
+      if (observed.has(pathKey(was)) || rules.ignored(was.path)) continue;
+      gone.push(compareGone(rules, was));
+    }
+  }
+  return finishFindings(pkgs.findings, resolveCauses(fileFindings, gone, observed, obs.owned), obs.changeSets ?? []);
+}
+
+/**
+ * The last, whole-scan steps shared by `diff` and the streaming scan: folders made for one
+ * package join it, files nest under their package's finding, packages get their change set.
+ */
+export function finishFindings(pkgFindings: Map<string, Finding>, fileFindings: FileFinding[], changeSets: readonly ChangeSet[]): Finding[] {
+  attributeFolders(fileFindings);
+  const top = nestFindings(pkgFindings, fileFindings);
+  attributeChangeSets(top, changeSets);
+  return top;
+}
+
+/** Package findings by `ecosystem:name`, and whether a package kept its version. */
+export interface PackageComparison {
+  findings: Map<string, Finding>;
+  unchanged: (o: PackageRef | undefined) => boolean;
+}
+
+export function comparePackages(manifestPackages: readonly PackageRecord[], observedPackages: readonly PackageRecord[]): PackageComparison {
+  const before = new Map(manifestPackages.map((p) => [pkgKey(p), p]));
+  const after = new Map(observedPackages.map((p) => [pkgKey(p), p]));
   const pkgFindings = new Map<string, Finding>();
-  const versionBefore = new Map(manifest.packages.map((p) => [pkgId(p), p.version]));
-  const versionAfter = new Map(obs.packages.map((p) => [pkgId(p), p.version]));
+  const versionBefore = new Map(manifestPackages.map((p) => [pkgId(p), p.version]));
+  const versionAfter = new Map(observedPackages.map((p) => [pkgId(p), p.version]));
   const matched = new Set<string>();
   for (const [key, p] of after) {
     // An SBOM often names no architecture: such a record matches the package of any arch.
@@ -75,95 +117,135 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
     }
     if (!added) pkgFindings.set(pkgId(p), { kind: 'package-removed', severity: 'high', ecosystem: p.ecosystem, name: p.name, before: p.version });
   }
-  const packageUnchanged = (o: PackageRef | undefined): boolean =>
+  const unchanged = (o: PackageRef | undefined): boolean =>
     o !== undefined && versionBefore.get(pkgId(o)) !== undefined && versionBefore.get(pkgId(o)) === versionAfter.get(pkgId(o));
+  return { findings: pkgFindings, unchanged };
+}
 
-  const expected = indexFiles(manifest);
-  const observed = new Map<string, ObservedFile>();
-  for (const f of obs.files) if (!ignored(f.path)) observed.set(pathKey(f), f);
-  const fileFindings: Array<{ finding: Finding; cause?: PackageRef | undefined }> = [];
-  // Several packages may explain a change (the new and the old end of an alternatives link):
-  // the first one that changed itself takes the finding.
-  const add = (finding: Finding, ...causes: Array<PackageRef | undefined>): void => {
-    const refs = causes.filter((c): c is PackageRef => c !== undefined);
-    fileFindings.push({ finding, cause: refs.find((c) => pkgFindings.has(pkgId(c))) ?? refs[0] });
+/** What the per-path rules need to know about the whole scan; built once per scan. */
+export interface FileRules {
+  ignored: (path: string) => boolean;
+  mutable: (path: string) => boolean;
+  owned: ReadonlyMap<string, OwnedFile>;
+  packageUnchanged: (o: PackageRef | undefined) => boolean;
+  /** A package-only manifest (KIWI, SBOM) has no file records: package verification stands in. */
+  packageOnly: boolean;
+}
+
+export function fileRules(policy: Policy, owned: ReadonlyMap<string, OwnedFile>, packageUnchanged: (o: PackageRef | undefined) => boolean, packageOnly: boolean): FileRules {
+  return { ignored: compileGlobs(policy.ignored), mutable: compileGlobs(policy.mutable), owned, packageUnchanged, packageOnly };
+}
+
+/**
+ * A file finding and the package that explains it. `linkedFrom` is set when no package owns the
+ * path: its cause may still be found by following its update-alternatives links; `formerTarget`
+ * is where a changed alternatives link pointed before (`resolveCauses` settles both).
+ */
+export interface FileFinding {
+  finding: Finding;
+  cause?: PackageRef | undefined;
+  linkedFrom?: ObservedFile;
+  formerTarget?: string;
+  /** Other packages that could explain it; the first with a package finding of its own wins. */
+  alternatives?: PackageRef[];
+}
+
+/** The findings of one path that exists now; `was` is the manifest's record of it, if any. Pure. */
+export function comparePresent(rules: FileRules, was: FileRecord | undefined, now: ObservedFile, verdict: Verdict | undefined): FileFinding[] {
+  const out: FileFinding[] = [];
+  const owned = now.rawPath === undefined ? rules.owned.get(now.path) : undefined;
+  const owner = owned?.owner;
+  const base = { path: now.path, ...(now.rawPath ? { rawPath: now.rawPath } : {}), ...(owner ? { owner } : {}) };
+  const isMutable = rules.mutable(now.path);
+  if (rules.packageOnly || was !== undefined) {
+    const contentChanged = was
+      ? was.type === 'file' && now.type === 'file' && now.unreadable === undefined && was.sha256 !== now.sha256
+      : verdict === 'mismatch';
+    if (contentChanged) {
+      const { severity, reason } = modifiedSeverity(now, owned, rules.packageUnchanged(owner), verdict, isMutable);
+      out.push({ finding: { kind: 'file-modified', severity, ...base, ...(was?.sha256 ? { before: was.sha256 } : {}), ...(now.sha256 ? { after: now.sha256 } : {}), reason }, cause: owner });
+    }
+    if (was) {
+      const changed = metadataChanges(was, now);
+      if (changed) {
+        const { severity, reason } = metadataSeverity(was, now, owned, rules.packageUnchanged(owner), isMutable);
+        const formerTarget =
+          was.type === 'symlink' && was.target !== undefined && isUnder(was.path, '/etc/alternatives') ? joinTarget(was.path, was.target) : undefined;
+        out.push({
+          finding: { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason },
+          cause: owner,
+          ...(owner ? {} : { linkedFrom: now }),
+          ...(formerTarget ? { formerTarget } : {}),
+        });
+      }
+    } else if (owned) {
+      // No file record: what the package database recorded stands in for it (rpm -V's M, U, G, L).
+      const { unreadable: _skip, ...current } = now;
+      const recorded = {
+        ...current,
+        ...(owned.mode !== undefined && now.type === 'file' ? { mode: owned.mode } : {}),
+        ...(owned.uid !== undefined ? { uid: owned.uid } : {}),
+        ...(owned.gid !== undefined ? { gid: owned.gid } : {}),
+        ...(owned.target !== undefined && now.type === 'symlink' ? { target: owned.target } : {}),
+      };
+      const changed = metadataChanges(recorded, now);
+      if (changed) {
+        const { severity, reason } = metadataSeverity(recorded, now, owned, rules.packageUnchanged(owner), isMutable);
+        out.push({ finding: { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason }, cause: owner });
+      }
+    }
+    return out;
+  }
+  const { severity, reason } = addedSeverity(now, isMutable);
+  out.push({ finding: { kind: 'file-added', severity, ...base, reason }, cause: owner, ...(owner ? {} : { linkedFrom: now }) });
+  return out;
+}
+
+/** The finding of a manifest path that is gone (and not ignored). Pure. */
+export function compareGone(rules: FileRules, was: FileRecord): FileFinding {
+  const unchanged = rules.packageUnchanged(was.owner);
+  let severity: Severity = 'low';
+  let reason: string | undefined;
+  if (rules.mutable(was.path)) severity = 'info';
+  else if (was.owner && unchanged) {
+    severity = 'high';
+    reason = `installed by ${was.owner.ecosystem} package ${was.owner.name}, which did not change`;
+  } else if (isUnder(was.path, '/etc')) severity = 'medium';
+  return {
+    finding: { kind: 'file-removed', severity, path: was.path, ...(was.rawPath ? { rawPath: was.rawPath } : {}), ...(was.owner ? { owner: was.owner } : {}), ...(reason ? { reason } : {}) },
+    cause: was.owner,
   };
+}
 
-  // Files: present now
-  for (const [key, now] of observed) {
-    const owned = now.rawPath === undefined ? obs.owned.get(now.path) : undefined;
-    const owner = owned?.owner;
-    const base = { path: now.path, ...(now.rawPath ? { rawPath: now.rawPath } : {}), ...(owner ? { owner } : {}) };
-    const was = packageOnly ? undefined : expected.get(key);
-    if (packageOnly || was !== undefined) {
-      const verdict = verdicts.get(now.path);
-      const contentChanged = was
-        ? was.type === 'file' && now.type === 'file' && now.unreadable === undefined && was.sha256 !== now.sha256
-        : verdict === 'mismatch';
-      if (contentChanged) {
-        const { severity, reason } = modifiedSeverity(now, owned, packageUnchanged(owner), verdict, mutable(now.path));
-        add({ kind: 'file-modified', severity, ...base, ...(was?.sha256 ? { before: was.sha256 } : {}), ...(now.sha256 ? { after: now.sha256 } : {}), reason }, owner);
-      }
-      if (was) {
-        const changed = metadataChanges(was, now);
-        if (changed) {
-          const { severity, reason } = metadataSeverity(was, now, owned, packageUnchanged(owner), mutable(now.path));
-          add(
-            { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason },
-            owner,
-            alternativesCause(now, observed, obs.owned),
-            formerAlternativesCause(was, observed, expected),
-          );
-        }
-      } else if (owned) {
-        // No file record: what the package database recorded stands in for it (rpm -V's M, U, G, L).
-        const { unreadable: _skip, ...current } = now;
-        const recorded = {
-          ...current,
-          ...(owned.mode !== undefined && now.type === 'file' ? { mode: owned.mode } : {}),
-          ...(owned.uid !== undefined ? { uid: owned.uid } : {}),
-          ...(owned.gid !== undefined ? { gid: owned.gid } : {}),
-          ...(owned.target !== undefined && now.type === 'symlink' ? { target: owned.target } : {}),
-        };
-        const changed = metadataChanges(recorded, now);
-        if (changed) {
-          const { severity, reason } = metadataSeverity(recorded, now, owned, packageUnchanged(owner), mutable(now.path));
-          add({ kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason }, owner);
-        }
-      }
-      continue;
-    }
-    const cause = owner ?? alternativesCause(now, observed, obs.owned);
-    const { severity, reason } = addedSeverity(now, mutable(now.path));
-    add({ kind: 'file-added', severity, ...base, reason }, cause);
-  }
+/**
+ * Settles the causes of the findings of present paths, then appends the gone ones. A finding no
+ * package owns may be explained by its update-alternatives links: the package the link leads to
+ * now, or the one it led to before (often the package being removed). Several candidates: the
+ * first that has a package finding of its own takes it. `links` needs to hold only the tree's
+ * symbolic links (by path): nothing else is looked at.
+ */
+export function resolveCauses(present: readonly FileFinding[], gone: readonly FileFinding[], links: ReadonlyMap<string, ObservedFile>, owned: ReadonlyMap<string, OwnedFile>): FileFinding[] {
+  let goneOwners: Map<string, PackageRef> | undefined;
+  const formerOwner = (target: string): PackageRef | undefined => {
+    const path = resolveInTree(target, links);
+    goneOwners ??= new Map(gone.filter((g) => g.cause && g.finding.path).map((g) => [g.finding.path!, g.cause!]));
+    return owned.get(path)?.owner ?? goneOwners.get(path);
+  };
+  const out: FileFinding[] = present.map((ff) => {
+    if (ff.linkedFrom === undefined && ff.formerTarget === undefined) return ff;
+    const candidates = [ff.cause, ff.linkedFrom && alternativesCause(ff.linkedFrom, links, owned), ff.formerTarget && formerOwner(ff.formerTarget)];
+    const causes = candidates.filter((c): c is PackageRef => c !== undefined && c !== '');
+    return { finding: ff.finding, cause: causes[0], ...(causes.length > 1 ? { alternatives: causes.slice(1) } : {}) };
+  });
+  return [...out, ...gone];
+}
 
-  // Files: gone
-  if (!packageOnly) {
-    for (const was of manifest.files) {
-      const key = pathKey(was);
-      if (observed.has(key) || ignored(was.path)) continue;
-      const unchanged = packageUnchanged(was.owner);
-      let severity: Severity = 'low';
-      let reason: string | undefined;
-      if (mutable(was.path)) severity = 'info';
-      else if (was.owner && unchanged) {
-        severity = 'high';
-        reason = `installed by ${was.owner.ecosystem} package ${was.owner.name}, which did not change`;
-      } else if (isUnder(was.path, '/etc')) severity = 'medium';
-      add(
-        { kind: 'file-removed', severity, path: was.path, ...(was.rawPath ? { rawPath: was.rawPath } : {}), ...(was.owner ? { owner: was.owner } : {}), ...(reason ? { reason } : {}) },
-        was.owner,
-      );
-    }
-  }
-
-  attributeFolders(fileFindings);
-
-  // Nest files under the package finding that explains them.
+/** Nests files under the package finding that explains them; most severe first. */
+export function nestFindings(pkgFindings: Map<string, Finding>, fileFindings: readonly FileFinding[]): Finding[] {
   const top: Finding[] = [];
-  for (const { finding, cause } of fileFindings) {
-    const parent = cause ? pkgFindings.get(pkgId(cause)) : undefined;
+  for (const { finding, cause, alternatives } of fileFindings) {
+    const chosen = [cause, ...(alternatives ?? [])].find((c) => c !== undefined && pkgFindings.has(pkgId(c)));
+    const parent = chosen ? pkgFindings.get(pkgId(chosen)) : undefined;
     if (parent && finding.severity !== 'info') {
       (parent.changes ??= []).push(finding);
       parent.severity = maxSeverity(parent.severity, finding.severity);
@@ -173,7 +255,6 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
     p.changes?.sort(byPath);
     top.push(p);
   }
-  attributeChangeSets(top, obs.changeSets ?? []);
   return top.sort(bySeverity);
 }
 
@@ -182,7 +263,7 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
  * (`/usr/local/lib/python3.11/dist-packages` made by the first `pip install`), was made for that
  * package: it joins the package's finding instead of standing alone.
  */
-function attributeFolders(fileFindings: Array<{ finding: Finding; cause?: PackageRef | undefined }>): void {
+function attributeFolders(fileFindings: FileFinding[]): void {
   // '/' sorts before every other byte here, so a folder's entries follow it without a gap.
   const key = (e: { finding: Finding }): string => (e.finding.path ?? '').replaceAll('/', '\u0000');
   const sorted = [...fileFindings].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
@@ -283,7 +364,7 @@ function metadataChanges(was: Manifest['files'][number], now: ObservedFile): { b
  * update-alternatives links (`/usr/bin/nc -> /etc/alternatives/nc -> /bin/nc.openbsd`) are made
  * by a package's maintainer script: caused by the package the chain ends in, though not owned by it.
  */
-function alternativesCause(now: ObservedFile, observed: Map<string, ObservedFile>, owned: Map<string, OwnedFile>): PackageRef | undefined {
+function alternativesCause(now: ObservedFile, observed: ReadonlyMap<string, ObservedFile>, owned: ReadonlyMap<string, OwnedFile>): PackageRef | undefined {
   let path = now.path;
   let viaAlternatives = false;
   for (let hop = 0; hop < 4; hop++) {
@@ -295,18 +376,12 @@ function alternativesCause(now: ObservedFile, observed: Map<string, ObservedFile
   return viaAlternatives && path !== now.path ? owned.get(path)?.owner : undefined;
 }
 
-/** The package an alternatives link pointed into before it changed (the one being removed, often). */
-function formerAlternativesCause(was: Manifest['files'][number], observed: Map<string, ObservedFile>, expected: Map<string, Manifest['files'][number]>): PackageRef | undefined {
-  if (was.type !== 'symlink' || was.target === undefined || !isUnder(was.path, '/etc/alternatives')) return undefined;
-  return expected.get(resolveInTree(joinTarget(was.path, was.target), observed))?.owner;
-}
-
 function joinTarget(from: string, target: string): string {
   return target.startsWith('/') ? target : `${from.slice(0, from.lastIndexOf('/'))}/${target}`;
 }
 
 /** Normalises `..` and replaces folder links seen in the tree (`/bin -> usr/bin`) by their targets. */
-function resolveInTree(path: string, observed: Map<string, ObservedFile>): string {
+function resolveInTree(path: string, observed: ReadonlyMap<string, ObservedFile>): string {
   const out: string[] = [];
   const parts = path.split('/');
   for (let i = 0; i < parts.length; i++) {

@@ -5,13 +5,14 @@ import { COLLECTORS } from './collectors/index.js';
 import { packageId } from './collectors/read.js';
 import type { ChangeSet, Collected, Collector, OwnedFile } from './collectors/types.js';
 import { fingerprint } from './fingerprint.js';
-import type { FingerprintOptions } from './fingerprint.js';
+import type { FingerprintOptions, WalkStats } from './fingerprint.js';
 import type { Observation } from './differ.js';
 import type { Root } from './root.js';
 
 export interface ObserveResult extends Observation {
   warnings: ScanWarning[];
   bytesHashed: number;
+  stats: WalkStats;
 }
 
 export interface CollectedAll {
@@ -56,25 +57,28 @@ export function mergeCollected(results: ReadonlyArray<Collected | null>): Collec
 
 /** Reads every package database of `root`. The realtime watcher calls it alone when one changed. */
 export async function collectPackages(root: Root, collectors: readonly Collector[] = COLLECTORS): Promise<CollectedAll> {
-  const results: Array<Collected | null> = [];
   const failures: ScanWarning[] = [];
-  for (const collector of collectors) {
-    try {
-      results.push(await collector.collect(root));
-    } catch (err) {
-      // One unreadable database must not hide what the others and the fingerprint show.
-      failures.push({ code: 'COLLECTOR_FAILED', message: `${collector.ecosystem} packages not read: ${(err as Error).message}` });
-    }
-  }
+  // Read concurrently (their waits are file reads), merged in registry order by mergeCollected.
+  const results = await Promise.all(
+    collectors.map(async (collector): Promise<Collected | null> => {
+      try {
+        return await collector.collect(root);
+      } catch (err) {
+        // One unreadable database must not hide what the others and the fingerprint show.
+        failures.push({ code: 'COLLECTOR_FAILED', message: `${collector.ecosystem} packages not read: ${(err as Error).message}` });
+        return null;
+      }
+    }),
+  );
   const all = mergeCollected(results);
   all.warnings.push(...failures);
   return all;
 }
 
-/** Reads every package database, then fingerprints the tracked paths. */
+/** Reads every package database, then fingerprints the tracked paths, all into memory. */
 export async function observe(root: Root, policy: Policy, opts: FingerprintOptions & { collectors?: readonly Collector[] } = {}): Promise<ObserveResult> {
   const { packages, owned, changeSets, warnings } = await collectPackages(root, opts.collectors);
   const fp = await fingerprint(root, policy, opts);
   warnings.push(...fp.warnings);
-  return { packages, owned, changeSets, files: fp.files, warnings, bytesHashed: fp.bytesHashed };
+  return { packages, owned, changeSets, files: fp.files, warnings, bytesHashed: fp.bytesHashed, stats: fp.stats };
 }

@@ -1,0 +1,63 @@
+// Shared by the benchmarks: run a command under /usr/bin/time -v, take wall time and peak RSS,
+// and summarise repeated runs by their median (this machine is shared: medians, not means).
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+
+export interface Run {
+  seconds: number;
+  rssMb: number;
+  status: number | null;
+}
+
+export function timed(cmd: string[], opts: { shell?: boolean; okStatus?: number[]; env?: NodeJS.ProcessEnv } = {}): Run {
+  const argv = opts.shell ? ['/usr/bin/time', '-v', 'sh', '-c', cmd.join(' ')] : ['/usr/bin/time', '-v', ...cmd];
+  const t0 = performance.now();
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', maxBuffer: 1024 ** 3, env: opts.env ?? process.env });
+  const seconds = (performance.now() - t0) / 1000;
+  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr ?? '');
+  const ok = opts.okStatus ?? [0];
+  if (r.status === null || !ok.includes(r.status)) {
+    throw new Error(`${cmd.join(' ')} exited with ${r.status}:\n${(r.stderr ?? '').slice(-2000)}`);
+  }
+  return { seconds, rssMb: rss ? Number(rss[1]) / 1024 : NaN, status: r.status };
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export interface Summary {
+  label: string;
+  seconds: number;
+  rssMb: number;
+  runs: number[];
+}
+
+export function summarise(label: string, runs: Run[]): Summary {
+  return { label, seconds: median(runs.map((r) => r.seconds)), rssMb: Math.max(...runs.map((r) => r.rssMb)), runs: runs.map((r) => r.seconds) };
+}
+
+/** Single-core sha256 throughput of this process, bytes per second (Node's crypto, like the agent). */
+export function sha256Rate(): number {
+  const buf = Buffer.alloc(64 * 1024 * 1024, 7);
+  const rates: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    createHash('sha256').update(buf).update(buf).digest();
+    rates.push((2 * buf.length) / ((performance.now() - t0) / 1000));
+  }
+  return median(rates);
+}
+
+export const cores = availableParallelism();
+
+export function pad(text: string, n: number): string {
+  return text.length >= n ? text : text + ' '.repeat(n - text.length);
+}
+
+export function lpad(text: string, n: number): string {
+  return text.length >= n ? text : ' '.repeat(n - text.length) + text;
+}
