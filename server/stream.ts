@@ -99,13 +99,19 @@ export function createStream(opts: StreamOptions): Stream {
     metrics.connected++;
     let helloDone = false;
     let strikes = 0;
+    // Once the server decided to close, frames still in the pipe are not acted on.
+    let closing = false;
+    const closeWith = (code: number, reason: string): void => {
+      closing = true;
+      ws.close(code, reason);
+    };
 
     const fail = (code: WireErrorCode, message: string, seq?: number): void => {
       metrics.reject(metrics.framesRejected, code);
       const frame: ErrorFrame = { type: 'error', code, message: message.slice(0, 2000) };
       if (seq !== undefined) frame.seq = seq;
       send(ws, frame);
-      if (++strikes >= maxStrikes) ws.close(code === 'FRAME_TOO_LARGE' ? 1009 : CLOSE_POLICY, 'too many invalid frames');
+      if (++strikes >= maxStrikes) closeWith(code === 'FRAME_TOO_LARGE' ? 1009 : CLOSE_POLICY, 'too many invalid frames');
     };
 
     ws.on('pong', () => alive.add(ws));
@@ -120,6 +126,7 @@ export function createStream(opts: StreamOptions): Stream {
       }
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (closing) return;
       const receivedAt = opts.now();
       const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
       if (bytes > maxFrame) return fail('FRAME_TOO_LARGE', `frame of ${bytes} bytes is over the limit of ${maxFrame}`);
@@ -132,7 +139,7 @@ export function createStream(opts: StreamOptions): Stream {
         // A token speaks for exactly one host. This is not a mistake a correct agent makes.
         metrics.reject(metrics.framesRejected, 'HOST_MISMATCH');
         send(ws, { type: 'error', code: 'HOST_MISMATCH', message: `${frame.type}.agentId: this connection's token belongs to agent ${agentId}` });
-        ws.close(CLOSE_POLICY, 'frame for another host');
+        closeWith(CLOSE_POLICY, 'frame for another host');
         return;
       }
       switch (frame.type) {

@@ -214,9 +214,12 @@ describe('frames', () => {
     c.ws.send(reportFrame(a.agentId, 1, null, h(1)));
     c.ws.send(reportFrame(a.agentId, 2, h(99), h(2))); // names a predecessor that is not report 1
     c.ws.send(reportFrame(a.agentId, 4, h(2), h(4))); // report 3 never came
-    await c.next((f) => f.type === 'ack' && f.seq === 4);
+    c.ws.send(reportFrame(a.agentId, 1, null, h(11))); // seq 1 again, other content: a reset outbox
+    await c.next((f) => f.type === 'ack' && f.seq === 1 && c.frames.filter((x) => x.type === 'ack').length === 4);
     const findings = server.store.listFindings(a.agentId, { state: 'open' })!.filter((f) => f.kind === 'report-chain-broken');
-    expect(findings.map((f) => (f.detail as { seq: number }).seq)).toEqual([2, 4]);
+    expect(findings.map((f) => (f.detail as { seq: number }).seq)).toEqual([2, 4, 1]);
+    expect((findings[2]!.detail as { reason: string }).reason).toContain('sent again with other content');
+    expect(await storedSeqs(a.agentId)).toEqual([1, 2, 4]);
     expect(server.store.getHost(a.agentId, new Date())).toMatchObject({ status: 'pet' });
     c.ws.close();
   });

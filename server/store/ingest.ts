@@ -75,7 +75,13 @@ export function createIngest(db: Db): Ingest {
       body: JSON.stringify(report),
     });
     // (agent, seq) is unique: a replay after a lost ack changes nothing and is acked again.
-    if (inserted.changes === 0) return { type: 'report', seq: frame.seq, outcome: 'duplicate', chainBroken: false };
+    if (inserted.changes === 0) {
+      // The same seq with other content is no replay: the agent's history was reset or rewritten.
+      const stored = getReportHash.get(agentId, frame.seq);
+      const rewritten = stored !== undefined && stored.hash !== frame.hash;
+      if (rewritten) recordChainBreak(agentId, frame.seq, `report ${frame.seq} was sent again with other content (${frame.hash}, stored ${stored.hash}): the agent's outbox was reset or rewritten`, now, 'replay');
+      return { type: 'report', seq: frame.seq, outcome: 'duplicate', chainBroken: rewritten };
+    }
 
     const chainBroken = checkChain(agentId, frame, now);
     for (const f of report.findings) saveFinding(agentId, 'scan', f, frame.seq, now);
@@ -117,20 +123,24 @@ export function createIngest(db: Db): Ingest {
       else if (prev.hash !== frame.prevHash) problem = `report ${frame.seq} names predecessor ${frame.prevHash ?? 'none'}, the stored report ${frame.seq - 1} is ${prev.hash}`;
     }
     if (problem === null) return false;
+    recordChainBreak(agentId, frame.seq, problem, now, 'link');
+    return true;
+  }
+
+  function recordChainBreak(agentId: string, seq: number, reason: string, now: string, what: 'link' | 'replay'): void {
     upsertFinding.run({
       hostId: agentId,
-      key: `${CHAIN_FINDING_KIND}|${frame.seq}`,
+      key: `${CHAIN_FINDING_KIND}|${what}|${seq}`,
       source: 'server',
       kind: CHAIN_FINDING_KIND,
       severity: 'high',
       ecosystem: null,
       name: null,
       path: null,
-      detail: JSON.stringify({ seq: frame.seq, reason: problem }),
+      detail: JSON.stringify({ seq, reason }),
       seen: now,
-      seq: frame.seq,
+      seq,
     });
-    return true;
   }
 
   function saveFinding(agentId: string, source: 'scan', f: Finding, seq: number, now: string): void {
