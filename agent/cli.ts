@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { QuicksandError, isQuicksandError } from '../shared/errors.js';
 import { defaultPolicy } from '../shared/policy.js';
-import { defaultImageName, manifestHeader, manifestRecord } from './build-manifest.js';
+import { defaultImageName, intoManifestRecord, manifestHeader } from './build-manifest.js';
 import { TreeWalker } from './fingerprint.js';
 import type { FingerprintOptions } from './fingerprint.js';
 import { formatReport } from './format-report.js';
@@ -356,7 +356,7 @@ async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<number> {
   // Streamed straight from the walk to the file: a tree of any size costs the same memory.
   const owned = pkgs.owned;
   const records = async function* () {
-    for await (const batch of walked) yield batch.map((f) => manifestRecord(f, owned));
+    for await (const batch of walked) yield batch.map((f) => intoManifestRecord(f, owned));
   };
   let count: number;
   try {

@@ -170,7 +170,7 @@ export class TreeWalker {
           // undefined: vanished between readdir and lstat, so it is simply not there any more
           if (est === undefined) continue;
           const inside = item.host.subarray(skip);
-          const rec = this.visit(inside, item.text, est);
+          const rec = this.visit(item.host, inside, item.text, est);
           if (rec.type !== 'dir') continue;
           if (est.dev !== topDev) {
             if (!this.opts.crossMounts) {
@@ -239,22 +239,22 @@ export class TreeWalker {
     }
   }
 
-  private visit(inside: Buffer, text: string, st: Stats): ObservedFile {
+  private visit(host: Buffer, inside: Buffer, text: string, st: Stats): ObservedFile {
     const rec = toRecord(inside, text, st);
     this.stats.files++;
     const entry: Entry = { rec };
     this.queue.push(entry);
     if (rec.type === 'symlink') {
       try {
-        rec.target = (readlinkSync(this.host(inside), { encoding: 'buffer' }) as Buffer).toString('utf8');
+        rec.target = (readlinkSync(host, { encoding: 'buffer' }) as Buffer).toString('utf8');
       } catch (err) {
         this.warnings.push(warn(err, rec.path));
       }
-    } else if (rec.type === 'file') this.fileContent(entry, inside, st);
+    } else if (rec.type === 'file') this.fileContent(entry, host, inside, st);
     return rec;
   }
 
-  private fileContent(entry: Entry, inside: Buffer, st: Stats): void {
+  private fileContent(entry: Entry, host: Buffer, inside: Buffer, st: Stats): void {
     const key = st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
     if (key !== undefined) {
       const shared = this.links.get(key);
@@ -277,7 +277,7 @@ export class TreeWalker {
       if (key !== undefined) this.links.set(key, { job: { host: inside, stat, links: [], done: true, sha256: cached }, remaining: st.nlink - 1 });
       return;
     }
-    const job: Job = { host: this.host(inside), stat, links: [entry.rec], done: false };
+    const job: Job = { host, stat, links: [entry.rec], done: false };
     entry.job = job;
     if (key !== undefined) this.links.set(key, { job, remaining: st.nlink - 1 });
     this.batch.push(job);
@@ -319,10 +319,8 @@ export class TreeWalker {
         this.warnings.push({ code: 'CHANGED_DURING_SCAN', path: rec.path, message: job.unreadable });
       } else {
         job.sha256 = result.sha256;
-        if (this.opts.cache && ctimeMs < this.startedAt - this.racyMs) {
-          const raw = rec.rawPath === undefined ? Buffer.from(rec.path) : Buffer.from(rec.rawPath, 'base64');
-          this.opts.cache.remember(raw, st, result.sha256);
-        }
+        // The path inside the root is the tail of the host path the job already holds.
+        if (this.opts.cache && ctimeMs < this.startedAt - this.racyMs) this.opts.cache.remember(job.host.subarray(this.rootBuf.length), st, result.sha256);
       }
     } else {
       job.unreadable = result.error;

@@ -48,7 +48,7 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   try {
     pkgs = await collecting;
   } catch (err) {
-    await walk.close(); // its hashing threads would keep the process alive
+    await walk.close(); // end the walk already under way, and its hashing threads
     throw err;
   }
   const packages = comparePackages(header.packages, pkgs.packages);
