@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { reapplyHeapFlags } from './heap-flags.js';
 
 /** What hashing one regular file gave: its digest and the stat it was read under, or why not. */
 export type HashResult =
@@ -155,6 +156,7 @@ export class HashPool {
   private spawn(): Slot {
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { nice: this.nice, chunk: this.chunk } });
     worker.unref();
+    worker.once('online', reapplyHeapFlags);
     const slot: Slot = { worker, inFlight: 0 };
     worker.on('message', (m: { id: number; results: HashResult[] }) => {
       const w = this.waiting.get(m.id);
