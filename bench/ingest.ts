@@ -15,7 +15,9 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SERVER = path.join(REPO, 'dist/server/main.js');
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
 const AGENTS = Number(args.get('agents') ?? 5000);
-const RATE = Number(args.get('rate') ?? 2500);
+// The target is >= 2,000 reports/s stored with p99 ack <= 250 ms: offer a little above it.
+// `--rate=2500` shows where this 2-core machine starts to queue (p99 about 370 ms there).
+const RATE = Number(args.get('rate') ?? 2100);
 const SECONDS = Number(args.get('seconds') ?? 30);
 const DEADLINE_MS = 10 * 60_000;
 // --profile=DIR: run the first server with --cpu-prof, stop it cleanly after the steady phase
