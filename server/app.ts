@@ -3,7 +3,9 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Context } from 'hono';
 import type { z } from 'zod';
-import { findingsQuerySchema, hostsQuerySchema } from '../shared/api.js';
+import { alertsQuerySchema, findingsQuerySchema, hostsQuerySchema } from '../shared/api.js';
+import { parseAlertSink } from '../shared/alerts.js';
+import type { AlertSink } from '../shared/alerts.js';
 import type { ApiRoleName } from '../shared/api.js';
 import { QuicksandError, isQuicksandError } from '../shared/errors.js';
 import type { ErrorCode } from '../shared/errors.js';
@@ -24,6 +26,8 @@ export interface AppDeps {
 // The one place error codes become HTTP statuses.
 const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 503>> = {
   QUERY_INVALID: 400,
+  ALERT_SINK_INVALID: 400,
+  RULES_INVALID: 400,
   MANIFEST_INVALID: 400,
   MANIFEST_SCHEMA_VERSION: 400,
   MANIFEST_UNREADABLE: 400,
@@ -42,6 +46,26 @@ function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
   if (!result.success) throw new QuicksandError('QUERY_INVALID', `${what}: ${formatIssues(result.error).replaceAll('\n', '; ')}`);
   return result.data;
+}
+
+async function jsonBody(c: Context<Env>): Promise<unknown> {
+  try {
+    return await c.req.json();
+  } catch {
+    throw new QuicksandError('QUERY_INVALID', 'body: expected JSON');
+  }
+}
+
+/** A sink as the API shows it: the credential (secret, routing key, Slack URL) never leaves. */
+function redactSink(sink: AlertSink): Record<string, unknown> {
+  switch (sink.type) {
+    case 'webhook':
+      return { ...sink, secret: '(set)' };
+    case 'pagerduty':
+      return { ...sink, routingKey: `…${sink.routingKey.slice(-4)}` };
+    case 'slack':
+      return { ...sink, url: `${new URL(sink.url).origin}/…` };
+  }
 }
 
 function requireRole(c: Context<Env>, roles: readonly ApiRoleName[]): void {
@@ -137,6 +161,30 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const replaced = store.saveManifest(manifest, clock());
     return c.json({ name: manifest.image.name, version: manifest.image.version, packages: manifest.packages.length, files: manifest.files.length }, replaced ? 200 : 201);
   });
+  // Alert sinks: admin only (they hold credentials of other systems).
+  app.post('/api/v1/sinks', async (c) => {
+    requireRole(c, ['admin']);
+    const sink = parseAlertSink(await jsonBody(c), 'body');
+    const replaced = store.saveSink(sink, clock());
+    return c.json({ sink: redactSink(sink) }, replaced ? 200 : 201);
+  });
+  app.get('/api/v1/sinks', (c) => {
+    requireRole(c, ['admin']);
+    return c.json({ sinks: store.listSinks().map(redactSink) });
+  });
+  app.delete('/api/v1/sinks/:id', (c) => {
+    requireRole(c, ['admin']);
+    const id = c.req.param('id');
+    if (!store.deleteSink(id)) throw new QuicksandError('NOT_FOUND', `sink ${id} is not configured`);
+    return c.json({ deleted: id });
+  });
+  // Every alert queued and every attempt to deliver it: the evidence that alerts were handled.
+  app.get('/api/v1/alerts', (c) => {
+    const query = parseWith(alertsQuerySchema, c.req.query(), 'query');
+    const deliveries = store.alertQueue.listDeliveries(query.host);
+    return c.json({ deliveries: deliveries.map((d) => ({ ...d, attemptLog: store.alertQueue.listAttempts(d.id) })) });
+  });
+
   app.delete('/api/v1/agents/:id', (c) => {
     requireRole(c, ['admin']);
     const id = c.req.param('id');

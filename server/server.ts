@@ -4,6 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import { createApp } from './app.js';
 import { createBatchWriter } from './batch-writer.js';
+import type { FetchLike } from './alerts/http.js';
+import type { RetrySchedule } from './alerts/policy.js';
+import { startDeliveryLoop } from './delivery-loop.js';
+import type { DeliveryLoop } from './delivery-loop.js';
 import { createMetrics } from './metrics.js';
 import { createRateLimiter } from './rate-limit.js';
 import { createSqliteStore } from './store/sqlite-store.js';
@@ -21,11 +25,18 @@ export interface ServerOptions {
   maxFrameBytes?: number;
   staleAfterMs?: number;
   now?: () => Date;
+  /** How alerts are sent (default the global fetch) and retried; how often the queue is looked at. */
+  fetch?: FetchLike;
+  alertRetry?: RetrySchedule;
+  deliveryIntervalMs?: number;
+  deliveryConcurrency?: number;
+  log?: (line: string) => void;
 }
 
 export interface RunningServer {
   url: string;
   store: Store;
+  deliveries: DeliveryLoop;
   close(): Promise<void>;
 }
 
@@ -45,6 +56,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     upgradeLimiter: createRateLimiter(opts.upgradeRate ?? 500, opts.upgradeBurst ?? 1000, () => now().getTime()),
   });
   const app = createApp({ store, clock: now, metrics, stream });
+  const deliveries = startDeliveryLoop({
+    queue: store.alertQueue,
+    sinks: () => store.listSinks(),
+    fetch: opts.fetch ?? (fetch as FetchLike),
+    now,
+    ...(opts.deliveryIntervalMs === undefined ? {} : { intervalMs: opts.deliveryIntervalMs }),
+    ...(opts.deliveryConcurrency === undefined ? {} : { concurrency: opts.deliveryConcurrency }),
+    ...(opts.alertRetry === undefined ? {} : { retry: opts.alertRetry }),
+    ...(opts.log === undefined ? {} : { log: opts.log }),
+  });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head));
   // Thousands of agents keep their connections; the defaults are tuned for browsers.
@@ -58,7 +79,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   return {
     url: `http://${host}:${addr.port}`,
     store,
+    deliveries,
     async close() {
+      await deliveries.stop();
       stream.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -18,6 +18,11 @@ export const findingsQuerySchema = z.strictObject({
 });
 export type FindingsQuery = z.infer<typeof findingsQuerySchema>;
 
+export const alertsQuerySchema = z.strictObject({
+  host: z.string().min(1).max(200).optional(),
+});
+export type AlertsQuery = z.infer<typeof alertsQuerySchema>;
+
 export interface HostSummary {
   id: string;
   hostname: string;
@@ -29,6 +34,8 @@ export interface HostSummary {
   lastSeen: string | null;
   lastReportAt: string | null;
   revoked: boolean;
+  /** The agent's realtime watch as its last report said (null before any report said). */
+  watch: { state: 'ok' | 'degraded'; reason: string | null } | null;
 }
 
 export interface HostDetail extends HostSummary {

@@ -74,4 +74,51 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE images ADD COLUMN manifest TEXT;
    ALTER TABLE images ADD COLUMN packages INTEGER;
    ALTER TABLE images ADD COLUMN files INTEGER;`,
+  // Issue 6: rules, alert sinks, the durable delivery queue, per-host alert memory, watch state.
+  `ALTER TABLE hosts ADD COLUMN watch_state TEXT;
+   ALTER TABLE hosts ADD COLUMN watch_reason TEXT;
+   ALTER TABLE hosts ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+   -- What the rules decided: the severity in force is in severity; the agent's is in detail.
+   ALTER TABLE findings ADD COLUMN change_set TEXT;
+   ALTER TABLE findings ADD COLUMN decision TEXT;
+   -- 1 when a rule suppressed or auto-approved it: stored, never alerted, never makes a pet.
+   ALTER TABLE findings ADD COLUMN waived INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE rule_sets (
+     version INTEGER PRIMARY KEY, body TEXT NOT NULL, created_at TEXT NOT NULL, created_by TEXT
+   );
+   CREATE TABLE alert_sinks (
+     id TEXT PRIMARY KEY, config TEXT NOT NULL, created_at TEXT NOT NULL
+   );
+   CREATE TABLE host_alert_memory (
+     host_id TEXT PRIMARY KEY REFERENCES hosts(id), memory TEXT NOT NULL, updated_at TEXT NOT NULL
+   );
+   CREATE TABLE alert_deliveries (
+     id TEXT PRIMARY KEY,
+     sink_id TEXT NOT NULL,
+     host_id TEXT,
+     action TEXT NOT NULL,
+     dedup_key TEXT NOT NULL,
+     alert TEXT NOT NULL,
+     state TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at INTEGER NOT NULL,
+     claimed_until INTEGER,
+     created_at TEXT NOT NULL
+   );
+   CREATE INDEX alert_deliveries_due ON alert_deliveries (next_attempt_at) WHERE state IN ('pending', 'claimed');
+   -- Evidence that alerts were handled: one row per attempt, never changed.
+   CREATE TABLE alert_attempts (
+     id INTEGER PRIMARY KEY,
+     delivery_id TEXT NOT NULL REFERENCES alert_deliveries(id),
+     sink_id TEXT NOT NULL,
+     attempt INTEGER NOT NULL,
+     at INTEGER NOT NULL,
+     ok INTEGER NOT NULL,
+     status INTEGER,
+     error TEXT,
+     result TEXT NOT NULL,
+     next_attempt_at INTEGER
+   );
+   CREATE INDEX alert_attempts_by_delivery ON alert_attempts (delivery_id);
+   CREATE TRIGGER alert_attempts_no_update BEFORE UPDATE ON alert_attempts BEGIN SELECT RAISE(ABORT, 'alert_attempts is append-only'); END;`,
 ];

@@ -1,4 +1,5 @@
 import { openDatabase } from './db.js';
+import { createAlertQueue, createSinkStore } from './alert-queue.js';
 import { createCredentials } from './credentials.js';
 import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
@@ -20,6 +21,8 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
     ...createIngest(db),
     ...createQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
     ...createImages(db),
+    ...createSinkStore(db),
+    alertQueue: createAlertQueue(db),
     close: () => db.close(),
   };
 }

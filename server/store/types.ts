@@ -2,6 +2,7 @@
 import type { HostDetail, HostFinding, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
 import type { Manifest } from '../../shared/manifest.js';
 import type { HelloFrame, ReportFrame } from '../../shared/protocol.js';
+import type { SinkStore, SqliteAlertQueue } from './alert-queue.js';
 
 export type ApiRole = ApiRoleName;
 export type AgentAuth = { ok: true; agentId: string } | { ok: false; reason: 'invalid' | 'revoked' };
@@ -45,6 +46,8 @@ export interface Images {
   saveManifest(manifest: Manifest, now: Date): boolean;
 }
 
-export interface Store extends Credentials, Ingest, Queries, Images {
+export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
+  /** The durable alert queue (the delivery loop's port) and its records. */
+  alertQueue: SqliteAlertQueue;
   close(): void;
 }
