@@ -3,7 +3,8 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Context } from 'hono';
 import type { z } from 'zod';
-import { alertsQuerySchema, findingsQuerySchema, hostsQuerySchema } from '../shared/api.js';
+import { alertsQuerySchema, approveBodySchema, auditQuerySchema, findingsQuerySchema, hostsQuerySchema, reasonBodySchema } from '../shared/api.js';
+import { parseRuleSet } from '../shared/rules.js';
 import { parseAlertSink } from '../shared/alerts.js';
 import type { AlertSink } from '../shared/alerts.js';
 import type { ApiRoleName } from '../shared/api.js';
@@ -38,9 +39,21 @@ const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 503>
   ENROLL_REFUSED: 403,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
+  CONFLICT: 409,
 };
 
-type Env = { Variables: { role: ApiRoleName } };
+type Env = { Variables: { role: ApiRoleName; tokenId: string } };
+
+const TRIAGE_ROLES: readonly ApiRoleName[] = ['admin', 'analyst'];
+
+function actorOf(c: Context<Env>): { id: string; role: string } {
+  return { id: c.get('tokenId'), role: c.get('role') };
+}
+
+function numericId(text: string, what: string): number {
+  if (!/^[1-9]\d{0,15}$/.test(text)) throw new QuicksandError('QUERY_INVALID', `${what}: expected a finding id (a positive integer), got "${text}"`);
+  return Number(text);
+}
 
 function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
@@ -113,6 +126,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       throw new QuicksandError('API_TOKEN_INVALID', 'missing, unknown or revoked API token: create one with `quicksand-server token create --role auditor`');
     }
     c.set('role', auth.role);
+    c.set('tokenId', auth.tokenId);
     await next();
   });
 
@@ -166,6 +180,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     requireRole(c, ['admin']);
     const sink = parseAlertSink(await jsonBody(c), 'body');
     const replaced = store.saveSink(sink, clock());
+    store.triage.audit({ actor: actorOf(c), action: replaced ? 'sink-update' : 'sink-create', target: `sink:${sink.id}`, detail: { type: sink.type, minSeverity: sink.minSeverity }, now: clock() });
     return c.json({ sink: redactSink(sink) }, replaced ? 200 : 201);
   });
   app.get('/api/v1/sinks', (c) => {
@@ -176,6 +191,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     requireRole(c, ['admin']);
     const id = c.req.param('id');
     if (!store.deleteSink(id)) throw new QuicksandError('NOT_FOUND', `sink ${id} is not configured`);
+    store.triage.audit({ actor: actorOf(c), action: 'sink-delete', target: `sink:${id}`, now: clock() });
     return c.json({ deleted: id });
   });
   // Every alert queued and every attempt to deliver it: the evidence that alerts were handled.
@@ -185,10 +201,45 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json({ deliveries: deliveries.map((d) => ({ ...d, attemptLog: store.alertQueue.listAttempts(d.id) })) });
   });
 
+  // Triage: analysts and admins act, auditors read. Every act is in the audit log.
+  app.post('/api/v1/hosts/:id/findings/:fid/approve', async (c) => {
+    requireRole(c, TRIAGE_ROLES);
+    const body = parseWith(approveBodySchema, await jsonBody(c), 'body');
+    const res = store.triage.approve({ hostId: c.req.param('id'), findingIds: [numericId(c.req.param('fid'), 'path.findingId')], ...body, actor: actorOf(c), now: clock() });
+    return c.json(res, 201);
+  });
+  app.post('/api/v1/hosts/:id/change-sets/:cs/approve', async (c) => {
+    requireRole(c, TRIAGE_ROLES);
+    const body = parseWith(approveBodySchema, await jsonBody(c), 'body');
+    const res = store.triage.approve({ hostId: c.req.param('id'), changeSet: c.req.param('cs'), ...body, actor: actorOf(c), now: clock() });
+    return c.json(res, 201);
+  });
+  app.post('/api/v1/hosts/:id/findings/:fid/reopen', async (c) => {
+    requireRole(c, TRIAGE_ROLES);
+    const body = parseWith(reasonBodySchema, await jsonBody(c), 'body');
+    return c.json(store.triage.reopen({ hostId: c.req.param('id'), findingId: numericId(c.req.param('fid'), 'path.findingId'), reason: body.reason, actor: actorOf(c), now: clock() }));
+  });
+  app.post('/api/v1/hosts/:id/rebaseline', async (c) => {
+    requireRole(c, TRIAGE_ROLES);
+    const body = parseWith(reasonBodySchema, await jsonBody(c), 'body');
+    return c.json(store.triage.rebaseline({ hostId: c.req.param('id'), ...body, actor: actorOf(c), now: clock() }), 201);
+  });
+  app.get('/api/v1/rules', (c) => c.json({ rules: store.triage.currentRules() }));
+  app.post('/api/v1/rules', async (c) => {
+    requireRole(c, TRIAGE_ROLES);
+    const set = parseRuleSet(await jsonBody(c), 'body');
+    return c.json(store.triage.saveRules({ set, actor: actorOf(c), now: clock() }), 201);
+  });
+  app.get('/api/v1/audit', (c) => {
+    const query = parseWith(auditQuerySchema, c.req.query(), 'query');
+    return c.json({ entries: store.triage.listAudit(query) });
+  });
+
   app.delete('/api/v1/agents/:id', (c) => {
     requireRole(c, ['admin']);
     const id = c.req.param('id');
     if (!store.revokeAgent(id, clock())) throw new QuicksandError('NOT_FOUND', `agent ${id} is not known or already revoked`);
+    store.triage.audit({ actor: actorOf(c), action: 'agent-revoke', target: `host:${id}`, now: clock() });
     deps.stream?.disconnect(id, 'token revoked');
     return c.json({ revoked: id });
   });

@@ -74,3 +74,37 @@ export interface ImageSummary {
   packages: number | null;
   files: number | null;
 }
+
+/** Approving a finding or a change set: a reason always, a ticket and an expiry when there are. */
+export const approveBodySchema = z.strictObject({
+  reason: z.string().trim().min(1, 'a reason is required'),
+  ticket: z.string().trim().min(1).max(200).optional(),
+  // After it the change counts again (the host is a pet again unless it was undone).
+  expiresAt: z.iso.datetime({ error: 'expected an ISO date-time like 2026-12-31T00:00:00Z' }).optional(),
+});
+export type ApproveBody = z.infer<typeof approveBodySchema>;
+
+export const reasonBodySchema = z.strictObject({
+  reason: z.string().trim().min(1, 'a reason is required'),
+  ticket: z.string().trim().min(1).max(200).optional(),
+});
+export type ReasonBody = z.infer<typeof reasonBodySchema>;
+
+export const auditQuerySchema = z.strictObject({
+  target: z.string().min(1).max(300).optional(),
+  action: z.string().min(1).max(100).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+});
+export type AuditQuery = z.infer<typeof auditQuerySchema>;
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  /** The API token's id (`system` for the server's own schedules). */
+  actor: string;
+  role: string;
+  action: string;
+  target: string;
+  reason: string | null;
+  detail: unknown;
+}

@@ -1,9 +1,9 @@
 import type { Database as Db } from 'better-sqlite3';
-import { SEVERITIES } from '../../shared/findings.js';
-import { emptyCounts } from '../../shared/report.js';
 import type { Finding } from '../../shared/report.js';
 import type { ReportFrame } from '../../shared/protocol.js';
-import { classify, driftScore, findingKey } from '../classify.js';
+import { findingKey } from '../classify.js';
+import { identityOf } from '../alerts/policy.js';
+import { createHostStatus } from './host-status.js';
 import { attentionSeverity, needsAttention } from '../rules.js';
 import type { EvaluatedFinding } from '../rules.js';
 import { createAlerting } from './alerting.js';
@@ -25,11 +25,11 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
   );
   const getReportHash = db.prepare<[string, number], { hash: string }>('SELECT hash FROM reports WHERE host_id = ? AND seq = ?');
   const upsertFinding = db.prepare(
-    `INSERT INTO findings (host_id, key, source, kind, severity, ecosystem, name, path, detail, first_seen, last_seen, first_seq, last_seq, change_set, decision, waived)
-     VALUES (@hostId, @key, @source, @kind, @severity, @ecosystem, @name, @path, @detail, @seen, @seen, @seq, @seq, @changeSet, @decision, @waived)
+    `INSERT INTO findings (host_id, key, source, kind, severity, ecosystem, name, path, detail, first_seen, last_seen, first_seq, last_seq, change_set, decision, waived, identity)
+     VALUES (@hostId, @key, @source, @kind, @severity, @ecosystem, @name, @path, @detail, @seen, @seen, @seq, @seq, @changeSet, @decision, @waived, @identity)
      ON CONFLICT (host_id, key) WHERE resolved_at IS NULL
      DO UPDATE SET severity = excluded.severity, detail = excluded.detail, last_seen = excluded.last_seen, last_seq = excluded.last_seq,
-       change_set = excluded.change_set, decision = excluded.decision, waived = excluded.waived`,
+       change_set = excluded.change_set, decision = excluded.decision, waived = excluded.waived, identity = excluded.identity`,
   );
   // After a full scan every open scan finding it did not repeat is gone from the host.
   const resolveMissing = db.prepare(
@@ -40,10 +40,8 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
     `SELECT id, kind, path FROM findings WHERE host_id = ? AND resolved_at IS NULL AND source = 'scan' AND last_seq < ?`,
   );
   const resolveOne = db.prepare('UPDATE findings SET resolved_at = ? WHERE id = ?');
-  // What makes a pet: open, not waived by a rule (nor approved, see triage).
-  const openCounts = db.prepare<[string], { severity: string; n: number }>(
-    `SELECT severity, count(*) AS n FROM findings WHERE host_id = ? AND resolved_at IS NULL AND waived = 0 GROUP BY severity`,
-  );
+  // What makes a pet: open, not waived by a rule, not approved.
+  const hostStatus = createHostStatus(db);
   const updateWatch = db.prepare('UPDATE hosts SET watch_state = ?, watch_reason = ? WHERE id = ?');
   const updateHostAfterReport = db.prepare(
     `UPDATE hosts SET hostname = @hostname, image_name = @imageName, image_version = @imageVersion, status = @status,
@@ -110,11 +108,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
     }
     if (report.watch !== undefined) updateWatch.run(report.watch.state, report.watch.reason ?? null, agentId);
 
-    const counts = emptyCounts();
-    for (const row of openCounts.all(agentId)) {
-      if ((SEVERITIES as readonly string[]).includes(row.severity)) counts[row.severity as keyof typeof counts] = row.n;
-    }
-    const status = classify(counts);
+    const { status, score, open } = hostStatus.count(agentId, receivedAt);
     updateHostAfterReport.run({
       hostId: agentId,
       hostname: report.host.hostname,
@@ -122,8 +116,8 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
       imageVersion: report.image.version,
       status,
       scannedAt: report.scannedAt,
-      score: driftScore(counts),
-      open: counts.critical + counts.high + counts.medium + counts.low,
+      score,
+      open,
       now,
       seq: frame.seq,
       outboxDepth: frame.outboxDepth ?? null,
@@ -167,6 +161,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
       changeSet: null,
       decision: null,
       waived: 0,
+      identity: `${CHAIN_FINDING_KIND}|${what}|${seq}`,
     });
   }
 
@@ -184,6 +179,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
       changeSet: f.changeSet ?? null,
       decision: JSON.stringify(e.decision),
       waived: waived ? 1 : 0,
+      identity: identityOf(f),
       ecosystem: f.ecosystem ?? null,
       name: f.name ?? null,
       path: f.path ?? null,

@@ -121,4 +121,48 @@ export const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX alert_attempts_by_delivery ON alert_attempts (delivery_id);
    CREATE TRIGGER alert_attempts_no_update BEFORE UPDATE ON alert_attempts BEGIN SELECT RAISE(ABORT, 'alert_attempts is append-only'); END;`,
+  // Issue 6: triage. Approvals bind to the state of the change they accept (identity): the same
+  // file changed again is a new change. The audit log is append-only.
+  `ALTER TABLE findings ADD COLUMN identity TEXT;
+   CREATE TABLE approvals (
+     id INTEGER PRIMARY KEY,
+     host_id TEXT NOT NULL REFERENCES hosts(id),
+     finding_id INTEGER NOT NULL REFERENCES findings(id),
+     identity TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     ticket TEXT,
+     expires_at TEXT,
+     created_at TEXT NOT NULL,
+     created_by TEXT NOT NULL,
+     reopened_at TEXT,
+     reopened_by TEXT,
+     -- Set by the expiry schedule when it noticed expires_at passed (and counted the host again).
+     expired_at TEXT
+   );
+   CREATE INDEX approvals_by_finding ON approvals (finding_id) WHERE reopened_at IS NULL;
+   CREATE INDEX approvals_expiring ON approvals (expires_at) WHERE reopened_at IS NULL AND expires_at IS NOT NULL;
+   CREATE TABLE host_baselines (
+     id INTEGER PRIMARY KEY,
+     host_id TEXT NOT NULL REFERENCES hosts(id),
+     version INTEGER NOT NULL,
+     image_name TEXT,
+     image_version TEXT,
+     accepted TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     created_by TEXT NOT NULL,
+     UNIQUE (host_id, version)
+   );
+   CREATE TABLE audit_log (
+     id INTEGER PRIMARY KEY,
+     at TEXT NOT NULL,
+     actor TEXT NOT NULL,
+     role TEXT NOT NULL,
+     action TEXT NOT NULL,
+     target TEXT NOT NULL,
+     reason TEXT,
+     detail TEXT NOT NULL
+   );
+   CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+   CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;`,
 ];

@@ -1,5 +1,7 @@
 import { openDatabase } from './db.js';
 import { createAlertQueue, createSinkStore } from './alert-queue.js';
+import { createAlerting } from './alerting.js';
+import { createTriage } from './triage.js';
 import { createCredentials } from './credentials.js';
 import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
@@ -23,6 +25,7 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
     ...createImages(db),
     ...createSinkStore(db),
     alertQueue: createAlertQueue(db),
+    triage: createTriage(db, createAlerting(db)),
     close: () => db.close(),
   };
 }
