@@ -8,9 +8,11 @@ import type { FetchLike } from './alerts/http.js';
 import type { RetrySchedule } from './alerts/policy.js';
 import { startDeliveryLoop } from './delivery-loop.js';
 import type { DeliveryLoop } from './delivery-loop.js';
+import { startSchedules } from './schedules.js';
+import type { ScheduleSettings, Schedules } from './schedules.js';
 import { createMetrics } from './metrics.js';
 import { createRateLimiter } from './rate-limit.js';
-import { createSqliteStore } from './store/sqlite-store.js';
+import { DEFAULT_STALE_AFTER_MS, createSqliteStore } from './store/sqlite-store.js';
 import { startIngestThread } from './store/ingest-thread.js';
 import { createStream } from './stream.js';
 import type { Store } from './store/types.js';
@@ -31,18 +33,26 @@ export interface ServerOptions {
   deliveryIntervalMs?: number;
   deliveryConcurrency?: number;
   log?: (line: string) => void;
+  /** History kept, in days (0: for ever); the sink of the daily digest; the jobs' cron expressions. */
+  retentionDays?: number;
+  digestSinkId?: string;
+  scheduleCron?: ScheduleSettings['cron'];
+  /** False: no cron ticks (tests run the jobs through `schedules.run`). */
+  schedules?: boolean;
 }
 
 export interface RunningServer {
   url: string;
   store: Store;
   deliveries: DeliveryLoop;
+  schedules: Schedules;
   close(): Promise<void>;
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const now = opts.now ?? (() => new Date());
-  const store = createSqliteStore(opts.db, { staleAfterMs: opts.staleAfterMs });
+  const staleAfterMs = opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+  const store = createSqliteStore(opts.db, { staleAfterMs });
   const metrics = createMetrics();
   // Reports are written on their own thread; the API and enrolment use the main connection.
   const ingest = startIngestThread(opts.db);
@@ -66,6 +76,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     ...(opts.alertRetry === undefined ? {} : { retry: opts.alertRetry }),
     ...(opts.log === undefined ? {} : { log: opts.log }),
   });
+  const schedules = startSchedules({
+    store,
+    now,
+    settings: {
+      staleAfterMs,
+      retentionDays: opts.retentionDays ?? 0,
+      ...(opts.digestSinkId === undefined ? {} : { digestSinkId: opts.digestSinkId }),
+      ...(opts.scheduleCron === undefined ? {} : { cron: opts.scheduleCron }),
+    },
+    ...(opts.log === undefined ? {} : { log: opts.log }),
+    cron: opts.schedules !== false,
+  });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head));
   // Thousands of agents keep their connections; the defaults are tuned for browsers.
@@ -80,7 +102,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     url: `http://${host}:${addr.port}`,
     store,
     deliveries,
+    schedules,
     async close() {
+      await schedules.stop();
       await deliveries.stop();
       stream.close();
       server.closeAllConnections();

@@ -2,6 +2,7 @@ import { openDatabase } from './db.js';
 import { createAlertQueue, createSinkStore } from './alert-queue.js';
 import { createAlerting } from './alerting.js';
 import { createTriage } from './triage.js';
+import { createMaintenance } from './maintenance.js';
 import { createCredentials } from './credentials.js';
 import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
@@ -26,6 +27,7 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
     ...createSinkStore(db),
     alertQueue: createAlertQueue(db),
     triage: createTriage(db, createAlerting(db)),
+    maintenance: createMaintenance(db),
     close: () => db.close(),
   };
 }

@@ -4,6 +4,7 @@ import type { Manifest } from '../../shared/manifest.js';
 import type { HelloFrame, ReportFrame } from '../../shared/protocol.js';
 import type { SinkStore, SqliteAlertQueue } from './alert-queue.js';
 import type { Triage } from './triage.js';
+import type { Maintenance } from './maintenance.js';
 
 export type ApiRole = ApiRoleName;
 export type AgentAuth = { ok: true; agentId: string } | { ok: false; reason: 'invalid' | 'revoked' };
@@ -53,5 +54,6 @@ export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
   alertQueue: SqliteAlertQueue;
   /** Approvals, re-baselines, rules, the audit log, and the schedules' writes. */
   triage: Triage;
+  maintenance: Maintenance;
   close(): void;
 }
