@@ -27,6 +27,9 @@ import { startReceiver } from './helpers/http-receiver.js';
 import type { Receiver } from './helpers/http-receiver.js';
 import { copyTree, ensureMinbase, withPackagesPath } from './helpers/debian-root.js';
 import { apiGet, waitFor } from './helpers/processes.js';
+import { makeTinyRoot } from './helpers/tiny-root.js';
+import type { TinyRoot } from './helpers/tiny-root.js';
+import { readManifestFile } from '../agent/manifest-io.js';
 
 const SECRET = 'end-to-end-webhook-secret-0123';
 
@@ -228,5 +231,60 @@ describe('a failing sink', () => {
       [200, true, 'delivered'],
     ]);
     expect(json.deliveries[0].attemptLog[1].error).toMatch(/no answer within 3000 ms/);
+  });
+});
+
+describe('watch exhaustion', () => {
+  let s: Setup;
+  let tiny: TinyRoot;
+  beforeAll(async () => {
+    s = await setUp('degraded');
+    tiny = makeTinyRoot();
+  });
+  afterAll(async () => {
+    await s?.close();
+    tiny?.remove();
+  });
+
+  it('shows the degraded watch on the server, and the scheduled full scan still finds the change', async () => {
+    const config = await enrollAgent(s.server.url, s.server.store.createEnrollSecret(new Date()), 'tiny-host');
+    const db = openStateDb(path.join(s.work, 'agent-state'));
+    const outbox = createOutbox(db);
+    const manifest = await readManifestFile(tiny.manifest);
+    const transport = createTransport({ config, outbox, host: { hostname: 'tiny-host' }, image: { name: manifest.image.name, version: manifest.image.version } });
+    const lines: string[] = [];
+    const daemon = startDaemon({
+      root: await openRoot(tiny.root),
+      manifest,
+      outbox,
+      transport,
+      hostId: config.agentId,
+      scan: (r, m) => scanRoot(r, m, { hostname: 'tiny-host' }),
+      // One folder is all the kernel would give: the watcher gives up and says why.
+      watch: { maxWatchedDirs: 1 },
+      schedule: '*/2 * * * * *',
+      log: (line) => lines.push(line),
+    });
+    try {
+      const hostUrl = `${s.server.url}/api/v1/hosts/${config.agentId}`;
+      const degraded = await waitFor('the degraded state on the server', async () => {
+        const h = await apiGet<HostDetail>(hostUrl, s.auditor);
+        return h.watch?.state === 'degraded' && h;
+      });
+      expect(degraded.watch!.reason).toMatch(/\S/);
+      const { hosts } = await apiGet<{ hosts: HostDetail[] }>(`${s.server.url}/api/v1/hosts`, s.auditor);
+      expect(hosts[0]!.watch).toEqual(degraded.watch);
+      expect(lines.some((l) => l.includes('realtime watch degraded'))).toBe(true);
+
+      writeFileSync(path.join(tiny.root, 'usr/bin/dropped'), '#!/bin/sh\n', { mode: 0o755 });
+      await waitFor('the scheduled scan to find it', async () => {
+        const { findings } = await apiGet<{ findings: HostFinding[] }>(`${hostUrl}/findings`, s.auditor);
+        return findings.some((f) => f.path === '/usr/bin/dropped');
+      }, 20_000);
+      expect((await apiGet<HostDetail>(hostUrl, s.auditor)).status).toBe('pet');
+    } finally {
+      await daemon.stop();
+      db.close();
+    }
   });
 });
