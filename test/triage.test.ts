@@ -64,6 +64,23 @@ afterAll(async () => {
   tiny?.remove();
 });
 
+describe('alert sinks API', () => {
+  it('takes sinks from admins only, checks them against the shared schema and never shows a credential back', async () => {
+    const bad = await call('POST', '/api/v1/sinks', tokens.admin, { type: 'webhook', id: 'w', url: 'ftp://x', secret: 'short' });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.code).toBe('ALERT_SINK_INVALID');
+    expect(bad.json.error.message).toMatch(/url/);
+    expect(bad.json.error.message).toMatch(/secret/);
+    expect((await call('POST', '/api/v1/sinks', tokens.analyst, { type: 'slack', id: 's', url: 'https://hooks.slack.com/services/T/B/X' })).status).toBe(403);
+    const ok = await call('POST', '/api/v1/sinks', tokens.admin, { type: 'slack', id: 'chat', url: 'https://hooks.slack.com/services/T/B/X' });
+    expect(ok.status).toBe(201);
+    const listed = await call('GET', '/api/v1/sinks', tokens.admin);
+    expect(JSON.stringify(listed.json)).not.toContain('/services/T/B/X');
+    expect((await call('DELETE', '/api/v1/sinks/chat', tokens.admin)).status).toBe(200);
+    expect((await call('DELETE', '/api/v1/sinks/chat', tokens.admin)).status).toBe(404);
+  });
+});
+
 describe('triage', () => {
   it('lets an auditor read but not approve', async () => {
     expect((await host()).status).toBe('pet');
@@ -134,7 +151,7 @@ describe('triage', () => {
   it('keeps every act in the append-only audit log, with who, when and why', async () => {
     const { json } = await call('GET', '/api/v1/audit', tokens.auditor);
     const entries = json.entries as AuditEntry[];
-    expect(entries.map((e) => e.action)).toEqual(['approve', 'approve', 'approval-expired', 'reopen', 'rebaseline', 'reopen', 'rules-update']);
+    expect(entries.map((e) => e.action)).toEqual(['sink-create', 'sink-delete', 'approve', 'approve', 'approval-expired', 'reopen', 'rebaseline', 'reopen', 'rules-update']);
     const analystId = tokens.analyst.split('.')[1];
     expect(entries.filter((e) => e.role === 'analyst').every((e) => e.actor === analystId)).toBe(true);
     expect(entries.find((e) => e.action === 'rebaseline')).toMatchObject({ role: 'admin', target: `host:${hostId}`, reason: 'this host is the new reference' });
