@@ -224,6 +224,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const body = parseWith(reasonBodySchema, await jsonBody(c), 'body');
     return c.json(store.triage.rebaseline({ hostId: c.req.param('id'), ...body, actor: actorOf(c), now: clock() }), 201);
   });
+  app.get('/api/v1/hosts/:id/baselines', (c) => c.json({ baselines: store.triage.listBaselines(c.req.param('id')) }));
   app.get('/api/v1/rules', (c) => c.json({ rules: store.triage.currentRules() }));
   app.post('/api/v1/rules', async (c) => {
     requireRole(c, TRIAGE_ROLES);

@@ -133,6 +133,9 @@ describe('triage', () => {
     expect(rebased.status).toBe(201);
     expect(rebased.json).toEqual({ version: 1, accepted: 2, status: 'cattle' });
     expect((await host()).status).toBe('cattle');
+    const { json: b } = await call('GET', `/api/v1/hosts/${hostId}/baselines`, tokens.auditor);
+    expect(b.baselines).toMatchObject([{ version: 1, image: { name: 'tiny', version: '1' } }]);
+    expect(b.baselines[0].accepted.map((f: { path: string }) => f.path).sort()).toEqual(['/etc/crontab', '/usr/bin/hand-made']);
 
     // Reopen the cron job again, then waive /etc/crontab by rule: cattle without an approval.
     expect((await call('POST', `/api/v1/hosts/${hostId}/findings/${cron.id}/reopen`, tokens.analyst, { reason: 'review it as a class' })).status).toBe(200);

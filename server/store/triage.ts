@@ -27,6 +27,8 @@ export interface Triage {
   markStale(before: Date, now: Date): string[];
   audit(entry: { actor: Actor; action: string; target: string; reason?: string | null; detail?: unknown; now: Date }): void;
   listAudit(query: AuditQuery): AuditEntry[];
+  /** A host's baseline versions, oldest first: the image they extend and the changes accepted. */
+  listBaselines(hostId: string): Array<{ version: number; image: { name: string | null; version: string | null }; accepted: unknown; createdAt: string; createdBy: string }>;
 }
 
 interface OpenFinding {
@@ -70,6 +72,9 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
     `SELECT id FROM hosts WHERE status != 'stale' AND revoked_at IS NULL AND (last_report_at IS NULL OR last_report_at < ?)`,
   );
   const setStale = db.prepare(`UPDATE hosts SET status = 'stale' WHERE id = ?`);
+  const baselines = db.prepare<[string], { version: number; image_name: string | null; image_version: string | null; accepted: string; created_at: string; created_by: string }>(
+    'SELECT version, image_name, image_version, accepted, created_at, created_by FROM host_baselines WHERE host_id = ? ORDER BY version',
+  );
   const appendAudit = db.prepare(
     'INSERT INTO audit_log (at, actor, role, action, target, reason, detail) VALUES (@at, @actor, @role, @action, @target, @reason, @detail)',
   );
@@ -209,6 +214,16 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
     expireApprovals: (now) => expireApprovals(now),
     markStale: (before, now) => markStale(before, now),
     audit: (entry) => db.transaction(() => audit(entry))(),
+    listBaselines(hostId) {
+      requireHost(hostId);
+      return baselines.all(hostId).map((b) => ({
+        version: b.version,
+        image: { name: b.image_name, version: b.image_version },
+        accepted: JSON.parse(b.accepted) as unknown,
+        createdAt: b.created_at,
+        createdBy: b.created_by,
+      }));
+    },
     listAudit(query) {
       return auditAll.all({ target: query.target ?? null, action: query.action ?? null, limit: query.limit }).map((r) => ({ ...r, detail: JSON.parse(r.detail) as unknown }));
     },
