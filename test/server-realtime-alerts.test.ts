@@ -25,7 +25,7 @@ import type { RunningServer } from '../server/server.js';
 import { verifySignature } from '../server/alerts/webhook.js';
 import { startReceiver } from './helpers/http-receiver.js';
 import type { Receiver } from './helpers/http-receiver.js';
-import { copyTree, ensureMinbase, withPackagesPath } from './helpers/debian-root.js';
+import { copyTree, ensureMinbase, ensureWithLanguages, withPackagesPath } from './helpers/debian-root.js';
 import { apiGet, waitFor } from './helpers/processes.js';
 import { makeTinyRoot } from './helpers/tiny-root.js';
 import type { TinyRoot } from './helpers/tiny-root.js';
@@ -87,7 +87,7 @@ describe('realtime drift reaches the on-call engineer once', () => {
     tree?.remove();
   });
 
-  it('turns a dropped binary into a stored finding and exactly one signed webhook, and a dpkg run of hundreds of files into one more', async () => {
+  it('turns a dropped binary into a stored finding and exactly one signed webhook, and a dpkg run of two packages into one more', async () => {
     const sink = await api(s, 'POST', '/api/v1/sinks', s.admin, { type: 'webhook', id: 'oncall', url: receiver.url('/hook'), secret: SECRET });
     expect(sink.status).toBe(201);
     expect(sink.json.sink.secret).toBe('(set)');
@@ -286,5 +286,70 @@ describe('watch exhaustion', () => {
       await daemon.stop();
       db.close();
     }
+  });
+});
+
+describe('a package install of over a thousand files', () => {
+  let s: Setup;
+  let receiver: Receiver;
+  let tree: { dir: string; remove: () => void };
+  beforeAll(async () => {
+    s = await setUp('perl-modules');
+    receiver = await startReceiver();
+    tree = copyTree(ensureMinbase());
+  });
+  afterAll(async () => {
+    await s?.close();
+    await receiver?.close();
+    tree?.remove();
+  });
+
+  it('pages once for perl-modules-5.36 (1,400 paths through the watcher, outbox, stream and ingest)', async () => {
+    expect((await api(s, 'POST', '/api/v1/sinks', s.admin, { type: 'webhook', id: 'oncall', url: receiver.url('/hook'), secret: SECRET })).status).toBe(201);
+    const config = await enrollAgent(s.server.url, s.server.store.createEnrollSecret(new Date()), 'golden-3');
+    const db = openStateDb(path.join(s.work, 'agent-state'));
+    const outbox = createOutbox(db);
+    const manifest = await manifestOf(tree.dir);
+    const transport = createTransport({ config, outbox, host: { hostname: 'golden-3' }, image: { name: manifest.image.name, version: manifest.image.version } });
+    const daemon = startDaemon({
+      root: await openRoot(tree.dir),
+      manifest,
+      outbox,
+      transport,
+      hostId: config.agentId,
+      scan: (r, m) => scanRoot(r, m, { hostname: 'golden-3' }),
+      watch: { debounceMs: 1000, maxWaitMs: 30_000 },
+      log: () => {},
+    });
+    const hostUrl = `${s.server.url}/api/v1/hosts/${config.agentId}`;
+    try {
+      await waitFor('the start-up report', async () => (await apiGet<HostDetail>(hostUrl, s.auditor)).reports >= 1);
+      const archives = path.join(ensureWithLanguages(), 'var/cache/apt/archives');
+      const deb = readdirSync(archives).find((n) => n.startsWith('perl-modules-5.36_') && n.endsWith('.deb'))!;
+      copyFileSync(path.join(archives, deb), path.join(tree.dir, 'var/cache/apt/archives', deb));
+      execFileSync('chroot', [tree.dir, 'dpkg', '-i', `/var/cache/apt/archives/${deb}`], {
+        stdio: 'ignore',
+        timeout: 60_000,
+        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LANG: 'C' },
+      });
+      await waitFor('the install on the server', async () => {
+        const { findings } = await apiGet<{ findings: HostFinding[] }>(`${hostUrl}/findings`, s.auditor);
+        return findings.some((f) => f.kind === 'package-added' && f.name === 'perl-modules-5.36');
+      }, 60_000);
+      let before = -1;
+      await waitFor('the reports to settle', async () => {
+        const n = (await apiGet<HostDetail>(hostUrl, s.auditor)).reports;
+        const settled = n === before && outbox.depth() === 0;
+        before = n;
+        return settled;
+      }, 60_000, 2500);
+      await s.server.deliveries.tick();
+    } finally {
+      await daemon.stop();
+      db.close();
+    }
+    const bodies = receiver.requests.map((r) => JSON.parse(r.body.toString('utf8')));
+    expect(bodies.map((b) => b.alert.findings.map((f: { kind: string; name?: string }) => `${f.kind} ${f.name}`))).toEqual([['package-added perl-modules-5.36']]);
+    expect(bodies[0].alert.counts.files).toBeGreaterThan(1000);
   });
 });
