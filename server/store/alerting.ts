@@ -59,7 +59,9 @@ export function createAlerting(db: Db, policy: AlertPolicy = DEFAULT_ALERT_POLIC
       const row = getMemory.get(host.id);
       const memory: HostAlertMemory = row === undefined ? emptyHostAlertMemory() : (JSON.parse(row.memory) as HostAlertMemory);
       const planned = planAlerts({ host, image, findings, hostStatus: status, now, memory, policy });
-      putMemory.run(host.id, JSON.stringify(planned.memory), now.toISOString());
+      // Most reports change nothing the policy remembers: no write for them.
+      const next = JSON.stringify(planned.memory);
+      if (next !== row?.memory) putMemory.run(host.id, next, now.toISOString());
       if (planned.alerts.length > 0) queue.enqueueNow(planDeliveries(planned.alerts, sinks.listSinks(), now, randomUUID), now);
       return planned.alerts;
     },
