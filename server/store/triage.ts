@@ -86,6 +86,8 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
     appendAudit.run({ at: now.toISOString(), actor: actor.id, role: actor.role, action, target, reason: reason ?? null, detail: JSON.stringify(detail ?? {}) });
   };
 
+  const auditAlone = db.transaction((entry: Parameters<Triage['audit']>[0]) => audit(entry));
+
   function requireHost(hostId: string) {
     const h = host.get(hostId);
     if (h === undefined) throw new QuicksandError('NOT_FOUND', `host ${hostId} is not known`);
@@ -213,7 +215,7 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
     },
     expireApprovals: (now) => expireApprovals(now),
     markStale: (before, now) => markStale(before, now),
-    audit: (entry) => db.transaction(() => audit(entry))(),
+    audit: (entry) => auditAlone(entry),
     listBaselines(hostId) {
       requireHost(hostId);
       return baselines.all(hostId).map((b) => ({
