@@ -15,7 +15,7 @@ UNIT=/etc/systemd/system/quicksand-agent.service
 SERVICE_USER=quicksand
 NODE_MAJOR_MIN=20
 # The runtime dependencies of the agent (the server's are not installed on hosts).
-AGENT_DEPS=(better-sqlite3 ws node-cron zod)
+AGENT_DEPS=(better-sqlite3 chokidar ws node-cron zod)
 
 ROOT=""
 SERVER=""
@@ -133,14 +133,23 @@ stage_app() {
   local dirs
   dirs="$(cd "$SRC" && node --input-type=module -e '
     import { createRequire } from "node:module";
-    import { readFileSync } from "node:fs";
+    import { existsSync, readFileSync } from "node:fs";
     import path from "node:path";
     const require = createRequire(path.join(process.cwd(), "package.json"));
     const seen = new Set();
     const visit = (name, from) => {
       const req = createRequire(path.join(from, "package.json"));
       let pkgJson;
-      try { pkgJson = req.resolve(`${name}/package.json`); } catch { pkgJson = path.join(from, "node_modules", name, "package.json"); }
+      // A package whose "exports" hides its package.json (readdirp) is looked up the way Node
+      // looks up a bare name: node_modules of this folder, then of each parent.
+      const lookUp = () => {
+        for (let d = from; ; d = path.dirname(d)) {
+          const p = path.join(d, "node_modules", name, "package.json");
+          if (existsSync(p)) return p;
+          if (path.dirname(d) === d) throw new Error(`cannot find ${name} (needed from ${from})`);
+        }
+      };
+      try { pkgJson = req.resolve(`${name}/package.json`); } catch { pkgJson = lookUp(); }
       const dir = path.dirname(pkgJson);
       if (seen.has(dir)) return;
       seen.add(dir);

@@ -175,8 +175,9 @@ Example:
 `,
   run: `Usage: quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR]
 
-The daemon. Scans the root on start, on a schedule and when the server asks, and
-streams every report to the server. Each report is written to the outbox in the
+The daemon. Watches the tracked paths in real time (an event report a moment after
+a change), scans the whole root on start, on a schedule and when the server asks,
+and streams every report to the server. Each report is written to the outbox in the
 state folder first and deleted only when the server acknowledged it, so nothing
 is lost while the server or the network is down; the agent reconnects by itself.
 
@@ -187,7 +188,8 @@ Options:
   --state DIR           the agent's state folder (default: ${DEFAULT_STATE_DIR})
   --config FILE         the agent's identity (default: agent.json in the state folder,
                         else /etc/quicksand/agent.json)
-  --schedule CRON       when to scan (default: "${DEFAULT_SCHEDULE}"; 6 fields for seconds)
+  --schedule CRON       when to run full scans (default: ${DEFAULT_SCHEDULE}; 6 fields for seconds)
+  --no-watch            no realtime watch: scheduled full scans only
   --heartbeat SECONDS   heartbeat interval (default: 30)
   --reconnect-max SECONDS  longest wait between reconnect attempts (default: 300)
 
@@ -235,6 +237,7 @@ const OPTIONS = {
     state: { type: 'string' },
     config: { type: 'string' },
     schedule: { type: 'string' },
+    'no-watch': { type: 'boolean' },
     heartbeat: { type: 'string' },
     'reconnect-max': { type: 'string' },
   },
@@ -308,7 +311,7 @@ interface ManifestArgs extends CostArgs {
 }
 interface ScanArgs extends CostArgs { root?: string; manifest?: string; json?: boolean; quiet?: boolean; send?: boolean; config?: string; timeout?: string }
 interface EnrollArgs { server?: string; secret?: string; state?: string; config?: string; force?: boolean }
-interface RunArgs { root?: string; manifest?: string; state?: string; config?: string; schedule?: string; heartbeat?: string; 'reconnect-max'?: string; quiet?: boolean }
+interface RunArgs { root?: string; manifest?: string; state?: string; config?: string; schedule?: string; 'no-watch'?: boolean; heartbeat?: string; 'reconnect-max'?: string; quiet?: boolean }
 interface AuditArgs extends CostArgs { root?: string; json?: boolean; quiet?: boolean }
 
 function required(value: string | undefined, flag: string): string {

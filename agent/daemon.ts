@@ -1,8 +1,10 @@
-// The agent daemon: scans on start, on a cron schedule and on the server's `scan-now`, and hands
-// each report to the outbox; the transport delivers. Schedule and commands decide *when* only.
-import cron from 'node-cron';
+// The agent daemon: the monitor decides when the host is looked at (realtime event reports,
+// scheduled full scans with per-host jitter, the server's `scan-now`); the daemon hands every
+// report to the outbox and wakes the transport. One scheduler: the monitor's.
 import type { Manifest } from '../shared/manifest.js';
 import type { Report } from '../shared/report.js';
+import { startMonitor } from './monitor.js';
+import type { Monitor, MonitorOptions } from './monitor.js';
 import type { Outbox } from './outbox.js';
 import type { Root } from './root.js';
 import type { Transport } from './transport.js';
@@ -12,65 +14,76 @@ export interface DaemonOptions {
   manifest: Manifest;
   outbox: Outbox;
   transport: Transport;
+  /** The agent id: picks this host's slot in the hour for the default full-scan schedule. */
+  hostId: string;
+  /** How a full scan is made (the CLI passes one that goes through the stat cache). */
   scan: (root: Root, manifest: Manifest) => Promise<Report>;
-  /** node-cron expression (5 fields, or 6 with seconds). */
-  schedule: string;
+  /** node-cron expression (5 fields, or 6 with seconds); default hourly at this host's minute. */
+  schedule?: string;
+  /** False: no realtime watch, scheduled scans only (the reports then say `watch: degraded`). */
+  realtime?: boolean;
+  watch?: MonitorOptions['watch'];
   log: (line: string) => void;
   now?: () => Date;
+  /** Starts the monitor; tests may pass their own. */
+  startMonitor?: (opts: MonitorOptions) => Monitor;
 }
 
 export interface Daemon {
-  /** Runs a scan now, or right after the running one if one is running. */
+  readonly schedule: string;
+  /** Resolves once the watch is up (or gave up) and the schedule runs. */
+  readonly ready: Promise<void>;
+  /** Runs a full scan now, between event batches. */
   requestScan(reason: string): Promise<void>;
   stop(): Promise<void>;
 }
 
 export function startDaemon(opts: DaemonOptions): Daemon {
   const now = opts.now ?? (() => new Date());
-  let running: Promise<void> | null = null;
-  let again = false;
   let stopped = false;
+  let lastWatch: string | null = null;
 
-  async function scanOnce(reason: string): Promise<void> {
-    try {
-      const report = await opts.scan(opts.root, opts.manifest);
-      if (stopped) return;
-      const entry = opts.outbox.enqueue(report, 'full', now());
-      opts.log(`scan (${reason}): ${report.summary.status}, ${report.summary.findings} findings; report ${entry.seq} queued, ${opts.outbox.depth()} waiting`);
-      opts.transport.notify();
-    } catch (err) {
-      // A failed scan is logged and retried at the next tick; the daemon stays up.
-      opts.log(`scan (${reason}) failed: ${(err as Error).message}`);
-    }
-  }
+  const onReport = (report: Report): void => {
+    if (stopped) return;
+    const kind = report.scan === 'event' ? 'event' : 'full';
+    const entry = opts.outbox.enqueue(report, kind, now());
+    const watch = report.watch === undefined ? '' : report.watch.state === 'ok' ? '; watch ok' : `; watch degraded: ${report.watch.reason ?? 'no reason given'}`;
+    opts.log(`${kind} scan: ${report.summary.status}, ${report.summary.findings} findings; report ${entry.seq} queued, ${opts.outbox.depth()} waiting${watch}`);
+    // Say it once when the watch state changes, not on every report.
+    const state = report.watch === undefined ? null : `${report.watch.state}:${report.watch.reason ?? ''}`;
+    if (state !== null && state !== lastWatch && report.watch?.state === 'degraded') opts.log(`realtime watch degraded (${report.watch.reason ?? 'no reason given'}); scheduled full scans go on`);
+    if (state !== null) lastWatch = state;
+    opts.transport.notify();
+  };
 
-  function requestScan(reason: string): Promise<void> {
-    if (stopped) return Promise.resolve();
-    if (running !== null) {
-      again = true;
-      return running;
-    }
-    running = (async () => {
-      do {
-        again = false;
-        await scanOnce(reason);
-      } while (again && !stopped);
-      running = null;
-    })();
-    return running;
-  }
-
-  const task = cron.schedule(opts.schedule, () => void requestScan('schedule'), { noOverlap: true });
+  const monitor = (opts.startMonitor ?? startMonitor)({
+    root: opts.root,
+    manifest: opts.manifest,
+    hostId: opts.hostId,
+    scan: opts.scan,
+    onReport,
+    // A failed scan is logged and retried at the next tick; the daemon stays up.
+    onError: (err) => opts.log(`scan failed: ${err instanceof Error ? err.message : String(err)}`),
+    ...(opts.schedule === undefined ? {} : { schedule: opts.schedule }),
+    ...(opts.realtime === undefined ? {} : { realtime: opts.realtime }),
+    ...(opts.watch === undefined ? {} : { watch: opts.watch }),
+  });
   opts.transport.start();
-  void requestScan('start');
 
   return {
-    requestScan,
+    schedule: monitor.schedule,
+    ready: monitor.ready,
+    async requestScan(reason) {
+      if (stopped) return;
+      opts.log(`full scan requested (${reason})`);
+      await monitor.fullScan().then(
+        () => undefined,
+        (err: unknown) => opts.log(`scan (${reason}) failed: ${err instanceof Error ? err.message : String(err)}`),
+      );
+    },
     async stop() {
       stopped = true;
-      await task.stop();
-      await task.destroy();
-      await running;
+      await monitor.close();
       await opts.transport.stop();
     },
   };

@@ -13,6 +13,8 @@ export interface MonitorOptions {
   /** Stable id of this host (the agent id once enrolled): picks its slot in the hour. */
   hostId: string;
   hostname?: string;
+  /** How a full scan is made; default `scanRoot` without a stat cache. */
+  scan?: (root: Root, manifest: Manifest) => Promise<Report>;
   /** Every report, event and full, in the order they were made. The daemon puts them in its outbox. */
   onReport: (report: Report) => void | Promise<void>;
   /** A full scan that failed; the schedule goes on. */
@@ -52,7 +54,9 @@ export function startMonitor(opts: MonitorOptions): Monitor {
   let closed = false;
 
   const runFull = async (): Promise<Report> => {
-    const report = await scanRoot(opts.root, opts.manifest, opts.hostname === undefined ? {} : { hostname: opts.hostname });
+    const report = opts.scan
+      ? await opts.scan(opts.root, opts.manifest)
+      : await scanRoot(opts.root, opts.manifest, opts.hostname === undefined ? {} : { hostname: opts.hostname });
     const full: Report = { ...report, scan: 'full', watch: watch?.state() ?? offline };
     if (!closed) await opts.onReport(full);
     return full;

@@ -24,7 +24,8 @@ export interface StreamIo {
   stopSignal?: Promise<void>;
 }
 
-export const DEFAULT_SCHEDULE = '*/15 * * * *';
+/** Full scans: hourly, at a minute derived from the agent id (see schedule.ts). */
+export const DEFAULT_SCHEDULE = 'hourly at this host\'s own minute';
 
 /** Where the agent's identity lives: --config, else the state folder, else /etc/quicksand. */
 export function resolveConfigFile(state: string, explicit: string | undefined): string {
@@ -55,6 +56,8 @@ function hostFacts(): { hostname: string; os: string; agentVersion: string } {
 export interface RunArgs {
   config?: string;
   schedule?: string;
+  /** True: no realtime watch, scheduled full scans only. */
+  'no-watch'?: boolean;
   'reconnect-max'?: string;
   heartbeat?: string;
 }
@@ -72,8 +75,8 @@ export async function runCommand(
   ctx: { state: string; root: Root; manifest: Manifest; scan: (root: Root, manifest: Manifest) => Promise<Report> },
   io: StreamIo,
 ): Promise<void> {
-  const schedule = args.schedule ?? DEFAULT_SCHEDULE;
-  if (!cron.validate(schedule)) throw new QuicksandError('USAGE', `--schedule: "${schedule}" is not a cron expression (e.g. "*/15 * * * *")`);
+  const schedule = args.schedule;
+  if (schedule !== undefined && !cron.validate(schedule)) throw new QuicksandError('USAGE', `--schedule: "${schedule}" is not a cron expression (e.g. "*/15 * * * *")`);
   const capMs = seconds(args['reconnect-max'], '--reconnect-max', 300);
   const heartbeatMs = seconds(args.heartbeat, '--heartbeat', 30);
   const config = await readAgentConfig(resolveConfigFile(ctx.state, args.config));
@@ -93,8 +96,18 @@ export async function runCommand(
       void daemon.requestScan('server command');
     },
   });
-  const daemon = startDaemon({ root: ctx.root, manifest: ctx.manifest, outbox, transport, scan: ctx.scan, schedule, log });
-  log(`agent ${config.agentId} running: scanning ${ctx.root.dir || '/'} on "${schedule}", sending to ${config.server}`);
+  const daemon = startDaemon({
+    root: ctx.root,
+    manifest: ctx.manifest,
+    outbox,
+    transport,
+    hostId: config.agentId,
+    scan: ctx.scan,
+    ...(schedule === undefined ? {} : { schedule }),
+    realtime: args['no-watch'] !== true,
+    log,
+  });
+  log(`agent ${config.agentId} running: watching ${ctx.root.dir || '/'}${args['no-watch'] === true ? ' (realtime watch off)' : ''}, full scans on "${daemon.schedule}", sending to ${config.server}`);
   await (io.stopSignal ?? new Promise<void>(() => {}));
   log('stopping');
   await daemon.stop();

@@ -1,13 +1,17 @@
 // npm run bench:realtime — how fast a write becomes an event report, and what watching costs
 // while nothing happens. Bounded: a fixed number of writes and a fixed idle window; it stops by
-// itself. The server leg (report → stored finding) is measured once the server exists.
+// itself.
 //
 //   write → report   latency of single writes into a watched debootstrap tree (p50/p95/max),
 //                    with the default debounce and with a short one (the floor of the work)
+//   write → stored   the whole way: the agent daemon (monitor, outbox, transport) streaming to a
+//                    real server on loopback, until the finding is committed in its SQLite file
 //   burst            200 files written at once: how many reports, how long to the last one
 //   idle CPU         process.cpuUsage over a fixed window while watching, nothing changing,
 //                    for the debootstrap tree and for this machine's own tracked paths
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { defaultPolicy } from '../shared/policy.js';
 import { MANIFEST_SCHEMA } from '../shared/manifest.js';
 import type { Manifest } from '../shared/manifest.js';
@@ -18,6 +22,13 @@ import { openRoot } from '../agent/root.js';
 import type { Root } from '../agent/root.js';
 import { startWatch } from '../agent/watch.js';
 import type { RealtimeWatch } from '../agent/watch.js';
+import { startDaemon } from '../agent/daemon.js';
+import { enrollAgent } from '../agent/enroll.js';
+import { createOutbox } from '../agent/outbox.js';
+import { scanRoot } from '../agent/scan.js';
+import { openStateDb } from '../agent/state-db.js';
+import { createTransport } from '../agent/transport.js';
+import { startServer } from '../server/server.js';
 import { copyTree, ensureMinbase } from '../test/helpers/debian-root.js';
 
 const WRITES = Number(process.env.BENCH_WRITES ?? 40);
@@ -78,6 +89,52 @@ async function latency(root: Root, manifest: Manifest, label: string, debounceMs
     `write → event report (${label}, ${WRITES} writes): p50 ${ms(percentile(lat, 50))}, p95 ${ms(percentile(lat, 95))}, max ${ms(Math.max(...lat))}; ` +
       `of which batch work p50 ${ms(percentile(work, 50))}, p95 ${ms(percentile(work, 95))}`,
   );
+}
+
+/** Write → finding committed on a real server on loopback, through the agent daemon's own path. */
+async function serverLeg(root: Root, manifest: Manifest): Promise<void> {
+  const work = mkdtempSync(path.join(tmpdir(), 'quicksand-bench-realtime-'));
+  const server = await startServer({ db: path.join(work, 'server.db'), port: 0, host: '127.0.0.1' });
+  const db = openStateDb(path.join(work, 'agent'));
+  try {
+    const config = await enrollAgent(server.url, server.store.createEnrollSecret(new Date()), 'bench-host');
+    const outbox = createOutbox(db);
+    const transport = createTransport({ config, outbox, host: { hostname: 'bench-host' }, image: { name: manifest.image.name, version: manifest.image.version } });
+    const daemon = startDaemon({
+      root,
+      manifest,
+      outbox,
+      transport,
+      hostId: config.agentId,
+      scan: (r, m) => scanRoot(r, m, { hostname: 'bench-host' }),
+      schedule: '0 0 1 1 *',
+      log: () => {},
+    });
+    const stored = (p: string): boolean => (server.store.listFindings(config.agentId, { state: 'open' }) ?? []).some((f) => f.path === p);
+    const until = async (what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> => {
+      const end = performance.now() + timeoutMs;
+      while (!ok()) {
+        if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    await daemon.ready;
+    await until('the start-up report', () => server.store.listReports(config.agentId).length >= 1, 60_000);
+    const lat: number[] = [];
+    for (let i = 0; i < WRITES; i++) {
+      const inside = `/usr/local/bin/bench-server-${i}`;
+      const t = performance.now();
+      writeFileSync(root.hostPath(inside), `#!/bin/sh\necho ${i}\n`, { mode: 0o755 });
+      await until(`the finding for ${inside}`, () => stored(inside));
+      lat.push(performance.now() - t);
+    }
+    await daemon.stop();
+    console.log(`write → finding stored on the server (default debounce, ${WRITES} writes): p50 ${ms(percentile(lat, 50))}, p95 ${ms(percentile(lat, 95))}, max ${ms(Math.max(...lat))}`);
+  } finally {
+    db.close();
+    await server.close();
+    rmSync(work, { recursive: true, force: true });
+  }
 }
 
 async function burst(root: Root, manifest: Manifest): Promise<void> {
@@ -144,6 +201,7 @@ async function main(): Promise<void> {
     console.log(`debootstrap minbase copy: ${manifest.files.length} paths, ${manifest.files.filter((f) => f.type === 'dir').length} folders, ${manifest.packages.length} packages`);
     await latency(root, manifest, 'default debounce 200 ms');
     await latency(root, manifest, 'debounce 20 ms', 20);
+    await serverLeg(root, manifest);
     await burst(root, manifest);
     await baseline();
     await idle(root, manifest, 'the debootstrap tree');

@@ -3,7 +3,10 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Context } from 'hono';
 import type { z } from 'zod';
-import { findingsQuerySchema, hostsQuerySchema } from '../shared/api.js';
+import { alertsQuerySchema, approveBodySchema, auditQuerySchema, findingsQuerySchema, hostsQuerySchema, reasonBodySchema } from '../shared/api.js';
+import { parseRuleSet } from '../shared/rules.js';
+import { parseAlertSink } from '../shared/alerts.js';
+import type { AlertSink } from '../shared/alerts.js';
 import type { ApiRoleName } from '../shared/api.js';
 import { QuicksandError, isQuicksandError } from '../shared/errors.js';
 import type { ErrorCode } from '../shared/errors.js';
@@ -24,6 +27,8 @@ export interface AppDeps {
 // The one place error codes become HTTP statuses.
 const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 503>> = {
   QUERY_INVALID: 400,
+  ALERT_SINK_INVALID: 400,
+  RULES_INVALID: 400,
   MANIFEST_INVALID: 400,
   MANIFEST_SCHEMA_VERSION: 400,
   MANIFEST_UNREADABLE: 400,
@@ -34,14 +39,46 @@ const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 503>
   ENROLL_REFUSED: 403,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
+  CONFLICT: 409,
 };
 
-type Env = { Variables: { role: ApiRoleName } };
+type Env = { Variables: { role: ApiRoleName; tokenId: string } };
+
+const TRIAGE_ROLES: readonly ApiRoleName[] = ['admin', 'analyst'];
+
+function actorOf(c: Context<Env>): { id: string; role: string } {
+  return { id: c.get('tokenId'), role: c.get('role') };
+}
+
+function numericId(text: string, what: string): number {
+  if (!/^[1-9]\d{0,15}$/.test(text)) throw new QuicksandError('QUERY_INVALID', `${what}: expected a finding id (a positive integer), got "${text}"`);
+  return Number(text);
+}
 
 function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
   if (!result.success) throw new QuicksandError('QUERY_INVALID', `${what}: ${formatIssues(result.error).replaceAll('\n', '; ')}`);
   return result.data;
+}
+
+async function jsonBody(c: Context<Env>): Promise<unknown> {
+  try {
+    return await c.req.json();
+  } catch {
+    throw new QuicksandError('QUERY_INVALID', 'body: expected JSON');
+  }
+}
+
+/** A sink as the API shows it: the credential (secret, routing key, Slack URL) never leaves. */
+function redactSink(sink: AlertSink): Record<string, unknown> {
+  switch (sink.type) {
+    case 'webhook':
+      return { ...sink, secret: '(set)' };
+    case 'pagerduty':
+      return { ...sink, routingKey: `…${sink.routingKey.slice(-4)}` };
+    case 'slack':
+      return { ...sink, url: `${new URL(sink.url).origin}/…` };
+  }
 }
 
 function requireRole(c: Context<Env>, roles: readonly ApiRoleName[]): void {
@@ -89,6 +126,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       throw new QuicksandError('API_TOKEN_INVALID', 'missing, unknown or revoked API token: create one with `quicksand-server token create --role auditor`');
     }
     c.set('role', auth.role);
+    c.set('tokenId', auth.tokenId);
     await next();
   });
 
@@ -137,10 +175,72 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const replaced = store.saveManifest(manifest, clock());
     return c.json({ name: manifest.image.name, version: manifest.image.version, packages: manifest.packages.length, files: manifest.files.length }, replaced ? 200 : 201);
   });
+  // Alert sinks: admin only (they hold credentials of other systems).
+  app.post('/api/v1/sinks', async (c) => {
+    requireRole(c, ['admin']);
+    const sink = parseAlertSink(await jsonBody(c), 'body');
+    const replaced = store.saveSink(sink, clock());
+    store.triage.audit({ actor: actorOf(c), action: replaced ? 'sink-update' : 'sink-create', target: `sink:${sink.id}`, detail: { type: sink.type, minSeverity: sink.minSeverity }, now: clock() });
+    return c.json({ sink: redactSink(sink) }, replaced ? 200 : 201);
+  });
+  app.get('/api/v1/sinks', (c) => {
+    requireRole(c, ['admin']);
+    return c.json({ sinks: store.listSinks().map(redactSink) });
+  });
+  app.delete('/api/v1/sinks/:id', (c) => {
+    requireRole(c, ['admin']);
+    const id = c.req.param('id');
+    if (!store.deleteSink(id)) throw new QuicksandError('NOT_FOUND', `sink ${id} is not configured`);
+    store.triage.audit({ actor: actorOf(c), action: 'sink-delete', target: `sink:${id}`, now: clock() });
+    return c.json({ deleted: id });
+  });
+  // Every alert queued and every attempt to deliver it: the evidence that alerts were handled.
+  app.get('/api/v1/alerts', (c) => {
+    const query = parseWith(alertsQuerySchema, c.req.query(), 'query');
+    const deliveries = store.alertQueue.listDeliveries(query.host);
+    return c.json({ deliveries: deliveries.map((d) => ({ ...d, attemptLog: store.alertQueue.listAttempts(d.id) })) });
+  });
+
+  // Triage: analysts and admins act, auditors read. Every act is in the audit log.
+  app.post('/api/v1/hosts/:id/findings/:fid/approve', async (c) => {
+    requireRole(c, TRIAGE_ROLES);
+    const body = parseWith(approveBodySchema, await jsonBody(c), 'body');
+    const res = store.triage.approve({ hostId: c.req.param('id'), findingIds: [numericId(c.req.param('fid'), 'path.findingId')], ...body, actor: actorOf(c), now: clock() });
+    return c.json(res, 201);
+  });
+  app.post('/api/v1/hosts/:id/change-sets/:cs/approve', async (c) => {
+    requireRole(c, TRIAGE_ROLES);
+    const body = parseWith(approveBodySchema, await jsonBody(c), 'body');
+    const res = store.triage.approve({ hostId: c.req.param('id'), changeSet: c.req.param('cs'), ...body, actor: actorOf(c), now: clock() });
+    return c.json(res, 201);
+  });
+  app.post('/api/v1/hosts/:id/findings/:fid/reopen', async (c) => {
+    requireRole(c, TRIAGE_ROLES);
+    const body = parseWith(reasonBodySchema, await jsonBody(c), 'body');
+    return c.json(store.triage.reopen({ hostId: c.req.param('id'), findingId: numericId(c.req.param('fid'), 'path.findingId'), reason: body.reason, actor: actorOf(c), now: clock() }));
+  });
+  app.post('/api/v1/hosts/:id/rebaseline', async (c) => {
+    requireRole(c, TRIAGE_ROLES);
+    const body = parseWith(reasonBodySchema, await jsonBody(c), 'body');
+    return c.json(store.triage.rebaseline({ hostId: c.req.param('id'), ...body, actor: actorOf(c), now: clock() }), 201);
+  });
+  app.get('/api/v1/hosts/:id/baselines', (c) => c.json({ baselines: store.triage.listBaselines(c.req.param('id')) }));
+  app.get('/api/v1/rules', (c) => c.json({ rules: store.triage.currentRules() }));
+  app.post('/api/v1/rules', async (c) => {
+    requireRole(c, TRIAGE_ROLES);
+    const set = parseRuleSet(await jsonBody(c), 'body');
+    return c.json(store.triage.saveRules({ set, actor: actorOf(c), now: clock() }), 201);
+  });
+  app.get('/api/v1/audit', (c) => {
+    const query = parseWith(auditQuerySchema, c.req.query(), 'query');
+    return c.json({ entries: store.triage.listAudit(query) });
+  });
+
   app.delete('/api/v1/agents/:id', (c) => {
     requireRole(c, ['admin']);
     const id = c.req.param('id');
     if (!store.revokeAgent(id, clock())) throw new QuicksandError('NOT_FOUND', `agent ${id} is not known or already revoked`);
+    store.triage.audit({ actor: actorOf(c), action: 'agent-revoke', target: `host:${id}`, now: clock() });
     deps.stream?.disconnect(id, 'token revoked');
     return c.json({ revoked: id });
   });

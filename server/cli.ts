@@ -23,7 +23,7 @@ export const DEFAULT_HOST = '127.0.0.1';
 const USAGE = `quicksand-server — keeps the fleet's drift history and tells cattle from pets
 
 Usage:
-  quicksand-server start [--db FILE] [--port N] [--host ADDR]
+  quicksand-server start [--db FILE] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
   quicksand-server enroll-secret [--db FILE]
   quicksand-server token create --role admin|analyst|auditor [--db FILE]
   quicksand-server agent revoke AGENT_ID [--db FILE]
@@ -41,7 +41,7 @@ Run \`quicksand-server COMMAND --help\` for the options of one command.
 const DB_HELP = `  --db FILE             the server's SQLite database (default: ${DEFAULT_DB})\n`;
 
 const HELP: Record<string, string> = {
-  start: `Usage: quicksand-server start [--db FILE] [--port N] [--host ADDR]
+  start: `Usage: quicksand-server start [--db FILE] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
 
 Serves the JSON API (/api/v1), /healthz, /metrics and the agent stream
 (WebSocket, ${'/api/v1/stream'}) on one port. Creates the database on first start.
@@ -50,6 +50,9 @@ Options:
 ${DB_HELP}  --port N              TCP port (default: ${DEFAULT_PORT}; 0 picks a free one)
   --host ADDR           address to listen on (default: ${DEFAULT_HOST}, this machine only;
                         0.0.0.0 to accept agents from other hosts)
+  --retention-days N    prune reports and resolved findings older than N days
+                        (default: 0, keep everything); the audit log is never pruned
+  --digest-sink ID      send a daily digest (08:00 UTC) to this alert sink
 `,
   'enroll-secret': `Usage: quicksand-server enroll-secret [--db FILE]
 
@@ -78,7 +81,7 @@ ${DB_HELP}`,
 
 const COMMON = { help: { type: 'boolean', short: 'h' }, db: { type: 'string' } } as const;
 const OPTIONS = {
-  start: { ...COMMON, port: { type: 'string' }, host: { type: 'string' } },
+  start: { ...COMMON, port: { type: 'string' }, host: { type: 'string' }, 'retention-days': { type: 'string' }, 'digest-sink': { type: 'string' } },
   'enroll-secret': { ...COMMON },
   token: { ...COMMON, role: { type: 'string' } },
   agent: { ...COMMON },
@@ -108,8 +111,13 @@ export async function runServerCli(argv: string[], io: ServerCliIo): Promise<num
     switch (cmd) {
       case 'start': {
         noPositionals(positionals);
-        const v = values as { port?: string; host?: string };
-        return await startCommand(db, parsePort(v.port), v.host ?? DEFAULT_HOST, io);
+        const v = values as { port?: string; host?: string; 'retention-days'?: string; 'digest-sink'?: string };
+        const retention = v['retention-days'];
+        if (retention !== undefined && !/^\d+$/.test(retention)) throw new QuicksandError('USAGE', `--retention-days: expected a whole number of days (0 keeps everything), got "${retention}"`);
+        return await startCommand(db, parsePort(v.port), v.host ?? DEFAULT_HOST, io, {
+          ...(retention === undefined ? {} : { retentionDays: Number(retention) }),
+          ...(v['digest-sink'] === undefined ? {} : { digestSinkId: v['digest-sink'] }),
+        });
       }
       case 'enroll-secret':
         noPositionals(positionals);
@@ -161,10 +169,10 @@ function withStore(db: string, fn: (store: ReturnType<typeof createSqliteStore>)
   }
 }
 
-async function startCommand(db: string, port: number, host: string, io: ServerCliIo): Promise<number> {
+async function startCommand(db: string, port: number, host: string, io: ServerCliIo, extra: { retentionDays?: number; digestSinkId?: string } = {}): Promise<number> {
   let server: RunningServer;
   try {
-    server = await startServer({ db, port, host });
+    server = await startServer({ db, port, host, ...extra, log: (line) => io.stderr(`${new Date().toISOString()} ${line}\n`) });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new QuicksandError('USAGE', `port ${port} on ${host} is already in use: pass --port N`);

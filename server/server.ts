@@ -4,9 +4,15 @@ import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import { createApp } from './app.js';
 import { createBatchWriter } from './batch-writer.js';
+import type { FetchLike } from './alerts/http.js';
+import type { RetrySchedule } from './alerts/policy.js';
+import { startDeliveryLoop } from './delivery-loop.js';
+import type { DeliveryLoop } from './delivery-loop.js';
+import { startSchedules } from './schedules.js';
+import type { ScheduleSettings, Schedules } from './schedules.js';
 import { createMetrics } from './metrics.js';
 import { createRateLimiter } from './rate-limit.js';
-import { createSqliteStore } from './store/sqlite-store.js';
+import { DEFAULT_STALE_AFTER_MS, createSqliteStore } from './store/sqlite-store.js';
 import { startIngestThread } from './store/ingest-thread.js';
 import { createStream } from './stream.js';
 import type { Store } from './store/types.js';
@@ -21,17 +27,32 @@ export interface ServerOptions {
   maxFrameBytes?: number;
   staleAfterMs?: number;
   now?: () => Date;
+  /** How alerts are sent (default the global fetch) and retried; how often the queue is looked at. */
+  fetch?: FetchLike;
+  alertRetry?: RetrySchedule;
+  deliveryIntervalMs?: number;
+  deliveryConcurrency?: number;
+  log?: (line: string) => void;
+  /** History kept, in days (0: for ever); the sink of the daily digest; the jobs' cron expressions. */
+  retentionDays?: number;
+  digestSinkId?: string;
+  scheduleCron?: ScheduleSettings['cron'];
+  /** False: no cron ticks (tests run the jobs through `schedules.run`). */
+  schedules?: boolean;
 }
 
 export interface RunningServer {
   url: string;
   store: Store;
+  deliveries: DeliveryLoop;
+  schedules: Schedules;
   close(): Promise<void>;
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const now = opts.now ?? (() => new Date());
-  const store = createSqliteStore(opts.db, { staleAfterMs: opts.staleAfterMs });
+  const staleAfterMs = opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+  const store = createSqliteStore(opts.db, { staleAfterMs });
   const metrics = createMetrics();
   // Reports are written on their own thread; the API and enrolment use the main connection.
   const ingest = startIngestThread(opts.db);
@@ -45,6 +66,28 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     upgradeLimiter: createRateLimiter(opts.upgradeRate ?? 500, opts.upgradeBurst ?? 1000, () => now().getTime()),
   });
   const app = createApp({ store, clock: now, metrics, stream });
+  const deliveries = startDeliveryLoop({
+    queue: store.alertQueue,
+    sinks: () => store.listSinks(),
+    fetch: opts.fetch ?? (fetch as FetchLike),
+    now,
+    ...(opts.deliveryIntervalMs === undefined ? {} : { intervalMs: opts.deliveryIntervalMs }),
+    ...(opts.deliveryConcurrency === undefined ? {} : { concurrency: opts.deliveryConcurrency }),
+    ...(opts.alertRetry === undefined ? {} : { retry: opts.alertRetry }),
+    ...(opts.log === undefined ? {} : { log: opts.log }),
+  });
+  const schedules = startSchedules({
+    store,
+    now,
+    settings: {
+      staleAfterMs,
+      retentionDays: opts.retentionDays ?? 0,
+      ...(opts.digestSinkId === undefined ? {} : { digestSinkId: opts.digestSinkId }),
+      ...(opts.scheduleCron === undefined ? {} : { cron: opts.scheduleCron }),
+    },
+    ...(opts.log === undefined ? {} : { log: opts.log }),
+    cron: opts.schedules !== false,
+  });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head));
   // Thousands of agents keep their connections; the defaults are tuned for browsers.
@@ -58,7 +101,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   return {
     url: `http://${host}:${addr.port}`,
     store,
+    deliveries,
+    schedules,
     async close() {
+      await schedules.stop();
+      await deliveries.stop();
       stream.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

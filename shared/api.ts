@@ -18,6 +18,11 @@ export const findingsQuerySchema = z.strictObject({
 });
 export type FindingsQuery = z.infer<typeof findingsQuerySchema>;
 
+export const alertsQuerySchema = z.strictObject({
+  host: z.string().min(1).max(200).optional(),
+});
+export type AlertsQuery = z.infer<typeof alertsQuerySchema>;
+
 export interface HostSummary {
   id: string;
   hostname: string;
@@ -29,6 +34,8 @@ export interface HostSummary {
   lastSeen: string | null;
   lastReportAt: string | null;
   revoked: boolean;
+  /** The agent's realtime watch as its last report said (null before any report said). */
+  watch: { state: 'ok' | 'degraded'; reason: string | null } | null;
 }
 
 export interface HostDetail extends HostSummary {
@@ -66,4 +73,38 @@ export interface ImageSummary {
   /** Counts from the uploaded manifest; null for an image only announced by agents. */
   packages: number | null;
   files: number | null;
+}
+
+/** Approving a finding or a change set: a reason always, a ticket and an expiry when there are. */
+export const approveBodySchema = z.strictObject({
+  reason: z.string().trim().min(1, 'a reason is required'),
+  ticket: z.string().trim().min(1).max(200).optional(),
+  // After it the change counts again (the host is a pet again unless it was undone).
+  expiresAt: z.iso.datetime({ error: 'expected an ISO date-time like 2026-12-31T00:00:00Z' }).optional(),
+});
+export type ApproveBody = z.infer<typeof approveBodySchema>;
+
+export const reasonBodySchema = z.strictObject({
+  reason: z.string().trim().min(1, 'a reason is required'),
+  ticket: z.string().trim().min(1).max(200).optional(),
+});
+export type ReasonBody = z.infer<typeof reasonBodySchema>;
+
+export const auditQuerySchema = z.strictObject({
+  target: z.string().min(1).max(300).optional(),
+  action: z.string().min(1).max(100).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+});
+export type AuditQuery = z.infer<typeof auditQuerySchema>;
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  /** The API token's id (`system` for the server's own schedules). */
+  actor: string;
+  role: string;
+  action: string;
+  target: string;
+  reason: string | null;
+  detail: unknown;
 }

@@ -23,6 +23,7 @@ export const ERROR_CODES = [
   'API_TOKEN_INVALID',
   'FORBIDDEN', // a valid API token whose role may not do this
   'NOT_FOUND',
+  'CONFLICT', // the target is not in a state the request can change (nothing to reopen)
   'QUERY_INVALID', // a query string or body that does not pass its schema
   'INTERNAL',
 ] as const;

@@ -50,7 +50,7 @@ export function createCredentials(db: Db): Credentials {
       if (parts === null) return null;
       const row = getToken.get(parts.id);
       if (row === undefined || row.revoked_at !== null || !secretMatches(parts.secret, row.hash)) return null;
-      return { role: row.role };
+      return { role: row.role, tokenId: parts.id };
     },
   };
 }

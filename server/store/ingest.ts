@@ -1,9 +1,13 @@
 import type { Database as Db } from 'better-sqlite3';
-import { SEVERITIES } from '../../shared/findings.js';
-import { emptyCounts } from '../../shared/report.js';
 import type { Finding } from '../../shared/report.js';
 import type { ReportFrame } from '../../shared/protocol.js';
-import { classify, driftScore, findingKey } from '../classify.js';
+import { findingKey } from '../classify.js';
+import { identityOf } from '../alerts/policy.js';
+import { createHostStatus } from './host-status.js';
+import { attentionSeverity, needsAttention } from '../rules.js';
+import type { EvaluatedFinding } from '../rules.js';
+import { createAlerting } from './alerting.js';
+import type { Alerting } from './alerting.js';
 import type { Ingest, IngestItem, IngestResult } from './types.js';
 
 /** Findings the server itself raises about a host (not the agent's scan). */
@@ -13,7 +17,7 @@ export const CHAIN_FINDING_KIND = 'report-chain-broken';
  * Stores what agents send. Each batch is one transaction (the caller acks only after it
  * returns), and every statement is prepared once here.
  */
-export function createIngest(db: Db): Ingest {
+export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): Ingest {
   const insertReport = db.prepare(
     `INSERT INTO reports (host_id, seq, hash, prev_hash, kind, scanned_at, received_at, status, counts, body)
      VALUES (@hostId, @seq, @hash, @prevHash, @kind, @scannedAt, @receivedAt, @status, @counts, @body)
@@ -21,18 +25,24 @@ export function createIngest(db: Db): Ingest {
   );
   const getReportHash = db.prepare<[string, number], { hash: string }>('SELECT hash FROM reports WHERE host_id = ? AND seq = ?');
   const upsertFinding = db.prepare(
-    `INSERT INTO findings (host_id, key, source, kind, severity, ecosystem, name, path, detail, first_seen, last_seen, first_seq, last_seq)
-     VALUES (@hostId, @key, @source, @kind, @severity, @ecosystem, @name, @path, @detail, @seen, @seen, @seq, @seq)
+    `INSERT INTO findings (host_id, key, source, kind, severity, ecosystem, name, path, detail, first_seen, last_seen, first_seq, last_seq, change_set, decision, waived, identity)
+     VALUES (@hostId, @key, @source, @kind, @severity, @ecosystem, @name, @path, @detail, @seen, @seen, @seq, @seq, @changeSet, @decision, @waived, @identity)
      ON CONFLICT (host_id, key) WHERE resolved_at IS NULL
-     DO UPDATE SET severity = excluded.severity, detail = excluded.detail, last_seen = excluded.last_seen, last_seq = excluded.last_seq`,
+     DO UPDATE SET severity = excluded.severity, detail = excluded.detail, last_seen = excluded.last_seen, last_seq = excluded.last_seq,
+       change_set = excluded.change_set, decision = excluded.decision, waived = excluded.waived, identity = excluded.identity`,
   );
   // After a full scan every open scan finding it did not repeat is gone from the host.
   const resolveMissing = db.prepare(
     `UPDATE findings SET resolved_at = ? WHERE host_id = ? AND resolved_at IS NULL AND source = 'scan' AND last_seq < ?`,
   );
-  const openCounts = db.prepare<[string], { severity: string; n: number }>(
-    `SELECT severity, count(*) AS n FROM findings WHERE host_id = ? AND resolved_at IS NULL GROUP BY severity`,
+  // An event report speaks for its scope only: what it no longer shows there is gone.
+  const openScanFindings = db.prepare<[string, number], { id: number; kind: string; path: string | null }>(
+    `SELECT id, kind, path FROM findings WHERE host_id = ? AND resolved_at IS NULL AND source = 'scan' AND last_seq < ?`,
   );
+  const resolveOne = db.prepare('UPDATE findings SET resolved_at = ? WHERE id = ?');
+  // What makes a pet: open, not waived by a rule, not approved.
+  const hostStatus = createHostStatus(db);
+  const updateWatch = db.prepare('UPDATE hosts SET watch_state = ?, watch_reason = ? WHERE id = ?');
   const updateHostAfterReport = db.prepare(
     `UPDATE hosts SET hostname = @hostname, image_name = @imageName, image_version = @imageVersion, status = @status,
        pet_since = CASE WHEN @status = 'pet' THEN coalesce(pet_since, @scannedAt) ELSE NULL END, drift_score = @score, open_findings = @open, last_seen = @now, last_report_at = @now,
@@ -84,14 +94,21 @@ export function createIngest(db: Db): Ingest {
     }
 
     const chainBroken = checkChain(agentId, frame, now);
-    for (const f of report.findings) saveFinding(agentId, 'scan', f, frame.seq, now);
+    const host = { id: agentId, hostname: report.host.hostname, labels: alerting.labelsOf(agentId) };
+    const evaluated = alerting.evaluate(report.findings, host, report.image, receivedAt);
+    for (const e of evaluated) saveFinding(agentId, 'scan', e, frame.seq, now);
     if (frame.kind === 'full') resolveMissing.run(now, agentId, frame.seq);
-
-    const counts = emptyCounts();
-    for (const row of openCounts.all(agentId)) {
-      if ((SEVERITIES as readonly string[]).includes(row.severity)) counts[row.severity as keyof typeof counts] = row.n;
+    else if (report.scope !== undefined) {
+      const { paths, subtrees, packages } = report.scope;
+      const inScope = (row: { kind: string; path: string | null }): boolean =>
+        row.kind.startsWith('package-')
+          ? packages
+          : row.path !== null && (paths.includes(row.path) || subtrees.some((t) => row.path === t || row.path!.startsWith(t.endsWith('/') ? t : `${t}/`)));
+      for (const row of openScanFindings.all(agentId, frame.seq)) if (inScope(row)) resolveOne.run(now, row.id);
     }
-    const status = classify(counts);
+    if (report.watch !== undefined) updateWatch.run(report.watch.state, report.watch.reason ?? null, agentId);
+
+    const { status, score, open } = hostStatus.count(agentId, receivedAt);
     updateHostAfterReport.run({
       hostId: agentId,
       hostname: report.host.hostname,
@@ -99,13 +116,14 @@ export function createIngest(db: Db): Ingest {
       imageVersion: report.image.version,
       status,
       scannedAt: report.scannedAt,
-      score: driftScore(counts),
-      open: counts.critical + counts.high + counts.medium + counts.low,
+      score,
+      open,
       now,
       seq: frame.seq,
       outboxDepth: frame.outboxDepth ?? null,
     });
     touchImage(report.image.name, report.image.version, receivedAt);
+    alerting.alert(host, report.image, evaluated, status, receivedAt);
     return { type: 'report', seq: frame.seq, outcome: 'stored', chainBroken };
   }
 
@@ -140,16 +158,28 @@ export function createIngest(db: Db): Ingest {
       detail: JSON.stringify({ seq, reason }),
       seen: now,
       seq,
+      changeSet: null,
+      decision: null,
+      waived: 0,
+      identity: `${CHAIN_FINDING_KIND}|${what}|${seq}`,
     });
   }
 
-  function saveFinding(agentId: string, source: 'scan', f: Finding, seq: number, now: string): void {
+  function saveFinding(agentId: string, source: 'scan', e: EvaluatedFinding, seq: number, now: string): void {
+    const f: Finding = e.finding;
+    // Waived: a rule suppressed or auto-approved it and nothing nested under it still needs anyone.
+    const waived = (e.decision.suppressed !== undefined || e.decision.autoApproved !== undefined) && !needsAttention(e, 'low');
     upsertFinding.run({
       hostId: agentId,
       key: findingKey(f),
       source,
       kind: f.kind,
-      severity: f.severity,
+      // The severity in force: the rules' decision, or the worst nested one still needing attention.
+      severity: attentionSeverity(e) ?? e.decision.severity,
+      changeSet: f.changeSet ?? null,
+      decision: JSON.stringify(e.decision),
+      waived: waived ? 1 : 0,
+      identity: identityOf(f),
       ecosystem: f.ecosystem ?? null,
       name: f.name ?? null,
       path: f.path ?? null,

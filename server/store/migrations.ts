@@ -74,4 +74,95 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE images ADD COLUMN manifest TEXT;
    ALTER TABLE images ADD COLUMN packages INTEGER;
    ALTER TABLE images ADD COLUMN files INTEGER;`,
+  // Issue 6: rules, alert sinks, the durable delivery queue, per-host alert memory, watch state.
+  `ALTER TABLE hosts ADD COLUMN watch_state TEXT;
+   ALTER TABLE hosts ADD COLUMN watch_reason TEXT;
+   ALTER TABLE hosts ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+   -- What the rules decided: the severity in force is in severity; the agent's is in detail.
+   ALTER TABLE findings ADD COLUMN change_set TEXT;
+   ALTER TABLE findings ADD COLUMN decision TEXT;
+   -- 1 when a rule suppressed or auto-approved it: stored, never alerted, never makes a pet.
+   ALTER TABLE findings ADD COLUMN waived INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE rule_sets (
+     version INTEGER PRIMARY KEY, body TEXT NOT NULL, created_at TEXT NOT NULL, created_by TEXT
+   );
+   CREATE TABLE alert_sinks (
+     id TEXT PRIMARY KEY, config TEXT NOT NULL, created_at TEXT NOT NULL
+   );
+   CREATE TABLE host_alert_memory (
+     host_id TEXT PRIMARY KEY REFERENCES hosts(id), memory TEXT NOT NULL, updated_at TEXT NOT NULL
+   );
+   CREATE TABLE alert_deliveries (
+     id TEXT PRIMARY KEY,
+     sink_id TEXT NOT NULL,
+     host_id TEXT,
+     action TEXT NOT NULL,
+     dedup_key TEXT NOT NULL,
+     alert TEXT NOT NULL,
+     state TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at INTEGER NOT NULL,
+     claimed_until INTEGER,
+     created_at TEXT NOT NULL
+   );
+   CREATE INDEX alert_deliveries_due ON alert_deliveries (next_attempt_at) WHERE state IN ('pending', 'claimed');
+   -- Evidence that alerts were handled: one row per attempt, never changed.
+   CREATE TABLE alert_attempts (
+     id INTEGER PRIMARY KEY,
+     delivery_id TEXT NOT NULL REFERENCES alert_deliveries(id),
+     sink_id TEXT NOT NULL,
+     attempt INTEGER NOT NULL,
+     at INTEGER NOT NULL,
+     ok INTEGER NOT NULL,
+     status INTEGER,
+     error TEXT,
+     result TEXT NOT NULL,
+     next_attempt_at INTEGER
+   );
+   CREATE INDEX alert_attempts_by_delivery ON alert_attempts (delivery_id);
+   CREATE TRIGGER alert_attempts_no_update BEFORE UPDATE ON alert_attempts BEGIN SELECT RAISE(ABORT, 'alert_attempts is append-only'); END;`,
+  // Issue 6: triage. Approvals bind to the state of the change they accept (identity): the same
+  // file changed again is a new change. The audit log is append-only.
+  `ALTER TABLE findings ADD COLUMN identity TEXT;
+   CREATE TABLE approvals (
+     id INTEGER PRIMARY KEY,
+     host_id TEXT NOT NULL REFERENCES hosts(id),
+     finding_id INTEGER NOT NULL REFERENCES findings(id),
+     identity TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     ticket TEXT,
+     expires_at TEXT,
+     created_at TEXT NOT NULL,
+     created_by TEXT NOT NULL,
+     reopened_at TEXT,
+     reopened_by TEXT,
+     -- Set by the expiry schedule when it noticed expires_at passed (and counted the host again).
+     expired_at TEXT
+   );
+   CREATE INDEX approvals_by_finding ON approvals (finding_id) WHERE reopened_at IS NULL;
+   CREATE INDEX approvals_expiring ON approvals (expires_at) WHERE reopened_at IS NULL AND expires_at IS NOT NULL;
+   CREATE TABLE host_baselines (
+     id INTEGER PRIMARY KEY,
+     host_id TEXT NOT NULL REFERENCES hosts(id),
+     version INTEGER NOT NULL,
+     image_name TEXT,
+     image_version TEXT,
+     accepted TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     created_by TEXT NOT NULL,
+     UNIQUE (host_id, version)
+   );
+   CREATE TABLE audit_log (
+     id INTEGER PRIMARY KEY,
+     at TEXT NOT NULL,
+     actor TEXT NOT NULL,
+     role TEXT NOT NULL,
+     action TEXT NOT NULL,
+     target TEXT NOT NULL,
+     reason TEXT,
+     detail TEXT NOT NULL
+   );
+   CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+   CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;`,
 ];

@@ -21,6 +21,8 @@ interface HostRow {
   last_report_at: string | null;
   last_seq: number;
   outbox_depth: number;
+  watch_state: 'ok' | 'degraded' | null;
+  watch_reason: string | null;
 }
 
 interface FindingRow {
@@ -72,6 +74,7 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
     lastSeen: row.last_seen,
     lastReportAt: row.last_report_at,
     revoked: row.revoked_at !== null,
+    watch: row.watch_state === null ? null : { state: row.watch_state, reason: row.watch_reason },
   });
 
   return {

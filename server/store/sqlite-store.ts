@@ -1,4 +1,8 @@
 import { openDatabase } from './db.js';
+import { createAlertQueue, createSinkStore } from './alert-queue.js';
+import { createAlerting } from './alerting.js';
+import { createTriage } from './triage.js';
+import { createMaintenance } from './maintenance.js';
 import { createCredentials } from './credentials.js';
 import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
@@ -20,6 +24,10 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
     ...createIngest(db),
     ...createQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
     ...createImages(db),
+    ...createSinkStore(db),
+    alertQueue: createAlertQueue(db),
+    triage: createTriage(db, createAlerting(db)),
+    maintenance: createMaintenance(db),
     close: () => db.close(),
   };
 }

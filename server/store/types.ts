@@ -2,6 +2,9 @@
 import type { HostDetail, HostFinding, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
 import type { Manifest } from '../../shared/manifest.js';
 import type { HelloFrame, ReportFrame } from '../../shared/protocol.js';
+import type { SinkStore, SqliteAlertQueue } from './alert-queue.js';
+import type { Triage } from './triage.js';
+import type { Maintenance } from './maintenance.js';
 
 export type ApiRole = ApiRoleName;
 export type AgentAuth = { ok: true; agentId: string } | { ok: false; reason: 'invalid' | 'revoked' };
@@ -14,7 +17,8 @@ export interface Credentials {
   authenticateAgent(token: string): AgentAuth;
   revokeAgent(agentId: string, now: Date): boolean;
   createApiToken(role: ApiRole, now: Date): string;
-  authenticateApiToken(token: string): { role: ApiRole } | null;
+  /** `tokenId` is the token's public id: who did what, in the audit log. */
+  authenticateApiToken(token: string): { role: ApiRole; tokenId: string } | null;
 }
 
 export type IngestItem =
@@ -45,6 +49,11 @@ export interface Images {
   saveManifest(manifest: Manifest, now: Date): boolean;
 }
 
-export interface Store extends Credentials, Ingest, Queries, Images {
+export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
+  /** The durable alert queue (the delivery loop's port) and its records. */
+  alertQueue: SqliteAlertQueue;
+  /** Approvals, re-baselines, rules, the audit log, and the schedules' writes. */
+  triage: Triage;
+  maintenance: Maintenance;
   close(): void;
 }

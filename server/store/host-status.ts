@@ -1,0 +1,51 @@
+// A host's status from its open findings: what counts is open, not waived by a rule and not
+// approved (an approval of this very state of the change, not reopened, not expired at `now`).
+import type { Database as Db } from 'better-sqlite3';
+import { SEVERITIES } from '../../shared/findings.js';
+import { emptyCounts } from '../../shared/report.js';
+import type { SeverityCounts } from '../../shared/report.js';
+import { classify, driftScore } from '../classify.js';
+
+export interface HostCount {
+  counts: SeverityCounts;
+  status: 'cattle' | 'pet';
+  score: number;
+  open: number;
+}
+
+export interface HostStatusStore {
+  count(hostId: string, now: Date): HostCount;
+  /** Counts again and stores the result; returns the status before and after. */
+  refresh(hostId: string, now: Date): { before: string; after: 'cattle' | 'pet' };
+}
+
+export function createHostStatus(db: Db): HostStatusStore {
+  const counted = db.prepare<{ hostId: string; now: string }, { severity: string; n: number }>(
+    `SELECT severity, count(*) AS n FROM findings f
+     WHERE f.host_id = @hostId AND f.resolved_at IS NULL AND f.waived = 0
+       AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.finding_id = f.id AND a.identity = f.identity AND a.reopened_at IS NULL
+                       AND (a.expires_at IS NULL OR a.expires_at > @now))
+     GROUP BY severity`,
+  );
+  const status = db.prepare<[string], { status: string }>('SELECT status FROM hosts WHERE id = ?');
+  const update = db.prepare(
+    `UPDATE hosts SET status = @status, pet_since = CASE WHEN @status = 'pet' THEN coalesce(pet_since, @now) ELSE NULL END,
+       drift_score = @score, open_findings = @open WHERE id = @hostId`,
+  );
+  const count = (hostId: string, now: Date): HostCount => {
+    const counts = emptyCounts();
+    for (const row of counted.all({ hostId, now: now.toISOString() })) {
+      if ((SEVERITIES as readonly string[]).includes(row.severity)) counts[row.severity as keyof typeof counts] = row.n;
+    }
+    return { counts, status: classify(counts), score: driftScore(counts), open: counts.critical + counts.high + counts.medium + counts.low };
+  };
+  return {
+    count,
+    refresh(hostId, now) {
+      const before = status.get(hostId)?.status ?? 'stale';
+      const c = count(hostId, now);
+      update.run({ hostId, status: c.status, now: now.toISOString(), score: c.score, open: c.open });
+      return { before, after: c.status };
+    },
+  };
+}

@@ -1,0 +1,233 @@
+// Triage: approvals, reopenings, re-baselines and rule changes, each one transaction that also
+// appends to the audit log and counts the host again (a host that turns cattle resolves its
+// open alerts). Who acts is an API token (id and role) or `system` (the schedules).
+import type { Database as Db } from 'better-sqlite3';
+import type { AuditEntry, AuditQuery } from '../../shared/api.js';
+import { QuicksandError } from '../../shared/errors.js';
+import type { Finding } from '../../shared/report.js';
+import type { RuleSet } from '../../shared/rules.js';
+import { attentionSeverity, needsAttention } from '../rules.js';
+import type { Alerting } from './alerting.js';
+import { createHostStatus } from './host-status.js';
+
+export interface Actor {
+  id: string;
+  role: string;
+}
+
+export interface Triage {
+  approve(req: { hostId: string; findingIds?: number[]; changeSet?: string; reason: string; ticket?: string; expiresAt?: string; actor: Actor; now: Date }): { approved: number[]; status: 'cattle' | 'pet' };
+  reopen(req: { hostId: string; findingId: number; reason: string; actor: Actor; now: Date }): { reopened: number; status: 'cattle' | 'pet' };
+  rebaseline(req: { hostId: string; reason: string; ticket?: string; actor: Actor; now: Date }): { version: number; accepted: number; status: 'cattle' | 'pet' };
+  saveRules(req: { set: RuleSet; actor: Actor; reason?: string; now: Date }): { version: number };
+  currentRules(): { version: number; set: unknown } | null;
+  /** Approvals whose expiry passed: noted, audited, their hosts counted again. */
+  expireApprovals(now: Date): { expired: number; hosts: string[] };
+  /** Hosts whose last report is older than `before` and not marked stale yet: marked, audited. */
+  markStale(before: Date, now: Date): string[];
+  audit(entry: { actor: Actor; action: string; target: string; reason?: string | null; detail?: unknown; now: Date }): void;
+  listAudit(query: AuditQuery): AuditEntry[];
+  /** A host's baseline versions, oldest first: the image they extend and the changes accepted. */
+  listBaselines(hostId: string): Array<{ version: number; image: { name: string | null; version: string | null }; accepted: unknown; createdAt: string; createdBy: string }>;
+}
+
+interface OpenFinding {
+  id: number;
+  identity: string | null;
+  key: string;
+  kind: string;
+  detail: string;
+  source: string;
+}
+
+export function createTriage(db: Db, alerting: Alerting): Triage {
+  const hostStatus = createHostStatus(db);
+  const host = db.prepare<[string], { id: string; hostname: string; image_name: string | null; image_version: string | null }>(
+    'SELECT id, hostname, image_name, image_version FROM hosts WHERE id = ?',
+  );
+  const openById = db.prepare<[string, number], OpenFinding>('SELECT id, identity, key, kind, detail, source FROM findings WHERE host_id = ? AND id = ? AND resolved_at IS NULL');
+  const openByChangeSet = db.prepare<[string, string], OpenFinding>('SELECT id, identity, key, kind, detail, source FROM findings WHERE host_id = ? AND change_set = ? AND resolved_at IS NULL');
+  const openOfHost = db.prepare<[string], OpenFinding>('SELECT id, identity, key, kind, detail, source FROM findings WHERE host_id = ? AND resolved_at IS NULL AND waived = 0');
+  const insertApproval = db.prepare(
+    `INSERT INTO approvals (host_id, finding_id, identity, kind, reason, ticket, expires_at, created_at, created_by)
+     VALUES (@hostId, @findingId, @identity, @kind, @reason, @ticket, @expiresAt, @now, @actor)`,
+  );
+  const reopenApprovals = db.prepare(`UPDATE approvals SET reopened_at = ?, reopened_by = ? WHERE finding_id = ? AND reopened_at IS NULL`);
+  const lastBaseline = db.prepare<[string], { v: number | null }>('SELECT max(version) AS v FROM host_baselines WHERE host_id = ?');
+  const insertBaseline = db.prepare(
+    `INSERT INTO host_baselines (host_id, version, image_name, image_version, accepted, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertRules = db.prepare('INSERT INTO rule_sets (version, body, created_at, created_by) VALUES (?, ?, ?, ?)');
+  const lastRules = db.prepare<[], { version: number; body: string }>('SELECT version, body FROM rule_sets ORDER BY version DESC LIMIT 1');
+  const openScanFindings = db.prepare<[], { id: number; host_id: string; detail: string; labels: string; image_name: string | null; hostname: string }>(
+    `SELECT f.id, f.host_id, f.detail, h.labels, h.image_name, h.hostname FROM findings f JOIN hosts h ON h.id = f.host_id
+     WHERE f.resolved_at IS NULL AND f.source = 'scan'`,
+  );
+  const redecide = db.prepare('UPDATE findings SET severity = ?, decision = ?, waived = ? WHERE id = ?');
+  const expiring = db.prepare<[string], { id: number; host_id: string; finding_id: number; expires_at: string }>(
+    `SELECT id, host_id, finding_id, expires_at FROM approvals WHERE reopened_at IS NULL AND expired_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ?`,
+  );
+  const noteExpired = db.prepare('UPDATE approvals SET expired_at = ? WHERE id = ?');
+  const staleCandidates = db.prepare<[string], { id: string }>(
+    `SELECT id FROM hosts WHERE status != 'stale' AND revoked_at IS NULL AND (last_report_at IS NULL OR last_report_at < ?)`,
+  );
+  const setStale = db.prepare(`UPDATE hosts SET status = 'stale' WHERE id = ?`);
+  const baselines = db.prepare<[string], { version: number; image_name: string | null; image_version: string | null; accepted: string; created_at: string; created_by: string }>(
+    'SELECT version, image_name, image_version, accepted, created_at, created_by FROM host_baselines WHERE host_id = ? ORDER BY version',
+  );
+  const appendAudit = db.prepare(
+    'INSERT INTO audit_log (at, actor, role, action, target, reason, detail) VALUES (@at, @actor, @role, @action, @target, @reason, @detail)',
+  );
+  const auditAll = db.prepare<{ target: string | null; action: string | null; limit: number }, { id: number; at: string; actor: string; role: string; action: string; target: string; reason: string | null; detail: string }>(
+    `SELECT * FROM audit_log WHERE (@target IS NULL OR target = @target) AND (@action IS NULL OR action = @action) ORDER BY id LIMIT @limit`,
+  );
+
+  const audit: Triage['audit'] = ({ actor, action, target, reason, detail, now }) => {
+    appendAudit.run({ at: now.toISOString(), actor: actor.id, role: actor.role, action, target, reason: reason ?? null, detail: JSON.stringify(detail ?? {}) });
+  };
+
+  const auditAlone = db.transaction((entry: Parameters<Triage['audit']>[0]) => audit(entry));
+
+  function requireHost(hostId: string) {
+    const h = host.get(hostId);
+    if (h === undefined) throw new QuicksandError('NOT_FOUND', `host ${hostId} is not known`);
+    return h;
+  }
+
+  /** Counts the host again; cattle now resolves whatever alert is still open for it. */
+  function recount(hostId: string, now: Date): 'cattle' | 'pet' {
+    const { after } = hostStatus.refresh(hostId, now);
+    if (after === 'cattle') {
+      const h = host.get(hostId)!;
+      alerting.alert(
+        { id: h.id, hostname: h.hostname, labels: alerting.labelsOf(h.id) },
+        { name: h.image_name ?? '', version: h.image_version ?? '' },
+        [],
+        'cattle',
+        now,
+      );
+    }
+    return after;
+  }
+
+  const approve = db.transaction((req: Parameters<Triage['approve']>[0]) => {
+    requireHost(req.hostId);
+    if (req.expiresAt !== undefined && Date.parse(req.expiresAt) <= req.now.getTime()) {
+      throw new QuicksandError('QUERY_INVALID', `body.expiresAt: ${req.expiresAt} is already past`);
+    }
+    const rows: OpenFinding[] =
+      req.changeSet !== undefined
+        ? openByChangeSet.all(req.hostId, req.changeSet)
+        : (req.findingIds ?? []).map((id) => {
+            const row = openById.get(req.hostId, id);
+            if (row === undefined) throw new QuicksandError('NOT_FOUND', `host ${req.hostId} has no open finding ${id}`);
+            return row;
+          });
+    if (rows.length === 0) throw new QuicksandError('NOT_FOUND', `host ${req.hostId} has no open finding in change set ${req.changeSet ?? ''}`);
+    for (const r of rows) {
+      insertApproval.run({
+        hostId: req.hostId,
+        findingId: r.id,
+        identity: r.identity ?? r.key,
+        kind: req.changeSet !== undefined ? 'change-set' : 'finding',
+        reason: req.reason,
+        ticket: req.ticket ?? null,
+        expiresAt: req.expiresAt ?? null,
+        now: req.now.toISOString(),
+        actor: req.actor.id,
+      });
+    }
+    const target = req.changeSet !== undefined ? `host:${req.hostId}/change-set:${req.changeSet}` : `host:${req.hostId}/finding:${rows.map((r) => r.id).join(',')}`;
+    audit({ actor: req.actor, action: req.changeSet !== undefined ? 'approve-change-set' : 'approve', target, reason: req.reason, detail: { findings: rows.map((r) => r.id), ticket: req.ticket ?? null, expiresAt: req.expiresAt ?? null }, now: req.now });
+    return { approved: rows.map((r) => r.id), status: recount(req.hostId, req.now) };
+  });
+
+  const reopen = db.transaction((req: Parameters<Triage['reopen']>[0]) => {
+    requireHost(req.hostId);
+    if (openById.get(req.hostId, req.findingId) === undefined) throw new QuicksandError('NOT_FOUND', `host ${req.hostId} has no open finding ${req.findingId}`);
+    const n = reopenApprovals.run(req.now.toISOString(), req.actor.id, req.findingId).changes;
+    if (n === 0) throw new QuicksandError('CONFLICT', `finding ${req.findingId} has no approval in force to reopen`);
+    audit({ actor: req.actor, action: 'reopen', target: `host:${req.hostId}/finding:${req.findingId}`, reason: req.reason, detail: { approvals: n }, now: req.now });
+    return { reopened: req.findingId, status: recount(req.hostId, req.now) };
+  });
+
+  // The host's current observation becomes its expected state: every open change is accepted as
+  // of now (approved, no expiry) and kept as the host's next baseline version over its image.
+  const rebaseline = db.transaction((req: Parameters<Triage['rebaseline']>[0]) => {
+    const h = requireHost(req.hostId);
+    const rows = openOfHost.all(req.hostId).filter((r) => r.source === 'scan');
+    for (const r of rows) {
+      insertApproval.run({ hostId: req.hostId, findingId: r.id, identity: r.identity ?? r.key, kind: 'rebaseline', reason: req.reason, ticket: req.ticket ?? null, expiresAt: null, now: req.now.toISOString(), actor: req.actor.id });
+    }
+    const version = (lastBaseline.get(req.hostId)?.v ?? 0) + 1;
+    const accepted = rows.map((r) => JSON.parse(r.detail) as Finding);
+    insertBaseline.run(req.hostId, version, h.image_name, h.image_version, JSON.stringify(accepted), req.now.toISOString(), req.actor.id);
+    audit({ actor: req.actor, action: 'rebaseline', target: `host:${req.hostId}`, reason: req.reason, detail: { version, image: { name: h.image_name, version: h.image_version }, accepted: rows.length, ticket: req.ticket ?? null }, now: req.now });
+    return { version, accepted: rows.length, status: recount(req.hostId, req.now) };
+  });
+
+  // A new rule set applies to what is open now too: a waiver turns a pet cattle at once.
+  const saveRules = db.transaction((req: Parameters<Triage['saveRules']>[0]) => {
+    const version = (lastRules.get()?.version ?? 0) + 1;
+    insertRules.run(version, JSON.stringify(req.set), req.now.toISOString(), req.actor.id);
+    const hosts = new Set<string>();
+    for (const row of openScanFindings.all()) {
+      const finding = JSON.parse(row.detail) as Finding;
+      const [e] = alerting.evaluate([finding], { id: row.host_id, hostname: row.hostname, labels: JSON.parse(row.labels) as Record<string, string> }, { name: row.image_name ?? '' }, req.now);
+      const waived = (e!.decision.suppressed !== undefined || e!.decision.autoApproved !== undefined) && !needsAttention(e!, 'low');
+      redecide.run(attentionSeverity(e!) ?? e!.decision.severity, JSON.stringify(e!.decision), waived ? 1 : 0, row.id);
+      hosts.add(row.host_id);
+    }
+    for (const h of hosts) recount(h, req.now);
+    audit({ actor: req.actor, action: 'rules-update', target: `rules:${version}`, reason: req.reason ?? null, detail: { rules: req.set.rules.map((r) => r.id), maintenanceWindows: req.set.maintenanceWindows.map((w) => w.id) }, now: req.now });
+    return { version };
+  });
+
+  const expireApprovals = db.transaction((now: Date) => {
+    const rows = expiring.all(now.toISOString());
+    const hosts = new Set<string>();
+    for (const r of rows) {
+      noteExpired.run(now.toISOString(), r.id);
+      hosts.add(r.host_id);
+      audit({ actor: { id: 'system', role: 'system' }, action: 'approval-expired', target: `host:${r.host_id}/finding:${r.finding_id}`, detail: { approval: r.id, expiresAt: r.expires_at }, now });
+    }
+    for (const h of hosts) recount(h, now);
+    return { expired: rows.length, hosts: [...hosts] };
+  });
+
+  const markStale = db.transaction((before: Date, now: Date) => {
+    const ids = staleCandidates.all(before.toISOString()).map((r) => r.id);
+    for (const id of ids) {
+      setStale.run(id);
+      audit({ actor: { id: 'system', role: 'system' }, action: 'host-stale', target: `host:${id}`, detail: { noReportSince: before.toISOString() }, now });
+    }
+    return ids;
+  });
+
+  return {
+    approve: (req) => approve(req),
+    reopen: (req) => reopen(req),
+    rebaseline: (req) => rebaseline(req),
+    saveRules: (req) => saveRules(req),
+    currentRules() {
+      const r = lastRules.get();
+      return r === undefined ? null : { version: r.version, set: JSON.parse(r.body) as unknown };
+    },
+    expireApprovals: (now) => expireApprovals(now),
+    markStale: (before, now) => markStale(before, now),
+    audit: (entry) => auditAlone(entry),
+    listBaselines(hostId) {
+      requireHost(hostId);
+      return baselines.all(hostId).map((b) => ({
+        version: b.version,
+        image: { name: b.image_name, version: b.image_version },
+        accepted: JSON.parse(b.accepted) as unknown,
+        createdAt: b.created_at,
+        createdBy: b.created_by,
+      }));
+    },
+    listAudit(query) {
+      return auditAll.all({ target: query.target ?? null, action: query.action ?? null, limit: query.limit }).map((r) => ({ ...r, detail: JSON.parse(r.detail) as unknown }));
+    },
+  };
+}
