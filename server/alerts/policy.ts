@@ -126,7 +126,7 @@ export function planAlerts(input: AlertInput): { alerts: Alert[]; memory: HostAl
 
   let room = Math.max(0, policy.throttle.max - memory.recent.length);
   if (room === 0) {
-    memory.held = [...memory.held, ...fresh];
+    memory.held = compactHeld([...memory.held, ...fresh]);
     return { alerts, memory };
   }
   // What the throttle held back goes out first, as one alert: it is a backlog, not news.
@@ -141,8 +141,22 @@ export function planAlerts(input: AlertInput): { alerts: Alert[]; memory: HostAl
     memory.recent.push(now);
     room--;
   }
-  memory.held = queue;
+  memory.held = compactHeld(queue);
   return { alerts, memory };
+}
+
+// The memory is stored and rewritten with every report of its host: what the throttle holds must
+// not grow with every change a busy host makes (a 5,000-agent ingest run slowed tenfold when it
+// did). The backlog goes out as one alert anyway, so it is kept as one change set, with a bounded
+// sample of its findings and identities; the host's page lists them all.
+const HELD_FINDINGS_KEPT = 50;
+const HELD_IDENTITIES_KEPT = 500;
+
+function compactHeld(held: ChangeSet[]): ChangeSet[] {
+  if (held.length === 0) return held;
+  const merged = mergeChangeSets(held);
+  if (held.length === 1 && merged.findings.length <= HELD_FINDINGS_KEPT && merged.identities.length <= HELD_IDENTITIES_KEPT) return held;
+  return [{ key: merged.key, identities: merged.identities.slice(0, HELD_IDENTITIES_KEPT), findings: merged.findings.slice(0, HELD_FINDINGS_KEPT) }];
 }
 
 function mergeChangeSets(sets: ChangeSet[]): ChangeSet {
