@@ -61,6 +61,15 @@ Exit codes: 0 no drift, 1 drift found, 2 error.
 Run \`quicksand-agent COMMAND --help\` for the options of one command.
 `;
 
+// The walk's cost options, shared by every walking command (manifest, scan, audit).
+const COST_HELP = `  --max-rate N          walk at most N paths per second (default: no limit)
+  --max-bytes-rate N    hash at most N bytes per second; K, M, G suffixes (default: no limit)
+  --nice N              run at CPU nice level N (0-19) with a matching I/O priority;
+                        19 reads only when the disk is otherwise idle
+  --cross-mounts        also walk other filesystems mounted below the tracked folders
+                        (kernel pseudo filesystems such as /proc are never walked)
+`;
+
 const HELP: Record<string, string> = {
   manifest: `Usage: quicksand-agent manifest --root DIR --out FILE [--name N] [--image-version V] [--state DIR]
        quicksand-agent manifest --from-kiwi FILE.packages [--verified FILE.verified] --out FILE
@@ -88,13 +97,7 @@ Options:
   --state DIR           the agent's state folder, where the stat cache lives
                         (default: ${DEFAULT_STATE_DIR}); files whose size, times and
                         inode did not change since they were last hashed are not read again
-  --max-rate N          walk at most N paths per second (default: no limit)
-  --max-bytes-rate N    hash at most N bytes per second; K, M, G suffixes (default: no limit)
-  --nice N              run at CPU nice level N (0-19) with a matching I/O priority;
-                        19 reads only when the disk is otherwise idle
-  --cross-mounts        also walk other filesystems mounted below the tracked folders
-                        (kernel pseudo filesystems such as /proc are never walked)
-  -q, --quiet           no progress or summary on stderr
+${COST_HELP}  -q, --quiet           no progress or summary on stderr
 
 Example:
   quicksand-agent manifest --root /mnt/image --name web --image-version 42 --out web-42.json.gz
@@ -122,13 +125,7 @@ Options:
                         state folder, else /etc/quicksand/agent.json)
   --timeout SECONDS     how long --send waits for the ack (default: 120); the report
                         stays in the outbox when it runs out, and goes with the next send
-  --max-rate N          walk at most N paths per second (default: no limit)
-  --max-bytes-rate N    hash at most N bytes per second; K, M, G suffixes (default: no limit)
-  --nice N              run at CPU nice level N (0-19) with a matching I/O priority;
-                        19 reads only when the disk is otherwise idle
-  --cross-mounts        also walk other filesystems mounted below the tracked folders
-                        (kernel pseudo filesystems such as /proc are never walked)
-  -q, --quiet           no progress on stderr
+${COST_HELP}  -q, --quiet           no progress on stderr
 
 Exit codes: 0 no drift (info findings only at most), 1 drift, 2 error (also when
 --send could not deliver).
@@ -148,13 +145,7 @@ Options:
                         (default: ${DEFAULT_STATE_DIR}); files whose size, times and
                         inode did not change since they were last hashed are not read again
   --json                print the report as JSON
-  --max-rate N          walk at most N paths per second (default: no limit)
-  --max-bytes-rate N    hash at most N bytes per second; K, M, G suffixes (default: no limit)
-  --nice N              run at CPU nice level N (0-19) with a matching I/O priority;
-                        19 reads only when the disk is otherwise idle
-  --cross-mounts        also walk other filesystems mounted below the tracked folders
-                        (kernel pseudo filesystems such as /proc are never walked)
-  -q, --quiet           no progress on stderr
+${COST_HELP}  -q, --quiet           no progress on stderr
 
 Exit codes: 0 no drift (or baseline just taken), 1 drift, 2 error.
 `,

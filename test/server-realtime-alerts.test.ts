@@ -67,6 +67,35 @@ async function api(s: Setup, method: string, route: string, token: string, body?
   return { status: res.status, json: await res.json() };
 }
 
+/** A real `dpkg -i` in the chroot of .debs a cached tree's apt already downloaded (in this order). */
+function dpkgInstallFromCache(root: string, archives: string, patterns: RegExp[]): void {
+  const names = readdirSync(archives);
+  const debs = patterns.flatMap((re) => names.filter((n) => re.test(n)));
+  expect(debs.length).toBeGreaterThanOrEqual(patterns.length);
+  for (const n of debs) copyFileSync(path.join(archives, n), path.join(root, 'var/cache/apt/archives', n));
+  execFileSync('chroot', [root, 'dpkg', '-i', ...debs.map((n) => `/var/cache/apt/archives/${n}`)], {
+    stdio: 'ignore',
+    timeout: 60_000,
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LANG: 'C' },
+  });
+}
+
+/** Waits for the package on the server, then for every event batch of the install to arrive. */
+async function waitForInstallToSettle(s: Setup, hostUrl: string, name: string, outboxDepth: () => number): Promise<void> {
+  await waitFor('the install on the server', async () => {
+    const { findings } = await apiGet<{ findings: HostFinding[] }>(`${hostUrl}/findings`, s.auditor);
+    return findings.some((f) => f.kind === 'package-added' && f.name === name);
+  }, 60_000);
+  // The report count stops moving and the outbox is empty.
+  let before = -1;
+  await waitFor('the reports to settle', async () => {
+    const n = (await apiGet<HostDetail>(hostUrl, s.auditor)).reports;
+    const settled = n === before && outboxDepth() === 0;
+    before = n;
+    return settled;
+  }, 60_000, 2500);
+}
+
 async function manifestOf(dir: string): Promise<Manifest> {
   const root = await openRoot(dir);
   return manifestFromObservation(await observe(root, defaultPolicy()), defaultPolicy(), { name: 'debian-minbase', version: '1' }, new Date());
@@ -131,27 +160,8 @@ describe('realtime drift reaches the on-call engineer once', () => {
       expect((await apiGet<HostDetail>(hostUrl, s.auditor)).status).toBe('pet');
       await waitFor('the webhook', () => receiver.requests.length >= 1, 10_000, 20);
 
-      const archives = path.join(withPackagesPath(), 'var/cache/apt/archives');
-      const deb = readdirSync(archives).find((n) => n.startsWith('netcat-openbsd_') && n.endsWith('.deb'))!;
-      const libbsd = readdirSync(archives).filter((n) => /^libbsd0_.*\.deb$/.test(n));
-      for (const n of [deb, ...libbsd]) copyFileSync(path.join(archives, n), path.join(tree.dir, 'var/cache/apt/archives', n));
-      execFileSync('chroot', [tree.dir, 'dpkg', '-i', ...[...libbsd, deb].map((n) => `/var/cache/apt/archives/${n}`)], {
-        stdio: 'ignore',
-        timeout: 60_000,
-        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LANG: 'C' },
-      });
-      await waitFor('the install on the server', async () => {
-        const { findings } = await apiGet<{ findings: HostFinding[] }>(`${hostUrl}/findings`, s.auditor);
-        return findings.some((f) => f.kind === 'package-added' && f.name === 'netcat-openbsd');
-      }, 60_000);
-      // Let every event batch of the install arrive: the report count stops moving.
-      let before = -1;
-      await waitFor('the reports to settle', async () => {
-        const n = (await apiGet<HostDetail>(hostUrl, s.auditor)).reports;
-        const settled = n === before && outbox.depth() === 0;
-        before = n;
-        return settled;
-      }, 60_000, 2500);
+      dpkgInstallFromCache(tree.dir, path.join(withPackagesPath(), 'var/cache/apt/archives'), [/^libbsd0_.*\.deb$/, /^netcat-openbsd_.*\.deb$/]);
+      await waitForInstallToSettle(s, hostUrl, 'netcat-openbsd', () => outbox.depth());
       await s.server.deliveries.tick();
     } finally {
       await daemon?.stop();
@@ -324,25 +334,8 @@ describe('a package install of over a thousand files', () => {
     const hostUrl = `${s.server.url}/api/v1/hosts/${config.agentId}`;
     try {
       await waitFor('the start-up report', async () => (await apiGet<HostDetail>(hostUrl, s.auditor)).reports >= 1);
-      const archives = path.join(ensureWithLanguages(), 'var/cache/apt/archives');
-      const deb = readdirSync(archives).find((n) => n.startsWith('perl-modules-5.36_') && n.endsWith('.deb'))!;
-      copyFileSync(path.join(archives, deb), path.join(tree.dir, 'var/cache/apt/archives', deb));
-      execFileSync('chroot', [tree.dir, 'dpkg', '-i', `/var/cache/apt/archives/${deb}`], {
-        stdio: 'ignore',
-        timeout: 60_000,
-        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LANG: 'C' },
-      });
-      await waitFor('the install on the server', async () => {
-        const { findings } = await apiGet<{ findings: HostFinding[] }>(`${hostUrl}/findings`, s.auditor);
-        return findings.some((f) => f.kind === 'package-added' && f.name === 'perl-modules-5.36');
-      }, 60_000);
-      let before = -1;
-      await waitFor('the reports to settle', async () => {
-        const n = (await apiGet<HostDetail>(hostUrl, s.auditor)).reports;
-        const settled = n === before && outbox.depth() === 0;
-        before = n;
-        return settled;
-      }, 60_000, 2500);
+      dpkgInstallFromCache(tree.dir, path.join(ensureWithLanguages(), 'var/cache/apt/archives'), [/^perl-modules-5\.36_.*\.deb$/]);
+      await waitForInstallToSettle(s, hostUrl, 'perl-modules-5.36', () => outbox.depth());
       await s.server.deliveries.tick();
     } finally {
       await daemon.stop();
