@@ -1,8 +1,8 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { QuicksandError, isQuicksandError } from '../shared/errors.js';
+import { runCommandLine } from '../shared/command-line.js';
 import { defaultPolicy } from '../shared/policy.js';
 import { defaultImageName, intoManifestRecord, manifestHeader } from './build-manifest.js';
 import { TreeWalker } from './fingerprint.js';
@@ -238,23 +238,7 @@ type Command = keyof typeof OPTIONS;
 
 /** Runs one agent command line and returns its exit code. Never throws for a user's mistake. */
 export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-    const topic = rest[0];
-    io.stdout(topic !== undefined && topic in HELP ? HELP[topic]! : USAGE);
-    return command === undefined ? EXIT_ERROR : EXIT_CLEAN;
-  }
-  if (!(command in OPTIONS)) {
-    io.stderr(`quicksand-agent: unknown command "${command}". Commands: ${Object.keys(OPTIONS).join(', ')}. See quicksand-agent --help.\n`);
-    return EXIT_ERROR;
-  }
-  const cmd = command as Command;
-  try {
-    const { values, positionals } = parseArgs({ args: rest, options: OPTIONS[cmd], strict: true, allowPositionals: true });
-    if (values.help) {
-      io.stdout(HELP[cmd]!);
-      return EXIT_CLEAN;
-    }
+  return runCommandLine({ tool: 'quicksand-agent', usage: USAGE, help: HELP, options: OPTIONS }, argv, io, async (cmd: Command, values, positionals) => {
     if (positionals.length > 0) throw new QuicksandError('USAGE', `unexpected argument "${positionals[0]}"`);
     switch (cmd) {
       case 'manifest':
@@ -271,22 +255,7 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
       case 'run':
         return await runDaemonCommand(values as RunArgs, io);
     }
-  } catch (err) {
-    return reportError(err, cmd, io);
-  }
-}
-
-function reportError(err: unknown, cmd: string, io: CliIo): number {
-  if (isQuicksandError(err)) {
-    const hint = err.code === 'USAGE' ? ` (see quicksand-agent ${cmd} --help)` : '';
-    io.stderr(`quicksand-agent ${cmd}: ${err.message}${hint}\n`);
-  } else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    io.stderr(`quicksand-agent ${cmd}: ${(err as Error).message} (see quicksand-agent ${cmd} --help)\n`);
-  } else {
-    // A bug, not a user mistake: say so, keep the stack for whoever files it.
-    io.stderr(`quicksand-agent ${cmd}: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\nPlease report this with the command you ran.\n`);
-  }
-  return EXIT_ERROR;
+  });
 }
 
 interface CostArgs { state?: string; 'max-rate'?: string; 'max-bytes-rate'?: string; nice?: string; 'cross-mounts'?: boolean }

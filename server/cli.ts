@@ -1,8 +1,8 @@
-import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { API_ROLES } from '../shared/api.js';
 import type { ApiRoleName } from '../shared/api.js';
-import { QuicksandError, isQuicksandError } from '../shared/errors.js';
+import { QuicksandError } from '../shared/errors.js';
+import { runCommandLine } from '../shared/command-line.js';
 import { startServer } from './server.js';
 import type { RunningServer } from './server.js';
 import { createSqliteStore } from './store/sqlite-store.js';
@@ -90,24 +90,8 @@ type Command = keyof typeof OPTIONS;
 
 /** Runs one server command line; `start` returns only when the server has stopped. */
 export async function runServerCli(argv: string[], io: ServerCliIo): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-    const topic = rest[0];
-    io.stdout(topic !== undefined && topic in HELP ? HELP[topic]! : USAGE);
-    return command === undefined ? EXIT_ERROR : EXIT_OK;
-  }
-  if (!(command in OPTIONS)) {
-    io.stderr(`quicksand-server: unknown command "${command}". Commands: ${Object.keys(OPTIONS).join(', ')}. See quicksand-server --help.\n`);
-    return EXIT_ERROR;
-  }
-  const cmd = command as Command;
-  try {
-    const { values, positionals } = parseArgs({ args: rest, options: OPTIONS[cmd], strict: true, allowPositionals: true });
-    if (values.help) {
-      io.stdout(HELP[cmd]!);
-      return EXIT_OK;
-    }
-    const db = values.db ?? DEFAULT_DB;
+  return runCommandLine({ tool: 'quicksand-server', usage: USAGE, help: HELP, options: OPTIONS }, argv, io, async (cmd: Command, values, positionals) => {
+    const db = (values.db as string | undefined) ?? DEFAULT_DB;
     switch (cmd) {
       case 'start': {
         noPositionals(positionals);
@@ -144,9 +128,7 @@ export async function runServerCli(argv: string[], io: ServerCliIo): Promise<num
         });
       }
     }
-  } catch (err) {
-    return reportError(err, cmd, io);
-  }
+  });
 }
 
 function noPositionals(positionals: string[]): void {
@@ -185,14 +167,3 @@ async function startCommand(db: string, port: number, host: string, io: ServerCl
   return EXIT_OK;
 }
 
-function reportError(err: unknown, cmd: string, io: ServerCliIo): number {
-  if (isQuicksandError(err)) {
-    const hint = err.code === 'USAGE' ? ` (see quicksand-server ${cmd} --help)` : '';
-    io.stderr(`quicksand-server ${cmd}: ${err.message}${hint}\n`);
-  } else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    io.stderr(`quicksand-server ${cmd}: ${(err as Error).message} (see quicksand-server ${cmd} --help)\n`);
-  } else {
-    io.stderr(`quicksand-server ${cmd}: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\nPlease report this with the command you ran.\n`);
-  }
-  return EXIT_ERROR;
-}

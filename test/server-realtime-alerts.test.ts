@@ -101,22 +101,27 @@ async function manifestOf(dir: string): Promise<Manifest> {
   return manifestFromObservation(await observe(root, defaultPolicy()), defaultPolicy(), { name: 'debian-minbase', version: '1' }, new Date());
 }
 
-describe('realtime drift reaches the on-call engineer once', () => {
-  let s: Setup;
-  let receiver: Receiver;
-  let tree: { dir: string; remove: () => void };
+/** A server, a webhook receiver on loopback and a private copy of the minbase tree, per suite. */
+function useServerReceiverTree(name: string, over: Partial<Parameters<typeof startServer>[0]> = {}): { s: Setup; receiver: Receiver; tree: { dir: string; remove: () => void } } {
+  const env = {} as { s: Setup; receiver: Receiver; tree: { dir: string; remove: () => void } };
   beforeAll(async () => {
-    s = await setUp('realtime');
-    receiver = await startReceiver();
-    tree = copyTree(ensureMinbase());
+    env.s = await setUp(name, over);
+    env.receiver = await startReceiver();
+    env.tree = copyTree(ensureMinbase());
   });
   afterAll(async () => {
-    await s?.close();
-    await receiver?.close();
-    tree?.remove();
+    await env.s?.close();
+    await env.receiver?.close();
+    env.tree?.remove();
   });
+  return env;
+}
+
+describe('realtime drift reaches the on-call engineer once', () => {
+  const env = useServerReceiverTree('realtime');
 
   it('turns a dropped binary into a stored finding and exactly one signed webhook, and a dpkg run of two packages into one more', async () => {
+    const { s, receiver, tree } = env;
     const sink = await api(s, 'POST', '/api/v1/sinks', s.admin, { type: 'webhook', id: 'oncall', url: receiver.url('/hook'), secret: SECRET });
     expect(sink.status).toBe(201);
     expect(sink.json.sink.secret).toBe('(set)');
@@ -185,21 +190,10 @@ describe('realtime drift reaches the on-call engineer once', () => {
 });
 
 describe('a failing sink', () => {
-  let s: Setup;
-  let receiver: Receiver;
-  let tree: { dir: string; remove: () => void };
-  beforeAll(async () => {
-    s = await setUp('failing-sink', { alertRetry: { baseMs: 50, factor: 1, maxDelayMs: 50, maxAttempts: 5 } });
-    receiver = await startReceiver();
-    tree = copyTree(ensureMinbase());
-  });
-  afterAll(async () => {
-    await s?.close();
-    await receiver?.close();
-    tree?.remove();
-  });
+  const env = useServerReceiverTree('failing-sink', { alertRetry: { baseMs: 50, factor: 1, maxDelayMs: 50, maxAttempts: 5 } });
 
   it('is retried through 500s and a timeout, every attempt recorded, while the server keeps ingesting', async () => {
+    const { s, receiver, tree } = env;
     // Timeouts are the sink's own setting; the receiver answers 500, then never, then 200.
     receiver.script.push(500, 'hang');
     expect((await api(s, 'POST', '/api/v1/sinks', s.admin, { type: 'webhook', id: 'flaky', url: receiver.url('/hook'), secret: SECRET, timeoutMs: 3000 })).status).toBe(201);
@@ -300,21 +294,10 @@ describe('watch exhaustion', () => {
 });
 
 describe('a package install of over a thousand files', () => {
-  let s: Setup;
-  let receiver: Receiver;
-  let tree: { dir: string; remove: () => void };
-  beforeAll(async () => {
-    s = await setUp('perl-modules');
-    receiver = await startReceiver();
-    tree = copyTree(ensureMinbase());
-  });
-  afterAll(async () => {
-    await s?.close();
-    await receiver?.close();
-    tree?.remove();
-  });
+  const env = useServerReceiverTree('perl-modules');
 
   it('pages once for perl-modules-5.36 (1,400 paths through the watcher, outbox, stream and ingest)', async () => {
+    const { s, receiver, tree } = env;
     expect((await api(s, 'POST', '/api/v1/sinks', s.admin, { type: 'webhook', id: 'oncall', url: receiver.url('/hook'), secret: SECRET })).status).toBe(201);
     const config = await enrollAgent(s.server.url, s.server.store.createEnrollSecret(new Date()), 'golden-3');
     const db = openStateDb(path.join(s.work, 'agent-state'));
