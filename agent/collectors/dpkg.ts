@@ -117,17 +117,30 @@ export const dpkgCollector: Collector = {
     const packages: PackageRecord[] = [];
     const owned = new Map<string, OwnedFile>();
     const info = root.hostPath('/var/lib/dpkg/info');
-    for (const pkg of installedPackages(parseDpkgStatus(status))) {
+    const installed = installedPackages(parseDpkgStatus(status));
+    // The info files are read all at once (their waits overlap), then merged in status order so
+    // the first package listing a shared folder still keeps it.
+    const files = await Promise.all(
+      installed.map(async (pkg) => {
+        // Multi-Arch: same packages keep `<pkg>:<arch>.list`; the rest plain `<pkg>.list`.
+        const base = pkg.multiArchSame ? `${info}/${pkg.name}:${pkg.arch}` : `${info}/${pkg.name}`;
+        const [list, sums] = await Promise.all([
+          readOptional(`${base}.list`).then((l) => l ?? readOptional(`${info}/${pkg.name}:${pkg.arch}.list`)),
+          readOptional(`${base}.md5sums`),
+        ]);
+        return { list, sums };
+      }),
+    );
+    const changeSets = readDpkgChangeSets(root);
+    installed.forEach((pkg, i) => {
+      const { list, sums } = files[i]!;
       packages.push({ ecosystem: 'dpkg', name: pkg.name, version: pkg.version, arch: pkg.arch });
       const owner = { ecosystem: 'dpkg' as const, name: pkg.name };
-      // Multi-Arch: same packages keep `<pkg>:<arch>.list`; the rest plain `<pkg>.list`.
-      const base = pkg.multiArchSame ? `${info}/${pkg.name}:${pkg.arch}` : `${info}/${pkg.name}`;
-      const list = (await readOptional(`${base}.list`)) ?? (await readOptional(`${info}/${pkg.name}:${pkg.arch}.list`));
       if (list === null) {
         warnings.push({ code: 'DPKG_LIST_MISSING', path: `/var/lib/dpkg/info/${pkg.name}.list`, message: `dpkg lists ${pkg.name} as installed but has no file list for it` });
-        continue;
+        return;
       }
-      const md5 = parseMd5sums((await readOptional(`${base}.md5sums`)) ?? '');
+      const md5 = parseMd5sums(sums ?? '');
       for (const listed of parseList(list)) {
         const path = root.canonical(listed);
         const conf = pkg.conffiles.get(listed);
@@ -136,7 +149,7 @@ export const dpkgCollector: Collector = {
         if (owned.has(path)) continue;
         owned.set(path, { owner, conffile: conf !== undefined, ...(sum ? { digest: { algo: 'md5', hex: sum } } : {}) });
       }
-    }
-    return { packages, owned, warnings, changeSets: await readDpkgChangeSets(root) };
+    });
+    return { packages, owned, warnings, changeSets: await changeSets };
   },
 };
