@@ -1,3 +1,4 @@
+import { lstatSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import path from 'node:path';
@@ -155,8 +156,13 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
   };
 
   const make = opts.createWatcher ?? ((paths: string[], o: ChokidarOptions) => chokidarWatch(paths, o));
-  const existingDbDirs = [...databaseDirs].filter((d) => !tracked(d));
-  const watcher = make([...tops, ...existingDbDirs].map(hostPath), {
+  const dbDirsOutside = [...databaseDirs].filter((d) => !tracked(d));
+  // Only paths that exist are handed to chokidar: it counts a missing one (`/lib32`, an rpm
+  // folder on a Debian host) twice towards 'ready', which then fires before the last folder
+  // watches are attached and changes made right after `ready` would be missed. A missing path
+  // gains nothing from being passed: chokidar would watch its parent, which is never tracked.
+  const watchPaths = [...tops, ...dbDirsOutside].map(hostPath).filter(exists);
+  const watcher = make(watchPaths, {
     ignored,
     ignoreInitial: true,
     persistent: true,
@@ -233,6 +239,7 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
     crawled = resolve;
   });
   watcher.once('ready', () => crawled());
+  if (watchPaths.length === 0) crawled(); // chokidar never says ready for nothing
   const ready = (async () => {
     const state = await collectPackages(root, opts.collectors);
     packages = state.packages;
@@ -356,6 +363,15 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
       await watcher.close();
     },
   };
+}
+
+function exists(hostPath: string): boolean {
+  try {
+    lstatSync(hostPath);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** `ecosystem:name` of every package added, removed, or changed in version or arch. Pure. */

@@ -188,6 +188,18 @@ describe('realtime watch of a debootstrap tree', () => {
     }
   });
 
+  it('has every folder watch attached when it says ready, even with tracked paths that do not exist', async () => {
+    // chokidar counts a missing path twice towards its 'ready': passed one, it would say ready
+    // while the last folders still had no watch, and a change right after `ready` was lost.
+    const missing = { ...manifest, policy: { ...manifest.policy, tracked: [...manifest.policy.tracked, '/not-here-1', '/not-here-2', '/not-here-3'] } };
+    const { watch } = await watching({ manifest: missing });
+    try {
+      expect(inotifyWatchedInodes().size).toBe(watch.watchedDirs() + 1);
+    } finally {
+      await watch.close();
+    }
+  });
+
   it('never reports writes to ignored folders', async () => {
     const { watch, reports } = await watching();
     try {
