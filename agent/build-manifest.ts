@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { MANIFEST_SCHEMA } from '../shared/manifest.js';
+import { MANIFEST_SCHEMA } from '../shared/manifest-format.js';
 import type { FileRecord, Manifest, PackageRecord } from '../shared/manifest.js';
 import type { OwnedFile } from './collectors/types.js';
 import type { ObservedFile } from './fingerprint.js';

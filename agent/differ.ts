@@ -1,5 +1,5 @@
 import type { FileRecord, Manifest, PackageRecord, PackageRef } from '../shared/manifest.js';
-import { pathKey } from '../shared/manifest.js';
+import { pathKey } from '../shared/manifest-format.js';
 import { compileGlobs, isUnder } from '../shared/policy.js';
 import type { Policy } from '../shared/policy.js';
 import { compareSeverity, maxSeverity } from '../shared/findings.js';

@@ -1,5 +1,5 @@
 import { QuicksandError } from '../shared/errors.js';
-import { MANIFEST_SCHEMA } from '../shared/manifest.js';
+import { MANIFEST_SCHEMA } from '../shared/manifest-format.js';
 import type { Manifest, PackageRecord } from '../shared/manifest.js';
 import { defaultPolicy } from '../shared/policy.js';
 

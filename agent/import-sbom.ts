@@ -1,6 +1,6 @@
 import { QuicksandError } from '../shared/errors.js';
 import type { Ecosystem } from '../shared/findings.js';
-import { MANIFEST_SCHEMA } from '../shared/manifest.js';
+import { MANIFEST_SCHEMA } from '../shared/manifest-format.js';
 import type { Manifest, PackageRecord } from '../shared/manifest.js';
 import { defaultPolicy } from '../shared/policy.js';
 import { normalizePythonName } from './collectors/read.js';

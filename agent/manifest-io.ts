@@ -1,7 +1,6 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { QuicksandError } from '../shared/errors.js';
-import { parseManifest } from '../shared/manifest.js';
 import type { Manifest } from '../shared/manifest.js';
 
 /** Reads a manifest file (plain or gzipped JSON) and validates it. Every failure names the file. */
@@ -29,6 +28,8 @@ export async function readManifestFile(file: string): Promise<Manifest> {
     const hint = bytes.length === 0 ? 'the file is empty' : (err as Error).message;
     throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is not valid JSON (${hint}); was it cut short while being written?`);
   }
+  // Loaded here, not at the top: commands that only write manifests never load the schema.
+  const { parseManifest } = await import('../shared/manifest.js');
   return parseManifest(value, `manifest ${file}`);
 }
 

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { FileRecord, Manifest } from '../shared/manifest.js';
-import { REPORT_SCHEMA, summarize } from '../shared/report.js';
+import { REPORT_SCHEMA, summarize } from '../shared/summary.js';
 import type { ChangeSetInfo, Finding, Report } from '../shared/report.js';
 import type { ChangeSet, Collector } from './collectors/types.js';
 import { comparePackages, compareGone, comparePresent, fileRules, finishFindings, needsVerification, resolveCauses } from './differ.js';

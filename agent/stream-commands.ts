@@ -24,9 +24,6 @@ export interface StreamIo {
   stopSignal?: Promise<void>;
 }
 
-/** Full scans: hourly, at a minute derived from the agent id (see schedule.ts). */
-export const DEFAULT_SCHEDULE = 'hourly at this host\'s own minute';
-
 /** Where the agent's identity lives: --config, else the state folder, else /etc/quicksand. */
 export function resolveConfigFile(state: string, explicit: string | undefined): string {
   if (explicit !== undefined) return path.resolve(explicit);

@@ -7,7 +7,7 @@ import type { ChokidarOptions, FSWatcher } from 'chokidar';
 import type { Manifest, PackageRecord } from '../shared/manifest.js';
 import { compileGlobs, isUnder } from '../shared/policy.js';
 import type { Policy } from '../shared/policy.js';
-import { REPORT_SCHEMA, summarize } from '../shared/report.js';
+import { REPORT_SCHEMA, summarize } from '../shared/summary.js';
 import type { Report, ReportScope, ScanWarning, WatchState } from '../shared/report.js';
 import type { ChangeSet, Collector, OwnedFile } from './collectors/types.js';
 import { selectForVerification } from './differ.js';

@@ -4,12 +4,11 @@ import { QuicksandError } from './errors.js';
 import { formatIssues } from './schema-errors.js';
 import { DEFAULT_IGNORED, DEFAULT_MUTABLE, DEFAULT_TRACKED } from './policy.js';
 
-export const MANIFEST_SCHEMA = 'quicksand.manifest/v1';
+import { FILE_TYPES, MANIFEST_SCHEMA } from './manifest-format.js';
+
+export { FILE_TYPES, MANIFEST_SCHEMA, pathKey, type FileType } from './manifest-format.js';
 
 const absolutePath = z.string().regex(/^\//, 'expected an absolute path');
-
-export const FILE_TYPES = ['file', 'dir', 'symlink', 'fifo', 'socket', 'char', 'block'] as const;
-export type FileType = (typeof FILE_TYPES)[number];
 
 export const packageRefSchema = z.strictObject({ ecosystem: z.enum(ECOSYSTEMS), name: z.string().min(1) });
 export type PackageRef = z.infer<typeof packageRefSchema>;
@@ -66,11 +65,6 @@ export const manifestSchema = z.strictObject({
   files: z.array(fileRecordSchema).default(() => []),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
-
-/** Key that identifies a path byte-exactly, also when its name is not valid UTF-8. */
-export function pathKey(record: { path: string; rawPath?: string | undefined }): string {
-  return record.rawPath === undefined ? record.path : `b64:${record.rawPath}`;
-}
 
 /**
  * Validates an untrusted, already JSON-parsed manifest. `source` names the file in messages.

@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { ECOSYSTEMS, FINDING_KINDS, SEVERITIES, maxSeverity } from './findings.js';
-import type { Severity } from './findings.js';
+import { ECOSYSTEMS, FINDING_KINDS, SEVERITIES } from './findings.js';
 import { QuicksandError } from './errors.js';
 import { formatIssues } from './schema-errors.js';
 import { packageRefSchema } from './manifest.js';
 
-export const REPORT_SCHEMA = 'quicksand.report/v1';
+import { REPORT_SCHEMA } from './summary.js';
+
+export { REPORT_SCHEMA, emptyCounts, summarize } from './summary.js';
 
 const attributes = z.record(z.string(), z.union([z.string(), z.number()]));
 
@@ -119,40 +120,6 @@ export const reportSchema = z.strictObject({
   warnings: z.array(scanWarningSchema),
 });
 export type Report = z.infer<typeof reportSchema>;
-
-export function emptyCounts(): SeverityCounts {
-  return { critical: 0, high: 0, medium: 0, low: 0, info: 0 };
-}
-
-/**
- * Counts change sets by severity: the findings one operation caused (one apt command with its
- * packages and their files) count once, at their highest severity; a finding no change set
- * explains counts on its own. `findings` is the number of top-level findings, `files` the
- * number of paths they cover.
- */
-export function summarize(findings: readonly Finding[]): Report['summary'] {
-  const counts = emptyCounts();
-  let files = 0;
-  const countFiles = (f: Finding): void => {
-    if (f.path !== undefined) files++;
-    f.changes?.forEach(countFiles);
-  };
-  const groups = new Map<string, Severity>();
-  let loose = 0;
-  for (const f of findings) {
-    countFiles(f);
-    if (f.changeSet === undefined) {
-      counts[f.severity]++;
-      loose++;
-      continue;
-    }
-    const seen = groups.get(f.changeSet);
-    groups.set(f.changeSet, seen === undefined ? f.severity : maxSeverity(seen, f.severity));
-  }
-  for (const severity of groups.values()) counts[severity]++;
-  const drift = counts.critical + counts.high + counts.medium + counts.low > 0;
-  return { status: drift ? 'drift' : 'clean', counts, findings: findings.length, files, changeSets: loose + groups.size };
-}
 
 export function parseReport(value: unknown, source: string): Report {
   const result = reportSchema.safeParse(value);

@@ -6,14 +6,14 @@ import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPolicy } from '../shared/policy.js';
-import { fileRecordSchema, parseManifest } from '../shared/manifest.js';
+import { fileRecordSchema, manifestSchema, parseManifest } from '../shared/manifest.js';
 import { diff, selectForVerification } from '../agent/differ.js';
 import { manifestFromObservation } from '../agent/build-manifest.js';
 import { observe } from '../agent/observe.js';
 import { openRoot } from '../agent/root.js';
 import { scanRoot, scanSource } from '../agent/scan.js';
 import { verifyAgainstPackages } from '../agent/verify.js';
-import { isPlainFileRecord, openManifestSource, writeManifestStream, memorySource } from '../agent/manifest-stream.js';
+import { isPlainFileRecord, isPlainManifestHeader, openManifestSource, writeManifestStream, memorySource } from '../agent/manifest-stream.js';
 import { runAgentCli } from '../agent/cli.js';
 import { prefetch } from '../agent/prefetch.js';
 import type { Manifest } from '../shared/manifest.js';
@@ -151,6 +151,45 @@ describe('the fast record check', () => {
     const passed = variants.filter((v) => isPlainFileRecord(v));
     expect(passed).toEqual([variants[0], variants[1]]);
     for (const v of passed) expect(fileRecordSchema.safeParse(v).success).toBe(true);
+  });
+});
+
+describe('the fast header check', () => {
+  it('passes only headers the manifest schema passes, and the ones this agent writes', () => {
+    const good = {
+      schema: 'quicksand.manifest/v1',
+      image: { name: 'debian', version: '12', createdAt: '2026-11-30T00:00:00.000Z', source: 'root' },
+      policy: { tracked: ['/usr', '/etc'], ignored: ['/var/tmp'], mutable: ['/etc/hostname'] },
+      packages: [{ ecosystem: 'dpkg', name: 'bash', version: '5.2.15-2+b7', arch: 'amd64' }, { ecosystem: 'pip', name: 'x', version: '1' }],
+      files: [],
+    };
+    const variants: unknown[] = [
+      good,
+      { ...good, schema: 'quicksand.manifest/v2' },
+      { ...good, image: { ...good.image, createdAt: '2026-11-30' } },
+      { ...good, image: { ...good.image, createdAt: '2026-02-30T00:00:00.000Z' } },
+      { ...good, image: { ...good.image, source: 'docker' } },
+      { ...good, image: { ...good.image, name: '' } },
+      { ...good, image: { ...good.image, extra: 1 } },
+      { ...good, policy: { ...good.policy, tracked: ['usr'] } },
+      { ...good, policy: { tracked: ['/usr'], ignored: [] } },
+      { ...good, packages: [{ ecosystem: 'winget', name: 'x', version: '1' }] },
+      { ...good, packages: [{ ecosystem: 'dpkg', name: 'x', version: '' }] },
+      { ...good, packages: [{ ecosystem: 'dpkg', name: 'x', version: '1', arch: 3 }] },
+      { ...good, packages: [{ ecosystem: 'dpkg', name: 'x', version: '1', epoch: 1 }] },
+      { ...good, files: [{ path: '/x' }] },
+      { ...good, more: true },
+      JSON.parse(`{"__proto__": {"x": 1}, ${JSON.stringify(good).slice(1)}`),
+      (({ policy: _p, ...rest }) => rest)(good),
+      null,
+    ];
+    const passed = variants.filter((v) => isPlainManifestHeader(v));
+    expect(passed).toEqual([variants[0]]);
+    for (const v of passed) expect(manifestSchema.safeParse(v).success).toBe(true);
+    // What the fast check sends on to the schema is still judged there: a header without a
+    // policy is valid (defaults apply), one of another version is not.
+    expect(manifestSchema.safeParse(variants[16]).success).toBe(true);
+    expect(manifestSchema.safeParse(variants[1]).success).toBe(false);
   });
 });
 
