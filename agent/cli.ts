@@ -15,6 +15,7 @@ import { PREFETCH_PATHS, prefetch } from './prefetch.js';
 import { lowerPriority } from './priority.js';
 import { openRoot } from './root.js';
 import type { Root } from './root.js';
+import type { Report } from '../shared/report.js';
 import { scanRoot, scanSource } from './scan.js';
 import { openStatCache } from './stat-cache.js';
 import type { StatCache } from './stat-cache.js';
@@ -468,15 +469,25 @@ async function runDaemonCommand(args: RunArgs, io: CliIo): Promise<number> {
     }
   }
   const manifest = await readManifestFile(manifestFile);
-  // Every scheduled scan goes through the stat cache: only what changed since the last one is read.
-  const scan = async (r: Root, m: typeof manifest): Promise<Awaited<ReturnType<typeof scanRoot>>> => {
-    const walk = walkOptions({ state, quiet: true }, r, io);
-    let files = 0;
-    try {
-      return await scanRoot(r, m, { ...walk.options, onStats: (st) => (files = st.files) });
-    } finally {
-      walk.close(files);
+  // Every full scan runs in a child process (`scan --json`, through the stat cache: only what
+  // changed since the last one is read). The daemon then never holds a scan's memory: a Node
+  // process keeps its high-water mark, and the agent's footprint between scans is what a host
+  // pays all day. The child's report is parsed by the report schema like any outside input.
+  const scanArgs = ['scan', '--root', root.dir === '' ? '/' : root.dir, '--manifest', path.resolve(manifestFile), '--state', state, '--json', '--quiet'];
+  const scan = async (): Promise<Report> => {
+    const { runIsolated } = await import('./isolated.js');
+    const { parseReport } = await import('../shared/report.js');
+    const child = await runIsolated(scanArgs);
+    if (child.code !== EXIT_CLEAN && child.code !== EXIT_DRIFT) {
+      throw new QuicksandError('SCAN_FAILED', `full scan failed (exit ${child.code}): ${child.stderr.trim() || 'no message'}`);
     }
+    let value: unknown;
+    try {
+      value = JSON.parse(child.stdout);
+    } catch {
+      throw new QuicksandError('SCAN_FAILED', `full scan printed no readable report (${child.stdout.length} bytes); ${child.stderr.trim()}`);
+    }
+    return parseReport(value, 'full scan report');
   };
   const { runCommand } = await import('./stream-commands.js');
   await runCommand(args, { state, root, manifest, scan }, io);

@@ -11,6 +11,7 @@ export const ERROR_CODES = [
   'ALERT_SINK_INVALID', // an alert sink configuration that does not pass its schema
   'PACKAGE_DB_INVALID', // a package database we could not parse
   'STATE_DIR_UNUSABLE',
+  'SCAN_FAILED', // the daemon's full scan (a child process) failed or printed no report
   'OUTPUT_UNWRITABLE',
   'DB_UNUSABLE', // the server's database cannot be opened or is of a newer version
   'AGENT_NOT_ENROLLED', // no agent.json yet: run quicksand-agent enroll
