@@ -15,6 +15,7 @@ import { PREFETCH_PATHS, prefetch } from './prefetch.js';
 import { lowerPriority } from './priority.js';
 import { openRoot } from './root.js';
 import type { Root } from './root.js';
+import type { Manifest } from '../shared/manifest.js';
 import type { Report } from '../shared/report.js';
 import { scanRoot, scanSource } from './scan.js';
 import { openStatCache } from './stat-cache.js';
@@ -473,11 +474,22 @@ async function runDaemonCommand(args: RunArgs, io: CliIo): Promise<number> {
   // changed since the last one is read). The daemon then never holds a scan's memory: a Node
   // process keeps its high-water mark, and the agent's footprint between scans is what a host
   // pays all day. The child's report is parsed by the report schema like any outside input.
-  const scanArgs = ['scan', '--root', root.dir === '' ? '/' : root.dir, '--manifest', path.resolve(manifestFile), '--state', state, '--json', '--quiet'];
-  const scan = async (): Promise<Report> => {
+  // A manifest the daemon was handed later (not the one read from the file) is written to the
+  // state folder first, so the child always scans against the manifest the watcher uses.
+  const manifestFiles = new WeakMap<Manifest, string>([[manifest, path.resolve(manifestFile)]]);
+  const fileOf = async (m: Manifest): Promise<string> => {
+    let file = manifestFiles.get(m);
+    if (file === undefined) {
+      file = path.join(state, 'daemon.manifest.json.gz');
+      await writeManifestFile(file, m);
+      manifestFiles.set(m, file);
+    }
+    return file;
+  };
+  const scan = async (r: Root, m: Manifest): Promise<Report> => {
     const { runIsolated } = await import('./isolated.js');
     const { parseReport } = await import('../shared/report.js');
-    const child = await runIsolated(scanArgs);
+    const child = await runIsolated(['scan', '--root', r.dir === '' ? '/' : r.dir, '--manifest', await fileOf(m), '--state', state, '--json', '--quiet']);
     if (child.code !== EXIT_CLEAN && child.code !== EXIT_DRIFT) {
       throw new QuicksandError('SCAN_FAILED', `full scan failed (exit ${child.code}): ${child.stderr.trim() || 'no message'}`);
     }

@@ -8,10 +8,11 @@ import { setHeapFlags } from './heap-flags.js';
 // (hence the dynamic import): loading them alone would already grow it.
 setHeapFlags('--semi-space-growth-factor=1');
 // The daemon idles for hours between small bursts of work, and its full scans run in child
-// processes (`scan`, full V8). Without the optimising compiler (lite mode) it stays ~15 MB smaller
-// while watching (76 vs 91 MB on the debootstrap minbase), and a 2,000-file burst still reached its
-// report in the same ~0.55 s: the hashing is native, the little JS per batch is not hot.
-if (process.argv[2] === 'run') setHeapFlags('--lite-mode');
+// processes (`scan`, full V8). Without V8's optimising and baseline compilers it stays ~12 MB
+// smaller while watching (79 vs 91 MB on the debootstrap minbase), and a 2,000-file burst still
+// reaches its report as fast: the hashing is native, the little JS per batch is not hot. Not
+// `--lite-mode`: it turns WebAssembly off, and Node's fetch (undici) parses HTTP with it.
+if (process.argv[2] === 'run') setHeapFlags('--no-opt --no-maglev --no-sparkplug');
 const { EXIT_ERROR, runAgentCli } = await import('./cli.js');
 
 // The daemon stops cleanly on the first signal; whatever is not listening for it (a baseline

@@ -48,6 +48,8 @@ export function openStatCache(stateDir: string, root: string): StatCache {
     db.pragma('journal_mode = WAL');
     // The cache is rebuildable: losing the last transaction on power loss only costs a re-hash.
     db.pragma('synchronous = NORMAL');
+    // The daemon's scan child and the daemon itself (a re-baseline's observation) may meet here.
+    db.pragma('busy_timeout = 5000');
     // Look-ups follow the walk, which is nearly key order: a small page cache serves them, and
     // the agent's memory stays flat however large the table grows.
     db.pragma('cache_size = -2048');

@@ -1,6 +1,6 @@
 // Durable delivery over real loopback sockets and a real SQLite file: whatever dies (the server,
 // the agent, the network), every report the agent produced is stored exactly once, in order.
-import { mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { enrollAgent } from '../agent/enroll.js';
@@ -126,6 +126,34 @@ describe('durable delivery', () => {
     expect(res.status).toBe(202);
     await waitFor('the commanded report', async () => (await apiGet<HostDetail>(hostUrl, s.apiToken)).reports === 2);
     expect(daemon.output()).toContain('server asked for scan-now');
+    expect(await daemon.kill('SIGTERM')).toBe(0);
+  });
+
+  it('runs each full scan in a child process: a failing one is logged, the daemon stays up and scans again', async () => {
+    const s = await setUpServer('scan-child');
+    const admin = runCli('server', ['token', 'create', '--role', 'analyst', '--db', s.db]).stdout.trim();
+    const enrolled = runCli('agent', ['enroll', '--server', s.server.url, '--secret', s.secret, '--state', s.state]);
+    const agentId = (enrolled.stdout.match(/agent ([0-9a-f]+)/) ?? [])[1]!;
+    const manifest = path.join(s.dir, 'manifest.json.gz');
+    copyFileSync(tiny.manifest, manifest);
+    const daemon = startChild('agent', ['run', '--root', tiny.root, '--manifest', manifest, '--state', s.state, '--schedule', '0 0 1 1 *', '--no-watch']);
+    const hostUrl = `${s.server.url}/api/v1/hosts/${agentId}`;
+    const reports = async (): Promise<number> => (await apiGet<HostDetail>(hostUrl, s.apiToken)).reports;
+    await waitFor('the start-up report', async () => (await reports()) === 1 && (await apiGet<HostDetail>(hostUrl, s.apiToken)).connected).catch((e) => {
+      throw new Error(`${e}\n${daemon.output()}`);
+    });
+    const scanNow = async (): Promise<void> => {
+      expect((await fetch(`${hostUrl}/scan-now`, { method: 'POST', headers: { authorization: `Bearer ${admin}` } })).status).toBe(202);
+    };
+    // The child reads the manifest file; damaged, the scan fails with the child's own message.
+    writeFileSync(manifest, 'not a manifest');
+    await scanNow();
+    await waitFor('the failed scan to be logged', () => /scan \(server command\) failed: full scan failed \(exit 2\): .*not valid JSON/.test(daemon.output()));
+    expect(daemon.proc.exitCode).toBe(null);
+    expect(await reports()).toBe(1);
+    copyFileSync(tiny.manifest, manifest);
+    await scanNow();
+    await waitFor('the next report', async () => (await reports()) === 2);
     expect(await daemon.kill('SIGTERM')).toBe(0);
   });
 
