@@ -8,10 +8,13 @@ import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
 import { createQueries } from './queries.js';
 import type { Store } from './types.js';
+import type { AlertPolicy } from '../alerts/policy.js';
 
 export interface SqliteStoreOptions {
   /** A host that has not reported for this long is `stale`. */
   staleAfterMs?: number;
+  /** The alert policy of what this connection plans (triage's resolves); ingest has its own. */
+  alertPolicy?: AlertPolicy;
 }
 
 export const DEFAULT_STALE_AFTER_MS = 2 * 60 * 60 * 1000;
@@ -26,7 +29,7 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
     ...createImages(db),
     ...createSinkStore(db),
     alertQueue: createAlertQueue(db),
-    triage: createTriage(db, createAlerting(db)),
+    triage: createTriage(db, createAlerting(db, opts.alertPolicy)),
     maintenance: createMaintenance(db),
     close: () => db.close(),
   };
