@@ -46,7 +46,7 @@ Usage:
   quicksand-agent scan --root DIR --manifest FILE [--json] [--send] [--state DIR]
   quicksand-agent audit [--root DIR] [--state DIR] [--json]
   quicksand-agent enroll --server URL --secret S [--state DIR]
-  quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR]
+  quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR] [--label NAME=VALUE]
   quicksand-agent help COMMAND
 
 Commands:
@@ -164,7 +164,7 @@ Options:
 Example:
   quicksand-agent enroll --server http://10.0.0.5:7410 --secret qse.4f2c...
 `,
-  run: `Usage: quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR]
+  run: `Usage: quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR] [--label NAME=VALUE]
 
 The daemon. Watches the tracked paths in real time (an event report a moment after
 a change), scans the whole root on start, on a schedule and when the server asks,
@@ -183,6 +183,9 @@ Options:
   --no-watch            no realtime watch: scheduled full scans only
   --heartbeat SECONDS   heartbeat interval (default: 30)
   --reconnect-max SECONDS  longest wait between reconnect attempts (default: 300)
+  --label NAME=VALUE    a label of this host that server rules can match (hostLabels),
+                        e.g. --label env=prod --label team=payments; repeat for more.
+                        A label of the same name set through the server's API wins
 
 Stops on SIGINT/SIGTERM.
 `,
@@ -231,6 +234,7 @@ const OPTIONS = {
     'no-watch': { type: 'boolean' },
     heartbeat: { type: 'string' },
     'reconnect-max': { type: 'string' },
+    label: { type: 'string', multiple: true },
   },
 } satisfies Record<string, ParseArgsConfig['options']>;
 
@@ -271,7 +275,7 @@ interface ManifestArgs extends CostArgs {
 }
 interface ScanArgs extends CostArgs { root?: string; manifest?: string; json?: boolean; quiet?: boolean; send?: boolean; config?: string; timeout?: string }
 interface EnrollArgs { server?: string; secret?: string; state?: string; config?: string; force?: boolean }
-interface RunArgs { root?: string; manifest?: string; state?: string; config?: string; schedule?: string; 'no-watch'?: boolean; heartbeat?: string; 'reconnect-max'?: string; quiet?: boolean }
+interface RunArgs { root?: string; manifest?: string; state?: string; config?: string; schedule?: string; 'no-watch'?: boolean; heartbeat?: string; 'reconnect-max'?: string; quiet?: boolean; label?: string[] }
 interface AuditArgs extends CostArgs { root?: string; json?: boolean; quiet?: boolean }
 
 function required(value: string | undefined, flag: string): string {

@@ -4,6 +4,7 @@ import { hostname, release } from 'node:os';
 import path from 'node:path';
 import cron from 'node-cron';
 import { QuicksandError } from '../shared/errors.js';
+import { parseLabelArgs } from '../shared/labels.js';
 import type { Manifest } from '../shared/manifest.js';
 import type { AgentConfig } from '../shared/protocol.js';
 import type { Report } from '../shared/report.js';
@@ -60,6 +61,8 @@ export interface RunArgs {
   'no-watch'?: boolean;
   'reconnect-max'?: string;
   heartbeat?: string;
+  /** `NAME=VALUE` labels this host declares (repeatable). */
+  label?: string[];
 }
 
 function seconds(text: string | undefined, flag: string, fallback: number): number {
@@ -79,6 +82,8 @@ export async function runCommand(
   if (schedule !== undefined && !cron.validate(schedule)) throw new QuicksandError('USAGE', `--schedule: "${schedule}" is not a cron expression (e.g. "*/15 * * * *")`);
   const capMs = seconds(args['reconnect-max'], '--reconnect-max', 300);
   const heartbeatMs = seconds(args.heartbeat, '--heartbeat', 30);
+  // Declared on every connection, also when empty: a restart without --label withdraws them.
+  const labels = parseLabelArgs(args.label ?? []);
   const config = await readAgentConfig(resolveConfigFile(ctx.state, args.config));
   const db = openStateDb(ctx.state);
   const outbox = createOutbox(db);
@@ -88,6 +93,7 @@ export async function runCommand(
     outbox,
     host: hostFacts(),
     image: { name: ctx.manifest.image.name, version: ctx.manifest.image.version },
+    labels,
     heartbeatMs,
     backoff: { firstMaxMs: Math.min(5_000, capMs), baseMs: Math.min(2_000, capMs), capMs },
     log,

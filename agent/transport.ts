@@ -12,6 +12,8 @@ export interface TransportOptions {
   outbox: Outbox;
   host: HelloFrame['host'];
   image: HelloFrame['image'];
+  /** Labels this agent declares for its host (`run --label`); absent: it declares none. */
+  labels?: HelloFrame['labels'];
   onCommand?: (command: CommandFrame) => void;
   /** One line per notable event (connected, refused, lost); the daemon logs them. */
   log?: (line: string) => void;
@@ -119,6 +121,7 @@ export function createTransport(opts: TransportOptions): Transport {
         image: opts.image,
         lastAckedSeq: opts.outbox.lastAckedSeq(),
         outboxDepth: opts.outbox.depth(),
+        ...(opts.labels === undefined ? {} : { labels: opts.labels }),
       };
       socket.send(JSON.stringify(hello));
       pump();

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Context } from 'hono';
 import type { z } from 'zod';
-import { alertsQuerySchema, approveBodySchema, auditQuerySchema, findingsQuerySchema, hostsQuerySchema, reasonBodySchema } from '../shared/api.js';
+import { alertsQuerySchema, approveBodySchema, auditQuerySchema, findingsQuerySchema, hostsQuerySchema, labelsBodySchema, reasonBodySchema } from '../shared/api.js';
 import { parseRuleSet } from '../shared/rules.js';
 import { parseAlertSink } from '../shared/alerts.js';
 import type { AlertSink } from '../shared/alerts.js';
@@ -141,7 +141,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
   app.get('/api/v1/hosts/:id/findings', (c) => {
     const query = parseWith(findingsQuerySchema, c.req.query(), 'query');
-    const findings = store.listFindings(c.req.param('id'), query);
+    const findings = store.listFindings(c.req.param('id'), query, clock());
     if (findings === null) throw new QuicksandError('NOT_FOUND', `host ${c.req.param('id')} is not known`);
     return c.json({ findings });
   });
@@ -223,6 +223,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
     requireRole(c, TRIAGE_ROLES);
     const body = parseWith(reasonBodySchema, await jsonBody(c), 'body');
     return c.json(store.triage.rebaseline({ hostId: c.req.param('id'), ...body, actor: actorOf(c), now: clock() }), 201);
+  });
+  // Labels the rules match on (`hostLabels`); they replace what the API set before.
+  app.put('/api/v1/hosts/:id/labels', async (c) => {
+    requireRole(c, TRIAGE_ROLES);
+    const body = parseWith(labelsBodySchema, await jsonBody(c), 'body');
+    return c.json(store.triage.setLabels({ hostId: c.req.param('id'), labels: body.labels, ...(body.reason === undefined ? {} : { reason: body.reason }), actor: actorOf(c), now: clock() }));
   });
   app.get('/api/v1/hosts/:id/baselines', (c) => c.json({ baselines: store.triage.listBaselines(c.req.param('id')) }));
   app.get('/api/v1/rules', (c) => c.json({ rules: store.triage.currentRules() }));

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { formatIssues } from './schema-errors.js';
 import { reportSchema } from './report.js';
+import { hostLabelsSchema } from './labels.js';
 
 export const PROTOCOL_VERSION = 1;
 /** The path the agent stream is served on. */
@@ -28,6 +29,9 @@ export const helloFrameSchema = z.strictObject({
   image: z.strictObject({ name: z.string().min(1).max(200), version: z.string().min(1).max(200) }).nullable(),
   lastAckedSeq: z.number().int().nonnegative(),
   outboxDepth: depth,
+  // What the agent declares about its host (`run --label env=prod`): replaces what it declared
+  // before; absent (a one-off `scan --send`, an older agent) leaves it as it was.
+  labels: hostLabelsSchema.optional(),
 });
 export type HelloFrame = z.infer<typeof helloFrameSchema>;
 

@@ -4,8 +4,9 @@ import type { ReportFrame } from '../../shared/protocol.js';
 import { findingKey } from '../classify.js';
 import { identityOf } from '../alerts/policy.js';
 import { createHostStatus } from './host-status.js';
-import { attentionSeverity, needsAttention } from '../rules.js';
 import type { EvaluatedFinding } from '../rules.js';
+import { effectiveLabels } from '../../shared/labels.js';
+import { createRedecide, storedVerdict } from './redecide.js';
 import { createAlerting } from './alerting.js';
 import type { Alerting } from './alerting.js';
 import type { Ingest, IngestItem, IngestResult } from './types.js';
@@ -54,6 +55,11 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
        image_name = coalesce(@imageName, image_name), image_version = coalesce(@imageVersion, image_version)
      WHERE id = @hostId`,
   );
+  const agentLabels = db.prepare<[string], { labels_agent: string; labels_api: string; hostname: string; image_name: string | null; image_version: string | null }>(
+    'SELECT labels_agent, labels_api, hostname, image_name, image_version FROM hosts WHERE id = ?',
+  );
+  const putAgentLabels = db.prepare('UPDATE hosts SET labels_agent = ?, labels = ? WHERE id = ?');
+  const redecide = createRedecide(db, alerting);
   const updateHostHeartbeat = db.prepare('UPDATE hosts SET last_seen = ?, outbox_depth = ? WHERE id = ?');
   const upsertImage = db.prepare(
     `INSERT INTO images (name, version, source, first_seen, last_seen) VALUES (?, ?, 'announced', ?, ?)
@@ -167,15 +173,13 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
 
   function saveFinding(agentId: string, source: 'scan', e: EvaluatedFinding, seq: number, now: string): void {
     const f: Finding = e.finding;
-    // Waived: a rule suppressed or auto-approved it and nothing nested under it still needs anyone.
-    const waived = (e.decision.suppressed !== undefined || e.decision.autoApproved !== undefined) && !needsAttention(e, 'low');
+    const { severity, waived } = storedVerdict(e);
     upsertFinding.run({
       hostId: agentId,
       key: findingKey(f),
       source,
       kind: f.kind,
-      // The severity in force: the rules' decision, or the worst nested one still needing attention.
-      severity: attentionSeverity(e) ?? e.decision.severity,
+      severity,
       changeSet: f.changeSet ?? null,
       decision: JSON.stringify(e.decision),
       waived: waived ? 1 : 0,
@@ -187,6 +191,19 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
       seen: now,
       seq,
     });
+  }
+
+  /** The agent's own labels changed: the rules may decide its open findings otherwise now. */
+  function declareLabels(agentId: string, declared: Record<string, string>, at: Date): void {
+    const row = agentLabels.get(agentId);
+    if (row === undefined || row.labels_agent === JSON.stringify(declared)) return;
+    const labels = effectiveLabels(declared, JSON.parse(row.labels_api) as Record<string, string>);
+    putAgentLabels.run(JSON.stringify(declared), JSON.stringify(labels), agentId);
+    if (redecide(agentId, at).size === 0) return;
+    const { before, after } = hostStatus.refresh(agentId, at);
+    if (after === 'cattle' && before !== 'cattle') {
+      alerting.alert({ id: agentId, hostname: row.hostname, labels }, { name: row.image_name ?? '', version: row.image_version ?? '' }, [], 'cattle', at);
+    }
   }
 
   const runBatch = db.transaction((items: readonly IngestItem[]): IngestResult[] =>
@@ -208,6 +225,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
             imageVersion: frame.image?.version ?? null,
           });
           if (frame.image !== null) touchImage(frame.image.name, frame.image.version, item.receivedAt);
+          if (frame.labels !== undefined) declareLabels(item.agentId, frame.labels, item.receivedAt);
           return { type: 'other' };
         }
         case 'heartbeat':

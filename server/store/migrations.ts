@@ -165,4 +165,9 @@ export const MIGRATIONS: readonly string[] = [
    );
    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;`,
+  // Host labels from two sources: what the API set and what the agent declared (`run --label`).
+  // `labels` stays the labels in force (the agent's under the API's), as rules read it.
+  `ALTER TABLE hosts ADD COLUMN labels_api TEXT NOT NULL DEFAULT '{}';
+   ALTER TABLE hosts ADD COLUMN labels_agent TEXT NOT NULL DEFAULT '{}';
+   UPDATE hosts SET labels_api = labels;`,
 ];

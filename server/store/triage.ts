@@ -6,9 +6,11 @@ import type { AuditEntry, AuditQuery } from '../../shared/api.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { Finding } from '../../shared/report.js';
 import type { RuleSet } from '../../shared/rules.js';
-import { attentionSeverity, needsAttention } from '../rules.js';
+import { effectiveLabels } from '../../shared/labels.js';
+import type { HostLabels } from '../../shared/labels.js';
 import type { Alerting } from './alerting.js';
 import { createHostStatus } from './host-status.js';
+import { createRedecide } from './redecide.js';
 
 export interface Actor {
   id: string;
@@ -20,6 +22,8 @@ export interface Triage {
   reopen(req: { hostId: string; findingId: number; reason: string; actor: Actor; now: Date }): { reopened: number; status: 'cattle' | 'pet' };
   rebaseline(req: { hostId: string; reason: string; ticket?: string; actor: Actor; now: Date }): { version: number; accepted: number; status: 'cattle' | 'pet' };
   saveRules(req: { set: RuleSet; actor: Actor; reason?: string; now: Date }): { version: number };
+  /** Replaces the labels the API set on a host; its open findings are decided again at once. */
+  setLabels(req: { hostId: string; labels: HostLabels; reason?: string; actor: Actor; now: Date }): { labels: HostLabels; api: HostLabels; agent: HostLabels; status: 'cattle' | 'pet' };
   currentRules(): { version: number; set: unknown } | null;
   /** Approvals whose expiry passed: noted, audited, their hosts counted again. */
   expireApprovals(now: Date): { expired: number; hosts: string[] };
@@ -59,11 +63,9 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
   );
   const insertRules = db.prepare('INSERT INTO rule_sets (version, body, created_at, created_by) VALUES (?, ?, ?, ?)');
   const lastRules = db.prepare<[], { version: number; body: string }>('SELECT version, body FROM rule_sets ORDER BY version DESC LIMIT 1');
-  const openScanFindings = db.prepare<[], { id: number; host_id: string; detail: string; labels: string; image_name: string | null; hostname: string }>(
-    `SELECT f.id, f.host_id, f.detail, h.labels, h.image_name, h.hostname FROM findings f JOIN hosts h ON h.id = f.host_id
-     WHERE f.resolved_at IS NULL AND f.source = 'scan'`,
-  );
-  const redecide = db.prepare('UPDATE findings SET severity = ?, decision = ?, waived = ? WHERE id = ?');
+  const redecide = createRedecide(db, alerting);
+  const labelsOf = db.prepare<[string], { labels: string; labels_api: string; labels_agent: string }>('SELECT labels, labels_api, labels_agent FROM hosts WHERE id = ?');
+  const putApiLabels = db.prepare('UPDATE hosts SET labels_api = ?, labels = ? WHERE id = ?');
   const expiring = db.prepare<[string], { id: number; host_id: string; finding_id: number; expires_at: string }>(
     `SELECT id, host_id, finding_id, expires_at FROM approvals WHERE reopened_at IS NULL AND expired_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ?`,
   );
@@ -170,17 +172,21 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
   const saveRules = db.transaction((req: Parameters<Triage['saveRules']>[0]) => {
     const version = (lastRules.get()?.version ?? 0) + 1;
     insertRules.run(version, JSON.stringify(req.set), req.now.toISOString(), req.actor.id);
-    const hosts = new Set<string>();
-    for (const row of openScanFindings.all()) {
-      const finding = JSON.parse(row.detail) as Finding;
-      const [e] = alerting.evaluate([finding], { id: row.host_id, hostname: row.hostname, labels: JSON.parse(row.labels) as Record<string, string> }, { name: row.image_name ?? '' }, req.now);
-      const waived = (e!.decision.suppressed !== undefined || e!.decision.autoApproved !== undefined) && !needsAttention(e!, 'low');
-      redecide.run(attentionSeverity(e!) ?? e!.decision.severity, JSON.stringify(e!.decision), waived ? 1 : 0, row.id);
-      hosts.add(row.host_id);
-    }
-    for (const h of hosts) recount(h, req.now);
+    for (const h of redecide(null, req.now)) recount(h, req.now);
     audit({ actor: req.actor, action: 'rules-update', target: `rules:${version}`, reason: req.reason ?? null, detail: { rules: req.set.rules.map((r) => r.id), maintenanceWindows: req.set.maintenanceWindows.map((w) => w.id) }, now: req.now });
     return { version };
+  });
+
+  const setLabels = db.transaction((req: Parameters<Triage['setLabels']>[0]) => {
+    requireHost(req.hostId);
+    const before = labelsOf.get(req.hostId)!;
+    const agent = JSON.parse(before.labels_agent) as HostLabels;
+    const labels = effectiveLabels(agent, req.labels);
+    putApiLabels.run(JSON.stringify(req.labels), JSON.stringify(labels), req.hostId);
+    redecide(req.hostId, req.now);
+    const status = recount(req.hostId, req.now);
+    audit({ actor: req.actor, action: 'labels-set', target: `host:${req.hostId}`, reason: req.reason ?? null, detail: { api: req.labels, before: JSON.parse(before.labels) as unknown, labels }, now: req.now });
+    return { labels, api: req.labels, agent, status };
   });
 
   const expireApprovals = db.transaction((now: Date) => {
@@ -209,6 +215,7 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
     reopen: (req) => reopen(req),
     rebaseline: (req) => rebaseline(req),
     saveRules: (req) => saveRules(req),
+    setLabels: (req) => setLabels(req),
     currentRules() {
       const r = lastRules.get();
       return r === undefined ? null : { version: r.version, set: JSON.parse(r.body) as unknown };

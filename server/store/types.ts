@@ -37,7 +37,8 @@ export interface Ingest {
 export interface Queries {
   listHosts(query: HostsQuery, now: Date): HostSummary[];
   getHost(id: string, now: Date): Omit<HostDetail, 'connected'> | null;
-  listFindings(hostId: string, query: FindingsQuery): HostFinding[] | null;
+  /** A host's findings with where triage stands on each (`now` decides whether an expiry passed). */
+  listFindings(hostId: string, query: FindingsQuery, now: Date): HostFinding[] | null;
   listImages(): ImageSummary[];
   /** Reports stored for a host, oldest first (seq and hash): for tests and the history view. */
   listReports(hostId: string): { seq: number; hash: string; prevHash: string | null; kind: string; receivedAt: string }[];
