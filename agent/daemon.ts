@@ -8,6 +8,7 @@ import type { Monitor, MonitorOptions } from './monitor.js';
 import type { Outbox } from './outbox.js';
 import type { Root } from './root.js';
 import type { Transport } from './transport.js';
+import { stampTicket } from './ticket.js';
 
 export interface DaemonOptions {
   root: Root;
@@ -25,6 +26,8 @@ export interface DaemonOptions {
   watch?: MonitorOptions['watch'];
   log: (line: string) => void;
   now?: () => Date;
+  /** The change ticket declared on the host now, stamped on every report queued (none: undefined). */
+  ticket?: () => string | undefined;
   /** Starts the monitor; tests may pass their own. */
   startMonitor?: (opts: MonitorOptions) => Monitor;
 }
@@ -46,7 +49,7 @@ export function startDaemon(opts: DaemonOptions): Daemon {
   const onReport = (report: Report): void => {
     if (stopped) return;
     const kind = report.scan === 'event' ? 'event' : 'full';
-    const entry = opts.outbox.enqueue(report, kind, now());
+    const entry = opts.outbox.enqueue(stampTicket(report, opts.ticket?.()), kind, now());
     const watch = report.watch === undefined ? '' : report.watch.state === 'ok' ? '; watch ok' : `; watch degraded: ${report.watch.reason ?? 'no reason given'}`;
     opts.log(`${kind} scan: ${report.summary.status}, ${report.summary.findings} findings; report ${entry.seq} queued, ${opts.outbox.depth()} waiting${watch}`);
     // Say it once when the watch state changes, not on every report.

@@ -16,6 +16,7 @@ import type { Outbox } from './outbox.js';
 import type { Root } from './root.js';
 import { openStateDb } from './state-db.js';
 import { createTransport } from './transport.js';
+import { currentTicket, stampTicket } from './ticket.js';
 import { AGENT_VERSION } from './version.js';
 
 export interface StreamIo {
@@ -112,6 +113,7 @@ export async function runCommand(
     ...(schedule === undefined ? {} : { schedule }),
     realtime: args['no-watch'] !== true,
     log,
+    ticket: () => currentTicket(ctx.state, new Date(), log),
   });
   log(`agent ${config.agentId} running: watching ${ctx.root.dir || '/'}${args['no-watch'] === true ? ' (realtime watch off)' : ''}, full scans on "${daemon.schedule}", sending to ${config.server}`);
   await (io.stopSignal ?? new Promise<void>(() => {}));
@@ -129,7 +131,7 @@ export async function sendReport(report: Report, opts: { state: string; config?:
   const db = openStateDb(opts.state);
   try {
     const outbox: Outbox = createOutbox(db);
-    const entry = outbox.enqueue(report, 'full', new Date());
+    const entry = outbox.enqueue(stampTicket(report, currentTicket(opts.state, new Date(), (line) => io.stderr(`${line}\n`))), 'full', new Date());
     let refused: string | null = null;
     let done!: () => void;
     const delivered = new Promise<void>((resolve) => (done = resolve));

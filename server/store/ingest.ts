@@ -26,8 +26,8 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
   );
   const getReportHash = db.prepare<[string, number], { hash: string }>('SELECT hash FROM reports WHERE host_id = ? AND seq = ?');
   const upsertFinding = db.prepare(
-    `INSERT INTO findings (host_id, key, source, kind, severity, ecosystem, name, path, detail, first_seen, last_seen, first_seq, last_seq, change_set, decision, waived, identity)
-     VALUES (@hostId, @key, @source, @kind, @severity, @ecosystem, @name, @path, @detail, @seen, @seen, @seq, @seq, @changeSet, @decision, @waived, @identity)
+    `INSERT INTO findings (host_id, key, source, kind, severity, ecosystem, name, path, detail, first_seen, last_seen, first_seq, last_seq, change_set, decision, waived, identity, ticket)
+     VALUES (@hostId, @key, @source, @kind, @severity, @ecosystem, @name, @path, @detail, @seen, @seen, @seq, @seq, @changeSet, @decision, @waived, @identity, @ticket)
      ON CONFLICT (host_id, key) WHERE resolved_at IS NULL
      DO UPDATE SET severity = excluded.severity, detail = excluded.detail, last_seen = excluded.last_seen, last_seq = excluded.last_seq,
        change_set = excluded.change_set, decision = excluded.decision, waived = excluded.waived, identity = excluded.identity`,
@@ -41,6 +41,13 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
     `SELECT id, kind, path FROM findings WHERE host_id = ? AND resolved_at IS NULL AND source = 'scan' AND last_seq < ?`,
   );
   const resolveOne = db.prepare('UPDATE findings SET resolved_at = ? WHERE id = ?');
+  // The ticket of a change is the one it carried when first seen: what is open keeps its own.
+  const openTickets = db.prepare<[string], { key: string; ticket: string | null }>(
+    `SELECT key, ticket FROM findings WHERE host_id = ? AND resolved_at IS NULL AND source = 'scan'`,
+  );
+  const openTicketed = db.prepare<[string], { key: string; ticket: string | null }>(
+    `SELECT key, ticket FROM findings WHERE host_id = ? AND resolved_at IS NULL AND ticket IS NOT NULL`,
+  );
   // What makes a pet: open, not waived by a rule, not approved.
   const hostStatus = createHostStatus(db);
   const updateWatch = db.prepare('UPDATE hosts SET watch_state = ?, watch_reason = ? WHERE id = ?');
@@ -101,7 +108,8 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
 
     const chainBroken = checkChain(agentId, frame, now);
     const host = { id: agentId, hostname: report.host.hostname, labels: alerting.labelsOf(agentId) };
-    const evaluated = alerting.evaluate(report.findings, host, report.image, receivedAt);
+    const findings = ticketsAtFirstSight(agentId, report.findings);
+    const evaluated = evaluateWithTickets(findings, host, report.image, receivedAt);
     for (const e of evaluated) saveFinding(agentId, 'scan', e, frame.seq, now);
     if (frame.kind === 'full') resolveMissing.run(now, agentId, frame.seq);
     else if (report.scope !== undefined) {
@@ -131,6 +139,31 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
     touchImage(report.image.name, report.image.version, receivedAt);
     alerting.alert(host, report.image, evaluated, status, receivedAt);
     return { type: 'report', seq: frame.seq, outcome: 'stored', chainBroken };
+  }
+
+  /**
+   * Each finding with the ticket it carried when the server first saw it: a change already open
+   * keeps its own (none, if it came before the ticket was declared), a new one takes the report's.
+   * Most reports carry no ticket and their host has no ticketed finding open: one indexed look-up.
+   */
+  function ticketsAtFirstSight(agentId: string, findings: readonly Finding[]): Finding[] {
+    const carried = findings.some((f) => f.ticket !== undefined);
+    const known = new Map((carried ? openTickets : openTicketed).all(agentId).map((r) => [r.key, r.ticket]));
+    if (!carried && known.size === 0) return findings as Finding[];
+    return findings.map((f) => {
+      const key = findingKey(f);
+      const ticket = carried && !known.has(key) ? f.ticket : (known.get(key) ?? undefined);
+      if (ticket === f.ticket) return f;
+      const { ticket: _dropped, ...rest } = f;
+      return ticket === undefined ? rest : { ...rest, ticket };
+    });
+  }
+
+  /** The rules with each finding's own ticket; one pass when they all carry the same (usually none). */
+  function evaluateWithTickets(findings: readonly Finding[], host: Parameters<Alerting['evaluate']>[1], image: { name: string }, at: Date): EvaluatedFinding[] {
+    const first = findings[0]?.ticket;
+    if (findings.every((f) => f.ticket === first)) return alerting.evaluate(findings, host, image, at, first);
+    return findings.map((f) => alerting.evaluate([f], host, image, at, f.ticket)[0]!);
   }
 
   /**
@@ -167,6 +200,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
       changeSet: null,
       decision: null,
       waived: 0,
+      ticket: null,
       identity: `${CHAIN_FINDING_KIND}|${what}|${seq}`,
     });
   }
@@ -184,6 +218,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
       decision: JSON.stringify(e.decision),
       waived: waived ? 1 : 0,
       identity: identityOf(f),
+      ticket: f.ticket ?? null,
       ecosystem: f.ecosystem ?? null,
       name: f.name ?? null,
       path: f.path ?? null,

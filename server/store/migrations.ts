@@ -170,4 +170,8 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE hosts ADD COLUMN labels_api TEXT NOT NULL DEFAULT '{}';
    ALTER TABLE hosts ADD COLUMN labels_agent TEXT NOT NULL DEFAULT '{}';
    UPDATE hosts SET labels_api = labels;`,
+  // The change ticket a finding carried when the server first saw it (the operator declared it on
+  // the host before the change); kept while the finding stays open, whatever later reports say.
+  `ALTER TABLE findings ADD COLUMN ticket TEXT;
+   CREATE INDEX findings_open_ticketed ON findings (host_id) WHERE resolved_at IS NULL AND ticket IS NOT NULL;`,
 ];

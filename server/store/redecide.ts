@@ -20,8 +20,8 @@ export function storedVerdict(e: EvaluatedFinding): { severity: string; waived: 
 export type Redecide = (hostId: string | null, now: Date) => Set<string>;
 
 export function createRedecide(db: Db, alerting: Alerting): Redecide {
-  const open = db.prepare<{ hostId: string | null }, { id: number; host_id: string; detail: string; labels: string; image_name: string | null; hostname: string }>(
-    `SELECT f.id, f.host_id, f.detail, h.labels, h.image_name, h.hostname FROM findings f JOIN hosts h ON h.id = f.host_id
+  const open = db.prepare<{ hostId: string | null }, { id: number; host_id: string; detail: string; labels: string; image_name: string | null; hostname: string; ticket: string | null }>(
+    `SELECT f.id, f.host_id, f.detail, f.ticket, h.labels, h.image_name, h.hostname FROM findings f JOIN hosts h ON h.id = f.host_id
      WHERE f.resolved_at IS NULL AND f.source = 'scan' AND (@hostId IS NULL OR f.host_id = @hostId)`,
   );
   const update = db.prepare('UPDATE findings SET severity = ?, decision = ?, waived = ? WHERE id = ?');
@@ -29,7 +29,7 @@ export function createRedecide(db: Db, alerting: Alerting): Redecide {
     const hosts = new Set<string>();
     for (const row of open.all({ hostId })) {
       const host = { id: row.host_id, hostname: row.hostname, labels: JSON.parse(row.labels) as Record<string, string> };
-      const [e] = alerting.evaluate([JSON.parse(row.detail) as Finding], host, { name: row.image_name ?? '' }, now);
+      const [e] = alerting.evaluate([JSON.parse(row.detail) as Finding], host, { name: row.image_name ?? '' }, now, row.ticket ?? undefined);
       const v = storedVerdict(e!);
       update.run(v.severity, JSON.stringify(e!.decision), v.waived ? 1 : 0, row.id);
       hosts.add(row.host_id);
