@@ -38,6 +38,13 @@ export interface Daemon {
   readonly ready: Promise<void>;
   /** Runs a full scan now, between event batches. */
   requestScan(reason: string): Promise<void>;
+  /** Runs `fn` between event batches and scans (an observation of the whole root, say). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Scans against `manifest` from now on (a re-baseline): the watch and the schedule start again
+   * over it, and a full scan against it runs at once.
+   */
+  replaceManifest(manifest: Manifest): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -59,9 +66,9 @@ export function startDaemon(opts: DaemonOptions): Daemon {
     opts.transport.notify();
   };
 
-  const monitor = (opts.startMonitor ?? startMonitor)({
+  const start = (manifest: Manifest): Monitor => (opts.startMonitor ?? startMonitor)({
     root: opts.root,
-    manifest: opts.manifest,
+    manifest,
     hostId: opts.hostId,
     scan: opts.scan,
     onReport,
@@ -71,6 +78,7 @@ export function startDaemon(opts: DaemonOptions): Daemon {
     ...(opts.realtime === undefined ? {} : { realtime: opts.realtime }),
     ...(opts.watch === undefined ? {} : { watch: opts.watch }),
   });
+  let monitor = start(opts.manifest);
   opts.transport.start();
 
   return {
@@ -83,6 +91,14 @@ export function startDaemon(opts: DaemonOptions): Daemon {
         () => undefined,
         (err: unknown) => opts.log(`scan (${reason}) failed: ${err instanceof Error ? err.message : String(err)}`),
       );
+    },
+    exclusive: (fn) => monitor.exclusive(fn),
+    async replaceManifest(manifest) {
+      if (stopped) return;
+      // The old monitor's last batch is reported first; the new one scans at once (initialScan).
+      await monitor.close();
+      monitor = start(manifest);
+      await monitor.ready;
     },
     async stop() {
       stopped = true;

@@ -14,6 +14,8 @@ export interface TransportOptions {
   image: HelloFrame['image'];
   /** Labels this agent declares for its host (`run --label`); absent: it declares none. */
   labels?: HelloFrame['labels'];
+  /** The server baseline version this agent scans against now, said in every hello. */
+  baseline?: () => number | undefined;
   onCommand?: (command: CommandFrame) => void;
   /** One line per notable event (connected, refused, lost); the daemon logs them. */
   log?: (line: string) => void;
@@ -123,6 +125,8 @@ export function createTransport(opts: TransportOptions): Transport {
         outboxDepth: opts.outbox.depth(),
         ...(opts.labels === undefined ? {} : { labels: opts.labels }),
       };
+      const baseline = opts.baseline?.();
+      if (baseline !== undefined) hello.baseline = baseline;
       socket.send(JSON.stringify(hello));
       pump();
       heartbeat = setInterval(() => {

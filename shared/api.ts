@@ -50,6 +50,8 @@ export interface HostDetail extends HostSummary {
   connected: boolean;
   counts: { critical: number; high: number; medium: number; low: number; info: number };
   reports: number;
+  /** The re-baseline version the agent scans against (fetched, or said in its hello); null: its image's manifest. */
+  baselineVersion: number | null;
   /** Where the labels come from: `PUT /hosts/:id/labels` and the agent's `run --label`. */
   labelSources: { api: Record<string, string>; agent: Record<string, string> };
 }

@@ -32,6 +32,8 @@ export const helloFrameSchema = z.strictObject({
   // What the agent declares about its host (`run --label env=prod`): replaces what it declared
   // before; absent (a one-off `scan --send`, an older agent) leaves it as it was.
   labels: hostLabelsSchema.optional(),
+  // The server baseline version the agent scans against (after a re-baseline); absent: the image's.
+  baseline: z.number().int().positive().optional(),
 });
 export type HelloFrame = z.infer<typeof helloFrameSchema>;
 
@@ -88,10 +90,16 @@ export const errorFrameSchema = z.strictObject({
 });
 export type ErrorFrame = z.infer<typeof errorFrameSchema>;
 
+/**
+ * `scan-now`: a full scan now. `upload-observation`: the host was re-baselined; upload what it
+ * holds now for version `baseline`. `fetch-baseline`: version `baseline` is ready; fetch it and
+ * scan against it from now on.
+ */
 export const commandFrameSchema = z.strictObject({
   type: z.literal('command'),
-  command: z.literal('scan-now'),
+  command: z.enum(['scan-now', 'upload-observation', 'fetch-baseline']),
   id: z.string().max(100).optional(),
+  baseline: z.number().int().positive().optional(),
 });
 export type CommandFrame = z.infer<typeof commandFrameSchema>;
 

@@ -143,10 +143,10 @@ describe('triage', () => {
 
     const rebased = await call('POST', `/api/v1/hosts/${hostId}/rebaseline`, tokens.admin, { reason: 'this host is the new reference', ticket: 'CHG-5000' });
     expect(rebased.status).toBe(201);
-    expect(rebased.json).toEqual({ version: 1, accepted: 2, status: 'cattle' });
+    expect(rebased.json).toEqual({ version: 1, accepted: 2, status: 'cattle', state: 'awaiting-observation', agentAsked: false });
     expect((await host()).status).toBe('cattle');
     const { json: b } = await call('GET', `/api/v1/hosts/${hostId}/baselines`, tokens.auditor);
-    expect(b.baselines).toMatchObject([{ version: 1, image: { name: 'tiny', version: '1' } }]);
+    expect(b.baselines).toMatchObject([{ version: 1, state: 'awaiting-observation', image: { name: 'tiny', version: '1' }, parent: null }]);
     expect(b.baselines[0].accepted.map((f: { path: string }) => f.path).sort()).toEqual(['/etc/crontab', '/usr/bin/hand-made']);
 
     // Reopen the cron job again, then waive /etc/crontab by rule: cattle without an approval.

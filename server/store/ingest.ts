@@ -59,7 +59,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
   );
   const updateHostHello = db.prepare(
     `UPDATE hosts SET hostname = @hostname, os = @os, agent_version = @agentVersion, last_seen = @now, outbox_depth = @outboxDepth,
-       image_name = coalesce(@imageName, image_name), image_version = coalesce(@imageVersion, image_version)
+       image_name = coalesce(@imageName, image_name), image_version = coalesce(@imageVersion, image_version), baseline_version = @baseline
      WHERE id = @hostId`,
   );
   const agentLabels = db.prepare<[string], { labels_agent: string; labels_api: string; hostname: string; image_name: string | null; image_version: string | null }>(
@@ -258,6 +258,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
             outboxDepth: frame.outboxDepth,
             imageName: frame.image?.name ?? null,
             imageVersion: frame.image?.version ?? null,
+            baseline: frame.baseline ?? null,
           });
           if (frame.image !== null) touchImage(frame.image.name, frame.image.version, item.receivedAt);
           if (frame.labels !== undefined) declareLabels(item.agentId, frame.labels, item.receivedAt);

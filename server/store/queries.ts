@@ -28,6 +28,7 @@ interface HostRow {
   labels: string;
   labels_api: string;
   labels_agent: string;
+  baseline_version: number | null;
 }
 
 interface FindingRow {
@@ -122,6 +123,7 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
         outboxDepth: row.outbox_depth,
         counts,
         reports: reportCount.get(id)?.n ?? 0,
+        baselineVersion: row.baseline_version,
         labelSources: { api: JSON.parse(row.labels_api) as Record<string, string>, agent: JSON.parse(row.labels_agent) as Record<string, string> },
       };
     },

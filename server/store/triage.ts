@@ -20,7 +20,11 @@ export interface Actor {
 export interface Triage {
   approve(req: { hostId: string; findingIds?: number[]; changeSet?: string; reason: string; ticket?: string; expiresAt?: string; actor: Actor; now: Date }): { approved: number[]; status: 'cattle' | 'pet' };
   reopen(req: { hostId: string; findingId: number; reason: string; actor: Actor; now: Date }): { reopened: number; status: 'cattle' | 'pet' };
-  rebaseline(req: { hostId: string; reason: string; ticket?: string; actor: Actor; now: Date }): { version: number; accepted: number; status: 'cattle' | 'pet' };
+  /**
+   * Accepts every open change and opens the host's next baseline version, awaiting the agent's
+   * observation to become a manifest (see baselines.ts).
+   */
+  rebaseline(req: { hostId: string; reason: string; ticket?: string; actor: Actor; now: Date }): { version: number; accepted: number; status: 'cattle' | 'pet'; state: 'awaiting-observation' };
   saveRules(req: { set: RuleSet; actor: Actor; reason?: string; now: Date }): { version: number };
   /** Replaces the labels the API set on a host; its open findings are decided again at once. */
   setLabels(req: { hostId: string; labels: HostLabels; reason?: string; actor: Actor; now: Date }): { labels: HostLabels; api: HostLabels; agent: HostLabels; status: 'cattle' | 'pet' };
@@ -31,8 +35,6 @@ export interface Triage {
   markStale(before: Date, now: Date): string[];
   audit(entry: { actor: Actor; action: string; target: string; reason?: string | null; detail?: unknown; now: Date }): void;
   listAudit(query: AuditQuery): AuditEntry[];
-  /** A host's baseline versions, oldest first: the image they extend and the changes accepted. */
-  listBaselines(hostId: string): Array<{ version: number; image: { name: string | null; version: string | null }; accepted: unknown; createdAt: string; createdBy: string }>;
 }
 
 interface OpenFinding {
@@ -51,7 +53,8 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
   );
   const openById = db.prepare<[string, number], OpenFinding>('SELECT id, identity, key, kind, detail, source FROM findings WHERE host_id = ? AND id = ? AND resolved_at IS NULL');
   const openByChangeSet = db.prepare<[string, string], OpenFinding>('SELECT id, identity, key, kind, detail, source FROM findings WHERE host_id = ? AND change_set = ? AND resolved_at IS NULL');
-  const openOfHost = db.prepare<[string], OpenFinding>('SELECT id, identity, key, kind, detail, source FROM findings WHERE host_id = ? AND resolved_at IS NULL AND waived = 0');
+  // Waived ones too: a re-baseline takes the whole observation, not only what counted.
+  const openOfHost = db.prepare<[string], OpenFinding>('SELECT id, identity, key, kind, detail, source FROM findings WHERE host_id = ? AND resolved_at IS NULL');
   const insertApproval = db.prepare(
     `INSERT INTO approvals (host_id, finding_id, identity, kind, reason, ticket, expires_at, created_at, created_by)
      VALUES (@hostId, @findingId, @identity, @kind, @reason, @ticket, @expiresAt, @now, @actor)`,
@@ -59,8 +62,10 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
   const reopenApprovals = db.prepare(`UPDATE approvals SET reopened_at = ?, reopened_by = ? WHERE finding_id = ? AND reopened_at IS NULL`);
   const lastBaseline = db.prepare<[string], { v: number | null }>('SELECT max(version) AS v FROM host_baselines WHERE host_id = ?');
   const insertBaseline = db.prepare(
-    `INSERT INTO host_baselines (host_id, version, image_name, image_version, accepted, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO host_baselines (host_id, version, image_name, image_version, accepted, created_at, created_by, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'awaiting-observation')`,
   );
+  // A re-baseline again before the agent answered the last one: the new one takes its place.
+  const supersede = db.prepare(`UPDATE host_baselines SET state = 'superseded' WHERE host_id = ? AND state = 'awaiting-observation'`);
   const insertRules = db.prepare('INSERT INTO rule_sets (version, body, created_at, created_by) VALUES (?, ?, ?, ?)');
   const lastRules = db.prepare<[], { version: number; body: string }>('SELECT version, body FROM rule_sets ORDER BY version DESC LIMIT 1');
   const redecide = createRedecide(db, alerting);
@@ -74,9 +79,6 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
     `SELECT id FROM hosts WHERE status != 'stale' AND revoked_at IS NULL AND (last_report_at IS NULL OR last_report_at < ?)`,
   );
   const setStale = db.prepare(`UPDATE hosts SET status = 'stale' WHERE id = ?`);
-  const baselines = db.prepare<[string], { version: number; image_name: string | null; image_version: string | null; accepted: string; created_at: string; created_by: string }>(
-    'SELECT version, image_name, image_version, accepted, created_at, created_by FROM host_baselines WHERE host_id = ? ORDER BY version',
-  );
   const appendAudit = db.prepare(
     'INSERT INTO audit_log (at, actor, role, action, target, reason, detail) VALUES (@at, @actor, @role, @action, @target, @reason, @detail)',
   );
@@ -163,9 +165,10 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
     }
     const version = (lastBaseline.get(req.hostId)?.v ?? 0) + 1;
     const accepted = rows.map((r) => JSON.parse(r.detail) as Finding);
+    supersede.run(req.hostId);
     insertBaseline.run(req.hostId, version, h.image_name, h.image_version, JSON.stringify(accepted), req.now.toISOString(), req.actor.id);
     audit({ actor: req.actor, action: 'rebaseline', target: `host:${req.hostId}`, reason: req.reason, detail: { version, image: { name: h.image_name, version: h.image_version }, accepted: rows.length, ticket: req.ticket ?? null }, now: req.now });
-    return { version, accepted: rows.length, status: recount(req.hostId, req.now) };
+    return { version, accepted: rows.length, status: recount(req.hostId, req.now), state: 'awaiting-observation' as const };
   });
 
   // A new rule set applies to what is open now too: a waiver turns a pet cattle at once.
@@ -223,16 +226,6 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
     expireApprovals: (now) => expireApprovals(now),
     markStale: (before, now) => markStale(before, now),
     audit: (entry) => auditAlone(entry),
-    listBaselines(hostId) {
-      requireHost(hostId);
-      return baselines.all(hostId).map((b) => ({
-        version: b.version,
-        image: { name: b.image_name, version: b.image_version },
-        accepted: JSON.parse(b.accepted) as unknown,
-        createdAt: b.created_at,
-        createdBy: b.created_by,
-      }));
-    },
     listAudit(query) {
       return auditAll.all({ target: query.target ?? null, action: query.action ?? null, limit: query.limit }).map((r) => ({ ...r, detail: JSON.parse(r.detail) as unknown }));
     },

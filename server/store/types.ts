@@ -5,6 +5,7 @@ import type { HelloFrame, ReportFrame } from '../../shared/protocol.js';
 import type { SinkStore, SqliteAlertQueue } from './alert-queue.js';
 import type { Triage } from './triage.js';
 import type { Maintenance } from './maintenance.js';
+import type { Baselines } from './baselines.js';
 
 export type ApiRole = ApiRoleName;
 export type AgentAuth = { ok: true; agentId: string } | { ok: false; reason: 'invalid' | 'revoked' };
@@ -56,5 +57,7 @@ export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
   /** Approvals, re-baselines, rules, the audit log, and the schedules' writes. */
   triage: Triage;
   maintenance: Maintenance;
+  /** Re-baseline versions as manifests: derived from the agent's observation, fetched by it. */
+  baselines: Baselines;
   close(): void;
 }
