@@ -95,7 +95,7 @@ export function startDaemon(opts: DaemonOptions): Daemon {
     exclusive: (fn) => monitor.exclusive(fn),
     async replaceManifest(manifest) {
       if (stopped) return;
-      // The old monitor's last batch is reported first; the new one scans at once (initialScan).
+      // The old watch and schedule stop; the new monitor scans against the new manifest at once.
       await monitor.close();
       monitor = start(manifest);
       await monitor.ready;

@@ -12,7 +12,7 @@ export interface TransportOptions {
   outbox: Outbox;
   host: HelloFrame['host'];
   image: HelloFrame['image'];
-  /** Labels this agent declares for its host (`run --label`); absent: it declares none. */
+  /** Labels this agent declares for its host (`run --label`); absent: the server keeps what it knew. */
   labels?: HelloFrame['labels'];
   /** The server baseline version this agent scans against now, said in every hello. */
   baseline?: () => number | undefined;
