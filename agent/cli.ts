@@ -51,7 +51,8 @@ Usage:
   quicksand-agent scan --root DIR --manifest FILE [--json] [--send] [--state DIR]
   quicksand-agent audit [--root DIR] [--state DIR] [--json]
   quicksand-agent enroll --server URL --secret S [--state DIR]
-  quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR]
+  quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR] [--label NAME=VALUE]
+  quicksand-agent ticket [ID --for DURATION | --clear] [--state DIR]
   quicksand-agent help COMMAND
 
 Commands:
@@ -61,6 +62,7 @@ Commands:
             state folder, every later run scans against it
   enroll    exchange an enrolment secret for this host's identity on a server
   run       the daemon: scan on start and on a schedule, stream reports to the server
+  ticket    declare the change ticket of the changes you are about to make on this host
 
 Exit codes: 0 no drift, 1 drift found, 2 error.
 Run \`quicksand-agent COMMAND --help\` for the options of one command.
@@ -169,7 +171,7 @@ Options:
 Example:
   quicksand-agent enroll --server http://10.0.0.5:7410 --secret qse.4f2c...
 `,
-  run: `Usage: quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR]
+  run: `Usage: quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR] [--label NAME=VALUE]
 
 The daemon. Watches the tracked paths in real time (an event report a moment after
 a change), scans the whole root on start, on a schedule and when the server asks,
@@ -188,8 +190,31 @@ Options:
   --no-watch            no realtime watch: scheduled full scans only
   --heartbeat SECONDS   heartbeat interval (default: 30)
   --reconnect-max SECONDS  longest wait between reconnect attempts (default: 300)
+  --label NAME=VALUE    a label of this host that server rules can match (hostLabels),
+                        e.g. --label env=prod --label team=payments; repeat for more.
+                        A label of the same name set through the server's API wins
 
 Stops on SIGINT/SIGTERM.
+`,
+  ticket: `Usage: quicksand-agent ticket ID --for DURATION [--state DIR]
+       quicksand-agent ticket --clear [--state DIR]
+       quicksand-agent ticket [--state DIR]
+
+Declares the change ticket of the changes you are about to make on this host. For
+DURATION, every report the agent sends (the daemon's and scan --send's) carries the
+ticket on its findings, and a server rule can auto-approve ticketed changes made
+inside a declared maintenance window, recording the ticket. A change the server saw
+before the ticket was declared keeps no ticket: declare first, then change.
+Without an id, prints the ticket in force.
+
+Options:
+  --for DURATION        how long the changes take: 30m, 2h, 1h30m (at most 7d)
+  --clear               withdraw the ticket now
+  --state DIR           the agent's state folder (default: ${DEFAULT_STATE_DIR}); the
+                        running daemon reads the ticket from it
+
+Example:
+  quicksand-agent ticket CHG-4711 --for 2h && apt-get install -y nginx
 `,
 };
 
@@ -236,7 +261,9 @@ const OPTIONS = {
     'no-watch': { type: 'boolean' },
     heartbeat: { type: 'string' },
     'reconnect-max': { type: 'string' },
+    label: { type: 'string', multiple: true },
   },
+  ticket: { ...COMMON, for: { type: 'string' }, clear: { type: 'boolean' }, state: { type: 'string' } },
 } satisfies Record<string, ParseArgsConfig['options']>;
 
 type Command = keyof typeof OPTIONS;
@@ -244,7 +271,8 @@ type Command = keyof typeof OPTIONS;
 /** Runs one agent command line and returns its exit code. Never throws for a user's mistake. */
 export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
   return runCommandLine({ tool: 'quicksand-agent', usage: USAGE, help: HELP, options: OPTIONS }, argv, io, async (cmd: Command, values, positionals) => {
-    if (positionals.length > 0) throw new QuicksandError('USAGE', `unexpected argument "${positionals[0]}"`);
+    // Only `ticket` takes an argument: the ticket id.
+    if (positionals.length > (cmd === 'ticket' ? 1 : 0)) throw new QuicksandError('USAGE', `unexpected argument "${positionals[cmd === 'ticket' ? 1 : 0]}"`);
     switch (cmd) {
       case 'manifest':
         return await manifestCommand(values as ManifestArgs, io);
@@ -260,6 +288,12 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
       }
       case 'run':
         return await runDaemonCommand(values as RunArgs, io);
+      case 'ticket': {
+        const v = values as { for?: string; clear?: boolean; state?: string };
+        const { ticketCommand } = await import('./ticket-command.js');
+        await ticketCommand(positionals[0], v, path.resolve(v.state ?? DEFAULT_STATE_DIR), new Date(), io.stdout);
+        return EXIT_CLEAN;
+      }
     }
   });
 }
@@ -277,7 +311,7 @@ interface ManifestArgs extends CostArgs {
 }
 interface ScanArgs extends CostArgs { root?: string; manifest?: string; json?: boolean; quiet?: boolean; send?: boolean; config?: string; timeout?: string }
 interface EnrollArgs { server?: string; secret?: string; state?: string; config?: string; force?: boolean }
-interface RunArgs { root?: string; manifest?: string; state?: string; config?: string; schedule?: string; 'no-watch'?: boolean; heartbeat?: string; 'reconnect-max'?: string; quiet?: boolean }
+interface RunArgs { root?: string; manifest?: string; state?: string; config?: string; schedule?: string; 'no-watch'?: boolean; heartbeat?: string; 'reconnect-max'?: string; quiet?: boolean; label?: string[] }
 interface AuditArgs extends CostArgs { root?: string; json?: boolean; quiet?: boolean }
 
 function required(value: string | undefined, flag: string): string {

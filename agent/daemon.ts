@@ -8,6 +8,7 @@ import type { Monitor, MonitorOptions } from './monitor.js';
 import type { Outbox } from './outbox.js';
 import type { Root } from './root.js';
 import type { Transport } from './transport.js';
+import { stampTicket } from './ticket.js';
 
 export interface DaemonOptions {
   root: Root;
@@ -25,6 +26,8 @@ export interface DaemonOptions {
   watch?: MonitorOptions['watch'];
   log: (line: string) => void;
   now?: () => Date;
+  /** The change ticket declared on the host now, stamped on every report queued (none: undefined). */
+  ticket?: () => string | undefined;
   /** Starts the monitor; tests may pass their own. */
   startMonitor?: (opts: MonitorOptions) => Monitor;
 }
@@ -35,6 +38,13 @@ export interface Daemon {
   readonly ready: Promise<void>;
   /** Runs a full scan now, between event batches. */
   requestScan(reason: string): Promise<void>;
+  /** Runs `fn` between event batches and scans (an observation of the whole root, say). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Scans against `manifest` from now on (a re-baseline): the watch and the schedule start again
+   * over it, and a full scan against it runs at once.
+   */
+  replaceManifest(manifest: Manifest): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -46,7 +56,7 @@ export function startDaemon(opts: DaemonOptions): Daemon {
   const onReport = (report: Report): void => {
     if (stopped) return;
     const kind = report.scan === 'event' ? 'event' : 'full';
-    const entry = opts.outbox.enqueue(report, kind, now());
+    const entry = opts.outbox.enqueue(stampTicket(report, opts.ticket?.()), kind, now());
     const watch = report.watch === undefined ? '' : report.watch.state === 'ok' ? '; watch ok' : `; watch degraded: ${report.watch.reason ?? 'no reason given'}`;
     opts.log(`${kind} scan: ${report.summary.status}, ${report.summary.findings} findings; report ${entry.seq} queued, ${opts.outbox.depth()} waiting${watch}`);
     // Say it once when the watch state changes, not on every report.
@@ -56,9 +66,9 @@ export function startDaemon(opts: DaemonOptions): Daemon {
     opts.transport.notify();
   };
 
-  const monitor = (opts.startMonitor ?? startMonitor)({
+  const start = (manifest: Manifest): Monitor => (opts.startMonitor ?? startMonitor)({
     root: opts.root,
-    manifest: opts.manifest,
+    manifest,
     hostId: opts.hostId,
     scan: opts.scan,
     onReport,
@@ -68,6 +78,7 @@ export function startDaemon(opts: DaemonOptions): Daemon {
     ...(opts.realtime === undefined ? {} : { realtime: opts.realtime }),
     ...(opts.watch === undefined ? {} : { watch: opts.watch }),
   });
+  let monitor = start(opts.manifest);
   opts.transport.start();
 
   return {
@@ -80,6 +91,14 @@ export function startDaemon(opts: DaemonOptions): Daemon {
         () => undefined,
         (err: unknown) => opts.log(`scan (${reason}) failed: ${err instanceof Error ? err.message : String(err)}`),
       );
+    },
+    exclusive: (fn) => monitor.exclusive(fn),
+    async replaceManifest(manifest) {
+      if (stopped) return;
+      // The old watch and schedule stop; the new monitor scans against the new manifest at once.
+      await monitor.close();
+      monitor = start(manifest);
+      await monitor.ready;
     },
     async stop() {
       stopped = true;

@@ -38,6 +38,8 @@ export interface Monitor {
   watchState(): WatchState;
   /** One full scan now, queued between event batches. */
   fullScan(): Promise<Report>;
+  /** Runs `fn` between event batches, as a full scan does (a walk of its own, say). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -112,6 +114,7 @@ export function startMonitor(opts: MonitorOptions): Monitor {
     schedule: scheduled.expression,
     watchState: () => watch?.state() ?? offline,
     fullScan,
+    exclusive: (fn) => (watch ? watch.exclusive(fn) : fn()),
     close: async () => {
       closed = true;
       await scheduled.stop();

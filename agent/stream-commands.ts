@@ -4,6 +4,7 @@ import { hostname, release } from 'node:os';
 import path from 'node:path';
 import cron from 'node-cron';
 import { QuicksandError } from '../shared/errors.js';
+import { parseLabelArgs } from '../shared/labels.js';
 import type { Manifest } from '../shared/manifest.js';
 import type { AgentConfig } from '../shared/protocol.js';
 import type { Report } from '../shared/report.js';
@@ -15,6 +16,9 @@ import type { Outbox } from './outbox.js';
 import type { Root } from './root.js';
 import { openStateDb } from './state-db.js';
 import { createTransport } from './transport.js';
+import { currentTicket, stampTicket } from './ticket.js';
+import { baselineApplies, fetchServerBaseline, observeAsManifest, readServerBaseline, uploadObservation, writeServerBaseline } from './server-baseline.js';
+import type { CommandFrame } from '../shared/protocol.js';
 import { AGENT_VERSION } from './version.js';
 
 export interface StreamIo {
@@ -57,6 +61,8 @@ export interface RunArgs {
   'no-watch'?: boolean;
   'reconnect-max'?: string;
   heartbeat?: string;
+  /** `NAME=VALUE` labels this host declares (repeatable). */
+  label?: string[];
 }
 
 function seconds(text: string | undefined, flag: string, fallback: number): number {
@@ -76,26 +82,77 @@ export async function runCommand(
   if (schedule !== undefined && !cron.validate(schedule)) throw new QuicksandError('USAGE', `--schedule: "${schedule}" is not a cron expression (e.g. "*/15 * * * *")`);
   const capMs = seconds(args['reconnect-max'], '--reconnect-max', 300);
   const heartbeatMs = seconds(args.heartbeat, '--heartbeat', 30);
+  // Declared on every connection, also when empty: a restart without --label withdraws them.
+  const labels = parseLabelArgs(args.label ?? []);
   const config = await readAgentConfig(resolveConfigFile(ctx.state, args.config));
   const db = openStateDb(ctx.state);
   const outbox = createOutbox(db);
   const log = (line: string): void => io.stderr(`${new Date().toISOString()} ${line}\n`);
+  // A version kept from an earlier re-baseline is what this host is expected to hold, as long as
+  // it extends the image of the manifest given now (a host rebuilt from a new image starts over).
+  let manifest = ctx.manifest;
+  let baselineVersion: number | undefined;
+  const kept = await readServerBaseline(ctx.state, config.agentId).catch((err: unknown) => {
+    log(`kept baseline not used: ${(err as Error).message}`);
+    return null;
+  });
+  if (kept !== null && baselineApplies(kept, ctx.manifest)) {
+    manifest = kept.manifest;
+    baselineVersion = kept.version;
+  } else if (kept !== null) {
+    log(`kept baseline version ${kept.version} extends image ${kept.image.name} ${kept.image.version}, not ${ctx.manifest.image.name} ${ctx.manifest.image.version}: not used`);
+  }
+
+  // Re-baseline exchanges, one at a time and in order: upload what the host holds, fetch the result.
+  let exchanges: Promise<void> = Promise.resolve();
+  const exchange = (what: string, fn: () => Promise<void>): void => {
+    exchanges = exchanges.then(fn).catch((err: unknown) => log(`${what} failed: ${err instanceof Error ? err.message : String(err)}`));
+  };
+  const onCommand = (c: CommandFrame): void => {
+    log(`server asked for ${c.command}${c.baseline === undefined ? '' : ` (baseline version ${c.baseline})`}`);
+    const version = c.baseline;
+    switch (c.command) {
+      case 'scan-now':
+        void daemon.requestScan('server command');
+        return;
+      case 'upload-observation':
+        if (version === undefined) return log('upload-observation without a baseline version: ignored');
+        return exchange(`upload for baseline version ${version}`, async () => {
+          // Between event batches: the observation is one consistent walk of the root.
+          const observation = await daemon.exclusive(() => observeAsManifest(ctx.root, manifest, ctx.state, new Date()));
+          await uploadObservation(config, version, { baseline: baselineVersion ?? null, observation, expected: manifest });
+          log(`observation uploaded for baseline version ${version}: ${observation.packages.length} packages, ${observation.files.length} paths`);
+        });
+      case 'fetch-baseline':
+        return exchange('fetching the baseline', async () => {
+          const fetched = await fetchServerBaseline(config);
+          if (!baselineApplies(fetched, ctx.manifest)) {
+            return log(`baseline version ${fetched.version} extends image ${fetched.image.name} ${fetched.image.version}, not ${ctx.manifest.image.name} ${ctx.manifest.image.version}: not used`);
+          }
+          if (fetched.version === baselineVersion) return;
+          await writeServerBaseline(ctx.state, fetched);
+          manifest = fetched.manifest;
+          baselineVersion = fetched.version;
+          await daemon.replaceManifest(fetched.manifest);
+          log(`scanning against baseline version ${fetched.version} from now on`);
+        });
+    }
+  };
   const transport = createTransport({
     config,
     outbox,
     host: hostFacts(),
     image: { name: ctx.manifest.image.name, version: ctx.manifest.image.version },
+    labels,
+    baseline: () => baselineVersion,
     heartbeatMs,
     backoff: { firstMaxMs: Math.min(5_000, capMs), baseMs: Math.min(2_000, capMs), capMs },
     log,
-    onCommand: (c) => {
-      log(`server asked for ${c.command}`);
-      void daemon.requestScan('server command');
-    },
+    onCommand,
   });
   const daemon = startDaemon({
     root: ctx.root,
-    manifest: ctx.manifest,
+    manifest,
     outbox,
     transport,
     hostId: config.agentId,
@@ -103,10 +160,12 @@ export async function runCommand(
     ...(schedule === undefined ? {} : { schedule }),
     realtime: args['no-watch'] !== true,
     log,
+    ticket: () => currentTicket(ctx.state, new Date(), log),
   });
-  log(`agent ${config.agentId} running: watching ${ctx.root.dir || '/'}${args['no-watch'] === true ? ' (realtime watch off)' : ''}, full scans on "${daemon.schedule}", sending to ${config.server}`);
+  log(`agent ${config.agentId} running: watching ${ctx.root.dir || '/'}${args['no-watch'] === true ? ' (realtime watch off)' : ''}${baselineVersion === undefined ? '' : ` against baseline version ${baselineVersion}`}, full scans on "${daemon.schedule}", sending to ${config.server}`);
   await (io.stopSignal ?? new Promise<void>(() => {}));
   log('stopping');
+  await exchanges;
   await daemon.stop();
   db.close();
 }
@@ -120,7 +179,7 @@ export async function sendReport(report: Report, opts: { state: string; config?:
   const db = openStateDb(opts.state);
   try {
     const outbox: Outbox = createOutbox(db);
-    const entry = outbox.enqueue(report, 'full', new Date());
+    const entry = outbox.enqueue(stampTicket(report, currentTicket(opts.state, new Date(), (line) => io.stderr(`${line}\n`))), 'full', new Date());
     let refused: string | null = null;
     let done!: () => void;
     const delivered = new Promise<void>((resolve) => (done = resolve));

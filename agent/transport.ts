@@ -12,6 +12,10 @@ export interface TransportOptions {
   outbox: Outbox;
   host: HelloFrame['host'];
   image: HelloFrame['image'];
+  /** Labels this agent declares for its host (`run --label`); absent: the server keeps what it knew. */
+  labels?: HelloFrame['labels'];
+  /** The server baseline version this agent scans against now, said in every hello. */
+  baseline?: () => number | undefined;
   onCommand?: (command: CommandFrame) => void;
   /** One line per notable event (connected, refused, lost); the daemon logs them. */
   log?: (line: string) => void;
@@ -119,7 +123,10 @@ export function createTransport(opts: TransportOptions): Transport {
         image: opts.image,
         lastAckedSeq: opts.outbox.lastAckedSeq(),
         outboxDepth: opts.outbox.depth(),
+        ...(opts.labels === undefined ? {} : { labels: opts.labels }),
       };
+      const baseline = opts.baseline?.();
+      if (baseline !== undefined) hello.baseline = baseline;
       socket.send(JSON.stringify(hello));
       pump();
       heartbeat = setInterval(() => {

@@ -110,7 +110,7 @@ async function serverLeg(root: Root, manifest: Manifest): Promise<void> {
       schedule: '0 0 1 1 *',
       log: () => {},
     });
-    const stored = (p: string): boolean => (server.store.listFindings(config.agentId, { state: 'open' }) ?? []).some((f) => f.path === p);
+    const stored = (p: string): boolean => (server.store.listFindings(config.agentId, { state: 'open' }, new Date()) ?? []).some((f) => f.path === p);
     const until = async (what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> => {
       const end = performance.now() + timeoutMs;
       while (!ok()) {

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Context } from 'hono';
 import type { z } from 'zod';
-import { alertsQuerySchema, approveBodySchema, auditQuerySchema, findingsQuerySchema, hostsQuerySchema, reasonBodySchema } from '../shared/api.js';
+import { alertsQuerySchema, approveBodySchema, auditQuerySchema, findingsQuerySchema, hostsQuerySchema, labelsBodySchema, reasonBodySchema } from '../shared/api.js';
 import { parseRuleSet } from '../shared/rules.js';
 import { parseAlertSink } from '../shared/alerts.js';
 import type { AlertSink } from '../shared/alerts.js';
@@ -12,6 +12,8 @@ import { QuicksandError, isQuicksandError } from '../shared/errors.js';
 import type { ErrorCode } from '../shared/errors.js';
 import { parseManifest } from '../shared/manifest.js';
 import { enrollRequestSchema } from '../shared/protocol.js';
+import type { CommandFrame } from '../shared/protocol.js';
+import { observationUploadSchema } from '../shared/baseline.js';
 import { formatIssues } from '../shared/schema-errors.js';
 import type { Metrics } from './metrics.js';
 import type { Store } from './store/types.js';
@@ -21,7 +23,7 @@ export interface AppDeps {
   clock: () => Date;
   metrics: Metrics;
   /** The live side of the stream; absent when the app runs without one (tests). */
-  stream?: { isConnected(agentId: string): boolean; sendCommand(agentId: string, command: 'scan-now'): boolean; disconnect(agentId: string, reason: string): void };
+  stream?: { isConnected(agentId: string): boolean; sendCommand(agentId: string, command: 'scan-now' | Omit<CommandFrame, 'type'>): boolean; disconnect(agentId: string, reason: string): void };
 }
 
 // The one place error codes become HTTP statuses.
@@ -50,8 +52,8 @@ function actorOf(c: Context<Env>): { id: string; role: string } {
   return { id: c.get('tokenId'), role: c.get('role') };
 }
 
-function numericId(text: string, what: string): number {
-  if (!/^[1-9]\d{0,15}$/.test(text)) throw new QuicksandError('QUERY_INVALID', `${what}: expected a finding id (a positive integer), got "${text}"`);
+function numericId(text: string, what: string, of = 'a finding id'): number {
+  if (!/^[1-9]\d{0,15}$/.test(text)) throw new QuicksandError('QUERY_INVALID', `${what}: expected ${of} (a positive integer), got "${text}"`);
   return Number(text);
 }
 
@@ -117,6 +119,52 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json(enrolled, 201);
   });
 
+  // The agent's own routes: its agent token, never an API token. It speaks for its host only.
+  const agentOf = (c: Context<Env>): string => {
+    const m = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '');
+    const auth = m === null ? null : store.authenticateAgent(m[1]!);
+    if (auth === null || !auth.ok) {
+      c.header('WWW-Authenticate', 'Bearer');
+      if (auth?.ok === false && auth.reason === 'revoked') throw new QuicksandError('AGENT_TOKEN_REVOKED', 'this agent\'s token was revoked: enrol the host again');
+      throw new QuicksandError('AGENT_TOKEN_INVALID', 'missing or unknown agent token: these routes take the token the agent got at enrolment');
+    }
+    return auth.agentId;
+  };
+  // Two manifests of one host; a large image's is a few MB of JSON.
+  const observationLimit = bodyLimit({
+    maxSize: 256 * 1024 * 1024,
+    onError: (c) => c.json({ error: { code: 'MANIFEST_INVALID', message: 'body: an observation upload is at most 256 MiB' } }, 413),
+  });
+  app.post('/api/v1/agent/baselines/:version/observation', observationLimit, async (c) => {
+    const agentId = agentOf(c);
+    const version = numericId(c.req.param('version'), 'path.version', 'a baseline version');
+    let raw: unknown;
+    try {
+      raw = await c.req.json();
+    } catch {
+      throw new QuicksandError('MANIFEST_UNREADABLE', 'body: expected JSON');
+    }
+    const body = parseWith(observationUploadSchema, raw, 'body');
+    const summary = store.baselines.receiveObservation({
+      hostId: agentId,
+      version,
+      baseline: body.baseline,
+      observation: parseManifest(body.observation, 'body.observation'),
+      expected: parseManifest(body.expected, 'body.expected'),
+      now: clock(),
+    });
+    // The version is ready: the agent fetches it and scans against it from now on.
+    deps.stream?.sendCommand(agentId, { command: 'fetch-baseline', baseline: version });
+    const { accepted: _accepted, ...rest } = summary;
+    return c.json(rest, 201);
+  });
+  app.get('/api/v1/agent/baseline', (c) => {
+    const agentId = agentOf(c);
+    const current = store.baselines.fetch(agentId);
+    if (current === null) throw new QuicksandError('NOT_FOUND', `host ${agentId} has no baseline version ready`);
+    return c.json(current);
+  });
+
   // Every other /api/v1 route needs an API token.
   app.use('/api/v1/*', async (c, next) => {
     const m = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '');
@@ -141,7 +189,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
   app.get('/api/v1/hosts/:id/findings', (c) => {
     const query = parseWith(findingsQuerySchema, c.req.query(), 'query');
-    const findings = store.listFindings(c.req.param('id'), query);
+    const findings = store.listFindings(c.req.param('id'), query, clock());
     if (findings === null) throw new QuicksandError('NOT_FOUND', `host ${c.req.param('id')} is not known`);
     return c.json({ findings });
   });
@@ -222,9 +270,30 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post('/api/v1/hosts/:id/rebaseline', async (c) => {
     requireRole(c, TRIAGE_ROLES);
     const body = parseWith(reasonBodySchema, await jsonBody(c), 'body');
-    return c.json(store.triage.rebaseline({ hostId: c.req.param('id'), ...body, actor: actorOf(c), now: clock() }), 201);
+    const id = c.req.param('id');
+    const res = store.triage.rebaseline({ hostId: id, ...body, actor: actorOf(c), now: clock() });
+    // The agent uploads what its host holds now; an agent not connected is asked when it says hello.
+    const agentAsked = deps.stream?.sendCommand(id, { command: 'upload-observation', baseline: res.version }) === true;
+    return c.json({ ...res, agentAsked }, 201);
   });
-  app.get('/api/v1/hosts/:id/baselines', (c) => c.json({ baselines: store.triage.listBaselines(c.req.param('id')) }));
+  // Labels the rules match on (`hostLabels`); they replace what the API set before.
+  app.put('/api/v1/hosts/:id/labels', async (c) => {
+    requireRole(c, TRIAGE_ROLES);
+    const body = parseWith(labelsBodySchema, await jsonBody(c), 'body');
+    return c.json(store.triage.setLabels({ hostId: c.req.param('id'), labels: body.labels, ...(body.reason === undefined ? {} : { reason: body.reason }), actor: actorOf(c), now: clock() }));
+  });
+  app.get('/api/v1/hosts/:id/baselines', (c) => {
+    const list = store.baselines.list(c.req.param('id'));
+    if (list === null) throw new QuicksandError('NOT_FOUND', `host ${c.req.param('id')} is not known`);
+    return c.json({ baselines: list });
+  });
+  // One version with its manifest (null until the agent's observation arrived).
+  app.get('/api/v1/hosts/:id/baselines/:version', (c) => {
+    const version = numericId(c.req.param('version'), 'path.version', 'a baseline version');
+    const b = store.baselines.get(c.req.param('id'), version);
+    if (b === null) throw new QuicksandError('NOT_FOUND', `host ${c.req.param('id')} has no baseline version ${version}`);
+    return c.json(b);
+  });
   app.get('/api/v1/rules', (c) => c.json({ rules: store.triage.currentRules() }));
   app.post('/api/v1/rules', async (c) => {
     requireRole(c, TRIAGE_ROLES);

@@ -3,6 +3,9 @@ import { API_ROLES } from '../shared/api.js';
 import type { ApiRoleName } from '../shared/api.js';
 import { QuicksandError } from '../shared/errors.js';
 import { runCommandLine } from '../shared/command-line.js';
+import { formatDuration, parseDuration } from '../shared/duration.js';
+import { DEFAULT_ALERT_POLICY } from './alerts/policy.js';
+import type { AlertPolicy } from './alerts/policy.js';
 import { startServer } from './server.js';
 import type { RunningServer } from './server.js';
 import { createSqliteStore } from './store/sqlite-store.js';
@@ -24,6 +27,7 @@ const USAGE = `quicksand-server — keeps the fleet's drift history and tells ca
 
 Usage:
   quicksand-server start [--db FILE] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
+                        [--alert-throttle N/DURATION] [--alert-dedup DURATION]
   quicksand-server enroll-secret [--db FILE]
   quicksand-server token create --role admin|analyst|auditor [--db FILE]
   quicksand-server agent revoke AGENT_ID [--db FILE]
@@ -38,10 +42,14 @@ Commands:
 Run \`quicksand-server COMMAND --help\` for the options of one command.
 `;
 
+const THROTTLE_DEFAULT = `${DEFAULT_ALERT_POLICY.throttle.max}/${formatDuration(DEFAULT_ALERT_POLICY.throttle.windowMs)}`;
+const DEDUP_DEFAULT = formatDuration(DEFAULT_ALERT_POLICY.dedupMemoryMs);
+
 const DB_HELP = `  --db FILE             the server's SQLite database (default: ${DEFAULT_DB})\n`;
 
 const HELP: Record<string, string> = {
   start: `Usage: quicksand-server start [--db FILE] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
+                             [--alert-throttle N/DURATION] [--alert-dedup DURATION]
 
 Serves the JSON API (/api/v1), /healthz, /metrics and the agent stream
 (WebSocket, ${'/api/v1/stream'}) on one port. Creates the database on first start.
@@ -53,6 +61,19 @@ ${DB_HELP}  --port N              TCP port (default: ${DEFAULT_PORT}; 0 picks a 
   --retention-days N    prune reports and resolved findings older than N days
                         (default: 0, keep everything); the audit log is never pruned
   --digest-sink ID      send a daily digest (08:00 UTC) to this alert sink
+  --alert-throttle N/DURATION
+                        page at most N times per host per DURATION (default: ${THROTTLE_DEFAULT});
+                        changes past it are held and go out together as one alert when
+                        the window has room again, so a busy host cannot flood on-call
+  --alert-dedup DURATION
+                        how long a change stays remembered as alerted (default: ${DEDUP_DEFAULT}):
+                        a host that flaps back to a state already paged for within it
+                        does not page again. Longer remembers more; shorter re-pages sooner
+
+Durations: a number with a unit, s m h d, or several (90s, 15m, 2h, 1h30m, 30d).
+
+Example:
+  quicksand-server start --host 0.0.0.0 --alert-throttle 5/1h --alert-dedup 7d
 `,
   'enroll-secret': `Usage: quicksand-server enroll-secret [--db FILE]
 
@@ -81,7 +102,15 @@ ${DB_HELP}`,
 
 const COMMON = { help: { type: 'boolean', short: 'h' }, db: { type: 'string' } } as const;
 const OPTIONS = {
-  start: { ...COMMON, port: { type: 'string' }, host: { type: 'string' }, 'retention-days': { type: 'string' }, 'digest-sink': { type: 'string' } },
+  start: {
+    ...COMMON,
+    port: { type: 'string' },
+    host: { type: 'string' },
+    'retention-days': { type: 'string' },
+    'digest-sink': { type: 'string' },
+    'alert-throttle': { type: 'string' },
+    'alert-dedup': { type: 'string' },
+  },
   'enroll-secret': { ...COMMON },
   token: { ...COMMON, role: { type: 'string' } },
   agent: { ...COMMON },
@@ -95,12 +124,14 @@ export async function runServerCli(argv: string[], io: ServerCliIo): Promise<num
     switch (cmd) {
       case 'start': {
         noPositionals(positionals);
-        const v = values as { port?: string; host?: string; 'retention-days'?: string; 'digest-sink'?: string };
+        const v = values as { port?: string; host?: string; 'retention-days'?: string; 'digest-sink'?: string; 'alert-throttle'?: string; 'alert-dedup'?: string };
         const retention = v['retention-days'];
         if (retention !== undefined && !/^\d+$/.test(retention)) throw new QuicksandError('USAGE', `--retention-days: expected a whole number of days (0 keeps everything), got "${retention}"`);
+        const alertPolicy = parseAlertOptions(v['alert-throttle'], v['alert-dedup']);
         return await startCommand(db, parsePort(v.port), v.host ?? DEFAULT_HOST, io, {
           ...(retention === undefined ? {} : { retentionDays: Number(retention) }),
           ...(v['digest-sink'] === undefined ? {} : { digestSinkId: v['digest-sink'] }),
+          ...(alertPolicy === undefined ? {} : { alertPolicy }),
         });
       }
       case 'enroll-secret':
@@ -142,6 +173,33 @@ function parsePort(text: string | undefined): number {
   return n;
 }
 
+/**
+ * The alert policy from `--alert-throttle N/DURATION` and `--alert-dedup DURATION` over the
+ * defaults; undefined when neither is given. Pure.
+ */
+export function parseAlertOptions(throttle: string | undefined, dedup: string | undefined): AlertPolicy | undefined {
+  if (throttle === undefined && dedup === undefined) return undefined;
+  const policy: AlertPolicy = { ...DEFAULT_ALERT_POLICY };
+  if (throttle !== undefined) {
+    const m = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(throttle);
+    const max = m === null ? NaN : Number(m[1]);
+    const windowMs = m === null ? null : parseDuration(m[2]!);
+    if (m === null || windowMs === null || !Number.isSafeInteger(max) || max < 1) {
+      throw new QuicksandError(
+        'USAGE',
+        `--alert-throttle: expected N/DURATION with N at least 1, like ${THROTTLE_DEFAULT} (at most ${DEFAULT_ALERT_POLICY.throttle.max} alerts per host per ${formatDuration(DEFAULT_ALERT_POLICY.throttle.windowMs)}), got "${throttle}"`,
+      );
+    }
+    policy.throttle = { max, windowMs };
+  }
+  if (dedup !== undefined) {
+    const ms = parseDuration(dedup);
+    if (ms === null) throw new QuicksandError('USAGE', `--alert-dedup: expected a duration like ${DEDUP_DEFAULT}, 12h or 1h30m (units s, m, h, d), got "${dedup}"`);
+    policy.dedupMemoryMs = ms;
+  }
+  return policy;
+}
+
 function withStore(db: string, fn: (store: ReturnType<typeof createSqliteStore>) => number): number {
   const store = createSqliteStore(db);
   try {
@@ -151,7 +209,7 @@ function withStore(db: string, fn: (store: ReturnType<typeof createSqliteStore>)
   }
 }
 
-async function startCommand(db: string, port: number, host: string, io: ServerCliIo, extra: { retentionDays?: number; digestSinkId?: string } = {}): Promise<number> {
+async function startCommand(db: string, port: number, host: string, io: ServerCliIo, extra: { retentionDays?: number; digestSinkId?: string; alertPolicy?: AlertPolicy } = {}): Promise<number> {
   let server: RunningServer;
   try {
     server = await startServer({ db, port, host, ...extra, log: (line) => io.stderr(`${new Date().toISOString()} ${line}\n`) });

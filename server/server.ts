@@ -5,7 +5,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import { createApp } from './app.js';
 import { createBatchWriter } from './batch-writer.js';
 import type { FetchLike } from './alerts/http.js';
-import type { RetrySchedule } from './alerts/policy.js';
+import type { AlertPolicy, RetrySchedule } from './alerts/policy.js';
 import { startDeliveryLoop } from './delivery-loop.js';
 import type { DeliveryLoop } from './delivery-loop.js';
 import { startSchedules } from './schedules.js';
@@ -30,6 +30,8 @@ export interface ServerOptions {
   /** How alerts are sent (default the global fetch) and retried; how often the queue is looked at. */
   fetch?: FetchLike;
   alertRetry?: RetrySchedule;
+  /** When alerts are raised: the per-host throttle and how long an alerted change is remembered. */
+  alertPolicy?: AlertPolicy;
   deliveryIntervalMs?: number;
   deliveryConcurrency?: number;
   log?: (line: string) => void;
@@ -52,10 +54,10 @@ export interface RunningServer {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const now = opts.now ?? (() => new Date());
   const staleAfterMs = opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
-  const store = createSqliteStore(opts.db, { staleAfterMs });
+  const store = createSqliteStore(opts.db, { staleAfterMs, ...(opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy }) });
   const metrics = createMetrics();
   // Reports are written on their own thread; the API and enrolment use the main connection.
-  const ingest = startIngestThread(opts.db);
+  const ingest = startIngestThread(opts.db, opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy });
   const writer = createBatchWriter(ingest);
   const stream = createStream({
     credentials: store,
@@ -63,6 +65,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     metrics,
     now,
     maxFrameBytes: opts.maxFrameBytes,
+    commandsOnHello: (agentId, hello) => store.baselines.commandsFor(agentId, hello.baseline),
     upgradeLimiter: createRateLimiter(opts.upgradeRate ?? 500, opts.upgradeBurst ?? 1000, () => now().getTime()),
   });
   const app = createApp({ store, clock: now, metrics, stream });

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { RawData, WebSocket } from 'ws';
 import { MAX_FRAME_BYTES, STREAM_PATH, parseAgentFrame } from '../shared/protocol.js';
-import type { ErrorFrame, ServerFrame, WireErrorCode } from '../shared/protocol.js';
+import type { CommandFrame, ErrorFrame, HelloFrame, ServerFrame, WireErrorCode } from '../shared/protocol.js';
 import type { BatchWriter } from './batch-writer.js';
 import type { Metrics } from './metrics.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -21,13 +21,15 @@ export interface StreamOptions {
   /** Bad frames tolerated per connection before it is closed with 1008. */
   maxStrikes?: number;
   pingIntervalMs?: number;
+  /** Commands an agent is owed when it says hello (a baseline to upload for or to fetch). */
+  commandsOnHello?: (agentId: string, hello: HelloFrame) => Array<Omit<CommandFrame, 'type'>>;
 }
 
 export interface Stream {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   isConnected(agentId: string): boolean;
   /** Sends a command to a connected agent; false when it is not connected. */
-  sendCommand(agentId: string, command: 'scan-now'): boolean;
+  sendCommand(agentId: string, command: 'scan-now' | Omit<CommandFrame, 'type'>): boolean;
   /** Closes an agent's connection (its token was revoked). */
   disconnect(agentId: string, reason: string): void;
   close(): void;
@@ -147,6 +149,8 @@ export function createStream(opts: StreamOptions): Stream {
           helloDone = true;
           metrics.outboxDepth.set(agentId, frame.outboxDepth);
           opts.writer.write({ type: 'hello', agentId, frame, receivedAt }, () => {});
+          // What it missed while it was away: asked while it was offline, or derived meanwhile.
+          for (const command of opts.commandsOnHello?.(agentId, frame) ?? []) send(ws, { type: 'command', ...command });
           return;
         case 'heartbeat':
           metrics.outboxDepth.set(agentId, frame.outboxDepth);
@@ -178,7 +182,7 @@ export function createStream(opts: StreamOptions): Stream {
     sendCommand(agentId, command) {
       const ws = sessions.get(agentId);
       if (ws === undefined) return false;
-      send(ws, { type: 'command', command });
+      send(ws, { type: 'command', ...(typeof command === 'string' ? { command } : command) });
       return true;
     },
     disconnect(agentId, reason) {

@@ -1,6 +1,7 @@
 // The server's JSON API: query strings it accepts (parsed with these schemas) and the shapes it
 // answers with, so a client (CLI, web page, test) reads the same types the server writes.
 import { z } from 'zod';
+import { hostLabelsSchema } from './labels.js';
 
 export const HOST_STATUSES = ['cattle', 'pet', 'stale'] as const;
 export type HostStatusName = (typeof HOST_STATUSES)[number];
@@ -36,6 +37,8 @@ export interface HostSummary {
   revoked: boolean;
   /** The agent's realtime watch as its last report said (null before any report said). */
   watch: { state: 'ok' | 'degraded'; reason: string | null } | null;
+  /** Labels in force (what rules match): the agent's declaration under what the API set. */
+  labels: Record<string, string>;
 }
 
 export interface HostDetail extends HostSummary {
@@ -47,6 +50,37 @@ export interface HostDetail extends HostSummary {
   connected: boolean;
   counts: { critical: number; high: number; medium: number; low: number; info: number };
   reports: number;
+  /** The re-baseline version the agent scans against (fetched, or said in its hello); null: its image's manifest. */
+  baselineVersion: number | null;
+  /** Where the labels come from: `PUT /hosts/:id/labels` and the agent's `run --label`. */
+  labelSources: { api: Record<string, string>; agent: Record<string, string> };
+}
+
+/**
+ * Where triage stands on a finding. `approved`: an analyst's approval (or a rule's auto-approval)
+ * is in force; `approval-expired`: the approval's expiry passed, the change counts again;
+ * `waived`: a suppress rule took it out of counting and alerting; `open`: nobody decided yet.
+ */
+export const TRIAGE_STATES = ['open', 'approved', 'waived', 'approval-expired'] as const;
+export type TriageState = (typeof TRIAGE_STATES)[number];
+
+export interface FindingTriage {
+  state: TriageState;
+  /** The approval that decides the state (the one in force, else the last expired one). */
+  approval: {
+    /** `finding`, `change-set`, `rebaseline`, or `rule` for an auto-approval. */
+    kind: string;
+    /** The API token id that approved (as in the audit log), or `rule:ID`. */
+    by: string;
+    reason: string;
+    ticket: string | null;
+    at: string;
+    expiresAt: string | null;
+    /** For an auto-approval: the maintenance window it happened in. */
+    window?: string;
+  } | null;
+  /** The rule that waived it (suppress) or approved it (auto-approve). */
+  waiver: { rule: string; action: 'suppress' | 'auto-approve'; ticket?: string; window?: string } | null;
 }
 
 export interface HostFinding {
@@ -60,6 +94,7 @@ export interface HostFinding {
   firstSeen: string;
   lastSeen: string;
   resolvedAt: string | null;
+  triage: FindingTriage;
   detail: unknown;
 }
 
@@ -89,6 +124,13 @@ export const reasonBodySchema = z.strictObject({
   ticket: z.string().trim().min(1).max(200).optional(),
 });
 export type ReasonBody = z.infer<typeof reasonBodySchema>;
+
+/** `PUT /hosts/:id/labels`: the labels the API sets on a host, replacing what it set before. */
+export const labelsBodySchema = z.strictObject({
+  labels: hostLabelsSchema,
+  reason: z.string().trim().min(1).max(1000).optional(),
+});
+export type LabelsBody = z.infer<typeof labelsBodySchema>;
 
 export const auditQuerySchema = z.strictObject({
   target: z.string().min(1).max(300).optional(),

@@ -20,7 +20,7 @@ export interface CommandLineIo {
   stderr: (text: string) => void;
 }
 
-export type OptionValues = Record<string, string | boolean | undefined>;
+export type OptionValues = Record<string, string | boolean | string[] | undefined>;
 
 /**
  * Runs one command line: `--help`/`help [COMMAND]` print help, an unknown command or option is

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { formatIssues } from './schema-errors.js';
 import { reportSchema } from './report.js';
+import { hostLabelsSchema } from './labels.js';
 
 export const PROTOCOL_VERSION = 1;
 /** The path the agent stream is served on. */
@@ -28,6 +29,11 @@ export const helloFrameSchema = z.strictObject({
   image: z.strictObject({ name: z.string().min(1).max(200), version: z.string().min(1).max(200) }).nullable(),
   lastAckedSeq: z.number().int().nonnegative(),
   outboxDepth: depth,
+  // What the agent declares about its host (`run --label env=prod`): replaces what it declared
+  // before; absent (a one-off `scan --send`, an older agent) leaves it as it was.
+  labels: hostLabelsSchema.optional(),
+  // The server baseline version the agent scans against (after a re-baseline); absent: the image's.
+  baseline: z.number().int().positive().optional(),
 });
 export type HelloFrame = z.infer<typeof helloFrameSchema>;
 
@@ -84,10 +90,16 @@ export const errorFrameSchema = z.strictObject({
 });
 export type ErrorFrame = z.infer<typeof errorFrameSchema>;
 
+/**
+ * `scan-now`: a full scan now. `upload-observation`: the host was re-baselined; upload what it
+ * holds now for version `baseline`. `fetch-baseline`: version `baseline` is ready; fetch it and
+ * scan against it from now on.
+ */
 export const commandFrameSchema = z.strictObject({
   type: z.literal('command'),
-  command: z.literal('scan-now'),
+  command: z.enum(['scan-now', 'upload-observation', 'fetch-baseline']),
   id: z.string().max(100).optional(),
+  baseline: z.number().int().positive().optional(),
 });
 export type CommandFrame = z.infer<typeof commandFrameSchema>;
 

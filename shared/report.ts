@@ -3,6 +3,7 @@ import { ECOSYSTEMS, FINDING_KINDS, SEVERITIES } from './findings.js';
 import { QuicksandError } from './errors.js';
 import { formatIssues } from './schema-errors.js';
 import { packageRefSchema } from './manifest.js';
+import { ticketIdSchema } from './ticket.js';
 
 import { REPORT_SCHEMA } from './summary.js';
 
@@ -29,6 +30,9 @@ export const findingSchema = z.strictObject({
   owner: packageRefSchema.optional(),
   changeSet: z.string().optional(),
   reason: z.string().optional(),
+  // The change ticket the operator declared on the host when this report was made (top-level
+  // findings only). The server keeps the ticket a change carried when it first saw it.
+  ticket: ticketIdSchema.optional(),
   get changes() {
     return z.array(findingSchema).optional();
   },
@@ -85,6 +89,7 @@ export const changeSetSchema = z.strictObject({
   command: z.string().optional(),
   user: z.string().optional(),
   packages: z.number().int().nonnegative(),
+  ticket: ticketIdSchema.optional(),
 });
 export type ChangeSetInfo = z.infer<typeof changeSetSchema>;
 

@@ -114,12 +114,23 @@ describe('triage', () => {
     }
     expect((await host()).status).toBe('cattle');
     expect((await host()).petSince).toBeNull();
+    const analystId = tokens.analyst.split('.')[1];
+    const byPath = async (p: string): Promise<HostFinding> => (await findings()).find((f) => f.path === p)!;
+    expect((await byPath('/usr/bin/hand-made')).triage).toEqual({
+      state: 'approved',
+      approval: { kind: 'finding', by: analystId, reason: 'emergency fix, to be baked into the next image', ticket: 'CHG-4711', at: now().toISOString(), expiresAt },
+      waiver: null,
+    });
+    expect((await byPath('/etc/crontab')).triage).toMatchObject({ state: 'approved', approval: { ticket: 'CHG-4711', expiresAt: null } });
 
     clock += 2 * 3_600_000;
     expect(server.store.triage.expireApprovals(now())).toEqual({ expired: 1, hosts: [hostId] });
     const h = await host();
     expect(h.status).toBe('pet');
     expect(h.openFindings).toBe(1);
+    // The expired approval is still shown: who accepted it, why, and until when.
+    expect((await byPath('/usr/bin/hand-made')).triage).toMatchObject({ state: 'approval-expired', approval: { by: analystId, ticket: 'CHG-4711', expiresAt } });
+    expect((await byPath('/etc/crontab')).triage.state).toBe('approved');
   });
 
   it('reopens an approval, re-baselines the host and waives by rule', async () => {
@@ -128,13 +139,14 @@ describe('triage', () => {
     expect(reopened.status).toBe(200);
     expect((await host()).openFindings).toBe(2);
     expect((await call('POST', `/api/v1/hosts/${hostId}/findings/${cron.id}/reopen`, tokens.analyst, { reason: 'again' })).status).toBe(409);
+    expect((await findings()).find((f) => f.id === cron.id)!.triage).toEqual({ state: 'open', approval: null, waiver: null });
 
     const rebased = await call('POST', `/api/v1/hosts/${hostId}/rebaseline`, tokens.admin, { reason: 'this host is the new reference', ticket: 'CHG-5000' });
     expect(rebased.status).toBe(201);
-    expect(rebased.json).toEqual({ version: 1, accepted: 2, status: 'cattle' });
+    expect(rebased.json).toEqual({ version: 1, accepted: 2, status: 'cattle', state: 'awaiting-observation', agentAsked: false });
     expect((await host()).status).toBe('cattle');
     const { json: b } = await call('GET', `/api/v1/hosts/${hostId}/baselines`, tokens.auditor);
-    expect(b.baselines).toMatchObject([{ version: 1, image: { name: 'tiny', version: '1' } }]);
+    expect(b.baselines).toMatchObject([{ version: 1, state: 'awaiting-observation', image: { name: 'tiny', version: '1' }, parent: null }]);
     expect(b.baselines[0].accepted.map((f: { path: string }) => f.path).sort()).toEqual(['/etc/crontab', '/usr/bin/hand-made']);
 
     // Reopen the cron job again, then waive /etc/crontab by rule: cattle without an approval.
@@ -146,6 +158,7 @@ describe('triage', () => {
     });
     expect(rules.status, JSON.stringify(rules.json)).toBe(201);
     expect((await host()).status).toBe('cattle');
+    expect((await findings()).find((f) => f.id === cron.id)!.triage).toEqual({ state: 'waived', approval: null, waiver: { rule: 'cron-jobs-are-config-management', action: 'suppress' } });
     const bad = await call('POST', '/api/v1/rules', tokens.analyst, { schema: 'quicksand.rules/v1', rules: [{ id: 'x', action: { type: 'nope' } }] });
     expect(bad.status).toBe(400);
     expect(bad.json.error.message).toMatch(/rules\[0\]\.action/);

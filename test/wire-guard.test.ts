@@ -216,7 +216,7 @@ describe('frames', () => {
     c.ws.send(reportFrame(a.agentId, 4, h(2), h(4))); // report 3 never came
     c.ws.send(reportFrame(a.agentId, 1, null, h(11))); // seq 1 again, other content: a reset outbox
     await c.next((f) => f.type === 'ack' && f.seq === 1 && c.frames.filter((x) => x.type === 'ack').length === 4);
-    const findings = server.store.listFindings(a.agentId, { state: 'open' })!.filter((f) => f.kind === 'report-chain-broken');
+    const findings = server.store.listFindings(a.agentId, { state: 'open' }, new Date())!.filter((f) => f.kind === 'report-chain-broken');
     expect(findings.map((f) => (f.detail as { seq: number }).seq)).toEqual([2, 4, 1]);
     expect((findings[2]!.detail as { reason: string }).reason).toContain('sent again with other content');
     expect(await storedSeqs(a.agentId)).toEqual([1, 2, 4]);

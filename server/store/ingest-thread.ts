@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { IngestItem, IngestResult } from './types.js';
+import type { AlertPolicy } from '../alerts/policy.js';
 import type { WorkerRequest, WorkerResponse } from './ingest-worker.js';
 
 export interface AsyncIngest {
@@ -9,8 +10,13 @@ export interface AsyncIngest {
   close(): Promise<void>;
 }
 
+export interface IngestThreadOptions {
+  /** The alert policy ingest plans with (throttle, dedup memory); default DEFAULT_ALERT_POLICY. */
+  alertPolicy?: AlertPolicy;
+}
+
 /** Starts the writer thread on the (already migrated) database file. */
-export function startIngestThread(file: string): AsyncIngest {
+export function startIngestThread(file: string, opts: IngestThreadOptions = {}): AsyncIngest {
   const self = new URL(import.meta.url);
   // From the sources (tests, tsx) the worker is TypeScript too: it registers tsx's loader first,
   // since `--import` cannot be given to a worker. The built server loads plain JS.
@@ -20,9 +26,9 @@ export function startIngestThread(file: string): AsyncIngest {
     ? new Worker(
         `import(${JSON.stringify(pathToFileURL(createRequire(self).resolve('tsx/esm/api')).href)})` +
           `.then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`,
-        { eval: true, workerData: { file } },
+        { eval: true, workerData: { file, alertPolicy: opts.alertPolicy } },
       )
-    : new Worker(entry, { workerData: { file } });
+    : new Worker(entry, { workerData: { file, alertPolicy: opts.alertPolicy } });
   let nextId = 1;
   const waiting = new Map<number, { resolve: (r: WorkerResponse) => void; reject: (e: Error) => void }>();
   worker.on('message', (msg: WorkerResponse) => {

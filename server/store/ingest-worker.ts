@@ -4,13 +4,16 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openDatabase } from './db.js';
 import { createIngest } from './ingest.js';
+import { createAlerting } from './alerting.js';
+import type { AlertPolicy } from '../alerts/policy.js';
 import type { IngestItem } from './types.js';
 
 export type WorkerRequest = { id: number; items: IngestItem[] } | { id: number; close: true };
 export type WorkerResponse = { id: number; results: ReturnType<ReturnType<typeof createIngest>['ingestBatch']> } | { id: number; error: string } | { id: number; closed: true };
 
-const db = openDatabase((workerData as { file: string }).file);
-const ingest = createIngest(db);
+const data = workerData as { file: string; alertPolicy?: AlertPolicy };
+const db = openDatabase(data.file);
+const ingest = createIngest(db, createAlerting(db, data.alertPolicy));
 parentPort!.on('message', (msg: WorkerRequest) => {
   if ('close' in msg) {
     db.close();

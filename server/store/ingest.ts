@@ -4,8 +4,9 @@ import type { ReportFrame } from '../../shared/protocol.js';
 import { findingKey } from '../classify.js';
 import { identityOf } from '../alerts/policy.js';
 import { createHostStatus } from './host-status.js';
-import { attentionSeverity, needsAttention } from '../rules.js';
 import type { EvaluatedFinding } from '../rules.js';
+import { effectiveLabels } from '../../shared/labels.js';
+import { createRedecide, storedVerdict } from './redecide.js';
 import { createAlerting } from './alerting.js';
 import type { Alerting } from './alerting.js';
 import type { Ingest, IngestItem, IngestResult } from './types.js';
@@ -25,8 +26,8 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
   );
   const getReportHash = db.prepare<[string, number], { hash: string }>('SELECT hash FROM reports WHERE host_id = ? AND seq = ?');
   const upsertFinding = db.prepare(
-    `INSERT INTO findings (host_id, key, source, kind, severity, ecosystem, name, path, detail, first_seen, last_seen, first_seq, last_seq, change_set, decision, waived, identity)
-     VALUES (@hostId, @key, @source, @kind, @severity, @ecosystem, @name, @path, @detail, @seen, @seen, @seq, @seq, @changeSet, @decision, @waived, @identity)
+    `INSERT INTO findings (host_id, key, source, kind, severity, ecosystem, name, path, detail, first_seen, last_seen, first_seq, last_seq, change_set, decision, waived, identity, ticket)
+     VALUES (@hostId, @key, @source, @kind, @severity, @ecosystem, @name, @path, @detail, @seen, @seen, @seq, @seq, @changeSet, @decision, @waived, @identity, @ticket)
      ON CONFLICT (host_id, key) WHERE resolved_at IS NULL
      DO UPDATE SET severity = excluded.severity, detail = excluded.detail, last_seen = excluded.last_seen, last_seq = excluded.last_seq,
        change_set = excluded.change_set, decision = excluded.decision, waived = excluded.waived, identity = excluded.identity`,
@@ -40,6 +41,13 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
     `SELECT id, kind, path FROM findings WHERE host_id = ? AND resolved_at IS NULL AND source = 'scan' AND last_seq < ?`,
   );
   const resolveOne = db.prepare('UPDATE findings SET resolved_at = ? WHERE id = ?');
+  // The ticket of a change is the one it carried when first seen: what is open keeps its own.
+  const openTickets = db.prepare<[string], { key: string; ticket: string | null }>(
+    `SELECT key, ticket FROM findings WHERE host_id = ? AND resolved_at IS NULL AND source = 'scan'`,
+  );
+  const openTicketed = db.prepare<[string], { key: string; ticket: string | null }>(
+    `SELECT key, ticket FROM findings WHERE host_id = ? AND resolved_at IS NULL AND ticket IS NOT NULL`,
+  );
   // What makes a pet: open, not waived by a rule, not approved.
   const hostStatus = createHostStatus(db);
   const updateWatch = db.prepare('UPDATE hosts SET watch_state = ?, watch_reason = ? WHERE id = ?');
@@ -51,9 +59,14 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
   );
   const updateHostHello = db.prepare(
     `UPDATE hosts SET hostname = @hostname, os = @os, agent_version = @agentVersion, last_seen = @now, outbox_depth = @outboxDepth,
-       image_name = coalesce(@imageName, image_name), image_version = coalesce(@imageVersion, image_version)
+       image_name = coalesce(@imageName, image_name), image_version = coalesce(@imageVersion, image_version), baseline_version = @baseline
      WHERE id = @hostId`,
   );
+  const agentLabels = db.prepare<[string], { labels_agent: string; labels_api: string; hostname: string; image_name: string | null; image_version: string | null }>(
+    'SELECT labels_agent, labels_api, hostname, image_name, image_version FROM hosts WHERE id = ?',
+  );
+  const putAgentLabels = db.prepare('UPDATE hosts SET labels_agent = ?, labels = ? WHERE id = ?');
+  const redecide = createRedecide(db, alerting);
   const updateHostHeartbeat = db.prepare('UPDATE hosts SET last_seen = ?, outbox_depth = ? WHERE id = ?');
   const upsertImage = db.prepare(
     `INSERT INTO images (name, version, source, first_seen, last_seen) VALUES (?, ?, 'announced', ?, ?)
@@ -95,7 +108,8 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
 
     const chainBroken = checkChain(agentId, frame, now);
     const host = { id: agentId, hostname: report.host.hostname, labels: alerting.labelsOf(agentId) };
-    const evaluated = alerting.evaluate(report.findings, host, report.image, receivedAt);
+    const findings = ticketsAtFirstSight(agentId, report.findings);
+    const evaluated = evaluateWithTickets(findings, host, report.image, receivedAt);
     for (const e of evaluated) saveFinding(agentId, 'scan', e, frame.seq, now);
     if (frame.kind === 'full') resolveMissing.run(now, agentId, frame.seq);
     else if (report.scope !== undefined) {
@@ -125,6 +139,31 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
     touchImage(report.image.name, report.image.version, receivedAt);
     alerting.alert(host, report.image, evaluated, status, receivedAt);
     return { type: 'report', seq: frame.seq, outcome: 'stored', chainBroken };
+  }
+
+  /**
+   * Each finding with the ticket it carried when the server first saw it: a change already open
+   * keeps its own (none, if it came before the ticket was declared), a new one takes the report's.
+   * Most reports carry no ticket and their host has no ticketed finding open: one indexed look-up.
+   */
+  function ticketsAtFirstSight(agentId: string, findings: readonly Finding[]): Finding[] {
+    const carried = findings.some((f) => f.ticket !== undefined);
+    const known = new Map((carried ? openTickets : openTicketed).all(agentId).map((r) => [r.key, r.ticket]));
+    if (!carried && known.size === 0) return findings as Finding[];
+    return findings.map((f) => {
+      const key = findingKey(f);
+      const ticket = carried && !known.has(key) ? f.ticket : (known.get(key) ?? undefined);
+      if (ticket === f.ticket) return f;
+      const { ticket: _dropped, ...rest } = f;
+      return ticket === undefined ? rest : { ...rest, ticket };
+    });
+  }
+
+  /** The rules with each finding's own ticket; one pass when they all carry the same (usually none). */
+  function evaluateWithTickets(findings: readonly Finding[], host: Parameters<Alerting['evaluate']>[1], image: { name: string }, at: Date): EvaluatedFinding[] {
+    const first = findings[0]?.ticket;
+    if (findings.every((f) => f.ticket === first)) return alerting.evaluate(findings, host, image, at, first);
+    return findings.map((f) => alerting.evaluate([f], host, image, at, f.ticket)[0]!);
   }
 
   /**
@@ -161,25 +200,25 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
       changeSet: null,
       decision: null,
       waived: 0,
+      ticket: null,
       identity: `${CHAIN_FINDING_KIND}|${what}|${seq}`,
     });
   }
 
   function saveFinding(agentId: string, source: 'scan', e: EvaluatedFinding, seq: number, now: string): void {
     const f: Finding = e.finding;
-    // Waived: a rule suppressed or auto-approved it and nothing nested under it still needs anyone.
-    const waived = (e.decision.suppressed !== undefined || e.decision.autoApproved !== undefined) && !needsAttention(e, 'low');
+    const { severity, waived } = storedVerdict(e);
     upsertFinding.run({
       hostId: agentId,
       key: findingKey(f),
       source,
       kind: f.kind,
-      // The severity in force: the rules' decision, or the worst nested one still needing attention.
-      severity: attentionSeverity(e) ?? e.decision.severity,
+      severity,
       changeSet: f.changeSet ?? null,
       decision: JSON.stringify(e.decision),
       waived: waived ? 1 : 0,
       identity: identityOf(f),
+      ticket: f.ticket ?? null,
       ecosystem: f.ecosystem ?? null,
       name: f.name ?? null,
       path: f.path ?? null,
@@ -187,6 +226,19 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
       seen: now,
       seq,
     });
+  }
+
+  /** The agent's own labels changed: the rules may decide its open findings otherwise now. */
+  function declareLabels(agentId: string, declared: Record<string, string>, at: Date): void {
+    const row = agentLabels.get(agentId);
+    if (row === undefined || row.labels_agent === JSON.stringify(declared)) return;
+    const labels = effectiveLabels(declared, JSON.parse(row.labels_api) as Record<string, string>);
+    putAgentLabels.run(JSON.stringify(declared), JSON.stringify(labels), agentId);
+    if (redecide(agentId, at).size === 0) return;
+    const { before, after } = hostStatus.refresh(agentId, at);
+    if (after === 'cattle' && before !== 'cattle') {
+      alerting.alert({ id: agentId, hostname: row.hostname, labels }, { name: row.image_name ?? '', version: row.image_version ?? '' }, [], 'cattle', at);
+    }
   }
 
   const runBatch = db.transaction((items: readonly IngestItem[]): IngestResult[] =>
@@ -206,8 +258,10 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
             outboxDepth: frame.outboxDepth,
             imageName: frame.image?.name ?? null,
             imageVersion: frame.image?.version ?? null,
+            baseline: frame.baseline ?? null,
           });
           if (frame.image !== null) touchImage(frame.image.name, frame.image.version, item.receivedAt);
+          if (frame.labels !== undefined) declareLabels(item.agentId, frame.labels, item.receivedAt);
           return { type: 'other' };
         }
         case 'heartbeat':

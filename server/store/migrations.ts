@@ -165,4 +165,26 @@ export const MIGRATIONS: readonly string[] = [
    );
    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;`,
+  // Host labels from two sources: what the API set and what the agent declared (`run --label`).
+  // `labels` stays the labels in force (the agent's under the API's), as rules read it.
+  `ALTER TABLE hosts ADD COLUMN labels_api TEXT NOT NULL DEFAULT '{}';
+   ALTER TABLE hosts ADD COLUMN labels_agent TEXT NOT NULL DEFAULT '{}';
+   UPDATE hosts SET labels_api = labels;`,
+  // The change ticket a finding carried when the server first saw it (the operator declared it on
+  // the host before the change); kept while the finding stays open, whatever later reports say.
+  `ALTER TABLE findings ADD COLUMN ticket TEXT;
+   CREATE INDEX findings_open_ticketed ON findings (host_id) WHERE resolved_at IS NULL AND ticket IS NOT NULL;`,
+  // Re-baselines build a manifest version: the accepted changes applied to the manifest the host
+  // was scanned against, completed from the observation its agent uploads on request. Rows of
+  // before this hold only the accepted findings ('accepted-only').
+  `ALTER TABLE host_baselines ADD COLUMN state TEXT NOT NULL DEFAULT 'accepted-only';
+   ALTER TABLE host_baselines ADD COLUMN manifest TEXT;
+   ALTER TABLE host_baselines ADD COLUMN parent_baseline INTEGER;
+   ALTER TABLE host_baselines ADD COLUMN parent_source TEXT;
+   ALTER TABLE host_baselines ADD COLUMN packages INTEGER;
+   ALTER TABLE host_baselines ADD COLUMN files INTEGER;
+   ALTER TABLE host_baselines ADD COLUMN notes TEXT;
+   ALTER TABLE host_baselines ADD COLUMN ready_at TEXT;
+   -- The server baseline version the agent said (hello) it scans against; null: the image's.
+   ALTER TABLE hosts ADD COLUMN baseline_version INTEGER;`,
 ];

@@ -2,6 +2,8 @@ import type { Database as Db } from 'better-sqlite3';
 import type { HostFinding, HostSummary, ImageSummary } from '../../shared/api.js';
 import { emptyCounts } from '../../shared/report.js';
 import { effectiveStatus } from '../classify.js';
+import { findingTriage } from '../finding-triage.js';
+import type { Decision } from '../rules.js';
 import type { Queries } from './types.js';
 
 interface HostRow {
@@ -23,6 +25,10 @@ interface HostRow {
   outbox_depth: number;
   watch_state: 'ok' | 'degraded' | null;
   watch_reason: string | null;
+  labels: string;
+  labels_api: string;
+  labels_agent: string;
+  baseline_version: number | null;
 }
 
 interface FindingRow {
@@ -37,6 +43,14 @@ interface FindingRow {
   last_seen: string;
   resolved_at: string | null;
   detail: string;
+  decision: string | null;
+  waived: number;
+  a_kind: string | null;
+  a_created_by: string;
+  a_reason: string;
+  a_ticket: string | null;
+  a_created_at: string;
+  a_expires_at: string | null;
 }
 
 /** What the API reads. Stale is decided at read time: it depends on the clock, not on a write. */
@@ -48,10 +62,21 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
   const openCounts = db.prepare<[string], { severity: string; n: number }>(
     'SELECT severity, count(*) AS n FROM findings WHERE host_id = ? AND resolved_at IS NULL GROUP BY severity',
   );
+  // Each finding with the approval of its current state that decides its triage: one in force
+  // if there is one, else the latest (its expiry passed). Reopened approvals no longer count.
+  const withApproval = (where: string) =>
+    db.prepare<{ hostId: string; now: string }, FindingRow>(
+      `SELECT f.*, a.kind AS a_kind, a.created_by AS a_created_by, a.reason AS a_reason, a.ticket AS a_ticket,
+         a.created_at AS a_created_at, a.expires_at AS a_expires_at
+       FROM findings f LEFT JOIN approvals a ON a.id = (
+         SELECT x.id FROM approvals x WHERE x.finding_id = f.id AND x.identity = f.identity AND x.reopened_at IS NULL
+         ORDER BY (x.expires_at IS NULL OR x.expires_at > @now) DESC, x.id DESC LIMIT 1)
+       WHERE f.host_id = @hostId ${where} ORDER BY f.id`,
+    );
   const findings = {
-    open: db.prepare<[string], FindingRow>('SELECT * FROM findings WHERE host_id = ? AND resolved_at IS NULL ORDER BY id'),
-    resolved: db.prepare<[string], FindingRow>('SELECT * FROM findings WHERE host_id = ? AND resolved_at IS NOT NULL ORDER BY id'),
-    all: db.prepare<[string], FindingRow>('SELECT * FROM findings WHERE host_id = ? ORDER BY id'),
+    open: withApproval('AND f.resolved_at IS NULL'),
+    resolved: withApproval('AND f.resolved_at IS NOT NULL'),
+    all: withApproval(''),
   };
   const images = db.prepare<[], Omit<ImageSummary, 'hosts'> & { hosts: number }>(
     `SELECT i.name, i.version, i.source, i.first_seen AS firstSeen, i.last_seen AS lastSeen,
@@ -75,6 +100,7 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
     lastReportAt: row.last_report_at,
     revoked: row.revoked_at !== null,
     watch: row.watch_state === null ? null : { state: row.watch_state, reason: row.watch_reason },
+    labels: JSON.parse(row.labels) as Record<string, string>,
   });
 
   return {
@@ -97,11 +123,13 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
         outboxDepth: row.outbox_depth,
         counts,
         reports: reportCount.get(id)?.n ?? 0,
+        baselineVersion: row.baseline_version,
+        labelSources: { api: JSON.parse(row.labels_api) as Record<string, string>, agent: JSON.parse(row.labels_agent) as Record<string, string> },
       };
     },
-    listFindings(hostId, query) {
+    listFindings(hostId, query, now) {
       if (oneHost.get(hostId) === undefined) return null;
-      return findings[query.state].all(hostId).map(
+      return findings[query.state].all({ hostId, now: now.toISOString() }).map(
         (r): HostFinding => ({
           id: r.id,
           kind: r.kind,
@@ -113,6 +141,13 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
           firstSeen: r.first_seen,
           lastSeen: r.last_seen,
           resolvedAt: r.resolved_at,
+          triage: findingTriage(
+            r.decision === null ? null : (JSON.parse(r.decision) as Decision),
+            r.waived === 1,
+            r.a_kind === null ? undefined : { kind: r.a_kind, created_by: r.a_created_by, reason: r.a_reason, ticket: r.a_ticket, created_at: r.a_created_at, expires_at: r.a_expires_at },
+            r.first_seen,
+            now,
+          ),
           detail: JSON.parse(r.detail) as unknown,
         }),
       );

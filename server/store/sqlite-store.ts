@@ -3,15 +3,19 @@ import { createAlertQueue, createSinkStore } from './alert-queue.js';
 import { createAlerting } from './alerting.js';
 import { createTriage } from './triage.js';
 import { createMaintenance } from './maintenance.js';
+import { createBaselines } from './baselines.js';
 import { createCredentials } from './credentials.js';
 import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
 import { createQueries } from './queries.js';
 import type { Store } from './types.js';
+import type { AlertPolicy } from '../alerts/policy.js';
 
 export interface SqliteStoreOptions {
   /** A host that has not reported for this long is `stale`. */
   staleAfterMs?: number;
+  /** The alert policy of what this connection plans (triage's resolves); ingest has its own. */
+  alertPolicy?: AlertPolicy;
 }
 
 export const DEFAULT_STALE_AFTER_MS = 2 * 60 * 60 * 1000;
@@ -19,6 +23,7 @@ export const DEFAULT_STALE_AFTER_MS = 2 * 60 * 60 * 1000;
 /** The embedded store: one SQLite file, opened by one server process. */
 export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): Store {
   const db = openDatabase(file);
+  const triage = createTriage(db, createAlerting(db, opts.alertPolicy));
   return {
     ...createCredentials(db),
     ...createIngest(db),
@@ -26,8 +31,9 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
     ...createImages(db),
     ...createSinkStore(db),
     alertQueue: createAlertQueue(db),
-    triage: createTriage(db, createAlerting(db)),
+    triage,
     maintenance: createMaintenance(db),
+    baselines: createBaselines(db, triage),
     close: () => db.close(),
   };
 }

@@ -6,9 +6,11 @@ import type { AuditEntry, AuditQuery } from '../../shared/api.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { Finding } from '../../shared/report.js';
 import type { RuleSet } from '../../shared/rules.js';
-import { attentionSeverity, needsAttention } from '../rules.js';
+import { effectiveLabels } from '../../shared/labels.js';
+import type { HostLabels } from '../../shared/labels.js';
 import type { Alerting } from './alerting.js';
 import { createHostStatus } from './host-status.js';
+import { createRedecide } from './redecide.js';
 
 export interface Actor {
   id: string;
@@ -18,8 +20,14 @@ export interface Actor {
 export interface Triage {
   approve(req: { hostId: string; findingIds?: number[]; changeSet?: string; reason: string; ticket?: string; expiresAt?: string; actor: Actor; now: Date }): { approved: number[]; status: 'cattle' | 'pet' };
   reopen(req: { hostId: string; findingId: number; reason: string; actor: Actor; now: Date }): { reopened: number; status: 'cattle' | 'pet' };
-  rebaseline(req: { hostId: string; reason: string; ticket?: string; actor: Actor; now: Date }): { version: number; accepted: number; status: 'cattle' | 'pet' };
+  /**
+   * Accepts every open change and opens the host's next baseline version, awaiting the agent's
+   * observation to become a manifest (see baselines.ts).
+   */
+  rebaseline(req: { hostId: string; reason: string; ticket?: string; actor: Actor; now: Date }): { version: number; accepted: number; status: 'cattle' | 'pet'; state: 'awaiting-observation' };
   saveRules(req: { set: RuleSet; actor: Actor; reason?: string; now: Date }): { version: number };
+  /** Replaces the labels the API set on a host; its open findings are decided again at once. */
+  setLabels(req: { hostId: string; labels: HostLabels; reason?: string; actor: Actor; now: Date }): { labels: HostLabels; api: HostLabels; agent: HostLabels; status: 'cattle' | 'pet' };
   currentRules(): { version: number; set: unknown } | null;
   /** Approvals whose expiry passed: noted, audited, their hosts counted again. */
   expireApprovals(now: Date): { expired: number; hosts: string[] };
@@ -27,8 +35,6 @@ export interface Triage {
   markStale(before: Date, now: Date): string[];
   audit(entry: { actor: Actor; action: string; target: string; reason?: string | null; detail?: unknown; now: Date }): void;
   listAudit(query: AuditQuery): AuditEntry[];
-  /** A host's baseline versions, oldest first: the image they extend and the changes accepted. */
-  listBaselines(hostId: string): Array<{ version: number; image: { name: string | null; version: string | null }; accepted: unknown; createdAt: string; createdBy: string }>;
 }
 
 interface OpenFinding {
@@ -47,7 +53,8 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
   );
   const openById = db.prepare<[string, number], OpenFinding>('SELECT id, identity, key, kind, detail, source FROM findings WHERE host_id = ? AND id = ? AND resolved_at IS NULL');
   const openByChangeSet = db.prepare<[string, string], OpenFinding>('SELECT id, identity, key, kind, detail, source FROM findings WHERE host_id = ? AND change_set = ? AND resolved_at IS NULL');
-  const openOfHost = db.prepare<[string], OpenFinding>('SELECT id, identity, key, kind, detail, source FROM findings WHERE host_id = ? AND resolved_at IS NULL AND waived = 0');
+  // Waived ones too: a re-baseline takes the whole observation, not only what counted.
+  const openOfHost = db.prepare<[string], OpenFinding>('SELECT id, identity, key, kind, detail, source FROM findings WHERE host_id = ? AND resolved_at IS NULL');
   const insertApproval = db.prepare(
     `INSERT INTO approvals (host_id, finding_id, identity, kind, reason, ticket, expires_at, created_at, created_by)
      VALUES (@hostId, @findingId, @identity, @kind, @reason, @ticket, @expiresAt, @now, @actor)`,
@@ -55,15 +62,15 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
   const reopenApprovals = db.prepare(`UPDATE approvals SET reopened_at = ?, reopened_by = ? WHERE finding_id = ? AND reopened_at IS NULL`);
   const lastBaseline = db.prepare<[string], { v: number | null }>('SELECT max(version) AS v FROM host_baselines WHERE host_id = ?');
   const insertBaseline = db.prepare(
-    `INSERT INTO host_baselines (host_id, version, image_name, image_version, accepted, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO host_baselines (host_id, version, image_name, image_version, accepted, created_at, created_by, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'awaiting-observation')`,
   );
+  // A re-baseline again before the agent answered the last one: the new one takes its place.
+  const supersede = db.prepare(`UPDATE host_baselines SET state = 'superseded' WHERE host_id = ? AND state = 'awaiting-observation'`);
   const insertRules = db.prepare('INSERT INTO rule_sets (version, body, created_at, created_by) VALUES (?, ?, ?, ?)');
   const lastRules = db.prepare<[], { version: number; body: string }>('SELECT version, body FROM rule_sets ORDER BY version DESC LIMIT 1');
-  const openScanFindings = db.prepare<[], { id: number; host_id: string; detail: string; labels: string; image_name: string | null; hostname: string }>(
-    `SELECT f.id, f.host_id, f.detail, h.labels, h.image_name, h.hostname FROM findings f JOIN hosts h ON h.id = f.host_id
-     WHERE f.resolved_at IS NULL AND f.source = 'scan'`,
-  );
-  const redecide = db.prepare('UPDATE findings SET severity = ?, decision = ?, waived = ? WHERE id = ?');
+  const redecide = createRedecide(db, alerting);
+  const labelsOf = db.prepare<[string], { labels: string; labels_api: string; labels_agent: string }>('SELECT labels, labels_api, labels_agent FROM hosts WHERE id = ?');
+  const putApiLabels = db.prepare('UPDATE hosts SET labels_api = ?, labels = ? WHERE id = ?');
   const expiring = db.prepare<[string], { id: number; host_id: string; finding_id: number; expires_at: string }>(
     `SELECT id, host_id, finding_id, expires_at FROM approvals WHERE reopened_at IS NULL AND expired_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ?`,
   );
@@ -72,9 +79,6 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
     `SELECT id FROM hosts WHERE status != 'stale' AND revoked_at IS NULL AND (last_report_at IS NULL OR last_report_at < ?)`,
   );
   const setStale = db.prepare(`UPDATE hosts SET status = 'stale' WHERE id = ?`);
-  const baselines = db.prepare<[string], { version: number; image_name: string | null; image_version: string | null; accepted: string; created_at: string; created_by: string }>(
-    'SELECT version, image_name, image_version, accepted, created_at, created_by FROM host_baselines WHERE host_id = ? ORDER BY version',
-  );
   const appendAudit = db.prepare(
     'INSERT INTO audit_log (at, actor, role, action, target, reason, detail) VALUES (@at, @actor, @role, @action, @target, @reason, @detail)',
   );
@@ -161,26 +165,31 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
     }
     const version = (lastBaseline.get(req.hostId)?.v ?? 0) + 1;
     const accepted = rows.map((r) => JSON.parse(r.detail) as Finding);
+    supersede.run(req.hostId);
     insertBaseline.run(req.hostId, version, h.image_name, h.image_version, JSON.stringify(accepted), req.now.toISOString(), req.actor.id);
     audit({ actor: req.actor, action: 'rebaseline', target: `host:${req.hostId}`, reason: req.reason, detail: { version, image: { name: h.image_name, version: h.image_version }, accepted: rows.length, ticket: req.ticket ?? null }, now: req.now });
-    return { version, accepted: rows.length, status: recount(req.hostId, req.now) };
+    return { version, accepted: rows.length, status: recount(req.hostId, req.now), state: 'awaiting-observation' as const };
   });
 
   // A new rule set applies to what is open now too: a waiver turns a pet cattle at once.
   const saveRules = db.transaction((req: Parameters<Triage['saveRules']>[0]) => {
     const version = (lastRules.get()?.version ?? 0) + 1;
     insertRules.run(version, JSON.stringify(req.set), req.now.toISOString(), req.actor.id);
-    const hosts = new Set<string>();
-    for (const row of openScanFindings.all()) {
-      const finding = JSON.parse(row.detail) as Finding;
-      const [e] = alerting.evaluate([finding], { id: row.host_id, hostname: row.hostname, labels: JSON.parse(row.labels) as Record<string, string> }, { name: row.image_name ?? '' }, req.now);
-      const waived = (e!.decision.suppressed !== undefined || e!.decision.autoApproved !== undefined) && !needsAttention(e!, 'low');
-      redecide.run(attentionSeverity(e!) ?? e!.decision.severity, JSON.stringify(e!.decision), waived ? 1 : 0, row.id);
-      hosts.add(row.host_id);
-    }
-    for (const h of hosts) recount(h, req.now);
+    for (const h of redecide(null, req.now)) recount(h, req.now);
     audit({ actor: req.actor, action: 'rules-update', target: `rules:${version}`, reason: req.reason ?? null, detail: { rules: req.set.rules.map((r) => r.id), maintenanceWindows: req.set.maintenanceWindows.map((w) => w.id) }, now: req.now });
     return { version };
+  });
+
+  const setLabels = db.transaction((req: Parameters<Triage['setLabels']>[0]) => {
+    requireHost(req.hostId);
+    const before = labelsOf.get(req.hostId)!;
+    const agent = JSON.parse(before.labels_agent) as HostLabels;
+    const labels = effectiveLabels(agent, req.labels);
+    putApiLabels.run(JSON.stringify(req.labels), JSON.stringify(labels), req.hostId);
+    redecide(req.hostId, req.now);
+    const status = recount(req.hostId, req.now);
+    audit({ actor: req.actor, action: 'labels-set', target: `host:${req.hostId}`, reason: req.reason ?? null, detail: { api: req.labels, before: JSON.parse(before.labels) as unknown, labels }, now: req.now });
+    return { labels, api: req.labels, agent, status };
   });
 
   const expireApprovals = db.transaction((now: Date) => {
@@ -209,6 +218,7 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
     reopen: (req) => reopen(req),
     rebaseline: (req) => rebaseline(req),
     saveRules: (req) => saveRules(req),
+    setLabels: (req) => setLabels(req),
     currentRules() {
       const r = lastRules.get();
       return r === undefined ? null : { version: r.version, set: JSON.parse(r.body) as unknown };
@@ -216,16 +226,6 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
     expireApprovals: (now) => expireApprovals(now),
     markStale: (before, now) => markStale(before, now),
     audit: (entry) => auditAlone(entry),
-    listBaselines(hostId) {
-      requireHost(hostId);
-      return baselines.all(hostId).map((b) => ({
-        version: b.version,
-        image: { name: b.image_name, version: b.image_version },
-        accepted: JSON.parse(b.accepted) as unknown,
-        createdAt: b.created_at,
-        createdBy: b.created_by,
-      }));
-    },
     listAudit(query) {
       return auditAll.all({ target: query.target ?? null, action: query.action ?? null, limit: query.limit }).map((r) => ({ ...r, detail: JSON.parse(r.detail) as unknown }));
     },

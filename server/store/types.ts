@@ -5,6 +5,7 @@ import type { HelloFrame, ReportFrame } from '../../shared/protocol.js';
 import type { SinkStore, SqliteAlertQueue } from './alert-queue.js';
 import type { Triage } from './triage.js';
 import type { Maintenance } from './maintenance.js';
+import type { Baselines } from './baselines.js';
 
 export type ApiRole = ApiRoleName;
 export type AgentAuth = { ok: true; agentId: string } | { ok: false; reason: 'invalid' | 'revoked' };
@@ -37,7 +38,8 @@ export interface Ingest {
 export interface Queries {
   listHosts(query: HostsQuery, now: Date): HostSummary[];
   getHost(id: string, now: Date): Omit<HostDetail, 'connected'> | null;
-  listFindings(hostId: string, query: FindingsQuery): HostFinding[] | null;
+  /** A host's findings with where triage stands on each (`now` decides whether an expiry passed). */
+  listFindings(hostId: string, query: FindingsQuery, now: Date): HostFinding[] | null;
   listImages(): ImageSummary[];
   /** Reports stored for a host, oldest first (seq and hash): for tests and the history view. */
   listReports(hostId: string): { seq: number; hash: string; prevHash: string | null; kind: string; receivedAt: string }[];
@@ -55,5 +57,7 @@ export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
   /** Approvals, re-baselines, rules, the audit log, and the schedules' writes. */
   triage: Triage;
   maintenance: Maintenance;
+  /** Re-baseline versions as manifests: derived from the agent's observation, fetched by it. */
+  baselines: Baselines;
   close(): void;
 }
