@@ -190,9 +190,9 @@ Options:
   --no-watch            no realtime watch: scheduled full scans only
   --heartbeat SECONDS   heartbeat interval (default: 30)
   --reconnect-max SECONDS  longest wait between reconnect attempts (default: 300)
-  --label NAME=VALUE    a label of this host that server rules can match (hostLabels),
-                        e.g. --label env=prod --label team=payments; repeat for more.
-                        A label of the same name set through the server's API wins
+  --label NAME=VALUE    a label this host declares, e.g. --label team=payments; repeat
+                        for more. Server rules see it as agent/NAME ("hostLabels":
+                        {"agent/team":"payments"}), apart from the labels the API sets
 
 Stops on SIGINT/SIGTERM.
 `,

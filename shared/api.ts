@@ -37,7 +37,7 @@ export interface HostSummary {
   revoked: boolean;
   /** The agent's realtime watch as its last report said (null before any report said). */
   watch: { state: 'ok' | 'degraded'; reason: string | null } | null;
-  /** Labels in force (what rules match): the agent's declaration under what the API set. */
+  /** Labels in force (what rules match): what the API set, and the agent's own under `agent/`. */
   labels: Record<string, string>;
 }
 

@@ -14,12 +14,19 @@ export const hostLabelsSchema = z
   .refine((labels) => Object.keys(labels).length <= MAX_LABELS, { message: `at most ${MAX_LABELS} labels` });
 export type HostLabels = z.infer<typeof hostLabelsSchema>;
 
+/** The prefix an agent's own labels carry in the labels rules match on: `team` becomes `agent/team`. */
+export const AGENT_LABEL_PREFIX = 'agent/';
+
 /**
- * Labels in force: the agent's declaration under what the API set. The API wins on a shared name,
- * since a host that drifted is the last one to trust about which rules should apply to it.
+ * Labels in force: what the API set, and the agent's declaration under `agent/`. A host that
+ * drifted is the last one to trust about which rules apply to it: were its own `team=lab` the
+ * same label as the API's, any host could declare itself into a rule that waives or lowers its
+ * drift. A rule trusts a host's word only where it says so (`"hostLabels":{"agent/team":"lab*"}`);
+ * the API may set an `agent/` name too, and then its value wins.
  */
-export function effectiveLabels(fromAgent: HostLabels, fromApi: HostLabels): HostLabels {
-  return { ...fromAgent, ...fromApi };
+export function effectiveLabels(fromAgent: HostLabels, fromApi: HostLabels): Record<string, string> {
+  const declared = Object.fromEntries(Object.entries(fromAgent).map(([name, value]) => [`${AGENT_LABEL_PREFIX}${name}`, value]));
+  return { ...declared, ...fromApi };
 }
 
 /** `env=prod` from the agent's command line (`--label env=prod`, repeatable) into labels. */

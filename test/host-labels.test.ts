@@ -1,6 +1,7 @@
 // Host labels over the real HTTP API, a real SQLite file, real agent streams on loopback and a
 // real agent daemon declaring its own: a rule that matches a label changes the severity or
-// suppresses the drift of the labelled host, and of no other.
+// suppresses the drift of the labelled host, and of no other; a host's own labels match only
+// the rules that name them agent/NAME.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -96,7 +97,7 @@ describe('host labels', () => {
     expect((await host(dev)).status).toBe('pet');
   });
 
-  it('declared by the agent (run --label) suppress the drift of that host, and the API wins on a shared name', async () => {
+  it('declared by the agent (run --label) match only the rules that name them agent/NAME: a host cannot declare itself into a waiver', async () => {
     const state = path.join(work, 'lab-agent');
     const config = await enrollAgent(server.url, server.store.createEnrollSecret(new Date()), 'lab-host');
     await writeAgentConfig(path.join(state, 'agent.json'), config);
@@ -106,17 +107,31 @@ describe('host labels', () => {
       const h = await host(lab);
       return h.reports >= 1 && h;
     });
-    expect(reported.labels).toEqual({ team: 'lab1', env: 'test' });
+    expect(reported.labels).toEqual({ 'agent/team': 'lab1', 'agent/env': 'test' });
     expect(reported.labelSources).toEqual({ api: {}, agent: { team: 'lab1', env: 'test' } });
+    // "team: lab*" is a label the API sets: the host saying team=lab1 itself does not waive its drift.
+    expect((await handMade(lab))!.triage.state).toBe('open');
+    expect(reported.status).toBe('pet');
+
+    // A rule that trusts what the host says names the agent's label.
+    const rules = await call('POST', '/api/v1/rules', analyst, {
+      schema: 'quicksand.rules/v1',
+      rules: [
+        { id: 'dev-hosts-are-low', match: { hostLabels: { env: 'dev' } }, action: { type: 'severity', severity: 'low' } },
+        { id: 'the-lab-is-not-watched', match: { hostLabels: { team: 'lab*' } }, action: { type: 'suppress' } },
+        { id: 'self-declared-lab', match: { hostLabels: { 'agent/team': 'lab*' } }, action: { type: 'suppress' } },
+      ],
+    });
+    expect(rules.status, JSON.stringify(rules.json)).toBe(201);
     const f = (await handMade(lab))!;
     expect(f.severity).toBe('high');
-    expect(f.triage).toMatchObject({ state: 'waived', waiver: { rule: 'the-lab-is-not-watched', action: 'suppress' } });
-    expect(reported.status).toBe('cattle');
+    expect(f.triage).toMatchObject({ state: 'waived', waiver: { rule: 'self-declared-lab', action: 'suppress' } });
+    expect((await host(lab)).status).toBe('cattle');
 
-    // The API says this host belongs to another team: its label is the one in force.
-    const set = await call('PUT', `/api/v1/hosts/${lab}/labels`, analyst, { labels: { team: 'payments' } });
+    // The API says otherwise about the agent's label: its value is the one in force.
+    const set = await call('PUT', `/api/v1/hosts/${lab}/labels`, analyst, { labels: { 'agent/team': 'payments' } });
     expect(set.status).toBe(200);
-    expect(set.json).toMatchObject({ labels: { team: 'payments', env: 'test' }, api: { team: 'payments' }, agent: { team: 'lab1', env: 'test' }, status: 'pet' });
+    expect(set.json).toMatchObject({ labels: { 'agent/team': 'payments', 'agent/env': 'test' }, api: { 'agent/team': 'payments' }, agent: { team: 'lab1', env: 'test' }, status: 'pet' });
     expect((await handMade(lab))!.triage.state).toBe('open');
     expect(await daemon.kill('SIGTERM')).toBe(0);
   });
