@@ -168,7 +168,8 @@ export function createAlertQueue(db: Db): SqliteAlertQueue {
       enqueueNow(deliveries, new Date());
     },
     async claimDue(now, limit) {
-      return claimDue(now, limit);
+      // IMMEDIATE: it reads before it writes, beside the ingest thread (see triage.ts).
+      return claimDue.immediate(now, limit);
     },
     async record(attempt) {
       record(attempt);

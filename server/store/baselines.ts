@@ -122,7 +122,8 @@ export function createBaselines(db: Db, triage: Pick<Triage, 'audit'>): Baseline
   });
 
   return {
-    receiveObservation: (req) => receive(req),
+    // IMMEDIATE: reads, then writes, beside the ingest thread (see triage.ts).
+    receiveObservation: (req) => receive.immediate(req),
     list(hostId) {
       if (hostExists.get(hostId) === undefined) return null;
       return all.all(hostId).map(summary);

@@ -275,7 +275,8 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
     ingestBatch(items) {
       if (items.length === 0) return [];
       try {
-        return runBatch(items);
+        // IMMEDIATE: the batch reads before it writes; the API's connection writes too (see triage.ts).
+        return runBatch.immediate(items);
       } catch (err) {
         // Rolled back: what the cache says was written may not be.
         imageTouched.clear();

@@ -214,17 +214,20 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
   });
 
   return {
-    approve: (req) => approve(req),
-    reopen: (req) => reopen(req),
-    rebaseline: (req) => rebaseline(req),
-    saveRules: (req) => saveRules(req),
-    setLabels: (req) => setLabels(req),
+    // IMMEDIATE: each reads, then writes. A deferred transaction whose snapshot the ingest thread
+    // wrote past cannot become a writer and fails at once with SQLITE_BUSY (busy_timeout does not
+    // apply); taking the write lock first waits for the ingest thread instead.
+    approve: (req) => approve.immediate(req),
+    reopen: (req) => reopen.immediate(req),
+    rebaseline: (req) => rebaseline.immediate(req),
+    saveRules: (req) => saveRules.immediate(req),
+    setLabels: (req) => setLabels.immediate(req),
     currentRules() {
       const r = lastRules.get();
       return r === undefined ? null : { version: r.version, set: JSON.parse(r.body) as unknown };
     },
-    expireApprovals: (now) => expireApprovals(now),
-    markStale: (before, now) => markStale(before, now),
+    expireApprovals: (now) => expireApprovals.immediate(now),
+    markStale: (before, now) => markStale.immediate(before, now),
     audit: (entry) => auditAlone(entry),
     listAudit(query) {
       return auditAll.all({ target: query.target ?? null, action: query.action ?? null, limit: query.limit }).map((r) => ({ ...r, detail: JSON.parse(r.detail) as unknown }));
