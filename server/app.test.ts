@@ -168,3 +168,47 @@ describe('API', () => {
     expect(metrics).toContain('quicksand_hosts{status="cattle"} 1');
   });
 });
+
+describe('a host\'s baseline versions over the agent routes', () => {
+  const manifestOf = (version: string, files: Array<{ path: string }>) => ({
+    schema: 'quicksand.manifest/v1',
+    image: { name: 'web', version, createdAt: '2026-01-01T00:00:00.000Z', source: 'root' },
+    packages: [],
+    files: files.map((f) => ({ ...f, type: 'file', mode: '0755', uid: 0, gid: 0, size: 3, sha256: h(7) })),
+  });
+  const hello = (agentId: string, image: { name: string; version: string }) =>
+    store.ingestBatch([{ type: 'hello', agentId, frame: { type: 'hello', protocol: 1, agentId, host: { hostname: 'h' }, image, lastAckedSeq: 0, outboxDepth: 0 }, receivedAt: now }]);
+  const asAgent = (token: string, url: string, body?: unknown) =>
+    app.request(url, { method: body === undefined ? 'GET' : 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+
+  it('are written only by the host\'s own agent and offered only while the host runs the image they extend', async () => {
+    const analyst = store.createApiToken('analyst', now);
+    const secret = store.createEnrollSecret(now);
+    const a = store.enrollAgent(secret, 'a', now)!;
+    const other = store.enrollAgent(secret, 'other', now)!;
+    hello(a.agentId, { name: 'web', version: '42' });
+    const tool: Finding = { kind: 'file-added', severity: 'high', path: '/usr/bin/tool' };
+    ingest(a.agentId, 1, 'full', [tool]);
+    const rebased = await app.request(`/api/v1/hosts/${a.agentId}/rebaseline`, { method: 'POST', body: JSON.stringify({ reason: 'new reference' }), headers: { authorization: `Bearer ${analyst}`, 'content-type': 'application/json' } });
+    expect(rebased.status).toBe(201);
+
+    const upload = { baseline: null, expected: manifestOf('42', []), observation: manifestOf('42', [{ path: '/usr/bin/tool' }]) };
+    // Another host's agent cannot answer for this host's version: it has no version 1 of its own.
+    expect((await asAgent(other.token, '/api/v1/agent/baselines/1/observation', upload)).status).toBe(404);
+    expect((await asAgent(a.token, '/api/v1/agent/baselines/1/observation', upload)).status).toBe(201);
+    expect((await asAgent(other.token, '/api/v1/agent/baseline')).status).toBe(404);
+    expect(store.baselines.commandsFor(a.agentId, undefined, { name: 'web', version: '42' })).toEqual([{ command: 'fetch-baseline', baseline: 1 }]);
+    expect(store.baselines.commandsFor(a.agentId, 1, { name: 'web', version: '42' })).toEqual([]);
+
+    // Rebuilt from web 43: version 1 extends web 42, so it is neither offered nor handed out.
+    hello(a.agentId, { name: 'web', version: '43' });
+    expect(store.baselines.commandsFor(a.agentId, undefined, { name: 'web', version: '43' })).toEqual([]);
+    expect((await asAgent(a.token, '/api/v1/agent/baseline')).status).toBe(404);
+    expect(store.getHost(a.agentId, now)!.baselineVersion).toBeNull();
+
+    hello(a.agentId, { name: 'web', version: '42' });
+    const fetched = await asAgent(a.token, '/api/v1/agent/baseline');
+    expect(fetched.status).toBe(200);
+    expect(((await fetched.json()) as { version: number; host: string })).toMatchObject({ version: 1, host: a.agentId });
+  });
+});

@@ -65,7 +65,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     metrics,
     now,
     maxFrameBytes: opts.maxFrameBytes,
-    commandsOnHello: (agentId, hello) => store.baselines.commandsFor(agentId, hello.baseline),
+    commandsOnHello: (agentId, hello) => store.baselines.commandsFor(agentId, hello.baseline, hello.image),
     upgradeLimiter: createRateLimiter(opts.upgradeRate ?? 500, opts.upgradeBurst ?? 1000, () => now().getTime()),
   });
   const app = createApp({ store, clock: now, metrics, stream });

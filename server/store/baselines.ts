@@ -16,12 +16,16 @@ export interface Baselines {
   list(hostId: string): BaselineSummary[] | null;
   get(hostId: string, version: number): (BaselineSummary & { manifest: Manifest | null }) | null;
   /**
-   * The latest ready version, as the agent fetches it; null when there is none. Fetching notes it
-   * as the version the host scans against until its agent says otherwise in a hello.
+   * The latest ready version of the image the host runs now, as the agent fetches it; null when
+   * there is none. Fetching notes it as the version the host scans against until its agent says
+   * otherwise in a hello.
    */
   fetch(hostId: string): HostBaseline | null;
-  /** What a host's agent must do when it connects: upload for a version awaiting it, fetch a newer one. */
-  commandsFor(hostId: string, agentBaseline: number | undefined): Array<Omit<CommandFrame, 'type'>>;
+  /**
+   * What a host's agent must do when it connects: upload for a version awaiting it, fetch a newer
+   * one of the image it says it runs (`image`; null: the one it announced last).
+   */
+  commandsFor(hostId: string, agentBaseline: number | undefined, image: { name: string; version: string } | null): Array<Omit<CommandFrame, 'type'>>;
 }
 
 interface Row {
@@ -46,7 +50,14 @@ export function createBaselines(db: Db, triage: Pick<Triage, 'audit'>): Baseline
   const one = db.prepare<[string, number], Row>('SELECT * FROM host_baselines WHERE host_id = ? AND version = ?');
   const all = db.prepare<[string], Row>('SELECT * FROM host_baselines WHERE host_id = ? ORDER BY version');
   const latest = db.prepare<[string], Row>('SELECT * FROM host_baselines WHERE host_id = ? ORDER BY version DESC LIMIT 1');
-  const latestReady = db.prepare<[string], Row>(`SELECT * FROM host_baselines WHERE host_id = ? AND state = 'ready' ORDER BY version DESC LIMIT 1`);
+  // Only a version of the image the host runs: one rebuilt from a new image starts again from
+  // that image's manifest, and its agent refuses a version of the old one (baselineApplies).
+  const latestReady = db.prepare<{ hostId: string; name: string | null; version: string | null }, Row>(
+    `SELECT * FROM host_baselines WHERE host_id = @hostId AND state = 'ready' AND image_name IS @name AND image_version IS @version ORDER BY version DESC LIMIT 1`,
+  );
+  const hostImage = db.prepare<[string], { name: string | null; version: string | null }>('SELECT image_name AS name, image_version AS version FROM hosts WHERE id = ?');
+  const latestReadyOf = (hostId: string, image: { name: string | null; version: string | null } | null | undefined): Row | undefined =>
+    latestReady.get({ hostId, name: image?.name ?? null, version: image?.version ?? null });
   const imageManifest = db.prepare<[string, string], { manifest: string | null }>('SELECT manifest FROM images WHERE name = ? AND version = ?');
   const noteFetched = db.prepare('UPDATE hosts SET baseline_version = ? WHERE id = ?');
   const ready = db.prepare(
@@ -133,7 +144,7 @@ export function createBaselines(db: Db, triage: Pick<Triage, 'audit'>): Baseline
       return r === undefined ? null : { ...summary(r), manifest: r.manifest === null ? null : (JSON.parse(r.manifest) as Manifest) };
     },
     fetch(hostId) {
-      const r = latestReady.get(hostId);
+      const r = latestReadyOf(hostId, hostImage.get(hostId));
       if (r === undefined || r.manifest === null) return null;
       noteFetched.run(r.version, hostId);
       const manifest = JSON.parse(r.manifest) as Manifest;
@@ -147,10 +158,10 @@ export function createBaselines(db: Db, triage: Pick<Triage, 'audit'>): Baseline
         manifest,
       };
     },
-    commandsFor(hostId, agentBaseline) {
+    commandsFor(hostId, agentBaseline, image) {
       const r = latest.get(hostId);
       if (r?.state === 'awaiting-observation') return [{ command: 'upload-observation', baseline: r.version }];
-      const v = latestReady.get(hostId)?.version;
+      const v = latestReadyOf(hostId, image ?? hostImage.get(hostId))?.version;
       return v !== undefined && v !== agentBaseline ? [{ command: 'fetch-baseline', baseline: v }] : [];
     },
   };
