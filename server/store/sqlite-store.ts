@@ -14,7 +14,7 @@ import type { AlertPolicy } from '../alerts/policy.js';
 export interface SqliteStoreOptions {
   /** A host that has not reported for this long is `stale`. */
   staleAfterMs?: number;
-  /** The alert policy of what this connection plans (triage's resolves); ingest has its own. */
+  /** The alert policy of what this connection plans (its ingest, triage's resolves); the ingest thread is given its own. */
   alertPolicy?: AlertPolicy;
 }
 
@@ -23,10 +23,11 @@ export const DEFAULT_STALE_AFTER_MS = 2 * 60 * 60 * 1000;
 /** The embedded store: one SQLite file, opened by one server process. */
 export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): Store {
   const db = openDatabase(file);
-  const triage = createTriage(db, createAlerting(db, opts.alertPolicy));
+  const alerting = createAlerting(db, opts.alertPolicy);
+  const triage = createTriage(db, alerting);
   return {
     ...createCredentials(db),
-    ...createIngest(db),
+    ...createIngest(db, alerting),
     ...createQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
     ...createImages(db),
     ...createSinkStore(db),
