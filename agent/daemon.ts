@@ -97,6 +97,8 @@ export function startDaemon(opts: DaemonOptions): Daemon {
       if (stopped) return;
       // The old watch and schedule stop; the new monitor scans against the new manifest at once.
       await monitor.close();
+      // stop() may have come while the old monitor was closing: it closed that one, not this.
+      if (stopped) return;
       monitor = start(manifest);
       await monitor.ready;
     },

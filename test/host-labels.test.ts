@@ -18,6 +18,7 @@ import { hasStackTrace } from './helpers/cli.js';
 import { killAll, runCli, startChild, waitFor } from './helpers/processes.js';
 import { makeTinyRoot } from './helpers/tiny-root.js';
 import type { TinyRoot } from './helpers/tiny-root.js';
+import { callApi } from './helpers/api.js';
 
 let tiny: TinyRoot;
 let work: string;
@@ -25,14 +26,7 @@ let server: RunningServer;
 let analyst: string;
 let auditor: string;
 
-async function call(method: string, route: string, token: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${server.url}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, json: await res.json() };
-}
+const call = (method: string, route: string, token: string, body?: unknown): ReturnType<typeof callApi> => callApi(server.url, method, route, token, body);
 const host = async (id: string): Promise<HostDetail> => (await call('GET', `/api/v1/hosts/${id}`, auditor)).json as HostDetail;
 const findings = async (id: string): Promise<HostFinding[]> => (await call('GET', `/api/v1/hosts/${id}/findings`, auditor)).json.findings as HostFinding[];
 const handMade = async (id: string): Promise<HostFinding | undefined> => (await findings(id)).find((f) => f.path === '/usr/bin/hand-made');

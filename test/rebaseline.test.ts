@@ -20,6 +20,7 @@ import type { RunningServer } from '../server/server.js';
 import { copyTree, ensureMinbase, withPackagesPath } from './helpers/debian-root.js';
 import { killAll, runCliAsync, startChild, waitFor } from './helpers/processes.js';
 import type { Child } from './helpers/processes.js';
+import { callApi } from './helpers/api.js';
 
 let tree: { dir: string; remove: () => void };
 let work: string;
@@ -31,14 +32,7 @@ let state: string;
 let imageFile: string;
 let agent: Child | undefined;
 
-async function call(method: string, route: string, token: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${server.url}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, json: await res.json() };
-}
+const call = (method: string, route: string, token: string, body?: unknown): ReturnType<typeof callApi> => callApi(server.url, method, route, token, body);
 const host = async (): Promise<HostDetail> => (await call('GET', `/api/v1/hosts/${hostId}`, auditor)).json as HostDetail;
 const openFindings = async (): Promise<HostFinding[]> => (await call('GET', `/api/v1/hosts/${hostId}/findings`, auditor)).json.findings as HostFinding[];
 

@@ -14,6 +14,7 @@ import type { RunningServer } from '../server/server.js';
 import { waitFor } from './helpers/processes.js';
 import { makeTinyRoot } from './helpers/tiny-root.js';
 import type { TinyRoot } from './helpers/tiny-root.js';
+import { callApi } from './helpers/api.js';
 
 let clock = Date.parse('2026-11-29T12:00:00Z');
 const now = (): Date => new Date(clock);
@@ -23,14 +24,7 @@ let server: RunningServer;
 let tokens: { admin: string; analyst: string; auditor: string };
 let hostId: string;
 
-async function call(method: string, route: string, token: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${server.url}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, json: await res.json() };
-}
+const call = (method: string, route: string, token: string, body?: unknown): ReturnType<typeof callApi> => callApi(server.url, method, route, token, body);
 const host = async (): Promise<HostDetail> => (await call('GET', `/api/v1/hosts/${hostId}`, tokens.auditor)).json as HostDetail;
 const findings = async (): Promise<HostFinding[]> => (await call('GET', `/api/v1/hosts/${hostId}/findings`, tokens.auditor)).json.findings as HostFinding[];
 
