@@ -7,7 +7,8 @@ import { compileGlobs, isUnder } from '../shared/policy.js';
 import type { Policy } from '../shared/policy.js';
 import { Budget } from './budget.js';
 import type { BudgetLimits } from './budget.js';
-import { HashPool } from './hash-pool.js';
+import { hashPoolFor } from './hash-pool.js';
+import type { HashPool } from './hash-pool.js';
 import type { HashResult } from './hash-pool.js';
 import type { FileStat, StatCache } from './stat-cache.js';
 import type { Root } from './root.js';
@@ -119,7 +120,7 @@ export class TreeWalker {
     private readonly policy: Policy,
     private readonly opts: FingerprintOptions = {},
   ) {
-    this.pool = new HashPool({ ...(opts.concurrency ? { size: opts.concurrency } : {}), ...(opts.nice ? { nice: opts.nice } : {}) });
+    this.pool = hashPoolFor({ ...(opts.concurrency ? { size: opts.concurrency } : {}), ...(opts.nice ? { nice: opts.nice } : {}) });
     this.budget = new Budget(opts.budget ?? {});
     this.racyMs = opts.racyWindowMs ?? DEFAULT_RACY_MS;
     this.rootBuf = Buffer.from(root.dir);

@@ -179,3 +179,24 @@ export class HashPool {
     return slot;
   }
 }
+
+let early: HashPool | undefined;
+
+/**
+ * Boots the hashing threads at once, for a command that will hash every file (`manifest`):
+ * a thread takes ~35 ms of its own to start, which then overlaps the main thread loading the
+ * agent's modules instead of following it.
+ */
+export function startHashingEarly(): void {
+  early ??= new HashPool();
+  early.prewarm();
+}
+
+/** The pool started early (once, when its options are the defaults), or a new one. */
+export function hashPoolFor(opts: HashPoolOptions): HashPool {
+  const pool = early;
+  early = undefined;
+  if (pool !== undefined && opts.size === undefined && !opts.nice && opts.chunkBytes === undefined) return pool;
+  void pool?.close();
+  return new HashPool(opts);
+}
