@@ -30,6 +30,12 @@ export interface DaemonOptions {
   ticket?: () => string | undefined;
   /** Starts the monitor; tests may pass their own. */
   startMonitor?: (opts: MonitorOptions) => Monitor;
+  /**
+   * Called once no report came for `quietMs` after one did (default 5 s): the daemon gives back
+   * the memory its last burst of work took (see compact.ts).
+   */
+  whenQuiet?: () => void;
+  quietMs?: number;
 }
 
 export interface Daemon {
@@ -52,6 +58,12 @@ export function startDaemon(opts: DaemonOptions): Daemon {
   const now = opts.now ?? (() => new Date());
   let stopped = false;
   let lastWatch: string | null = null;
+  let quietTimer: NodeJS.Timeout | undefined;
+  const settle = (): void => {
+    if (opts.whenQuiet === undefined) return;
+    clearTimeout(quietTimer);
+    quietTimer = setTimeout(opts.whenQuiet, opts.quietMs ?? 5_000).unref();
+  };
 
   const onReport = (report: Report): void => {
     if (stopped) return;
@@ -64,6 +76,7 @@ export function startDaemon(opts: DaemonOptions): Daemon {
     if (state !== null && state !== lastWatch && report.watch?.state === 'degraded') opts.log(`realtime watch degraded (${report.watch.reason ?? 'no reason given'}); scheduled full scans go on`);
     if (state !== null) lastWatch = state;
     opts.transport.notify();
+    settle();
   };
 
   const start = (manifest: Manifest): Monitor => (opts.startMonitor ?? startMonitor)({
@@ -104,6 +117,7 @@ export function startDaemon(opts: DaemonOptions): Daemon {
     },
     async stop() {
       stopped = true;
+      clearTimeout(quietTimer);
       await monitor.close();
       await opts.transport.stop();
     },

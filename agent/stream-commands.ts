@@ -20,6 +20,7 @@ import { currentTicket, stampTicket } from './ticket.js';
 import { baselineApplies, fetchServerBaseline, observeAsManifest, readServerBaseline, uploadObservation, writeServerBaseline } from './server-baseline.js';
 import type { CommandFrame } from '../shared/protocol.js';
 import { AGENT_VERSION } from './version.js';
+import { heapCompactor } from './compact.js';
 
 export interface StreamIo {
   stdout: (text: string) => void;
@@ -161,6 +162,7 @@ export async function runCommand(
     realtime: args['no-watch'] !== true,
     log,
     ticket: () => currentTicket(ctx.state, new Date(), log),
+    whenQuiet: heapCompactor(),
   });
   log(`agent ${config.agentId} running: watching ${ctx.root.dir || '/'}${args['no-watch'] === true ? ' (realtime watch off)' : ''}${baselineVersion === undefined ? '' : ` against baseline version ${baselineVersion}`}, full scans on "${daemon.schedule}", sending to ${config.server}`);
   await (io.stopSignal ?? new Promise<void>(() => {}));

@@ -181,7 +181,8 @@ async function idleDaemonRss(tree: string, manifestFile: string, work: string): 
     execFileSync('node', [agent, 'enroll', '--server', `http://127.0.0.1:${port}`, '--secret', secret, '--state', state], { stdio: 'ignore' });
     const daemon = start(agent, ['run', '--root', tree, '--manifest', manifestFile, '--state', state]);
     await until('the start-up full scan', () => /full scan: clean/.test(daemon.output()));
-    await sleep(5_000);
+    // The daemon compacts its heap 5 s after its last report; the pages go back some seconds later.
+    await sleep(20_000);
     const samples: Array<{ rss: number; anon: number; file: number }> = [];
     for (let i = 0; i < 20; i++) {
       const status = readFileSync(`/proc/${daemon.proc.pid}/status`, 'utf8');
