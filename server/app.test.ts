@@ -195,7 +195,10 @@ describe('a host\'s baseline versions over the agent routes', () => {
     const upload = { baseline: null, expected: manifestOf('42', []), observation: manifestOf('42', [{ path: '/usr/bin/tool' }]) };
     // Another host's agent cannot answer for this host's version: it has no version 1 of its own.
     expect((await asAgent(other.token, '/api/v1/agent/baselines/1/observation', upload)).status).toBe(404);
-    expect((await asAgent(a.token, '/api/v1/agent/baselines/1/observation', upload)).status).toBe(201);
+    const received = await asAgent(a.token, '/api/v1/agent/baselines/1/observation', upload);
+    expect(received.status).toBe(201);
+    // No manifest of web 42 was uploaded: the version stands on the agent's word, and says so.
+    expect(await received.json()).toMatchObject({ parent: { source: 'agent' }, notes: [expect.stringMatching(/no manifest of image web 42 was uploaded/)] });
     expect((await asAgent(other.token, '/api/v1/agent/baseline')).status).toBe(404);
     expect(store.baselines.commandsFor(a.agentId, undefined, { name: 'web', version: '42' })).toEqual([{ command: 'fetch-baseline', baseline: 1 }]);
     expect(store.baselines.commandsFor(a.agentId, 1, { name: 'web', version: '42' })).toEqual([]);

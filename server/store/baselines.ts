@@ -101,7 +101,8 @@ export function createBaselines(db: Db, triage: Pick<Triage, 'audit'>): Baseline
       if (same(m)) return { manifest: m, source: 'image', baseline: null };
       return { manifest: expected, source: 'agent', baseline, note: `the agent scans against a manifest other than the uploaded one of image ${row.image_name} ${row.image_version}; derived from the agent's` };
     }
-    return { manifest: expected, source: 'agent', baseline };
+    // Said in the version's notes: the base is the host's own word, which an auditor should know.
+    return { manifest: expected, source: 'agent', baseline, note: `no manifest of image ${row.image_name ?? '?'} ${row.image_version ?? '?'} was uploaded to the server; derived from the agent's own` };
   }
 
   const receive = db.transaction((req: Parameters<Baselines['receiveObservation']>[0]): BaselineSummary => {
