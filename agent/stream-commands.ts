@@ -66,8 +66,9 @@ export interface RunArgs {
   label?: string[];
 }
 
-function seconds(text: string | undefined, flag: string, fallback: number): number {
-  if (text === undefined) return fallback;
+/** A `--flag SECONDS` option in milliseconds; `fallbackSeconds` when it is not given. */
+export function secondsOption(text: string | undefined, flag: string, fallbackSeconds: number): number {
+  if (text === undefined) return fallbackSeconds * 1000;
   const n = Number(text);
   if (!Number.isFinite(n) || n <= 0) throw new QuicksandError('USAGE', `${flag}: expected a number of seconds, got "${text}"`);
   return n * 1000;
@@ -81,8 +82,8 @@ export async function runCommand(
 ): Promise<void> {
   const schedule = args.schedule;
   if (schedule !== undefined && !cron.validate(schedule)) throw new QuicksandError('USAGE', `--schedule: "${schedule}" is not a cron expression (e.g. "*/15 * * * *")`);
-  const capMs = seconds(args['reconnect-max'], '--reconnect-max', 300);
-  const heartbeatMs = seconds(args.heartbeat, '--heartbeat', 30);
+  const capMs = secondsOption(args['reconnect-max'], '--reconnect-max', 300);
+  const heartbeatMs = secondsOption(args.heartbeat, '--heartbeat', 30);
   // Declared on every connection, also when empty: a restart without --label withdraws them.
   const labels = parseLabelArgs(args.label ?? []);
   const config = await readAgentConfig(resolveConfigFile(ctx.state, args.config));

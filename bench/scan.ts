@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     out.push('');
     out.push(`${pad('', 40)}${lpad('time (s)', 10)}${lpad('peak RSS (MB)', 15)}   runs (s)`);
     for (const [label, r] of rows) out.push(`${pad(label, 40)}${lpad(r.seconds.toFixed(3), 10)}${lpad(r.rssMb.toFixed(1), 15)}   ${r.runs.map((x) => x.toFixed(2)).join(' ')}`);
-    out.push(`${pad('idle agent daemon (run), watching', 40)}${lpad('', 10)}${lpad(idle.rss.toFixed(1), 15)}   of it: node binary and other file pages ${idle.file.toFixed(1)}, own memory ${idle.anon.toFixed(1)}`);
+    out.push(`${pad('idle agent daemon (run), watching', 40)}${lpad('', 10)}${lpad(idle.rss.toFixed(1), 15)}   of it: node binary and other file pages ${idle.file.toFixed(1)}, own memory ${idle.anon.toFixed(1)}; CPU ${idle.cpu.toFixed(2)}% of a core`);
     out.push('');
     const check = (ok: boolean): string => (ok ? 'holds' : 'MISSED');
     const warmVsAide = s.aideCheck!.seconds / s.warm!.seconds;
@@ -157,7 +157,7 @@ function writeAideConf(work: string, tree: string, tracked: string[]): string {
  * window, and what part of it is file-backed (the node binary's own pages, shared by every Node
  * process) and what is the agent's own (anonymous).
  */
-async function idleDaemonRss(tree: string, manifestFile: string, work: string): Promise<{ rss: number; anon: number; file: number }> {
+async function idleDaemonRss(tree: string, manifestFile: string, work: string): Promise<{ rss: number; anon: number; file: number; cpu: number }> {
   const serverMain = path.join(repo, 'dist/server/main.js');
   const db = path.join(work, 'server.db');
   const state = path.join(work, 'daemon-state');
@@ -184,13 +184,21 @@ async function idleDaemonRss(tree: string, manifestFile: string, work: string): 
     // The daemon compacts its heap 5 s after its last report; the pages go back some seconds later.
     await sleep(20_000);
     const samples: Array<{ rss: number; anon: number; file: number }> = [];
-    for (let i = 0; i < 20; i++) {
+    // utime + stime of the daemon (all its threads), in clock ticks (100 per second on Linux).
+    const cpuTicks = (): number => {
+      const fields = readFileSync(`/proc/${daemon.proc.pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+      return Number(fields[11]) + Number(fields[12]);
+    };
+    const ticks0 = cpuTicks();
+    const t0 = performance.now();
+    for (let i = 0; i < 30; i++) {
       const status = readFileSync(`/proc/${daemon.proc.pid}/status`, 'utf8');
       const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) / 1024;
       samples.push({ rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') });
       await sleep(500);
     }
-    return { rss: median(samples.map((x) => x.rss)), anon: median(samples.map((x) => x.anon)), file: median(samples.map((x) => x.file)) };
+    const cpu = ((cpuTicks() - ticks0) / 100 / ((performance.now() - t0) / 1000)) * 100;
+    return { rss: median(samples.map((x) => x.rss)), anon: median(samples.map((x) => x.anon)), file: median(samples.map((x) => x.file)), cpu };
   } finally {
     for (const p of procs.reverse()) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
     await sleep(500);
