@@ -5,13 +5,11 @@ import { QuicksandError, isQuicksandError } from '../shared/errors.js';
 import { runCommandLine } from '../shared/command-line.js';
 import { defaultPolicy } from '../shared/policy.js';
 import { defaultImageName, intoManifestRecord, manifestHeader } from './build-manifest.js';
-import { TreeWalker } from './fingerprint.js';
 import type { FingerprintOptions } from './fingerprint.js';
 import { formatReport } from './format-report.js';
 import { readManifestFile, writeManifestFile } from './manifest-io.js';
 import { openManifestSource, writeManifestStream } from './manifest-stream.js';
-import { collectPackages } from './observe.js';
-import { PREFETCH_PATHS, prefetch } from './prefetch.js';
+import { walkWhileCollecting } from './observe.js';
 import { lowerPriority } from './priority.js';
 import { openRoot } from './root.js';
 import type { Root } from './root.js';
@@ -339,19 +337,14 @@ async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<number> {
   const t0 = performance.now();
   const policy = defaultPolicy();
   const walk = walkOptions(args, root, io);
-  // The walk starts (and its hashing threads boot) while the package databases are read.
-  const walker = new TreeWalker(root, policy, { ...walk.options, onProgress: progress(io, args.quiet, 'manifest') });
-  const collecting = collectPackages(root);
-  walker.shareWith(collecting);
-  const walked = prefetch(walker.batches(), collecting, PREFETCH_PATHS);
-  let pkgs;
+  let started;
   try {
-    pkgs = await collecting;
+    started = await walkWhileCollecting(root, policy, { ...walk.options, onProgress: progress(io, args.quiet, 'manifest') });
   } catch (err) {
-    await walked.close();
     walk.close(0);
     throw err;
   }
+  const { walker, walked, packages: pkgs } = started;
   const image = {
     name: args.name ?? (await defaultImageName(root)),
     version: args['image-version'] ?? new Date().toISOString().slice(0, 10),

@@ -4,8 +4,10 @@ import type { PackageRecord } from '../shared/manifest.js';
 import { COLLECTORS } from './collectors/index.js';
 import { packageId } from './collectors/read.js';
 import type { ChangeSet, Collected, Collector, OwnedFile } from './collectors/types.js';
-import { fingerprint } from './fingerprint.js';
-import type { FingerprintOptions, WalkStats } from './fingerprint.js';
+import { TreeWalker, fingerprint } from './fingerprint.js';
+import type { FingerprintOptions, ObservedFile, WalkStats } from './fingerprint.js';
+import { PREFETCH_PATHS, prefetch } from './prefetch.js';
+import type { Prefetched } from './prefetch.js';
 import type { Observation } from './differ.js';
 import type { Root } from './root.js';
 
@@ -73,6 +75,30 @@ export async function collectPackages(root: Root, collectors: readonly Collector
   const all = mergeCollected(results);
   all.warnings.push(...failures);
   return all;
+}
+
+/**
+ * Starts the walk of `policy`'s tracked paths and reads the package databases meanwhile: their
+ * file reads wait on the disk, the walk's lstat calls do not, so each fills the other's waits.
+ * Resolves once the packages are read, with the walk under way (read it, or close it); a failed
+ * read ends the walk and its hashing threads.
+ */
+export async function walkWhileCollecting(
+  root: Root,
+  policy: Policy,
+  opts: FingerprintOptions,
+  collectors?: readonly Collector[],
+): Promise<{ walker: TreeWalker; walked: Prefetched<ObservedFile>; packages: CollectedAll }> {
+  const walker = new TreeWalker(root, policy, opts);
+  const collecting = collectPackages(root, collectors);
+  walker.shareWith(collecting);
+  const walked = prefetch(walker.batches(), collecting, PREFETCH_PATHS);
+  try {
+    return { walker, walked, packages: await collecting };
+  } catch (err) {
+    await walked.close();
+    throw err;
+  }
 }
 
 /** Reads every package database, then fingerprints the tracked paths, all into memory. */

@@ -5,12 +5,11 @@ import type { ChangeSetInfo, Finding, Report } from '../shared/report.js';
 import type { ChangeSet, Collector } from './collectors/types.js';
 import { comparePackages, compareGone, comparePresent, fileRules, finishFindings, needsVerification, resolveCauses } from './differ.js';
 import type { FileFinding } from './differ.js';
-import { TreeWalker, compareRecordPaths } from './fingerprint.js';
+import { compareRecordPaths } from './fingerprint.js';
 import type { FingerprintOptions, ObservedFile, WalkStats } from './fingerprint.js';
 import { memorySource } from './manifest-stream.js';
 import type { ManifestSource } from './manifest-stream.js';
-import { collectPackages } from './observe.js';
-import { PREFETCH_PATHS, prefetch } from './prefetch.js';
+import { walkWhileCollecting } from './observe.js';
 import type { Root } from './root.js';
 import { verifyAgainstPackages } from './verify.js';
 
@@ -38,19 +37,7 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   const started = now();
   const t0 = performance.now();
   const { header } = source;
-  const walker = new TreeWalker(root, header.policy, opts);
-  // The package databases are read while the walk starts: their file reads wait on the disk,
-  // the walk's lstat calls do not, so each fills the other's waits.
-  const collecting = collectPackages(root, opts.collectors);
-  walker.shareWith(collecting);
-  const walk = prefetch(walker.batches(), collecting, PREFETCH_PATHS);
-  let pkgs;
-  try {
-    pkgs = await collecting;
-  } catch (err) {
-    await walk.close(); // end the walk already under way, and its hashing threads
-    throw err;
-  }
+  const { walker, walked: walk, packages: pkgs } = await walkWhileCollecting(root, header.policy, opts, opts.collectors);
   const packages = comparePackages(header.packages, pkgs.packages);
   const expected = new RecordCursor(source.records());
   let packageOnly: boolean;

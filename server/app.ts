@@ -63,11 +63,12 @@ function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   return result.data;
 }
 
-async function jsonBody(c: Context<Env>): Promise<unknown> {
+/** The request's JSON body; a body that is not JSON gets `code` and `message`. */
+async function jsonBody(c: Context<Env>, code: 'QUERY_INVALID' | 'MANIFEST_UNREADABLE' = 'QUERY_INVALID', message = 'body: expected JSON'): Promise<unknown> {
   try {
     return await c.req.json();
   } catch {
-    throw new QuicksandError('QUERY_INVALID', 'body: expected JSON');
+    throw new QuicksandError(code, message);
   }
 }
 
@@ -107,13 +108,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.post('/api/v1/enroll', async (c) => {
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch {
-      throw new QuicksandError('QUERY_INVALID', 'body: expected JSON');
-    }
-    const req = parseWith(enrollRequestSchema, body, 'body');
+    const req = parseWith(enrollRequestSchema, await jsonBody(c), 'body');
     const enrolled = store.enrollAgent(req.secret, req.hostname, clock());
     if (enrolled === null) throw new QuicksandError('ENROLL_REFUSED', 'secret: unknown or revoked enrolment secret');
     return c.json(enrolled, 201);
@@ -138,13 +133,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post('/api/v1/agent/baselines/:version/observation', observationLimit, async (c) => {
     const agentId = agentOf(c);
     const version = numericId(c.req.param('version'), 'path.version', 'a baseline version');
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      throw new QuicksandError('MANIFEST_UNREADABLE', 'body: expected JSON');
-    }
-    const body = parseWith(observationUploadSchema, raw, 'body');
+    const body = parseWith(observationUploadSchema, await jsonBody(c, 'MANIFEST_UNREADABLE'), 'body');
     const summary = store.baselines.receiveObservation({
       hostId: agentId,
       version,
@@ -213,13 +202,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
   app.post('/api/v1/images', manifestLimit, async (c) => {
     requireRole(c, ['admin', 'analyst']);
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch {
-      throw new QuicksandError('MANIFEST_UNREADABLE', 'body: expected the manifest as JSON (gunzip a .json.gz first)');
-    }
-    const manifest = parseManifest(body, 'body');
+    const manifest = parseManifest(await jsonBody(c, 'MANIFEST_UNREADABLE', 'body: expected the manifest as JSON (gunzip a .json.gz first)'), 'body');
     const replaced = store.saveManifest(manifest, clock());
     return c.json({ name: manifest.image.name, version: manifest.image.version, packages: manifest.packages.length, files: manifest.files.length }, replaced ? 200 : 201);
   });
