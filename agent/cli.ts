@@ -4,20 +4,20 @@ import type { ParseArgsConfig } from 'node:util';
 import { QuicksandError, isQuicksandError } from '../shared/errors.js';
 import { runCommandLine } from '../shared/command-line.js';
 import { defaultPolicy } from '../shared/policy.js';
-import { defaultImageName, intoManifestRecord, manifestHeader } from './build-manifest.js';
-import type { FingerprintOptions } from './fingerprint.js';
-import { formatReport } from './format-report.js';
-import { readManifestFile, writeManifestFile } from './manifest-io.js';
-import { openManifestSource, writeManifestStream } from './manifest-stream.js';
-import { walkWhileCollecting } from './observe.js';
-import { lowerPriority } from './priority.js';
+import { defaultImageName, intoManifestRecord, manifestHeader } from './manifest/build.js';
+import type { FingerprintOptions } from './fingerprint/walk.js';
+import { formatReport } from './diff/format-report.js';
+import { readManifestFile, writeManifestFile } from './manifest/io.js';
+import { openManifestSource, writeManifestStream } from './manifest/stream.js';
+import { walkWhileCollecting } from './fingerprint/observe.js';
+import { lowerPriority } from './fingerprint/priority.js';
 import { openRoot } from './root.js';
 import type { Root } from './root.js';
 import type { Manifest } from '../shared/manifest.js';
 import type { Report } from '../shared/report.js';
-import { scanRoot, scanSource } from './scan.js';
-import { openStatCache } from './stat-cache.js';
-import type { StatCache } from './stat-cache.js';
+import { scanRoot, scanSource } from './diff/scan.js';
+import { openStatCache } from './fingerprint/stat-cache.js';
+import type { StatCache } from './fingerprint/stat-cache.js';
 // Only what every walking command needs is imported here. The rest (the importers, the daemon
 // with ws, chokidar and node-cron, the manifest schema) is loaded by the command that uses it:
 // a scan or manifest run then starts without them (about 70 ms of a 0.3 s scan).
@@ -280,7 +280,7 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
         return await auditCommand(values as AuditArgs, io);
       case 'enroll': {
         const v = values as EnrollArgs;
-        const { enrollCommand } = await import('./stream-commands.js');
+        const { enrollCommand } = await import('./commands/run.js');
         await enrollCommand(v, path.resolve(v.state ?? DEFAULT_STATE_DIR), io);
         return EXIT_CLEAN;
       }
@@ -288,7 +288,7 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
         return await runDaemonCommand(values as RunArgs, io);
       case 'ticket': {
         const v = values as { for?: string; clear?: boolean; state?: string };
-        const { ticketCommand } = await import('./ticket-command.js');
+        const { ticketCommand } = await import('./commands/ticket.js');
         await ticketCommand(positionals[0], v, path.resolve(v.state ?? DEFAULT_STATE_DIR), new Date(), io.stdout);
         return EXIT_CLEAN;
       }
@@ -377,7 +377,7 @@ async function importManifestCommand(args: ManifestArgs, out: string, io: CliIo)
   let manifest;
   if (args['from-kiwi'] !== undefined) {
     const file = args['from-kiwi'];
-    const { kiwiImageIdentity, manifestFromKiwi, parseKiwiPackages, parseKiwiVerified } = await import('./import-kiwi.js');
+    const { kiwiImageIdentity, manifestFromKiwi, parseKiwiPackages, parseKiwiVerified } = await import('./manifest/import-kiwi.js');
     const packages = parseKiwiPackages(await readInput(file, '--from-kiwi'), file);
     const verified = args.verified === undefined ? [] : parseKiwiVerified(await readInput(args.verified, '--verified'), args.verified);
     const named = kiwiImageIdentity(path.basename(file));
@@ -392,7 +392,7 @@ async function importManifestCommand(args: ManifestArgs, out: string, io: CliIo)
       if (isQuicksandError(err)) throw err;
       throw new QuicksandError('MANIFEST_INVALID', `${file}: not JSON (${(err as Error).message})`);
     }
-    const { manifestFromSbom, parseSbom } = await import('./import-sbom.js');
+    const { manifestFromSbom, parseSbom } = await import('./manifest/import-sbom.js');
     const sbom = parseSbom(value, file);
     if (sbom.packages.length === 0) throw new QuicksandError('MANIFEST_INVALID', `${file}: no package with a purl of a known ecosystem (deb, rpm, apk, pypi, gem, cpan, npm)`);
     const image = { name: args.name ?? sbom.image.name ?? path.basename(file).replace(/\.json$/, ''), version: args['image-version'] ?? sbom.image.version ?? 'unknown' };
@@ -429,7 +429,7 @@ async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   if (args.send) {
     const timeout = args.timeout === undefined ? 120 : Number(args.timeout);
     if (!Number.isFinite(timeout) || timeout < 0) throw new QuicksandError('USAGE', `--timeout: expected a number of seconds, got "${args.timeout}"`);
-    const { sendReport } = await import('./stream-commands.js');
+    const { sendReport } = await import('./commands/run.js');
     await sendReport(report, { state: path.resolve(args.state ?? DEFAULT_STATE_DIR), config: args.config, timeoutMs: timeout * 1000, image: report.image }, io);
   }
   return report.summary.status === 'clean' ? EXIT_CLEAN : EXIT_DRIFT;
@@ -514,7 +514,7 @@ async function runDaemonCommand(args: RunArgs, io: CliIo): Promise<number> {
     return file;
   };
   const scan = async (r: Root, m: Manifest): Promise<Report> => {
-    const { runIsolated } = await import('./isolated.js');
+    const { runIsolated } = await import('./daemon/isolated.js');
     const { parseReport } = await import('../shared/report.js');
     const child = await runIsolated(['scan', '--root', r.dir === '' ? '/' : r.dir, '--manifest', await fileOf(m), '--state', state, '--json', '--quiet']);
     if (child.code !== EXIT_CLEAN && child.code !== EXIT_DRIFT) {
@@ -528,7 +528,7 @@ async function runDaemonCommand(args: RunArgs, io: CliIo): Promise<number> {
     }
     return parseReport(value, 'full scan report');
   };
-  const { runCommand } = await import('./stream-commands.js');
+  const { runCommand } = await import('./commands/run.js');
   await runCommand(args, { state, root, manifest, scan }, io);
   return EXIT_CLEAN;
 }
