@@ -1,58 +1,120 @@
-// The agent commands that talk to a server: enroll, run (the daemon) and scan --send.
-import { existsSync } from 'node:fs';
-import { hostname, release } from 'node:os';
+// `quicksand-agent run`: the daemon. Watches and scans the root, streams every report to the
+// server through the outbox, and follows the server's commands (scan now, re-baseline).
 import path from 'node:path';
 import cron from 'node-cron';
+import type { OptionValues } from '../../shared/command-line.js';
 import { QuicksandError } from '../../shared/errors.js';
 import { parseLabelArgs } from '../../shared/labels.js';
 import type { Manifest } from '../../shared/manifest.js';
-import type { AgentConfig } from '../../shared/protocol.js';
 import type { Report } from '../../shared/report.js';
-import { CONFIG_NAME, SYSTEM_CONFIG, readAgentConfig, writeAgentConfig } from '../deliver/config.js';
+import type { CommandFrame } from '../../shared/protocol.js';
+import { heapCompactor } from '../daemon/compact.js';
 import { startDaemon } from '../daemon/daemon.js';
-import { enrollAgent } from '../deliver/enroll.js';
+import { readAgentConfig, resolveConfigFile } from '../deliver/config.js';
 import { createOutbox } from '../deliver/outbox.js';
-import type { Outbox } from '../deliver/outbox.js';
+import { baselineApplies, fetchServerBaseline, observeAsManifest, readServerBaseline, uploadObservation, writeServerBaseline } from '../deliver/server-baseline.js';
+import { currentTicket } from '../deliver/ticket.js';
+import { createTransport } from '../deliver/transport.js';
+import { hostFacts } from '../deliver/version.js';
+import { readManifestFile, writeManifestFile } from '../manifest/io.js';
+import { openRoot } from '../root.js';
 import type { Root } from '../root.js';
 import { openStateDb } from '../state-db.js';
-import { createTransport } from '../deliver/transport.js';
-import { currentTicket, stampTicket } from '../deliver/ticket.js';
-import { baselineApplies, fetchServerBaseline, observeAsManifest, readServerBaseline, uploadObservation, writeServerBaseline } from '../deliver/server-baseline.js';
-import type { CommandFrame } from '../../shared/protocol.js';
-import { AGENT_VERSION } from '../deliver/version.js';
-import { heapCompactor } from '../daemon/compact.js';
+import { COMMON, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, ensureStateDir, exists, noArguments } from './common.js';
+import type { CliIo } from './common.js';
+import { manifestCommand } from './manifest.js';
 
-export interface StreamIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  /** Resolves when the process is asked to stop (SIGINT/SIGTERM); the daemon then shuts down. */
-  stopSignal?: Promise<void>;
-}
+/** Full scans: hourly, at a minute derived from the agent id (see daemon/schedule.ts). */
+const DEFAULT_SCHEDULE = 'hourly at this host\'s own minute';
 
-/** Where the agent's identity lives: --config, else the state folder, else /etc/quicksand. */
-export function resolveConfigFile(state: string, explicit: string | undefined): string {
-  if (explicit !== undefined) return path.resolve(explicit);
-  const inState = path.join(state, CONFIG_NAME);
-  if (existsSync(inState) || !existsSync(SYSTEM_CONFIG)) return inState;
-  return SYSTEM_CONFIG;
-}
+export const help = `Usage: quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR] [--label NAME=VALUE]
 
-export async function enrollCommand(args: { server?: string; secret?: string; config?: string; force?: boolean }, state: string, io: StreamIo): Promise<void> {
-  if (args.server === undefined || args.server === '') throw new QuicksandError('USAGE', '--server is required');
-  if (args.secret === undefined || args.secret === '') throw new QuicksandError('USAGE', '--secret is required');
-  if (!/^https?:\/\/[^/]/.test(args.server)) throw new QuicksandError('USAGE', `--server: expected a URL like http://quicksand.example:7410, got "${args.server}"`);
-  const file = args.config !== undefined ? path.resolve(args.config) : path.join(state, CONFIG_NAME);
-  if (existsSync(file) && !args.force) {
-    const current = await readAgentConfig(file).catch(() => null);
-    throw new QuicksandError('USAGE', `this host is already enrolled${current ? ` as agent ${current.agentId} with ${current.server}` : ''} (${file}); pass --force to enrol it again`);
+The daemon. Watches the tracked paths in real time (an event report a moment after
+a change), scans the whole root on start, on a schedule and when the server asks,
+and streams every report to the server. Each report is written to the outbox in the
+state folder first and deleted only when the server acknowledged it, so nothing
+is lost while the server or the network is down; the agent reconnects by itself.
+
+Options:
+  --root DIR            root folder to scan (default: /)
+  --manifest FILE       the image's manifest (default: the baseline in the state
+                        folder, taken on the first run as \`audit\` does)
+  --state DIR           the agent's state folder (default: ${DEFAULT_STATE_DIR})
+  --config FILE         the agent's identity (default: agent.json in the state folder,
+                        else /etc/quicksand/agent.json)
+  --schedule CRON       when to run full scans (default: ${DEFAULT_SCHEDULE}; 6 fields for seconds)
+  --no-watch            no realtime watch: scheduled full scans only
+  --heartbeat SECONDS   heartbeat interval (default: 30)
+  --reconnect-max SECONDS  longest wait between reconnect attempts (default: 300)
+  --label NAME=VALUE    a label this host declares, e.g. --label team=payments; repeat
+                        for more. Server rules see it as agent/NAME ("hostLabels":
+                        {"agent/team":"payments"}), apart from the labels the API sets
+
+Stops on SIGINT/SIGTERM.
+`;
+
+export const options = {
+  ...COMMON,
+  root: { type: 'string' },
+  manifest: { type: 'string' },
+  state: { type: 'string' },
+  config: { type: 'string' },
+  schedule: { type: 'string' },
+  'no-watch': { type: 'boolean' },
+  heartbeat: { type: 'string' },
+  'reconnect-max': { type: 'string' },
+  label: { type: 'string', multiple: true },
+} as const;
+
+export async function run(values: OptionValues, positionals: string[], io: CliIo): Promise<number> {
+  noArguments(positionals);
+  const args = values as RunArgs & { root?: string; manifest?: string; state?: string };
+  const state = path.resolve(args.state ?? DEFAULT_STATE_DIR);
+  const root = await openRoot(args.root ?? '/');
+  let manifestFile = args.manifest;
+  if (manifestFile === undefined) {
+    // As audit does: without a manifest the first run's view of the root is the expectation.
+    await ensureStateDir(state);
+    manifestFile = path.join(state, 'baseline.manifest.json.gz');
+    if (!(await exists(manifestFile))) {
+      io.stderr(`No manifest given and no baseline yet: recording what ${root.dir || '/'} holds now.\n`);
+      await manifestCommand({ root: args.root ?? '/', out: manifestFile, quiet: true, state }, io);
+    }
   }
-  const config = await enrollAgent(args.server, args.secret, hostname());
-  await writeAgentConfig(file, config);
-  io.stdout(`enrolled as agent ${config.agentId} with ${config.server}; identity in ${file}\n`);
-}
-
-function hostFacts(): { hostname: string; os: string; agentVersion: string } {
-  return { hostname: hostname(), os: `${process.platform} ${release()}`, agentVersion: AGENT_VERSION };
+  const manifest = await readManifestFile(manifestFile);
+  // Every full scan runs in a child process (`scan --json`, through the stat cache: only what
+  // changed since the last one is read). The daemon then never holds a scan's memory: a Node
+  // process keeps its high-water mark, and the agent's footprint between scans is what a host
+  // pays all day. The child's report is parsed by the report schema like any outside input.
+  // A manifest the daemon was handed later (not the one read from the file) is written to the
+  // state folder first, so the child always scans against the manifest the watcher uses.
+  const manifestFiles = new WeakMap<Manifest, string>([[manifest, path.resolve(manifestFile)]]);
+  const fileOf = async (m: Manifest): Promise<string> => {
+    let file = manifestFiles.get(m);
+    if (file === undefined) {
+      file = path.join(state, 'daemon.manifest.json.gz');
+      await writeManifestFile(file, m);
+      manifestFiles.set(m, file);
+    }
+    return file;
+  };
+  const scan = async (r: Root, m: Manifest): Promise<Report> => {
+    const { runIsolated } = await import('../daemon/isolated.js');
+    const { parseReport } = await import('../../shared/report.js');
+    const child = await runIsolated(['scan', '--root', r.dir === '' ? '/' : r.dir, '--manifest', await fileOf(m), '--state', state, '--json', '--quiet']);
+    if (child.code !== EXIT_CLEAN && child.code !== EXIT_DRIFT) {
+      throw new QuicksandError('SCAN_FAILED', `full scan failed (exit ${child.code}): ${child.stderr.trim() || 'no message'}`);
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(child.stdout);
+    } catch {
+      throw new QuicksandError('SCAN_FAILED', `full scan printed no readable report (${child.stdout.length} bytes); ${child.stderr.trim()}`);
+    }
+    return parseReport(value, 'full scan report');
+  };
+  await runCommand(args, { state, root, manifest, scan }, io);
+  return EXIT_CLEAN;
 }
 
 export interface RunArgs {
@@ -78,7 +140,7 @@ export function secondsOption(text: string | undefined, flag: string, fallbackSe
 export async function runCommand(
   args: RunArgs,
   ctx: { state: string; root: Root; manifest: Manifest; scan: (root: Root, manifest: Manifest) => Promise<Report> },
-  io: StreamIo,
+  io: CliIo,
 ): Promise<void> {
   const schedule = args.schedule;
   if (schedule !== undefined && !cron.validate(schedule)) throw new QuicksandError('USAGE', `--schedule: "${schedule}" is not a cron expression (e.g. "*/15 * * * *")`);
@@ -171,56 +233,4 @@ export async function runCommand(
   await exchanges;
   await daemon.stop();
   db.close();
-}
-
-/**
- * `scan --send`: puts the report in the outbox and delivers everything waiting there; returns
- * once the server has acked this report. On timeout the report stays queued for the next run.
- */
-export async function sendReport(report: Report, opts: { state: string; config?: string; timeoutMs: number; image: { name: string; version: string } }, io: StreamIo): Promise<void> {
-  const config: AgentConfig = await readAgentConfig(resolveConfigFile(opts.state, opts.config));
-  const db = openStateDb(opts.state);
-  try {
-    const outbox: Outbox = createOutbox(db);
-    const entry = outbox.enqueue(stampTicket(report, currentTicket(opts.state, new Date(), (line) => io.stderr(`${line}\n`))), 'full', new Date());
-    let refused: string | null = null;
-    let done!: () => void;
-    const delivered = new Promise<void>((resolve) => (done = resolve));
-    const transport = createTransport({
-      config,
-      outbox,
-      host: hostFacts(),
-      image: opts.image,
-      backoff: { firstMaxMs: 200, baseMs: 500, capMs: 5_000 },
-      log: (line) => io.stderr(`${line}\n`),
-      onRefused: (status, body) => {
-        refused = `${status} ${body}`;
-        done();
-      },
-      onAck: () => {
-        // Earlier reports of a previous offline run go first; this one is delivered when no
-        // entry up to its seq is left.
-        const head = outbox.pending(0, 1)[0];
-        if (head === undefined || head.seq > entry.seq) done();
-      },
-    });
-    transport.start();
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      delivered.then(() => false),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), opts.timeoutMs))),
-    ]);
-    clearTimeout(timer);
-    await transport.stop();
-    if (refused !== null) {
-      const revoked = (refused as string).includes('AGENT_TOKEN_REVOKED');
-      throw new QuicksandError(revoked ? 'AGENT_TOKEN_REVOKED' : 'AGENT_TOKEN_INVALID', `${config.server} refused this agent's token (${revoked ? 'revoked' : 'unknown'}); enrol again with \`quicksand-agent enroll --force\`. Report ${entry.seq} stays in the outbox.`);
-    }
-    if (timedOut) {
-      throw new QuicksandError('DELIVERY_TIMEOUT', `${config.server} did not acknowledge report ${entry.seq} within ${opts.timeoutMs / 1000} s; it stays in the outbox (${outbox.depth()} waiting) and goes with the next delivery`);
-    }
-    io.stderr(`report ${entry.seq} delivered to ${config.server}\n`);
-  } finally {
-    db.close();
-  }
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { QuicksandError } from '../../shared/errors.js';
@@ -7,6 +8,14 @@ import { formatIssues } from '../../shared/schema-errors.js';
 
 export const CONFIG_NAME = 'agent.json';
 export const SYSTEM_CONFIG = '/etc/quicksand/agent.json';
+
+/** Where the agent's identity lives: --config, else the state folder, else /etc/quicksand. */
+export function resolveConfigFile(state: string, explicit: string | undefined): string {
+  if (explicit !== undefined) return path.resolve(explicit);
+  const inState = path.join(state, CONFIG_NAME);
+  if (existsSync(inState) || !existsSync(SYSTEM_CONFIG)) return inState;
+  return SYSTEM_CONFIG;
+}
 
 export async function readAgentConfig(file: string): Promise<AgentConfig> {
   let text: string;
