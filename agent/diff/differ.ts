@@ -7,17 +7,8 @@ import type { Severity } from '../../shared/findings.js';
 import type { Finding } from '../../shared/report.js';
 import type { ChangeSet, OwnedFile } from '../collect/types.js';
 import { attributeChangeSets } from '../collect/change-sets.js';
+import type { Observation } from '../fingerprint/observe.js';
 import type { ObservedFile } from '../fingerprint/walk.js';
-
-/** What the host really holds, read relative to its root. */
-export interface Observation {
-  packages: PackageRecord[];
-  files: ObservedFile[];
-  /** Canonical path → the package that owns it, from the package databases of the host. */
-  owned: Map<string, OwnedFile>;
-  /** The package managers' own records of what was done (apt commands, rpm transactions, ...). */
-  changeSets?: ChangeSet[];
-}
 
 /** Result of checking a package-owned file against its package database's digest (see verify.ts). */
 export type Verdict = 'match' | 'mismatch';

@@ -3,7 +3,8 @@ import { isUnder } from '../../shared/policy.js';
 import { compareSeverity } from '../../shared/findings.js';
 import type { Finding, ReportScope } from '../../shared/report.js';
 import { diff } from './differ.js';
-import type { Observation, Verdict } from './differ.js';
+import type { Observation } from '../fingerprint/observe.js';
+import type { Verdict } from './differ.js';
 import type { ObservedFile } from '../fingerprint/walk.js';
 
 /** True when `path` is one of `scope.paths` or lies in (or is) one of `scope.subtrees`. */

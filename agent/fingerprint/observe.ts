@@ -8,8 +8,17 @@ import { TreeWalker, fingerprint } from './walk.js';
 import type { FingerprintOptions, ObservedFile, WalkStats } from './walk.js';
 import { PREFETCH_PATHS, prefetch } from './prefetch.js';
 import type { Prefetched } from './prefetch.js';
-import type { Observation } from '../diff/differ.js';
 import type { Root } from '../root.js';
+
+/** What the host really holds, read relative to its root. */
+export interface Observation {
+  packages: PackageRecord[];
+  files: ObservedFile[];
+  /** Canonical path → the package that owns it, from the package databases of the host. */
+  owned: Map<string, OwnedFile>;
+  /** The package managers' own records of what was done (apt commands, rpm transactions, ...). */
+  changeSets?: ChangeSet[];
+}
 
 export interface ObserveResult extends Observation {
   warnings: ScanWarning[];
