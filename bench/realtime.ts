@@ -97,7 +97,7 @@ async function serverLeg(root: Root, manifest: Manifest): Promise<void> {
   const server = await startServer({ db: path.join(work, 'server.db'), port: 0, host: '127.0.0.1' });
   const db = openStateDb(path.join(work, 'agent'));
   try {
-    const config = await enrollAgent(server.url, server.store.createEnrollSecret(new Date()), 'bench-host');
+    const config = await enrollAgent(server.url, await server.store.createEnrollSecret(new Date()), 'bench-host');
     const outbox = createOutbox(db);
     const transport = createTransport({ config, outbox, host: { hostname: 'bench-host' }, image: { name: manifest.image.name, version: manifest.image.version } });
     const daemon = startDaemon({
@@ -110,16 +110,16 @@ async function serverLeg(root: Root, manifest: Manifest): Promise<void> {
       schedule: '0 0 1 1 *',
       log: () => {},
     });
-    const stored = (p: string): boolean => (server.store.listFindings(config.agentId, { state: 'open' }, new Date()) ?? []).some((f) => f.path === p);
-    const until = async (what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> => {
+    const stored = async (p: string): Promise<boolean> => ((await server.store.listFindings(config.agentId, { state: 'open' }, new Date())) ?? []).some((f) => f.path === p);
+    const until = async (what: string, ok: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> => {
       const end = performance.now() + timeoutMs;
-      while (!ok()) {
+      while (!(await ok())) {
         if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
         await new Promise((r) => setTimeout(r, 5));
       }
     };
     await daemon.ready;
-    await until('the start-up report', () => server.store.listReports(config.agentId).length >= 1, 60_000);
+    await until('the start-up report', async () => (await server.store.listReports(config.agentId)).length >= 1, 60_000);
     const lat: number[] = [];
     for (let i = 0; i < WRITES; i++) {
       const inside = `/usr/local/bin/bench-server-${i}`;

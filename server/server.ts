@@ -66,6 +66,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     now,
     maxFrameBytes: opts.maxFrameBytes,
     commandsOnHello: (agentId, hello) => store.baselines.commandsFor(agentId, hello.baseline, hello.image),
+    ...(opts.log === undefined ? {} : { log: opts.log }),
     upgradeLimiter: createRateLimiter(opts.upgradeRate ?? 500, opts.upgradeBurst ?? 1000, () => now().getTime()),
   });
   const app = createApp({ store, clock: now, metrics, stream });
@@ -114,7 +115,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await writer.drain();
       await ingest.close();
-      store.close();
+      await store.close();
     },
   };
 }

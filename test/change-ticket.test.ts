@@ -45,7 +45,7 @@ async function host(name: string): Promise<{ id: string; root: TinyRoot; state: 
   const root = makeTinyRoot();
   roots.push(root);
   const state = path.join(work, name);
-  const config = await enrollAgent(server.url, server.store.createEnrollSecret(new Date()), name);
+  const config = await enrollAgent(server.url, await server.store.createEnrollSecret(new Date()), name);
   await writeAgentConfig(path.join(state, 'agent.json'), config);
   const agent = (args: string[]) => runCliAsync('agent', [...args, '--state', state]);
   return {
@@ -65,7 +65,7 @@ async function host(name: string): Promise<{ id: string; root: TinyRoot; state: 
 beforeAll(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'quicksand-ticket-'));
   server = await startServer({ db: path.join(work, 'server.db'), port: 0, host: '127.0.0.1' });
-  analyst = server.store.createApiToken('analyst', new Date());
+  analyst = await server.store.createApiToken('analyst', new Date());
   const rules = await call('POST', '/api/v1/rules', rulesWith(windowAround(Date.now())));
   expect(rules.status, JSON.stringify(rules.json)).toBe(201);
 });

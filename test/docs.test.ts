@@ -67,7 +67,7 @@ const dir = mkdtempSync(path.join(tmpdir(), 'quicksand-docs-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('docs/api.md', () => {
-  it('has a heading for every route the API serves, and no heading for a route it does not', () => {
+  it('has a heading for every route the API serves, and no heading for a route it does not', async () => {
     const store = createSqliteStore(path.join(dir, 'server.db'));
     try {
       const app = createApp({ store, clock: () => new Date(), metrics: createMetrics() });
@@ -78,7 +78,7 @@ describe('docs/api.md', () => {
       expect(served.filter((r) => !documented.includes(r)), 'served but not in docs/api.md').toEqual([]);
       expect(documented.filter((r) => !served.includes(r)), 'in docs/api.md but not served').toEqual([]);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 

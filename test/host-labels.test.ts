@@ -33,7 +33,7 @@ const handMade = async (id: string): Promise<HostFinding | undefined> => (await 
 
 /** Enrols a host and sends one full report of the tiny root through a real stream. */
 async function reportingHost(name: string): Promise<string> {
-  const config = await enrollAgent(server.url, server.store.createEnrollSecret(new Date()), name);
+  const config = await enrollAgent(server.url, await server.store.createEnrollSecret(new Date()), name);
   const db = openStateDb(path.join(work, name));
   const outbox = createOutbox(db);
   const report = await tiny.scan(name);
@@ -55,8 +55,8 @@ beforeAll(async () => {
   writeFileSync(path.join(tiny.root, 'usr/bin/hand-made'), '#!/bin/sh\n', { mode: 0o755 });
   work = mkdtempSync(path.join(tmpdir(), 'quicksand-labels-'));
   server = await startServer({ db: path.join(work, 'server.db'), port: 0, host: '127.0.0.1' });
-  analyst = server.store.createApiToken('analyst', new Date());
-  auditor = server.store.createApiToken('auditor', new Date());
+  analyst = await server.store.createApiToken('analyst', new Date());
+  auditor = await server.store.createApiToken('auditor', new Date());
   const rules = await call('POST', '/api/v1/rules', analyst, {
     schema: 'quicksand.rules/v1',
     rules: [
@@ -93,7 +93,7 @@ describe('host labels', () => {
 
   it('declared by the agent (run --label) match only the rules that name them agent/NAME: a host cannot declare itself into a waiver', async () => {
     const state = path.join(work, 'lab-agent');
-    const config = await enrollAgent(server.url, server.store.createEnrollSecret(new Date()), 'lab-host');
+    const config = await enrollAgent(server.url, await server.store.createEnrollSecret(new Date()), 'lab-host');
     await writeAgentConfig(path.join(state, 'agent.json'), config);
     const daemon = startChild('agent', ['run', '--root', tiny.root, '--manifest', tiny.manifest, '--state', state, '--no-watch', '--schedule', '0 0 1 1 *', '--label', 'team=lab1', '--label', 'env=test']);
     const lab = config.agentId;

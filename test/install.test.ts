@@ -60,7 +60,7 @@ describe('install.sh', () => {
     execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'ignore' });
     tree = copyTree(ensureMinbase());
     server = await startServer({ db: path.join(path.dirname(tree.dir), 'server.db'), port: 0, host: '127.0.0.1' });
-    secret = server.store.createEnrollSecret(new Date());
+    secret = await server.store.createEnrollSecret(new Date());
   }, 300_000);
   afterAll(async () => {
     await server?.close();
@@ -85,7 +85,7 @@ describe('install.sh', () => {
     expect(statSync(path.join(root, 'var/lib/quicksand')).mode & 0o777).toBe(0o700);
     expect(statSync(path.join(root, 'var/lib/quicksand')).uid).toBe(uid);
     const identity = agentConfigSchema.parse(JSON.parse(readFileSync(config, 'utf8')));
-    expect(server.store.listHosts({}, new Date()).map((h) => h.id)).toEqual([identity.agentId]);
+    expect((await server.store.listHosts({}, new Date())).map((h) => h.id)).toEqual([identity.agentId]);
 
     // A hardened unit, enabled the way systemctl would.
     const unit = readFileSync(path.join(root, 'etc/systemd/system/quicksand-agent.service'), 'utf8');
@@ -106,7 +106,7 @@ describe('install.sh', () => {
     expect(second.out).toContain('unchanged /opt/quicksand');
     expect(second.out).toContain('already enrolled');
     expect(diffSnapshots(installed, snapshot(root))).toEqual([]);
-    expect(server.store.listHosts({}, new Date())).toHaveLength(1);
+    expect(await server.store.listHosts({}, new Date())).toHaveLength(1);
 
     const removed = await install(root, ['--uninstall', '--init', 'systemd']);
     expect(removed.code, removed.out).toBe(0);

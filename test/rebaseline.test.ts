@@ -60,11 +60,11 @@ beforeAll(async () => {
   const built = await runCliAsync('agent', ['manifest', '--root', tree.dir, '--name', 'debian-minbase', '--image-version', '1', '--out', imageFile, '--state', state, '-q']);
   expect(built.code, built.stderr).toBe(0);
   server = await startServer({ db: path.join(work, 'server.db'), port: 0, host: '127.0.0.1' });
-  analyst = server.store.createApiToken('analyst', new Date());
-  auditor = server.store.createApiToken('auditor', new Date());
+  analyst = await server.store.createApiToken('analyst', new Date());
+  auditor = await server.store.createApiToken('auditor', new Date());
   // The image builder uploaded the image's manifest: the versions of its hosts extend it.
   expect((await call('POST', '/api/v1/images', analyst, JSON.parse(readFileSync(imageFile, 'utf8')))).status).toBe(201);
-  const config = await enrollAgent(server.url, server.store.createEnrollSecret(new Date()), 'rebaselined-host');
+  const config = await enrollAgent(server.url, await server.store.createEnrollSecret(new Date()), 'rebaselined-host');
   hostId = config.agentId;
   await writeAgentConfig(path.join(state, 'agent.json'), config);
 });

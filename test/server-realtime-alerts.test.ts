@@ -44,8 +44,8 @@ interface Setup {
 async function setUp(name: string, over: Partial<Parameters<typeof startServer>[0]> = {}): Promise<Setup> {
   const work = mkdtempSync(path.join(tmpdir(), `quicksand-${name}-`));
   const server = await startServer({ db: path.join(work, 'server.db'), port: 0, host: '127.0.0.1', deliveryIntervalMs: 50, ...over });
-  const admin = server.store.createApiToken('admin', new Date());
-  const auditor = server.store.createApiToken('auditor', new Date());
+  const admin = await server.store.createApiToken('admin', new Date());
+  const auditor = await server.store.createApiToken('auditor', new Date());
   return {
     server,
     work,
@@ -126,7 +126,7 @@ describe('realtime drift reaches the on-call engineer once', () => {
     expect(sink.status).toBe(201);
     expect(sink.json.sink.secret).toBe('(set)');
 
-    const secret = s.server.store.createEnrollSecret(new Date());
+    const secret = await s.server.store.createEnrollSecret(new Date());
     const config = await enrollAgent(s.server.url, secret, 'golden-1');
     const state = path.join(s.work, 'agent-state');
     const db = openStateDb(state);
@@ -197,7 +197,7 @@ describe('a failing sink', () => {
     // Timeouts are the sink's own setting; the receiver answers 500, then never, then 200.
     receiver.script.push(500, 'hang');
     expect((await api(s, 'POST', '/api/v1/sinks', s.admin, { type: 'webhook', id: 'flaky', url: receiver.url('/hook'), secret: SECRET, timeoutMs: 3000 })).status).toBe(201);
-    const config = await enrollAgent(s.server.url, s.server.store.createEnrollSecret(new Date()), 'golden-2');
+    const config = await enrollAgent(s.server.url, await s.server.store.createEnrollSecret(new Date()), 'golden-2');
     const db = openStateDb(path.join(s.work, 'agent-state'));
     const outbox = createOutbox(db);
     const root = await openRoot(tree.dir);
@@ -251,7 +251,7 @@ describe('watch exhaustion', () => {
   });
 
   it('shows the degraded watch on the server, and the scheduled full scan still finds the change', async () => {
-    const config = await enrollAgent(s.server.url, s.server.store.createEnrollSecret(new Date()), 'tiny-host');
+    const config = await enrollAgent(s.server.url, await s.server.store.createEnrollSecret(new Date()), 'tiny-host');
     const db = openStateDb(path.join(s.work, 'agent-state'));
     const outbox = createOutbox(db);
     const manifest = await readManifestFile(tiny.manifest);
@@ -299,7 +299,7 @@ describe('a package install of over a thousand files', () => {
   it('pages once for perl-modules-5.36 (1,400 paths through the watcher, outbox, stream and ingest)', async () => {
     const { s, receiver, tree } = env;
     expect((await api(s, 'POST', '/api/v1/sinks', s.admin, { type: 'webhook', id: 'oncall', url: receiver.url('/hook'), secret: SECRET })).status).toBe(201);
-    const config = await enrollAgent(s.server.url, s.server.store.createEnrollSecret(new Date()), 'golden-3');
+    const config = await enrollAgent(s.server.url, await s.server.store.createEnrollSecret(new Date()), 'golden-3');
     const db = openStateDb(path.join(s.work, 'agent-state'));
     const outbox = createOutbox(db);
     const manifest = await manifestOf(tree.dir);

@@ -31,14 +31,14 @@ beforeAll(async () => {
   receiver = await startReceiver();
   work = mkdtempSync(path.join(tmpdir(), 'quicksand-schedules-'));
   server = await startServer({ db: path.join(work, 'server.db'), port: 0, host: '127.0.0.1', now, schedules: false, retentionDays: 30, digestSinkId: 'digest', deliveryIntervalMs: 60_000 });
-  admin = server.store.createApiToken('admin', now());
+  admin = await server.store.createApiToken('admin', now());
   const res = await fetch(`${server.url}/api/v1/sinks`, {
     method: 'POST',
     headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
     body: JSON.stringify({ type: 'webhook', id: 'digest', url: receiver.url('/digest'), secret: 'digest-secret-0123456789' }),
   });
   expect(res.status).toBe(201);
-  const config = await enrollAgent(server.url, server.store.createEnrollSecret(now()), 'quiet-host');
+  const config = await enrollAgent(server.url, await server.store.createEnrollSecret(now()), 'quiet-host');
   hostId = config.agentId;
   const db = openStateDb(path.join(work, 'agent'));
   const outbox = createOutbox(db);
@@ -59,30 +59,30 @@ afterAll(async () => {
 });
 
 describe('server schedules', () => {
-  it('marks a host stale once its reports stop, once, with an audit entry', () => {
-    expect(server.store.triage.markStale(new Date(clock - 3_600_000), now())).toEqual([]);
+  it('marks a host stale once its reports stop, once, with an audit entry', async () => {
+    expect(await server.store.triage.markStale(new Date(clock - 3_600_000), now())).toEqual([]);
     clock += 3 * 3_600_000;
-    expect(server.schedules.run('stale')).toEqual([hostId]);
-    expect(server.schedules.run('stale')).toEqual([]);
-    const entries: AuditEntry[] = server.store.triage.listAudit({ limit: 100, action: 'host-stale' });
+    expect(await server.schedules.run('stale')).toEqual([hostId]);
+    expect(await server.schedules.run('stale')).toEqual([]);
+    const entries: AuditEntry[] = await server.store.triage.listAudit({ limit: 100, action: 'host-stale' });
     expect(entries).toMatchObject([{ actor: 'system', target: `host:${hostId}` }]);
   });
 
   it('sends the daily digest to its sink through the delivery queue', async () => {
-    expect(server.schedules.run('digest')).toEqual({ queued: 'quicksand:digest:2026-11-01' });
+    expect(await server.schedules.run('digest')).toEqual({ queued: 'quicksand:digest:2026-11-01' });
     await server.deliveries.tick();
     expect(receiver.requests).toHaveLength(1);
     const body = JSON.parse(receiver.requests[0]!.body.toString('utf8'));
     expect(body.alert.title).toMatch(/^Quicksand digest 2026-11-01: 0 pets, 0 cattle, 1 stale/);
   });
 
-  it('prunes history past the retention but keeps each host its last report', () => {
-    expect(server.store.listReports(hostId)).toHaveLength(3);
-    expect(server.schedules.run('prune')).toEqual({ reports: 0, findings: 0 });
+  it('prunes history past the retention but keeps each host its last report', async () => {
+    expect(await server.store.listReports(hostId)).toHaveLength(3);
+    expect(await server.schedules.run('prune')).toEqual({ reports: 0, findings: 0 });
     clock += 31 * 86_400_000;
-    expect(server.schedules.run('prune')).toEqual({ reports: 2, findings: 0 });
-    expect(server.store.listReports(hostId).map((r) => r.seq)).toEqual([3]);
-    const hosts: HostSummary[] = server.store.listHosts({}, now());
+    expect(await server.schedules.run('prune')).toEqual({ reports: 2, findings: 0 });
+    expect((await server.store.listReports(hostId)).map((r) => r.seq)).toEqual([3]);
+    const hosts: HostSummary[] = await server.store.listHosts({}, now());
     expect(hosts.map((h) => h.status)).toEqual(['stale']);
   });
 });

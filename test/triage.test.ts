@@ -33,11 +33,11 @@ beforeAll(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'quicksand-triage-'));
   server = await startServer({ db: path.join(work, 'server.db'), port: 0, host: '127.0.0.1', now });
   tokens = {
-    admin: server.store.createApiToken('admin', now()),
-    analyst: server.store.createApiToken('analyst', now()),
-    auditor: server.store.createApiToken('auditor', now()),
+    admin: await server.store.createApiToken('admin', now()),
+    analyst: await server.store.createApiToken('analyst', now()),
+    auditor: await server.store.createApiToken('auditor', now()),
   };
-  const config = await enrollAgent(server.url, server.store.createEnrollSecret(now()), 'pet-host');
+  const config = await enrollAgent(server.url, await server.store.createEnrollSecret(now()), 'pet-host');
   hostId = config.agentId;
   writeFileSync(path.join(tiny.root, 'usr/bin/hand-made'), '#!/bin/sh\n', { mode: 0o755 });
   writeFileSync(path.join(tiny.root, 'etc/crontab'), '0 3 * * * root /bin/true\n');
@@ -118,7 +118,7 @@ describe('triage', () => {
     expect((await byPath('/etc/crontab')).triage).toMatchObject({ state: 'approved', approval: { ticket: 'CHG-4711', expiresAt: null } });
 
     clock += 2 * 3_600_000;
-    expect(server.store.triage.expireApprovals(now())).toEqual({ expired: 1, hosts: [hostId] });
+    expect(await server.store.triage.expireApprovals(now())).toEqual({ expired: 1, hosts: [hostId] });
     const h = await host();
     expect(h.status).toBe('pet');
     expect(h.openFindings).toBe(1);

@@ -26,8 +26,8 @@ beforeAll(async () => {
   tiny = makeTinyRoot();
   report = await tiny.scan('guard-host');
   server = await startServer({ db: path.join(dir, 'server.db'), port: 0, host: '127.0.0.1', maxFrameBytes: MAX_FRAME, upgradeRate: 20, upgradeBurst: 40 });
-  secret = server.store.createEnrollSecret(new Date());
-  admin = server.store.createApiToken('admin', new Date());
+  secret = await server.store.createEnrollSecret(new Date());
+  admin = await server.store.createApiToken('admin', new Date());
 });
 afterAll(async () => {
   await server.close();
@@ -35,8 +35,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function enroll(hostname: string): { agentId: string; token: string } {
-  return server.store.enrollAgent(secret, hostname, new Date())!;
+async function enroll(hostname: string): Promise<{ agentId: string; token: string }> {
+  return (await server.store.enrollAgent(secret, hostname, new Date()))!;
 }
 
 type Attempt = { status: number; retryAfter?: string; body: string } | { status: 101; client: Client };
@@ -109,7 +109,7 @@ function reportFrame(agentId: string, seq: number, prevHash: string | null, hash
 const h = (n: number): string => n.toString(16).padStart(64, '0');
 
 async function storedSeqs(agentId: string): Promise<number[]> {
-  return server.store.listReports(agentId).map((r) => r.seq);
+  return (await server.store.listReports(agentId)).map((r) => r.seq);
 }
 
 describe('stream authentication', () => {
@@ -120,14 +120,14 @@ describe('stream authentication', () => {
   });
 
   it('refuses a wrong token and a token of the wrong kind with 401', async () => {
-    const { agentId } = enroll('wrong-token');
+    const { agentId } = await enroll('wrong-token');
     expect((await connect(`qsa.${agentId}.${'A'.repeat(43)}`)).status).toBe(401);
     expect((await connect(admin)).status).toBe(401);
     expect((await connect('not-a-token')).status).toBe(401);
   });
 
   it('refuses a revoked token with 401 and cuts its open connection', async () => {
-    const { agentId, token } = enroll('revoked');
+    const { agentId, token } = await enroll('revoked');
     const c = await open(token);
     const res = await fetch(`${server.url}/api/v1/agents/${agentId}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
     expect(res.status).toBe(200);
@@ -138,8 +138,8 @@ describe('stream authentication', () => {
   });
 
   it('never lets the token of host A report for host B', async () => {
-    const a = enroll('host-a');
-    const b = enroll('host-b');
+    const a = await enroll('host-a');
+    const b = await enroll('host-b');
     const c = await open(a.token);
     c.ws.send(hello(a.agentId));
     c.ws.send(reportFrame(b.agentId, 1, null, h(1)));
@@ -157,8 +157,8 @@ describe('stream authentication', () => {
 
 describe('frames', () => {
   it('answers malformed, unknown, invalid and oversized frames with errors, then closes with 1008, while serving others', async () => {
-    const good = enroll('good');
-    const bad = enroll('bad');
+    const good = await enroll('good');
+    const bad = await enroll('bad');
     const g = await open(good.token);
     g.ws.send(hello(good.agentId));
     const b = await open(bad.token);
@@ -195,7 +195,7 @@ describe('frames', () => {
   });
 
   it('wants hello before reports, and acks a replayed report without storing it twice', async () => {
-    const a = enroll('replay');
+    const a = await enroll('replay');
     const c = await open(a.token);
     c.ws.send(reportFrame(a.agentId, 1, null, h(1)));
     expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'HELLO_REQUIRED', seq: 1 });
@@ -208,7 +208,7 @@ describe('frames', () => {
   });
 
   it('records a broken report chain as a finding on that host', async () => {
-    const a = enroll('chain');
+    const a = await enroll('chain');
     const c = await open(a.token);
     c.ws.send(hello(a.agentId));
     c.ws.send(reportFrame(a.agentId, 1, null, h(1)));
@@ -216,21 +216,21 @@ describe('frames', () => {
     c.ws.send(reportFrame(a.agentId, 4, h(2), h(4))); // report 3 never came
     c.ws.send(reportFrame(a.agentId, 1, null, h(11))); // seq 1 again, other content: a reset outbox
     await c.next((f) => f.type === 'ack' && f.seq === 1 && c.frames.filter((x) => x.type === 'ack').length === 4);
-    const findings = server.store.listFindings(a.agentId, { state: 'open' }, new Date())!.filter((f) => f.kind === 'report-chain-broken');
+    const findings = (await server.store.listFindings(a.agentId, { state: 'open' }, new Date()))!.filter((f) => f.kind === 'report-chain-broken');
     expect(findings.map((f) => (f.detail as { seq: number }).seq)).toEqual([2, 4, 1]);
     expect((findings[2]!.detail as { reason: string }).reason).toContain('sent again with other content');
     expect(await storedSeqs(a.agentId)).toEqual([1, 2, 4]);
-    expect(server.store.getHost(a.agentId, new Date())).toMatchObject({ status: 'pet' });
+    expect(await server.store.getHost(a.agentId, new Date())).toMatchObject({ status: 'pet' });
     c.ws.close();
   });
 });
 
 describe('upgrade flood', () => {
   it('answers every upgrade of a flood with 101 or 503 + Retry-After and keeps serving connected agents', async () => {
-    const steady = enroll('steady');
+    const steady = await enroll('steady');
     const s = await open(steady.token);
     s.ws.send(hello(steady.agentId));
-    const flooders = Array.from({ length: 20 }, (_, i) => enroll(`flood-${i}`));
+    const flooders = await Promise.all(Array.from({ length: 20 }, (_, i) => enroll(`flood-${i}`)));
     // Let the limiter's bucket refill from the connections opened by the tests before.
     await new Promise((r) => setTimeout(r, 2500));
 

@@ -10,7 +10,7 @@ import type { AlertQueueStore, DeliveryAttempt } from './queue.js';
 export interface DeliveryLoopOptions {
   queue: AlertQueueStore;
   /** The sinks as configured now (read on every round: a removed sink gives its deliveries up). */
-  sinks: () => readonly AlertSink[];
+  sinks: () => Promise<readonly AlertSink[]>;
   fetch: FetchLike;
   now: () => Date;
   intervalMs?: number;
@@ -35,7 +35,7 @@ export function startDeliveryLoop(opts: DeliveryLoopOptions): DeliveryLoop {
   let timer: NodeJS.Timeout | undefined;
 
   async function round(): Promise<DeliveryAttempt[]> {
-    const sinks = new Map(opts.sinks().map((s) => [s.id, s] as const));
+    const sinks = new Map((await opts.sinks()).map((s) => [s.id, s] as const));
     const all: DeliveryAttempt[] = [];
     // A full batch means more may be due: go on until the queue has no more for now.
     for (;;) {

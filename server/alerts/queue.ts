@@ -43,7 +43,8 @@ export interface DeliveryAttempt {
 
 /** What the server's store implements. */
 export interface AlertQueueStore {
-  enqueue(deliveries: readonly NewDelivery[]): Promise<void>;
+  /** `now`: when they were queued (default: the wall clock). */
+  enqueue(deliveries: readonly NewDelivery[], now?: Date): Promise<void>;
   /**
    * Pending deliveries whose `nextAttemptAt` has come, oldest first, at most `limit`; they are
    * claimed until `record` is called for them, so two delivery loops never send one twice.

@@ -13,9 +13,9 @@ import type { AppDeps, Env } from './context.js';
 export function agentRoutes(app: Hono<Env>, deps: AppDeps): void {
   const { store, clock } = deps;
   // The agent's own routes: its agent token, never an API token. It speaks for its host only.
-  const agentOf = (c: Context<Env>): string => {
+  const agentOf = async (c: Context<Env>): Promise<string> => {
     const m = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '');
-    const auth = m === null ? null : store.authenticateAgent(m[1]!);
+    const auth = m === null ? null : await store.authenticateAgent(m[1]!);
     if (auth === null || !auth.ok) {
       c.header('WWW-Authenticate', 'Bearer');
       if (auth?.ok === false && auth.reason === 'revoked') throw new QuicksandError('AGENT_TOKEN_REVOKED', 'this agent\'s token was revoked: enrol the host again');
@@ -29,10 +29,10 @@ export function agentRoutes(app: Hono<Env>, deps: AppDeps): void {
     onError: (c) => c.json({ error: { code: 'MANIFEST_INVALID', message: 'body: an observation upload is at most 256 MiB' } }, 413),
   });
   app.post('/api/v1/agent/baselines/:version/observation', observationLimit, async (c) => {
-    const agentId = agentOf(c);
+    const agentId = await agentOf(c);
     const version = numericId(c.req.param('version'), 'path.version', 'a baseline version');
     const body = parseWith(observationUploadSchema, await jsonBody(c, 'MANIFEST_UNREADABLE'), 'body');
-    const summary = store.baselines.receiveObservation({
+    const summary = await store.baselines.receiveObservation({
       hostId: agentId,
       version,
       baseline: body.baseline,
@@ -45,9 +45,9 @@ export function agentRoutes(app: Hono<Env>, deps: AppDeps): void {
     const { accepted: _accepted, ...rest } = summary;
     return c.json(rest, 201);
   });
-  app.get('/api/v1/agent/baseline', (c) => {
-    const agentId = agentOf(c);
-    const current = store.baselines.fetch(agentId);
+  app.get('/api/v1/agent/baseline', async (c) => {
+    const agentId = await agentOf(c);
+    const current = await store.baselines.fetch(agentId);
     if (current === null) throw new QuicksandError('NOT_FOUND', `host ${agentId} has no baseline version ready`);
     return c.json(current);
   });

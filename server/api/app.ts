@@ -55,7 +55,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   // Every other /api/v1 route needs an API token.
   app.use('/api/v1/*', async (c, next) => {
     const m = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '');
-    const auth = m === null ? null : store.authenticateApiToken(m[1]!);
+    const auth = m === null ? null : await store.authenticateApiToken(m[1]!);
     if (auth === null) {
       c.header('WWW-Authenticate', 'Bearer');
       throw new QuicksandError('API_TOKEN_INVALID', 'missing, unknown or revoked API token: create one with `quicksand-server token create --role auditor`');

@@ -6,8 +6,8 @@ import type { AppDeps, Env } from './context.js';
 export function healthRoutes(app: Hono<Env>, deps: AppDeps): void {
   const { store, clock, metrics } = deps;
   app.get('/healthz', (c) => c.json({ ok: true }));
-  app.get('/metrics', (c) => {
+  app.get('/metrics', async (c) => {
     const now = clock();
-    return c.text(metrics.render(now.getTime(), store.countHosts(now)), 200, { 'Content-Type': 'text/plain; version=0.0.4' });
+    return c.text(metrics.render(now.getTime(), await store.countHosts(now)), 200, { 'Content-Type': 'text/plain; version=0.0.4' });
   });
 }

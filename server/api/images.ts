@@ -8,7 +8,7 @@ import type { AppDeps, Env } from './context.js';
 /** GET and POST /api/v1/images. */
 export function imageRoutes(app: Hono<Env>, deps: AppDeps): void {
   const { store, clock } = deps;
-  app.get('/api/v1/images', (c) => c.json({ images: store.listImages() }));
+  app.get('/api/v1/images', async (c) => c.json({ images: await store.listImages() }));
   // A manifest of a large image is a few MB of JSON; anything far beyond is not a manifest.
   const manifestLimit = bodyLimit({
     maxSize: 64 * 1024 * 1024,
@@ -17,7 +17,7 @@ export function imageRoutes(app: Hono<Env>, deps: AppDeps): void {
   app.post('/api/v1/images', manifestLimit, async (c) => {
     requireRole(c, ['admin', 'analyst']);
     const manifest = parseManifest(await jsonBody(c, 'MANIFEST_UNREADABLE', 'body: expected the manifest as JSON (gunzip a .json.gz first)'), 'body');
-    const replaced = store.saveManifest(manifest, clock());
+    const replaced = await store.saveManifest(manifest, clock());
     return c.json({ name: manifest.image.name, version: manifest.image.version, packages: manifest.packages.length, files: manifest.files.length }, replaced ? 200 : 201);
   });
 }

@@ -26,25 +26,25 @@ export function sinkRoutes(app: Hono<Env>, deps: AppDeps): void {
   app.post('/api/v1/sinks', async (c) => {
     requireRole(c, ['admin']);
     const sink = parseAlertSink(await jsonBody(c), 'body');
-    const replaced = store.saveSink(sink, clock());
-    store.triage.audit({ actor: actorOf(c), action: replaced ? 'sink-update' : 'sink-create', target: `sink:${sink.id}`, detail: { type: sink.type, minSeverity: sink.minSeverity }, now: clock() });
+    const replaced = await store.saveSink(sink, clock());
+    await store.triage.audit({ actor: actorOf(c), action: replaced ? 'sink-update' : 'sink-create', target: `sink:${sink.id}`, detail: { type: sink.type, minSeverity: sink.minSeverity }, now: clock() });
     return c.json({ sink: redactSink(sink) }, replaced ? 200 : 201);
   });
-  app.get('/api/v1/sinks', (c) => {
+  app.get('/api/v1/sinks', async (c) => {
     requireRole(c, ['admin']);
-    return c.json({ sinks: store.listSinks().map(redactSink) });
+    return c.json({ sinks: (await store.listSinks()).map(redactSink) });
   });
-  app.delete('/api/v1/sinks/:id', (c) => {
+  app.delete('/api/v1/sinks/:id', async (c) => {
     requireRole(c, ['admin']);
     const id = c.req.param('id');
-    if (!store.deleteSink(id)) throw new QuicksandError('NOT_FOUND', `sink ${id} is not configured`);
-    store.triage.audit({ actor: actorOf(c), action: 'sink-delete', target: `sink:${id}`, now: clock() });
+    if (!(await store.deleteSink(id))) throw new QuicksandError('NOT_FOUND', `sink ${id} is not configured`);
+    await store.triage.audit({ actor: actorOf(c), action: 'sink-delete', target: `sink:${id}`, now: clock() });
     return c.json({ deleted: id });
   });
   // Every alert queued and every attempt to deliver it: the evidence that alerts were handled.
-  app.get('/api/v1/alerts', (c) => {
+  app.get('/api/v1/alerts', async (c) => {
     const query = parseWith(alertsQuerySchema, c.req.query(), 'query');
-    const deliveries = store.alertQueue.listDeliveries(query.host);
-    return c.json({ deliveries: deliveries.map((d) => ({ ...d, attemptLog: store.alertQueue.listAttempts(d.id) })) });
+    const deliveries = await store.alertQueue.listDeliveries(query.host);
+    return c.json({ deliveries: await Promise.all(deliveries.map(async (d) => ({ ...d, attemptLog: await store.alertQueue.listAttempts(d.id) }))) });
   });
 }

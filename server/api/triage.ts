@@ -11,22 +11,22 @@ export function triageRoutes(app: Hono<Env>, deps: AppDeps): void {
   app.post('/api/v1/hosts/:id/findings/:fid/approve', async (c) => {
     requireRole(c, TRIAGE_ROLES);
     const body = parseWith(approveBodySchema, await jsonBody(c), 'body');
-    const res = store.triage.approve({ hostId: c.req.param('id'), findingIds: [numericId(c.req.param('fid'), 'path.findingId')], ...body, actor: actorOf(c), now: clock() });
+    const res = await store.triage.approve({ hostId: c.req.param('id'), findingIds: [numericId(c.req.param('fid'), 'path.findingId')], ...body, actor: actorOf(c), now: clock() });
     return c.json(res, 201);
   });
   app.post('/api/v1/hosts/:id/change-sets/:cs/approve', async (c) => {
     requireRole(c, TRIAGE_ROLES);
     const body = parseWith(approveBodySchema, await jsonBody(c), 'body');
-    const res = store.triage.approve({ hostId: c.req.param('id'), changeSet: c.req.param('cs'), ...body, actor: actorOf(c), now: clock() });
+    const res = await store.triage.approve({ hostId: c.req.param('id'), changeSet: c.req.param('cs'), ...body, actor: actorOf(c), now: clock() });
     return c.json(res, 201);
   });
   app.post('/api/v1/hosts/:id/findings/:fid/reopen', async (c) => {
     requireRole(c, TRIAGE_ROLES);
     const body = parseWith(reasonBodySchema, await jsonBody(c), 'body');
-    return c.json(store.triage.reopen({ hostId: c.req.param('id'), findingId: numericId(c.req.param('fid'), 'path.findingId'), reason: body.reason, actor: actorOf(c), now: clock() }));
+    return c.json(await store.triage.reopen({ hostId: c.req.param('id'), findingId: numericId(c.req.param('fid'), 'path.findingId'), reason: body.reason, actor: actorOf(c), now: clock() }));
   });
-  app.get('/api/v1/audit', (c) => {
+  app.get('/api/v1/audit', async (c) => {
     const query = parseWith(auditQuerySchema, c.req.query(), 'query');
-    return c.json({ entries: store.triage.listAudit(query) });
+    return c.json({ entries: await store.triage.listAudit(query) });
   });
 }

@@ -17,8 +17,8 @@ export const options = { ...COMMON } as const;
 export async function run(values: OptionValues, positionals: string[], io: ServerCliIo): Promise<number> {
   if (positionals[0] !== 'revoke' || positionals.length !== 2) throw new QuicksandError('USAGE', 'expected `agent revoke AGENT_ID`');
   const id = positionals[1]!;
-  return withStore(database(values), (store) => {
-    if (!store.revokeAgent(id, new Date())) throw new QuicksandError('NOT_FOUND', `agent ${id} is not known or already revoked`);
+  return withStore(database(values), async (store) => {
+    if (!(await store.revokeAgent(id, new Date()))) throw new QuicksandError('NOT_FOUND', `agent ${id} is not known or already revoked`);
     io.stdout(`revoked agent ${id}\n`);
     return EXIT_OK;
   });

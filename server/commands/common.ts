@@ -1,5 +1,6 @@
 // What every server command shares: the I/O it is given, exit codes, the database option.
 import { createSqliteStore } from '../store/sqlite-store.js';
+import type { Store } from '../store/types.js';
 
 export interface ServerCliIo {
   stdout: (text: string) => void;
@@ -20,11 +21,11 @@ export function database(values: { db?: unknown }): string {
   return (values.db as string | undefined) ?? DEFAULT_DB;
 }
 
-export function withStore(db: string, fn: (store: ReturnType<typeof createSqliteStore>) => number): number {
+export async function withStore(db: string, fn: (store: Store) => Promise<number>): Promise<number> {
   const store = createSqliteStore(db);
   try {
-    return fn(store);
+    return await fn(store);
   } finally {
-    store.close();
+    await store.close();
   }
 }

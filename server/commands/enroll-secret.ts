@@ -17,8 +17,8 @@ export const options = { ...COMMON } as const;
 
 export async function run(values: OptionValues, positionals: string[], io: ServerCliIo): Promise<number> {
   if (positionals.length > 0) throw new QuicksandError('USAGE', `unexpected argument "${positionals[0]}"`);
-  return withStore(database(values), (store) => {
-    io.stdout(`${store.createEnrollSecret(new Date())}\n`);
+  return withStore(database(values), async (store) => {
+    io.stdout(`${await store.createEnrollSecret(new Date())}\n`);
     return EXIT_OK;
   });
 }

@@ -21,8 +21,8 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
   if (positionals[0] !== 'create' || positionals.length > 1) throw new QuicksandError('USAGE', 'expected `token create --role ROLE`');
   const role = (values as { role?: string }).role;
   if (role === undefined || !(API_ROLES as readonly string[]).includes(role)) throw new QuicksandError('USAGE', `--role must be one of ${API_ROLES.join(', ')}`);
-  return withStore(database(values), (store) => {
-    io.stdout(`${store.createApiToken(role as ApiRoleName, new Date())}\n`);
+  return withStore(database(values), async (store) => {
+    io.stdout(`${await store.createApiToken(role as ApiRoleName, new Date())}\n`);
     return EXIT_OK;
   });
 }

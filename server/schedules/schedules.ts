@@ -75,31 +75,32 @@ export function planDigest(
 }
 
 export interface Schedules {
-  /** Runs one job now (what cron does at its time); tests and the CLI call it. */
-  run(job: ScheduleJob): unknown;
+  /** Runs one job now (what cron does at its time); tests and the CLI call it. Never rejects. */
+  run(job: ScheduleJob): Promise<unknown>;
   stop(): Promise<void>;
 }
 
 export function startSchedules(deps: { store: Store; now: () => Date; settings: ScheduleSettings; log?: (line: string) => void; cron?: boolean }): Schedules {
   const { store, now, settings } = deps;
-  const jobs: Record<ScheduleJob, () => unknown> = {
+  const jobs: Record<ScheduleJob, () => Promise<unknown>> = {
     stale: () => store.triage.markStale(staleCutoff(now(), settings.staleAfterMs), now()),
     'expire-approvals': () => store.triage.expireApprovals(now()),
-    prune: () => {
+    prune: async () => {
       const before = pruneCutoff(now(), settings.retentionDays);
       return before === null ? { reports: 0, findings: 0 } : store.maintenance.prune(before);
     },
-    digest: () => {
+    digest: async () => {
       const at = now();
-      const plan = planDigest(store.listSinks(), settings.digestSinkId, { counts: store.countHosts(at), pets: store.listHosts({ status: 'pet' }, at) }, at);
+      const [sinks, counts, pets] = await Promise.all([store.listSinks(), store.countHosts(at), store.listHosts({ status: 'pet' }, at)]);
+      const plan = planDigest(sinks, settings.digestSinkId, { counts, pets }, at);
       if ('skipped' in plan) return plan;
-      store.alertQueue.enqueueNow([{ id: randomUUID(), sinkId: plan.sink.id, alert: plan.alert, notBefore: at.getTime() }], at);
+      await store.alertQueue.enqueue([{ id: randomUUID(), sinkId: plan.sink.id, alert: plan.alert, notBefore: at.getTime() }], at);
       return { queued: plan.alert.dedupKey };
     },
   };
-  const run = (job: ScheduleJob): unknown => {
+  const run = async (job: ScheduleJob): Promise<unknown> => {
     try {
-      return jobs[job]();
+      return await jobs[job]();
     } catch (err) {
       // One failed run is logged; the next tick tries again.
       deps.log?.(`schedule ${job} failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -112,7 +113,7 @@ export function startSchedules(deps: { store: Store; now: () => Date; settings: 
       : SCHEDULE_JOBS.map((job) => {
           const expression = settings.cron?.[job] ?? DEFAULT_SCHEDULE_CRON[job];
           if (!cron.validate(expression)) throw new RangeError(`schedule ${job}: not a valid cron expression: "${expression}"`);
-          return cron.schedule(expression, () => void run(job), { noOverlap: true, name: `quicksand-server-${job}` });
+          return cron.schedule(expression, () => run(job), { noOverlap: true, name: `quicksand-server-${job}` });
         });
   return {
     run,

@@ -4,50 +4,14 @@ import type { Database as Db } from 'better-sqlite3';
 import { alertSinkSchema } from '../../shared/alerts.js';
 import type { AlertSink } from '../../shared/alerts.js';
 import type { Alert } from '../alerts/alert.js';
-import type { AlertQueueStore, DeliveryAttempt, NewDelivery, QueuedDelivery } from '../alerts/queue.js';
+import type { DeliveryAttempt, NewDelivery, QueuedDelivery } from '../alerts/queue.js';
+import type { Synchronous } from './async-adapter.js';
+import type { AlertQueue, AttemptRow, DeliveryRow, SinkStore } from './types.js';
 
 /** A claimed delivery whose loop died comes back after this long (a send times out far sooner). */
 export const CLAIM_LEASE_MS = 5 * 60_000;
 
-export interface DeliveryRow {
-  id: string;
-  sinkId: string;
-  hostId: string | null;
-  action: string;
-  dedupKey: string;
-  state: 'pending' | 'claimed' | 'delivered' | 'gave-up';
-  attempts: number;
-  nextAttemptAt: number;
-  createdAt: string;
-  alert: Alert;
-}
-
-export interface AttemptRow {
-  deliveryId: string;
-  sinkId: string;
-  attempt: number;
-  at: number;
-  ok: boolean;
-  status: number | null;
-  error: string | null;
-  result: string;
-  nextAttemptAt: number | null;
-}
-
-export interface SqliteAlertQueue extends AlertQueueStore {
-  /** For callers already inside a transaction (ingest): synchronous. */
-  enqueueNow(deliveries: readonly NewDelivery[], now: Date): void;
-  listDeliveries(hostId?: string): DeliveryRow[];
-  listAttempts(deliveryId?: string): AttemptRow[];
-}
-
-export interface SinkStore {
-  saveSink(sink: AlertSink, now: Date): boolean;
-  listSinks(): AlertSink[];
-  deleteSink(id: string): boolean;
-}
-
-export function createSinkStore(db: Db): SinkStore {
+export function createSinkStore(db: Db): Synchronous<SinkStore> {
   const upsert = db.prepare(
     `INSERT INTO alert_sinks (id, config, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET config = excluded.config`,
   );
@@ -79,7 +43,7 @@ interface DeliveryDbRow {
   created_at: string;
 }
 
-export function createAlertQueue(db: Db): SqliteAlertQueue {
+export function createAlertQueue(db: Db): Synchronous<AlertQueue> {
   const insert = db.prepare(
     `INSERT INTO alert_deliveries (id, sink_id, host_id, action, dedup_key, alert, state, attempts, next_attempt_at, created_at)
      VALUES (@id, @sinkId, @hostId, @action, @dedupKey, @alert, 'pending', 0, @notBefore, @createdAt)`,
@@ -103,7 +67,7 @@ export function createAlertQueue(db: Db): SqliteAlertQueue {
   const attemptsAll = db.prepare<[], Record<string, unknown>>('SELECT * FROM alert_attempts ORDER BY id');
   const attemptsOf = db.prepare<[string], Record<string, unknown>>('SELECT * FROM alert_attempts WHERE delivery_id = ? ORDER BY id');
 
-  const enqueueNow = db.transaction((deliveries: readonly NewDelivery[], now: Date) => {
+  const enqueueAll = db.transaction((deliveries: readonly NewDelivery[], now: Date) => {
     for (const d of deliveries) {
       insert.run({
         id: d.id,
@@ -163,17 +127,11 @@ export function createAlertQueue(db: Db): SqliteAlertQueue {
   });
 
   return {
-    enqueueNow: (deliveries, now) => enqueueNow(deliveries, now),
-    async enqueue(deliveries) {
-      enqueueNow(deliveries, new Date());
-    },
-    async claimDue(now, limit) {
-      // IMMEDIATE: it reads before it writes, beside the ingest thread (see triage.ts).
-      return claimDue.immediate(now, limit);
-    },
-    async record(attempt) {
-      record(attempt);
-    },
+    // Also called inside ingest's transaction (alerting.ts): then it is a savepoint of that one.
+    enqueue: (deliveries, now = new Date()) => enqueueAll(deliveries, now),
+    // IMMEDIATE: it reads before it writes, beside the ingest thread (see triage.ts).
+    claimDue: (now, limit) => claimDue.immediate(now, limit),
+    record: (attempt) => record(attempt),
     listDeliveries: (hostId) => (hostId === undefined ? deliveriesAll.all() : deliveriesOfHost.all(hostId)).map(toRow),
     listAttempts: (deliveryId) => (deliveryId === undefined ? attemptsAll.all() : attemptsOf.all(deliveryId)).map(toAttempt),
   };

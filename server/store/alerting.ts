@@ -62,7 +62,7 @@ export function createAlerting(db: Db, policy: AlertPolicy = DEFAULT_ALERT_POLIC
       // Most reports change nothing the policy remembers: no write for them.
       const next = JSON.stringify(planned.memory);
       if (next !== row?.memory) putMemory.run(host.id, next, now.toISOString());
-      if (planned.alerts.length > 0) queue.enqueueNow(planDeliveries(planned.alerts, sinks.listSinks(), now, randomUUID), now);
+      if (planned.alerts.length > 0) queue.enqueue(planDeliveries(planned.alerts, sinks.listSinks(), now, randomUUID), now);
       return planned.alerts;
     },
     labelsOf(hostId) {

@@ -5,28 +5,10 @@ import { BASELINE_SCHEMA } from '../../shared/baseline.js';
 import type { BaselineState, BaselineSummary, HostBaseline } from '../../shared/baseline.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { Manifest } from '../../shared/manifest.js';
-import type { CommandFrame } from '../../shared/protocol.js';
 import type { Finding } from '../../shared/report.js';
 import { deriveBaseline } from '../baseline.js';
-import type { Triage } from './triage.js';
-
-export interface Baselines {
-  /** Derives version `version` from the agent's upload; the version is then ready to fetch. */
-  receiveObservation(req: { hostId: string; version: number; baseline: number | null; observation: Manifest; expected: Manifest; now: Date }): BaselineSummary;
-  list(hostId: string): BaselineSummary[] | null;
-  get(hostId: string, version: number): (BaselineSummary & { manifest: Manifest | null }) | null;
-  /**
-   * The latest ready version of the image the host runs now, as the agent fetches it; null when
-   * there is none. Fetching notes it as the version the host scans against until its agent says
-   * otherwise in a hello.
-   */
-  fetch(hostId: string): HostBaseline | null;
-  /**
-   * What a host's agent must do when it connects: upload for a version awaiting it, fetch a newer
-   * one of the image it says it runs (`image`; null: the one it announced last).
-   */
-  commandsFor(hostId: string, agentBaseline: number | undefined, image: { name: string; version: string } | null): Array<Omit<CommandFrame, 'type'>>;
-}
+import type { Synchronous } from './async-adapter.js';
+import type { Baselines, Triage } from './types.js';
 
 interface Row {
   version: number;
@@ -45,7 +27,7 @@ interface Row {
   ready_at: string | null;
 }
 
-export function createBaselines(db: Db, triage: Pick<Triage, 'audit'>): Baselines {
+export function createBaselines(db: Db, triage: Pick<Synchronous<Triage>, 'audit'>): Synchronous<Baselines> {
   const hostExists = db.prepare<[string], { id: string }>('SELECT id FROM hosts WHERE id = ?');
   const one = db.prepare<[string, number], Row>('SELECT * FROM host_baselines WHERE host_id = ? AND version = ?');
   const all = db.prepare<[string], Row>('SELECT * FROM host_baselines WHERE host_id = ? ORDER BY version');

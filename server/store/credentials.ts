@@ -1,11 +1,12 @@
 import type { Database as Db } from 'better-sqlite3';
 import { newCredential, secretMatches, splitCredential } from '../secrets.js';
+import type { Synchronous } from './async-adapter.js';
 import type { ApiRole, AgentAuth, Credentials } from './types.js';
 
 interface SecretRow { hash: Buffer; revoked_at: string | null }
 
 /** Enrolment secrets, agent tokens and API tokens; only hashes of them are ever stored. */
-export function createCredentials(db: Db): Credentials {
+export function createCredentials(db: Db): Synchronous<Credentials> {
   const insertSecret = db.prepare('INSERT INTO enroll_secrets (id, hash, created_at) VALUES (?, ?, ?)');
   const getSecret = db.prepare<[string], SecretRow>('SELECT hash, revoked_at FROM enroll_secrets WHERE id = ?');
   const insertHost = db.prepare('INSERT INTO hosts (id, token_hash, hostname, enrolled_at) VALUES (?, ?, ?, ?)');

@@ -1,8 +1,9 @@
 import type { Database as Db } from 'better-sqlite3';
+import type { Synchronous } from './async-adapter.js';
 import type { Images } from './types.js';
 
 /** Manifests uploaded by image builders: what hosts of that image are expected to hold. */
-export function createImages(db: Db): Images {
+export function createImages(db: Db): Synchronous<Images> {
   const exists = db.prepare<[string, string], { manifest: string | null }>('SELECT manifest FROM images WHERE name = ? AND version = ?');
   const upsert = db.prepare(
     `INSERT INTO images (name, version, source, first_seen, last_seen, manifest, packages, files)

@@ -1,14 +1,9 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { IngestItem, IngestResult } from './types.js';
+import type { IngestItem, IngestPort } from './types.js';
 import type { AlertPolicy } from '../alerts/policy.js';
 import type { WorkerRequest, WorkerResponse } from './ingest-worker.js';
-
-export interface AsyncIngest {
-  ingestBatch(items: readonly IngestItem[]): Promise<IngestResult[]>;
-  close(): Promise<void>;
-}
 
 export interface IngestThreadOptions {
   /** The alert policy ingest plans with (throttle, dedup memory); default DEFAULT_ALERT_POLICY. */
@@ -16,7 +11,7 @@ export interface IngestThreadOptions {
 }
 
 /** Starts the writer thread on the (already migrated) database file. */
-export function startIngestThread(file: string, opts: IngestThreadOptions = {}): AsyncIngest {
+export function startIngestThread(file: string, opts: IngestThreadOptions = {}): IngestPort {
   const self = new URL(import.meta.url);
   // From the sources (tests, tsx) the worker is TypeScript too: it registers tsx's loader first,
   // since `--import` cannot be given to a worker. The built server loads plain JS.

@@ -6,10 +6,10 @@ import { openDatabase } from './db.js';
 import { createIngest } from './ingest.js';
 import { createAlerting } from './alerting.js';
 import type { AlertPolicy } from '../alerts/policy.js';
-import type { IngestItem } from './types.js';
+import type { IngestItem, IngestResult } from './types.js';
 
 export type WorkerRequest = { id: number; items: IngestItem[] } | { id: number; close: true };
-export type WorkerResponse = { id: number; results: ReturnType<ReturnType<typeof createIngest>['ingestBatch']> } | { id: number; error: string } | { id: number; closed: true };
+export type WorkerResponse = { id: number; results: IngestResult[] } | { id: number; error: string } | { id: number; closed: true };
 
 const data = workerData as { file: string; alertPolicy?: AlertPolicy };
 const db = openDatabase(data.file);

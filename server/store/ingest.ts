@@ -9,6 +9,7 @@ import { effectiveLabels } from '../../shared/labels.js';
 import { createRedecide, storedVerdict } from './redecide.js';
 import { createAlerting } from './alerting.js';
 import type { Alerting } from './alerting.js';
+import type { Synchronous } from './async-adapter.js';
 import type { Ingest, IngestItem, IngestResult } from './types.js';
 
 /** Findings the server itself raises about a host (not the agent's scan). */
@@ -18,7 +19,7 @@ export const CHAIN_FINDING_KIND = 'report-chain-broken';
  * Stores what agents send. Each batch is one transaction (the caller acks only after it
  * returns), and every statement is prepared once here.
  */
-export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): Ingest {
+export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): Synchronous<Ingest> {
   const insertReport = db.prepare(
     `INSERT INTO reports (host_id, seq, hash, prev_hash, kind, scanned_at, received_at, status, counts, body)
      VALUES (@hostId, @seq, @hash, @prevHash, @kind, @scannedAt, @receivedAt, @status, @counts, @body)

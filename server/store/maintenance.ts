@@ -2,12 +2,10 @@
 // every host stays (the next report's chain names it) and so does anything an approval or the
 // audit log points at.
 import type { Database as Db } from 'better-sqlite3';
+import type { Synchronous } from './async-adapter.js';
+import type { Maintenance } from './types.js';
 
-export interface Maintenance {
-  prune(before: Date): { reports: number; findings: number };
-}
-
-export function createMaintenance(db: Db): Maintenance {
+export function createMaintenance(db: Db): Synchronous<Maintenance> {
   const reports = db.prepare(
     `DELETE FROM reports WHERE received_at < ? AND id NOT IN (SELECT max(id) FROM reports GROUP BY host_id)`,
   );

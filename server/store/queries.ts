@@ -4,6 +4,7 @@ import { emptyCounts } from '../../shared/report.js';
 import { effectiveStatus } from '../classify.js';
 import { findingTriage } from '../finding-triage.js';
 import type { Decision } from '../rules.js';
+import type { Synchronous } from './async-adapter.js';
 import type { Queries } from './types.js';
 
 interface HostRow {
@@ -54,7 +55,7 @@ interface FindingRow {
 }
 
 /** What the API reads. Stale is decided at read time: it depends on the clock, not on a write. */
-export function createQueries(db: Db, staleAfterMs: number): Queries {
+export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries> {
   const allHosts = db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY hostname, id');
   const hostsByImage = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE image_name = ? ORDER BY hostname, id');
   const oneHost = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE id = ?');

@@ -1,4 +1,6 @@
 import { openDatabase } from './db.js';
+import { asyncPort } from './async-adapter.js';
+import type { Synchronous } from './async-adapter.js';
 import { createAlertQueue, createSinkStore } from './alert-queue.js';
 import { createAlerting } from './alerting.js';
 import { createTriage } from './triage.js';
@@ -20,12 +22,17 @@ export interface SqliteStoreOptions {
 
 export const DEFAULT_STALE_AFTER_MS = 2 * 60 * 60 * 1000;
 
-/** The embedded store: one SQLite file, opened by one server process. */
+/**
+ * The embedded store: one SQLite file, opened by one server process. Written synchronously
+ * (better-sqlite3; a transaction never awaits) and served through the async Store interface.
+ */
 export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): Store {
   const db = openDatabase(file);
   const alerting = createAlerting(db, opts.alertPolicy);
   const triage = createTriage(db, alerting);
-  return {
+  // Typed as the synchronous shape of Store: a method missing here, or one of Store not
+  // returning a Promise, fails to compile.
+  const store: Synchronous<Store> = {
     ...createCredentials(db),
     ...createIngest(db, alerting),
     ...createQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
@@ -37,4 +44,5 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
     baselines: createBaselines(db, triage),
     close: () => db.close(),
   };
+  return asyncPort<Store>(store);
 }

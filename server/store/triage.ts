@@ -2,40 +2,16 @@
 // appends to the audit log and counts the host again (a host that turns cattle resolves its
 // open alerts). Who acts is an API token (id and role) or `system` (the schedules).
 import type { Database as Db } from 'better-sqlite3';
-import type { AuditEntry, AuditQuery } from '../../shared/api.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { Finding } from '../../shared/report.js';
 import type { RuleSet } from '../../shared/rules.js';
 import { effectiveLabels } from '../../shared/labels.js';
 import type { HostLabels } from '../../shared/labels.js';
 import type { Alerting } from './alerting.js';
+import type { Synchronous } from './async-adapter.js';
+import type { Triage } from './types.js';
 import { createHostStatus } from './host-status.js';
 import { createRedecide } from './redecide.js';
-
-export interface Actor {
-  id: string;
-  role: string;
-}
-
-export interface Triage {
-  approve(req: { hostId: string; findingIds?: number[]; changeSet?: string; reason: string; ticket?: string; expiresAt?: string; actor: Actor; now: Date }): { approved: number[]; status: 'cattle' | 'pet' };
-  reopen(req: { hostId: string; findingId: number; reason: string; actor: Actor; now: Date }): { reopened: number; status: 'cattle' | 'pet' };
-  /**
-   * Accepts every open change and opens the host's next baseline version, awaiting the agent's
-   * observation to become a manifest (see baselines.ts).
-   */
-  rebaseline(req: { hostId: string; reason: string; ticket?: string; actor: Actor; now: Date }): { version: number; accepted: number; status: 'cattle' | 'pet'; state: 'awaiting-observation' };
-  saveRules(req: { set: RuleSet; actor: Actor; reason?: string; now: Date }): { version: number };
-  /** Replaces the labels the API set on a host; its open findings are decided again at once. */
-  setLabels(req: { hostId: string; labels: HostLabels; reason?: string; actor: Actor; now: Date }): { labels: HostLabels; api: HostLabels; agent: HostLabels; status: 'cattle' | 'pet' };
-  currentRules(): { version: number; set: unknown } | null;
-  /** Approvals whose expiry passed: noted, audited, their hosts counted again. */
-  expireApprovals(now: Date): { expired: number; hosts: string[] };
-  /** Hosts whose last report is older than `before` and not marked stale yet: marked, audited. */
-  markStale(before: Date, now: Date): string[];
-  audit(entry: { actor: Actor; action: string; target: string; reason?: string | null; detail?: unknown; now: Date }): void;
-  listAudit(query: AuditQuery): AuditEntry[];
-}
 
 interface OpenFinding {
   id: number;
@@ -46,7 +22,7 @@ interface OpenFinding {
   source: string;
 }
 
-export function createTriage(db: Db, alerting: Alerting): Triage {
+export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
   const hostStatus = createHostStatus(db);
   const host = db.prepare<[string], { id: string; hostname: string; image_name: string | null; image_version: string | null }>(
     'SELECT id, hostname, image_name, image_version FROM hosts WHERE id = ?',
@@ -86,7 +62,7 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
     `SELECT * FROM audit_log WHERE (@target IS NULL OR target = @target) AND (@action IS NULL OR action = @action) ORDER BY id LIMIT @limit`,
   );
 
-  const audit: Triage['audit'] = ({ actor, action, target, reason, detail, now }) => {
+  const audit: Synchronous<Triage>['audit'] = ({ actor, action, target, reason, detail, now }) => {
     appendAudit.run({ at: now.toISOString(), actor: actor.id, role: actor.role, action, target, reason: reason ?? null, detail: JSON.stringify(detail ?? {}) });
   };
 

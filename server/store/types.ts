@@ -1,25 +1,29 @@
-// The store behind one small interface, so another backend (PostgreSQL) can take its place.
-import type { HostDetail, HostFinding, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
+// The store behind one small asynchronous interface, so another backend (PostgreSQL, reached over
+// a socket) can take the place of the embedded SQLite one. Every method returns a Promise: a
+// backend that answers synchronously (better-sqlite3) is wrapped by `asyncStore` (async-adapter.ts).
+import type { AuditEntry, AuditQuery, HostDetail, HostFinding, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
+import type { AlertSink } from '../../shared/alerts.js';
+import type { BaselineSummary, HostBaseline } from '../../shared/baseline.js';
 import type { Manifest } from '../../shared/manifest.js';
-import type { HelloFrame, ReportFrame } from '../../shared/protocol.js';
-import type { SinkStore, SqliteAlertQueue } from './alert-queue.js';
-import type { Triage } from './triage.js';
-import type { Maintenance } from './maintenance.js';
-import type { Baselines } from './baselines.js';
+import type { CommandFrame, HelloFrame, ReportFrame } from '../../shared/protocol.js';
+import type { HostLabels } from '../../shared/labels.js';
+import type { RuleSet } from '../../shared/rules.js';
+import type { Alert } from '../alerts/alert.js';
+import type { AlertQueueStore } from '../alerts/queue.js';
 
 export type ApiRole = ApiRoleName;
 export type AgentAuth = { ok: true; agentId: string } | { ok: false; reason: 'invalid' | 'revoked' };
 
 export interface Credentials {
   /** Returns the secret's text; only its hash is kept. */
-  createEnrollSecret(now: Date): string;
+  createEnrollSecret(now: Date): Promise<string>;
   /** Null when the secret is unknown or revoked. */
-  enrollAgent(secret: string, hostname: string, now: Date): { agentId: string; token: string } | null;
-  authenticateAgent(token: string): AgentAuth;
-  revokeAgent(agentId: string, now: Date): boolean;
-  createApiToken(role: ApiRole, now: Date): string;
+  enrollAgent(secret: string, hostname: string, now: Date): Promise<{ agentId: string; token: string } | null>;
+  authenticateAgent(token: string): Promise<AgentAuth>;
+  revokeAgent(agentId: string, now: Date): Promise<boolean>;
+  createApiToken(role: ApiRole, now: Date): Promise<string>;
   /** `tokenId` is the token's public id: who did what, in the audit log. */
-  authenticateApiToken(token: string): { role: ApiRole; tokenId: string } | null;
+  authenticateApiToken(token: string): Promise<{ role: ApiRole; tokenId: string } | null>;
 }
 
 export type IngestItem =
@@ -32,32 +36,134 @@ export type IngestResult = { type: 'report'; seq: number; outcome: 'stored' | 'd
 
 export interface Ingest {
   /** Writes all items in one transaction, in order; the results line up with the items. */
-  ingestBatch(items: readonly IngestItem[]): IngestResult[];
+  ingestBatch(items: readonly IngestItem[]): Promise<IngestResult[]>;
+}
+
+/** The ingest port the stream writes through (SQLite: its own writer thread); closed at shutdown. */
+export interface IngestPort extends Ingest {
+  close(): Promise<void>;
 }
 
 export interface Queries {
-  listHosts(query: HostsQuery, now: Date): HostSummary[];
-  getHost(id: string, now: Date): Omit<HostDetail, 'connected'> | null;
+  listHosts(query: HostsQuery, now: Date): Promise<HostSummary[]>;
+  getHost(id: string, now: Date): Promise<Omit<HostDetail, 'connected'> | null>;
   /** A host's findings with where triage stands on each (`now` decides whether an expiry passed). */
-  listFindings(hostId: string, query: FindingsQuery, now: Date): HostFinding[] | null;
-  listImages(): ImageSummary[];
+  listFindings(hostId: string, query: FindingsQuery, now: Date): Promise<HostFinding[] | null>;
+  listImages(): Promise<ImageSummary[]>;
   /** Reports stored for a host, oldest first (seq and hash): for tests and the history view. */
-  listReports(hostId: string): { seq: number; hash: string; prevHash: string | null; kind: string; receivedAt: string }[];
-  countHosts(now: Date): Record<'cattle' | 'pet' | 'stale', number>;
+  listReports(hostId: string): Promise<{ seq: number; hash: string; prevHash: string | null; kind: string; receivedAt: string }[]>;
+  countHosts(now: Date): Promise<Record<'cattle' | 'pet' | 'stale', number>>;
 }
 
 export interface Images {
   /** Stores an image's manifest; true when it replaced an earlier upload of the same version. */
-  saveManifest(manifest: Manifest, now: Date): boolean;
+  saveManifest(manifest: Manifest, now: Date): Promise<boolean>;
+}
+
+export interface SinkStore {
+  /** True when it replaced a sink of the same id. */
+  saveSink(sink: AlertSink, now: Date): Promise<boolean>;
+  listSinks(): Promise<AlertSink[]>;
+  deleteSink(id: string): Promise<boolean>;
+}
+
+export interface DeliveryRow {
+  id: string;
+  sinkId: string;
+  hostId: string | null;
+  action: string;
+  dedupKey: string;
+  state: 'pending' | 'claimed' | 'delivered' | 'gave-up';
+  attempts: number;
+  nextAttemptAt: number;
+  createdAt: string;
+  alert: Alert;
+}
+
+export interface AttemptRow {
+  deliveryId: string;
+  sinkId: string;
+  attempt: number;
+  at: number;
+  ok: boolean;
+  status: number | null;
+  error: string | null;
+  result: string;
+  nextAttemptAt: number | null;
+}
+
+/** The durable alert queue (the delivery loop's port) and its records, for the API. */
+export interface AlertQueue extends AlertQueueStore {
+  listDeliveries(hostId?: string): Promise<DeliveryRow[]>;
+  listAttempts(deliveryId?: string): Promise<AttemptRow[]>;
+}
+
+export interface Actor {
+  id: string;
+  role: string;
+}
+
+/**
+ * Approvals, re-baselines, rules, the audit log, and the schedules' writes. Each act is one
+ * transaction that also appends to the audit log and counts the host again.
+ */
+export interface Triage {
+  approve(req: { hostId: string; findingIds?: number[]; changeSet?: string; reason: string; ticket?: string; expiresAt?: string; actor: Actor; now: Date }): Promise<{ approved: number[]; status: 'cattle' | 'pet' }>;
+  reopen(req: { hostId: string; findingId: number; reason: string; actor: Actor; now: Date }): Promise<{ reopened: number; status: 'cattle' | 'pet' }>;
+  /**
+   * Accepts every open change and opens the host's next baseline version, awaiting the agent's
+   * observation to become a manifest (see Baselines).
+   */
+  rebaseline(req: { hostId: string; reason: string; ticket?: string; actor: Actor; now: Date }): Promise<{ version: number; accepted: number; status: 'cattle' | 'pet'; state: 'awaiting-observation' }>;
+  saveRules(req: { set: RuleSet; actor: Actor; reason?: string; now: Date }): Promise<{ version: number }>;
+  /** Replaces the labels the API set on a host; its open findings are decided again at once. */
+  setLabels(req: { hostId: string; labels: HostLabels; reason?: string; actor: Actor; now: Date }): Promise<{ labels: HostLabels; api: HostLabels; agent: HostLabels; status: 'cattle' | 'pet' }>;
+  currentRules(): Promise<{ version: number; set: unknown } | null>;
+  /** Approvals whose expiry passed: noted, audited, their hosts counted again. */
+  expireApprovals(now: Date): Promise<{ expired: number; hosts: string[] }>;
+  /** Hosts whose last report is older than `before` and not marked stale yet: marked, audited. */
+  markStale(before: Date, now: Date): Promise<string[]>;
+  audit(entry: AuditRecord): Promise<void>;
+  listAudit(query: AuditQuery): Promise<AuditEntry[]>;
+}
+
+export interface AuditRecord {
+  actor: Actor;
+  action: string;
+  target: string;
+  reason?: string | null;
+  detail?: unknown;
+  now: Date;
+}
+
+export interface Maintenance {
+  /** Reports and resolved findings older than `before` go; what the chain or an approval needs stays. */
+  prune(before: Date): Promise<{ reports: number; findings: number }>;
+}
+
+/** A host's baseline versions as manifests: derived from the agent's observation, fetched by it. */
+export interface Baselines {
+  /** Derives version `version` from the agent's upload; the version is then ready to fetch. */
+  receiveObservation(req: { hostId: string; version: number; baseline: number | null; observation: Manifest; expected: Manifest; now: Date }): Promise<BaselineSummary>;
+  list(hostId: string): Promise<BaselineSummary[] | null>;
+  get(hostId: string, version: number): Promise<(BaselineSummary & { manifest: Manifest | null }) | null>;
+  /**
+   * The latest ready version of the image the host runs now, as the agent fetches it; null when
+   * there is none. Fetching notes it as the version the host scans against until its agent says
+   * otherwise in a hello.
+   */
+  fetch(hostId: string): Promise<HostBaseline | null>;
+  /**
+   * What a host's agent must do when it connects: upload for a version awaiting it, fetch a newer
+   * one of the image it says it runs (`image`; null: the one it announced last).
+   */
+  commandsFor(hostId: string, agentBaseline: number | undefined, image: { name: string; version: string } | null): Promise<Array<Omit<CommandFrame, 'type'>>>;
 }
 
 export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
-  /** The durable alert queue (the delivery loop's port) and its records. */
-  alertQueue: SqliteAlertQueue;
-  /** Approvals, re-baselines, rules, the audit log, and the schedules' writes. */
+  alertQueue: AlertQueue;
   triage: Triage;
   maintenance: Maintenance;
-  /** Re-baseline versions as manifests: derived from the agent's observation, fetched by it. */
   baselines: Baselines;
-  close(): void;
+  close(): Promise<void>;
 }

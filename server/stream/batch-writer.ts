@@ -1,7 +1,7 @@
 // Groups what arrives while the previous batch is being written into the next transaction: one
 // fsync for hundreds of reports instead of one each, and batches grow by themselves when the disk
 // is slow. One batch at a time, in arrival order, so an agent's reports commit in sequence.
-import type { IngestItem, IngestResult } from '../store/types.js';
+import type { Ingest, IngestItem, IngestResult } from '../store/types.js';
 
 export type Done = (result: IngestResult | Error) => void;
 
@@ -11,11 +11,7 @@ export interface BatchWriter {
   drain(): Promise<void>;
 }
 
-export interface BatchIngest {
-  ingestBatch(items: readonly IngestItem[]): IngestResult[] | Promise<IngestResult[]>;
-}
-
-export function createBatchWriter(ingest: BatchIngest, opts: { maxBatch?: number } = {}): BatchWriter {
+export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number } = {}): BatchWriter {
   const maxBatch = opts.maxBatch ?? 2000;
   let queue: { item: IngestItem; done: Done }[] = [];
   let scheduled = false;

@@ -22,7 +22,8 @@ export interface StreamOptions {
   maxStrikes?: number;
   pingIntervalMs?: number;
   /** Commands an agent is owed when it says hello (a baseline to upload for or to fetch). */
-  commandsOnHello?: (agentId: string, hello: HelloFrame) => Array<Omit<CommandFrame, 'type'>>;
+  commandsOnHello?: (agentId: string, hello: HelloFrame) => Promise<Array<Omit<CommandFrame, 'type'>>>;
+  log?: (line: string) => void;
 }
 
 export interface Stream {
@@ -82,11 +83,21 @@ export function createStream(opts: StreamOptions): Stream {
     if (admitted !== true) return refuse(socket, 503, 'rate-limited', 'SERVER_BUSY', [`Retry-After: ${admitted}`]);
     const auth = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
     if (auth === null) return refuse(socket, 401, 'missing-token', 'AGENT_TOKEN_INVALID', ['WWW-Authenticate: Bearer']);
-    const result = opts.credentials.authenticateAgent(auth[1]!);
-    if (!result.ok) {
-      return refuse(socket, 401, result.reason === 'revoked' ? 'revoked-token' : 'invalid-token', result.reason === 'revoked' ? 'AGENT_TOKEN_REVOKED' : 'AGENT_TOKEN_INVALID', ['WWW-Authenticate: Bearer']);
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => startSession(ws, result.agentId));
+    opts.credentials.authenticateAgent(auth[1]!).then(
+      (result) => {
+        // The client may have given up while the store answered.
+        if (socket.destroyed) return;
+        if (!result.ok) {
+          return refuse(socket, 401, result.reason === 'revoked' ? 'revoked-token' : 'invalid-token', result.reason === 'revoked' ? 'AGENT_TOKEN_REVOKED' : 'AGENT_TOKEN_INVALID', ['WWW-Authenticate: Bearer']);
+        }
+        wss.handleUpgrade(req, socket, head, (ws) => startSession(ws, result.agentId));
+      },
+      (err: unknown) => {
+        // The store could not answer (a database away): the agent tries again later, as on a 503.
+        opts.log?.(`stream: cannot check an agent token: ${err instanceof Error ? err.message : String(err)}`);
+        if (!socket.destroyed) refuse(socket, 503, 'store-unavailable', 'SERVER_BUSY', ['Retry-After: 5']);
+      },
+    );
   }
 
   function send(ws: WebSocket, frame: ServerFrame): void {
@@ -150,7 +161,13 @@ export function createStream(opts: StreamOptions): Stream {
           metrics.outboxDepth.set(agentId, frame.outboxDepth);
           opts.writer.write({ type: 'hello', agentId, frame, receivedAt }, () => {});
           // What it missed while it was away: asked while it was offline, or derived meanwhile.
-          for (const command of opts.commandsOnHello?.(agentId, frame) ?? []) send(ws, { type: 'command', ...command });
+          opts.commandsOnHello?.(agentId, frame).then(
+            (commands) => {
+              for (const command of commands) send(ws, { type: 'command', ...command });
+            },
+            // Not fatal: the next hello asks again.
+            (err: unknown) => opts.log?.(`stream: commands owed to agent ${agentId}: ${err instanceof Error ? err.message : String(err)}`),
+          );
           return;
         case 'heartbeat':
           metrics.outboxDepth.set(agentId, frame.outboxDepth);
