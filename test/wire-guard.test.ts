@@ -48,9 +48,9 @@ interface Client {
   next(match: (f: ServerFrame) => boolean, timeoutMs?: number): Promise<ServerFrame>;
 }
 
-function connect(token: string | null): Promise<Attempt> {
+function connect(token: string | null, base = server.url): Promise<Attempt> {
   const headers: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
-  const ws = new WebSocket(`${server.url.replace('http', 'ws')}${STREAM_PATH}`, { headers });
+  const ws = new WebSocket(`${base.replace('http', 'ws')}${STREAM_PATH}`, { headers });
   return new Promise((resolve, reject) => {
     ws.on('unexpected-response', (_req, res) => {
       let body = '';
@@ -258,5 +258,24 @@ describe('upgrade flood', () => {
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     for (const a of upgraded) if ('client' in a) a.client.ws.terminate();
     s.ws.close();
+  });
+});
+
+describe('a store that cannot answer', () => {
+  it('answers an upgrade with 503 + Retry-After instead of crashing or leaving the socket hanging', async () => {
+    const other = await startServer({ db: path.join(dir, 'gone.db'), port: 0, host: '127.0.0.1' });
+    try {
+      const { token } = (await other.store.enrollAgent(await other.store.createEnrollSecret(new Date()), 'away', new Date()))!;
+      const before = await connect(token, other.url);
+      expect(before.status).toBe(101);
+      if ('client' in before) before.client.ws.terminate();
+      // The database goes away under the stream: the token check rejects.
+      await other.store.close();
+      const after = await connect(token, other.url);
+      expect(after).toMatchObject({ status: 503, retryAfter: '5' });
+      expect('body' in after && after.body).toContain('SERVER_BUSY');
+    } finally {
+      await other.close();
+    }
   });
 });

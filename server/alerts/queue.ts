@@ -41,13 +41,17 @@ export interface DeliveryAttempt {
   nextAttemptAt?: number;
 }
 
+/** A claimed delivery whose loop died comes back after this long (a send times out far sooner). */
+export const CLAIM_LEASE_MS = 5 * 60_000;
+
 /** What the server's store implements. */
 export interface AlertQueueStore {
   /** `now`: when they were queued (default: the wall clock). */
   enqueue(deliveries: readonly NewDelivery[], now?: Date): Promise<void>;
   /**
    * Pending deliveries whose `nextAttemptAt` has come, oldest first, at most `limit`; they are
-   * claimed until `record` is called for them, so two delivery loops never send one twice.
+   * claimed until `record` is called for them (or CLAIM_LEASE_MS passed), so two delivery loops
+   * never send one twice.
    */
   claimDue(now: number, limit: number): Promise<QueuedDelivery[]>;
   /** Appends the attempt to the log and moves the delivery to its new state, in one transaction. */

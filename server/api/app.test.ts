@@ -1,13 +1,11 @@
 // The API through app.request() on every store backend (a real SQLite file, …), no socket.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { HostDetail, HostFinding, HostSummary } from '../../shared/api.js';
-import { REPORT_SCHEMA, summarize } from '../../shared/report.js';
 import type { Finding } from '../../shared/report.js';
-import type { ReportFrame } from '../../shared/protocol.js';
 import { createApp } from './app.js';
 import { createMetrics } from '../metrics.js';
 import type { Store } from '../store/types.js';
-import { STORE_BACKENDS } from '../../test/helpers/store-backends.js';
+import { STORE_BACKENDS, fakeHash, reportFrame } from '../../test/helpers/store-backends.js';
 import type { FreshStore } from '../../test/helpers/store-backends.js';
 
 describe.each(STORE_BACKENDS)('on the $name store', (backend) => {
@@ -26,31 +24,8 @@ describe.each(STORE_BACKENDS)('on the $name store', (backend) => {
     await db.drop();
   });
 
-  const h = (n: number): string => n.toString(16).padStart(64, '0');
-
-  function frame(agentId: string, seq: number, kind: 'full' | 'event', findings: Finding[]): ReportFrame {
-    return {
-      type: 'report',
-      agentId,
-      seq,
-      prevHash: seq === 1 ? null : h(seq - 1),
-      hash: h(seq),
-      kind,
-      report: {
-        schema: REPORT_SCHEMA,
-        image: { name: 'web', version: '42' },
-        host: { hostname: `host-${agentId.slice(0, 4)}`, root: '/' },
-        scannedAt: now.toISOString(),
-        summary: summarize(findings),
-        stats: { files: 1, packages: 1, bytesHashed: 0, durationMs: 1 },
-        findings,
-        warnings: [],
-      },
-    };
-  }
-
   async function ingest(agentId: string, seq: number, kind: 'full' | 'event', findings: Finding[]): Promise<void> {
-    await store.ingestBatch([{ type: 'report', agentId, frame: frame(agentId, seq, kind, findings), receivedAt: now }]);
+    await store.ingestBatch([{ type: 'report', agentId, frame: reportFrame(agentId, seq, kind, findings, now), receivedAt: now }]);
   }
 
   async function get<T>(url: string, token: string): Promise<{ status: number; body: T }> {
@@ -59,7 +34,7 @@ describe.each(STORE_BACKENDS)('on the $name store', (backend) => {
   }
 
   const curl: Finding = { kind: 'package-added', severity: 'high', ecosystem: 'dpkg', name: 'curl', after: '7.88' };
-  const hostname: Finding = { kind: 'file-modified', severity: 'info', path: '/etc/hostname', before: h(1), after: h(2) };
+  const hostname: Finding = { kind: 'file-modified', severity: 'info', path: '/etc/hostname', before: fakeHash(1), after: fakeHash(2) };
 
   describe('API', () => {
     it('takes an image manifest from an analyst, refuses an invalid one naming the path, and lists it', async () => {
@@ -172,7 +147,7 @@ describe.each(STORE_BACKENDS)('on the $name store', (backend) => {
       schema: 'quicksand.manifest/v1',
       image: { name: 'web', version, createdAt: '2026-01-01T00:00:00.000Z', source: 'root' },
       packages: [],
-      files: files.map((f) => ({ ...f, type: 'file', mode: '0755', uid: 0, gid: 0, size: 3, sha256: h(7) })),
+      files: files.map((f) => ({ ...f, type: 'file', mode: '0755', uid: 0, gid: 0, size: 3, sha256: fakeHash(7) })),
     });
     const hello = (agentId: string, image: { name: string; version: string }) =>
       store.ingestBatch([{ type: 'hello', agentId, frame: { type: 'hello', protocol: 1, agentId, host: { hostname: 'h' }, image, lastAckedSeq: 0, outboxDepth: 0 }, receivedAt: now }]);

@@ -4,12 +4,10 @@ import type { Database as Db } from 'better-sqlite3';
 import { alertSinkSchema } from '../../shared/alerts.js';
 import type { AlertSink } from '../../shared/alerts.js';
 import type { Alert } from '../alerts/alert.js';
+import { CLAIM_LEASE_MS } from '../alerts/queue.js';
 import type { DeliveryAttempt, NewDelivery, QueuedDelivery } from '../alerts/queue.js';
 import type { Synchronous } from './async-adapter.js';
 import type { AlertQueue, AttemptRow, DeliveryRow, SinkStore } from './types.js';
-
-/** A claimed delivery whose loop died comes back after this long (a send times out far sooner). */
-export const CLAIM_LEASE_MS = 5 * 60_000;
 
 export function createSinkStore(db: Db): Synchronous<SinkStore> {
   const upsert = db.prepare(

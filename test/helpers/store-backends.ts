@@ -5,6 +5,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { REPORT_SCHEMA, summarize } from '../../shared/report.js';
+import type { Finding } from '../../shared/report.js';
+import type { ReportFrame } from '../../shared/protocol.js';
 import { createSqliteStore } from '../../server/store/sqlite-store.js';
 import type { SqliteStoreOptions } from '../../server/store/sqlite-store.js';
 import type { Store } from '../../server/store/types.js';
@@ -70,3 +73,28 @@ const sqlite: StoreBackend = {
 };
 
 export const STORE_BACKENDS: readonly StoreBackend[] = [sqlite];
+
+/** A hash as the agent writes it: 64 hex digits, here from a number. */
+export const fakeHash = (n: number): string => n.toString(16).padStart(64, '0');
+
+/** Report `seq` of an agent on image web 42, chained onto report seq-1 (`prevHash` to break that). */
+export function reportFrame(agentId: string, seq: number, kind: 'full' | 'event', findings: Finding[], at: Date, prevHash: string | null = seq === 1 ? null : fakeHash(seq - 1)): ReportFrame {
+  return {
+    type: 'report',
+    agentId,
+    seq,
+    prevHash,
+    hash: fakeHash(seq),
+    kind,
+    report: {
+      schema: REPORT_SCHEMA,
+      image: { name: 'web', version: '42' },
+      host: { hostname: `host-${agentId.slice(0, 4)}`, root: '/' },
+      scannedAt: at.toISOString(),
+      summary: summarize(findings),
+      stats: { files: 1, packages: 1, bytesHashed: 0, durationMs: 1 },
+      findings,
+      warnings: [],
+    },
+  };
+}

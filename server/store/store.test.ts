@@ -1,0 +1,146 @@
+// The Store interface itself, on every backend in STORE_BACKENDS: what any backend must do the same
+// way (the API and stream suites rely on it). Each test starts from an empty database.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseAlertSink } from '../../shared/alerts.js';
+import type { Finding } from '../../shared/report.js';
+import type { Alert } from '../alerts/alert.js';
+import { CLAIM_LEASE_MS } from '../alerts/queue.js';
+import { STORE_BACKENDS, fakeHash, reportFrame } from '../../test/helpers/store-backends.js';
+import type { FreshStore } from '../../test/helpers/store-backends.js';
+import type { Store } from './types.js';
+
+const t0 = new Date('2026-11-29T12:00:00Z');
+const at = (minutes: number): Date => new Date(t0.getTime() + minutes * 60_000);
+const curl: Finding = { kind: 'package-added', severity: 'high', ecosystem: 'dpkg', name: 'curl', after: '7.88' };
+const sink = parseAlertSink({ type: 'webhook', id: 'hook', url: 'http://127.0.0.1:9/hook', secret: 'a-webhook-secret-of-16+' }, 'sink');
+const alert = (n: number): Alert => ({
+  action: 'trigger',
+  dedupKey: `test:${n}`,
+  host: { id: 'fleet', hostname: 'fleet', labels: {} },
+  image: { name: 'web', version: '42' },
+  severity: 'high',
+  title: `alert ${n}`,
+  findings: [],
+  counts: { findings: 1, files: 0 },
+  at: t0.toISOString(),
+});
+
+describe.each(STORE_BACKENDS)('the $name store', (backend) => {
+  let db: FreshStore;
+  let store: Store;
+  beforeEach(async () => {
+    db = await backend.fresh();
+    store = db.store;
+  });
+  afterEach(async () => {
+    await db.drop();
+  });
+
+  async function enrol(hostname: string): Promise<{ agentId: string; token: string }> {
+    return (await store.enrollAgent(await store.createEnrollSecret(t0), hostname, t0))!;
+  }
+
+  it('enrols an agent with a secret, knows its token until it is revoked, and refuses what it never issued', async () => {
+    const secret = await store.createEnrollSecret(t0);
+    expect(await store.enrollAgent('qse.0000000000000000.nope', 'a', t0)).toBeNull();
+    const a = (await store.enrollAgent(secret, 'a', t0))!;
+    expect(await store.authenticateAgent(a.token)).toEqual({ ok: true, agentId: a.agentId });
+    expect(await store.authenticateAgent(`${a.token}x`)).toEqual({ ok: false, reason: 'invalid' });
+    expect(await store.revokeAgent(a.agentId, at(1))).toBe(true);
+    expect(await store.revokeAgent(a.agentId, at(2))).toBe(false);
+    expect(await store.authenticateAgent(a.token)).toEqual({ ok: false, reason: 'revoked' });
+
+    const token = await store.createApiToken('auditor', t0);
+    expect(await store.authenticateApiToken(token)).toEqual({ role: 'auditor', tokenId: token.split('.')[1] });
+    expect(await store.authenticateApiToken('not a token')).toBeNull();
+  });
+
+  it('stores a batch in order, acks a replay as a duplicate and notes a broken chain as a finding', async () => {
+    const a = await enrol('a');
+    const results = await store.ingestBatch([
+      { type: 'report', agentId: a.agentId, frame: reportFrame(a.agentId, 1, 'full', [curl], t0), receivedAt: t0 },
+      { type: 'report', agentId: a.agentId, frame: reportFrame(a.agentId, 2, 'event', [], at(1)), receivedAt: at(1) },
+      { type: 'report', agentId: a.agentId, frame: reportFrame(a.agentId, 1, 'full', [curl], t0), receivedAt: at(1) },
+      { type: 'heartbeat', agentId: a.agentId, outboxDepth: 3, receivedAt: at(1) },
+      { type: 'report', agentId: a.agentId, frame: reportFrame(a.agentId, 3, 'event', [], at(2), fakeHash(99)), receivedAt: at(2) },
+    ]);
+    expect(results).toEqual([
+      { type: 'report', seq: 1, outcome: 'stored', chainBroken: false },
+      { type: 'report', seq: 2, outcome: 'stored', chainBroken: false },
+      { type: 'report', seq: 1, outcome: 'duplicate', chainBroken: false },
+      { type: 'other' },
+      { type: 'report', seq: 3, outcome: 'stored', chainBroken: true },
+    ]);
+    expect((await store.listReports(a.agentId)).map((r) => [r.seq, r.hash])).toEqual([[1, fakeHash(1)], [2, fakeHash(2)], [3, fakeHash(3)]]);
+    const open = (await store.listFindings(a.agentId, { state: 'open' }, at(2)))!;
+    expect(open.map((f) => f.kind).sort()).toEqual(['package-added', 'report-chain-broken']);
+    expect(await store.getHost(a.agentId, at(2))).toMatchObject({ status: 'pet', lastSeq: 3, outboxDepth: 3 });
+  });
+
+  it('writes a batch whole or not at all: one item that cannot be stored rejects it and nothing of it stays', async () => {
+    const a = await enrol('a');
+    const batch = store.ingestBatch([
+      { type: 'report', agentId: a.agentId, frame: reportFrame(a.agentId, 1, 'full', [curl], t0), receivedAt: t0 },
+      { type: 'report', agentId: 'qsa-never-enrolled', frame: reportFrame('qsa-never-enrolled', 1, 'full', [], t0), receivedAt: t0 },
+    ]);
+    await expect(batch).rejects.toThrow();
+    expect(await store.listReports(a.agentId)).toEqual([]);
+    // The next batch is taken as if the failed one never happened.
+    const again = await store.ingestBatch([{ type: 'report', agentId: a.agentId, frame: reportFrame(a.agentId, 1, 'full', [curl], t0), receivedAt: t0 }]);
+    expect(again).toEqual([{ type: 'report', seq: 1, outcome: 'stored', chainBroken: false }]);
+  });
+
+  it('answers a refused act with a rejection carrying its error code, not a throw', async () => {
+    const approving = store.triage.approve({ hostId: 'qsa-unknown', findingIds: [1], reason: 'r', actor: { id: 't', role: 'analyst' }, now: t0 });
+    expect(approving).toBeInstanceOf(Promise);
+    await expect(approving).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(store.baselines.receiveObservation({ hostId: 'qsa-unknown', version: 1, baseline: null, observation: {} as never, expected: {} as never, now: t0 })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('keeps sinks by id, replacing one saved again', async () => {
+    expect(await store.saveSink(sink, t0)).toBe(false);
+    expect(await store.saveSink({ ...sink, minSeverity: 'critical' }, at(1))).toBe(true);
+    expect(await store.listSinks()).toEqual([{ ...sink, minSeverity: 'critical' }]);
+    expect(await store.deleteSink('hook')).toBe(true);
+    expect(await store.deleteSink('hook')).toBe(false);
+    expect(await store.listSinks()).toEqual([]);
+  });
+
+  it('hands each due delivery to one claimer, keeps every attempt, retries when told, and takes back a claim whose loop died', async () => {
+    await store.saveSink(sink, t0);
+    const now = t0.getTime();
+    await store.alertQueue.enqueue(
+      [1, 2, 3].map((n) => ({ id: `d${n}`, sinkId: 'hook', alert: alert(n), notBefore: n === 3 ? now + 60_000 : now })),
+      t0,
+    );
+    const [first, second] = await Promise.all([store.alertQueue.claimDue(now, 10), store.alertQueue.claimDue(now, 10)]);
+    expect([...first!, ...second!].map((d) => d.id).sort()).toEqual(['d1', 'd2']);
+
+    const outcome = { ok: false as const, retryable: true, error: 'HTTP 503', status: 503 };
+    await store.alertQueue.record({ deliveryId: 'd1', sinkId: 'hook', attempt: 1, at: now, outcome: { ok: true, status: 200 }, result: 'delivered' });
+    await store.alertQueue.record({ deliveryId: 'd2', sinkId: 'hook', attempt: 1, at: now, outcome, result: 'retry', nextAttemptAt: now + 30_000 });
+    expect(await store.alertQueue.claimDue(now + 10_000, 10)).toEqual([]);
+    const retried = await store.alertQueue.claimDue(now + 60_000, 10);
+    expect(retried.map((d) => [d.id, d.attempts])).toEqual([['d2', 1], ['d3', 0]]);
+    // Claimed and never recorded (the loop died mid-send): back once the lease ran out.
+    expect(await store.alertQueue.claimDue(now + 60_000 + CLAIM_LEASE_MS - 1, 10)).toEqual([]);
+    expect((await store.alertQueue.claimDue(now + 60_000 + CLAIM_LEASE_MS, 10)).map((d) => d.id)).toEqual(['d2', 'd3']);
+
+    const rows = await store.alertQueue.listDeliveries();
+    expect(rows.map((r) => [r.id, r.state, r.attempts])).toEqual([['d1', 'delivered', 1], ['d2', 'claimed', 1], ['d3', 'claimed', 0]]);
+    expect(rows[0]).toMatchObject({ sinkId: 'hook', dedupKey: 'test:1', createdAt: t0.toISOString(), alert: alert(1) });
+    expect((await store.alertQueue.listAttempts('d2')).map((a) => [a.attempt, a.ok, a.status, a.result, a.nextAttemptAt])).toEqual([[1, false, 503, 'retry', now + 30_000]]);
+    expect(await store.alertQueue.listAttempts()).toHaveLength(2);
+  });
+
+  it('prunes reports and resolved findings past the retention, keeping each host its last report', async () => {
+    const a = await enrol('a');
+    for (let seq = 1; seq <= 3; seq++) {
+      await store.ingestBatch([{ type: 'report', agentId: a.agentId, frame: reportFrame(a.agentId, seq, 'full', seq === 1 ? [curl] : [], at(seq)), receivedAt: at(seq) }]);
+    }
+    expect(await store.maintenance.prune(at(0))).toEqual({ reports: 0, findings: 0 });
+    expect(await store.maintenance.prune(at(10))).toEqual({ reports: 2, findings: 1 });
+    expect((await store.listReports(a.agentId)).map((r) => r.seq)).toEqual([3]);
+    expect(await store.listFindings(a.agentId, { state: 'resolved' }, at(10))).toEqual([]);
+  });
+});
