@@ -2,7 +2,6 @@
 // and the configured sinks. Statements are prepared once; every write is one transaction.
 import type { Database as Db } from 'better-sqlite3';
 import { alertSinkSchema } from '../../shared/alerts.js';
-import type { AlertSink } from '../../shared/alerts.js';
 import type { Alert } from '../alerts/alert.js';
 import { CLAIM_LEASE_MS } from '../alerts/queue.js';
 import type { DeliveryAttempt, NewDelivery, QueuedDelivery } from '../alerts/queue.js';

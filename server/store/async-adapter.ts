@@ -16,7 +16,9 @@ export type Synchronous<T> = {
     ? (...args: A) => R
     : T[K] extends (...args: never[]) => unknown
       ? NotAsync
-      : Synchronous<T[K]>;
+      : T[K] extends object
+        ? Synchronous<T[K]>
+        : T[K];
 };
 
 /**

@@ -2,7 +2,7 @@
 // re-baseline), derived when it arrives, fetched by the agent, listed by the API.
 import type { Database as Db } from 'better-sqlite3';
 import { BASELINE_SCHEMA } from '../../shared/baseline.js';
-import type { BaselineState, BaselineSummary, HostBaseline } from '../../shared/baseline.js';
+import type { BaselineState, BaselineSummary } from '../../shared/baseline.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { Manifest } from '../../shared/manifest.js';
 import type { Finding } from '../../shared/report.js';

@@ -4,7 +4,6 @@
 import type { Database as Db } from 'better-sqlite3';
 import { QuicksandError } from '../../shared/errors.js';
 import type { Finding } from '../../shared/report.js';
-import type { RuleSet } from '../../shared/rules.js';
 import { effectiveLabels } from '../../shared/labels.js';
 import type { HostLabels } from '../../shared/labels.js';
 import type { Alerting } from './alerting.js';
