@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryRpmDatabase, rpmCollector } from '../agent/collectors/rpm.js';
+import { queryRpmDatabase, rpmCollector } from '../agent/collect/rpm.js';
 import { openRoot } from '../agent/root.js';
 import { buildRpm, initRpmRoot, rpmInRoot } from './helpers/rpm-root.js';
 import { diffSnapshots, snapshot } from './helpers/tree-snapshot.js';
