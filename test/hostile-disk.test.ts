@@ -4,12 +4,16 @@
 // Damage must become a warning naming the file, never a silent loss, and never a write.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dpkgCollector, parseList, readDpkgStatus } from '../agent/collect/dpkg.js';
 import { queryRpmDatabase, rpmCollector } from '../agent/collect/rpm.js';
+import { readManifestFile } from '../agent/manifest/io.js';
 import { openRoot } from '../agent/root.js';
+import { runAgent } from './helpers/cli.js';
+import { copyTree, ensureMinbase } from './helpers/debian-root.js';
 import { buildRpm, initRpmRoot, rpmInRoot } from './helpers/rpm-root.js';
 import { diffSnapshots, snapshot } from './helpers/tree-snapshot.js';
 
@@ -71,5 +75,86 @@ describe('rpm collector on a damaged database', () => {
     expect(got.packages.map((p) => `${p.name} ${p.version}`).sort()).toEqual(['qs-p1 1.1-1', 'qs-p2 1.2-1', 'qs-p3 1.3-1']);
     expect(got.packages.find((p) => p.name === 'qs-p2')!.files).toEqual([expect.objectContaining({ path: '/usr/bin/qs-p2', digest: expect.objectContaining({ algo: 'sha256' }) })]);
     expect(diffSnapshots(before, snapshot(root))).toEqual([]);
+  });
+});
+
+describe('dpkg collector on a damaged status and info folder', { timeout: 60_000 }, () => {
+  const trees: Array<{ remove: () => void }> = [];
+  afterAll(() => trees.forEach((t) => t.remove()));
+  /** A private copy of the real debootstrap tree. */
+  function realTree(): string {
+    const t = copyTree(ensureMinbase());
+    trees.push(t);
+    return t.dir;
+  }
+  const STATUS = '/var/lib/dpkg/status';
+
+  it('keeps what a real status cut mid-stanza still holds and warns with the file and line where it was cut', async () => {
+    const root = realTree();
+    const full = readFileSync(path.join(root, 'var/lib/dpkg/status'), 'utf8');
+    const whole = readDpkgStatus(full, STATUS).packages.length;
+    const cut = full.slice(0, Math.floor(full.length / 2));
+    writeFileSync(path.join(root, 'var/lib/dpkg/status'), cut);
+    const got = (await dpkgCollector.collect(await openRoot(root)))!;
+    expect(got.packages.length).toBeGreaterThan(whole / 3);
+    expect(got.packages.length).toBeLessThan(whole);
+    const warning = got.warnings.find((w) => w.code === 'DPKG_STATUS_INVALID')!;
+    expect(warning).toMatchObject({ path: STATUS, message: expect.stringMatching(/^\/var\/lib\/dpkg\/status:\d+: the file ends inside the stanza of \S+ that starts here: it was cut short/) });
+    // The line named is the cut stanza's first line.
+    const [, line, name] = /status:(\d+): the file ends inside the stanza of (\S+)/.exec(warning.message)!;
+    expect(cut.split('\n')[Number(line) - 1]).toBe(`Package: ${name}`);
+    expect(got.warnings.map((w) => w.code)).not.toContain('DPKG_STATUS_UNREADABLE');
+  });
+
+  it('calls a status of garbage DPKG_STATUS_UNREADABLE, with its bad lines named and capped', async () => {
+    const root = realTree();
+    // Binary garbage with the shape of lines, and a "field" or two in it.
+    const garbage = Array.from({ length: 400 }, (_, i) => (i % 50 === 7 ? 'Depends: x' : randomBytes(30).toString('base64'))).join('\n');
+    writeFileSync(path.join(root, 'var/lib/dpkg/status'), garbage);
+    const got = (await dpkgCollector.collect(await openRoot(root)))!;
+    expect(got.packages).toEqual([]);
+    const codes = got.warnings.map((w) => w.code);
+    expect(codes).toContain('DPKG_STATUS_UNREADABLE');
+    expect(got.warnings.find((w) => w.code === 'DPKG_STATUS_UNREADABLE')!.message).toMatch(/no installed package could be read from \d+ bytes/);
+    const invalid = got.warnings.filter((w) => w.code === 'DPKG_STATUS_INVALID');
+    expect(invalid).toHaveLength(10);
+    expect(invalid[0]!.message).toBe('/var/lib/dpkg/status:1: not a "Field: value" line');
+    expect(invalid.at(-1)!.message).toMatch(/^\.\.\. and \d+ more problems in the same file$/);
+    expect(invalid.some((w) => w.message.includes('stanza without a Package field'))).toBe(true);
+  });
+
+  it('loses only the package whose .list is a folder, and reads every other one', async () => {
+    const root = realTree();
+    const info = path.join(root, 'var/lib/dpkg/info');
+    const bashFiles = parseList(readFileSync(path.join(info, 'bash.list'), 'utf8'));
+    rmSync(path.join(info, 'bash.list'));
+    mkdirSync(path.join(info, 'bash.list'));
+    const got = (await dpkgCollector.collect(await openRoot(root)))!;
+    const whole = readDpkgStatus(readFileSync(path.join(root, 'var/lib/dpkg/status'), 'utf8'), STATUS).packages;
+    expect(got.packages.map((p) => p.name)).toEqual(whole.map((p) => p.name));
+    expect(got.warnings).toEqual([{ code: 'DPKG_LIST_UNREADABLE', path: '/var/lib/dpkg/info/bash.list', message: "cannot read bash's file list (EISDIR): its files are not attributed" }]);
+    expect(got.owned.get('/usr/bin/bash')).toBeUndefined();
+    expect(bashFiles).toContain('/bin/bash');
+    expect(got.owned.get('/usr/bin/dash')).toMatchObject({ owner: { ecosystem: 'dpkg', name: 'dash' }, digest: { algo: 'md5' } });
+  });
+
+  it('warns for a .list and .md5sums it may not read (the agent run as nobody) and reads the rest', () => {
+    const root = realTree();
+    const info = path.join(root, 'var/lib/dpkg/info');
+    chmodSync(path.join(info, 'dash.list'), 0o000);
+    chmodSync(path.join(info, 'grep.md5sums'), 0o000);
+    // copyTree's parent folder is private to root: nobody must reach the tree and write the manifest.
+    chmodSync(path.dirname(root), 0o755);
+    const out = mkdtempSync(path.join(tmpdir(), 'qs-nobody-'));
+    chmodSync(out, 0o777);
+    const r = runAgent(['manifest', '--root', root, '--out', path.join(out, 'm.json')], { asUser: 65534 });
+    expect(r.stderr).toContain("warning: DPKG_LIST_UNREADABLE /var/lib/dpkg/info/dash.list: cannot read dash's file list (EACCES): its files are not attributed");
+    expect(r.stderr).toContain("warning: DPKG_MD5SUMS_UNREADABLE /var/lib/dpkg/info/grep.md5sums: cannot read grep's file digests (EACCES)");
+    expect(r.code).toBe(0);
+    return readManifestFile(path.join(out, 'm.json')).then((m) => {
+      const whole = readDpkgStatus(readFileSync(path.join(root, 'var/lib/dpkg/status'), 'utf8'), STATUS).packages;
+      expect(m.packages.filter((p) => p.ecosystem === 'dpkg')).toHaveLength(whole.length);
+      rmSync(out, { recursive: true, force: true });
+    });
   });
 });
