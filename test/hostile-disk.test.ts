@@ -4,16 +4,18 @@
 // Damage must become a warning naming the file, never a silent loss, and never a write.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dpkgCollector, parseList, readDpkgStatus } from '../agent/collect/dpkg.js';
+import { pipCollector } from '../agent/collect/pip.js';
 import { queryRpmDatabase, rpmCollector } from '../agent/collect/rpm.js';
 import { readManifestFile } from '../agent/manifest/io.js';
 import { openRoot } from '../agent/root.js';
 import { runAgent } from './helpers/cli.js';
-import { copyTree, ensureMinbase } from './helpers/debian-root.js';
+import { copyTree, ensureMinbase, ensureWithLanguages } from './helpers/debian-root.js';
+import { PIP_DEMO, pipInstallDemo } from './helpers/language-installs.js';
 import { buildRpm, initRpmRoot, rpmInRoot } from './helpers/rpm-root.js';
 import { diffSnapshots, snapshot } from './helpers/tree-snapshot.js';
 
@@ -156,5 +158,37 @@ describe('dpkg collector on a damaged status and info folder', { timeout: 60_000
       expect(m.packages.filter((p) => p.ecosystem === 'dpkg')).toHaveLength(whole.length);
       rmSync(out, { recursive: true, force: true });
     });
+  });
+});
+
+describe('pip collector on a real RECORD with lines that are not records', { timeout: 120_000 }, () => {
+  it('skips merge-conflict markers and one- or two-column lines with a warning naming each line, and keeps the real entries', async () => {
+    const tree = copyTree(ensureWithLanguages());
+    try {
+      const root = tree.dir;
+      pipInstallDemo(root);
+      const site = '/usr/local/lib/python3.11/dist-packages';
+      const distInfo = readdirSync(path.join(root, site)).find((e) => e.startsWith('Qs_Wheel.Demo-') && e.endsWith('.dist-info'))!;
+      const recordFile = path.join(root, site, distInfo, 'RECORD');
+      const real = readFileSync(recordFile, 'utf8');
+      const realLines = real.trimEnd().split('\n').length;
+      // What a botched merge of the folder under version control and a half-written line leave.
+      appendFileSync(recordFile, '<<<<<<< HEAD\nqs_wheel_demo/ours.py,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU\n=======\nqs_wheel_demo/theirs.py\n>>>>>>> upstream\n');
+      const got = (await pipCollector.collect(await openRoot(root)))!;
+      expect(got.packages).toContainEqual({ ecosystem: 'pip', name: PIP_DEMO.normalized, version: PIP_DEMO.version });
+      const mine = [...got.owned].filter(([, f]) => f.owner.name === PIP_DEMO.normalized).map(([p]) => p);
+      expect(mine).toContain(`${site}/${PIP_DEMO.module}/__init__.py`);
+      expect(got.owned.get(`${site}/${PIP_DEMO.module}/__init__.py`)?.digest?.algo).toBe('sha256');
+      for (const bogus of ['<<<<<<< HEAD', '=======', '>>>>>>> upstream', `${PIP_DEMO.module}/ours.py`, `${PIP_DEMO.module}/theirs.py`]) expect(mine).not.toContain(`${site}/${bogus}`);
+      const warnings = got.warnings.filter((w) => w.path === `${site}/${distInfo}/RECORD`);
+      expect(warnings.map((w) => w.code)).toEqual(Array(5).fill('PIP_RECORD_INVALID'));
+      expect(warnings.map((w) => w.message)).toEqual(
+        ['<<<<<<< HEAD', `${PIP_DEMO.module}/ours.py,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU`, '=======', `${PIP_DEMO.module}/theirs.py`, '>>>>>>> upstream'].map(
+          (line, i) => `${site}/${distInfo}/RECORD:${realLines + 1 + i}: not a RECORD line (path,hash,size): ${JSON.stringify(line.slice(0, 40))} skipped`,
+        ),
+      );
+    } finally {
+      tree.remove();
+    }
   });
 });

@@ -47,6 +47,7 @@ describe('package records are untrusted input', () => {
       expect.arrayContaining([
         `PIP_RECORD_INVALID /${site}/good-1.0.dist-info/RECORD`,
         `PIP_METADATA_INVALID /${site}/noname-1.0.dist-info/METADATA`,
+        `PIP_RECORD_UNREADABLE /${site}/dirrecord-1.0.dist-info/RECORD`,
         'GEMSPEC_INVALID /var/lib/gems/3.1.0/specifications/evil-1.gemspec',
         'NPM_PACKAGE_INVALID /usr/local/lib/node_modules/bad/package.json',
         'PERLLOCAL_INVALID /usr/local/lib/x86_64-linux-gnu/perl/5.36.0/perllocal.pod',
