@@ -192,3 +192,29 @@ describe('pip collector on a real RECORD with lines that are not records', { tim
     }
   });
 });
+
+describe('a scan that could not read a package database says so', { timeout: 60_000 }, () => {
+  it('prints INCOMPLETE with the database named instead of CLEAN, --json carries the warning, and nothing is written into the root', () => {
+    const root = path.join(work, 'scan-ndb');
+    mkdirSync(path.join(root, 'var/lib/rpm'), { recursive: true });
+    mkdirSync(path.join(root, 'usr/bin'), { recursive: true });
+    writeFileSync(path.join(root, 'usr/bin/tool'), '#!/bin/sh\n');
+    writeFileSync(path.join(root, 'var/lib/rpm/Packages.db'), Buffer.concat([Buffer.from('RpmP'), randomBytes(8188)]));
+    const before = snapshot(root);
+    const manifest = path.join(work, 'scan-ndb.json');
+    const built = runAgent(['manifest', '--root', root, '--out', manifest]);
+    expect(built.code).toBe(0);
+    expect(built.stderr).toMatch(/warning: RPMDB_UNREADABLE \/var\/lib\/rpm\/Packages\.db: .*ndb database/);
+    const human = runAgent(['scan', '--root', root, '--manifest', manifest]);
+    expect(human.code).toBe(0);
+    const lines = human.stdout.split('\n');
+    expect(lines[1]).toBe('INCOMPLETE: no drift found, but 1 package database could not be read and its packages were not checked');
+    expect(lines[2]).toMatch(/^ {2}not checked: RPMDB_UNREADABLE \/var\/lib\/rpm\/Packages\.db: .* read no package from this 8192-byte database/);
+    expect(human.stdout).not.toContain('CLEAN');
+    const json = runAgent(['scan', '--root', root, '--manifest', manifest, '--json']);
+    const report = JSON.parse(json.stdout) as { summary: { status: string }; stats: { packages: number }; warnings: Array<{ code: string; path?: string }> };
+    expect(report.stats.packages).toBe(0);
+    expect(report.warnings).toContainEqual(expect.objectContaining({ code: 'RPMDB_UNREADABLE', path: '/var/lib/rpm/Packages.db' }));
+    expect(diffSnapshots(before, snapshot(root))).toEqual([]);
+  });
+});
