@@ -15,7 +15,7 @@ import { readManifestFile } from '../agent/manifest/io.js';
 import { openRoot } from '../agent/root.js';
 import { runAgent } from './helpers/cli.js';
 import { copyTree, ensureMinbase, ensureWithLanguages } from './helpers/debian-root.js';
-import { PIP_DEMO, pipInstallDemo } from './helpers/language-installs.js';
+import { CPAN_DEMO, GEM_DEMO, NPM_DEMO, PIP_DEMO, cpanInstallDemo, gemInstallDemo, npmInstallDemo, pipInstallDemo } from './helpers/language-installs.js';
 import { buildRpm, initRpmRoot, rpmInRoot } from './helpers/rpm-root.js';
 import { diffSnapshots, snapshot } from './helpers/tree-snapshot.js';
 
@@ -161,12 +161,22 @@ describe('dpkg collector on a damaged status and info folder', { timeout: 60_000
   });
 });
 
-describe('pip collector on a real RECORD with lines that are not records', { timeout: 120_000 }, () => {
-  it('skips merge-conflict markers and one- or two-column lines with a warning naming each line, and keeps the real entries', async () => {
-    const tree = copyTree(ensureWithLanguages());
-    try {
-      const root = tree.dir;
-      pipInstallDemo(root);
+describe('language collectors on real pip, gem, cpan and npm installs', { timeout: 120_000 }, () => {
+  let tree: { dir: string; remove: () => void };
+  let root: string;
+  beforeAll(() => {
+    tree = copyTree(ensureWithLanguages());
+    root = tree.dir;
+    pipInstallDemo(root);
+    gemInstallDemo(root);
+    cpanInstallDemo(root);
+    npmInstallDemo(root);
+  }, 120_000);
+  afterAll(() => tree.remove());
+  const site = '/usr/local/lib/python3.11/dist-packages';
+
+  it('skips RECORD merge-conflict markers and one- or two-column lines with a warning naming each line, and keeps the real entries', async () => {
+    {
       const site = '/usr/local/lib/python3.11/dist-packages';
       const distInfo = readdirSync(path.join(root, site)).find((e) => e.startsWith('Qs_Wheel.Demo-') && e.endsWith('.dist-info'))!;
       const recordFile = path.join(root, site, distInfo, 'RECORD');
@@ -187,8 +197,39 @@ describe('pip collector on a real RECORD with lines that are not records', { tim
           (line, i) => `${site}/${distInfo}/RECORD:${realLines + 1 + i}: not a RECORD line (path,hash,size): ${JSON.stringify(line.slice(0, 40))} skipped`,
         ),
       );
+    }
+  });
+
+  it('loses only the package whose gemspec, .packlist, package.json or RECORD it may not read (the agent run as nobody), with a warning each', async () => {
+    const gemspec = `/var/lib/gems/3.1.0/specifications/${GEM_DEMO.name}-${GEM_DEMO.version}.gemspec`;
+    const packlist = readdirSync(path.join(root, 'usr/local/lib/x86_64-linux-gnu/perl'))
+      .map((v) => `/usr/local/lib/x86_64-linux-gnu/perl/${v}/auto/Qs/Fix/.packlist`)
+      .find((p) => statSync(path.join(root, p), { throwIfNoEntry: false }))!;
+    const packageJson = `/usr/local/lib/node_modules/${NPM_DEMO.name}/package.json`;
+    const distInfo = readdirSync(path.join(root, site)).find((e) => e.startsWith('Qs_Wheel.Demo-') && e.endsWith('.dist-info'))!;
+    const record = `${site}/${distInfo}/RECORD`;
+    for (const p of [gemspec, packlist, packageJson, record]) chmodSync(path.join(root, p), 0o000);
+    chmodSync(path.dirname(root), 0o755);
+    const out = mkdtempSync(path.join(tmpdir(), 'qs-nobody-'));
+    chmodSync(out, 0o777);
+    try {
+      const r = runAgent(['manifest', '--root', root, '--out', path.join(out, 'm.json')], { asUser: 65534 });
+      expect(r.code).toBe(0);
+      for (const line of [
+        `warning: GEMSPEC_UNREADABLE ${gemspec}: cannot read the gemspec (EACCES): that gem is not checked`,
+        `warning: PACKLIST_UNREADABLE ${packlist}: cannot read Qs::Fix's .packlist (EACCES): its files are not attributed`,
+        `warning: NPM_PACKAGE_UNREADABLE ${packageJson}: cannot read package.json (EACCES): that package is not checked`,
+      ]) expect(r.stderr).toContain(line);
+      // METADATA's Name as the wheel wrote it.
+      expect(r.stderr).toContain(`warning: PIP_RECORD_UNREADABLE ${record}: cannot read the file list of Qs-Wheel.Demo (EACCES): its files are not attributed`);
+      expect(r.stderr).not.toContain('COLLECTOR_FAILED');
+      const m = await readManifestFile(path.join(out, 'm.json'));
+      const names = m.packages.map((p) => `${p.ecosystem}:${p.name}`);
+      // The packages whose record is still readable are all there.
+      expect(names).toEqual(expect.arrayContaining([`pip:${PIP_DEMO.normalized}`, `cpan:${CPAN_DEMO.name}`, 'dpkg:ruby', 'dpkg:python3-yaml']));
+      expect(names).not.toContain(`gem:${GEM_DEMO.name}`);
     } finally {
-      tree.remove();
+      rmSync(out, { recursive: true, force: true });
     }
   });
 });

@@ -1,7 +1,7 @@
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { clusterByTime, listDir, mtimeOf, packageId, readOptional, walkInside } from './read.js';
+import { clusterByTime, listDir, mtimeOf, packageId, readChecked, readOptional, walkInside } from './read.js';
 import type { Collected, Collector, OwnedFile } from './types.js';
 
 export interface GemSpec {
@@ -61,8 +61,13 @@ export const gemCollector: Collector = {
         for (const e of await listDir(root.hostPath(specDir))) {
           if (!e.isFile() || !e.name.endsWith('.gemspec')) continue;
           const specPath = `${specDir}/${e.name}`;
-          const text = await readOptional(root.hostPath(specPath));
-          const spec = text === null ? null : parseGemspec(text);
+          const read = await readChecked(root.hostPath(specPath));
+          if (read.error !== undefined) {
+            warnings.push({ code: 'GEMSPEC_UNREADABLE', path: specPath, message: `cannot read the gemspec (${read.error}): that gem is not checked` });
+            continue;
+          }
+          if (read.text === null) continue; // gone since the folder was listed
+          const spec = parseGemspec(read.text);
           if (!spec) {
             warnings.push({ code: 'GEMSPEC_INVALID', path: specPath, message: 'no "# stub:" line and no s.name / s.version fields: skipped' });
             continue;

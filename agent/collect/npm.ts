@@ -2,7 +2,7 @@ import { lstat } from 'node:fs/promises';
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { clusterByTime, listDir, mtimeOf, packageId, readOptional, walkInside } from './read.js';
+import { clusterByTime, listDir, mtimeOf, packageId, readChecked, walkInside } from './read.js';
 import type { Collected, Collector, OwnedFile } from './types.js';
 
 export interface NpmManifest {
@@ -58,8 +58,12 @@ export const npmCollector: Collector = {
         const st = await lstat(root.hostPath(dir)).catch(() => null);
         if (!st?.isDirectory()) continue;
         const pj = `${dir}/package.json`;
-        const text = await readOptional(root.hostPath(pj));
-        if (text === null) continue;
+        const { text, error } = await readChecked(root.hostPath(pj));
+        if (error !== undefined || text === null) {
+          // A package folder npm left without a readable package.json: its files would look unowned.
+          warnings.push({ code: error !== undefined ? 'NPM_PACKAGE_UNREADABLE' : 'NPM_PACKAGE_MISSING', path: pj, message: error !== undefined ? `cannot read package.json (${error}): that package is not checked` : 'a folder in node_modules without package.json: its files are not attributed' });
+          continue;
+        }
         let manifest: NpmManifest;
         try {
           manifest = parsePackageJson(text, pj);

@@ -151,7 +151,9 @@ async function readDistInfo(root: Root, site: string, entry: string, warnings: S
     }
   } else {
     // installed-files.txt: paths relative to the egg-info folder, no digests.
-    const list = await readOptional(root.hostPath(`${dir}/installed-files.txt`)).catch(() => null);
+    const { text: list, error } = await readChecked(root.hostPath(`${dir}/installed-files.txt`));
+    // ENOTDIR: an egg-info that is a file has no list beside it.
+    if (error !== undefined && error !== 'ENOTDIR') warnings.push({ code: 'PIP_RECORD_UNREADABLE', path: `${dir}/installed-files.txt`, message: `cannot read the file list of ${meta.name} (${error}): its files are not attributed` });
     for (const line of (list ?? '').split('\n')) if (line.trim()) files.push({ path: path.posix.normalize(`${dir}/${line.trim()}`) });
     files.push({ path: metaFile });
   }
