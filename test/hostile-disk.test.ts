@@ -232,6 +232,23 @@ describe('language collectors on real pip, gem, cpan and npm installs', { timeou
       rmSync(out, { recursive: true, force: true });
     }
   });
+
+  it('warns for a folder of package records it may not list, instead of taking the ecosystem for absent', () => {
+    const folders = ['/var/lib/gems/3.1.0/specifications', site, '/usr/local/lib/node_modules/@qs'];
+    for (const p of folders) chmodSync(path.join(root, p), 0o000);
+    const out = mkdtempSync(path.join(tmpdir(), 'qs-nobody-'));
+    chmodSync(out, 0o777);
+    try {
+      const r = runAgent(['manifest', '--root', root, '--out', path.join(out, 'm.json')], { asUser: 65534 });
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain('warning: GEM_HOME_UNREADABLE /var/lib/gems/3.1.0/specifications: cannot list the folder (EACCES): the gems of this home are not checked');
+      expect(r.stderr).toContain(`warning: PIP_SITE_UNREADABLE ${site}: cannot list the folder (EACCES): the Python packages installed there are not checked`);
+      expect(r.stderr).toContain('warning: NPM_MODULES_UNREADABLE /usr/local/lib/node_modules/@qs: cannot list the folder (EACCES): the npm packages installed there are not checked');
+    } finally {
+      for (const p of folders) chmodSync(path.join(root, p), 0o755);
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('a scan that could not read a package database says so', { timeout: 60_000 }, () => {

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { base64ToHex, capMessages, clusterByTime, listDir, mtimeOf, normalizePythonName, packageId, readChecked, readOptional } from './read.js';
+import { base64ToHex, capMessages, clusterByTime, deniedFolder, listDir, mtimeOf, normalizePythonName, packageId, readChecked, readOptional } from './read.js';
 import type { Collected, Collector, DigestAlgo, OwnedFile } from './types.js';
 
 /** `Name:` and `Version:` from the header part of METADATA / PKG-INFO (RFC-822 style). */
@@ -80,7 +80,7 @@ export function parseRecord(text: string, source: string): { entries: RecordEntr
  * Site folders to look in. A virtualenv is a prefix with its own `lib/pythonX.Y/site-packages`,
  * so every folder directly under /opt and /srv (and one level further) is tried as a prefix.
  */
-async function findSiteDirs(root: Root): Promise<string[]> {
+async function findSiteDirs(root: Root, warnings: ScanWarning[]): Promise<string[]> {
   const prefixes = ['/usr', '/usr/local'];
   for (const base of ['/opt', '/srv']) {
     for (const e of await listDir(root.hostPath(base))) {
@@ -96,7 +96,7 @@ async function findSiteDirs(root: Root): Promise<string[]> {
         if (!e.isDirectory() || !/^python\d/.test(e.name)) continue;
         for (const kind of ['site-packages', 'dist-packages']) {
           const dir = `${prefix}/${lib}/${e.name}/${kind}`;
-          if ((await listDir(root.hostPath(dir))).length > 0) sites.push(dir);
+          if ((await listDir(root.hostPath(dir), () => warnings.push(deniedFolder('PIP_SITE_UNREADABLE', dir, 'the Python packages installed there are')))).length > 0) sites.push(dir);
         }
       }
     }
@@ -166,9 +166,9 @@ async function readDistInfo(root: Root, site: string, entry: string, warnings: S
 export const pipCollector: Collector = {
   ecosystem: 'pip',
   async collect(root: Root): Promise<Collected | null> {
-    const sites = await findSiteDirs(root);
-    if (sites.length === 0) return null;
     const warnings: ScanWarning[] = [];
+    const sites = await findSiteDirs(root, warnings);
+    if (sites.length === 0) return warnings.length > 0 ? { packages: [], owned: new Map(), warnings } : null;
     const found: Found[] = [];
     for (const site of sites) {
       for (const e of await listDir(root.hostPath(site))) {
