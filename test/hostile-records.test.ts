@@ -2,7 +2,9 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { apkCollector } from '../agent/collect/apk.js';
 import { COLLECTORS } from '../agent/collect/index.js';
+import { npmCollector } from '../agent/collect/npm.js';
 import { observe } from '../agent/fingerprint/observe.js';
 import { openRoot } from '../agent/root.js';
 import { defaultPolicy } from '../shared/policy.js';
@@ -47,6 +49,7 @@ describe('package records are untrusted input', () => {
       expect.arrayContaining([
         `PIP_RECORD_INVALID /${site}/good-1.0.dist-info/RECORD`,
         `PIP_METADATA_INVALID /${site}/noname-1.0.dist-info/METADATA`,
+        `PIP_RECORD_UNREADABLE /${site}/dirrecord-1.0.dist-info/RECORD`,
         'GEMSPEC_INVALID /var/lib/gems/3.1.0/specifications/evil-1.gemspec',
         'NPM_PACKAGE_INVALID /usr/local/lib/node_modules/bad/package.json',
         'PERLLOCAL_INVALID /usr/local/lib/x86_64-linux-gnu/perl/5.36.0/perllocal.pod',
@@ -57,4 +60,30 @@ describe('package records are untrusted input', () => {
     expect(obs.warnings.find((w) => w.code === 'PIP_RECORD_INVALID')?.message).toMatch(/RECORD:1: unrecognised hash/);
     expect(obs.warnings.find((w) => w.code === 'NPM_PACKAGE_INVALID')?.message).toContain('name: expected a non-empty string');
   });
+
+  it('calls an apk database of garbage, or one that is a folder, APKDB_UNREADABLE, and caps the bad lines it names', async () => {
+    const garbage = Array.from({ length: 300 }, (_, i) => `line ${i} of something else`).join('\n');
+    const got = (await apkCollector.collect(await openRoot(tree({ 'lib/apk/db/installed': garbage }))))!;
+    expect(got.packages).toEqual([]);
+    expect(got.warnings.filter((w) => w.code === 'APKDB_INVALID')).toHaveLength(10);
+    expect(got.warnings.at(-2)!.message).toMatch(/^\.\.\. and 291 more problems in the same file$/);
+    expect(got.warnings.at(-1)).toEqual({ code: 'APKDB_UNREADABLE', path: '/lib/apk/db/installed', message: `no package could be read from ${garbage.length} bytes: apk packages not checked` });
+    const folder = (await apkCollector.collect(await openRoot(tree({ 'lib/apk/db/installed': { dir: true } }))))!;
+    expect(folder.warnings).toEqual([{ code: 'APKDB_UNREADABLE', path: '/lib/apk/db/installed', message: "cannot read apk's database (EISDIR): apk packages not checked" }]);
+  });
+
+  it('warns for a package.json that is a folder and a package folder without one, instead of skipping them silently', async () => {
+    const root = tree({
+      'usr/local/lib/node_modules/ok/package.json': '{"name":"ok","version":"1.0.0"}',
+      'usr/local/lib/node_modules/dirjson/package.json': { dir: true },
+      'usr/local/lib/node_modules/nojson/index.js': 'x',
+    });
+    const got = (await npmCollector.collect(await openRoot(root)))!;
+    expect(got.packages.map((p) => p.name)).toEqual(['ok']);
+    expect(got.warnings).toEqual([
+      { code: 'NPM_PACKAGE_UNREADABLE', path: '/usr/local/lib/node_modules/dirjson/package.json', message: 'cannot read package.json (EISDIR): that package is not checked' },
+      { code: 'NPM_PACKAGE_MISSING', path: '/usr/local/lib/node_modules/nojson/package.json', message: 'a folder in node_modules without package.json: its files are not attributed' },
+    ]);
+  });
 });
+

@@ -1,8 +1,7 @@
 // install.sh against a real Debian root (debootstrap minbase): installed twice it leaves one
 // correct installation, and --uninstall leaves the root as it was.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentConfigSchema } from '../shared/protocol.js';
@@ -10,34 +9,11 @@ import { startServer } from '../server/server.js';
 import type { RunningServer } from '../server/server.js';
 import { copyTree, ensureMinbase } from './helpers/debian-root.js';
 import { REPO } from './helpers/processes.js';
+import { diffSnapshots, snapshot } from './helpers/tree-snapshot.js';
 
 // useradd/userdel rewrite the account files (new mtime) and keep a backup of each (/etc/passwd-
 // ...): the backups belong to those tools; the account files themselves are compared by content.
 const ACCOUNT_FILES = new Set(['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/gshadow', '/etc/passwd-', '/etc/group-', '/etc/shadow-', '/etc/gshadow-']);
-
-/** Every path of a tree with type, mode, owner, mtime and content digest. */
-function snapshot(root: string, opts: { dirMtimes: boolean } = { dirMtimes: true }): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (rel: string): void => {
-    const full = path.join(root, rel);
-    const st = lstatSync(full);
-    let what = `${st.mode.toString(8)} ${st.uid}:${st.gid}`;
-    if (opts.dirMtimes || !st.isDirectory()) what += ` ${st.mtimeMs}`;
-    if (st.isSymbolicLink()) what += ` -> ${readlinkSync(full)}`;
-    else if (st.isFile()) what += ` ${createHash('sha256').update(readFileSync(full)).digest('hex')}`;
-    out.set(rel === '' ? '/' : `/${rel}`, what);
-    if (st.isDirectory()) for (const name of readdirSync(full)) walk(path.join(rel, name));
-  };
-  walk('');
-  return out;
-}
-
-function diffSnapshots(a: Map<string, string>, b: Map<string, string>, ignore: (p: string) => boolean = () => false): string[] {
-  const changes: string[] = [];
-  for (const [p, v] of a) if (!ignore(p) && b.get(p) !== v) changes.push(`${b.has(p) ? 'changed' : 'removed'} ${p}`);
-  for (const p of b.keys()) if (!ignore(p) && !a.has(p)) changes.push(`added ${p}`);
-  return changes;
-}
 
 /** Async on purpose: the server answering the enrolment runs in this very process. */
 function install(root: string, args: string[]): Promise<{ code: number; out: string }> {

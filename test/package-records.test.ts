@@ -137,7 +137,7 @@ describe('language package records', () => {
       { path: 'qs-1.0.dist-info/RECORD' },
       { path: 'bad.py' },
     ]);
-    expect(errors).toEqual(['RECORD:4: unrecognised hash "md5=zzz"', 'RECORD:5: not a RECORD line']);
+    expect(errors).toEqual(['RECORD:4: unrecognised hash "md5=zzz"', 'RECORD:5: not a RECORD line (path,hash,size): "\\"unterminated," skipped']);
   });
 
   it('refuses a package.json whose fields are not what npm writes, naming the field', () => {

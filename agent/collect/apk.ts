@@ -1,7 +1,7 @@
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { base64ToHex, readOptional } from './read.js';
+import { base64ToHex, capMessages, readChecked } from './read.js';
 import type { Collected, Collector, DigestAlgo, OwnedFile } from './types.js';
 
 export interface ApkFile {
@@ -120,13 +120,19 @@ export function parseApkInstalled(text: string, source = 'lib/apk/db/installed')
   return { packages, errors };
 }
 
+const APK_DB = '/lib/apk/db/installed';
+
 export const apkCollector: Collector = {
   ecosystem: 'apk',
   async collect(root: Root): Promise<Collected | null> {
-    const text = await readOptional(root.hostPath('/lib/apk/db/installed'));
+    const db = await readChecked(root.hostPath(APK_DB));
+    if (db.error !== undefined) return { packages: [], owned: new Map(), warnings: [{ code: 'APKDB_UNREADABLE', path: APK_DB, message: `cannot read apk's database (${db.error}): apk packages not checked` }] };
+    const text = db.text;
     if (text === null) return null;
     const { packages: parsed, errors } = parseApkInstalled(text);
-    const warnings: ScanWarning[] = errors.map((message) => ({ code: 'APKDB_INVALID', path: '/lib/apk/db/installed', message }));
+    const warnings: ScanWarning[] = capMessages(errors).map((message) => ({ code: 'APKDB_INVALID', path: APK_DB, message }));
+    // Content without one package is a database that could not be read, not an image without apk packages.
+    if (parsed.length === 0 && text.trim() !== '') warnings.push({ code: 'APKDB_UNREADABLE', path: APK_DB, message: `no package could be read from ${text.length} bytes: apk packages not checked` });
     const packages: PackageRecord[] = [];
     const owned = new Map<string, OwnedFile>();
     for (const p of parsed) {

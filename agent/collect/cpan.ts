@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { listDir, packageId, readOptional } from './read.js';
+import { listDir, packageId, readChecked } from './read.js';
 import type { ChangeSet, Collected, Collector, OwnedFile } from './types.js';
 
 export interface PerllocalEntry {
@@ -82,7 +82,9 @@ export const cpanCollector: Collector = {
     const warnings: ScanWarning[] = [];
     const latest = new Map<string, PerllocalEntry & { pod: string }>();
     for (const pod of pods) {
-      const text = await readOptional(root.hostPath(pod));
+      const read = await readChecked(root.hostPath(pod));
+      if (read.error !== undefined) warnings.push({ code: 'PERLLOCAL_UNREADABLE', path: pod, message: `cannot read the install log (${read.error}): the modules it lists are not checked` });
+      const text = read.text;
       const entries = parsePerllocal(text ?? '');
       if (text && entries.length === 0 && text.trim() !== '') warnings.push({ code: 'PERLLOCAL_INVALID', path: pod, message: 'no "=head2 <date>: C<Module> L<Name|Name>" stanza found' });
       // The last stanza of a module is its current install.
@@ -98,8 +100,9 @@ export const cpanCollector: Collector = {
       const version = e.version ?? '0';
       packages.push({ ecosystem: 'cpan', name: e.module, version });
       const packlist = `${path.posix.dirname(e.pod)}/auto/${e.module.split('::').join('/')}/.packlist`;
-      const list = await readOptional(root.hostPath(packlist)).catch(() => null);
-      if (list === null) warnings.push({ code: 'PACKLIST_MISSING', path: packlist, message: `perllocal.pod lists ${e.module} but it has no .packlist: its files are not attributed` });
+      const { text: list, error } = await readChecked(root.hostPath(packlist));
+      if (error !== undefined) warnings.push({ code: 'PACKLIST_UNREADABLE', path: packlist, message: `cannot read ${e.module}'s .packlist (${error}): its files are not attributed` });
+      else if (list === null) warnings.push({ code: 'PACKLIST_MISSING', path: packlist, message: `perllocal.pod lists ${e.module} but it has no .packlist: its files are not attributed` });
       else {
         records.set(packageId(owner), root.canonical(packlist));
         for (const p of [...parsePacklist(list), packlist]) {

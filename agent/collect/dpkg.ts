@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
 import { readDpkgChangeSets } from './dpkg-log.js';
+import { capMessages, readChecked } from './read.js';
 import type { Collected, Collector, OwnedFile } from './types.js';
 
 export interface DpkgStanza {
@@ -11,11 +11,16 @@ export interface DpkgStanza {
   line: number;
 }
 
+/** A problem in a status file, for a warning: `line` is 1-based. */
+export type StatusProblem = (line: number, message: string) => void;
+
 /**
  * Parses `var/lib/dpkg/status` (RFC-822-like stanzas). A continuation line starts with a space
- * or tab and is appended to the previous field with a newline, as dpkg itself keeps it.
+ * or tab and is appended to the previous field with a newline, as dpkg itself keeps it. Lines
+ * that are not fields go to `problem`, and so does a last stanza without the blank line dpkg
+ * ends every stanza with: the file was cut short there.
  */
-export function parseDpkgStatus(text: string): DpkgStanza[] {
+export function parseDpkgStatus(text: string, problem: StatusProblem = () => {}): DpkgStanza[] {
   const stanzas: DpkgStanza[] = [];
   let fields = new Map<string, string>();
   let line = 0;
@@ -31,20 +36,33 @@ export function parseDpkgStatus(text: string): DpkgStanza[] {
     }
     if (raw.startsWith(' ') || raw.startsWith('\t')) {
       if (last !== null) fields.set(last, `${fields.get(last) ?? ''}\n${raw.slice(1)}`);
+      else problem(line, 'continuation line without a field before it');
       continue;
     }
     const colon = raw.indexOf(':');
-    if (colon <= 0) continue; // not a field; dpkg would refuse the file, we keep reading
+    if (colon <= 0) {
+      problem(line, 'not a "Field: value" line'); // dpkg would refuse the file; we keep reading
+      continue;
+    }
     if (fields.size === 0) start = line;
     last = raw.slice(0, colon);
     fields.set(last, raw.slice(colon + 1).trim());
   }
   if (fields.size > 0) stanzas.push({ fields, line: start });
+  const final = stanzas.at(-1);
+  if (final && !text.slice(-4096).replace(/[ \t\r]+$/, '').endsWith('\n\n')) {
+    const name = final.fields.get('Package');
+    problem(final.line, `the file ends inside the stanza ${name ? `of ${name} ` : ''}that starts here: it was cut short, that stanza may be incomplete`);
+  }
   return stanzas;
 }
 
 // The third word of `Status:`; these states have the package's files on disk.
 const PRESENT_STATES = new Set(['installed', 'half-configured', 'unpacked', 'triggers-awaited', 'triggers-pending']);
+// Every word dpkg writes in `Status: <want> <flag> <state>`.
+const WANTS = new Set(['unknown', 'install', 'hold', 'deinstall', 'purge']);
+const FLAGS = new Set(['ok', 'reinstreq']);
+const STATES = new Set([...PRESENT_STATES, 'not-installed', 'config-files', 'half-installed']);
 
 export interface DpkgPackage {
   name: string;
@@ -55,13 +73,27 @@ export interface DpkgPackage {
   conffiles: Map<string, string>;
 }
 
-export function installedPackages(stanzas: DpkgStanza[]): DpkgPackage[] {
+/** The packages whose files are on disk. A stanza that cannot be one (no name, a Status dpkg never writes, no version) goes to `problem`. */
+export function installedPackages(stanzas: DpkgStanza[], problem: StatusProblem = () => {}): DpkgPackage[] {
   const out: DpkgPackage[] = [];
   for (const s of stanzas) {
-    const status = s.fields.get('Status')?.split(/\s+/);
     const name = s.fields.get('Package');
+    const statusText = s.fields.get('Status');
+    const status = statusText?.split(/\s+/);
     const version = s.fields.get('Version');
-    if (!status || status.length !== 3 || !PRESENT_STATES.has(status[2]!) || !name || !version) continue;
+    if (!name) {
+      problem(s.line, 'stanza without a Package field: skipped');
+      continue;
+    }
+    if (!status || status.length !== 3 || !WANTS.has(status[0]!) || !FLAGS.has(status[1]!) || !STATES.has(status[2]!)) {
+      problem(s.line, `${name}: ${statusText === undefined ? 'no Status field' : `unrecognised Status ${JSON.stringify(statusText.slice(0, 60))}`}: skipped`);
+      continue;
+    }
+    if (!PRESENT_STATES.has(status[2]!)) continue;
+    if (!version) {
+      problem(s.line, `${name} is ${status[2]} but has no Version field: skipped`);
+      continue;
+    }
     out.push({
       name,
       version,
@@ -71,6 +103,19 @@ export function installedPackages(stanzas: DpkgStanza[]): DpkgPackage[] {
     });
   }
   return out;
+}
+
+/**
+ * The installed packages of a status file's text, and its problems as `<source>:<line>: ...`
+ * messages. A status with content and not one installed package is unreadable, not empty.
+ */
+export function readDpkgStatus(text: string, source: string): { packages: DpkgPackage[]; errors: string[]; unreadable: boolean } {
+  const problems: Array<{ line: number; message: string }> = [];
+  const problem: StatusProblem = (line, message) => problems.push({ line, message });
+  const packages = installedPackages(parseDpkgStatus(text, problem), problem);
+  // In file order: the first problems are the ones a capped warning list shows.
+  const errors = problems.sort((a, b) => a.line - b.line).map((p) => `${source}:${p.line}: ${p.message}`);
+  return { packages, errors, unreadable: packages.length === 0 && text.trim() !== '' };
 }
 
 /** `Conffiles:` continuation lines: ` /etc/adduser.conf <md5> [obsolete|remove-on-upgrade]`. */
@@ -98,46 +143,65 @@ export function parseList(text: string): string[] {
   return text.split('\n').filter((p) => p.startsWith('/') && p !== '/.');
 }
 
-async function readOptional(file: string): Promise<string | null> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
+/** One package's `.list` and `.md5sums`, each null when absent, with why one that is there could not be read. */
+async function readInfoFiles(info: string, pkg: DpkgPackage): Promise<{ list: string | null; listFile: string; listError?: string; sums: string | null; sumsError?: string }> {
+  // Multi-Arch: same packages keep `<pkg>:<arch>.list`; the rest plain `<pkg>.list`.
+  const base = pkg.multiArchSame ? `${pkg.name}:${pkg.arch}` : pkg.name;
+  const [first, sums] = await Promise.all([readChecked(`${info}/${base}.list`), readChecked(`${info}/${base}.md5sums`)]);
+  let listFile = `${base}.list`;
+  let list = first;
+  if (list.text === null && list.error === undefined) {
+    listFile = `${pkg.name}:${pkg.arch}.list`;
+    list = await readChecked(`${info}/${listFile}`);
   }
+  return {
+    list: list.text,
+    listFile,
+    ...(list.error !== undefined ? { listError: list.error } : {}),
+    sums: sums.text,
+    ...(sums.error !== undefined ? { sumsError: sums.error } : {}),
+  };
 }
+
+const STATUS = '/var/lib/dpkg/status';
+const INFO = '/var/lib/dpkg/info';
 
 export const dpkgCollector: Collector = {
   ecosystem: 'dpkg',
   async collect(root: Root): Promise<Collected | null> {
-    const statusFile = root.hostPath('/var/lib/dpkg/status');
-    const status = await readOptional(statusFile);
-    if (status === null) return null;
+    const status = await readChecked(root.hostPath(STATUS));
+    if (status.text === null && status.error === undefined) return null;
     const warnings: ScanWarning[] = [];
     const packages: PackageRecord[] = [];
     const owned = new Map<string, OwnedFile>();
-    const info = root.hostPath('/var/lib/dpkg/info');
-    const installed = installedPackages(parseDpkgStatus(status));
+    if (status.text === null) {
+      warnings.push({ code: 'DPKG_STATUS_UNREADABLE', path: STATUS, message: `cannot read dpkg's status (${status.error}): dpkg packages not checked` });
+      return { packages, owned, warnings };
+    }
+    const parsed = readDpkgStatus(status.text, STATUS);
+    for (const message of capMessages(parsed.errors)) warnings.push({ code: 'DPKG_STATUS_INVALID', path: STATUS, message });
+    if (parsed.unreadable) {
+      warnings.push({ code: 'DPKG_STATUS_UNREADABLE', path: STATUS, message: `no installed package could be read from ${status.text.length} bytes: dpkg packages not checked` });
+    }
+    const info = root.hostPath(INFO);
+    const installed = parsed.packages;
     // The info files are read all at once (their waits overlap), then merged in status order so
     // the first package listing a shared folder still keeps it.
-    const files = await Promise.all(
-      installed.map(async (pkg) => {
-        // Multi-Arch: same packages keep `<pkg>:<arch>.list`; the rest plain `<pkg>.list`.
-        const base = pkg.multiArchSame ? `${info}/${pkg.name}:${pkg.arch}` : `${info}/${pkg.name}`;
-        const [list, sums] = await Promise.all([
-          readOptional(`${base}.list`).then((l) => l ?? readOptional(`${info}/${pkg.name}:${pkg.arch}.list`)),
-          readOptional(`${base}.md5sums`),
-        ]);
-        return { list, sums };
-      }),
-    );
+    const files = await Promise.all(installed.map((pkg) => readInfoFiles(info, pkg)));
     const changeSets = readDpkgChangeSets(root);
     installed.forEach((pkg, i) => {
-      const { list, sums } = files[i]!;
+      const { list, listFile, listError, sums, sumsError } = files[i]!;
       packages.push({ ecosystem: 'dpkg', name: pkg.name, version: pkg.version, arch: pkg.arch });
       const owner = { ecosystem: 'dpkg' as const, name: pkg.name };
+      if (sumsError !== undefined) {
+        warnings.push({ code: 'DPKG_MD5SUMS_UNREADABLE', path: `${INFO}/${pkg.name}.md5sums`, message: `cannot read ${pkg.name}'s file digests (${sumsError}): its files are owned but not verified` });
+      }
+      if (listError !== undefined) {
+        warnings.push({ code: 'DPKG_LIST_UNREADABLE', path: `${INFO}/${listFile}`, message: `cannot read ${pkg.name}'s file list (${listError}): its files are not attributed` });
+        return;
+      }
       if (list === null) {
-        warnings.push({ code: 'DPKG_LIST_MISSING', path: `/var/lib/dpkg/info/${pkg.name}.list`, message: `dpkg lists ${pkg.name} as installed but has no file list for it` });
+        warnings.push({ code: 'DPKG_LIST_MISSING', path: `${INFO}/${pkg.name}.list`, message: `dpkg lists ${pkg.name} as installed but has no file list for it` });
         return;
       }
       const md5 = parseMd5sums(sums ?? '');

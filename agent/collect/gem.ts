@@ -1,7 +1,7 @@
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { clusterByTime, listDir, mtimeOf, packageId, readOptional, walkInside } from './read.js';
+import { clusterByTime, deniedFolder, listDir, mtimeOf, packageId, readChecked, readOptional, walkInside } from './read.js';
 import type { Collected, Collector, OwnedFile } from './types.js';
 
 export interface GemSpec {
@@ -31,13 +31,16 @@ export function parseGemspec(text: string): GemSpec | null {
 }
 
 /** Gem homes (GEM_HOME / GEM_PATH entries) of Debian, RHEL, SUSE and a source-built Ruby. */
-async function findGemHomes(root: Root): Promise<string[]> {
+async function findGemHomes(root: Root, warnings: ScanWarning[]): Promise<string[]> {
   const homes: string[] = ['/usr/share/gems'];
   for (const parent of ['/var/lib/gems', '/usr/lib/ruby/gems', '/usr/lib64/ruby/gems', '/usr/local/lib/ruby/gems', '/usr/local/share/gems']) {
     for (const e of await listDir(root.hostPath(parent))) if (e.isDirectory()) homes.push(`${parent}/${e.name}`);
   }
   const out: string[] = [];
-  for (const h of homes) if ((await listDir(root.hostPath(`${h}/specifications`))).length > 0) out.push(h);
+  for (const h of homes) {
+    const specs = `${h}/specifications`;
+    if ((await listDir(root.hostPath(specs), () => warnings.push(deniedFolder('GEM_HOME_UNREADABLE', specs, 'the gems of this home are')))).length > 0) out.push(h);
+  }
   return out;
 }
 
@@ -49,9 +52,9 @@ function binDirs(home: string): string[] {
 export const gemCollector: Collector = {
   ecosystem: 'gem',
   async collect(root: Root): Promise<Collected | null> {
-    const homes = await findGemHomes(root);
-    if (homes.length === 0) return null;
     const warnings: ScanWarning[] = [];
+    const homes = await findGemHomes(root, warnings);
+    if (homes.length === 0) return warnings.length > 0 ? { packages: [], owned: new Map(), warnings } : null;
     const packages: PackageRecord[] = [];
     const owned = new Map<string, OwnedFile>();
     const records = new Map<string, string>();
@@ -61,8 +64,13 @@ export const gemCollector: Collector = {
         for (const e of await listDir(root.hostPath(specDir))) {
           if (!e.isFile() || !e.name.endsWith('.gemspec')) continue;
           const specPath = `${specDir}/${e.name}`;
-          const text = await readOptional(root.hostPath(specPath));
-          const spec = text === null ? null : parseGemspec(text);
+          const read = await readChecked(root.hostPath(specPath));
+          if (read.error !== undefined) {
+            warnings.push({ code: 'GEMSPEC_UNREADABLE', path: specPath, message: `cannot read the gemspec (${read.error}): that gem is not checked` });
+            continue;
+          }
+          if (read.text === null) continue; // gone since the folder was listed
+          const spec = parseGemspec(read.text);
           if (!spec) {
             warnings.push({ code: 'GEMSPEC_INVALID', path: specPath, message: 'no "# stub:" line and no s.name / s.version fields: skipped' });
             continue;

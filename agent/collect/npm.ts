@@ -2,7 +2,7 @@ import { lstat } from 'node:fs/promises';
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { clusterByTime, listDir, mtimeOf, packageId, readOptional, walkInside } from './read.js';
+import { clusterByTime, deniedFolder, listDir, mtimeOf, packageId, readChecked, walkInside } from './read.js';
 import type { Collected, Collector, OwnedFile } from './types.js';
 
 export interface NpmManifest {
@@ -45,9 +45,10 @@ export const npmCollector: Collector = {
     for (const prefix of PREFIXES) {
       const nm = `${prefix}/lib/node_modules`;
       const dirs: string[] = [];
-      for (const e of await listDir(root.hostPath(nm))) {
+      const denied = (dir: string) => (): number => warnings.push(deniedFolder('NPM_MODULES_UNREADABLE', dir, 'the npm packages installed there are'));
+      for (const e of await listDir(root.hostPath(nm), denied(nm))) {
         if (e.name.startsWith('.')) continue;
-        if (e.name.startsWith('@') && e.isDirectory()) for (const s of await listDir(root.hostPath(`${nm}/${e.name}`))) dirs.push(`${nm}/${e.name}/${s.name}`);
+        if (e.name.startsWith('@') && e.isDirectory()) for (const s of await listDir(root.hostPath(`${nm}/${e.name}`), denied(`${nm}/${e.name}`))) dirs.push(`${nm}/${e.name}/${s.name}`);
         else dirs.push(`${nm}/${e.name}`);
       }
       if (dirs.length === 0) continue;
@@ -58,8 +59,12 @@ export const npmCollector: Collector = {
         const st = await lstat(root.hostPath(dir)).catch(() => null);
         if (!st?.isDirectory()) continue;
         const pj = `${dir}/package.json`;
-        const text = await readOptional(root.hostPath(pj));
-        if (text === null) continue;
+        const { text, error } = await readChecked(root.hostPath(pj));
+        if (error !== undefined || text === null) {
+          // A package folder npm left without a readable package.json: its files would look unowned.
+          warnings.push({ code: error !== undefined ? 'NPM_PACKAGE_UNREADABLE' : 'NPM_PACKAGE_MISSING', path: pj, message: error !== undefined ? `cannot read package.json (${error}): that package is not checked` : 'a folder in node_modules without package.json: its files are not attributed' });
+          continue;
+        }
         let manifest: NpmManifest;
         try {
           manifest = parsePackageJson(text, pj);
@@ -92,7 +97,7 @@ export const npmCollector: Collector = {
       // npm's lockfile of the global folder is rewritten by every install: the latest explains it.
       if (newest) owned.set(root.canonical(`${nm}/.package-lock.json`), { owner: newest.owner, conffile: false });
     }
-    if (!any) return null;
+    if (!any) return warnings.length > 0 ? { packages, owned, warnings } : null;
     return { packages, owned, warnings, records, changeSets: clusterByTime(installs, 30_000) };
   },
 };

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { base64ToHex, clusterByTime, listDir, mtimeOf, normalizePythonName, packageId, readOptional } from './read.js';
+import { base64ToHex, capMessages, clusterByTime, deniedFolder, listDir, mtimeOf, normalizePythonName, packageId, readChecked, readOptional } from './read.js';
 import type { Collected, Collector, DigestAlgo, OwnedFile } from './types.js';
 
 /** `Name:` and `Version:` from the header part of METADATA / PKG-INFO (RFC-822 style). */
@@ -57,8 +57,9 @@ export function parseRecord(text: string, source: string): { entries: RecordEntr
     const line = raw.replace(/\r$/, '');
     if (line === '') return;
     const cols = splitCsv(line);
-    if (!cols || cols[0] === undefined || cols[0] === '') {
-      errors.push(`${source}:${i + 1}: not a RECORD line`);
+    // Exactly path,hash,size: a merge-conflict marker or a line cut short is no claim on a file.
+    if (!cols || cols.length !== 3 || cols[0] === '' || !/^\d*$/.test(cols[2]!)) {
+      errors.push(`${source}:${i + 1}: not a RECORD line (path,hash,size): ${JSON.stringify(line.slice(0, 40))} skipped`);
       return;
     }
     const [file, hash] = cols;
@@ -79,7 +80,7 @@ export function parseRecord(text: string, source: string): { entries: RecordEntr
  * Site folders to look in. A virtualenv is a prefix with its own `lib/pythonX.Y/site-packages`,
  * so every folder directly under /opt and /srv (and one level further) is tried as a prefix.
  */
-async function findSiteDirs(root: Root): Promise<string[]> {
+async function findSiteDirs(root: Root, warnings: ScanWarning[]): Promise<string[]> {
   const prefixes = ['/usr', '/usr/local'];
   for (const base of ['/opt', '/srv']) {
     for (const e of await listDir(root.hostPath(base))) {
@@ -95,7 +96,7 @@ async function findSiteDirs(root: Root): Promise<string[]> {
         if (!e.isDirectory() || !/^python\d/.test(e.name)) continue;
         for (const kind of ['site-packages', 'dist-packages']) {
           const dir = `${prefix}/${lib}/${e.name}/${kind}`;
-          if ((await listDir(root.hostPath(dir))).length > 0) sites.push(dir);
+          if ((await listDir(root.hostPath(dir), () => warnings.push(deniedFolder('PIP_SITE_UNREADABLE', dir, 'the Python packages installed there are')))).length > 0) sites.push(dir);
         }
       }
     }
@@ -119,12 +120,21 @@ async function readDistInfo(root: Root, site: string, entry: string, warnings: S
   // A legacy egg-info is a folder with PKG-INFO, or a file holding the same text.
   const metaPath = isDist ? `${dir}/METADATA` : `${dir}/PKG-INFO`;
   let metaFile = metaPath;
-  let text = await readOptional(root.hostPath(metaPath)).catch(() => null);
-  if (text === null && !isDist) {
-    text = await readOptional(root.hostPath(dir)).catch(() => null);
+  let read = await readChecked(root.hostPath(metaPath));
+  if (read.text === null && read.error === undefined && !isDist) {
+    const asFile = await readChecked(root.hostPath(dir));
+    read = asFile.error === 'EISDIR' ? { text: null } : asFile;
     metaFile = dir;
   }
-  if (text === null) return null;
+  if (read.error !== undefined) {
+    warnings.push({ code: 'PIP_METADATA_UNREADABLE', path: metaFile, message: `cannot read the package's metadata (${read.error}): skipped` });
+    return null;
+  }
+  const text = read.text;
+  if (text === null) {
+    if (isDist) warnings.push({ code: 'PIP_METADATA_MISSING', path: metaPath, message: 'a dist-info folder without METADATA: skipped' });
+    return null;
+  }
   const meta = parseMetadata(text);
   if (!meta.name || !meta.version) {
     warnings.push({ code: 'PIP_METADATA_INVALID', path: metaFile, message: 'no Name: or Version: field' });
@@ -132,15 +142,18 @@ async function readDistInfo(root: Root, site: string, entry: string, warnings: S
   }
   const files: Found['files'] = [];
   if (isDist) {
-    const record = await readOptional(root.hostPath(`${dir}/RECORD`));
-    if (record !== null) {
-      const parsed = parseRecord(record, `${dir}/RECORD`);
-      for (const message of parsed.errors.slice(0, 5)) warnings.push({ code: 'PIP_RECORD_INVALID', path: `${dir}/RECORD`, message });
+    const record = await readChecked(root.hostPath(`${dir}/RECORD`));
+    if (record.error !== undefined) warnings.push({ code: 'PIP_RECORD_UNREADABLE', path: `${dir}/RECORD`, message: `cannot read the file list of ${meta.name} (${record.error}): its files are not attributed` });
+    if (record.text !== null) {
+      const parsed = parseRecord(record.text, `${dir}/RECORD`);
+      for (const message of capMessages(parsed.errors)) warnings.push({ code: 'PIP_RECORD_INVALID', path: `${dir}/RECORD`, message });
       for (const e of parsed.entries) files.push({ path: path.posix.normalize(`${site}/${e.path}`), ...(e.digest ? { digest: e.digest } : {}) });
     }
   } else {
     // installed-files.txt: paths relative to the egg-info folder, no digests.
-    const list = await readOptional(root.hostPath(`${dir}/installed-files.txt`)).catch(() => null);
+    const { text: list, error } = await readChecked(root.hostPath(`${dir}/installed-files.txt`));
+    // ENOTDIR: an egg-info that is a file has no list beside it.
+    if (error !== undefined && error !== 'ENOTDIR') warnings.push({ code: 'PIP_RECORD_UNREADABLE', path: `${dir}/installed-files.txt`, message: `cannot read the file list of ${meta.name} (${error}): its files are not attributed` });
     for (const line of (list ?? '').split('\n')) if (line.trim()) files.push({ path: path.posix.normalize(`${dir}/${line.trim()}`) });
     files.push({ path: metaFile });
   }
@@ -153,9 +166,9 @@ async function readDistInfo(root: Root, site: string, entry: string, warnings: S
 export const pipCollector: Collector = {
   ecosystem: 'pip',
   async collect(root: Root): Promise<Collected | null> {
-    const sites = await findSiteDirs(root);
-    if (sites.length === 0) return null;
     const warnings: ScanWarning[] = [];
+    const sites = await findSiteDirs(root, warnings);
+    if (sites.length === 0) return warnings.length > 0 ? { packages: [], owned: new Map(), warnings } : null;
     const found: Found[] = [];
     for (const site of sites) {
       for (const e of await listDir(root.hostPath(site))) {

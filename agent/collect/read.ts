@@ -1,6 +1,7 @@
 import type { Dirent } from 'node:fs';
 import { lstat, readFile, readdir } from 'node:fs/promises';
 import type { Ecosystem } from '../../shared/findings.js';
+import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
 import type { ChangeSet } from './types.js';
 
@@ -18,15 +19,46 @@ export async function readOptional(file: string): Promise<string | null> {
   }
 }
 
-/** Folder entries, or [] when the folder does not exist. Never follows the folder if it is a link out of the root. */
-export async function listDir(dir: string): Promise<Dirent[]> {
+/**
+ * Reads a text file without ever throwing: `text` is null when it is absent (ENOENT), and
+ * `error` says why a file that is there could not be read (EACCES, EISDIR, ENOTDIR, ...). A
+ * damaged tree then costs the one package whose file it is, with a warning, not the database.
+ */
+export async function readChecked(file: string): Promise<{ text: string | null; error?: string }> {
+  try {
+    return { text: await readFile(file, 'utf8') };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { text: null };
+    return { text: null, error: code ?? (err as Error).message };
+  }
+}
+
+/** At most `max` of `messages`, the last one saying how many more there were: a garbage file must not flood a report. */
+export function capMessages(messages: readonly string[], max = 10): string[] {
+  if (messages.length <= max) return [...messages];
+  return [...messages.slice(0, max - 1), `... and ${messages.length - max + 1} more problems in the same file`];
+}
+
+/**
+ * Folder entries, or [] when the folder does not exist. Never follows the folder if it is a link
+ * out of the root. A folder there that may not be read is [] too, and `onDenied` hears of it:
+ * where the folder holds package records, that is a warning, not an absent ecosystem.
+ */
+export async function listDir(dir: string, onDenied?: () => void): Promise<Dirent[]> {
   try {
     return await readdir(dir, { withFileTypes: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES') onDenied?.();
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES') return [];
     throw err;
   }
+}
+
+/** The warning for a folder of package records that may not be read. */
+export function deniedFolder(code: string, inside: string, what: string): ScanWarning {
+  return { code, path: inside, message: `cannot list the folder (EACCES): ${what} not checked` };
 }
 
 /** Modification time of a path inside the root, without following a final link; null if absent. */

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -230,26 +230,38 @@ async function exists(p: string): Promise<boolean> {
 }
 
 /**
- * Reads every header blob of an sqlite rpmdb. The database is in WAL mode and may sit on a
- * read-only image, so it is never opened in place (that would create `-shm` beside it): a
- * private copy of the database and its WAL is opened instead.
+ * Runs `use` on a private copy of `dir`'s regular files (`only` of them when given), then removes
+ * the copy. No tool ever opens a database inside the audited root: sqlite creates `-shm` beside
+ * a WAL-mode database, and rpm, given a database it cannot read, creates a new `rpmdb.sqlite`
+ * (with `-shm` and `-wal`) there, which the next manifest would record as part of the image.
+ */
+async function withPrivateCopy<T>(dir: string, only: readonly string[] | null, use: (copy: string) => Promise<T>): Promise<T> {
+  const copy = await mkdtemp(path.join(tmpdir(), 'quicksand-rpmdb-'));
+  try {
+    // Links are not followed: only what really is a file of the database folder is copied.
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      if (e.isFile() && (only === null || only.includes(e.name))) await copyFile(path.join(dir, e.name), path.join(copy, e.name));
+    }
+    return await use(copy);
+  } finally {
+    await rm(copy, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Reads every header blob of an sqlite rpmdb, from a private copy of the database and its WAL
+ * (committed transactions not yet checkpointed live only in the WAL).
  */
 export async function readSqliteBlobs(dbFile: string): Promise<Buffer[]> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'quicksand-rpmdb-'));
-  try {
-    const copy = path.join(dir, 'rpmdb.sqlite');
-    await copyFile(dbFile, copy);
-    // Committed transactions not yet checkpointed live only in the WAL.
-    if (await exists(`${dbFile}-wal`)) await copyFile(`${dbFile}-wal`, `${copy}-wal`);
-    const db = new Database(copy, { fileMustExist: true });
+  const name = path.basename(dbFile);
+  return withPrivateCopy(path.dirname(dbFile), [name, `${name}-wal`], async (copy) => {
+    const db = new Database(path.join(copy, name), { fileMustExist: true });
     try {
       return db.prepare('SELECT blob FROM Packages ORDER BY hnum').pluck().all() as Buffer[];
     } finally {
       db.close();
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 const run = promisify(execFile);
@@ -302,6 +314,34 @@ async function findRpmBinary(): Promise<string | null> {
     if (dir && (await exists(path.join(dir, 'rpm')))) return path.join(dir, 'rpm');
   }
   return null;
+}
+
+// A damaged database must not hold a scan forever.
+const RPM_QUERY_TIMEOUT_MS = 120_000;
+
+/**
+ * Asks the rpm binary for every package of the BerkeleyDB or ndb database in `dbDir` (on this
+ * machine), through a private copy of it. Throws when rpm fails; `stderr` keeps what it said.
+ */
+export async function queryRpmDatabase(rpm: string, dbDir: string): Promise<{ packages: RpmPackage[]; stderr: string }> {
+  return withPrivateCopy(dbDir, null, async (copy) => {
+    const { stdout, stderr } = await run(rpm, ['--dbpath', copy, '-qa', '--qf', QUERY_FORMAT], { maxBuffer: 1 << 30, timeout: RPM_QUERY_TIMEOUT_MS });
+    return { packages: parseRpmQueryOutput(stdout), stderr };
+  });
+}
+
+// ndb's Packages.db starts with these four bytes (rpm's PKGDB_MAGIC).
+const NDB_MAGIC = Buffer.from('RpmP');
+
+/** Why rpm could answer nothing from a database that holds data: for the warning. */
+async function unreadableReason(file: string, stderr: string): Promise<string> {
+  const head = Buffer.alloc(4);
+  await open(file, 'r')
+    .then(async (fd) => fd.read(head, 0, 4, 0).finally(() => fd.close()))
+    .catch(() => undefined);
+  const said = stderr.split('\n').find((l) => l.startsWith('error:'));
+  if (head.equals(NDB_MAGIC)) return `it is an ndb database, which this machine's rpm cannot read${said ? ` (${said})` : ''}`;
+  return `it is damaged or in a format this machine's rpm cannot read${said ? ` (${said})` : ''}`;
 }
 
 /** `name:x:id:...` lines of the root's own etc/passwd or etc/group → name → id. */
@@ -377,18 +417,27 @@ export const rpmCollector: Collector = {
         });
         return toCollected(pkgs, root, warnings, await readIds(root));
       }
-      const legacy = (await exists(root.hostPath(`${dbDir}/Packages`))) || (await exists(root.hostPath(`${dbDir}/Packages.db`)));
-      if (!legacy) continue;
+      const legacyName = (await exists(root.hostPath(`${dbDir}/Packages`))) ? 'Packages' : (await exists(root.hostPath(`${dbDir}/Packages.db`))) ? 'Packages.db' : null;
+      if (legacyName === null) continue;
+      const dbFile = `${dbDir}/${legacyName}`;
       const rpm = await findRpmBinary();
       if (rpm === null) {
         return { packages: [], owned: new Map(), warnings: [{ code: 'RPMDB_UNSUPPORTED', path: dbDir, message: 'unsupported rpm database (BerkeleyDB or ndb) and no rpm binary to read it: rpm packages not checked' }] };
       }
+      let answer: { packages: RpmPackage[]; stderr: string };
       try {
-        const { stdout } = await run(rpm, ['--root', root.dir || '/', '--dbpath', dbDir, '-qa', '--qf', QUERY_FORMAT], { maxBuffer: 1 << 30 });
-        return toCollected(parseRpmQueryOutput(stdout), root, [], await readIds(root));
+        answer = await queryRpmDatabase(rpm, root.hostPath(dbDir));
       } catch (err) {
         return { packages: [], owned: new Map(), warnings: [{ code: 'RPMDB_UNSUPPORTED', path: dbDir, message: `unsupported rpm database: ${rpm} could not read it (${(err as Error).message.split('\n')[0]})` }] };
       }
+      // rpm exits 0 with nothing to say for a database it cannot make sense of: no package from a
+      // file that holds data is an unreadable database, not an image without rpm packages.
+      const size = (await stat(root.hostPath(dbFile))).size;
+      if (answer.packages.length === 0 && size > 0) {
+        const why = await unreadableReason(root.hostPath(dbFile), answer.stderr);
+        return { packages: [], owned: new Map(), warnings: [{ code: 'RPMDB_UNREADABLE', path: dbFile, message: `${rpm} read no package from this ${size}-byte database: ${why}; rpm packages not checked` }] };
+      }
+      return toCollected(answer.packages, root, [], await readIds(root));
     }
     return null;
   },

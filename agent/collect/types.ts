@@ -68,3 +68,9 @@ export interface Collector {
   /** Returns null when the ecosystem is absent from this root (no database at all). */
   collect(root: Root): Promise<Collected | null>;
 }
+
+/**
+ * Warning codes that mean a whole package database could not be read: its packages went
+ * unchecked, so a report without drift is incomplete, not clean.
+ */
+export const DATABASE_UNREADABLE_CODES: ReadonlySet<string> = new Set(['RPMDB_UNREADABLE', 'RPMDB_UNSUPPORTED', 'DPKG_STATUS_UNREADABLE', 'APKDB_UNREADABLE', 'COLLECTOR_FAILED']);

@@ -1,5 +1,6 @@
 import { SEVERITIES } from '../../shared/findings.js';
 import type { Finding, Report } from '../../shared/report.js';
+import { DATABASE_UNREADABLE_CODES } from '../collect/types.js';
 
 const NESTED_SHOWN = 5;
 const WARNINGS_SHOWN = 10;
@@ -8,9 +9,17 @@ const WARNINGS_SHOWN = 10;
 export function formatReport(report: Report, manifestName: string): string {
   const { summary, stats } = report;
   const lines: string[] = [];
-  const verdict = summary.status === 'clean' ? 'CLEAN: matches its image' : 'DRIFT: this host no longer matches its image';
+  const unread = report.warnings.filter((w) => DATABASE_UNREADABLE_CODES.has(w.code));
+  const verdict =
+    summary.status === 'drift'
+      ? 'DRIFT: this host no longer matches its image'
+      : unread.length > 0
+        ? `INCOMPLETE: no drift found, but ${plural(unread.length, 'package database')} could not be read and ${unread.length === 1 ? 'its' : 'their'} packages were not checked`
+        : 'CLEAN: matches its image';
   lines.push(`${report.host.root} against ${report.image.name} ${report.image.version} (${manifestName})`);
   lines.push(verdict);
+  // Said at the top, not only among the warnings: a scan that could not read a database must not read as clean.
+  for (const w of unread) lines.push(`  not checked: ${w.code} ${w.path ?? ''}: ${w.message}`);
   const counts = SEVERITIES.map((s) => `${summary.counts[s]} ${s}`).join(', ');
   const sets = summary.changeSets ?? summary.findings;
   lines.push(`  ${counts}  (${plural(sets, 'change')}: ${plural(summary.findings, 'finding')} covering ${plural(summary.files, 'path')})`);
