@@ -8,6 +8,7 @@ import type { Finding } from '../shared/report.js';
 import type { ChangeSet, OwnedFile } from './collectors/types.js';
 import { attributeChangeSets } from './change-sets.js';
 import type { ObservedFile } from './fingerprint.js';
+import { capabilityText } from './fingerprint/capability.js';
 
 /** What the host really holds, read relative to its root. */
 export interface Observation {
@@ -168,7 +169,7 @@ export function comparePresent(rules: FileRules, was: FileRecord | undefined, no
     if (was) {
       const changed = metadataChanges(was, now);
       if (changed) {
-        const { severity, reason } = metadataSeverity(was, now, owned, rules.packageUnchanged(owner), isMutable);
+        const { severity, reason } = metadataSeverity(was, now, owned, rules.packageUnchanged(owner), isMutable, new Set(Object.keys(changed.before)));
         const formerTarget =
           was.type === 'symlink' && was.target !== undefined && isUnder(was.path, '/etc/alternatives') ? joinTarget(was.path, was.target) : undefined;
         out.push({
@@ -190,7 +191,7 @@ export function comparePresent(rules: FileRules, was: FileRecord | undefined, no
       };
       const changed = metadataChanges(recorded, now);
       if (changed) {
-        const { severity, reason } = metadataSeverity(recorded, now, owned, rules.packageUnchanged(owner), isMutable);
+        const { severity, reason } = metadataSeverity(recorded, now, owned, rules.packageUnchanged(owner), isMutable, new Set(Object.keys(changed.before)));
         out.push({ finding: { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason }, cause: owner });
       }
     }
@@ -311,6 +312,7 @@ type Rated = { severity: Severity; reason?: string };
 function addedSeverity(now: ObservedFile, isMutable: boolean): Rated {
   if (isMutable) return { severity: 'info', reason: 'the policy declares this path mutable' };
   if (now.type === 'file' && (modeOf(now) & SETID) !== 0) return { severity: 'critical', reason: 'new setuid/setgid file' };
+  if (now.type === 'file' && now.capability !== undefined) return { severity: 'critical', reason: `new file with capabilities: ${capabilityText(now.capability)}` };
   if (isExecutable(now)) return { severity: 'high', reason: 'new executable in a system path' };
   if (isUnder(now.path, '/etc')) return { severity: 'medium' };
   return { severity: 'low' };
@@ -329,11 +331,15 @@ function modifiedSeverity(now: ObservedFile, owned: OwnedFile | undefined, pkgUn
   return { severity: 'low' };
 }
 
-function metadataSeverity(was: Manifest['files'][number], now: ObservedFile, owned: OwnedFile | undefined, pkgUnchanged: boolean, isMutable: boolean): Rated {
+function metadataSeverity(was: Manifest['files'][number], now: ObservedFile, owned: OwnedFile | undefined, pkgUnchanged: boolean, isMutable: boolean, changed: ReadonlySet<string>): Rated {
   if (isMutable) return { severity: 'info', reason: 'the policy declares this path mutable' };
   const wasMode = modeOf(was);
   const nowMode = modeOf(now);
   if (now.type === 'file' && (nowMode & SETID & ~wasMode) !== 0) return { severity: 'critical', reason: 'setuid/setgid bit added' };
+  if (now.type === 'file' && changed.has('capability') && now.capability !== undefined) {
+    return { severity: 'critical', reason: `file capabilities ${was.capability ? 'changed' : 'added'}: ${capabilityText(now.capability)}` };
+  }
+  if ([...changed].every((f) => (LABEL_FIELDS as readonly string[]).includes(f))) return { severity: 'info', reason: 'security label changed; it counts only where the policy says so' };
   if ((nowMode & 0o002) !== 0 && (wasMode & 0o002) === 0 && now.type !== 'symlink') return { severity: 'high', reason: 'made world-writable' };
   if (was.type !== now.type) return { severity: 'high', reason: `was a ${was.type}, now a ${now.type}` };
   if ((owned && !owned.conffile && pkgUnchanged) || isExecutable(now)) return { severity: 'high' };
@@ -342,21 +348,25 @@ function metadataSeverity(was: Manifest['files'][number], now: ObservedFile, own
 }
 
 const METADATA_FIELDS = ['type', 'mode', 'uid', 'gid', 'target'] as const;
+/** Recorded and shown, but drift only at info: the policy has no say over them yet. */
+const LABEL_FIELDS = ['selinux', 'ima'] as const;
 
-/** Mode, owner, type and link target count; times, inode numbers and folder sizes do not. */
+/** Mode, owner, type, link target and capabilities count; times, inode numbers and folder sizes do not. */
 function metadataChanges(was: Manifest['files'][number], now: ObservedFile): { before: Record<string, string | number>; after: Record<string, string | number> } | null {
   const before: Record<string, string | number> = {};
   const after: Record<string, string | number> = {};
+  const note = (field: string, a: string | number | undefined, b: string | number | undefined): void => {
+    if (a === b) return;
+    before[field] = a ?? '';
+    after[field] = b ?? '';
+  };
   for (const field of METADATA_FIELDS) {
     // A link's own mode is meaningless on Linux (always 0777); compare its target instead.
     if (field === 'mode' && was.type === 'symlink' && now.type === 'symlink') continue;
-    const a = was[field];
-    const b = now[field];
-    if (a !== b) {
-      before[field] = a ?? '';
-      after[field] = b ?? '';
-    }
+    note(field, was[field], now[field]);
   }
+  note('capability', was.capability && capabilityText(was.capability), now.capability && capabilityText(now.capability));
+  for (const field of LABEL_FIELDS) note(field, was[field], now[field]);
   return Object.keys(before).length > 0 ? { before, after } : null;
 }
 

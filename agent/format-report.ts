@@ -47,7 +47,8 @@ function describe(f: Finding): string {
   let detail = '';
   if (f.kind === 'file-metadata' && typeof f.before === 'object' && typeof f.after === 'object') {
     const after = f.after;
-    detail = ` ${Object.entries(f.before).map(([k, v]) => `${k} ${v} -> ${after[k]}`).join(', ')}`;
+    const shown = (v: string | number | undefined): string | number => (v === '' || v === undefined ? 'none' : v);
+    detail = ` ${Object.entries(f.before).map(([k, v]) => `${k} ${shown(v)} -> ${shown(after[k])}`).join(', ')}`;
   }
   return `${kind} ${f.path}${owner}${detail}${f.reason ? `: ${f.reason}` : ''}`;
 }

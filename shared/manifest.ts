@@ -13,6 +13,20 @@ const absolutePath = z.string().regex(/^\//, 'expected an absolute path');
 export const packageRefSchema = z.strictObject({ ecosystem: z.enum(ECOSYSTEMS), name: z.string().min(1) });
 export type PackageRef = z.infer<typeof packageRefSchema>;
 
+const capabilityName = z.string().regex(/^cap_[a-z0-9_]{1,40}$/, 'expected a capability name like "cap_net_raw"');
+
+/**
+ * A file's `security.capability`, decoded: the permitted and inheritable sets by name and whether
+ * they are effective at exec (one flag for all in file capabilities); `rootid` of a namespaced one.
+ */
+export const fileCapabilitySchema = z.strictObject({
+  effective: z.boolean(),
+  permitted: z.array(capabilityName).max(64),
+  inheritable: z.array(capabilityName).max(64),
+  rootid: z.number().int().nonnegative().max(0xffffffff).optional(),
+});
+export type FileCapability = z.infer<typeof fileCapabilitySchema>;
+
 /**
  * One path as the image (or the host) holds it. `mode` is the permission part of st_mode,
  * setuid/setgid/sticky included, as 4 octal digits. `rawPath` (base64) is present only when the
@@ -28,6 +42,11 @@ export const fileRecordSchema = z.strictObject({
   size: z.number().int().nonnegative().optional(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').optional(),
   target: z.string().optional(),
+  // Security xattrs of a regular file, where present: capabilities count like setuid; the
+  // SELinux label and IMA value (hex) are recorded and shown, and count only as info.
+  capability: fileCapabilitySchema.optional(),
+  selinux: z.string().min(1).max(4096).optional(),
+  ima: z.string().regex(/^[0-9a-f]{2,4096}$/, 'expected the IMA value as lowercase hex').optional(),
   // The package that installed the path, so a removed package's files nest under its finding.
   owner: packageRefSchema.optional(),
 });
