@@ -9,6 +9,10 @@ import type { ChangeSet, OwnedFile } from './collectors/types.js';
 import { attributeChangeSets } from './change-sets.js';
 import type { ObservedFile } from './fingerprint.js';
 import { capabilityText } from './fingerprint/capability.js';
+import { compileSensitive, raiseSensitive } from './diff/sensitive.js';
+import type { SensitiveMatcher } from './diff/sensitive.js';
+import { technique } from '../shared/attack.js';
+import type { TechniqueId } from '../shared/attack.js';
 
 /** What the host really holds, read relative to its root. */
 export interface Observation {
@@ -18,6 +22,8 @@ export interface Observation {
   owned: Map<string, OwnedFile>;
   /** The package managers' own records of what was done (apt commands, rpm transactions, ...). */
   changeSets?: ChangeSet[];
+  /** Accounts with uid 0 besides root in the host's /etc/passwd. */
+  uidZero?: string[];
 }
 
 /** Result of checking a package-owned file against its package database's digest (see verify.ts). */
@@ -72,18 +78,28 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
       gone.push(compareGone(rules, was));
     }
   }
-  return finishFindings(pkgs.findings, resolveCauses(fileFindings, gone, observed, obs.owned), obs.changeSets ?? []);
+  const context = { sensitive: compileSensitive(manifest.policy), ...(obs.uidZero ? { uidZero: obs.uidZero } : {}) };
+  return finishFindings(pkgs.findings, resolveCauses(fileFindings, gone, observed, obs.owned), obs.changeSets ?? [], context);
 }
 
 /**
  * The last, whole-scan steps shared by `diff` and the streaming scan: folders made for one
  * package join it, files nest under their package's finding, packages get their change set.
  */
-export function finishFindings(pkgFindings: Map<string, Finding>, fileFindings: FileFinding[], changeSets: readonly ChangeSet[]): Finding[] {
+export function finishFindings(pkgFindings: Map<string, Finding>, fileFindings: FileFinding[], changeSets: readonly ChangeSet[], context: FindingContext): Finding[] {
   attributeFolders(fileFindings);
+  // What a package operation explains is that operation's; the rest may be an intruder's.
+  for (const ff of fileFindings) if (explainedBy(ff, pkgFindings) === undefined) raiseSensitive(ff.finding, context.sensitive, context.uidZero ?? []);
   const top = nestFindings(pkgFindings, fileFindings);
   attributeChangeSets(top, changeSets);
   return top;
+}
+
+/** What the whole-scan steps need beyond the findings: the policy's sensitive places, the host's accounts. */
+export interface FindingContext {
+  sensitive: SensitiveMatcher;
+  /** Accounts with uid 0 besides root in the host's /etc/passwd (see `uidZeroAccounts`). */
+  uidZero?: readonly string[];
 }
 
 /** Package findings by `ecosystem:name`, and whether a package kept its version. */
@@ -163,17 +179,17 @@ export function comparePresent(rules: FileRules, was: FileRecord | undefined, no
       ? was.type === 'file' && now.type === 'file' && now.unreadable === undefined && was.sha256 !== now.sha256
       : verdict === 'mismatch';
     if (contentChanged) {
-      const { severity, reason } = modifiedSeverity(now, owned, rules.packageUnchanged(owner), verdict, isMutable);
-      out.push({ finding: { kind: 'file-modified', severity, ...base, ...(was?.sha256 ? { before: was.sha256 } : {}), ...(now.sha256 ? { after: now.sha256 } : {}), reason }, cause: owner });
+      const { severity, reason, attack } = modifiedSeverity(now, owned, rules.packageUnchanged(owner), verdict, isMutable);
+      out.push({ finding: { kind: 'file-modified', severity, ...base, ...(was?.sha256 ? { before: was.sha256 } : {}), ...(now.sha256 ? { after: now.sha256 } : {}), reason, ...techniqueOf(attack) }, cause: owner });
     }
     if (was) {
       const changed = metadataChanges(was, now);
       if (changed) {
-        const { severity, reason } = metadataSeverity(was, now, owned, rules.packageUnchanged(owner), isMutable, new Set(Object.keys(changed.before)));
+        const { severity, reason, attack } = metadataSeverity(was, now, owned, rules.packageUnchanged(owner), isMutable, new Set(Object.keys(changed.before)));
         const formerTarget =
           was.type === 'symlink' && was.target !== undefined && isUnder(was.path, '/etc/alternatives') ? joinTarget(was.path, was.target) : undefined;
         out.push({
-          finding: { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason },
+          finding: { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason, ...techniqueOf(attack) },
           cause: owner,
           ...(owner ? {} : { linkedFrom: now }),
           ...(formerTarget ? { formerTarget } : {}),
@@ -191,14 +207,14 @@ export function comparePresent(rules: FileRules, was: FileRecord | undefined, no
       };
       const changed = metadataChanges(recorded, now);
       if (changed) {
-        const { severity, reason } = metadataSeverity(recorded, now, owned, rules.packageUnchanged(owner), isMutable, new Set(Object.keys(changed.before)));
-        out.push({ finding: { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason }, cause: owner });
+        const { severity, reason, attack } = metadataSeverity(recorded, now, owned, rules.packageUnchanged(owner), isMutable, new Set(Object.keys(changed.before)));
+        out.push({ finding: { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason, ...techniqueOf(attack) }, cause: owner });
       }
     }
     return out;
   }
-  const { severity, reason } = addedSeverity(now, isMutable);
-  out.push({ finding: { kind: 'file-added', severity, ...base, reason }, cause: owner, ...(owner ? {} : { linkedFrom: now }) });
+  const { severity, reason, attack } = addedSeverity(now, isMutable);
+  out.push({ finding: { kind: 'file-added', severity, ...base, reason, ...techniqueOf(attack) }, cause: owner, ...(owner ? {} : { linkedFrom: now }) });
   return out;
 }
 
@@ -241,12 +257,18 @@ export function resolveCauses(present: readonly FileFinding[], gone: readonly Fi
   return [...out, ...gone];
 }
 
+/** The package finding a file finding nests under, if any. */
+function explainedBy({ cause, alternatives }: FileFinding, pkgFindings: ReadonlyMap<string, Finding>): Finding | undefined {
+  const chosen = [cause, ...(alternatives ?? [])].find((c) => c !== undefined && pkgFindings.has(pkgId(c)));
+  return chosen ? pkgFindings.get(pkgId(chosen)) : undefined;
+}
+
 /** Nests files under the package finding that explains them; most severe first. */
 export function nestFindings(pkgFindings: Map<string, Finding>, fileFindings: readonly FileFinding[]): Finding[] {
   const top: Finding[] = [];
-  for (const { finding, cause, alternatives } of fileFindings) {
-    const chosen = [cause, ...(alternatives ?? [])].find((c) => c !== undefined && pkgFindings.has(pkgId(c)));
-    const parent = chosen ? pkgFindings.get(pkgId(chosen)) : undefined;
+  for (const ff of fileFindings) {
+    const { finding } = ff;
+    const parent = explainedBy(ff, pkgFindings);
     if (parent && finding.severity !== 'info') {
       (parent.changes ??= []).push(finding);
       parent.severity = maxSeverity(parent.severity, finding.severity);
@@ -307,12 +329,23 @@ function bySeverity(a: Finding, b: Finding): number {
   return compareSeverity(a.severity, b.severity) || a.kind.localeCompare(b.kind) || (a.name ?? a.path ?? '').localeCompare(b.name ?? b.path ?? '');
 }
 
-type Rated = { severity: Severity; reason?: string };
+type Rated = { severity: Severity; reason?: string; attack?: TechniqueId };
+
+function techniqueOf(id: TechniqueId | undefined): Pick<Finding, 'attack'> {
+  return id ? { attack: technique(id) } : {};
+}
+
+function basename(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
 
 function addedSeverity(now: ObservedFile, isMutable: boolean): Rated {
   if (isMutable) return { severity: 'info', reason: 'the policy declares this path mutable' };
-  if (now.type === 'file' && (modeOf(now) & SETID) !== 0) return { severity: 'critical', reason: 'new setuid/setgid file' };
-  if (now.type === 'file' && now.capability !== undefined) return { severity: 'critical', reason: `new file with capabilities: ${capabilityText(now.capability)}` };
+  if (now.type === 'file' && (modeOf(now) & SETID) !== 0) {
+    return { severity: 'critical', reason: `new setuid/setgid file${basename(now.path).startsWith('.') ? ' with a hidden name' : ''}`, attack: 'T1548.001' };
+  }
+  if (now.type === 'file' && now.capability !== undefined) return { severity: 'critical', reason: `new file with capabilities: ${capabilityText(now.capability)}`, attack: 'T1548' };
+  if (now.type === 'dir' && (modeOf(now) & 0o1002) === 0o002) return { severity: 'high', reason: 'new world-writable folder without the sticky bit', attack: 'T1222.002' };
   if (isExecutable(now)) return { severity: 'high', reason: 'new executable in a system path' };
   if (isUnder(now.path, '/etc')) return { severity: 'medium' };
   return { severity: 'low' };
@@ -323,7 +356,7 @@ function modifiedSeverity(now: ObservedFile, owned: OwnedFile | undefined, pkgUn
   if (owned && !owned.conffile && pkgUnchanged) {
     const who = `${owned.owner.ecosystem} package ${owned.owner.name}`;
     if (verdict === 'match') return { severity: 'high', reason: `content matches ${who}'s database but not the manifest` };
-    return { severity: 'critical', reason: `content differs from ${who}${verdict === 'mismatch' ? "'s own digest" : ''}, and the package did not change: tampering` };
+    return { severity: 'critical', reason: `content differs from ${who}${verdict === 'mismatch' ? "'s own digest" : ''}, and the package did not change: tampering`, attack: 'T1554' };
   }
   if (owned?.conffile) return { severity: 'medium', reason: `config file of ${owned.owner.ecosystem} package ${owned.owner.name} edited` };
   if (isUnder(now.path, '/etc')) return { severity: 'medium' };
@@ -335,12 +368,12 @@ function metadataSeverity(was: Manifest['files'][number], now: ObservedFile, own
   if (isMutable) return { severity: 'info', reason: 'the policy declares this path mutable' };
   const wasMode = modeOf(was);
   const nowMode = modeOf(now);
-  if (now.type === 'file' && (nowMode & SETID & ~wasMode) !== 0) return { severity: 'critical', reason: 'setuid/setgid bit added' };
+  if (now.type === 'file' && (nowMode & SETID & ~wasMode) !== 0) return { severity: 'critical', reason: 'setuid/setgid bit added', attack: 'T1548.001' };
   if (now.type === 'file' && changed.has('capability') && now.capability !== undefined) {
-    return { severity: 'critical', reason: `file capabilities ${was.capability ? 'changed' : 'added'}: ${capabilityText(now.capability)}` };
+    return { severity: 'critical', reason: `file capabilities ${was.capability ? 'changed' : 'added'}: ${capabilityText(now.capability)}`, attack: 'T1548' };
   }
   if ([...changed].every((f) => (LABEL_FIELDS as readonly string[]).includes(f))) return { severity: 'info', reason: 'security label changed; it counts only where the policy says so' };
-  if ((nowMode & 0o002) !== 0 && (wasMode & 0o002) === 0 && now.type !== 'symlink') return { severity: 'high', reason: 'made world-writable' };
+  if ((nowMode & 0o002) !== 0 && (wasMode & 0o002) === 0 && now.type !== 'symlink') return { severity: 'high', reason: 'made world-writable', attack: 'T1222.002' };
   if (was.type !== now.type) return { severity: 'high', reason: `was a ${was.type}, now a ${now.type}` };
   if ((owned && !owned.conffile && pkgUnchanged) || isExecutable(now)) return { severity: 'high' };
   if (isUnder(now.path, '/etc')) return { severity: 'medium' };

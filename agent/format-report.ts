@@ -50,7 +50,8 @@ function describe(f: Finding): string {
     const shown = (v: string | number | undefined): string | number => (v === '' || v === undefined ? 'none' : v);
     detail = ` ${Object.entries(f.before).map(([k, v]) => `${k} ${shown(v)} -> ${shown(after[k])}`).join(', ')}`;
   }
-  return `${kind} ${f.path}${owner}${detail}${f.reason ? `: ${f.reason}` : ''}`;
+  const attack = f.attack ? `  [ATT&CK ${f.attack.id} ${f.attack.name}]` : '';
+  return `${kind} ${f.path}${owner}${detail}${f.reason ? `: ${f.reason}` : ''}${attack}`;
 }
 
 function plural(n: number, word: string): string {

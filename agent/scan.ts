@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { FileRecord, Manifest } from '../shared/manifest.js';
 import { REPORT_SCHEMA, summarize } from '../shared/summary.js';
@@ -12,6 +13,7 @@ import type { ManifestSource } from './manifest-stream.js';
 import { walkWhileCollecting } from './observe.js';
 import type { Root } from './root.js';
 import { verifyAgainstPackages } from './verify.js';
+import { compileSensitive, uidZeroAccounts } from './diff/sensitive.js';
 
 export interface ScanOptions extends FingerprintOptions {
   now?: () => Date;
@@ -96,7 +98,8 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   present.sort((a, b) => a.seq - b.seq);
   // Present paths first, then the gone ones: the order `diff` produces, so ties sort alike.
   const fileFindings = resolveCauses(present.map((p) => p.ff), gone, links, pkgs.owned);
-  const findings = finishFindings(packages.findings, fileFindings, pkgs.changeSets);
+  const uidZero = uidZeroAccounts(await readFile(root.hostPath('/etc/passwd'), 'utf8').catch(() => ''));
+  const findings = finishFindings(packages.findings, fileFindings, pkgs.changeSets, { sensitive: compileSensitive(header.policy), uidZero });
   const changeSets = changeSetsNamed(findings, pkgs.changeSets);
   opts.onStats?.(walker.stats);
   return {

@@ -95,6 +95,8 @@ export interface HostFinding {
   lastSeen: string;
   resolvedAt: string | null;
   triage: FindingTriage;
+  /** The MITRE ATT&CK technique the change indicates (the finding's `attack`), or null. */
+  attack: { id: string; name: string } | null;
   detail: unknown;
 }
 

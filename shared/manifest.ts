@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import { ECOSYSTEMS } from './findings.js';
+import { ECOSYSTEMS, SEVERITIES } from './findings.js';
+import { ATTACK_TECHNIQUES } from './attack.js';
+import type { TechniqueId } from './attack.js';
 import { QuicksandError } from './errors.js';
 import { formatIssues } from './schema-errors.js';
 import { DEFAULT_IGNORED, DEFAULT_MUTABLE, DEFAULT_TRACKED } from './policy.js';
@@ -60,10 +62,19 @@ export const packageRecordSchema = z.strictObject({
 });
 export type PackageRecord = z.infer<typeof packageRecordSchema>;
 
+export const sensitiveRuleSchema = z.strictObject({
+  path: z.string().regex(/^\//, 'expected an absolute path or glob').max(4096),
+  technique: z.enum(Object.keys(ATTACK_TECHNIQUES) as [TechniqueId, ...TechniqueId[]]),
+  severity: z.enum(SEVERITIES),
+  added: z.boolean().optional(),
+});
+
 export const policySchema = z.strictObject({
   tracked: z.array(absolutePath).default(() => [...DEFAULT_TRACKED]),
   ignored: z.array(z.string()).default(() => [...DEFAULT_IGNORED]),
   mutable: z.array(z.string()).default(() => [...DEFAULT_MUTABLE]),
+  // Absent: DEFAULT_SENSITIVE (shared/policy.ts). Present: these rules instead.
+  sensitive: z.array(sensitiveRuleSchema).max(1000).optional(),
 });
 
 export const manifestSchema = z.strictObject({

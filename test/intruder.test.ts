@@ -2,7 +2,7 @@
 // says about it: each case with its exact findings and severities, and the look-alikes that
 // are not drift.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseReport } from '../shared/report.js';
@@ -98,5 +98,89 @@ describe('file capabilities (setcap)', () => {
       expect(removed.map(brief)).toEqual(['file-metadata high /usr/bin/tar owner=tar']);
       expect(removed[0]).toMatchObject({ before: { capability: 'cap_net_raw=ep' }, after: { capability: '' } });
     });
+  });
+});
+
+describe('sensitive places (persistence and escalation) with their ATT&CK ids', () => {
+  let report: Report;
+  let human: string;
+  beforeAll(() => {
+    const dir = copy(ensureMinbase());
+    const r = (p: string): string => path.join(dir, p);
+    writeFileSync(r('etc/ld.so.preload'), '/usr/local/lib/libhook.so\n');
+    writeFileSync(r('usr/local/lib/libhook.so'), 'ELF');
+    writeFileSync(r('usr/lib/x86_64-linux-gnu/libsystemd-helper.so.0'), 'ELF');
+    mkdirSync(r('etc/sudoers.d'));
+    writeFileSync(r('etc/sudoers.d/zz'), 'backup ALL=(ALL) NOPASSWD: ALL\n', { mode: 0o440 });
+    writeFileSync(r('etc/cron.d/sync'), '* * * * * root /usr/local/bin/sync-up\n');
+    writeFileSync(r('etc/systemd/system/sync-up.service'), '[Service]\nExecStart=/usr/local/bin/sync-up\n');
+    mkdirSync(r('etc/systemd/system/multi-user.target.wants'), { recursive: true });
+    symlinkSync('/etc/systemd/system/sync-up.service', r('etc/systemd/system/multi-user.target.wants/sync-up.service'));
+    appendFileSync(r('etc/pam.d/common-auth'), 'auth sufficient pam_permit.so\n');
+    mkdirSync(r('etc/ssh/sshd_config.d'), { recursive: true });
+    writeFileSync(r('etc/ssh/sshd_config.d/zz.conf'), 'PermitRootLogin yes\n');
+    mkdirSync(r('srv/git/.ssh'), { recursive: true });
+    writeFileSync(r('srv/git/.ssh/authorized_keys'), 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDx intruder\n');
+    appendFileSync(r('etc/passwd'), 'toor:x:0:0::/root:/bin/bash\n');
+    appendFileSync(r('etc/shadow'), 'toor:$y$j9T$abc:20000:0:99999:7:::\n');
+    appendFileSync(r('etc/group'), 'toor:x:0:\n');
+    chmodSync(r('usr/local/bin'), 0o777);
+    writeFileSync(r('usr/local/sbin/rootsh'), '#!/bin/sh\n', { mode: 0o755 });
+    chmodSync(r('usr/local/sbin/rootsh'), 0o4755);
+    // A hidden hard link keeps the old setuid binary after passwd is upgraded.
+    linkSync(r('usr/bin/passwd'), r('usr/lib/x86_64-linux-gnu/.pw'));
+    ({ report, human } = scan(dir, manifestOf('minbase', ensureMinbase())));
+  });
+
+  it('raises each change to the place’s severity and names the technique', () => {
+    const tagged = (f: Finding): string => `${brief(f)} ${f.attack?.id ?? '-'}`;
+    expect(report.findings.map(tagged).sort()).toEqual(
+      [
+        'file-added critical /etc/ld.so.preload T1574.006',
+        'file-added high /usr/local/lib/libhook.so T1574.006',
+        'file-added high /usr/lib/x86_64-linux-gnu/libsystemd-helper.so.0 T1574.006',
+        'file-added critical /etc/sudoers.d T1548.003',
+        'file-added critical /etc/sudoers.d/zz T1548.003',
+        'file-added high /etc/cron.d/sync T1053.003',
+        'file-added high /etc/systemd/system/sync-up.service T1543.002',
+        'file-added high /etc/systemd/system/multi-user.target.wants/sync-up.service T1543.002',
+        'file-modified critical /etc/pam.d/common-auth T1556.003',
+        'file-added medium /etc/ssh -',
+        'file-added high /etc/ssh/sshd_config.d T1556',
+        'file-added high /etc/ssh/sshd_config.d/zz.conf T1556',
+        'file-added low /srv/git -',
+        'file-added low /srv/git/.ssh -',
+        'file-added critical /srv/git/.ssh/authorized_keys T1098.004',
+        'file-modified critical /etc/passwd T1136.001',
+        'file-modified high /etc/shadow T1136.001',
+        'file-modified high /etc/group T1136.001',
+        'file-metadata high /usr/local/bin T1222.002',
+        'file-added critical /usr/local/sbin/rootsh T1548.001',
+        'file-added critical /usr/lib/x86_64-linux-gnu/.pw T1548.001',
+      ].sort(),
+    );
+  });
+
+  it('calls out the new uid 0 account and the hidden setuid link', () => {
+    expect(report.findings.find((f) => f.path === '/etc/passwd')!.reason).toBe('accounts with uid 0 besides root: toor');
+    expect(report.findings.find((f) => f.path === '/usr/lib/x86_64-linux-gnu/.pw')!.reason).toBe('new setuid/setgid file with a hidden name');
+  });
+
+  it('shows the technique in the human output', () => {
+    expect(human).toContain('file-added      /etc/ld.so.preload  [ATT&CK T1574.006 Hijack Execution Flow: Dynamic Linker Hijacking]');
+    expect(human).toContain('file-modified   /etc/passwd: accounts with uid 0 besides root: toor  [ATT&CK T1136.001 Create Account: Local Account]');
+    expect(human).toContain('[ATT&CK T1053.003 Scheduled Task/Job: Cron]');
+  });
+});
+
+describe('not drift', () => {
+  it('the same bytes under a new inode, and touch of many files', () => {
+    const dir = copy(ensureMinbase());
+    const ls = path.join(dir, 'usr/bin/ls');
+    copyFileSync(ls, `${ls}.tmp`);
+    chmodSync(`${ls}.tmp`, 0o755);
+    renameSync(`${ls}.tmp`, ls);
+    execFileSync('sh', ['-c', 'find "$0/usr/share/doc" "$0/etc" -type f -exec touch {} +', dir]);
+    expect(scan(dir, manifestOf('minbase', ensureMinbase())).report.findings).toEqual([]);
   });
 });
