@@ -1,6 +1,7 @@
 // MITRE ATT&CK (Enterprise) techniques that Quicksand's findings indicate: the one table of
 // them, by id. docs/detection.md says which change maps to which.
 export const ATTACK_TECHNIQUES = {
+  'T1036.005': 'Masquerading: Match Legitimate Name or Location',
   T1037: 'Boot or Logon Initialization Scripts',
   'T1053.003': 'Scheduled Task/Job: Cron',
   'T1098.004': 'Account Manipulation: SSH Authorized Keys',

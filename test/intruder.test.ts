@@ -2,12 +2,13 @@
 // says about it: each case with its exact findings and severities, and the look-alikes that
 // are not drift.
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseReport } from '../shared/report.js';
 import type { Finding, Report } from '../shared/report.js';
-import { CACHE_DIR, copyTree, ensureMinbase } from './helpers/debian-root.js';
+import { CACHE_DIR, copyTree, ensureMinbase, runInChroot } from './helpers/debian-root.js';
 import { runAgent } from './helpers/cli.js';
 
 let workDir: string;
@@ -182,5 +183,33 @@ describe('not drift', () => {
     renameSync(`${ls}.tmp`, ls);
     execFileSync('sh', ['-c', 'find "$0/usr/share/doc" "$0/etc" -type f -exec touch {} +', dir]);
     expect(scan(dir, manifestOf('minbase', ensureMinbase())).report.findings).toEqual([]);
+  });
+});
+
+describe('the image manifest outranks the host’s package database', () => {
+  it('a tampered binary whose md5sums line was rewritten to match is critical, and the forged database is said', () => {
+    const dir = copy(ensureMinbase());
+    const id = path.join(dir, 'usr/bin/id');
+    appendFileSync(id, 'implant');
+    const sums = path.join(dir, 'var/lib/dpkg/info/coreutils.md5sums');
+    const md5 = createHash('md5').update(readFileSync(id)).digest('hex');
+    writeFileSync(sums, readFileSync(sums, 'utf8').replace(/^[0-9a-f]{32} {2}usr\/bin\/id$/m, `${md5}  usr/bin/id`));
+    expect(runInChroot(dir, ['md5sum', '-c', '--quiet', '/var/lib/dpkg/info/coreutils.md5sums'], { cwd: '/' })).toBe(''); // debsums' view: all fine
+    const { report, human } = scan(dir, manifestOf('minbase', ensureMinbase()));
+    expect(report.findings.map(brief)).toEqual(['file-modified critical /usr/bin/id owner=coreutils']);
+    expect(report.findings[0]!.reason).toBe("content differs from the image's record, and the package did not change: tampering; dpkg package coreutils's database digest was changed to match it (database forged)");
+    expect(report.findings[0]!.attack?.id).toBe('T1554');
+    expect(human).toContain('database forged');
+  });
+
+  it('dpkg-divert --rename with a wrapper in its place: the replaced file is tampering and names the diversion', () => {
+    const dir = copy(ensureMinbase());
+    runInChroot(dir, ['dpkg-divert', '--local', '--rename', '--divert', '/usr/bin/id.real', '--add', '/usr/bin/id']);
+    writeFileSync(path.join(dir, 'usr/bin/id'), '#!/bin/sh\n/usr/local/bin/log "$@"; exec /usr/bin/id.real "$@"\n', { mode: 0o755 });
+    const { report } = scan(dir, manifestOf('minbase', ensureMinbase()));
+    const tagged = (f: Finding): string => `${brief(f)} ${f.attack?.id ?? '-'}`;
+    expect(report.findings.map(tagged)).toEqual(['file-modified critical /usr/bin/id owner=coreutils T1036.005', 'file-added high /usr/bin/id.real owner=coreutils T1036.005']);
+    expect(report.findings[0]!.reason).toBe("replaced: a local dpkg-divert moved dpkg package coreutils's file to /usr/bin/id.real and this took its place");
+    expect(report.findings[1]!.reason).toBe("dpkg package coreutils's file, moved here by a local dpkg-divert of /usr/bin/id");
   });
 });

@@ -3,6 +3,7 @@ import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
 import { readDpkgChangeSets } from './dpkg-log.js';
+import { applyDiversions, parseDiversions } from './dpkg-divert.js';
 import type { Collected, Collector, OwnedFile } from './types.js';
 
 export interface DpkgStanza {
@@ -132,6 +133,7 @@ export const dpkgCollector: Collector = {
       }),
     );
     const changeSets = readDpkgChangeSets(root);
+    const diversions = readOptional(root.hostPath('/var/lib/dpkg/diversions'));
     installed.forEach((pkg, i) => {
       const { list, sums } = files[i]!;
       packages.push({ ecosystem: 'dpkg', name: pkg.name, version: pkg.version, arch: pkg.arch });
@@ -150,6 +152,7 @@ export const dpkgCollector: Collector = {
         owned.set(path, { owner, conffile: conf !== undefined, ...(sum ? { digest: { algo: 'md5', hex: sum } } : {}) });
       }
     });
+    applyDiversions(owned, parseDiversions((await diversions) ?? ''), root);
     return { packages, owned, warnings, changeSets: await changeSets };
   },
 };

@@ -166,7 +166,7 @@ export function comparePresent(rules: FileRules, was: FileRecord | undefined, no
   if (rules.packageOnly || was !== undefined) {
     const contentChanged = was
       ? was.type === 'file' && now.type === 'file' && now.unreadable === undefined && was.sha256 !== now.sha256
-      : verdict === 'mismatch';
+      : verdict === 'mismatch' || (owned?.diversion !== undefined && now.type === 'file');
     if (contentChanged) {
       const { severity, reason, attack } = modifiedSeverity(now, owned, rules.packageUnchanged(owner), verdict, isMutable);
       out.push({ finding: { kind: 'file-modified', severity, ...base, ...(was?.sha256 ? { before: was.sha256 } : {}), ...(now.sha256 ? { after: now.sha256 } : {}), reason, ...techniqueOf(attack) }, cause: owner });
@@ -202,7 +202,7 @@ export function comparePresent(rules: FileRules, was: FileRecord | undefined, no
     }
     return out;
   }
-  const { severity, reason, attack } = addedSeverity(now, isMutable);
+  const { severity, reason, attack } = addedSeverity(now, isMutable, owned);
   out.push({ finding: { kind: 'file-added', severity, ...base, reason, ...techniqueOf(attack) }, cause: owner, ...(owner ? {} : { linkedFrom: now }) });
   return out;
 }
@@ -328,8 +328,11 @@ function basename(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
 
-function addedSeverity(now: ObservedFile, isMutable: boolean): Rated {
+function addedSeverity(now: ObservedFile, isMutable: boolean, owned: OwnedFile | undefined): Rated {
   if (isMutable) return { severity: 'info', reason: 'the policy declares this path mutable' };
+  if (owned?.divertedFrom !== undefined) {
+    return { severity: 'high', reason: `${owned.owner.ecosystem} package ${owned.owner.name}'s file, moved here by a local dpkg-divert of ${owned.divertedFrom}`, attack: 'T1036.005' };
+  }
   if (now.type === 'file' && (modeOf(now) & SETID) !== 0) {
     return { severity: 'critical', reason: `new setuid/setgid file${basename(now.path).startsWith('.') ? ' with a hidden name' : ''}`, attack: 'T1548.001' };
   }
@@ -341,10 +344,16 @@ function addedSeverity(now: ObservedFile, isMutable: boolean): Rated {
 }
 
 function modifiedSeverity(now: ObservedFile, owned: OwnedFile | undefined, pkgUnchanged: boolean, verdict: Verdict | undefined, isMutable: boolean): Rated {
-  if (isMutable) return { severity: 'info', reason: 'the policy declares this path mutable' };
+  if (isMutable && !owned?.diversion) return { severity: 'info', reason: 'the policy declares this path mutable' };
+  if (owned?.diversion) {
+    const { to, by } = owned.diversion;
+    return { severity: 'critical', reason: `replaced: a ${by} dpkg-divert moved ${owned.owner.ecosystem} package ${owned.owner.name}'s file to ${to} and this took its place`, attack: 'T1036.005' };
+  }
   if (owned && !owned.conffile && pkgUnchanged) {
     const who = `${owned.owner.ecosystem} package ${owned.owner.name}`;
-    if (verdict === 'match') return { severity: 'high', reason: `content matches ${who}'s database but not the manifest` };
+    // The image's record outranks the host's database, which lives on the host: one that agrees
+    // with changed content was changed to match it.
+    if (verdict === 'match') return { severity: 'critical', reason: `content differs from the image's record, and the package did not change: tampering; ${who}'s database digest was changed to match it (database forged)`, attack: 'T1554' };
     return { severity: 'critical', reason: `content differs from ${who}${verdict === 'mismatch' ? "'s own digest" : ''}, and the package did not change: tampering`, attack: 'T1554' };
   }
   if (owned?.conffile) return { severity: 'medium', reason: `config file of ${owned.owner.ecosystem} package ${owned.owner.name} edited` };
