@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseReport } from '../shared/report.js';
 import type { Finding, Report } from '../shared/report.js';
-import { CACHE_DIR, copyTree, ensureMinbase, runInChroot } from './helpers/debian-root.js';
+import { CACHE_DIR, copyTree, ensureMinbase, ensureWithPackages, runInChroot } from './helpers/debian-root.js';
 import { runAgent } from './helpers/cli.js';
 
 let workDir: string;
@@ -23,12 +23,13 @@ afterAll(() => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
-/** The manifest of `root` (built once per name). */
-function manifestOf(name: string, root: string, extra: string[] = []): string {
+/** The manifest of `root`, or of what `from` (`--from-kiwi FILE`, ...) lists (built once per name). */
+function manifestOf(name: string, root: string, from: string[] = []): string {
   let file = manifests.get(name);
   if (file) return file;
   file = path.join(workDir, `${name}.manifest.json.gz`);
-  const r = runAgent(['manifest', '--root', root, '--name', name, '--image-version', '1', '--out', file, ...extra]);
+  const source = from.length > 0 ? from : ['--root', root, '--name', name, '--image-version', '1'];
+  const r = runAgent(['manifest', ...source, '--out', file]);
   expect(r.code, r.stderr).toBe(0);
   manifests.set(name, file);
   return file;
@@ -211,5 +212,53 @@ describe('the image manifest outranks the host’s package database', () => {
     expect(report.findings.map(tagged)).toEqual(['file-modified critical /usr/bin/id owner=coreutils T1036.005', 'file-added high /usr/bin/id.real owner=coreutils T1036.005']);
     expect(report.findings[0]!.reason).toBe("replaced: a local dpkg-divert moved dpkg package coreutils's file to /usr/bin/id.real and this took its place");
     expect(report.findings[1]!.reason).toBe("dpkg package coreutils's file, moved here by a local dpkg-divert of /usr/bin/id");
+  });
+});
+
+describe('packages installed after the image are verified against their own database', () => {
+  it('a binary of a real apt-get install, edited afterwards, is critical under its package', () => {
+    const dir = copy(ensureWithPackages()); // netcat-openbsd and less from one real apt-get install
+    appendFileSync(path.join(dir, 'usr/bin/less'), 'implant');
+    const { report } = scan(dir, manifestOf('minbase', ensureMinbase()));
+    const less = report.findings.find((f) => f.name === 'less')!;
+    expect(brief(less)).toBe('package-added critical dpkg:less');
+    const edited = less.changes!.find((c) => c.path === '/usr/bin/less')!;
+    expect(brief(edited)).toBe('file-added critical /usr/bin/less owner=less');
+    expect(edited.reason).toBe("content differs from dpkg package less's own digest: changed after it was installed");
+    // The rest of the install is as dpkg wrote it.
+    expect(less.changes!.filter((c) => c.severity === 'critical')).toEqual([edited]);
+    expect(brief(report.findings.find((f) => f.name === 'netcat-openbsd')!)).toBe('package-added high dpkg:netcat-openbsd');
+  });
+});
+
+describe('package-only manifests (KIWI, SBOM) report missing package files', () => {
+  let kiwi: string;
+  let sbom: string;
+  beforeAll(() => {
+    // What the image's build tools would list, from the image's own dpkg database.
+    const listed = runInChroot(ensureMinbase(), ['dpkg-query', '-W', '-f', '${Package}\\t${Version}\\t${Architecture}\\n']).trim().split('\n').map((l) => l.split('\t') as [string, string, string]);
+    const kiwiFile = path.join(workDir, 'minbase.x86_64-1.0.packages');
+    writeFileSync(kiwiFile, listed.map(([n, v, a]) => `${n}|None|${v}|None|${a}|None|None`).join('\n') + '\n');
+    const sbomFile = path.join(workDir, 'minbase.cdx.json');
+    const components = listed.map(([n, v, a]) => ({ type: 'library', name: n, version: v, purl: `pkg:deb/debian/${n}@${encodeURIComponent(v)}?arch=${a}` }));
+    writeFileSync(sbomFile, JSON.stringify({ bomFormat: 'CycloneDX', specVersion: '1.5', metadata: { component: { name: 'minbase', version: '1' } }, components }));
+    kiwi = manifestOf('minbase-kiwi', ensureMinbase(), ['--from-kiwi', kiwiFile]);
+    sbom = manifestOf('minbase-sbom', ensureMinbase(), ['--from-sbom', sbomFile]);
+  });
+
+  it('an untouched copy has nothing missing', () => {
+    const dir = copy(ensureMinbase());
+    expect(scan(dir, kiwi).report.findings).toEqual([]);
+  });
+
+  it('a removed package file is file-removed with its owner, under both', () => {
+    const dir = copy(ensureMinbase());
+    rmSync(path.join(dir, 'usr/bin/yes'));
+    rmSync(path.join(dir, 'usr/share/doc/bash/README.gz'));
+    for (const manifest of [kiwi, sbom]) {
+      const { report, human } = scan(dir, manifest);
+      expect(report.findings.map(brief).sort()).toEqual(['file-removed high /usr/bin/yes owner=coreutils', 'file-removed high /usr/share/doc/bash/README.gz owner=bash']);
+      expect(human).toContain('file-removed    /usr/bin/yes [dpkg coreutils]');
+    }
   });
 });

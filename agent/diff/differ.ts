@@ -9,6 +9,7 @@ import type { ChangeSet, OwnedFile } from '../collect/types.js';
 import { attributeChangeSets } from '../collect/change-sets.js';
 import type { Observation } from '../fingerprint/observe.js';
 import type { ObservedFile } from '../fingerprint/walk.js';
+import { topLevelTracked } from '../fingerprint/walk.js';
 import { capabilityText } from '../fingerprint/capability.js';
 import { compileSensitive, raiseSensitive } from './sensitive.js';
 import type { SensitiveMatcher } from './sensitive.js';
@@ -42,9 +43,10 @@ const isExecutable = (f: ObservedFile | undefined): boolean => f?.type === 'file
  * Compares a manifest with an observation and returns the findings, most severe first. Pure:
  * `verdicts` carries the package-database checks the caller already ran on the files that
  * `selectForVerification` picked. A file that belongs to a package that was added, removed or
- * changed nests under that package's finding, so one install is one finding.
+ * changed nests under that package's finding, so one install is one finding. `where`: the paths
+ * the observation covers, when it is not every tracked path (an event's scope).
  */
-export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap<string, Verdict>): Finding[] {
+export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap<string, Verdict>, where?: (path: string) => boolean): Finding[] {
   const pkgs = comparePackages(manifest.packages, obs.packages);
   const rules = fileRules(manifest.policy, obs.owned, pkgs.unchanged, manifest.files.length === 0);
 
@@ -66,7 +68,7 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
       if (observed.has(pathKey(was)) || rules.ignored(was.path)) continue;
       gone.push(compareGone(rules, was));
     }
-  }
+  } else gone.push(...missingPackageFiles(rules, manifest.policy.tracked, (p) => observed.has(p), where));
   const context = { sensitive: compileSensitive(manifest.policy), ...(obs.uidZero ? { uidZero: obs.uidZero } : {}) };
   return finishFindings(pkgs.findings, resolveCauses(fileFindings, gone, observed, obs.owned), obs.changeSets ?? [], context);
 }
@@ -202,7 +204,11 @@ export function comparePresent(rules: FileRules, was: FileRecord | undefined, no
     }
     return out;
   }
-  const { severity, reason, attack } = addedSeverity(now, isMutable, owned);
+  // A package installed after the image: its own database is all there is to check against.
+  const { severity, reason, attack } =
+    verdict === 'mismatch' && owned && !owned.conffile && !isMutable
+      ? { severity: 'critical' as const, reason: `content differs from ${owned.owner.ecosystem} package ${owned.owner.name}'s own digest: changed after it was installed`, attack: 'T1554' as const }
+      : addedSeverity(now, isMutable, owned);
   out.push({ finding: { kind: 'file-added', severity, ...base, reason, ...techniqueOf(attack) }, cause: owner, ...(owner ? {} : { linkedFrom: now }) });
   return out;
 }
@@ -221,6 +227,23 @@ export function compareGone(rules: FileRules, was: FileRecord): FileFinding {
     finding: { kind: 'file-removed', severity, path: was.path, ...(was.rawPath ? { rawPath: was.rawPath } : {}), ...(was.owner ? { owner: was.owner } : {}), ...(reason ? { reason } : {}) },
     cause: was.owner,
   };
+}
+
+/**
+ * Under a package-only manifest (KIWI, SBOM), the package databases stand in for the file
+ * records: a file they list (with a digest, so a regular file) under a tracked path that the walk
+ * did not find is gone, what `debsums` and `rpm -V` call missing. `seen`: found by the walk;
+ * `where`: the paths the walk covered, when not all tracked ones. Pure.
+ */
+export function missingPackageFiles(rules: FileRules, tracked: readonly string[], seen: (path: string) => boolean, where?: (path: string) => boolean): FileFinding[] {
+  const tops = topLevelTracked(tracked);
+  const out: FileFinding[] = [];
+  for (const [path, o] of rules.owned) {
+    if (o.digest === undefined || o.diversion !== undefined || seen(path) || rules.ignored(path)) continue;
+    if (!tops.some((t) => isUnder(path, t)) || (where && !where(path))) continue;
+    out.push(compareGone(rules, { path, type: 'file', mode: '0644', uid: 0, gid: 0, owner: o.owner }));
+  }
+  return out;
 }
 
 /**

@@ -4,7 +4,7 @@ import type { FileRecord, Manifest } from '../../shared/manifest.js';
 import { REPORT_SCHEMA, summarize } from '../../shared/summary.js';
 import type { ChangeSetInfo, Finding, Report } from '../../shared/report.js';
 import type { ChangeSet, Collector } from '../collect/types.js';
-import { comparePackages, compareGone, comparePresent, fileRules, finishFindings, needsVerification, resolveCauses } from './differ.js';
+import { comparePackages, compareGone, comparePresent, fileRules, finishFindings, missingPackageFiles, needsVerification, resolveCauses } from './differ.js';
 import type { FileFinding } from './differ.js';
 import { compareRecordPaths } from '../fingerprint/walk.js';
 import type { FingerprintOptions, ObservedFile, WalkStats } from '../fingerprint/walk.js';
@@ -56,6 +56,7 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   const gone: FileFinding[] = [];
   const deferred: Array<{ seq: number; was: FileRecord | undefined; now: ObservedFile }> = [];
   let seq = 0;
+  const seenOwned = new Set<string>();
   /** Moves the manifest side up to `file`: what it passes is gone; returns the record of `file`. */
   const takeGoneBefore = (file: ObservedFile | undefined): FileRecord | undefined | 'refill' => {
     for (;;) {
@@ -85,6 +86,7 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
         const got = takeGoneBefore(file);
         was = got === 'refill' ? await recordOf(file) : got;
       }
+      if (packageOnly && pkgs.owned.has(file.path)) seenOwned.add(file.path);
       const n = seq++;
       // Its verdict needs a second read with the package database's algorithm: after the walk.
       if (needsVerification(file, was, pkgs.owned)) deferred.push({ seq: n, was, now: file });
@@ -92,6 +94,7 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
     }
   }
   if (!packageOnly) await recordOf(undefined);
+  else gone.push(...missingPackageFiles(rules, header.policy.tracked, (p) => seenOwned.has(p)));
 
   const verdicts = await verifyAgainstPackages(root, deferred.map((d) => d.now), pkgs.owned);
   for (const d of deferred) for (const ff of comparePresent(rules, d.was, d.now, verdicts.get(d.now.path))) present.push({ seq: d.seq, ff });
