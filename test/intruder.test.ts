@@ -3,12 +3,12 @@
 // are not drift.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseReport } from '../shared/report.js';
 import type { Finding, Report } from '../shared/report.js';
-import { CACHE_DIR, copyTree, ensureMinbase, ensureWithPackages, runInChroot } from './helpers/debian-root.js';
+import { CACHE_DIR, buildDemoDeb, copyTree, ensureMinbase, ensureWithPackages, runInChroot } from './helpers/debian-root.js';
 import { runAgent } from './helpers/cli.js';
 
 let workDir: string;
@@ -260,5 +260,30 @@ describe('package-only manifests (KIWI, SBOM) report missing package files', () 
       expect(report.findings.map(brief).sort()).toEqual(['file-removed high /usr/bin/yes owner=coreutils', 'file-removed high /usr/share/doc/bash/README.gz owner=bash']);
       expect(human).toContain('file-removed    /usr/bin/yes [dpkg coreutils]');
     }
+  });
+});
+
+describe('change sets for package operations without apt', () => {
+  it('dpkg -i of a local .deb is one change set, from dpkg.log alone', () => {
+    const dir = copy(ensureMinbase());
+    const deb = buildDemoDeb(path.join(dir, 'root'), '1.0');
+    runInChroot(dir, ['dpkg', '-i', `/root/${path.basename(deb)}`]);
+    const { report, human } = scan(dir, manifestOf('minbase', ensureMinbase()));
+    expect(report.findings.map(brief)).toEqual(['package-added high dpkg:qs-demo']);
+    const demo = report.findings[0]!;
+    expect(demo.changes!.map(brief)).toEqual(expect.arrayContaining(['file-added high /usr/bin/qs-demo owner=qs-demo']));
+    expect(demo.changeSet).toMatch(/^dpkg:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/);
+    expect(report.changeSets).toEqual([{ id: demo.changeSet, tool: 'dpkg', start: expect.any(String), end: expect.any(String), packages: 1 }]);
+    expect(human).toMatch(/package-added {3}dpkg qs-demo 1\.0 \(\d+ paths\)  <- dpkg \d{4}-/);
+  });
+});
+
+describe('not drift: a reinstall', () => {
+  it('apt-get install --reinstall of an installed package changes nothing', () => {
+    const dir = copy(ensureMinbase());
+    const deb = readdirSync(path.join(dir, 'var/cache/apt/archives')).find((n) => n.startsWith('sed_'))!;
+    runInChroot(dir, ['apt-get', 'install', '-y', '-q', '--reinstall', `/var/cache/apt/archives/${deb}`]);
+    expect(readFileSync(path.join(dir, 'var/log/apt/history.log'), 'utf8')).toContain('Reinstall: sed');
+    expect(scan(dir, manifestOf('minbase', ensureMinbase())).report.findings).toEqual([]);
   });
 });
