@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseReport } from '../shared/report.js';
 import type { Finding, Report } from '../shared/report.js';
-import { CACHE_DIR, buildDemoDeb, copyTree, ensureMinbase, ensureWithPackages, runInChroot } from './helpers/debian-root.js';
+import { CACHE_DIR, buildDemoDeb, copyTree, ensureMinbase, ensureWithPackages, ensureWithSudo, runInChroot } from './helpers/debian-root.js';
 import { runAgent } from './helpers/cli.js';
 
 let workDir: string;
@@ -285,5 +285,50 @@ describe('not drift: a reinstall', () => {
     runInChroot(dir, ['apt-get', 'install', '-y', '-q', '--reinstall', `/var/cache/apt/archives/${deb}`]);
     expect(readFileSync(path.join(dir, 'var/log/apt/history.log'), 'utf8')).toContain('Reinstall: sed');
     expect(scan(dir, manifestOf('minbase', ensureMinbase())).report.findings).toEqual([]);
+  });
+});
+
+describe('who made a hand edit: evidence from sudo’s log, wtmp and the ctime', () => {
+  let manifest: string;
+  beforeAll(() => {
+    manifest = manifestOf('with-sudo', ensureWithSudo());
+  });
+
+  /** Real wtmp records, written by util-linux's utmpdump from its own text form. */
+  function writeWtmp(dir: string, records: Array<{ type: 7 | 8; user: string; line: string; host: string; at: Date }>): void {
+    const stamp = (d: Date): string => d.toISOString().replace(/\.(\d{3})Z$/, ',$1000+00:00');
+    const text = records.map((r) => `[${r.type}] [04242] [ts/0] [${r.user}] [${r.line}] [${r.host}] [${r.type === 7 ? r.host : '0.0.0.0'}] [${stamp(r.at)}]\n`).join('');
+    writeFileSync(path.join(dir, 'var/log/wtmp'), execFileSync('utmpdump', ['-r'], { input: text, stdio: ['pipe', 'pipe', 'ignore'] }));
+  }
+  const asAlice = (dir: string, argv: string[], input: string): void => {
+    execFileSync('/usr/sbin/chroot', ['--userspec=alice:alice', dir, ...argv], { input, stdio: ['pipe', 'ignore', 'ignore'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  };
+
+  it('names alice: her SSH session (wtmp) and her sudo command that names the file (sudo’s logfile)', () => {
+    const dir = copy(ensureWithSudo());
+    writeWtmp(dir, [{ type: 7, user: 'alice', line: 'pts/0', host: '10.0.0.5', at: new Date(Date.now() - 60_000) }]);
+    asAlice(dir, ['sudo', '-n', '/usr/bin/tee', '-a', '/etc/motd'], 'maintenance tonight\n');
+    expect(readFileSync(path.join(dir, 'var/log/sudo.log'), 'utf8')).toMatch(/: alice : .*COMMAND=\/usr\/bin\/tee -a \/etc\/motd/);
+    const { report, human } = scan(dir, manifest);
+    expect(report.findings.map(brief)).toEqual(['file-modified medium /etc/motd']);
+    const actor = report.findings[0]!.actor!;
+    expect(actor.user).toBe('alice');
+    expect(actor.evidence.map((e) => e.source)).toEqual(['ctime', '/var/log/wtmp', '/var/log/sudo.log']);
+    expect(actor.evidence[1]!.text).toMatch(/^during alice's session on pts\/0 from 10\.0\.0\.5 \(since \d\d:\d\d:\d\d\)$/);
+    expect(actor.evidence[2]!.text).toMatch(/^at \d\d:\d\d:\d\d alice ran `sudo \/usr\/bin\/tee -a \/etc\/motd`$/);
+    expect(human).toMatch(/file-modified {3}\/etc\/motd\n {6}likely actor alice \(evidence, not proof\): changed at \d\d:\d\d:\d\d; during alice's session on pts\/0 from 10\.0\.0\.5 \(since \d\d:\d\d:\d\d\) \(\/var\/log\/wtmp\); at \d\d:\d\d:\d\d alice ran `sudo \/usr\/bin\/tee -a \/etc\/motd` \(\/var\/log\/sudo\.log\)/);
+  });
+
+  it('a change with no matching record gets no actor', () => {
+    const dir = copy(ensureWithSudo());
+    const hourAgo = Date.now() - 3600_000;
+    writeWtmp(dir, [
+      { type: 7, user: 'alice', line: 'pts/0', host: '10.0.0.5', at: new Date(hourAgo - 600_000) },
+      { type: 8, user: '', line: 'pts/0', host: '', at: new Date(hourAgo) },
+    ]);
+    appendFileSync(path.join(dir, 'etc/motd'), 'by hand\n'); // as root, outside any session, without sudo
+    const { report } = scan(dir, manifest);
+    expect(report.findings.map(brief)).toEqual(['file-modified medium /etc/motd']);
+    expect(report.findings[0]!.actor).toBeUndefined();
   });
 });

@@ -1,5 +1,6 @@
 import { SEVERITIES } from '../../shared/findings.js';
 import type { Finding, Report } from '../../shared/report.js';
+import { actorText } from './actor.js';
 
 const NESTED_SHOWN = 5;
 const WARNINGS_SHOWN = 10;
@@ -22,6 +23,7 @@ export function formatReport(report: Report, manifestName: string): string {
     for (const f of group) {
       const cs = f.changeSet !== undefined ? causes.get(f.changeSet) : undefined;
       lines.push(`  ${describe(f)}${cs ? `  <- ${cs.tool}${cs.start ? ` ${cs.start}` : ''}${cs.command ? `: ${cs.command}` : ''}` : ''}`);
+      if (f.actor) lines.push(`      likely actor${f.actor.user ? ` ${f.actor.user}` : ''} (evidence, not proof): ${actorText(f.actor)}`);
       const nested = f.changes ?? [];
       for (const c of nested.slice(0, NESTED_SHOWN)) lines.push(`      ${describe(c)}`);
       if (nested.length > NESTED_SHOWN) lines.push(`      ... and ${nested.length - NESTED_SHOWN} more (--json lists them all)`);

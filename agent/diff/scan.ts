@@ -14,6 +14,7 @@ import { walkWhileCollecting } from '../fingerprint/observe.js';
 import type { Root } from '../root.js';
 import { verifyAgainstPackages } from './verify.js';
 import { compileSensitive, uidZeroAccounts } from './sensitive.js';
+import { attributeActors } from './attribute-actors.js';
 
 export interface ScanOptions extends FingerprintOptions {
   now?: () => Date;
@@ -104,6 +105,7 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   const uidZero = uidZeroAccounts(await readFile(root.hostPath('/etc/passwd'), 'utf8').catch(() => ''));
   const findings = finishFindings(packages.findings, fileFindings, pkgs.changeSets, { sensitive: compileSensitive(header.policy), uidZero });
   const changeSets = changeSetsNamed(findings, pkgs.changeSets);
+  await attributeActors(root, findings, now());
   opts.onStats?.(walker.stats);
   return {
     schema: REPORT_SCHEMA,

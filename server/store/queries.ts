@@ -130,7 +130,7 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
     listFindings(hostId, query, now) {
       if (oneHost.get(hostId) === undefined) return null;
       return findings[query.state].all({ hostId, now: now.toISOString() }).map((r): HostFinding => {
-        const detail = JSON.parse(r.detail) as { attack?: { id: string; name: string } };
+        const detail = JSON.parse(r.detail) as Pick<HostFinding, 'attack' | 'actor'>;
         return {
           id: r.id,
           kind: r.kind,
@@ -150,6 +150,7 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
             now,
           ),
           attack: detail.attack ?? null,
+          actor: detail.actor ?? null,
           detail,
         };
       });
