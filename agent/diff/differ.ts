@@ -166,7 +166,10 @@ export function comparePresent(rules: FileRules, was: FileRecord | undefined, no
   const base = { path: now.path, ...(now.rawPath ? { rawPath: now.rawPath } : {}), ...(owner ? { owner } : {}) };
   const isMutable = rules.mutable(now.path);
   if (rules.packageOnly || was !== undefined) {
-    const contentChanged = was
+    // A record without a digest (its file was unreadable when the manifest was made) has no
+    // content to compare: the package database's digest stands in, as with no record at all.
+    const comparable = was !== undefined && (was.type !== 'file' || was.sha256 !== undefined);
+    const contentChanged = comparable
       ? was.type === 'file' && now.type === 'file' && now.unreadable === undefined && was.sha256 !== now.sha256
       : verdict === 'mismatch' || (owned?.diversion !== undefined && now.type === 'file');
     if (contentChanged) {
