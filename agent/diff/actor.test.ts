@@ -67,5 +67,7 @@ describe('likelyActor', () => {
   it('ignores a sudo command that names something else and is not within a minute', () => {
     expect(likelyActor('/etc/motd', at(13, 30, 0), { sudo: records.sudo, sessions: [] })).toBeUndefined();
     expect(likelyActor('/etc/motd', at(13, 0, 30), { sudo: records.sudo, sessions: [] })!.user).toBe('bob');
+    // Within the minute, but about another file: not this change's.
+    expect(likelyActor('/etc/issue', at(14, 2, 11), { sudo: records.sudo, sessions: [] })).toBeUndefined();
   });
 });

@@ -19,7 +19,9 @@ export function likelyActor(path: string, changedAt: number, records: HostRecord
   // sudo logs before it runs the command, in whole seconds: allow the second the change falls in.
   const before = records.sudo.filter((e) => e.at <= changedAt + 1000);
   const named = latest(before.filter((e) => changedAt - e.at <= NAMED_MS && namesPath(e.command, path)), (e) => e.at);
-  const sudo = named ?? latest(before.filter((e) => changedAt - e.at <= NEARBY_MS), (e) => e.at);
+  // A nearby command counts only when it names no other path (a root shell, `sudo -i`): one
+  // that names another file was about that file.
+  const sudo = named ?? latest(before.filter((e) => changedAt - e.at <= NEARBY_MS && !namesOtherPath(e.command)), (e) => e.at);
   if (!session && !sudo) return undefined;
   const evidence: Actor['evidence'] = [{ source: 'ctime', at: iso(changedAt), text: `changed at ${clock(changedAt)}` }];
   if (session) evidence.push({ source: session.source, at: iso(session.start), text: sessionText(session) });
@@ -39,6 +41,10 @@ function sessionText(s: Session): string {
 
 function namesPath(command: string, path: string): boolean {
   return command.split(/\s+/).some((word) => word === path || word.endsWith(`=${path}`));
+}
+
+function namesOtherPath(command: string): boolean {
+  return command.split(/\s+/).slice(1).some((word) => word.startsWith('/'));
 }
 
 function latest<T>(items: readonly T[], at: (t: T) => number): T | undefined {
