@@ -95,6 +95,10 @@ export interface HostFinding {
   lastSeen: string;
   resolvedAt: string | null;
   triage: FindingTriage;
+  /** The MITRE ATT&CK technique the change indicates (the finding's `attack`), or null. */
+  attack: { id: string; name: string } | null;
+  /** Who likely made a hand edit, with the evidence (the finding's `actor`), or null. */
+  actor: { user?: string; evidence: Array<{ source: string; at: string; text: string }> } | null;
   detail: unknown;
 }
 

@@ -145,6 +145,19 @@ describe('API', () => {
     expect(host.body).toMatchObject({ status: 'cattle', petSince: null, driftScore: 0, reports: 4, lastSeq: 4 });
   });
 
+  it('gives each finding the ATT&CK technique it indicates and the likely actor of a hand edit, or null', async () => {
+    const token = store.createApiToken('analyst', now);
+    const a = store.enrollAgent(store.createEnrollSecret(now), 'a', now)!;
+    const actor = { user: 'alice', evidence: [{ source: '/var/log/sudo.log', at: '2026-12-01T14:01:58.000Z', text: 'at 14:01:58 alice ran `sudo vim /etc/cron.d/sync`' }] };
+    const cron: Finding = { kind: 'file-added', severity: 'high', path: '/etc/cron.d/sync', attack: { id: 'T1053.003', name: 'Scheduled Task/Job: Cron' }, actor };
+    ingest(a.agentId, 1, 'full', [curl, cron]);
+    const findings = await get<{ findings: HostFinding[] }>(`/api/v1/hosts/${a.agentId}/findings`, token);
+    expect(findings.body.findings.map((f) => [f.path ?? f.name, f.attack, f.actor])).toEqual([
+      ['curl', null, null],
+      ['/etc/cron.d/sync', { id: 'T1053.003', name: 'Scheduled Task/Job: Cron' }, actor],
+    ]);
+  });
+
   it('lets only admins revoke agents and gives 404 for unknown hosts', async () => {
     const auditor = store.createApiToken('auditor', now);
     const admin = store.createApiToken('admin', now);

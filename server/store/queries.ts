@@ -129,8 +129,9 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
     },
     listFindings(hostId, query, now) {
       if (oneHost.get(hostId) === undefined) return null;
-      return findings[query.state].all({ hostId, now: now.toISOString() }).map(
-        (r): HostFinding => ({
+      return findings[query.state].all({ hostId, now: now.toISOString() }).map((r): HostFinding => {
+        const detail = JSON.parse(r.detail) as Pick<HostFinding, 'attack' | 'actor'>;
+        return {
           id: r.id,
           kind: r.kind,
           severity: r.severity,
@@ -148,9 +149,11 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
             r.first_seen,
             now,
           ),
-          detail: JSON.parse(r.detail) as unknown,
-        }),
-      );
+          attack: detail.attack ?? null,
+          actor: detail.actor ?? null,
+          detail,
+        };
+      });
     },
     listImages: () => images.all(),
     listReports: (hostId) => reports.all(hostId),
