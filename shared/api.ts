@@ -19,8 +19,18 @@ export const findingsQuerySchema = z.strictObject({
 });
 export type FindingsQuery = z.infer<typeof findingsQuerySchema>;
 
+/**
+ * Where an alert stands. `planned`: no sink takes it (kept as a record, never sent); `held`: the
+ * throttle holds it until its window has room; `pending`/`claimed`: queued for a sink, being
+ * sent; `delivered`: the sink took it; `gave-up`: every attempt failed; `withdrawn`: nothing of
+ * it needed anyone any more when its turn came.
+ */
+export const ALERT_DELIVERY_STATES = ['planned', 'pending', 'claimed', 'delivered', 'gave-up', 'withdrawn'] as const;
+export const ALERT_STATES = [...ALERT_DELIVERY_STATES, 'held'] as const;
+
 export const alertsQuerySchema = z.strictObject({
   host: z.string().min(1).max(200).optional(),
+  state: z.enum(ALERT_STATES).optional(),
 });
 export type AlertsQuery = z.infer<typeof alertsQuerySchema>;
 

@@ -4,6 +4,7 @@ import type { Manifest } from '../../shared/manifest.js';
 import type { HelloFrame, ReportFrame } from '../../shared/protocol.js';
 import type { SinkStore, SqliteAlertQueue } from './alert-queue.js';
 import type { Triage } from './triage.js';
+import type { HeldAlerts } from './alerting.js';
 import type { Maintenance } from './maintenance.js';
 import type { Baselines } from './baselines.js';
 
@@ -54,6 +55,8 @@ export interface Images {
 export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
   /** The durable alert queue (the delivery loop's port) and its records. */
   alertQueue: SqliteAlertQueue;
+  /** What the throttle holds: let out when the window has room (the delivery loop calls it every round), and shown. */
+  heldAlerts: { release(now: Date): string[]; list(hostId?: string): HeldAlerts[] };
   /** Approvals, re-baselines, rules, the audit log, and the schedules' writes. */
   triage: Triage;
   maintenance: Maintenance;
