@@ -121,7 +121,7 @@ export function createAlertQueue(db: Db, compose?: AlertQueueStore['current']): 
        alert = coalesce(@sent, alert) WHERE id = @id`,
   );
   const deliveries = db.prepare<{ hostId: string | null; state: string | null }, DeliveryDbRow>(
-    'SELECT * FROM alert_deliveries WHERE (@hostId IS NULL OR host_id = @hostId) AND (@state IS NULL OR state = @state) ORDER BY created_at, id',
+    'SELECT * FROM alert_deliveries WHERE (@hostId IS NULL OR host_id = @hostId) AND (@state IS NULL OR state = @state) ORDER BY created_at, rowid',
   );
   const attemptsAll = db.prepare<[], Record<string, unknown>>('SELECT * FROM alert_attempts ORDER BY id');
   const attemptsOf = db.prepare<[string], Record<string, unknown>>('SELECT * FROM alert_attempts WHERE delivery_id = ? ORDER BY id');
