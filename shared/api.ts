@@ -105,8 +105,31 @@ export interface HostFinding {
   lastSeen: string;
   resolvedAt: string | null;
   triage: FindingTriage;
+  /** The package manager run that explains it (its command as the tool recorded it), when the agent named one. */
+  changeSet: { id: string; tool: string | null; command: string | null } | null;
   detail: unknown;
 }
+
+/** One package manager run on a host (an apt command, an rpm transaction, a pip run), as its agent reported it. */
+export interface ChangeSetDetail {
+  id: string;
+  tool: string;
+  command: string | null;
+  user: string | null;
+  /** As the tool recorded them (local time for dpkg/apt logs). */
+  start: string | null;
+  end: string | null;
+  ticket: string | null;
+  /** When the server first saw it. */
+  firstSeen: string;
+  /** The package findings it explains (`resolved`: since approved away or undone). */
+  packages: Array<{ kind: string; ecosystem: string | null; name: string | null; before: string | null; after: string | null; resolved: boolean }>;
+  /** The paths it brought, changed or removed. */
+  paths: string[];
+}
+
+/** In the list, `paths` is only their number. */
+export type ChangeSetSummary = Omit<ChangeSetDetail, 'paths'> & { paths: number };
 
 export interface ImageSummary {
   name: string;
