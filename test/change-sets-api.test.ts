@@ -42,7 +42,8 @@ const pkg = (name: string, files: string[]): Finding => ({
   changes: files.map((p) => ({ kind: 'file-added' as const, severity: 'medium' as const, path: p, owner: { ecosystem: 'dpkg' as const, name }, changeSet: APT.id })),
 });
 
-function report(findings: Finding[], changeSets: ChangeSetInfo[]): void {
+function report(findings: Finding[], changeSets: ChangeSetInfo[], event?: { seq: number; scope: { paths: string[]; subtrees: string[]; packages: boolean } }): void {
+  const seq = event?.seq ?? 1;
   store.ingestBatch([
     {
       type: 'report',
@@ -51,12 +52,13 @@ function report(findings: Finding[], changeSets: ChangeSetInfo[]): void {
       frame: {
         type: 'report',
         agentId: hostId,
-        seq: 1,
-        prevHash: null,
-        hash: 'a'.repeat(64),
-        kind: 'full',
+        seq,
+        prevHash: seq === 1 ? null : String(seq - 1).repeat(64).slice(0, 64),
+        hash: String(seq).repeat(64).slice(0, 64),
+        kind: event === undefined ? 'full' : 'event',
         report: {
           schema: REPORT_SCHEMA,
+          ...(event === undefined ? {} : { scan: 'event' as const, scope: event.scope }),
           image: { name: 'web', version: '42' },
           host: { hostname: 'web-7', root: '/' },
           scannedAt: now.toISOString(),
@@ -115,6 +117,20 @@ describe('a host\'s change sets', () => {
     const { json } = await call<{ findings: HostFinding[] }>('GET', `/api/v1/hosts/${hostId}/findings`);
     const by = Object.fromEntries(json.findings.map((f) => [f.name ?? f.path, f.changeSet]));
     expect(by).toEqual({ sl: { id: APT.id, tool: 'apt', command: 'apt-get install sl tree' }, tree: { id: APT.id, tool: 'apt', command: 'apt-get install sl tree' }, '/usr/local/bin/loose': null });
+  });
+});
+
+describe('an event report that meets a package change', () => {
+  it('resolves the loose findings of the paths it now lists under the package', async () => {
+    // Written by dpkg before its database said whose they are: loose, unowned.
+    const early = ['/usr/share/doc/tree/README.gz', '/usr/share/doc/tree/copyright'];
+    report([{ kind: 'file-added', severity: 'high', path: '/usr/local/bin/implant', after: 'c'.repeat(64) }], []);
+    report(early.map((p) => ({ kind: 'file-added' as const, severity: 'medium' as const, path: p, after: 'e'.repeat(64) })), [], { seq: 2, scope: { paths: early, subtrees: [], packages: false } });
+    const open = async () => (await call<{ findings: HostFinding[] }>('GET', `/api/v1/hosts/${hostId}/findings`)).json.findings.map((f) => f.name ?? f.path).sort();
+    expect(await open()).toEqual(['/usr/local/bin/implant', ...early]);
+    // The database now names tree; the batch that read it covers only the files written since.
+    report([pkg('tree', ['/usr/bin/tree', ...early])], [APT], { seq: 3, scope: { paths: ['/usr/bin/tree'], subtrees: [], packages: true } });
+    expect(await open()).toEqual(['/usr/local/bin/implant', 'tree']);
   });
 });
 

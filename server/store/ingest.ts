@@ -128,7 +128,13 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
         row.kind.startsWith('package-')
           ? packages
           : row.path !== null && (paths.includes(row.path) || subtrees.some((t) => row.path === t || row.path!.startsWith(t.endsWith('/') ? t : `${t}/`)));
-      for (const row of openScanFindings.all(agentId, frame.seq)) if (inScope(row)) resolveOne.run(now, row.id);
+      // A path the report now lists under a package is owned: its loose finding (seen while the
+      // package manager was still writing, before its database said whose it is) is gone too.
+      const owned = new Set<string>();
+      if (packages) for (const f of report.findings) if (f.kind.startsWith('package-')) for (const c of f.changes ?? []) if (c.path !== undefined) owned.add(c.path);
+      for (const row of openScanFindings.all(agentId, frame.seq)) {
+        if (inScope(row) || (!row.kind.startsWith('package-') && row.path !== null && owned.has(row.path))) resolveOne.run(now, row.id);
+      }
     }
     if (report.watch !== undefined) updateWatch.run(report.watch.state, report.watch.reason ?? null, agentId);
 
