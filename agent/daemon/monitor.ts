@@ -179,7 +179,7 @@ function holdDuringTransactions(opts: MonitorOptions, fullScan: () => Promise<Re
 
   return async (report) => {
     // The report that says the watch degraded always goes (it carries no findings).
-    if (report.scan !== 'event' || report.findings.length === 0 && report.watch?.state === 'degraded') return opts.onReport(report);
+    if (report.scan !== 'event' || (report.findings.length === 0 && report.watch?.state === 'degraded')) return opts.onReport(report);
     if (holding) return;
     const running = await probe().catch(() => null);
     if (running === null) {

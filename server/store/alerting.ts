@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Database as Db } from 'better-sqlite3';
 import { parseRuleSet, emptyRuleSet } from '../../shared/rules.js';
 import { compareSeverity } from '../../shared/findings.js';
+import type { AlertSink } from '../../shared/alerts.js';
 import type { Finding } from '../../shared/report.js';
 import type { RuleSet } from '../../shared/rules.js';
 import { DEFAULT_ALERT_POLICY, composeTrigger, emptyHostAlertMemory, heldUntil, planAlerts } from '../alerts/policy.js';
@@ -91,8 +92,10 @@ export function createAlerting(db: Db, policy: AlertPolicy = DEFAULT_ALERT_POLIC
     alert(host, image, findings, status, now) {
       const row = getMemory.get(host.id);
       const memory: HostAlertMemory = row === undefined ? emptyHostAlertMemory() : (JSON.parse(row.memory) as HostAlertMemory);
-      const configured = sinks.listSinks();
-      const routed = (severity: Alert['severity']): boolean => configured.some((s) => compareSeverity(severity, s.minSeverity) <= 0);
+      // Read only when an alert is planned: most reports plan none.
+      let listed: AlertSink[] | undefined;
+      const configuredSinks = (): AlertSink[] => (listed ??= sinks.listSinks());
+      const routed = (severity: Alert['severity']): boolean => configuredSinks().some((s) => compareSeverity(severity, s.minSeverity) <= 0);
       const planned = planAlerts({ host, image, findings, hostStatus: status, now, memory, policy, routed });
       // Most reports change nothing the policy remembers: no write for them.
       const next = JSON.stringify(planned.memory);
@@ -101,12 +104,12 @@ export function createAlerting(db: Db, policy: AlertPolicy = DEFAULT_ALERT_POLIC
         if (alert.action === 'resolve') {
           // Only to the sinks that got the trigger: a sink added since never saw the incident.
           const got = new Set(queue.resolveTargets(alert.dedupKey));
-          const to = configured.filter((s) => got.has(s.id));
+          const to = configuredSinks().filter((s) => got.has(s.id));
           if (to.length === 0) queue.recordPlanned(alert, 'no sink got its trigger', now);
           else queue.enqueueNow(to.map((s) => ({ id: randomUUID(), sinkId: s.id, alert, notBefore: now.getTime() })), now);
           continue;
         }
-        const deliveries = planDeliveries([alert], configured, now, randomUUID, planned.basis);
+        const deliveries = planDeliveries([alert], configuredSinks(), now, randomUUID, planned.basis);
         if (deliveries.length === 0) queue.recordPlanned(alert, `no sink takes ${alert.severity} alerts`, now);
         else queue.enqueueNow(deliveries, now);
       }
