@@ -212,7 +212,8 @@ describe('a real apt-get install under the running daemon', () => {
     await new Promise((r) => setTimeout(r, 3000)); // anything later would have come by now
 
     const bodies = env.receiver.requests.map((r) => JSON.parse(r.body.toString('utf8')));
-    expect(bodies.map((b) => [b.alert.action, b.alert.findings.map((f: { kind: string; name?: string }) => `${f.kind} ${f.name}`).sort()])).toEqual([['trigger', ['package-added libbsd0', 'package-added netcat-openbsd']]]);
+    if (bodies.length !== 1 || bodies[0].alert.findings.some((f: { kind: string }) => f.kind === 'file-added')) console.log(env.lines.join('\n'));
+    expect(bodies.map((b) => [b.alert.action, b.alert.findings.map((f: { kind: string; name?: string; path?: string }) => `${f.kind} ${f.name ?? f.path}`).sort()])).toEqual([['trigger', ['package-added libbsd0', 'package-added netcat-openbsd']]]);
     // No file finding was ever opened on its own: every file is under its package, whose finding
     // names the apt command. What else is there is ldconfig's trigger rewriting its cache.
     const { findings } = await apiGet<{ findings: HostFinding[] }>(`${hostUrl}/findings?state=all`, env.auditor);

@@ -139,10 +139,10 @@ export function startMonitor(opts: MonitorOptions): Monitor {
  * not sent (files are written its database does not name yet: they would page as unowned drift
  * and resolve seconds later). When it ends, one full scan reports the whole batch, each file
  * under its package with the change set (the command) that brought it. A batch that started
- * while the transaction was still seen running is left out too: the full scan covers it. The
+ * before the end was seen is left out too: the full scan, queued behind it, covers it. The
  * hold is bounded: after `maxHoldMs` the full scan runs anyway and reports pass again.
  */
-function holdDuringTransactions(opts: MonitorOptions, fullScan: () => Promise<Report>, closed: () => boolean): (report: Report) => Promise<void> {
+export function holdDuringTransactions(opts: MonitorOptions, fullScan: () => Promise<Report>, closed: () => boolean): (report: Report) => Promise<void> {
   const cfg = opts.packageTransactions === false ? {} : (opts.packageTransactions ?? {});
   const probe = cfg.probe ?? (() => runningTransaction(opts.root.dir === '' ? '/' : opts.root.dir));
   const pollMs = cfg.pollMs ?? 250;
@@ -169,6 +169,8 @@ function holdDuringTransactions(opts: MonitorOptions, fullScan: () => Promise<Re
           break;
         }
       }
+      // Until now it may have been running: a batch that started before this read half-written state.
+      lastSeenRunning = Date.now();
       holding = false;
       if (closed()) return;
       if (!outlasted) opts.onHold?.(`package transaction ended after ${((Date.now() - since) / 1000).toFixed(1)} s: one full scan reports it`);
