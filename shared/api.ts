@@ -19,8 +19,18 @@ export const findingsQuerySchema = z.strictObject({
 });
 export type FindingsQuery = z.infer<typeof findingsQuerySchema>;
 
+/**
+ * Where an alert stands. `planned`: no sink takes it (kept as a record, never sent); `held`: the
+ * throttle holds it until its window has room; `pending`/`claimed`: queued for a sink, being
+ * sent; `delivered`: the sink took it; `gave-up`: every attempt failed; `withdrawn`: nothing of
+ * it needed anyone any more when its turn came.
+ */
+export const ALERT_DELIVERY_STATES = ['planned', 'pending', 'claimed', 'delivered', 'gave-up', 'withdrawn'] as const;
+export const ALERT_STATES = [...ALERT_DELIVERY_STATES, 'held'] as const;
+
 export const alertsQuerySchema = z.strictObject({
   host: z.string().min(1).max(200).optional(),
+  state: z.enum(ALERT_STATES).optional(),
 });
 export type AlertsQuery = z.infer<typeof alertsQuerySchema>;
 
@@ -99,8 +109,31 @@ export interface HostFinding {
   attack: { id: string; name: string } | null;
   /** Who likely made a hand edit, with the evidence (the finding's `actor`), or null. */
   actor: { user?: string; evidence: Array<{ source: string; at: string; text: string }> } | null;
+  /** The package manager run that explains it (its command as the tool recorded it), when the agent named one. */
+  changeSet: { id: string; tool: string | null; command: string | null } | null;
   detail: unknown;
 }
+
+/** One package manager run on a host (an apt command, an rpm transaction, a pip run), as its agent reported it. */
+export interface ChangeSetDetail {
+  id: string;
+  tool: string;
+  command: string | null;
+  user: string | null;
+  /** As the tool recorded them (local time for dpkg/apt logs). */
+  start: string | null;
+  end: string | null;
+  ticket: string | null;
+  /** When the server first saw it. */
+  firstSeen: string;
+  /** The package findings it explains (`resolved`: since approved away or undone). */
+  packages: Array<{ kind: string; ecosystem: string | null; name: string | null; before: string | null; after: string | null; resolved: boolean }>;
+  /** The paths it brought, changed or removed. */
+  paths: string[];
+}
+
+/** In the list, `paths` is only their number. */
+export type ChangeSetSummary = Omit<ChangeSetDetail, 'paths'> & { paths: number };
 
 export interface ImageSummary {
   name: string;

@@ -25,7 +25,8 @@ export const ERROR_CODES = [
   'FORBIDDEN', // a valid API token whose role may not do this
   'NOT_FOUND',
   'CONFLICT', // the target is not in a state the request can change (nothing to reopen)
-  'QUERY_INVALID', // a query string or body that does not pass its schema
+  'QUERY_INVALID', // a query string or path parameter that does not pass its schema
+  'BODY_INVALID', // a request body that is not JSON or does not pass its schema
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -167,39 +167,44 @@ export async function runCommand(
     log(`kept baseline version ${kept.version} extends image ${kept.image.name} ${kept.image.version}, not ${ctx.manifest.image.name} ${ctx.manifest.image.version}: not used`);
   }
 
-  // Re-baseline exchanges, one at a time and in order: upload what the host holds, fetch the result.
+  // The server's commands that touch what the host is scanned against, one at a time and in
+  // order: upload what the host holds, fetch the result, and a scan asked for after them runs
+  // against the version they fetched, never beside the switch.
   let exchanges: Promise<void> = Promise.resolve();
   const exchange = (what: string, fn: () => Promise<void>): void => {
     exchanges = exchanges.then(fn).catch((err: unknown) => log(`${what} failed: ${err instanceof Error ? err.message : String(err)}`));
+  };
+  /** Fetches the server's current version and scans against it from now on (at once). */
+  const adoptServerBaseline = async (): Promise<void> => {
+    const fetched = await fetchServerBaseline(config);
+    if (!baselineApplies(fetched, ctx.manifest)) {
+      return log(`baseline version ${fetched.version} extends image ${fetched.image.name} ${fetched.image.version}, not ${ctx.manifest.image.name} ${ctx.manifest.image.version}: not used`);
+    }
+    if (fetched.version === baselineVersion) return;
+    await writeServerBaseline(ctx.state, fetched);
+    manifest = fetched.manifest;
+    baselineVersion = fetched.version;
+    await daemon.replaceManifest(fetched.manifest);
+    log(`scanning against baseline version ${fetched.version} from now on`);
   };
   const onCommand = (c: CommandFrame): void => {
     log(`server asked for ${c.command}${c.baseline === undefined ? '' : ` (baseline version ${c.baseline})`}`);
     const version = c.baseline;
     switch (c.command) {
       case 'scan-now':
-        void daemon.requestScan('server command');
-        return;
+        return exchange('the commanded scan', () => daemon.requestScan('server command'));
       case 'upload-observation':
         if (version === undefined) return log('upload-observation without a baseline version: ignored');
         return exchange(`upload for baseline version ${version}`, async () => {
           // Between event batches: the observation is one consistent walk of the root.
           const observation = await daemon.exclusive(() => observeAsManifest(ctx.root, manifest, ctx.state, new Date()));
-          await uploadObservation(config, version, { baseline: baselineVersion ?? null, observation, expected: manifest });
+          const answer = await uploadObservation(config, version, { baseline: baselineVersion ?? null, observation, expected: manifest });
           log(`observation uploaded for baseline version ${version}: ${observation.packages.length} packages, ${observation.files.length} paths`);
+          // Derived at once: switch now, in this same turn, so a scan asked for meanwhile waits for it.
+          if (answer.state === 'ready') await adoptServerBaseline();
         });
       case 'fetch-baseline':
-        return exchange('fetching the baseline', async () => {
-          const fetched = await fetchServerBaseline(config);
-          if (!baselineApplies(fetched, ctx.manifest)) {
-            return log(`baseline version ${fetched.version} extends image ${fetched.image.name} ${fetched.image.version}, not ${ctx.manifest.image.name} ${ctx.manifest.image.version}: not used`);
-          }
-          if (fetched.version === baselineVersion) return;
-          await writeServerBaseline(ctx.state, fetched);
-          manifest = fetched.manifest;
-          baselineVersion = fetched.version;
-          await daemon.replaceManifest(fetched.manifest);
-          log(`scanning against baseline version ${fetched.version} from now on`);
-        });
+        return exchange('fetching the baseline', adoptServerBaseline);
     }
   };
   const transport = createTransport({

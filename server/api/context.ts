@@ -30,14 +30,15 @@ export function numericId(text: string, what: string, of = 'a finding id'): numb
   return Number(text);
 }
 
+/** Parses `value` (`what` names it: `query`, `body`); a body's mistakes get BODY_INVALID, the rest QUERY_INVALID. */
 export function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
-  if (!result.success) throw new QuicksandError('QUERY_INVALID', `${what}: ${formatIssues(result.error).replaceAll('\n', '; ')}`);
+  if (!result.success) throw new QuicksandError(what === 'body' || what.startsWith('body.') ? 'BODY_INVALID' : 'QUERY_INVALID', `${what}: ${formatIssues(result.error).replaceAll('\n', '; ')}`);
   return result.data;
 }
 
 /** The request's JSON body; a body that is not JSON gets `code` and `message`. */
-export async function jsonBody(c: Context<Env>, code: 'QUERY_INVALID' | 'MANIFEST_UNREADABLE' = 'QUERY_INVALID', message = 'body: expected JSON'): Promise<unknown> {
+export async function jsonBody(c: Context<Env>, code: 'BODY_INVALID' | 'MANIFEST_UNREADABLE' = 'BODY_INVALID', message = 'body: expected JSON'): Promise<unknown> {
   try {
     return await c.req.json();
   } catch {

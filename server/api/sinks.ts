@@ -44,7 +44,10 @@ export function sinkRoutes(app: Hono<Env>, deps: AppDeps): void {
   // Every alert queued and every attempt to deliver it: the evidence that alerts were handled.
   app.get('/api/v1/alerts', (c) => {
     const query = parseWith(alertsQuerySchema, c.req.query(), 'query');
-    const deliveries = store.alertQueue.listDeliveries(query.host);
-    return c.json({ deliveries: deliveries.map((d) => ({ ...d, attemptLog: store.alertQueue.listAttempts(d.id) })) });
+    const { state } = query;
+    const deliveries = state === 'held' ? [] : store.alertQueue.listDeliveries(query.host, state);
+    // What the throttle holds is no delivery yet: listed beside them, with why and until when.
+    const held = state === undefined || state === 'held' ? store.heldAlerts.list(query.host) : [];
+    return c.json({ deliveries: deliveries.map((d) => ({ ...d, attemptLog: store.alertQueue.listAttempts(d.id) })), held });
   });
 }

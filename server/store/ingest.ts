@@ -41,6 +41,13 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
     `SELECT id, kind, path FROM findings WHERE host_id = ? AND resolved_at IS NULL AND source = 'scan' AND last_seq < ?`,
   );
   const resolveOne = db.prepare('UPDATE findings SET resolved_at = ? WHERE id = ?');
+  // The package manager runs a report names: what the API shows as the change's cause.
+  const upsertChangeSet = db.prepare(
+    `INSERT INTO change_sets (host_id, id, tool, command, user_name, started_at, ended_at, packages, ticket, first_seen, last_seen)
+     VALUES (@hostId, @id, @tool, @command, @user, @start, @end, @packages, @ticket, @now, @now)
+     ON CONFLICT (host_id, id) DO UPDATE SET last_seen = excluded.last_seen, packages = excluded.packages, command = coalesce(excluded.command, command),
+       ticket = coalesce(ticket, excluded.ticket)`,
+  );
   // The ticket of a change is the one it carried when first seen: what is open keeps its own.
   const openTickets = db.prepare<[string], { key: string; ticket: string | null }>(
     `SELECT key, ticket FROM findings WHERE host_id = ? AND resolved_at IS NULL AND source = 'scan'`,
@@ -107,6 +114,9 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
     }
 
     const chainBroken = checkChain(agentId, frame, now);
+    for (const cs of report.changeSets ?? []) {
+      upsertChangeSet.run({ hostId: agentId, id: cs.id, tool: cs.tool, command: cs.command ?? null, user: cs.user ?? null, start: cs.start ?? null, end: cs.end ?? null, packages: cs.packages, ticket: cs.ticket ?? null, now });
+    }
     const host = { id: agentId, hostname: report.host.hostname, labels: alerting.labelsOf(agentId) };
     const findings = ticketsAtFirstSight(agentId, report.findings);
     const evaluated = evaluateWithTickets(findings, host, report.image, receivedAt);
@@ -118,7 +128,13 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
         row.kind.startsWith('package-')
           ? packages
           : row.path !== null && (paths.includes(row.path) || subtrees.some((t) => row.path === t || row.path!.startsWith(t.endsWith('/') ? t : `${t}/`)));
-      for (const row of openScanFindings.all(agentId, frame.seq)) if (inScope(row)) resolveOne.run(now, row.id);
+      // A path the report now lists under a package is owned: its loose finding (seen while the
+      // package manager was still writing, before its database said whose it is) is gone too.
+      const owned = new Set<string>();
+      if (packages) for (const f of report.findings) if (f.kind.startsWith('package-')) for (const c of f.changes ?? []) if (c.path !== undefined) owned.add(c.path);
+      for (const row of openScanFindings.all(agentId, frame.seq)) {
+        if (inScope(row) || (!row.kind.startsWith('package-') && row.path !== null && owned.has(row.path))) resolveOne.run(now, row.id);
+      }
     }
     if (report.watch !== undefined) updateWatch.run(report.watch.state, report.watch.reason ?? null, agentId);
 

@@ -117,7 +117,7 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
   const approve = db.transaction((req: Parameters<Triage['approve']>[0]) => {
     requireHost(req.hostId);
     if (req.expiresAt !== undefined && Date.parse(req.expiresAt) <= req.now.getTime()) {
-      throw new QuicksandError('QUERY_INVALID', `body.expiresAt: ${req.expiresAt} is already past`);
+      throw new QuicksandError('BODY_INVALID', `body.expiresAt: ${req.expiresAt} is already past`);
     }
     const rows: OpenFinding[] =
       req.changeSet !== undefined

@@ -1,9 +1,10 @@
 // The store behind one small interface, so another backend (PostgreSQL) can take its place.
-import type { HostDetail, HostFinding, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
+import type { ChangeSetDetail, ChangeSetSummary, HostDetail, HostFinding, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
 import type { Manifest } from '../../shared/manifest.js';
 import type { HelloFrame, ReportFrame } from '../../shared/protocol.js';
 import type { SinkStore, SqliteAlertQueue } from './alert-queue.js';
 import type { Triage } from './triage.js';
+import type { HeldAlerts } from './alerting.js';
 import type { Maintenance } from './maintenance.js';
 import type { Baselines } from './baselines.js';
 
@@ -40,6 +41,9 @@ export interface Queries {
   getHost(id: string, now: Date): Omit<HostDetail, 'connected'> | null;
   /** A host's findings with where triage stands on each (`now` decides whether an expiry passed). */
   listFindings(hostId: string, query: FindingsQuery, now: Date): HostFinding[] | null;
+  /** The change sets (package manager runs) a host's reports named, oldest first; null: no such host. */
+  listChangeSets(hostId: string): ChangeSetSummary[] | null;
+  getChangeSet(hostId: string, id: string): ChangeSetDetail | null;
   listImages(): ImageSummary[];
   /** Reports stored for a host, oldest first (seq and hash): for tests and the history view. */
   listReports(hostId: string): { seq: number; hash: string; prevHash: string | null; kind: string; receivedAt: string }[];
@@ -54,6 +58,8 @@ export interface Images {
 export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
   /** The durable alert queue (the delivery loop's port) and its records. */
   alertQueue: SqliteAlertQueue;
+  /** What the throttle holds: let out when the window has room (the delivery loop calls it every round), and shown. */
+  heldAlerts: { release(now: Date): string[]; list(hostId?: string): HeldAlerts[] };
   /** Approvals, re-baselines, rules, the audit log, and the schedules' writes. */
   triage: Triage;
   maintenance: Maintenance;
