@@ -18,7 +18,8 @@ import { openStateDb } from './state-db.js';
 import { createTransport } from './transport.js';
 import { currentTicket, stampTicket } from './ticket.js';
 import { baselineApplies, fetchServerBaseline, observeAsManifest, readServerBaseline, uploadObservation, writeServerBaseline } from './server-baseline.js';
-import type { CommandFrame } from '../shared/protocol.js';
+import type { CommandFrame, HelloFrame } from '../shared/protocol.js';
+import { readMachineFacts } from './deliver/machine.js';
 import { AGENT_VERSION } from './version.js';
 import { heapCompactor } from './compact.js';
 
@@ -46,13 +47,14 @@ export async function enrollCommand(args: { server?: string; secret?: string; co
     const current = await readAgentConfig(file).catch(() => null);
     throw new QuicksandError('USAGE', `this host is already enrolled${current ? ` as agent ${current.agentId} with ${current.server}` : ''} (${file}); pass --force to enrol it again`);
   }
-  const config = await enrollAgent(args.server, args.secret, hostname());
+  const config = await enrollAgent(args.server, args.secret, hostname(), (await readMachineFacts()).machineId);
   await writeAgentConfig(file, config);
   io.stdout(`enrolled as agent ${config.agentId} with ${config.server}; identity in ${file}\n`);
 }
 
-function hostFacts(): { hostname: string; os: string; agentVersion: string } {
-  return { hostname: hostname(), os: `${process.platform} ${release()}`, agentVersion: AGENT_VERSION };
+/** What hello says about the host: the server tells two machines on one identity apart by machine-id and boot id. */
+async function hostFacts(): Promise<HelloFrame['host']> {
+  return { hostname: hostname(), os: `${process.platform} ${release()}`, agentVersion: AGENT_VERSION, ...(await readMachineFacts()) };
 }
 
 export interface RunArgs {
@@ -143,7 +145,7 @@ export async function runCommand(
   const transport = createTransport({
     config,
     outbox,
-    host: hostFacts(),
+    host: await hostFacts(),
     image: { name: ctx.manifest.image.name, version: ctx.manifest.image.version },
     labels,
     baseline: () => baselineVersion,
@@ -189,7 +191,7 @@ export async function sendReport(report: Report, opts: { state: string; config?:
     const transport = createTransport({
       config,
       outbox,
-      host: hostFacts(),
+      host: await hostFacts(),
       image: opts.image,
       backoff: { firstMaxMs: 200, baseMs: 500, capMs: 5_000 },
       log: (line) => io.stderr(`${line}\n`),

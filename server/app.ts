@@ -44,12 +44,12 @@ const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 503>
   CONFLICT: 409,
 };
 
-type Env = { Variables: { role: ApiRoleName; tokenId: string } };
+type Env = { Variables: { role: ApiRoleName; tokenId: string; tokenName: string | null } };
 
 const TRIAGE_ROLES: readonly ApiRoleName[] = ['admin', 'analyst'];
 
-function actorOf(c: Context<Env>): { id: string; role: string } {
-  return { id: c.get('tokenId'), role: c.get('role') };
+function actorOf(c: Context<Env>): { id: string; role: string; name: string | null } {
+  return { id: c.get('tokenId'), role: c.get('role'), name: c.get('tokenName') };
 }
 
 function numericId(text: string, what: string, of = 'a finding id'): number {
@@ -109,7 +109,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.post('/api/v1/enroll', async (c) => {
     const req = parseWith(enrollRequestSchema, await jsonBody(c), 'body');
-    const enrolled = store.enrollAgent(req.secret, req.hostname, clock());
+    const enrolled = store.enrollAgent(req.secret, req.hostname, clock(), req.machineId);
     if (enrolled === null) throw new QuicksandError('ENROLL_REFUSED', 'secret: unknown or revoked enrolment secret');
     return c.json(enrolled, 201);
   });
@@ -164,6 +164,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     c.set('role', auth.role);
     c.set('tokenId', auth.tokenId);
+    c.set('tokenName', auth.name);
     await next();
   });
 
@@ -285,7 +286,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
   app.get('/api/v1/audit', (c) => {
     const query = parseWith(auditQuerySchema, c.req.query(), 'query');
-    return c.json({ entries: store.triage.listAudit(query) });
+    return c.json(store.triage.listAudit(query));
   });
 
   app.delete('/api/v1/agents/:id', (c) => {

@@ -187,4 +187,13 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE host_baselines ADD COLUMN ready_at TEXT;
    -- The server baseline version the agent said (hello) it scans against; null: the image's.
    ALTER TABLE hosts ADD COLUMN baseline_version INTEGER;`,
+  // Issue 12: which machine an identity belongs to (machine-id at enrolment, boot ids from hello),
+  // names for API tokens and for the actors of the audit log, and `enrolled` for a host that
+  // never reported (it was `stale`).
+  `ALTER TABLE hosts ADD COLUMN machine_id TEXT;
+   ALTER TABLE hosts ADD COLUMN boot_id TEXT;
+   ALTER TABLE hosts ADD COLUMN prev_boot_id TEXT;
+   ALTER TABLE api_tokens ADD COLUMN name TEXT;
+   ALTER TABLE audit_log ADD COLUMN actor_name TEXT;
+   UPDATE hosts SET status = 'enrolled' WHERE status = 'stale' AND last_report_at IS NULL;`,
 ];

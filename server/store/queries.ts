@@ -1,5 +1,5 @@
 import type { Database as Db } from 'better-sqlite3';
-import type { HostFinding, HostSummary, ImageSummary } from '../../shared/api.js';
+import type { HostFinding, HostStatusName, HostSummary, ImageSummary } from '../../shared/api.js';
 import { emptyCounts } from '../../shared/report.js';
 import { effectiveStatus } from '../classify.js';
 import { findingTriage } from '../finding-triage.js';
@@ -15,7 +15,8 @@ interface HostRow {
   agent_version: string | null;
   image_name: string | null;
   image_version: string | null;
-  status: 'cattle' | 'pet' | 'stale';
+  status: HostStatusName;
+  machine_id: string | null;
   pet_since: string | null;
   drift_score: number;
   open_findings: number;
@@ -53,6 +54,11 @@ interface FindingRow {
   a_expires_at: string | null;
 }
 
+/** A hostname that other hosts share, with the first digits of what tells this one apart. */
+function distinctName(row: { hostname: string; machine_id: string | null; id: string }): string {
+  return `${row.hostname} (${row.machine_id === null ? '' : `machine ${row.machine_id.slice(0, 8)}, `}agent ${row.id.slice(0, 8)})`;
+}
+
 /** What the API reads. Stale is decided at read time: it depends on the clock, not on a write. */
 export function createQueries(db: Db, staleAfterMs: number): Queries {
   const allHosts = db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY hostname, id');
@@ -88,9 +94,15 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
     'SELECT seq, hash, prev_hash AS prevHash, kind, received_at AS receivedAt FROM reports WHERE host_id = ? ORDER BY id',
   );
 
-  const summarize = (row: HostRow, now: Date): HostSummary => ({
+  const sharedHostnames = db.prepare<[], { hostname: string }>('SELECT hostname FROM hosts GROUP BY hostname HAVING count(*) > 1');
+  const sameHostname = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM hosts WHERE hostname = ?');
+  const shared = (): Set<string> => new Set(sharedHostnames.all().map((r) => r.hostname));
+
+  const summarize = (row: HostRow, now: Date, sharedNames: ReadonlySet<string>): HostSummary => ({
     id: row.id,
     hostname: row.hostname,
+    machineId: row.machine_id,
+    displayName: sharedNames.has(row.hostname) ? distinctName(row) : row.hostname,
     status: effectiveStatus(row.status, row.last_report_at, now, staleAfterMs),
     image: row.image_name !== null && row.image_version !== null ? { name: row.image_name, version: row.image_version } : null,
     openFindings: row.open_findings,
@@ -106,7 +118,8 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
   return {
     listHosts(query, now) {
       const rows = query.image !== undefined ? hostsByImage.all(query.image) : allHosts.all();
-      const hosts = rows.map((r) => summarize(r, now));
+      const names = shared();
+      const hosts = rows.map((r) => summarize(r, now, names));
       return query.status === undefined ? hosts : hosts.filter((h) => h.status === query.status);
     },
     getHost(id, now) {
@@ -115,7 +128,7 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
       const counts = emptyCounts();
       for (const c of openCounts.all(id)) if (c.severity in counts) counts[c.severity as keyof typeof counts] = c.n;
       return {
-        ...summarize(row, now),
+        ...summarize(row, now, (sameHostname.get(row.hostname)?.n ?? 0) > 1 ? new Set([row.hostname]) : new Set()),
         enrolledAt: row.enrolled_at,
         os: row.os,
         agentVersion: row.agent_version,
@@ -155,7 +168,7 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
     listImages: () => images.all(),
     listReports: (hostId) => reports.all(hostId),
     countHosts(now) {
-      const out = { cattle: 0, pet: 0, stale: 0 };
+      const out = { cattle: 0, pet: 0, stale: 0, enrolled: 0 };
       for (const row of allHosts.iterate()) out[effectiveStatus(row.status, row.last_report_at, now, staleAfterMs)]++;
       return out;
     },
