@@ -4,8 +4,8 @@ import { rm } from 'node:fs/promises';
 import { QuicksandError } from '../../shared/errors.js';
 import { enrollConfigSchema } from '../../shared/protocol.js';
 import type { AgentConfig } from '../../shared/protocol.js';
-import { readConfigFile, writeAgentConfig } from '../config.js';
-import { enrollAgent } from '../enroll.js';
+import { readConfigFile, writeAgentConfig } from './config.js';
+import { enrollAgent } from './enroll.js';
 import { MACHINE_ID_FILE } from './machine.js';
 import type { MachineFacts } from './machine.js';
 
