@@ -34,21 +34,38 @@ function install(root: string, args: string[]): Promise<Run> {
 /**
  * Runs one command line inside `root` as a machine of its own: a mount and UTS namespace with
  * its hostname, /proc, and this Node.js bound in as /usr/local/bin/node (the image has none).
- * `--kill-child`: ending unshare (by its pid) ends the command too.
+ * The command's pid is printed first, so it can be stopped by its pid (the namespace's shell
+ * waits for it; unshare does not pass SIGTERM on).
  */
-function onMachine(root: string, hostname: string, argv: string[], user?: string): { child: ChildProcess; done: Promise<Run> } {
+function onMachine(root: string, hostname: string, argv: string[], user?: string): { pid: Promise<number>; done: Promise<Run> } {
   const script = [
     'set -e',
     'touch "$R/usr/local/bin/node"',
     'mount --bind "$NODE" "$R/usr/local/bin/node"',
     'mount -t proc proc "$R/proc"',
     'hostname "$H"',
-    `exec chroot ${user === undefined ? '' : `--userspec=${user}:${user}`} "$R" "$@"`,
+    `chroot ${user === undefined ? '' : `--userspec=${user}:${user}`} "$R" "$@" &`,
+    'echo "pid $!"',
+    'wait $! && exit 0 || exit $?',
   ].join('\n');
-  const child = spawn('unshare', ['--mount', '--uts', '--fork', '--kill-child', '--', 'sh', '-c', script, 'sh', ...argv], {
+  const child = spawn('unshare', ['--mount', '--uts', '--fork', '--', 'sh', '-c', script, 'sh', ...argv], {
     env: { R: root, H: hostname, NODE: process.execPath, PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin' },
   });
-  return { child, done: collect(child) };
+  const pid = new Promise<number>((resolve, reject) => {
+    let head = '';
+    const onData = (d: Buffer): void => {
+      head += d.toString();
+      const m = /^pid (\d+)\n/.exec(head);
+      if (m !== null) {
+        child.stdout.off('data', onData);
+        resolve(Number(m[1]));
+      }
+    };
+    child.stdout.on('data', onData);
+    child.on('close', () => reject(new Error(`no pid from ${argv.join(' ')}: ${head}`)));
+  });
+  pid.catch(() => {});
+  return { pid, done: collect(child) };
 }
 
 /** The unit's command lines (ExecStart=, ExecStartPost=, in order), split as systemd does for these plain ones. */
@@ -79,7 +96,7 @@ describe('install.sh --root: an image enrols each machine made from it on first 
   const machines: Array<{ dir: string; remove: () => void }> = [];
   let server: RunningServer;
   let secret: string;
-  const running: ChildProcess[] = [];
+  const running: number[] = [];
 
   beforeAll(async () => {
     execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'ignore' });
@@ -88,7 +105,13 @@ describe('install.sh --root: an image enrols each machine made from it on first 
     secret = server.store.createEnrollSecret(new Date());
   }, 300_000);
   afterEach(() => {
-    for (const c of running.splice(0)) if (c.exitCode === null) c.kill('SIGTERM');
+    for (const pid of running.splice(0)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already ended
+      }
+    }
   });
   afterAll(async () => {
     await server?.close();
@@ -100,13 +123,15 @@ describe('install.sh --root: an image enrols each machine made from it on first 
   async function startAgent(root: string, hostname: string, seen: () => boolean): Promise<void> {
     const [argv] = unitCommands(root, 'quicksand-agent.service');
     const agent = onMachine(root, hostname, argv!, 'quicksand');
-    running.push(agent.child);
+    const pid = await agent.pid;
+    running.push(pid);
     await Promise.race([
       waitFor(`the agent on ${hostname} to say hello`, () => seen(), 90_000),
       agent.done.then((r) => Promise.reject(new Error(`the agent on ${hostname} ended (${r.code}): ${r.out}`))),
     ]);
-    agent.child.kill('SIGTERM');
-    await agent.done;
+    process.kill(pid, 'SIGTERM');
+    const stopped = await agent.done;
+    expect(stopped.out).toContain('stopping');
   }
 
   it('installs no identity, enrols two machines as two agents, and a copied agent.json raises identity-cloned', async () => {
