@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { QuicksandError } from '../shared/errors.js';
+import { makeStateDir } from './fingerprint/state-dir.js';
 
 export const STATE_DB_NAME = 'state.db';
 
@@ -12,8 +12,8 @@ export const STATE_DB_NAME = 'state.db';
  */
 export function openStateDb(stateDir: string): Db {
   const file = path.join(stateDir, STATE_DB_NAME);
+  makeStateDir(stateDir);
   try {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');

@@ -2,8 +2,9 @@
 // walk's cost options (--state, --max-rate, --max-bytes-rate, --nice, --cross-mounts) of the
 // walking commands (manifest, scan, audit). Kept light: a scan or manifest run loads only this,
 // its own command file and the stages it walks through.
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { makeStateDir } from '../fingerprint/state-dir.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { FingerprintOptions } from '../fingerprint/walk.js';
 import { lowerPriority } from '../fingerprint/priority.js';
@@ -117,11 +118,7 @@ export function walkOptions(args: CostArgs & { quiet?: boolean }, root: Root, io
 }
 
 export async function ensureStateDir(state: string): Promise<void> {
-  try {
-    await mkdir(state, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw new QuicksandError('STATE_DIR_UNUSABLE', `cannot create the state folder ${state}: ${(err as Error).message}; run as root or pass --state DIR`);
-  }
+  makeStateDir(state);
 }
 
 export async function exists(file: string): Promise<boolean> {

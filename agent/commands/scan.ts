@@ -1,6 +1,7 @@
 // `quicksand-agent scan`: compare a root with its image's manifest and report the drift;
 // with --send, also deliver the report to the server.
 import path from 'node:path';
+import { readAgentConfig, resolveConfigFile } from '../deliver/config.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { OptionValues } from '../../shared/command-line.js';
 import { formatReport } from '../diff/format-report.js';
@@ -63,6 +64,11 @@ export async function run(values: OptionValues, positionals: string[], io: CliIo
 export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   const manifestFile = required(args.manifest, '--manifest');
   const root = await openRoot(args.root ?? '/');
+  // What --send needs is checked before the scan, not after it.
+  const state = path.resolve(args.state ?? DEFAULT_STATE_DIR);
+  const timeout = args.timeout === undefined ? 120 : Number(args.timeout);
+  if (!Number.isFinite(timeout) || timeout < 0) throw new QuicksandError('USAGE', `--timeout: expected a number of seconds, got "${args.timeout}"`);
+  const config = args.send ? await readAgentConfig(resolveConfigFile(state, args.config)) : undefined;
   const walk = walkOptions(args, root, io);
   let report;
   let files = 0;
@@ -74,11 +80,9 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   }
   if (io.interactive && !args.quiet) io.stderr('\r\x1b[K');
   io.stdout(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, manifestFile));
-  if (args.send) {
-    const timeout = args.timeout === undefined ? 120 : Number(args.timeout);
-    if (!Number.isFinite(timeout) || timeout < 0) throw new QuicksandError('USAGE', `--timeout: expected a number of seconds, got "${args.timeout}"`);
+  if (config !== undefined) {
     const { sendReport } = await import('../deliver/send-report.js');
-    await sendReport(report, { state: path.resolve(args.state ?? DEFAULT_STATE_DIR), config: args.config, timeoutMs: timeout * 1000, image: report.image }, io);
+    await sendReport(report, { state, config, timeoutMs: timeout * 1000, image: report.image }, io);
   }
   return report.summary.status === 'clean' ? EXIT_CLEAN : EXIT_DRIFT;
 }
