@@ -81,7 +81,7 @@ export async function run(values: OptionValues, positionals: string[], io: CliIo
     manifestFile = path.join(state, 'baseline.manifest.json.gz');
     if (!(await exists(manifestFile))) {
       io.stderr(`No manifest given and no baseline yet: recording what ${root.dir || '/'} holds now.\n`);
-      await manifestCommand({ root: args.root ?? '/', out: manifestFile, quiet: true, state }, io);
+      await manifestCommand({ root: args.root ?? '/', out: manifestFile, state }, io);
     }
   }
   const manifest = await readManifestFile(manifestFile);

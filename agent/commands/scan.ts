@@ -8,7 +8,8 @@ import { formatReport } from '../diff/format-report.js';
 import { scanSource } from '../diff/scan.js';
 import { openManifestSource } from '../manifest/stream.js';
 import { openRoot } from '../root.js';
-import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, noArguments, progress, required, walkOptions } from './common.js';
+import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, noArguments, required, walkOptions } from './common.js';
+import { startProgress, expectedPaths } from './progress.js';
 import type { CliIo, CostArgs } from './common.js';
 
 export const help = `Usage: quicksand-agent scan --root DIR --manifest FILE [--json] [--send] [--state DIR]
@@ -72,13 +73,14 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   const walk = walkOptions(args, root, io);
   let report;
   let files = 0;
+  const shown = startProgress(io, args.quiet, 'scan', await expectedPaths(root.dir, walk.lastWalk));
   try {
     const source = await openManifestSource(manifestFile);
-    report = await scanSource(root, source, { ...walk.options, onProgress: progress(io, args.quiet, 'scan'), onStats: (s) => (files = s.files) });
+    report = await scanSource(root, source, { ...walk.options, ...(shown.onProgress ? { onProgress: shown.onProgress } : {}), onStats: (s) => (files = s.files) });
   } finally {
+    shown.stop();
     walk.close(files);
   }
-  if (io.interactive && !args.quiet) io.stderr('\r\x1b[K');
   io.stdout(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, manifestFile));
   if (config !== undefined) {
     const { sendReport } = await import('../deliver/send-report.js');

@@ -29,6 +29,8 @@ export interface StatCache {
   flush(): void;
   /** Drops the rows of this root when far more are stored than the walk saw (deleted paths pile up otherwise). */
   prune(filesSeen: number): void;
+  /** Paths of this root the cache holds: about what the last walk saw. */
+  size(): number;
   close(): void;
 }
 
@@ -132,6 +134,7 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
       if (queue.length >= BATCH) flush();
     },
     flush,
+    size: () => count.get(root) as number,
     prune(filesSeen) {
       flush();
       endReads();
