@@ -4,7 +4,7 @@
 // its own command file and the stages it walks through.
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { makeStateDir } from '../fingerprint/state-dir.js';
+import { makeStateDir } from '../state-db.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { FingerprintOptions } from '../fingerprint/walk.js';
 import { lowerPriority } from '../fingerprint/priority.js';

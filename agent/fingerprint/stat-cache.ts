@@ -1,7 +1,7 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
-import { makeStateDir } from './state-dir.js';
+import { makeStateDir } from '../state-db.js';
 import { QuicksandError } from '../../shared/errors.js';
 
 /** The stat of a regular file that decides whether its cached digest still holds. */

@@ -5,7 +5,7 @@ import { homedir, userInfo } from 'node:os';
 import path from 'node:path';
 import { QuicksandError } from '../../shared/errors.js';
 import { createSqliteStore } from '../store/sqlite-store.js';
-import type { Actor } from '../store/triage.js';
+import type { Actor } from '../store/types.js';
 
 export interface ServerCliIo {
   stdout: (text: string) => void;

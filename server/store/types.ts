@@ -62,3 +62,4 @@ export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
   baselines: Baselines;
   close(): void;
 }
+export type { Actor } from './triage.js';
