@@ -3,7 +3,8 @@
 import { z } from 'zod';
 import { hostLabelsSchema } from './labels.js';
 
-export const HOST_STATUSES = ['cattle', 'pet', 'stale'] as const;
+// `enrolled`: has an identity but never reported; `stale`: reported, then stopped.
+export const HOST_STATUSES = ['cattle', 'pet', 'stale', 'enrolled'] as const;
 export type HostStatusName = (typeof HOST_STATUSES)[number];
 export const API_ROLES = ['admin', 'analyst', 'auditor'] as const;
 export type ApiRoleName = (typeof API_ROLES)[number];
@@ -37,6 +38,13 @@ export type AlertsQuery = z.infer<typeof alertsQuerySchema>;
 export interface HostSummary {
   id: string;
   hostname: string;
+  /** The host's /etc/machine-id as it enrolled (or first said hello); null for an older agent. */
+  machineId: string | null;
+  /**
+   * The hostname, told apart when other hosts share it: `web-1 (machine 3f2a9c01, agent 9e01b2c4)`,
+   * the first digits of its machine-id (when known) and of its agent id.
+   */
+  displayName: string;
   status: HostStatusName;
   image: { name: string; version: string } | null;
   openFindings: number;
@@ -172,15 +180,27 @@ export type LabelsBody = z.infer<typeof labelsBodySchema>;
 export const auditQuerySchema = z.strictObject({
   target: z.string().min(1).max(300).optional(),
   action: z.string().min(1).max(100).optional(),
+  /** The newest `limit` entries (older than `before` when given), oldest first within the page. */
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+  /** An entry id: only entries before it (the `older` cursor of the page before). */
+  before: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 export type AuditQuery = z.infer<typeof auditQuerySchema>;
+
+/** A page of the audit log: `older` is the `before` to ask for the entries before this page; null at the start. */
+export interface AuditPage {
+  entries: AuditEntry[];
+  older: number | null;
+}
 
 export interface AuditEntry {
   id: number;
   at: string;
-  /** The API token's id (`system` for the server's own schedules). */
+  /** The API token's id (`system` for the server's own schedules, `cli:USER` for the server CLI). */
   actor: string;
+  /** The token's name given at `token create --name`, the OS user for the CLI; null when none. */
+  actorName: string | null;
+  /** admin, analyst, auditor; `system`, `agent`, or `cli` (someone with the database file). */
   role: string;
   action: string;
   target: string;

@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   'OUTPUT_UNWRITABLE',
   'DB_UNUSABLE', // the server's database cannot be opened or is of a newer version
   'AGENT_NOT_ENROLLED', // no agent.json yet: run quicksand-agent enroll
+  'MACHINE_ID_MISSING', // first-boot enrolment on a machine without its own /etc/machine-id yet
   'CONFIG_INVALID', // agent.json does not pass its schema
   'ENROLL_REFUSED', // the server refused the enrolment secret
   'SERVER_UNREACHABLE',

@@ -102,7 +102,7 @@ describe('API', () => {
     expect(((await invalid.json()) as { error: { message: string } }).error.message).toContain('hostname');
   });
 
-  it('lists pets and cattle, and tells a host that stopped reporting is stale', async () => {
+  it('lists pets and cattle, tells a host that stopped reporting is stale, and one that never reported is enrolled', async () => {
     const token = store.createApiToken('auditor', now);
     const secret = store.createEnrollSecret(now);
     const pet = store.enrollAgent(secret, 'pet', now)!;
@@ -116,11 +116,13 @@ describe('API', () => {
       expect.objectContaining({ id: pet.agentId, status: 'pet', image: { name: 'web', version: '42' }, openFindings: 1, lastSeen: now.toISOString(), petSince: now.toISOString() }),
     ]);
     const all = await get<{ hosts: HostSummary[] }>('/api/v1/hosts', token);
-    expect(Object.fromEntries(all.body.hosts.map((x) => [x.id, x.status]))).toEqual({ [pet.agentId]: 'pet', [cattle.agentId]: 'cattle', [silent.agentId]: 'stale' });
+    expect(Object.fromEntries(all.body.hosts.map((x) => [x.id, x.status]))).toEqual({ [pet.agentId]: 'pet', [cattle.agentId]: 'cattle', [silent.agentId]: 'enrolled' });
 
     now = new Date(now.getTime() + 2 * 60 * 60 * 1000);
     const later = await get<{ hosts: HostSummary[] }>('/api/v1/hosts?status=stale', token);
-    expect(later.body.hosts).toHaveLength(3);
+    expect(later.body.hosts.map((h) => h.id).sort()).toEqual([pet.agentId, cattle.agentId].sort());
+    const never = await get<{ hosts: HostSummary[] }>('/api/v1/hosts?status=enrolled', token);
+    expect(never.body.hosts.map((h) => h.id)).toEqual([silent.agentId]);
     expect((await get('/api/v1/hosts?status=goat', token)).status).toBe(400);
   });
 

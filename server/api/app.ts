@@ -63,6 +63,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     c.set('role', auth.role);
     c.set('tokenId', auth.tokenId);
+    c.set('tokenName', auth.name);
     await next();
   });
 

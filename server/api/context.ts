@@ -17,12 +17,12 @@ export interface AppDeps {
   stream?: { isConnected(agentId: string): boolean; sendCommand(agentId: string, command: 'scan-now' | Omit<CommandFrame, 'type'>): boolean; disconnect(agentId: string, reason: string): void };
 }
 
-export type Env = { Variables: { role: ApiRoleName; tokenId: string } };
+export type Env = { Variables: { role: ApiRoleName; tokenId: string; tokenName: string | null } };
 
 export const TRIAGE_ROLES: readonly ApiRoleName[] = ['admin', 'analyst'];
 
-export function actorOf(c: Context<Env>): { id: string; role: string } {
-  return { id: c.get('tokenId'), role: c.get('role') };
+export function actorOf(c: Context<Env>): { id: string; role: string; name: string | null } {
+  return { id: c.get('tokenId'), role: c.get('role'), name: c.get('tokenName') };
 }
 
 export function numericId(text: string, what: string, of = 'a finding id'): number {

@@ -10,6 +10,8 @@ import { createRedecide, storedVerdict } from './redecide.js';
 import { createAlerting } from './alerting.js';
 import type { Alerting } from './alerting.js';
 import type { Ingest, IngestItem, IngestResult } from './types.js';
+import { CLONE_FINDING_KIND, createMachineIdentity } from './identity.js';
+import type { Severity } from '../../shared/findings.js';
 
 /** Findings the server itself raises about a host (not the agent's scan). */
 export const CHAIN_FINDING_KIND = 'report-chain-broken';
@@ -74,6 +76,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
   );
   const putAgentLabels = db.prepare('UPDATE hosts SET labels_agent = ?, labels = ? WHERE id = ?');
   const redecide = createRedecide(db, alerting);
+  const machines = createMachineIdentity(db);
   const updateHostHeartbeat = db.prepare('UPDATE hosts SET last_seen = ?, outbox_depth = ? WHERE id = ?');
   const upsertImage = db.prepare(
     `INSERT INTO images (name, version, source, first_seen, last_seen) VALUES (?, ?, 'announced', ?, ?)
@@ -201,24 +204,41 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
   }
 
   function recordChainBreak(agentId: string, seq: number, reason: string, now: string, what: 'link' | 'replay'): void {
+    raise(agentId, { key: `${CHAIN_FINDING_KIND}|${what}|${seq}`, kind: CHAIN_FINDING_KIND, severity: 'high', detail: { seq, reason }, seq, now });
+  }
+
+  /** A finding of the server's own; seen again, it stays one open row with a new last_seen. */
+  function raise(agentId: string, f: { key: string; kind: string; severity: Severity; detail: unknown; seq: number; now: string }): void {
     upsertFinding.run({
       hostId: agentId,
-      key: `${CHAIN_FINDING_KIND}|${what}|${seq}`,
+      key: f.key,
       source: 'server',
-      kind: CHAIN_FINDING_KIND,
-      severity: 'high',
+      kind: f.kind,
+      severity: f.severity,
       ecosystem: null,
       name: null,
       path: null,
-      detail: JSON.stringify({ seq, reason }),
-      seen: now,
-      seq,
+      detail: JSON.stringify(f.detail),
+      seen: f.now,
+      seq: f.seq,
       changeSet: null,
       decision: null,
       waived: 0,
       ticket: null,
-      identity: `${CHAIN_FINDING_KIND}|${what}|${seq}`,
+      identity: f.key,
     });
+  }
+
+  /**
+   * Critical: while two machines share one identity, either one's clean full report resolves
+   * what the other one's drift opened, so the server's view of the host cannot be trusted at
+   * all — and a token that turns up on another machine may be a stolen one.
+   */
+  function recordClone(agentId: string, hello: IngestItem & { type: 'hello' }, clone: { key: string; reason: string }): void {
+    const { host } = hello.frame;
+    const detail = { reason: clone.reason, hostname: host.hostname, machineId: host.machineId ?? null, bootId: host.bootId ?? null };
+    raise(agentId, { key: clone.key, kind: CLONE_FINDING_KIND, severity: 'critical', detail, seq: Math.max(1, hello.frame.lastAckedSeq), now: hello.receivedAt.toISOString() });
+    hostStatus.refresh(agentId, hello.receivedAt);
   }
 
   function saveFinding(agentId: string, source: 'scan', e: EvaluatedFinding, seq: number, now: string): void {
@@ -265,6 +285,12 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): I
           return storeReport(item.agentId, item.frame, item.receivedAt);
         case 'hello': {
           const { frame } = item;
+          // The second machine's hello does not rename the host or speak for its labels.
+          const clone = machines.observe(item.agentId, frame);
+          if (clone !== null) {
+            recordClone(item.agentId, item, clone);
+            return { type: 'other' };
+          }
           updateHostHello.run({
             hostId: item.agentId,
             hostname: frame.host.hostname,

@@ -209,4 +209,13 @@ export const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (host_id, id)
    ) WITHOUT ROWID;
    CREATE INDEX findings_by_change_set ON findings (host_id, change_set) WHERE change_set IS NOT NULL;`,
+  // Issue 12: which machine an identity belongs to (machine-id at enrolment, boot ids from hello),
+  // names for API tokens and for the actors of the audit log, and `enrolled` for a host that
+  // never reported (it was `stale`).
+  `ALTER TABLE hosts ADD COLUMN machine_id TEXT;
+   ALTER TABLE hosts ADD COLUMN boot_id TEXT;
+   ALTER TABLE hosts ADD COLUMN prev_boot_id TEXT;
+   ALTER TABLE api_tokens ADD COLUMN name TEXT;
+   ALTER TABLE audit_log ADD COLUMN actor_name TEXT;
+   UPDATE hosts SET status = 'enrolled' WHERE status = 'stale' AND last_report_at IS NULL;`,
 ];

@@ -1,5 +1,5 @@
 import type { Database as Db } from 'better-sqlite3';
-import type { ChangeSetDetail, HostFinding, HostSummary, ImageSummary } from '../../shared/api.js';
+import type { ChangeSetDetail, HostFinding, HostStatusName, HostSummary, ImageSummary } from '../../shared/api.js';
 import type { Finding } from '../../shared/report.js';
 import { createHostStatus } from './host-status.js';
 import { effectiveStatus } from '../classify.js';
@@ -16,7 +16,8 @@ interface HostRow {
   agent_version: string | null;
   image_name: string | null;
   image_version: string | null;
-  status: 'cattle' | 'pet' | 'stale';
+  status: HostStatusName;
+  machine_id: string | null;
   pet_since: string | null;
   drift_score: number;
   open_findings: number;
@@ -95,6 +96,11 @@ function describeChangeSet(cs: ChangeSetRow, rows: ReadonlyArray<{ kind: string;
   };
 }
 
+/** A hostname that other hosts share, with the first digits of what tells this one apart. */
+function distinctName(row: { hostname: string; machine_id: string | null; id: string }): string {
+  return `${row.hostname} (${row.machine_id === null ? '' : `machine ${row.machine_id.slice(0, 8)}, `}agent ${row.id.slice(0, 8)})`;
+}
+
 /** What the API reads. Stale is decided at read time: it depends on the clock, not on a write. */
 export function createQueries(db: Db, staleAfterMs: number): Queries {
   const allHosts = db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY hostname, id');
@@ -137,9 +143,15 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
     'SELECT seq, hash, prev_hash AS prevHash, kind, received_at AS receivedAt FROM reports WHERE host_id = ? ORDER BY id',
   );
 
-  const summarize = (row: HostRow, now: Date): HostSummary => ({
+  const sharedHostnames = db.prepare<[], { hostname: string }>('SELECT hostname FROM hosts GROUP BY hostname HAVING count(*) > 1');
+  const sameHostname = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM hosts WHERE hostname = ?');
+  const shared = (): Set<string> => new Set(sharedHostnames.all().map((r) => r.hostname));
+
+  const summarize = (row: HostRow, now: Date, sharedNames: ReadonlySet<string>): HostSummary => ({
     id: row.id,
     hostname: row.hostname,
+    machineId: row.machine_id,
+    displayName: sharedNames.has(row.hostname) ? distinctName(row) : row.hostname,
     status: effectiveStatus(row.status, row.last_report_at, now, staleAfterMs),
     image: row.image_name !== null && row.image_version !== null ? { name: row.image_name, version: row.image_version } : null,
     openFindings: row.open_findings,
@@ -155,7 +167,8 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
   return {
     listHosts(query, now) {
       const rows = query.image !== undefined ? hostsByImage.all(query.image) : allHosts.all();
-      const hosts = rows.map((r) => summarize(r, now));
+      const names = shared();
+      const hosts = rows.map((r) => summarize(r, now, names));
       return query.status === undefined ? hosts : hosts.filter((h) => h.status === query.status);
     },
     getHost(id, now) {
@@ -163,7 +176,7 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
       if (row === undefined) return null;
       const { counts, open } = hostStatus.count(id, now);
       return {
-        ...summarize(row, now),
+        ...summarize(row, now, (sameHostname.get(row.hostname)?.n ?? 0) > 1 ? new Set([row.hostname]) : new Set()),
         openFindings: open,
         enrolledAt: row.enrolled_at,
         os: row.os,
@@ -219,7 +232,7 @@ export function createQueries(db: Db, staleAfterMs: number): Queries {
     listImages: () => images.all(),
     listReports: (hostId) => reports.all(hostId),
     countHosts(now) {
-      const out = { cattle: 0, pet: 0, stale: 0 };
+      const out = { cattle: 0, pet: 0, stale: 0, enrolled: 0 };
       for (const row of allHosts.iterate()) out[effectiveStatus(row.status, row.last_report_at, now, staleAfterMs)]++;
       return out;
     },

@@ -2,7 +2,7 @@
 // appends to the audit log and counts the host again (a host that turns cattle resolves its
 // open alerts). Who acts is an API token (id and role) or `system` (the schedules).
 import type { Database as Db } from 'better-sqlite3';
-import type { AuditEntry, AuditQuery } from '../../shared/api.js';
+import type { AuditPage, AuditQuery } from '../../shared/api.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { Finding } from '../../shared/report.js';
 import type { RuleSet } from '../../shared/rules.js';
@@ -15,6 +15,7 @@ import { createRedecide } from './redecide.js';
 export interface Actor {
   id: string;
   role: string;
+  name?: string | null;
 }
 
 export interface Triage {
@@ -34,7 +35,8 @@ export interface Triage {
   /** Hosts whose last report is older than `before` and not marked stale yet: marked, audited. */
   markStale(before: Date, now: Date): string[];
   audit(entry: { actor: Actor; action: string; target: string; reason?: string | null; detail?: unknown; now: Date }): void;
-  listAudit(query: AuditQuery): AuditEntry[];
+  /** The newest entries (before `query.before`), oldest first, with the cursor to the older ones. */
+  listAudit(query: AuditQuery): AuditPage;
 }
 
 interface OpenFinding {
@@ -76,18 +78,23 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
   );
   const noteExpired = db.prepare('UPDATE approvals SET expired_at = ? WHERE id = ?');
   const staleCandidates = db.prepare<[string], { id: string }>(
-    `SELECT id FROM hosts WHERE status != 'stale' AND revoked_at IS NULL AND (last_report_at IS NULL OR last_report_at < ?)`,
+    `SELECT id FROM hosts WHERE status != 'stale' AND revoked_at IS NULL AND last_report_at IS NOT NULL AND last_report_at < ?`,
   );
   const setStale = db.prepare(`UPDATE hosts SET status = 'stale' WHERE id = ?`);
   const appendAudit = db.prepare(
-    'INSERT INTO audit_log (at, actor, role, action, target, reason, detail) VALUES (@at, @actor, @role, @action, @target, @reason, @detail)',
+    'INSERT INTO audit_log (at, actor, actor_name, role, action, target, reason, detail) VALUES (@at, @actor, @actorName, @role, @action, @target, @reason, @detail)',
   );
-  const auditAll = db.prepare<{ target: string | null; action: string | null; limit: number }, { id: number; at: string; actor: string; role: string; action: string; target: string; reason: string | null; detail: string }>(
-    `SELECT * FROM audit_log WHERE (@target IS NULL OR target = @target) AND (@action IS NULL OR action = @action) ORDER BY id LIMIT @limit`,
+  // Newest first (one more than asked: is there an older page?), turned oldest first below.
+  const auditPage = db.prepare<
+    { target: string | null; action: string | null; before: number | null; limit: number },
+    { id: number; at: string; actor: string; actor_name: string | null; role: string; action: string; target: string; reason: string | null; detail: string }
+  >(
+    `SELECT * FROM audit_log WHERE (@target IS NULL OR target = @target) AND (@action IS NULL OR action = @action) AND (@before IS NULL OR id < @before)
+     ORDER BY id DESC LIMIT @limit + 1`,
   );
 
   const audit: Triage['audit'] = ({ actor, action, target, reason, detail, now }) => {
-    appendAudit.run({ at: now.toISOString(), actor: actor.id, role: actor.role, action, target, reason: reason ?? null, detail: JSON.stringify(detail ?? {}) });
+    appendAudit.run({ at: now.toISOString(), actor: actor.id, actorName: actor.name ?? null, role: actor.role, action, target, reason: reason ?? null, detail: JSON.stringify(detail ?? {}) });
   };
 
   const auditAlone = db.transaction((entry: Parameters<Triage['audit']>[0]) => audit(entry));
@@ -230,7 +237,12 @@ export function createTriage(db: Db, alerting: Alerting): Triage {
     markStale: (before, now) => markStale.immediate(before, now),
     audit: (entry) => auditAlone(entry),
     listAudit(query) {
-      return auditAll.all({ target: query.target ?? null, action: query.action ?? null, limit: query.limit }).map((r) => ({ ...r, detail: JSON.parse(r.detail) as unknown }));
+      const rows = auditPage.all({ target: query.target ?? null, action: query.action ?? null, before: query.before ?? null, limit: query.limit });
+      const page = rows.slice(0, query.limit).reverse();
+      return {
+        entries: page.map(({ actor_name, detail, ...r }) => ({ ...r, actorName: actor_name, detail: JSON.parse(detail) as unknown })),
+        older: rows.length > query.limit ? page[0]!.id : null,
+      };
     },
   };
 }

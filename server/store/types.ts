@@ -1,5 +1,5 @@
 // The store behind one small interface, so another backend (PostgreSQL) can take its place.
-import type { ChangeSetDetail, ChangeSetSummary, HostDetail, HostFinding, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
+import type { ChangeSetDetail, ChangeSetSummary, HostDetail, HostFinding, HostStatusName, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
 import type { Manifest } from '../../shared/manifest.js';
 import type { HelloFrame, ReportFrame } from '../../shared/protocol.js';
 import type { SinkStore, SqliteAlertQueue } from './alert-queue.js';
@@ -14,13 +14,14 @@ export type AgentAuth = { ok: true; agentId: string } | { ok: false; reason: 'in
 export interface Credentials {
   /** Returns the secret's text; only its hash is kept. */
   createEnrollSecret(now: Date): string;
-  /** Null when the secret is unknown or revoked. */
-  enrollAgent(secret: string, hostname: string, now: Date): { agentId: string; token: string } | null;
+  /** Null when the secret is unknown or revoked. `machineId`: the host's own /etc/machine-id. */
+  enrollAgent(secret: string, hostname: string, now: Date, machineId?: string): { agentId: string; token: string } | null;
   authenticateAgent(token: string): AgentAuth;
   revokeAgent(agentId: string, now: Date): boolean;
-  createApiToken(role: ApiRole, now: Date): string;
+  /** `name` says whose it is ("Q3 audit, Jane"): the audit log names the actor with it. */
+  createApiToken(role: ApiRole, now: Date, name?: string): string;
   /** `tokenId` is the token's public id: who did what, in the audit log. */
-  authenticateApiToken(token: string): { role: ApiRole; tokenId: string } | null;
+  authenticateApiToken(token: string): { role: ApiRole; tokenId: string; name: string | null } | null;
 }
 
 export type IngestItem =
@@ -47,7 +48,7 @@ export interface Queries {
   listImages(): ImageSummary[];
   /** Reports stored for a host, oldest first (seq and hash): for tests and the history view. */
   listReports(hostId: string): { seq: number; hash: string; prevHash: string | null; kind: string; receivedAt: string }[];
-  countHosts(now: Date): Record<'cattle' | 'pet' | 'stale', number>;
+  countHosts(now: Date): Record<HostStatusName, number>;
 }
 
 export interface Images {
@@ -67,3 +68,4 @@ export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
   baselines: Baselines;
   close(): void;
 }
+export type { Actor } from './triage.js';
