@@ -99,7 +99,7 @@ describe('install.sh --root: an image enrols each machine made from it on first 
   const running: number[] = [];
 
   beforeAll(async () => {
-    execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'ignore' });
+    // dist/ is built once by test/global-setup.ts.
     image = copyTree(ensureMinbase());
     server = await startServer({ db: path.join(path.dirname(image.dir), 'server.db'), port: 0, host: '127.0.0.1' });
     secret = server.store.createEnrollSecret(new Date());

@@ -31,8 +31,7 @@ describe('install.sh', () => {
   let secret: string;
 
   beforeAll(async () => {
-    // install.sh installs the built agent: build it as `npm test` does.
-    execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'ignore' });
+    // dist/ is built once by test/global-setup.ts.
     tree = copyTree(ensureMinbase());
     server = await startServer({ db: path.join(path.dirname(tree.dir), 'server.db'), port: 0, host: '127.0.0.1' });
     secret = server.store.createEnrollSecret(new Date());
