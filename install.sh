@@ -2,6 +2,9 @@
 # install.sh — puts the Quicksand agent on a host (or into an image's root folder).
 #
 #   ./install.sh --server URL --secret S          install, enrol, start
+#   ./install.sh --root DIR --server URL --secret S
+#                                                 install into an image: each machine made from it
+#                                                 enrols on its own first boot
 #   ./install.sh --uninstall                      remove everything it installed
 #
 # Run it from a built checkout or an unpacked release (dist/ present: `npm ci && npm run build`).
@@ -12,6 +15,8 @@ PREFIX=/opt/quicksand
 CONFIG_DIR=/etc/quicksand
 STATE_DIR=/var/lib/quicksand
 UNIT=/etc/systemd/system/quicksand-agent.service
+ENROLL_UNIT=/etc/systemd/system/quicksand-enroll.service
+WANTS=/etc/systemd/system/multi-user.target.wants
 SERVICE_USER=quicksand
 NODE_MAJOR_MIN=20
 # The runtime dependencies of the agent (the server's are not installed on hosts).
@@ -33,6 +38,11 @@ Installs the Quicksand agent: the built agent under $PREFIX, a service user
 "$SERVICE_USER", its identity in $CONFIG_DIR/agent.json (mode 0600), its state in
 $STATE_DIR, and a hardened systemd unit when systemd is there. Enrols the host
 with the server on the first run. Safe to run again: what is in place is kept.
+
+With --root (an image) nothing is enrolled: every machine made from the image
+would share one identity. The server and secret go to $CONFIG_DIR/enroll.json
+(mode 0600) instead, and quicksand-enroll.service enrols each machine on its
+first boot with its own /etc/machine-id and hostname, then removes that file.
 
 Options:
   --server URL     the Quicksand server, e.g. http://quicksand.example:7410
@@ -96,7 +106,7 @@ uninstall() {
   fi
   local removed=0 created=""
   if [ -f "$(R "$PREFIX")/.created-dirs" ]; then created="$(cat "$(R "$PREFIX")/.created-dirs")"; fi
-  for p in "$UNIT" /etc/systemd/system/multi-user.target.wants/quicksand-agent.service "$PREFIX" "$CONFIG_DIR" "$STATE_DIR"; do
+  for p in "$UNIT" "$WANTS/quicksand-agent.service" "$ENROLL_UNIT" "$WANTS/quicksand-enroll.service" "$PREFIX" "$CONFIG_DIR" "$STATE_DIR"; do
     if [ -e "$(R "$p")" ] || [ -L "$(R "$p")" ]; then rm -rf "$(R "$p")"; say "removed $p"; removed=1; fi
   done
   # Folders only this installer created go too, if nothing else was put in them since.
@@ -220,6 +230,10 @@ enrol() {
   uid="$(user_uid)"; gid="$(user_gid)"
   if [ -s "$config" ]; then
     say "unchanged $CONFIG_DIR/agent.json (already enrolled: $(sed -n 's/.*"agentId": *"\([^"]*\)".*/\1/p' "$config"))"
+    [ -z "$ROOT" ] || say "warning: $ROOT carries an agent identity: every machine made from it would be the same agent (the server raises identity-cloned); remove $CONFIG_DIR/agent.json from the image"
+  elif [ -n "$ROOT" ]; then
+    first_boot_enrolment
+    return
   else
     [ -n "$SERVER" ] && [ -n "$SECRET" ] || die "this host is not enrolled yet: pass --server URL and --secret S"
     node "$(R "$PREFIX")/dist/agent/main.js" enroll --server "$SERVER" --secret "$SECRET" \
@@ -229,12 +243,62 @@ enrol() {
   ensure_owner_mode "$config" "$uid" "$gid" 600
 }
 
+# An image gets where to enrol, never an identity: each machine enrols on its own first boot.
+first_boot_enrolment() {
+  local file want
+  file="$(R "$CONFIG_DIR/enroll.json")"
+  if [ -z "$SERVER" ] && [ -z "$SECRET" ] && [ -s "$file" ]; then
+    say "unchanged $CONFIG_DIR/enroll.json (machines made from $ROOT enrol on first boot)"
+    return
+  fi
+  [ -n "$SERVER" ] && [ -n "$SECRET" ] || die "machines made from $ROOT enrol on their first boot: pass --server URL and --secret S"
+  # Both are written into JSON as they are: only characters that need no escaping.
+  [[ "$SERVER" =~ ^https?://[A-Za-z0-9.:/_~%@+=-]+$ ]] || die "--server: expected a URL like http://quicksand.example:7410, got \"$SERVER\""
+  [[ "$SECRET" =~ ^[A-Za-z0-9._-]+$ ]] || die "--secret: expected an enrolment secret (qse.…), got something else"
+  want="$(printf '{\n  "server": "%s",\n  "secret": "%s"\n}' "$SERVER" "$SECRET")"
+  if [ -f "$file" ] && [ "$(cat "$file")" = "$want" ]; then
+    say "unchanged $CONFIG_DIR/enroll.json (machines made from $ROOT enrol on first boot)"
+  else
+    (umask 077; printf '%s\n' "$want" > "$file")
+    say "machines made from $ROOT enrol with $SERVER on their first boot ($CONFIG_DIR/enroll.json)"
+  fi
+  ensure_owner_mode "$file" 0 0 600
+  if [ -s "$(R /etc/machine-id)" ] && [ "$(cat "$(R /etc/machine-id)")" != "uninitialized" ]; then
+    say "warning: $ROOT/etc/machine-id is set: machines made from it would share it; empty it (: > /etc/machine-id) so each gets its own on first boot"
+  fi
+}
+
+enroll_unit_text() {
+  cat <<EOF
+# Installed by Quicksand's install.sh; remove with install.sh --uninstall.
+# Enrols this machine once, on its first boot, with its own machine-id and hostname.
+[Unit]
+Description=Quicksand agent: enrol this machine with its server (first boot)
+After=network-online.target
+Wants=network-online.target
+Before=quicksand-agent.service
+ConditionPathExists=$CONFIG_DIR/enroll.json
+ConditionPathExists=!$CONFIG_DIR/agent.json
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/env node $PREFIX/dist/agent/main.js enroll --from $CONFIG_DIR/enroll.json --config $CONFIG_DIR/agent.json
+ExecStartPost=/bin/chown $SERVICE_USER:$SERVICE_USER $CONFIG_DIR/agent.json
+# The server may not be reachable yet on a first boot: try again.
+Restart=on-failure
+RestartSec=30
+
+[Install]
+WantedBy=multi-user.target
+EOF
+}
+
 unit_text() {
   cat <<EOF
 # Installed by Quicksand's install.sh; remove with install.sh --uninstall.
 [Unit]
 Description=Quicksand agent: reports drift of this host from its image
-After=network-online.target
+After=network-online.target quicksand-enroll.service
 Wants=network-online.target
 
 [Service]
@@ -273,23 +337,47 @@ WantedBy=multi-user.target
 EOF
 }
 
+# Writes a unit file when its text differs; returns 0 when it wrote it.
+place_unit() { # path text
+  local file
+  file="$(R "$1")"
+  mkdir -p "$(dirname "$file")"
+  if [ -f "$file" ] && [ "$(cat "$file")" = "$2" ]; then
+    say "unchanged $1"
+    return 1
+  fi
+  printf '%s\n' "$2" > "$file"
+  chmod 0644 "$file"
+  say "installed $1"
+}
+
+# What `systemctl enable` does, done by hand for a root folder that is not running.
+enable_in_root() { # unit-name
+  local wants
+  wants="$(R "$WANTS")"
+  [ ! -L "$wants/$1" ] || return 0
+  if [ ! -d "$wants" ]; then
+    mkdir -p "$wants"
+    echo "$WANTS" >> "$(R "$PREFIX")/.created-dirs"
+  fi
+  ln -s "/etc/systemd/system/$1" "$wants/$1"
+  say "enabled $1"
+}
+
 install_unit() {
-  local app_changed="$1" unit wants changed=0
-  unit="$(R "$UNIT")"
+  local app_changed="$1" changed=0
   if ! has_systemd; then
-    say "no systemd here: start the agent with your init system, as root (it reads the whole system):"
-    say "  $PREFIX/bin/quicksand-agent run --state $STATE_DIR --config $CONFIG_DIR/agent.json"
+    if [ -n "$ROOT" ]; then
+      say "no systemd in $ROOT: on each machine's first boot, as root, enrol it, then start the agent:"
+      say "  $PREFIX/bin/quicksand-agent enroll --from $CONFIG_DIR/enroll.json --config $CONFIG_DIR/agent.json && chown $SERVICE_USER: $CONFIG_DIR/agent.json"
+      say "  $PREFIX/bin/quicksand-agent run --state $STATE_DIR --config $CONFIG_DIR/agent.json"
+    else
+      say "no systemd here: start the agent with your init system, as root (it reads the whole system):"
+      say "  $PREFIX/bin/quicksand-agent run --state $STATE_DIR --config $CONFIG_DIR/agent.json"
+    fi
     return
   fi
-  mkdir -p "$(dirname "$unit")"
-  if [ -f "$unit" ] && [ "$(cat "$unit")" = "$(unit_text)" ]; then
-    say "unchanged $UNIT"
-  else
-    unit_text > "$unit"
-    chmod 0644 "$unit"
-    say "installed $UNIT"
-    changed=1
-  fi
+  place_unit "$UNIT" "$(unit_text)" && changed=1
   if live_systemd; then
     [ "$changed" -eq 0 ] || systemctl daemon-reload
     systemctl enable quicksand-agent.service >/dev/null 2>&1
@@ -298,15 +386,11 @@ install_unit() {
       say "started quicksand-agent.service (journalctl -u quicksand-agent to follow it)"
     fi
   else
-    # What `systemctl enable` does, done by hand for a root folder that is not running.
-    wants="$(R /etc/systemd/system/multi-user.target.wants)"
-    if [ ! -L "$wants/quicksand-agent.service" ]; then
-      if [ ! -d "$wants" ]; then
-        mkdir -p "$wants"
-        echo "/etc/systemd/system/multi-user.target.wants" >> "$(R "$PREFIX")/.created-dirs"
-      fi
-      ln -s "$UNIT" "$wants/quicksand-agent.service"
-      say "enabled quicksand-agent.service"
+    enable_in_root quicksand-agent.service
+    # An image enrols on first boot; a root already enrolled (an older install) does not need it.
+    if [ -n "$ROOT" ] && [ -s "$(R "$CONFIG_DIR/enroll.json")" ]; then
+      place_unit "$ENROLL_UNIT" "$(enroll_unit_text)" || true
+      enable_in_root quicksand-enroll.service
     fi
   fi
 }

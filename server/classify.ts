@@ -18,9 +18,12 @@ export function classify(counts: SeverityCounts): 'cattle' | 'pet' {
   return counts.critical + counts.high + counts.medium + counts.low > 0 ? 'pet' : 'cattle';
 }
 
-/** A host is stale when its last report is older than `staleAfterMs` (or it never sent one). */
-export function effectiveStatus(stored: 'cattle' | 'pet' | 'stale', lastReportAt: string | null, now: Date, staleAfterMs: number): HostStatus {
-  if (lastReportAt === null) return 'stale';
+/**
+ * A host is stale when its last report is older than `staleAfterMs`. One that never sent one is
+ * `enrolled` — unless a finding of the server's own (identity-cloned) already made it a pet.
+ */
+export function effectiveStatus(stored: HostStatus, lastReportAt: string | null, now: Date, staleAfterMs: number): HostStatus {
+  if (lastReportAt === null) return stored === 'pet' ? 'pet' : 'enrolled';
   if (now.getTime() - Date.parse(lastReportAt) > staleAfterMs) return 'stale';
   return stored;
 }

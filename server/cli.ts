@@ -12,7 +12,7 @@ Usage:
   quicksand-server start [--db FILE] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
                         [--alert-throttle N/DURATION] [--alert-dedup DURATION]
   quicksand-server enroll-secret [--db FILE]
-  quicksand-server token create --role admin|analyst|auditor [--db FILE]
+  quicksand-server token create --role admin|analyst|auditor [--name TEXT] [--db FILE]
   quicksand-server agent revoke AGENT_ID [--db FILE]
   quicksand-server help COMMAND
 

@@ -75,6 +75,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     sinks: () => store.listSinks(),
     fetch: opts.fetch ?? (fetch as FetchLike),
     now,
+    // A held alert leaves when its window opens, not with the host's next report.
+    beforeRound: async (at) => {
+      const released = await store.heldAlerts.release(at);
+      if (released.length > 0) opts.log?.(`released held alerts of ${released.length} host(s)`);
+    },
     ...(opts.deliveryIntervalMs === undefined ? {} : { intervalMs: opts.deliveryIntervalMs }),
     ...(opts.deliveryConcurrency === undefined ? {} : { concurrency: opts.deliveryConcurrency }),
     ...(opts.alertRetry === undefined ? {} : { retry: opts.alertRetry }),

@@ -3,7 +3,8 @@
 import { z } from 'zod';
 import { hostLabelsSchema } from './labels.js';
 
-export const HOST_STATUSES = ['cattle', 'pet', 'stale'] as const;
+// `enrolled`: has an identity but never reported; `stale`: reported, then stopped.
+export const HOST_STATUSES = ['cattle', 'pet', 'stale', 'enrolled'] as const;
 export type HostStatusName = (typeof HOST_STATUSES)[number];
 export const API_ROLES = ['admin', 'analyst', 'auditor'] as const;
 export type ApiRoleName = (typeof API_ROLES)[number];
@@ -19,14 +20,31 @@ export const findingsQuerySchema = z.strictObject({
 });
 export type FindingsQuery = z.infer<typeof findingsQuerySchema>;
 
+/**
+ * Where an alert stands. `planned`: no sink takes it (kept as a record, never sent); `held`: the
+ * throttle holds it until its window has room; `pending`/`claimed`: queued for a sink, being
+ * sent; `delivered`: the sink took it; `gave-up`: every attempt failed; `withdrawn`: nothing of
+ * it needed anyone any more when its turn came.
+ */
+export const ALERT_DELIVERY_STATES = ['planned', 'pending', 'claimed', 'delivered', 'gave-up', 'withdrawn'] as const;
+export const ALERT_STATES = [...ALERT_DELIVERY_STATES, 'held'] as const;
+
 export const alertsQuerySchema = z.strictObject({
   host: z.string().min(1).max(200).optional(),
+  state: z.enum(ALERT_STATES).optional(),
 });
 export type AlertsQuery = z.infer<typeof alertsQuerySchema>;
 
 export interface HostSummary {
   id: string;
   hostname: string;
+  /** The host's /etc/machine-id as it enrolled (or first said hello); null for an older agent. */
+  machineId: string | null;
+  /**
+   * The hostname, told apart when other hosts share it: `web-1 (machine 3f2a9c01, agent 9e01b2c4)`,
+   * the first digits of its machine-id (when known) and of its agent id.
+   */
+  displayName: string;
   status: HostStatusName;
   image: { name: string; version: string } | null;
   openFindings: number;
@@ -95,8 +113,35 @@ export interface HostFinding {
   lastSeen: string;
   resolvedAt: string | null;
   triage: FindingTriage;
+  /** The MITRE ATT&CK technique the change indicates (the finding's `attack`), or null. */
+  attack: { id: string; name: string } | null;
+  /** Who likely made a hand edit, with the evidence (the finding's `actor`), or null. */
+  actor: { user?: string; evidence: Array<{ source: string; at: string; text: string }> } | null;
+  /** The package manager run that explains it (its command as the tool recorded it), when the agent named one. */
+  changeSet: { id: string; tool: string | null; command: string | null } | null;
   detail: unknown;
 }
+
+/** One package manager run on a host (an apt command, an rpm transaction, a pip run), as its agent reported it. */
+export interface ChangeSetDetail {
+  id: string;
+  tool: string;
+  command: string | null;
+  user: string | null;
+  /** As the tool recorded them (local time for dpkg/apt logs). */
+  start: string | null;
+  end: string | null;
+  ticket: string | null;
+  /** When the server first saw it. */
+  firstSeen: string;
+  /** The package findings it explains (`resolved`: since approved away or undone). */
+  packages: Array<{ kind: string; ecosystem: string | null; name: string | null; before: string | null; after: string | null; resolved: boolean }>;
+  /** The paths it brought, changed or removed. */
+  paths: string[];
+}
+
+/** In the list, `paths` is only their number. */
+export type ChangeSetSummary = Omit<ChangeSetDetail, 'paths'> & { paths: number };
 
 export interface ImageSummary {
   name: string;
@@ -135,15 +180,27 @@ export type LabelsBody = z.infer<typeof labelsBodySchema>;
 export const auditQuerySchema = z.strictObject({
   target: z.string().min(1).max(300).optional(),
   action: z.string().min(1).max(100).optional(),
+  /** The newest `limit` entries (older than `before` when given), oldest first within the page. */
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+  /** An entry id: only entries before it (the `older` cursor of the page before). */
+  before: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 export type AuditQuery = z.infer<typeof auditQuerySchema>;
+
+/** A page of the audit log: `older` is the `before` to ask for the entries before this page; null at the start. */
+export interface AuditPage {
+  entries: AuditEntry[];
+  older: number | null;
+}
 
 export interface AuditEntry {
   id: number;
   at: string;
-  /** The API token's id (`system` for the server's own schedules). */
+  /** The API token's id (`system` for the server's own schedules, `cli:USER` for the server CLI). */
   actor: string;
+  /** The token's name given at `token create --name`, the OS user for the CLI; null when none. */
+  actorName: string | null;
+  /** admin, analyst, auditor; `system`, `agent`, or `cli` (someone with the database file). */
   role: string;
   action: string;
   target: string;

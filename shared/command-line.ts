@@ -57,7 +57,7 @@ export async function runCommandLine<C extends string>(
       const hint = err.code === 'USAGE' ? ` (see ${where} --help)` : '';
       io.stderr(`${where}: ${err.message}${hint}\n`);
     } else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.stderr(`${where}: ${(err as Error).message} (see ${where} --help)\n`);
+      io.stderr(`${where}: ${optionProblem(err as Error & { code: string }, spec.options[cmd] ?? {})} (see ${where} --help)\n`);
     } else {
       // A bug, not a user mistake: say so, keep the stack for whoever files it.
       io.stderr(`${where}: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\nPlease report this with the command you ran.\n`);
@@ -95,4 +95,40 @@ export async function runLazyCommandLine<Io extends CommandLineIo>(
     options: Object.fromEntries(Object.keys(commands).map((c) => [c, c === name && command !== undefined ? command.options : {}])),
   };
   return runCommandLine(spec, argv, io, (_cmd, values, positionals) => command!.run(values, positionals, io));
+}
+
+/** Node's parser errors in our words: which option, what is wrong, the nearest real one. Pure. */
+export function optionProblem(err: Error & { code: string }, options: NonNullable<ParseArgsConfig['options']>): string {
+  const names = Object.keys(options);
+  const flag = /'(-[^' ]+)/.exec(err.message)?.[1] ?? /--[a-z0-9-]+/.exec(err.message)?.[0] ?? '';
+  const listed = names.map((n) => `--${n}`).join(', ');
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const near = nearest(flag.replace(/^-+/, '').split('=')[0]!, names);
+    return `unknown option ${flag}${near === undefined ? '' : ` (did you mean --${near}?)`}; options: ${listed}`;
+  }
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    const long = /--([a-z0-9-]+)/.exec(err.message)?.[1] ?? flag;
+    return options[long]?.type === 'boolean' ? `--${long} takes no value` : `--${long} needs a value`;
+  }
+  return `cannot read the options: ${err.message.split('. ')[0]}`;
+}
+
+/** The option name closest to a mistyped one (at most a third of its letters off). */
+function nearest(typed: string, names: readonly string[]): string | undefined {
+  let best: { name: string; d: number } | undefined;
+  for (const name of names) {
+    const d = editDistance(typed, name);
+    if (d <= Math.max(1, Math.floor(name.length / 3)) && (best === undefined || d < best.d)) best = { name, d };
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    prev = row;
+  }
+  return prev[b.length]!;
 }

@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   'OUTPUT_UNWRITABLE',
   'DB_UNUSABLE', // the server's database cannot be opened or is of a newer version
   'AGENT_NOT_ENROLLED', // no agent.json yet: run quicksand-agent enroll
+  'MACHINE_ID_MISSING', // first-boot enrolment on a machine without its own /etc/machine-id yet
   'CONFIG_INVALID', // agent.json does not pass its schema
   'ENROLL_REFUSED', // the server refused the enrolment secret
   'SERVER_UNREACHABLE',
@@ -25,7 +26,8 @@ export const ERROR_CODES = [
   'FORBIDDEN', // a valid API token whose role may not do this
   'NOT_FOUND',
   'CONFLICT', // the target is not in a state the request can change (nothing to reopen)
-  'QUERY_INVALID', // a query string or body that does not pass its schema
+  'QUERY_INVALID', // a query string or path parameter that does not pass its schema
+  'BODY_INVALID', // a request body that is not JSON or does not pass its schema
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -23,3 +23,10 @@ export function compareSeverity(a: Severity, b: Severity): number {
 export function maxSeverity(a: Severity, b: Severity): Severity {
   return compareSeverity(a, b) <= 0 ? a : b;
 }
+
+/**
+ * Findings the server raises about a host itself, never sent by an agent: `report-chain-broken`
+ * (reports lost or rewritten) and `identity-cloned` (one agent token used by two machines).
+ */
+export const SERVER_FINDING_KINDS = ['report-chain-broken', 'identity-cloned'] as const;
+export type ServerFindingKind = (typeof SERVER_FINDING_KINDS)[number];

@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import { ECOSYSTEMS } from './findings.js';
+import { ECOSYSTEMS, SEVERITIES } from './findings.js';
+import { ATTACK_TECHNIQUES } from './attack.js';
+import type { TechniqueId } from './attack.js';
 import { QuicksandError } from './errors.js';
 import { formatIssues } from './schema-errors.js';
 import { DEFAULT_IGNORED, DEFAULT_MUTABLE, DEFAULT_TRACKED } from './policy.js';
@@ -12,6 +14,20 @@ const absolutePath = z.string().regex(/^\//, 'expected an absolute path');
 
 export const packageRefSchema = z.strictObject({ ecosystem: z.enum(ECOSYSTEMS), name: z.string().min(1) });
 export type PackageRef = z.infer<typeof packageRefSchema>;
+
+const capabilityName = z.string().regex(/^cap_[a-z0-9_]{1,40}$/, 'expected a capability name like "cap_net_raw"');
+
+/**
+ * A file's `security.capability`, decoded: the permitted and inheritable sets by name and whether
+ * they are effective at exec (one flag for all in file capabilities); `rootid` of a namespaced one.
+ */
+export const fileCapabilitySchema = z.strictObject({
+  effective: z.boolean(),
+  permitted: z.array(capabilityName).max(64),
+  inheritable: z.array(capabilityName).max(64),
+  rootid: z.number().int().nonnegative().max(0xffffffff).optional(),
+});
+export type FileCapability = z.infer<typeof fileCapabilitySchema>;
 
 /**
  * One path as the image (or the host) holds it. `mode` is the permission part of st_mode,
@@ -28,6 +44,11 @@ export const fileRecordSchema = z.strictObject({
   size: z.number().int().nonnegative().optional(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').optional(),
   target: z.string().optional(),
+  // Security xattrs of a regular file, where present: capabilities count like setuid; the
+  // SELinux label and IMA value (hex) are recorded and shown, and count only as info.
+  capability: fileCapabilitySchema.optional(),
+  selinux: z.string().min(1).max(4096).optional(),
+  ima: z.string().regex(/^[0-9a-f]{2,4096}$/, 'expected the IMA value as lowercase hex').optional(),
   // The package that installed the path, so a removed package's files nest under its finding.
   owner: packageRefSchema.optional(),
 });
@@ -41,10 +62,19 @@ export const packageRecordSchema = z.strictObject({
 });
 export type PackageRecord = z.infer<typeof packageRecordSchema>;
 
+export const sensitiveRuleSchema = z.strictObject({
+  path: z.string().regex(/^\//, 'expected an absolute path or glob').max(4096),
+  technique: z.enum(Object.keys(ATTACK_TECHNIQUES) as [TechniqueId, ...TechniqueId[]]),
+  severity: z.enum(SEVERITIES),
+  added: z.boolean().optional(),
+});
+
 export const policySchema = z.strictObject({
   tracked: z.array(absolutePath).default(() => [...DEFAULT_TRACKED]),
   ignored: z.array(z.string()).default(() => [...DEFAULT_IGNORED]),
   mutable: z.array(z.string()).default(() => [...DEFAULT_MUTABLE]),
+  // Absent: DEFAULT_SENSITIVE (shared/policy.ts). Present: these rules instead.
+  sensitive: z.array(sensitiveRuleSchema).max(1000).optional(),
 });
 
 export const manifestSchema = z.strictObject({

@@ -1,4 +1,7 @@
 // What a user should not have to set (DESIGN.md "Defaults"). Pure: no fs, usable in a browser too.
+import type { TechniqueId } from './attack.js';
+import type { Severity } from './findings.js';
+
 export const DEFAULT_TRACKED = ['/usr', '/etc', '/opt', '/boot', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/srv'];
 
 export const DEFAULT_IGNORED = [
@@ -28,10 +31,62 @@ export const DEFAULT_MUTABLE = [
   '/etc/ld.so.cache',
 ];
 
+/**
+ * A place intruders persist or escalate in: a change there that no package operation explains is
+ * raised to at least `severity` and named with the ATT&CK technique it indicates. `added`: only
+ * new paths count (a new shared library in a library folder).
+ */
+export interface SensitiveRule {
+  path: string;
+  technique: TechniqueId;
+  severity: Severity;
+  added?: boolean;
+}
+
+// First match wins: the specific places before the general ones.
+export const DEFAULT_SENSITIVE: readonly SensitiveRule[] = [
+  { path: '/etc/ld.so.preload', technique: 'T1574.006', severity: 'critical' },
+  { path: '/etc/ld.so.conf', technique: 'T1574.006', severity: 'high' },
+  { path: '/etc/ld.so.conf.d', technique: 'T1574.006', severity: 'high' },
+  { path: '/etc/sudoers', technique: 'T1548.003', severity: 'critical' },
+  { path: '/etc/sudoers.d', technique: 'T1548.003', severity: 'critical' },
+  { path: '/etc/pam.d', technique: 'T1556.003', severity: 'critical' },
+  { path: '/usr/lib/*/security', technique: 'T1556.003', severity: 'critical' },
+  { path: '/lib/*/security', technique: 'T1556.003', severity: 'critical' },
+  { path: '/etc/security', technique: 'T1556.003', severity: 'high' },
+  { path: '/**/authorized_keys', technique: 'T1098.004', severity: 'critical' },
+  { path: '/**/authorized_keys2', technique: 'T1098.004', severity: 'critical' },
+  { path: '/etc/ssh/sshd_config', technique: 'T1556', severity: 'high' },
+  { path: '/etc/ssh/sshd_config.d', technique: 'T1556', severity: 'high' },
+  { path: '/etc/passwd', technique: 'T1136.001', severity: 'high' },
+  { path: '/etc/shadow', technique: 'T1136.001', severity: 'high' },
+  { path: '/etc/group', technique: 'T1136.001', severity: 'high' },
+  { path: '/etc/gshadow', technique: 'T1136.001', severity: 'high' },
+  { path: '/etc/cron*', technique: 'T1053.003', severity: 'high' },
+  { path: '/etc/anacrontab', technique: 'T1053.003', severity: 'high' },
+  { path: '/var/spool/cron', technique: 'T1053.003', severity: 'high' },
+  { path: '/etc/systemd/system', technique: 'T1543.002', severity: 'high' },
+  { path: '/etc/systemd/user', technique: 'T1543.002', severity: 'high' },
+  { path: '/usr/lib/systemd/system', technique: 'T1543.002', severity: 'high' },
+  { path: '/usr/lib/systemd/user', technique: 'T1543.002', severity: 'high' },
+  { path: '/lib/systemd/system', technique: 'T1543.002', severity: 'high' },
+  { path: '/etc/init.d', technique: 'T1037', severity: 'high' },
+  { path: '/etc/rc.local', technique: 'T1037', severity: 'high' },
+  { path: '/etc/profile', technique: 'T1546.004', severity: 'medium' },
+  { path: '/etc/profile.d', technique: 'T1546.004', severity: 'medium' },
+  { path: '/etc/bash.bashrc', technique: 'T1546.004', severity: 'medium' },
+  ...['/lib', '/lib64', '/usr/lib', '/usr/lib64', '/usr/local/lib'].flatMap((dir) => [
+    { path: `${dir}/**/*.so`, technique: 'T1574.006' as const, severity: 'high' as const, added: true },
+    { path: `${dir}/**/*.so.*`, technique: 'T1574.006' as const, severity: 'high' as const, added: true },
+  ]),
+];
+
 export interface Policy {
   tracked: string[];
   ignored: string[];
   mutable: string[];
+  /** Replaces DEFAULT_SENSITIVE when set. */
+  sensitive?: SensitiveRule[];
 }
 
 export function defaultPolicy(): Policy {

@@ -15,6 +15,10 @@ export const MAX_FRAME_BYTES = 8 * 1024 * 1024;
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits');
 const seq = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const depth = z.number().int().nonnegative();
+/** /etc/machine-id: 32 lowercase hex digits (machine-id(5)). */
+export const machineIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'expected a machine-id: 32 lowercase hex digits');
+/** /proc/sys/kernel/random/boot_id: a UUID, new on every boot. */
+export const bootIdSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected a boot id (a UUID)');
 
 export const helloFrameSchema = z.strictObject({
   type: z.literal('hello'),
@@ -25,6 +29,10 @@ export const helloFrameSchema = z.strictObject({
     hostname: z.string().min(1).max(255),
     os: z.string().max(200).optional(),
     agentVersion: z.string().max(50).optional(),
+    // Which machine speaks (machine-id(5)) and since which boot: the server tells a token used
+    // by two machines (a copied agent.json, a cloned image) from one host that rebooted.
+    machineId: machineIdSchema.optional(),
+    bootId: bootIdSchema.optional(),
   }),
   image: z.strictObject({ name: z.string().min(1).max(200), version: z.string().min(1).max(200) }).nullable(),
   lastAckedSeq: z.number().int().nonnegative(),
@@ -145,6 +153,8 @@ export function parseServerFrame(text: string): FrameParse<ServerFrame> {
 export const enrollRequestSchema = z.strictObject({
   secret: z.string().min(1).max(200),
   hostname: z.string().min(1).max(255),
+  // The host's own machine-id: the server knows which machine this identity belongs to.
+  machineId: machineIdSchema.optional(),
 });
 export type EnrollRequest = z.infer<typeof enrollRequestSchema>;
 
@@ -153,6 +163,16 @@ export const enrollResponseSchema = z.strictObject({
   token: z.string().min(1),
 });
 export type EnrollResponse = z.infer<typeof enrollResponseSchema>;
+
+/**
+ * What an image carries instead of an identity (enroll.json, written by `install.sh --root`):
+ * where to enrol and with which secret, on the first boot of each machine made from it.
+ */
+export const enrollConfigSchema = z.strictObject({
+  server: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).max(2000),
+  secret: z.string().min(1).max(200),
+});
+export type EnrollConfig = z.infer<typeof enrollConfigSchema>;
 
 /** The agent's own configuration file (agent.json): where to send, and as whom. */
 export const agentConfigSchema = z.strictObject({

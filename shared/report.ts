@@ -4,6 +4,7 @@ import { QuicksandError } from './errors.js';
 import { formatIssues } from './schema-errors.js';
 import { packageRefSchema } from './manifest.js';
 import { ticketIdSchema } from './ticket.js';
+import { TECHNIQUE_ID } from './attack.js';
 
 import { REPORT_SCHEMA } from './summary.js';
 
@@ -30,6 +31,16 @@ export const findingSchema = z.strictObject({
   owner: packageRefSchema.optional(),
   changeSet: z.string().optional(),
   reason: z.string().optional(),
+  // The MITRE ATT&CK technique the change indicates (shared/attack.ts), where one does.
+  attack: z.strictObject({ id: z.string().regex(TECHNIQUE_ID, 'expected an ATT&CK id like "T1053.003"'), name: z.string().min(1).max(200) }).optional(),
+  // Who likely made a change no package operation explains, from the host's own records (sudo's
+  // log, wtmp) and the file's ctime: evidence with its source, never certainty.
+  actor: z
+    .strictObject({
+      user: z.string().min(1).max(64).optional(),
+      evidence: z.array(z.strictObject({ source: z.string().min(1).max(256), at: z.iso.datetime({ offset: true }), text: z.string().min(1).max(1024) })).min(1).max(8),
+    })
+    .optional(),
   // The change ticket the operator declared on the host when this report was made (top-level
   // findings only). The server keeps the ticket a change carried when it first saw it.
   ticket: ticketIdSchema.optional(),

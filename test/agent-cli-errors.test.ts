@@ -95,7 +95,7 @@ describe('bad command lines', () => {
 
   it('names a missing required option and an unknown one, pointing at --help', () => {
     expectUserError(['scan', '--root', root], /--manifest is required \(see quicksand-agent scan --help\)/);
-    expectUserError(['scan', '--manifest', goodManifest, '--bogus'], /Unknown option '--bogus'.*--help/);
+    expectUserError(['scan', '--manifest', goodManifest, '--bogus'], /unknown option --bogus; options: .*--manifest.*--help/);
     expectUserError(['frobnicate'], /unknown command "frobnicate"/);
   });
 

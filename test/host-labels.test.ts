@@ -134,7 +134,7 @@ describe('host labels', () => {
     const id = (await call('GET', '/api/v1/hosts', auditor)).json.hosts[0].id as string;
     const bad = await call('PUT', `/api/v1/hosts/${id}/labels`, analyst, { labels: { 'not a name': 'x', env: 'a\u0007b' } });
     expect(bad.status).toBe(400);
-    expect(bad.json.error.code).toBe('QUERY_INVALID');
+    expect(bad.json.error.code).toBe('BODY_INVALID');
     expect(bad.json.error.message).toMatch(/body: labels\.not a name: a label name is 1-63 letters/);
     expect(bad.json.error.message).toMatch(/labels\.env: a label value has no control characters/);
     const wrongShape = await call('PUT', `/api/v1/hosts/${id}/labels`, analyst, { env: 'prod' });

@@ -4,7 +4,6 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentConfigSchema } from '../shared/protocol.js';
 import { startServer } from '../server/server.js';
 import type { RunningServer } from '../server/server.js';
 import { copyTree, ensureMinbase } from './helpers/debian-root.js';
@@ -32,8 +31,7 @@ describe('install.sh', () => {
   let secret: string;
 
   beforeAll(async () => {
-    // install.sh installs the built agent: build it as `npm test` does.
-    execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'ignore' });
+    // dist/ is built once by test/global-setup.ts.
     tree = copyTree(ensureMinbase());
     server = await startServer({ db: path.join(path.dirname(tree.dir), 'server.db'), port: 0, host: '127.0.0.1' });
     secret = await server.store.createEnrollSecret(new Date());
@@ -49,19 +47,20 @@ describe('install.sh', () => {
 
     const first = await install(root, ['--server', server.url, '--secret', secret, '--init', 'systemd']);
     expect(first.code, first.out).toBe(0);
-    expect(first.out).toContain('enrolled with');
+    // An image root is not enrolled (see first-boot.test.ts): it carries where to enrol.
+    expect(first.out).not.toContain('enrolled with');
+    expect(first.out).toContain('enrol with');
 
     // One service user, owning its state folder and its identity (0600).
     const passwd = readFileSync(path.join(root, 'etc/passwd'), 'utf8').split('\n').filter((l) => l.startsWith('quicksand:'));
     expect(passwd).toHaveLength(1);
     const uid = Number(passwd[0]!.split(':')[2]);
-    const config = path.join(root, 'etc/quicksand/agent.json');
-    expect(statSync(config).mode & 0o777).toBe(0o600);
-    expect(statSync(config).uid).toBe(uid);
+    const enrollFile = path.join(root, 'etc/quicksand/enroll.json');
+    expect(statSync(enrollFile).mode & 0o777).toBe(0o600);
+    expect(statSync(enrollFile).uid).toBe(0);
     expect(statSync(path.join(root, 'var/lib/quicksand')).mode & 0o777).toBe(0o700);
     expect(statSync(path.join(root, 'var/lib/quicksand')).uid).toBe(uid);
-    const identity = agentConfigSchema.parse(JSON.parse(readFileSync(config, 'utf8')));
-    expect((await server.store.listHosts({}, new Date())).map((h) => h.id)).toEqual([identity.agentId]);
+    expect(await server.store.listHosts({}, new Date())).toEqual([]);
 
     // A hardened unit, enabled the way systemctl would.
     const unit = readFileSync(path.join(root, 'etc/systemd/system/quicksand-agent.service'), 'utf8');
@@ -80,9 +79,10 @@ describe('install.sh', () => {
     const second = await install(root, ['--server', server.url, '--secret', secret, '--init', 'systemd']);
     expect(second.code, second.out).toBe(0);
     expect(second.out).toContain('unchanged /opt/quicksand');
-    expect(second.out).toContain('already enrolled');
+    expect(second.out).toContain('unchanged /etc/quicksand/enroll.json');
+    expect(second.out).toContain('unchanged /etc/systemd/system/quicksand-enroll.service');
     expect(diffSnapshots(installed, snapshot(root))).toEqual([]);
-    expect(await server.store.listHosts({}, new Date())).toHaveLength(1);
+    expect(await server.store.listHosts({}, new Date())).toEqual([]);
 
     const removed = await install(root, ['--uninstall', '--init', 'systemd']);
     expect(removed.code, removed.out).toBe(0);
@@ -102,7 +102,7 @@ describe('install.sh', () => {
     expect(noEnrol.out).toContain('pass --server URL and --secret S');
     const ok = await install(root, ['--server', server.url, '--secret', secret, '--init', 'none']);
     expect(ok.code, ok.out).toBe(0);
-    expect(ok.out).toMatch(/no systemd here: start the agent with your init system[^\n]*\n\s+\/opt\/quicksand\/bin\/quicksand-agent run/);
+    expect(ok.out).toMatch(/no systemd in [^\n]*first boot[^\n]*\n\s+\/opt\/quicksand\/bin\/quicksand-agent enroll --from \/etc\/quicksand\/enroll.json[^\n]*\n\s+\/opt\/quicksand\/bin\/quicksand-agent run/);
     expect((await install(root, ['--uninstall'])).code).toBe(0);
   });
 });

@@ -181,6 +181,26 @@ describe('re-baselining a host', () => {
     expect(await agent.kill('SIGTERM')).toBe(0);
   });
 
+  it('runs a scan asked for right after the re-baseline against the new version, not the old', async () => {
+    const before = (await host()).reports;
+    agent = startAgent();
+    await waitFor('the start-up report', async () => (await host()).reports > before, 60_000);
+    writeFileSync(path.join(tree.dir, 'usr/local/bin/third'), '#!/bin/sh\n', { mode: 0o755 });
+    expect((await scanNow()).status).toBe('pet');
+    const asked = agent.output().length;
+    const res = await call('POST', `/api/v1/hosts/${hostId}/rebaseline`, analyst, { reason: 'third is ours' });
+    expect(res.json).toMatchObject({ version: 3, agentAsked: true });
+    // At once, while the agent is still uploading what it holds.
+    expect((await call('POST', `/api/v1/hosts/${hostId}/scan-now`, analyst)).status).toBe(202);
+    await waitFor('the commanded scan', () => /full scan requested \(server command\)[\s\S]*full scan: /.test(agent!.output().slice(asked)), 60_000);
+    const log = agent.output().slice(asked);
+    // The scan waited for the switch: it ran against version 3.
+    expect(log.indexOf('scanning against baseline version 3 from now on')).toBeGreaterThan(-1);
+    expect(log.indexOf('scanning against baseline version 3 from now on')).toBeLessThan(log.indexOf('full scan requested (server command)'));
+    await waitFor('the host clean against version 3', async () => (await openFindings()).length === 0 && (await host()).openFindings === 0, 30_000);
+    expect(await agent.kill('SIGTERM')).toBe(0);
+  });
+
   it('refuses the agent routes without the agent\'s own token', async () => {
     expect((await fetch(`${server.url}/api/v1/agent/baseline`, { headers: { authorization: `Bearer ${analyst}` } })).status).toBe(401);
     const upload = await fetch(`${server.url}/api/v1/agent/baselines/1/observation`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });

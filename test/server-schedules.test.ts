@@ -64,7 +64,7 @@ describe('server schedules', () => {
     clock += 3 * 3_600_000;
     expect(await server.schedules.run('stale')).toEqual([hostId]);
     expect(await server.schedules.run('stale')).toEqual([]);
-    const entries: AuditEntry[] = await server.store.triage.listAudit({ limit: 100, action: 'host-stale' });
+    const entries: AuditEntry[] = (await server.store.triage.listAudit({ limit: 100, action: 'host-stale' })).entries;
     expect(entries).toMatchObject([{ actor: 'system', target: `host:${hostId}` }]);
   });
 

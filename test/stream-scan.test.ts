@@ -144,12 +144,19 @@ describe('the fast record check', () => {
       { ...good, owner: { ecosystem: 'dpkg', name: 'x', more: 1 } },
       { ...good, rawPath: Buffer.from('/x').toString('base64') },
       { ...good, target: 5 },
+      { ...good, selinux: '' },
+      { ...good, selinux: 'x'.repeat(4097) },
+      { ...good, selinux: 7 },
+      // Rare security xattrs take the schema's path, even when valid.
+      { ...good, capability: { effective: true, permitted: ['cap_net_raw'], inheritable: [] } },
+      { ...good, ima: '0302' },
       JSON.parse('{"__proto__": {"x": 1}, "path": "/a", "type": "dir", "mode": "0755", "uid": 0, "gid": 0}'),
       null,
       [],
+      { ...good, selinux: 'system_u:object_r:bin_t:s0' },
     ];
     const passed = variants.filter((v) => isPlainFileRecord(v));
-    expect(passed).toEqual([variants[0], variants[1]]);
+    expect(passed).toEqual([variants[0], variants[1], variants.at(-1)]);
     for (const v of passed) expect(fileRecordSchema.safeParse(v).success).toBe(true);
   });
 });

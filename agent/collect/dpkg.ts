@@ -2,7 +2,8 @@ import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
 import { readDpkgChangeSets } from './dpkg-log.js';
-import { capMessages, readChecked } from './read.js';
+import { capMessages, readChecked, readOptional } from './read.js';
+import { applyDiversions, parseDiversions } from './dpkg-divert.js';
 import type { Collected, Collector, OwnedFile } from './types.js';
 
 export interface DpkgStanza {
@@ -189,6 +190,7 @@ export const dpkgCollector: Collector = {
     // the first package listing a shared folder still keeps it.
     const files = await Promise.all(installed.map((pkg) => readInfoFiles(info, pkg)));
     const changeSets = readDpkgChangeSets(root);
+    const diversions = readOptional(root.hostPath('/var/lib/dpkg/diversions'));
     installed.forEach((pkg, i) => {
       const { list, listFile, listError, sums, sumsError } = files[i]!;
       packages.push({ ecosystem: 'dpkg', name: pkg.name, version: pkg.version, arch: pkg.arch });
@@ -214,6 +216,7 @@ export const dpkgCollector: Collector = {
         owned.set(path, { owner, conffile: conf !== undefined, ...(sum ? { digest: { algo: 'md5', hex: sum } } : {}) });
       }
     });
+    applyDiversions(owned, parseDiversions((await diversions) ?? ''), root);
     return { packages, owned, warnings, changeSets: await changeSets };
   },
 };

@@ -21,6 +21,10 @@ export interface OwnedFile {
   gid?: number;
   /** A symlink's target as the database recorded it (rpm -V's L). */
   target?: string;
+  /** A local `dpkg-divert` moved the package's file from this path to `to`: what is here is not the package's. */
+  diversion?: { to: string; by: string };
+  /** The package's file, moved here from this path by a local `dpkg-divert`. */
+  divertedFrom?: string;
 }
 
 /** What one package operation did, as a package manager recorded it. */

@@ -2,8 +2,9 @@
 // walk's cost options (--state, --max-rate, --max-bytes-rate, --nice, --cross-mounts) of the
 // walking commands (manifest, scan, audit). Kept light: a scan or manifest run loads only this,
 // its own command file and the stages it walks through.
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { makeStateDir } from '../state-db.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { FingerprintOptions } from '../fingerprint/walk.js';
 import { lowerPriority } from '../fingerprint/priority.js';
@@ -57,17 +58,6 @@ export function required(value: string | undefined, flag: string): string {
   return value;
 }
 
-export function progress(io: CliIo, quiet: boolean | undefined, verb: string): ((files: number, bytes: number) => void) | undefined {
-  if (quiet || !io.interactive) return undefined;
-  let last = 0;
-  return (files, bytes) => {
-    const t = Date.now();
-    if (t - last < 200) return;
-    last = t;
-    io.stderr(`\r${verb}: ${files} paths, ${(bytes / 1024 / 1024).toFixed(0)} MiB hashed `);
-  };
-}
-
 /** Parses a count with an optional K/M/G suffix (powers of 1024). */
 export function parseAmount(text: string | undefined, flag: string): number | undefined {
   if (text === undefined) return undefined;
@@ -84,7 +74,7 @@ export function parseAmount(text: string | undefined, flag: string): number | un
  * given with --state must work; the default one may not exist for a non-root user building an
  * image, and then the walk simply runs without a cache.
  */
-export function walkOptions(args: CostArgs & { quiet?: boolean }, root: Root, io: CliIo): { options: FingerprintOptions; close: (filesSeen: number) => void } {
+export function walkOptions(args: CostArgs & { quiet?: boolean }, root: Root, io: CliIo): { options: FingerprintOptions; lastWalk: number | undefined; close: (filesSeen: number) => void } {
   const filesPerSec = parseAmount(args['max-rate'], '--max-rate');
   const bytesPerSec = parseAmount(args['max-bytes-rate'], '--max-bytes-rate');
   let nice: number | undefined;
@@ -108,6 +98,7 @@ export function walkOptions(args: CostArgs & { quiet?: boolean }, root: Root, io
   };
   return {
     options,
+    lastWalk: cache?.size(),
     close: (filesSeen) => {
       if (!cache) return;
       if (filesSeen > 0) cache.prune(filesSeen);
@@ -117,11 +108,7 @@ export function walkOptions(args: CostArgs & { quiet?: boolean }, root: Root, io
 }
 
 export async function ensureStateDir(state: string): Promise<void> {
-  try {
-    await mkdir(state, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw new QuicksandError('STATE_DIR_UNUSABLE', `cannot create the state folder ${state}: ${(err as Error).message}; run as root or pass --state DIR`);
-  }
+  makeStateDir(state);
 }
 
 export async function exists(file: string): Promise<boolean> {

@@ -6,17 +6,24 @@ import type { OptionValues } from '../../shared/command-line.js';
 import { QuicksandError } from '../../shared/errors.js';
 import { CONFIG_NAME, readAgentConfig, writeAgentConfig } from '../deliver/config.js';
 import { enrollAgent } from '../deliver/enroll.js';
+import { enrollFromFile } from '../deliver/first-boot.js';
+import { readMachineFacts } from '../deliver/machine.js';
 import { COMMON, DEFAULT_STATE_DIR, EXIT_CLEAN, noArguments } from './common.js';
 import type { CliIo } from './common.js';
 
 export const help = `Usage: quicksand-agent enroll --server URL --secret S [--state DIR] [--config FILE]
+       quicksand-agent enroll --from FILE [--state DIR] [--config FILE]
 
 Exchanges an enrolment secret (from \`quicksand-server enroll-secret\`) for this host's
-own agent id and token, and writes them to agent.json (mode 0600).
+own agent id and token, and writes them to agent.json (mode 0600). The server ties
+the identity to this machine's /etc/machine-id.
 
 Options:
   --server URL          the server, e.g. http://quicksand.example:7410
   --secret S            the enrolment secret
+  --from FILE           take server and secret from FILE (the enroll.json that
+                        \`install.sh --root\` puts in an image), then remove FILE: each
+                        machine made from the image enrols on first boot as itself
   --state DIR           the agent's state folder (default: ${DEFAULT_STATE_DIR})
   --config FILE         where to write the identity (default: agent.json in the state folder)
   --force               enrol again even if this host already has an identity
@@ -25,9 +32,9 @@ Example:
   quicksand-agent enroll --server http://10.0.0.5:7410 --secret qse.4f2c...
 `;
 
-export const options = { ...COMMON, server: { type: 'string' }, secret: { type: 'string' }, state: { type: 'string' }, config: { type: 'string' }, force: { type: 'boolean' } } as const;
+export const options = { ...COMMON, server: { type: 'string' }, secret: { type: 'string' }, from: { type: 'string' }, state: { type: 'string' }, config: { type: 'string' }, force: { type: 'boolean' } } as const;
 
-interface EnrollArgs { server?: string; secret?: string; state?: string; config?: string; force?: boolean }
+interface EnrollArgs { server?: string; secret?: string; from?: string; state?: string; config?: string; force?: boolean }
 
 export async function run(values: OptionValues, positionals: string[], io: CliIo): Promise<number> {
   noArguments(positionals);
@@ -36,16 +43,26 @@ export async function run(values: OptionValues, positionals: string[], io: CliIo
   return EXIT_CLEAN;
 }
 
-async function enrollCommand(args: { server?: string; secret?: string; config?: string; force?: boolean }, state: string, io: CliIo): Promise<void> {
+async function enrollCommand(args: EnrollArgs, state: string, io: CliIo): Promise<void> {
+  const file = args.config !== undefined ? path.resolve(args.config) : path.join(state, CONFIG_NAME);
+  if (args.from !== undefined) {
+    if (args.server !== undefined || args.secret !== undefined) throw new QuicksandError('USAGE', '--from takes the server and secret from its file: leave out --server and --secret');
+    await refuseIfEnrolled(file, args.force);
+    const config = await enrollFromFile({ from: path.resolve(args.from), config: file, hostname: hostname(), machine: await readMachineFacts() });
+    io.stdout(`enrolled as agent ${config.agentId} with ${config.server}; identity in ${file}\n`);
+    return;
+  }
   if (args.server === undefined || args.server === '') throw new QuicksandError('USAGE', '--server is required');
   if (args.secret === undefined || args.secret === '') throw new QuicksandError('USAGE', '--secret is required');
   if (!/^https?:\/\/[^/]/.test(args.server)) throw new QuicksandError('USAGE', `--server: expected a URL like http://quicksand.example:7410, got "${args.server}"`);
-  const file = args.config !== undefined ? path.resolve(args.config) : path.join(state, CONFIG_NAME);
-  if (existsSync(file) && !args.force) {
-    const current = await readAgentConfig(file).catch(() => null);
-    throw new QuicksandError('USAGE', `this host is already enrolled${current ? ` as agent ${current.agentId} with ${current.server}` : ''} (${file}); pass --force to enrol it again`);
-  }
-  const config = await enrollAgent(args.server, args.secret, hostname());
+  await refuseIfEnrolled(file, args.force);
+  const config = await enrollAgent(args.server, args.secret, hostname(), (await readMachineFacts()).machineId);
   await writeAgentConfig(file, config);
   io.stdout(`enrolled as agent ${config.agentId} with ${config.server}; identity in ${file}\n`);
+}
+
+async function refuseIfEnrolled(file: string, force: boolean | undefined): Promise<void> {
+  if (!existsSync(file) || force) return;
+  const current = await readAgentConfig(file).catch(() => null);
+  throw new QuicksandError('USAGE', `this host is already enrolled${current ? ` as agent ${current.agentId} with ${current.server}` : ''} (${file}); pass --force to enrol it again`);
 }

@@ -10,7 +10,8 @@ import { defaultImageName, intoManifestRecord, manifestHeader } from '../manifes
 import { writeManifestFile } from '../manifest/io.js';
 import { writeManifestStream } from '../manifest/stream.js';
 import { openRoot } from '../root.js';
-import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, assertWritableDir, noArguments, progress, required, walkOptions } from './common.js';
+import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, assertWritableDir, noArguments, required, walkOptions } from './common.js';
+import { expectedPaths, startProgress } from './progress.js';
 import type { CliIo, CostArgs } from './common.js';
 
 export const help = `Usage: quicksand-agent manifest --root DIR --out FILE [--name N] [--image-version V] [--state DIR]
@@ -82,10 +83,12 @@ export async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<nu
   const t0 = performance.now();
   const policy = defaultPolicy();
   const walk = walkOptions(args, root, io);
+  const shown = startProgress(io, args.quiet, 'manifest', await expectedPaths(root.dir, walk.lastWalk));
   let started;
   try {
-    started = await walkWhileCollecting(root, policy, { ...walk.options, onProgress: progress(io, args.quiet, 'manifest') });
+    started = await walkWhileCollecting(root, policy, { ...walk.options, ...(shown.onProgress ? { onProgress: shown.onProgress } : {}) });
   } catch (err) {
+    shown.stop();
     walk.close(0);
     throw err;
   }
@@ -103,12 +106,13 @@ export async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<nu
   try {
     count = await writeManifestStream(out, manifestHeader(pkgs.packages, policy, image, new Date()), records());
   } finally {
+    shown.stop();
     await walked.close();
     walk.close(walker.stats.files);
   }
   if (!args.quiet) {
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
-    io.stderr(`${io.interactive ? '\r' : ''}wrote ${out}: image ${image.name} ${image.version}, ${pkgs.packages.length} packages, ${count} paths, in ${secs} s\n`);
+    io.stderr(`wrote ${out}: image ${image.name} ${image.version}, ${pkgs.packages.length} packages, ${count} paths, in ${secs} s\n`);
     for (const w of [...pkgs.warnings, ...walker.warnings].slice(0, 10)) io.stderr(`  warning: ${w.code} ${w.path ?? ''}: ${w.message}\n`);
   }
   return EXIT_CLEAN;

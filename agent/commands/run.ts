@@ -7,7 +7,7 @@ import { QuicksandError } from '../../shared/errors.js';
 import { parseLabelArgs } from '../../shared/labels.js';
 import type { Manifest } from '../../shared/manifest.js';
 import type { Report } from '../../shared/report.js';
-import type { CommandFrame } from '../../shared/protocol.js';
+import type { AgentConfig, CommandFrame } from '../../shared/protocol.js';
 import { heapCompactor } from '../daemon/compact.js';
 import { startDaemon } from '../daemon/daemon.js';
 import { readAgentConfig, resolveConfigFile } from '../deliver/config.js';
@@ -71,14 +71,17 @@ export async function run(values: OptionValues, positionals: string[], io: CliIo
   const args = values as RunArgs & { root?: string; manifest?: string; state?: string };
   const state = path.resolve(args.state ?? DEFAULT_STATE_DIR);
   const root = await openRoot(args.root ?? '/');
+  // An agent that could not send is no daemon: say so before a first baseline takes a minute.
+  parseRunOptions(args);
+  await ensureStateDir(state);
+  const config = await readAgentConfig(resolveConfigFile(state, args.config));
   let manifestFile = args.manifest;
   if (manifestFile === undefined) {
     // As audit does: without a manifest the first run's view of the root is the expectation.
-    await ensureStateDir(state);
     manifestFile = path.join(state, 'baseline.manifest.json.gz');
     if (!(await exists(manifestFile))) {
       io.stderr(`No manifest given and no baseline yet: recording what ${root.dir || '/'} holds now.\n`);
-      await manifestCommand({ root: args.root ?? '/', out: manifestFile, quiet: true, state }, io);
+      await manifestCommand({ root: args.root ?? '/', out: manifestFile, state }, io);
     }
   }
   const manifest = await readManifestFile(manifestFile);
@@ -113,7 +116,7 @@ export async function run(values: OptionValues, positionals: string[], io: CliIo
     }
     return parseReport(value, 'full scan report');
   };
-  await runCommand(args, { state, root, manifest, scan }, io);
+  await runCommand(args, { state, root, manifest, scan, config }, io);
   return EXIT_CLEAN;
 }
 
@@ -136,19 +139,27 @@ export function secondsOption(text: string | undefined, flag: string, fallbackSe
   return n * 1000;
 }
 
+/** The daemon's own options, checked (pure). */
+export function parseRunOptions(args: RunArgs): { schedule: string | undefined; capMs: number; heartbeatMs: number; labels: Record<string, string> } {
+  const schedule = args.schedule;
+  if (schedule !== undefined && !cron.validate(schedule)) throw new QuicksandError('USAGE', `--schedule: "${schedule}" is not a cron expression (e.g. "*/15 * * * *")`);
+  return {
+    schedule,
+    capMs: secondsOption(args['reconnect-max'], '--reconnect-max', 300),
+    heartbeatMs: secondsOption(args.heartbeat, '--heartbeat', 30),
+    // Declared on every connection, also when empty: a restart without --label withdraws them.
+    labels: parseLabelArgs(args.label ?? []),
+  };
+}
+
 /** The daemon: runs until the stop signal. */
 export async function runCommand(
   args: RunArgs,
-  ctx: { state: string; root: Root; manifest: Manifest; scan: (root: Root, manifest: Manifest) => Promise<Report> },
+  ctx: { state: string; root: Root; manifest: Manifest; scan: (root: Root, manifest: Manifest) => Promise<Report>; config: AgentConfig },
   io: CliIo,
 ): Promise<void> {
-  const schedule = args.schedule;
-  if (schedule !== undefined && !cron.validate(schedule)) throw new QuicksandError('USAGE', `--schedule: "${schedule}" is not a cron expression (e.g. "*/15 * * * *")`);
-  const capMs = secondsOption(args['reconnect-max'], '--reconnect-max', 300);
-  const heartbeatMs = secondsOption(args.heartbeat, '--heartbeat', 30);
-  // Declared on every connection, also when empty: a restart without --label withdraws them.
-  const labels = parseLabelArgs(args.label ?? []);
-  const config = await readAgentConfig(resolveConfigFile(ctx.state, args.config));
+  const { schedule, capMs, heartbeatMs, labels } = parseRunOptions(args);
+  const { config } = ctx;
   const db = openStateDb(ctx.state);
   const outbox = createOutbox(db);
   const log = (line: string): void => io.stderr(`${new Date().toISOString()} ${line}\n`);
@@ -167,45 +178,50 @@ export async function runCommand(
     log(`kept baseline version ${kept.version} extends image ${kept.image.name} ${kept.image.version}, not ${ctx.manifest.image.name} ${ctx.manifest.image.version}: not used`);
   }
 
-  // Re-baseline exchanges, one at a time and in order: upload what the host holds, fetch the result.
+  // The server's commands that touch what the host is scanned against, one at a time and in
+  // order: upload what the host holds, fetch the result, and a scan asked for after them runs
+  // against the version they fetched, never beside the switch.
   let exchanges: Promise<void> = Promise.resolve();
   const exchange = (what: string, fn: () => Promise<void>): void => {
     exchanges = exchanges.then(fn).catch((err: unknown) => log(`${what} failed: ${err instanceof Error ? err.message : String(err)}`));
+  };
+  /** Fetches the server's current version and scans against it from now on (at once). */
+  const adoptServerBaseline = async (): Promise<void> => {
+    const fetched = await fetchServerBaseline(config);
+    if (!baselineApplies(fetched, ctx.manifest)) {
+      return log(`baseline version ${fetched.version} extends image ${fetched.image.name} ${fetched.image.version}, not ${ctx.manifest.image.name} ${ctx.manifest.image.version}: not used`);
+    }
+    if (fetched.version === baselineVersion) return;
+    await writeServerBaseline(ctx.state, fetched);
+    manifest = fetched.manifest;
+    baselineVersion = fetched.version;
+    await daemon.replaceManifest(fetched.manifest);
+    log(`scanning against baseline version ${fetched.version} from now on`);
   };
   const onCommand = (c: CommandFrame): void => {
     log(`server asked for ${c.command}${c.baseline === undefined ? '' : ` (baseline version ${c.baseline})`}`);
     const version = c.baseline;
     switch (c.command) {
       case 'scan-now':
-        void daemon.requestScan('server command');
-        return;
+        return exchange('the commanded scan', () => daemon.requestScan('server command'));
       case 'upload-observation':
         if (version === undefined) return log('upload-observation without a baseline version: ignored');
         return exchange(`upload for baseline version ${version}`, async () => {
           // Between event batches: the observation is one consistent walk of the root.
           const observation = await daemon.exclusive(() => observeAsManifest(ctx.root, manifest, ctx.state, new Date()));
-          await uploadObservation(config, version, { baseline: baselineVersion ?? null, observation, expected: manifest });
+          const answer = await uploadObservation(config, version, { baseline: baselineVersion ?? null, observation, expected: manifest });
           log(`observation uploaded for baseline version ${version}: ${observation.packages.length} packages, ${observation.files.length} paths`);
+          // Derived at once: switch now, in this same turn, so a scan asked for meanwhile waits for it.
+          if (answer.state === 'ready') await adoptServerBaseline();
         });
       case 'fetch-baseline':
-        return exchange('fetching the baseline', async () => {
-          const fetched = await fetchServerBaseline(config);
-          if (!baselineApplies(fetched, ctx.manifest)) {
-            return log(`baseline version ${fetched.version} extends image ${fetched.image.name} ${fetched.image.version}, not ${ctx.manifest.image.name} ${ctx.manifest.image.version}: not used`);
-          }
-          if (fetched.version === baselineVersion) return;
-          await writeServerBaseline(ctx.state, fetched);
-          manifest = fetched.manifest;
-          baselineVersion = fetched.version;
-          await daemon.replaceManifest(fetched.manifest);
-          log(`scanning against baseline version ${fetched.version} from now on`);
-        });
+        return exchange('fetching the baseline', adoptServerBaseline);
     }
   };
   const transport = createTransport({
     config,
     outbox,
-    host: hostFacts(),
+    host: await hostFacts(),
     image: { name: ctx.manifest.image.name, version: ctx.manifest.image.version },
     labels,
     baseline: () => baselineVersion,

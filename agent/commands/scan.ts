@@ -1,13 +1,15 @@
 // `quicksand-agent scan`: compare a root with its image's manifest and report the drift;
 // with --send, also deliver the report to the server.
 import path from 'node:path';
+import { readAgentConfig, resolveConfigFile } from '../deliver/config.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { OptionValues } from '../../shared/command-line.js';
 import { formatReport } from '../diff/format-report.js';
 import { scanSource } from '../diff/scan.js';
 import { openManifestSource } from '../manifest/stream.js';
 import { openRoot } from '../root.js';
-import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, noArguments, progress, required, walkOptions } from './common.js';
+import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, noArguments, required, walkOptions } from './common.js';
+import { startProgress, expectedPaths } from './progress.js';
 import type { CliIo, CostArgs } from './common.js';
 
 export const help = `Usage: quicksand-agent scan --root DIR --manifest FILE [--json] [--send] [--state DIR]
@@ -63,22 +65,26 @@ export async function run(values: OptionValues, positionals: string[], io: CliIo
 export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   const manifestFile = required(args.manifest, '--manifest');
   const root = await openRoot(args.root ?? '/');
+  // What --send needs is checked before the scan, not after it.
+  const state = path.resolve(args.state ?? DEFAULT_STATE_DIR);
+  const timeout = args.timeout === undefined ? 120 : Number(args.timeout);
+  if (!Number.isFinite(timeout) || timeout < 0) throw new QuicksandError('USAGE', `--timeout: expected a number of seconds, got "${args.timeout}"`);
+  const config = args.send ? await readAgentConfig(resolveConfigFile(state, args.config)) : undefined;
   const walk = walkOptions(args, root, io);
   let report;
   let files = 0;
+  const shown = startProgress(io, args.quiet, 'scan', await expectedPaths(root.dir, walk.lastWalk));
   try {
     const source = await openManifestSource(manifestFile);
-    report = await scanSource(root, source, { ...walk.options, onProgress: progress(io, args.quiet, 'scan'), onStats: (s) => (files = s.files) });
+    report = await scanSource(root, source, { ...walk.options, ...(shown.onProgress ? { onProgress: shown.onProgress } : {}), onStats: (s) => (files = s.files) });
   } finally {
+    shown.stop();
     walk.close(files);
   }
-  if (io.interactive && !args.quiet) io.stderr('\r\x1b[K');
   io.stdout(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, manifestFile));
-  if (args.send) {
-    const timeout = args.timeout === undefined ? 120 : Number(args.timeout);
-    if (!Number.isFinite(timeout) || timeout < 0) throw new QuicksandError('USAGE', `--timeout: expected a number of seconds, got "${args.timeout}"`);
+  if (config !== undefined) {
     const { sendReport } = await import('../deliver/send-report.js');
-    await sendReport(report, { state: path.resolve(args.state ?? DEFAULT_STATE_DIR), config: args.config, timeoutMs: timeout * 1000, image: report.image }, io);
+    await sendReport(report, { state, config, timeoutMs: timeout * 1000, image: report.image }, io);
   }
   return report.summary.status === 'clean' ? EXIT_CLEAN : EXIT_DRIFT;
 }

@@ -87,6 +87,7 @@ export function startDaemon(opts: DaemonOptions): Daemon {
     onReport,
     // A failed scan is logged and retried at the next tick; the daemon stays up.
     onError: (err) => opts.log(`scan failed: ${err instanceof Error ? err.message : String(err)}`),
+    onHold: opts.log,
     ...(opts.schedule === undefined ? {} : { schedule: opts.schedule }),
     ...(opts.realtime === undefined ? {} : { realtime: opts.realtime }),
     ...(opts.watch === undefined ? {} : { watch: opts.watch }),

@@ -5,6 +5,7 @@ import { scheduleFullScans } from './schedule.js';
 import type { FullScanSchedule } from './schedule.js';
 import type { Root } from '../root.js';
 import { startWatch } from './watch.js';
+import { runningTransaction } from './package-transaction.js';
 import type { RealtimeWatch, WatchOptions } from './watch.js';
 
 export interface MonitorOptions {
@@ -29,6 +30,14 @@ export interface MonitorOptions {
    */
   initialScan?: boolean;
   watch?: Pick<WatchOptions, 'debounceMs' | 'maxWaitMs' | 'maxWatchedDirs' | 'packageDatabases' | 'collectors' | 'createWatcher'>;
+  /**
+   * Event reports are held while a package manager transaction runs on the root (false: never):
+   * `probe` says which one runs (default: its lock held, see package-transaction.ts), checked
+   * every `pollMs` until it ends, at most `maxHoldMs`.
+   */
+  packageTransactions?: false | { probe?: () => Promise<string | null>; pollMs?: number; maxHoldMs?: number };
+  /** Says when reports are held and why (the daemon logs it). */
+  onHold?: (line: string) => void;
 }
 
 export interface Monitor {
@@ -64,6 +73,7 @@ export function startMonitor(opts: MonitorOptions): Monitor {
     return full;
   };
   const fullScan = (): Promise<Report> => (watch ? watch.exclusive(runFull) : runFull());
+  const onEvent = opts.packageTransactions === false ? opts.onReport : holdDuringTransactions(opts, fullScan, () => closed);
 
   // While the schedule itself tries watching again, a failure is covered by the scan it runs next.
   let rewatching = false;
@@ -73,7 +83,7 @@ export function startMonitor(opts: MonitorOptions): Monitor {
       root: opts.root,
       manifest: opts.manifest,
       ...(opts.hostname === undefined ? {} : { hostname: opts.hostname }),
-      onReport: opts.onReport,
+      onReport: onEvent,
       onError: opts.onError,
       onDegraded: () => {
         if (!rewatching) fullScan().catch(opts.onError);
@@ -123,3 +133,65 @@ export function startMonitor(opts: MonitorOptions): Monitor {
     },
   };
 }
+
+/**
+ * Wraps the event-report path: while a package manager transaction runs, its event reports are
+ * not sent (files are written its database does not name yet: they would page as unowned drift
+ * and resolve seconds later). When it ends, one full scan reports the whole batch, each file
+ * under its package with the change set (the command) that brought it. A batch that started
+ * before the end was seen is left out too: the full scan, queued behind it, covers it. The
+ * hold is bounded: after `maxHoldMs` the full scan runs anyway and reports pass again.
+ */
+export function holdDuringTransactions(opts: MonitorOptions, fullScan: () => Promise<Report>, closed: () => boolean): (report: Report) => Promise<void> {
+  const cfg = opts.packageTransactions === false ? {} : (opts.packageTransactions ?? {});
+  const probe = cfg.probe ?? (() => runningTransaction(opts.root.dir === '' ? '/' : opts.root.dir));
+  const pollMs = cfg.pollMs ?? 250;
+  const maxHoldMs = cfg.maxHoldMs ?? 10 * 60_000;
+  let holding = false;
+  let lastSeenRunning = 0;
+  // After a hold that ran out: reports pass until the transaction is seen ended once.
+  let outlasted = false;
+
+  const hold = (what: string): void => {
+    holding = true;
+    const since = Date.now();
+    lastSeenRunning = since;
+    opts.onHold?.(`package transaction running (${what}): event reports held until it ends`);
+    const poll = async (): Promise<void> => {
+      while (!closed()) {
+        await new Promise((r) => setTimeout(r, pollMs).unref());
+        const still = await probe().catch(() => null);
+        if (still === null) break;
+        lastSeenRunning = Date.now();
+        if (Date.now() - since >= maxHoldMs) {
+          outlasted = true;
+          opts.onHold?.(`package transaction still running after ${Math.round(maxHoldMs / 1000)} s (${still}): reporting anyway`);
+          break;
+        }
+      }
+      // Until now it may have been running: a batch that started before this read half-written state.
+      lastSeenRunning = Date.now();
+      holding = false;
+      if (closed()) return;
+      if (!outlasted) opts.onHold?.(`package transaction ended after ${((Date.now() - since) / 1000).toFixed(1)} s: one full scan reports it`);
+      await fullScan();
+    };
+    poll().catch(opts.onError);
+  };
+
+  return async (report) => {
+    // The report that says the watch degraded always goes (it carries no findings).
+    if (report.scan !== 'event' || (report.findings.length === 0 && report.watch?.state === 'degraded')) return opts.onReport(report);
+    if (holding) return;
+    const running = await probe().catch(() => null);
+    if (running === null) {
+      outlasted = false;
+      // Started while the transaction was still running: what it read may be half-written.
+      if (Date.parse(report.scannedAt) <= lastSeenRunning) return;
+      return opts.onReport(report);
+    }
+    if (outlasted) return opts.onReport(report);
+    hold(running);
+  };
+}
+

@@ -3,15 +3,15 @@ import { enrollResponseSchema } from '../../shared/protocol.js';
 import type { AgentConfig } from '../../shared/protocol.js';
 import { formatIssues } from '../../shared/schema-errors.js';
 
-/** Exchanges an enrolment secret for this host's agent id and token. */
-export async function enrollAgent(server: string, secret: string, hostname: string, fetchFn: typeof fetch = fetch): Promise<AgentConfig> {
+/** Exchanges an enrolment secret for this host's agent id and token (tied to its machine-id, when given). */
+export async function enrollAgent(server: string, secret: string, hostname: string, machineId?: string, fetchFn: typeof fetch = fetch): Promise<AgentConfig> {
   const base = server.replace(/\/+$/, '');
   let res: Response;
   try {
     res = await fetchFn(`${base}/api/v1/enroll`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ secret, hostname }),
+      body: JSON.stringify({ secret, hostname, ...(machineId === undefined ? {} : { machineId }) }),
       signal: AbortSignal.timeout(30_000),
     });
   } catch (err) {

@@ -3,7 +3,6 @@ import { QuicksandError } from '../../shared/errors.js';
 import type { AgentConfig } from '../../shared/protocol.js';
 import type { Report } from '../../shared/report.js';
 import { openStateDb } from '../state-db.js';
-import { readAgentConfig, resolveConfigFile } from './config.js';
 import { createOutbox } from './outbox.js';
 import type { Outbox } from './outbox.js';
 import { currentTicket, stampTicket } from './ticket.js';
@@ -14,8 +13,8 @@ import { hostFacts } from './version.js';
  * `scan --send`: puts the report in the outbox and delivers everything waiting there; returns
  * once the server has acked this report. On timeout the report stays queued for the next run.
  */
-export async function sendReport(report: Report, opts: { state: string; config?: string; timeoutMs: number; image: { name: string; version: string } }, io: { stderr: (text: string) => void }): Promise<void> {
-  const config: AgentConfig = await readAgentConfig(resolveConfigFile(opts.state, opts.config));
+export async function sendReport(report: Report, opts: { state: string; config: AgentConfig; timeoutMs: number; image: { name: string; version: string } }, io: { stderr: (text: string) => void }): Promise<void> {
+  const { config } = opts;
   const db = openStateDb(opts.state);
   try {
     const outbox: Outbox = createOutbox(db);
@@ -26,7 +25,7 @@ export async function sendReport(report: Report, opts: { state: string; config?:
     const transport = createTransport({
       config,
       outbox,
-      host: hostFacts(),
+      host: await hostFacts(),
       image: opts.image,
       backoff: { firstMaxMs: 200, baseMs: 500, capMs: 5_000 },
       log: (line) => io.stderr(`${line}\n`),

@@ -52,8 +52,11 @@ async function call(config: AgentConfig, method: 'GET' | 'POST', route: string, 
 }
 
 /** Uploads the observation for version `version`; `baseline` is the server version scanned against now. */
-export async function uploadObservation(config: AgentConfig, version: number, body: { baseline: number | null; observation: Manifest; expected: Manifest }): Promise<void> {
-  await call(config, 'POST', `/api/v1/agent/baselines/${version}/observation`, body);
+export async function uploadObservation(config: AgentConfig, version: number, body: { baseline: number | null; observation: Manifest; expected: Manifest }): Promise<{ state?: string }> {
+  const answer = await call(config, 'POST', `/api/v1/agent/baselines/${version}/observation`, body);
+  // Only `state` is read (`ready`: the version can be fetched now); anything else is no answer.
+  const state = (answer as { state?: unknown } | null)?.state;
+  return typeof state === 'string' ? { state } : {};
 }
 
 /** The version to scan against, checked: it must be this host's and of the image it runs. */

@@ -9,6 +9,12 @@ import type { ChangeSet, OwnedFile } from '../collect/types.js';
 import { attributeChangeSets } from '../collect/change-sets.js';
 import type { Observation } from '../fingerprint/observe.js';
 import type { ObservedFile } from '../fingerprint/walk.js';
+import { topLevelTracked } from '../fingerprint/walk.js';
+import { capabilityText } from '../fingerprint/capability.js';
+import { compileSensitive, raiseSensitive } from './sensitive.js';
+import type { SensitiveMatcher } from './sensitive.js';
+import { technique } from '../../shared/attack.js';
+import type { TechniqueId } from '../../shared/attack.js';
 
 /** Result of checking a package-owned file against its package database's digest (see verify.ts). */
 export type Verdict = 'match' | 'mismatch';
@@ -37,9 +43,10 @@ const isExecutable = (f: ObservedFile | undefined): boolean => f?.type === 'file
  * Compares a manifest with an observation and returns the findings, most severe first. Pure:
  * `verdicts` carries the package-database checks the caller already ran on the files that
  * `selectForVerification` picked. A file that belongs to a package that was added, removed or
- * changed nests under that package's finding, so one install is one finding.
+ * changed nests under that package's finding, so one install is one finding. `where`: the paths
+ * the observation covers, when it is not every tracked path (an event's scope).
  */
-export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap<string, Verdict>): Finding[] {
+export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap<string, Verdict>, where?: (path: string) => boolean): Finding[] {
   const pkgs = comparePackages(manifest.packages, obs.packages);
   const rules = fileRules(manifest.policy, obs.owned, pkgs.unchanged, manifest.files.length === 0);
 
@@ -61,19 +68,29 @@ export function diff(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap
       if (observed.has(pathKey(was)) || rules.ignored(was.path)) continue;
       gone.push(compareGone(rules, was));
     }
-  }
-  return finishFindings(pkgs.findings, resolveCauses(fileFindings, gone, observed, obs.owned), obs.changeSets ?? []);
+  } else gone.push(...missingPackageFiles(rules, manifest.policy.tracked, (p) => observed.has(p), where));
+  const context = { sensitive: compileSensitive(manifest.policy), ...(obs.uidZero ? { uidZero: obs.uidZero } : {}) };
+  return finishFindings(pkgs.findings, resolveCauses(fileFindings, gone, observed, obs.owned), obs.changeSets ?? [], context);
 }
 
 /**
  * The last, whole-scan steps shared by `diff` and the streaming scan: folders made for one
  * package join it, files nest under their package's finding, packages get their change set.
  */
-export function finishFindings(pkgFindings: Map<string, Finding>, fileFindings: FileFinding[], changeSets: readonly ChangeSet[]): Finding[] {
+export function finishFindings(pkgFindings: Map<string, Finding>, fileFindings: FileFinding[], changeSets: readonly ChangeSet[], context: FindingContext): Finding[] {
   attributeFolders(fileFindings);
+  // What a package operation explains is that operation's; the rest may be an intruder's.
+  for (const ff of fileFindings) if (explainedBy(ff, pkgFindings) === undefined) raiseSensitive(ff.finding, context.sensitive, context.uidZero ?? []);
   const top = nestFindings(pkgFindings, fileFindings);
   attributeChangeSets(top, changeSets);
   return top;
+}
+
+/** What the whole-scan steps need beyond the findings: the policy's sensitive places, the host's accounts. */
+export interface FindingContext {
+  sensitive: SensitiveMatcher;
+  /** Accounts with uid 0 besides root in the host's /etc/passwd (see `uidZeroAccounts`). */
+  uidZero?: readonly string[];
 }
 
 /** Package findings by `ecosystem:name`, and whether a package kept its version. */
@@ -149,21 +166,24 @@ export function comparePresent(rules: FileRules, was: FileRecord | undefined, no
   const base = { path: now.path, ...(now.rawPath ? { rawPath: now.rawPath } : {}), ...(owner ? { owner } : {}) };
   const isMutable = rules.mutable(now.path);
   if (rules.packageOnly || was !== undefined) {
-    const contentChanged = was
+    // A record without a digest (its file was unreadable when the manifest was made) has no
+    // content to compare: the package database's digest stands in, as with no record at all.
+    const comparable = was !== undefined && (was.type !== 'file' || was.sha256 !== undefined);
+    const contentChanged = comparable
       ? was.type === 'file' && now.type === 'file' && now.unreadable === undefined && was.sha256 !== now.sha256
-      : verdict === 'mismatch';
+      : verdict === 'mismatch' || (owned?.diversion !== undefined && now.type === 'file');
     if (contentChanged) {
-      const { severity, reason } = modifiedSeverity(now, owned, rules.packageUnchanged(owner), verdict, isMutable);
-      out.push({ finding: { kind: 'file-modified', severity, ...base, ...(was?.sha256 ? { before: was.sha256 } : {}), ...(now.sha256 ? { after: now.sha256 } : {}), reason }, cause: owner });
+      const { severity, reason, attack } = modifiedSeverity(now, owned, rules.packageUnchanged(owner), verdict, isMutable);
+      out.push({ finding: { kind: 'file-modified', severity, ...base, ...(was?.sha256 ? { before: was.sha256 } : {}), ...(now.sha256 ? { after: now.sha256 } : {}), reason, ...techniqueOf(attack) }, cause: owner });
     }
     if (was) {
       const changed = metadataChanges(was, now);
       if (changed) {
-        const { severity, reason } = metadataSeverity(was, now, owned, rules.packageUnchanged(owner), isMutable);
+        const { severity, reason, attack } = metadataSeverity(was, now, owned, rules.packageUnchanged(owner), isMutable, new Set(Object.keys(changed.before)));
         const formerTarget =
           was.type === 'symlink' && was.target !== undefined && isUnder(was.path, '/etc/alternatives') ? joinTarget(was.path, was.target) : undefined;
         out.push({
-          finding: { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason },
+          finding: { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason, ...techniqueOf(attack) },
           cause: owner,
           ...(owner ? {} : { linkedFrom: now }),
           ...(formerTarget ? { formerTarget } : {}),
@@ -181,14 +201,18 @@ export function comparePresent(rules: FileRules, was: FileRecord | undefined, no
       };
       const changed = metadataChanges(recorded, now);
       if (changed) {
-        const { severity, reason } = metadataSeverity(recorded, now, owned, rules.packageUnchanged(owner), isMutable);
-        out.push({ finding: { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason }, cause: owner });
+        const { severity, reason, attack } = metadataSeverity(recorded, now, owned, rules.packageUnchanged(owner), isMutable, new Set(Object.keys(changed.before)));
+        out.push({ finding: { kind: 'file-metadata', severity, ...base, before: changed.before, after: changed.after, reason, ...techniqueOf(attack) }, cause: owner });
       }
     }
     return out;
   }
-  const { severity, reason } = addedSeverity(now, isMutable);
-  out.push({ finding: { kind: 'file-added', severity, ...base, reason }, cause: owner, ...(owner ? {} : { linkedFrom: now }) });
+  // A package installed after the image: its own database is all there is to check against.
+  const { severity, reason, attack } =
+    verdict === 'mismatch' && owned && !owned.conffile && !isMutable
+      ? { severity: 'critical' as const, reason: `content differs from ${owned.owner.ecosystem} package ${owned.owner.name}'s own digest: changed after it was installed`, attack: 'T1554' as const }
+      : addedSeverity(now, isMutable, owned);
+  out.push({ finding: { kind: 'file-added', severity, ...base, reason, ...techniqueOf(attack) }, cause: owner, ...(owner ? {} : { linkedFrom: now }) });
   return out;
 }
 
@@ -206,6 +230,23 @@ export function compareGone(rules: FileRules, was: FileRecord): FileFinding {
     finding: { kind: 'file-removed', severity, path: was.path, ...(was.rawPath ? { rawPath: was.rawPath } : {}), ...(was.owner ? { owner: was.owner } : {}), ...(reason ? { reason } : {}) },
     cause: was.owner,
   };
+}
+
+/**
+ * Under a package-only manifest (KIWI, SBOM), the package databases stand in for the file
+ * records: a file they list (with a digest, so a regular file) under a tracked path that the walk
+ * did not find is gone, what `debsums` and `rpm -V` call missing. `seen`: found by the walk;
+ * `where`: the paths the walk covered, when not all tracked ones. Pure.
+ */
+export function missingPackageFiles(rules: FileRules, tracked: readonly string[], seen: (path: string) => boolean, where?: (path: string) => boolean): FileFinding[] {
+  const tops = topLevelTracked(tracked);
+  const out: FileFinding[] = [];
+  for (const [path, o] of rules.owned) {
+    if (o.digest === undefined || o.diversion !== undefined || seen(path) || rules.ignored(path)) continue;
+    if (!tops.some((t) => isUnder(path, t)) || (where && !where(path))) continue;
+    out.push(compareGone(rules, { path, type: 'file', mode: '0644', uid: 0, gid: 0, owner: o.owner }));
+  }
+  return out;
 }
 
 /**
@@ -231,12 +272,18 @@ export function resolveCauses(present: readonly FileFinding[], gone: readonly Fi
   return [...out, ...gone];
 }
 
+/** The package finding a file finding nests under, if any. */
+function explainedBy({ cause, alternatives }: FileFinding, pkgFindings: ReadonlyMap<string, Finding>): Finding | undefined {
+  const chosen = [cause, ...(alternatives ?? [])].find((c) => c !== undefined && pkgFindings.has(pkgId(c)));
+  return chosen ? pkgFindings.get(pkgId(chosen)) : undefined;
+}
+
 /** Nests files under the package finding that explains them; most severe first. */
 export function nestFindings(pkgFindings: Map<string, Finding>, fileFindings: readonly FileFinding[]): Finding[] {
   const top: Finding[] = [];
-  for (const { finding, cause, alternatives } of fileFindings) {
-    const chosen = [cause, ...(alternatives ?? [])].find((c) => c !== undefined && pkgFindings.has(pkgId(c)));
-    const parent = chosen ? pkgFindings.get(pkgId(chosen)) : undefined;
+  for (const ff of fileFindings) {
+    const { finding } = ff;
+    const parent = explainedBy(ff, pkgFindings);
     if (parent && finding.severity !== 'info') {
       (parent.changes ??= []).push(finding);
       parent.severity = maxSeverity(parent.severity, finding.severity);
@@ -297,22 +344,43 @@ function bySeverity(a: Finding, b: Finding): number {
   return compareSeverity(a.severity, b.severity) || a.kind.localeCompare(b.kind) || (a.name ?? a.path ?? '').localeCompare(b.name ?? b.path ?? '');
 }
 
-type Rated = { severity: Severity; reason?: string };
+type Rated = { severity: Severity; reason?: string; attack?: TechniqueId };
 
-function addedSeverity(now: ObservedFile, isMutable: boolean): Rated {
+function techniqueOf(id: TechniqueId | undefined): Pick<Finding, 'attack'> {
+  return id ? { attack: technique(id) } : {};
+}
+
+function basename(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+function addedSeverity(now: ObservedFile, isMutable: boolean, owned: OwnedFile | undefined): Rated {
   if (isMutable) return { severity: 'info', reason: 'the policy declares this path mutable' };
-  if (now.type === 'file' && (modeOf(now) & SETID) !== 0) return { severity: 'critical', reason: 'new setuid/setgid file' };
+  if (owned?.divertedFrom !== undefined) {
+    return { severity: 'high', reason: `${owned.owner.ecosystem} package ${owned.owner.name}'s file, moved here by a local dpkg-divert of ${owned.divertedFrom}`, attack: 'T1036.005' };
+  }
+  if (now.type === 'file' && (modeOf(now) & SETID) !== 0) {
+    return { severity: 'critical', reason: `new setuid/setgid file${basename(now.path).startsWith('.') ? ' with a hidden name' : ''}`, attack: 'T1548.001' };
+  }
+  if (now.type === 'file' && now.capability !== undefined) return { severity: 'critical', reason: `new file with capabilities: ${capabilityText(now.capability)}`, attack: 'T1548' };
+  if (now.type === 'dir' && (modeOf(now) & 0o1002) === 0o002) return { severity: 'high', reason: 'new world-writable folder without the sticky bit', attack: 'T1222.002' };
   if (isExecutable(now)) return { severity: 'high', reason: 'new executable in a system path' };
   if (isUnder(now.path, '/etc')) return { severity: 'medium' };
   return { severity: 'low' };
 }
 
 function modifiedSeverity(now: ObservedFile, owned: OwnedFile | undefined, pkgUnchanged: boolean, verdict: Verdict | undefined, isMutable: boolean): Rated {
-  if (isMutable) return { severity: 'info', reason: 'the policy declares this path mutable' };
+  if (isMutable && !owned?.diversion) return { severity: 'info', reason: 'the policy declares this path mutable' };
+  if (owned?.diversion) {
+    const { to, by } = owned.diversion;
+    return { severity: 'critical', reason: `replaced: a ${by} dpkg-divert moved ${owned.owner.ecosystem} package ${owned.owner.name}'s file to ${to} and this took its place`, attack: 'T1036.005' };
+  }
   if (owned && !owned.conffile && pkgUnchanged) {
     const who = `${owned.owner.ecosystem} package ${owned.owner.name}`;
-    if (verdict === 'match') return { severity: 'high', reason: `content matches ${who}'s database but not the manifest` };
-    return { severity: 'critical', reason: `content differs from ${who}${verdict === 'mismatch' ? "'s own digest" : ''}, and the package did not change: tampering` };
+    // The image's record outranks the host's database, which lives on the host: one that agrees
+    // with changed content was changed to match it.
+    if (verdict === 'match') return { severity: 'critical', reason: `content differs from the image's record, and the package did not change: tampering; ${who}'s database digest was changed to match it (database forged)`, attack: 'T1554' };
+    return { severity: 'critical', reason: `content differs from ${who}${verdict === 'mismatch' ? "'s own digest" : ''}, and the package did not change: tampering`, attack: 'T1554' };
   }
   if (owned?.conffile) return { severity: 'medium', reason: `config file of ${owned.owner.ecosystem} package ${owned.owner.name} edited` };
   if (isUnder(now.path, '/etc')) return { severity: 'medium' };
@@ -320,12 +388,16 @@ function modifiedSeverity(now: ObservedFile, owned: OwnedFile | undefined, pkgUn
   return { severity: 'low' };
 }
 
-function metadataSeverity(was: Manifest['files'][number], now: ObservedFile, owned: OwnedFile | undefined, pkgUnchanged: boolean, isMutable: boolean): Rated {
+function metadataSeverity(was: Manifest['files'][number], now: ObservedFile, owned: OwnedFile | undefined, pkgUnchanged: boolean, isMutable: boolean, changed: ReadonlySet<string>): Rated {
   if (isMutable) return { severity: 'info', reason: 'the policy declares this path mutable' };
   const wasMode = modeOf(was);
   const nowMode = modeOf(now);
-  if (now.type === 'file' && (nowMode & SETID & ~wasMode) !== 0) return { severity: 'critical', reason: 'setuid/setgid bit added' };
-  if ((nowMode & 0o002) !== 0 && (wasMode & 0o002) === 0 && now.type !== 'symlink') return { severity: 'high', reason: 'made world-writable' };
+  if (now.type === 'file' && (nowMode & SETID & ~wasMode) !== 0) return { severity: 'critical', reason: 'setuid/setgid bit added', attack: 'T1548.001' };
+  if (now.type === 'file' && changed.has('capability') && now.capability !== undefined) {
+    return { severity: 'critical', reason: `file capabilities ${was.capability ? 'changed' : 'added'}: ${capabilityText(now.capability)}`, attack: 'T1548' };
+  }
+  if ([...changed].every((f) => (LABEL_FIELDS as readonly string[]).includes(f))) return { severity: 'info', reason: 'security label changed; it counts only where the policy says so' };
+  if ((nowMode & 0o002) !== 0 && (wasMode & 0o002) === 0 && now.type !== 'symlink') return { severity: 'high', reason: 'made world-writable', attack: 'T1222.002' };
   if (was.type !== now.type) return { severity: 'high', reason: `was a ${was.type}, now a ${now.type}` };
   if ((owned && !owned.conffile && pkgUnchanged) || isExecutable(now)) return { severity: 'high' };
   if (isUnder(now.path, '/etc')) return { severity: 'medium' };
@@ -333,21 +405,25 @@ function metadataSeverity(was: Manifest['files'][number], now: ObservedFile, own
 }
 
 const METADATA_FIELDS = ['type', 'mode', 'uid', 'gid', 'target'] as const;
+/** Recorded and shown, but drift only at info: the policy has no say over them yet. */
+const LABEL_FIELDS = ['selinux', 'ima'] as const;
 
-/** Mode, owner, type and link target count; times, inode numbers and folder sizes do not. */
+/** Mode, owner, type, link target and capabilities count; times, inode numbers and folder sizes do not. */
 function metadataChanges(was: Manifest['files'][number], now: ObservedFile): { before: Record<string, string | number>; after: Record<string, string | number> } | null {
   const before: Record<string, string | number> = {};
   const after: Record<string, string | number> = {};
+  const note = (field: string, a: string | number | undefined, b: string | number | undefined): void => {
+    if (a === b) return;
+    before[field] = a ?? '';
+    after[field] = b ?? '';
+  };
   for (const field of METADATA_FIELDS) {
     // A link's own mode is meaningless on Linux (always 0777); compare its target instead.
     if (field === 'mode' && was.type === 'symlink' && now.type === 'symlink') continue;
-    const a = was[field];
-    const b = now[field];
-    if (a !== b) {
-      before[field] = a ?? '';
-      after[field] = b ?? '';
-    }
+    note(field, was[field], now[field]);
   }
+  note('capability', was.capability && capabilityText(was.capability), now.capability && capabilityText(now.capability));
+  for (const field of LABEL_FIELDS) note(field, was[field], now[field]);
   return Object.keys(before).length > 0 ? { before, after } : null;
 }
 

@@ -1,6 +1,7 @@
 import { SEVERITIES } from '../../shared/findings.js';
 import type { Finding, Report } from '../../shared/report.js';
 import { DATABASE_UNREADABLE_CODES } from '../collect/types.js';
+import { actorText } from './actor.js';
 
 const NESTED_SHOWN = 5;
 const WARNINGS_SHOWN = 10;
@@ -31,6 +32,7 @@ export function formatReport(report: Report, manifestName: string): string {
     for (const f of group) {
       const cs = f.changeSet !== undefined ? causes.get(f.changeSet) : undefined;
       lines.push(`  ${describe(f)}${cs ? `  <- ${cs.tool}${cs.start ? ` ${cs.start}` : ''}${cs.command ? `: ${cs.command}` : ''}` : ''}`);
+      if (f.actor) lines.push(`      likely actor${f.actor.user ? ` ${f.actor.user}` : ''} (evidence, not proof): ${actorText(f.actor)}`);
       const nested = f.changes ?? [];
       for (const c of nested.slice(0, NESTED_SHOWN)) lines.push(`      ${describe(c)}`);
       if (nested.length > NESTED_SHOWN) lines.push(`      ... and ${nested.length - NESTED_SHOWN} more (--json lists them all)`);
@@ -56,9 +58,11 @@ function describe(f: Finding): string {
   let detail = '';
   if (f.kind === 'file-metadata' && typeof f.before === 'object' && typeof f.after === 'object') {
     const after = f.after;
-    detail = ` ${Object.entries(f.before).map(([k, v]) => `${k} ${v} -> ${after[k]}`).join(', ')}`;
+    const shown = (v: string | number | undefined): string | number => (v === '' || v === undefined ? 'none' : v);
+    detail = ` ${Object.entries(f.before).map(([k, v]) => `${k} ${shown(v)} -> ${shown(after[k])}`).join(', ')}`;
   }
-  return `${kind} ${f.path}${owner}${detail}${f.reason ? `: ${f.reason}` : ''}`;
+  const attack = f.attack ? `  [ATT&CK ${f.attack.id} ${f.attack.name}]` : '';
+  return `${kind} ${f.path}${owner}${detail}${f.reason ? `: ${f.reason}` : ''}${attack}`;
 }
 
 function plural(n: number, word: string): string {

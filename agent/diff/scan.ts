@@ -1,9 +1,10 @@
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { FileRecord, Manifest } from '../../shared/manifest.js';
 import { REPORT_SCHEMA, summarize } from '../../shared/summary.js';
 import type { ChangeSetInfo, Finding, Report } from '../../shared/report.js';
 import type { ChangeSet, Collector } from '../collect/types.js';
-import { comparePackages, compareGone, comparePresent, fileRules, finishFindings, needsVerification, resolveCauses } from './differ.js';
+import { comparePackages, compareGone, comparePresent, fileRules, finishFindings, missingPackageFiles, needsVerification, resolveCauses } from './differ.js';
 import type { FileFinding } from './differ.js';
 import { compareRecordPaths } from '../fingerprint/walk.js';
 import type { FingerprintOptions, ObservedFile, WalkStats } from '../fingerprint/walk.js';
@@ -12,6 +13,8 @@ import type { ManifestSource } from '../manifest/stream.js';
 import { walkWhileCollecting } from '../fingerprint/observe.js';
 import type { Root } from '../root.js';
 import { verifyAgainstPackages } from './verify.js';
+import { compileSensitive, uidZeroAccounts } from './sensitive.js';
+import { attributeActors } from './attribute-actors.js';
 
 export interface ScanOptions extends FingerprintOptions {
   now?: () => Date;
@@ -54,6 +57,7 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   const gone: FileFinding[] = [];
   const deferred: Array<{ seq: number; was: FileRecord | undefined; now: ObservedFile }> = [];
   let seq = 0;
+  const seenOwned = new Set<string>();
   /** Moves the manifest side up to `file`: what it passes is gone; returns the record of `file`. */
   const takeGoneBefore = (file: ObservedFile | undefined): FileRecord | undefined | 'refill' => {
     for (;;) {
@@ -83,6 +87,7 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
         const got = takeGoneBefore(file);
         was = got === 'refill' ? await recordOf(file) : got;
       }
+      if (packageOnly && pkgs.owned.has(file.path)) seenOwned.add(file.path);
       const n = seq++;
       // Its verdict needs a second read with the package database's algorithm: after the walk.
       if (needsVerification(file, was, pkgs.owned)) deferred.push({ seq: n, was, now: file });
@@ -90,14 +95,17 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
     }
   }
   if (!packageOnly) await recordOf(undefined);
+  else gone.push(...missingPackageFiles(rules, header.policy.tracked, (p) => seenOwned.has(p)));
 
   const verdicts = await verifyAgainstPackages(root, deferred.map((d) => d.now), pkgs.owned);
   for (const d of deferred) for (const ff of comparePresent(rules, d.was, d.now, verdicts.get(d.now.path))) present.push({ seq: d.seq, ff });
   present.sort((a, b) => a.seq - b.seq);
   // Present paths first, then the gone ones: the order `diff` produces, so ties sort alike.
   const fileFindings = resolveCauses(present.map((p) => p.ff), gone, links, pkgs.owned);
-  const findings = finishFindings(packages.findings, fileFindings, pkgs.changeSets);
+  const uidZero = uidZeroAccounts(await readFile(root.hostPath('/etc/passwd'), 'utf8').catch(() => ''));
+  const findings = finishFindings(packages.findings, fileFindings, pkgs.changeSets, { sensitive: compileSensitive(header.policy), uidZero });
   const changeSets = changeSetsNamed(findings, pkgs.changeSets);
+  await attributeActors(root, findings, now());
   opts.onStats?.(walker.stats);
   return {
     schema: REPORT_SCHEMA,

@@ -30,7 +30,7 @@ export function inScope(scope: ReportScope): (path: string) => boolean {
 export function diffInScope(manifest: Manifest, obs: Observation, verdicts: ReadonlyMap<string, Verdict>, scope: ReportScope): Finding[] {
   const inside = inScope(scope);
   // A package-only manifest has no files to cut down; `diff` reads it as such.
-  if (manifest.files.length === 0) return unnest(diff(manifest, obs, verdicts), scope);
+  if (manifest.files.length === 0) return unnest(diff(manifest, obs, verdicts, inside), scope);
   const expected: FileRecord[] = [];
   const observed: ObservedFile[] = [];
   for (const f of manifest.files) if (inside(f.path)) expected.push(f);

@@ -18,6 +18,8 @@ export interface Observation {
   owned: Map<string, OwnedFile>;
   /** The package managers' own records of what was done (apt commands, rpm transactions, ...). */
   changeSets?: ChangeSet[];
+  /** Accounts with uid 0 besides root in the host's /etc/passwd. */
+  uidZero?: string[];
 }
 
 export interface ObserveResult extends Observation {

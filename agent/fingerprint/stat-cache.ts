@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
+import { makeStateDir } from '../state-db.js';
 import { QuicksandError } from '../../shared/errors.js';
 
 /** The stat of a regular file that decides whether its cached digest still holds. */
@@ -29,6 +29,8 @@ export interface StatCache {
   flush(): void;
   /** Drops the rows of this root when far more are stored than the walk saw (deleted paths pile up otherwise). */
   prune(filesSeen: number): void;
+  /** Paths of this root the cache holds: about what the last walk saw. */
+  size(): number;
   close(): void;
 }
 
@@ -37,11 +39,7 @@ const READ_SPAN = 20000;
 
 /** Opens (creating if needed) `<stateDir>/agent.db` and returns the cache of one root. */
 export function openStatCache(stateDir: string, root: string): StatCache {
-  try {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw new QuicksandError('STATE_DIR_UNUSABLE', `cannot create the state folder ${stateDir}: ${(err as Error).message}; run as root or pass --state DIR`);
-  }
+  makeStateDir(stateDir);
   let db: Db;
   try {
     db = new Database(path.join(stateDir, 'agent.db'));
@@ -136,6 +134,7 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
       if (queue.length >= BATCH) flush();
     },
     flush,
+    size: () => count.get(root) as number,
     prune(filesSeen) {
       flush();
       endReads();

@@ -12,6 +12,7 @@ import type { HashPool } from './hash-pool.js';
 import type { HashResult } from './hash-pool.js';
 import type { FileStat, StatCache } from './stat-cache.js';
 import type { Root } from '../root.js';
+import { readSecurityXattrs } from './xattrs.js';
 
 /** A file record as observed, plus why its content could not be read, when it could not. */
 export interface ObservedFile extends FileRecord {
@@ -251,8 +252,21 @@ export class TreeWalker {
       } catch (err) {
         this.warnings.push(warn(err, rec.path));
       }
-    } else if (rec.type === 'file') this.fileContent(entry, host, inside, st);
+    } else if (rec.type === 'file') {
+      this.fileContent(entry, host, inside, st);
+      // The addon takes string paths: a name that is not UTF-8 keeps its content check only.
+      if (rec.rawPath === undefined) this.securityXattrs(rec);
+    }
     return rec;
+  }
+
+  private xattrsWarned = false;
+
+  private securityXattrs(rec: ObservedFile): void {
+    const { xattrs, warning } = readSecurityXattrs(this.root.dir + rec.path, rec.path);
+    if (xattrs) Object.assign(rec, xattrs);
+    if (warning && (warning.code !== 'XATTRS_UNAVAILABLE' || !this.xattrsWarned)) this.warnings.push(warning);
+    if (warning?.code === 'XATTRS_UNAVAILABLE') this.xattrsWarned = true;
   }
 
   private fileContent(entry: Entry, host: Buffer, inside: Buffer, st: Stats): void {

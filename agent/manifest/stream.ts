@@ -135,7 +135,9 @@ export async function openManifestSource(file: string): Promise<ManifestSource> 
   };
 }
 
-const RECORD_KEYS = new Set(['path', 'type', 'mode', 'uid', 'gid', 'size', 'sha256', 'target', 'owner']);
+// `capability` and `ima` are rare: such a record takes the schema's path. A SELinux host labels
+// every file, so `selinux` is checked here.
+const RECORD_KEYS = new Set(['path', 'type', 'mode', 'uid', 'gid', 'size', 'sha256', 'target', 'selinux', 'owner']);
 const TYPES = new Set<string>(FILE_TYPES);
 const ECOSYSTEM_NAMES = new Set<string>(ECOSYSTEMS);
 const MODE = /^[0-7]{4}$/;
@@ -158,6 +160,7 @@ export function isPlainFileRecord(v: unknown): v is FileRecord {
   if (r.size !== undefined && !count(r.size)) return false;
   if (r.sha256 !== undefined && (typeof r.sha256 !== 'string' || !SHA256.test(r.sha256))) return false;
   if (r.target !== undefined && typeof r.target !== 'string') return false;
+  if (r.selinux !== undefined && (typeof r.selinux !== 'string' || r.selinux === '' || r.selinux.length > 4096)) return false;
   if (r.owner !== undefined) {
     const o = r.owner as Record<string, unknown> | null;
     if (typeof o !== 'object' || o === null || Array.isArray(o) || Object.keys(o).length !== 2) return false;

@@ -18,6 +18,8 @@ export interface DeliveryLoopOptions {
   concurrency?: number;
   retry?: RetrySchedule;
   log?: (line: string) => void;
+  /** Runs at the start of every round: lets out alerts the throttle held once their window has room. */
+  beforeRound?: (now: Date) => Promise<unknown>;
   onAttempt?: (attempt: DeliveryAttempt) => void;
 }
 
@@ -35,6 +37,7 @@ export function startDeliveryLoop(opts: DeliveryLoopOptions): DeliveryLoop {
   let timer: NodeJS.Timeout | undefined;
 
   async function round(): Promise<DeliveryAttempt[]> {
+    await opts.beforeRound?.(opts.now());
     const sinks = new Map((await opts.sinks()).map((s) => [s.id, s] as const));
     const all: DeliveryAttempt[] = [];
     // A full batch means more may be due: go on until the queue has no more for now.

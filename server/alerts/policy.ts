@@ -24,6 +24,11 @@ export interface AlertPolicy {
   minSeverity: Exclude<Severity, 'info'>;
   /** At most `max` trigger alerts per host per `windowMs`; the rest wait and go out as one. */
   throttle: { max: number; windowMs: number };
+  /**
+   * Critical change sets (tampering, setuid, capabilities) have a budget of their own, far larger:
+   * the throttle is there to stop floods, never to delay the one page that matters.
+   */
+  criticalThrottle: { max: number; windowMs: number };
   /** How long a change stays remembered as alerted: a host flapping within it does not page again. */
   dedupMemoryMs: number;
   retry: RetrySchedule;
@@ -32,6 +37,7 @@ export interface AlertPolicy {
 export const DEFAULT_ALERT_POLICY: AlertPolicy = {
   minSeverity: 'low',
   throttle: { max: 3, windowMs: 15 * 60_000 },
+  criticalThrottle: { max: 30, windowMs: 15 * 60_000 },
   dedupMemoryMs: 30 * 24 * 3_600_000,
   // 10 s, 20 s, 40 s ... capped at 15 min: 8 attempts span about 40 minutes.
   retry: { baseMs: 10_000, factor: 2, maxDelayMs: 15 * 60_000, maxAttempts: 8 },
@@ -62,14 +68,27 @@ export interface HostAlertMemory {
   alerted: Record<string, number>;
   /** Alerts triggered and not resolved yet; a resolve goes to the sinks its trigger went to. */
   open: Array<{ dedupKey: string; severity: Alert['severity'] }>;
-  /** Epoch ms of the trigger alerts sent in the current throttle window. */
+  /** Epoch ms of the trigger alerts a sink took in the current throttle window. */
   recent: number[];
+  /** The same for critical change sets, counted against `criticalThrottle` (absent in memories of before it). */
+  recentCritical?: number[];
   /** Change sets held back by the throttle, to go out as one alert when there is room. */
   held: ChangeSet[];
 }
 
 export function emptyHostAlertMemory(): HostAlertMemory {
-  return { alerted: {}, open: [], recent: [], held: [] };
+  return { alerted: {}, open: [], recent: [], recentCritical: [], held: [] };
+}
+
+/**
+ * When what the throttle holds can go out (epoch ms): as soon as the window has room again.
+ * Null when nothing is held. The server's delivery loop releases it then, with no report needed.
+ */
+export function heldUntil(memory: HostAlertMemory, policy: AlertPolicy = DEFAULT_ALERT_POLICY): number | null {
+  if (memory.held.length === 0) return null;
+  const { max, windowMs } = policy.throttle;
+  if (memory.recent.length < max) return 0;
+  return memory.recent[memory.recent.length - max]! + windowMs;
 }
 
 export interface AlertInput {
@@ -83,6 +102,21 @@ export interface AlertInput {
   memory: HostAlertMemory;
   policy?: AlertPolicy;
   link?: string;
+  /**
+   * Whether a sink takes an alert of this severity now (default: yes). An alert no sink takes is
+   * still planned (and shown), but spends no throttle budget and opens nothing to resolve.
+   */
+  routed?: (severity: Alert['severity']) => boolean;
+}
+
+export interface PlannedAlerts {
+  alerts: Alert[];
+  memory: HostAlertMemory;
+  /**
+   * Per trigger (by dedup key): the identities of the findings it was made from. Its content is
+   * made again from their triage state when it is sent (see `composeTrigger`).
+   */
+  basis: Map<string, string[]>;
 }
 
 /**
@@ -91,20 +125,26 @@ export interface AlertInput {
  *   loose file findings of one report are one alert together;
  * - a change already alerted (within `dedupMemoryMs`) is not alerted again, so a host that
  *   flaps between two states, or is scanned in full after an event report, pages once;
- * - at most `throttle.max` triggers per host per window; the others are held and go out as one
- *   alert when the window has room again;
+ * - at most `throttle.max` triggers a sink took per host per window; the others are held and go
+ *   out as one alert when the window has room again (the server releases them on a timer);
+ * - critical change sets count against `criticalThrottle` only, so a flood of low findings never
+ *   holds back the page about tampering;
  * - a host that is cattle again resolves every alert still open for it.
  */
-export function planAlerts(input: AlertInput): { alerts: Alert[]; memory: HostAlertMemory } {
+export function planAlerts(input: AlertInput): PlannedAlerts {
   const policy = input.policy ?? DEFAULT_ALERT_POLICY;
+  const critical = policy.criticalThrottle ?? DEFAULT_ALERT_POLICY.criticalThrottle;
+  const routed = input.routed ?? (() => true);
   const now = input.now.getTime();
   const memory: HostAlertMemory = {
     alerted: Object.fromEntries(Object.entries(input.memory.alerted).filter(([, at]) => now - at < policy.dedupMemoryMs)),
     open: [...input.memory.open],
     recent: input.memory.recent.filter((at) => now - at < policy.throttle.windowMs),
+    recentCritical: (input.memory.recentCritical ?? []).filter((at) => now - at < critical.windowMs),
     held: [...input.memory.held],
   };
   const alerts: Alert[] = [];
+  const basis = new Map<string, string[]>();
 
   if (input.hostStatus === 'cattle') {
     for (const o of memory.open) alerts.push(resolveAlert(input, o.dedupKey, o.severity));
@@ -124,25 +164,49 @@ export function planAlerts(input: AlertInput): { alerts: Alert[]; memory: HostAl
     fresh.push({ key: unseen.length === set.identities.length ? set.key : `${set.key}:${hash(unseen.join('\n'))}`, identities: unseen, findings: kept });
   }
 
+  /** Plans one trigger; true when a sink takes it (it then spends budget and is open). */
+  const emit = (set: ChangeSet, spent: number[]): boolean => {
+    const alert = triggerAlert(input, set);
+    if (!alert) return false;
+    alerts.push(alert);
+    basis.set(alert.dedupKey, set.findings.map((f) => identityOf(f.finding)));
+    if (!routed(alert.severity)) return false;
+    memory.open.push({ dedupKey: alert.dedupKey, severity: alert.severity });
+    spent.push(now);
+    return true;
+  };
+
+  // Critical change sets first, each its own page, on their own budget; beyond even that they wait with the rest.
+  const ordinary: ChangeSet[] = [];
+  for (const set of fresh) {
+    if (setSeverity(set) !== 'critical') ordinary.push(set);
+    else if (memory.recentCritical!.length < critical.max) emit(set, memory.recentCritical!);
+    else ordinary.push(set);
+  }
+
   let room = Math.max(0, policy.throttle.max - memory.recent.length);
   if (room === 0) {
-    memory.held = compactHeld([...memory.held, ...fresh]);
-    return { alerts, memory };
+    memory.held = compactHeld([...memory.held, ...ordinary]);
+    return { alerts, memory, basis };
   }
   // What the throttle held back goes out first, as one alert: it is a backlog, not news.
-  const queue = memory.held.length > 0 ? [mergeChangeSets(memory.held), ...fresh] : fresh;
+  const queue = memory.held.length > 0 ? [mergeChangeSets(memory.held), ...ordinary] : ordinary;
   memory.held = [];
   while (queue.length > 0 && room > 0) {
     // The last slot of a window takes everything still waiting, as one alert.
-    const alert = triggerAlert(input, mergeChangeSets(room === 1 ? queue.splice(0) : queue.splice(0, 1)));
-    if (!alert) continue;
-    alerts.push(alert);
-    memory.open.push({ dedupKey: alert.dedupKey, severity: alert.severity });
-    memory.recent.push(now);
-    room--;
+    if (emit(mergeChangeSets(room === 1 ? queue.splice(0) : queue.splice(0, 1)), memory.recent)) room--;
   }
   memory.held = compactHeld(queue);
-  return { alerts, memory };
+  return { alerts, memory, basis };
+}
+
+function setSeverity(set: ChangeSet): Severity | null {
+  let severity: Severity | null = null;
+  for (const f of set.findings) {
+    const s = attentionSeverity(f);
+    if (s !== null && (severity === null || compareSeverity(s, severity) < 0)) severity = s;
+  }
+  return severity;
 }
 
 // The memory is stored and rewritten with every report of its host: what the throttle holds must
@@ -197,11 +261,18 @@ export function dedupKeyFor(hostId: string, changeSetKey: string): string {
 }
 
 function triggerAlert(input: AlertInput, set: ChangeSet): Alert | null {
-  let severity: Severity | null = null;
-  for (const f of set.findings) {
-    const s = attentionSeverity(f);
-    if (s !== null && (severity === null || compareSeverity(s, severity) < 0)) severity = s;
-  }
+  const alert = composeTrigger(input, set.findings, input.now);
+  return alert === null ? null : { ...alert, dedupKey: dedupKeyFor(input.host.id, set.key) };
+}
+
+/**
+ * A trigger's content from findings as they stand: the server calls it again when the alert is
+ * sent, with the findings' current decisions, so what a rule waived or an analyst approved
+ * meanwhile is not paged. Null when none of them needs anyone. `dedupKey` is left for the caller.
+ */
+export function composeTrigger(input: Pick<AlertInput, 'host' | 'image' | 'link'>, findings: readonly EvaluatedFinding[], at: Date): Alert | null {
+  const set: ChangeSet = { key: '', identities: [], findings: [...findings] };
+  const severity = setSeverity(set);
   if (severity === null || severity === 'info') return null;
   const shown = [...set.findings].sort((a, b) => compareSeverity(a.decision.severity, b.decision.severity)).map(toAlertFinding);
   const files = shown.reduce((n, f) => n + Math.max(f.files, f.path ? 1 : 0), 0);
@@ -209,14 +280,14 @@ function triggerAlert(input: AlertInput, set: ChangeSet): Alert | null {
   const more = shown.length > 1 ? ` and ${shown.length - 1} more` : '';
   return {
     action: 'trigger',
-    dedupKey: dedupKeyFor(input.host.id, set.key),
+    dedupKey: '',
     host: input.host,
     image: input.image,
     severity,
     title: `${input.host.hostname} drifted from ${input.image.name} ${input.image.version}: ${describeFinding(first)}${more}`,
     findings: shown.slice(0, ALERT_FINDINGS_SHOWN),
     counts: { findings: shown.length, files },
-    at: input.now.toISOString(),
+    at: at.toISOString(),
     ...(input.link === undefined ? {} : { link: input.link }),
   };
 }

@@ -16,6 +16,8 @@ export interface NewDelivery {
   alert: Alert;
   /** Epoch ms from which it may be sent. */
   notBefore: number;
+  /** Identities of the findings a trigger was made from: its content is made again when sent. */
+  basis?: string[];
 }
 
 export interface QueuedDelivery {
@@ -25,9 +27,11 @@ export interface QueuedDelivery {
   /** Attempts made so far. */
   attempts: number;
   nextAttemptAt: number;
+  basis?: string[];
 }
 
-export type DeliveryResult = 'delivered' | 'retry' | 'gave-up';
+/** `withdrawn`: not sent, nothing of it needed anyone any more when its turn came. */
+export type DeliveryResult = 'delivered' | 'retry' | 'gave-up' | 'withdrawn';
 
 export interface DeliveryAttempt {
   deliveryId: string;
@@ -39,6 +43,8 @@ export interface DeliveryAttempt {
   result: DeliveryResult;
   /** Set when `result` is `retry`. */
   nextAttemptAt?: number;
+  /** The alert as it was sent (composed at send time), when it differs from the queued one. */
+  sent?: Alert;
 }
 
 /** A claimed delivery whose loop died comes back after this long (a send times out far sooner). */
@@ -56,11 +62,21 @@ export interface AlertQueueStore {
   claimDue(now: number, limit: number): Promise<QueuedDelivery[]>;
   /** Appends the attempt to the log and moves the delivery to its new state, in one transaction. */
   record(attempt: DeliveryAttempt): Promise<void>;
+  /**
+   * The alert as it should go out now, from the current triage state of its findings; null when
+   * none of them needs anyone any more. Absent: sent as queued.
+   */
+  current?(delivery: QueuedDelivery, now: Date): Promise<Alert | null>;
 }
 
 /** One delivery per alert and sink that wants it. Pure but for `newId`. */
-export function planDeliveries(alerts: readonly Alert[], sinks: readonly AlertSink[], now: Date, newId: () => string): NewDelivery[] {
-  return alerts.flatMap((alert) => sinksFor(alert, sinks).map((sink) => ({ id: newId(), sinkId: sink.id, alert, notBefore: now.getTime() })));
+export function planDeliveries(alerts: readonly Alert[], sinks: readonly AlertSink[], now: Date, newId: () => string, basis?: ReadonlyMap<string, string[]>): NewDelivery[] {
+  return alerts.flatMap((alert) =>
+    sinksFor(alert, sinks).map((sink) => {
+      const b = alert.action === 'trigger' ? basis?.get(alert.dedupKey) : undefined;
+      return { id: newId(), sinkId: sink.id, alert, notBefore: now.getTime(), ...(b === undefined ? {} : { basis: b }) };
+    }),
+  );
 }
 
 /** What an attempt's outcome means for its delivery. Pure. */
@@ -104,11 +120,19 @@ export async function deliverDue(deps: DeliverDeps): Promise<DeliveryAttempt[]> 
     due.map(async (d): Promise<DeliveryAttempt> => {
       const attempt = d.attempts + 1;
       const sink = deps.sinks.get(d.sinkId);
+      // Decided now, not when it was queued: what was waived or approved meanwhile is left out.
+      const alert = deps.queue.current ? await deps.queue.current(d, deps.now()) : d.alert;
+      if (alert === null) {
+        const outcome: SendOutcome = { ok: false, error: 'not sent: each of its findings was resolved, approved or waived before its turn came', retryable: false };
+        const record: DeliveryAttempt = { deliveryId: d.id, sinkId: d.sinkId, attempt, at: deps.now().getTime(), outcome, result: 'withdrawn' };
+        await deps.queue.record(record);
+        return record;
+      }
       const outcome: SendOutcome = sink
-        ? await sendToSink(deps.fetch, sink, d.alert, d.id, deps.now())
+        ? await sendToSink(deps.fetch, sink, alert, d.id, deps.now())
         : { ok: false, error: `sink ${d.sinkId} no longer exists`, retryable: false };
       const at = deps.now().getTime();
-      const record: DeliveryAttempt = { deliveryId: d.id, sinkId: d.sinkId, attempt, at, outcome, ...settleAttempt(attempt, outcome, at, retry) };
+      const record: DeliveryAttempt = { deliveryId: d.id, sinkId: d.sinkId, attempt, at, outcome, ...settleAttempt(attempt, outcome, at, retry), ...(alert === d.alert ? {} : { sent: alert }) };
       await deps.queue.record(record);
       return record;
     }),

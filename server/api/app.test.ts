@@ -75,7 +75,7 @@ describe.each(STORE_BACKENDS)('on the $name store', (backend) => {
       expect(((await invalid.json()) as { error: { message: string } }).error.message).toContain('hostname');
     });
 
-    it('lists pets and cattle, and tells a host that stopped reporting is stale', async () => {
+    it('lists pets and cattle, tells a host that stopped reporting is stale, and one that never reported is enrolled', async () => {
       const token = await store.createApiToken('auditor', now);
       const secret = await store.createEnrollSecret(now);
       const pet = (await store.enrollAgent(secret, 'pet', now))!;
@@ -89,11 +89,13 @@ describe.each(STORE_BACKENDS)('on the $name store', (backend) => {
         expect.objectContaining({ id: pet.agentId, status: 'pet', image: { name: 'web', version: '42' }, openFindings: 1, lastSeen: now.toISOString(), petSince: now.toISOString() }),
       ]);
       const all = await get<{ hosts: HostSummary[] }>('/api/v1/hosts', token);
-      expect(Object.fromEntries(all.body.hosts.map((x) => [x.id, x.status]))).toEqual({ [pet.agentId]: 'pet', [cattle.agentId]: 'cattle', [silent.agentId]: 'stale' });
+      expect(Object.fromEntries(all.body.hosts.map((x) => [x.id, x.status]))).toEqual({ [pet.agentId]: 'pet', [cattle.agentId]: 'cattle', [silent.agentId]: 'enrolled' });
 
       now = new Date(now.getTime() + 2 * 60 * 60 * 1000);
       const later = await get<{ hosts: HostSummary[] }>('/api/v1/hosts?status=stale', token);
-      expect(later.body.hosts).toHaveLength(3);
+      expect(later.body.hosts.map((h) => h.id).sort()).toEqual([pet.agentId, cattle.agentId].sort());
+      const never = await get<{ hosts: HostSummary[] }>('/api/v1/hosts?status=enrolled', token);
+      expect(never.body.hosts.map((h) => h.id)).toEqual([silent.agentId]);
       expect((await get('/api/v1/hosts?status=goat', token)).status).toBe(400);
     });
 
@@ -116,6 +118,19 @@ describe.each(STORE_BACKENDS)('on the $name store', (backend) => {
       expect(resolved.body.findings).toEqual([expect.objectContaining({ name: 'curl', resolvedAt: now.toISOString() })]);
       const host = await get<HostDetail>(`/api/v1/hosts/${a.agentId}`, token);
       expect(host.body).toMatchObject({ status: 'cattle', petSince: null, driftScore: 0, reports: 4, lastSeq: 4 });
+    });
+
+    it('gives each finding the ATT&CK technique it indicates and the likely actor of a hand edit, or null', async () => {
+      const token = await store.createApiToken('analyst', now);
+      const a = (await store.enrollAgent(await store.createEnrollSecret(now), 'a', now))!;
+      const actor = { user: 'alice', evidence: [{ source: '/var/log/sudo.log', at: '2026-12-01T14:01:58.000Z', text: 'at 14:01:58 alice ran `sudo vim /etc/cron.d/sync`' }] };
+      const cron: Finding = { kind: 'file-added', severity: 'high', path: '/etc/cron.d/sync', attack: { id: 'T1053.003', name: 'Scheduled Task/Job: Cron' }, actor };
+      await ingest(a.agentId, 1, 'full', [curl, cron]);
+      const findings = await get<{ findings: HostFinding[] }>(`/api/v1/hosts/${a.agentId}/findings`, token);
+      expect(findings.body.findings.map((f) => [f.path ?? f.name, f.attack, f.actor])).toEqual([
+        ['curl', null, null],
+        ['/etc/cron.d/sync', { id: 'T1053.003', name: 'Scheduled Task/Job: Cron' }, actor],
+      ]);
     });
 
     it('lets only admins revoke agents and gives 404 for unknown hosts', async () => {

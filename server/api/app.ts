@@ -20,6 +20,7 @@ export type { AppDeps } from './context.js';
 // The one place error codes become HTTP statuses.
 const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 503>> = {
   QUERY_INVALID: 400,
+  BODY_INVALID: 400,
   ALERT_SINK_INVALID: 400,
   RULES_INVALID: 400,
   MANIFEST_INVALID: 400,
@@ -62,6 +63,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     c.set('role', auth.role);
     c.set('tokenId', auth.tokenId);
+    c.set('tokenName', auth.name);
     await next();
   });
 

@@ -17,12 +17,12 @@ export interface AppDeps {
   stream?: { isConnected(agentId: string): boolean; sendCommand(agentId: string, command: 'scan-now' | Omit<CommandFrame, 'type'>): boolean; disconnect(agentId: string, reason: string): void };
 }
 
-export type Env = { Variables: { role: ApiRoleName; tokenId: string } };
+export type Env = { Variables: { role: ApiRoleName; tokenId: string; tokenName: string | null } };
 
 export const TRIAGE_ROLES: readonly ApiRoleName[] = ['admin', 'analyst'];
 
-export function actorOf(c: Context<Env>): { id: string; role: string } {
-  return { id: c.get('tokenId'), role: c.get('role') };
+export function actorOf(c: Context<Env>): { id: string; role: string; name: string | null } {
+  return { id: c.get('tokenId'), role: c.get('role'), name: c.get('tokenName') };
 }
 
 export function numericId(text: string, what: string, of = 'a finding id'): number {
@@ -30,14 +30,15 @@ export function numericId(text: string, what: string, of = 'a finding id'): numb
   return Number(text);
 }
 
+/** Parses `value` (`what` names it: `query`, `body`); a body's mistakes get BODY_INVALID, the rest QUERY_INVALID. */
 export function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
-  if (!result.success) throw new QuicksandError('QUERY_INVALID', `${what}: ${formatIssues(result.error).replaceAll('\n', '; ')}`);
+  if (!result.success) throw new QuicksandError(what === 'body' || what.startsWith('body.') ? 'BODY_INVALID' : 'QUERY_INVALID', `${what}: ${formatIssues(result.error).replaceAll('\n', '; ')}`);
   return result.data;
 }
 
 /** The request's JSON body; a body that is not JSON gets `code` and `message`. */
-export async function jsonBody(c: Context<Env>, code: 'QUERY_INVALID' | 'MANIFEST_UNREADABLE' = 'QUERY_INVALID', message = 'body: expected JSON'): Promise<unknown> {
+export async function jsonBody(c: Context<Env>, code: 'BODY_INVALID' | 'MANIFEST_UNREADABLE' = 'BODY_INVALID', message = 'body: expected JSON'): Promise<unknown> {
   try {
     return await c.req.json();
   } catch {

@@ -10,7 +10,7 @@ export function enrollRoutes(app: Hono<Env>, deps: AppDeps): void {
   const { store, clock } = deps;
   app.post('/api/v1/enroll', async (c) => {
     const req = parseWith(enrollRequestSchema, await jsonBody(c), 'body');
-    const enrolled = await store.enrollAgent(req.secret, req.hostname, clock());
+    const enrolled = await store.enrollAgent(req.secret, req.hostname, clock(), req.machineId);
     if (enrolled === null) throw new QuicksandError('ENROLL_REFUSED', 'secret: unknown or revoked enrolment secret');
     return c.json(enrolled, 201);
   });

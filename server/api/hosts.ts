@@ -28,6 +28,17 @@ export function hostRoutes(app: Hono<Env>, deps: AppDeps): void {
     if ((await store.getHost(id, clock())) === null) throw new QuicksandError('NOT_FOUND', `host ${id} is not known`);
     return c.json({ reports: await store.listReports(id) });
   });
+  // The package manager runs that explain a host's drift: command, tool, time, packages, paths.
+  app.get('/api/v1/hosts/:id/change-sets', async (c) => {
+    const changeSets = await store.listChangeSets(c.req.param('id'));
+    if (changeSets === null) throw new QuicksandError('NOT_FOUND', `host ${c.req.param('id')} is not known`);
+    return c.json({ changeSets });
+  });
+  app.get('/api/v1/hosts/:id/change-sets/:cs', async (c) => {
+    const cs = await store.getChangeSet(c.req.param('id'), c.req.param('cs'));
+    if (cs === null) throw new QuicksandError('NOT_FOUND', `host ${c.req.param('id')} has no change set ${c.req.param('cs')}`);
+    return c.json(cs);
+  });
   app.post('/api/v1/hosts/:id/scan-now', async (c) => {
     requireRole(c, ['admin', 'analyst']);
     const id = c.req.param('id');

@@ -44,7 +44,13 @@ export function sinkRoutes(app: Hono<Env>, deps: AppDeps): void {
   // Every alert queued and every attempt to deliver it: the evidence that alerts were handled.
   app.get('/api/v1/alerts', async (c) => {
     const query = parseWith(alertsQuerySchema, c.req.query(), 'query');
-    const deliveries = await store.alertQueue.listDeliveries(query.host);
-    return c.json({ deliveries: await Promise.all(deliveries.map(async (d) => ({ ...d, attemptLog: await store.alertQueue.listAttempts(d.id) }))) });
+    const { state } = query;
+    const [deliveries, held] = await Promise.all([
+      state === 'held' ? [] : store.alertQueue.listDeliveries(query.host, state),
+      // What the throttle holds is no delivery yet: listed beside them, with why and until when.
+      state === undefined || state === 'held' ? store.heldAlerts.list(query.host) : [],
+    ]);
+    const withAttempts = await Promise.all(deliveries.map(async (d) => ({ ...d, attemptLog: await store.alertQueue.listAttempts(d.id) })));
+    return c.json({ deliveries: withAttempts, held });
   });
 }

@@ -27,6 +27,6 @@ export function triageRoutes(app: Hono<Env>, deps: AppDeps): void {
   });
   app.get('/api/v1/audit', async (c) => {
     const query = parseWith(auditQuerySchema, c.req.query(), 'query');
-    return c.json({ entries: await store.triage.listAudit(query) });
+    return c.json(await store.triage.listAudit(query));
   });
 }

@@ -1,13 +1,14 @@
 // `quicksand-server agent revoke`: revoke an agent's token; its connection is refused from now on.
 import { QuicksandError } from '../../shared/errors.js';
 import type { OptionValues } from '../../shared/command-line.js';
-import { COMMON, DB_HELP, EXIT_OK, database, withStore } from './common.js';
+import { COMMON, DB_HELP, EXIT_OK, cliActor, database, withStore } from './common.js';
 import type { ServerCliIo } from './common.js';
 
 export const help = `Usage: quicksand-server agent revoke AGENT_ID [--db FILE]
 
 Revokes an agent's token: its stream upgrade is refused with 401 from now on.
-A running server also accepts DELETE /api/v1/agents/AGENT_ID (admin).
+A running server also accepts DELETE /api/v1/agents/AGENT_ID (admin). Both are in
+the audit log (agent-revoke).
 
 Options:
 ${DB_HELP}`;
@@ -18,7 +19,9 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
   if (positionals[0] !== 'revoke' || positionals.length !== 2) throw new QuicksandError('USAGE', 'expected `agent revoke AGENT_ID`');
   const id = positionals[1]!;
   return withStore(database(values), async (store) => {
-    if (!(await store.revokeAgent(id, new Date()))) throw new QuicksandError('NOT_FOUND', `agent ${id} is not known or already revoked`);
+    const now = new Date();
+    if (!(await store.revokeAgent(id, now))) throw new QuicksandError('NOT_FOUND', `agent ${id} is not known or already revoked`);
+    await store.triage.audit({ actor: cliActor(), action: 'agent-revoke', target: `host:${id}`, now });
     io.stdout(`revoked agent ${id}\n`);
     return EXIT_OK;
   });

@@ -1,6 +1,11 @@
-// What every server command shares: the I/O it is given, exit codes, the database option.
+// What every server command shares: the I/O it is given, exit codes, the database option, and
+// who acts when a command changes something (the audit log's `cli:USER`).
+import { existsSync } from 'node:fs';
+import { homedir, userInfo } from 'node:os';
+import path from 'node:path';
+import { QuicksandError } from '../../shared/errors.js';
 import { createSqliteStore } from '../store/sqlite-store.js';
-import type { Store } from '../store/types.js';
+import type { Actor, Store } from '../store/types.js';
 
 export interface ServerCliIo {
   stdout: (text: string) => void;
@@ -11,21 +16,48 @@ export interface ServerCliIo {
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 2;
-export const DEFAULT_DB = '.quicksand/server.db';
 
-export const DB_HELP = `  --db FILE             the server's SQLite database (default: ${DEFAULT_DB})\n`;
+/**
+ * A fixed data folder, never the current one: /var/lib/quicksand-server as root, else the
+ * user's data folder ($XDG_DATA_HOME or ~/.local/share). Pure given its inputs.
+ */
+export function defaultDatabase(env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? -1, home: string = homedir()): string {
+  if (uid === 0) return '/var/lib/quicksand-server/server.db';
+  const data = env.XDG_DATA_HOME !== undefined && path.isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : path.join(home, '.local/share');
+  return path.join(data, 'quicksand-server', 'server.db');
+}
+
+export const DB_HELP = `  --db FILE             the server's SQLite database (default: ${defaultDatabase()})\n`;
 
 export const COMMON = { help: { type: 'boolean', short: 'h' }, db: { type: 'string' } } as const;
 
 export function database(values: { db?: unknown }): string {
-  return (values.db as string | undefined) ?? DEFAULT_DB;
+  return (values.db as string | undefined) ?? defaultDatabase();
 }
 
+/**
+ * The store of a database that exists: a command that changes credentials must not create an
+ * empty database whose tokens no running server knows (`start` creates it).
+ */
 export async function withStore(db: string, fn: (store: Store) => Promise<number>): Promise<number> {
+  if (!existsSync(db)) {
+    throw new QuicksandError('DB_UNUSABLE', `${db} does not exist: pass the --db the server runs with, or start it once (quicksand-server start --db ${db}) to create it`);
+  }
   const store = createSqliteStore(db);
   try {
     return await fn(store);
   } finally {
     await store.close();
   }
+}
+
+/** Whoever runs the command line with the database file: named by their OS user. */
+export function cliActor(): Actor {
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    user = `uid ${process.getuid?.() ?? 'unknown'}`;
+  }
+  return { id: `cli:${user}`, role: 'cli', name: user };
 }

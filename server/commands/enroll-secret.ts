@@ -1,14 +1,15 @@
 // `quicksand-server enroll-secret`: print a new enrolment secret for `quicksand-agent enroll`.
 import { QuicksandError } from '../../shared/errors.js';
 import type { OptionValues } from '../../shared/command-line.js';
-import { COMMON, DB_HELP, EXIT_OK, database, withStore } from './common.js';
+import { splitCredential } from '../secrets.js';
+import { COMMON, DB_HELP, EXIT_OK, cliActor, database, withStore } from './common.js';
 import type { ServerCliIo } from './common.js';
 
 export const help = `Usage: quicksand-server enroll-secret [--db FILE]
 
 Prints a new enrolment secret. Give it to \`quicksand-agent enroll --secret S\` (or
 install.sh) on each host; the host gets its own token in exchange. Only a hash
-of the secret is stored.
+of the secret is stored; its creation is in the audit log (by cli:USER).
 
 Options:
 ${DB_HELP}`;
@@ -18,7 +19,10 @@ export const options = { ...COMMON } as const;
 export async function run(values: OptionValues, positionals: string[], io: ServerCliIo): Promise<number> {
   if (positionals.length > 0) throw new QuicksandError('USAGE', `unexpected argument "${positionals[0]}"`);
   return withStore(database(values), async (store) => {
-    io.stdout(`${await store.createEnrollSecret(new Date())}\n`);
+    const now = new Date();
+    const secret = await store.createEnrollSecret(now);
+    await store.triage.audit({ actor: cliActor(), action: 'enroll-secret-create', target: `enroll-secret:${splitCredential(secret, 'qse')!.id}`, now });
+    io.stdout(`${secret}\n`);
     return EXIT_OK;
   });
 }

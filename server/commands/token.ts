@@ -3,26 +3,48 @@ import { API_ROLES } from '../../shared/api.js';
 import type { ApiRoleName } from '../../shared/api.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { OptionValues } from '../../shared/command-line.js';
-import { COMMON, DB_HELP, EXIT_OK, database, withStore } from './common.js';
+import { splitCredential } from '../secrets.js';
+import { COMMON, DB_HELP, EXIT_OK, cliActor, database, withStore } from './common.js';
 import type { ServerCliIo } from './common.js';
 
-export const help = `Usage: quicksand-server token create --role admin|analyst|auditor [--db FILE]
+const MAX_NAME = 200;
+
+export const help = `Usage: quicksand-server token create --role admin|analyst|auditor [--name TEXT] [--db FILE]
 
 Prints a new API token. Send it as \`Authorization: Bearer TOKEN\`.
 Roles: admin (everything), analyst (triage, scan-now), auditor (read only).
+The creation is in the audit log (token-create, by cli:USER).
 
 Options:
   --role ROLE           admin, analyst or auditor
-${DB_HELP}`;
+  --name TEXT           whose token it is, e.g. "Q3 audit, Jane": the audit log names
+                        every act done with it by this name (up to ${MAX_NAME} characters)
+${DB_HELP}
+Example:
+  quicksand-server token create --role auditor --name "Q3 audit, Jane"
+`;
 
-export const options = { ...COMMON, role: { type: 'string' } } as const;
+export const options = { ...COMMON, role: { type: 'string' }, name: { type: 'string' } } as const;
 
 export async function run(values: OptionValues, positionals: string[], io: ServerCliIo): Promise<number> {
   if (positionals[0] !== 'create' || positionals.length > 1) throw new QuicksandError('USAGE', 'expected `token create --role ROLE`');
   const role = (values as { role?: string }).role;
   if (role === undefined || !(API_ROLES as readonly string[]).includes(role)) throw new QuicksandError('USAGE', `--role must be one of ${API_ROLES.join(', ')}`);
+  const name = parseName((values as { name?: string }).name);
   return withStore(database(values), async (store) => {
-    io.stdout(`${await store.createApiToken(role as ApiRoleName, new Date())}\n`);
+    const now = new Date();
+    const token = await store.createApiToken(role as ApiRoleName, now, name);
+    await store.triage.audit({ actor: cliActor(), action: 'token-create', target: `token:${splitCredential(token, 'qst')!.id}`, detail: { role, name: name ?? null }, now });
+    io.stdout(`${token}\n`);
     return EXIT_OK;
   });
+}
+
+function parseName(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const name = text.trim();
+  if (name === '' || name.length > MAX_NAME || /[\u0000-\u001f\u007f]/.test(name)) {
+    throw new QuicksandError('USAGE', `--name: expected 1 to ${MAX_NAME} characters without control characters, like "Q3 audit, Jane"`);
+  }
+  return name;
 }

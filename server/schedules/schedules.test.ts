@@ -7,7 +7,7 @@ const now = new Date('2026-11-29T08:00:00Z');
 const hook = parseAlertSink({ type: 'webhook', id: 'digest', url: 'http://127.0.0.1:9/d', secret: 'a-digest-secret-of-16+' }, 'sink');
 const pager = parseAlertSink({ type: 'pagerduty', id: 'pager', routingKey: 'a'.repeat(32) }, 'sink');
 const pet = (hostname: string, driftScore: number): HostSummary => ({
-  id: hostname, hostname, status: 'pet', image: null, openFindings: 1, driftScore, petSince: null, lastSeen: null, lastReportAt: null, revoked: false, watch: null, labels: {},
+  id: hostname, hostname, machineId: null, displayName: hostname, status: 'pet', image: null, openFindings: 1, driftScore, petSince: null, lastSeen: null, lastReportAt: null, revoked: false, watch: null, labels: {},
 });
 
 describe('server schedule decisions', () => {

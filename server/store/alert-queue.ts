@@ -1,5 +1,6 @@
 // The durable alert queue (AlertQueueStore over SQLite): deliveries, their append-only attempts,
 // and the configured sinks. Statements are prepared once; every write is one transaction.
+import { randomUUID } from 'node:crypto';
 import type { Database as Db } from 'better-sqlite3';
 import { alertSinkSchema } from '../../shared/alerts.js';
 import type { Alert } from '../alerts/alert.js';
@@ -7,6 +8,17 @@ import { CLAIM_LEASE_MS } from '../alerts/queue.js';
 import type { DeliveryAttempt, NewDelivery, QueuedDelivery } from '../alerts/queue.js';
 import type { Synchronous } from './async-adapter.js';
 import type { AlertQueue, AttemptRow, DeliveryRow, SinkStore } from './types.js';
+
+/** The SQLite queue: the port, answering at once, and what ingest's transaction also calls. */
+export interface SqliteAlertQueue extends Synchronous<AlertQueue> {
+  /** Records an alert no sink takes (`planned`), with why. */
+  recordPlanned(alert: Alert, reason: string, now: Date): void;
+  /**
+   * Where the resolve of `dedupKey` goes: the sinks its trigger reached (delivered, or being sent
+   * now). A trigger still waiting is withdrawn instead: that sink never saw the incident.
+   */
+  resolveTargets(dedupKey: string): string[];
+}
 
 export function createSinkStore(db: Db): Synchronous<SinkStore> {
   const upsert = db.prepare(
@@ -35,16 +47,23 @@ interface DeliveryDbRow {
   dedup_key: string;
   alert: string;
   state: DeliveryRow['state'];
+  reason: string | null;
+  basis: string | null;
   attempts: number;
   next_attempt_at: number;
   created_at: string;
 }
 
-export function createAlertQueue(db: Db): Synchronous<AlertQueue> {
+/** `compose` makes a queued trigger's content again when it is sent (see AlertQueueStore.current). */
+export function createAlertQueue(db: Db, compose?: Synchronous<AlertQueue>['current']): SqliteAlertQueue {
   const insert = db.prepare(
-    `INSERT INTO alert_deliveries (id, sink_id, host_id, action, dedup_key, alert, state, attempts, next_attempt_at, created_at)
-     VALUES (@id, @sinkId, @hostId, @action, @dedupKey, @alert, 'pending', 0, @notBefore, @createdAt)`,
+    `INSERT INTO alert_deliveries (id, sink_id, host_id, action, dedup_key, alert, state, attempts, next_attempt_at, created_at, basis, reason)
+     VALUES (@id, @sinkId, @hostId, @action, @dedupKey, @alert, @state, 0, @notBefore, @createdAt, @basis, @reason)`,
   );
+  const triggersOf = db.prepare<[string], { id: string; sink_id: string; state: string }>(
+    `SELECT id, sink_id, state FROM alert_deliveries WHERE dedup_key = ? AND action = 'trigger' AND state IN ('pending', 'claimed', 'delivered')`,
+  );
+  const withdraw = db.prepare(`UPDATE alert_deliveries SET state = 'withdrawn', reason = ? WHERE id = ? AND state = 'pending'`);
   // Pending ones that are due, and claimed ones whose lease ran out (their loop died mid-send).
   const due = db.prepare<[number, number, number], DeliveryDbRow>(
     `SELECT * FROM alert_deliveries
@@ -57,10 +76,12 @@ export function createAlertQueue(db: Db): Synchronous<AlertQueue> {
      VALUES (@deliveryId, @sinkId, @attempt, @at, @ok, @status, @error, @result, @nextAttemptAt)`,
   );
   const settle = db.prepare(
-    `UPDATE alert_deliveries SET state = @state, attempts = @attempt, next_attempt_at = coalesce(@nextAttemptAt, next_attempt_at), claimed_until = NULL WHERE id = @id`,
+    `UPDATE alert_deliveries SET state = @state, attempts = @attempt, next_attempt_at = coalesce(@nextAttemptAt, next_attempt_at), claimed_until = NULL,
+       alert = coalesce(@sent, alert) WHERE id = @id`,
   );
-  const deliveriesAll = db.prepare<[], DeliveryDbRow>('SELECT * FROM alert_deliveries ORDER BY created_at, id');
-  const deliveriesOfHost = db.prepare<[string], DeliveryDbRow>('SELECT * FROM alert_deliveries WHERE host_id = ? ORDER BY created_at, id');
+  const deliveries = db.prepare<{ hostId: string | null; state: string | null }, DeliveryDbRow>(
+    'SELECT * FROM alert_deliveries WHERE (@hostId IS NULL OR host_id = @hostId) AND (@state IS NULL OR state = @state) ORDER BY created_at, rowid',
+  );
   const attemptsAll = db.prepare<[], Record<string, unknown>>('SELECT * FROM alert_attempts ORDER BY id');
   const attemptsOf = db.prepare<[string], Record<string, unknown>>('SELECT * FROM alert_attempts WHERE delivery_id = ? ORDER BY id');
 
@@ -73,8 +94,11 @@ export function createAlertQueue(db: Db): Synchronous<AlertQueue> {
         action: d.alert.action,
         dedupKey: d.alert.dedupKey,
         alert: JSON.stringify(d.alert),
+        state: 'pending',
         notBefore: d.notBefore,
         createdAt: now.toISOString(),
+        basis: d.basis === undefined ? null : JSON.stringify(d.basis),
+        reason: null,
       });
     }
   });
@@ -82,7 +106,14 @@ export function createAlertQueue(db: Db): Synchronous<AlertQueue> {
   const claimDue = db.transaction((now: number, limit: number): QueuedDelivery[] => {
     const rows = due.all(now, now, limit);
     for (const r of rows) claim.run(now + CLAIM_LEASE_MS, r.id);
-    return rows.map((r) => ({ id: r.id, sinkId: r.sink_id, alert: JSON.parse(r.alert) as Alert, attempts: r.attempts, nextAttemptAt: r.next_attempt_at }));
+    return rows.map((r) => ({
+      id: r.id,
+      sinkId: r.sink_id,
+      alert: JSON.parse(r.alert) as Alert,
+      attempts: r.attempts,
+      nextAttemptAt: r.next_attempt_at,
+      ...(r.basis === null ? {} : { basis: JSON.parse(r.basis) as string[] }),
+    }));
   });
   const record = db.transaction((a: DeliveryAttempt) => {
     appendAttempt.run({
@@ -96,16 +127,17 @@ export function createAlertQueue(db: Db): Synchronous<AlertQueue> {
       result: a.result,
       nextAttemptAt: a.nextAttemptAt ?? null,
     });
-    settle.run({ id: a.deliveryId, state: a.result === 'retry' ? 'pending' : a.result, attempt: a.attempt, nextAttemptAt: a.nextAttemptAt ?? null });
+    settle.run({ id: a.deliveryId, state: a.result === 'retry' ? 'pending' : a.result, attempt: a.attempt, nextAttemptAt: a.nextAttemptAt ?? null, sent: a.sent === undefined ? null : JSON.stringify(a.sent) });
   });
 
   const toRow = (r: DeliveryDbRow): DeliveryRow => ({
     id: r.id,
-    sinkId: r.sink_id,
+    sinkId: r.sink_id === '' ? null : r.sink_id,
     hostId: r.host_id,
     action: r.action,
     dedupKey: r.dedup_key,
     state: r.state,
+    reason: r.reason,
     attempts: r.attempts,
     nextAttemptAt: r.next_attempt_at,
     createdAt: r.created_at,
@@ -129,7 +161,31 @@ export function createAlertQueue(db: Db): Synchronous<AlertQueue> {
     // IMMEDIATE: it reads before it writes, beside the ingest thread (see triage.ts).
     claimDue: (now, limit) => claimDue.immediate(now, limit),
     record: (attempt) => record(attempt),
-    listDeliveries: (hostId) => (hostId === undefined ? deliveriesAll.all() : deliveriesOfHost.all(hostId)).map(toRow),
+    ...(compose === undefined ? {} : { current: compose }),
+    recordPlanned(alert, reason, now) {
+      insert.run({
+        id: randomUUID(),
+        sinkId: '',
+        hostId: alert.host.id,
+        action: alert.action,
+        dedupKey: alert.dedupKey,
+        alert: JSON.stringify(alert),
+        state: 'planned',
+        notBefore: now.getTime(),
+        createdAt: now.toISOString(),
+        basis: null,
+        reason,
+      });
+    },
+    resolveTargets(dedupKey) {
+      const sinks = new Set<string>();
+      for (const t of triggersOf.all(dedupKey)) {
+        if (t.state === 'pending') withdraw.run('resolved before it was sent', t.id);
+        else sinks.add(t.sink_id);
+      }
+      return [...sinks];
+    },
+    listDeliveries: (hostId, state) => deliveries.all({ hostId: hostId ?? null, state: state ?? null }).map(toRow),
     listAttempts: (deliveryId) => (deliveryId === undefined ? attemptsAll.all() : attemptsOf.all(deliveryId)).map(toAttempt),
   };
 }

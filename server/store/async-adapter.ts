@@ -7,19 +7,20 @@ interface NotAsync {
   'error: a method of the store interface must return a Promise': never;
 }
 
+/** One member of a port, answering synchronously; distributes over `| undefined` (optional members). */
+type SynchronousMember<V> = V extends (...args: infer A) => Promise<infer R>
+  ? (...args: A) => R
+  : V extends (...args: never[]) => unknown
+    ? NotAsync
+    : V extends object
+      ? Synchronous<V>
+      : V;
+
 /**
  * The shape a synchronous backend implements for the async port `T`: the same methods with the
  * same parameters, answering with the value itself; sub-objects (triage, baselines …) likewise.
  */
-export type Synchronous<T> = {
-  [K in keyof T]: T[K] extends (...args: infer A) => Promise<infer R>
-    ? (...args: A) => R
-    : T[K] extends (...args: never[]) => unknown
-      ? NotAsync
-      : T[K] extends object
-        ? Synchronous<T[K]>
-        : T[K];
-};
+export type Synchronous<T> = { [K in keyof T]: SynchronousMember<T[K]> };
 
 /**
  * The port over a synchronous implementation: each method answers with a Promise (a throw becomes

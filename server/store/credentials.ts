@@ -9,11 +9,11 @@ interface SecretRow { hash: Buffer; revoked_at: string | null }
 export function createCredentials(db: Db): Synchronous<Credentials> {
   const insertSecret = db.prepare('INSERT INTO enroll_secrets (id, hash, created_at) VALUES (?, ?, ?)');
   const getSecret = db.prepare<[string], SecretRow>('SELECT hash, revoked_at FROM enroll_secrets WHERE id = ?');
-  const insertHost = db.prepare('INSERT INTO hosts (id, token_hash, hostname, enrolled_at) VALUES (?, ?, ?, ?)');
+  const insertHost = db.prepare(`INSERT INTO hosts (id, token_hash, hostname, enrolled_at, machine_id, status) VALUES (?, ?, ?, ?, ?, 'enrolled')`);
   const getHostToken = db.prepare<[string], { token_hash: Buffer; revoked_at: string | null }>('SELECT token_hash, revoked_at FROM hosts WHERE id = ?');
   const revokeHost = db.prepare('UPDATE hosts SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
-  const insertToken = db.prepare('INSERT INTO api_tokens (id, hash, role, created_at) VALUES (?, ?, ?, ?)');
-  const getToken = db.prepare<[string], { hash: Buffer; role: ApiRole; revoked_at: string | null }>('SELECT hash, role, revoked_at FROM api_tokens WHERE id = ?');
+  const insertToken = db.prepare('INSERT INTO api_tokens (id, hash, role, created_at, name) VALUES (?, ?, ?, ?, ?)');
+  const getToken = db.prepare<[string], { hash: Buffer; role: ApiRole; revoked_at: string | null; name: string | null }>('SELECT hash, role, revoked_at, name FROM api_tokens WHERE id = ?');
 
   return {
     createEnrollSecret(now) {
@@ -21,13 +21,13 @@ export function createCredentials(db: Db): Synchronous<Credentials> {
       insertSecret.run(c.id, c.hash, now.toISOString());
       return c.text;
     },
-    enrollAgent(secretText, hostname, now) {
+    enrollAgent(secretText, hostname, now, machineId) {
       const parts = splitCredential(secretText, 'qse');
       if (parts === null) return null;
       const row = getSecret.get(parts.id);
       if (row === undefined || row.revoked_at !== null || !secretMatches(parts.secret, row.hash)) return null;
       const c = newCredential('qsa');
-      insertHost.run(c.id, c.hash, hostname, now.toISOString());
+      insertHost.run(c.id, c.hash, hostname, now.toISOString(), machineId ?? null);
       return { agentId: c.id, token: c.text };
     },
     authenticateAgent(tokenText): AgentAuth {
@@ -41,9 +41,9 @@ export function createCredentials(db: Db): Synchronous<Credentials> {
     revokeAgent(agentId, now) {
       return revokeHost.run(now.toISOString(), agentId).changes > 0;
     },
-    createApiToken(role, now) {
+    createApiToken(role, now, name) {
       const c = newCredential('qst');
-      insertToken.run(c.id, c.hash, role, now.toISOString());
+      insertToken.run(c.id, c.hash, role, now.toISOString(), name ?? null);
       return c.text;
     },
     authenticateApiToken(tokenText) {
@@ -51,7 +51,7 @@ export function createCredentials(db: Db): Synchronous<Credentials> {
       if (parts === null) return null;
       const row = getToken.get(parts.id);
       if (row === undefined || row.revoked_at !== null || !secretMatches(parts.secret, row.hash)) return null;
-      return { role: row.role, tokenId: parts.id };
+      return { role: row.role, tokenId: parts.id, name: row.name };
     },
   };
 }

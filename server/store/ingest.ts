@@ -11,6 +11,8 @@ import { createAlerting } from './alerting.js';
 import type { Alerting } from './alerting.js';
 import type { Synchronous } from './async-adapter.js';
 import type { Ingest, IngestItem, IngestResult } from './types.js';
+import { CLONE_FINDING_KIND, createMachineIdentity } from './identity.js';
+import type { Severity } from '../../shared/findings.js';
 
 /** Findings the server itself raises about a host (not the agent's scan). */
 export const CHAIN_FINDING_KIND = 'report-chain-broken';
@@ -42,6 +44,13 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
     `SELECT id, kind, path FROM findings WHERE host_id = ? AND resolved_at IS NULL AND source = 'scan' AND last_seq < ?`,
   );
   const resolveOne = db.prepare('UPDATE findings SET resolved_at = ? WHERE id = ?');
+  // The package manager runs a report names: what the API shows as the change's cause.
+  const upsertChangeSet = db.prepare(
+    `INSERT INTO change_sets (host_id, id, tool, command, user_name, started_at, ended_at, packages, ticket, first_seen, last_seen)
+     VALUES (@hostId, @id, @tool, @command, @user, @start, @end, @packages, @ticket, @now, @now)
+     ON CONFLICT (host_id, id) DO UPDATE SET last_seen = excluded.last_seen, packages = excluded.packages, command = coalesce(excluded.command, command),
+       ticket = coalesce(ticket, excluded.ticket)`,
+  );
   // The ticket of a change is the one it carried when first seen: what is open keeps its own.
   const openTickets = db.prepare<[string], { key: string; ticket: string | null }>(
     `SELECT key, ticket FROM findings WHERE host_id = ? AND resolved_at IS NULL AND source = 'scan'`,
@@ -68,6 +77,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
   );
   const putAgentLabels = db.prepare('UPDATE hosts SET labels_agent = ?, labels = ? WHERE id = ?');
   const redecide = createRedecide(db, alerting);
+  const machines = createMachineIdentity(db);
   const updateHostHeartbeat = db.prepare('UPDATE hosts SET last_seen = ?, outbox_depth = ? WHERE id = ?');
   const upsertImage = db.prepare(
     `INSERT INTO images (name, version, source, first_seen, last_seen) VALUES (?, ?, 'announced', ?, ?)
@@ -108,6 +118,9 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
     }
 
     const chainBroken = checkChain(agentId, frame, now);
+    for (const cs of report.changeSets ?? []) {
+      upsertChangeSet.run({ hostId: agentId, id: cs.id, tool: cs.tool, command: cs.command ?? null, user: cs.user ?? null, start: cs.start ?? null, end: cs.end ?? null, packages: cs.packages, ticket: cs.ticket ?? null, now });
+    }
     const host = { id: agentId, hostname: report.host.hostname, labels: alerting.labelsOf(agentId) };
     const findings = ticketsAtFirstSight(agentId, report.findings);
     const evaluated = evaluateWithTickets(findings, host, report.image, receivedAt);
@@ -119,7 +132,13 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
         row.kind.startsWith('package-')
           ? packages
           : row.path !== null && (paths.includes(row.path) || subtrees.some((t) => row.path === t || row.path!.startsWith(t.endsWith('/') ? t : `${t}/`)));
-      for (const row of openScanFindings.all(agentId, frame.seq)) if (inScope(row)) resolveOne.run(now, row.id);
+      // A path the report now lists under a package is owned: its loose finding (seen while the
+      // package manager was still writing, before its database said whose it is) is gone too.
+      const owned = new Set<string>();
+      if (packages) for (const f of report.findings) if (f.kind.startsWith('package-')) for (const c of f.changes ?? []) if (c.path !== undefined) owned.add(c.path);
+      for (const row of openScanFindings.all(agentId, frame.seq)) {
+        if (inScope(row) || (!row.kind.startsWith('package-') && row.path !== null && owned.has(row.path))) resolveOne.run(now, row.id);
+      }
     }
     if (report.watch !== undefined) updateWatch.run(report.watch.state, report.watch.reason ?? null, agentId);
 
@@ -186,24 +205,41 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
   }
 
   function recordChainBreak(agentId: string, seq: number, reason: string, now: string, what: 'link' | 'replay'): void {
+    raise(agentId, { key: `${CHAIN_FINDING_KIND}|${what}|${seq}`, kind: CHAIN_FINDING_KIND, severity: 'high', detail: { seq, reason }, seq, now });
+  }
+
+  /** A finding of the server's own; seen again, it stays one open row with a new last_seen. */
+  function raise(agentId: string, f: { key: string; kind: string; severity: Severity; detail: unknown; seq: number; now: string }): void {
     upsertFinding.run({
       hostId: agentId,
-      key: `${CHAIN_FINDING_KIND}|${what}|${seq}`,
+      key: f.key,
       source: 'server',
-      kind: CHAIN_FINDING_KIND,
-      severity: 'high',
+      kind: f.kind,
+      severity: f.severity,
       ecosystem: null,
       name: null,
       path: null,
-      detail: JSON.stringify({ seq, reason }),
-      seen: now,
-      seq,
+      detail: JSON.stringify(f.detail),
+      seen: f.now,
+      seq: f.seq,
       changeSet: null,
       decision: null,
       waived: 0,
       ticket: null,
-      identity: `${CHAIN_FINDING_KIND}|${what}|${seq}`,
+      identity: f.key,
     });
+  }
+
+  /**
+   * Critical: while two machines share one identity, either one's clean full report resolves
+   * what the other one's drift opened, so the server's view of the host cannot be trusted at
+   * all — and a token that turns up on another machine may be a stolen one.
+   */
+  function recordClone(agentId: string, hello: IngestItem & { type: 'hello' }, clone: { key: string; reason: string }): void {
+    const { host } = hello.frame;
+    const detail = { reason: clone.reason, hostname: host.hostname, machineId: host.machineId ?? null, bootId: host.bootId ?? null };
+    raise(agentId, { key: clone.key, kind: CLONE_FINDING_KIND, severity: 'critical', detail, seq: Math.max(1, hello.frame.lastAckedSeq), now: hello.receivedAt.toISOString() });
+    hostStatus.refresh(agentId, hello.receivedAt);
   }
 
   function saveFinding(agentId: string, source: 'scan', e: EvaluatedFinding, seq: number, now: string): void {
@@ -250,6 +286,12 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
           return storeReport(item.agentId, item.frame, item.receivedAt);
         case 'hello': {
           const { frame } = item;
+          // The second machine's hello does not rename the host or speak for its labels.
+          const clone = machines.observe(item.agentId, frame);
+          if (clone !== null) {
+            recordClone(item.agentId, item, clone);
+            return { type: 'other' };
+          }
           updateHostHello.run({
             hostId: item.agentId,
             hostname: frame.host.hostname,

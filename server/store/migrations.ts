@@ -187,4 +187,35 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE host_baselines ADD COLUMN ready_at TEXT;
    -- The server baseline version the agent said (hello) it scans against; null: the image's.
    ALTER TABLE hosts ADD COLUMN baseline_version INTEGER;`,
+  // Issue 12: held alerts are released on a timer (release_at, epoch ms); a queued trigger keeps
+  // the identities of its findings (basis) to be composed again when sent; an alert no sink took
+  // is kept as a 'planned' row with its reason; the change sets agents name, per host.
+  `ALTER TABLE host_alert_memory ADD COLUMN release_at INTEGER;
+   CREATE INDEX host_alert_memory_release ON host_alert_memory (release_at) WHERE release_at IS NOT NULL;
+   ALTER TABLE alert_deliveries ADD COLUMN basis TEXT;
+   ALTER TABLE alert_deliveries ADD COLUMN reason TEXT;
+   CREATE TABLE change_sets (
+     host_id TEXT NOT NULL REFERENCES hosts(id),
+     id TEXT NOT NULL,
+     tool TEXT NOT NULL,
+     command TEXT,
+     user_name TEXT,
+     started_at TEXT,
+     ended_at TEXT,
+     packages INTEGER NOT NULL,
+     ticket TEXT,
+     first_seen TEXT NOT NULL,
+     last_seen TEXT NOT NULL,
+     PRIMARY KEY (host_id, id)
+   ) WITHOUT ROWID;
+   CREATE INDEX findings_by_change_set ON findings (host_id, change_set) WHERE change_set IS NOT NULL;`,
+  // Issue 12: which machine an identity belongs to (machine-id at enrolment, boot ids from hello),
+  // names for API tokens and for the actors of the audit log, and `enrolled` for a host that
+  // never reported (it was `stale`).
+  `ALTER TABLE hosts ADD COLUMN machine_id TEXT;
+   ALTER TABLE hosts ADD COLUMN boot_id TEXT;
+   ALTER TABLE hosts ADD COLUMN prev_boot_id TEXT;
+   ALTER TABLE api_tokens ADD COLUMN name TEXT;
+   ALTER TABLE audit_log ADD COLUMN actor_name TEXT;
+   UPDATE hosts SET status = 'enrolled' WHERE status = 'stale' AND last_report_at IS NULL;`,
 ];

@@ -1,6 +1,7 @@
 import type { Database as Db } from 'better-sqlite3';
-import type { HostFinding, HostSummary, ImageSummary } from '../../shared/api.js';
-import { emptyCounts } from '../../shared/report.js';
+import type { ChangeSetDetail, HostFinding, HostStatusName, HostSummary, ImageSummary } from '../../shared/api.js';
+import type { Finding } from '../../shared/report.js';
+import { createHostStatus } from './host-status.js';
 import { effectiveStatus } from '../classify.js';
 import { findingTriage } from '../finding-triage.js';
 import type { Decision } from '../rules.js';
@@ -16,7 +17,8 @@ interface HostRow {
   agent_version: string | null;
   image_name: string | null;
   image_version: string | null;
-  status: 'cattle' | 'pet' | 'stale';
+  status: HostStatusName;
+  machine_id: string | null;
   pet_since: string | null;
   drift_score: number;
   open_findings: number;
@@ -52,6 +54,52 @@ interface FindingRow {
   a_ticket: string | null;
   a_created_at: string;
   a_expires_at: string | null;
+  change_set: string | null;
+  cs_tool: string | null;
+  cs_command: string | null;
+}
+
+interface ChangeSetRow {
+  id: string;
+  tool: string;
+  command: string | null;
+  user_name: string | null;
+  started_at: string | null;
+  ended_at: string | null;
+  packages: number;
+  ticket: string | null;
+  first_seen: string;
+  last_seen: string;
+}
+
+/** A change set with the packages and paths of the findings it explains. Pure. */
+function describeChangeSet(cs: ChangeSetRow, rows: ReadonlyArray<{ kind: string; ecosystem: string | null; name: string | null; path: string | null; detail: string; resolved_at: string | null }>): ChangeSetDetail {
+  const packages: ChangeSetDetail['packages'] = [];
+  const paths = new Set<string>();
+  for (const r of rows) {
+    const f = JSON.parse(r.detail) as Finding;
+    if (r.kind.startsWith('package-')) {
+      packages.push({ kind: r.kind, ecosystem: r.ecosystem, name: r.name, before: typeof f.before === 'string' ? f.before : null, after: typeof f.after === 'string' ? f.after : null, resolved: r.resolved_at !== null });
+    } else if (r.path !== null) paths.add(r.path);
+    for (const c of f.changes ?? []) if (c.path !== undefined) paths.add(c.path);
+  }
+  return {
+    id: cs.id,
+    tool: cs.tool,
+    command: cs.command,
+    user: cs.user_name,
+    start: cs.started_at,
+    end: cs.ended_at,
+    ticket: cs.ticket,
+    firstSeen: cs.first_seen,
+    packages,
+    paths: [...paths].sort(),
+  };
+}
+
+/** A hostname that other hosts share, with the first digits of what tells this one apart. */
+function distinctName(row: { hostname: string; machine_id: string | null; id: string }): string {
+  return `${row.hostname} (${row.machine_id === null ? '' : `machine ${row.machine_id.slice(0, 8)}, `}agent ${row.id.slice(0, 8)})`;
 }
 
 /** What the API reads. Stale is decided at read time: it depends on the clock, not on a write. */
@@ -60,16 +108,23 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
   const hostsByImage = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE image_name = ? ORDER BY hostname, id');
   const oneHost = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE id = ?');
   const reportCount = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM reports WHERE host_id = ?');
-  const openCounts = db.prepare<[string], { severity: string; n: number }>(
-    'SELECT severity, count(*) AS n FROM findings WHERE host_id = ? AND resolved_at IS NULL GROUP BY severity',
+  // `counts` and `openFindings` count the same findings: those that make a pet (see host-status.ts).
+  const hostStatus = createHostStatus(db);
+  const changeSetsOf = db.prepare<[string], ChangeSetRow>('SELECT * FROM change_sets WHERE host_id = ? ORDER BY coalesce(started_at, first_seen), id');
+  const oneChangeSet = db.prepare<[string, string], ChangeSetRow>('SELECT * FROM change_sets WHERE host_id = ? AND id = ?');
+  // The latest row of each finding the change set explains (open or since resolved).
+  const changeSetFindings = db.prepare<[string, string], { kind: string; ecosystem: string | null; name: string | null; path: string | null; detail: string; resolved_at: string | null }>(
+    `SELECT kind, ecosystem, name, path, detail, resolved_at FROM findings
+     WHERE id IN (SELECT max(id) FROM findings WHERE host_id = ? AND change_set = ? GROUP BY key) ORDER BY kind, name, path`,
   );
   // Each finding with the approval of its current state that decides its triage: one in force
   // if there is one, else the latest (its expiry passed). Reopened approvals no longer count.
   const withApproval = (where: string) =>
     db.prepare<{ hostId: string; now: string }, FindingRow>(
       `SELECT f.*, a.kind AS a_kind, a.created_by AS a_created_by, a.reason AS a_reason, a.ticket AS a_ticket,
-         a.created_at AS a_created_at, a.expires_at AS a_expires_at
-       FROM findings f LEFT JOIN approvals a ON a.id = (
+         a.created_at AS a_created_at, a.expires_at AS a_expires_at, cs.tool AS cs_tool, cs.command AS cs_command
+       FROM findings f LEFT JOIN change_sets cs ON cs.host_id = f.host_id AND cs.id = f.change_set
+       LEFT JOIN approvals a ON a.id = (
          SELECT x.id FROM approvals x WHERE x.finding_id = f.id AND x.identity = f.identity AND x.reopened_at IS NULL
          ORDER BY (x.expires_at IS NULL OR x.expires_at > @now) DESC, x.id DESC LIMIT 1)
        WHERE f.host_id = @hostId ${where} ORDER BY f.id`,
@@ -89,9 +144,15 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
     'SELECT seq, hash, prev_hash AS prevHash, kind, received_at AS receivedAt FROM reports WHERE host_id = ? ORDER BY id',
   );
 
-  const summarize = (row: HostRow, now: Date): HostSummary => ({
+  const sharedHostnames = db.prepare<[], { hostname: string }>('SELECT hostname FROM hosts GROUP BY hostname HAVING count(*) > 1');
+  const sameHostname = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM hosts WHERE hostname = ?');
+  const shared = (): Set<string> => new Set(sharedHostnames.all().map((r) => r.hostname));
+
+  const summarize = (row: HostRow, now: Date, sharedNames: ReadonlySet<string>): HostSummary => ({
     id: row.id,
     hostname: row.hostname,
+    machineId: row.machine_id,
+    displayName: sharedNames.has(row.hostname) ? distinctName(row) : row.hostname,
     status: effectiveStatus(row.status, row.last_report_at, now, staleAfterMs),
     image: row.image_name !== null && row.image_version !== null ? { name: row.image_name, version: row.image_version } : null,
     openFindings: row.open_findings,
@@ -107,16 +168,17 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
   return {
     listHosts(query, now) {
       const rows = query.image !== undefined ? hostsByImage.all(query.image) : allHosts.all();
-      const hosts = rows.map((r) => summarize(r, now));
+      const names = shared();
+      const hosts = rows.map((r) => summarize(r, now, names));
       return query.status === undefined ? hosts : hosts.filter((h) => h.status === query.status);
     },
     getHost(id, now) {
       const row = oneHost.get(id);
       if (row === undefined) return null;
-      const counts = emptyCounts();
-      for (const c of openCounts.all(id)) if (c.severity in counts) counts[c.severity as keyof typeof counts] = c.n;
+      const { counts, open } = hostStatus.count(id, now);
       return {
-        ...summarize(row, now),
+        ...summarize(row, now, (sameHostname.get(row.hostname)?.n ?? 0) > 1 ? new Set([row.hostname]) : new Set()),
+        openFindings: open,
         enrolledAt: row.enrolled_at,
         os: row.os,
         agentVersion: row.agent_version,
@@ -130,8 +192,9 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
     },
     listFindings(hostId, query, now) {
       if (oneHost.get(hostId) === undefined) return null;
-      return findings[query.state].all({ hostId, now: now.toISOString() }).map(
-        (r): HostFinding => ({
+      return findings[query.state].all({ hostId, now: now.toISOString() }).map((r): HostFinding => {
+        const detail = JSON.parse(r.detail) as Pick<HostFinding, 'attack' | 'actor'>;
+        return {
           id: r.id,
           kind: r.kind,
           severity: r.severity,
@@ -149,14 +212,28 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
             r.first_seen,
             now,
           ),
-          detail: JSON.parse(r.detail) as unknown,
-        }),
-      );
+          changeSet: r.change_set === null ? null : { id: r.change_set, tool: r.cs_tool, command: r.cs_command },
+          attack: detail.attack ?? null,
+          actor: detail.actor ?? null,
+          detail,
+        };
+      });
+    },
+    listChangeSets(hostId) {
+      if (oneHost.get(hostId) === undefined) return null;
+      return changeSetsOf.all(hostId).map((cs) => {
+        const { paths, ...rest } = describeChangeSet(cs, changeSetFindings.all(hostId, cs.id));
+        return { ...rest, paths: paths.length };
+      });
+    },
+    getChangeSet(hostId, id) {
+      const cs = oneChangeSet.get(hostId, id);
+      return cs === undefined ? null : describeChangeSet(cs, changeSetFindings.all(hostId, id));
     },
     listImages: () => images.all(),
     listReports: (hostId) => reports.all(hostId),
     countHosts(now) {
-      const out = { cattle: 0, pet: 0, stale: 0 };
+      const out = { cattle: 0, pet: 0, stale: 0, enrolled: 0 };
       for (const row of allHosts.iterate()) out[effectiveStatus(row.status, row.last_report_at, now, staleAfterMs)]++;
       return out;
     },

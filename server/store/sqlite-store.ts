@@ -38,7 +38,16 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
     ...createQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
     ...createImages(db),
     ...createSinkStore(db),
-    alertQueue: createAlertQueue(db),
+    // What a trigger says is decided when it is sent, from its findings' triage state then.
+    alertQueue: createAlertQueue(db, (d, now) => alerting.compose(d, now)),
+    heldAlerts: {
+      // IMMEDIATE: it reads the hosts' memories, then writes them, beside the ingest thread.
+      release: (() => {
+        const tx = db.transaction((now: Date) => alerting.releaseDue(now));
+        return (now: Date) => tx.immediate(now);
+      })(),
+      list: (hostId) => alerting.listHeld(hostId),
+    },
     triage,
     maintenance: createMaintenance(db),
     baselines: createBaselines(db, triage),

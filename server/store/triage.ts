@@ -51,18 +51,23 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
   );
   const noteExpired = db.prepare('UPDATE approvals SET expired_at = ? WHERE id = ?');
   const staleCandidates = db.prepare<[string], { id: string }>(
-    `SELECT id FROM hosts WHERE status != 'stale' AND revoked_at IS NULL AND (last_report_at IS NULL OR last_report_at < ?)`,
+    `SELECT id FROM hosts WHERE status != 'stale' AND revoked_at IS NULL AND last_report_at IS NOT NULL AND last_report_at < ?`,
   );
   const setStale = db.prepare(`UPDATE hosts SET status = 'stale' WHERE id = ?`);
   const appendAudit = db.prepare(
-    'INSERT INTO audit_log (at, actor, role, action, target, reason, detail) VALUES (@at, @actor, @role, @action, @target, @reason, @detail)',
+    'INSERT INTO audit_log (at, actor, actor_name, role, action, target, reason, detail) VALUES (@at, @actor, @actorName, @role, @action, @target, @reason, @detail)',
   );
-  const auditAll = db.prepare<{ target: string | null; action: string | null; limit: number }, { id: number; at: string; actor: string; role: string; action: string; target: string; reason: string | null; detail: string }>(
-    `SELECT * FROM audit_log WHERE (@target IS NULL OR target = @target) AND (@action IS NULL OR action = @action) ORDER BY id LIMIT @limit`,
+  // Newest first (one more than asked: is there an older page?), turned oldest first below.
+  const auditPage = db.prepare<
+    { target: string | null; action: string | null; before: number | null; limit: number },
+    { id: number; at: string; actor: string; actor_name: string | null; role: string; action: string; target: string; reason: string | null; detail: string }
+  >(
+    `SELECT * FROM audit_log WHERE (@target IS NULL OR target = @target) AND (@action IS NULL OR action = @action) AND (@before IS NULL OR id < @before)
+     ORDER BY id DESC LIMIT @limit + 1`,
   );
 
   const audit: Synchronous<Triage>['audit'] = ({ actor, action, target, reason, detail, now }) => {
-    appendAudit.run({ at: now.toISOString(), actor: actor.id, role: actor.role, action, target, reason: reason ?? null, detail: JSON.stringify(detail ?? {}) });
+    appendAudit.run({ at: now.toISOString(), actor: actor.id, actorName: actor.name ?? null, role: actor.role, action, target, reason: reason ?? null, detail: JSON.stringify(detail ?? {}) });
   };
 
   const auditAlone = db.transaction((entry: Parameters<Triage['audit']>[0]) => audit(entry));
@@ -92,7 +97,7 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
   const approve = db.transaction((req: Parameters<Triage['approve']>[0]) => {
     requireHost(req.hostId);
     if (req.expiresAt !== undefined && Date.parse(req.expiresAt) <= req.now.getTime()) {
-      throw new QuicksandError('QUERY_INVALID', `body.expiresAt: ${req.expiresAt} is already past`);
+      throw new QuicksandError('BODY_INVALID', `body.expiresAt: ${req.expiresAt} is already past`);
     }
     const rows: OpenFinding[] =
       req.changeSet !== undefined
@@ -205,7 +210,12 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
     markStale: (before, now) => markStale.immediate(before, now),
     audit: (entry) => auditAlone(entry),
     listAudit(query) {
-      return auditAll.all({ target: query.target ?? null, action: query.action ?? null, limit: query.limit }).map((r) => ({ ...r, detail: JSON.parse(r.detail) as unknown }));
+      const rows = auditPage.all({ target: query.target ?? null, action: query.action ?? null, before: query.before ?? null, limit: query.limit });
+      const page = rows.slice(0, query.limit).reverse();
+      return {
+        entries: page.map(({ actor_name, detail, ...r }) => ({ ...r, actorName: actor_name, detail: JSON.parse(detail) as unknown })),
+        older: rows.length > query.limit ? page[0]!.id : null,
+      };
     },
   };
 }

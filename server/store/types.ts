@@ -1,7 +1,7 @@
 // The store behind one small asynchronous interface, so another backend (PostgreSQL, reached over
 // a socket) can take the place of the embedded SQLite one. Every method returns a Promise: a
-// backend that answers synchronously (better-sqlite3) is wrapped by `asyncStore` (async-adapter.ts).
-import type { AuditEntry, AuditQuery, HostDetail, HostFinding, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
+// backend that answers synchronously (better-sqlite3) is wrapped by `asyncPort` (async-adapter.ts).
+import type { ALERT_DELIVERY_STATES, AuditPage, AuditQuery, ChangeSetDetail, ChangeSetSummary, HostDetail, HostFinding, HostStatusName, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
 import type { AlertSink } from '../../shared/alerts.js';
 import type { BaselineSummary, HostBaseline } from '../../shared/baseline.js';
 import type { Manifest } from '../../shared/manifest.js';
@@ -17,13 +17,14 @@ export type AgentAuth = { ok: true; agentId: string } | { ok: false; reason: 'in
 export interface Credentials {
   /** Returns the secret's text; only its hash is kept. */
   createEnrollSecret(now: Date): Promise<string>;
-  /** Null when the secret is unknown or revoked. */
-  enrollAgent(secret: string, hostname: string, now: Date): Promise<{ agentId: string; token: string } | null>;
+  /** Null when the secret is unknown or revoked. `machineId`: the host's own /etc/machine-id. */
+  enrollAgent(secret: string, hostname: string, now: Date, machineId?: string): Promise<{ agentId: string; token: string } | null>;
   authenticateAgent(token: string): Promise<AgentAuth>;
   revokeAgent(agentId: string, now: Date): Promise<boolean>;
-  createApiToken(role: ApiRole, now: Date): Promise<string>;
+  /** `name` says whose it is ("Q3 audit, Jane"): the audit log names the actor with it. */
+  createApiToken(role: ApiRole, now: Date, name?: string): Promise<string>;
   /** `tokenId` is the token's public id: who did what, in the audit log. */
-  authenticateApiToken(token: string): Promise<{ role: ApiRole; tokenId: string } | null>;
+  authenticateApiToken(token: string): Promise<{ role: ApiRole; tokenId: string; name: string | null } | null>;
 }
 
 export type IngestItem =
@@ -49,10 +50,13 @@ export interface Queries {
   getHost(id: string, now: Date): Promise<Omit<HostDetail, 'connected'> | null>;
   /** A host's findings with where triage stands on each (`now` decides whether an expiry passed). */
   listFindings(hostId: string, query: FindingsQuery, now: Date): Promise<HostFinding[] | null>;
+  /** The change sets (package manager runs) a host's reports named, oldest first; null: no such host. */
+  listChangeSets(hostId: string): Promise<ChangeSetSummary[] | null>;
+  getChangeSet(hostId: string, id: string): Promise<ChangeSetDetail | null>;
   listImages(): Promise<ImageSummary[]>;
   /** Reports stored for a host, oldest first (seq and hash): for tests and the history view. */
   listReports(hostId: string): Promise<{ seq: number; hash: string; prevHash: string | null; kind: string; receivedAt: string }[]>;
-  countHosts(now: Date): Promise<Record<'cattle' | 'pet' | 'stale', number>>;
+  countHosts(now: Date): Promise<Record<HostStatusName, number>>;
 }
 
 export interface Images {
@@ -69,11 +73,15 @@ export interface SinkStore {
 
 export interface DeliveryRow {
   id: string;
-  sinkId: string;
+  /** Null for a `planned` alert no sink took. */
+  sinkId: string | null;
   hostId: string | null;
   action: string;
   dedupKey: string;
-  state: 'pending' | 'claimed' | 'delivered' | 'gave-up';
+  /** See ALERT_DELIVERY_STATES. */
+  state: (typeof ALERT_DELIVERY_STATES)[number];
+  /** Why a `planned` alert went nowhere. */
+  reason: string | null;
   attempts: number;
   nextAttemptAt: number;
   createdAt: string;
@@ -94,13 +102,33 @@ export interface AttemptRow {
 
 /** The durable alert queue (the delivery loop's port) and its records, for the API. */
 export interface AlertQueue extends AlertQueueStore {
-  listDeliveries(hostId?: string): Promise<DeliveryRow[]>;
+  listDeliveries(hostId?: string, state?: DeliveryRow['state']): Promise<DeliveryRow[]>;
   listAttempts(deliveryId?: string): Promise<AttemptRow[]>;
+}
+
+/** What the alert throttle holds for one host: why, until when, and a sample of it. */
+export interface HeldAlerts {
+  hostId: string;
+  state: 'held';
+  reason: string;
+  /** When it goes out (ISO), with no further report needed. */
+  until: string;
+  changeSets: number;
+  /** A sample of what it holds (the whole backlog is on the host's findings). */
+  findings: Array<{ kind: string; severity: string; name?: string; path?: string }>;
+}
+
+/** What the throttle holds: let out when the window has room (the delivery loop calls it every round), and shown. */
+export interface HeldAlertQueue {
+  /** Lets out what is due for every host whose window has room again; returns those hosts. */
+  release(now: Date): Promise<string[]>;
+  list(hostId?: string): Promise<HeldAlerts[]>;
 }
 
 export interface Actor {
   id: string;
   role: string;
+  name?: string | null;
 }
 
 /**
@@ -124,7 +152,8 @@ export interface Triage {
   /** Hosts whose last report is older than `before` and not marked stale yet: marked, audited. */
   markStale(before: Date, now: Date): Promise<string[]>;
   audit(entry: AuditRecord): Promise<void>;
-  listAudit(query: AuditQuery): Promise<AuditEntry[]>;
+  /** The newest entries (before `query.before`), oldest first, with the cursor to the older ones. */
+  listAudit(query: AuditQuery): Promise<AuditPage>;
 }
 
 export interface AuditRecord {
@@ -162,6 +191,7 @@ export interface Baselines {
 
 export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
   alertQueue: AlertQueue;
+  heldAlerts: HeldAlertQueue;
   triage: Triage;
   maintenance: Maintenance;
   baselines: Baselines;

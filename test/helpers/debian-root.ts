@@ -44,16 +44,24 @@ export function ensureMinbase(): string {
   });
 }
 
-/** A copy of minbase where one real `apt-get install` added APT_EXTRA (and their dependencies). */
-export function ensureWithPackages(): string {
+/**
+ * Builds the tree at `target` once: a copy of minbase that `change` alters with this machine's
+ * DNS config in place (apt reaches the archive), which is put back afterwards: DNS config is not
+ * what these fixtures are about.
+ */
+function buildFromMinbase(target: string, change: (tmp: string) => void): string {
   const base = ensureMinbase();
-  return buildOnce(withPackagesPath(), (tmp) => {
+  return buildOnce(target, (tmp) => {
     execFileSync('cp', ['-a', base, tmp]);
     copyFileSync('/etc/resolv.conf', path.join(tmp, 'etc/resolv.conf'));
-    aptInChroot(tmp, ['install', '-y', '-q', '--no-install-recommends', ...APT_EXTRA]);
-    // Put the image's own resolv.conf content back: DNS config is not what this fixture is about.
+    change(tmp);
     copyFileSync(path.join(base, 'etc/resolv.conf'), path.join(tmp, 'etc/resolv.conf'));
   });
+}
+
+/** A copy of minbase where one real `apt-get install` added APT_EXTRA (and their dependencies). */
+export function ensureWithPackages(): string {
+  return buildFromMinbase(withPackagesPath(), (tmp) => aptInChroot(tmp, ['install', '-y', '-q', '--no-install-recommends', ...APT_EXTRA]));
 }
 
 /**
@@ -74,17 +82,13 @@ const LANGS_VERSION = 'l1';
 
 /** minbase plus LANGS_EXTRA from one real apt-get install, and LANGS_DOWNLOADED in apt's cache. */
 export function ensureWithLanguages(): string {
-  const base = ensureMinbase();
-  return buildOnce(withLanguagesPath(), (tmp) => {
-    execFileSync('cp', ['-a', base, tmp]);
-    copyFileSync('/etc/resolv.conf', path.join(tmp, 'etc/resolv.conf'));
+  return buildFromMinbase(withLanguagesPath(), (tmp) => {
     aptInChroot(tmp, ['install', '-y', '-q', '--no-install-recommends', ...LANGS_EXTRA]);
     aptInChroot(tmp, ['install', '-y', '-q', '--no-install-recommends', '--download-only', ...LANGS_DOWNLOADED]);
     // A local package at 1.0 that a test can upgrade with one real apt command.
     const deb = buildDemoDeb(path.join(tmp, 'root'), '1.0');
     aptInChroot(tmp, ['install', '-y', '-q', `/root/${path.basename(deb)}`]);
     rmSync(deb);
-    copyFileSync(path.join(base, 'etc/resolv.conf'), path.join(tmp, 'etc/resolv.conf'));
   });
 }
 
@@ -135,4 +139,22 @@ export function copyTree(source: string): { dir: string; remove: () => void } {
   const dir = path.join(parent, 'root');
   execFileSync('cp', ['-a', source, dir]);
   return { dir, remove: () => rmSync(parent, { recursive: true, force: true }) };
+}
+
+export function withSudoPath(): string {
+  return path.join(CACHE_DIR, `debian-${SUITE}-minbase-${FIXTURE_VERSION}-sudo-${SUDO_VERSION}`);
+}
+// Bump when the sudo tree's contents change.
+const SUDO_VERSION = 's1';
+
+/**
+ * minbase plus a real `sudo` from the archive, a user `alice` allowed to run anything without a
+ * password, and sudo logging to its own logfile (`/var/log/sudo.log`), as an admin sets it up.
+ */
+export function ensureWithSudo(): string {
+  return buildFromMinbase(withSudoPath(), (tmp) => {
+    aptInChroot(tmp, ['install', '-y', '-q', '--no-install-recommends', 'sudo']);
+    runInChroot(tmp, ['useradd', '-m', '-s', '/bin/sh', 'alice']);
+    writeFileSync(path.join(tmp, 'etc/sudoers.d/quicksand-test'), 'Defaults logfile=/var/log/sudo.log\nalice ALL=(root) NOPASSWD: ALL\n', { mode: 0o440 });
+  });
 }

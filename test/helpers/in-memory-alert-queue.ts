@@ -3,7 +3,7 @@
 import type { AlertQueueStore, DeliveryAttempt, NewDelivery, QueuedDelivery } from '../../server/alerts/queue.js';
 
 export interface TestDeliveryRow extends QueuedDelivery {
-  status: 'pending' | 'claimed' | 'delivered' | 'gave-up';
+  status: 'pending' | 'claimed' | 'delivered' | 'gave-up' | 'withdrawn';
 }
 
 export function createInMemoryAlertQueueForTests(): AlertQueueStore & { rows: Map<string, TestDeliveryRow>; attempts: DeliveryAttempt[] } {
