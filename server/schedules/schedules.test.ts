@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseAlertSink } from '../../shared/alerts.js';
 import type { HostSummary } from '../../shared/api.js';
-import { planDigest, pruneCutoff, staleCutoff } from './schedules.js';
+import { STORE_BACKENDS } from '../../test/helpers/store-backends.js';
+import { planDigest, pruneCutoff, startSchedules, staleCutoff } from './schedules.js';
 
 const now = new Date('2026-11-29T08:00:00Z');
 const hook = parseAlertSink({ type: 'webhook', id: 'digest', url: 'http://127.0.0.1:9/d', secret: 'a-digest-secret-of-16+' }, 'sink');
@@ -26,5 +27,18 @@ describe('server schedule decisions', () => {
     expect('alert' in plan && plan.alert.title).toBe('Quicksand digest 2026-11-29: 2 pets, 7 cattle, 1 stale; most drifted: web-9 (score 110, 1 open), db-1 (score 3, 1 open)');
     expect(planDigest([hook, pager], 'pager', { counts: { cattle: 0, pet: 0, stale: 0 }, pets: [] }, now)).toEqual({ skipped: expect.stringMatching(/is a pager/) });
     expect(planDigest([hook], undefined, { counts: { cattle: 0, pet: 0, stale: 0 }, pets: [] }, now)).toEqual({ skipped: 'no digest sink configured' });
+  });
+});
+
+describe.each(STORE_BACKENDS)('a schedule on the $name store', (backend) => {
+  it('that fails (the database gone) is logged and answers null; it never rejects', async () => {
+    const db = await backend.fresh();
+    const lines: string[] = [];
+    const schedules = startSchedules({ store: db.store, now: () => now, settings: { staleAfterMs: 3_600_000, retentionDays: 30 }, log: (l) => lines.push(l), cron: false });
+    expect(await schedules.run('stale')).toEqual([]);
+    await db.drop();
+    for (const job of ['stale', 'prune', 'digest'] as const) expect(await schedules.run(job)).toBeNull();
+    expect(lines).toEqual([expect.stringMatching(/^schedule stale failed: /), expect.stringMatching(/^schedule prune failed: /), expect.stringMatching(/^schedule digest failed: /)]);
+    await schedules.stop();
   });
 });
