@@ -128,6 +128,14 @@ export function createStream(opts: StreamOptions): Stream {
       }
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
+      // Whatever a frame makes a handler throw costs its sender a strike, never the process.
+      try {
+        onFrame(data, isBinary);
+      } catch (err) {
+        fail('FRAME_INVALID', `frame could not be handled: ${(err as Error).message}`);
+      }
+    });
+    const onFrame = (data: RawData, isBinary: boolean): void => {
       if (closing) return;
       const receivedAt = opts.now();
       const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
@@ -173,7 +181,7 @@ export function createStream(opts: StreamOptions): Stream {
           });
           return;
       }
-    });
+    };
   }
 
   return {

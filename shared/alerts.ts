@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { SEVERITIES } from './findings.js';
 import { QuicksandError } from './errors.js';
 import { formatIssues } from './schema-errors.js';
+import { boundedString } from './bounds.js';
 
 export const ALERT_SCHEMA = 'quicksand.alert/v1';
 
@@ -9,8 +10,8 @@ const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or htt
 const httpsUrl = z.url({ protocol: /^https$/, error: 'expected an https:// URL' });
 
 const common = {
-  id: z.string().min(1),
-  name: z.string().optional(),
+  id: boundedString(200).min(1),
+  name: boundedString(200).optional(),
   // Alerts less severe than this do not go to this sink (a pager wants less than a chat room).
   minSeverity: z.enum(SEVERITIES).exclude(['info']).default('low'),
   timeoutMs: z.number().int().min(100).max(60_000).default(10_000),
@@ -21,7 +22,7 @@ export const webhookSinkSchema = z.strictObject({
   type: z.literal('webhook'),
   ...common,
   url: httpUrl,
-  secret: z.string().min(16, 'expected a secret of at least 16 characters'),
+  secret: boundedString(1000).min(16, 'expected a secret of at least 16 characters'),
 });
 
 /** A Slack incoming webhook (its URL is the credential). */

@@ -112,7 +112,7 @@ export interface ImageSummary {
 
 /** Approving a finding or a change set: a reason always, a ticket and an expiry when there are. */
 export const approveBodySchema = z.strictObject({
-  reason: z.string().trim().min(1, 'a reason is required'),
+  reason: z.string().max(16 * 1024).trim().min(1, 'a reason is required'),
   ticket: z.string().trim().min(1).max(200).optional(),
   // After it the change counts again (the host is a pet again unless it was undone).
   expiresAt: z.iso.datetime({ error: 'expected an ISO date-time like 2026-12-31T00:00:00Z' }).optional(),
@@ -120,7 +120,7 @@ export const approveBodySchema = z.strictObject({
 export type ApproveBody = z.infer<typeof approveBodySchema>;
 
 export const reasonBodySchema = z.strictObject({
-  reason: z.string().trim().min(1, 'a reason is required'),
+  reason: z.string().max(16 * 1024).trim().min(1, 'a reason is required'),
   ticket: z.string().trim().min(1).max(200).optional(),
 });
 export type ReasonBody = z.infer<typeof reasonBodySchema>;

@@ -2,15 +2,16 @@ import { z } from 'zod';
 import { ECOSYSTEMS } from './findings.js';
 import { QuicksandError } from './errors.js';
 import { formatIssues } from './schema-errors.js';
+import { LIMITS, boundedArray, boundedString, depthProblem } from './bounds.js';
 import { DEFAULT_IGNORED, DEFAULT_MUTABLE, DEFAULT_TRACKED } from './policy.js';
 
 import { FILE_TYPES, MANIFEST_SCHEMA } from './manifest-format.js';
 
 export { FILE_TYPES, MANIFEST_SCHEMA, pathKey, type FileType } from './manifest-format.js';
 
-const absolutePath = z.string().regex(/^\//, 'expected an absolute path');
+const absolutePath = boundedString(LIMITS.path).regex(/^\//, 'expected an absolute path');
 
-export const packageRefSchema = z.strictObject({ ecosystem: z.enum(ECOSYSTEMS), name: z.string().min(1) });
+export const packageRefSchema = z.strictObject({ ecosystem: z.enum(ECOSYSTEMS), name: boundedString().min(1) });
 export type PackageRef = z.infer<typeof packageRefSchema>;
 
 /**
@@ -20,14 +21,14 @@ export type PackageRef = z.infer<typeof packageRefSchema>;
  */
 export const fileRecordSchema = z.strictObject({
   path: absolutePath,
-  rawPath: z.base64().optional(),
+  rawPath: z.base64().max(LIMITS.path * 2).optional(),
   type: z.enum(FILE_TYPES),
   mode: z.string().regex(/^[0-7]{4}$/, 'expected an octal mode like "0755"'),
   uid: z.number().int().nonnegative(),
   gid: z.number().int().nonnegative(),
   size: z.number().int().nonnegative().optional(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').optional(),
-  target: z.string().optional(),
+  target: boundedString(LIMITS.path).optional(),
   // The package that installed the path, so a removed package's files nest under its finding.
   owner: packageRefSchema.optional(),
 });
@@ -35,23 +36,27 @@ export type FileRecord = z.infer<typeof fileRecordSchema>;
 
 export const packageRecordSchema = z.strictObject({
   ecosystem: z.enum(ECOSYSTEMS),
-  name: z.string().min(1),
-  version: z.string().min(1),
-  arch: z.string().optional(),
+  name: boundedString().min(1),
+  version: boundedString().min(1),
+  arch: boundedString(100).optional(),
 });
 export type PackageRecord = z.infer<typeof packageRecordSchema>;
 
 export const policySchema = z.strictObject({
-  tracked: z.array(absolutePath).default(() => [...DEFAULT_TRACKED]),
-  ignored: z.array(z.string()).default(() => [...DEFAULT_IGNORED]),
-  mutable: z.array(z.string()).default(() => [...DEFAULT_MUTABLE]),
+  tracked: boundedArray(absolutePath, LIMITS.notes).default(() => [...DEFAULT_TRACKED]),
+  ignored: boundedArray(boundedString(LIMITS.path), LIMITS.notes).default(() => [...DEFAULT_IGNORED]),
+  mutable: boundedArray(boundedString(LIMITS.path), LIMITS.notes).default(() => [...DEFAULT_MUTABLE]),
 });
+
+/** A large distribution image holds a few hundred thousand paths; these leave ten times that. */
+export const MAX_MANIFEST_FILES = 4_000_000;
+export const MAX_MANIFEST_PACKAGES = 200_000;
 
 export const manifestSchema = z.strictObject({
   schema: z.literal(MANIFEST_SCHEMA),
   image: z.strictObject({
-    name: z.string().min(1),
-    version: z.string().min(1),
+    name: boundedString().min(1),
+    version: boundedString().min(1),
     createdAt: z.iso.datetime(),
     source: z.enum(['root', 'kiwi', 'sbom']),
   }),
@@ -60,9 +65,9 @@ export const manifestSchema = z.strictObject({
     ignored: [...DEFAULT_IGNORED],
     mutable: [...DEFAULT_MUTABLE],
   })),
-  packages: z.array(packageRecordSchema),
+  packages: boundedArray(packageRecordSchema, MAX_MANIFEST_PACKAGES),
   // A package-only manifest (KIWI, SBOM) has no file records: package verification stands in.
-  files: z.array(fileRecordSchema).default(() => []),
+  files: boundedArray(fileRecordSchema, MAX_MANIFEST_FILES).default(() => []),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
@@ -81,6 +86,8 @@ export function parseManifest(value: unknown, source: string): Manifest {
       );
     }
   }
+  const deep = depthProblem(value);
+  if (deep !== null) throw new QuicksandError('MANIFEST_INVALID', `${source} is not a valid ${MANIFEST_SCHEMA} manifest: it ${deep}`);
   const result = manifestSchema.safeParse(value);
   if (!result.success) {
     throw new QuicksandError('MANIFEST_INVALID', `${source} is not a valid ${MANIFEST_SCHEMA} manifest:\n${formatIssues(result.error)}`);

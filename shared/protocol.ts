@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { formatIssues } from './schema-errors.js';
 import { reportSchema } from './report.js';
 import { hostLabelsSchema } from './labels.js';
+import { depthProblem } from './bounds.js';
 
 export const PROTOCOL_VERSION = 1;
 /** The path the agent stream is served on. */
@@ -85,7 +86,7 @@ export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
 export const errorFrameSchema = z.strictObject({
   type: z.literal('error'),
   code: z.enum(WIRE_ERROR_CODES),
-  message: z.string(),
+  message: z.string().max(4000),
   seq: z.number().int().nonnegative().optional(),
 });
 export type ErrorFrame = z.infer<typeof errorFrameSchema>;
@@ -121,6 +122,9 @@ export function parseFrame<T extends { type: string }>(
     return { ok: false, code: 'FRAME_MALFORMED', message: 'frame is not valid JSON' };
   }
   const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+  // Before the schema: it recurses with the data, and a few thousand levels overflow the stack.
+  const deep = depthProblem(value);
+  if (deep !== null) return { ok: false, code: 'FRAME_INVALID', message: `frame ${deep}` };
   if (typeof type !== 'string' || !types.includes(type)) {
     return { ok: false, code: 'FRAME_UNKNOWN', message: `type: unknown frame type ${JSON.stringify(type ?? null).slice(0, 40)}; expected one of ${types.join(', ')}` };
   }
@@ -149,8 +153,8 @@ export const enrollRequestSchema = z.strictObject({
 export type EnrollRequest = z.infer<typeof enrollRequestSchema>;
 
 export const enrollResponseSchema = z.strictObject({
-  agentId: z.string().min(1),
-  token: z.string().min(1),
+  agentId: z.string().min(1).max(100),
+  token: z.string().min(1).max(200),
 });
 export type EnrollResponse = z.infer<typeof enrollResponseSchema>;
 
