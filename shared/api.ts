@@ -21,6 +21,9 @@ export type FindingsQuery = z.infer<typeof findingsQuerySchema>;
 
 export const alertsQuerySchema = z.strictObject({
   host: z.string().min(1).max(200).optional(),
+  // Pages, oldest first: `next` of one answer is the `cursor` of the next request (null: the last).
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().min(1).max(1000).optional(),
 });
 export type AlertsQuery = z.infer<typeof alertsQuerySchema>;
 

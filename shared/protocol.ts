@@ -79,6 +79,7 @@ export const WIRE_ERROR_CODES = [
   'HOST_MISMATCH', // a frame that names another host than the token's
   'REPORT_OUT_OF_ORDER',
   'SERVER_BUSY',
+  'RATE_LIMITED', // heartbeats or replays far more often than an agent sends them: a strike
   'INTERNAL',
 ] as const;
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];

@@ -2,7 +2,6 @@
 // holds, fetch the version to scan against).
 import type { Hono } from 'hono';
 import type { Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { observationUploadSchema } from '../../shared/baseline.js';
 import { QuicksandError } from '../../shared/errors.js';
 import { parseManifest } from '../../shared/manifest.js';
@@ -23,12 +22,7 @@ export function agentRoutes(app: Hono<Env>, deps: AppDeps): void {
     }
     return auth.agentId;
   };
-  // Two manifests of one host; a large image's is a few MB of JSON.
-  const observationLimit = bodyLimit({
-    maxSize: 256 * 1024 * 1024,
-    onError: (c) => c.json({ error: { code: 'MANIFEST_INVALID', message: 'body: an observation upload is at most 256 MiB' } }, 413),
-  });
-  app.post('/api/v1/agent/baselines/:version/observation', observationLimit, async (c) => {
+  app.post('/api/v1/agent/baselines/:version/observation', async (c) => {
     const agentId = agentOf(c);
     const version = numericId(c.req.param('version'), 'path.version', 'a baseline version');
     const body = parseWith(observationUploadSchema, await jsonBody(c, 'MANIFEST_UNREADABLE'), 'body');

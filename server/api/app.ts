@@ -8,6 +8,7 @@ import { agentRoutes } from './agent.js';
 import { baselineRoutes } from './baselines.js';
 import type { AppDeps, Env } from './context.js';
 import { enrollRoutes } from './enroll.js';
+import { limitBodies, securityHeaders } from './guards.js';
 import { healthRoutes } from './health.js';
 import { hostRoutes } from './hosts.js';
 import { imageRoutes } from './images.js';
@@ -33,6 +34,9 @@ const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 503>
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
+  BODY_TOO_LARGE: 413,
+  SERVER_BUSY: 503,
+  NOT_READY: 503,
 };
 
 export function createApp(deps: AppDeps): Hono<Env> {
@@ -47,6 +51,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json({ error: { code: 'INTERNAL', message: 'internal error' } }, 500);
   });
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+  app.use('*', securityHeaders());
+  app.use('*', limitBodies());
 
   healthRoutes(app, deps);
   enrollRoutes(app, deps);

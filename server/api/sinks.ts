@@ -44,7 +44,8 @@ export function sinkRoutes(app: Hono<Env>, deps: AppDeps): void {
   // Every alert queued and every attempt to deliver it: the evidence that alerts were handled.
   app.get('/api/v1/alerts', (c) => {
     const query = parseWith(alertsQuerySchema, c.req.query(), 'query');
-    const deliveries = store.alertQueue.listDeliveries(query.host);
-    return c.json({ deliveries: deliveries.map((d) => ({ ...d, attemptLog: store.alertQueue.listAttempts(d.id) })) });
+    const { deliveries, next } = store.alertQueue.pageDeliveries({ hostId: query.host, limit: query.limit, after: query.cursor });
+    const attempts = store.alertQueue.attemptsOf(deliveries.map((d) => d.id));
+    return c.json({ deliveries: deliveries.map((d) => ({ ...d, attemptLog: attempts.get(d.id) ?? [] })), next });
   });
 }

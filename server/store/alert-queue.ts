@@ -3,6 +3,7 @@
 import type { Database as Db } from 'better-sqlite3';
 import { alertSinkSchema } from '../../shared/alerts.js';
 import type { AlertSink } from '../../shared/alerts.js';
+import { QuicksandError } from '../../shared/errors.js';
 import type { Alert } from '../alerts/alert.js';
 import type { AlertQueueStore, DeliveryAttempt, NewDelivery, QueuedDelivery } from '../alerts/queue.js';
 
@@ -38,7 +39,11 @@ export interface SqliteAlertQueue extends AlertQueueStore {
   /** For callers already inside a transaction (ingest): synchronous. */
   enqueueNow(deliveries: readonly NewDelivery[], now: Date): void;
   listDeliveries(hostId?: string): DeliveryRow[];
+  /** One page, oldest first: at most `limit` deliveries after the cursor `after` (`next` of the page before). */
+  pageDeliveries(query: { hostId?: string | undefined; limit: number; after?: string | undefined }): { deliveries: DeliveryRow[]; next: string | null };
   listAttempts(deliveryId?: string): AttemptRow[];
+  /** The attempts of many deliveries in one query, by delivery id. */
+  attemptsOf(deliveryIds: readonly string[]): Map<string, AttemptRow[]>;
 }
 
 export interface SinkStore {
@@ -100,6 +105,10 @@ export function createAlertQueue(db: Db): SqliteAlertQueue {
   );
   const deliveriesAll = db.prepare<[], DeliveryDbRow>('SELECT * FROM alert_deliveries ORDER BY created_at, id');
   const deliveriesOfHost = db.prepare<[string], DeliveryDbRow>('SELECT * FROM alert_deliveries WHERE host_id = ? ORDER BY created_at, id');
+  const page = db.prepare<[{ host: string | null; createdAt: string; id: string; limit: number }], DeliveryDbRow>(
+    `SELECT * FROM alert_deliveries WHERE (@host IS NULL OR host_id = @host) AND (created_at, id) > (@createdAt, @id) ORDER BY created_at, id LIMIT @limit`,
+  );
+  const attemptsIn = db.prepare<[string], Record<string, unknown>>('SELECT * FROM alert_attempts WHERE delivery_id IN (SELECT value FROM json_each(?)) ORDER BY id');
   const attemptsAll = db.prepare<[], Record<string, unknown>>('SELECT * FROM alert_attempts ORDER BY id');
   const attemptsOf = db.prepare<[string], Record<string, unknown>>('SELECT * FROM alert_attempts WHERE delivery_id = ? ORDER BY id');
 
@@ -175,6 +184,34 @@ export function createAlertQueue(db: Db): SqliteAlertQueue {
       record(attempt);
     },
     listDeliveries: (hostId) => (hostId === undefined ? deliveriesAll.all() : deliveriesOfHost.all(hostId)).map(toRow),
+    pageDeliveries({ hostId, limit, after }) {
+      const [createdAt, id] = after === undefined ? ['', ''] : decodeCursor(after);
+      const rows = page.all({ host: hostId ?? null, createdAt, id, limit: limit + 1 }).map(toRow);
+      const more = rows.length > limit;
+      const deliveries = rows.slice(0, limit);
+      const last = deliveries.at(-1);
+      return { deliveries, next: more && last !== undefined ? encodeCursor(last.createdAt, last.id) : null };
+    },
+    attemptsOf(deliveryIds) {
+      const out = new Map<string, AttemptRow[]>(deliveryIds.map((id) => [id, []]));
+      for (const r of attemptsIn.all(JSON.stringify(deliveryIds))) out.get(r.delivery_id as string)?.push(toAttempt(r));
+      return out;
+    },
     listAttempts: (deliveryId) => (deliveryId === undefined ? attemptsAll.all() : attemptsOf.all(deliveryId)).map(toAttempt),
   };
+}
+
+/** A page cursor: where the last page ended, opaque to clients. */
+function encodeCursor(createdAt: string, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [string, string] {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string') return [v[0], v[1]];
+  } catch {
+    // falls through to the error below
+  }
+  throw new QuicksandError('QUERY_INVALID', 'query.cursor: expected the `next` of an earlier page');
 }

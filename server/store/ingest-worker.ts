@@ -8,8 +8,8 @@ import { createAlerting } from './alerting.js';
 import type { AlertPolicy } from '../alerts/policy.js';
 import type { IngestItem } from './types.js';
 
-export type WorkerRequest = { id: number; items: IngestItem[] } | { id: number; close: true };
-export type WorkerResponse = { id: number; results: ReturnType<ReturnType<typeof createIngest>['ingestBatch']> } | { id: number; error: string } | { id: number; closed: true };
+export type WorkerRequest = { id: number; items: IngestItem[] } | { id: number; close: true } | { id: number; probe: true };
+export type WorkerResponse = { id: number; results: ReturnType<ReturnType<typeof createIngest>['ingestBatch']> } | { id: number; error: string } | { id: number; closed: true } | { id: number; probe: string };
 
 const data = workerData as { file: string; alertPolicy?: AlertPolicy };
 const db = openDatabase(data.file);
@@ -20,9 +20,27 @@ parentPort!.on('message', (msg: WorkerRequest) => {
     parentPort!.postMessage({ id: msg.id, closed: true } satisfies WorkerResponse);
     return;
   }
+  if ('probe' in msg) {
+    parentPort!.postMessage({ id: msg.id, probe: probeWrite() } satisfies WorkerResponse);
+    return;
+  }
   try {
     parentPort!.postMessage({ id: msg.id, results: ingest.ingestBatch(msg.items) } satisfies WorkerResponse);
   } catch (err) {
     parentPort!.postMessage({ id: msg.id, error: (err as Error).message } satisfies WorkerResponse);
   }
 });
+
+/** 'ok' when this connection can take the write lock now; else why not. Waits 200 ms at most. */
+function probeWrite(): string {
+  db.pragma('busy_timeout = 200');
+  try {
+    db.exec('BEGIN IMMEDIATE');
+    db.exec('ROLLBACK');
+    return 'ok';
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    db.pragma('busy_timeout = 5000');
+  }
+}
