@@ -11,12 +11,20 @@ import type { AppDeps, Env } from './context.js';
 function redactSink(sink: AlertSink): Record<string, unknown> {
   switch (sink.type) {
     case 'webhook':
-      return { ...sink, secret: '(set)' };
+      return { ...sink, url: withoutUserInfo(sink.url), secret: '(set)' };
     case 'pagerduty':
-      return { ...sink, routingKey: `…${sink.routingKey.slice(-4)}` };
+      return { ...sink, url: withoutUserInfo(sink.url), routingKey: `…${sink.routingKey.slice(-4)}` };
     case 'slack':
       return { ...sink, url: `${new URL(sink.url).origin}/…` };
   }
+}
+
+/** A URL an older server accepted with user:password@, shown without them. */
+function withoutUserInfo(url: string): string {
+  const u = new URL(url);
+  u.username = '';
+  u.password = '';
+  return u.href;
 }
 
 /** /api/v1/sinks..., GET /api/v1/alerts. */

@@ -1,9 +1,10 @@
 // The durable alert queue (AlertQueueStore over SQLite): deliveries, their append-only attempts,
 // and the configured sinks. Statements are prepared once; every write is one transaction.
 import type { Database as Db } from 'better-sqlite3';
-import { alertSinkSchema } from '../../shared/alerts.js';
+import { alertSinkSchema, scrubUrls } from '../../shared/alerts.js';
 import type { AlertSink } from '../../shared/alerts.js';
 import { QuicksandError } from '../../shared/errors.js';
+import { isPlaintext, openSink, sealSink, sinkKeyOf } from './sink-secrets.js';
 import type { Alert } from '../alerts/alert.js';
 import type { AlertQueueStore, DeliveryAttempt, NewDelivery, QueuedDelivery } from '../alerts/queue.js';
 
@@ -53,20 +54,33 @@ export interface SinkStore {
 }
 
 export function createSinkStore(db: Db): SinkStore {
+  const key = sinkKeyOf(db);
   const upsert = db.prepare(
     `INSERT INTO alert_sinks (id, config, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET config = excluded.config`,
   );
   const exists = db.prepare<[string], { id: string }>('SELECT id FROM alert_sinks WHERE id = ?');
-  const all = db.prepare<[], { config: string }>('SELECT config FROM alert_sinks ORDER BY id');
+  const all = db.prepare<[], { id: string; config: string }>('SELECT id, config FROM alert_sinks ORDER BY id');
   const remove = db.prepare('DELETE FROM alert_sinks WHERE id = ?');
+  const reseal = db.prepare('UPDATE alert_sinks SET config = ? WHERE id = ? AND config = ?');
+  // Rows an older server stored in plaintext are encrypted the first time this store opens, and
+  // the plaintext is overwritten on disk (secure_delete zeroes what the update frees).
+  const plain = all.all().filter((r) => isPlaintext(r.config));
+  if (plain.length > 0) {
+    db.pragma('secure_delete = ON');
+    db.transaction(() => {
+      for (const r of plain) reseal.run(sealSink(key, r.id, r.config), r.id, r.config);
+    }).immediate();
+    db.pragma('secure_delete = OFF');
+    if (!db.memory) db.pragma('wal_checkpoint(TRUNCATE)');
+  }
   return {
     saveSink(sink, now) {
       const replaced = exists.get(sink.id) !== undefined;
-      upsert.run(sink.id, JSON.stringify(sink), now.toISOString());
+      upsert.run(sink.id, sealSink(key, sink.id, JSON.stringify(sink)), now.toISOString());
       return replaced;
     },
     // Stored after parsing, so parse again only to get the type back (and defaults of newer versions).
-    listSinks: () => all.all().map((r) => alertSinkSchema.parse(JSON.parse(r.config))),
+    listSinks: () => all.all().map((r) => alertSinkSchema.parse(JSON.parse(openSink(key, r.id, r.config)))),
     deleteSink: (id) => remove.run(id).changes > 0,
   };
 }
@@ -140,7 +154,8 @@ export function createAlertQueue(db: Db): SqliteAlertQueue {
       at: a.at,
       ok: a.outcome.ok ? 1 : 0,
       status: a.outcome.status ?? null,
-      error: a.outcome.ok ? null : a.outcome.error,
+      // Auditors read this log: never a sink URL or credential in it, whatever the sender said.
+      error: a.outcome.ok ? null : scrubUrls(a.outcome.error),
       result: a.result,
       nextAttemptAt: a.nextAttemptAt ?? null,
     });
