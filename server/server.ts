@@ -29,6 +29,9 @@ export interface ServerOptions {
   /** Stream upgrades admitted per second from one source address, before authentication. */
   upgradeRatePerAddress?: number;
   upgradeBurstPerAddress?: number;
+  /** Enrolments admitted per second from one source address (bursts of `enrollBurst`). */
+  enrollRatePerSec?: number;
+  enrollBurst?: number;
   /** Sockets (HTTP and stream) one source address may hold at once. */
   maxConnectionsPerAddress?: number;
   /** A request's headers must arrive within this; the whole request (body included) within the other. */
@@ -91,7 +94,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     addressLimiter: createAddressLimiter(opts.upgradeRatePerAddress ?? 50, opts.upgradeBurstPerAddress ?? 200, () => now().getTime()),
     ...(opts.maxPendingPerAgent === undefined ? {} : { maxPendingPerAgent: opts.maxPendingPerAgent }),
   });
-  const app = createApp({ store, clock: now, metrics, stream, health: () => ingest.health() });
+  const app = createApp({
+    store,
+    clock: now,
+    metrics,
+    stream,
+    health: () => ingest.health(),
+    ...(opts.enrollRatePerSec === undefined ? {} : { enrollRatePerSec: opts.enrollRatePerSec }),
+    ...(opts.enrollBurst === undefined ? {} : { enrollBurst: opts.enrollBurst }),
+  });
   const deliveries = startDeliveryLoop({
     queue: store.alertQueue,
     sinks: () => store.listSinks(),

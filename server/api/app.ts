@@ -7,6 +7,7 @@ import type { ErrorCode } from '../../shared/errors.js';
 import { agentRoutes } from './agent.js';
 import { baselineRoutes } from './baselines.js';
 import type { AppDeps, Env } from './context.js';
+import { credentialRoutes } from './credentials.js';
 import { enrollRoutes } from './enroll.js';
 import { limitBodies, securityHeaders } from './guards.js';
 import { healthRoutes } from './health.js';
@@ -19,7 +20,7 @@ import { triageRoutes } from './triage.js';
 export type { AppDeps } from './context.js';
 
 // The one place error codes become HTTP statuses.
-const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 503>> = {
+const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 429 | 503>> = {
   QUERY_INVALID: 400,
   ALERT_SINK_INVALID: 400,
   RULES_INVALID: 400,
@@ -35,6 +36,7 @@ const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 503>
   NOT_FOUND: 404,
   CONFLICT: 409,
   BODY_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
   SERVER_BUSY: 503,
   NOT_READY: 503,
 };
@@ -77,6 +79,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   triageRoutes(app, deps);
   baselineRoutes(app, deps);
   ruleRoutes(app, deps);
+  credentialRoutes(app, deps);
 
   return app;
 }

@@ -14,6 +14,9 @@ export interface AppDeps {
   clock: () => Date;
   metrics: Metrics;
   /** The live side of the stream; absent when the app runs without one (tests). */
+  /** Enrolments admitted per second from one address (bursts of `enrollBurst`). */
+  enrollRatePerSec?: number;
+  enrollBurst?: number;
   /** Whether reports can be stored now (the ingest worker is up, the database writable). */
   health?: () => Promise<{ ok: boolean; problems: string[] }>;
   stream?: { isConnected(agentId: string): boolean; sendCommand(agentId: string, command: 'scan-now' | Omit<CommandFrame, 'type'>): boolean; disconnect(agentId: string, reason: string): void };
@@ -49,4 +52,10 @@ export async function jsonBody(c: Context<Env>, code: 'QUERY_INVALID' | 'MANIFES
 
 export function requireRole(c: Context<Env>, roles: readonly ApiRoleName[]): void {
   if (!roles.includes(c.get('role'))) throw new QuicksandError('FORBIDDEN', `this needs the role ${roles.join(' or ')}; the token has ${c.get('role')}`);
+}
+
+/** The request's source address ('' when the app runs without a socket, as in app.request()). */
+export function remoteAddress(c: Context<Env>): string {
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+  return incoming?.socket?.remoteAddress ?? '';
 }

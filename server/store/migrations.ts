@@ -187,4 +187,8 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE host_baselines ADD COLUMN ready_at TEXT;
    -- The server baseline version the agent said (hello) it scans against; null: the image's.
    ALTER TABLE hosts ADD COLUMN baseline_version INTEGER;`,
+  // Issue 11: enrolment secrets expire and run out of uses; both may be unlimited (null).
+  `ALTER TABLE enroll_secrets ADD COLUMN expires_at TEXT;
+   ALTER TABLE enroll_secrets ADD COLUMN max_uses INTEGER;
+   ALTER TABLE enroll_secrets ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;`,
 ];

@@ -10,11 +10,35 @@ import type { Baselines } from './baselines.js';
 export type ApiRole = ApiRoleName;
 export type AgentAuth = { ok: true; agentId: string } | { ok: false; reason: 'invalid' | 'revoked' };
 
+/** An enrolment secret as `enroll-secret list` shows it (never its text). */
+export interface EnrollSecretInfo {
+  id: string;
+  createdAt: string;
+  expiresAt: string | null;
+  maxUses: number | null;
+  uses: number;
+  revokedAt: string | null;
+  state: 'active' | 'expired' | 'used-up' | 'revoked';
+}
+
+/** An API token as `token list` shows it (never its text). */
+export interface ApiTokenInfo {
+  id: string;
+  role: ApiRole;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
 export interface Credentials {
-  /** Returns the secret's text; only its hash is kept. */
-  createEnrollSecret(now: Date): string;
-  /** Null when the secret is unknown or revoked. */
+  /** Returns the secret's text; only its hash is kept. Without limits it never expires or runs out. */
+  createEnrollSecret(now: Date, limits?: { expiresAt?: Date; maxUses?: number }): string;
+  /** Null when the secret is unknown, revoked, expired or used up; a use is counted. */
   enrollAgent(secret: string, hostname: string, now: Date): { agentId: string; token: string } | null;
+  listEnrollSecrets(now: Date): EnrollSecretInfo[];
+  /** False when the id is unknown or already revoked. */
+  revokeEnrollSecret(id: string, now: Date): boolean;
+  listApiTokens(): ApiTokenInfo[];
+  revokeApiToken(id: string, now: Date): boolean;
   authenticateAgent(token: string): AgentAuth;
   revokeAgent(agentId: string, now: Date): boolean;
   createApiToken(role: ApiRole, now: Date): string;
