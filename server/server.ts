@@ -100,8 +100,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     metrics,
     stream,
     health: () => ingest.health(),
-    ...(opts.enrollRatePerSec === undefined ? {} : { enrollRatePerSec: opts.enrollRatePerSec }),
-    ...(opts.enrollBurst === undefined ? {} : { enrollBurst: opts.enrollBurst }),
+    enrollLimiter: createAddressLimiter(opts.enrollRatePerSec ?? 0.2, opts.enrollBurst ?? 20, () => now().getTime()),
   });
   const deliveries = startDeliveryLoop({
     queue: store.alertQueue,

@@ -14,9 +14,8 @@ export interface AppDeps {
   clock: () => Date;
   metrics: Metrics;
   /** The live side of the stream; absent when the app runs without one (tests). */
-  /** Enrolments admitted per second from one address (bursts of `enrollBurst`). */
-  enrollRatePerSec?: number;
-  enrollBurst?: number;
+  /** Enrolments admitted per source address; absent: no limit (tests through app.request()). */
+  enrollLimiter?: { take(address: string): true | number };
   /** Whether reports can be stored now (the ingest worker is up, the database writable). */
   health?: () => Promise<{ ok: boolean; problems: string[] }>;
   stream?: { isConnected(agentId: string): boolean; sendCommand(agentId: string, command: 'scan-now' | Omit<CommandFrame, 'type'>): boolean; disconnect(agentId: string, reason: string): void };

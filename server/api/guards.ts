@@ -4,6 +4,9 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Env } from './context.js';
+import { SECURITY_HEADERS } from '../../shared/security-headers.js';
+
+export { SECURITY_HEADERS };
 
 const MiB = 1024 * 1024;
 /** Every JSON route: enrolment, labels, rules, sinks, approvals. */
@@ -35,16 +38,7 @@ export function limitBodies(): MiddlewareHandler<Env> {
   return (c, next) => limiters.get(bodyLimitFor(c.req.method, c.req.path))!(c, next);
 }
 
-/**
- * On every response, errors included. The API serves only JSON and text: nothing may run,
- * load or frame it (a web page served later sets its own policy on its own routes).
- */
-export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  'X-Content-Type-Options': 'nosniff',
-  'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-  'Referrer-Policy': 'no-referrer',
-};
-
+/** Sets SECURITY_HEADERS on every response, errors included. */
 export function securityHeaders(): MiddlewareHandler<Env> {
   return async (c, next) => {
     await next();

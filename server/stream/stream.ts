@@ -9,7 +9,7 @@ import type { BatchWriter } from './batch-writer.js';
 import type { Metrics } from '../metrics.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { Credentials } from '../store/types.js';
-import { SECURITY_HEADERS } from '../api/guards.js';
+import { SECURITY_HEADERS } from '../../shared/security-headers.js';
 import { createRateLimiter } from './rate-limit.js';
 
 export interface StreamOptions {
