@@ -17,7 +17,8 @@ import { startIngestThread } from './store/ingest-thread.js';
 import type { AsyncIngest } from './store/ingest-thread.js';
 import { capConnectionsPerAddress, createAddressLimiter } from './stream/address-limits.js';
 import { createStream } from './stream/stream.js';
-import type { Store } from './store/types.js';
+import type { Store, Uploads } from './store/types.js';
+import { QuicksandError } from '../shared/errors.js';
 
 export interface ServerOptions {
   db: string;
@@ -40,6 +41,8 @@ export interface ServerOptions {
   /** Frames waiting for the ingest writer, in all; reports of one agent before its socket is paused. */
   maxIngestQueue?: number;
   maxPendingPerAgent?: number;
+  /** Uploads (manifests, observations) parsed at once; more get 503 SERVER_BUSY. */
+  maxUploads?: number;
   maxFrameBytes?: number;
   staleAfterMs?: number;
   now?: () => Date;
@@ -76,6 +79,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const metrics = createMetrics();
   // Reports are written on their own thread; the API and enrolment use the main connection.
   const ingest = startIngestThread(opts.db, { ...(opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy }), ...(opts.log === undefined ? {} : { log: opts.log }) });
+  // A second writer thread for uploads: a manifest parsing for seconds never delays reports.
+  const uploadThread = startIngestThread(opts.db, { ...(opts.log === undefined ? {} : { log: opts.log }) });
   const writer = createBatchWriter(ingest, {
     ...(opts.maxIngestQueue === undefined ? {} : { maxQueued: opts.maxIngestQueue }),
     onDepth: (depth) => {
@@ -100,6 +105,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     metrics,
     stream,
     health: () => ingest.health(),
+    uploads: gatedUploads(uploadThread, opts.maxUploads ?? 2),
     enrollLimiter: createAddressLimiter(opts.enrollRatePerSec ?? 0.2, opts.enrollBurst ?? 20, () => now().getTime()),
   });
   const deliveries = startDeliveryLoop({
@@ -154,7 +160,26 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await writer.drain();
       await ingest.close();
+      await uploadThread.close();
       store.close();
     },
+  };
+}
+
+/** Uploads on the thread, at most `max` at once: each holds its body and its parse in memory. */
+function gatedUploads(thread: AsyncIngest, max: number): Uploads {
+  let busy = 0;
+  const gate = async <T>(run: () => Promise<unknown>): Promise<T> => {
+    if (busy >= max) throw new QuicksandError('SERVER_BUSY', `${max} uploads are being processed: send this again in a minute`);
+    busy++;
+    try {
+      return (await run()) as T;
+    } finally {
+      busy--;
+    }
+  };
+  return {
+    image: (body, now) => gate(() => thread.upload({ upload: 'image', body, now })),
+    observation: (req) => gate(() => thread.upload({ upload: 'observation', ...req })),
   };
 }

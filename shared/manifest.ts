@@ -48,8 +48,8 @@ export const policySchema = z.strictObject({
   mutable: boundedArray(boundedString(LIMITS.path), LIMITS.notes).default(() => [...DEFAULT_MUTABLE]),
 });
 
-/** A large distribution image holds a few hundred thousand paths; these leave ten times that. */
-export const MAX_MANIFEST_FILES = 4_000_000;
+/** A large distribution image holds a few hundred thousand paths; a million-path image fits (the body limit, 256 MiB, is the bound that binds first). */
+export const MAX_MANIFEST_FILES = 1_500_000;
 export const MAX_MANIFEST_PACKAGES = 200_000;
 
 export const manifestSchema = z.strictObject({

@@ -199,6 +199,35 @@ describe('2: bodies are limited before they are read', () => {
   });
 });
 
+describe('3: large uploads do not block the server', () => {
+  it('answers /healthz while a 37 MB manifest is parsed and stored', async () => {
+    const files = Array.from({ length: 200_000 }, (_, i) => ({ path: `/usr/share/doc/package-${i % 997}/file-${i}.txt`, type: 'file', mode: '0644', uid: 0, gid: 0, size: i, sha256: h(i) }));
+    const body = Buffer.from(JSON.stringify({ schema: 'quicksand.manifest/v1', image: { name: 'big', version: '1', createdAt: new Date().toISOString(), source: 'root' }, packages: [], files }));
+    expect(body.length).toBeGreaterThan(35e6);
+    const order: string[] = [];
+    const u = new URL(server.url);
+    const upload = new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host: u.hostname, port: u.port, path: '/api/v1/images', method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          order.push('upload');
+          resolve(res.statusCode ?? 0);
+        });
+      });
+      req.on('error', reject);
+      // Once the whole body is handed over, the server is parsing: ask for /healthz then.
+      req.end(body, () => {
+        void fetch(`${server.url}/healthz`).then((r) => order.push(`healthz ${r.status}`));
+      });
+    });
+    expect(await upload).toBe(201);
+    await new Promise((r) => setTimeout(r, 100));
+    // On the serving thread the upload answered first: /healthz waited for the whole parse.
+    expect(order[0]).toBe('healthz 200');
+    expect(server.store.listImages().find((i) => i.name === 'big')).toMatchObject({ files: 200_000 });
+  });
+});
+
 describe('4: credentials are never shown back', () => {
   it('refuses a sink URL with user:password@', async () => {
     const res = await callApi(server.url, 'POST', '/api/v1/sinks', admin, { type: 'webhook', id: 'creds', url: 'http://user:hunter2@127.0.0.1:9/hook', secret: 's'.repeat(32) });

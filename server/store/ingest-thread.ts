@@ -3,7 +3,9 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { IngestItem, IngestResult } from './types.js';
 import type { AlertPolicy } from '../alerts/policy.js';
-import type { WorkerRequest, WorkerResponse } from './ingest-worker.js';
+import type { UploadRequest, WorkerRequest, WorkerResponse } from './ingest-worker.js';
+import { QuicksandError } from '../../shared/errors.js';
+import type { ErrorCode } from '../../shared/errors.js';
 
 export interface IngestHealth {
   ok: boolean;
@@ -15,6 +17,8 @@ export interface AsyncIngest {
   ingestBatch(items: readonly IngestItem[]): Promise<IngestResult[]>;
   /** Whether the writer thread is up and can write to the database now. */
   health(): Promise<IngestHealth>;
+  /** Parses and stores one upload on the thread; the body's buffer is moved there, not copied. */
+  upload(req: UploadRequest): Promise<unknown>;
   /** Ends the writer thread as a crash would (tests; it is restarted like after one). */
   kill(): Promise<void>;
   close(): Promise<void>;
@@ -88,12 +92,12 @@ export function startIngestThread(file: string, opts: IngestThreadOptions = {}):
   };
   start();
 
-  const call = (req: Omit<WorkerRequest, 'id'>): Promise<WorkerResponse> =>
+  const call = (req: Omit<WorkerRequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<WorkerResponse> =>
     new Promise((resolve, reject) => {
       if (worker === null) return reject(down ?? new Error('ingest writer thread is not running'));
       const id = nextId++;
       waiting.set(id, { resolve, reject });
-      worker.postMessage({ ...req, id } as WorkerRequest);
+      worker.postMessage({ ...req, id } as WorkerRequest, transfer);
     });
 
   return {
@@ -118,6 +122,13 @@ export function startIngestThread(file: string, opts: IngestThreadOptions = {}):
       } finally {
         clearTimeout(timer);
       }
+    },
+    async upload(req) {
+      const whole = req.body.byteOffset === 0 && req.body.byteLength === req.body.buffer.byteLength && req.body.buffer instanceof ArrayBuffer;
+      const res = await call(req as Omit<WorkerRequest, 'id'>, whole ? [req.body.buffer as ArrayBuffer] : []);
+      if ('code' in res) throw new QuicksandError(res.code as ErrorCode, res.error);
+      if (!('uploaded' in res)) throw new Error('unexpected answer from the writer thread');
+      return res.uploaded;
     },
     async kill() {
       await worker?.terminate();

@@ -70,6 +70,23 @@ export interface Queries {
   countHosts(now: Date): Record<'cattle' | 'pet' | 'stale', number>;
 }
 
+export interface ImageUploadResult {
+  name: string;
+  version: string;
+  packages: number;
+  files: number;
+  /** True when it replaced an earlier upload of the same version. */
+  replaced: boolean;
+}
+
+export type ObservationUploadResult = Omit<import('../../shared/baseline.js').BaselineSummary, 'accepted'>;
+
+/** Uploads from their raw bytes: parsed, checked and stored (off the serving thread in the server). */
+export interface Uploads {
+  image(body: Uint8Array, now: Date): Promise<ImageUploadResult>;
+  observation(req: { hostId: string; version: number; body: Uint8Array; now: Date }): Promise<ObservationUploadResult>;
+}
+
 export interface Images {
   /** Stores an image's manifest; true when it replaced an earlier upload of the same version. */
   saveManifest(manifest: Manifest, now: Date): boolean;
@@ -83,5 +100,7 @@ export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
   maintenance: Maintenance;
   /** Re-baseline versions as manifests: derived from the agent's observation, fetched by it. */
   baselines: Baselines;
+  /** The uploads on this connection's thread (the server passes a worker's in their place). */
+  uploads: Uploads;
   close(): void;
 }
