@@ -76,18 +76,19 @@ export type Manifest = z.infer<typeof manifestSchema>;
  * A document of another schema version gets its own error code so tooling can tell it apart.
  */
 export function parseManifest(value: unknown, source: string): Manifest {
+  // First: the schema (and the messages below) recurse with the data.
+  const deep = depthProblem(value);
+  if (deep !== null) throw new QuicksandError('MANIFEST_INVALID', `${source} is not a valid ${MANIFEST_SCHEMA} manifest: it ${deep}`);
   if (typeof value === 'object' && value !== null && 'schema' in value) {
     const schema = (value as { schema: unknown }).schema;
     if (schema !== MANIFEST_SCHEMA) {
       throw new QuicksandError(
         'MANIFEST_SCHEMA_VERSION',
-        `${source}: schema is ${JSON.stringify(schema)}, this agent reads "${MANIFEST_SCHEMA}". ` +
+        `${source}: schema is ${typeof schema === 'string' ? JSON.stringify(schema.slice(0, 100)) : typeof schema}, this agent reads "${MANIFEST_SCHEMA}". ` +
           'Rebuild the manifest with this version of quicksand-agent manifest.',
       );
     }
   }
-  const deep = depthProblem(value);
-  if (deep !== null) throw new QuicksandError('MANIFEST_INVALID', `${source} is not a valid ${MANIFEST_SCHEMA} manifest: it ${deep}`);
   const result = manifestSchema.safeParse(value);
   if (!result.success) {
     throw new QuicksandError('MANIFEST_INVALID', `${source} is not a valid ${MANIFEST_SCHEMA} manifest:\n${formatIssues(result.error)}`);
