@@ -114,6 +114,17 @@ function rawHttp(url: string, head: string, body?: (socket: Socket) => void, tim
   });
 }
 
+/** Polls /healthz until it answers 200 or `ms` pass; the last status. */
+async function readyWithin(on: RunningServer, ms: number): Promise<number> {
+  const until = Date.now() + ms;
+  let status = 0;
+  while (status !== 200 && Date.now() < until) {
+    status = (await fetch(`${on.url}/healthz`)).status;
+    if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+  }
+  return status;
+}
+
 const statusOf = (text: string): number => Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
 
 describe('what held before keeps holding', () => {
@@ -466,12 +477,7 @@ describe('9: health and headers', () => {
     expect(down.status).toBe(503);
     expect(await down.json()).toMatchObject({ ok: false });
     // It comes back by itself, and a report is stored again.
-    let up = 0;
-    for (let i = 0; i < 50 && up !== 200; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      up = (await fetch(`${s.url}/healthz`)).status;
-    }
-    expect(up).toBe(200);
+    expect(await readyWithin(s, 10_000)).toBe(200);
     await stillServing(s);
     await s.close();
   });
@@ -479,6 +485,8 @@ describe('9: health and headers', () => {
   it('says not ready while the database cannot be written', async () => {
     const db = path.join(dir, 'locked.db');
     const s = await start({}, db);
+    // Ready first (the writer thread has started), then another process takes the write lock.
+    expect(await readyWithin(s, 10_000)).toBe(200);
     const other = new Database(db);
     other.exec('BEGIN EXCLUSIVE');
     const res = await fetch(`${s.url}/healthz`);
