@@ -9,6 +9,7 @@ import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
 import { createQueries } from './queries.js';
 import type { Store } from './types.js';
+import { acceptManifestUpload, acceptObservationUpload } from './uploads.js';
 import type { AlertPolicy } from '../alerts/policy.js';
 
 export interface SqliteStoreOptions {
@@ -25,11 +26,13 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
   const db = openDatabase(file);
   const alerting = createAlerting(db, opts.alertPolicy);
   const triage = createTriage(db, alerting);
+  const images = createImages(db);
+  const baselines = createBaselines(db, triage);
   return {
     ...createCredentials(db),
     ...createIngest(db, alerting),
     ...createQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
-    ...createImages(db),
+    ...images,
     ...createSinkStore(db),
     // What a trigger says is decided when it is sent, from its findings' triage state then.
     alertQueue: createAlertQueue(db, (d, now) => alerting.compose(d, now)),
@@ -43,7 +46,11 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
     },
     triage,
     maintenance: createMaintenance(db),
-    baselines: createBaselines(db, triage),
+    baselines,
+    uploads: {
+      image: async (body, now) => acceptManifestUpload(images, body, now),
+      observation: async (req) => acceptObservationUpload(baselines, req),
+    },
     close: () => db.close(),
   };
 }

@@ -11,11 +11,40 @@ import type { Baselines } from './baselines.js';
 export type ApiRole = ApiRoleName;
 export type AgentAuth = { ok: true; agentId: string } | { ok: false; reason: 'invalid' | 'revoked' };
 
+/** An enrolment secret as `enroll-secret list` shows it (never its text). */
+export interface EnrollSecretInfo {
+  id: string;
+  createdAt: string;
+  expiresAt: string | null;
+  maxUses: number | null;
+  uses: number;
+  revokedAt: string | null;
+  state: 'active' | 'expired' | 'used-up' | 'revoked';
+}
+
+/** An API token as `token list` shows it (never its text). */
+export interface ApiTokenInfo {
+  id: string;
+  role: ApiRole;
+  /** The name given at `token create --name`; null without one. */
+  name: string | null;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
 export interface Credentials {
-  /** Returns the secret's text; only its hash is kept. */
-  createEnrollSecret(now: Date): string;
-  /** Null when the secret is unknown or revoked. `machineId`: the host's own /etc/machine-id. */
+  /** Returns the secret's text; only its hash is kept. Without limits it never expires or runs out. */
+  createEnrollSecret(now: Date, limits?: { expiresAt?: Date; maxUses?: number }): string;
+  /**
+   * Null when the secret is unknown, revoked, expired or used up; a use is counted.
+   * `machineId`: the host's own /etc/machine-id.
+   */
   enrollAgent(secret: string, hostname: string, now: Date, machineId?: string): { agentId: string; token: string } | null;
+  listEnrollSecrets(now: Date): EnrollSecretInfo[];
+  /** False when the id is unknown or already revoked. */
+  revokeEnrollSecret(id: string, now: Date): boolean;
+  listApiTokens(): ApiTokenInfo[];
+  revokeApiToken(id: string, now: Date): boolean;
   authenticateAgent(token: string): AgentAuth;
   revokeAgent(agentId: string, now: Date): boolean;
   /** `name` says whose it is ("Q3 audit, Jane"): the audit log names the actor with it. */
@@ -51,6 +80,23 @@ export interface Queries {
   countHosts(now: Date): Record<HostStatusName, number>;
 }
 
+export interface ImageUploadResult {
+  name: string;
+  version: string;
+  packages: number;
+  files: number;
+  /** True when it replaced an earlier upload of the same version. */
+  replaced: boolean;
+}
+
+export type ObservationUploadResult = Omit<import('../../shared/baseline.js').BaselineSummary, 'accepted'>;
+
+/** Uploads from their raw bytes: parsed, checked and stored (off the serving thread in the server). */
+export interface Uploads {
+  image(body: Uint8Array, now: Date): Promise<ImageUploadResult>;
+  observation(req: { hostId: string; version: number; body: Uint8Array; now: Date }): Promise<ObservationUploadResult>;
+}
+
 export interface Images {
   /** Stores an image's manifest; true when it replaced an earlier upload of the same version. */
   saveManifest(manifest: Manifest, now: Date): boolean;
@@ -66,6 +112,8 @@ export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
   maintenance: Maintenance;
   /** Re-baseline versions as manifests: derived from the agent's observation, fetched by it. */
   baselines: Baselines;
+  /** The uploads on this connection's thread (the server passes a worker's in their place). */
+  uploads: Uploads;
   close(): void;
 }
 export type { Actor } from './triage.js';
