@@ -13,6 +13,8 @@ import Database from 'better-sqlite3';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SERVER = path.join(REPO, 'dist/server/main.js');
+// Every simulated agent connects from 127.0.0.1: one address carries the whole fleet here.
+const LIMITS_OFF = ['--max-connections-per-address', '1000000', '--upgrades-per-address', '1000000', '--enrolls-per-address', '100000000'];
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
 const AGENTS = Number(args.get('agents') ?? 5000);
 // The target is >= 2,000 reports/s stored with p99 ack <= 250 ms: offer a little above it.
@@ -59,7 +61,7 @@ function sample(pid: number): { hwmKb: number; rssKb: number; cpuTicks: number }
 const TICKS = 100; // USER_HZ on Linux
 
 async function startServer(port: number, profile?: string): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), SERVER, 'start', '--db', db, '--port', String(port), '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), SERVER, 'start', '--db', db, '--port', String(port), '--host', '127.0.0.1', ...LIMITS_OFF], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(proc);
   await new Promise<void>((resolve, reject) => {
     let out = '';

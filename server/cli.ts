@@ -11,15 +11,17 @@ const USAGE = `quicksand-server — keeps the fleet's drift history and tells ca
 Usage:
   quicksand-server start [--db FILE] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
                         [--alert-throttle N/DURATION] [--alert-dedup DURATION]
-  quicksand-server enroll-secret [--db FILE]
+  quicksand-server enroll-secret [--expires DURATION] [--uses N] [--db FILE]
+  quicksand-server enroll-secret list|revoke ID [--db FILE]
   quicksand-server token create --role admin|analyst|auditor [--name TEXT] [--db FILE]
+  quicksand-server token list|revoke ID [--db FILE]
   quicksand-server agent revoke AGENT_ID [--db FILE]
   quicksand-server help COMMAND
 
 Commands:
   start          serve the API and the agent stream on one port
-  enroll-secret  print a new enrolment secret for \`quicksand-agent enroll\`
-  token create   print a new API token (Authorization: Bearer TOKEN)
+  enroll-secret  print a new enrolment secret for \`quicksand-agent enroll\`; list, revoke
+  token          create, list or revoke API tokens (Authorization: Bearer TOKEN)
   agent revoke   revoke an agent's token; its connection is refused from now on
 
 Run \`quicksand-server COMMAND --help\` for the options of one command.

@@ -10,6 +10,9 @@ export interface Metrics {
   upgradesRefused: Map<string, number>;
   /** Last outbox depth each connected agent reported. */
   outboxDepth: Map<string, number>;
+  /** Items waiting for the ingest writer now, and the most since start. */
+  ingestQueue: number;
+  ingestQueuePeak: number;
   observeIngestLatency(seconds: number, nowMs: number): void;
   countStored(n: number, nowMs: number): void;
   reject(map: Map<string, number>, key: string): void;
@@ -31,6 +34,8 @@ export function createMetrics(): Metrics {
     framesRejected: new Map(),
     upgradesRefused: new Map(),
     outboxDepth: new Map(),
+    ingestQueue: 0,
+    ingestQueuePeak: 0,
     observeIngestLatency(seconds) {
       latencyCount++;
       latencySum += seconds;
@@ -60,6 +65,8 @@ export function createMetrics(): Metrics {
       gauge('quicksand_agents_connected', 'Agents holding a stream connection.', m.connected);
       gauge('quicksand_reports_stored_total', 'Reports committed to the store.', m.reportsStored, 'counter');
       gauge('quicksand_reports_duplicate_total', 'Replayed reports that were already stored (acked again, not stored).', m.reportsDuplicate, 'counter');
+      gauge('quicksand_ingest_queue', 'Frames waiting for the ingest writer.', m.ingestQueue);
+      gauge('quicksand_ingest_queue_peak', 'Most frames that waited for the ingest writer at once since start.', m.ingestQueuePeak);
       gauge('quicksand_reports_per_second', 'Reports stored per second over the last 10 s.', m.reportsPerSecond(nowMs));
       lines.push('# HELP quicksand_ingest_latency_seconds Time from receiving a report to its commit.', '# TYPE quicksand_ingest_latency_seconds histogram');
       LATENCY_BUCKETS.forEach((le, i) => lines.push(`quicksand_ingest_latency_seconds_bucket{le="${le}"} ${buckets[i]}`));

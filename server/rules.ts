@@ -21,6 +21,7 @@
 //    a rule decides it on its own; its severity is its own (a rule that lowers "package-added
 //    dpkg:*" does not lower the setuid binary that package brought).
 import { compileGlobs } from '../shared/policy.js';
+import { compileGlob } from '../shared/glob.js';
 import { compareSeverity } from '../shared/findings.js';
 import type { Severity } from '../shared/findings.js';
 import type { Finding } from '../shared/report.js';
@@ -201,7 +202,5 @@ function anyOf(fns: Array<(s: string) => boolean> | undefined): ((s: string) => 
 
 /** `*` any run of characters (`/` too: npm's `@scope/name`), `?` one; everything else literal. */
 export function compileNameGlob(glob: string): (s: string) => boolean {
-  const source = [...glob].map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
-  const re = new RegExp(`^${source}$`, 's');
-  return (s) => re.test(s);
+  return compileGlob(glob, { path: false, folder: false });
 }

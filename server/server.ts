@@ -14,8 +14,11 @@ import { createMetrics } from './metrics.js';
 import { createRateLimiter } from './stream/rate-limit.js';
 import { DEFAULT_STALE_AFTER_MS, createSqliteStore } from './store/sqlite-store.js';
 import { startIngestThread } from './store/ingest-thread.js';
+import type { AsyncIngest } from './store/ingest-thread.js';
+import { capConnectionsPerAddress, createAddressLimiter } from './stream/address-limits.js';
 import { createStream } from './stream/stream.js';
-import type { Store } from './store/types.js';
+import type { Store, Uploads } from './store/types.js';
+import { QuicksandError } from '../shared/errors.js';
 
 export interface ServerOptions {
   db: string;
@@ -24,6 +27,22 @@ export interface ServerOptions {
   /** Stream upgrades admitted per second (bursts of `upgradeBurst`); over it: 503 + Retry-After. */
   upgradeRate?: number;
   upgradeBurst?: number;
+  /** Stream upgrades admitted per second from one source address, before authentication. */
+  upgradeRatePerAddress?: number;
+  upgradeBurstPerAddress?: number;
+  /** Enrolments admitted per second from one source address (bursts of `enrollBurst`). */
+  enrollRatePerSec?: number;
+  enrollBurst?: number;
+  /** Sockets (HTTP and stream) one source address may hold at once. */
+  maxConnectionsPerAddress?: number;
+  /** A request's headers must arrive within this; the whole request (body included) within the other. */
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  /** Frames waiting for the ingest writer, in all; reports of one agent before its socket is paused. */
+  maxIngestQueue?: number;
+  maxPendingPerAgent?: number;
+  /** Uploads (manifests, observations) parsed at once; more get 503 SERVER_BUSY. */
+  maxUploads?: number;
   maxFrameBytes?: number;
   staleAfterMs?: number;
   now?: () => Date;
@@ -46,6 +65,8 @@ export interface ServerOptions {
 export interface RunningServer {
   url: string;
   store: Store;
+  /** The ingest writer thread (its health; `kill` ends it as a crash would, and it restarts). */
+  ingest: Pick<AsyncIngest, 'health' | 'kill'>;
   deliveries: DeliveryLoop;
   schedules: Schedules;
   close(): Promise<void>;
@@ -57,8 +78,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const store = createSqliteStore(opts.db, { staleAfterMs, ...(opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy }) });
   const metrics = createMetrics();
   // Reports are written on their own thread; the API and enrolment use the main connection.
-  const ingest = startIngestThread(opts.db, opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy });
-  const writer = createBatchWriter(ingest);
+  const ingest = startIngestThread(opts.db, { ...(opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy }), ...(opts.log === undefined ? {} : { log: opts.log }) });
+  // A second writer thread for uploads: a manifest parsing for seconds never delays reports.
+  const uploadThread = startIngestThread(opts.db, { ...(opts.log === undefined ? {} : { log: opts.log }) });
+  const writer = createBatchWriter(ingest, {
+    ...(opts.maxIngestQueue === undefined ? {} : { maxQueued: opts.maxIngestQueue }),
+    onDepth: (depth) => {
+      metrics.ingestQueue = depth;
+      if (depth > metrics.ingestQueuePeak) metrics.ingestQueuePeak = depth;
+    },
+  });
   const stream = createStream({
     credentials: store,
     writer,
@@ -68,8 +97,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     commandsOnHello: (agentId, hello) => store.baselines.commandsFor(agentId, hello.baseline, hello.image),
     ...(opts.log === undefined ? {} : { log: opts.log }),
     upgradeLimiter: createRateLimiter(opts.upgradeRate ?? 500, opts.upgradeBurst ?? 1000, () => now().getTime()),
+    addressLimiter: createAddressLimiter(opts.upgradeRatePerAddress ?? 50, opts.upgradeBurstPerAddress ?? 200, () => now().getTime()),
+    ...(opts.maxPendingPerAgent === undefined ? {} : { maxPendingPerAgent: opts.maxPendingPerAgent }),
   });
-  const app = createApp({ store, clock: now, metrics, stream });
+  const app = createApp({
+    store,
+    clock: now,
+    metrics,
+    stream,
+    health: () => ingest.health(),
+    uploads: gatedUploads(uploadThread, opts.maxUploads ?? 2),
+    enrollLimiter: createAddressLimiter(opts.enrollRatePerSec ?? 0.2, opts.enrollBurst ?? 20, () => now().getTime()),
+  });
   const deliveries = startDeliveryLoop({
     queue: store.alertQueue,
     sinks: () => store.listSinks(),
@@ -97,7 +136,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     ...(opts.log === undefined ? {} : { log: opts.log }),
     cron: opts.schedules !== false,
   });
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const headersTimeout = opts.headersTimeoutMs ?? 10_000;
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    // Half-sent requests are dropped: the check runs this often (Node's default is 30 s).
+    serverOptions: { headersTimeout, requestTimeout: opts.requestTimeoutMs ?? 10 * 60_000, connectionsCheckingInterval: Math.min(headersTimeout / 2, 1000) },
+  }) as Server;
+  capConnectionsPerAddress(server, opts.maxConnectionsPerAddress ?? 4096);
   server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head));
   // Thousands of agents keep their connections; the defaults are tuned for browsers.
   server.maxConnections = 100_000;
@@ -110,6 +155,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   return {
     url: `http://${host}:${addr.port}`,
     store,
+    ingest,
     deliveries,
     schedules,
     async close() {
@@ -120,7 +166,26 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await writer.drain();
       await ingest.close();
+      await uploadThread.close();
       await store.close();
     },
+  };
+}
+
+/** Uploads on the thread, at most `max` at once: each holds its body and its parse in memory. */
+function gatedUploads(thread: AsyncIngest, max: number): Uploads {
+  let busy = 0;
+  const gate = async <T>(run: () => Promise<unknown>): Promise<T> => {
+    if (busy >= max) throw new QuicksandError('SERVER_BUSY', `${max} uploads are being processed: send this again in a minute`);
+    busy++;
+    try {
+      return (await run()) as T;
+    } finally {
+      busy--;
+    }
+  };
+  return {
+    image: (body, now) => gate(() => thread.upload({ upload: 'image', body, now })),
+    observation: (req) => gate(() => thread.upload({ upload: 'observation', ...req })),
   };
 }

@@ -32,6 +32,9 @@ export const ALERT_STATES = [...ALERT_DELIVERY_STATES, 'held'] as const;
 export const alertsQuerySchema = z.strictObject({
   host: z.string().min(1).max(200).optional(),
   state: z.enum(ALERT_STATES).optional(),
+  // Pages, oldest first: `next` of one answer is the `cursor` of the next request (null: the last).
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().min(1).max(1000).optional(),
 });
 export type AlertsQuery = z.infer<typeof alertsQuerySchema>;
 
@@ -157,7 +160,7 @@ export interface ImageSummary {
 
 /** Approving a finding or a change set: a reason always, a ticket and an expiry when there are. */
 export const approveBodySchema = z.strictObject({
-  reason: z.string().trim().min(1, 'a reason is required'),
+  reason: z.string().max(16 * 1024).trim().min(1, 'a reason is required'),
   ticket: z.string().trim().min(1).max(200).optional(),
   // After it the change counts again (the host is a pet again unless it was undone).
   expiresAt: z.iso.datetime({ error: 'expected an ISO date-time like 2026-12-31T00:00:00Z' }).optional(),
@@ -165,7 +168,7 @@ export const approveBodySchema = z.strictObject({
 export type ApproveBody = z.infer<typeof approveBodySchema>;
 
 export const reasonBodySchema = z.strictObject({
-  reason: z.string().trim().min(1, 'a reason is required'),
+  reason: z.string().max(16 * 1024).trim().min(1, 'a reason is required'),
   ticket: z.string().trim().min(1).max(200).optional(),
 });
 export type ReasonBody = z.infer<typeof reasonBodySchema>;

@@ -28,6 +28,10 @@ export const ERROR_CODES = [
   'CONFLICT', // the target is not in a state the request can change (nothing to reopen)
   'QUERY_INVALID', // a query string or path parameter that does not pass its schema
   'BODY_INVALID', // a request body that is not JSON or does not pass its schema
+  'BODY_TOO_LARGE', // a request body over its route's limit (413)
+  'SERVER_BUSY', // too many requests of this kind now: retry after Retry-After (503)
+  'NOT_READY', // /healthz: the ingest worker or the database cannot take reports (503)
+  'RATE_LIMITED', // too many requests from one address: retry after Retry-After (429)
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

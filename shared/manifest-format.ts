@@ -9,3 +9,7 @@ export type FileType = (typeof FILE_TYPES)[number];
 export function pathKey(record: { path: string; rawPath?: string | undefined }): string {
   return record.rawPath === undefined ? record.path : `b64:${record.rawPath}`;
 }
+
+/** A large distribution image holds a few hundred thousand paths; a million-path image fits (the body limit, 256 MiB, is the bound that binds first). */
+export const MAX_MANIFEST_FILES = 1_500_000;
+export const MAX_MANIFEST_PACKAGES = 200_000;

@@ -4,18 +4,19 @@ import { ATTACK_TECHNIQUES } from './attack.js';
 import type { TechniqueId } from './attack.js';
 import { QuicksandError } from './errors.js';
 import { formatIssues } from './schema-errors.js';
+import { LIMITS, boundedArray, boundedString, depthProblem } from './bounds.js';
 import { DEFAULT_IGNORED, DEFAULT_MUTABLE, DEFAULT_TRACKED } from './policy.js';
 
-import { FILE_TYPES, MANIFEST_SCHEMA } from './manifest-format.js';
+import { FILE_TYPES, MANIFEST_SCHEMA, MAX_MANIFEST_FILES, MAX_MANIFEST_PACKAGES } from './manifest-format.js';
 
-export { FILE_TYPES, MANIFEST_SCHEMA, pathKey, type FileType } from './manifest-format.js';
+export { FILE_TYPES, MANIFEST_SCHEMA, MAX_MANIFEST_FILES, MAX_MANIFEST_PACKAGES, pathKey, type FileType } from './manifest-format.js';
 
-const absolutePath = z.string().regex(/^\//, 'expected an absolute path');
+const absolutePath = boundedString(LIMITS.path).regex(/^\//, 'expected an absolute path');
 
-export const packageRefSchema = z.strictObject({ ecosystem: z.enum(ECOSYSTEMS), name: z.string().min(1) });
+export const packageRefSchema = z.strictObject({ ecosystem: z.enum(ECOSYSTEMS), name: boundedString().min(1) });
 export type PackageRef = z.infer<typeof packageRefSchema>;
 
-const capabilityName = z.string().regex(/^cap_[a-z0-9_]{1,40}$/, 'expected a capability name like "cap_net_raw"');
+const capabilityName = boundedString(44).regex(/^cap_[a-z0-9_]{1,40}$/, 'expected a capability name like "cap_net_raw"');
 
 /**
  * A file's `security.capability`, decoded: the permitted and inheritable sets by name and whether
@@ -23,8 +24,8 @@ const capabilityName = z.string().regex(/^cap_[a-z0-9_]{1,40}$/, 'expected a cap
  */
 export const fileCapabilitySchema = z.strictObject({
   effective: z.boolean(),
-  permitted: z.array(capabilityName).max(64),
-  inheritable: z.array(capabilityName).max(64),
+  permitted: boundedArray(capabilityName, LIMITS.keys),
+  inheritable: boundedArray(capabilityName, LIMITS.keys),
   rootid: z.number().int().nonnegative().max(0xffffffff).optional(),
 });
 export type FileCapability = z.infer<typeof fileCapabilitySchema>;
@@ -36,19 +37,19 @@ export type FileCapability = z.infer<typeof fileCapabilitySchema>;
  */
 export const fileRecordSchema = z.strictObject({
   path: absolutePath,
-  rawPath: z.base64().optional(),
+  rawPath: z.base64().max(LIMITS.path * 2).optional(),
   type: z.enum(FILE_TYPES),
   mode: z.string().regex(/^[0-7]{4}$/, 'expected an octal mode like "0755"'),
   uid: z.number().int().nonnegative(),
   gid: z.number().int().nonnegative(),
   size: z.number().int().nonnegative().optional(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').optional(),
-  target: z.string().optional(),
+  target: boundedString(LIMITS.path).optional(),
   // Security xattrs of a regular file, where present: capabilities count like setuid; the
   // SELinux label and IMA value (hex) are recorded and shown, and count only as info.
   capability: fileCapabilitySchema.optional(),
-  selinux: z.string().min(1).max(4096).optional(),
-  ima: z.string().regex(/^[0-9a-f]{2,4096}$/, 'expected the IMA value as lowercase hex').optional(),
+  selinux: boundedString(LIMITS.path).min(1).optional(),
+  ima: boundedString(LIMITS.path).regex(/^[0-9a-f]{2,4096}$/, 'expected the IMA value as lowercase hex').optional(),
   // The package that installed the path, so a removed package's files nest under its finding.
   owner: packageRefSchema.optional(),
 });
@@ -56,32 +57,32 @@ export type FileRecord = z.infer<typeof fileRecordSchema>;
 
 export const packageRecordSchema = z.strictObject({
   ecosystem: z.enum(ECOSYSTEMS),
-  name: z.string().min(1),
-  version: z.string().min(1),
-  arch: z.string().optional(),
+  name: boundedString().min(1),
+  version: boundedString().min(1),
+  arch: boundedString(100).optional(),
 });
 export type PackageRecord = z.infer<typeof packageRecordSchema>;
 
 export const sensitiveRuleSchema = z.strictObject({
-  path: z.string().regex(/^\//, 'expected an absolute path or glob').max(4096),
+  path: boundedString(LIMITS.path).regex(/^\//, 'expected an absolute path or glob'),
   technique: z.enum(Object.keys(ATTACK_TECHNIQUES) as [TechniqueId, ...TechniqueId[]]),
   severity: z.enum(SEVERITIES),
   added: z.boolean().optional(),
 });
 
 export const policySchema = z.strictObject({
-  tracked: z.array(absolutePath).default(() => [...DEFAULT_TRACKED]),
-  ignored: z.array(z.string()).default(() => [...DEFAULT_IGNORED]),
-  mutable: z.array(z.string()).default(() => [...DEFAULT_MUTABLE]),
+  tracked: boundedArray(absolutePath, LIMITS.notes).default(() => [...DEFAULT_TRACKED]),
+  ignored: boundedArray(boundedString(LIMITS.path), LIMITS.notes).default(() => [...DEFAULT_IGNORED]),
+  mutable: boundedArray(boundedString(LIMITS.path), LIMITS.notes).default(() => [...DEFAULT_MUTABLE]),
   // Absent: DEFAULT_SENSITIVE (shared/policy.ts). Present: these rules instead.
-  sensitive: z.array(sensitiveRuleSchema).max(1000).optional(),
+  sensitive: boundedArray(sensitiveRuleSchema, 1000).optional(),
 });
 
 export const manifestSchema = z.strictObject({
   schema: z.literal(MANIFEST_SCHEMA),
   image: z.strictObject({
-    name: z.string().min(1),
-    version: z.string().min(1),
+    name: boundedString().min(1),
+    version: boundedString().min(1),
     createdAt: z.iso.datetime(),
     source: z.enum(['root', 'kiwi', 'sbom']),
   }),
@@ -90,9 +91,9 @@ export const manifestSchema = z.strictObject({
     ignored: [...DEFAULT_IGNORED],
     mutable: [...DEFAULT_MUTABLE],
   })),
-  packages: z.array(packageRecordSchema),
+  packages: boundedArray(packageRecordSchema, MAX_MANIFEST_PACKAGES),
   // A package-only manifest (KIWI, SBOM) has no file records: package verification stands in.
-  files: z.array(fileRecordSchema).default(() => []),
+  files: boundedArray(fileRecordSchema, MAX_MANIFEST_FILES).default(() => []),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 
@@ -101,12 +102,15 @@ export type Manifest = z.infer<typeof manifestSchema>;
  * A document of another schema version gets its own error code so tooling can tell it apart.
  */
 export function parseManifest(value: unknown, source: string): Manifest {
+  // First: the schema (and the messages below) recurse with the data.
+  const deep = depthProblem(value);
+  if (deep !== null) throw new QuicksandError('MANIFEST_INVALID', `${source} is not a valid ${MANIFEST_SCHEMA} manifest: it ${deep}`);
   if (typeof value === 'object' && value !== null && 'schema' in value) {
     const schema = (value as { schema: unknown }).schema;
     if (schema !== MANIFEST_SCHEMA) {
       throw new QuicksandError(
         'MANIFEST_SCHEMA_VERSION',
-        `${source}: schema is ${JSON.stringify(schema)}, this agent reads "${MANIFEST_SCHEMA}". ` +
+        `${source}: schema is ${typeof schema === 'string' ? JSON.stringify(schema.slice(0, 100)) : typeof schema}, this agent reads "${MANIFEST_SCHEMA}". ` +
           'Rebuild the manifest with this version of quicksand-agent manifest.',
       );
     }

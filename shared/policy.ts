@@ -1,6 +1,7 @@
 // What a user should not have to set (DESIGN.md "Defaults"). Pure: no fs, usable in a browser too.
 import type { TechniqueId } from './attack.js';
 import type { Severity } from './findings.js';
+import { compileGlob } from './glob.js';
 
 export const DEFAULT_TRACKED = ['/usr', '/etc', '/opt', '/boot', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/srv'];
 
@@ -99,32 +100,9 @@ export function defaultPolicy(): Policy {
  * `/var/log` ignores the whole subtree.
  */
 export function compileGlobs(patterns: readonly string[]): (path: string) => boolean {
-  if (patterns.length === 0) return () => false;
-  const source = patterns.map(globToRegexSource).join('|');
-  const re = new RegExp(`^(?:${source})(?:/.*)?$`, 's');
-  return (path) => re.test(path);
-}
-
-function globToRegexSource(glob: string): string {
-  const trimmed = glob.length > 1 ? glob.replace(/\/+$/, '') : glob;
-  let out = '';
-  for (let i = 0; i < trimmed.length; i++) {
-    const c = trimmed[i]!;
-    if (c === '*') {
-      if (trimmed[i + 1] === '*') {
-        // `/**/` also matches a single `/`, so `/**/x` covers `/x`.
-        if (trimmed[i + 2] === '/') {
-          out += '(?:.*/)?';
-          i += 2;
-        } else {
-          out += '.*';
-          i += 1;
-        }
-      } else out += '[^/]*';
-    } else if (c === '?') out += '[^/]';
-    else out += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return out;
+  const matchers = patterns.map((glob) => compileGlob(glob.length > 1 ? glob.replace(/\/+$/, '') : glob, { path: true, folder: true }));
+  if (matchers.length === 0) return () => false;
+  return (path) => matchers.some((m) => m(path));
 }
 
 /** True when `path` is `dir` or lies below it. Both absolute, without trailing slash. */

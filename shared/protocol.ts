@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { formatIssues } from './schema-errors.js';
 import { reportSchema } from './report.js';
 import { hostLabelsSchema } from './labels.js';
+import { boundedString, depthProblem } from './bounds.js';
 
 export const PROTOCOL_VERSION = 1;
 /** The path the agent stream is served on. */
@@ -16,9 +17,9 @@ const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex 
 const seq = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const depth = z.number().int().nonnegative();
 /** /etc/machine-id: 32 lowercase hex digits (machine-id(5)). */
-export const machineIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'expected a machine-id: 32 lowercase hex digits');
+export const machineIdSchema = boundedString(32).regex(/^[0-9a-f]{32}$/, 'expected a machine-id: 32 lowercase hex digits');
 /** /proc/sys/kernel/random/boot_id: a UUID, new on every boot. */
-export const bootIdSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected a boot id (a UUID)');
+export const bootIdSchema = boundedString(36).regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected a boot id (a UUID)');
 
 export const helloFrameSchema = z.strictObject({
   type: z.literal('hello'),
@@ -86,6 +87,7 @@ export const WIRE_ERROR_CODES = [
   'HOST_MISMATCH', // a frame that names another host than the token's
   'REPORT_OUT_OF_ORDER',
   'SERVER_BUSY',
+  'RATE_LIMITED', // heartbeats or replays far more often than an agent sends them: a strike
   'INTERNAL',
 ] as const;
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
@@ -93,7 +95,7 @@ export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
 export const errorFrameSchema = z.strictObject({
   type: z.literal('error'),
   code: z.enum(WIRE_ERROR_CODES),
-  message: z.string(),
+  message: z.string().max(4000),
   seq: z.number().int().nonnegative().optional(),
 });
 export type ErrorFrame = z.infer<typeof errorFrameSchema>;
@@ -129,6 +131,9 @@ export function parseFrame<T extends { type: string }>(
     return { ok: false, code: 'FRAME_MALFORMED', message: 'frame is not valid JSON' };
   }
   const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+  // Before the schema: it recurses with the data, and a few thousand levels overflow the stack.
+  const deep = depthProblem(value);
+  if (deep !== null) return { ok: false, code: 'FRAME_INVALID', message: `frame ${deep}` };
   if (typeof type !== 'string' || !types.includes(type)) {
     return { ok: false, code: 'FRAME_UNKNOWN', message: `type: unknown frame type ${JSON.stringify(type ?? null).slice(0, 40)}; expected one of ${types.join(', ')}` };
   }
@@ -159,8 +164,8 @@ export const enrollRequestSchema = z.strictObject({
 export type EnrollRequest = z.infer<typeof enrollRequestSchema>;
 
 export const enrollResponseSchema = z.strictObject({
-  agentId: z.string().min(1),
-  token: z.string().min(1),
+  agentId: z.string().min(1).max(100),
+  token: z.string().min(1).max(200),
 });
 export type EnrollResponse = z.infer<typeof enrollResponseSchema>;
 

@@ -5,12 +5,14 @@ import { formatIssues } from './schema-errors.js';
 import { packageRefSchema } from './manifest.js';
 import { ticketIdSchema } from './ticket.js';
 import { TECHNIQUE_ID } from './attack.js';
+import { LIMITS, boundedArray, boundedRecord, boundedString, depthProblem } from './bounds.js';
 
 import { REPORT_SCHEMA } from './summary.js';
 
 export { REPORT_SCHEMA, emptyCounts, summarize } from './summary.js';
 
-const attributes = z.record(z.string(), z.union([z.string(), z.number()]));
+const attributes = boundedRecord(boundedString(), z.union([boundedString(LIMITS.path), z.number()]));
+const absolutePath = boundedString(LIMITS.path).regex(/^\//, 'expected an absolute path');
 
 export { packageRefSchema, type PackageRef } from './manifest.js';
 
@@ -23,29 +25,32 @@ export const findingSchema = z.strictObject({
   kind: z.enum(FINDING_KINDS),
   severity: z.enum(SEVERITIES),
   ecosystem: z.enum(ECOSYSTEMS).optional(),
-  name: z.string().optional(),
-  before: z.union([z.string(), attributes]).optional(),
-  after: z.union([z.string(), attributes]).optional(),
-  path: z.string().regex(/^\//, 'expected an absolute path').optional(),
-  rawPath: z.base64().optional(),
+  name: boundedString().optional(),
+  before: z.union([boundedString(LIMITS.path), attributes]).optional(),
+  after: z.union([boundedString(LIMITS.path), attributes]).optional(),
+  path: absolutePath.optional(),
+  rawPath: z.base64().max(LIMITS.path * 2).optional(),
   owner: packageRefSchema.optional(),
-  changeSet: z.string().optional(),
-  reason: z.string().optional(),
+  changeSet: boundedString().optional(),
+  reason: boundedString(LIMITS.text).optional(),
   // The MITRE ATT&CK technique the change indicates (shared/attack.ts), where one does.
-  attack: z.strictObject({ id: z.string().regex(TECHNIQUE_ID, 'expected an ATT&CK id like "T1053.003"'), name: z.string().min(1).max(200) }).optional(),
+  attack: z.strictObject({ id: boundedString(20).regex(TECHNIQUE_ID, 'expected an ATT&CK id like "T1053.003"'), name: boundedString(200).min(1) }).optional(),
   // Who likely made a change no package operation explains, from the host's own records (sudo's
   // log, wtmp) and the file's ctime: evidence with its source, never certainty.
   actor: z
     .strictObject({
-      user: z.string().min(1).max(64).optional(),
-      evidence: z.array(z.strictObject({ source: z.string().min(1).max(256), at: z.iso.datetime({ offset: true }), text: z.string().min(1).max(1024) })).min(1).max(8),
+      user: boundedString(64).min(1).optional(),
+      evidence: boundedArray(
+        z.strictObject({ source: boundedString(256).min(1), at: z.iso.datetime({ offset: true }), text: boundedString(1024).min(1) }),
+        8,
+      ).min(1),
     })
     .optional(),
   // The change ticket the operator declared on the host when this report was made (top-level
   // findings only). The server keeps the ticket a change carried when it first saw it.
   ticket: ticketIdSchema.optional(),
   get changes() {
-    return z.array(findingSchema).optional();
+    return boundedArray(findingSchema).optional();
   },
 });
 export type Finding = z.infer<typeof findingSchema>;
@@ -61,9 +66,9 @@ export type SeverityCounts = z.infer<typeof severityCountsSchema>;
 
 /** A problem that did not stop the scan (an unreadable file, a vanished path). Never a finding. */
 export const scanWarningSchema = z.strictObject({
-  code: z.string(),
-  path: z.string().optional(),
-  message: z.string(),
+  code: boundedString(100),
+  path: boundedString(LIMITS.path).optional(),
+  message: boundedString(LIMITS.text),
 });
 export type ScanWarning = z.infer<typeof scanWarningSchema>;
 
@@ -75,8 +80,8 @@ export type ScanWarning = z.infer<typeof scanWarningSchema>;
  * false, file findings that belong to a changed package stand alone with their `owner` set.
  */
 export const reportScopeSchema = z.strictObject({
-  paths: z.array(z.string().regex(/^\//, 'expected an absolute path')),
-  subtrees: z.array(z.string().regex(/^\//, 'expected an absolute path')),
+  paths: boundedArray(absolutePath),
+  subtrees: boundedArray(absolutePath),
   packages: z.boolean(),
 });
 export type ReportScope = z.infer<typeof reportScopeSchema>;
@@ -87,18 +92,18 @@ export type ReportScope = z.infer<typeof reportScopeSchema>;
  */
 export const watchStateSchema = z.strictObject({
   state: z.enum(['ok', 'degraded']),
-  reason: z.string().optional(),
+  reason: boundedString(LIMITS.text).optional(),
 });
 export type WatchState = z.infer<typeof watchStateSchema>;
 
 /** A package manager operation that explains findings: one apt command, one rpm transaction, ... */
 export const changeSetSchema = z.strictObject({
-  id: z.string(),
-  tool: z.string(),
-  start: z.string().optional(),
-  end: z.string().optional(),
-  command: z.string().optional(),
-  user: z.string().optional(),
+  id: boundedString(),
+  tool: boundedString(100),
+  start: boundedString(100).optional(),
+  end: boundedString(100).optional(),
+  command: boundedString(LIMITS.text).optional(),
+  user: boundedString().optional(),
   packages: z.number().int().nonnegative(),
   ticket: ticketIdSchema.optional(),
 });
@@ -110,8 +115,8 @@ export const reportSchema = z.strictObject({
   scan: z.enum(['full', 'event']).optional(),
   scope: reportScopeSchema.optional(),
   watch: watchStateSchema.optional(),
-  image: z.strictObject({ name: z.string(), version: z.string() }),
-  host: z.strictObject({ hostname: z.string(), root: z.string() }),
+  image: z.strictObject({ name: boundedString(), version: boundedString() }),
+  host: z.strictObject({ hostname: boundedString(255), root: boundedString(LIMITS.path) }),
   scannedAt: z.iso.datetime(),
   summary: z.strictObject({
     // `drift` when any finding is above info: the host is a pet until someone approves it.
@@ -130,14 +135,16 @@ export const reportSchema = z.strictObject({
     bytesHashed: z.number().int().nonnegative(),
     durationMs: z.number().nonnegative(),
   }),
-  findings: z.array(findingSchema),
+  findings: boundedArray(findingSchema),
   /** The change sets that findings name in `changeSet`. */
-  changeSets: z.array(changeSetSchema).optional(),
-  warnings: z.array(scanWarningSchema),
+  changeSets: boundedArray(changeSetSchema, LIMITS.notes).optional(),
+  warnings: boundedArray(scanWarningSchema, LIMITS.notes),
 });
 export type Report = z.infer<typeof reportSchema>;
 
 export function parseReport(value: unknown, source: string): Report {
+  const deep = depthProblem(value);
+  if (deep !== null) throw new QuicksandError('REPORT_INVALID', `${source} is not a valid ${REPORT_SCHEMA} report: it ${deep}`);
   const result = reportSchema.safeParse(value);
   if (!result.success) {
     throw new QuicksandError('REPORT_INVALID', `${source} is not a valid ${REPORT_SCHEMA} report:\n${formatIssues(result.error)}`);

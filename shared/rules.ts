@@ -2,10 +2,15 @@ import { z } from 'zod';
 import { ECOSYSTEMS, FINDING_KINDS, SEVERITIES } from './findings.js';
 import { QuicksandError } from './errors.js';
 import { formatIssues } from './schema-errors.js';
+import { LIMITS, boundedArray, boundedRecord, boundedString } from './bounds.js';
 
 export const RULES_SCHEMA = 'quicksand.rules/v1';
 
-const oneOrMany = <T extends z.ZodType>(item: T) => z.union([item, z.array(item).min(1)]);
+const oneOrMany = <T extends z.ZodType>(item: T) => z.union([item, boundedArray(item, MAX_RULE_ITEMS).min(1)]);
+/** A rule list, and the items one rule field may list. */
+const MAX_RULE_ITEMS = 1000;
+/** A glob in a rule: long enough for any real path, short enough that matching stays cheap. */
+const glob = (): z.ZodString => boundedString(LIMITS.path);
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected a time like "02:30" (UTC)');
 
 /**
@@ -18,11 +23,11 @@ const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected a time like
 export const ruleMatchSchema = z.strictObject({
   kind: oneOrMany(z.enum(FINDING_KINDS)).optional(),
   ecosystem: oneOrMany(z.enum(ECOSYSTEMS)).optional(),
-  package: oneOrMany(z.string().min(1)).optional(),
-  path: oneOrMany(z.string().regex(/^\//, 'expected an absolute path glob')).optional(),
-  image: oneOrMany(z.string().min(1)).optional(),
+  package: oneOrMany(glob().min(1)).optional(),
+  path: oneOrMany(glob().regex(/^\//, 'expected an absolute path glob')).optional(),
+  image: oneOrMany(glob().min(1)).optional(),
   // Every label named must be on the host with a value the glob matches.
-  hostLabels: z.record(z.string().min(1), z.string()).optional(),
+  hostLabels: boundedRecord(boundedString(100).min(1), glob()).optional(),
   severity: oneOrMany(z.enum(SEVERITIES)).optional(),
 });
 export type RuleMatch = z.infer<typeof ruleMatchSchema>;
@@ -36,14 +41,14 @@ export const ruleActionSchema = z.discriminatedUnion('type', [
     inMaintenanceWindow: z.boolean().default(true),
     // A glob the change's ticket must match (`CHG-*`); a change without a ticket never matches.
     // A glob, not a regular expression: rules come from users and run on every finding.
-    ticket: z.string().min(1).default('*'),
+    ticket: glob().min(1).default('*'),
   }),
 ]);
 export type RuleAction = z.infer<typeof ruleActionSchema>;
 
 export const ruleSchema = z.strictObject({
-  id: z.string().min(1),
-  description: z.string().optional(),
+  id: boundedString(200).min(1),
+  description: boundedString(LIMITS.text).optional(),
   match: ruleMatchSchema.default(() => ({})),
   action: ruleActionSchema,
 });
@@ -55,14 +60,14 @@ export type Rule = z.infer<typeof ruleSchema>;
  */
 export const maintenanceWindowSchema = z
   .strictObject({
-    id: z.string().min(1),
+    id: boundedString(200).min(1),
     // The change ticket the window was approved under; changes inside it carry it.
-    ticket: z.string().min(1).optional(),
+    ticket: boundedString(200).min(1).optional(),
     start: z.iso.datetime().optional(),
     end: z.iso.datetime().optional(),
     weekly: z
       .strictObject({
-        days: z.array(z.enum(['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'])).min(1),
+        days: boundedArray(z.enum(['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat']), 7).min(1),
         from: hhmm,
         to: hhmm,
       })
@@ -77,8 +82,8 @@ export type MaintenanceWindow = z.infer<typeof maintenanceWindowSchema>;
 
 export const ruleSetSchema = z.strictObject({
   schema: z.literal(RULES_SCHEMA),
-  rules: z.array(ruleSchema).default(() => []),
-  maintenanceWindows: z.array(maintenanceWindowSchema).default(() => []),
+  rules: boundedArray(ruleSchema, MAX_RULE_ITEMS).default(() => []),
+  maintenanceWindows: boundedArray(maintenanceWindowSchema, MAX_RULE_ITEMS).default(() => []),
 });
 export type RuleSet = z.infer<typeof ruleSetSchema>;
 

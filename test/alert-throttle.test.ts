@@ -216,6 +216,15 @@ describe.each(STORE_BACKENDS)('on the $name store', (backend) => {
       expect((await get('?state=held')).deliveries).toEqual([]);
       expect((await get('?state=planned')).held).toEqual([]);
       expect((await get('?state=planned')).deliveries).toHaveLength(1);
+      // Pages of deliveries in the same order, the held ones beside every page; the state filter holds across pages.
+      const first = await get(`?host=${hostId}&limit=1`);
+      expect(first.deliveries.map((d: { state: string }) => d.state)).toEqual(['planned']);
+      expect(first.held).toHaveLength(1);
+      const second = await get(`?host=${hostId}&limit=1&cursor=${first.next}`);
+      expect([second.deliveries.map((d: { state: string }) => d.state), second.next]).toEqual([['gave-up'], null]);
+      expect(second.deliveries[0].attemptLog).toHaveLength(all.deliveries[1].attemptLog.length);
+      expect((await get(`?host=${hostId}&state=gave-up&limit=1`)).deliveries.map((d: { state: string }) => d.state)).toEqual(['gave-up']);
+      expect((await get('?state=held&limit=1')).next).toBeNull();
       clock = t0 + WINDOW;
       await deliveryRound();
       expect((await get('?state=delivered')).deliveries.map((d: any) => d.alert.findings.map((f: any) => f.path))).toEqual([['/usr/local/bin/three']]);

@@ -128,6 +128,9 @@ describe('manifest then scan from the command line, with a state folder', () => 
 describe('the fast record check', () => {
   it('passes only records the manifest schema passes, and the common ones', () => {
     const good = { path: '/usr/bin/x', type: 'file', mode: '0755', uid: 0, gid: 0, size: 3, sha256: 'a'.repeat(64), owner: { ecosystem: 'dpkg', name: 'x' } };
+    // Over the schema's bounds (shared/limits.ts): the schema refuses them, so must the hand check.
+    const overBounds = [{ ...good, path: `/${'x'.repeat(4096)}` }, { ...good, target: 'x'.repeat(4097) }, { ...good, owner: { ecosystem: 'dpkg', name: 'x'.repeat(1025) } }];
+    for (const v of overBounds) expect(fileRecordSchema.safeParse(v).success).toBe(false);
     const variants: unknown[] = [
       good,
       { path: '/l', type: 'symlink', mode: '0777', uid: 1, gid: 2, target: 'x' },
@@ -150,6 +153,7 @@ describe('the fast record check', () => {
       // Rare security xattrs take the schema's path, even when valid.
       { ...good, capability: { effective: true, permitted: ['cap_net_raw'], inheritable: [] } },
       { ...good, ima: '0302' },
+      ...overBounds,
       JSON.parse('{"__proto__": {"x": 1}, "path": "/a", "type": "dir", "mode": "0755", "uid": 0, "gid": 0}'),
       null,
       [],
@@ -170,6 +174,12 @@ describe('the fast header check', () => {
       packages: [{ ecosystem: 'dpkg', name: 'bash', version: '5.2.15-2+b7', arch: 'amd64' }, { ecosystem: 'pip', name: 'x', version: '1' }],
       files: [],
     };
+    const overBounds = [
+      { ...good, image: { ...good.image, name: 'x'.repeat(1025) } },
+      { ...good, policy: { ...good.policy, ignored: [`/${'x'.repeat(4096)}`] } },
+      { ...good, packages: [{ ecosystem: 'dpkg', name: 'x', version: '1', arch: 'x'.repeat(101) }] },
+    ];
+    for (const v of overBounds) expect(manifestSchema.safeParse(v).success).toBe(false);
     const variants: unknown[] = [
       good,
       { ...good, schema: 'quicksand.manifest/v2' },
@@ -188,6 +198,7 @@ describe('the fast header check', () => {
       { ...good, more: true },
       JSON.parse(`{"__proto__": {"x": 1}, ${JSON.stringify(good).slice(1)}`),
       (({ policy: _p, ...rest }) => rest)(good),
+      ...overBounds,
       null,
     ];
     const passed = variants.filter((v) => isPlainManifestHeader(v));

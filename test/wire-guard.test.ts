@@ -3,15 +3,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, STREAM_PATH, parseServerFrame } from '../shared/protocol.js';
+import { PROTOCOL_VERSION } from '../shared/protocol.js';
 import type { ServerFrame } from '../shared/protocol.js';
 import type { Report } from '../shared/report.js';
 import { startServer } from '../server/server.js';
 import type { RunningServer } from '../server/server.js';
 import { makeTinyRoot } from './helpers/tiny-root.js';
 import type { TinyRoot } from './helpers/tiny-root.js';
+import { connectStream, openStream } from './helpers/stream-client.js';
+import type { Attempt, Client } from './helpers/stream-client.js';
 
 const MAX_FRAME = 64 * 1024;
 let dir: string;
@@ -39,64 +40,8 @@ async function enroll(hostname: string): Promise<{ agentId: string; token: strin
   return (await server.store.enrollAgent(secret, hostname, new Date()))!;
 }
 
-type Attempt = { status: number; retryAfter?: string; body: string } | { status: 101; client: Client };
-
-interface Client {
-  ws: WebSocket;
-  frames: ServerFrame[];
-  closed: Promise<number>;
-  next(match: (f: ServerFrame) => boolean, timeoutMs?: number): Promise<ServerFrame>;
-}
-
-function connect(token: string | null, base = server.url): Promise<Attempt> {
-  const headers: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
-  const ws = new WebSocket(`${base.replace('http', 'ws')}${STREAM_PATH}`, { headers });
-  return new Promise((resolve, reject) => {
-    ws.on('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined, body });
-        ws.terminate();
-      });
-    });
-    ws.on('error', (err) => reject(err));
-    ws.on('open', () => {
-      const frames: ServerFrame[] = [];
-      const waiters: { match: (f: ServerFrame) => boolean; resolve: (f: ServerFrame) => void }[] = [];
-      ws.on('message', (data) => {
-        const parsed = parseServerFrame(data.toString());
-        if (!parsed.ok) throw new Error(`server sent an invalid frame: ${parsed.message}`);
-        frames.push(parsed.frame);
-        for (const w of [...waiters]) if (w.match(parsed.frame)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(parsed.frame);
-        }
-      });
-      const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
-      const client: Client = {
-        ws,
-        frames,
-        closed,
-        next: (match, timeoutMs = 5000) => {
-          const seen = frames.find(match);
-          if (seen !== undefined) return Promise.resolve(seen);
-          return new Promise((res, rej) => {
-            waiters.push({ match, resolve: res });
-            setTimeout(() => rej(new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(frames)}`)), timeoutMs).unref();
-          });
-        },
-      };
-      resolve({ status: 101, client });
-    });
-  });
-}
-
-async function open(token: string): Promise<Client> {
-  const a = await connect(token);
-  if (a.status !== 101 || !('client' in a)) throw new Error(`expected an upgrade, got ${a.status}`);
-  return a.client;
-}
+const connect = (token: string | null, base = server.url): Promise<Attempt> => connectStream(base, token);
+const open = (token: string): Promise<Client> => openStream(server.url, token);
 
 function hello(agentId: string): string {
   return JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, agentId, host: { hostname: 'h' }, image: report.image, lastAckedSeq: 0, outboxDepth: 0 });

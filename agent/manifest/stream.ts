@@ -7,7 +7,8 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { createGunzip, createGzip, gunzipSync } from 'node:zlib';
 import { QuicksandError } from '../../shared/errors.js';
-import { FILE_TYPES, MANIFEST_SCHEMA } from '../../shared/manifest-format.js';
+import { FILE_TYPES, MANIFEST_SCHEMA, MAX_MANIFEST_PACKAGES } from '../../shared/manifest-format.js';
+import { LIMITS } from '../../shared/limits.js';
 import { ECOSYSTEMS } from '../../shared/findings.js';
 import type { FileRecord, Manifest } from '../../shared/manifest.js';
 import { formatIssues } from '../../shared/schema-errors.js';
@@ -143,6 +144,8 @@ const ECOSYSTEM_NAMES = new Set<string>(ECOSYSTEMS);
 const MODE = /^[0-7]{4}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 const count = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+/** A string of at most `max` characters, the schema's bounds (shared/limits.ts). */
+const within = (v: unknown, max: number): v is string => typeof v === 'string' && v.length <= max;
 
 /**
  * The common shape of a file record, checked by hand: a million records through the schema
@@ -153,18 +156,18 @@ export function isPlainFileRecord(v: unknown): v is FileRecord {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
   const r = v as Record<string, unknown>;
   for (const k in r) if (!RECORD_KEYS.has(k)) return false;
-  if (typeof r.path !== 'string' || r.path.charCodeAt(0) !== 47) return false;
+  if (!within(r.path, LIMITS.path) || r.path.charCodeAt(0) !== 47) return false;
   if (typeof r.type !== 'string' || !TYPES.has(r.type)) return false;
   if (typeof r.mode !== 'string' || !MODE.test(r.mode)) return false;
   if (!count(r.uid) || !count(r.gid)) return false;
   if (r.size !== undefined && !count(r.size)) return false;
   if (r.sha256 !== undefined && (typeof r.sha256 !== 'string' || !SHA256.test(r.sha256))) return false;
-  if (r.target !== undefined && typeof r.target !== 'string') return false;
-  if (r.selinux !== undefined && (typeof r.selinux !== 'string' || r.selinux === '' || r.selinux.length > 4096)) return false;
+  if (r.target !== undefined && !within(r.target, LIMITS.path)) return false;
+  if (r.selinux !== undefined && (!within(r.selinux, LIMITS.path) || r.selinux === '')) return false;
   if (r.owner !== undefined) {
     const o = r.owner as Record<string, unknown> | null;
     if (typeof o !== 'object' || o === null || Array.isArray(o) || Object.keys(o).length !== 2) return false;
-    if (typeof o.ecosystem !== 'string' || !ECOSYSTEM_NAMES.has(o.ecosystem) || typeof o.name !== 'string' || o.name === '') return false;
+    if (typeof o.ecosystem !== 'string' || !ECOSYSTEM_NAMES.has(o.ecosystem) || !within(o.name, LIMITS.name) || o.name === '') return false;
   }
   return true;
 }
@@ -172,9 +175,9 @@ export function isPlainFileRecord(v: unknown): v is FileRecord {
 const IMAGE_KEYS = new Set(['name', 'version', 'createdAt', 'source']);
 const SOURCES = new Set(['root', 'kiwi', 'sbom']);
 const PACKAGE_KEYS = new Set(['ecosystem', 'name', 'version', 'arch']);
-const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const paths = (v: unknown): v is string[] => Array.isArray(v) && v.length <= LIMITS.notes && v.every((x) => within(x, LIMITS.path));
 const plainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const filled = (v: unknown): boolean => typeof v === 'string' && v !== '';
+const filled = (v: unknown): boolean => within(v, LIMITS.name) && v !== '';
 
 /**
  * A manifest's header (everything but its file records, `files` empty) in the shape this agent
@@ -194,14 +197,14 @@ export function isPlainManifestHeader(v: unknown): v is Manifest {
   if (Number.isNaN(at.getTime()) || at.toISOString() !== image.createdAt) return false;
   const policy = v.policy;
   if (!plainObject(policy) || Object.keys(policy).length !== 3) return false;
-  if (!strings(policy.tracked) || !strings(policy.ignored) || !strings(policy.mutable)) return false;
+  if (!paths(policy.tracked) || !paths(policy.ignored) || !paths(policy.mutable)) return false;
   if (!policy.tracked.every((t) => t.charCodeAt(0) === 47)) return false;
-  if (!Array.isArray(v.packages)) return false;
+  if (!Array.isArray(v.packages) || v.packages.length > MAX_MANIFEST_PACKAGES) return false;
   for (const p of v.packages as unknown[]) {
     if (!plainObject(p)) return false;
     for (const k in p) if (!PACKAGE_KEYS.has(k)) return false;
     if (typeof p.ecosystem !== 'string' || !ECOSYSTEM_NAMES.has(p.ecosystem) || !filled(p.name) || !filled(p.version)) return false;
-    if (p.arch !== undefined && typeof p.arch !== 'string') return false;
+    if (p.arch !== undefined && !within(p.arch, 100)) return false;
   }
   return true;
 }

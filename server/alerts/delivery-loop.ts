@@ -2,6 +2,7 @@
 // with the real fetch, at most `concurrency` at a time, and records every attempt. A sink that
 // hangs costs one slot for its timeout, never a report.
 import type { AlertSink } from '../../shared/alerts.js';
+import { scrubUrls } from '../../shared/alerts.js';
 import type { FetchLike } from './http.js';
 import type { RetrySchedule } from './policy.js';
 import { deliverDue } from './queue.js';
@@ -45,7 +46,7 @@ export function startDeliveryLoop(opts: DeliveryLoopOptions): DeliveryLoop {
       const done = await deliverDue({ queue: opts.queue, sinks, fetch: opts.fetch, now: opts.now, limit, ...(opts.retry ? { retry: opts.retry } : {}) });
       for (const a of done) {
         opts.onAttempt?.(a);
-        if (!a.outcome.ok) opts.log?.(`alert delivery ${a.deliveryId} to ${a.sinkId}, attempt ${a.attempt}: ${a.outcome.error} (${a.result})`);
+        if (!a.outcome.ok) opts.log?.(`alert delivery ${a.deliveryId} to ${a.sinkId}, attempt ${a.attempt}: ${scrubUrls(a.outcome.error)} (${a.result})`);
       }
       all.push(...done);
       if (done.length < limit || stopped) return all;
@@ -64,7 +65,7 @@ export function startDeliveryLoop(opts: DeliveryLoopOptions): DeliveryLoop {
     if (stopped) return;
     timer = setTimeout(() => {
       tick()
-        .catch((err: unknown) => opts.log?.(`alert delivery round failed: ${err instanceof Error ? err.message : String(err)}`))
+        .catch((err: unknown) => opts.log?.(`alert delivery round failed: ${scrubUrls(err instanceof Error ? err.message : String(err))}`))
         .finally(schedule);
     }, intervalMs);
     timer.unref();

@@ -1,3 +1,4 @@
+import { hasUserInfo, scrubUrls } from '../../shared/alerts.js';
 /** What a sink sends: one POST with a JSON body. Built by the pure payload builders. */
 export interface HttpRequest {
   url: string;
@@ -23,6 +24,8 @@ const RETRYABLE_4XX = new Set([408, 425, 429]);
  * signature and the routing key would go to wherever the redirect points.
  */
 export async function postJson(fetchFn: FetchLike, req: HttpRequest, timeoutMs: number): Promise<SendOutcome> {
+  // Stored by a server that accepted it: fetch refuses it, and it would show in the error.
+  if (hasUserInfo(req.url)) return { ok: false, error: 'the sink URL carries user:password@, which is never sent: configure the sink again without it', retryable: false };
   let res;
   try {
     res = await fetchFn(req.url, { method: 'POST', headers: req.headers, body: req.body, signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
@@ -30,7 +33,7 @@ export async function postJson(fetchFn: FetchLike, req: HttpRequest, timeoutMs: 
     const name = (err as Error | undefined)?.name;
     if (name === 'TimeoutError' || name === 'AbortError') return { ok: false, error: `no answer within ${timeoutMs} ms`, retryable: true };
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    return { ok: false, error: `cannot reach ${origin(req.url)}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, retryable: true };
+    return { ok: false, error: `cannot reach ${origin(req.url)}: ${scrubUrls(cause?.code ?? cause?.message ?? (err as Error).message)}`, retryable: true };
   }
   let text = '';
   try {
@@ -39,7 +42,7 @@ export async function postJson(fetchFn: FetchLike, req: HttpRequest, timeoutMs: 
     // the status is what counts; a body cut short changes nothing
   }
   if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status };
-  const said = text.trim() === '' ? '' : `: ${text.trim().replace(/\s+/g, ' ')}`;
+  const said = text.trim() === '' ? '' : `: ${scrubUrls(text.trim().replace(/\s+/g, ' '))}`;
   if (res.status >= 300 && res.status < 400) return { ok: false, status: res.status, error: `answered a redirect (${res.status}); configure the final URL${said}`, retryable: false };
   const retryable = res.status >= 500 || RETRYABLE_4XX.has(res.status);
   return { ok: false, status: res.status, error: `answered ${res.status}${said}`, retryable };

@@ -2,11 +2,8 @@
 // holds, fetch the version to scan against).
 import type { Hono } from 'hono';
 import type { Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
-import { observationUploadSchema } from '../../shared/baseline.js';
 import { QuicksandError } from '../../shared/errors.js';
-import { parseManifest } from '../../shared/manifest.js';
-import { jsonBody, numericId, parseWith } from './context.js';
+import { bodyBytes, numericId } from './context.js';
 import type { AppDeps, Env } from './context.js';
 
 /** POST /api/v1/agent/baselines/:version/observation, GET /api/v1/agent/baseline. */
@@ -23,27 +20,14 @@ export function agentRoutes(app: Hono<Env>, deps: AppDeps): void {
     }
     return auth.agentId;
   };
-  // Two manifests of one host; a large image's is a few MB of JSON.
-  const observationLimit = bodyLimit({
-    maxSize: 256 * 1024 * 1024,
-    onError: (c) => c.json({ error: { code: 'MANIFEST_INVALID', message: 'body: an observation upload is at most 256 MiB' } }, 413),
-  });
-  app.post('/api/v1/agent/baselines/:version/observation', observationLimit, async (c) => {
+  app.post('/api/v1/agent/baselines/:version/observation', async (c) => {
     const agentId = await agentOf(c);
     const version = numericId(c.req.param('version'), 'path.version', 'a baseline version');
-    const body = parseWith(observationUploadSchema, await jsonBody(c, 'MANIFEST_UNREADABLE'), 'body');
-    const summary = await store.baselines.receiveObservation({
-      hostId: agentId,
-      version,
-      baseline: body.baseline,
-      observation: parseManifest(body.observation, 'body.observation'),
-      expected: parseManifest(body.expected, 'body.expected'),
-      now: clock(),
-    });
+    // Two manifests: parsed and derived off this thread.
+    const summary = await (deps.uploads ?? store.uploads).observation({ hostId: agentId, version, body: await bodyBytes(c), now: clock() });
     // The version is ready: the agent fetches it and scans against it from now on.
     deps.stream?.sendCommand(agentId, { command: 'fetch-baseline', baseline: version });
-    const { accepted: _accepted, ...rest } = summary;
-    return c.json(rest, 201);
+    return c.json(summary, 201);
   });
   app.get('/api/v1/agent/baseline', async (c) => {
     const agentId = await agentOf(c);

@@ -7,7 +7,9 @@ import type { ErrorCode } from '../../shared/errors.js';
 import { agentRoutes } from './agent.js';
 import { baselineRoutes } from './baselines.js';
 import type { AppDeps, Env } from './context.js';
+import { credentialRoutes } from './credentials.js';
 import { enrollRoutes } from './enroll.js';
+import { limitBodies, securityHeaders } from './guards.js';
 import { healthRoutes } from './health.js';
 import { hostRoutes } from './hosts.js';
 import { imageRoutes } from './images.js';
@@ -18,7 +20,7 @@ import { triageRoutes } from './triage.js';
 export type { AppDeps } from './context.js';
 
 // The one place error codes become HTTP statuses.
-const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 503>> = {
+const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 429 | 503>> = {
   QUERY_INVALID: 400,
   BODY_INVALID: 400,
   ALERT_SINK_INVALID: 400,
@@ -34,6 +36,10 @@ const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 503>
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
+  BODY_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  SERVER_BUSY: 503,
+  NOT_READY: 503,
 };
 
 export function createApp(deps: AppDeps): Hono<Env> {
@@ -48,6 +54,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json({ error: { code: 'INTERNAL', message: 'internal error' } }, 500);
   });
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+  app.use('*', securityHeaders());
+  app.use('*', limitBodies());
 
   healthRoutes(app, deps);
   enrollRoutes(app, deps);
@@ -73,6 +81,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   triageRoutes(app, deps);
   baselineRoutes(app, deps);
   ruleRoutes(app, deps);
+  credentialRoutes(app, deps);
 
   return app;
 }

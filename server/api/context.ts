@@ -7,13 +7,19 @@ import { QuicksandError } from '../../shared/errors.js';
 import type { CommandFrame } from '../../shared/protocol.js';
 import { formatIssues } from '../../shared/schema-errors.js';
 import type { Metrics } from '../metrics.js';
-import type { Store } from '../store/types.js';
+import type { Store, Uploads } from '../store/types.js';
 
 export interface AppDeps {
   store: Store;
   clock: () => Date;
   metrics: Metrics;
   /** The live side of the stream; absent when the app runs without one (tests). */
+  /** Enrolments admitted per source address; absent: no limit (tests through app.request()). */
+  enrollLimiter?: { take(address: string): true | number };
+  /** Where uploads are parsed and stored (a worker thread); absent: on this thread, through the store. */
+  uploads?: Uploads;
+  /** Whether reports can be stored now (the ingest worker is up, the database writable). */
+  health?: () => Promise<{ ok: boolean; problems: string[] }>;
   stream?: { isConnected(agentId: string): boolean; sendCommand(agentId: string, command: 'scan-now' | Omit<CommandFrame, 'type'>): boolean; disconnect(agentId: string, reason: string): void };
 }
 
@@ -46,6 +52,17 @@ export async function jsonBody(c: Context<Env>, code: 'BODY_INVALID' | 'MANIFEST
   }
 }
 
+/** The request's body as bytes (already bounded by its route's limit). */
+export async function bodyBytes(c: Context<Env>): Promise<Uint8Array> {
+  return new Uint8Array(await c.req.arrayBuffer());
+}
+
 export function requireRole(c: Context<Env>, roles: readonly ApiRoleName[]): void {
   if (!roles.includes(c.get('role'))) throw new QuicksandError('FORBIDDEN', `this needs the role ${roles.join(' or ')}; the token has ${c.get('role')}`);
+}
+
+/** The request's source address ('' when the app runs without a socket, as in app.request()). */
+export function remoteAddress(c: Context<Env>): string {
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+  return incoming?.socket?.remoteAddress ?? '';
 }

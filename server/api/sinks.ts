@@ -11,12 +11,20 @@ import type { AppDeps, Env } from './context.js';
 function redactSink(sink: AlertSink): Record<string, unknown> {
   switch (sink.type) {
     case 'webhook':
-      return { ...sink, secret: '(set)' };
+      return { ...sink, url: withoutUserInfo(sink.url), secret: '(set)' };
     case 'pagerduty':
-      return { ...sink, routingKey: `…${sink.routingKey.slice(-4)}` };
+      return { ...sink, url: withoutUserInfo(sink.url), routingKey: `…${sink.routingKey.slice(-4)}` };
     case 'slack':
       return { ...sink, url: `${new URL(sink.url).origin}/…` };
   }
+}
+
+/** A URL an older server accepted with user:password@, shown without them. */
+function withoutUserInfo(url: string): string {
+  const u = new URL(url);
+  u.username = '';
+  u.password = '';
+  return u.href;
 }
 
 /** /api/v1/sinks..., GET /api/v1/alerts. */
@@ -45,12 +53,12 @@ export function sinkRoutes(app: Hono<Env>, deps: AppDeps): void {
   app.get('/api/v1/alerts', async (c) => {
     const query = parseWith(alertsQuerySchema, c.req.query(), 'query');
     const { state } = query;
-    const [deliveries, held] = await Promise.all([
-      state === 'held' ? [] : store.alertQueue.listDeliveries(query.host, state),
-      // What the throttle holds is no delivery yet: listed beside them, with why and until when.
+    const [{ deliveries, next }, held] = await Promise.all([
+      state === 'held' ? { deliveries: [], next: null } : store.alertQueue.pageDeliveries({ hostId: query.host, state, limit: query.limit, after: query.cursor }),
+      // What the throttle holds is no delivery yet: listed beside them (on every page), with why and until when.
       state === undefined || state === 'held' ? store.heldAlerts.list(query.host) : [],
     ]);
-    const withAttempts = await Promise.all(deliveries.map(async (d) => ({ ...d, attemptLog: await store.alertQueue.listAttempts(d.id) })));
-    return c.json({ deliveries: withAttempts, held });
+    const attempts = await store.alertQueue.attemptsOf(deliveries.map((d) => d.id));
+    return c.json({ deliveries: deliveries.map((d) => ({ ...d, attemptLog: attempts.get(d.id) ?? [] })), held, next });
   });
 }

@@ -5,18 +5,22 @@ import { formatDuration, parseDuration } from '../../shared/duration.js';
 import { DEFAULT_ALERT_POLICY } from '../alerts/policy.js';
 import type { AlertPolicy } from '../alerts/policy.js';
 import { startServer } from '../server.js';
-import type { RunningServer } from '../server.js';
+import type { RunningServer, ServerOptions } from '../server.js';
 import { COMMON, DB_HELP, EXIT_OK, database } from './common.js';
 import type { ServerCliIo } from './common.js';
 
 export const DEFAULT_PORT = 7410;
 export const DEFAULT_HOST = '127.0.0.1';
+/** What one source address may take: sockets at once, upgrades per second, enrolments per minute. */
+export const DEFAULT_LIMITS = { connections: 4096, upgrades: 50, enrolls: 12 } as const;
 
 const THROTTLE_DEFAULT = `${DEFAULT_ALERT_POLICY.throttle.max}/${formatDuration(DEFAULT_ALERT_POLICY.throttle.windowMs)}`;
 const DEDUP_DEFAULT = formatDuration(DEFAULT_ALERT_POLICY.dedupMemoryMs);
 
 export const help = `Usage: quicksand-server start [--db FILE] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
                              [--alert-throttle N/DURATION] [--alert-dedup DURATION]
+                             [--max-connections-per-address N] [--upgrades-per-address N]
+                             [--enrolls-per-address N]
 
 Serves the JSON API (/api/v1), /healthz, /metrics and the agent stream
 (WebSocket, ${'/api/v1/stream'}) on one port. Creates the database on first start.
@@ -36,6 +40,15 @@ ${DB_HELP}  --port N              TCP port (default: ${DEFAULT_PORT}; 0 picks a 
                         how long a change stays remembered as alerted (default: ${DEDUP_DEFAULT}):
                         a host that flaps back to a state already paged for within it
                         does not page again. Longer remembers more; shorter re-pages sooner
+  --max-connections-per-address N
+                        sockets one source address may hold at once (default: ${DEFAULT_LIMITS.connections});
+                        raise it when many agents share one NAT address
+  --upgrades-per-address N
+                        stream connections one address may open per second, counted
+                        before authentication (default: ${DEFAULT_LIMITS.upgrades}, bursts of 4 times that)
+  --enrolls-per-address N
+                        enrolments one address may make per minute (default: ${DEFAULT_LIMITS.enrolls},
+                        bursts of at least 20)
 
 Durations: a number with a unit, s m h d, or several (90s, 15m, 2h, 1h30m, 30d).
 
@@ -51,7 +64,17 @@ export const options = {
   'digest-sink': { type: 'string' },
   'alert-throttle': { type: 'string' },
   'alert-dedup': { type: 'string' },
+  'max-connections-per-address': { type: 'string' },
+  'upgrades-per-address': { type: 'string' },
+  'enrolls-per-address': { type: 'string' },
 } as const;
+
+
+function positive(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^[1-9]\d{0,8}$/.test(text)) throw new QuicksandError('USAGE', `--${flag}: expected a whole number of at least 1, got "${text}"`);
+  return Number(text);
+}
 
 /** Returns only when the server has stopped. */
 export async function run(values: OptionValues, positionals: string[], io: ServerCliIo): Promise<number> {
@@ -60,7 +83,16 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
   const retention = v['retention-days'];
   if (retention !== undefined && !/^\d+$/.test(retention)) throw new QuicksandError('USAGE', `--retention-days: expected a whole number of days (0 keeps everything), got "${retention}"`);
   const alertPolicy = parseAlertOptions(v['alert-throttle'], v['alert-dedup']);
+  const limits = values as Record<string, string | undefined>;
+  const connections = positive('max-connections-per-address', limits['max-connections-per-address']) ?? DEFAULT_LIMITS.connections;
+  const upgrades = positive('upgrades-per-address', limits['upgrades-per-address']) ?? DEFAULT_LIMITS.upgrades;
+  const enrolls = positive('enrolls-per-address', limits['enrolls-per-address']) ?? DEFAULT_LIMITS.enrolls;
   return await startCommand(database(values), parsePort(v.port), v.host ?? DEFAULT_HOST, io, {
+    maxConnectionsPerAddress: connections,
+    upgradeRatePerAddress: upgrades,
+    upgradeBurstPerAddress: upgrades * 4,
+    enrollRatePerSec: enrolls / 60,
+    enrollBurst: Math.max(20, enrolls),
     ...(retention === undefined ? {} : { retentionDays: Number(retention) }),
     ...(v['digest-sink'] === undefined ? {} : { digestSinkId: v['digest-sink'] }),
     ...(alertPolicy === undefined ? {} : { alertPolicy }),
@@ -101,7 +133,7 @@ export function parseAlertOptions(throttle: string | undefined, dedup: string | 
   return policy;
 }
 
-async function startCommand(db: string, port: number, host: string, io: ServerCliIo, extra: { retentionDays?: number; digestSinkId?: string; alertPolicy?: AlertPolicy } = {}): Promise<number> {
+async function startCommand(db: string, port: number, host: string, io: ServerCliIo, extra: Omit<ServerOptions, 'db' | 'port' | 'host'> = {}): Promise<number> {
   let server: RunningServer;
   try {
     server = await startServer({ db, port, host, ...extra, log: (line) => io.stderr(`${new Date().toISOString()} ${line}\n`) });

@@ -1,4 +1,4 @@
-// `quicksand-server token create`: print a new API token of a role.
+// `quicksand-server token create --role R [--name T] | list | revoke ID`: API tokens. Creation and revocation are audited.
 import { API_ROLES } from '../../shared/api.js';
 import type { ApiRoleName } from '../../shared/api.js';
 import { QuicksandError } from '../../shared/errors.js';
@@ -10,10 +10,14 @@ import type { ServerCliIo } from './common.js';
 const MAX_NAME = 200;
 
 export const help = `Usage: quicksand-server token create --role admin|analyst|auditor [--name TEXT] [--db FILE]
+       quicksand-server token list [--db FILE]
+       quicksand-server token revoke ID [--db FILE]
 
 Prints a new API token. Send it as \`Authorization: Bearer TOKEN\`.
 Roles: admin (everything), analyst (triage, scan-now), auditor (read only).
-The creation is in the audit log (token-create, by cli:USER).
+\`list\` shows every token's id, role, name and whether it was revoked; \`revoke\`
+ends one (the id is the part between the dots: qst.ID.SECRET).
+Creating and revoking are in the audit log (token-create, token-revoke, by cli:USER).
 
 Options:
   --role ROLE           admin, analyst or auditor
@@ -27,7 +31,24 @@ Example:
 export const options = { ...COMMON, role: { type: 'string' }, name: { type: 'string' } } as const;
 
 export async function run(values: OptionValues, positionals: string[], io: ServerCliIo): Promise<number> {
-  if (positionals[0] !== 'create' || positionals.length > 1) throw new QuicksandError('USAGE', 'expected `token create --role ROLE`');
+  const [verb, id, ...rest] = positionals;
+  if (rest.length > 0) throw new QuicksandError('USAGE', `unexpected argument "${rest[0]}"`);
+  if (verb === 'list' && id === undefined) {
+    return withStore(database(values), async (store) => {
+      for (const t of await store.listApiTokens()) io.stdout(`${t.id}  ${t.role.padEnd(7)}  created ${t.createdAt}${t.revokedAt === null ? '' : `  revoked ${t.revokedAt}`}${t.name === null ? '' : `  name ${JSON.stringify(t.name)}`}\n`);
+      return EXIT_OK;
+    });
+  }
+  if (verb === 'revoke' && id !== undefined) {
+    return withStore(database(values), async (store) => {
+      const now = new Date();
+      if (!(await store.revokeApiToken(id, now))) throw new QuicksandError('NOT_FOUND', `API token ${id} is not known or already revoked`);
+      await store.triage.audit({ actor: cliActor(), action: 'token-revoke', target: `token:${id}`, now });
+      io.stdout(`revoked API token ${id}\n`);
+      return EXIT_OK;
+    });
+  }
+  if (verb !== 'create' || id !== undefined) throw new QuicksandError('USAGE', 'expected `token create --role ROLE`, `token list` or `token revoke ID`');
   const role = (values as { role?: string }).role;
   if (role === undefined || !(API_ROLES as readonly string[]).includes(role)) throw new QuicksandError('USAGE', `--role must be one of ${API_ROLES.join(', ')}`);
   const name = parseName((values as { name?: string }).name);

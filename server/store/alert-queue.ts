@@ -2,7 +2,9 @@
 // and the configured sinks. Statements are prepared once; every write is one transaction.
 import { randomUUID } from 'node:crypto';
 import type { Database as Db } from 'better-sqlite3';
-import { alertSinkSchema } from '../../shared/alerts.js';
+import { alertSinkSchema, scrubUrls } from '../../shared/alerts.js';
+import { QuicksandError } from '../../shared/errors.js';
+import { isPlaintext, openSink, sealSink, sinkKeyOf } from './sink-secrets.js';
 import type { Alert } from '../alerts/alert.js';
 import { CLAIM_LEASE_MS } from '../alerts/queue.js';
 import type { DeliveryAttempt, NewDelivery, QueuedDelivery } from '../alerts/queue.js';
@@ -21,20 +23,33 @@ export interface SqliteAlertQueue extends Synchronous<AlertQueue> {
 }
 
 export function createSinkStore(db: Db): Synchronous<SinkStore> {
+  const key = sinkKeyOf(db);
   const upsert = db.prepare(
     `INSERT INTO alert_sinks (id, config, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET config = excluded.config`,
   );
   const exists = db.prepare<[string], { id: string }>('SELECT id FROM alert_sinks WHERE id = ?');
-  const all = db.prepare<[], { config: string }>('SELECT config FROM alert_sinks ORDER BY id');
+  const all = db.prepare<[], { id: string; config: string }>('SELECT id, config FROM alert_sinks ORDER BY id');
   const remove = db.prepare('DELETE FROM alert_sinks WHERE id = ?');
+  const reseal = db.prepare('UPDATE alert_sinks SET config = ? WHERE id = ? AND config = ?');
+  // Rows an older server stored in plaintext are encrypted the first time this store opens, and
+  // the plaintext is overwritten on disk (secure_delete zeroes what the update frees).
+  const plain = all.all().filter((r) => isPlaintext(r.config));
+  if (plain.length > 0) {
+    db.pragma('secure_delete = ON');
+    db.transaction(() => {
+      for (const r of plain) reseal.run(sealSink(key, r.id, r.config), r.id, r.config);
+    }).immediate();
+    db.pragma('secure_delete = OFF');
+    if (!db.memory) db.pragma('wal_checkpoint(TRUNCATE)');
+  }
   return {
     saveSink(sink, now) {
       const replaced = exists.get(sink.id) !== undefined;
-      upsert.run(sink.id, JSON.stringify(sink), now.toISOString());
+      upsert.run(sink.id, sealSink(key, sink.id, JSON.stringify(sink)), now.toISOString());
       return replaced;
     },
     // Stored after parsing, so parse again only to get the type back (and defaults of newer versions).
-    listSinks: () => all.all().map((r) => alertSinkSchema.parse(JSON.parse(r.config))),
+    listSinks: () => all.all().map((r) => alertSinkSchema.parse(JSON.parse(openSink(key, r.id, r.config)))),
     deleteSink: (id) => remove.run(id).changes > 0,
   };
 }
@@ -82,6 +97,13 @@ export function createAlertQueue(db: Db, compose?: Synchronous<AlertQueue>['curr
   const deliveries = db.prepare<{ hostId: string | null; state: string | null }, DeliveryDbRow>(
     'SELECT * FROM alert_deliveries WHERE (@hostId IS NULL OR host_id = @hostId) AND (@state IS NULL OR state = @state) ORDER BY created_at, rowid',
   );
+  // In the order listDeliveries gives (created_at, then insertion): the cursor is the last row's pair.
+  const page = db.prepare<[{ host: string | null; state: string | null; createdAt: string; seq: number; limit: number }], DeliveryDbRow & { seq: number }>(
+    `SELECT rowid AS seq, * FROM alert_deliveries
+     WHERE (@host IS NULL OR host_id = @host) AND (@state IS NULL OR state = @state) AND (created_at, rowid) > (@createdAt, @seq)
+     ORDER BY created_at, rowid LIMIT @limit`,
+  );
+  const attemptsIn = db.prepare<[string], Record<string, unknown>>('SELECT * FROM alert_attempts WHERE delivery_id IN (SELECT value FROM json_each(?)) ORDER BY id');
   const attemptsAll = db.prepare<[], Record<string, unknown>>('SELECT * FROM alert_attempts ORDER BY id');
   const attemptsOf = db.prepare<[string], Record<string, unknown>>('SELECT * FROM alert_attempts WHERE delivery_id = ? ORDER BY id');
 
@@ -123,7 +145,8 @@ export function createAlertQueue(db: Db, compose?: Synchronous<AlertQueue>['curr
       at: a.at,
       ok: a.outcome.ok ? 1 : 0,
       status: a.outcome.status ?? null,
-      error: a.outcome.ok ? null : a.outcome.error,
+      // Auditors read this log: never a sink URL or credential in it, whatever the sender said.
+      error: a.outcome.ok ? null : scrubUrls(a.outcome.error),
       result: a.result,
       nextAttemptAt: a.nextAttemptAt ?? null,
     });
@@ -186,6 +209,34 @@ export function createAlertQueue(db: Db, compose?: Synchronous<AlertQueue>['curr
       return [...sinks];
     },
     listDeliveries: (hostId, state) => deliveries.all({ hostId: hostId ?? null, state: state ?? null }).map(toRow),
+    pageDeliveries({ hostId, state, limit, after }) {
+      const [createdAt, seq] = after === undefined ? ['', 0] : decodeCursor(after);
+      const rows = page.all({ host: hostId ?? null, state: state ?? null, createdAt, seq, limit: limit + 1 });
+      const more = rows.length > limit;
+      const shown = rows.slice(0, limit);
+      const last = shown.at(-1);
+      return { deliveries: shown.map(toRow), next: more && last !== undefined ? encodeCursor(last.created_at, last.seq) : null };
+    },
+    attemptsOf(deliveryIds) {
+      const out = new Map<string, AttemptRow[]>(deliveryIds.map((id) => [id, []]));
+      for (const r of attemptsIn.all(JSON.stringify(deliveryIds))) out.get(r.delivery_id as string)?.push(toAttempt(r));
+      return out;
+    },
     listAttempts: (deliveryId) => (deliveryId === undefined ? attemptsAll.all() : attemptsOf.all(deliveryId)).map(toAttempt),
   };
+}
+
+/** A page cursor: where the last page ended, opaque to clients. */
+function encodeCursor(createdAt: string, seq: number): string {
+  return Buffer.from(JSON.stringify([createdAt, seq])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [string, number] {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && Number.isSafeInteger(v[1])) return [v[0], v[1] as number];
+  } catch {
+    // falls through to the error below
+  }
+  throw new QuicksandError('QUERY_INVALID', 'query.cursor: expected the `next` of an earlier page');
 }

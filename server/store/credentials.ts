@@ -1,14 +1,27 @@
 import type { Database as Db } from 'better-sqlite3';
 import { newCredential, secretMatches, splitCredential } from '../secrets.js';
 import type { Synchronous } from './async-adapter.js';
-import type { ApiRole, AgentAuth, Credentials } from './types.js';
+import type { ApiRole, AgentAuth, Credentials, EnrollSecretInfo } from './types.js';
 
-interface SecretRow { hash: Buffer; revoked_at: string | null }
+interface SecretRow { hash: Buffer; revoked_at: string | null; expires_at: string | null; max_uses: number | null; uses: number }
+interface SecretListRow { id: string; created_at: string; expires_at: string | null; max_uses: number | null; uses: number; revoked_at: string | null }
+
+function secretState(r: Omit<SecretRow, 'hash'>, now: Date): EnrollSecretInfo['state'] {
+  if (r.revoked_at !== null) return 'revoked';
+  if (r.expires_at !== null && Date.parse(r.expires_at) <= now.getTime()) return 'expired';
+  if (r.max_uses !== null && r.uses >= r.max_uses) return 'used-up';
+  return 'active';
+}
 
 /** Enrolment secrets, agent tokens and API tokens; only hashes of them are ever stored. */
 export function createCredentials(db: Db): Synchronous<Credentials> {
-  const insertSecret = db.prepare('INSERT INTO enroll_secrets (id, hash, created_at) VALUES (?, ?, ?)');
-  const getSecret = db.prepare<[string], SecretRow>('SELECT hash, revoked_at FROM enroll_secrets WHERE id = ?');
+  const insertSecret = db.prepare('INSERT INTO enroll_secrets (id, hash, created_at, expires_at, max_uses) VALUES (?, ?, ?, ?, ?)');
+  const getSecret = db.prepare<[string], SecretRow>('SELECT hash, revoked_at, expires_at, max_uses, uses FROM enroll_secrets WHERE id = ?');
+  const useSecret = db.prepare('UPDATE enroll_secrets SET uses = uses + 1 WHERE id = ? AND (max_uses IS NULL OR uses < max_uses)');
+  const listSecrets = db.prepare<[], SecretListRow>('SELECT id, created_at, expires_at, max_uses, uses, revoked_at FROM enroll_secrets ORDER BY created_at, id');
+  const revokeSecret = db.prepare('UPDATE enroll_secrets SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
+  const listTokens = db.prepare<[], { id: string; role: ApiRole; name: string | null; created_at: string; revoked_at: string | null }>('SELECT id, role, name, created_at, revoked_at FROM api_tokens ORDER BY created_at, id');
+  const revokeToken = db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
   const insertHost = db.prepare(`INSERT INTO hosts (id, token_hash, hostname, enrolled_at, machine_id, status) VALUES (?, ?, ?, ?, ?, 'enrolled')`);
   const getHostToken = db.prepare<[string], { token_hash: Buffer; revoked_at: string | null }>('SELECT token_hash, revoked_at FROM hosts WHERE id = ?');
   const revokeHost = db.prepare('UPDATE hosts SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
@@ -16,20 +29,27 @@ export function createCredentials(db: Db): Synchronous<Credentials> {
   const getToken = db.prepare<[string], { hash: Buffer; role: ApiRole; revoked_at: string | null; name: string | null }>('SELECT hash, role, revoked_at, name FROM api_tokens WHERE id = ?');
 
   return {
-    createEnrollSecret(now) {
+    createEnrollSecret(now, limits = {}) {
       const c = newCredential('qse');
-      insertSecret.run(c.id, c.hash, now.toISOString());
+      insertSecret.run(c.id, c.hash, now.toISOString(), limits.expiresAt?.toISOString() ?? null, limits.maxUses ?? null);
       return c.text;
     },
-    enrollAgent(secretText, hostname, now, machineId) {
+    // IMMEDIATE: the use is counted in the transaction that checked it, so 50 uses stay 50.
+    enrollAgent: db.transaction((secretText: string, hostname: string, now: Date, machineId?: string) => {
       const parts = splitCredential(secretText, 'qse');
       if (parts === null) return null;
       const row = getSecret.get(parts.id);
-      if (row === undefined || row.revoked_at !== null || !secretMatches(parts.secret, row.hash)) return null;
+      if (row === undefined || !secretMatches(parts.secret, row.hash) || secretState(row, now) !== 'active') return null;
+      if (useSecret.run(parts.id).changes === 0) return null;
       const c = newCredential('qsa');
       insertHost.run(c.id, c.hash, hostname, now.toISOString(), machineId ?? null);
       return { agentId: c.id, token: c.text };
-    },
+    }).immediate,
+    listEnrollSecrets: (now) =>
+      listSecrets.all().map((r) => ({ id: r.id, createdAt: r.created_at, expiresAt: r.expires_at, maxUses: r.max_uses, uses: r.uses, revokedAt: r.revoked_at, state: secretState(r, now) })),
+    revokeEnrollSecret: (id, now) => revokeSecret.run(now.toISOString(), id).changes > 0,
+    listApiTokens: () => listTokens.all().map((r) => ({ id: r.id, role: r.role, name: r.name, createdAt: r.created_at, revokedAt: r.revoked_at })),
+    revokeApiToken: (id, now) => revokeToken.run(now.toISOString(), id).changes > 0,
     authenticateAgent(tokenText): AgentAuth {
       const parts = splitCredential(tokenText, 'qsa');
       if (parts === null) return { ok: false, reason: 'invalid' };

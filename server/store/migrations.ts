@@ -218,4 +218,8 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE api_tokens ADD COLUMN name TEXT;
    ALTER TABLE audit_log ADD COLUMN actor_name TEXT;
    UPDATE hosts SET status = 'enrolled' WHERE status = 'stale' AND last_report_at IS NULL;`,
+  // Issue 11: enrolment secrets expire and run out of uses; both may be unlimited (null).
+  `ALTER TABLE enroll_secrets ADD COLUMN expires_at TEXT;
+   ALTER TABLE enroll_secrets ADD COLUMN max_uses INTEGER;
+   ALTER TABLE enroll_secrets ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;`,
 ];

@@ -172,23 +172,28 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
       const hosts = rows.map((r) => summarize(r, now, names));
       return query.status === undefined ? hosts : hosts.filter((h) => h.status === query.status);
     },
+    // One read transaction: the row, its counts and its report count from one snapshot. Read
+    // statement by statement, a report committed in between showed `reports: 1` beside the row
+    // from before it (`enrolled`, no report yet).
     getHost(id, now) {
-      const row = oneHost.get(id);
-      if (row === undefined) return null;
-      const { counts, open } = hostStatus.count(id, now);
-      return {
-        ...summarize(row, now, (sameHostname.get(row.hostname)?.n ?? 0) > 1 ? new Set([row.hostname]) : new Set()),
-        openFindings: open,
-        enrolledAt: row.enrolled_at,
-        os: row.os,
-        agentVersion: row.agent_version,
-        lastSeq: row.last_seq,
-        outboxDepth: row.outbox_depth,
-        counts,
-        reports: reportCount.get(id)?.n ?? 0,
-        baselineVersion: row.baseline_version,
-        labelSources: { api: JSON.parse(row.labels_api) as Record<string, string>, agent: JSON.parse(row.labels_agent) as Record<string, string> },
-      };
+      return db.transaction(() => {
+        const row = oneHost.get(id);
+        if (row === undefined) return null;
+        const { counts, open } = hostStatus.count(id, now);
+        return {
+          ...summarize(row, now, (sameHostname.get(row.hostname)?.n ?? 0) > 1 ? new Set([row.hostname]) : new Set()),
+          openFindings: open,
+          enrolledAt: row.enrolled_at,
+          os: row.os,
+          agentVersion: row.agent_version,
+          lastSeq: row.last_seq,
+          outboxDepth: row.outbox_depth,
+          counts,
+          reports: reportCount.get(id)?.n ?? 0,
+          baselineVersion: row.baseline_version,
+          labelSources: { api: JSON.parse(row.labels_api) as Record<string, string>, agent: JSON.parse(row.labels_agent) as Record<string, string> },
+        };
+      })();
     },
     listFindings(hostId, query, now) {
       if (oneHost.get(hostId) === undefined) return null;

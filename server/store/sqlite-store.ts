@@ -11,6 +11,7 @@ import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
 import { createQueries } from './queries.js';
 import type { Store } from './types.js';
+import { acceptManifestUpload, acceptObservationUpload } from './uploads.js';
 import type { AlertPolicy } from '../alerts/policy.js';
 
 export interface SqliteStoreOptions {
@@ -30,13 +31,15 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
   const db = openDatabase(file);
   const alerting = createAlerting(db, opts.alertPolicy);
   const triage = createTriage(db, alerting);
+  const images = createImages(db);
+  const baselines = createBaselines(db, triage);
   // Typed as the synchronous shape of Store: a method missing here, or one of Store not
   // returning a Promise, fails to compile.
   const store: Synchronous<Store> = {
     ...createCredentials(db),
     ...createIngest(db, alerting),
     ...createQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
-    ...createImages(db),
+    ...images,
     ...createSinkStore(db),
     // What a trigger says is decided when it is sent, from its findings' triage state then.
     alertQueue: createAlertQueue(db, (d, now) => alerting.compose(d, now)),
@@ -50,7 +53,11 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
     },
     triage,
     maintenance: createMaintenance(db),
-    baselines: createBaselines(db, triage),
+    baselines,
+    uploads: {
+      image: (body, now) => acceptManifestUpload(images, body, now),
+      observation: (req) => acceptObservationUpload(baselines, req),
+    },
     close: () => db.close(),
   };
   return asyncPort<Store>(store);

@@ -14,11 +14,40 @@ import type { AlertQueueStore } from '../alerts/queue.js';
 export type ApiRole = ApiRoleName;
 export type AgentAuth = { ok: true; agentId: string } | { ok: false; reason: 'invalid' | 'revoked' };
 
+/** An enrolment secret as `enroll-secret list` shows it (never its text). */
+export interface EnrollSecretInfo {
+  id: string;
+  createdAt: string;
+  expiresAt: string | null;
+  maxUses: number | null;
+  uses: number;
+  revokedAt: string | null;
+  state: 'active' | 'expired' | 'used-up' | 'revoked';
+}
+
+/** An API token as `token list` shows it (never its text). */
+export interface ApiTokenInfo {
+  id: string;
+  role: ApiRole;
+  /** The name given at `token create --name`; null without one. */
+  name: string | null;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
 export interface Credentials {
-  /** Returns the secret's text; only its hash is kept. */
-  createEnrollSecret(now: Date): Promise<string>;
-  /** Null when the secret is unknown or revoked. `machineId`: the host's own /etc/machine-id. */
+  /** Returns the secret's text; only its hash is kept. Without limits it never expires or runs out. */
+  createEnrollSecret(now: Date, limits?: { expiresAt?: Date; maxUses?: number }): Promise<string>;
+  /**
+   * Null when the secret is unknown, revoked, expired or used up; a use is counted.
+   * `machineId`: the host's own /etc/machine-id.
+   */
   enrollAgent(secret: string, hostname: string, now: Date, machineId?: string): Promise<{ agentId: string; token: string } | null>;
+  listEnrollSecrets(now: Date): Promise<EnrollSecretInfo[]>;
+  /** False when the id is unknown or already revoked. */
+  revokeEnrollSecret(id: string, now: Date): Promise<boolean>;
+  listApiTokens(): Promise<ApiTokenInfo[]>;
+  revokeApiToken(id: string, now: Date): Promise<boolean>;
   authenticateAgent(token: string): Promise<AgentAuth>;
   revokeAgent(agentId: string, now: Date): Promise<boolean>;
   /** `name` says whose it is ("Q3 audit, Jane"): the audit log names the actor with it. */
@@ -40,8 +69,16 @@ export interface Ingest {
   ingestBatch(items: readonly IngestItem[]): Promise<IngestResult[]>;
 }
 
+export interface IngestHealth {
+  ok: boolean;
+  /** What is wrong, for /healthz: the writer is down, or the database cannot be written. */
+  problems: string[];
+}
+
 /** The ingest port the stream writes through (SQLite: its own writer thread); closed at shutdown. */
 export interface IngestPort extends Ingest {
+  /** Whether the writer is up and can write to the database now. */
+  health(): Promise<IngestHealth>;
   close(): Promise<void>;
 }
 
@@ -57,6 +94,23 @@ export interface Queries {
   /** Reports stored for a host, oldest first (seq and hash): for tests and the history view. */
   listReports(hostId: string): Promise<{ seq: number; hash: string; prevHash: string | null; kind: string; receivedAt: string }[]>;
   countHosts(now: Date): Promise<Record<HostStatusName, number>>;
+}
+
+export interface ImageUploadResult {
+  name: string;
+  version: string;
+  packages: number;
+  files: number;
+  /** True when it replaced an earlier upload of the same version. */
+  replaced: boolean;
+}
+
+export type ObservationUploadResult = Omit<BaselineSummary, 'accepted'>;
+
+/** Uploads from their raw bytes: parsed, checked and stored (off the serving thread in the server). */
+export interface Uploads {
+  image(body: Uint8Array, now: Date): Promise<ImageUploadResult>;
+  observation(req: { hostId: string; version: number; body: Uint8Array; now: Date }): Promise<ObservationUploadResult>;
 }
 
 export interface Images {
@@ -103,7 +157,14 @@ export interface AttemptRow {
 /** The durable alert queue (the delivery loop's port) and its records, for the API. */
 export interface AlertQueue extends AlertQueueStore {
   listDeliveries(hostId?: string, state?: DeliveryRow['state']): Promise<DeliveryRow[]>;
+  /** One page, oldest first: at most `limit` deliveries after the cursor `after` (`next` of the page before). */
+  pageDeliveries(query: { hostId?: string | undefined; state?: DeliveryRow['state'] | undefined; limit: number; after?: string | undefined }): Promise<{
+    deliveries: DeliveryRow[];
+    next: string | null;
+  }>;
   listAttempts(deliveryId?: string): Promise<AttemptRow[]>;
+  /** The attempts of many deliveries in one query, by delivery id. */
+  attemptsOf(deliveryIds: readonly string[]): Promise<Map<string, AttemptRow[]>>;
 }
 
 /** What the alert throttle holds for one host: why, until when, and a sample of it. */
@@ -195,5 +256,7 @@ export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
   triage: Triage;
   maintenance: Maintenance;
   baselines: Baselines;
+  /** The uploads on this connection's thread (the server passes a worker's in their place). */
+  uploads: Uploads;
   close(): Promise<void>;
 }

@@ -6,13 +6,21 @@ import type { Ingest, IngestItem, IngestResult } from '../store/types.js';
 export type Done = (result: IngestResult | Error) => void;
 
 export interface BatchWriter {
-  write(item: IngestItem, done: Done): void;
+  /** False (and `done` never called) when the queue is full: the caller answers SERVER_BUSY. */
+  write(item: IngestItem, done: Done): boolean;
+  /** Items queued or being written. */
+  depth(): number;
   /** Resolves when everything queued so far has been written (at shutdown). */
   drain(): Promise<void>;
 }
 
-export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number } = {}): BatchWriter {
+/** Items the queue holds at most: reports of agents that wait for acks, not an unbounded pile. */
+export const MAX_INGEST_QUEUE = 20_000;
+
+export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number; maxQueued?: number; onDepth?: (depth: number) => void } = {}): BatchWriter {
   const maxBatch = opts.maxBatch ?? 2000;
+  const maxQueued = opts.maxQueued ?? MAX_INGEST_QUEUE;
+  let writing = 0;
   let queue: { item: IngestItem; done: Done }[] = [];
   let scheduled = false;
   let inFlight: Promise<void> | null = null;
@@ -28,6 +36,7 @@ export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number } = 
     }
     const batch = queue.slice(0, maxBatch);
     queue = queue.slice(batch.length);
+    writing = batch.length;
     inFlight = (async () => {
       try {
         const results = await ingest.ingestBatch(batch.map((b) => b.item));
@@ -39,19 +48,25 @@ export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number } = 
       }
     })().finally(() => {
       inFlight = null;
+      writing = 0;
+      opts.onDepth?.(queue.length);
       pump();
     });
   }
 
   return {
     write(item, done) {
+      if (queue.length + writing >= maxQueued) return false;
       queue.push({ item, done });
+      opts.onDepth?.(queue.length + writing);
       // Wait for the end of this turn of the event loop: what arrived together commits together.
       if (!scheduled && inFlight === null) {
         scheduled = true;
         setImmediate(pump);
       }
+      return true;
     },
+    depth: () => queue.length + writing,
     drain() {
       if (inFlight === null && queue.length === 0) return Promise.resolve();
       return new Promise((resolve) => idle.push(resolve));

@@ -9,13 +9,23 @@ import type { BatchWriter } from './batch-writer.js';
 import type { Metrics } from '../metrics.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { Credentials } from '../store/types.js';
+import { SECURITY_HEADERS } from '../../shared/security-headers.js';
+import { createRateLimiter } from './rate-limit.js';
 
 export interface StreamOptions {
   credentials: Pick<Credentials, 'authenticateAgent'>;
   writer: BatchWriter;
   metrics: Metrics;
+  /** The budget every authenticated upgrade takes from: bad tokens never reach it. */
   upgradeLimiter: RateLimiter;
+  /** Upgrades per source address, counted before authentication. */
+  addressLimiter?: { take(address: string): true | number };
   now: () => Date;
+  /** Reports of one agent waiting for the writer before its socket is paused. */
+  maxPendingPerAgent?: number;
+  /** Heartbeats and replayed reports a connection may send per second (bursts of 20 times that). */
+  heartbeatRate?: number;
+  replayRate?: number;
   /** Frames above this get an error; twice this closes the connection with 1009 unread. */
   maxFrameBytes?: number;
   /** Bad frames tolerated per connection before it is closed with 1008. */
@@ -44,6 +54,9 @@ const CLOSE_REVOKED = 4003;
 export function createStream(opts: StreamOptions): Stream {
   const maxFrame = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
   const maxStrikes = opts.maxStrikes ?? 3;
+  const maxPending = opts.maxPendingPerAgent ?? 16;
+  const heartbeatRate = opts.heartbeatRate ?? 1;
+  const replayRate = opts.replayRate ?? 5;
   const { metrics } = opts;
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrame * 2, perMessageDeflate: false, clientTracking: false });
   const sessions = new Map<string, WebSocket>();
@@ -70,6 +83,7 @@ export function createStream(opts: StreamOptions): Stream {
       'Connection: close',
       'Content-Type: application/json',
       `Content-Length: ${Buffer.byteLength(body)}`,
+      ...Object.entries(SECURITY_HEADERS).map(([name, value]) => `${name}: ${value}`),
       ...extraHeaders,
     ];
     socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
@@ -79,8 +93,10 @@ export function createStream(opts: StreamOptions): Stream {
     socket.on('error', () => socket.destroy());
     const url = req.url ?? '';
     if (url.split('?')[0] !== STREAM_PATH) return refuse(socket, 404, 'not-found', 'NOT_FOUND');
-    const admitted = opts.upgradeLimiter.take();
-    if (admitted !== true) return refuse(socket, 503, 'rate-limited', 'SERVER_BUSY', [`Retry-After: ${admitted}`]);
+    const fromAddress = opts.addressLimiter?.take(req.socket.remoteAddress ?? '') ?? true;
+    if (fromAddress !== true) return refuse(socket, 503, 'address-rate-limited', 'SERVER_BUSY', [`Retry-After: ${fromAddress}`]);
+    // Authentication first (a primary-key lookup and one sha256): a bad token never spends the
+    // budget of the agents that have good ones.
     const auth = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
     if (auth === null) return refuse(socket, 401, 'missing-token', 'AGENT_TOKEN_INVALID', ['WWW-Authenticate: Bearer']);
     opts.credentials.authenticateAgent(auth[1]!).then(
@@ -90,6 +106,8 @@ export function createStream(opts: StreamOptions): Stream {
         if (!result.ok) {
           return refuse(socket, 401, result.reason === 'revoked' ? 'revoked-token' : 'invalid-token', result.reason === 'revoked' ? 'AGENT_TOKEN_REVOKED' : 'AGENT_TOKEN_INVALID', ['WWW-Authenticate: Bearer']);
         }
+        const admitted = opts.upgradeLimiter.take();
+        if (admitted !== true) return refuse(socket, 503, 'rate-limited', 'SERVER_BUSY', [`Retry-After: ${admitted}`]);
         wss.handleUpgrade(req, socket, head, (ws) => startSession(ws, result.agentId));
       },
       (err: unknown) => {
@@ -112,6 +130,35 @@ export function createStream(opts: StreamOptions): Stream {
     metrics.connected++;
     let helloDone = false;
     let strikes = 0;
+    // Back-pressure: past `maxPending` reports waiting for the writer, the socket is paused and
+    // what was already read waits here, so one agent never fills the shared queue.
+    let pending = 0;
+    const backlog: Array<() => void> = [];
+    const nowMs = (): number => opts.now().getTime();
+    const heartbeats = createRateLimiter(heartbeatRate, heartbeatRate * 20, nowMs);
+    const replays = createRateLimiter(replayRate, replayRate * 20, nowMs);
+    const settled = (): void => {
+      pending--;
+      while (pending < maxPending && backlog.length > 0) backlog.shift()!();
+      if (pending < maxPending && ws.isPaused) ws.resume();
+    };
+    const toWriter = (item: Parameters<BatchWriter['write']>[0], done: Parameters<BatchWriter['write']>[1], seq?: number): void => {
+      const submit = (): void => {
+        pending++;
+        const queued = opts.writer.write(item, (result) => {
+          settled();
+          done(result);
+        });
+        if (!queued) {
+          settled();
+          metrics.reject(metrics.framesRejected, 'SERVER_BUSY');
+          send(ws, { type: 'error', code: 'SERVER_BUSY', message: 'the server is busy: send this again later', ...(seq === undefined ? {} : { seq }) });
+        }
+      };
+      if (pending < maxPending) return submit();
+      backlog.push(submit);
+      ws.pause();
+    };
     // Once the server decided to close, frames still in the pipe are not acted on.
     let closing = false;
     const closeWith = (code: number, reason: string): void => {
@@ -139,6 +186,14 @@ export function createStream(opts: StreamOptions): Stream {
       }
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
+      // Whatever a frame makes a handler throw costs its sender a strike, never the process.
+      try {
+        onFrame(data, isBinary);
+      } catch (err) {
+        fail('FRAME_INVALID', `frame could not be handled: ${(err as Error).message}`);
+      }
+    });
+    const onFrame = (data: RawData, isBinary: boolean): void => {
       if (closing) return;
       const receivedAt = opts.now();
       const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
@@ -159,7 +214,7 @@ export function createStream(opts: StreamOptions): Stream {
         case 'hello':
           helloDone = true;
           metrics.outboxDepth.set(agentId, frame.outboxDepth);
-          opts.writer.write({ type: 'hello', agentId, frame, receivedAt }, () => {});
+          toWriter({ type: 'hello', agentId, frame, receivedAt }, () => {});
           // What it missed while it was away: asked while it was offline, or derived meanwhile.
           opts.commandsOnHello?.(agentId, frame).then(
             (commands) => {
@@ -170,13 +225,14 @@ export function createStream(opts: StreamOptions): Stream {
           );
           return;
         case 'heartbeat':
+          if (heartbeats.take() !== true) return fail('RATE_LIMITED', `heartbeats more often than ${heartbeatRate} per second`);
           metrics.outboxDepth.set(agentId, frame.outboxDepth);
-          opts.writer.write({ type: 'heartbeat', agentId, outboxDepth: frame.outboxDepth, receivedAt }, () => {});
+          toWriter({ type: 'heartbeat', agentId, outboxDepth: frame.outboxDepth, receivedAt }, () => {});
           return;
         case 'report':
           if (!helloDone) return fail('HELLO_REQUIRED', 'send hello before the first report', frame.seq);
           if (frame.outboxDepth !== undefined) metrics.outboxDepth.set(agentId, frame.outboxDepth);
-          opts.writer.write({ type: 'report', agentId, frame, receivedAt }, (result) => {
+          toWriter({ type: 'report', agentId, frame, receivedAt }, (result) => {
             if (result instanceof Error) {
               send(ws, { type: 'error', code: 'INTERNAL', message: 'the report could not be stored; it will be accepted when sent again', seq: frame.seq });
               return;
@@ -184,13 +240,17 @@ export function createStream(opts: StreamOptions): Stream {
             const t = opts.now();
             metrics.observeIngestLatency((t.getTime() - receivedAt.getTime()) / 1000, t.getTime());
             if (result.type === 'report' && result.outcome === 'stored') metrics.countStored(1, t.getTime());
-            else metrics.reportsDuplicate++;
+            else {
+              metrics.reportsDuplicate++;
+              // A reconnecting agent resends what was not acked; a flood of replays is abuse.
+              if (replays.take() !== true) fail('RATE_LIMITED', `reports already stored sent again more often than ${replayRate} per second`, frame.seq);
+            }
             // Acked only now: the transaction holding it has committed.
             send(ws, { type: 'ack', seq: frame.seq });
-          });
+          }, frame.seq);
           return;
       }
-    });
+    };
   }
 
   return {
