@@ -68,17 +68,17 @@ export class FolderWatch extends EventEmitter {
     }
     const known = this.watchers.get(p);
     const dir = st?.isDirectory() === true && !this.opts.ignored(p);
-    if (known && (!dir || known.ino !== st!.ino)) this.removeTree(p);
-    if (dir && (!known || known.ino !== st!.ino)) {
-      if (this.isSingle(p)) return false;
-      try {
-        await this.addTree(p);
-      } catch (err) {
-        this.fail(err);
-      }
-      return true;
+    if (this.isSingle(p)) return false;
+    // A known folder named by an event is watched afresh even with its old inode number: a
+    // folder removed and made again may get the freed number back, and its old watches are dead.
+    if (known) this.removeTree(p);
+    if (!dir) return known !== undefined;
+    try {
+      await this.addTree(p);
+    } catch (err) {
+      this.fail(err);
     }
-    return known !== undefined;
+    return !known || known.ino !== st!.ino;
   }
 
   close(): void {
