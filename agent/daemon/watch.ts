@@ -140,13 +140,14 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
   const dbDirsOutside = [...databaseDirs].filter((d) => !tracked(d));
   // Only paths that exist are watched: a missing one (`/lib32`, an rpm folder on a Debian host)
   // has nothing to report, and its parent is never tracked.
+  const single = dbDirsOutside.map(hostPath).filter(exists);
   const options: FolderWatchOptions = {
     trees: tops.map(hostPath).filter(exists),
-    single: dbDirsOutside.map(hostPath).filter(exists),
+    single,
     // Below a database folder but not tracked: its entries (dpkg's info/ with thousands of
     // files) need no watch, the folder's own watch names the database file when it changes.
     ignored: (dir) => !tracked(inside(dir)),
-    maxDirs: maxDirs + dbDirsOutside.length,
+    maxDirs: maxDirs + single.length,
   };
   const watcher = opts.createWatcher ? opts.createWatcher(options) : new FolderWatch(options);
 
