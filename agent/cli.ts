@@ -1,6 +1,6 @@
 // The agent's command line: the overview and the dispatch. Each command (its options, help text
 // and body) is a file in commands/, loaded only when it runs or its help is asked for: a scan or
-// manifest run then starts without the daemon's modules (ws, chokidar, node-cron) or the
+// manifest run then starts without the daemon's modules (ws, node-cron) or the
 // importers (about 70 ms of a 0.3 s scan).
 import { runLazyCommandLine } from '../shared/command-line.js';
 import type { Command } from '../shared/command-line.js';

@@ -1,76 +1,23 @@
 // npm run bench:growth — how time and peak RSS grow with the file count: synthetic trees of
-// 10k, 100k and 1M small files (cached under /var/tmp, built once), each run through a cold
-// `manifest` and a warm `scan` of the agent; then a tree of a few large files (2 GiB), where
+// 6k, 100k and 1M small files (cached under /var/tmp, built once), each run through a cold
+// `manifest`, a warm `scan` and the real daemon (`quicksand-agent run`, enrolled, watching:
+// idle RSS, its own memory, the peak with its scan child); then a tree of a few large files (2 GiB), where
 // hashing is the whole cost: the cold manifest against aide --init and the pure hashing bound.
 //
 //   npm run bench:growth [-- --sizes 10000,100000,1000000] [-- --runs N] [-- --generate-only] [-- --bytes-only]
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { measureDaemon } from './daemon.js';
 import { cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
 import type { Run } from './measure.js';
+import { CACHE, PER_DIR, ensureBytesTree, ensureSynthetic } from './trees.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // QUICKSAND_AGENT: another build of the agent to measure (default: this checkout's dist/).
 const agent = process.env.QUICKSAND_AGENT ?? path.join(repo, 'dist/agent/main.js');
-const CACHE = process.env.QUICKSAND_BENCH_CACHE ?? '/var/tmp/quicksand-bench';
-// Bump when the generated layout changes.
-const LAYOUT = 'v1';
-const PER_DIR = 100;
-
-/**
- * A root with `count` regular files under /usr/share/synthetic, 100 per folder, 100 folders per
- * folder above them, each 100 to 1100 bytes of deterministic content. Built in a temporary folder
- * and renamed into place, so a half-built tree is never used; aged past the agent's racy window.
- */
-function ensureTree(count: number): string {
-  const dir = path.join(CACHE, `synthetic-${LAYOUT}-${count}`);
-  if (existsSync(dir)) return dir;
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  const base = path.join(tmp, 'usr/share/synthetic');
-  const content = Buffer.alloc(1100);
-  for (let i = 0; i < count; i++) {
-    const leaf = Math.floor(i / PER_DIR);
-    const folder = path.join(base, `d${Math.floor(leaf / PER_DIR)}`, `e${leaf % PER_DIR}`);
-    if (i % PER_DIR === 0) mkdirSync(folder, { recursive: true });
-    const size = 100 + ((i * 7919) % 1000);
-    content.writeUInt32LE(i, 0);
-    content.fill(i % 251, 4, size);
-    const fd = openSync(path.join(folder, `f${i % PER_DIR}`), 'w', 0o644);
-    writeSync(fd, content, 0, size);
-    closeSync(fd);
-  }
-  mkdirSync(path.join(tmp, 'etc'), { recursive: true });
-  renameSync(tmp, dir);
-  return dir;
-}
-
-/** A root whose cost is all bytes: `files` files of `mib` MiB each, under /usr/share/big. */
-function ensureBytesTree(files: number, mib: number): string {
-  const dir = path.join(CACHE, `bytes-${LAYOUT}-${files}x${mib}M`);
-  if (existsSync(dir)) return dir;
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  const base = path.join(tmp, 'usr/share/big');
-  mkdirSync(base, { recursive: true });
-  const chunk = Buffer.alloc(1024 * 1024);
-  for (let i = 0; i < files; i++) {
-    const fd = openSync(path.join(base, `blob${i}`), 'w', 0o644);
-    for (let m = 0; m < mib; m++) {
-      chunk.fill((i * 31 + m) % 251);
-      chunk.writeUInt32LE(i * mib + m, 0);
-      writeSync(fd, chunk);
-    }
-    closeSync(fd);
-  }
-  mkdirSync(path.join(tmp, 'etc'), { recursive: true });
-  renameSync(tmp, dir);
-  return dir;
-}
-
 /** Cold manifest against aide --init and the pure hashing bound on a tree where hashing is the whole cost. */
 function bytesRun(dir: string, files: number, mib: number, runs: number): string {
   const work = path.join(CACHE, `bytes-work-${process.pid}`);
@@ -106,7 +53,7 @@ function bytesRun(dir: string, files: number, mib: number, runs: number): string
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { sizes: { type: 'string', default: '10000,100000,1000000' }, runs: { type: 'string', default: '3' }, 'generate-only': { type: 'boolean' }, 'bytes-only': { type: 'boolean' } },
+    options: { sizes: { type: 'string', default: '6000,100000,1000000' }, runs: { type: 'string', default: '3' }, 'generate-only': { type: 'boolean' }, 'bytes-only': { type: 'boolean' } },
   });
   const sizes = values.sizes.split(',').map(Number);
   const runs = Math.max(1, Number(values.runs));
@@ -117,14 +64,17 @@ async function main(): Promise<void> {
     ? []
     : sizes.map((n) => {
         process.stderr.write(`tree of ${n} files...\n`);
-        return { n, dir: ensureTree(n) };
+        return { n, dir: ensureSynthetic(n) };
       });
   if (values['generate-only']) return;
   if (!existsSync(agent)) throw new Error(`${agent} is missing: run npm run build first (npm run bench:growth does)`);
   await sleep(2100); // a tree built just now would still be inside the racy window
 
   const rows: string[] = [];
-  rows.push(`${pad('files', 10)}${lpad('manifest s', 12)}${lpad('RSS MB', 9)}${lpad('µs/file', 9)}${lpad('warm scan s', 13)}${lpad('RSS MB', 9)}${lpad('µs/file', 9)}`);
+  rows.push(
+    `${pad('files', 10)}${lpad('manifest s', 12)}${lpad('RSS MB', 9)}${lpad('µs/file', 9)}${lpad('warm scan s', 13)}${lpad('RSS MB', 9)}${lpad('µs/file', 9)}${lpad('find s', 9)}${lpad('scan/find', 11)}${lpad('daemon RSS', 12)}${lpad('own', 7)}${lpad('peak+child', 12)}`,
+  );
+  const daemons: number[] = [];
   for (const { n, dir } of trees) {
     const work = path.join(CACHE, `growth-work-${process.pid}`);
     rmSync(work, { recursive: true, force: true });
@@ -133,23 +83,33 @@ async function main(): Promise<void> {
     const state = path.join(work, 'state');
     const cold: Run[] = [];
     const warm: Run[] = [];
+    const find: Run[] = [];
+    let daemon;
     try {
       for (let r = 0; r < runs; r++) {
         process.stderr.write(`${n} files, round ${r + 1}/${runs}\n`);
+        find.push(timed([`find '${dir}/usr' '${dir}/etc' -printf '%i %s %T@ %C@ %m\\n' > /dev/null`], { shell: true }));
         rmSync(state, { recursive: true, force: true });
         cold.push(timed(['node', agent, 'manifest', '--root', dir, '--out', manifest, '--state', state, '--quiet']));
         warm.push(timed(['node', agent, 'scan', '--root', dir, '--manifest', manifest, '--state', state, '--quiet']));
       }
+      daemon = await measureDaemon({ agent, repo, tree: dir, manifestFile: manifest, work });
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
     const c = summarise('manifest', cold);
     const w = summarise('scan', warm);
+    const f = summarise('find', find);
+    daemons.push(daemon.rss);
     rows.push(
-      `${pad(String(n), 10)}${lpad(c.seconds.toFixed(2), 12)}${lpad(c.rssMb.toFixed(0), 9)}${lpad(((c.seconds / n) * 1e6).toFixed(1), 9)}${lpad(w.seconds.toFixed(2), 13)}${lpad(w.rssMb.toFixed(0), 9)}${lpad(((w.seconds / n) * 1e6).toFixed(1), 9)}`,
+      `${pad(String(n), 10)}${lpad(c.seconds.toFixed(2), 12)}${lpad(c.rssMb.toFixed(0), 9)}${lpad(((c.seconds / n) * 1e6).toFixed(1), 9)}${lpad(w.seconds.toFixed(2), 13)}${lpad(w.rssMb.toFixed(0), 9)}${lpad(((w.seconds / n) * 1e6).toFixed(1), 9)}${lpad(f.seconds.toFixed(2), 9)}${lpad(`${(w.seconds / f.seconds).toFixed(1)}x`, 11)}${lpad(daemon.rss.toFixed(1), 12)}${lpad(daemon.anon.toFixed(1), 7)}${lpad(daemon.peakWithChildren.toFixed(0), 12)}`,
     );
   }
-  if (trees.length > 0) process.stdout.write(`growth: synthetic trees (small files, ${PER_DIR} per folder); median of ${runs} runs, peak RSS over them\n${rows.join('\n')}\n\n`);
+  if (trees.length > 0) {
+    const flat = daemons.length > 1 ? Math.max(...daemons) / Math.min(...daemons) : 1;
+    rows.push(`idle daemon RSS, largest / smallest tree: ${flat.toFixed(2)}x (goal <= 1.10x: ${flat <= 1.1 ? 'holds' : 'MISSED'}); daemon figures in MB, "own" is anonymous memory (goal <= 24)`);
+    process.stdout.write(`growth: synthetic trees (small files, ${PER_DIR} per folder); median of ${runs} runs, peak RSS over them\n${rows.join('\n')}\n\n`);
+  }
   process.stdout.write(`${bytesRun(big, bytesTree.files, bytesTree.mib, runs)}\n`);
 }
 

@@ -1,10 +1,9 @@
-// The realtime watcher against a real debootstrap tree: real inotify watches (chokidar), real
+// The realtime watcher against a real debootstrap tree: real inotify watches (fs.watch), real
 // writes, a real dpkg install in a chroot, and a real node-cron schedule for the fallback.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { watch as chokidarWatch } from 'chokidar';
-import type { FSWatcher } from 'chokidar';
+import { FolderWatch } from '../agent/daemon/folder-watch.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { defaultPolicy } from '../shared/policy.js';
 import type { Manifest } from '../shared/manifest.js';
@@ -189,12 +188,46 @@ describe('realtime watch of a debootstrap tree', () => {
   });
 
   it('has every folder watch attached when it says ready, even with tracked paths that do not exist', async () => {
-    // chokidar counts a missing path twice towards its 'ready': passed one, it would say ready
-    // while the last folders still had no watch, and a change right after `ready` was lost.
+    // A missing tracked path must not make 'ready' come before the last folders have a watch:
+    // a change right after `ready` would be lost.
     const missing = { ...manifest, policy: { ...manifest.policy, tracked: [...manifest.policy.tracked, '/not-here-1', '/not-here-2', '/not-here-3'] } };
     const { watch } = await watching({ manifest: missing });
     try {
       expect(inotifyWatchedInodes().size).toBe(watch.watchedDirs() + 1);
+    } finally {
+      await watch.close();
+    }
+  });
+
+  it('watches a folder made after ready, and lets go of one that is removed', async () => {
+    const { watch, reports } = await watching();
+    try {
+      const before = watch.watchedDirs();
+      mkdirSync(path.join(tree.dir, 'usr/local/lib/later/deeper'), { recursive: true });
+      await settle(watch, reports);
+      expect(watch.watchedDirs()).toBe(before + 2);
+      expect(inotifyWatchedInodes().size).toBe(watch.watchedDirs() + 1);
+      // A write into the new folder's own subfolder is seen through the watch it was given.
+      reports.length = 0;
+      writeFileSync(path.join(tree.dir, 'usr/local/lib/later/deeper/f'), 'x');
+      await settle(watch, reports);
+      expect(reports.flatMap((r) => r.findings).map(brief)).toContain('file-added low /usr/local/lib/later/deeper/f');
+      expect(reports.flatMap((r) => r.scope?.paths ?? [])).toContain('/usr/local/lib/later/deeper/f');
+      // Removed and made again under the same name: the new folder is watched, the old watches are gone.
+      reports.length = 0;
+      rmSync(path.join(tree.dir, 'usr/local/lib/later'), { recursive: true });
+      mkdirSync(path.join(tree.dir, 'usr/local/lib/later'));
+      await settle(watch, reports);
+      expect(watch.watchedDirs()).toBe(before + 1);
+      expect(inotifyWatchedInodes().size).toBe(watch.watchedDirs() + 1);
+      reports.length = 0;
+      writeFileSync(path.join(tree.dir, 'usr/local/lib/later/g'), 'x');
+      await settle(watch, reports);
+      expect(reports.flatMap((r) => r.findings).map((f) => f.path)).toContain('/usr/local/lib/later/g');
+      rmSync(path.join(tree.dir, 'usr/local/lib/later'), { recursive: true });
+      reports.length = 0;
+      await settle(watch, reports);
+      expect(watch.watchedDirs()).toBe(before);
     } finally {
       await watch.close();
     }
@@ -313,7 +346,7 @@ describe('when watching fails', () => {
   });
 
   it('watches again at the next scheduled scan once watching works again', async () => {
-    const made: FSWatcher[] = [];
+    const made: FolderWatch[] = [];
     const reports: Report[] = [];
     const errors: unknown[] = [];
     const monitor = startMonitor({
@@ -323,7 +356,7 @@ describe('when watching fails', () => {
       hostname: 'test-host',
       schedule: '* * * * * *',
       initialScan: false,
-      watch: { debounceMs: 300, createWatcher: (paths, options) => (made.push(chokidarWatch(paths, options)), made.at(-1)!) },
+      watch: { debounceMs: 300, createWatcher: (options) => (made.push(new FolderWatch(options)), made.at(-1)!) },
       onReport: (r) => void reports.push(r),
       onError: (e) => errors.push(e),
     });
@@ -349,16 +382,16 @@ describe('when watching fails', () => {
     }
   });
 
-  it('reports an inotify ENOSPC from chokidar as degraded with the reason', async () => {
-    let instance: FSWatcher | undefined;
+  it('reports an inotify ENOSPC as degraded with the reason', async () => {
+    let instance: FolderWatch | undefined;
     const degraded: string[] = [];
     const { watch, reports } = await watching({
-      createWatcher: (paths, options) => (instance = chokidarWatch(paths, options)),
+      createWatcher: (options) => (instance = new FolderWatch(options)),
       onDegraded: (reason) => degraded.push(reason),
     });
     try {
       expect(watch.state().state).toBe('ok');
-      // What the kernel says when fs.inotify.max_user_watches is used up, through chokidar's own error path.
+      // What fs.watch says when fs.inotify.max_user_watches is used up, through the watcher's error path.
       const enospc = Object.assign(new Error('ENOSPC: System limit for number of file watchers reached, watch'), { code: 'ENOSPC', errno: -28, syscall: 'watch' });
       instance!.emit('error', enospc);
       await settle(watch, reports);

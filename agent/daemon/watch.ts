@@ -2,8 +2,8 @@ import { lstatSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import path from 'node:path';
-import { watch as chokidarWatch } from 'chokidar';
-import type { ChokidarOptions, FSWatcher } from 'chokidar';
+import { FolderWatch } from './folder-watch.js';
+import type { FolderWatchOptions } from './folder-watch.js';
 import type { Manifest, PackageRecord } from '../../shared/manifest.js';
 import { compileGlobs, isUnder } from '../../shared/policy.js';
 import type { Policy } from '../../shared/policy.js';
@@ -69,8 +69,8 @@ export interface WatchOptions {
   packageDatabases?: readonly string[];
   collectors?: readonly Collector[];
   now?: () => Date;
-  /** How a chokidar watcher is made; tests pass one that keeps the instance to inject errors. */
-  createWatcher?: (paths: string[], options: ChokidarOptions) => FSWatcher;
+  /** How the folder watcher is made; tests pass one that keeps the instance to inject errors. */
+  createWatcher?: (options: FolderWatchOptions) => FolderWatch;
 }
 
 export interface RealtimeWatch {
@@ -98,10 +98,11 @@ const DEFAULT_MAX_WAIT_MS = 2000;
  *
  * Only folders carry an inotify watch: a folder's watch already reports every change to the
  * entries in it (create, write, chmod, rename, delete), so files are never watched one by one
- * (chokidar would) and a host's /usr costs its folders' worth of watches, not its files'. The
- * touched entries come from chokidar's raw events; chokidar does the crawl, keeps new folders
- * watched and never descends into ignored ones. Links are never followed: merged-/usr's
- * `/bin -> usr/bin` is watched as /usr/bin, and a link's own change shows in its folder's watch.
+ * and a host's /usr costs its folders' worth of watches, not its files'. The watcher holds
+ * nothing else per path (see folder-watch.ts): an event names the touched entry, and the batch
+ * reads it again. New folders get their watches as they appear, ignored ones never do. Links are
+ * never followed: merged-/usr's `/bin -> usr/bin` is watched as /usr/bin, and a link's own
+ * change shows in its folder's watch.
  *
  * A batch that fails (a read error, `onReport` throwing) makes the watcher degraded rather than
  * drop the changes silently: the caller's full scans then cover them.
@@ -123,7 +124,6 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
 
   let watchState: WatchState = { state: 'ok' };
   let closed = false;
-  const dirs = new Set<string>();
 
   // Changes waiting for their batch: inside path → whether its whole subtree must be read again.
   let pending = new Map<string, boolean>();
@@ -137,41 +137,19 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
   let owned = new Map<string, OwnedFile>();
   let changeSets: ChangeSet[] = [];
 
-  const ignored = (p: string, stats?: { isDirectory(): boolean }): boolean => {
-    const ins = inside(p);
-    if (databaseDirs.has(ins)) return false;
+  const dbDirsOutside = [...databaseDirs].filter((d) => !tracked(d));
+  // Only paths that exist are watched: a missing one (`/lib32`, an rpm folder on a Debian host)
+  // has nothing to report, and its parent is never tracked.
+  const single = dbDirsOutside.map(hostPath).filter(exists);
+  const options: FolderWatchOptions = {
+    trees: tops.map(hostPath).filter(exists),
+    single,
     // Below a database folder but not tracked: its entries (dpkg's info/ with thousands of
     // files) need no watch, the folder's own watch names the database file when it changes.
-    if (!tracked(ins)) return true;
-    if (stats === undefined) return false; // chokidar asks again with stats before watching
-    if (!stats.isDirectory()) return true;
-    if (!dirs.has(p)) {
-      if (dirs.size >= maxDirs) {
-        degrade(`watch limit reached: more than ${maxDirs} folders to watch; falling back to scheduled full scans`);
-        return true;
-      }
-      dirs.add(p);
-    }
-    return false;
+    ignored: (dir) => !tracked(inside(dir)),
+    maxDirs: maxDirs + single.length,
   };
-
-  const make = opts.createWatcher ?? ((paths: string[], o: ChokidarOptions) => chokidarWatch(paths, o));
-  const dbDirsOutside = [...databaseDirs].filter((d) => !tracked(d));
-  // Only paths that exist are handed to chokidar: it counts a missing one (`/lib32`, an rpm
-  // folder on a Debian host) twice towards 'ready', which then fires before the last folder
-  // watches are attached and changes made right after `ready` would be missed. A missing path
-  // gains nothing from being passed: chokidar would watch its parent, which is never tracked.
-  const watchPaths = [...tops, ...dbDirsOutside].map(hostPath).filter(exists);
-  const watcher = make(watchPaths, {
-    ignored,
-    ignoreInitial: true,
-    persistent: true,
-    followSymlinks: false,
-    // `atomic` would hide editor-style temp names (`.x.swp`, `x~`): a dropped file may use one.
-    atomic: false,
-    // A folder we may not read is a blind spot: say so (degraded) instead of skipping it.
-    ignorePermissionErrors: false,
-  });
+  const watcher = opts.createWatcher ? opts.createWatcher(options) : new FolderWatch(options);
 
   const touch = (host: string, deep: boolean): void => {
     if (closed) return;
@@ -209,26 +187,27 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
       });
   };
 
-  watcher.on('raw', (_event, name: string | null, details: unknown) => {
-    const dir = (details as { watchedPath?: string } | undefined)?.watchedPath;
-    if (!dir || (!dirs.has(dir) && !databaseDirs.has(inside(dir)))) return;
-    if (name) touch(path.join(dir, name), false);
+  watcher.on('change', (dir: string, name: string) => {
+    const p = path.join(dir, name);
+    touch(p, false);
     // Events on the watched folder itself carry the folder's own name.
-    if (!name || name === path.basename(dir)) touch(dir, false);
-  });
-  // A new folder (mkdir, mv into a tracked path, a package's new directory) is read whole: what
-  // was written into it before its own watch existed is not lost.
-  watcher.on('addDir', (p: string) => touch(p, true));
-  watcher.on('unlinkDir', (p: string) => {
-    dirs.delete(p);
-    touch(p, true);
+    if (name === path.basename(dir)) touch(dir, false);
+    if (!tracked(inside(p))) return;
+    // A new folder (mkdir, mv into a tracked path, a package's new directory) is read whole once
+    // its watches are attached: what was written into it before they existed is not lost. A
+    // folder that went away is read whole too: everything below it went with it.
+    void watcher.reconcile(p).then((whole) => {
+      if (whole) touch(p, true);
+    });
   });
   watcher.on('error', (err: unknown) => {
     const e = err as NodeJS.ErrnoException;
     const reason =
       e?.code === 'ENOSPC'
         ? 'the kernel inotify watch limit is reached (fs.inotify.max_user_watches); falling back to scheduled full scans'
-        : `watcher error${e?.code ? ` ${e.code}` : ''}: ${e?.message ?? String(err)}; falling back to scheduled full scans`;
+        : e?.code === 'EWATCHLIMIT'
+          ? `watch limit reached: more than ${maxDirs} folders to watch; falling back to scheduled full scans`
+          : `watcher error${e?.code ? ` ${e.code}` : ''}: ${e?.message ?? String(err)}; falling back to scheduled full scans`;
     degrade(reason);
   });
 
@@ -238,8 +217,7 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
   const crawl = new Promise<void>((resolve) => {
     crawled = resolve;
   });
-  watcher.once('ready', () => crawled());
-  if (watchPaths.length === 0) crawled(); // chokidar never says ready for nothing
+  void watcher.ready.then(() => crawled());
   const ready = (async () => {
     const state = await collectPackages(root, opts.collectors);
     packages = state.packages;
@@ -260,7 +238,7 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
     inFlight++;
     processing = processing
       .then(async () => {
-        await watcher.close();
+        watcher.close();
         await opts.onReport(buildReport({ paths: [], subtrees: [], packages: false }, [], [], { files: 0, bytesHashed: 0, t0: performance.now(), started: now() }));
       })
       // The chain must go on (full scans queue behind it); the failure goes where errors go.
@@ -335,7 +313,7 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
   return {
     ready,
     state: () => watchState,
-    watchedDirs: () => dirs.size,
+    watchedDirs: () => watcher.watchedDirs(),
     idle: async () => {
       // A batch may arm the next one (changes during processing): wait until all is quiet.
       while (timer !== undefined || inFlight > 0) {
@@ -360,7 +338,7 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
       closed = true;
       crawled();
       await processing;
-      await watcher.close();
+      watcher.close();
     },
   };
 }

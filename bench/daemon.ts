@@ -1,0 +1,154 @@
+// The agent daemon as a host runs it, for the benchmarks: a real server on loopback, an enrolled
+// `quicksand-agent run` watching a tree, its start-up full scan (in a child process) done and
+// reported. Its memory and CPU are sampled from /proc: the daemon itself, and the peak of the
+// daemon plus its children (the scan child) while that first scan ran.
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { median } from './measure.js';
+
+export interface DaemonSample {
+  /** Median RSS while idle and watching, MB; of it file-backed pages (node binary) and own (anonymous). */
+  rss: number;
+  anon: number;
+  file: number;
+  /** Peak RSS of the daemon plus its descendants, sampled every 50 ms through its start-up full scan, MB. */
+  peakWithChildren: number;
+  /** CPU of the idle daemon (all threads), % of one core. */
+  cpu: number;
+  /** Seconds from start to its start-up full scan reported. */
+  startupScan: number;
+  /** Inotify watches the daemon and its children hold. */
+  watches: number;
+}
+
+export async function measureDaemon(opts: { agent: string; repo: string; tree: string; manifestFile: string; work: string; idleSeconds?: number; settleSeconds?: number; args?: string[] }): Promise<DaemonSample> {
+  const serverMain = path.join(opts.repo, 'dist/server/main.js');
+  const db = path.join(opts.work, 'server.db');
+  const state = path.join(opts.work, `daemon-state-${Date.now()}`);
+  const port = await freePort();
+  const procs: ChildProcess[] = [];
+  const start = (file: string, args: string[]): { proc: ChildProcess; output: () => string } => {
+    const proc = spawn('node', [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.push(proc);
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    return { proc, output: () => out };
+  };
+  try {
+    const server = start(serverMain, ['start', '--db', db, '--port', String(port), '--host', '127.0.0.1']);
+    await until('the server', () => /listening/i.test(server.output()));
+    const secret = execFileSync('node', [serverMain, 'enroll-secret', '--db', db], { encoding: 'utf8' }).trim().split('\n').pop()!;
+    execFileSync('node', [opts.agent, 'enroll', '--server', `http://127.0.0.1:${port}`, '--secret', secret, '--state', state], { stdio: 'ignore' });
+    const t0 = performance.now();
+    const daemon = start(opts.agent, ['run', '--root', opts.tree, '--manifest', opts.manifestFile, '--state', state, ...(opts.args ?? [])]);
+    const pid = daemon.proc.pid!;
+    let peak = 0;
+    await until(
+      'the start-up full scan',
+      () => {
+        peak = Math.max(peak, treeRssMb(pid));
+        if (/scan failed/.test(daemon.output())) throw new Error(`the daemon's scan failed:\n${daemon.output()}`);
+        return /full scan: (clean|drift)/.test(daemon.output());
+      },
+      600_000,
+      50,
+    );
+    const startupScan = (performance.now() - t0) / 1000;
+    // The daemon compacts its heap 5 s after its last report; the pages go back some seconds later.
+    await sleep((opts.settleSeconds ?? 15) * 1000);
+    const samples: Array<{ rss: number; anon: number; file: number }> = [];
+    const ticks0 = cpuTicks(pid);
+    const c0 = performance.now();
+    const n = Math.max(4, (opts.idleSeconds ?? 15) * 2);
+    for (let i = 0; i < n; i++) {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) / 1024;
+      samples.push({ rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') });
+      await sleep(500);
+    }
+    const cpu = ((cpuTicks(pid) - ticks0) / 100 / ((performance.now() - c0) / 1000)) * 100;
+    const watches = [pid, ...descendants(pid)].reduce((sum, p) => sum + inotifyWatches(p), 0);
+    return {
+      rss: median(samples.map((x) => x.rss)),
+      anon: median(samples.map((x) => x.anon)),
+      file: median(samples.map((x) => x.file)),
+      peakWithChildren: peak,
+      cpu,
+      startupScan,
+      watches,
+    };
+  } finally {
+    for (const p of procs.reverse()) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
+    await sleep(500);
+  }
+}
+
+async function until(what: string, ok: () => boolean, ms = 60_000, every = 100): Promise<void> {
+  for (const t0 = Date.now(); !ok(); await sleep(every)) if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+}
+
+/** utime + stime of a process (all its threads), in clock ticks (100 per second on Linux). */
+function cpuTicks(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+function children(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  for (const c of children(pid)) out.push(c, ...descendants(c));
+  return out;
+}
+
+/** RSS of a process and everything below it, MB (gone processes count 0). */
+function treeRssMb(pid: number): number {
+  let kb = 0;
+  for (const p of [pid, ...descendants(pid)]) {
+    try {
+      kb += Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return kb / 1024;
+}
+
+/** Inotify watches a process holds, from /proc/PID/fdinfo. */
+function inotifyWatches(pid: number): number {
+  let n = 0;
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return 0;
+  }
+  for (const fd of fds) {
+    try {
+      const info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+      n += (info.match(/^inotify wd:/gm) ?? []).length;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
+}
