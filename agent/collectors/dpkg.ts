@@ -116,17 +116,18 @@ export const dpkgCollector: Collector = {
     const warnings: ScanWarning[] = [];
     const packages: PackageRecord[] = [];
     const owned = new Map<string, OwnedFile>();
-    const info = root.hostPath('/var/lib/dpkg/info');
+    // Each info file through hostPath: in a container's layers they need not share one folder.
+    const info = (file: string): string => root.hostPath(`/var/lib/dpkg/info/${file}`);
     const installed = installedPackages(parseDpkgStatus(status));
     // The info files are read all at once (their waits overlap), then merged in status order so
     // the first package listing a shared folder still keeps it.
     const files = await Promise.all(
       installed.map(async (pkg) => {
         // Multi-Arch: same packages keep `<pkg>:<arch>.list`; the rest plain `<pkg>.list`.
-        const base = pkg.multiArchSame ? `${info}/${pkg.name}:${pkg.arch}` : `${info}/${pkg.name}`;
+        const base = pkg.multiArchSame ? `${pkg.name}:${pkg.arch}` : pkg.name;
         const [list, sums] = await Promise.all([
-          readOptional(`${base}.list`).then((l) => l ?? readOptional(`${info}/${pkg.name}:${pkg.arch}.list`)),
-          readOptional(`${base}.md5sums`),
+          readOptional(info(`${base}.list`)).then((l) => l ?? readOptional(info(`${pkg.name}:${pkg.arch}.list`))),
+          readOptional(info(`${base}.md5sums`)),
         ]);
         return { list, sums };
       }),

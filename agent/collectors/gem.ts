@@ -1,7 +1,7 @@
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { clusterByTime, listDir, mtimeOf, packageId, readOptional, walkInside } from './read.js';
+import { clusterByTime, listInside, mtimeOf, packageId, readOptional, walkInside } from './read.js';
 import type { Collected, Collector, OwnedFile } from './types.js';
 
 export interface GemSpec {
@@ -34,10 +34,10 @@ export function parseGemspec(text: string): GemSpec | null {
 async function findGemHomes(root: Root): Promise<string[]> {
   const homes: string[] = ['/usr/share/gems'];
   for (const parent of ['/var/lib/gems', '/usr/lib/ruby/gems', '/usr/lib64/ruby/gems', '/usr/local/lib/ruby/gems', '/usr/local/share/gems']) {
-    for (const e of await listDir(root.hostPath(parent))) if (e.isDirectory()) homes.push(`${parent}/${e.name}`);
+    for (const e of await listInside(root, parent)) if (e.isDirectory()) homes.push(`${parent}/${e.name}`);
   }
   const out: string[] = [];
-  for (const h of homes) if ((await listDir(root.hostPath(`${h}/specifications`))).length > 0) out.push(h);
+  for (const h of homes) if ((await listInside(root, `${h}/specifications`)).length > 0) out.push(h);
   return out;
 }
 
@@ -58,7 +58,7 @@ export const gemCollector: Collector = {
     const installs: Array<{ ecosystem: 'gem'; name: string; version: string; time: Date; tool: string; group: string }> = [];
     for (const home of homes) {
       for (const specDir of [`${home}/specifications`, `${home}/specifications/default`]) {
-        for (const e of await listDir(root.hostPath(specDir))) {
+        for (const e of await listInside(root, specDir)) {
           if (!e.isFile() || !e.name.endsWith('.gemspec')) continue;
           const specPath = `${specDir}/${e.name}`;
           const text = await readOptional(root.hostPath(specPath));

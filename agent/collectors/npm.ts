@@ -2,7 +2,7 @@ import { lstat } from 'node:fs/promises';
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { clusterByTime, listDir, mtimeOf, packageId, readOptional, walkInside } from './read.js';
+import { clusterByTime, listInside, mtimeOf, packageId, readOptional, walkInside } from './read.js';
 import type { Collected, Collector, OwnedFile } from './types.js';
 
 export interface NpmManifest {
@@ -45,9 +45,9 @@ export const npmCollector: Collector = {
     for (const prefix of PREFIXES) {
       const nm = `${prefix}/lib/node_modules`;
       const dirs: string[] = [];
-      for (const e of await listDir(root.hostPath(nm))) {
+      for (const e of await listInside(root, nm)) {
         if (e.name.startsWith('.')) continue;
-        if (e.name.startsWith('@') && e.isDirectory()) for (const s of await listDir(root.hostPath(`${nm}/${e.name}`))) dirs.push(`${nm}/${e.name}/${s.name}`);
+        if (e.name.startsWith('@') && e.isDirectory()) for (const s of await listInside(root, `${nm}/${e.name}`)) dirs.push(`${nm}/${e.name}/${s.name}`);
         else dirs.push(`${nm}/${e.name}`);
       }
       if (dirs.length === 0) continue;

@@ -29,6 +29,11 @@ export async function listDir(dir: string): Promise<Dirent[]> {
   }
 }
 
+/** The entries of a folder inside the root ([] when absent); through the root's own layers when it has them. */
+export async function listInside(root: Root, inside: string): Promise<Dirent[]> {
+  return root.list ? root.list(inside) : listInside(root, inside);
+}
+
 /** Modification time of a path inside the root, without following a final link; null if absent. */
 export async function mtimeOf(root: Root, inside: string): Promise<Date | null> {
   try {
@@ -47,7 +52,7 @@ export async function walkInside(root: Root, inside: string, limit = 200_000): P
   const stack = [inside];
   while (stack.length > 0 && out.length < limit) {
     const dir = stack.pop()!;
-    for (const e of await listDir(root.hostPath(dir))) {
+    for (const e of await listInside(root, dir)) {
       const p = `${dir}/${e.name}`;
       out.push(p);
       if (e.isDirectory()) stack.push(p);

@@ -1,0 +1,180 @@
+import { lstatSync } from 'node:fs';
+import type { FileRecord, Manifest } from '../../shared/manifest.js';
+import { MANIFEST_SCHEMA } from '../../shared/manifest.js';
+import { maxSeverity } from '../../shared/findings.js';
+import type { Policy } from '../../shared/policy.js';
+import { summarize } from '../../shared/summary.js';
+import type { ContainerReport, Finding, ScanWarning } from '../../shared/report.js';
+import type { Collector } from '../collectors/types.js';
+import { diff, selectForVerification } from '../differ.js';
+import { collectPackages } from '../observe.js';
+import type { CollectedAll } from '../observe.js';
+import { changeSetsNamed } from '../scan.js';
+import { verifyAgainstPackages } from '../verify.js';
+import { LayerStack, ProbeCache, layeredRoot } from './layers.js';
+import type { Layer } from './layers.js';
+import { readOverlayAttrs } from './overlay-xattrs.js';
+import type { OverlayAttrIndex } from './overlay-xattrs.js';
+import { DigestCache, diffUpper } from './upper-diff.js';
+import type { DiscoveredContainer } from './types.js';
+
+/** The image side of every container of one image: read once, shared by all of them. */
+interface ImageView {
+  packages: CollectedAll;
+  /** What the collectors looked at in the image (paths read, folders listed). */
+  accessed: ReadonlySet<string>;
+  listed: ReadonlySet<string>;
+}
+
+/**
+ * What scanning many containers shares: the overlay attributes and lstat results of each layer
+ * folder, the lower files' digests and each image's packages. A host with 200 containers of one
+ * image reads that image once; each container then costs what its writable layer holds.
+ */
+export class ContainerScanContext {
+  readonly probes = new ProbeCache();
+  readonly digests = new DigestCache();
+  private readonly attrs = new Map<string, OverlayAttrIndex>();
+  private readonly images = new Map<string, Promise<ImageView>>();
+
+  constructor(
+    readonly policy: Policy,
+    readonly collectors?: readonly Collector[],
+  ) {}
+
+  /** Layers with their overlay attributes; one `getfattr` run for those not read before. Uppers are read afresh. */
+  async layersOf(upper: string, lowers: readonly string[]): Promise<{ upper: Layer; lowers: Layer[]; warnings: string[] }> {
+    const fresh = lowers.filter((l) => !this.attrs.has(l));
+    const { index, errors } = await readOverlayAttrs([upper, ...fresh]);
+    const split = (dir: string): OverlayAttrIndex => {
+      const own: OverlayAttrIndex = new Map();
+      for (const [p, a] of index) if (p === dir || p.startsWith(`${dir}/`)) own.set(p, a);
+      return own;
+    };
+    for (const l of fresh) this.attrs.set(l, split(l));
+    return { upper: { dir: upper, attrs: split(upper) }, lowers: lowers.map((dir) => ({ dir, attrs: this.attrs.get(dir)! })), warnings: errors };
+  }
+
+  imageView(lowers: readonly Layer[]): Promise<ImageView> {
+    const key = lowers.map((l) => l.dir).join('\u0000');
+    let view = this.images.get(key);
+    if (view === undefined) {
+      view = (async () => {
+        const stack = new LayerStack(lowers, this.probes);
+        stack.recordAccess();
+        const packages = await collectPackages(layeredRoot(stack, 'image'), this.collectors);
+        return { packages, accessed: stack.accessed!, listed: stack.listed! };
+      })();
+      this.images.set(key, view);
+    }
+    return view;
+  }
+}
+
+/**
+ * One container's drift from its image, read from the host: its writable layer compared path by
+ * path with the image's layers, and its package databases (read through the layers, never a
+ * mount) compared with the image's. Never writes, mounts or executes anything in the container.
+ */
+export async function scanContainer(c: DiscoveredContainer, ctx: ContainerScanContext): Promise<ContainerReport> {
+  const t0 = performance.now();
+  const ident = { runtime: c.runtime, id: c.id, ...(c.name ? { name: c.name } : {}), image: { ...(c.image.ref ? { ref: c.image.ref } : {}), ...(c.image.id ? { id: c.image.id } : {}) } };
+  if (!exists(c.upper)) return goneReport(ident, c.upper, c.warnings ?? []);
+  const { upper, lowers, warnings: attrErrors } = await ctx.layersOf(c.upper, c.lowers);
+  const imageLowers = lowers.filter((l) => c.imageLowers.includes(l.dir));
+  const image = await ctx.imageView(imageLowers);
+  const lowerStack = new LayerStack(lowers, ctx.probes);
+  const changes = diffUpper(upper, lowerStack, { policy: ctx.policy, digests: ctx.digests });
+  // Removed while we read it: the upper folder is no more. Not an error, not a clean container.
+  if (!changes.readable && !exists(c.upper)) return goneReport(ident, c.upper, c.warnings ?? []);
+
+  const mergedRoot = layeredRoot(new LayerStack([upper, ...lowers], ctx.probes), 'container');
+  // The container's package databases are read again only when its layer changed what the
+  // collectors read in the image: otherwise they are the image's (the common, cheap case).
+  const packages = changes.touched.some((p) => affectsCollectors(p, image)) ? await collectPackages(mergedRoot, ctx.collectors) : image.packages;
+
+  const manifest: Manifest = {
+    schema: MANIFEST_SCHEMA,
+    image: { name: c.image.ref ?? c.image.id ?? 'unknown', version: c.image.id ?? 'unknown', createdAt: new Date(0).toISOString(), source: 'root' },
+    policy: ctx.policy,
+    packages: image.packages.packages,
+    files: changes.expected.map((f) => withOwner(f, image.packages)),
+  };
+  // The differ reads a manifest without file records as package-only: one record equal on both
+  // sides (the root folder, as the upper layer holds it) keeps it comparing files.
+  const anchor: FileRecord = { path: '/', type: 'dir', mode: '0755', uid: 0, gid: 0 };
+  manifest.files.push(anchor);
+  const obs = { packages: packages.packages, files: [...changes.observed, anchor], owned: packages.owned, changeSets: packages.changeSets };
+  const verdicts = await verifyAgainstPackages(mergedRoot, selectForVerification(manifest, obs), packages.owned);
+  const findings = raiseAddedExecutables(diff(manifest, obs, verdicts));
+  const warnings: ScanWarning[] = [
+    ...(c.warnings ?? []),
+    ...attrErrors.map((message) => ({ code: 'CONTAINER_XATTRS_UNREADABLE', path: c.upper, message })),
+    ...changes.warnings,
+    ...(packages === image.packages ? [] : packages.warnings),
+  ];
+  const changeSets = changeSetsNamed(findings, packages.changeSets);
+  return {
+    ...ident,
+    state: c.state,
+    summary: summarize(findings),
+    findings,
+    ...(changeSets.length > 0 ? { changeSets } : {}),
+    warnings: warnings.slice(0, 10_000),
+    stats: { entries: changes.stats.entries, bytesRead: changes.stats.bytesHashed, durationMs: Math.round(performance.now() - t0) },
+  };
+}
+
+/**
+ * Whether an upper-layer path changes what the collectors read in the image: a path they read or
+ * listed, an entry of a folder they listed, or a whiteout/opaque/new folder above what they read.
+ */
+function affectsCollectors(p: string, image: ImageView): boolean {
+  if (image.accessed.has(p) || image.listed.has(p)) return true;
+  if (image.listed.has(p.slice(0, p.lastIndexOf('/')) || '/')) return true;
+  const prefix = `${p}/`;
+  for (const a of image.accessed) if (a.startsWith(prefix)) return true;
+  for (const a of image.listed) if (a.startsWith(prefix)) return true;
+  return false;
+}
+
+/** An image file the package databases say a package installed: a removed package's files nest under it. */
+function withOwner(f: FileRecord, pkgs: CollectedAll): FileRecord {
+  const owner = pkgs.owned.get(f.path)?.owner;
+  return owner ? { ...f, owner } : f;
+}
+
+/**
+ * An executable that is not in the image is the strongest sign of a mutated container (nobody
+ * should ever add a program to a running container): critical wherever it sits, inside a
+ * package's finding or on its own; the package finding takes the highest severity below it.
+ */
+export function raiseAddedExecutables(findings: Finding[]): Finding[] {
+  const raise = (f: Finding): Finding => {
+    const changes = f.changes?.map(raise);
+    let severity = f.severity;
+    let reason = f.reason;
+    if (f.kind === 'file-added' && f.severity !== 'info' && (reason === 'new executable in a system path' || reason === 'new setuid/setgid file')) {
+      severity = 'critical';
+      reason = reason === 'new setuid/setgid file' ? reason : 'executable not in the container image';
+    }
+    for (const ch of changes ?? []) severity = maxSeverity(severity, ch.severity);
+    return { ...f, severity, ...(reason !== undefined ? { reason } : {}), ...(changes ? { changes } : {}) };
+  };
+  return findings.map(raise).sort((a, b) => order(a) - order(b));
+}
+
+const RANK = { critical: 0, high: 1, medium: 2, low: 3, info: 4 } as const;
+const order = (f: Finding): number => RANK[f.severity];
+
+function goneReport(ident: Omit<ContainerReport, 'state' | 'summary' | 'findings' | 'warnings'>, upper: string, warnings: ScanWarning[]): ContainerReport {
+  return { ...ident, state: 'gone', summary: summarize([]), findings: [], warnings: [...warnings, { code: 'CONTAINER_GONE', path: upper, message: 'the container was removed while it was scanned' }] };
+}
+
+function exists(dir: string): boolean {
+  try {
+    return lstatSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+}
