@@ -14,7 +14,7 @@ setHeapFlags('--semi-space-growth-factor=1');
 // `--lite-mode`: it turns WebAssembly off, and Node's fetch (undici) parses HTTP with it.
 if (process.argv[2] === 'run') setHeapFlags('--no-opt --no-maglev --no-sparkplug');
 // Building a manifest hashes every file: its hashing threads start while the rest loads.
-if (process.argv[2] === 'manifest' && process.argv.includes('--root')) (await import('./hash-pool.js')).startHashingEarly();
+if (process.argv[2] === 'manifest' && process.argv.includes('--root')) (await import('./fingerprint/hash-pool.js')).startHashingEarly();
 const { EXIT_ERROR, runAgentCli } = await import('./cli.js');
 
 // The daemon stops cleanly on the first signal; whatever is not listening for it (a baseline

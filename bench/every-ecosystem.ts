@@ -3,12 +3,12 @@
 //  2. scan time with every collector on, against dpkg alone, on that tree and on the languages
 //     tree after pip, gem, cpan and npm installs.
 // Run: npx tsx bench/every-ecosystem.ts   (as root; builds the trees on first use)
-import { manifestFromObservation } from '../agent/build-manifest.js';
-import { dpkgCollector } from '../agent/collectors/dpkg.js';
-import { COLLECTORS } from '../agent/collectors/index.js';
-import { observe } from '../agent/observe.js';
+import { manifestFromObservation } from '../agent/manifest/build.js';
+import { dpkgCollector } from '../agent/collect/dpkg.js';
+import { COLLECTORS } from '../agent/collect/index.js';
+import { observe } from '../agent/fingerprint/observe.js';
 import { openRoot } from '../agent/root.js';
-import { scanRoot } from '../agent/scan.js';
+import { scanRoot } from '../agent/diff/scan.js';
 import { defaultPolicy } from '../shared/policy.js';
 import type { Manifest } from '../shared/manifest.js';
 import type { Report } from '../shared/report.js';

@@ -2,8 +2,8 @@
 // outbox replay, acks, heartbeats, jittered backoff) over its own loopback WebSocket. Driven by
 // the bench orchestrator over IPC; never talks to anything but the server it is given.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { createTransport } from '../agent/transport.js';
-import type { Transport } from '../agent/transport.js';
+import { createTransport } from '../agent/deliver/transport.js';
+import type { Transport } from '../agent/deliver/transport.js';
 import { enrollResponseSchema } from '../shared/protocol.js';
 import { eventReport, fullReport } from './fake-reports.js';
 import { createMemoryOutbox } from './memory-outbox.js';

@@ -1,7 +1,7 @@
 // The agent's Outbox contract kept in memory, so one load-generator process can play thousands
 // of agents (each with the real transport) without thousands of SQLite files.
-import { chainHash } from '../agent/outbox.js';
-import type { Outbox, OutboxEntry } from '../agent/outbox.js';
+import { chainHash } from '../agent/deliver/outbox.js';
+import type { Outbox, OutboxEntry } from '../agent/deliver/outbox.js';
 
 export interface MemoryOutbox extends Outbox {
   /** When each seq was handed to the transport, for send→ack latency. */

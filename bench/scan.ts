@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { readManifestFile } from '../agent/manifest-io.js';
+import { readManifestFile } from '../agent/manifest/io.js';
 import { DEFAULT_TRACKED } from '../shared/policy.js';
 import { CACHE_DIR, copyTree, ensureMinbase } from '../test/helpers/debian-root.js';
 import { cores, lpad, median, pad, sha256Rate, summarise, timed } from './measure.js';

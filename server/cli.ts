@@ -1,27 +1,10 @@
-import type { ParseArgsConfig } from 'node:util';
-import { API_ROLES } from '../shared/api.js';
-import type { ApiRoleName } from '../shared/api.js';
-import { QuicksandError } from '../shared/errors.js';
-import { runCommandLine } from '../shared/command-line.js';
-import { formatDuration, parseDuration } from '../shared/duration.js';
-import { DEFAULT_ALERT_POLICY } from './alerts/policy.js';
-import type { AlertPolicy } from './alerts/policy.js';
-import { startServer } from './server.js';
-import type { RunningServer } from './server.js';
-import { createSqliteStore } from './store/sqlite-store.js';
+// The server's command line: the overview and the dispatch. Each command (its options, help text
+// and body) is a file in commands/, loaded only when it runs or its help is asked for.
+import { runLazyCommandLine } from '../shared/command-line.js';
+import type { Command } from '../shared/command-line.js';
+import type { ServerCliIo } from './commands/common.js';
 
-export interface ServerCliIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  /** Resolves when the process is asked to stop (SIGINT/SIGTERM). */
-  stopSignal: Promise<void>;
-}
-
-export const EXIT_OK = 0;
-export const EXIT_ERROR = 2;
-export const DEFAULT_DB = '.quicksand/server.db';
-export const DEFAULT_PORT = 7410;
-export const DEFAULT_HOST = '127.0.0.1';
+export type { ServerCliIo } from './commands/common.js';
 
 const USAGE = `quicksand-server — keeps the fleet's drift history and tells cattle from pets
 
@@ -42,186 +25,15 @@ Commands:
 Run \`quicksand-server COMMAND --help\` for the options of one command.
 `;
 
-const THROTTLE_DEFAULT = `${DEFAULT_ALERT_POLICY.throttle.max}/${formatDuration(DEFAULT_ALERT_POLICY.throttle.windowMs)}`;
-const DEDUP_DEFAULT = formatDuration(DEFAULT_ALERT_POLICY.dedupMemoryMs);
-
-const DB_HELP = `  --db FILE             the server's SQLite database (default: ${DEFAULT_DB})\n`;
-
-const HELP: Record<string, string> = {
-  start: `Usage: quicksand-server start [--db FILE] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
-                             [--alert-throttle N/DURATION] [--alert-dedup DURATION]
-
-Serves the JSON API (/api/v1), /healthz, /metrics and the agent stream
-(WebSocket, ${'/api/v1/stream'}) on one port. Creates the database on first start.
-
-Options:
-${DB_HELP}  --port N              TCP port (default: ${DEFAULT_PORT}; 0 picks a free one)
-  --host ADDR           address to listen on (default: ${DEFAULT_HOST}, this machine only;
-                        0.0.0.0 to accept agents from other hosts)
-  --retention-days N    prune reports and resolved findings older than N days
-                        (default: 0, keep everything); the audit log is never pruned
-  --digest-sink ID      send a daily digest (08:00 UTC) to this alert sink
-  --alert-throttle N/DURATION
-                        page at most N times per host per DURATION (default: ${THROTTLE_DEFAULT});
-                        changes past it are held and go out together as one alert when
-                        the window has room again, so a busy host cannot flood on-call
-  --alert-dedup DURATION
-                        how long a change stays remembered as alerted (default: ${DEDUP_DEFAULT}):
-                        a host that flaps back to a state already paged for within it
-                        does not page again. Longer remembers more; shorter re-pages sooner
-
-Durations: a number with a unit, s m h d, or several (90s, 15m, 2h, 1h30m, 30d).
-
-Example:
-  quicksand-server start --host 0.0.0.0 --alert-throttle 5/1h --alert-dedup 7d
-`,
-  'enroll-secret': `Usage: quicksand-server enroll-secret [--db FILE]
-
-Prints a new enrolment secret. Give it to \`quicksand-agent enroll --secret S\` (or
-install.sh) on each host; the host gets its own token in exchange. Only a hash
-of the secret is stored.
-
-Options:
-${DB_HELP}`,
-  token: `Usage: quicksand-server token create --role admin|analyst|auditor [--db FILE]
-
-Prints a new API token. Send it as \`Authorization: Bearer TOKEN\`.
-Roles: admin (everything), analyst (triage, scan-now), auditor (read only).
-
-Options:
-  --role ROLE           admin, analyst or auditor
-${DB_HELP}`,
-  agent: `Usage: quicksand-server agent revoke AGENT_ID [--db FILE]
-
-Revokes an agent's token: its stream upgrade is refused with 401 from now on.
-A running server also accepts DELETE /api/v1/agents/AGENT_ID (admin).
-
-Options:
-${DB_HELP}`,
+/** Every command, in the order error messages list them: `commands/<name>.ts`. */
+const COMMANDS: Record<string, () => Promise<Command<ServerCliIo>>> = {
+  start: () => import('./commands/start.js'),
+  'enroll-secret': () => import('./commands/enroll-secret.js'),
+  token: () => import('./commands/token.js'),
+  agent: () => import('./commands/agent.js'),
 };
-
-const COMMON = { help: { type: 'boolean', short: 'h' }, db: { type: 'string' } } as const;
-const OPTIONS = {
-  start: {
-    ...COMMON,
-    port: { type: 'string' },
-    host: { type: 'string' },
-    'retention-days': { type: 'string' },
-    'digest-sink': { type: 'string' },
-    'alert-throttle': { type: 'string' },
-    'alert-dedup': { type: 'string' },
-  },
-  'enroll-secret': { ...COMMON },
-  token: { ...COMMON, role: { type: 'string' } },
-  agent: { ...COMMON },
-} satisfies Record<string, ParseArgsConfig['options']>;
-type Command = keyof typeof OPTIONS;
 
 /** Runs one server command line; `start` returns only when the server has stopped. */
 export async function runServerCli(argv: string[], io: ServerCliIo): Promise<number> {
-  return runCommandLine({ tool: 'quicksand-server', usage: USAGE, help: HELP, options: OPTIONS }, argv, io, async (cmd: Command, values, positionals) => {
-    const db = (values.db as string | undefined) ?? DEFAULT_DB;
-    switch (cmd) {
-      case 'start': {
-        noPositionals(positionals);
-        const v = values as { port?: string; host?: string; 'retention-days'?: string; 'digest-sink'?: string; 'alert-throttle'?: string; 'alert-dedup'?: string };
-        const retention = v['retention-days'];
-        if (retention !== undefined && !/^\d+$/.test(retention)) throw new QuicksandError('USAGE', `--retention-days: expected a whole number of days (0 keeps everything), got "${retention}"`);
-        const alertPolicy = parseAlertOptions(v['alert-throttle'], v['alert-dedup']);
-        return await startCommand(db, parsePort(v.port), v.host ?? DEFAULT_HOST, io, {
-          ...(retention === undefined ? {} : { retentionDays: Number(retention) }),
-          ...(v['digest-sink'] === undefined ? {} : { digestSinkId: v['digest-sink'] }),
-          ...(alertPolicy === undefined ? {} : { alertPolicy }),
-        });
-      }
-      case 'enroll-secret':
-        noPositionals(positionals);
-        return withStore(db, (store) => {
-          io.stdout(`${store.createEnrollSecret(new Date())}\n`);
-          return EXIT_OK;
-        });
-      case 'token': {
-        if (positionals[0] !== 'create' || positionals.length > 1) throw new QuicksandError('USAGE', 'expected `token create --role ROLE`');
-        const role = (values as { role?: string }).role;
-        if (role === undefined || !(API_ROLES as readonly string[]).includes(role)) throw new QuicksandError('USAGE', `--role must be one of ${API_ROLES.join(', ')}`);
-        return withStore(db, (store) => {
-          io.stdout(`${store.createApiToken(role as ApiRoleName, new Date())}\n`);
-          return EXIT_OK;
-        });
-      }
-      case 'agent': {
-        if (positionals[0] !== 'revoke' || positionals.length !== 2) throw new QuicksandError('USAGE', 'expected `agent revoke AGENT_ID`');
-        const id = positionals[1]!;
-        return withStore(db, (store) => {
-          if (!store.revokeAgent(id, new Date())) throw new QuicksandError('NOT_FOUND', `agent ${id} is not known or already revoked`);
-          io.stdout(`revoked agent ${id}\n`);
-          return EXIT_OK;
-        });
-      }
-    }
-  });
+  return runLazyCommandLine('quicksand-server', USAGE, COMMANDS, argv, io);
 }
-
-function noPositionals(positionals: string[]): void {
-  if (positionals.length > 0) throw new QuicksandError('USAGE', `unexpected argument "${positionals[0]}"`);
-}
-
-function parsePort(text: string | undefined): number {
-  if (text === undefined) return DEFAULT_PORT;
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n > 65535) throw new QuicksandError('USAGE', `--port: expected a port number 0-65535, got "${text}"`);
-  return n;
-}
-
-/**
- * The alert policy from `--alert-throttle N/DURATION` and `--alert-dedup DURATION` over the
- * defaults; undefined when neither is given. Pure.
- */
-export function parseAlertOptions(throttle: string | undefined, dedup: string | undefined): AlertPolicy | undefined {
-  if (throttle === undefined && dedup === undefined) return undefined;
-  const policy: AlertPolicy = { ...DEFAULT_ALERT_POLICY };
-  if (throttle !== undefined) {
-    const m = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(throttle);
-    const max = m === null ? NaN : Number(m[1]);
-    const windowMs = m === null ? null : parseDuration(m[2]!);
-    if (m === null || windowMs === null || !Number.isSafeInteger(max) || max < 1) {
-      throw new QuicksandError(
-        'USAGE',
-        `--alert-throttle: expected N/DURATION with N at least 1, like ${THROTTLE_DEFAULT} (at most ${DEFAULT_ALERT_POLICY.throttle.max} alerts per host per ${formatDuration(DEFAULT_ALERT_POLICY.throttle.windowMs)}), got "${throttle}"`,
-      );
-    }
-    policy.throttle = { max, windowMs };
-  }
-  if (dedup !== undefined) {
-    const ms = parseDuration(dedup);
-    if (ms === null) throw new QuicksandError('USAGE', `--alert-dedup: expected a duration like ${DEDUP_DEFAULT}, 12h or 1h30m (units s, m, h, d), got "${dedup}"`);
-    policy.dedupMemoryMs = ms;
-  }
-  return policy;
-}
-
-function withStore(db: string, fn: (store: ReturnType<typeof createSqliteStore>) => number): number {
-  const store = createSqliteStore(db);
-  try {
-    return fn(store);
-  } finally {
-    store.close();
-  }
-}
-
-async function startCommand(db: string, port: number, host: string, io: ServerCliIo, extra: { retentionDays?: number; digestSinkId?: string; alertPolicy?: AlertPolicy } = {}): Promise<number> {
-  let server: RunningServer;
-  try {
-    server = await startServer({ db, port, host, ...extra, log: (line) => io.stderr(`${new Date().toISOString()} ${line}\n`) });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new QuicksandError('USAGE', `port ${port} on ${host} is already in use: pass --port N`);
-    if (code === 'EADDRNOTAVAIL') throw new QuicksandError('USAGE', `--host ${host} is not an address of this machine`);
-    throw err;
-  }
-  io.stdout(`quicksand-server listening on ${server.url} (database ${db})\n`);
-  await io.stopSignal;
-  await server.close();
-  return EXIT_OK;
-}
-

@@ -2,19 +2,19 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
-import { createApp } from './app.js';
-import { createBatchWriter } from './batch-writer.js';
+import { createApp } from './api/app.js';
+import { createBatchWriter } from './stream/batch-writer.js';
 import type { FetchLike } from './alerts/http.js';
 import type { AlertPolicy, RetrySchedule } from './alerts/policy.js';
-import { startDeliveryLoop } from './delivery-loop.js';
-import type { DeliveryLoop } from './delivery-loop.js';
-import { startSchedules } from './schedules.js';
-import type { ScheduleSettings, Schedules } from './schedules.js';
+import { startDeliveryLoop } from './alerts/delivery-loop.js';
+import type { DeliveryLoop } from './alerts/delivery-loop.js';
+import { startSchedules } from './schedules/schedules.js';
+import type { ScheduleSettings, Schedules } from './schedules/schedules.js';
 import { createMetrics } from './metrics.js';
-import { createRateLimiter } from './rate-limit.js';
+import { createRateLimiter } from './stream/rate-limit.js';
 import { DEFAULT_STALE_AFTER_MS, createSqliteStore } from './store/sqlite-store.js';
 import { startIngestThread } from './store/ingest-thread.js';
-import { createStream } from './stream.js';
+import { createStream } from './stream/stream.js';
 import type { Store } from './store/types.js';
 
 export interface ServerOptions {

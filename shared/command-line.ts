@@ -65,3 +65,34 @@ export async function runCommandLine<C extends string>(
     return EXIT_USAGE_OR_ERROR;
   }
 }
+
+/** One command of a tool: its help text, its options and its body. */
+export interface Command<Io> {
+  help: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  run: (values: OptionValues, positionals: string[], io: Io) => Promise<number>;
+}
+
+/**
+ * `runCommandLine` over commands loaded on demand: only the one named (to run it or to show its
+ * help) is imported, so a command starts without the modules of the others.
+ */
+export async function runLazyCommandLine<Io extends CommandLineIo>(
+  tool: string,
+  usage: string,
+  commands: Readonly<Record<string, () => Promise<Command<Io>>>>,
+  argv: readonly string[],
+  io: Io,
+): Promise<number> {
+  const [first, second] = argv;
+  const name = first === undefined || first === '--help' || first === '-h' || first === 'help' ? second : first;
+  const command = name !== undefined && Object.hasOwn(commands, name) ? await commands[name]!() : undefined;
+  const spec: CommandLine<string> = {
+    tool,
+    usage,
+    help: command === undefined ? {} : { [name!]: command.help },
+    // Every name, for the list an unknown command is answered with; only the named one's options are parsed.
+    options: Object.fromEntries(Object.keys(commands).map((c) => [c, c === name && command !== undefined ? command.options : {}])),
+  };
+  return runCommandLine(spec, argv, io, (_cmd, values, positionals) => command!.run(values, positionals, io));
+}

@@ -2,7 +2,26 @@
 // needs zod to do it (the server and the tests parse them).
 import { maxSeverity } from './findings.js';
 import type { Severity } from './findings.js';
-import type { Finding, Report, SeverityCounts } from './report.js';
+
+/** Findings by severity. */
+export type SeverityCounts = Record<Severity, number>;
+
+/** A report's summary (the report schema's `summary`). */
+export interface Summary {
+  status: 'clean' | 'drift';
+  counts: SeverityCounts;
+  findings: number;
+  files: number;
+  changeSets: number;
+}
+
+/** What counting reads of a finding (a report's `Finding` is one). */
+export interface CountedFinding {
+  severity: Severity;
+  path?: string | undefined;
+  changeSet?: string | undefined;
+  changes?: readonly CountedFinding[] | undefined;
+}
 
 export const REPORT_SCHEMA = 'quicksand.report/v1';
 
@@ -16,10 +35,10 @@ export function emptyCounts(): SeverityCounts {
  * explains counts on its own. `findings` is the number of top-level findings, `files` the
  * number of paths they cover.
  */
-export function summarize(findings: readonly Finding[]): Report['summary'] {
+export function summarize(findings: readonly CountedFinding[]): Summary {
   const counts = emptyCounts();
   let files = 0;
-  const countFiles = (f: Finding): void => {
+  const countFiles = (f: CountedFinding): void => {
     if (f.path !== undefined) files++;
     f.changes?.forEach(countFiles);
   };

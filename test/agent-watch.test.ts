@@ -10,13 +10,13 @@ import { defaultPolicy } from '../shared/policy.js';
 import type { Manifest } from '../shared/manifest.js';
 import { parseReport } from '../shared/report.js';
 import type { Finding, Report } from '../shared/report.js';
-import { manifestFromObservation } from '../agent/build-manifest.js';
-import { observe } from '../agent/observe.js';
+import { manifestFromObservation } from '../agent/manifest/build.js';
+import { observe } from '../agent/fingerprint/observe.js';
 import { openRoot } from '../agent/root.js';
 import type { Root } from '../agent/root.js';
-import { startWatch } from '../agent/watch.js';
-import type { RealtimeWatch } from '../agent/watch.js';
-import { startMonitor } from '../agent/monitor.js';
+import { startWatch } from '../agent/daemon/watch.js';
+import type { RealtimeWatch } from '../agent/daemon/watch.js';
+import { startMonitor } from '../agent/daemon/monitor.js';
 import { copyTree, ensureMinbase, withPackagesPath } from './helpers/debian-root.js';
 
 let tree: { dir: string; remove: () => void };

@@ -3,10 +3,10 @@ import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { apkCollector, parseApkDigest, parseApkInstalled } from '../agent/collectors/apk.js';
-import { manifestFromSbom, parseSbom } from '../agent/import-sbom.js';
+import { apkCollector, parseApkDigest, parseApkInstalled } from '../agent/collect/apk.js';
+import { manifestFromSbom, parseSbom } from '../agent/manifest/import-sbom.js';
 import { openRoot } from '../agent/root.js';
-import { scanRoot } from '../agent/scan.js';
+import { scanRoot } from '../agent/diff/scan.js';
 
 // There is no apk tool on this machine: the database below follows apk-tools' documented
 // lib/apk/db/installed format field by field, with digests computed from the real files.

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { installedPackages, parseDpkgStatus, parseList, parseMd5sums } from '../agent/collectors/dpkg.js';
+import { installedPackages, parseDpkgStatus, parseList, parseMd5sums } from '../agent/collect/dpkg.js';
 
 // Captured from a debootstrap'ed bookworm minbase; adduser was removed with `dpkg -r` so its
 // stanza is in the real `deinstall ok config-files` state.

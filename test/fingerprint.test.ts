@@ -9,15 +9,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPolicy } from '../shared/policy.js';
 import type { Policy } from '../shared/policy.js';
-import { fingerprint } from '../agent/fingerprint.js';
-import type { FingerprintOptions, WalkStats } from '../agent/fingerprint.js';
-import { HashPool } from '../agent/hash-pool.js';
+import { fingerprint } from '../agent/fingerprint/walk.js';
+import type { FingerprintOptions, WalkStats } from '../agent/fingerprint/walk.js';
+import { HashPool } from '../agent/fingerprint/hash-pool.js';
 import { openRoot } from '../agent/root.js';
-import { openStatCache } from '../agent/stat-cache.js';
-import { scanRoot } from '../agent/scan.js';
-import { manifestFromObservation } from '../agent/build-manifest.js';
-import { observe } from '../agent/observe.js';
-import { Budget } from '../agent/budget.js';
+import { openStatCache } from '../agent/fingerprint/stat-cache.js';
+import { scanRoot } from '../agent/diff/scan.js';
+import { manifestFromObservation } from '../agent/manifest/build.js';
+import { observe } from '../agent/fingerprint/observe.js';
+import { Budget } from '../agent/fingerprint/budget.js';
 
 const POLICY: Policy = { ...defaultPolicy(), tracked: ['/data'] };
 const dirs: string[] = [];
@@ -279,7 +279,7 @@ describe('the stat cache', () => {
 
 describe('a lowered priority', () => {
   it('sets the CPU nice level and, at 19, the idle I/O class', () => {
-    const script = `import(${JSON.stringify(path.resolve('agent/priority.ts'))}).then((m) => {
+    const script = `import(${JSON.stringify(path.resolve('agent/fingerprint/priority.ts'))}).then((m) => {
       const problems = m.lowerPriority(19);
       const io = require('node:child_process').execFileSync('ionice', ['-p', String(process.pid)], { encoding: 'utf8' }).trim();
       console.log(JSON.stringify({ problems, nice: require('node:os').getPriority(), io }));
@@ -304,7 +304,7 @@ describe('the scan budget', () => {
 
 describe('an isolated scan', () => {
   it('runs the command in a child process and hands back its output and exit code', async () => {
-    const { runIsolated } = await import('../agent/isolated.js');
+    const { runIsolated } = await import('../agent/daemon/isolated.js');
     const r = await runIsolated(['scan', '--root', '/nonexistent-root', '--manifest', 'x.json']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('root /nonexistent-root does not exist');

@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { COLLECTORS } from '../agent/collectors/index.js';
-import { observe } from '../agent/observe.js';
+import { COLLECTORS } from '../agent/collect/index.js';
+import { observe } from '../agent/fingerprint/observe.js';
 import { openRoot } from '../agent/root.js';
 import { defaultPolicy } from '../shared/policy.js';
 

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runAgentCli } from '../agent/cli.js';
-import { kiwiImageIdentity, parseKiwiPackages, parseKiwiVerified } from '../agent/import-kiwi.js';
-import { packageFromPurl, parsePurl, parseSbom } from '../agent/import-sbom.js';
+import { kiwiImageIdentity, parseKiwiPackages, parseKiwiVerified } from '../agent/manifest/import-kiwi.js';
+import { packageFromPurl, parsePurl, parseSbom } from '../agent/manifest/import-sbom.js';
 import { parseManifest } from '../shared/manifest.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'qs-import-test-'));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compileGlobs, DEFAULT_IGNORED } from '../shared/policy.js';
-import { topLevelTracked } from '../agent/fingerprint.js';
+import { topLevelTracked } from '../agent/fingerprint/walk.js';
 import { parseManifest } from '../shared/manifest.js';
 
 describe('policy globs', () => {

@@ -9,9 +9,9 @@ import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdir
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeAgentConfig } from '../agent/config.js';
-import { enrollAgent } from '../agent/enroll.js';
-import { SERVER_BASELINE_FILE } from '../agent/server-baseline.js';
+import { writeAgentConfig } from '../agent/deliver/config.js';
+import { enrollAgent } from '../agent/deliver/enroll.js';
+import { SERVER_BASELINE_FILE } from '../agent/deliver/server-baseline.js';
 import type { AuditEntry, HostDetail, HostFinding } from '../shared/api.js';
 import type { BaselineSummary } from '../shared/baseline.js';
 import type { Manifest } from '../shared/manifest.js';

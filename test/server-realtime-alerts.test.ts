@@ -7,16 +7,16 @@ import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enrollAgent } from '../agent/enroll.js';
-import { manifestFromObservation } from '../agent/build-manifest.js';
-import { startDaemon } from '../agent/daemon.js';
-import type { Daemon } from '../agent/daemon.js';
-import { observe } from '../agent/observe.js';
-import { createOutbox } from '../agent/outbox.js';
+import { enrollAgent } from '../agent/deliver/enroll.js';
+import { manifestFromObservation } from '../agent/manifest/build.js';
+import { startDaemon } from '../agent/daemon/daemon.js';
+import type { Daemon } from '../agent/daemon/daemon.js';
+import { observe } from '../agent/fingerprint/observe.js';
+import { createOutbox } from '../agent/deliver/outbox.js';
 import { openRoot } from '../agent/root.js';
-import { scanRoot } from '../agent/scan.js';
+import { scanRoot } from '../agent/diff/scan.js';
 import { openStateDb } from '../agent/state-db.js';
-import { createTransport } from '../agent/transport.js';
+import { createTransport } from '../agent/deliver/transport.js';
 import type { HostDetail, HostFinding } from '../shared/api.js';
 import { defaultPolicy } from '../shared/policy.js';
 import type { Manifest } from '../shared/manifest.js';
@@ -29,7 +29,7 @@ import { copyTree, ensureMinbase, ensureWithLanguages, withPackagesPath } from '
 import { apiGet, waitFor } from './helpers/processes.js';
 import { makeTinyRoot } from './helpers/tiny-root.js';
 import type { TinyRoot } from './helpers/tiny-root.js';
-import { readManifestFile } from '../agent/manifest-io.js';
+import { readManifestFile } from '../agent/manifest/io.js';
 
 const SECRET = 'end-to-end-webhook-secret-0123';
 

@@ -7,15 +7,15 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPolicy } from '../shared/policy.js';
 import { fileRecordSchema, manifestSchema, parseManifest } from '../shared/manifest.js';
-import { diff, selectForVerification } from '../agent/differ.js';
-import { manifestFromObservation } from '../agent/build-manifest.js';
-import { observe } from '../agent/observe.js';
+import { diff, selectForVerification } from '../agent/diff/differ.js';
+import { manifestFromObservation } from '../agent/manifest/build.js';
+import { observe } from '../agent/fingerprint/observe.js';
 import { openRoot } from '../agent/root.js';
-import { scanRoot, scanSource } from '../agent/scan.js';
-import { verifyAgainstPackages } from '../agent/verify.js';
-import { isPlainFileRecord, isPlainManifestHeader, openManifestSource, writeManifestStream, memorySource } from '../agent/manifest-stream.js';
+import { scanRoot, scanSource } from '../agent/diff/scan.js';
+import { verifyAgainstPackages } from '../agent/diff/verify.js';
+import { isPlainFileRecord, isPlainManifestHeader, openManifestSource, writeManifestStream, memorySource } from '../agent/manifest/stream.js';
 import { runAgentCli } from '../agent/cli.js';
-import { prefetch } from '../agent/prefetch.js';
+import { prefetch } from '../agent/fingerprint/prefetch.js';
 import type { Manifest } from '../shared/manifest.js';
 import { CACHE_DIR, copyTree, ensureMinbase, ensureWithPackages } from './helpers/debian-root.js';
 
@@ -195,7 +195,7 @@ describe('the fast header check', () => {
 
 describe('the walk order', () => {
   it('compares record paths as the walk visits them, on strings and on raw bytes alike', async () => {
-    const { comparePathBytes, compareRecordPaths } = await import('../agent/fingerprint.js');
+    const { comparePathBytes, compareRecordPaths } = await import('../agent/fingerprint/walk.js');
     const paths = ['/a', '/a/b', '/a-b', '/a.b', '/a/b/c', '/ab', '/é', '/\uffff', '/\u{1F600}', '/z', '/a/\u{1F600}x', '/a/\uffffx'];
     const recs = [...paths.map((p) => ({ path: p })), { path: '/a/\ufffd', rawPath: Buffer.from([0x2f, 0x61, 0x2f, 0xff]).toString('base64') }];
     const bytes = (r: { path: string; rawPath?: string }): Buffer => (r.rawPath ? Buffer.from(r.rawPath, 'base64') : Buffer.from(r.path));

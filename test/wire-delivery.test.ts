@@ -3,11 +3,11 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { enrollAgent } from '../agent/enroll.js';
-import { createOutbox } from '../agent/outbox.js';
+import { enrollAgent } from '../agent/deliver/enroll.js';
+import { createOutbox } from '../agent/deliver/outbox.js';
 import { openStateDb } from '../agent/state-db.js';
-import { createTransport } from '../agent/transport.js';
-import { writeAgentConfig } from '../agent/config.js';
+import { createTransport } from '../agent/deliver/transport.js';
+import { writeAgentConfig } from '../agent/deliver/config.js';
 import type { HostDetail, HostFinding } from '../shared/api.js';
 import { apiGet, freePort, killAll, runCli, startChild, startServerChild, waitFor } from './helpers/processes.js';
 import { makeTinyRoot } from './helpers/tiny-root.js';

@@ -3,9 +3,9 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { readManifestFile } from '../../agent/manifest-io.js';
+import { readManifestFile } from '../../agent/manifest/io.js';
 import { openRoot } from '../../agent/root.js';
-import { scanRoot } from '../../agent/scan.js';
+import { scanRoot } from '../../agent/diff/scan.js';
 import type { Report } from '../../shared/report.js';
 import { runCli } from './processes.js';
 

@@ -1,0 +1,143 @@
+// What every agent command shares: the I/O it is given, exit codes, the state folder, and the
+// walk's cost options (--state, --max-rate, --max-bytes-rate, --nice, --cross-mounts) of the
+// walking commands (manifest, scan, audit). Kept light: a scan or manifest run loads only this,
+// its own command file and the stages it walks through.
+import { mkdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { QuicksandError } from '../../shared/errors.js';
+import type { FingerprintOptions } from '../fingerprint/walk.js';
+import { lowerPriority } from '../fingerprint/priority.js';
+import { openStatCache } from '../fingerprint/stat-cache.js';
+import type { StatCache } from '../fingerprint/stat-cache.js';
+import type { Root } from '../root.js';
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** True when stderr is a terminal: progress lines are drawn only then. */
+  interactive: boolean;
+  /** Resolves when the process is asked to stop (SIGINT/SIGTERM): `run` then shuts down. */
+  stopSignal?: Promise<void>;
+}
+
+export const EXIT_CLEAN = 0;
+export const EXIT_DRIFT = 1;
+export const EXIT_ERROR = 2;
+
+export const DEFAULT_STATE_DIR = '/var/lib/quicksand';
+
+// The walk's cost options, shared by every walking command (manifest, scan, audit).
+export const COST_HELP = `  --max-rate N          walk at most N paths per second (default: no limit)
+  --max-bytes-rate N    hash at most N bytes per second; K, M, G suffixes (default: no limit)
+  --nice N              run at CPU nice level N (0-19) with a matching I/O priority;
+                        19 reads only when the disk is otherwise idle
+  --cross-mounts        also walk other filesystems mounted below the tracked folders
+                        (kernel pseudo filesystems such as /proc are never walked)
+`;
+
+export const COMMON = { help: { type: 'boolean', short: 'h' }, quiet: { type: 'boolean', short: 'q' } } as const;
+// How much a walk may cost, and where its stat cache lives: the same on every walking command.
+export const COST = {
+  state: { type: 'string' },
+  'max-rate': { type: 'string' },
+  'max-bytes-rate': { type: 'string' },
+  nice: { type: 'string' },
+  'cross-mounts': { type: 'boolean' },
+} as const;
+
+export interface CostArgs { state?: string; 'max-rate'?: string; 'max-bytes-rate'?: string; nice?: string; 'cross-mounts'?: boolean }
+
+/** Commands other than `ticket` take no argument. */
+export function noArguments(positionals: string[], allowed = 0): void {
+  if (positionals.length > allowed) throw new QuicksandError('USAGE', `unexpected argument "${positionals[allowed]}"`);
+}
+
+export function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value === '') throw new QuicksandError('USAGE', `${flag} is required`);
+  return value;
+}
+
+export function progress(io: CliIo, quiet: boolean | undefined, verb: string): ((files: number, bytes: number) => void) | undefined {
+  if (quiet || !io.interactive) return undefined;
+  let last = 0;
+  return (files, bytes) => {
+    const t = Date.now();
+    if (t - last < 200) return;
+    last = t;
+    io.stderr(`\r${verb}: ${files} paths, ${(bytes / 1024 / 1024).toFixed(0)} MiB hashed `);
+  };
+}
+
+/** Parses a count with an optional K/M/G suffix (powers of 1024). */
+export function parseAmount(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)([kmg])?i?b?$/i.exec(text.trim());
+  if (!m) throw new QuicksandError('USAGE', `${flag} expects a number like 5000 or 50M, not "${text}"`);
+  const scale = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2] ?? '').toLowerCase() as 'k' | 'm' | 'g'] ?? 1;
+  const value = Math.floor(Number(m[1]) * scale);
+  if (value <= 0) throw new QuicksandError('USAGE', `${flag} must be above 0`);
+  return value;
+}
+
+/**
+ * The walk options every walking command shares: stat cache, budget, priority. A state folder
+ * given with --state must work; the default one may not exist for a non-root user building an
+ * image, and then the walk simply runs without a cache.
+ */
+export function walkOptions(args: CostArgs & { quiet?: boolean }, root: Root, io: CliIo): { options: FingerprintOptions; close: (filesSeen: number) => void } {
+  const filesPerSec = parseAmount(args['max-rate'], '--max-rate');
+  const bytesPerSec = parseAmount(args['max-bytes-rate'], '--max-bytes-rate');
+  let nice: number | undefined;
+  if (args.nice !== undefined) {
+    nice = Number(args.nice);
+    if (!Number.isInteger(nice) || nice < 0 || nice > 19) throw new QuicksandError('USAGE', `--nice expects a level from 0 to 19, not "${args.nice}"`);
+    for (const problem of lowerPriority(nice)) io.stderr(`quicksand-agent: warning: ${problem}\n`);
+  }
+  let cache: StatCache | undefined;
+  try {
+    cache = openStatCache(path.resolve(args.state ?? DEFAULT_STATE_DIR), root.dir === '' ? '/' : root.dir);
+  } catch (err) {
+    if (args.state !== undefined) throw err;
+    if (!args.quiet) io.stderr(`quicksand-agent: warning: ${(err as Error).message}; every file is hashed\n`);
+  }
+  const options: FingerprintOptions = {
+    ...(cache ? { cache } : {}),
+    ...(filesPerSec || bytesPerSec ? { budget: { ...(filesPerSec ? { filesPerSec } : {}), ...(bytesPerSec ? { bytesPerSec } : {}) } } : {}),
+    ...(nice ? { nice } : {}),
+    ...(args['cross-mounts'] ? { crossMounts: true } : {}),
+  };
+  return {
+    options,
+    close: (filesSeen) => {
+      if (!cache) return;
+      if (filesSeen > 0) cache.prune(filesSeen);
+      cache.close();
+    },
+  };
+}
+
+export async function ensureStateDir(state: string): Promise<void> {
+  try {
+    await mkdir(state, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new QuicksandError('STATE_DIR_UNUSABLE', `cannot create the state folder ${state}: ${(err as Error).message}; run as root or pass --state DIR`);
+  }
+}
+
+export async function exists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function assertWritableDir(dir: string, flag: string): Promise<void> {
+  try {
+    if ((await stat(dir)).isDirectory()) return;
+  } catch {
+    // fall through
+  }
+  throw new QuicksandError('OUTPUT_UNWRITABLE', `${flag}: folder ${dir} does not exist`);
+}

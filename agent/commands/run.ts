@@ -1,0 +1,236 @@
+// `quicksand-agent run`: the daemon. Watches and scans the root, streams every report to the
+// server through the outbox, and follows the server's commands (scan now, re-baseline).
+import path from 'node:path';
+import cron from 'node-cron';
+import type { OptionValues } from '../../shared/command-line.js';
+import { QuicksandError } from '../../shared/errors.js';
+import { parseLabelArgs } from '../../shared/labels.js';
+import type { Manifest } from '../../shared/manifest.js';
+import type { Report } from '../../shared/report.js';
+import type { CommandFrame } from '../../shared/protocol.js';
+import { heapCompactor } from '../daemon/compact.js';
+import { startDaemon } from '../daemon/daemon.js';
+import { readAgentConfig, resolveConfigFile } from '../deliver/config.js';
+import { createOutbox } from '../deliver/outbox.js';
+import { baselineApplies, fetchServerBaseline, observeAsManifest, readServerBaseline, uploadObservation, writeServerBaseline } from '../deliver/server-baseline.js';
+import { currentTicket } from '../deliver/ticket.js';
+import { createTransport } from '../deliver/transport.js';
+import { hostFacts } from '../deliver/version.js';
+import { readManifestFile, writeManifestFile } from '../manifest/io.js';
+import { openRoot } from '../root.js';
+import type { Root } from '../root.js';
+import { openStateDb } from '../state-db.js';
+import { COMMON, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, ensureStateDir, exists, noArguments } from './common.js';
+import type { CliIo } from './common.js';
+import { manifestCommand } from './manifest.js';
+
+/** Full scans: hourly, at a minute derived from the agent id (see daemon/schedule.ts). */
+const DEFAULT_SCHEDULE = 'hourly at this host\'s own minute';
+
+export const help = `Usage: quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR] [--label NAME=VALUE]
+
+The daemon. Watches the tracked paths in real time (an event report a moment after
+a change), scans the whole root on start, on a schedule and when the server asks,
+and streams every report to the server. Each report is written to the outbox in the
+state folder first and deleted only when the server acknowledged it, so nothing
+is lost while the server or the network is down; the agent reconnects by itself.
+
+Options:
+  --root DIR            root folder to scan (default: /)
+  --manifest FILE       the image's manifest (default: the baseline in the state
+                        folder, taken on the first run as \`audit\` does)
+  --state DIR           the agent's state folder (default: ${DEFAULT_STATE_DIR})
+  --config FILE         the agent's identity (default: agent.json in the state folder,
+                        else /etc/quicksand/agent.json)
+  --schedule CRON       when to run full scans (default: ${DEFAULT_SCHEDULE}; 6 fields for seconds)
+  --no-watch            no realtime watch: scheduled full scans only
+  --heartbeat SECONDS   heartbeat interval (default: 30)
+  --reconnect-max SECONDS  longest wait between reconnect attempts (default: 300)
+  --label NAME=VALUE    a label this host declares, e.g. --label team=payments; repeat
+                        for more. Server rules see it as agent/NAME ("hostLabels":
+                        {"agent/team":"payments"}), apart from the labels the API sets
+
+Stops on SIGINT/SIGTERM.
+`;
+
+export const options = {
+  ...COMMON,
+  root: { type: 'string' },
+  manifest: { type: 'string' },
+  state: { type: 'string' },
+  config: { type: 'string' },
+  schedule: { type: 'string' },
+  'no-watch': { type: 'boolean' },
+  heartbeat: { type: 'string' },
+  'reconnect-max': { type: 'string' },
+  label: { type: 'string', multiple: true },
+} as const;
+
+export async function run(values: OptionValues, positionals: string[], io: CliIo): Promise<number> {
+  noArguments(positionals);
+  const args = values as RunArgs & { root?: string; manifest?: string; state?: string };
+  const state = path.resolve(args.state ?? DEFAULT_STATE_DIR);
+  const root = await openRoot(args.root ?? '/');
+  let manifestFile = args.manifest;
+  if (manifestFile === undefined) {
+    // As audit does: without a manifest the first run's view of the root is the expectation.
+    await ensureStateDir(state);
+    manifestFile = path.join(state, 'baseline.manifest.json.gz');
+    if (!(await exists(manifestFile))) {
+      io.stderr(`No manifest given and no baseline yet: recording what ${root.dir || '/'} holds now.\n`);
+      await manifestCommand({ root: args.root ?? '/', out: manifestFile, quiet: true, state }, io);
+    }
+  }
+  const manifest = await readManifestFile(manifestFile);
+  // Every full scan runs in a child process (`scan --json`, through the stat cache: only what
+  // changed since the last one is read). The daemon then never holds a scan's memory: a Node
+  // process keeps its high-water mark, and the agent's footprint between scans is what a host
+  // pays all day. The child's report is parsed by the report schema like any outside input.
+  // A manifest the daemon was handed later (not the one read from the file) is written to the
+  // state folder first, so the child always scans against the manifest the watcher uses.
+  const manifestFiles = new WeakMap<Manifest, string>([[manifest, path.resolve(manifestFile)]]);
+  const fileOf = async (m: Manifest): Promise<string> => {
+    let file = manifestFiles.get(m);
+    if (file === undefined) {
+      file = path.join(state, 'daemon.manifest.json.gz');
+      await writeManifestFile(file, m);
+      manifestFiles.set(m, file);
+    }
+    return file;
+  };
+  const scan = async (r: Root, m: Manifest): Promise<Report> => {
+    const { runIsolated } = await import('../daemon/isolated.js');
+    const { parseReport } = await import('../../shared/report.js');
+    const child = await runIsolated(['scan', '--root', r.dir === '' ? '/' : r.dir, '--manifest', await fileOf(m), '--state', state, '--json', '--quiet']);
+    if (child.code !== EXIT_CLEAN && child.code !== EXIT_DRIFT) {
+      throw new QuicksandError('SCAN_FAILED', `full scan failed (exit ${child.code}): ${child.stderr.trim() || 'no message'}`);
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(child.stdout);
+    } catch {
+      throw new QuicksandError('SCAN_FAILED', `full scan printed no readable report (${child.stdout.length} bytes); ${child.stderr.trim()}`);
+    }
+    return parseReport(value, 'full scan report');
+  };
+  await runCommand(args, { state, root, manifest, scan }, io);
+  return EXIT_CLEAN;
+}
+
+export interface RunArgs {
+  config?: string;
+  schedule?: string;
+  /** True: no realtime watch, scheduled full scans only. */
+  'no-watch'?: boolean;
+  'reconnect-max'?: string;
+  heartbeat?: string;
+  /** `NAME=VALUE` labels this host declares (repeatable). */
+  label?: string[];
+}
+
+/** A `--flag SECONDS` option in milliseconds; `fallbackSeconds` when it is not given. */
+export function secondsOption(text: string | undefined, flag: string, fallbackSeconds: number): number {
+  if (text === undefined) return fallbackSeconds * 1000;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new QuicksandError('USAGE', `${flag}: expected a number of seconds, got "${text}"`);
+  return n * 1000;
+}
+
+/** The daemon: runs until the stop signal. */
+export async function runCommand(
+  args: RunArgs,
+  ctx: { state: string; root: Root; manifest: Manifest; scan: (root: Root, manifest: Manifest) => Promise<Report> },
+  io: CliIo,
+): Promise<void> {
+  const schedule = args.schedule;
+  if (schedule !== undefined && !cron.validate(schedule)) throw new QuicksandError('USAGE', `--schedule: "${schedule}" is not a cron expression (e.g. "*/15 * * * *")`);
+  const capMs = secondsOption(args['reconnect-max'], '--reconnect-max', 300);
+  const heartbeatMs = secondsOption(args.heartbeat, '--heartbeat', 30);
+  // Declared on every connection, also when empty: a restart without --label withdraws them.
+  const labels = parseLabelArgs(args.label ?? []);
+  const config = await readAgentConfig(resolveConfigFile(ctx.state, args.config));
+  const db = openStateDb(ctx.state);
+  const outbox = createOutbox(db);
+  const log = (line: string): void => io.stderr(`${new Date().toISOString()} ${line}\n`);
+  // A version kept from an earlier re-baseline is what this host is expected to hold, as long as
+  // it extends the image of the manifest given now (a host rebuilt from a new image starts over).
+  let manifest = ctx.manifest;
+  let baselineVersion: number | undefined;
+  const kept = await readServerBaseline(ctx.state, config.agentId).catch((err: unknown) => {
+    log(`kept baseline not used: ${(err as Error).message}`);
+    return null;
+  });
+  if (kept !== null && baselineApplies(kept, ctx.manifest)) {
+    manifest = kept.manifest;
+    baselineVersion = kept.version;
+  } else if (kept !== null) {
+    log(`kept baseline version ${kept.version} extends image ${kept.image.name} ${kept.image.version}, not ${ctx.manifest.image.name} ${ctx.manifest.image.version}: not used`);
+  }
+
+  // Re-baseline exchanges, one at a time and in order: upload what the host holds, fetch the result.
+  let exchanges: Promise<void> = Promise.resolve();
+  const exchange = (what: string, fn: () => Promise<void>): void => {
+    exchanges = exchanges.then(fn).catch((err: unknown) => log(`${what} failed: ${err instanceof Error ? err.message : String(err)}`));
+  };
+  const onCommand = (c: CommandFrame): void => {
+    log(`server asked for ${c.command}${c.baseline === undefined ? '' : ` (baseline version ${c.baseline})`}`);
+    const version = c.baseline;
+    switch (c.command) {
+      case 'scan-now':
+        void daemon.requestScan('server command');
+        return;
+      case 'upload-observation':
+        if (version === undefined) return log('upload-observation without a baseline version: ignored');
+        return exchange(`upload for baseline version ${version}`, async () => {
+          // Between event batches: the observation is one consistent walk of the root.
+          const observation = await daemon.exclusive(() => observeAsManifest(ctx.root, manifest, ctx.state, new Date()));
+          await uploadObservation(config, version, { baseline: baselineVersion ?? null, observation, expected: manifest });
+          log(`observation uploaded for baseline version ${version}: ${observation.packages.length} packages, ${observation.files.length} paths`);
+        });
+      case 'fetch-baseline':
+        return exchange('fetching the baseline', async () => {
+          const fetched = await fetchServerBaseline(config);
+          if (!baselineApplies(fetched, ctx.manifest)) {
+            return log(`baseline version ${fetched.version} extends image ${fetched.image.name} ${fetched.image.version}, not ${ctx.manifest.image.name} ${ctx.manifest.image.version}: not used`);
+          }
+          if (fetched.version === baselineVersion) return;
+          await writeServerBaseline(ctx.state, fetched);
+          manifest = fetched.manifest;
+          baselineVersion = fetched.version;
+          await daemon.replaceManifest(fetched.manifest);
+          log(`scanning against baseline version ${fetched.version} from now on`);
+        });
+    }
+  };
+  const transport = createTransport({
+    config,
+    outbox,
+    host: hostFacts(),
+    image: { name: ctx.manifest.image.name, version: ctx.manifest.image.version },
+    labels,
+    baseline: () => baselineVersion,
+    heartbeatMs,
+    backoff: { firstMaxMs: Math.min(5_000, capMs), baseMs: Math.min(2_000, capMs), capMs },
+    log,
+    onCommand,
+  });
+  const daemon = startDaemon({
+    root: ctx.root,
+    manifest,
+    outbox,
+    transport,
+    hostId: config.agentId,
+    scan: ctx.scan,
+    ...(schedule === undefined ? {} : { schedule }),
+    realtime: args['no-watch'] !== true,
+    log,
+    ticket: () => currentTicket(ctx.state, new Date(), log),
+    whenQuiet: heapCompactor(),
+  });
+  log(`agent ${config.agentId} running: watching ${ctx.root.dir || '/'}${args['no-watch'] === true ? ' (realtime watch off)' : ''}${baselineVersion === undefined ? '' : ` against baseline version ${baselineVersion}`}, full scans on "${daemon.schedule}", sending to ${config.server}`);
+  await (io.stopSignal ?? new Promise<void>(() => {}));
+  log('stopping');
+  await exchanges;
+  await daemon.stop();
+  db.close();
+}

@@ -1,0 +1,84 @@
+// `quicksand-agent scan`: compare a root with its image's manifest and report the drift;
+// with --send, also deliver the report to the server.
+import path from 'node:path';
+import { QuicksandError } from '../../shared/errors.js';
+import type { OptionValues } from '../../shared/command-line.js';
+import { formatReport } from '../diff/format-report.js';
+import { scanSource } from '../diff/scan.js';
+import { openManifestSource } from '../manifest/stream.js';
+import { openRoot } from '../root.js';
+import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, noArguments, progress, required, walkOptions } from './common.js';
+import type { CliIo, CostArgs } from './common.js';
+
+export const help = `Usage: quicksand-agent scan --root DIR --manifest FILE [--json] [--send] [--state DIR]
+
+Compares what the root really holds with the manifest of its image and reports
+every difference: packages added, removed or changed, and files added, removed,
+modified or with changed mode/owner/type. Files of a package that changed are
+listed under that package, and each package change names the operation that made
+it (the apt command, rpm transaction, pip/gem/cpan/npm install) from the package
+managers' own records; the summary counts those operations, not files. Paths the manifest's policy ignores (logs, caches,
+tmp) never produce findings.
+
+Options:
+  --root DIR            root folder to scan (default: /)
+  --manifest FILE       the image's manifest (JSON, optionally gzipped)
+  --json                print the quicksand.report/v1 document instead of the summary
+  --send                also deliver the report to the server this agent is enrolled
+                        with, through the outbox; waits for the server's ack
+  --state DIR           the agent's state folder (default: ${DEFAULT_STATE_DIR}): the stat
+                        cache (files whose size, times and inode did not change since they
+                        were last hashed are not read again) and the outbox of --send
+  --config FILE         the agent's identity, for --send (default: agent.json in the
+                        state folder, else /etc/quicksand/agent.json)
+  --timeout SECONDS     how long --send waits for the ack (default: 120); the report
+                        stays in the outbox when it runs out, and goes with the next send
+${COST_HELP}  -q, --quiet           no progress on stderr
+
+Exit codes: 0 no drift (info findings only at most), 1 drift, 2 error (also when
+--send could not deliver).
+
+Example:
+  quicksand-agent scan --root / --manifest /etc/quicksand/image.json.gz || echo "this host is a pet"
+`;
+
+export const options = {
+  ...COMMON,
+  ...COST,
+  root: { type: 'string' },
+  manifest: { type: 'string' },
+  json: { type: 'boolean' },
+  send: { type: 'boolean' },
+  config: { type: 'string' },
+  timeout: { type: 'string' },
+} as const;
+
+export interface ScanArgs extends CostArgs { root?: string; manifest?: string; json?: boolean; quiet?: boolean; send?: boolean; config?: string; timeout?: string }
+
+export async function run(values: OptionValues, positionals: string[], io: CliIo): Promise<number> {
+  noArguments(positionals);
+  return scanCommand(values as ScanArgs, io);
+}
+
+export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
+  const manifestFile = required(args.manifest, '--manifest');
+  const root = await openRoot(args.root ?? '/');
+  const walk = walkOptions(args, root, io);
+  let report;
+  let files = 0;
+  try {
+    const source = await openManifestSource(manifestFile);
+    report = await scanSource(root, source, { ...walk.options, onProgress: progress(io, args.quiet, 'scan'), onStats: (s) => (files = s.files) });
+  } finally {
+    walk.close(files);
+  }
+  if (io.interactive && !args.quiet) io.stderr('\r\x1b[K');
+  io.stdout(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, manifestFile));
+  if (args.send) {
+    const timeout = args.timeout === undefined ? 120 : Number(args.timeout);
+    if (!Number.isFinite(timeout) || timeout < 0) throw new QuicksandError('USAGE', `--timeout: expected a number of seconds, got "${args.timeout}"`);
+    const { sendReport } = await import('../deliver/send-report.js');
+    await sendReport(report, { state: path.resolve(args.state ?? DEFAULT_STATE_DIR), config: args.config, timeoutMs: timeout * 1000, image: report.image }, io);
+  }
+  return report.summary.status === 'clean' ? EXIT_CLEAN : EXIT_DRIFT;
+}

@@ -1,0 +1,432 @@
+import { lstatSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import { hostname as osHostname } from 'node:os';
+import path from 'node:path';
+import { watch as chokidarWatch } from 'chokidar';
+import type { ChokidarOptions, FSWatcher } from 'chokidar';
+import type { Manifest, PackageRecord } from '../../shared/manifest.js';
+import { compileGlobs, isUnder } from '../../shared/policy.js';
+import type { Policy } from '../../shared/policy.js';
+import { REPORT_SCHEMA, summarize } from '../../shared/summary.js';
+import type { Report, ReportScope, ScanWarning, WatchState } from '../../shared/report.js';
+import type { ChangeSet, Collector, OwnedFile } from '../collect/types.js';
+import { selectForVerification } from '../diff/differ.js';
+import { fingerprint, topLevelTracked } from '../fingerprint/walk.js';
+import type { ObservedFile } from '../fingerprint/walk.js';
+import { collectPackages } from '../fingerprint/observe.js';
+import type { Root } from '../root.js';
+import { changeSetsNamed } from '../diff/scan.js';
+import { diffInScope } from '../diff/scoped-diff.js';
+import { verifyAgainstPackages } from '../diff/verify.js';
+
+/**
+ * Package database files, inside the root, whose change means packages were installed, removed
+ * or upgraded. dpkg replaces `status` by a rename at each checkpoint; the others are listed so a
+ * collector for them needs no second place to be named in.
+ */
+export const DEFAULT_PACKAGE_DATABASES = [
+  '/var/lib/dpkg/status',
+  '/var/lib/rpm/rpmdb.sqlite',
+  '/var/lib/rpm/Packages',
+  '/var/lib/rpm/Packages.db',
+  '/usr/lib/sysimage/rpm/rpmdb.sqlite',
+  '/lib/apk/db/installed',
+];
+
+/**
+ * Language packages keep their records beside their files, inside the tracked paths: a pip
+ * dist-info, a gemspec, an npm global's package.json, a Perl .packlist. A change to one is a
+ * package change, read again like a package database. Pure.
+ */
+export function isPackageRecord(path: string): boolean {
+  return (
+    /\/[^/]+\.(?:dist|egg)-info(?:\/|$)/.test(path) ||
+    /\/specifications\/[^/]+\.gemspec$/.test(path) ||
+    /\/lib\/node_modules\/(?:@[^/]+\/)?[^/]+\/package\.json$/.test(path) ||
+    /\/(?:\.packlist|perllocal\.pod)$/.test(path)
+  );
+}
+
+export interface WatchOptions {
+  root: Root;
+  manifest: Manifest;
+  hostname?: string;
+  /** Receives each event report, and the report that says the watcher degraded. Awaited: batches never overlap. */
+  onReport: (report: Report) => void | Promise<void>;
+  /** Called once when the watcher gives up; the caller falls back to scheduled full scans. */
+  onDegraded?: (reason: string) => void;
+  /** A failure with nowhere else to go (the degraded report could not be handed over). */
+  onError?: (err: unknown) => void;
+  /** A batch is processed once no change came for this long. */
+  debounceMs?: number;
+  /** ...or at the latest this long after its first change, so a long install still reports. */
+  maxWaitMs?: number;
+  /**
+   * At most this many folders are watched; beyond it the watcher gives up (degraded) rather than
+   * take the kernel's last inotify watches from every other program on the host.
+   */
+  maxWatchedDirs?: number;
+  packageDatabases?: readonly string[];
+  collectors?: readonly Collector[];
+  now?: () => Date;
+  /** How a chokidar watcher is made; tests pass one that keeps the instance to inject errors. */
+  createWatcher?: (paths: string[], options: ChokidarOptions) => FSWatcher;
+}
+
+export interface RealtimeWatch {
+  /** Resolves once the initial crawl is done: from then on every change is seen. */
+  readonly ready: Promise<void>;
+  state(): WatchState;
+  /** Number of folders holding an inotify watch. */
+  watchedDirs(): number;
+  /** Resolves when no change is waiting for its batch and no batch is being processed. */
+  idle(): Promise<void>;
+  /**
+   * Runs `fn` between batches, never during one: a full scan that ran beside a batch could
+   * report a path's older state after the batch reported its newer one.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+const DEFAULT_DEBOUNCE_MS = 200;
+const DEFAULT_MAX_WAIT_MS = 2000;
+
+/**
+ * Watches the tracked paths of the manifest's policy and turns each burst of changes into one
+ * `event` report covering just the touched paths.
+ *
+ * Only folders carry an inotify watch: a folder's watch already reports every change to the
+ * entries in it (create, write, chmod, rename, delete), so files are never watched one by one
+ * (chokidar would) and a host's /usr costs its folders' worth of watches, not its files'. The
+ * touched entries come from chokidar's raw events; chokidar does the crawl, keeps new folders
+ * watched and never descends into ignored ones. Links are never followed: merged-/usr's
+ * `/bin -> usr/bin` is watched as /usr/bin, and a link's own change shows in its folder's watch.
+ *
+ * A batch that fails (a read error, `onReport` throwing) makes the watcher degraded rather than
+ * drop the changes silently: the caller's full scans then cover them.
+ */
+export function startWatch(opts: WatchOptions): RealtimeWatch {
+  const { root, manifest } = opts;
+  const policy = manifest.policy;
+  const now = opts.now ?? (() => new Date());
+  const debounceMs = opts.debounceMs ?? DEFAULT_DEBOUNCE_MS;
+  const maxWaitMs = opts.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
+  const maxDirs = opts.maxWatchedDirs ?? Number.POSITIVE_INFINITY;
+  const ignoredByPolicy = compileGlobs(policy.ignored);
+  const tops = topLevelTracked(policy.tracked).filter((t) => !ignoredByPolicy(t));
+  const databases = new Set(opts.packageDatabases ?? DEFAULT_PACKAGE_DATABASES);
+  const databaseDirs = new Set([...databases].map((d) => path.posix.dirname(d)));
+  const hostPath = (inside: string): string => root.hostPath(inside);
+  const inside = (host: string): string => (root.dir === '' ? host : host.slice(root.dir.length) || '/');
+  const tracked = (p: string): boolean => tops.some((t) => isUnder(p, t)) && !ignoredByPolicy(p);
+
+  let watchState: WatchState = { state: 'ok' };
+  let closed = false;
+  const dirs = new Set<string>();
+
+  // Changes waiting for their batch: inside path → whether its whole subtree must be read again.
+  let pending = new Map<string, boolean>();
+  let pendingDb = false;
+  let firstChangeAt = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let processing: Promise<void> = Promise.resolve();
+  let inFlight = 0;
+
+  let packages: PackageRecord[] = [];
+  let owned = new Map<string, OwnedFile>();
+  let changeSets: ChangeSet[] = [];
+
+  const ignored = (p: string, stats?: { isDirectory(): boolean }): boolean => {
+    const ins = inside(p);
+    if (databaseDirs.has(ins)) return false;
+    // Below a database folder but not tracked: its entries (dpkg's info/ with thousands of
+    // files) need no watch, the folder's own watch names the database file when it changes.
+    if (!tracked(ins)) return true;
+    if (stats === undefined) return false; // chokidar asks again with stats before watching
+    if (!stats.isDirectory()) return true;
+    if (!dirs.has(p)) {
+      if (dirs.size >= maxDirs) {
+        degrade(`watch limit reached: more than ${maxDirs} folders to watch; falling back to scheduled full scans`);
+        return true;
+      }
+      dirs.add(p);
+    }
+    return false;
+  };
+
+  const make = opts.createWatcher ?? ((paths: string[], o: ChokidarOptions) => chokidarWatch(paths, o));
+  const dbDirsOutside = [...databaseDirs].filter((d) => !tracked(d));
+  // Only paths that exist are handed to chokidar: it counts a missing one (`/lib32`, an rpm
+  // folder on a Debian host) twice towards 'ready', which then fires before the last folder
+  // watches are attached and changes made right after `ready` would be missed. A missing path
+  // gains nothing from being passed: chokidar would watch its parent, which is never tracked.
+  const watchPaths = [...tops, ...dbDirsOutside].map(hostPath).filter(exists);
+  const watcher = make(watchPaths, {
+    ignored,
+    ignoreInitial: true,
+    persistent: true,
+    followSymlinks: false,
+    // `atomic` would hide editor-style temp names (`.x.swp`, `x~`): a dropped file may use one.
+    atomic: false,
+    // A folder we may not read is a blind spot: say so (degraded) instead of skipping it.
+    ignorePermissionErrors: false,
+  });
+
+  const touch = (host: string, deep: boolean): void => {
+    if (closed) return;
+    const ins = inside(host);
+    if (databases.has(ins) || isPackageRecord(ins)) {
+      pendingDb = true;
+      arm();
+    }
+    if (!tracked(ins)) return;
+    pending.set(ins, (pending.get(ins) ?? false) || deep);
+    arm();
+  };
+
+  const arm = (): void => {
+    const t = Date.now();
+    if (timer === undefined) firstChangeAt = t;
+    else clearTimeout(timer);
+    const delay = Math.max(0, Math.min(debounceMs, firstChangeAt + maxWaitMs - t));
+    timer = setTimeout(flush, delay);
+  };
+
+  const flush = (): void => {
+    timer = undefined;
+    const batch = pending;
+    const db = pendingDb;
+    pending = new Map();
+    pendingDb = false;
+    if (batch.size === 0 && !db) return;
+    inFlight++;
+    processing = processing
+      .then(() => processBatch(batch, db))
+      .catch((err: unknown) => degrade(`event scan failed: ${err instanceof Error ? err.message : String(err)}`))
+      .finally(() => {
+        inFlight--;
+      });
+  };
+
+  watcher.on('raw', (_event, name: string | null, details: unknown) => {
+    const dir = (details as { watchedPath?: string } | undefined)?.watchedPath;
+    if (!dir || (!dirs.has(dir) && !databaseDirs.has(inside(dir)))) return;
+    if (name) touch(path.join(dir, name), false);
+    // Events on the watched folder itself carry the folder's own name.
+    if (!name || name === path.basename(dir)) touch(dir, false);
+  });
+  // A new folder (mkdir, mv into a tracked path, a package's new directory) is read whole: what
+  // was written into it before its own watch existed is not lost.
+  watcher.on('addDir', (p: string) => touch(p, true));
+  watcher.on('unlinkDir', (p: string) => {
+    dirs.delete(p);
+    touch(p, true);
+  });
+  watcher.on('error', (err: unknown) => {
+    const e = err as NodeJS.ErrnoException;
+    const reason =
+      e?.code === 'ENOSPC'
+        ? 'the kernel inotify watch limit is reached (fs.inotify.max_user_watches); falling back to scheduled full scans'
+        : `watcher error${e?.code ? ` ${e.code}` : ''}: ${e?.message ?? String(err)}; falling back to scheduled full scans`;
+    degrade(reason);
+  });
+
+  // Ready when both the crawl and the first package read are done; a watcher that gave up (or
+  // was closed) during its crawl is ready too: there is nothing more to wait for.
+  let crawled!: () => void;
+  const crawl = new Promise<void>((resolve) => {
+    crawled = resolve;
+  });
+  watcher.once('ready', () => crawled());
+  if (watchPaths.length === 0) crawled(); // chokidar never says ready for nothing
+  const ready = (async () => {
+    const state = await collectPackages(root, opts.collectors);
+    packages = state.packages;
+    owned = state.owned;
+    changeSets = state.changeSets;
+    await crawl;
+  })();
+
+  function degrade(reason: string): void {
+    if (watchState.state === 'degraded' || closed) return;
+    watchState = { state: 'degraded', reason };
+    crawled();
+    // What was already seen is still reported, then the report that says realtime is off.
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      flush();
+    }
+    inFlight++;
+    processing = processing
+      .then(async () => {
+        await watcher.close();
+        await opts.onReport(buildReport({ paths: [], subtrees: [], packages: false }, [], [], { files: 0, bytesHashed: 0, t0: performance.now(), started: now() }));
+      })
+      // The chain must go on (full scans queue behind it); the failure goes where errors go.
+      .catch((err: unknown) => opts.onError?.(err))
+      .finally(() => {
+        inFlight--;
+      });
+    opts.onDegraded?.(reason);
+  }
+
+  function buildReport(scope: ReportScope, findings: Report['findings'], warnings: ScanWarning[], s: { files: number; bytesHashed: number; t0: number; started: Date }): Report {
+    return {
+      schema: REPORT_SCHEMA,
+      scan: 'event',
+      scope,
+      watch: watchState,
+      image: { name: manifest.image.name, version: manifest.image.version },
+      host: { hostname: opts.hostname ?? osHostname(), root: root.dir === '' ? '/' : root.dir },
+      scannedAt: s.started.toISOString(),
+      summary: summarize(findings),
+      stats: { files: s.files, packages: packages.length, bytesHashed: s.bytesHashed, durationMs: Math.round(performance.now() - s.t0) },
+      findings,
+      ...(() => {
+        const named = changeSetsNamed(findings, changeSets);
+        return named.length > 0 ? { changeSets: named } : {};
+      })(),
+      warnings,
+    };
+  }
+
+  async function processBatch(batch: Map<string, boolean>, dbChanged: boolean): Promise<void> {
+    const started = now();
+    const t0 = performance.now();
+    const warnings: ScanWarning[] = [];
+    const extra = new Set<string>();
+    if (dbChanged) {
+      const fresh = await collectPackages(root, opts.collectors);
+      warnings.push(...fresh.warnings);
+      // Every path of a package that changed since the last read is read again, so its finding
+      // carries all of its files even when they were written in an earlier batch.
+      const changed = changedPackages(packages, fresh.packages);
+      const ownedBy = (o: OwnedFile | { owner?: { ecosystem: string; name: string } }): boolean =>
+        o.owner !== undefined && changed.has(`${o.owner.ecosystem}:${o.owner.name}`);
+      for (const [p, o] of fresh.owned) if (ownedBy(o) && tracked(p)) extra.add(p);
+      for (const [p, o] of owned) if (ownedBy(o) && tracked(p)) extra.add(p);
+      for (const f of manifest.files) if (f.owner && ownedBy(f) && tracked(f.path)) extra.add(f.path);
+      packages = fresh.packages;
+      owned = fresh.owned;
+      changeSets = fresh.changeSets;
+    }
+    const plan = await planBatch(root, manifest, batch, extra);
+    const files: ObservedFile[] = [];
+    let bytesHashed = 0;
+    const read = async (p: Policy): Promise<void> => {
+      const fp = await fingerprint(root, p);
+      files.push(...fp.files);
+      warnings.push(...fp.warnings);
+      bytesHashed += fp.bytesHashed;
+    };
+    const walk = [...plan.paths, ...plan.subtrees];
+    if (walk.length > 0) await read({ ...policy, tracked: walk });
+    // A folder whose own mode or owner changed is read alone, not with everything below it.
+    for (const d of plan.shallowDirs) await read({ ...policy, tracked: [d], ignored: [...policy.ignored, `${d}/*`] });
+    const scope: ReportScope = { paths: [...plan.paths, ...plan.shallowDirs].sort(), subtrees: plan.subtrees, packages: dbChanged };
+    const obs = { packages, owned, changeSets, files };
+    const verdicts = await verifyAgainstPackages(root, selectForVerification(manifest, obs), owned);
+    const findings = diffInScope(manifest, obs, verdicts, scope);
+    if (closed) return;
+    await opts.onReport(buildReport(scope, findings, warnings, { files: files.length, bytesHashed, t0, started }));
+  }
+
+  return {
+    ready,
+    state: () => watchState,
+    watchedDirs: () => dirs.size,
+    idle: async () => {
+      // A batch may arm the next one (changes during processing): wait until all is quiet.
+      while (timer !== undefined || inFlight > 0) {
+        if (timer !== undefined) await new Promise((r) => setTimeout(r, debounceMs));
+        await processing;
+      }
+    },
+    exclusive: <T>(fn: () => Promise<T>): Promise<T> => {
+      const run = processing.then(fn);
+      inFlight++;
+      processing = run.then(
+        () => undefined,
+        () => undefined,
+      ).finally(() => {
+        inFlight--;
+      });
+      return run;
+    },
+    close: async () => {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      closed = true;
+      crawled();
+      await processing;
+      await watcher.close();
+    },
+  };
+}
+
+function exists(hostPath: string): boolean {
+  try {
+    lstatSync(hostPath);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `ecosystem:name` of every package added, removed, or changed in version or arch. Pure. */
+export function changedPackages(before: readonly PackageRecord[], after: readonly PackageRecord[]): Set<string> {
+  const key = (p: PackageRecord): string => `${p.ecosystem}:${p.name}:${p.arch ?? ''}:${p.version}`;
+  const was = new Set(before.map(key));
+  const now = new Set(after.map(key));
+  const out = new Set<string>();
+  for (const p of before) if (!now.has(key(p))) out.add(`${p.ecosystem}:${p.name}`);
+  for (const p of after) if (!was.has(key(p))) out.add(`${p.ecosystem}:${p.name}`);
+  return out;
+}
+
+export interface BatchPlan {
+  /** Entries read on their own (files, links, unchanged-type folders read shallowly go below). */
+  paths: string[];
+  /** Folders read with everything below them, and vanished paths (all below them vanished too). */
+  subtrees: string[];
+  /** Folders the manifest already holds as folders: only the folder itself is read again. */
+  shallowDirs: string[];
+}
+
+/** Decides how each touched path is read again. Only `lstat` touches the disk. */
+async function planBatch(root: Root, manifest: Manifest, batch: ReadonlyMap<string, boolean>, extra: ReadonlySet<string>): Promise<BatchPlan> {
+  const manifestDirs = manifestDirIndex(manifest);
+  const entries = new Map<string, boolean>(batch);
+  for (const p of extra) if (!entries.has(p)) entries.set(p, false);
+  const paths: string[] = [];
+  const subtrees: string[] = [];
+  const shallowDirs: string[] = [];
+  // Parents first, so anything below a subtree that is read whole is dropped.
+  for (const p of [...entries.keys()].sort()) {
+    if (subtrees.some((s) => isUnder(p, s))) continue;
+    let isDir: boolean;
+    try {
+      isDir = (await lstat(root.hostPath(p))).isDirectory();
+    } catch {
+      subtrees.push(p); // gone, with everything that was below it
+      continue;
+    }
+    if (!isDir) paths.push(p);
+    // A shallow read ignores `<dir>/*`: a name with glob characters of its own is read whole.
+    else if (entries.get(p) === true || !manifestDirs.has(p) || /[*?]/.test(p)) subtrees.push(p);
+    else shallowDirs.push(p);
+  }
+  const under = (p: string): boolean => subtrees.some((s) => isUnder(p, s));
+  return { paths: paths.filter((p) => !under(p)), subtrees, shallowDirs: shallowDirs.filter((p) => !under(p)) };
+}
+
+const dirIndexes = new WeakMap<Manifest, Set<string>>();
+function manifestDirIndex(manifest: Manifest): Set<string> {
+  let index = dirIndexes.get(manifest);
+  if (!index) {
+    index = new Set(manifest.files.filter((f) => f.type === 'dir').map((f) => f.path));
+    dirIndexes.set(manifest, index);
+  }
+  return index;
+}

@@ -1,0 +1,157 @@
+import { hostname } from 'node:os';
+import type { FileRecord, Manifest } from '../../shared/manifest.js';
+import { REPORT_SCHEMA, summarize } from '../../shared/summary.js';
+import type { ChangeSetInfo, Finding, Report } from '../../shared/report.js';
+import type { ChangeSet, Collector } from '../collect/types.js';
+import { comparePackages, compareGone, comparePresent, fileRules, finishFindings, needsVerification, resolveCauses } from './differ.js';
+import type { FileFinding } from './differ.js';
+import { compareRecordPaths } from '../fingerprint/walk.js';
+import type { FingerprintOptions, ObservedFile, WalkStats } from '../fingerprint/walk.js';
+import { memorySource } from '../manifest/stream.js';
+import type { ManifestSource } from '../manifest/stream.js';
+import { walkWhileCollecting } from '../fingerprint/observe.js';
+import type { Root } from '../root.js';
+import { verifyAgainstPackages } from './verify.js';
+
+export interface ScanOptions extends FingerprintOptions {
+  now?: () => Date;
+  hostname?: string;
+  collectors?: readonly Collector[];
+  /** Receives the walk's counters (files hashed, cache hits) when the scan ends. */
+  onStats?: (stats: WalkStats) => void;
+}
+
+/** Observes `root`, verifies package-owned files, diffs against `manifest`: one report. */
+export async function scanRoot(root: Root, manifest: Manifest, opts: ScanOptions = {}): Promise<Report> {
+  return scanSource(root, memorySource(manifest), opts);
+}
+
+/**
+ * The same as `scanRoot` for a manifest that streams: the walk and the manifest's records are
+ * merged in walk order, path by path, with the differ's own per-path rules, so neither the
+ * observation nor the manifest is ever held whole. What is kept is bounded by the drift (the
+ * findings), the package databases and the tree's symbolic links.
+ */
+export async function scanSource(root: Root, source: ManifestSource, opts: ScanOptions = {}): Promise<Report> {
+  const now = opts.now ?? (() => new Date());
+  const started = now();
+  const t0 = performance.now();
+  const { header } = source;
+  const { walker, walked: walk, packages: pkgs } = await walkWhileCollecting(root, header.policy, opts, opts.collectors);
+  const packages = comparePackages(header.packages, pkgs.packages);
+  const expected = new RecordCursor(source.records());
+  let packageOnly: boolean;
+  try {
+    packageOnly = (await expected.fill()) === undefined;
+  } catch (err) {
+    await walk.close(); // a manifest unreadable from its first record: the walk is not read
+    throw err;
+  }
+  const rules = fileRules(header.policy, pkgs.owned, packages.unchanged, packageOnly);
+
+  const links = new Map<string, ObservedFile>();
+  const present: Array<{ seq: number; ff: FileFinding }> = [];
+  const gone: FileFinding[] = [];
+  const deferred: Array<{ seq: number; was: FileRecord | undefined; now: ObservedFile }> = [];
+  let seq = 0;
+  /** Moves the manifest side up to `file`: what it passes is gone; returns the record of `file`. */
+  const takeGoneBefore = (file: ObservedFile | undefined): FileRecord | undefined | 'refill' => {
+    for (;;) {
+      const next = expected.peek();
+      if (next === undefined) return expected.exhausted ? undefined : 'refill';
+      const order = file === undefined ? -1 : compareRecordPaths(next, file);
+      if (order > 0) return undefined;
+      expected.skip();
+      if (order === 0) return next;
+      if (!rules.ignored(next.path)) gone.push(compareGone(rules, next));
+    }
+  };
+  const recordOf = async (file: ObservedFile | undefined): Promise<FileRecord | undefined> => {
+    for (;;) {
+      const got = takeGoneBefore(file);
+      if (got !== 'refill') return got;
+      await expected.fill();
+    }
+  };
+  for await (const batch of walk) {
+    for (const file of batch) {
+      if (rules.ignored(file.path)) continue;
+      if (file.type === 'symlink' && file.rawPath === undefined) links.set(file.path, file);
+      let was: FileRecord | undefined;
+      if (!packageOnly) {
+        // Synchronous while the manifest's current batch lasts: an await per batch, not per path.
+        const got = takeGoneBefore(file);
+        was = got === 'refill' ? await recordOf(file) : got;
+      }
+      const n = seq++;
+      // Its verdict needs a second read with the package database's algorithm: after the walk.
+      if (needsVerification(file, was, pkgs.owned)) deferred.push({ seq: n, was, now: file });
+      else for (const ff of comparePresent(rules, was, file, undefined)) present.push({ seq: n, ff });
+    }
+  }
+  if (!packageOnly) await recordOf(undefined);
+
+  const verdicts = await verifyAgainstPackages(root, deferred.map((d) => d.now), pkgs.owned);
+  for (const d of deferred) for (const ff of comparePresent(rules, d.was, d.now, verdicts.get(d.now.path))) present.push({ seq: d.seq, ff });
+  present.sort((a, b) => a.seq - b.seq);
+  // Present paths first, then the gone ones: the order `diff` produces, so ties sort alike.
+  const fileFindings = resolveCauses(present.map((p) => p.ff), gone, links, pkgs.owned);
+  const findings = finishFindings(packages.findings, fileFindings, pkgs.changeSets);
+  const changeSets = changeSetsNamed(findings, pkgs.changeSets);
+  opts.onStats?.(walker.stats);
+  return {
+    schema: REPORT_SCHEMA,
+    image: { name: header.image.name, version: header.image.version },
+    host: { hostname: opts.hostname ?? hostname(), root: root.dir === '' ? '/' : root.dir },
+    scannedAt: started.toISOString(),
+    summary: summarize(findings),
+    stats: { files: walker.stats.files, packages: pkgs.packages.length, bytesHashed: walker.stats.bytesHashed, durationMs: Math.round(performance.now() - t0) },
+    findings,
+    ...(changeSets.length > 0 ? { changeSets } : {}),
+    warnings: [...pkgs.warnings, ...walker.warnings],
+  };
+}
+
+/** The change sets that findings name, as a report carries them. Pure; event reports use it too. */
+export function changeSetsNamed(findings: readonly Finding[], changeSets: readonly ChangeSet[]): ChangeSetInfo[] {
+  const named = new Set(findings.map((f) => f.changeSet).filter((id): id is string => id !== undefined));
+  return changeSets.filter((cs) => named.has(cs.id)).map(({ events, ...cs }) => ({ ...cs, packages: events.length }));
+}
+
+/** Reads a stream of record batches one record at a time, with a look-ahead of one. */
+class RecordCursor {
+  private batch: FileRecord[] = [];
+  private i = 0;
+  private done = false;
+  private readonly it: AsyncIterator<FileRecord[]>;
+
+  constructor(records: AsyncIterable<FileRecord[]>) {
+    this.it = records[Symbol.asyncIterator]();
+  }
+
+  /** The next record while the current batch lasts; undefined when `fill` must be awaited. */
+  peek(): FileRecord | undefined {
+    return this.batch[this.i];
+  }
+
+  /** Awaits the next batch when the current one is used up (an await per batch, not per record). */
+  async fill(): Promise<FileRecord | undefined> {
+    while (this.i >= this.batch.length && !this.done) {
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+      else {
+        this.batch = r.value;
+        this.i = 0;
+      }
+    }
+    return this.batch[this.i];
+  }
+
+  skip(): void {
+    this.i++;
+  }
+
+  get exhausted(): boolean {
+    return this.done && this.i >= this.batch.length;
+  }
+}

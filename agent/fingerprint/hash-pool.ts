@@ -1,0 +1,202 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { reapplyHeapFlags } from '../heap-flags.js';
+
+/** What hashing one regular file gave: its digest and the stat it was read under, or why not. */
+export type HashResult =
+  | { sha256: string; bytes: number; stat: [dev: number, ino: number, size: number, mtimeMs: number, ctimeMs: number] }
+  | { error: string; code: 'UNREADABLE' | 'READ_FAILED' | 'CHANGED_DURING_SCAN' };
+
+// The worker is plain CommonJS kept as a string: it runs the same under tsx, vitest and the
+// compiled dist/ without a second build output to locate. It reads with synchronous calls on its
+// own thread, so each file costs no promise or libuv round trip, and reads in fixed chunks, so a
+// file of any size (sparse ones included) never sits whole in memory.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const crypto = require('node:crypto');
+const os = require('node:os');
+if (workerData.nice) { try { os.setPriority(0, workerData.nice); } catch {} }
+const C = fs.constants;
+// O_NONBLOCK: a regular file swapped for a FIFO after lstat must not block open().
+const FLAGS = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
+const buf = Buffer.allocUnsafe(workerData.chunk);
+function describe(e) {
+  switch (e && e.code) {
+    case 'EACCES': case 'EPERM': return 'permission denied';
+    case 'ELOOP': return 'replaced by a symbolic link during the scan';
+    case 'ENOENT': return 'vanished during the scan';
+    default: return (e && e.message) || String(e);
+  }
+}
+function hashOne(p) {
+  let fd;
+  try { fd = fs.openSync(p, FLAGS); }
+  catch (e) {
+    if (e.code === 'ENOENT' || e.code === 'ELOOP') return { error: describe(e), code: 'CHANGED_DURING_SCAN' };
+    return { error: describe(e), code: e.code === 'EACCES' || e.code === 'EPERM' ? 'UNREADABLE' : 'READ_FAILED' };
+  }
+  try {
+    const before = fs.fstatSync(fd);
+    if (!before.isFile()) return { error: 'replaced by a non-regular file during the scan', code: 'CHANGED_DURING_SCAN' };
+    const h = crypto.createHash('sha256');
+    let pos = 0;
+    // Read up to the size fstat gave, no further: a small file costs one read, not two. A file
+    // that grew meanwhile shows it in the second fstat below.
+    while (pos < before.size) {
+      const n = fs.readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      h.update(n === buf.length ? buf : buf.subarray(0, n));
+      pos += n;
+    }
+    const after = fs.fstatSync(fd);
+    if (after.mtimeMs !== before.mtimeMs || after.ctimeMs !== before.ctimeMs || after.size !== before.size || pos !== after.size)
+      return { error: 'written to while it was being hashed; its digest is not reported', code: 'CHANGED_DURING_SCAN' };
+    return { sha256: h.digest('hex'), bytes: pos, stat: [after.dev, after.ino, after.size, after.mtimeMs, after.ctimeMs] };
+  } catch (e) {
+    return { error: describe(e), code: e.code === 'EACCES' || e.code === 'EPERM' ? 'UNREADABLE' : 'READ_FAILED' };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+parentPort.on('message', (m) => {
+  // Paths arrive as one NUL-separated buffer (no path holds a NUL): one transfer per batch.
+  const all = Buffer.from(m.paths);
+  const results = [];
+  for (let start = 0; start < all.length; ) {
+    let end = all.indexOf(0, start);
+    if (end < 0) end = all.length;
+    results.push(hashOne(all.subarray(start, end)));
+    start = end + 1;
+  }
+  parentPort.postMessage({ id: m.id, results });
+});
+`;
+
+export interface HashPoolOptions {
+  /** Worker threads; default: the number of cores. */
+  size?: number;
+  /** CPU nice level for the workers (they also inherit the process's). */
+  nice?: number;
+  chunkBytes?: number;
+}
+
+interface Slot {
+  worker: Worker;
+  inFlight: number;
+}
+
+/**
+ * A bounded pool of hashing threads, started lazily: a rescan that finds everything in the stat
+ * cache starts no thread at all. Callers batch small files into one message so the per-message
+ * cost is paid once per batch, not once per file.
+ */
+export class HashPool {
+  private readonly size: number;
+  private readonly nice: number;
+  private readonly chunk: number;
+  private slots: Slot[] = [];
+  private nextId = 0;
+  private readonly waiting = new Map<number, { resolve: (r: HashResult[]) => void; reject: (e: Error) => void; slot: Slot }>();
+  private queue: Array<{ id: number; paths: ArrayBuffer }> = [];
+
+  constructor(opts: HashPoolOptions = {}) {
+    this.size = Math.max(1, opts.size ?? availableParallelism());
+    this.nice = opts.nice ?? 0;
+    this.chunk = opts.chunkBytes ?? 1024 * 1024;
+  }
+
+  /** Batches queued but not yet taken by a thread: the caller's back-pressure signal. */
+  get backlog(): number {
+    return this.queue.length;
+  }
+
+  /** Starts every thread now, when the caller knows it will hash: their start-up overlaps other work. */
+  prewarm(): void {
+    while (this.slots.length < this.size) this.spawn();
+  }
+
+  hash(paths: Buffer[]): Promise<HashResult[]> {
+    const id = this.nextId++;
+    const joined = new Uint8Array(paths.reduce((n, p) => n + p.length + 1, 0) - 1);
+    let at = 0;
+    for (const p of paths) {
+      joined.set(p, at);
+      at += p.length;
+      if (at < joined.length) joined[at++] = 0;
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id, paths: joined.buffer });
+      this.waiting.set(id, { resolve, reject, slot: undefined as unknown as Slot });
+      this.pump();
+    });
+  }
+
+  async close(): Promise<void> {
+    const slots = this.slots;
+    this.slots = [];
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      // Two batches per thread: the next one is already there when the current one ends.
+      let slot = this.slots.find((s) => s.inFlight === 0) ?? this.slots.find((s) => s.inFlight < 2 && this.slots.length >= this.size);
+      if (!slot && this.slots.length < this.size) slot = this.spawn();
+      if (!slot) return;
+      const job = this.queue.shift()!;
+      slot.inFlight++;
+      this.waiting.get(job.id)!.slot = slot;
+      // Referenced only while it has work: an idle thread never keeps the process from exiting.
+      slot.worker.ref();
+      slot.worker.postMessage(job, [job.paths]);
+    }
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { nice: this.nice, chunk: this.chunk } });
+    worker.unref();
+    worker.once('online', reapplyHeapFlags);
+    const slot: Slot = { worker, inFlight: 0 };
+    worker.on('message', (m: { id: number; results: HashResult[] }) => {
+      const w = this.waiting.get(m.id);
+      if (!w) return;
+      this.waiting.delete(m.id);
+      slot.inFlight--;
+      if (slot.inFlight === 0) worker.unref();
+      w.resolve(m.results);
+      this.pump();
+    });
+    worker.on('error', (err) => {
+      for (const [id, w] of this.waiting) {
+        if (w.slot !== slot) continue;
+        this.waiting.delete(id);
+        w.reject(err);
+      }
+      this.slots = this.slots.filter((s) => s !== slot);
+    });
+    this.slots.push(slot);
+    return slot;
+  }
+}
+
+let early: HashPool | undefined;
+
+/**
+ * Boots the hashing threads at once, for a command that will hash every file (`manifest`):
+ * a thread takes ~35 ms of its own to start, which then overlaps the main thread loading the
+ * agent's modules instead of following it.
+ */
+export function startHashingEarly(): void {
+  early ??= new HashPool();
+  early.prewarm();
+}
+
+/** The pool started early (once, when its options are the defaults), or a new one. */
+export function hashPoolFor(opts: HashPoolOptions): HashPool {
+  const pool = early;
+  early = undefined;
+  if (pool !== undefined && opts.size === undefined && !opts.nice && opts.chunkBytes === undefined) return pool;
+  void pool?.close();
+  return new HashPool(opts);
+}

@@ -1,0 +1,451 @@
+import { isUtf8 } from 'node:buffer';
+import { lstatSync, readdirSync, readlinkSync, statfsSync } from 'node:fs';
+import type { Stats } from 'node:fs';
+import type { FileRecord, FileType } from '../../shared/manifest.js';
+import type { ScanWarning } from '../../shared/report.js';
+import { compileGlobs, isUnder } from '../../shared/policy.js';
+import type { Policy } from '../../shared/policy.js';
+import { Budget } from './budget.js';
+import type { BudgetLimits } from './budget.js';
+import { hashPoolFor } from './hash-pool.js';
+import type { HashPool } from './hash-pool.js';
+import type { HashResult } from './hash-pool.js';
+import type { FileStat, StatCache } from './stat-cache.js';
+import type { Root } from '../root.js';
+
+/** A file record as observed, plus why its content could not be read, when it could not. */
+export interface ObservedFile extends FileRecord {
+  unreadable?: string;
+}
+
+/** What a walk did: the counters tests and benchmarks read instead of timing it. */
+export interface WalkStats {
+  /** Paths recorded (every type). */
+  files: number;
+  /** Regular files whose content was read and hashed in this walk (hard links count once). */
+  hashed: number;
+  /** Regular files whose digest came from the stat cache. */
+  cacheHits: number;
+  bytesHashed: number;
+}
+
+export interface Fingerprint {
+  files: ObservedFile[];
+  warnings: ScanWarning[];
+  bytesHashed: number;
+  stats: WalkStats;
+}
+
+export interface FingerprintOptions {
+  /** Hashing threads; default: the number of cores. */
+  concurrency?: number;
+  onProgress?: (filesSeen: number, bytesHashed: number) => void;
+  /** Digests of files whose stat did not change since they were last hashed. */
+  cache?: StatCache;
+  /** Paces the walk (files/s) and the hashing (bytes/s). */
+  budget?: BudgetLimits;
+  /** CPU nice level of the hashing threads. */
+  nice?: number;
+  /** Walk into other filesystems mounted below a tracked path (pseudo filesystems never). */
+  crossMounts?: boolean;
+  /**
+   * A file changed this recently before the walk started is hashed but not remembered: on a
+   * filesystem with coarse timestamps a write right after our read could leave its stat as it was.
+   */
+  racyWindowMs?: number;
+  /** Called with the path of every file whose content is actually read. */
+  onHashed?: (path: string) => void;
+}
+
+const SLASH = Buffer.from('/');
+/** Records queued for hashing or waiting to be emitted in order: bounds memory on any tree. */
+const WINDOW = 2048;
+const BATCH_FILES = 128;
+const BATCH_BYTES = 8 * 1024 * 1024;
+const EMIT_EVERY = 512;
+const DEFAULT_RACY_MS = 2000;
+
+// statfs f_type of kernel pseudo filesystems: never walked, even when crossing mounts is asked.
+const PSEUDO_FS = new Set([
+  0x9fa0 /* proc */, 0x62656572 /* sysfs */, 0x1cd1 /* devpts */, 0x27e0eb /* cgroup */, 0x63677270 /* cgroup2 */,
+  0x64626720 /* debugfs */, 0x74726163 /* tracefs */, 0x73636673 /* securityfs */, 0xcafe4a11 /* bpf */,
+  0x6165676c /* pstore */, 0x62656570 /* configfs */, 0x65735543 /* fusectl */, 0x19800202 /* mqueue */,
+  0x42494e4d /* binfmt_misc */, 0x6e736673 /* nsfs */, 0x958458f6 /* hugetlbfs */, 0x187 /* autofs */,
+  0x50495045 /* pipefs */, 0x534f434b /* sockfs */, 0x67596969 /* rpc_pipefs */, 0xf97cff8c /* selinuxfs */,
+  0x6c6f6f70 /* binder */,
+]);
+
+interface Entry {
+  rec: ObservedFile;
+  /** The read that gives this record its digest, while it is not done. */
+  job?: Job;
+}
+
+/** One content read, shared by all hard links of an inode. */
+interface Job {
+  host: Buffer;
+  stat: FileStat;
+  links: ObservedFile[];
+  done: boolean;
+  /** Settles when the batch this job was sent in is done: one promise per batch, not per file. */
+  sent?: Promise<void>;
+  sha256?: string;
+  unreadable?: string;
+}
+
+/**
+ * Walks the tracked paths of `policy` inside `root` and yields every entry, in a fixed order
+ * (depth first, names byte-sorted: the order of `comparePathBytes`), in batches: type, mode,
+ * owner, size, link target and the sha256 of regular files. Never follows a link, never opens a
+ * FIFO, socket or device, never walks a pseudo filesystem nor (unless asked) another
+ * filesystem below a tracked path. Memory stays bounded by WINDOW, whatever the tree's size.
+ */
+export class TreeWalker {
+  readonly warnings: ScanWarning[] = [];
+  readonly stats: WalkStats = { files: 0, hashed: 0, cacheHits: 0, bytesHashed: 0 };
+  private readonly queue: Entry[] = [];
+  private head = 0;
+  private batch: Job[] = [];
+  private batchBytes = 0;
+  private readonly links = new Map<string, { job: Job; remaining: number }>();
+  private readonly pool: HashPool;
+  private readonly budget: Budget;
+  private readonly startedAt = Date.now();
+  private readonly racyMs: number;
+  /** While set, the walk gives the event loop a turn after every folder (see `shareWith`). */
+  private sharing = false;
+
+  constructor(
+    private readonly root: Root,
+    private readonly policy: Policy,
+    private readonly opts: FingerprintOptions = {},
+  ) {
+    this.pool = hashPoolFor({ ...(opts.concurrency ? { size: opts.concurrency } : {}), ...(opts.nice ? { nice: opts.nice } : {}) });
+    this.budget = new Budget(opts.budget ?? {});
+    this.racyMs = opts.racyWindowMs ?? DEFAULT_RACY_MS;
+    this.rootBuf = Buffer.from(root.dir);
+    // Nothing cached: every file will be read, so let the threads boot while the walk starts.
+    if (!opts.cache || opts.cache.empty) this.pool.prewarm();
+  }
+
+  private readonly rootBuf: Buffer;
+
+  /**
+   * Lets other work that waits on I/O (the package databases are read while the walk starts)
+   * progress alongside the walk: until `work` settles, the walk yields to the event loop after
+   * each folder instead of only every EMIT_EVERY paths.
+   */
+  shareWith(work: Promise<unknown>): void {
+    this.sharing = true;
+    const stop = (): void => void (this.sharing = false);
+    work.then(stop, stop);
+  }
+
+  async *batches(): AsyncGenerator<ObservedFile[]> {
+    try {
+      const ignored = compileGlobs(this.policy.ignored);
+      let sinceYield = 0;
+      for (const top of topLevelTracked(this.policy.tracked)) {
+        if (ignored(top)) continue;
+        const topBuf = Buffer.from(top);
+        let st: Stats;
+        try {
+          st = lstatSync(this.host(topBuf));
+        } catch (err) {
+          if (code(err) !== 'ENOENT') this.warnings.push(warn(err, top));
+          continue;
+        }
+        if (st.isDirectory() && isPseudoFs(this.host(topBuf))) {
+          this.warnings.push({ code: 'PSEUDO_FS_SKIPPED', path: top, message: 'a kernel pseudo filesystem (like /proc) is mounted here; it is never walked' });
+          continue;
+        }
+        const topDev = st.dev;
+        // Depth first with an explicit stack: deep trees cannot overflow the call stack.
+        // Children are stat'ed when they are visited, not when listed: a folder of a million
+        // names then costs a million small buffers on the stack, not a million Stats objects.
+        const stack: Array<{ host: Buffer; text: string; st?: Stats }> = [{ host: this.host(topBuf), text: top, st }];
+        const skip = this.rootBuf.length;
+        while (stack.length > 0) {
+          const item = stack.pop()!;
+          const est = item.st ?? lstatSync(item.host, { throwIfNoEntry: false });
+          // undefined: vanished between readdir and lstat, so it is simply not there any more
+          if (est === undefined) continue;
+          const inside = item.host.subarray(skip);
+          const rec = this.visit(item.host, inside, item.text, est);
+          if (rec.type !== 'dir') continue;
+          if (est.dev !== topDev) {
+            if (!this.opts.crossMounts) {
+              this.warnings.push({ code: 'MOUNT_NOT_CROSSED', path: rec.path, message: 'another filesystem is mounted here; its contents were not walked (--cross-mounts walks it)' });
+              continue;
+            }
+            if (isPseudoFs(this.host(inside))) {
+              this.warnings.push({ code: 'PSEUDO_FS_SKIPPED', path: rec.path, message: 'a kernel pseudo filesystem (like /proc) is mounted here; it is never walked' });
+              continue;
+            }
+          }
+          let names: Buffer[];
+          const hostDir = item.host;
+          try {
+            names = readdirSync(hostDir, { encoding: 'buffer' });
+          } catch (err) {
+            this.warnings.push(warn(err, rec.path));
+            continue;
+          }
+          // Push in reverse so the walk visits names in byte order.
+          names.sort((a, b) => Buffer.compare(b, a));
+          for (const name of names) {
+            // One buffer per child: the path on this machine; the path inside the root is a view of it.
+            const host = inside.length === 1 ? Buffer.concat([hostDir, name]) : Buffer.concat([hostDir, SLASH, name]);
+            const text = host.toString('utf8', skip);
+            if (!ignored(text)) stack.push({ host, text });
+          }
+          sinceYield += names.length + 1;
+          if (this.budget.limited) await this.budget.spend(names.length + 1, 0);
+          if (this.sharing) await new Promise<void>((r) => setImmediate(r));
+          if (sinceYield >= EMIT_EVERY || this.queue.length - this.head >= WINDOW) {
+            sinceYield = 0;
+            yield* this.drain(false);
+          }
+        }
+      }
+      yield* this.drain(true);
+    } finally {
+      this.opts.cache?.flush();
+      await this.pool.close();
+    }
+  }
+
+  /** Emits the records at the head of the queue whose digests are known; `all` waits for the rest. */
+  private async *drain(all: boolean): AsyncGenerator<ObservedFile[]> {
+    this.flushBatch();
+    this.opts.onProgress?.(this.stats.files, this.stats.bytesHashed);
+    // Let worker replies in: the walk itself never gives the event loop a turn.
+    await new Promise<void>((r) => setImmediate(r));
+    for (;;) {
+      const out: ObservedFile[] = [];
+      while (this.head < this.queue.length) {
+        const entry = this.queue[this.head]!;
+        if (entry.job !== undefined && !entry.job.done) break;
+        out.push(entry.rec);
+        this.head++;
+      }
+      if (this.head > 4096) {
+        this.queue.splice(0, this.head);
+        this.head = 0;
+      }
+      if (out.length > 0) yield out;
+      const pending = this.queue.length - this.head;
+      if (pending === 0 || (!all && pending < WINDOW)) return;
+      await this.queue[this.head]!.job!.sent;
+    }
+  }
+
+  private visit(host: Buffer, inside: Buffer, text: string, st: Stats): ObservedFile {
+    const rec = toRecord(inside, text, st);
+    this.stats.files++;
+    const entry: Entry = { rec };
+    this.queue.push(entry);
+    if (rec.type === 'symlink') {
+      try {
+        rec.target = (readlinkSync(host, { encoding: 'buffer' }) as Buffer).toString('utf8');
+      } catch (err) {
+        this.warnings.push(warn(err, rec.path));
+      }
+    } else if (rec.type === 'file') this.fileContent(entry, host, inside, st);
+    return rec;
+  }
+
+  private fileContent(entry: Entry, host: Buffer, inside: Buffer, st: Stats): void {
+    const key = st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
+    if (key !== undefined) {
+      const shared = this.links.get(key);
+      if (shared) {
+        // Another name of an inode already read (or being read): hash once.
+        if (--shared.remaining <= 0) this.links.delete(key);
+        if (shared.job.done) applyResult(entry.rec, shared.job);
+        else {
+          shared.job.links.push(entry.rec);
+          entry.job = shared.job;
+        }
+        return;
+      }
+    }
+    const stat: FileStat = { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+    const cached = this.opts.cache?.lookup(inside, stat);
+    if (cached !== undefined) {
+      this.stats.cacheHits++;
+      entry.rec.sha256 = cached;
+      if (key !== undefined) this.links.set(key, { job: { host: inside, stat, links: [], done: true, sha256: cached }, remaining: st.nlink - 1 });
+      return;
+    }
+    const job: Job = { host, stat, links: [entry.rec], done: false };
+    entry.job = job;
+    if (key !== undefined) this.links.set(key, { job, remaining: st.nlink - 1 });
+    this.batch.push(job);
+    this.batchBytes += st.size;
+    if (this.batch.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) this.flushBatch();
+  }
+
+  private flushBatch(): void {
+    if (this.batch.length === 0) return;
+    const jobs = this.batch;
+    const bytes = this.batchBytes;
+    this.batch = [];
+    this.batchBytes = 0;
+    const run = async (): Promise<void> => {
+      await this.budget.spend(0, bytes);
+      let results: HashResult[];
+      try {
+        results = await this.pool.hash(jobs.map((j) => j.host));
+      } catch (err) {
+        results = jobs.map(() => ({ error: `hashing thread failed: ${(err as Error).message}`, code: 'READ_FAILED' as const }));
+      }
+      jobs.forEach((job, i) => this.finish(job, results[i]!));
+    };
+    const sent = run();
+    for (const job of jobs) job.sent = sent;
+  }
+
+  private finish(job: Job, result: HashResult): void {
+    const rec = job.links[0]!;
+    if ('sha256' in result) {
+      this.stats.hashed++;
+      this.stats.bytesHashed += result.bytes;
+      this.opts.onHashed?.(rec.path);
+      const [dev, ino, size, mtimeMs, ctimeMs] = result.stat;
+      const st = job.stat;
+      if (dev !== st.dev || ino !== st.ino || size !== st.size || mtimeMs !== st.mtimeMs || ctimeMs !== st.ctimeMs) {
+        // The record's size and mode come from the walk's lstat: a digest of other content would lie.
+        job.unreadable = 'changed between the walk and its hashing; its digest is not reported';
+        this.warnings.push({ code: 'CHANGED_DURING_SCAN', path: rec.path, message: job.unreadable });
+      } else {
+        job.sha256 = result.sha256;
+        // The path inside the root is the tail of the host path the job already holds.
+        if (this.opts.cache && ctimeMs < this.startedAt - this.racyMs) this.opts.cache.remember(job.host.subarray(this.rootBuf.length), st, result.sha256);
+      }
+    } else {
+      job.unreadable = result.error;
+      this.warnings.push({ code: result.code, path: rec.path, message: result.error });
+    }
+    job.done = true;
+    for (const r of job.links) applyResult(r, job);
+  }
+
+  private host(inside: Buffer): Buffer {
+    return this.rootBuf.length === 0 ? inside : Buffer.concat([this.rootBuf, inside]);
+  }
+}
+
+function applyResult(rec: ObservedFile, job: Job): void {
+  if (job.sha256 !== undefined) rec.sha256 = job.sha256;
+  else if (job.unreadable !== undefined) rec.unreadable = job.unreadable;
+}
+
+/** Walks and hashes everything into memory. Fine for an image; a huge tree should stream `TreeWalker`. */
+export async function fingerprint(root: Root, policy: Policy, opts: FingerprintOptions = {}): Promise<Fingerprint> {
+  const walker = new TreeWalker(root, policy, opts);
+  const files: ObservedFile[] = [];
+  for await (const batch of walker.batches()) for (const f of batch) files.push(f);
+  return { files, warnings: walker.warnings, bytesHashed: walker.stats.bytesHashed, stats: walker.stats };
+}
+
+function isPseudoFs(host: Buffer): boolean {
+  try {
+    return PSEUDO_FS.has(Number(statfsSync(host.toString('utf8')).type));
+  } catch {
+    return false;
+  }
+}
+
+/** The record of one path from its lstat; `inside` is the path's exact bytes, `text` its readable form. */
+export function toRecord(inside: Buffer, text: string, st: Stats): ObservedFile {
+  const record: ObservedFile = {
+    path: text,
+    type: fileType(st),
+    mode: (st.mode & 0o7777).toString(8).padStart(4, '0'),
+    uid: st.uid,
+    gid: st.gid,
+  };
+  // Names that are not UTF-8 keep their exact bytes; `path` is then only for people to read.
+  if (!isUtf8(inside)) record.rawPath = inside.toString('base64');
+  if (record.type === 'file') record.size = st.size;
+  return record;
+}
+
+function fileType(st: Stats): FileType {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'char';
+  return 'block';
+}
+
+/**
+ * The walk's order: path components compared byte-wise, so `/a/b` sorts before `/a-b` (a
+ * depth-first walk with sorted names visits them so). Equal to comparing the bytes with `/`
+ * ranked below every other byte, which names can never contain.
+ */
+export function comparePathBytes(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x === y) continue;
+    if (x === 0x2f) return -1;
+    if (y === 0x2f) return 1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/** `comparePathBytes` for two records, on their strings when both are UTF-8 (no Buffer needed). */
+export function compareRecordPaths(a: { path: string; rawPath?: string | undefined }, b: { path: string; rawPath?: string | undefined }): number {
+  if (a.rawPath !== undefined || b.rawPath !== undefined) return comparePathBytes(rawBytes(a), rawBytes(b));
+  const x = a.path;
+  const y = b.path;
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) {
+    const cx = x.charCodeAt(i);
+    const cy = y.charCodeAt(i);
+    if (cx === cy) continue;
+    if (cx === 0x2f) return -1;
+    if (cy === 0x2f) return 1;
+    // Below the surrogates UTF-16 order is code point order is UTF-8 byte order; above, it is not.
+    if (cx >= 0xd800 || cy >= 0xd800) return comparePathBytes(Buffer.from(x), Buffer.from(y));
+    return cx - cy;
+  }
+  return x.length - y.length;
+}
+
+function rawBytes(r: { path: string; rawPath?: string | undefined }): Buffer {
+  return r.rawPath === undefined ? Buffer.from(r.path) : Buffer.from(r.rawPath, 'base64');
+}
+
+/** `/usr` and `/usr/local` both tracked: walk `/usr` once. In walk order. */
+export function topLevelTracked(tracked: readonly string[]): string[] {
+  const unique = [...new Set(tracked.map((t) => (t.length > 1 ? t.replace(/\/+$/, '') : t)))];
+  unique.sort((a, b) => comparePathBytes(Buffer.from(a), Buffer.from(b)));
+  return unique.filter((t, i) => !unique.slice(0, i).some((p) => isUnder(t, p)));
+}
+
+function code(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+function describe(err: unknown): string {
+  switch (code(err)) {
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'ENOENT':
+      return 'vanished during the scan';
+    default:
+      return err instanceof Error ? err.message : String(err);
+  }
+}
+
+function warn(err: unknown, path: string): ScanWarning {
+  return { code: code(err) === 'EACCES' || code(err) === 'EPERM' ? 'UNREADABLE' : 'READ_FAILED', path, message: describe(err) };
+}

@@ -1,0 +1,76 @@
+// The HTTP API as a Hono app built from plain parameters: testable with app.request(), no socket.
+// One file per resource registers its routes; the order below is the order requests meet them
+// (the agent's and the open routes come before the API token check).
+import { Hono } from 'hono';
+import { QuicksandError, isQuicksandError } from '../../shared/errors.js';
+import type { ErrorCode } from '../../shared/errors.js';
+import { agentRoutes } from './agent.js';
+import { baselineRoutes } from './baselines.js';
+import type { AppDeps, Env } from './context.js';
+import { enrollRoutes } from './enroll.js';
+import { healthRoutes } from './health.js';
+import { hostRoutes } from './hosts.js';
+import { imageRoutes } from './images.js';
+import { ruleRoutes } from './rules.js';
+import { sinkRoutes } from './sinks.js';
+import { triageRoutes } from './triage.js';
+
+export type { AppDeps } from './context.js';
+
+// The one place error codes become HTTP statuses.
+const STATUS: Partial<Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 503>> = {
+  QUERY_INVALID: 400,
+  ALERT_SINK_INVALID: 400,
+  RULES_INVALID: 400,
+  MANIFEST_INVALID: 400,
+  MANIFEST_SCHEMA_VERSION: 400,
+  MANIFEST_UNREADABLE: 400,
+  USAGE: 400,
+  API_TOKEN_INVALID: 401,
+  AGENT_TOKEN_INVALID: 401,
+  AGENT_TOKEN_REVOKED: 401,
+  ENROLL_REFUSED: 403,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+};
+
+export function createApp(deps: AppDeps): Hono<Env> {
+  const { store } = deps;
+  const app = new Hono<Env>();
+
+  app.onError((err, c) => {
+    if (isQuicksandError(err)) {
+      const status = STATUS[err.code] ?? 500;
+      return c.json({ error: { code: err.code, message: err.message } }, status);
+    }
+    return c.json({ error: { code: 'INTERNAL', message: 'internal error' } }, 500);
+  });
+  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+
+  healthRoutes(app, deps);
+  enrollRoutes(app, deps);
+  agentRoutes(app, deps);
+
+  // Every other /api/v1 route needs an API token.
+  app.use('/api/v1/*', async (c, next) => {
+    const m = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '');
+    const auth = m === null ? null : store.authenticateApiToken(m[1]!);
+    if (auth === null) {
+      c.header('WWW-Authenticate', 'Bearer');
+      throw new QuicksandError('API_TOKEN_INVALID', 'missing, unknown or revoked API token: create one with `quicksand-server token create --role auditor`');
+    }
+    c.set('role', auth.role);
+    c.set('tokenId', auth.tokenId);
+    await next();
+  });
+
+  hostRoutes(app, deps);
+  imageRoutes(app, deps);
+  sinkRoutes(app, deps);
+  triageRoutes(app, deps);
+  baselineRoutes(app, deps);
+  ruleRoutes(app, deps);
+
+  return app;
+}

@@ -1,0 +1,118 @@
+// `quicksand-server start`: serve the API and the agent stream on one port.
+import { QuicksandError } from '../../shared/errors.js';
+import type { OptionValues } from '../../shared/command-line.js';
+import { formatDuration, parseDuration } from '../../shared/duration.js';
+import { DEFAULT_ALERT_POLICY } from '../alerts/policy.js';
+import type { AlertPolicy } from '../alerts/policy.js';
+import { startServer } from '../server.js';
+import type { RunningServer } from '../server.js';
+import { COMMON, DB_HELP, EXIT_OK, database } from './common.js';
+import type { ServerCliIo } from './common.js';
+
+export const DEFAULT_PORT = 7410;
+export const DEFAULT_HOST = '127.0.0.1';
+
+const THROTTLE_DEFAULT = `${DEFAULT_ALERT_POLICY.throttle.max}/${formatDuration(DEFAULT_ALERT_POLICY.throttle.windowMs)}`;
+const DEDUP_DEFAULT = formatDuration(DEFAULT_ALERT_POLICY.dedupMemoryMs);
+
+export const help = `Usage: quicksand-server start [--db FILE] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
+                             [--alert-throttle N/DURATION] [--alert-dedup DURATION]
+
+Serves the JSON API (/api/v1), /healthz, /metrics and the agent stream
+(WebSocket, ${'/api/v1/stream'}) on one port. Creates the database on first start.
+
+Options:
+${DB_HELP}  --port N              TCP port (default: ${DEFAULT_PORT}; 0 picks a free one)
+  --host ADDR           address to listen on (default: ${DEFAULT_HOST}, this machine only;
+                        0.0.0.0 to accept agents from other hosts)
+  --retention-days N    prune reports and resolved findings older than N days
+                        (default: 0, keep everything); the audit log is never pruned
+  --digest-sink ID      send a daily digest (08:00 UTC) to this alert sink
+  --alert-throttle N/DURATION
+                        page at most N times per host per DURATION (default: ${THROTTLE_DEFAULT});
+                        changes past it are held and go out together as one alert when
+                        the window has room again, so a busy host cannot flood on-call
+  --alert-dedup DURATION
+                        how long a change stays remembered as alerted (default: ${DEDUP_DEFAULT}):
+                        a host that flaps back to a state already paged for within it
+                        does not page again. Longer remembers more; shorter re-pages sooner
+
+Durations: a number with a unit, s m h d, or several (90s, 15m, 2h, 1h30m, 30d).
+
+Example:
+  quicksand-server start --host 0.0.0.0 --alert-throttle 5/1h --alert-dedup 7d
+`;
+
+export const options = {
+  ...COMMON,
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'retention-days': { type: 'string' },
+  'digest-sink': { type: 'string' },
+  'alert-throttle': { type: 'string' },
+  'alert-dedup': { type: 'string' },
+} as const;
+
+/** Returns only when the server has stopped. */
+export async function run(values: OptionValues, positionals: string[], io: ServerCliIo): Promise<number> {
+  if (positionals.length > 0) throw new QuicksandError('USAGE', `unexpected argument "${positionals[0]}"`);
+  const v = values as { port?: string; host?: string; 'retention-days'?: string; 'digest-sink'?: string; 'alert-throttle'?: string; 'alert-dedup'?: string };
+  const retention = v['retention-days'];
+  if (retention !== undefined && !/^\d+$/.test(retention)) throw new QuicksandError('USAGE', `--retention-days: expected a whole number of days (0 keeps everything), got "${retention}"`);
+  const alertPolicy = parseAlertOptions(v['alert-throttle'], v['alert-dedup']);
+  return await startCommand(database(values), parsePort(v.port), v.host ?? DEFAULT_HOST, io, {
+    ...(retention === undefined ? {} : { retentionDays: Number(retention) }),
+    ...(v['digest-sink'] === undefined ? {} : { digestSinkId: v['digest-sink'] }),
+    ...(alertPolicy === undefined ? {} : { alertPolicy }),
+  });
+}
+
+function parsePort(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_PORT;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65535) throw new QuicksandError('USAGE', `--port: expected a port number 0-65535, got "${text}"`);
+  return n;
+}
+
+/**
+ * The alert policy from `--alert-throttle N/DURATION` and `--alert-dedup DURATION` over the
+ * defaults; undefined when neither is given. Pure.
+ */
+export function parseAlertOptions(throttle: string | undefined, dedup: string | undefined): AlertPolicy | undefined {
+  if (throttle === undefined && dedup === undefined) return undefined;
+  const policy: AlertPolicy = { ...DEFAULT_ALERT_POLICY };
+  if (throttle !== undefined) {
+    const m = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(throttle);
+    const max = m === null ? NaN : Number(m[1]);
+    const windowMs = m === null ? null : parseDuration(m[2]!);
+    if (m === null || windowMs === null || !Number.isSafeInteger(max) || max < 1) {
+      throw new QuicksandError(
+        'USAGE',
+        `--alert-throttle: expected N/DURATION with N at least 1, like ${THROTTLE_DEFAULT} (at most ${DEFAULT_ALERT_POLICY.throttle.max} alerts per host per ${formatDuration(DEFAULT_ALERT_POLICY.throttle.windowMs)}), got "${throttle}"`,
+      );
+    }
+    policy.throttle = { max, windowMs };
+  }
+  if (dedup !== undefined) {
+    const ms = parseDuration(dedup);
+    if (ms === null) throw new QuicksandError('USAGE', `--alert-dedup: expected a duration like ${DEDUP_DEFAULT}, 12h or 1h30m (units s, m, h, d), got "${dedup}"`);
+    policy.dedupMemoryMs = ms;
+  }
+  return policy;
+}
+
+async function startCommand(db: string, port: number, host: string, io: ServerCliIo, extra: { retentionDays?: number; digestSinkId?: string; alertPolicy?: AlertPolicy } = {}): Promise<number> {
+  let server: RunningServer;
+  try {
+    server = await startServer({ db, port, host, ...extra, log: (line) => io.stderr(`${new Date().toISOString()} ${line}\n`) });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new QuicksandError('USAGE', `port ${port} on ${host} is already in use: pass --port N`);
+    if (code === 'EADDRNOTAVAIL') throw new QuicksandError('USAGE', `--host ${host} is not an address of this machine`);
+    throw err;
+  }
+  io.stdout(`quicksand-server listening on ${server.url} (database ${db})\n`);
+  await io.stopSignal;
+  await server.close();
+  return EXIT_OK;
+}
