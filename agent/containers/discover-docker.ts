@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { ScanWarning } from '../../shared/report.js';
-import { listDir } from '../collectors/read.js';
+import { listDir } from '../collect/read.js';
 import { lowersOf, parseJsonFile, readSmall } from './overlay-dirs.js';
 import type { DiscoveredContainer, Discovery } from './types.js';
 

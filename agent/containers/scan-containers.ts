@@ -1,7 +1,7 @@
 import type { Policy } from '../../shared/policy.js';
 import type { ContainerReport, ScanWarning } from '../../shared/report.js';
 import { MAX_CONTAINERS_PER_REPORT } from '../../shared/report.js';
-import type { Collector } from '../collectors/types.js';
+import type { Collector } from '../collect/types.js';
 import { discoverContainerd } from './discover-containerd.js';
 import { discoverDocker } from './discover-docker.js';
 import { discoverPodman } from './discover-podman.js';

@@ -5,8 +5,8 @@ import type { FileRecord } from '../../shared/manifest.js';
 import { compileGlobs } from '../../shared/policy.js';
 import type { Policy } from '../../shared/policy.js';
 import type { ScanWarning } from '../../shared/report.js';
-import { toRecord, topLevelTracked } from '../fingerprint.js';
-import type { ObservedFile } from '../fingerprint.js';
+import { toRecord, topLevelTracked } from '../fingerprint/walk.js';
+import type { ObservedFile } from '../fingerprint/walk.js';
 import { isWhiteout } from './layers.js';
 import type { Layer, LayerStack, Resolved } from './layers.js';
 
