@@ -85,8 +85,12 @@ export async function scanContainer(c: DiscoveredContainer, ctx: ContainerScanCo
   const image = await ctx.imageView(imageLowers);
   const lowerStack = new LayerStack(lowers, ctx.probes);
   const changes = diffUpper(upper, lowerStack, { policy: ctx.policy, digests: ctx.digests });
-  // Removed while we read it: the upper folder is no more. Not an error, not a clean container.
-  if (!changes.readable && !exists(c.upper)) return goneReport(ident, c.upper, c.warnings ?? []);
+  if (!changes.readable) {
+    // Removed while we read it: the upper folder is no more. Not an error, not a clean container.
+    if (!exists(c.upper)) return goneReport(ident, c.upper, c.warnings ?? []);
+    // There but unreadable: nothing is known of it this time, which is not "clean".
+    return { ...ident, state: 'unknown', summary: summarize([]), findings: [], warnings: [...(c.warnings ?? []), ...changes.warnings] };
+  }
 
   const mergedRoot = layeredRoot(new LayerStack([upper, ...lowers], ctx.probes), 'container');
   // The container's package databases are read again only when its layer changed what the
@@ -171,9 +175,10 @@ function goneReport(ident: Omit<ContainerReport, 'state' | 'summary' | 'findings
   return { ...ident, state: 'gone', summary: summarize([]), findings: [], warnings: [...warnings, { code: 'CONTAINER_GONE', path: upper, message: 'the container was removed while it was scanned' }] };
 }
 
-function exists(dir: string): boolean {
+function exists(p: string): boolean {
   try {
-    return lstatSync(dir).isDirectory();
+    lstatSync(p);
+    return true;
   } catch {
     return false;
   }

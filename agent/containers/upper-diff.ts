@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { closeSync, constants, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import type { FileRecord } from '../../shared/manifest.js';
-import { compileGlobs } from '../../shared/policy.js';
+import { compileGlobs, isUnder } from '../../shared/policy.js';
 import type { Policy } from '../../shared/policy.js';
 import type { ScanWarning } from '../../shared/report.js';
 import { toRecord, topLevelTracked } from '../fingerprint/walk.js';
@@ -56,8 +56,9 @@ export interface UpperOptions {
 }
 
 /**
- * Walks the tracked paths of `upper` (never the merged mount, never writing) and compares each
- * entry with the image's view `lowers` (the layers below it, top first).
+ * Walks `upper` (never the merged mount, never writing) and compares each entry under the tracked
+ * paths with the image's view `lowers` (the layers below it, top first). The walk costs what the
+ * writable layer holds: the image's files are read only where the upper layer changed them.
  */
 export function diffUpper(upper: Layer, lowers: LayerStack, opts: UpperOptions): UpperChanges {
   const ignored = compileGlobs(opts.policy.ignored);
@@ -113,9 +114,16 @@ export function diffUpper(upper: Layer, lowers: LayerStack, opts: UpperOptions):
     }
   };
 
+  const tops = topLevelTracked(opts.policy.tracked);
+  const tracked = (p: string): boolean => tops.some((t) => isUnder(p, t));
+
+  /**
+   * One entry of the upper layer. Outside the tracked paths (or inside ignored ones) it is not
+   * compared, only noted in `touched` (a package database in /var/lib changes what the
+   * collectors read); inside them its record is compared with the image's.
+   */
   const visit = (inside: string): void => {
     if (out.stats.entries >= max) return;
-    if (ignored(inside)) return;
     const host = upper.dir + inside;
     let st: Stats;
     try {
@@ -126,29 +134,32 @@ export function diffUpper(upper: Layer, lowers: LayerStack, opts: UpperOptions):
       return;
     }
     out.stats.entries++;
+    const compare = tracked(inside) && !ignored(inside);
     const attrs = upper.attrs.get(host);
     const below = lowers.resolve(inside);
     if (isWhiteout(st, attrs)) {
       if (below !== null) {
-        hideLowerSubtree(inside, true);
+        if (compare) hideLowerSubtree(inside, true);
         out.touched.push(inside);
       }
       return;
     }
-    const metacopy = attrs?.metacopy === true && st.isFile();
-    let rec = toRecord(Buffer.from(inside), inside, st);
-    if (rec.type === 'symlink') {
-      const target = readLinkOf(host);
-      if (target !== undefined) rec = { ...rec, target };
-    }
-    // A metacopy file's bytes are those of the lower file it stands for (its redirect, or the same path).
-    const data = metacopy ? (below?.type === 'other' && attrs?.redirect === undefined ? below.data : redirectData(lowers, inside, attrs?.redirect)) : host;
-    out.observed.push(withContent(rec, data, st, metacopy));
-    if (below !== null && !expected.has(inside)) expected.set(inside, lowerRecord(inside, below, rec.type === 'file'));
     const opaque = attrs?.opaque === 'y';
     if (!st.isDirectory() || below === null || below.type !== 'dir' || opaque) out.touched.push(inside);
+    if (compare) {
+      const metacopy = attrs?.metacopy === true && st.isFile();
+      let rec = toRecord(Buffer.from(inside), inside, st);
+      if (rec.type === 'symlink') {
+        const target = readLinkOf(host);
+        if (target !== undefined) rec = { ...rec, target };
+      }
+      // A metacopy file's bytes are those of the lower file it stands for (its redirect, or the same path).
+      const data = metacopy ? (below?.type === 'other' && attrs?.redirect === undefined ? below.data : redirectData(lowers, inside, attrs?.redirect)) : host;
+      out.observed.push(withContent(rec, data, st, metacopy));
+      if (below !== null && !expected.has(inside)) expected.set(inside, lowerRecord(inside, below, rec.type === 'file'));
+      if (opaque && below !== null && st.isDirectory()) hideLowerSubtree(inside, false);
+    }
     if (!st.isDirectory()) return;
-    if (opaque && below !== null) hideLowerSubtree(inside, false);
     let names: string[];
     try {
       names = readdirSync(host).sort();
@@ -159,10 +170,7 @@ export function diffUpper(upper: Layer, lowers: LayerStack, opts: UpperOptions):
     for (const name of names) visit(`${inside}/${name}`);
   };
 
-  for (const top of topLevelTracked(opts.policy.tracked)) {
-    // The tracked folder's parents (`/usr` for `/usr/local`) are visited for their own record only.
-    visit(top === '/' ? '' : top);
-  }
+  for (const name of readdirSync(upper.dir).sort()) visit(`/${name}`);
   if (out.stats.entries >= max) out.warnings.push({ code: 'CONTAINER_UPPER_TRUNCATED', path: upper.dir, message: `writable layer ${upper.dir} holds more than ${max} entries: the rest was not compared` });
   // A path the upper layer holds is compared with the image even when the image has none there.
   out.expected = [...expected.values()];
