@@ -187,4 +187,25 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE host_baselines ADD COLUMN ready_at TEXT;
    -- The server baseline version the agent said (hello) it scans against; null: the image's.
    ALTER TABLE hosts ADD COLUMN baseline_version INTEGER;`,
+  // Issue 17: containers are children of their host. Each has a hosts row of its own (findings,
+  // status and triage work as for any host; it has no token and cannot connect) and a containers
+  // row saying whose it is and what it runs. Host lists leave the children out.
+  `ALTER TABLE hosts ADD COLUMN parent_id TEXT REFERENCES hosts(id);
+   CREATE TABLE containers (
+     host_id TEXT PRIMARY KEY REFERENCES hosts(id),
+     parent_id TEXT NOT NULL REFERENCES hosts(id),
+     runtime TEXT NOT NULL,
+     container_id TEXT NOT NULL,
+     name TEXT,
+     image_ref TEXT,
+     image_id TEXT,
+     state TEXT NOT NULL,
+     first_seen TEXT NOT NULL,
+     last_seen TEXT NOT NULL,
+     last_seq INTEGER NOT NULL,
+     gone_at TEXT,
+     UNIQUE (parent_id, runtime, container_id)
+   );
+   CREATE INDEX containers_by_image_ref ON containers (image_ref);
+   CREATE INDEX containers_by_image_id ON containers (image_id);`,
 ];

@@ -8,6 +8,7 @@ import { createCredentials } from './credentials.js';
 import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
 import { createQueries } from './queries.js';
+import { createContainerQueries } from './containers.js';
 import type { Store } from './types.js';
 import type { AlertPolicy } from '../alerts/policy.js';
 
@@ -29,6 +30,7 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
     ...createCredentials(db),
     ...createIngest(db, alerting),
     ...createQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
+    ...createContainerQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
     ...createImages(db),
     ...createSinkStore(db),
     alertQueue: createAlertQueue(db),

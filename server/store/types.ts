@@ -6,6 +6,7 @@ import type { SinkStore, SqliteAlertQueue } from './alert-queue.js';
 import type { Triage } from './triage.js';
 import type { Maintenance } from './maintenance.js';
 import type { Baselines } from './baselines.js';
+import type { ContainerQueries } from './containers.js';
 
 export type ApiRole = ApiRoleName;
 export type AgentAuth = { ok: true; agentId: string } | { ok: false; reason: 'invalid' | 'revoked' };
@@ -51,7 +52,7 @@ export interface Images {
   saveManifest(manifest: Manifest, now: Date): boolean;
 }
 
-export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
+export interface Store extends Credentials, Ingest, Queries, ContainerQueries, Images, SinkStore {
   /** The durable alert queue (the delivery loop's port) and its records. */
   alertQueue: SqliteAlertQueue;
   /** Approvals, re-baselines, rules, the audit log, and the schedules' writes. */
