@@ -36,7 +36,7 @@ Run \`quicksand-agent COMMAND --help\` for the options of one command.
 `;
 
 /** Every command, in the order `--help` and error messages list them: `commands/<name>.ts`. */
-const COMMANDS: Record<string, () => Promise<Command<CliIo>>> = {
+export const COMMANDS: Record<string, () => Promise<Command<CliIo>>> = {
   manifest: () => import('./commands/manifest.js'),
   scan: () => import('./commands/scan.js'),
   audit: () => import('./commands/audit.js'),

@@ -26,7 +26,7 @@ Run \`quicksand-server COMMAND --help\` for the options of one command.
 `;
 
 /** Every command, in the order error messages list them: `commands/<name>.ts`. */
-const COMMANDS: Record<string, () => Promise<Command<ServerCliIo>>> = {
+export const COMMANDS: Record<string, () => Promise<Command<ServerCliIo>>> = {
   start: () => import('./commands/start.js'),
   'enroll-secret': () => import('./commands/enroll-secret.js'),
   token: () => import('./commands/token.js'),
