@@ -306,3 +306,26 @@ export function writeMountinfo(root: string): void {
   mkdirSync(path.join(root, 'proc/1'), { recursive: true });
   writeFileSync(path.join(root, 'proc/1/mountinfo'), lines.join('\n') + '\n');
 }
+
+/**
+ * A host of `count` containers of one image, half Docker (overlay2) and half Podman, each made by
+ * a real overlay mount and changed by `drift(i, merged)` through its merged view.
+ */
+export function buildContainerHost(root: string, scratch: string, image: readonly string[], count: number, drift: (i: number, merged: string) => void): LaidOutContainer[] {
+  const docker = new DockerLayout(root, 'debian:qs');
+  docker.addImage(image);
+  const podman = new PodmanLayout(root, 'debian:qs');
+  podman.addImage(image);
+  const out: LaidOutContainer[] = [];
+  for (let i = 0; i < count; i++) {
+    const c = i % 2 === 0 ? docker.createContainer(`c-${i}`) : podman.createContainer(`c-${i}`);
+    const m = overlayMount(path.join(scratch, 'mounts'), c.lowers, c.upper);
+    try {
+      drift(i, m.merged);
+    } finally {
+      m.unmount();
+    }
+    out.push(c);
+  }
+  return out;
+}
