@@ -6,7 +6,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPolicy } from '../shared/policy.js';
 import type { ContainerReport, Finding } from '../shared/report.js';
+import { COLLECTORS } from '../agent/collect/index.js';
 import { discoverContainers, scanContainers } from '../agent/containers/scan-containers.js';
+import type { Root } from '../agent/root.js';
 import { ContainerScanContext, scanContainer } from '../agent/containers/scan-container.js';
 import { aptInChroot, buildDemoDeb } from './helpers/debian-root.js';
 import { PIP_DEMO, pipInstallDemo } from './helpers/language-installs.js';
@@ -148,6 +150,25 @@ describe('containers that cannot be read whole', () => {
       expect(report.findings).toEqual([]);
     } finally {
       renameSync(aside, path.dirname(victim.upper));
+    }
+  });
+
+  it("reports a container removed while the host's scan is under way as gone, and the others as before", async () => {
+    const victim = path.dirname(names.web2!.upper);
+    const aside = `${victim}.removed`;
+    let removed = false;
+    // The first package database read (the first container's image) is when `podman rm` strikes.
+    const collectors = COLLECTORS.map((c) => (c.ecosystem === 'dpkg' ? { ecosystem: c.ecosystem, collect: (r: Root) => (removed || (renameSync(victim, aside), (removed = true)), c.collect(r)) } : c));
+    try {
+      const scan = await scanContainers(root, defaultPolicy(), { collectors });
+      expect(removed).toBe(true);
+      const states = Object.fromEntries(scan.containers.map((c) => [c.name, c.state]));
+      expect(states['web-2']).toBe('gone');
+      expect(scan.containers.find((c) => c.name === 'web-2')!.warnings.map((w) => w.code)).toContain('CONTAINER_GONE');
+      expect(scan.containers.find((c) => c.name === 'web-1')!.findings.map(brief)).toContain('file-added critical /usr/local/bin/qs-tool');
+      expect(scan.warnings).toEqual([]);
+    } finally {
+      renameSync(aside, victim);
     }
   });
 

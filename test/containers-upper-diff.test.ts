@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPolicy } from '../shared/policy.js';
 import type { ContainerReport, Finding } from '../shared/report.js';
+import { LayerAttrCache } from '../agent/containers/layer-attr-cache.js';
 import { LayerStack } from '../agent/containers/layers.js';
 import { readOverlayAttrs } from '../agent/containers/overlay-xattrs.js';
 import { ContainerScanContext, scanContainer } from '../agent/containers/scan-container.js';
@@ -150,5 +151,23 @@ describe('an untouched container', () => {
     expect(report.findings).toEqual([]);
     expect(report.summary.status).toBe('clean');
     expect(report.state).toBe('stopped');
+  });
+});
+
+describe("the image layers' markers kept in the state folder", () => {
+  it('serves them to the next scan while the layer folder is the same, and reads a changed folder again', async () => {
+    const { index } = await readOverlayAttrs([image.top]);
+    const file = path.join(scratch.dir, 'container-layers.json');
+    const first = new LayerAttrCache(file);
+    first.set(image.top, index);
+    first.save();
+    const next = new LayerAttrCache(file);
+    expect(next.get(image.top)?.get(`${image.top}/usr/share/doc/less`)).toEqual({ opaque: 'y' });
+    // Another folder at that path (a layer unpacked again) is not the one the markers were read from.
+    const other = path.join(scratch.dir, 'layer-copy');
+    mkdirSync(other);
+    next.set(other, new Map([[`${other}/x`, { opaque: 'y' }]]));
+    writeFileSync(path.join(other, 'new-entry'), '');
+    expect(next.get(other)).toBeUndefined();
   });
 });

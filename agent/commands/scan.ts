@@ -81,7 +81,8 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   if (args.containers) {
     const { scanContainers } = await import('../containers/scan-containers.js');
     const { defaultPolicy } = await import('../../shared/policy.js');
-    const found = await scanContainers(root.dir === '' ? '/' : root.dir, defaultPolicy());
+    // The state folder keeps the image layers' overlay attributes: read once, not every scan.
+    const found = await scanContainers(root.dir === '' ? '/' : root.dir, defaultPolicy(), { stateDir: path.resolve(args.state ?? DEFAULT_STATE_DIR) });
     report = { ...report, containers: found.containers, warnings: [...report.warnings, ...found.warnings] };
   }
   if (io.interactive && !args.quiet) io.stderr('\r\x1b[K');

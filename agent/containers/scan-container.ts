@@ -13,6 +13,7 @@ import { changeSetsNamed } from '../diff/scan.js';
 import { verifyAgainstPackages } from '../diff/verify.js';
 import { LayerStack, ProbeCache, layeredRoot } from './layers.js';
 import type { Layer } from './layers.js';
+import { LayerAttrCache } from './layer-attr-cache.js';
 import { readOverlayAttrs } from './overlay-xattrs.js';
 import type { OverlayAttrIndex } from './overlay-xattrs.js';
 import { DigestCache, diffUpper } from './upper-diff.js';
@@ -36,23 +37,66 @@ export class ContainerScanContext {
   readonly digests = new DigestCache();
   private readonly attrs = new Map<string, OverlayAttrIndex>();
   private readonly images = new Map<string, Promise<ImageView>>();
+  /** Upper layers' attributes read ahead for a whole host (one `getfattr` run), used once each. */
+  private readonly ahead = new Map<string, OverlayAttrIndex>();
 
   constructor(
     readonly policy: Policy,
     readonly collectors?: readonly Collector[],
+    readonly layerCache: LayerAttrCache = new LayerAttrCache(null),
   ) {}
+
+  /** Image layers whose attributes are neither known in this process nor in the state folder's cache. */
+  private unknownLowers(lowers: readonly string[]): string[] {
+    const out: string[] = [];
+    for (const l of lowers) {
+      if (this.attrs.has(l)) continue;
+      const cached = this.layerCache.get(l);
+      if (cached !== undefined) this.attrs.set(l, cached);
+      else out.push(l);
+    }
+    return out;
+  }
+
+  private learn(lowers: readonly string[], parts: Map<string, OverlayAttrIndex>): void {
+    for (const l of lowers) {
+      this.attrs.set(l, parts.get(l)!);
+      this.layerCache.set(l, parts.get(l)!);
+    }
+  }
+
+  /**
+   * Reads the overlay attributes of every container's layers of a host in one `getfattr` run
+   * (a process per container would cost more than most containers' whole drift). They are read a
+   * moment before each container's walk: a marker made in between is seen by the next scan.
+   */
+  async readAhead(containers: ReadonlyArray<{ upper: string; lowers: readonly string[] }>): Promise<string[]> {
+    const lowers = this.unknownLowers([...new Set(containers.flatMap((c) => c.lowers))]);
+    const uppers = containers.map((c) => c.upper);
+    const { index, errors } = await readOverlayAttrs([...uppers, ...lowers]);
+    const parts = splitByDir(index, [...uppers, ...lowers]);
+    this.learn(lowers, parts);
+    for (const u of uppers) this.ahead.set(u, parts.get(u)!);
+    return errors;
+  }
 
   /** Layers with their overlay attributes; one `getfattr` run for those not read before. Uppers are read afresh. */
   async layersOf(upper: string, lowers: readonly string[]): Promise<{ upper: Layer; lowers: Layer[]; warnings: string[] }> {
-    const fresh = lowers.filter((l) => !this.attrs.has(l));
-    const { index, errors } = await readOverlayAttrs([upper, ...fresh]);
-    const split = (dir: string): OverlayAttrIndex => {
-      const own: OverlayAttrIndex = new Map();
-      for (const [p, a] of index) if (p === dir || p.startsWith(`${dir}/`)) own.set(p, a);
-      return own;
-    };
-    for (const l of fresh) this.attrs.set(l, split(l));
-    return { upper: { dir: upper, attrs: split(upper) }, lowers: lowers.map((dir) => ({ dir, attrs: this.attrs.get(dir)! })), warnings: errors };
+    const early = this.ahead.get(upper);
+    const fresh = this.unknownLowers(lowers);
+    let errors: string[] = [];
+    let upperAttrs: OverlayAttrIndex;
+    if (early !== undefined && fresh.length === 0) {
+      this.ahead.delete(upper);
+      upperAttrs = early;
+    } else {
+      const read = await readOverlayAttrs([upper, ...fresh]);
+      errors = read.errors;
+      const parts = splitByDir(read.index, [upper, ...fresh]);
+      this.learn(fresh, parts);
+      upperAttrs = parts.get(upper)!;
+    }
+    return { upper: { dir: upper, attrs: upperAttrs }, lowers: lowers.map((dir) => ({ dir, attrs: this.attrs.get(dir)! })), warnings: errors };
   }
 
   imageView(lowers: readonly Layer[]): Promise<ImageView> {
@@ -71,6 +115,22 @@ export class ContainerScanContext {
   }
 }
 
+/** The attributes of each of `dirs` (no one of them inside another), by the folder they are in. */
+function splitByDir(index: OverlayAttrIndex, dirs: readonly string[]): Map<string, OverlayAttrIndex> {
+  const out = new Map<string, OverlayAttrIndex>(dirs.map((d) => [d, new Map()]));
+  for (const [p, a] of index) {
+    // Layer folders end in `/diff` or `/fs`: the owner is found by cutting the path back.
+    for (let cut = p; cut.length > 1; cut = cut.slice(0, cut.lastIndexOf('/')) || '/') {
+      const own = out.get(cut);
+      if (own !== undefined) {
+        own.set(p, a);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 /**
  * One container's drift from its image, read from the host: its writable layer compared path by
  * path with the image's layers, and its package databases (read through the layers, never a
@@ -85,9 +145,9 @@ export async function scanContainer(c: DiscoveredContainer, ctx: ContainerScanCo
   const image = await ctx.imageView(imageLowers);
   const lowerStack = new LayerStack(lowers, ctx.probes);
   const changes = diffUpper(upper, lowerStack, { policy: ctx.policy, digests: ctx.digests });
+  // Removed while it was walked: what was read of it is no container's state any more.
+  if (!exists(c.upper)) return goneReport(ident, c.upper, c.warnings ?? []);
   if (!changes.readable) {
-    // Removed while we read it: the upper folder is no more. Not an error, not a clean container.
-    if (!exists(c.upper)) return goneReport(ident, c.upper, c.warnings ?? []);
     // There but unreadable: nothing is known of it this time, which is not "clean".
     return { ...ident, state: 'unknown', summary: summarize([]), findings: [], warnings: [...(c.warnings ?? []), ...changes.warnings] };
   }

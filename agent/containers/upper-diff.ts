@@ -67,7 +67,6 @@ export function diffUpper(upper: Layer, lowers: LayerStack, opts: UpperOptions):
   const expected = new Map<string, FileRecord>();
   try {
     if (!lstatSync(upper.dir).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
-    readdirSync(upper.dir);
   } catch (err) {
     out.readable = false;
     out.warnings.push({ code: 'CONTAINER_UPPER_UNREADABLE', path: upper.dir, message: `writable layer ${upper.dir} not read: ${describe(err)}` });
@@ -170,7 +169,15 @@ export function diffUpper(upper: Layer, lowers: LayerStack, opts: UpperOptions):
     for (const name of names) visit(`${inside}/${name}`);
   };
 
-  for (const name of readdirSync(upper.dir).sort()) visit(`/${name}`);
+  let top: string[];
+  try {
+    top = readdirSync(upper.dir).sort();
+  } catch (err) {
+    out.readable = false;
+    out.warnings.push({ code: 'CONTAINER_UPPER_UNREADABLE', path: upper.dir, message: `writable layer ${upper.dir} not read: ${describe(err)}` });
+    return out;
+  }
+  for (const name of top) visit(`/${name}`);
   if (out.stats.entries >= max) out.warnings.push({ code: 'CONTAINER_UPPER_TRUNCATED', path: upper.dir, message: `writable layer ${upper.dir} holds more than ${max} entries: the rest was not compared` });
   // A path the upper layer holds is compared with the image even when the image has none there.
   out.expected = [...expected.values()];
