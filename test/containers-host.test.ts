@@ -19,6 +19,7 @@ let scratch: { dir: string; remove: () => void };
 let root: string;
 const names: Record<string, LaidOutContainer> = {};
 let containerdMount: Mounted | undefined;
+let dockerdMount: Mounted | undefined;
 let reports: ContainerReport[];
 let hostWarnings: string[];
 
@@ -69,32 +70,42 @@ beforeAll(() => {
   names.k8s = k8s;
   containerdMount = overlayMount(path.join(scratch.dir, 'mounts'), k8s.lowers, k8s.upper, { mountPoint: k8s.mountPoint });
   writeFileSync(path.join(k8s.mountPoint, 'usr/local/bin/miner'), '\x7fELF', { mode: 0o755 });
+  const dockerd = containerd.createDockerContainer();
+  names.dockerd = dockerd;
+  dockerdMount = overlayMount(path.join(scratch.dir, 'mounts'), dockerd.lowers, dockerd.upper, { mountPoint: dockerd.mountPoint });
+  writeFileSync(path.join(dockerd.mountPoint, 'etc/motd'), 'edited in a running container\n');
   writeMountinfo(root);
 });
 
 afterAll(() => {
   containerdMount?.unmount();
+  dockerdMount?.unmount();
   scratch?.remove();
 });
 
 describe('discovery', () => {
   it('finds every container of every runtime with its image, state and layers', async () => {
     const d = await discoverContainers(root);
-    const seen = d.containers.map((c) => `${c.runtime} ${c.name} ${c.image.ref ?? '-'} ${c.state}`).sort();
+    const seen = d.containers.map((c) => `${c.runtime} ${c.name ?? c.id.slice(0, 6)} ${c.image.ref ?? '-'} ${c.state}`).sort();
     expect(seen).toEqual([
+      `docker ${names.dockerd!.id.slice(0, 6)} - running`,
       'containerd k8s.io/pod-a - running',
       'docker apt-1 debian:qs stopped',
       'docker quiet debian:qs stopped',
       'docker web-1 debian:qs running',
       'podman tmp-1 localhost/debian:qs running',
       'podman web-2 localhost/debian:qs stopped',
-    ]);
+    ].sort());
     const web1 = d.containers.find((c) => c.name === 'web-1')!;
     expect(web1.upper).toBe(names.web1!.upper);
     expect(web1.lowers).toEqual(names.web1!.lowers);
     // Docker's init layer is the container's own, not the image's.
     expect(web1.imageLowers).toEqual(names.web1!.lowers.slice(1));
     expect(d.containers.find((c) => c.name === 'k8s.io/pod-a')!.lowers).toEqual(names.k8s!.lowers);
+    // Docker's containerd image store: found in the mount table, its init snapshot kept apart.
+    const dockerd = d.containers.find((c) => c.id === names.dockerd!.id)!;
+    expect(dockerd.lowers).toEqual(names.dockerd!.lowers);
+    expect(dockerd.imageLowers).toEqual(names.dockerd!.lowers.slice(1));
   });
 });
 
@@ -134,6 +145,7 @@ describe('each container against its image', () => {
     expect(byName('tmp-1').findings.map(brief)).toEqual(['file-removed high /etc/issue']);
     expect(byName('k8s.io/pod-a').findings.map(brief)).toEqual(['file-added critical /usr/local/bin/miner']);
     expect(byName('k8s.io/pod-a').warnings.map((w) => w.code)).toContain('CONTAINER_IMAGE_UNKNOWN');
+    expect(reports.find((r) => r.id === names.dockerd!.id)!.findings.map(brief)).toEqual(['file-modified medium /etc/motd']);
     expect(hostWarnings).toEqual([]);
   });
 });
@@ -196,7 +208,7 @@ describe('containers that cannot be read whole', () => {
     writeFileSync(layers, layersText.replace('"created"', '"flags":{"incomplete":true},"created"'));
     try {
       const d = await discoverContainers(root);
-      expect(d.containers.map((c) => c.name).sort()).toEqual(['apt-1', 'k8s.io/pod-a', 'web-1', 'web-2']);
+      expect(d.containers.map((c) => c.name).sort()).toEqual(['apt-1', 'k8s.io/pod-a', 'web-1', 'web-2', undefined]);
       const warned = d.warnings.map((w) => `${w.code} ${path.basename(w.path ?? '')}`);
       expect(warned).toContain('CONTAINER_METADATA_INVALID config.v2.json');
       expect(d.warnings.find((w) => w.code === 'CONTAINER_METADATA_MISSING')!.message).toMatch(/still being written/);

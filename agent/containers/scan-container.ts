@@ -14,18 +14,17 @@ import { verifyAgainstPackages } from '../diff/verify.js';
 import { LayerStack, ProbeCache, layeredRoot } from './layers.js';
 import type { Layer } from './layers.js';
 import { LayerAttrCache } from './layer-attr-cache.js';
+import type { CachedImage } from './layer-attr-cache.js';
 import { readOverlayAttrs } from './overlay-xattrs.js';
 import type { OverlayAttrIndex } from './overlay-xattrs.js';
 import { DigestCache, diffUpper } from './upper-diff.js';
 import type { DiscoveredContainer } from './types.js';
 
-/** The image side of every container of one image: read once, shared by all of them. */
-interface ImageView {
-  packages: CollectedAll;
-  /** What the collectors looked at in the image (paths read, folders listed). */
-  accessed: ReadonlySet<string>;
-  listed: ReadonlySet<string>;
-}
+/**
+ * The image side of every container of one image: read once, shared by all of them (and kept in
+ * the state folder); `accessed`/`listed` are what the collectors looked at in the image.
+ */
+type ImageView = CachedImage;
 
 /**
  * What scanning many containers shares: the overlay attributes and lstat results of each layer
@@ -104,10 +103,16 @@ export class ContainerScanContext {
     let view = this.images.get(key);
     if (view === undefined) {
       view = (async () => {
+        const dirs = lowers.map((l) => l.dir);
+        const kept = this.layerCache.getImage(dirs);
+        if (kept !== undefined) return kept;
         const stack = new LayerStack(lowers, this.probes);
         stack.recordAccess();
         const packages = await collectPackages(layeredRoot(stack, 'image'), this.collectors);
-        return { packages, accessed: stack.accessed!, listed: stack.listed! };
+        const read = { packages, accessed: stack.accessed!, listed: stack.listed! };
+        // An image whose package databases could not all be read is read again next time.
+        if (!packages.warnings.some((w) => w.code === 'COLLECTOR_FAILED')) this.layerCache.setImage(dirs, read);
+        return read;
       })();
       this.images.set(key, view);
     }

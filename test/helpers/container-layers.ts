@@ -291,6 +291,20 @@ export class ContainerdLayout {
     const mountPoint = path.join(this.root, 'run/containerd/io.containerd.runtime.v2.task', ns!, id!, 'rootfs');
     return { id: id!, name, upper, lowers: [...this.imageDiffs], mountPoint };
   }
+
+  /**
+   * A container of Docker's containerd image store: an `-init` snapshot with Docker's own files
+   * as its nearest parent, the rootfs mounted at `var/lib/docker/rootfs/overlayfs/<id>`.
+   */
+  createDockerContainer(): LaidOutContainer & { mountPoint: string } {
+    const id = hex64();
+    const init = this.snapshot();
+    for (const d of ['dev/pts', 'etc']) mkdirSync(path.join(init, d), { recursive: true });
+    for (const f of ['.dockerenv', 'etc/hosts', 'etc/hostname', 'etc/resolv.conf']) writeFileSync(path.join(init, f), '');
+    const upper = this.snapshot();
+    const mountPoint = path.join(this.root, 'var/lib/docker/rootfs/overlayfs', id);
+    return { id, name: id, upper, lowers: [init, ...this.imageDiffs], mountPoint };
+  }
 }
 
 /**
