@@ -52,6 +52,18 @@ describe('200 containers of one image on one host', () => {
     expect(collections).toBe(2);
   });
 
+  it("reads no package database again on the next scan: the image's packages come from the state folder", async () => {
+    const state = path.join(scratch.dir, 'state');
+    mkdirSync(state, { recursive: true });
+    const counting: Collector[] = COLLECTORS.map((c) => (c.ecosystem === 'dpkg' ? { ecosystem: c.ecosystem, collect: (r) => (collections++, c.collect(r)) } : c));
+    collections = 0;
+    const first = await scanContainers(path.join(scratch.dir, 'host'), defaultPolicy(), { collectors: counting, stateDir: state });
+    expect(collections).toBe(2);
+    const next = await scanContainers(path.join(scratch.dir, 'host'), defaultPolicy(), { collectors: counting, stateDir: state });
+    expect(collections).toBe(2);
+    expect(next.containers.map((c) => c.findings)).toEqual(first.containers.map((c) => c.findings));
+  });
+
   it('reads what the containers changed, not the image', () => {
     const entries = scan.containers.reduce((n, c) => n + c.stats!.entries, 0);
     const bytes = scan.containers.reduce((n, c) => n + c.stats!.bytesRead, 0);
