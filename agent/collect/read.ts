@@ -31,7 +31,7 @@ export async function listDir(dir: string): Promise<Dirent[]> {
 
 /** The entries of a folder inside the root ([] when absent); through the root's own layers when it has them. */
 export async function listInside(root: Root, inside: string): Promise<Dirent[]> {
-  return root.list ? root.list(inside) : listInside(root, inside);
+  return root.list ? root.list(inside) : listDir(root.hostPath(inside));
 }
 
 /** Modification time of a path inside the root, without following a final link; null if absent. */
