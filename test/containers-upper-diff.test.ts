@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPolicy } from '../shared/policy.js';
 import type { ContainerReport, Finding } from '../shared/report.js';
 import { LayerAttrCache } from '../agent/containers/layer-attr-cache.js';
-import { LayerStack } from '../agent/containers/layers.js';
+import { LayerStack, layeredRoot } from '../agent/containers/layers.js';
+import { dpkgCollector } from '../agent/collect/dpkg.js';
 import { readOverlayAttrs } from '../agent/containers/overlay-xattrs.js';
 import { ContainerScanContext, scanContainer } from '../agent/containers/scan-container.js';
 import type { DiscoveredContainer } from '../agent/containers/types.js';
@@ -64,6 +65,27 @@ describe("the image's own layers, read through their overlay markers", () => {
     expect(doc).toContain('bash');
     expect(stack.hostPath('/var/lib/dpkg/status')).toBe(`${image.top}/var/lib/dpkg/status`);
     expect(stack.hostPath('/usr/bin/bash')).toBe(`${image.bottom}/usr/bin/bash`);
+  });
+});
+
+describe("a container's package database with a file whited out", () => {
+  it('takes the whited-out file for absent, not unreadable: the package is kept and no warning says otherwise', async () => {
+    // A layer over the image that deletes bash's digests as overlayfs does: a 0:0 character device.
+    const top = path.join(scratch.dir, 'whiteout-md5sums');
+    mkdirSync(`${top}/var/lib/dpkg/info`, { recursive: true });
+    execFileSync('mknod', [`${top}/var/lib/dpkg/info/bash.md5sums`, 'c', '0', '0']);
+    const { index } = await readOverlayAttrs([image.top]);
+    const stack = new LayerStack([
+      { dir: top, attrs: new Map() },
+      { dir: image.top, attrs: index },
+      { dir: image.bottom, attrs: new Map() },
+    ]);
+    const got = (await dpkgCollector.collect(layeredRoot(stack, 'container')))!;
+    expect(got.warnings.filter((w) => w.code.endsWith('_UNREADABLE'))).toEqual([]);
+    expect(got.packages.map((p) => p.name)).toContain('bash');
+    const bash = got.owned.get('/usr/bin/bash');
+    expect(bash?.owner.name).toBe('bash');
+    expect(bash?.digest).toBeUndefined(); // its digests are gone with the file
   });
 });
 
