@@ -7,6 +7,7 @@ import type { Triage } from './triage.js';
 import type { HeldAlerts } from './alerting.js';
 import type { Maintenance } from './maintenance.js';
 import type { Baselines } from './baselines.js';
+import type { ContainerQueries } from './containers.js';
 
 export type ApiRole = ApiRoleName;
 export type AgentAuth = { ok: true; agentId: string } | { ok: false; reason: 'invalid' | 'revoked' };
@@ -102,7 +103,7 @@ export interface Images {
   saveManifest(manifest: Manifest, now: Date): boolean;
 }
 
-export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
+export interface Store extends Credentials, Ingest, Queries, ContainerQueries, Images, SinkStore {
   /** The durable alert queue (the delivery loop's port) and its records. */
   alertQueue: SqliteAlertQueue;
   /** What the throttle holds: let out when the window has room (the delivery loop calls it every round), and shown. */
