@@ -1,3 +1,4 @@
+import type { Dirent } from 'node:fs';
 import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { QuicksandError } from '../shared/errors.js';
@@ -15,7 +16,20 @@ export interface Root {
    * merged /usr makes `/bin` a link to `usr/bin`, so dpkg's `/bin/bash` is `/usr/bin/bash`.
    */
   canonical(inside: string): string;
+  /**
+   * The entries of a folder inside the root, where the root is not one folder on this machine
+   * (a container's layers seen through their overlay rules): collectors list folders with
+   * `listInside`, which uses this when present.
+   */
+  list?(inside: string, onDenied?: () => void): Dirent[];
 }
+
+/**
+ * What `hostPath` gives for a path a root's view does not hold (a container's whited-out file):
+ * a path that exists nowhere and fails with ENOTDIR, as `/dev/null` is never a folder. Readers
+ * take ENOTDIR below it as absent, not as a damaged tree.
+ */
+export const ABSENT_HOST_PATH = '/dev/null/';
 
 export async function openRoot(dir: string): Promise<Root> {
   const abs = path.resolve(dir);
@@ -37,28 +51,35 @@ export async function openRoot(dir: string): Promise<Root> {
 
 /** Top-level links of the root that point at a folder inside it: `bin -> usr/bin`. */
 async function readTopLevelAliases(abs: string): Promise<Map<string, string>> {
-  const aliases = new Map<string, string>();
+  const links: Array<[string, string]> = [];
   let names: string[];
   try {
     names = await readdir(abs);
   } catch {
-    return aliases;
+    return new Map();
   }
   for (const name of names) {
     const full = path.join(abs, name);
     try {
-      if (!(await lstat(full)).isSymbolicLink()) continue;
-      const target = await readlink(full);
-      const resolved = path.posix.resolve('/', target.startsWith('/') ? target : `/${target}`);
-      if (resolved !== `/${name}` && resolved !== '/') aliases.set(`/${name}`, resolved);
+      if ((await lstat(full)).isSymbolicLink()) links.push([name, await readlink(full)]);
     } catch {
       // a link we cannot read is simply not an alias
     }
   }
+  return topLevelAliases(links);
+}
+
+/** The aliases among a root's top-level links (`[name, target]`): those naming another folder. Pure. */
+export function topLevelAliases(links: ReadonlyArray<readonly [string, string]>): Map<string, string> {
+  const aliases = new Map<string, string>();
+  for (const [name, target] of links) {
+    const resolved = path.posix.resolve('/', target.startsWith('/') ? target : `/${target}`);
+    if (resolved !== `/${name}` && resolved !== '/') aliases.set(`/${name}`, resolved);
+  }
   return aliases;
 }
 
-function canonicalize(inside: string, aliases: Map<string, string>): string {
+export function canonicalize(inside: string, aliases: Map<string, string>): string {
   if (aliases.size === 0) return inside;
   const slash = inside.indexOf('/', 1);
   const top = slash === -1 ? inside : inside.slice(0, slash);

@@ -210,3 +210,38 @@ export interface AuditEntry {
   reason: string | null;
   detail: unknown;
 }
+
+/**
+ * `GET /api/v1/containers`: the fleet's containers. `image` matches the reference a container
+ * was started from (`debian:bookworm`) or its image id; `drifted=true` keeps the pets; gone
+ * containers are left out unless `gone=true`.
+ */
+export const containersQuerySchema = z.strictObject({
+  image: z.string().min(1).max(512).optional(),
+  status: z.enum(HOST_STATUSES).optional(),
+  drifted: z.enum(['true', 'false']).optional(),
+  gone: z.enum(['true', 'false']).optional(),
+});
+export type ContainersQuery = z.infer<typeof containersQuerySchema>;
+
+/**
+ * A container of a container host, a child of that host with its own status and findings: its
+ * findings and triage are those of the host id `id` (`/api/v1/hosts/:id/findings`, approvals).
+ */
+export interface ContainerSummary {
+  id: string;
+  host: { id: string; hostname: string };
+  runtime: string;
+  containerId: string;
+  name: string | null;
+  image: { ref: string | null; id: string | null };
+  /** As the agent last saw it: running, stopped, unknown (not readable), gone (removed). */
+  state: string;
+  status: HostStatusName;
+  openFindings: number;
+  driftScore: number;
+  petSince: string | null;
+  firstSeen: string;
+  lastSeen: string;
+  goneAt: string | null;
+}

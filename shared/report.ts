@@ -109,6 +109,46 @@ export const changeSetSchema = z.strictObject({
 });
 export type ChangeSetInfo = z.infer<typeof changeSetSchema>;
 
+/** The verdict and counts of one scan: of a report, and of each container in it. */
+export const summarySchema = z.strictObject({
+  // `drift` when any finding is above info: the host is a pet until someone approves it.
+  // An event report's summary counts only its own findings, inside its scope.
+  status: z.enum(['clean', 'drift']),
+  // Per change set: the findings one apt command (or pip run, ...) caused count once, at their highest severity.
+  counts: severityCountsSchema,
+  findings: z.number().int().nonnegative(),
+  files: z.number().int().nonnegative(),
+  // Optional so reports of agents older than change sets still parse.
+  changeSets: z.number().int().nonnegative().optional(),
+});
+
+export const CONTAINER_RUNTIMES = ['docker', 'podman', 'containerd'] as const;
+export const MAX_CONTAINERS_PER_REPORT = 5000;
+
+/**
+ * One container of a container host, read from the host (its writable layer against its image's
+ * layers): its own findings against its image. `gone`: it was discovered but had vanished by the
+ * time it was read (removed meanwhile) — not an error, and not a clean container either.
+ */
+export const containerReportSchema = z.strictObject({
+  runtime: z.enum(CONTAINER_RUNTIMES),
+  id: boundedString(128).regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'expected a container id'),
+  name: boundedString(256).optional(),
+  image: z.strictObject({
+    ref: boundedString(512).optional(),
+    id: boundedString(256).optional(),
+  }),
+  state: z.enum(['running', 'stopped', 'gone', 'unknown']),
+  summary: summarySchema,
+  findings: boundedArray(findingSchema, 100_000),
+  changeSets: boundedArray(changeSetSchema, 10_000).optional(),
+  warnings: boundedArray(scanWarningSchema, 10_000),
+  stats: z
+    .strictObject({ entries: z.number().int().nonnegative(), bytesRead: z.number().int().nonnegative(), durationMs: z.number().nonnegative() })
+    .optional(),
+});
+export type ContainerReport = z.infer<typeof containerReportSchema>;
+
 export const reportSchema = z.strictObject({
   schema: z.literal(REPORT_SCHEMA),
   // Absent on reports of older agents and of one-off `scan` runs: a full scan.
@@ -118,17 +158,7 @@ export const reportSchema = z.strictObject({
   image: z.strictObject({ name: boundedString(), version: boundedString() }),
   host: z.strictObject({ hostname: boundedString(255), root: boundedString(LIMITS.path) }),
   scannedAt: z.iso.datetime(),
-  summary: z.strictObject({
-    // `drift` when any finding is above info: the host is a pet until someone approves it.
-    // An event report's summary counts only its own findings, inside its scope.
-    status: z.enum(['clean', 'drift']),
-    // Per change set: the findings one apt command (or pip run, ...) caused count once, at their highest severity.
-    counts: severityCountsSchema,
-    findings: z.number().int().nonnegative(),
-    files: z.number().int().nonnegative(),
-    // Optional so reports of agents older than change sets still parse.
-    changeSets: z.number().int().nonnegative().optional(),
-  }),
+  summary: summarySchema,
   stats: z.strictObject({
     files: z.number().int().nonnegative(),
     packages: z.number().int().nonnegative(),
@@ -139,6 +169,8 @@ export const reportSchema = z.strictObject({
   /** The change sets that findings name in `changeSet`. */
   changeSets: boundedArray(changeSetSchema, LIMITS.notes).optional(),
   warnings: boundedArray(scanWarningSchema, LIMITS.notes),
+  /** A container host's containers, each against its own image (full scans only). */
+  containers: boundedArray(containerReportSchema, MAX_CONTAINERS_PER_REPORT).optional(),
 });
 export type Report = z.infer<typeof reportSchema>;
 

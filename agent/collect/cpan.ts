@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { listDir, packageId, readChecked } from './read.js';
+import { listInside, packageId, readChecked } from './read.js';
 import type { ChangeSet, Collected, Collector, OwnedFile } from './types.js';
 
 export interface PerllocalEntry {
@@ -66,7 +66,7 @@ async function findPerllocal(root: Root): Promise<string[]> {
   const stack = SEARCH.map((d) => ({ dir: d, depth: 0 }));
   while (stack.length > 0) {
     const { dir, depth } = stack.pop()!;
-    for (const e of await listDir(root.hostPath(dir))) {
+    for (const e of await listInside(root, dir)) {
       if (e.isFile() && e.name === 'perllocal.pod') found.push(`${dir}/${e.name}`);
       else if (e.isDirectory() && depth < 4 && !SKIP.has(e.name) && e.name !== 'auto') stack.push({ dir: `${dir}/${e.name}`, depth: depth + 1 });
     }

@@ -145,15 +145,15 @@ export function parseList(text: string): string[] {
 }
 
 /** One package's `.list` and `.md5sums`, each null when absent, with why one that is there could not be read. */
-async function readInfoFiles(info: string, pkg: DpkgPackage): Promise<{ list: string | null; listFile: string; listError?: string; sums: string | null; sumsError?: string }> {
+async function readInfoFiles(info: (file: string) => string, pkg: DpkgPackage): Promise<{ list: string | null; listFile: string; listError?: string; sums: string | null; sumsError?: string }> {
   // Multi-Arch: same packages keep `<pkg>:<arch>.list`; the rest plain `<pkg>.list`.
   const base = pkg.multiArchSame ? `${pkg.name}:${pkg.arch}` : pkg.name;
-  const [first, sums] = await Promise.all([readChecked(`${info}/${base}.list`), readChecked(`${info}/${base}.md5sums`)]);
+  const [first, sums] = await Promise.all([readChecked(info(`${base}.list`)), readChecked(info(`${base}.md5sums`))]);
   let listFile = `${base}.list`;
   let list = first;
   if (list.text === null && list.error === undefined) {
     listFile = `${pkg.name}:${pkg.arch}.list`;
-    list = await readChecked(`${info}/${listFile}`);
+    list = await readChecked(info(listFile));
   }
   return {
     list: list.text,
@@ -184,7 +184,8 @@ export const dpkgCollector: Collector = {
     if (parsed.unreadable) {
       warnings.push({ code: 'DPKG_STATUS_UNREADABLE', path: STATUS, message: `no installed package could be read from ${status.text.length} bytes: dpkg packages not checked` });
     }
-    const info = root.hostPath(INFO);
+    // Each info file through hostPath: in a container's layers they need not share one folder.
+    const info = (file: string): string => root.hostPath(`${INFO}/${file}`);
     const installed = parsed.packages;
     // The info files are read all at once (their waits overlap), then merged in status order so
     // the first package listing a shared folder still keeps it.

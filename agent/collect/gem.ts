@@ -1,7 +1,7 @@
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { clusterByTime, deniedFolder, listDir, mtimeOf, packageId, readChecked, readOptional, walkInside } from './read.js';
+import { clusterByTime, deniedFolder, listInside, mtimeOf, packageId, readChecked, readOptional, walkInside } from './read.js';
 import type { Collected, Collector, OwnedFile } from './types.js';
 
 export interface GemSpec {
@@ -34,12 +34,12 @@ export function parseGemspec(text: string): GemSpec | null {
 async function findGemHomes(root: Root, warnings: ScanWarning[]): Promise<string[]> {
   const homes: string[] = ['/usr/share/gems'];
   for (const parent of ['/var/lib/gems', '/usr/lib/ruby/gems', '/usr/lib64/ruby/gems', '/usr/local/lib/ruby/gems', '/usr/local/share/gems']) {
-    for (const e of await listDir(root.hostPath(parent))) if (e.isDirectory()) homes.push(`${parent}/${e.name}`);
+    for (const e of await listInside(root, parent)) if (e.isDirectory()) homes.push(`${parent}/${e.name}`);
   }
   const out: string[] = [];
   for (const h of homes) {
     const specs = `${h}/specifications`;
-    if ((await listDir(root.hostPath(specs), () => warnings.push(deniedFolder('GEM_HOME_UNREADABLE', specs, 'the gems of this home are')))).length > 0) out.push(h);
+    if ((await listInside(root, specs, () => warnings.push(deniedFolder('GEM_HOME_UNREADABLE', specs, 'the gems of this home are')))).length > 0) out.push(h);
   }
   return out;
 }
@@ -61,7 +61,7 @@ export const gemCollector: Collector = {
     const installs: Array<{ ecosystem: 'gem'; name: string; version: string; time: Date; tool: string; group: string }> = [];
     for (const home of homes) {
       for (const specDir of [`${home}/specifications`, `${home}/specifications/default`]) {
-        for (const e of await listDir(root.hostPath(specDir))) {
+        for (const e of await listInside(root, specDir)) {
           if (!e.isFile() || !e.name.endsWith('.gemspec')) continue;
           const specPath = `${specDir}/${e.name}`;
           const read = await readChecked(root.hostPath(specPath));

@@ -2,7 +2,7 @@ import { lstat } from 'node:fs/promises';
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { clusterByTime, deniedFolder, listDir, mtimeOf, packageId, readChecked, walkInside } from './read.js';
+import { clusterByTime, deniedFolder, listInside, mtimeOf, packageId, readChecked, walkInside } from './read.js';
 import type { Collected, Collector, OwnedFile } from './types.js';
 
 export interface NpmManifest {
@@ -46,9 +46,9 @@ export const npmCollector: Collector = {
       const nm = `${prefix}/lib/node_modules`;
       const dirs: string[] = [];
       const denied = (dir: string) => (): number => warnings.push(deniedFolder('NPM_MODULES_UNREADABLE', dir, 'the npm packages installed there are'));
-      for (const e of await listDir(root.hostPath(nm), denied(nm))) {
+      for (const e of await listInside(root, nm, denied(nm))) {
         if (e.name.startsWith('.')) continue;
-        if (e.name.startsWith('@') && e.isDirectory()) for (const s of await listDir(root.hostPath(`${nm}/${e.name}`), denied(`${nm}/${e.name}`))) dirs.push(`${nm}/${e.name}/${s.name}`);
+        if (e.name.startsWith('@') && e.isDirectory()) for (const s of await listInside(root, `${nm}/${e.name}`, denied(`${nm}/${e.name}`))) dirs.push(`${nm}/${e.name}/${s.name}`);
         else dirs.push(`${nm}/${e.name}`);
       }
       if (dirs.length === 0) continue;

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
-import { base64ToHex, capMessages, clusterByTime, deniedFolder, listDir, mtimeOf, normalizePythonName, packageId, readChecked, readOptional } from './read.js';
+import { base64ToHex, capMessages, clusterByTime, deniedFolder, listInside, mtimeOf, normalizePythonName, packageId, readChecked, readOptional } from './read.js';
 import type { Collected, Collector, DigestAlgo, OwnedFile } from './types.js';
 
 /** `Name:` and `Version:` from the header part of METADATA / PKG-INFO (RFC-822 style). */
@@ -83,20 +83,20 @@ export function parseRecord(text: string, source: string): { entries: RecordEntr
 async function findSiteDirs(root: Root, warnings: ScanWarning[]): Promise<string[]> {
   const prefixes = ['/usr', '/usr/local'];
   for (const base of ['/opt', '/srv']) {
-    for (const e of await listDir(root.hostPath(base))) {
+    for (const e of await listInside(root, base)) {
       if (!e.isDirectory()) continue;
       prefixes.push(`${base}/${e.name}`);
-      for (const sub of await listDir(root.hostPath(`${base}/${e.name}`))) if (sub.isDirectory()) prefixes.push(`${base}/${e.name}/${sub.name}`);
+      for (const sub of await listInside(root, `${base}/${e.name}`)) if (sub.isDirectory()) prefixes.push(`${base}/${e.name}/${sub.name}`);
     }
   }
   const sites: string[] = [];
   for (const prefix of prefixes) {
     for (const lib of ['lib', 'lib64']) {
-      for (const e of await listDir(root.hostPath(`${prefix}/${lib}`))) {
+      for (const e of await listInside(root, `${prefix}/${lib}`)) {
         if (!e.isDirectory() || !/^python\d/.test(e.name)) continue;
         for (const kind of ['site-packages', 'dist-packages']) {
           const dir = `${prefix}/${lib}/${e.name}/${kind}`;
-          if ((await listDir(root.hostPath(dir), () => warnings.push(deniedFolder('PIP_SITE_UNREADABLE', dir, 'the Python packages installed there are')))).length > 0) sites.push(dir);
+          if ((await listInside(root, dir, () => warnings.push(deniedFolder('PIP_SITE_UNREADABLE', dir, 'the Python packages installed there are')))).length > 0) sites.push(dir);
         }
       }
     }
@@ -171,7 +171,7 @@ export const pipCollector: Collector = {
     if (sites.length === 0) return warnings.length > 0 ? { packages: [], owned: new Map(), warnings } : null;
     const found: Found[] = [];
     for (const site of sites) {
-      for (const e of await listDir(root.hostPath(site))) {
+      for (const e of await listInside(root, site)) {
         if (!e.name.endsWith('.dist-info') && !e.name.endsWith('.egg-info')) continue;
         // A link here could point out of the root (a mounted image is someone else's tree).
         if (!e.isDirectory() && !(e.isFile() && e.name.endsWith('.egg-info'))) continue;

@@ -2,7 +2,7 @@ import type { Dirent } from 'node:fs';
 import { lstat, readFile, readdir } from 'node:fs/promises';
 import type { Ecosystem } from '../../shared/findings.js';
 import type { ScanWarning } from '../../shared/report.js';
-import type { Root } from '../root.js';
+import { ABSENT_HOST_PATH, type Root } from '../root.js';
 import type { ChangeSet } from './types.js';
 
 /**
@@ -29,7 +29,7 @@ export async function readChecked(file: string): Promise<{ text: string | null; 
     return { text: await readFile(file, 'utf8') };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { text: null };
+    if (code === 'ENOENT' || (code === 'ENOTDIR' && file.startsWith(ABSENT_HOST_PATH))) return { text: null };
     return { text: null, error: code ?? (err as Error).message };
   }
 }
@@ -61,6 +61,14 @@ export function deniedFolder(code: string, inside: string, what: string): ScanWa
   return { code, path: inside, message: `cannot list the folder (EACCES): ${what} not checked` };
 }
 
+/**
+ * The entries of a folder inside the root ([] when absent); through the root's own layers when
+ * it has them (a container's view), else the folder on this machine. `onDenied` as for listDir.
+ */
+export async function listInside(root: Root, inside: string, onDenied?: () => void): Promise<Dirent[]> {
+  return root.list ? root.list(inside, onDenied) : listDir(root.hostPath(inside), onDenied);
+}
+
 /** Modification time of a path inside the root, without following a final link; null if absent. */
 export async function mtimeOf(root: Root, inside: string): Promise<Date | null> {
   try {
@@ -79,7 +87,7 @@ export async function walkInside(root: Root, inside: string, limit = 200_000): P
   const stack = [inside];
   while (stack.length > 0 && out.length < limit) {
     const dir = stack.pop()!;
-    for (const e of await listDir(root.hostPath(dir))) {
+    for (const e of await listInside(root, dir)) {
       const p = `${dir}/${e.name}`;
       out.push(p);
       if (e.isDirectory()) stack.push(p);

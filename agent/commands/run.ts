@@ -27,7 +27,7 @@ import { manifestCommand } from './manifest.js';
 /** Full scans: hourly, at a minute derived from the agent id (see daemon/schedule.ts). */
 const DEFAULT_SCHEDULE = 'hourly at this host\'s own minute';
 
-export const help = `Usage: quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR] [--label NAME=VALUE]
+export const help = `Usage: quicksand-agent run [--root DIR] [--manifest FILE] [--state DIR] [--label NAME=VALUE] [--containers]
 
 The daemon. Watches the tracked paths in real time (an event report a moment after
 a change), scans the whole root on start, on a schedule and when the server asks,
@@ -49,6 +49,8 @@ Options:
   --label NAME=VALUE    a label this host declares, e.g. --label team=payments; repeat
                         for more. Server rules see it as agent/NAME ("hostLabels":
                         {"agent/team":"payments"}), apart from the labels the API sets
+  --containers          every full scan also reads this container host's containers and
+                        reports each one's drift from its own image (as scan --containers)
 
 Stops on SIGINT/SIGTERM.
 `;
@@ -64,11 +66,12 @@ export const options = {
   heartbeat: { type: 'string' },
   'reconnect-max': { type: 'string' },
   label: { type: 'string', multiple: true },
+  containers: { type: 'boolean' },
 } as const;
 
 export async function run(values: OptionValues, positionals: string[], io: CliIo): Promise<number> {
   noArguments(positionals);
-  const args = values as RunArgs & { root?: string; manifest?: string; state?: string };
+  const args = values as RunArgs & { root?: string; manifest?: string; state?: string; containers?: boolean };
   const state = path.resolve(args.state ?? DEFAULT_STATE_DIR);
   const root = await openRoot(args.root ?? '/');
   // An agent that could not send is no daemon: say so before a first baseline takes a minute.
@@ -104,7 +107,7 @@ export async function run(values: OptionValues, positionals: string[], io: CliIo
   const scan = async (r: Root, m: Manifest): Promise<Report> => {
     const { runIsolated } = await import('../daemon/isolated.js');
     const { parseReport } = await import('../../shared/report.js');
-    const child = await runIsolated(['scan', '--root', r.dir === '' ? '/' : r.dir, '--manifest', await fileOf(m), '--state', state, '--json', '--quiet']);
+    const child = await runIsolated(['scan', '--root', r.dir === '' ? '/' : r.dir, '--manifest', await fileOf(m), '--state', state, '--json', '--quiet', ...(args.containers ? ['--containers'] : [])]);
     if (child.code !== EXIT_CLEAN && child.code !== EXIT_DRIFT) {
       throw new QuicksandError('SCAN_FAILED', `full scan failed (exit ${child.code}): ${child.stderr.trim() || 'no message'}`);
     }

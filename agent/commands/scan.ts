@@ -12,7 +12,7 @@ import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, noA
 import { startProgress, expectedPaths } from './progress.js';
 import type { CliIo, CostArgs } from './common.js';
 
-export const help = `Usage: quicksand-agent scan --root DIR --manifest FILE [--json] [--send] [--state DIR]
+export const help = `Usage: quicksand-agent scan --root DIR --manifest FILE [--json] [--send] [--state DIR] [--containers]
 
 Compares what the root really holds with the manifest of its image and reports
 every difference: packages added, removed or changed, and files added, removed,
@@ -33,12 +33,17 @@ Options:
                         were last hashed are not read again) and the outbox of --send
   --config FILE         the agent's identity, for --send (default: agent.json in the
                         state folder, else /etc/quicksand/agent.json)
+  --containers          also read every container of this container host (Docker overlay2,
+                        Podman/CRI-O, running containerd containers) from the host's disk and
+                        report each one's drift from its own image, without mounting,
+                        exec'ing or touching a container; an executable added to a container
+                        is critical
   --timeout SECONDS     how long --send waits for the ack (default: 120); the report
                         stays in the outbox when it runs out, and goes with the next send
 ${COST_HELP}  -q, --quiet           no progress on stderr
 
-Exit codes: 0 no drift (info findings only at most), 1 drift, 2 error (also when
---send could not deliver).
+Exit codes: 0 no drift (info findings only at most), 1 drift (of the host, or with
+--containers of any container), 2 error (also when --send could not deliver).
 
 Example:
   quicksand-agent scan --root / --manifest /etc/quicksand/image.json.gz || echo "this host is a pet"
@@ -53,9 +58,10 @@ export const options = {
   send: { type: 'boolean' },
   config: { type: 'string' },
   timeout: { type: 'string' },
+  containers: { type: 'boolean' },
 } as const;
 
-export interface ScanArgs extends CostArgs { root?: string; manifest?: string; json?: boolean; quiet?: boolean; send?: boolean; config?: string; timeout?: string }
+export interface ScanArgs extends CostArgs { root?: string; manifest?: string; json?: boolean; quiet?: boolean; send?: boolean; config?: string; timeout?: string; containers?: boolean }
 
 export async function run(values: OptionValues, positionals: string[], io: CliIo): Promise<number> {
   noArguments(positionals);
@@ -81,10 +87,18 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
     shown.stop();
     walk.close(files);
   }
+  if (args.containers) {
+    const { scanContainers } = await import('../containers/scan-containers.js');
+    const { defaultPolicy } = await import('../../shared/policy.js');
+    // The state folder keeps the image layers' overlay attributes: read once, not every scan.
+    const found = await scanContainers(root.dir === '' ? '/' : root.dir, defaultPolicy(), { stateDir: state });
+    report = { ...report, containers: found.containers, warnings: [...report.warnings, ...found.warnings] };
+  }
   io.stdout(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, manifestFile));
   if (config !== undefined) {
     const { sendReport } = await import('../deliver/send-report.js');
     await sendReport(report, { state, config, timeoutMs: timeout * 1000, image: report.image }, io);
   }
-  return report.summary.status === 'clean' ? EXIT_CLEAN : EXIT_DRIFT;
+  const drift = report.summary.status === 'drift' || (report.containers ?? []).some((c) => c.summary.status === 'drift');
+  return drift ? EXIT_DRIFT : EXIT_CLEAN;
 }

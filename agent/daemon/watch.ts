@@ -129,6 +129,10 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
   let pending = new Map<string, boolean>();
   let pendingDb = false;
   let firstChangeAt = 0;
+  // When the pending batch's first change was seen: its report's scannedAt. The batch may wait
+  // behind another one (or a busy machine) before it is read, and the hold during a package
+  // transaction must know it began while the transaction ran, not when it was read.
+  let batchSince: Date | undefined;
   let timer: NodeJS.Timeout | undefined;
   let processing: Promise<void> = Promise.resolve();
   let inFlight = 0;
@@ -167,6 +171,7 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
     const t = Date.now();
     if (timer === undefined) firstChangeAt = t;
     else clearTimeout(timer);
+    batchSince ??= now();
     const delay = Math.max(0, Math.min(debounceMs, firstChangeAt + maxWaitMs - t));
     timer = setTimeout(flush, delay);
   };
@@ -175,12 +180,14 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
     timer = undefined;
     const batch = pending;
     const db = pendingDb;
+    const since = batchSince ?? now();
     pending = new Map();
     pendingDb = false;
+    batchSince = undefined;
     if (batch.size === 0 && !db) return;
     inFlight++;
     processing = processing
-      .then(() => processBatch(batch, db))
+      .then(() => processBatch(batch, db, since))
       .catch((err: unknown) => degrade(`event scan failed: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {
         inFlight--;
@@ -269,8 +276,7 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
     };
   }
 
-  async function processBatch(batch: Map<string, boolean>, dbChanged: boolean): Promise<void> {
-    const started = now();
+  async function processBatch(batch: Map<string, boolean>, dbChanged: boolean, started: Date): Promise<void> {
     const t0 = performance.now();
     const warnings: ScanWarning[] = [];
     const extra = new Set<string>();

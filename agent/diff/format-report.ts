@@ -38,6 +38,7 @@ export function formatReport(report: Report, manifestName: string): string {
       if (nested.length > NESTED_SHOWN) lines.push(`      ... and ${nested.length - NESTED_SHOWN} more (--json lists them all)`);
     }
   }
+  if (report.containers !== undefined) lines.push('', ...formatContainers(report.containers));
   lines.push('', `Scanned ${plural(stats.files, 'path')} and ${plural(stats.packages, 'package')} (${formatBytes(stats.bytesHashed)} hashed) in ${(stats.durationMs / 1000).toFixed(1)} s.`);
   if (report.warnings.length > 0) {
     lines.push(`${plural(report.warnings.length, 'warning')} (paths that could not be fully checked):`);
@@ -45,6 +46,19 @@ export function formatReport(report: Report, manifestName: string): string {
     if (report.warnings.length > WARNINGS_SHOWN) lines.push(`  ... and ${report.warnings.length - WARNINGS_SHOWN} more (--json lists them all)`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** One line per container (its verdict against its own image), then its most severe findings. */
+function formatContainers(containers: NonNullable<Report['containers']>): string[] {
+  const lines = [`CONTAINERS (${containers.length})`];
+  for (const c of containers) {
+    const verdict = c.state === 'gone' ? 'gone' : c.state === 'unknown' ? 'not read' : c.summary.status === 'clean' ? 'clean' : 'DRIFT';
+    const counts = SEVERITIES.filter((s) => c.summary.counts[s] > 0).map((s) => `${c.summary.counts[s]} ${s}`).join(', ');
+    lines.push(`  ${c.runtime} ${c.name ?? c.id.slice(0, 12)} (${c.image.ref ?? c.image.id ?? 'image unknown'}, ${c.state}): ${verdict}${counts ? `  ${counts}` : ''}`);
+    for (const f of c.findings.slice(0, NESTED_SHOWN)) lines.push(`      ${describe(f)}`);
+    if (c.findings.length > NESTED_SHOWN) lines.push(`      ... and ${c.findings.length - NESTED_SHOWN} more (--json lists them all)`);
+  }
+  return lines;
 }
 
 function describe(f: Finding): string {

@@ -371,7 +371,8 @@ function isPseudoFs(host: Buffer): boolean {
   }
 }
 
-function toRecord(inside: Buffer, text: string, st: Stats): ObservedFile {
+/** The record of one path from its lstat; `inside` is the path's exact bytes, `text` its readable form. */
+export function toRecord(inside: Buffer, text: string, st: Stats): ObservedFile {
   const record: ObservedFile = {
     path: text,
     type: fileType(st),

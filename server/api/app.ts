@@ -6,6 +6,7 @@ import { QuicksandError, isQuicksandError } from '../../shared/errors.js';
 import type { ErrorCode } from '../../shared/errors.js';
 import { agentRoutes } from './agent.js';
 import { baselineRoutes } from './baselines.js';
+import { containerRoutes } from './containers.js';
 import type { AppDeps, Env } from './context.js';
 import { credentialRoutes } from './credentials.js';
 import { enrollRoutes } from './enroll.js';
@@ -76,6 +77,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   hostRoutes(app, deps);
+  containerRoutes(app, deps);
   imageRoutes(app, deps);
   sinkRoutes(app, deps);
   triageRoutes(app, deps);

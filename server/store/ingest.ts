@@ -13,6 +13,8 @@ import type { Synchronous } from './async-adapter.js';
 import type { Ingest, IngestItem, IngestResult } from './types.js';
 import { CLONE_FINDING_KIND, createMachineIdentity } from './identity.js';
 import type { Severity } from '../../shared/findings.js';
+import { createContainerRows } from './containers.js';
+import type { ContainerReport } from '../../shared/report.js';
 
 /** Findings the server itself raises about a host (not the agent's scan). */
 export const CHAIN_FINDING_KIND = 'report-chain-broken';
@@ -83,6 +85,8 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
     `INSERT INTO images (name, version, source, first_seen, last_seen) VALUES (?, ?, 'announced', ?, ?)
      ON CONFLICT (name, version) DO UPDATE SET last_seen = excluded.last_seen`,
   );
+
+  const containerRows = createContainerRows(db);
 
   // An image's last_seen to the minute is plenty; writing it on every report is not.
   const imageTouched = new Map<string, number>();
@@ -158,7 +162,30 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
     });
     touchImage(report.image.name, report.image.version, receivedAt);
     alerting.alert(host, report.image, evaluated, status, receivedAt);
+    if (report.containers !== undefined && frame.kind === 'full') {
+      for (const c of report.containers) storeContainer(agentId, host, c, frame, receivedAt);
+      containerRows.markMissingGone(agentId, frame.seq, now);
+    }
     return { type: 'report', seq: frame.seq, outcome: 'stored', chainBroken };
+  }
+
+  /**
+   * One container of a full report, as a child of its host: its findings stored, resolved and
+   * counted under its own host id, alerting and rules as for any host (with its host's labels).
+   * A gone container keeps what it last showed; an unreadable one (`unknown`) changes nothing.
+   */
+  function storeContainer(agentId: string, parent: { hostname: string; labels: Record<string, string> }, c: ContainerReport, frame: ReportFrame, receivedAt: Date): void {
+    const now = receivedAt.toISOString();
+    const id = containerRows.upsert(agentId, parent.hostname, c, frame.seq, now);
+    if (c.state === 'gone' || c.state === 'unknown') return;
+    const host = { id, hostname: `${parent.hostname}/${c.name ?? c.id.slice(0, 12)}`, labels: parent.labels };
+    const image = { name: c.image.ref ?? c.image.id ?? 'unknown', version: c.image.id ?? 'unknown' };
+    const evaluated = evaluateWithTickets(ticketsAtFirstSight(id, c.findings), host, image, receivedAt);
+    for (const e of evaluated) saveFinding(id, 'scan', e, frame.seq, now);
+    resolveMissing.run(now, id, frame.seq);
+    const { status, score, open } = hostStatus.count(id, receivedAt);
+    updateHostAfterReport.run({ hostId: id, hostname: host.hostname, imageName: image.name, imageVersion: image.version, status, scannedAt: frame.report.scannedAt, score, open, now, seq: frame.seq, outboxDepth: null });
+    alerting.alert(host, image, evaluated, status, receivedAt);
   }
 
   /**

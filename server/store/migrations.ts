@@ -222,4 +222,25 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE enroll_secrets ADD COLUMN expires_at TEXT;
    ALTER TABLE enroll_secrets ADD COLUMN max_uses INTEGER;
    ALTER TABLE enroll_secrets ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;`,
+  // Issue 17 (last: after every step of main): containers are children of their host. Each has a hosts row of its own (findings,
+  // status and triage work as for any host; it has no token and cannot connect) and a containers
+  // row saying whose it is and what it runs. Host lists leave the children out.
+  `ALTER TABLE hosts ADD COLUMN parent_id TEXT REFERENCES hosts(id);
+   CREATE TABLE containers (
+     host_id TEXT PRIMARY KEY REFERENCES hosts(id),
+     parent_id TEXT NOT NULL REFERENCES hosts(id),
+     runtime TEXT NOT NULL,
+     container_id TEXT NOT NULL,
+     name TEXT,
+     image_ref TEXT,
+     image_id TEXT,
+     state TEXT NOT NULL,
+     first_seen TEXT NOT NULL,
+     last_seen TEXT NOT NULL,
+     last_seq INTEGER NOT NULL,
+     gone_at TEXT,
+     UNIQUE (parent_id, runtime, container_id)
+   );
+   CREATE INDEX containers_by_image_ref ON containers (image_ref);
+   CREATE INDEX containers_by_image_id ON containers (image_id);`,
 ];

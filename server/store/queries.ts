@@ -104,8 +104,9 @@ function distinctName(row: { hostname: string; machine_id: string | null; id: st
 
 /** What the API reads. Stale is decided at read time: it depends on the clock, not on a write. */
 export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries> {
-  const allHosts = db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY hostname, id');
-  const hostsByImage = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE image_name = ? ORDER BY hostname, id');
+  // Containers are children of their host (parent_id): listed under it, not among the hosts.
+  const allHosts = db.prepare<[], HostRow>('SELECT * FROM hosts WHERE parent_id IS NULL ORDER BY hostname, id');
+  const hostsByImage = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE image_name = ? AND parent_id IS NULL ORDER BY hostname, id');
   const oneHost = db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE id = ?');
   const reportCount = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM reports WHERE host_id = ?');
   // `counts` and `openFindings` count the same findings: those that make a pet (see host-status.ts).
@@ -136,7 +137,7 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
   };
   const images = db.prepare<[], Omit<ImageSummary, 'hosts'> & { hosts: number }>(
     `SELECT i.name, i.version, i.source, i.first_seen AS firstSeen, i.last_seen AS lastSeen,
-       (SELECT count(*) FROM hosts h WHERE h.image_name = i.name AND h.image_version = i.version) AS hosts,
+       (SELECT count(*) FROM hosts h WHERE h.image_name = i.name AND h.image_version = i.version AND h.parent_id IS NULL) AS hosts,
        i.packages, i.files
      FROM images i ORDER BY i.name, i.version`,
   );

@@ -10,6 +10,7 @@ import { createCredentials } from './credentials.js';
 import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
 import { createQueries } from './queries.js';
+import { createContainerQueries } from './containers.js';
 import type { Store } from './types.js';
 import { acceptManifestUpload, acceptObservationUpload } from './uploads.js';
 import type { AlertPolicy } from '../alerts/policy.js';
@@ -39,6 +40,7 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
     ...createCredentials(db),
     ...createIngest(db, alerting),
     ...createQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
+    ...createContainerQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
     ...images,
     ...createSinkStore(db),
     // What a trigger says is decided when it is sent, from its findings' triage state then.

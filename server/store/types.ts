@@ -1,7 +1,7 @@
 // The store behind one small asynchronous interface, so another backend (PostgreSQL, reached over
 // a socket) can take the place of the embedded SQLite one. Every method returns a Promise: a
 // backend that answers synchronously (better-sqlite3) is wrapped by `asyncPort` (async-adapter.ts).
-import type { ALERT_DELIVERY_STATES, AuditPage, AuditQuery, ChangeSetDetail, ChangeSetSummary, HostDetail, HostFinding, HostStatusName, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
+import type { ALERT_DELIVERY_STATES, AuditPage, AuditQuery, ChangeSetDetail, ChangeSetSummary, ContainerSummary, ContainersQuery, HostDetail, HostFinding, HostStatusName, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
 import type { AlertSink } from '../../shared/alerts.js';
 import type { BaselineSummary, HostBaseline } from '../../shared/baseline.js';
 import type { Manifest } from '../../shared/manifest.js';
@@ -111,6 +111,13 @@ export type ObservationUploadResult = Omit<BaselineSummary, 'accepted'>;
 export interface Uploads {
   image(body: Uint8Array, now: Date): Promise<ImageUploadResult>;
   observation(req: { hostId: string; version: number; body: Uint8Array; now: Date }): Promise<ObservationUploadResult>;
+}
+
+export interface ContainerQueries {
+  /** A host's containers; null when the host is not known. */
+  hostContainers(hostId: string, now: Date): Promise<ContainerSummary[] | null>;
+  /** The fleet's containers: "which containers of image X drifted, on which hosts". */
+  listContainers(query: ContainersQuery, now: Date): Promise<ContainerSummary[]>;
 }
 
 export interface Images {
@@ -250,7 +257,7 @@ export interface Baselines {
   commandsFor(hostId: string, agentBaseline: number | undefined, image: { name: string; version: string } | null): Promise<Array<Omit<CommandFrame, 'type'>>>;
 }
 
-export interface Store extends Credentials, Ingest, Queries, Images, SinkStore {
+export interface Store extends Credentials, Ingest, Queries, ContainerQueries, Images, SinkStore {
   alertQueue: AlertQueue;
   heldAlerts: HeldAlertQueue;
   triage: Triage;

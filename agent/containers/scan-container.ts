@@ -1,0 +1,250 @@
+import { lstatSync } from 'node:fs';
+import type { FileRecord, Manifest } from '../../shared/manifest.js';
+import { MANIFEST_SCHEMA } from '../../shared/manifest.js';
+import { maxSeverity } from '../../shared/findings.js';
+import type { Policy } from '../../shared/policy.js';
+import { summarize } from '../../shared/summary.js';
+import type { ContainerReport, Finding, ScanWarning } from '../../shared/report.js';
+import type { Collector } from '../collect/types.js';
+import { diff, selectForVerification } from '../diff/differ.js';
+import { collectPackages } from '../fingerprint/observe.js';
+import type { CollectedAll } from '../fingerprint/observe.js';
+import { changeSetsNamed } from '../diff/scan.js';
+import { verifyAgainstPackages } from '../diff/verify.js';
+import { LayerStack, ProbeCache, layeredRoot } from './layers.js';
+import type { Layer } from './layers.js';
+import { LayerAttrCache } from './layer-attr-cache.js';
+import type { CachedImage } from './layer-attr-cache.js';
+import { readOverlayAttrs } from './overlay-xattrs.js';
+import type { OverlayAttrIndex } from './overlay-xattrs.js';
+import { DigestCache, diffUpper } from './upper-diff.js';
+import type { DiscoveredContainer } from './types.js';
+
+/**
+ * The image side of every container of one image: read once, shared by all of them (and kept in
+ * the state folder); `accessed`/`listed` are what the collectors looked at in the image.
+ */
+type ImageView = CachedImage;
+
+/**
+ * What scanning many containers shares: the overlay attributes and lstat results of each layer
+ * folder, the lower files' digests and each image's packages. A host with 200 containers of one
+ * image reads that image once; each container then costs what its writable layer holds.
+ */
+export class ContainerScanContext {
+  readonly probes = new ProbeCache();
+  readonly digests = new DigestCache();
+  private readonly attrs = new Map<string, OverlayAttrIndex>();
+  private readonly images = new Map<string, Promise<ImageView>>();
+  /** Upper layers' attributes read ahead for a whole host (one `getfattr` run), used once each. */
+  private readonly ahead = new Map<string, OverlayAttrIndex>();
+
+  constructor(
+    readonly policy: Policy,
+    readonly collectors?: readonly Collector[],
+    readonly layerCache: LayerAttrCache = new LayerAttrCache(null),
+  ) {}
+
+  /** Image layers whose attributes are neither known in this process nor in the state folder's cache. */
+  private unknownLowers(lowers: readonly string[]): string[] {
+    const out: string[] = [];
+    for (const l of lowers) {
+      if (this.attrs.has(l)) continue;
+      const cached = this.layerCache.get(l);
+      if (cached !== undefined) this.attrs.set(l, cached);
+      else out.push(l);
+    }
+    return out;
+  }
+
+  private learn(lowers: readonly string[], parts: Map<string, OverlayAttrIndex>): void {
+    for (const l of lowers) {
+      this.attrs.set(l, parts.get(l)!);
+      this.layerCache.set(l, parts.get(l)!);
+    }
+  }
+
+  /**
+   * Reads the overlay attributes of every container's layers of a host in one `getfattr` run
+   * (a process per container would cost more than most containers' whole drift). They are read a
+   * moment before each container's walk: a marker made in between is seen by the next scan.
+   */
+  async readAhead(containers: ReadonlyArray<{ upper: string; lowers: readonly string[] }>): Promise<string[]> {
+    const lowers = this.unknownLowers([...new Set(containers.flatMap((c) => c.lowers))]);
+    const uppers = containers.map((c) => c.upper);
+    const { index, errors } = await readOverlayAttrs([...uppers, ...lowers]);
+    const parts = splitByDir(index, [...uppers, ...lowers]);
+    this.learn(lowers, parts);
+    for (const u of uppers) this.ahead.set(u, parts.get(u)!);
+    return errors;
+  }
+
+  /** Layers with their overlay attributes; one `getfattr` run for those not read before. Uppers are read afresh. */
+  async layersOf(upper: string, lowers: readonly string[]): Promise<{ upper: Layer; lowers: Layer[]; warnings: string[] }> {
+    const early = this.ahead.get(upper);
+    const fresh = this.unknownLowers(lowers);
+    let errors: string[] = [];
+    let upperAttrs: OverlayAttrIndex;
+    if (early !== undefined && fresh.length === 0) {
+      this.ahead.delete(upper);
+      upperAttrs = early;
+    } else {
+      const read = await readOverlayAttrs([upper, ...fresh]);
+      errors = read.errors;
+      const parts = splitByDir(read.index, [upper, ...fresh]);
+      this.learn(fresh, parts);
+      upperAttrs = parts.get(upper)!;
+    }
+    return { upper: { dir: upper, attrs: upperAttrs }, lowers: lowers.map((dir) => ({ dir, attrs: this.attrs.get(dir)! })), warnings: errors };
+  }
+
+  imageView(lowers: readonly Layer[]): Promise<ImageView> {
+    const key = lowers.map((l) => l.dir).join('\u0000');
+    let view = this.images.get(key);
+    if (view === undefined) {
+      view = (async () => {
+        const dirs = lowers.map((l) => l.dir);
+        const kept = this.layerCache.getImage(dirs);
+        if (kept !== undefined) return kept;
+        const stack = new LayerStack(lowers, this.probes);
+        stack.recordAccess();
+        const packages = await collectPackages(layeredRoot(stack, 'image'), this.collectors);
+        const read = { packages, accessed: stack.accessed!, listed: stack.listed! };
+        // An image whose package databases could not all be read is read again next time.
+        if (!packages.warnings.some((w) => w.code === 'COLLECTOR_FAILED')) this.layerCache.setImage(dirs, read);
+        return read;
+      })();
+      this.images.set(key, view);
+    }
+    return view;
+  }
+}
+
+/** The attributes of each of `dirs` (no one of them inside another), by the folder they are in. */
+function splitByDir(index: OverlayAttrIndex, dirs: readonly string[]): Map<string, OverlayAttrIndex> {
+  const out = new Map<string, OverlayAttrIndex>(dirs.map((d) => [d, new Map()]));
+  for (const [p, a] of index) {
+    // Layer folders end in `/diff` or `/fs`: the owner is found by cutting the path back.
+    for (let cut = p; cut.length > 1; cut = cut.slice(0, cut.lastIndexOf('/')) || '/') {
+      const own = out.get(cut);
+      if (own !== undefined) {
+        own.set(p, a);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * One container's drift from its image, read from the host: its writable layer compared path by
+ * path with the image's layers, and its package databases (read through the layers, never a
+ * mount) compared with the image's. Never writes, mounts or executes anything in the container.
+ */
+export async function scanContainer(c: DiscoveredContainer, ctx: ContainerScanContext): Promise<ContainerReport> {
+  const t0 = performance.now();
+  const ident = { runtime: c.runtime, id: c.id, ...(c.name ? { name: c.name } : {}), image: { ...(c.image.ref ? { ref: c.image.ref } : {}), ...(c.image.id ? { id: c.image.id } : {}) } };
+  if (!exists(c.upper)) return goneReport(ident, c.upper, c.warnings ?? []);
+  const { upper, lowers, warnings: attrErrors } = await ctx.layersOf(c.upper, c.lowers);
+  const imageLowers = lowers.filter((l) => c.imageLowers.includes(l.dir));
+  const image = await ctx.imageView(imageLowers);
+  const lowerStack = new LayerStack(lowers, ctx.probes);
+  const changes = diffUpper(upper, lowerStack, { policy: ctx.policy, digests: ctx.digests });
+  // Removed while it was walked: what was read of it is no container's state any more.
+  if (!exists(c.upper)) return goneReport(ident, c.upper, c.warnings ?? []);
+  if (!changes.readable) {
+    // There but unreadable: nothing is known of it this time, which is not "clean".
+    return { ...ident, state: 'unknown', summary: summarize([]), findings: [], warnings: [...(c.warnings ?? []), ...changes.warnings] };
+  }
+
+  const mergedRoot = layeredRoot(new LayerStack([upper, ...lowers], ctx.probes), 'container');
+  // The container's package databases are read again only when its layer changed what the
+  // collectors read in the image: otherwise they are the image's (the common, cheap case).
+  const packages = changes.touched.some((p) => affectsCollectors(p, image)) ? await collectPackages(mergedRoot, ctx.collectors) : image.packages;
+
+  const manifest: Manifest = {
+    schema: MANIFEST_SCHEMA,
+    image: { name: c.image.ref ?? c.image.id ?? 'unknown', version: c.image.id ?? 'unknown', createdAt: new Date(0).toISOString(), source: 'root' },
+    policy: ctx.policy,
+    packages: image.packages.packages,
+    files: changes.expected.map((f) => withOwner(f, image.packages)),
+  };
+  // The differ reads a manifest without file records as package-only: one record equal on both
+  // sides (the root folder, as the upper layer holds it) keeps it comparing files.
+  const anchor: FileRecord = { path: '/', type: 'dir', mode: '0755', uid: 0, gid: 0 };
+  manifest.files.push(anchor);
+  const obs = { packages: packages.packages, files: [...changes.observed, anchor], owned: packages.owned, changeSets: packages.changeSets };
+  const verdicts = await verifyAgainstPackages(mergedRoot, selectForVerification(manifest, obs), packages.owned);
+  const findings = raiseAddedExecutables(diff(manifest, obs, verdicts));
+  const warnings: ScanWarning[] = [
+    ...(c.warnings ?? []),
+    ...attrErrors.map((message) => ({ code: 'CONTAINER_XATTRS_UNREADABLE', path: c.upper, message })),
+    ...changes.warnings,
+    ...(packages === image.packages ? [] : packages.warnings),
+  ];
+  const changeSets = changeSetsNamed(findings, packages.changeSets);
+  return {
+    ...ident,
+    state: c.state,
+    summary: summarize(findings),
+    findings,
+    ...(changeSets.length > 0 ? { changeSets } : {}),
+    warnings: warnings.slice(0, 10_000),
+    stats: { entries: changes.stats.entries, bytesRead: changes.stats.bytesHashed, durationMs: Math.round(performance.now() - t0) },
+  };
+}
+
+/**
+ * Whether an upper-layer path changes what the collectors read in the image: a path they read or
+ * listed, an entry of a folder they listed, or a whiteout/opaque/new folder above what they read.
+ */
+function affectsCollectors(p: string, image: ImageView): boolean {
+  if (image.accessed.has(p) || image.listed.has(p)) return true;
+  if (image.listed.has(p.slice(0, p.lastIndexOf('/')) || '/')) return true;
+  const prefix = `${p}/`;
+  for (const a of image.accessed) if (a.startsWith(prefix)) return true;
+  for (const a of image.listed) if (a.startsWith(prefix)) return true;
+  return false;
+}
+
+/** An image file the package databases say a package installed: a removed package's files nest under it. */
+function withOwner(f: FileRecord, pkgs: CollectedAll): FileRecord {
+  const owner = pkgs.owned.get(f.path)?.owner;
+  return owner ? { ...f, owner } : f;
+}
+
+/**
+ * An executable that is not in the image is the strongest sign of a mutated container (nobody
+ * should ever add a program to a running container): critical wherever it sits, inside a
+ * package's finding or on its own; the package finding takes the highest severity below it.
+ */
+export function raiseAddedExecutables(findings: Finding[]): Finding[] {
+  const raise = (f: Finding): Finding => {
+    const changes = f.changes?.map(raise);
+    let severity = f.severity;
+    let reason = f.reason;
+    if (f.kind === 'file-added' && f.severity !== 'info' && (reason === 'new executable in a system path' || reason === 'new setuid/setgid file')) {
+      severity = 'critical';
+      reason = reason === 'new setuid/setgid file' ? reason : 'executable not in the container image';
+    }
+    for (const ch of changes ?? []) severity = maxSeverity(severity, ch.severity);
+    return { ...f, severity, ...(reason !== undefined ? { reason } : {}), ...(changes ? { changes } : {}) };
+  };
+  return findings.map(raise).sort((a, b) => order(a) - order(b));
+}
+
+const RANK = { critical: 0, high: 1, medium: 2, low: 3, info: 4 } as const;
+const order = (f: Finding): number => RANK[f.severity];
+
+function goneReport(ident: Omit<ContainerReport, 'state' | 'summary' | 'findings' | 'warnings'>, upper: string, warnings: ScanWarning[]): ContainerReport {
+  return { ...ident, state: 'gone', summary: summarize([]), findings: [], warnings: [...warnings, { code: 'CONTAINER_GONE', path: upper, message: 'the container was removed while it was scanned' }] };
+}
+
+function exists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

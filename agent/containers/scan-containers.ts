@@ -1,0 +1,68 @@
+import path from 'node:path';
+import type { Policy } from '../../shared/policy.js';
+import type { ContainerReport, ScanWarning } from '../../shared/report.js';
+import { MAX_CONTAINERS_PER_REPORT } from '../../shared/report.js';
+import type { Collector } from '../collect/types.js';
+import { discoverContainerd } from './discover-containerd.js';
+import { discoverDocker } from './discover-docker.js';
+import { discoverPodman } from './discover-podman.js';
+import { LayerAttrCache } from './layer-attr-cache.js';
+import { ContainerScanContext, scanContainer } from './scan-container.js';
+import type { Discovery } from './types.js';
+
+/** Every container of the host under `rootDir`: Docker (overlay2), Podman/CRI-O, containerd (running). */
+export async function discoverContainers(rootDir: string): Promise<Discovery> {
+  const found = await Promise.all([discoverDocker(rootDir), discoverPodman(rootDir), discoverContainerd(rootDir)]);
+  const seen = new Set<string>();
+  const out: Discovery = { containers: [], warnings: [] };
+  for (const d of found) {
+    out.warnings.push(...d.warnings);
+    for (const c of d.containers) {
+      // A container of Docker's overlay2 driver is also in the mount table while it runs.
+      const key = `${c.runtime}:${c.id}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.containers.push(c);
+    }
+  }
+  return out;
+}
+
+export interface ContainersScan {
+  containers: ContainerReport[];
+  warnings: ScanWarning[];
+}
+
+/**
+ * Discovers the host's containers and reads each one's drift from its image (see
+ * scan-container.ts). One container that cannot be read is a warning on it, never the end of the
+ * scan; a container removed meanwhile is reported `gone`.
+ */
+export async function scanContainers(
+  rootDir: string,
+  policy: Policy,
+  opts: { collectors?: readonly Collector[]; context?: ContainerScanContext; stateDir?: string } = {},
+): Promise<ContainersScan> {
+  const discovery = await discoverContainers(rootDir);
+  const cache = new LayerAttrCache(opts.stateDir === undefined ? null : path.join(opts.stateDir, LAYER_CACHE_FILE));
+  const ctx = opts.context ?? new ContainerScanContext(policy, opts.collectors, cache);
+  const containers: ContainerReport[] = [];
+  const warnings = [...discovery.warnings];
+  const list = discovery.containers.slice(0, MAX_CONTAINERS_PER_REPORT);
+  if (list.length < discovery.containers.length) warnings.push({ code: 'CONTAINERS_TRUNCATED', message: `${discovery.containers.length} containers found; the first ${list.length} were read` });
+  const attrErrors = await ctx.readAhead(list);
+  // Errors of one layer (removed meanwhile) are the container's own when it is read again below.
+  if (attrErrors.some((e) => e.startsWith('getfattr not found'))) warnings.push({ code: 'CONTAINER_XATTRS_UNREADABLE', message: attrErrors[0]! });
+  for (const c of list) {
+    try {
+      containers.push(await scanContainer(c, ctx));
+    } catch (err) {
+      warnings.push({ code: 'CONTAINER_SCAN_FAILED', path: c.upper, message: `${c.runtime} container ${c.id} not read: ${(err as Error).message}` });
+    }
+  }
+  ctx.layerCache.save();
+  return { containers, warnings };
+}
+
+/** In the agent's state folder: the image layers' overlay attributes (see layer-attr-cache.ts). */
+export const LAYER_CACHE_FILE = 'container-layers.json';

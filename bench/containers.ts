@@ -1,0 +1,169 @@
+// bench:containers — reading 200 containers of one image from the host's disk, side by side:
+// a small drift per container on the image, the same drift on an image about twice the size, and
+// a bigger drift (ten files more, five image files changed) on the first image. Time and bytes read must follow the drift, not the
+// image. Each container is a real overlay mount (half Docker overlay2, half Podman layout) changed
+// through its merged view, then unmounted; the scans never mount anything.
+//
+// "first": the first scan of the host (the image's layers' overlay attributes and its package
+// databases are read once, then every container); "next": a later scan in a new process, with
+// the layers' attributes from the state folder (what each further `scan --containers` costs).
+// Bytes read are the process's own read(2) bytes (/proc/self/io rchar): every file, database
+// and folder it read; `getfattr` (a child) reads only extended attributes.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { LAYER_CACHE_FILE, scanContainers } from '../agent/containers/scan-containers.js';
+import { defaultPolicy } from '../shared/policy.js';
+import { CACHE_DIR } from '../test/helpers/debian-root.js';
+import { buildContainerHost, ensureImageLayers, overlayMount, scratchDir } from '../test/helpers/container-layers.js';
+import { lpad, median, pad } from './measure.js';
+
+const COUNT = Number(process.env.QS_BENCH_CONTAINERS ?? 200);
+const RUNS = 5;
+
+function rchar(): number {
+  const m = /^rchar: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'));
+  return Number(m![1]);
+}
+
+const BULK = ['bulk1', 'bulk2', 'bulk3'];
+
+/**
+ * A bigger image: three more layers, each a copy of the image's /usr/share and shared libraries
+ * under /opt (data and code, no package database: the image's packages stay the same).
+ */
+function ensureBigImage(bottom: string, top: string): string[] {
+  const dir = path.join(CACHE_DIR, 'container-image-c1-big2');
+  const layers = BULK.map((l) => path.join(dir, l));
+  if (!existsSync(dir)) {
+    const tmp = `${dir}.tmp-${process.pid}`;
+    const below = [top, bottom];
+    for (const l of BULK) {
+      const m = overlayMount(tmp, below, path.join(tmp, l));
+      try {
+        mkdirSync(path.join(m.merged, 'opt', l), { recursive: true });
+        execFileSync('cp', ['-a', path.join(m.merged, 'usr/share'), path.join(m.merged, `opt/${l}/share`)]);
+        execFileSync('cp', ['-a', path.join(m.merged, 'usr/lib/x86_64-linux-gnu'), path.join(m.merged, `opt/${l}/lib`)]);
+      } finally {
+        m.unmount();
+      }
+      below.unshift(path.join(tmp, l));
+    }
+    execFileSync('mv', [tmp, dir]);
+  }
+  return [bottom, top, ...layers];
+}
+
+const treeBytes = (dirs: readonly string[]): number => dirs.reduce((n, d) => n + Number(execFileSync('du', ['-sb', d], { encoding: 'utf8' }).split('\t')[0]), 0);
+
+interface Row {
+  label: string;
+  imageMb: number;
+  driftKb: number;
+  cold: number;
+  warm: number;
+  coldMb: number;
+  warmMb: number;
+  hashedKb: number;
+}
+
+interface Host {
+  label: string;
+  image: string[];
+  root: string;
+  state: string;
+  driftBytes: number;
+  remove: () => void;
+}
+
+function buildHost(label: string, image: string[], drift: (i: number, merged: string) => void): Host {
+  const scratch = scratchDir();
+  const root = path.join(scratch.dir, 'host');
+  const containers = buildContainerHost(root, scratch.dir, image, COUNT, drift);
+  const state = path.join(scratch.dir, 'state');
+  mkdirSync(state, { recursive: true });
+  return { label, image, root, state, driftBytes: treeBytes(containers.map((c) => c.upper)), remove: scratch.remove };
+}
+
+/** One first scan (no state) and one next scan (the state the first one left) of `host`. */
+async function scanTwice(host: Host): Promise<{ first: number; firstBytes: number; next: number; nextBytes: number; hashed: number }> {
+  rmSync(path.join(host.state, LAYER_CACHE_FILE), { force: true });
+  let b0 = rchar();
+  let t0 = performance.now();
+  const first = await scanContainers(host.root, defaultPolicy(), { stateDir: host.state });
+  const firstMs = performance.now() - t0;
+  const firstBytes = rchar() - b0;
+  if (first.containers.length !== COUNT) throw new Error(`${host.label}: ${first.containers.length} containers reported`);
+  b0 = rchar();
+  t0 = performance.now();
+  const again = await scanContainers(host.root, defaultPolicy(), { stateDir: host.state });
+  const nextMs = performance.now() - t0;
+  return { first: firstMs, firstBytes, next: nextMs, nextBytes: rchar() - b0, hashed: again.containers.reduce((n, c) => n + (c.stats?.bytesRead ?? 0), 0) };
+}
+
+/** The hosts are scanned in turn, run after run, so a busy moment of the machine hits them alike. */
+async function measureAll(hosts: Host[]): Promise<Row[]> {
+  const runs = hosts.map(() => [] as Array<Awaited<ReturnType<typeof scanTwice>>>);
+  for (let r = 0; r < RUNS; r++) for (const [i, h] of hosts.entries()) runs[i]!.push(await scanTwice(h));
+  return hosts.map((h, i) => {
+    const rs = runs[i]!;
+    return {
+      label: h.label,
+      imageMb: treeBytes(h.image) / 2 ** 20,
+      driftKb: h.driftBytes / 1024,
+      cold: median(rs.map((x) => x.first)),
+      warm: median(rs.map((x) => x.next)),
+      coldMb: median(rs.map((x) => x.firstBytes)) / 2 ** 20,
+      warmMb: median(rs.map((x) => x.nextBytes)) / 2 ** 20,
+      hashedKb: rs[0]!.hashed / 1024,
+    };
+  });
+}
+
+const small = (i: number, m: string): void => {
+  writeFileSync(path.join(m, `etc/app-${i}.conf`), `replicas=${i}\n`);
+  if (i % 20 === 0) writeFileSync(path.join(m, 'usr/local/bin/hotfix'), '#!/bin/sh\n', { mode: 0o755 });
+};
+const tenfold = (i: number, m: string): void => {
+  small(i, m);
+  const blob = Buffer.alloc(64 * 1024, i % 251);
+  for (let k = 0; k < 9; k++) writeFileSync(path.join(m, `etc/app-${i}-${k}.dat`), blob);
+  // Changed image files: the agent reads both copies to compare them.
+  for (const f of ['usr/bin/tac', 'usr/bin/head', 'usr/bin/tail', 'usr/bin/sort', 'usr/bin/uniq']) appendFileSync(path.join(m, f), `\n# ${i}\n`);
+};
+
+async function main(): Promise<void> {
+  const { bottom, top } = ensureImageLayers();
+  const big = ensureBigImage(bottom, top);
+  console.log(`bench:containers — ${COUNT} containers of one image on one host, median of ${RUNS} runs each, side by side`);
+  const hosts = [buildHost('small drift, image 1x', [bottom, top], small), buildHost('small drift, big image', big, small), buildHost('10x drift,  image 1x', [bottom, top], tenfold)];
+  let rows: Row[];
+  try {
+    rows = await measureAll(hosts);
+  } finally {
+    for (const h of hosts) h.remove();
+  }
+  console.log(
+    [pad('scenario', 24), lpad('image MiB', 10), lpad('drift KiB', 10), lpad('first s', 8), lpad('first MiB read', 15), lpad('next s', 8), lpad('next MiB read', 14), lpad('ms/ctr next', 12), lpad('KiB hashed', 11)].join(' '),
+  );
+  for (const r of rows) {
+    console.log(
+      [
+        pad(r.label, 24),
+        lpad(r.imageMb.toFixed(0), 10),
+        lpad(r.driftKb.toFixed(0), 10),
+        lpad((r.cold / 1000).toFixed(2), 8),
+        lpad(r.coldMb.toFixed(1), 15),
+        lpad((r.warm / 1000).toFixed(2), 8),
+        lpad(r.warmMb.toFixed(1), 14),
+        lpad((r.warm / COUNT).toFixed(2), 12),
+        lpad(r.hashedKb.toFixed(0), 11),
+      ].join(' '),
+    );
+  }
+  const [a, b, c] = rows as [Row, Row, Row];
+  console.log(`image ${(b.imageMb / a.imageMb).toFixed(1)}x (small drift): next scan ${(b.warm / a.warm).toFixed(2)}x time, ${(b.warmMb / a.warmMb).toFixed(2)}x bytes read; first scan ${(b.cold / a.cold).toFixed(2)}x time, ${(b.coldMb / a.coldMb).toFixed(2)}x bytes read`);
+  console.log(`drift ${(c.driftKb / a.driftKb).toFixed(0)}x bytes (image 1x): next scan ${(c.warm / a.warm).toFixed(2)}x time, ${(c.warmMb / a.warmMb).toFixed(2)}x bytes read`);
+}
+
+await main();
