@@ -20,7 +20,7 @@ WANTS=/etc/systemd/system/multi-user.target.wants
 SERVICE_USER=quicksand
 NODE_MAJOR_MIN=20
 # The runtime dependencies of the agent (the server's are not installed on hosts).
-AGENT_DEPS=(better-sqlite3 chokidar ws node-cron zod)
+AGENT_DEPS=(better-sqlite3 ws node-cron zod @napi-rs/xattr)
 
 ROOT=""
 SERVER=""
@@ -165,6 +165,11 @@ stage_app() {
       seen.add(dir);
       const pkg = JSON.parse(readFileSync(pkgJson, "utf8"));
       for (const dep of Object.keys(pkg.dependencies ?? {})) visit(dep, dir);
+      // Optional ones are the prebuilt binaries of other platforms (@napi-rs/xattr): take the one
+      // npm installed here, skip the rest.
+      for (const dep of Object.keys(pkg.optionalDependencies ?? {})) {
+        try { visit(dep, dir); } catch { /* not installed on this platform */ }
+      }
     };
     for (const name of process.argv.slice(1)) visit(name, process.cwd());
     const root = path.join(process.cwd(), "node_modules") + path.sep;
