@@ -3,19 +3,19 @@ import path from 'node:path';
 import type { ScanWarning } from '../../shared/report.js';
 import { readSmall } from './overlay-dirs.js';
 import type { DiscoveredContainer, Discovery } from './types.js';
+import { OVERLAY_SNAPSHOTTER } from './containerd-store.js';
+import type { ContainerdStore, OpenedContainerd } from './containerd-store.js';
 
 /**
- * containerd's overlayfs snapshotter keeps each snapshot in
- * `io.containerd.snapshotter.v1.overlayfs/snapshots/<n>/fs` and which snapshot is whose (parents,
- * keys = container ids in namespaces such as `moby` for Docker's containerd image store or
- * `k8s.io`) in `metadata.db`, a bbolt database. This agent does not read bbolt: a running
- * container is found through the host's mount table instead, where the kernel names each overlay
- * mount's `upperdir=` and `lowerdir=` (proc(5) mountinfo: fields up to ` - `, then fstype,
- * source and the super options). A *stopped* containerd container has no mount and is therefore
- * not discovered: that needs metadata.db.
- * The container id is taken from where the rootfs is mounted: containerd's runtime v2 shim mounts
- * it at `…/io.containerd.runtime.v2.task/<namespace>/<id>/rootfs`; Docker with the containerd
- * image store at `…/docker/rootfs/overlayfs/<id>`.
+ * containerd's containers, running and stopped, from its metadata databases (containerd-store.ts:
+ * container → snapshot key → snapshot folders, image name and digest), in every namespace but
+ * Docker's `moby` (Docker's own containers are read from its config.v2.json, discover-docker.ts).
+ * Whether one runs is told by the host's mount table, where the kernel names each overlay mount's
+ * `upperdir=` and `lowerdir=` (proc(5) mountinfo: fields up to ` - `, then fstype, source and the
+ * super options): containerd's runtime v2 shim mounts a container's rootfs at
+ * `…/io.containerd.runtime.v2.task/<namespace>/<id>/rootfs`, Docker with the containerd image
+ * store at `…/docker/rootfs/overlayfs/<id>`. A running container the databases do not name (they
+ * could not be read) is still found through its mount, without its image.
  */
 export interface OverlayMount {
   mountPoint: string;
@@ -68,29 +68,69 @@ function unescapeMount(s: string): string {
 const SNAPSHOTS = /\/io\.containerd\.snapshotter\.v1\.overlayfs\/snapshots\/[0-9]+\/fs$/;
 const TASK = /\/io\.containerd\.runtime\.v2\.task\/([^/]+)\/([A-Za-z0-9][A-Za-z0-9_.-]{0,127})\/rootfs$/;
 const DOCKER_ROOTFS = /\/rootfs\/overlayfs\/([0-9a-f]{12,128})$/;
+/** containerd's identifiers (pkg/identifiers): what a report may carry as a container id. */
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$/;
+/** Docker's namespace in containerd (moby daemon: the `containerd-namespace` default). */
+export const DOCKER_NAMESPACE = 'moby';
 
 /**
- * Running containers on containerd snapshots, from `proc/1/mountinfo` under the host root (the
- * init process's mount namespace: the runtimes' mounts are there). Paths in it are the host's,
- * so they are taken relative to `rootDir`.
+ * containerd's containers under `rootDir`, from its databases and from `proc/1/mountinfo` (the
+ * init process's mount namespace, where the runtimes' mounts are; its paths are the host's, so
+ * they are taken relative to `rootDir`).
  */
-export async function discoverContainerd(rootDir: string, mountinfo = 'proc/1/mountinfo'): Promise<Discovery> {
+export async function discoverContainerd(rootDir: string, containerd: OpenedContainerd, mountinfo = 'proc/1/mountinfo'): Promise<Discovery> {
   const file = path.join(rootDir, mountinfo);
-  const warnings: ScanWarning[] = [];
-  let text: string | null;
+  const warnings: ScanWarning[] = [...containerd.warnings];
+  let text: string | null = null;
   try {
     text = await readSmall(file, 64 * 1024 * 1024);
   } catch (err) {
-    return { containers: [], warnings: [{ code: 'CONTAINER_METADATA_INVALID', path: file, message: (err as Error).message }] };
+    warnings.push({ code: 'CONTAINER_METADATA_INVALID', path: file, message: (err as Error).message });
   }
-  if (text === null) return { containers: [], warnings };
+  const host = (p: string): string => path.join(rootDir, p);
+  const mounts = text === null ? [] : parseOverlayMounts(text).filter((m) => SNAPSHOTS.test(m.upper));
+  const running = new Map<string, OverlayMount>();
+  for (const m of mounts) {
+    const task = TASK.exec(m.mountPoint);
+    if (task) running.set(`${task[1]}/${task[2]}`, m);
+  }
+
   const containers: DiscoveredContainer[] = [];
-  for (const m of parseOverlayMounts(text)) {
-    if (!SNAPSHOTS.test(m.upper)) continue;
+  const known = new Set<string>();
+  if (containerd.store !== null) {
+    const listed = containerd.store.containers();
+    warnings.push(...listed.warnings);
+    for (const r of listed.containers) {
+      if (r.namespace === DOCKER_NAMESPACE) continue;
+      const name = `${r.namespace}/${r.id}`;
+      if (!CONTAINER_ID.test(r.id)) {
+        warnings.push({ code: 'CONTAINER_METADATA_INVALID', path: containerd.store.metaFile, message: `containerd container ${JSON.stringify(name.slice(0, 200))} has an id containerd would not make: skipped` });
+        continue;
+      }
+      const chain = containerd.store.chain(r.namespace, r.snapshotter ?? OVERLAY_SNAPSHOTTER, r.snapshotKey ?? r.id);
+      if (chain instanceof Error) {
+        warnings.push({ code: 'CONTAINER_METADATA_MISSING', path: containerd.store.metaFile, message: `containerd container ${name}: ${chain.message}: skipped` });
+        continue;
+      }
+      known.add(name);
+      containers.push({
+        runtime: 'containerd',
+        id: r.id,
+        name,
+        image: { ...(r.image ? { ref: r.image } : {}), ...(r.imageDigest ? { id: r.imageDigest } : {}) },
+        state: running.has(name) ? 'running' : 'stopped',
+        upper: chain.upper,
+        lowers: chain.lowers,
+        imageLowers: chain.lowers,
+      });
+    }
+  }
+
+  for (const m of mounts) {
     const task = TASK.exec(m.mountPoint);
     const docker = DOCKER_ROOTFS.exec(m.mountPoint);
     if (!task && !docker) continue;
-    const host = (p: string): string => path.join(rootDir, p);
+    if (task && known.has(`${task[1]}/${task[2]}`)) continue;
     const lowers = m.lowers.map(host);
     // Docker's init snapshot (its /etc/hosts, /.dockerenv…) is the container's nearest parent:
     // not part of the image, so not shared by the image's other containers.
@@ -104,10 +144,20 @@ export async function discoverContainerd(rootDir: string, mountinfo = 'proc/1/mo
       upper: host(m.upper),
       lowers,
       imageLowers: init ? lowers.slice(1) : lowers,
-      warnings: [{ code: 'CONTAINER_IMAGE_UNKNOWN', path: m.mountPoint, message: "found through the mount table: the image's name is in containerd's metadata.db, which this agent does not read" }],
+      warnings: [{ code: 'CONTAINER_IMAGE_UNKNOWN', path: m.mountPoint, message: `found through the mount table only: containerd's meta.db ${containerd.store === null ? 'could not be read' : 'does not name it'}, which names the image` }],
     });
   }
   return { containers, warnings };
+}
+
+/**
+ * A container of Docker's containerd image store: its snapshot (key = container id in namespace
+ * `moby`) and parents; Docker's init snapshot `<id>-init` is the container's own, not the image's.
+ */
+export function dockerSnapshot(store: ContainerdStore, id: string, snapshotter: string): Pick<DiscoveredContainer, 'upper' | 'lowers' | 'imageLowers'> | Error {
+  const chain = store.chain(DOCKER_NAMESPACE, snapshotter, id);
+  if (chain instanceof Error) return chain;
+  return { upper: chain.upper, lowers: chain.lowers, imageLowers: chain.lowers.filter((_, i) => !chain.lowerKeys[i]!.endsWith(`/${id}-init`)) };
 }
 
 async function isFile(p: string): Promise<boolean> {

@@ -4,6 +4,8 @@ import type { ScanWarning } from '../../shared/report.js';
 import { listDir } from '../collect/read.js';
 import { lowersOf, parseJsonFile, readSmall } from './overlay-dirs.js';
 import type { DiscoveredContainer, Discovery } from './types.js';
+import type { ContainerdStore } from './containerd-store.js';
+import { dockerSnapshot } from './discover-containerd.js';
 
 /**
  * Docker with the overlay2 graph driver, read from disk relative to the host root (moby:
@@ -15,7 +17,10 @@ import type { DiscoveredContainer, Discovery } from './types.js';
  *   in `overlay2/` (`init-id` is `<mount-id>-init`, Docker's own /etc/hosts, /.dockerenv…);
  * - `var/lib/docker/overlay2/<mount-id>/{diff,lower}`: the writable layer and the layers below it.
  * Containers of Docker's containerd image store (Docker ≥ 29 on fresh installs) have no layerdb
- * mount: their snapshots are found through the mount table (see discover-containerd.ts).
+ * mount: `Driver` names the containerd snapshotter ("overlayfs") and the snapshot, keyed by the
+ * container id in containerd's `moby` namespace, is looked up in containerd's databases
+ * (discover-containerd.ts `dockerSnapshot`). Without them a running one is still found through
+ * the mount table.
  */
 const configSchema = z.object({
   ID: z.string().regex(/^[0-9a-f]{12,128}$/, 'expected a container id'),
@@ -26,7 +31,7 @@ const configSchema = z.object({
   State: z.object({ Running: z.boolean().optional(), Dead: z.boolean().optional(), RemovalInProgress: z.boolean().optional() }).optional(),
 });
 
-export async function discoverDocker(rootDir: string, dockerRoot = 'var/lib/docker'): Promise<Discovery> {
+export async function discoverDocker(rootDir: string, containerd: ContainerdStore | null, dockerRoot = 'var/lib/docker'): Promise<Discovery> {
   const home = path.join(rootDir, dockerRoot);
   const containers: DiscoveredContainer[] = [];
   const warnings: ScanWarning[] = [];
@@ -42,8 +47,19 @@ export async function discoverDocker(rootDir: string, dockerRoot = 'var/lib/dock
       }
       const config = parseJsonFile(text, file, configSchema);
       const driver = config.Driver ?? 'overlay2';
+      const ident = {
+        runtime: 'docker' as const,
+        id: config.ID,
+        ...(config.Name ? { name: config.Name.replace(/^\//, '') } : {}),
+        image: { ...(config.Config?.Image ? { ref: config.Config.Image } : {}), ...(config.Image ? { id: config.Image } : {}) },
+        state: config.State?.Running ? ('running' as const) : ('stopped' as const),
+      };
       if (driver !== 'overlay2') {
-        // The containerd snapshotters name themselves here ("overlayfs"): the mount table serves those.
+        // The containerd image store: the snapshotter's name is the driver's ("overlayfs").
+        if (containerd === null) continue; // a running one is found through the mount table
+        const layers = dockerSnapshot(containerd, config.ID, driver);
+        if (layers instanceof Error) warnings.push({ code: 'CONTAINER_METADATA_MISSING', path: file, message: `docker container ${config.ID}: ${layers.message}: skipped` });
+        else containers.push({ ...ident, ...layers });
         continue;
       }
       const mountFile = path.join(home, 'image', driver, 'layerdb', 'mounts', config.ID, 'mount-id');
@@ -56,11 +72,7 @@ export async function discoverDocker(rootDir: string, dockerRoot = 'var/lib/dock
       const lowers = await lowersOf(overlay, mountId);
       const init = path.join(overlay, `${mountId}-init`, 'diff');
       containers.push({
-        runtime: 'docker',
-        id: config.ID,
-        ...(config.Name ? { name: config.Name.replace(/^\//, '') } : {}),
-        image: { ...(config.Config?.Image ? { ref: config.Config.Image } : {}), ...(config.Image ? { id: config.Image } : {}) },
-        state: config.State?.Running ? 'running' : 'stopped',
+        ...ident,
         upper: path.join(overlay, mountId, 'diff'),
         lowers,
         imageLowers: lowers.filter((l) => l !== init),

@@ -3,6 +3,7 @@ import type { Policy } from '../../shared/policy.js';
 import type { ContainerReport, ScanWarning } from '../../shared/report.js';
 import { MAX_CONTAINERS_PER_REPORT } from '../../shared/report.js';
 import type { Collector } from '../collect/types.js';
+import { openContainerd } from './containerd-store.js';
 import { discoverContainerd } from './discover-containerd.js';
 import { discoverDocker } from './discover-docker.js';
 import { discoverPodman } from './discover-podman.js';
@@ -10,9 +11,10 @@ import { LayerAttrCache } from './layer-attr-cache.js';
 import { ContainerScanContext, scanContainer } from './scan-container.js';
 import type { Discovery } from './types.js';
 
-/** Every container of the host under `rootDir`: Docker (overlay2), Podman/CRI-O, containerd (running). */
+/** Every container of the host under `rootDir`: Docker (overlay2 and the containerd image store), Podman/CRI-O, containerd. */
 export async function discoverContainers(rootDir: string): Promise<Discovery> {
-  const found = await Promise.all([discoverDocker(rootDir), discoverPodman(rootDir), discoverContainerd(rootDir)]);
+  const containerd = await openContainerd(rootDir);
+  const found = await Promise.all([discoverDocker(rootDir, containerd.store), discoverPodman(rootDir), discoverContainerd(rootDir, containerd)]);
   const seen = new Set<string>();
   const out: Discovery = { containers: [], warnings: [] };
   for (const d of found) {
