@@ -8,7 +8,7 @@
 // databases are read once, then every container); "next": a later scan in a new process, with
 // the layers' attributes from the state folder (what each further `scan --containers` costs).
 // Bytes read are the process's own read(2) bytes (/proc/self/io rchar): every file, database
-// and folder it read; `getfattr` (a child) reads only extended attributes.
+// and folder it read (extended attributes are read by listxattr/getxattr, not counted).
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';

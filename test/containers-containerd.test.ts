@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPolicy } from '../shared/policy.js';
 import type { ContainerReport, Finding } from '../shared/report.js';
 import { BoltError, BoltFile } from '../agent/containers/bbolt.js';
+import { ContainerdStore } from '../agent/containers/containerd-store.js';
 import { discoverContainers, scanContainers } from '../agent/containers/scan-containers.js';
 import { RealContainerd } from './helpers/containerd.js';
 import { ensureImageLayers, scratchDir, writeMountinfo } from './helpers/container-layers.js';
@@ -229,20 +230,27 @@ describe('damaged databases: a warning naming the file, never a crash or a hang'
 
   it('random bytes over the pages: every outcome is a result or a BoltError', () => {
     const clean = readFileSync(path.join(root, META_DB));
+    const snapshots = readFileSync(path.join(root, SNAP_DB));
     const ps = pageSizeOf(clean);
     let errors = 0;
+    let seed = 17;
+    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
     for (let round = 0; round < 300; round++) {
       const b = Buffer.from(clean);
       for (let k = 0; k < 1 + (round % 16); k++) {
-        const at = 2 * ps + Math.floor(Math.random() * (b.length - 2 * ps - 8));
-        if (round % 3 === 0) b.writeBigUInt64LE(BigInt(Math.floor(Math.random() * 64)), at);
-        else b[at] = Math.floor(Math.random() * 256);
+        const at = 2 * ps + Math.floor(random() * (b.length - 2 * ps - 8));
+        if (round % 3 === 0) b.writeBigUInt64LE(BigInt(Math.floor(random() * 64)), at);
+        else b[at] = Math.floor(random() * 256);
       }
       try {
         const walk = (bucket: ReturnType<BoltFile['root']>, depth: number): void => {
-          for (const name of bucket.bucketNames()) if (depth < 40) walk(bucket.bucket(name)!, depth + 1);
+          // By the keys' bytes: random bytes make keys that are not UTF-8.
+          for (const e of bucket.entries()) if (e.value === null && depth < 40) walk(bucket.bucket(e.key)!, depth + 1);
         };
         walk(new BoltFile(b).root(), 0);
+        // And what discovery makes of it: warnings and errors, never a TypeError.
+        const store = new ContainerdStore(new BoltFile(b), new BoltFile(snapshots), '/snapshots');
+        for (const c of store.containers().containers) store.chain(c.namespace, c.snapshotter ?? 'overlayfs', c.snapshotKey ?? c.id);
       } catch (err) {
         if (!(err instanceof BoltError)) throw err;
         errors++;

@@ -195,12 +195,12 @@ export class BoltBucket {
 
   /** The value at `key`, undefined when absent or a bucket. */
   get(key: string): Buffer | undefined {
-    return this.entry(key)?.value ?? undefined;
+    return this.entry(latin1(key))?.value ?? undefined;
   }
 
   /** The nested bucket at `key`, undefined when absent or a plain value. */
   bucket(key: string | Buffer): BoltBucket | undefined {
-    const k = typeof key === 'string' ? key : key.toString('latin1');
+    const k = typeof key === 'string' ? latin1(key) : key.toString('latin1');
     if (this.children.has(k)) return this.children.get(k) ?? undefined;
     const e = this.entry(k);
     let child: BoltBucket | null = null;
@@ -209,18 +209,20 @@ export class BoltBucket {
     return child ?? undefined;
   }
 
-  /** The names of the nested buckets. */
+  /** The names of the nested buckets that are UTF-8 text (read the others by `entries()`). */
   bucketNames(): string[] {
     return this.entries()
       .filter((e) => e.value === null)
-      .map((e) => e.key.toString('utf8'));
+      .map((e) => e.key.toString('utf8'))
+      .filter((name) => !name.includes('\uFFFD'));
   }
 
   private readonly rawValues = new Map<string, Buffer>();
 
+  /** `key`: the key's bytes as a latin1 string (one character per byte). */
   private entry(key: string): BoltEntry | undefined {
     if (this.byKey === null) this.byKey = new Map(this.entries().map((e) => [e.key.toString('latin1'), e]));
-    return this.byKey.get(Buffer.from(key, 'utf8').toString('latin1'));
+    return this.byKey.get(key);
   }
 
   private open(key: Buffer, value: Buffer): BoltBucket {
@@ -277,6 +279,11 @@ export class BoltBucket {
     if (HEADER + count * ELEMENT > page.length) throw new BoltError(`${this.file.name}: ${where} claims ${count} elements, more than its ${page.length} bytes hold`);
     return count;
   }
+}
+
+/** A UTF-8 key's bytes, one latin1 character per byte: the maps' keys, whatever bytes a key holds. */
+function latin1(key: string): string {
+  return Buffer.from(key, 'utf8').toString('latin1');
 }
 
 /** FNV-1a, 64 bits (Go's hash/fnv New64a), as bbolt checksums its meta pages. */

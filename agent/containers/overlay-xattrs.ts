@@ -1,4 +1,6 @@
-import { execFile } from 'node:child_process';
+import type { Dirent } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { xattrApi, xattrLoadError } from '../fingerprint/xattrs.js';
 
 /**
  * The overlayfs extended attributes of one path, as the kernel (or a runtime unpacking a layer
@@ -24,80 +26,75 @@ export interface OverlayAttrs {
 export type OverlayAttrIndex = Map<string, OverlayAttrs>;
 
 /**
- * Node has no getxattr, so the attributes come from one `getfattr` run over whole trees (attr
- * package): `-R -P -h` walks without following links (nor reading through them), `-m` keeps the overlay names only, `-e hex`
- * keeps values unambiguous. A path without such attributes is not printed, so the output grows
- * with what the overlay marked, not with the tree.
+ * The overlay attributes of every folder and regular file in the trees `dirs` (the only kinds
+ * overlayfs marks), read through the agent's one xattr reader (`@napi-rs/xattr`, as the walk's
+ * security xattrs): each path's names are listed without following links and a value is read
+ * only for an overlay name, so the cost is one listxattr per path and the index grows with what
+ * the overlay marked, not with the tree. A path that cannot be read (a layer removed meanwhile)
+ * is an error string; the rest is still good.
  */
-export async function readOverlayAttrs(dirs: readonly string[], opts: { maxBytes?: number } = {}): Promise<{ index: OverlayAttrIndex; errors: string[] }> {
-  if (dirs.length === 0) return { index: new Map(), errors: [] };
-  const args = ['-R', '-P', '-h', '--absolute-names', '-d', '-e', 'hex', '-m', '^(trusted|user)\\.overlay\\.', '--', ...dirs];
-  const { stdout, stderr, missing } = await new Promise<{ stdout: string; stderr: string; missing: boolean }>((resolve) => {
-    execFile('getfattr', args, { maxBuffer: opts.maxBytes ?? 256 * 1024 * 1024, encoding: 'utf8' }, (err, out, errOut) => {
-      // Exit 1 when one path could not be read (a layer removed meanwhile): the rest is still good.
-      resolve({ stdout: out ?? '', stderr: errOut ?? '', missing: (err as NodeJS.ErrnoException | null)?.code === 'ENOENT' });
-    });
-  });
-  if (missing) return { index: new Map(), errors: ['getfattr not found: install the attr package so opaque folders and metacopy files are recognised'] };
-  return { index: parseGetfattrDump(stdout), errors: stderr.split('\n').filter((l) => l.trim() !== '') };
-}
-
-/**
- * Parses `getfattr -d -e hex --absolute-names` output: blocks of `# file: PATH` then `name=0x…`
- * lines, separated by blank lines. getfattr escapes unusual bytes of PATH as `\ooo` octal and a
- * backslash as `\\`. Pure.
- */
-export function parseGetfattrDump(text: string): OverlayAttrIndex {
+export async function readOverlayAttrs(dirs: readonly string[], opts: { maxErrors?: number } = {}): Promise<{ index: OverlayAttrIndex; errors: string[] }> {
   const index: OverlayAttrIndex = new Map();
-  let current: OverlayAttrs | null = null;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('# file: ')) {
-      current = {};
-      index.set(unescapeGetfattr(line.slice(8)), current);
-      continue;
+  const errors: string[] = [];
+  if (dirs.length === 0) return { index, errors };
+  const x = xattrApi();
+  if (x === null) return { index, errors: [`${XATTRS_UNAVAILABLE}: ${xattrLoadError()}`] };
+  const maxErrors = opts.maxErrors ?? 1000;
+  const fail = (p: string, err: unknown): void => {
+    if (errors.length < maxErrors) errors.push(`${p}: ${(err as Error).message}`);
+  };
+  const mark = (p: string): void => {
+    let names: string[];
+    try {
+      names = x.listAttributesSync(p);
+    } catch (err) {
+      // os error 95/61: no xattrs on this filesystem or this file; 2: removed meanwhile.
+      if (!/os error (95|61|2)\b/.test((err as Error).message)) fail(p, err);
+      return;
     }
-    if (current === null) continue;
-    const eq = line.indexOf('=');
-    const name = eq === -1 ? line : line.slice(0, eq);
-    const m = /^(?:trusted|user)\.overlay\.(opaque|metacopy|redirect|whiteout)$/.exec(name);
-    if (!m) continue;
-    const value = eq === -1 ? '' : hexValue(line.slice(eq + 1));
-    switch (m[1]) {
-      case 'opaque':
-        if (value === 'y' || value === 'x') current.opaque = value;
-        break;
-      case 'metacopy':
-        current.metacopy = true;
-        break;
-      case 'redirect':
-        if (value !== '') current.redirect = value;
-        break;
-      case 'whiteout':
-        current.whiteout = true;
-        break;
+    const attrs: OverlayAttrs = {};
+    for (const name of names) {
+      const m = OVERLAY_NAME.exec(name);
+      if (!m) continue;
+      let value = '';
+      try {
+        value = x.getAttributeSync(p, name)?.toString('utf8') ?? '';
+      } catch (err) {
+        fail(p, err);
+        continue;
+      }
+      if (m[1] === 'opaque' && (value === 'y' || value === 'x')) attrs.opaque = value;
+      else if (m[1] === 'metacopy') attrs.metacopy = true;
+      else if (m[1] === 'redirect' && value !== '') attrs.redirect = value;
+      else if (m[1] === 'whiteout') attrs.whiteout = true;
+    }
+    if (Object.keys(attrs).length > 0) index.set(p, attrs);
+  };
+  for (const top of dirs) {
+    const stack = [top];
+    mark(top);
+    while (stack.length > 0) {
+      const dir = stack.pop()!;
+      let entries: Dirent[];
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch (err) {
+        fail(dir, err);
+        continue;
+      }
+      for (const e of entries) {
+        const p = `${dir}/${e.name}`;
+        if (e.isDirectory()) {
+          mark(p);
+          stack.push(p);
+        } else if (e.isFile()) mark(p);
+      }
     }
   }
-  for (const [p, attrs] of index) if (Object.keys(attrs).length === 0) index.delete(p);
-  return index;
+  return { index, errors };
 }
 
-function hexValue(raw: string): string {
-  if (raw.startsWith('0x')) return Buffer.from(raw.slice(2), 'hex').toString('utf8');
-  if (raw.startsWith('"') && raw.endsWith('"')) return raw.slice(1, -1);
-  return raw;
-}
+/** The message prefix when no xattr can be read on this platform. */
+export const XATTRS_UNAVAILABLE = 'extended attributes cannot be read on this platform, so opaque folders and metacopy files are not recognised';
+const OVERLAY_NAME = /^(?:trusted|user)\.overlay\.(opaque|metacopy|redirect|whiteout)$/;
 
-function unescapeGetfattr(s: string): string {
-  if (!s.includes('\\')) return s;
-  const bytes: number[] = [];
-  for (let i = 0; i < s.length; i++) {
-    if (s[i] === '\\' && s[i + 1] === '\\') {
-      bytes.push(0x5c);
-      i++;
-    } else if (s[i] === '\\' && /^[0-7]{3}$/.test(s.slice(i + 1, i + 4))) {
-      bytes.push(parseInt(s.slice(i + 1, i + 4), 8));
-      i += 3;
-    } else bytes.push(...Buffer.from(s[i]!, 'utf8'));
-  }
-  return Buffer.from(bytes).toString('utf8');
-}

@@ -36,7 +36,7 @@ export class ContainerScanContext {
   readonly digests = new DigestCache();
   private readonly attrs = new Map<string, OverlayAttrIndex>();
   private readonly images = new Map<string, Promise<ImageView>>();
-  /** Upper layers' attributes read ahead for a whole host (one `getfattr` run), used once each. */
+  /** Upper layers' attributes read ahead for a whole host, used once each. */
   private readonly ahead = new Map<string, OverlayAttrIndex>();
 
   constructor(
@@ -65,9 +65,9 @@ export class ContainerScanContext {
   }
 
   /**
-   * Reads the overlay attributes of every container's layers of a host in one `getfattr` run
-   * (a process per container would cost more than most containers' whole drift). They are read a
-   * moment before each container's walk: a marker made in between is seen by the next scan.
+   * Reads the overlay attributes of every container's layers of a host before the containers are
+   * read (image layers not known yet included). They are read a moment before each container's
+   * walk: a marker made in between is seen by the next scan.
    */
   async readAhead(containers: ReadonlyArray<{ upper: string; lowers: readonly string[] }>): Promise<string[]> {
     const lowers = this.unknownLowers([...new Set(containers.flatMap((c) => c.lowers))]);
@@ -79,7 +79,7 @@ export class ContainerScanContext {
     return errors;
   }
 
-  /** Layers with their overlay attributes; one `getfattr` run for those not read before. Uppers are read afresh. */
+  /** Layers with their overlay attributes, read for those not read before. Uppers are read afresh. */
   async layersOf(upper: string, lowers: readonly string[]): Promise<{ upper: Layer; lowers: Layer[]; warnings: string[] }> {
     const early = this.ahead.get(upper);
     const fresh = this.unknownLowers(lowers);

@@ -8,6 +8,7 @@ import { discoverContainerd } from './discover-containerd.js';
 import { discoverDocker } from './discover-docker.js';
 import { discoverPodman } from './discover-podman.js';
 import { LayerAttrCache } from './layer-attr-cache.js';
+import { XATTRS_UNAVAILABLE } from './overlay-xattrs.js';
 import { ContainerScanContext, scanContainer } from './scan-container.js';
 import type { Discovery } from './types.js';
 
@@ -54,7 +55,7 @@ export async function scanContainers(
   if (list.length < discovery.containers.length) warnings.push({ code: 'CONTAINERS_TRUNCATED', message: `${discovery.containers.length} containers found; the first ${list.length} were read` });
   const attrErrors = await ctx.readAhead(list);
   // Errors of one layer (removed meanwhile) are the container's own when it is read again below.
-  if (attrErrors.some((e) => e.startsWith('getfattr not found'))) warnings.push({ code: 'CONTAINER_XATTRS_UNREADABLE', message: attrErrors[0]! });
+  if (attrErrors.some((e) => e.startsWith(XATTRS_UNAVAILABLE))) warnings.push({ code: 'CONTAINER_XATTRS_UNREADABLE', message: attrErrors[0]! });
   for (const c of list) {
     try {
       containers.push(await scanContainer(c, ctx));

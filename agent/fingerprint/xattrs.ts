@@ -7,7 +7,7 @@ import type { FileRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import { decodeCapability } from './capability.js';
 
-interface XattrApi {
+export interface XattrApi {
   listAttributesSync(path: string): string[];
   getAttributeSync(path: string, name: string): Buffer | null;
 }
@@ -20,8 +20,8 @@ const IMA_MAX_BYTES = 2048;
 let api: XattrApi | null | undefined;
 let loadError: string | undefined;
 
-/** The addon, loaded on first use; null (with `loadError` set) where it has no build for this platform. */
-function xattrApi(): XattrApi | null {
+/** The addon, loaded on first use; null (see `xattrLoadError`) where it has no build for this platform. */
+export function xattrApi(): XattrApi | null {
   if (api === undefined) {
     try {
       api = createRequire(import.meta.url)('@napi-rs/xattr') as XattrApi;
@@ -31,6 +31,11 @@ function xattrApi(): XattrApi | null {
     }
   }
   return api;
+}
+
+/** Why the addon could not be loaded, once `xattrApi()` returned null. */
+export function xattrLoadError(): string | undefined {
+  return loadError;
 }
 
 export type SecurityXattrs = Pick<FileRecord, 'capability' | 'selinux' | 'ima'>;

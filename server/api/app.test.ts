@@ -1,6 +1,9 @@
 // The API through app.request() on every store backend (a real SQLite file, …), no socket.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { HostDetail, HostFinding, HostSummary } from '../../shared/api.js';
+import type { ContainerSummary, HostDetail, HostFinding, HostSummary } from '../../shared/api.js';
+import type { ReportFrame } from '../../shared/protocol.js';
+import type { ContainerReport } from '../../shared/report.js';
+import { summarize } from '../../shared/summary.js';
 import type { Finding } from '../../shared/report.js';
 import { createApp } from './app.js';
 import { createMetrics } from '../metrics.js';
@@ -73,6 +76,34 @@ describe.each(STORE_BACKENDS)('on the $name store', (backend) => {
       const invalid = await app.request('/api/v1/enroll', { method: 'POST', body: JSON.stringify({ secret: 'x' }) });
       expect(invalid.status).toBe(400);
       expect(((await invalid.json()) as { error: { message: string } }).error.message).toContain('hostname');
+    });
+
+    it('answers "which containers of image X drifted, on which hosts" whatever spelling each runtime keeps of X', async () => {
+      const token = await store.createApiToken('auditor', now);
+      const secret = await store.createEnrollSecret(now);
+      const a = (await store.enrollAgent(secret, 'node-a', now))!;
+      const b = (await store.enrollAgent(secret, 'node-b', now))!;
+      const tool: Finding = { kind: 'file-added', severity: 'critical', path: '/usr/local/bin/tool', after: fakeHash(3) };
+      const container = (runtime: 'docker' | 'containerd' | 'podman', id: string, ref: string, findings: Finding[]): ContainerReport => ({
+        runtime, id, name: id, image: { ref, id: `sha256:${'ab12'.repeat(16)}` }, state: 'stopped', summary: summarize(findings), findings, warnings: [],
+      });
+      const withContainers = (agentId: string, containers: ContainerReport[]): ReportFrame => {
+        const frame = reportFrame(agentId, 1, 'full', [], now);
+        return { ...frame, report: { ...frame.report, containers } };
+      };
+      await store.ingestBatch([
+        { type: 'report', agentId: a.agentId, receivedAt: now, frame: withContainers(a.agentId, [container('docker', 'web-1', 'debian:qs', [tool]), container('docker', 'web-2', 'debian:qs', [])]) },
+        { type: 'report', agentId: b.agentId, receivedAt: now, frame: withContainers(b.agentId, [container('containerd', 'pod-1', 'docker.io/library/debian:qs', [tool]), container('podman', 'other', 'quay.io/debian:qs', [tool])]) },
+      ]);
+      const ask = async (q: string): Promise<string[]> =>
+        (await get<{ containers: ContainerSummary[] }>(`/api/v1/containers?${q}`, token)).body.containers.map((c) => `${c.host.hostname} ${c.containerId} ${c.status}`);
+      expect(await ask('image=debian:qs&status=pet')).toEqual(['host-' + a.agentId.slice(0, 4) + ' web-1 pet', 'host-' + b.agentId.slice(0, 4) + ' pod-1 pet']);
+      expect(await ask('image=docker.io/library/debian:qs&drifted=true')).toEqual(await ask('image=debian:qs&drifted=true'));
+      expect(await ask('image=debian:qs&drifted=false')).toEqual(['host-' + a.agentId.slice(0, 4) + ' web-2 cattle']);
+      expect(await ask('image=quay.io/debian:qs')).toEqual(['host-' + b.agentId.slice(0, 4) + ' other pet']);
+      // By image id, whole or by its first 12 hex digits: every container of it.
+      expect((await ask(`image=${'ab12'.repeat(3)}`)).length).toBe(4);
+      expect(await ask('image=debian:other')).toEqual([]);
     });
 
     it('lists pets and cattle, tells a host that stopped reporting is stale, and one that never reported is enrolled', async () => {

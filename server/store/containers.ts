@@ -7,6 +7,7 @@ import type { Synchronous } from './async-adapter.js';
 import type { ContainerQueries } from './types.js';
 import type { ContainerReport } from '../../shared/report.js';
 import { effectiveStatus } from '../classify.js';
+import { imageMatches } from '../../shared/image-ref.js';
 
 /** The host id of a container: stable per (host, runtime, container id), never an agent's. */
 export function containerHostId(parentId: string, runtime: string, containerId: string): string {
@@ -72,10 +73,7 @@ export function createContainerQueries(db: Db, staleAfterMs: number): Synchronou
     FROM containers c JOIN hosts h ON h.id = c.host_id JOIN hosts p ON p.id = c.parent_id`;
   const ofHost = db.prepare<[string], Row>(`${select} WHERE c.parent_id = ? ORDER BY c.name, c.container_id`);
   const hostExists = db.prepare<[string], { id: string }>('SELECT id FROM hosts WHERE id = ?');
-  const fleet = db.prepare<{ image: string | null; gone: number }, Row>(
-    `${select} WHERE (@image IS NULL OR c.image_ref = @image OR c.image_id = @image) AND (@gone = 1 OR c.gone_at IS NULL)
-     ORDER BY p.hostname, c.name, c.container_id`,
-  );
+  const fleet = db.prepare<{ gone: number }, Row>(`${select} WHERE (@gone = 1 OR c.gone_at IS NULL) ORDER BY p.hostname, c.name, c.container_id`);
   const toSummary = (r: Row, now: Date): ContainerSummary => ({
     id: r.host_id,
     host: { id: r.parent_id, hostname: r.parent_hostname },
@@ -98,7 +96,9 @@ export function createContainerQueries(db: Db, staleAfterMs: number): Synchronou
       return ofHost.all(hostId).map((r) => toSummary(r, now));
     },
     listContainers(query, now) {
-      let out = fleet.all({ image: query.image ?? null, gone: query.gone === 'true' ? 1 : 0 }).map((r) => toSummary(r, now));
+      // References are compared normalized (Docker keeps `debian:qs`, containerd `docker.io/library/debian:qs`).
+      const rows = fleet.all({ gone: query.gone === 'true' ? 1 : 0 }).filter((r) => query.image === undefined || imageMatches(query.image, r.image_ref, r.image_id));
+      let out = rows.map((r) => toSummary(r, now));
       if (query.status !== undefined) out = out.filter((c) => c.status === query.status);
       if (query.drifted !== undefined) out = out.filter((c) => (c.status === 'pet') === (query.drifted === 'true'));
       return out;
