@@ -34,10 +34,10 @@ Options:
   --config FILE         the agent's identity, for --send (default: agent.json in the
                         state folder, else /etc/quicksand/agent.json)
   --containers          also read every container of this container host (Docker overlay2,
-                        Podman/CRI-O, running containerd containers) from the host's disk and
-                        report each one's drift from its own image, without mounting,
-                        exec'ing or touching a container; an executable added to a container
-                        is critical
+                        Podman/CRI-O, containerd and Docker's containerd image store) from
+                        the host's disk and report each one's drift from its own image,
+                        without mounting, exec'ing or touching a container; an executable
+                        added to a container is critical
   --timeout SECONDS     how long --send waits for the ack (default: 120); the report
                         stays in the outbox when it runs out, and goes with the next send
 ${COST_HELP}  -q, --quiet           no progress on stderr
