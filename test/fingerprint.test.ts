@@ -2,7 +2,7 @@
 // cache (a rescan reads exactly the files whose stat moved). Counters, never timings.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -72,6 +72,35 @@ describe('walking real trees', () => {
     }
   });
 
+  it('reads a file again when only its ctime moved during the read (a hard link made meanwhile), and keeps its digest', async () => {
+    const dir = tree();
+    const file = path.join(dir, 'data/big');
+    writeFileSync(file, 'head');
+    truncateSync(file, 256 * 1024 ** 2); // sparse: its read lasts long enough to link it meanwhile
+    const expected = createHash('sha256');
+    const zeros = Buffer.alloc(1024 * 1024);
+    expected.update(Buffer.concat([Buffer.from('head'), zeros.subarray(4)]));
+    for (let done = zeros.length; done < 256 * 1024 ** 2; done += zeros.length) expected.update(zeros);
+    const pool = new HashPool({ size: 1 });
+    try {
+      const hashed = pool.hash([Buffer.from(file)]);
+      // The hashing thread is ours: once /proc shows the file open, its read has begun.
+      const isOpen = (): boolean => readdirSync('/proc/self/fd').some((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === file;
+        } catch {
+          return false;
+        }
+      });
+      while (!isOpen()) await sleep(1);
+      linkSync(file, path.join(dir, 'big-link'));
+      const [result] = await hashed;
+      expect(result).toMatchObject({ sha256: expected.digest('hex'), bytes: 256 * 1024 ** 2 });
+    } finally {
+      await pool.close();
+    }
+  }, 120_000);
+
   it('reports a file that vanished before it could be hashed, without failing the others', async () => {
     const dir = tree();
     writeFileSync(path.join(dir, 'data/stays'), 'here');
@@ -130,6 +159,36 @@ describe('walking real trees', () => {
     expect(fp.stats.hashed).toBe(1);
   });
 
+
+  // Seen under load: a manifest of a cached tree lost the digests of every file another test was
+  // hard-linking into a container layer at the time (`cp -al`), because a link moves the inode's
+  // ctime and the walk took that for a change of content. `onProgress` runs after the walk has
+  // lstat'ed the files and before their batch goes to a hashing thread: the change lands there.
+  it('keeps the digest of a file another process links, chmods or replaces between the walk and its hashing', async () => {
+    const dir = tree();
+    const names = Array.from({ length: 40 }, (_, i) => `f${i}`);
+    for (const n of names) writeFileSync(path.join(dir, 'data', n), n);
+    mkdirSync(path.join(dir, 'copy'));
+    let changed = false;
+    const fp = await walk(dir, {
+      onProgress: () => {
+        if (changed) return;
+        changed = true;
+        for (const n of names.slice(2)) linkSync(path.join(dir, 'data', n), path.join(dir, 'copy', n));
+        chmodSync(path.join(dir, 'data/f0'), 0o600);
+        writeFileSync(path.join(dir, 'copy/new'), 'other bytes');
+        renameSync(path.join(dir, 'copy/new'), path.join(dir, 'data/f1'));
+      },
+    });
+    expect(changed).toBe(true);
+    const byPath = new Map(fp.files.map((f) => [f.path, f]));
+    for (const n of names.slice(2)) expect(byPath.get(`/data/${n}`)).toMatchObject({ sha256: sha(n), size: n.length });
+    // Its mode as it was when its bytes were read, beside the digest of those bytes.
+    expect(byPath.get('/data/f0')).toMatchObject({ sha256: sha('f0'), mode: '0600' });
+    // Another file under the name: the walk's record is not that file's, so no digest.
+    expect(byPath.get('/data/f1')?.sha256).toBeUndefined();
+    expect(fp.warnings).toEqual([expect.objectContaining({ code: 'CHANGED_DURING_SCAN', path: '/data/f1', message: expect.stringMatching(/replaced/) })]);
+  });
   it('walks a tree deeper than any call stack', async () => {
     const dir = tree();
     const parts = Array.from({ length: 1500 }, () => 'd');

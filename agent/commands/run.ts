@@ -16,6 +16,8 @@ import { baselineApplies, fetchServerBaseline, observeAsManifest, readServerBase
 import { currentTicket } from '../deliver/ticket.js';
 import { createTransport } from '../deliver/transport.js';
 import { hostFacts } from '../deliver/version.js';
+import { openManifestIndex } from '../manifest/index-db.js';
+import type { ManifestIndex } from '../manifest/index-db.js';
 import { readManifestFile, writeManifestFile } from '../manifest/io.js';
 import { openRoot } from '../root.js';
 import type { Root } from '../root.js';
@@ -87,27 +89,15 @@ export async function run(values: OptionValues, positionals: string[], io: CliIo
       await manifestCommand({ root: args.root ?? '/', out: manifestFile, state }, io);
     }
   }
-  const manifest = await readManifestFile(manifestFile);
   // Every full scan runs in a child process (`scan --json`, through the stat cache: only what
   // changed since the last one is read). The daemon then never holds a scan's memory: a Node
   // process keeps its high-water mark, and the agent's footprint between scans is what a host
   // pays all day. The child's report is parsed by the report schema like any outside input.
-  // A manifest the daemon was handed later (not the one read from the file) is written to the
-  // state folder first, so the child always scans against the manifest the watcher uses.
-  const manifestFiles = new WeakMap<Manifest, string>([[manifest, path.resolve(manifestFile)]]);
-  const fileOf = async (m: Manifest): Promise<string> => {
-    let file = manifestFiles.get(m);
-    if (file === undefined) {
-      file = path.join(state, 'daemon.manifest.json.gz');
-      await writeManifestFile(file, m);
-      manifestFiles.set(m, file);
-    }
-    return file;
-  };
-  const scan = async (r: Root, m: Manifest): Promise<Report> => {
+  // The child reads the manifest file the daemon's index was loaded from: the same records.
+  const scan = async (r: Root, m: ManifestIndex): Promise<Report> => {
     const { runIsolated } = await import('../daemon/isolated.js');
     const { parseReport } = await import('../../shared/report.js');
-    const child = await runIsolated(['scan', '--root', r.dir === '' ? '/' : r.dir, '--manifest', await fileOf(m), '--state', state, '--json', '--quiet', ...(args.containers ? ['--containers'] : [])]);
+    const child = await runIsolated(['scan', '--root', r.dir === '' ? '/' : r.dir, '--manifest', m.file, '--state', state, '--json', '--quiet', ...(args.containers ? ['--containers'] : [])]);
     if (child.code !== EXIT_CLEAN && child.code !== EXIT_DRIFT) {
       throw new QuicksandError('SCAN_FAILED', `full scan failed (exit ${child.code}): ${child.stderr.trim() || 'no message'}`);
     }
@@ -119,7 +109,7 @@ export async function run(values: OptionValues, positionals: string[], io: CliIo
     }
     return parseReport(value, 'full scan report');
   };
-  await runCommand(args, { state, root, manifest, scan, config }, io);
+  await runCommand(args, { state, root, manifestFile, scan, config }, io);
   return EXIT_CLEAN;
 }
 
@@ -158,7 +148,7 @@ export function parseRunOptions(args: RunArgs): { schedule: string | undefined; 
 /** The daemon: runs until the stop signal. */
 export async function runCommand(
   args: RunArgs,
-  ctx: { state: string; root: Root; manifest: Manifest; scan: (root: Root, manifest: Manifest) => Promise<Report>; config: AgentConfig },
+  ctx: { state: string; root: Root; manifestFile: string; scan: (root: Root, manifest: ManifestIndex) => Promise<Report>; config: AgentConfig },
   io: CliIo,
 ): Promise<void> {
   const { schedule, capMs, heartbeatMs, labels } = parseRunOptions(args);
@@ -166,19 +156,29 @@ export async function runCommand(
   const db = openStateDb(ctx.state);
   const outbox = createOutbox(db);
   const log = (line: string): void => io.stderr(`${new Date().toISOString()} ${line}\n`);
+  // The daemon holds no manifest record: its index lives in the state database (index-db.ts),
+  // and an event batch reads the few records it compares from there.
+  const given = await openManifestIndex(db, ctx.manifestFile);
+  const image = given.header.image;
+  /** A baseline version the server derived, as a manifest file of its own and its index. */
+  const indexBaseline = async (version: number, m: Manifest): Promise<ManifestIndex> => {
+    const file = path.join(ctx.state, `daemon-baseline-${version}.manifest.json.gz`);
+    await writeManifestFile(file, m);
+    return openManifestIndex(db, file);
+  };
   // A version kept from an earlier re-baseline is what this host is expected to hold, as long as
   // it extends the image of the manifest given now (a host rebuilt from a new image starts over).
-  let manifest = ctx.manifest;
+  let manifest = given;
   let baselineVersion: number | undefined;
   const kept = await readServerBaseline(ctx.state, config.agentId).catch((err: unknown) => {
     log(`kept baseline not used: ${(err as Error).message}`);
     return null;
   });
-  if (kept !== null && baselineApplies(kept, ctx.manifest)) {
-    manifest = kept.manifest;
+  if (kept !== null && baselineApplies(kept, given.header)) {
+    manifest = await indexBaseline(kept.version, kept.manifest);
     baselineVersion = kept.version;
   } else if (kept !== null) {
-    log(`kept baseline version ${kept.version} extends image ${kept.image.name} ${kept.image.version}, not ${ctx.manifest.image.name} ${ctx.manifest.image.version}: not used`);
+    log(`kept baseline version ${kept.version} extends image ${kept.image.name} ${kept.image.version}, not ${image.name} ${image.version}: not used`);
   }
 
   // The server's commands that touch what the host is scanned against, one at a time and in
@@ -191,14 +191,14 @@ export async function runCommand(
   /** Fetches the server's current version and scans against it from now on (at once). */
   const adoptServerBaseline = async (): Promise<void> => {
     const fetched = await fetchServerBaseline(config);
-    if (!baselineApplies(fetched, ctx.manifest)) {
-      return log(`baseline version ${fetched.version} extends image ${fetched.image.name} ${fetched.image.version}, not ${ctx.manifest.image.name} ${ctx.manifest.image.version}: not used`);
+    if (!baselineApplies(fetched, given.header)) {
+      return log(`baseline version ${fetched.version} extends image ${fetched.image.name} ${fetched.image.version}, not ${image.name} ${image.version}: not used`);
     }
     if (fetched.version === baselineVersion) return;
     await writeServerBaseline(ctx.state, fetched);
-    manifest = fetched.manifest;
+    manifest = await indexBaseline(fetched.version, fetched.manifest);
     baselineVersion = fetched.version;
-    await daemon.replaceManifest(fetched.manifest);
+    await daemon.replaceManifest(manifest);
     log(`scanning against baseline version ${fetched.version} from now on`);
   };
   const onCommand = (c: CommandFrame): void => {
@@ -211,8 +211,8 @@ export async function runCommand(
         if (version === undefined) return log('upload-observation without a baseline version: ignored');
         return exchange(`upload for baseline version ${version}`, async () => {
           // Between event batches: the observation is one consistent walk of the root.
-          const observation = await daemon.exclusive(() => observeAsManifest(ctx.root, manifest, ctx.state, new Date()));
-          const answer = await uploadObservation(config, version, { baseline: baselineVersion ?? null, observation, expected: manifest });
+          const observation = await daemon.exclusive(() => observeAsManifest(ctx.root, manifest.header, ctx.state, new Date()));
+          const answer = await uploadObservation(config, version, { baseline: baselineVersion ?? null, observation, expected: await readManifestFile(manifest.file) });
           log(`observation uploaded for baseline version ${version}: ${observation.packages.length} packages, ${observation.files.length} paths`);
           // Derived at once: switch now, in this same turn, so a scan asked for meanwhile waits for it.
           if (answer.state === 'ready') await adoptServerBaseline();
@@ -225,7 +225,7 @@ export async function runCommand(
     config,
     outbox,
     host: await hostFacts(),
-    image: { name: ctx.manifest.image.name, version: ctx.manifest.image.version },
+    image: { name: image.name, version: image.version },
     labels,
     baseline: () => baselineVersion,
     heartbeatMs,

@@ -2,6 +2,7 @@
 // scheduled full scans with per-host jitter, the server's `scan-now`); the daemon hands every
 // report to the outbox and wakes the transport. One scheduler: the monitor's.
 import type { Manifest } from '../../shared/manifest.js';
+import type { ManifestIndex } from '../manifest/index-db.js';
 import type { Report } from '../../shared/report.js';
 import { startMonitor } from './monitor.js';
 import type { Monitor, MonitorOptions } from './monitor.js';
@@ -10,15 +11,16 @@ import type { Root } from '../root.js';
 import type { Transport } from '../deliver/transport.js';
 import { stampTicket } from '../deliver/ticket.js';
 
-export interface DaemonOptions {
+/** `M`: a manifest in memory, or the daemon's index of one (see index-db.ts). */
+export interface DaemonOptions<M extends Manifest | ManifestIndex = Manifest> {
   root: Root;
-  manifest: Manifest;
+  manifest: M;
   outbox: Outbox;
   transport: Transport;
   /** The agent id: picks this host's slot in the hour for the default full-scan schedule. */
   hostId: string;
   /** How a full scan is made (the CLI passes one that goes through the stat cache). */
-  scan: (root: Root, manifest: Manifest) => Promise<Report>;
+  scan: (root: Root, manifest: M) => Promise<Report>;
   /** node-cron expression (5 fields, or 6 with seconds); default hourly at this host's minute. */
   schedule?: string;
   /** False: no realtime watch, scheduled scans only (the reports then say `watch: degraded`). */
@@ -29,7 +31,7 @@ export interface DaemonOptions {
   /** The change ticket declared on the host now, stamped on every report queued (none: undefined). */
   ticket?: () => string | undefined;
   /** Starts the monitor; tests may pass their own. */
-  startMonitor?: (opts: MonitorOptions) => Monitor;
+  startMonitor?: (opts: MonitorOptions<M>) => Monitor;
   /**
    * Called once no report came for `quietMs` after one did (default 5 s): the daemon gives back
    * the memory its last burst of work took (see compact.ts).
@@ -38,7 +40,7 @@ export interface DaemonOptions {
   quietMs?: number;
 }
 
-export interface Daemon {
+export interface Daemon<M extends Manifest | ManifestIndex = Manifest> {
   readonly schedule: string;
   /** Resolves once the watch is up (or gave up) and the schedule runs. */
   readonly ready: Promise<void>;
@@ -50,11 +52,11 @@ export interface Daemon {
    * Scans against `manifest` from now on (a re-baseline): the watch and the schedule start again
    * over it, and a full scan against it runs at once.
    */
-  replaceManifest(manifest: Manifest): Promise<void>;
+  replaceManifest(manifest: M): Promise<void>;
   stop(): Promise<void>;
 }
 
-export function startDaemon(opts: DaemonOptions): Daemon {
+export function startDaemon<M extends Manifest | ManifestIndex = Manifest>(opts: DaemonOptions<M>): Daemon<M> {
   const now = opts.now ?? (() => new Date());
   let stopped = false;
   let lastWatch: string | null = null;
@@ -79,7 +81,7 @@ export function startDaemon(opts: DaemonOptions): Daemon {
     settle();
   };
 
-  const start = (manifest: Manifest): Monitor => (opts.startMonitor ?? startMonitor)({
+  const start = (manifest: M): Monitor => (opts.startMonitor ?? startMonitor<M>)({
     root: opts.root,
     manifest,
     hostId: opts.hostId,

@@ -1,4 +1,7 @@
 import type { Manifest } from '../../shared/manifest.js';
+import { isManifestIndex } from '../manifest/index-db.js';
+import type { ManifestIndex } from '../manifest/index-db.js';
+import { readManifestFile } from '../manifest/io.js';
 import type { Report, WatchState } from '../../shared/report.js';
 import { scanRoot } from '../diff/scan.js';
 import { scheduleFullScans } from './schedule.js';
@@ -8,14 +11,15 @@ import { startWatch } from './watch.js';
 import { runningTransaction } from './package-transaction.js';
 import type { RealtimeWatch, WatchOptions } from './watch.js';
 
-export interface MonitorOptions {
+export interface MonitorOptions<M extends Manifest | ManifestIndex = Manifest> {
   root: Root;
-  manifest: Manifest;
+  /** The daemon passes an index (no record held in memory); see index-db.ts. */
+  manifest: M;
   /** Stable id of this host (the agent id once enrolled): picks its slot in the hour. */
   hostId: string;
   hostname?: string;
   /** How a full scan is made; default `scanRoot` without a stat cache. */
-  scan?: (root: Root, manifest: Manifest) => Promise<Report>;
+  scan?: (root: Root, manifest: M) => Promise<Report>;
   /** Every report, event and full, in the order they were made. The daemon puts them in its outbox. */
   onReport: (report: Report) => void | Promise<void>;
   /** A full scan that failed; the schedule goes on. */
@@ -59,7 +63,7 @@ export interface Monitor {
  * scan is covered too. Every full scan says whether realtime watching is on; a watcher that gave
  * up is tried again at each scheduled scan.
  */
-export function startMonitor(opts: MonitorOptions): Monitor {
+export function startMonitor<M extends Manifest | ManifestIndex = Manifest>(opts: MonitorOptions<M>): Monitor {
   let watch: RealtimeWatch | null = null;
   let offline: WatchState = { state: 'degraded', reason: 'realtime watching is turned off; only scheduled full scans run' };
   let closed = false;
@@ -67,7 +71,7 @@ export function startMonitor(opts: MonitorOptions): Monitor {
   const runFull = async (): Promise<Report> => {
     const report = opts.scan
       ? await opts.scan(opts.root, opts.manifest)
-      : await scanRoot(opts.root, opts.manifest, opts.hostname === undefined ? {} : { hostname: opts.hostname });
+      : await scanRoot(opts.root, isManifestIndex(opts.manifest) ? await readManifestFile(opts.manifest.file) : opts.manifest, opts.hostname === undefined ? {} : { hostname: opts.hostname });
     const full: Report = { ...report, scan: 'full', watch: watch?.state() ?? offline };
     if (!closed) await opts.onReport(full);
     return full;
@@ -142,7 +146,7 @@ export function startMonitor(opts: MonitorOptions): Monitor {
  * before the end was seen is left out too: the full scan, queued behind it, covers it. The
  * hold is bounded: after `maxHoldMs` the full scan runs anyway and reports pass again.
  */
-export function holdDuringTransactions(opts: MonitorOptions, fullScan: () => Promise<Report>, closed: () => boolean): (report: Report) => Promise<void> {
+export function holdDuringTransactions<M extends Manifest | ManifestIndex>(opts: MonitorOptions<M>, fullScan: () => Promise<Report>, closed: () => boolean): (report: Report) => Promise<void> {
   const cfg = opts.packageTransactions === false ? {} : (opts.packageTransactions ?? {});
   const probe = cfg.probe ?? (() => runningTransaction(opts.root.dir === '' ? '/' : opts.root.dir));
   const pollMs = cfg.pollMs ?? 250;

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { FolderWatch } from './folder-watch.js';
 import type { FolderWatchOptions } from './folder-watch.js';
 import type { Manifest, PackageRecord } from '../../shared/manifest.js';
+import { isManifestIndex, memoryIndex } from '../manifest/index-db.js';
+import type { ManifestIndex } from '../manifest/index-db.js';
 import { compileGlobs, isUnder } from '../../shared/policy.js';
 import type { Policy } from '../../shared/policy.js';
 import { REPORT_SCHEMA, summarize } from '../../shared/summary.js';
@@ -49,7 +51,8 @@ export function isPackageRecord(path: string): boolean {
 
 export interface WatchOptions {
   root: Root;
-  manifest: Manifest;
+  /** An index (the daemon: records looked up in the state database, none held) or a manifest in memory. */
+  manifest: Manifest | ManifestIndex;
   hostname?: string;
   /** Receives each event report, and the report that says the watcher degraded. Awaited: batches never overlap. */
   onReport: (report: Report) => void | Promise<void>;
@@ -108,7 +111,9 @@ const DEFAULT_MAX_WAIT_MS = 2000;
  * drop the changes silently: the caller's full scans then cover them.
  */
 export function startWatch(opts: WatchOptions): RealtimeWatch {
-  const { root, manifest } = opts;
+  const { root } = opts;
+  const index = isManifestIndex(opts.manifest) ? opts.manifest : memoryIndex(opts.manifest);
+  const manifest = index.header;
   const policy = manifest.policy;
   const now = opts.now ?? (() => new Date());
   const debounceMs = opts.debounceMs ?? DEFAULT_DEBOUNCE_MS;
@@ -290,12 +295,12 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
         o.owner !== undefined && changed.has(`${o.owner.ecosystem}:${o.owner.name}`);
       for (const [p, o] of fresh.owned) if (ownedBy(o) && tracked(p)) extra.add(p);
       for (const [p, o] of owned) if (ownedBy(o) && tracked(p)) extra.add(p);
-      for (const f of manifest.files) if (f.owner && ownedBy(f) && tracked(f.path)) extra.add(f.path);
+      for (const p of index.ownedBy(changed)) if (tracked(p)) extra.add(p);
       packages = fresh.packages;
       owned = fresh.owned;
       changeSets = fresh.changeSets;
     }
-    const plan = await planBatch(root, manifest, batch, extra);
+    const plan = await planBatch(root, index, batch, extra);
     const files: ObservedFile[] = [];
     let bytesHashed = 0;
     const read = async (p: Policy): Promise<void> => {
@@ -310,8 +315,10 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
     for (const d of plan.shallowDirs) await read({ ...policy, tracked: [d], ignored: [...policy.ignored, `${d}/*`] });
     const scope: ReportScope = { paths: [...plan.paths, ...plan.shallowDirs].sort(), subtrees: plan.subtrees, packages: dbChanged };
     const obs = { packages, owned, changeSets, files };
-    const verdicts = await verifyAgainstPackages(root, selectForVerification(manifest, obs), owned);
-    const findings = diffInScope(manifest, obs, verdicts, scope);
+    // Only the records this batch compares: the rest of the manifest stays on disk.
+    const cut = index.cut(scope.paths, scope.subtrees);
+    const verdicts = await verifyAgainstPackages(root, selectForVerification(cut, obs), owned);
+    const findings = diffInScope(cut, obs, verdicts, scope);
     if (closed) return;
     await opts.onReport(buildReport(scope, findings, warnings, { files: files.length, bytesHashed, t0, started }));
   }
@@ -379,8 +386,7 @@ export interface BatchPlan {
 }
 
 /** Decides how each touched path is read again. Only `lstat` touches the disk. */
-async function planBatch(root: Root, manifest: Manifest, batch: ReadonlyMap<string, boolean>, extra: ReadonlySet<string>): Promise<BatchPlan> {
-  const manifestDirs = manifestDirIndex(manifest);
+async function planBatch(root: Root, index: ManifestIndex, batch: ReadonlyMap<string, boolean>, extra: ReadonlySet<string>): Promise<BatchPlan> {
   const entries = new Map<string, boolean>(batch);
   for (const p of extra) if (!entries.has(p)) entries.set(p, false);
   const paths: string[] = [];
@@ -398,19 +404,9 @@ async function planBatch(root: Root, manifest: Manifest, batch: ReadonlyMap<stri
     }
     if (!isDir) paths.push(p);
     // A shallow read ignores `<dir>/*`: a name with glob characters of its own is read whole.
-    else if (entries.get(p) === true || !manifestDirs.has(p) || /[*?]/.test(p)) subtrees.push(p);
+    else if (entries.get(p) === true || index.typeOf(p) !== 'dir' || /[*?]/.test(p)) subtrees.push(p);
     else shallowDirs.push(p);
   }
   const under = (p: string): boolean => subtrees.some((s) => isUnder(p, s));
   return { paths: paths.filter((p) => !under(p)), subtrees, shallowDirs: shallowDirs.filter((p) => !under(p)) };
-}
-
-const dirIndexes = new WeakMap<Manifest, Set<string>>();
-function manifestDirIndex(manifest: Manifest): Set<string> {
-  let index = dirIndexes.get(manifest);
-  if (!index) {
-    index = new Set(manifest.files.filter((f) => f.type === 'dir').map((f) => f.path));
-    dirIndexes.set(manifest, index);
-  }
-  return index;
 }

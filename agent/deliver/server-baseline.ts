@@ -18,7 +18,7 @@ import { openStatCache } from '../fingerprint/stat-cache.js';
 export const SERVER_BASELINE_FILE = 'server-baseline.json.gz';
 
 /** What the host holds now, as a manifest with the expected one's policy and image identity. */
-export async function observeAsManifest(root: Root, expected: Manifest, state: string, now: Date): Promise<Manifest> {
+export async function observeAsManifest(root: Root, expected: Pick<Manifest, 'policy' | 'image'>, state: string, now: Date): Promise<Manifest> {
   // Through the stat cache: only what changed since the last scan is read again.
   const cache = openStatCache(state, root.dir === '' ? '/' : root.dir);
   try {
@@ -105,6 +105,6 @@ export async function readServerBaseline(state: string, agentId: string): Promis
  * Whether a kept version still applies: only while the manifest given to the agent is of the
  * image the version extends. A host rebuilt from a new image starts again from that image's.
  */
-export function baselineApplies(baseline: HostBaseline, given: Manifest): boolean {
+export function baselineApplies(baseline: HostBaseline, given: Pick<Manifest, 'image'>): boolean {
   return baseline.image.name === given.image.name && baseline.image.version === given.image.version;
 }

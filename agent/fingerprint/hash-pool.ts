@@ -2,9 +2,12 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { reapplyHeapFlags } from '../heap-flags.js';
 
+/** The fstat a file's bytes were read under: the digest describes the file as it was then. */
+export type ReadStat = [dev: number, ino: number, size: number, mtimeMs: number, ctimeMs: number, mode: number, uid: number, gid: number];
+
 /** What hashing one regular file gave: its digest and the stat it was read under, or why not. */
 export type HashResult =
-  | { sha256: string; bytes: number; stat: [dev: number, ino: number, size: number, mtimeMs: number, ctimeMs: number] }
+  | { sha256: string; bytes: number; stat: ReadStat }
   | { error: string; code: 'UNREADABLE' | 'READ_FAILED' | 'CHANGED_DURING_SCAN' };
 
 // The worker is plain CommonJS kept as a string: it runs the same under tsx, vitest and the
@@ -21,6 +24,7 @@ const C = fs.constants;
 // O_NONBLOCK: a regular file swapped for a FIFO after lstat must not block open().
 const FLAGS = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
 const buf = Buffer.allocUnsafe(workerData.chunk);
+const READ_ATTEMPTS = 3;
 function describe(e) {
   switch (e && e.code) {
     case 'EACCES': case 'EPERM': return 'permission denied';
@@ -37,22 +41,30 @@ function hashOne(p) {
     return { error: describe(e), code: e.code === 'EACCES' || e.code === 'EPERM' ? 'UNREADABLE' : 'READ_FAILED' };
   }
   try {
-    const before = fs.fstatSync(fd);
+    let before = fs.fstatSync(fd);
     if (!before.isFile()) return { error: 'replaced by a non-regular file during the scan', code: 'CHANGED_DURING_SCAN' };
-    const h = crypto.createHash('sha256');
-    let pos = 0;
-    // Read up to the size fstat gave, no further: a small file costs one read, not two. A file
-    // that grew meanwhile shows it in the second fstat below.
-    while (pos < before.size) {
-      const n = fs.readSync(fd, buf, 0, buf.length, pos);
-      if (n === 0) break;
-      h.update(n === buf.length ? buf : buf.subarray(0, n));
-      pos += n;
+    // A moved ctime alone is a change of metadata (a link made or removed, chmod, chown) or a
+    // write whose mtime was put back: read again, and report a digest only for a read the
+    // whole stat held over. A moved size or mtime is a writer at work: no second try.
+    for (let attempt = 1; ; attempt++) {
+      const h = crypto.createHash('sha256');
+      let pos = 0;
+      // Read up to the size fstat gave, no further: a small file costs one read, not two. A file
+      // that grew meanwhile shows it in the second fstat below.
+      while (pos < before.size) {
+        const n = fs.readSync(fd, buf, 0, buf.length, pos);
+        if (n === 0) break;
+        h.update(n === buf.length ? buf : buf.subarray(0, n));
+        pos += n;
+      }
+      const after = fs.fstatSync(fd);
+      const written = after.mtimeMs !== before.mtimeMs || after.size !== before.size || pos !== after.size;
+      if (!written && after.ctimeMs === before.ctimeMs)
+        return { sha256: h.digest('hex'), bytes: pos, stat: [after.dev, after.ino, after.size, after.mtimeMs, after.ctimeMs, after.mode, after.uid, after.gid] };
+      if (written || attempt === READ_ATTEMPTS)
+        return { error: 'written to while it was being hashed; its digest is not reported', code: 'CHANGED_DURING_SCAN' };
+      before = after;
     }
-    const after = fs.fstatSync(fd);
-    if (after.mtimeMs !== before.mtimeMs || after.ctimeMs !== before.ctimeMs || after.size !== before.size || pos !== after.size)
-      return { error: 'written to while it was being hashed; its digest is not reported', code: 'CHANGED_DURING_SCAN' };
-    return { sha256: h.digest('hex'), bytes: pos, stat: [after.dev, after.ino, after.size, after.mtimeMs, after.ctimeMs] };
   } catch (e) {
     return { error: describe(e), code: e.code === 'EACCES' || e.code === 'EPERM' ? 'UNREADABLE' : 'READ_FAILED' };
   } finally {

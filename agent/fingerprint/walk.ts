@@ -326,13 +326,19 @@ export class TreeWalker {
       this.stats.hashed++;
       this.stats.bytesHashed += result.bytes;
       this.opts.onHashed?.(rec.path);
-      const [dev, ino, size, mtimeMs, ctimeMs] = result.stat;
-      const st = job.stat;
-      if (dev !== st.dev || ino !== st.ino || size !== st.size || mtimeMs !== st.mtimeMs || ctimeMs !== st.ctimeMs) {
-        // The record's size and mode come from the walk's lstat: a digest of other content would lie.
-        job.unreadable = 'changed between the walk and its hashing; its digest is not reported';
+      const [dev, ino, size, mtimeMs, ctimeMs, mode, uid, gid] = result.stat;
+      if (dev !== job.stat.dev || ino !== job.stat.ino) {
+        // The name now holds another file: its digest is not the one the walk's record describes.
+        job.unreadable = 'replaced between the walk and its hashing; its digest is not reported';
         this.warnings.push({ code: 'CHANGED_DURING_SCAN', path: rec.path, message: job.unreadable });
       } else {
+        // Same inode: the bytes were read under this fstat (the thread checked it held for the
+        // whole read), so the record takes its metadata from it. Its ctime also moves when
+        // another process only links or unlinks the file (a hard-linked copy of the tree made
+        // meanwhile): the content did not change, and dropping the digest would lose it.
+        const st: FileStat = { dev, ino, size, mtimeMs, ctimeMs };
+        job.stat = st;
+        for (const r of job.links) Object.assign(r, { mode: modeText(mode), uid, gid, size });
         job.sha256 = result.sha256;
         // The path inside the root is the tail of the host path the job already holds.
         if (this.opts.cache && ctimeMs < this.startedAt - this.racyMs) this.opts.cache.remember(job.host.subarray(this.rootBuf.length), st, result.sha256);
@@ -376,7 +382,7 @@ export function toRecord(inside: Buffer, text: string, st: Stats): ObservedFile 
   const record: ObservedFile = {
     path: text,
     type: fileType(st),
-    mode: (st.mode & 0o7777).toString(8).padStart(4, '0'),
+    mode: modeText(st.mode),
     uid: st.uid,
     gid: st.gid,
   };
@@ -384,6 +390,10 @@ export function toRecord(inside: Buffer, text: string, st: Stats): ObservedFile 
   if (!isUtf8(inside)) record.rawPath = inside.toString('base64');
   if (record.type === 'file') record.size = st.size;
   return record;
+}
+
+function modeText(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, '0');
 }
 
 function fileType(st: Stats): FileType {
