@@ -140,7 +140,7 @@ export function createCoverage(host: ExportHostRow, req: ExportRequest, before: 
   let fullScans = 0;
   let eventScans = 0;
   let firstFull: number | null = null;
-  let lastFullAt = before.lastFull === null ? null : Date.parse(before.lastFull.scannedAt);
+  let lastFullAt = before.lastFull === null ? null : Date.parse(before.lastFull.receivedAt);
   let longestGap = 0;
   let lastReport = before.last === null ? null : Date.parse(before.last.receivedAt);
   let degraded: { start: number; reason: string | null } | null = before.last?.watch?.state === 'degraded' ? { start: from, reason: before.last.watch.reason } : null;
@@ -158,7 +158,8 @@ export function createCoverage(host: ExportHostRow, req: ExportRequest, before: 
       staleGap(received);
       lastReport = received;
       if (r.kind === 'full') {
-        const scanned = Date.parse(r.scannedAt);
+        // The server's receive time, not the agent's clock: a host cannot date its own evidence.
+        const scanned = received;
         fullScans++;
         firstFull ??= scanned;
         longestGap = Math.max(longestGap, scanned - Math.max(lastFullAt ?? start, start - WEEK_MS));
