@@ -22,6 +22,8 @@ import { waitFor } from './helpers/processes.js';
 import { makeTinyRoot } from './helpers/tiny-root.js';
 import type { TinyRoot } from './helpers/tiny-root.js';
 import { callApi } from './helpers/api.js';
+import { startReceiver } from './helpers/http-receiver.js';
+import type { Receiver } from './helpers/http-receiver.js';
 
 const t0 = Date.parse('2026-11-02T00:00:00Z');
 const h = (hours: number): number => t0 + hours * 3_600_000;
@@ -31,6 +33,7 @@ const FORMULA = "=cmd|' /C calc'!A0";
 
 let work: string;
 let server: RunningServer;
+let receiver: Receiver;
 let tokens: { analyst: string; auditor: string };
 const roots: TinyRoot[] = [];
 const agents: Record<'a' | 'b', { config: Awaited<ReturnType<typeof enrollAgent>>; root: TinyRoot; state: string }> = {} as never;
@@ -82,15 +85,18 @@ const at = (obj: unknown, dotted: string): unknown => dotted.split('.').reduce<u
 
 beforeAll(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'quicksand-export-'));
-  server = await startServer({ db: path.join(work, 'server.db'), port: 0, host: '127.0.0.1', now, schedules: false });
+  receiver = await startReceiver();
+  server = await startServer({ db: path.join(work, 'server.db'), port: 0, host: '127.0.0.1', now, schedules: false, deliveryIntervalMs: 50 });
   tokens = { analyst: await server.store.createApiToken('analyst', now(), 'Ana Lyst'), auditor: await server.store.createApiToken('auditor', now(), 'Q4 audit, Jane') };
   for (const which of ['a', 'b'] as const) {
     const root = makeTinyRoot();
     roots.push(root);
     agents[which] = { config: await enrollAgent(server.url, await server.store.createEnrollSecret(now()), `host-${which}`), root, state: path.join(work, `agent-${which}`) };
   }
-  const up = await fetch(`${server.url}/api/v1/images`, { method: 'POST', headers: { authorization: `Bearer ${await server.store.createApiToken('admin', now())}`, 'content-type': 'application/json' }, body: readFileSync(roots[0]!.manifest) });
+  const admin = await server.store.createApiToken('admin', now());
+  const up = await fetch(`${server.url}/api/v1/images`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: readFileSync(roots[0]!.manifest) });
   expect(up.status).toBe(201);
+  expect((await call('POST', '/api/v1/sinks', admin, { type: 'webhook', id: 'soc', url: receiver.url('/hook'), secret: 'a-webhook-secret-of-16+' })).status).toBe(201);
   const ra = agents.a.root.root;
   writeFileSync(path.join(ra, 'usr/bin/hand-made'), '#!/bin/sh\n', { mode: 0o755 });
   writeFileSync(path.join(ra, 'usr/bin/temp-fix'), '#!/bin/sh\n', { mode: 0o755 });
@@ -102,6 +108,7 @@ beforeAll(async () => {
 
   await send('a', h(0), { state: 'ok' });
   await send('b', h(0));
+  await waitFor('both triggers delivered', () => receiver.requests.length >= 2, 15_000, 20);
   clock = h(1);
   const findings = async (id: string) => (await call('GET', `/api/v1/hosts/${id}/findings`, tokens.analyst)).json.findings as Array<{ id: number; path: string }>;
   const fa = await findings(agents.a.config.agentId);
@@ -113,6 +120,7 @@ beforeAll(async () => {
   await approve('/usr/bin/temp-fix', { reason: 'until the image is rebuilt', ticket: 'CHG-3', expiresAt: new Date(h(5)).toISOString() });
   expect((await call('POST', '/api/v1/rules', tokens.analyst, { schema: 'quicksand.rules/v1', rules: [{ id: 'cron-is-config', match: { path: '/etc/crontab' }, action: { type: 'suppress' } }] })).status).toBe(201);
   expect((await call('POST', `/api/v1/hosts/${agents.b.config.agentId}/rebaseline`, tokens.analyst, { reason: 'b-tool is the new standard', ticket: 'CHG-4' })).status).toBe(201);
+  await waitFor('both resolves delivered', () => receiver.requests.length >= 4, 15_000, 20);
   await send('b', h(1.5));
   await send('a', h(2), { state: 'degraded', reason: 'inotify watch limit reached' });
   await send('a', h(3), { state: 'ok' });
@@ -131,6 +139,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
+  await receiver?.close();
   for (const r of roots) r.remove();
   if (work) rmSync(work, { recursive: true, force: true });
 });
@@ -161,7 +170,14 @@ describe('a compliance export of a real period', () => {
     expect(change(b, '/usr/bin/b-tool')).toMatchObject({ disposition: 're-baselined', baselineVersion: 1, ticket: 'CHG-4', by: 'Ana Lyst' });
     expect(doc.summary).toMatchObject({ hosts: 2, scope: 'image:tiny', coverage: { weeklyHeld: 2, weeklyMissed: 0 }, outages: { stale: 3, watchDegraded: 1, ongoing: 1 }, changes: { total: 6, approved: 3, open: 1, waived: 1, 're-baselined': 1 }, openExceptions: 1 });
     expect(of(a, 'host')).toMatchObject([{ image: 'tiny', imageVersion: '1', manifestSha256: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
-    expect(of(a, 'alert').length).toBeGreaterThan(0);
+    // Each host paged once at 0 and was cattle again at 1 (approved, waived; re-baselined).
+    for (const host of [a, b]) {
+      expect(of(host, 'alert')).toEqual([
+        expect.objectContaining({ action: 'trigger', sink: 'soc', state: 'delivered', attempts: 1, lastAttemptResult: 'delivered (HTTP 200)', createdAt: new Date(h(0)).toISOString(), dispositionAt: new Date(h(1)).toISOString(), secondsToDisposition: 3600 }),
+        expect.objectContaining({ action: 'resolve', sink: 'soc', state: 'delivered', createdAt: new Date(h(1)).toISOString() }),
+      ]);
+    }
+    expect(doc.summary.alerts).toEqual({ total: 2, dispositioned: 2, medianSecondsToDisposition: 3600 });
   });
 
   it('says a host missed the weekly scan when the period runs past a week without one', async () => {
