@@ -1,11 +1,14 @@
 // The pure pieces of the export: CSV cells, DSSE's PAE, scopes, OCSF's file_diff, dispositions.
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { csvField } from './csv.js';
 import { changeRecord } from './model.js';
 import type { ExportRequest } from './model.js';
 import { ocsfEvent, OCSF_REQUIRED } from './ocsf.js';
 import { parseScope } from './produce.js';
-import { pae } from './sign.js';
+import { SIGNING_KEY_FILE, loadOrCreateSigningKey, pae } from './sign.js';
 import type { ExportApprovalRow, ExportFindingRow, ExportHostRow } from '../store/types.js';
 
 const host: ExportHostRow = { id: 'qsa-1', hostname: 'web-1', machineId: null, enrolledAt: '2026-11-01T00:00:00.000Z', revokedAt: null, image: { name: 'web', version: '42' }, baselineVersion: null, labels: {}, status: 'pet', lastReportAt: null, watch: null };
@@ -24,6 +27,18 @@ describe('the export', () => {
   it('encodes PAE exactly as the DSSE spec example', () => {
     expect(pae('http://example.com/HelloWorld', Buffer.from('hello world')).toString()).toBe('DSSEv1 29 http://example.com/HelloWorld 11 hello world');
     expect(pae('t', Buffer.from('ü')).toString()).toBe('DSSEv1 1 t 2 ü');
+  });
+
+  it('makes the signing key once, readable by its owner only, and keeps it', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'quicksand-key-'));
+    try {
+      const first = loadOrCreateSigningKey(path.join(dir, 'data'));
+      expect(statSync(path.join(dir, 'data', SIGNING_KEY_FILE)).mode & 0o777).toBe(0o600);
+      expect(loadOrCreateSigningKey(path.join(dir, 'data')).keyid).toBe(first.keyid);
+      expect(first.publicPem).toMatch(/^-----BEGIN PUBLIC KEY-----/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('parses scopes and names what is wrong', () => {

@@ -18,8 +18,10 @@ export function recordLine(r: ExportRecord): string {
     case 'outage':
       return `  outage ${r.outage}: ${r.start} to ${r.end ?? 'not over'}${r.reason === null ? '' : ` (${r.reason})`}`;
     case 'change': {
-      const who = r.by === null ? '' : ` by ${r.by}${r.at === null ? '' : ` at ${r.at}`}`;
-      const extra = [r.ticket === null ? '' : `ticket ${r.ticket}`, r.reason === null ? '' : `"${r.reason}"`, r.expiresAt === null ? '' : `expires ${r.expiresAt}`, r.rule === null ? '' : `rule ${r.rule}`, r.baselineVersion === null ? '' : `baseline v${r.baselineVersion}`, r.approvalExpiredAt === null ? '' : `approval expired ${r.approvalExpiredAt}`]
+      // An approval that expired left the change open: who approved it then is not who disposed of it.
+      const by = `${r.by}${r.at === null ? '' : ` at ${r.at}`}`;
+      const who = r.by === null ? '' : r.approvalExpiredAt === null ? ` by ${by}` : ` (approved by ${by} until ${r.approvalExpiredAt})`;
+      const extra = [r.ticket === null ? '' : `ticket ${r.ticket}`, r.reason === null ? '' : `"${r.reason}"`, r.expiresAt === null ? '' : `expires ${r.expiresAt}`, r.rule === null ? '' : `rule ${r.rule}`, r.baselineVersion === null ? '' : `baseline v${r.baselineVersion}`, r.approvalExpiredAt === null ? '' : 'approval expired']
         .filter((x) => x !== '')
         .join(', ');
       return `  ${r.change} ${r.id} ${r.kind} ${r.path ?? r.name ?? ''}: ${r.disposition.toUpperCase()}${who}${extra === '' ? '' : ` (${extra})`}; first seen ${r.firstSeen}`;

@@ -1,11 +1,12 @@
 // Signed exports: an ed25519 key in the server's data folder (node:crypto), and in-toto
 // Statements v1 in DSSE envelopes. PAE and the envelope follow the DSSE spec (protocol.md):
 // PAE(type, body) = "DSSEv1" SP LEN(type) SP type SP LEN(body) SP body, LEN in ASCII decimal bytes.
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { QuicksandError } from '../../shared/errors.js';
 
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
@@ -28,16 +29,30 @@ function fromPrivate(privateKey: KeyObject): SigningKey {
   return { privateKey, publicKey, keyid: keyidOf(publicKey), publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
 }
 
-/** The server's key in `dataDir`, made there on first use (0600: only the server's user reads it). */
+/**
+ * The server's key in `dataDir`, made there on first use (0600: only the server's user reads it).
+ * Written whole to a temporary name and linked into place: two processes starting at once on one
+ * folder end with one key, and neither reads half a file.
+ */
 export function loadOrCreateSigningKey(dataDir: string): SigningKey {
   const file = path.join(dataDir, SIGNING_KEY_FILE);
-  if (!existsSync(file)) {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    const { privateKey } = generateKeyPairSync('ed25519');
-    writeFileSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
-    chmodSync(file, 0o600);
+  try {
+    if (!existsSync(file)) {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+      writeFileSync(tmp, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
+      try {
+        linkSync(tmp, file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      } finally {
+        rmSync(tmp, { force: true });
+      }
+    }
+    return fromPrivate(createPrivateKey(readFileSync(file)));
+  } catch (err) {
+    throw new QuicksandError('DB_UNUSABLE', `the export signing key ${file} cannot be read or made: ${(err as Error).message}`);
   }
-  return fromPrivate(createPrivateKey(readFileSync(file)));
 }
 
 export function pae(payloadType: string, payload: Buffer): Buffer {
