@@ -16,6 +16,8 @@ Usage:
   quicksand-server token create --role admin|analyst|auditor [--name TEXT] [--db FILE]
   quicksand-server token list|revoke ID [--db FILE]
   quicksand-server agent revoke AGENT_ID [--db FILE]
+  quicksand-server export --from ISO --to ISO [--image NAME|--label K=V|--host ID] --format F --out FILE
+  quicksand-server verify-export FILE [--signature FILE.sig.json] [--public-key KEY]
   quicksand-server help COMMAND
 
 Commands:
@@ -23,6 +25,8 @@ Commands:
   enroll-secret  print a new enrolment secret for \`quicksand-agent enroll\`; list, revoke
   token          create, list or revoke API tokens (Authorization: Bearer TOKEN)
   agent revoke   revoke an agent's token; its connection is refused from now on
+  export         write a signed compliance export of a period (csv, json, html, pdf, ocsf)
+  verify-export  check an export against its signature (exit 0 valid, 1 invalid, 2 error)
 
 Run \`quicksand-server COMMAND --help\` for the options of one command.
 `;
@@ -33,6 +37,8 @@ export const COMMANDS: Record<string, () => Promise<Command<ServerCliIo>>> = {
   'enroll-secret': () => import('./commands/enroll-secret.js'),
   token: () => import('./commands/token.js'),
   agent: () => import('./commands/agent.js'),
+  export: () => import('./commands/export.js'),
+  'verify-export': () => import('./commands/verify-export.js'),
 };
 
 /** Runs one server command line; `start` returns only when the server has stopped. */

@@ -2,7 +2,10 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
+import path from 'node:path';
 import { createApp } from './api/app.js';
+import { createExportService } from './export/service.js';
+import { loadOrCreateSigningKey } from './export/sign.js';
 import { createBatchWriter } from './stream/batch-writer.js';
 import type { FetchLike } from './alerts/http.js';
 import type { AlertPolicy, RetrySchedule } from './alerts/policy.js';
@@ -100,8 +103,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     addressLimiter: createAddressLimiter(opts.upgradeRatePerAddress ?? 50, opts.upgradeBurstPerAddress ?? 200, () => now().getTime()),
     ...(opts.maxPendingPerAgent === undefined ? {} : { maxPendingPerAgent: opts.maxPendingPerAgent }),
   });
+  // The export signing key lives beside the database, made on first start.
+  const exportService = createExportService(store, loadOrCreateSigningKey(path.dirname(path.resolve(opts.db))), staleAfterMs);
   const app = createApp({
     store,
+    exports: exportService,
     clock: now,
     metrics,
     stream,

@@ -10,6 +10,7 @@ import { containerRoutes } from './containers.js';
 import type { AppDeps, Env } from './context.js';
 import { credentialRoutes } from './credentials.js';
 import { enrollRoutes } from './enroll.js';
+import { exportRoutes } from './exports.js';
 import { limitBodies, securityHeaders } from './guards.js';
 import { healthRoutes } from './health.js';
 import { hostRoutes } from './hosts.js';
@@ -84,6 +85,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   baselineRoutes(app, deps);
   ruleRoutes(app, deps);
   credentialRoutes(app, deps);
+  exportRoutes(app, deps);
 
   return app;
 }

@@ -20,12 +20,32 @@ export interface AppDeps {
   uploads?: Uploads;
   /** Whether reports can be stored now (the ingest worker is up, the database writable). */
   health?: () => Promise<{ ok: boolean; problems: string[] }>;
+  /** Compliance exports, their signatures and host attestations (server/export, wired by server.ts). */
+  exports?: ExportDeps;
   stream?: { isConnected(agentId: string): boolean; sendCommand(agentId: string, command: 'scan-now' | Omit<CommandFrame, 'type'>): boolean; disconnect(agentId: string, reason: string): void };
+}
+
+export interface ExportJobDeps {
+  name: string;
+  contentType: string;
+  body: AsyncIterable<Uint8Array>;
+  signature(): unknown;
+}
+
+export interface ExportDeps {
+  publicKeyPem: string;
+  keyid: string;
+  run(query: Record<string, string>, actor: { id: string; role: string; name: string | null }, now: Date): Promise<{ job: ExportJobDeps; signatureOnly: boolean }>;
+  signatureOf(query: Record<string, string>, job: ExportJobDeps): Promise<unknown>;
+  remember(query: Record<string, string>, job: ExportJobDeps): void;
+  attest(hostId: string, now: Date): Promise<unknown>;
 }
 
 export type Env = { Variables: { role: ApiRoleName; tokenId: string; tokenName: string | null } };
 
 export const TRIAGE_ROLES: readonly ApiRoleName[] = ['admin', 'analyst'];
+/** Exports and attestations: every role reads them. */
+export const EXPORT_ROLES: readonly ApiRoleName[] = ['admin', 'analyst', 'auditor'];
 
 export function actorOf(c: Context<Env>): { id: string; role: string; name: string | null } {
   return { id: c.get('tokenId'), role: c.get('role'), name: c.get('tokenName') };
