@@ -104,3 +104,27 @@ describe.each(STORE_BACKENDS)('users and sessions on the $name store', (backend)
     expect(await store.authenticateApiToken(plain)).toEqual({ role: 'auditor', tokenId: expect.any(String), name: 'Q3 audit', user: null });
   });
 });
+
+describe.each(STORE_BACKENDS)('the console queries on the $name store', (backend) => {
+  let db: FreshStore;
+  afterEach(async () => {
+    await db.drop();
+  });
+
+  it("names each host's most severe finding that counts, and forgets it once approved", async () => {
+    db = await backend.fresh();
+    const { store } = db;
+    const { reportFrame } = await import('./helpers/store-backends.js');
+    const secret = await store.createEnrollSecret(T0);
+    const a = (await store.enrollAgent(secret, 'a', T0))!.agentId;
+    const b = (await store.enrollAgent(secret, 'b', T0))!.agentId;
+    await store.ingestBatch([
+      { type: 'report', agentId: a, receivedAt: T0, frame: reportFrame(a, 1, 'full', [{ kind: 'file-added', severity: 'medium', path: '/etc/x' }, { kind: 'package-added', severity: 'high', ecosystem: 'dpkg', name: 'sl', after: '1' }], T0) },
+      { type: 'report', agentId: b, receivedAt: T0, frame: reportFrame(b, 1, 'full', [], T0) },
+    ]);
+    expect(await store.worstSeverities(T0)).toEqual({ [a]: 'high' });
+    const high = (await store.listFindings(a, { state: 'open' }, T0))!.find((f) => f.severity === 'high')!;
+    await store.triage.approve({ hostId: a, findingIds: [high.id], reason: 'ok', actor: { id: 't', role: 'analyst' }, now: T0 });
+    expect(await store.worstSeverities(T0)).toEqual({ [a]: 'medium' });
+  });
+});

@@ -162,6 +162,8 @@ export interface Queries {
   /** Reports stored for a host, oldest first (seq and hash): for tests and the history view. */
   listReports(hostId: string): Promise<{ seq: number; hash: string; prevHash: string | null; kind: string; receivedAt: string }[]>;
   countHosts(now: Date): Promise<Record<HostStatusName, number>>;
+  /** Each host's most severe finding that counts (open, not waived, not approved at `now`): the console's severity filter. Hosts without one are left out. */
+  worstSeverities(now: Date): Promise<Record<string, string>>;
 }
 
 export interface ImageUploadResult {
