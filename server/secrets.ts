@@ -33,3 +33,10 @@ export function secretMatches(secret: string, storedHash: Buffer): boolean {
   const presented = hashSecret(secret);
   return presented.length === storedHash.length && timingSafeEqual(presented, storedHash);
 }
+
+/** Constant-time equality of two presented tokens (a CSRF token against the session's). */
+export function tokensEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
