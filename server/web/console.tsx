@@ -105,7 +105,8 @@ export function createConsole(deps: ConsoleDeps): Hono<WebEnv> {
     const host = await store.getHost(id, now);
     if (host === null) return c.html(<Message session={s} title="Not found" text={`No host ${id}`} />, 404);
     const findings = (await store.listFindings(id, { state: 'open' }, now)) ?? [];
-    const history = (await store.triage.listAudit({ target: `host:${id}`, limit: 200 })).entries;
+    // The host's own entries and those of its findings and change sets (`host:ID/…`), among the latest.
+    const history = (await store.triage.listAudit({ limit: 2000 })).entries.filter((e) => e.target === `host:${id}` || e.target.startsWith(`host:${id}/`));
     return c.html(<HostPage session={s} host={{ ...host, connected: false }} findings={findings} history={history} {...(notice === undefined ? {} : { notice })} />, status);
   };
   app.get('/hosts/:id', async (c) => {
