@@ -27,7 +27,7 @@ export interface ConsoleDeps {
   store: Store;
   clock: () => Date;
   policy?: SessionPolicy;
-  stream?: { sendCommand(agentId: string, command: 'scan-now'): boolean };
+  stream?: { sendCommand(agentId: string, command: 'scan-now'): boolean; isConnected(agentId: string): boolean };
 }
 
 function address(c: Context<WebEnv>): string {
@@ -107,7 +107,7 @@ export function createConsole(deps: ConsoleDeps): Hono<WebEnv> {
     const findings = (await store.listFindings(id, { state: 'open' }, now)) ?? [];
     // The host's own entries and those of its findings and change sets (`host:ID/…`), among the latest.
     const history = (await store.triage.listAudit({ limit: 2000 })).entries.filter((e) => e.target === `host:${id}` || e.target.startsWith(`host:${id}/`));
-    return c.html(<HostPage session={s} host={{ ...host, connected: false }} findings={findings} history={history} {...(notice === undefined ? {} : { notice })} />, status);
+    return c.html(<HostPage session={s} host={{ ...host, connected: deps.stream?.isConnected(id) ?? false }} findings={findings} history={history} {...(notice === undefined ? {} : { notice })} />, status);
   };
   app.get('/hosts/:id', async (c) => {
     const s = signedIn(c);
