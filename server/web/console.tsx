@@ -14,7 +14,7 @@ import type { SessionUser, Store } from '../store/types.js';
 import { AuditPage } from './audit.js';
 import { ExportPage } from './export.js';
 import { FleetPage } from './fleet.js';
-import { filterHosts, fleetCsv, parseFleetFilters } from './fleet-view.js';
+import { countStatuses, filterHosts, fleetCsv, paginate, parseFleetFilters } from './fleet-view.js';
 import { HostPage } from './host.js';
 import { ImagesPage } from './images.js';
 import { Layout } from './layout.js';
@@ -37,6 +37,9 @@ function address(c: Context<WebEnv>): string {
     return ''; // app.request() in tests: no socket
   }
 }
+
+/** Findings per host page. */
+export const HOST_PAGE_SIZE = 200;
 
 const actor = (s: SessionUser) => ({ id: `user:${s.user}`, role: s.role, name: s.user });
 
@@ -89,7 +92,7 @@ export function createConsole(deps: ConsoleDeps): Hono<WebEnv> {
     const s = signedIn(c);
     if (s instanceof Response) return s;
     const rows = await fleetRows(c);
-    return c.html(<FleetPage session={s} counts={await store.countHosts(rows.now)} {...rows} />, rows.error === undefined ? 200 : 400);
+    return c.html(<FleetPage session={s} counts={countStatuses(rows.all)} {...rows} />, rows.error === undefined ? 200 : 400);
   });
   app.get('/fleet.csv', async (c) => {
     const s = signedIn(c);
@@ -104,10 +107,12 @@ export function createConsole(deps: ConsoleDeps): Hono<WebEnv> {
     const now = clock();
     const host = await store.getHost(id, now);
     if (host === null) return c.html(<Message session={s} title="Not found" text={`No host ${id}`} />, 404);
-    const findings = (await store.listFindings(id, { state: 'open' }, now)) ?? [];
+    // A host with thousands of findings is shown a page of them at a time.
+    const open = (await store.listFindings(id, { state: 'open' }, now)) ?? [];
+    const page = paginate(open, Math.max(1, Math.min(10_000, Number(c.req.query('page') ?? '1') || 1)), HOST_PAGE_SIZE);
     // The host's own entries and those of its findings and change sets (`host:ID/…`), among the latest.
     const history = (await store.triage.listAudit({ limit: 2000 })).entries.filter((e) => e.target === `host:${id}` || e.target.startsWith(`host:${id}/`));
-    return c.html(<HostPage session={s} host={{ ...host, connected: deps.stream?.isConnected(id) ?? false }} findings={findings} history={history} {...(notice === undefined ? {} : { notice })} />, status);
+    return c.html(<HostPage session={s} host={{ ...host, connected: deps.stream?.isConnected(id) ?? false }} findings={page.rows} findingsPage={{ page: page.page, pages: page.pages, total: open.length }} history={history} {...(notice === undefined ? {} : { notice })} />, status);
   };
   app.get('/hosts/:id', async (c) => {
     const s = signedIn(c);

@@ -2,7 +2,7 @@
 // image cohorts, the CSV of exactly the kept rows, and the trend of pets. No I/O, no clock.
 import { z } from 'zod';
 import { HOST_STATUSES } from '../../shared/api.js';
-import type { HostSummary } from '../../shared/api.js';
+import type { HostStatusName, HostSummary } from '../../shared/api.js';
 import { SEVERITIES } from '../../shared/findings.js';
 import { formatIssues } from '../../shared/schema-errors.js';
 
@@ -64,6 +64,13 @@ export function filterHosts(hosts: readonly HostSummary[], f: FleetFilters, wors
 function splitLabel(label: string): [string, string | undefined] {
   const i = label.indexOf('=');
   return i < 0 ? [label, undefined] : [label.slice(0, i), label.slice(i + 1)];
+}
+
+/** How many hosts of each status (from the list already read: one pass over the fleet, not two). */
+export function countStatuses(hosts: readonly HostSummary[]): Record<HostStatusName, number> {
+  const out: Record<HostStatusName, number> = { cattle: 0, pet: 0, stale: 0, enrolled: 0 };
+  for (const h of hosts) out[h.status]++;
+  return out;
 }
 
 /** One page of the rows (1-based), with how many pages there are. */

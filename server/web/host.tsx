@@ -68,7 +68,7 @@ function FindingRow(props: { f: HostFinding; host: string; session: SessionUser 
   );
 }
 
-export function HostPage(props: { session: SessionUser; host: HostDetail; findings: HostFinding[]; history: AuditEntry[]; notice?: string }) {
+export function HostPage(props: { session: SessionUser; host: HostDetail; findings: HostFinding[]; findingsPage?: { page: number; pages: number; total: number }; history: AuditEntry[]; notice?: string }) {
   const h = props.host;
   const id = encodeURIComponent(h.id);
   const s = props.session;
@@ -106,6 +106,13 @@ export function HostPage(props: { session: SessionUser; host: HostDetail; findin
           <ul>{g.findings.map((f) => <FindingRow f={f} host={h.id} session={s} />)}</ul>
         </section>
       ))}
+      {props.findingsPage !== undefined && props.findingsPage.pages > 1 && (
+        <nav aria-label="Pages of findings">
+          {props.findingsPage.page > 1 && <a href={`/hosts/${id}?page=${props.findingsPage.page - 1}`} rel="prev">Previous</a>}
+          {` Findings page ${props.findingsPage.page} of ${props.findingsPage.pages} (${props.findingsPage.total} open) `}
+          {props.findingsPage.page < props.findingsPage.pages && <a href={`/hosts/${id}?page=${props.findingsPage.page + 1}`} rel="next">Next</a>}
+        </nav>
+      )}
       <h2>Status history</h2>
       <ul>
         {h.petSince !== null && <li>{`${h.petSince}: became a pet`}</li>}
