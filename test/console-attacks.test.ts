@@ -104,6 +104,7 @@ describe('the console under attack', () => {
     expect((await fetchApp(approve, form({ _csrf: aud.csrf, reason: 'x' }, { origin: ORIGIN }, ana.cookie))).status).toBe(403);
     expect((await fetchApp(approve, form({ _csrf: aud.csrf, reason: 'x' }, { origin: ORIGIN }, aud.cookie))).status).toBe(403);
     expect(await (await fetchApp(`/hosts/${hostId}`, { headers: { cookie: `${SESSION_COOKIE}=${aud.cookie}` } })).text()).not.toContain('Approve');
+    expect((await fetchApp('/admin', { headers: { cookie: `${SESSION_COOKIE}=${ana.cookie}` } })).status).toBe(403);
     now = new Date(now.getTime() + DEFAULT_SESSION_POLICY.idleMs + 1000);
     const expired = await fetchApp('/', { headers: { cookie: `${SESSION_COOKIE}=${ana.cookie}` } });
     expect([expired.status, expired.headers.get('location')]).toEqual([303, '/login?next=%2F']);

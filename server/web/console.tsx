@@ -11,6 +11,7 @@ import { QuicksandError, isQuicksandError } from '../../shared/errors.js';
 import { formatIssues } from '../../shared/schema-errors.js';
 import { CONSOLE_SECURITY_HEADERS } from '../../shared/security-headers.js';
 import type { SessionUser, Store } from '../store/types.js';
+import { AdminPage } from './admin.js';
 import { AuditPage } from './audit.js';
 import { ExportPage } from './export.js';
 import { FleetPage } from './fleet.js';
@@ -176,6 +177,12 @@ export function createConsole(deps: ConsoleDeps): Hono<WebEnv> {
     const r = auditQuerySchema.safeParse({ limit: '100', ...given });
     const query = r.success ? r.data : { limit: 100 };
     return c.html(<AuditPage session={s} page={await store.triage.listAudit(query)} query={query} {...(r.success ? {} : { error: formatIssues(r.error) })} />, r.success ? 200 : 400);
+  });
+  app.get('/admin', async (c) => {
+    const s = signedIn(c);
+    if (s instanceof Response) return s;
+    if (s.role !== 'admin') return c.html(<Message session={s} title="Forbidden" text={`This page is for admins; you are ${s.role}.`} />, 403);
+    return c.html(<AdminPage session={s} users={await store.listUsers()} tokens={await store.listApiTokens()} secrets={await store.listEnrollSecrets(clock())} />);
   });
   app.get('/export', (c) => {
     const s = signedIn(c);

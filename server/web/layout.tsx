@@ -23,6 +23,7 @@ export function Layout(props: { title: string; session: SessionUser | null; chil
               <a href="/images">Images</a>
               <a href="/audit">Audit log</a>
               <a href="/export">Export</a>
+              {s.role === 'admin' && <a href="/admin">Users and credentials</a>}
               <a href="/api/v1/openapi.json">API (OpenAPI)</a>
             </nav>
           )}
