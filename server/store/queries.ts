@@ -208,7 +208,7 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
     listFindings(hostId, query, now) {
       if (oneHost.get(hostId) === undefined) return null;
       return findings[query.state].all({ hostId, now: now.toISOString() }).map((r): HostFinding => {
-        const detail = JSON.parse(r.detail) as Pick<HostFinding, 'attack' | 'actor'>;
+        const detail = JSON.parse(r.detail) as Pick<HostFinding, 'attack' | 'actor' | 'configDiff' | 'configDiffNote'>;
         return {
           id: r.id,
           kind: r.kind,
@@ -230,6 +230,8 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
           changeSet: r.change_set === null ? null : { id: r.change_set, tool: r.cs_tool, command: r.cs_command },
           attack: detail.attack ?? null,
           actor: detail.actor ?? null,
+          ...(detail.configDiff === undefined ? {} : { configDiff: detail.configDiff }),
+          ...(detail.configDiffNote === undefined ? {} : { configDiffNote: detail.configDiffNote }),
           detail,
         };
       });
