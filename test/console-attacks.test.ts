@@ -2,7 +2,6 @@
 // API on one fetch, a real SQLite file): brute force, cross-origin posts, other and expired
 // sessions, fixation, and agent-supplied markup shown inert.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HostFinding } from '../shared/api.js';
 import { SESSION_COOKIE } from '../shared/console.js';
 import { createApp } from '../server/api/app.js';
 import { createMetrics } from '../server/metrics.js';
@@ -134,7 +133,7 @@ describe('the console under attack', () => {
     const session = (await store.authenticateSession(cookie, now))!;
     const host = { ...(await store.getHost(hostId, now))!, connected: false };
     const f = (await store.listFindings(hostId, { state: 'open' }, now))![0]!;
-    const withDiff = { ...f, configDiff: '--- a/etc/x\n+++ b/etc/x\n@@ -1 +1 @@\n-old\n+<script>alert("diff")</script>\u001b]0;title\u0007' } as HostFinding;
+    const withDiff = { ...f, configDiff: '--- a/etc/x\n+++ b/etc/x\n@@ -1 +1 @@\n-old\n+<script>alert("diff")</script>\u001b]0;title\u0007' };
     const html = String(HostPage({ session, host, findings: [withDiff], history: [] }));
     expect(html).toContain('<span class="add">+&lt;script&gt;alert(&quot;diff&quot;)&lt;/script&gt;\\u{1b}]0;title\\u{7}');
     expect(html).not.toMatch(/<script|[\u0000-\u0008\u001b]/);

@@ -6,12 +6,6 @@ import { diffLines, groupByChangeSet, nestedPaths, visible } from './host-view.j
 import { Csrf, Layout } from './layout.js';
 import { mayTriage } from './session.js';
 
-/** A finding's config diff, when the agent sent one (configdiff's `configDiff`). */
-const configDiff = (f: HostFinding): string | undefined => {
-  const d = (f as HostFinding & { configDiff?: unknown }).configDiff;
-  return typeof d === 'string' ? d : undefined;
-};
-
 function Diff(props: { diff: string }) {
   return (
     <pre class="diff" aria-label="Unified diff">
@@ -40,7 +34,7 @@ function ApproveForm(props: { session: SessionUser; action: string; label: strin
 function FindingRow(props: { f: HostFinding; host: string; session: SessionUser }) {
   const { f } = props;
   const nested = nestedPaths(f);
-  const diff = configDiff(f);
+  const diff = f.configDiff;
   const t = f.triage;
   return (
     <li>
@@ -55,6 +49,7 @@ function FindingRow(props: { f: HostFinding; host: string; session: SessionUser 
         </details>
       )}
       {diff !== undefined && <Diff diff={diff} />}
+      {f.configDiffNote !== undefined && <p>{visible(f.configDiffNote)}</p>}
       {mayTriage(props.session.role) && f.resolvedAt === null && (t.state === 'open' || t.state === 'approval-expired') && (
         <ApproveForm session={props.session} action={`/hosts/${encodeURIComponent(props.host)}/findings/${f.id}/approve`} label="Approve this finding" id={`f${f.id}`} />
       )}
