@@ -57,6 +57,9 @@ if (!existsSync(path.join(AGENT_STATE, 'agent.json'))) {
 }
 if (!existsSync(TOKEN_FILE)) writeFileSync(TOKEN_FILE, `${cli(SERVER, ['token', 'create', '--role', 'admin', '--db', DB])}\n`, { mode: 0o600 });
 const token = readFileSync(TOKEN_FILE, 'utf8').trim();
+// The console's first user: its password is printed this once (only a hash is kept).
+const users = cli(SERVER, ['user', 'list', '--db', DB]);
+const adminPassword = /^admin\s/m.test(users) ? null : /password \(shown once\): (\S+)/.exec(cli(SERVER, ['user', 'add', 'admin', '--role', 'admin', '--db', DB]))![1]!;
 
 // The local agent: scans / (the first run records it as the baseline) every 5 minutes.
 const agent = spawn(process.execPath, [AGENT, 'run', '--root', '/', '--state', AGENT_STATE, '--schedule', '*/5 * * * *'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -64,6 +67,7 @@ prefixed(agent, '[agent]');
 
 process.stdout.write(`
 Quicksand is running at ${url}
+  console: ${url}/  user admin, ${adminPassword === null ? 'password as printed at the first start (quicksand-server user passwd admin --db .quicksand/server.db sets a new one)' : `one-time password ${adminPassword}`}
   a local agent is enrolled and streaming (state in .quicksand/agent/); the first scan takes a baseline
   API token (admin): ${token}   (also in .quicksand/api-token)
 

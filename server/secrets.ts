@@ -2,7 +2,7 @@
 // hash. A plain sha256 is enough (no slow KDF): the secrets are 256 random bits, not passwords.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-export type CredentialPrefix = 'qse' | 'qsa' | 'qst'; // enrolment secret, agent token, API token
+export type CredentialPrefix = 'qse' | 'qsa' | 'qst' | 'qss'; // enrolment secret, agent token, API token, console session
 
 export interface NewCredential {
   id: string;
@@ -32,4 +32,11 @@ export function splitCredential(text: string, prefix: CredentialPrefix): { id: s
 export function secretMatches(secret: string, storedHash: Buffer): boolean {
   const presented = hashSecret(secret);
   return presented.length === storedHash.length && timingSafeEqual(presented, storedHash);
+}
+
+/** Constant-time equality of two presented tokens (a CSRF token against the session's). */
+export function tokensEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }

@@ -6,6 +6,8 @@ import path from 'node:path';
 import { createApp } from './api/app.js';
 import { createExportService } from './export/service.js';
 import { loadOrCreateSigningKey } from './export/sign.js';
+import { createConsole } from './web/console.js';
+import type { SessionPolicy } from './web/session.js';
 import { createBatchWriter } from './stream/batch-writer.js';
 import type { FetchLike } from './alerts/http.js';
 import type { AlertPolicy, RetrySchedule } from './alerts/policy.js';
@@ -61,6 +63,8 @@ export interface ServerOptions {
   retentionDays?: number;
   digestSinkId?: string;
   scheduleCron?: ScheduleSettings['cron'];
+  /** The console's session lifetimes and login throttle (default DEFAULT_SESSION_POLICY). */
+  sessionPolicy?: SessionPolicy;
   /** False: no cron ticks (tests run the jobs through `schedules.run`). */
   schedules?: boolean;
 }
@@ -73,6 +77,11 @@ export interface RunningServer {
   deliveries: DeliveryLoop;
   schedules: Schedules;
   close(): Promise<void>;
+}
+
+/** The paths the JSON API serves; the console serves the rest. */
+export function isApiPath(pathname: string): boolean {
+  return pathname.startsWith('/api/') || pathname === '/healthz' || pathname === '/metrics';
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
@@ -115,6 +124,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     uploads: gatedUploads(uploadThread, opts.maxUploads ?? 2),
     enrollLimiter: createAddressLimiter(opts.enrollRatePerSec ?? 0.2, opts.enrollBurst ?? 20, () => now().getTime()),
   });
+  const web = createConsole({ store, clock: now, stream, ...(opts.sessionPolicy === undefined ? {} : { policy: opts.sessionPolicy }) });
+  // The API has its paths; every other path is the console's.
+  const route = (req: Request, env: unknown): Response | Promise<Response> => (isApiPath(new URL(req.url).pathname) ? app.fetch(req, env) : web.fetch(req, env));
   const deliveries = startDeliveryLoop({
     queue: store.alertQueue,
     sinks: () => store.listSinks(),
@@ -144,7 +156,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   const headersTimeout = opts.headersTimeoutMs ?? 10_000;
   const server = createAdaptorServer({
-    fetch: app.fetch,
+    fetch: route,
     // Half-sent requests are dropped: the check runs this often (Node's default is 30 s).
     serverOptions: { headersTimeout, requestTimeout: opts.requestTimeoutMs ?? 10 * 60_000, connectionsCheckingInterval: Math.min(headersTimeout / 2, 1000) },
   }) as Server;

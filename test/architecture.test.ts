@@ -45,7 +45,7 @@ const SERVER_LAYERS: ReadonlyArray<readonly [layer: string, rank: number]> = [
   ['commands', 5],
   ['entry', 6],
 ];
-const SERVER_DOMAIN = ['rules.ts', 'classify.ts', 'baseline.ts', 'finding-triage.ts', 'secrets.ts', 'metrics.ts'];
+const SERVER_DOMAIN = ['rules.ts', 'classify.ts', 'baseline.ts', 'finding-triage.ts', 'secrets.ts', 'metrics.ts', 'passwords.ts'];
 const SERVER_COMPOSE = ['server.ts'];
 const SERVER_ENTRY = ['cli.ts', 'main.ts'];
 /** Outside store/, the store is reached through its interface; only these may build one. */
@@ -72,7 +72,7 @@ function tsFiles(dir: string): string[] {
   for (const e of readdirSync(path.join(REPO, dir), { withFileTypes: true })) {
     const rel = `${dir}/${e.name}`;
     if (e.isDirectory()) out.push(...tsFiles(rel));
-    else if (e.name.endsWith('.ts')) out.push(rel);
+    else if (e.name.endsWith('.ts') || e.name.endsWith('.tsx')) out.push(rel);
   }
   return out;
 }
@@ -83,7 +83,9 @@ export function importGraph(files: readonly string[], read: (file: string) => st
   for (const from of files) {
     for (const specifier of importsOf(read(from))) {
       if (!specifier.startsWith('.')) continue;
-      const to = path.posix.normalize(path.posix.join(path.posix.dirname(from), specifier)).replace(/\.js$/, '.ts');
+      const ts = path.posix.normalize(path.posix.join(path.posix.dirname(from), specifier)).replace(/\.js$/, '.ts');
+      // A page written in JSX is imported as `./page.js` too.
+      const to = !files.includes(ts) && files.includes(`${ts}x`) ? `${ts}x` : ts;
       edges.push({ from, to, specifier });
     }
   }

@@ -2,8 +2,11 @@
 // One file per resource registers its routes; the order below is the order requests meet them
 // (the agent's and the open routes come before the API token check).
 import { Hono } from 'hono';
+import { getCookie } from 'hono/cookie';
+import { CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, fromSameOrigin } from '../../shared/console.js';
 import { QuicksandError, isQuicksandError } from '../../shared/errors.js';
 import type { ErrorCode } from '../../shared/errors.js';
+import { tokensEqual } from '../secrets.js';
 import { agentRoutes } from './agent.js';
 import { baselineRoutes } from './baselines.js';
 import { containerRoutes } from './containers.js';
@@ -63,9 +66,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
   enrollRoutes(app, deps);
   agentRoutes(app, deps);
 
-  // Every other /api/v1 route needs an API token.
+  // Every other /api/v1 route needs an API token, or the console's session cookie.
   app.use('/api/v1/*', async (c, next) => {
-    const m = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '');
+    const header = c.req.header('authorization');
+    const cookie = header === undefined ? getCookie(c, SESSION_COOKIE) : undefined;
+    if (cookie !== undefined) {
+      const session = await store.authenticateSession(cookie, deps.clock());
+      if (session === null) throw new QuicksandError('API_TOKEN_INVALID', 'the console session ended: log in again');
+      // A cookie rides along with any request the browser makes: a state change must come from
+      // a page of this origin and carry the session's CSRF token, whatever its content type.
+      if (!SAFE_METHODS.includes(c.req.method) && (!fromSameOrigin(c.req.raw.headers, c.req.url) || !tokensEqual(c.req.header(CSRF_HEADER) ?? '', session.csrf))) {
+        throw new QuicksandError('FORBIDDEN', `a state-changing request with the session cookie must come from this origin and carry the ${CSRF_HEADER} header`);
+      }
+      c.set('role', session.role);
+      c.set('tokenId', `user:${session.user}`);
+      c.set('tokenName', session.user);
+      await next();
+      return;
+    }
+    const m = /^Bearer (\S+)$/.exec(header ?? '');
     const auth = m === null ? null : await store.authenticateApiToken(m[1]!);
     if (auth === null) {
       c.header('WWW-Authenticate', 'Bearer');
