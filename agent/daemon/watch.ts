@@ -4,7 +4,7 @@ import { hostname as osHostname } from 'node:os';
 import path from 'node:path';
 import { FolderWatch } from './folder-watch.js';
 import type { FolderWatchOptions } from './folder-watch.js';
-import type { Manifest, PackageRecord } from '../../shared/manifest.js';
+import type { FileRecord, Manifest, PackageRecord } from '../../shared/manifest.js';
 import { compileGlobs, isUnder } from '../../shared/policy.js';
 import type { Policy } from '../../shared/policy.js';
 import { REPORT_SCHEMA, summarize } from '../../shared/summary.js';
@@ -14,6 +14,7 @@ import { selectForVerification } from '../diff/differ.js';
 import { fingerprint, topLevelTracked } from '../fingerprint/walk.js';
 import type { ObservedFile } from '../fingerprint/walk.js';
 import { collectPackages } from '../fingerprint/observe.js';
+import { createConfigTextReader } from '../fingerprint/config-text.js';
 import type { Root } from '../root.js';
 import { changeSetsNamed } from '../diff/scan.js';
 import { diffInScope } from '../diff/scoped-diff.js';
@@ -110,6 +111,10 @@ const DEFAULT_MAX_WAIT_MS = 2000;
 export function startWatch(opts: WatchOptions): RealtimeWatch {
   const { root, manifest } = opts;
   const policy = manifest.policy;
+  const configTexts = createConfigTextReader(root, policy);
+  // The manifest's records by path, built the first time a batch needs a before text.
+  let byPath: Map<string, FileRecord> | undefined;
+  const manifestRecords = (): Map<string, FileRecord> => (byPath ??= new Map(manifest.files.filter((f) => f.rawPath === undefined && configTexts.covers(f.path)).map((f) => [f.path, f])));
   const now = opts.now ?? (() => new Date());
   const debounceMs = opts.debounceMs ?? DEFAULT_DEBOUNCE_MS;
   const maxWaitMs = opts.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
@@ -312,6 +317,7 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
     const obs = { packages, owned, changeSets, files };
     const verdicts = await verifyAgainstPackages(root, selectForVerification(manifest, obs), owned);
     const findings = diffInScope(manifest, obs, verdicts, scope);
+    await configTexts.fillFindings(findings, (path) => manifestRecords().get(path));
     if (closed) return;
     await opts.onReport(buildReport(scope, findings, warnings, { files: files.length, bytesHashed, t0, started }));
   }
