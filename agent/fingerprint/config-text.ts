@@ -77,7 +77,8 @@ export function textOf(bytes: Uint8Array): { text: string } | { omitted: 'binary
   return { text: maskSecrets(text) };
 }
 
-export type TextRead = { text: string } | { omitted: TextOmission; size?: number };
+/** `notFile`: a link, folder or device: it has no text to carry and no reason to give. */
+export type TextRead = { text: string } | { omitted: TextOmission; size?: number } | { notFile: true };
 
 export interface ConfigTextReader {
   /** Whether `path` is one whose text is carried (under the policy's config paths). */
@@ -103,7 +104,7 @@ export function createConfigTextReader(root: Root, policy: Policy): ConfigTextRe
       // O_NOFOLLOW: a link is never read through; O_NONBLOCK: a FIFO put in its place never blocks.
       fh = await open(root.hostPath(path), C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
       const st = await fh.stat();
-      if (!st.isFile()) return { omitted: 'unreadable' };
+      if (!st.isFile()) return { notFile: true };
       if (st.size > cfg.maxFileBytes) return { omitted: 'too-large', size: st.size };
       const buf = Buffer.alloc(cfg.maxFileBytes + 1);
       let got = 0;
@@ -114,8 +115,8 @@ export function createConfigTextReader(root: Root, policy: Policy): ConfigTextRe
         if (got > cfg.maxFileBytes) return { omitted: 'too-large', size: got };
       }
       return textOf(buf.subarray(0, got));
-    } catch {
-      return { omitted: 'unreadable' };
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ELOOP' ? { notFile: true } : { omitted: 'unreadable' };
     } finally {
       await fh?.close();
     }
@@ -139,7 +140,7 @@ export function createConfigTextReader(root: Root, policy: Policy): ConfigTextRe
         if ('text' in got) {
           manifestLeft -= r.size ?? Buffer.byteLength(got.text);
           r.text = got.text;
-        } else r.noText = got.omitted;
+        } else if ('omitted' in got) r.noText = got.omitted;
       }
     },
     async fillFindings(findings, before) {
@@ -154,12 +155,14 @@ export function createConfigTextReader(root: Root, policy: Policy): ConfigTextRe
         const out: { before?: string; after?: string } = {};
         if (sides.includes('before')) {
           const was = before(f.path);
+          if (was !== undefined && was.type !== 'file') return undefined;
           if (was?.text !== undefined) out.before = was.text;
           else return was?.noText === undefined ? omitted('not-in-manifest', 'image') : omitted(was.noText, 'image', was.size);
         }
         if (sides.includes('after')) {
           const now = await read(f.path);
-          if (!('text' in now)) return omitted(now.omitted, 'host', now.size);
+          if ('notFile' in now) return undefined;
+          if ('omitted' in now) return omitted(now.omitted, 'host', now.size);
           out.after = now.text;
         }
         const size = (out.before?.length ?? 0) + (out.after?.length ?? 0);
