@@ -2,6 +2,7 @@
 // answers with, so a client (CLI, web page, test) reads the same types the server writes.
 import { z } from 'zod';
 import { hostLabelsSchema } from './labels.js';
+import { parseDuration } from './duration.js';
 
 // `enrolled`: has an identity but never reported; `stale`: reported, then stopped.
 export const HOST_STATUSES = ['cattle', 'pet', 'stale', 'enrolled'] as const;
@@ -253,3 +254,11 @@ export interface ContainerSummary {
   lastSeen: string;
   goneAt: string | null;
 }
+
+export const MAX_SECRET_USES = 1_000_000;
+
+/** `POST /api/v1/enroll-secrets`: both limits optional (`expires` a duration like `24h`). */
+export const enrollSecretBodySchema = z.strictObject({
+  expires: z.string().max(50).refine((d) => parseDuration(d) !== null, 'expected a duration like 24h, 7d or 1h30m').optional(),
+  uses: z.number().int().min(1).max(MAX_SECRET_USES).optional(),
+});

@@ -16,6 +16,7 @@ import type { Root } from '../agent/root.js';
 import { startWatch } from '../agent/daemon/watch.js';
 import type { RealtimeWatch } from '../agent/daemon/watch.js';
 import { startMonitor } from '../agent/daemon/monitor.js';
+import { createConfigTextReader } from '../agent/fingerprint/config-text.js';
 import { copyTree, ensureMinbase, withPackagesPath } from './helpers/debian-root.js';
 
 let tree: { dir: string; remove: () => void };
@@ -112,6 +113,24 @@ describe('realtime watch of a debootstrap tree', () => {
       expect(reports[0]!.findings).toEqual([]);
     } finally {
       await watch.close();
+    }
+  });
+
+  it("sends an edited config file's text before and after, masked, with its event finding", async () => {
+    const withText = { ...manifest, files: manifest.files.map((f) => ({ ...f })) };
+    await createConfigTextReader(root, manifest.policy).fillRecords(withText.files);
+    const before = readFileSync(path.join(tree.dir, 'etc/issue'), 'utf8');
+    expect(withText.files.find((f) => f.path === '/etc/issue')!.text).toBe(before);
+    const { watch, reports } = await watching({ manifest: withText });
+    try {
+      writeFileSync(path.join(tree.dir, 'etc/issue'), `${before}api_token=hunter2\n`);
+      await settle(watch, reports);
+      const found = reports.flatMap((r) => r.findings).find((f) => f.path === '/etc/issue')!;
+      expect(found.kind).toBe('file-modified');
+      expect(found.text).toEqual({ before, after: `${before}api_token=********\n` });
+    } finally {
+      await watch.close();
+      writeFileSync(path.join(tree.dir, 'etc/issue'), before);
     }
   });
 

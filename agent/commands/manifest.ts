@@ -6,6 +6,7 @@ import { QuicksandError, isQuicksandError } from '../../shared/errors.js';
 import type { OptionValues } from '../../shared/command-line.js';
 import { defaultPolicy } from '../../shared/policy.js';
 import { walkWhileCollecting } from '../fingerprint/observe.js';
+import { createConfigTextReader } from '../fingerprint/config-text.js';
 import { defaultImageName, intoManifestRecord, manifestHeader } from '../manifest/build.js';
 import { writeManifestFile } from '../manifest/io.js';
 import { writeManifestStream } from '../manifest/stream.js';
@@ -99,8 +100,14 @@ export async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<nu
   };
   // Streamed straight from the walk to the file: a tree of any size costs the same memory.
   const owned = pkgs.owned;
+  // Small config files carry their text, secrets masked, so a later change shows as a diff.
+  const texts = createConfigTextReader(root, policy);
   const records = async function* () {
-    for await (const batch of walked) yield batch.map((f) => intoManifestRecord(f, owned));
+    for await (const batch of walked) {
+      const recs = batch.map((f) => intoManifestRecord(f, owned));
+      await texts.fillRecords(recs);
+      yield recs;
+    }
   };
   let count: number;
   try {

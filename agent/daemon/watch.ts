@@ -4,7 +4,7 @@ import { hostname as osHostname } from 'node:os';
 import path from 'node:path';
 import { FolderWatch } from './folder-watch.js';
 import type { FolderWatchOptions } from './folder-watch.js';
-import type { Manifest, PackageRecord } from '../../shared/manifest.js';
+import type { FileRecord, Manifest, PackageRecord } from '../../shared/manifest.js';
 import { isManifestIndex, memoryIndex } from '../manifest/index-db.js';
 import type { ManifestIndex } from '../manifest/index-db.js';
 import { compileGlobs, isUnder } from '../../shared/policy.js';
@@ -16,6 +16,7 @@ import { selectForVerification } from '../diff/differ.js';
 import { fingerprint, topLevelTracked } from '../fingerprint/walk.js';
 import type { ObservedFile } from '../fingerprint/walk.js';
 import { collectPackages } from '../fingerprint/observe.js';
+import { createConfigTextReader } from '../fingerprint/config-text.js';
 import type { Root } from '../root.js';
 import { changeSetsNamed } from '../diff/scan.js';
 import { diffInScope } from '../diff/scoped-diff.js';
@@ -115,6 +116,7 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
   const index = isManifestIndex(opts.manifest) ? opts.manifest : memoryIndex(opts.manifest);
   const manifest = index.header;
   const policy = manifest.policy;
+  const configTexts = createConfigTextReader(root, policy);
   const now = opts.now ?? (() => new Date());
   const debounceMs = opts.debounceMs ?? DEFAULT_DEBOUNCE_MS;
   const maxWaitMs = opts.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
@@ -319,6 +321,9 @@ export function startWatch(opts: WatchOptions): RealtimeWatch {
     const cut = index.cut(scope.paths, scope.subtrees);
     const verdicts = await verifyAgainstPackages(root, selectForVerification(cut, obs), owned);
     const findings = diffInScope(cut, obs, verdicts, scope);
+    // The before texts of changed config files come from the same records.
+    const before = new Map<string, FileRecord>(cut.files.filter((f) => f.rawPath === undefined && configTexts.covers(f.path)).map((f) => [f.path, f]));
+    await configTexts.fillFindings(findings, (p) => before.get(p));
     if (closed) return;
     await opts.onReport(buildReport(scope, findings, warnings, { files: files.length, bytesHashed, t0, started }));
   }

@@ -12,6 +12,7 @@ import type { AgentConfig } from '../../shared/protocol.js';
 import { formatIssues } from '../../shared/schema-errors.js';
 import { manifestFromObservation } from '../manifest/build.js';
 import { observe } from '../fingerprint/observe.js';
+import { createConfigTextReader } from '../fingerprint/config-text.js';
 import type { Root } from '../root.js';
 import { openStatCache } from '../fingerprint/stat-cache.js';
 
@@ -23,7 +24,10 @@ export async function observeAsManifest(root: Root, expected: Pick<Manifest, 'po
   const cache = openStatCache(state, root.dir === '' ? '/' : root.dir);
   try {
     const obs = await observe(root, expected.policy, { cache });
-    return manifestFromObservation(obs, expected.policy, { name: expected.image.name, version: expected.image.version }, now);
+    const manifest = manifestFromObservation(obs, expected.policy, { name: expected.image.name, version: expected.image.version }, now);
+    // As `manifest` does: the next version carries its config files' text too.
+    await createConfigTextReader(root, expected.policy).fillRecords(manifest.files);
+    return manifest;
   } finally {
     cache.close();
   }

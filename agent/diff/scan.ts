@@ -15,6 +15,7 @@ import type { Root } from '../root.js';
 import { verifyAgainstPackages } from './verify.js';
 import { compileSensitive, uidZeroAccounts } from './sensitive.js';
 import { attributeActors } from './attribute-actors.js';
+import { createConfigTextReader } from '../fingerprint/config-text.js';
 
 export interface ScanOptions extends FingerprintOptions {
   now?: () => Date;
@@ -52,6 +53,12 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   }
   const rules = fileRules(header.policy, pkgs.owned, packages.unchanged, packageOnly);
 
+  const texts = createConfigTextReader(root, header.policy);
+  // The manifest's records of changed config files: their text is the diff's before side.
+  const textRecords = new Map<string, FileRecord>();
+  const keepText = (was: FileRecord | undefined, ffs: readonly FileFinding[]): void => {
+    if (was !== undefined && ffs.some((ff) => ff.finding.kind !== 'file-metadata') && texts.covers(was.path)) textRecords.set(was.path, was);
+  };
   const links = new Map<string, ObservedFile>();
   const present: Array<{ seq: number; ff: FileFinding }> = [];
   const gone: FileFinding[] = [];
@@ -67,7 +74,11 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
       if (order > 0) return undefined;
       expected.skip();
       if (order === 0) return next;
-      if (!rules.ignored(next.path)) gone.push(compareGone(rules, next));
+      if (!rules.ignored(next.path)) {
+        const ff = compareGone(rules, next);
+        keepText(next, [ff]);
+        gone.push(ff);
+      }
     }
   };
   const recordOf = async (file: ObservedFile | undefined): Promise<FileRecord | undefined> => {
@@ -91,14 +102,22 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
       const n = seq++;
       // Its verdict needs a second read with the package database's algorithm: after the walk.
       if (needsVerification(file, was, pkgs.owned)) deferred.push({ seq: n, was, now: file });
-      else for (const ff of comparePresent(rules, was, file, undefined)) present.push({ seq: n, ff });
+      else {
+        const ffs = comparePresent(rules, was, file, undefined);
+        keepText(was, ffs);
+        for (const ff of ffs) present.push({ seq: n, ff });
+      }
     }
   }
   if (!packageOnly) await recordOf(undefined);
   else gone.push(...missingPackageFiles(rules, header.policy.tracked, (p) => seenOwned.has(p)));
 
   const verdicts = await verifyAgainstPackages(root, deferred.map((d) => d.now), pkgs.owned);
-  for (const d of deferred) for (const ff of comparePresent(rules, d.was, d.now, verdicts.get(d.now.path))) present.push({ seq: d.seq, ff });
+  for (const d of deferred) {
+    const ffs = comparePresent(rules, d.was, d.now, verdicts.get(d.now.path));
+    keepText(d.was, ffs);
+    for (const ff of ffs) present.push({ seq: d.seq, ff });
+  }
   present.sort((a, b) => a.seq - b.seq);
   // Present paths first, then the gone ones: the order `diff` produces, so ties sort alike.
   const fileFindings = resolveCauses(present.map((p) => p.ff), gone, links, pkgs.owned);
@@ -106,6 +125,7 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   const findings = finishFindings(packages.findings, fileFindings, pkgs.changeSets, { sensitive: compileSensitive(header.policy), uidZero });
   const changeSets = changeSetsNamed(findings, pkgs.changeSets);
   await attributeActors(root, findings, now());
+  await texts.fillFindings(findings, (path) => textRecords.get(path));
   opts.onStats?.(walker.stats);
   return {
     schema: REPORT_SCHEMA,

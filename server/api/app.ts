@@ -17,6 +17,7 @@ import { exportRoutes } from './exports.js';
 import { limitBodies, securityHeaders } from './guards.js';
 import { healthRoutes } from './health.js';
 import { hostRoutes } from './hosts.js';
+import { OPERATIONS, openApiDocument } from './openapi.js';
 import { imageRoutes } from './images.js';
 import { ruleRoutes } from './rules.js';
 import { sinkRoutes } from './sinks.js';
@@ -65,6 +66,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   healthRoutes(app, deps);
   enrollRoutes(app, deps);
   agentRoutes(app, deps);
+  // Open, like the source it describes: the console links it.
+  app.get(OPERATIONS.openapi.path, (c) => c.json(openApiDocument()));
 
   // Every other /api/v1 route needs an API token, or the console's session cookie.
   app.use('/api/v1/*', async (c, next) => {

@@ -1,6 +1,6 @@
 // A host's baseline versions: re-baseline, list, one version with its manifest.
 import type { Hono } from 'hono';
-import { reasonBodySchema } from '../../shared/api.js';
+import { OPERATIONS } from './openapi.js';
 import { QuicksandError } from '../../shared/errors.js';
 import { TRIAGE_ROLES, actorOf, jsonBody, numericId, parseWith, requireRole } from './context.js';
 import type { AppDeps, Env } from './context.js';
@@ -10,7 +10,7 @@ export function baselineRoutes(app: Hono<Env>, deps: AppDeps): void {
   const { store, clock } = deps;
   app.post('/api/v1/hosts/:id/rebaseline', async (c) => {
     requireRole(c, TRIAGE_ROLES);
-    const body = parseWith(reasonBodySchema, await jsonBody(c), 'body');
+    const body = parseWith(OPERATIONS.rebaseline.body, await jsonBody(c), 'body');
     const id = c.req.param('id');
     const res = await store.triage.rebaseline({ hostId: id, ...body, actor: actorOf(c), now: clock() });
     // The agent uploads what its host holds now; an agent not connected is asked when it says hello.

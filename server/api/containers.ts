@@ -1,7 +1,7 @@
 // Containers: a container host's containers, and the fleet's ("which containers of image X
 // drifted, on which hosts"). A container's findings and triage are its own host id's.
 import type { Hono } from 'hono';
-import { containersQuerySchema } from '../../shared/api.js';
+import { OPERATIONS } from './openapi.js';
 import { QuicksandError } from '../../shared/errors.js';
 import { parseWith } from './context.js';
 import type { AppDeps, Env } from './context.js';
@@ -10,7 +10,7 @@ import type { AppDeps, Env } from './context.js';
 export function containerRoutes(app: Hono<Env>, deps: AppDeps): void {
   const { store, clock } = deps;
   app.get('/api/v1/containers', async (c) => {
-    const query = parseWith(containersQuerySchema, c.req.query(), 'query');
+    const query = parseWith(OPERATIONS.listContainers.query, c.req.query(), 'query');
     return c.json({ containers: await store.listContainers(query, clock()) });
   });
   app.get('/api/v1/hosts/:id/containers', async (c) => {

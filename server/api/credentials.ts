@@ -2,27 +2,20 @@
 // of uses, their list and revocation; API tokens' list and revocation. Texts are shown once, at
 // creation; lists show ids and states only.
 import type { Hono } from 'hono';
-import { z } from 'zod';
 import { QuicksandError } from '../../shared/errors.js';
+import { OPERATIONS } from './openapi.js';
 import { parseDuration } from '../../shared/duration.js';
 import { splitCredential } from '../secrets.js';
 import { actorOf, jsonBody, parseWith, requireRole } from './context.js';
 import type { AppDeps, Env } from './context.js';
 
-export const MAX_SECRET_USES = 1_000_000;
-
-/** `POST /api/v1/enroll-secrets`: both limits optional (`expires` a duration like `24h`). */
-export const enrollSecretBodySchema = z.strictObject({
-  expires: z.string().max(50).refine((d) => parseDuration(d) !== null, 'expected a duration like 24h, 7d or 1h30m').optional(),
-  uses: z.number().int().min(1).max(MAX_SECRET_USES).optional(),
-});
 
 /** /api/v1/enroll-secrets..., /api/v1/tokens... */
 export function credentialRoutes(app: Hono<Env>, deps: AppDeps): void {
   const { store, clock } = deps;
   app.post('/api/v1/enroll-secrets', async (c) => {
     requireRole(c, ['admin']);
-    const body = parseWith(enrollSecretBodySchema, await jsonBody(c), 'body');
+    const body = parseWith(OPERATIONS.createEnrollSecret.body, await jsonBody(c), 'body');
     const now = clock();
     const expiresAt = body.expires === undefined ? undefined : new Date(now.getTime() + parseDuration(body.expires)!);
     const secret = await store.createEnrollSecret(now, { ...(expiresAt === undefined ? {} : { expiresAt }), ...(body.uses === undefined ? {} : { maxUses: body.uses }) });

@@ -1,6 +1,6 @@
 // Hosts: the fleet, one host, its findings and reports, scan-now, labels, and revoking its agent.
 import type { Hono } from 'hono';
-import { findingsQuerySchema, hostsQuerySchema, labelsBodySchema } from '../../shared/api.js';
+import { OPERATIONS } from './openapi.js';
 import { QuicksandError } from '../../shared/errors.js';
 import { TRIAGE_ROLES, actorOf, jsonBody, parseWith, requireRole } from './context.js';
 import type { AppDeps, Env } from './context.js';
@@ -9,7 +9,7 @@ import type { AppDeps, Env } from './context.js';
 export function hostRoutes(app: Hono<Env>, deps: AppDeps): void {
   const { store, clock } = deps;
   app.get('/api/v1/hosts', async (c) => {
-    const query = parseWith(hostsQuerySchema, c.req.query(), 'query');
+    const query = parseWith(OPERATIONS.listHosts.query, c.req.query(), 'query');
     return c.json({ hosts: await store.listHosts(query, clock()) });
   });
   app.get('/api/v1/hosts/:id', async (c) => {
@@ -18,7 +18,7 @@ export function hostRoutes(app: Hono<Env>, deps: AppDeps): void {
     return c.json({ ...host, connected: deps.stream?.isConnected(host.id) ?? false });
   });
   app.get('/api/v1/hosts/:id/findings', async (c) => {
-    const query = parseWith(findingsQuerySchema, c.req.query(), 'query');
+    const query = parseWith(OPERATIONS.listFindings.query, c.req.query(), 'query');
     const findings = await store.listFindings(c.req.param('id'), query, clock());
     if (findings === null) throw new QuicksandError('NOT_FOUND', `host ${c.req.param('id')} is not known`);
     return c.json({ findings });
@@ -49,7 +49,7 @@ export function hostRoutes(app: Hono<Env>, deps: AppDeps): void {
   // Labels the rules match on (`hostLabels`); they replace what the API set before.
   app.put('/api/v1/hosts/:id/labels', async (c) => {
     requireRole(c, TRIAGE_ROLES);
-    const body = parseWith(labelsBodySchema, await jsonBody(c), 'body');
+    const body = parseWith(OPERATIONS.putLabels.body, await jsonBody(c), 'body');
     return c.json(await store.triage.setLabels({ hostId: c.req.param('id'), labels: body.labels, ...(body.reason === undefined ? {} : { reason: body.reason }), actor: actorOf(c), now: clock() }));
   });
   app.delete('/api/v1/agents/:id', async (c) => {

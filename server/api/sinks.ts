@@ -1,6 +1,6 @@
 // Alert sinks and the alerts delivered through them.
 import type { Hono } from 'hono';
-import { alertsQuerySchema } from '../../shared/api.js';
+import { OPERATIONS } from './openapi.js';
 import { parseAlertSink } from '../../shared/alerts.js';
 import type { AlertSink } from '../../shared/alerts.js';
 import { QuicksandError } from '../../shared/errors.js';
@@ -51,7 +51,7 @@ export function sinkRoutes(app: Hono<Env>, deps: AppDeps): void {
   });
   // Every alert queued and every attempt to deliver it: the evidence that alerts were handled.
   app.get('/api/v1/alerts', async (c) => {
-    const query = parseWith(alertsQuerySchema, c.req.query(), 'query');
+    const query = parseWith(OPERATIONS.listAlerts.query, c.req.query(), 'query');
     const { state } = query;
     const [{ deliveries, next }, held] = await Promise.all([
       state === 'held' ? { deliveries: [], next: null } : store.alertQueue.pageDeliveries({ hostId: query.host, state, limit: query.limit, after: query.cursor }),
