@@ -1,4 +1,6 @@
 // Wires the store, the HTTP API and the agent stream onto one listening socket.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
@@ -19,6 +21,9 @@ import { capConnectionsPerAddress, createAddressLimiter } from './stream/address
 import { createStream } from './stream/stream.js';
 import type { Store, Uploads } from './store/types.js';
 import { QuicksandError } from '../shared/errors.js';
+import { startCommandRelay } from './stream/command-relay.js';
+import type { CommandRelay } from './stream/command-relay.js';
+import { DEFAULT_SCHEDULE_LEASE_MS } from './schedules/schedules.js';
 
 export interface ServerOptions {
   db: string;
@@ -60,10 +65,17 @@ export interface ServerOptions {
   scheduleCron?: ScheduleSettings['cron'];
   /** False: no cron ticks (tests run the jobs through `schedules.run`). */
   schedules?: boolean;
+  /** This process's name among the nodes on one database (default: hostname and a random suffix). */
+  nodeId?: string;
+  /** How often the node says its agent sessions are alive; a node silent for 3 of these lost them. */
+  nodeHeartbeatMs?: number;
+  /** How long the node that ran a scheduled job keeps them (renewed at every tick); another takes over after. */
+  scheduleLeaseMs?: number;
 }
 
 export interface RunningServer {
   url: string;
+  nodeId: string;
   store: Store;
   /** The ingest writer thread (its health; `kill` ends it as a crash would, and it restarts). */
   ingest: Pick<AsyncIngest, 'health' | 'kill'>;
@@ -75,8 +87,9 @@ export interface RunningServer {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const now = opts.now ?? (() => new Date());
   const staleAfterMs = opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+  const nodeId = opts.nodeId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
+  const metrics = createMetrics({ node: nodeId });
   const store = createSqliteStore(opts.db, { staleAfterMs, ...(opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy }) });
-  const metrics = createMetrics();
   // Reports are written on their own thread; the API and enrolment use the main connection.
   const ingest = startIngestThread(opts.db, { ...(opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy }), ...(opts.log === undefined ? {} : { log: opts.log }) });
   // A second writer thread for uploads: a manifest parsing for seconds never delays reports.
@@ -88,24 +101,37 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (depth > metrics.ingestQueuePeak) metrics.ingestQueuePeak = depth;
     },
   });
+  // The relay needs the stream's sockets, the stream the relay's hooks: bound once both exist.
+  let relay: CommandRelay | undefined;
   const stream = createStream({
     credentials: store,
     writer,
     metrics,
     now,
     maxFrameBytes: opts.maxFrameBytes,
-    commandsOnHello: (agentId, hello) => store.baselines.commandsFor(agentId, hello.baseline, hello.image),
+    commandsOnHello: async (agentId, hello) => relay!.onHello(agentId, await store.baselines.commandsFor(agentId, hello.baseline, hello.image)),
+    onOpened: (agentId) => relay?.opened(agentId),
+    onClosed: (agentId) => relay?.closed(agentId),
     ...(opts.log === undefined ? {} : { log: opts.log }),
     upgradeLimiter: createRateLimiter(opts.upgradeRate ?? 500, opts.upgradeBurst ?? 1000, () => now().getTime()),
     addressLimiter: createAddressLimiter(opts.upgradeRatePerAddress ?? 50, opts.upgradeBurstPerAddress ?? 200, () => now().getTime()),
     ...(opts.maxPendingPerAgent === undefined ? {} : { maxPendingPerAgent: opts.maxPendingPerAgent }),
   });
+  relay = await startCommandRelay({
+    cluster: store.cluster,
+    nodeId,
+    sockets: stream,
+    now,
+    ...(opts.nodeHeartbeatMs === undefined ? {} : { heartbeatMs: opts.nodeHeartbeatMs }),
+    ...(opts.log === undefined ? {} : { log: opts.log }),
+  });
   const app = createApp({
     store,
     clock: now,
     metrics,
-    stream,
-    health: () => ingest.health(),
+    stream: relay.channel,
+    nodeId,
+    health: () => nodeHealth(ingest, store),
     uploads: gatedUploads(uploadThread, opts.maxUploads ?? 2),
     enrollLimiter: createAddressLimiter(opts.enrollRatePerSec ?? 0.2, opts.enrollBurst ?? 20, () => now().getTime()),
   });
@@ -135,6 +161,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     },
     ...(opts.log === undefined ? {} : { log: opts.log }),
     cron: opts.schedules !== false,
+    // With several nodes on one database the jobs run on one of them: the one holding the lease.
+    lease: () => store.cluster.acquireLease('schedules', nodeId, now(), opts.scheduleLeaseMs ?? DEFAULT_SCHEDULE_LEASE_MS),
   });
   const headersTimeout = opts.headersTimeoutMs ?? 10_000;
   const server = createAdaptorServer({
@@ -154,14 +182,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     url: `http://${host}:${addr.port}`,
+    nodeId,
     store,
     ingest,
     deliveries,
     schedules,
     async close() {
       await schedules.stop();
+      // Another node runs the jobs from its next tick, not after the lease ran out.
+      await store.cluster.releaseLease('schedules', nodeId).catch(() => undefined);
       await deliveries.stop();
       stream.close();
+      await relay!.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await writer.drain();
@@ -170,6 +202,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await store.close();
     },
   };
+}
+
+/** A node is ready when its ingest writer can write and the database answers this node's connection. */
+async function nodeHealth(ingest: Pick<AsyncIngest, 'health'>, store: Store): Promise<{ ok: boolean; problems: string[] }> {
+  const [writer, database] = await Promise.all([
+    ingest.health(),
+    store.cluster.ping().then(
+      () => null,
+      (err: unknown) => `the database does not answer: ${err instanceof Error ? err.message : String(err)}`,
+    ),
+  ]);
+  const problems = database === null ? writer.problems : [...writer.problems, database];
+  return { ok: problems.length === 0, problems };
 }
 
 /** Uploads on the thread, at most `max` at once: each holds its body and its parse in memory. */

@@ -13,14 +13,21 @@ export interface AppDeps {
   store: Store;
   clock: () => Date;
   metrics: Metrics;
-  /** The live side of the stream; absent when the app runs without one (tests). */
   /** Enrolments admitted per source address; absent: no limit (tests through app.request()). */
   enrollLimiter?: { take(address: string): true | number };
   /** Where uploads are parsed and stored (a worker thread); absent: on this thread, through the store. */
   uploads?: Uploads;
   /** Whether reports can be stored now (the ingest worker is up, the database writable). */
   health?: () => Promise<{ ok: boolean; problems: string[] }>;
-  stream?: { isConnected(agentId: string): boolean; sendCommand(agentId: string, command: 'scan-now' | Omit<CommandFrame, 'type'>): boolean; disconnect(agentId: string, reason: string): void };
+  /** The agents' sockets on whichever node holds them. */
+  stream?: {
+    isConnected(agentId: string): Promise<boolean>;
+    /** False when no node holds the agent's socket. */
+    sendCommand(agentId: string, command: 'scan-now' | Omit<CommandFrame, 'type'>): Promise<boolean>;
+    disconnect(agentId: string, reason: string): Promise<void>;
+  };
+  /** This server process's node id (in /healthz and /metrics). */
+  nodeId?: string;
 }
 
 export type Env = { Variables: { role: ApiRoleName; tokenId: string; tokenName: string | null } };

@@ -20,7 +20,7 @@ const DEDUP_DEFAULT = formatDuration(DEFAULT_ALERT_POLICY.dedupMemoryMs);
 export const help = `Usage: quicksand-server start [--db FILE] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
                              [--alert-throttle N/DURATION] [--alert-dedup DURATION]
                              [--max-connections-per-address N] [--upgrades-per-address N]
-                             [--enrolls-per-address N]
+                             [--enrolls-per-address N] [--node-id ID]
 
 Serves the JSON API (/api/v1), /healthz, /metrics and the agent stream
 (WebSocket, ${'/api/v1/stream'}) on one port. Creates the database on first start.
@@ -49,6 +49,9 @@ ${DB_HELP}  --port N              TCP port (default: ${DEFAULT_PORT}; 0 picks a 
   --enrolls-per-address N
                         enrolments one address may make per minute (default: ${DEFAULT_LIMITS.enrolls},
                         bursts of at least 20)
+  --node-id ID          this process's name among several nodes on one database
+                        (default: the hostname and a random suffix); in /healthz,
+                        /metrics and the sessions that say which node holds which agent
 
 Durations: a number with a unit, s m h d, or several (90s, 15m, 2h, 1h30m, 30d).
 
@@ -67,6 +70,7 @@ export const options = {
   'max-connections-per-address': { type: 'string' },
   'upgrades-per-address': { type: 'string' },
   'enrolls-per-address': { type: 'string' },
+  'node-id': { type: 'string' },
 } as const;
 
 
@@ -87,6 +91,8 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
   const connections = positive('max-connections-per-address', limits['max-connections-per-address']) ?? DEFAULT_LIMITS.connections;
   const upgrades = positive('upgrades-per-address', limits['upgrades-per-address']) ?? DEFAULT_LIMITS.upgrades;
   const enrolls = positive('enrolls-per-address', limits['enrolls-per-address']) ?? DEFAULT_LIMITS.enrolls;
+  const nodeId = limits['node-id'];
+  if (nodeId !== undefined && !/^[A-Za-z0-9._:-]{1,100}$/.test(nodeId)) throw new QuicksandError('USAGE', `--node-id: expected 1-100 letters, digits or . _ : -, got "${nodeId}"`);
   return await startCommand(database(values), parsePort(v.port), v.host ?? DEFAULT_HOST, io, {
     maxConnectionsPerAddress: connections,
     upgradeRatePerAddress: upgrades,
@@ -96,6 +102,7 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
     ...(retention === undefined ? {} : { retentionDays: Number(retention) }),
     ...(v['digest-sink'] === undefined ? {} : { digestSinkId: v['digest-sink'] }),
     ...(alertPolicy === undefined ? {} : { alertPolicy }),
+    ...(nodeId === undefined ? {} : { nodeId }),
   });
 }
 
@@ -143,7 +150,7 @@ async function startCommand(db: string, port: number, host: string, io: ServerCl
     if (code === 'EADDRNOTAVAIL') throw new QuicksandError('USAGE', `--host ${host} is not an address of this machine`);
     throw err;
   }
-  io.stdout(`quicksand-server listening on ${server.url} (database ${db})\n`);
+  io.stdout(`quicksand-server listening on ${server.url} (database ${db}, node ${server.nodeId})\n`);
   await io.stopSignal;
   await server.close();
   return EXIT_OK;

@@ -11,6 +11,7 @@ import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
 import { createQueries } from './queries.js';
 import { createContainerQueries } from './containers.js';
+import { createCluster } from './cluster.js';
 import type { Store } from './types.js';
 import { acceptManifestUpload, acceptObservationUpload } from './uploads.js';
 import type { AlertPolicy } from '../alerts/policy.js';
@@ -54,6 +55,7 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
       list: (hostId) => alerting.listHeld(hostId),
     },
     triage,
+    cluster: createCluster(db),
     maintenance: createMaintenance(db),
     baselines,
     uploads: {
