@@ -1,0 +1,97 @@
+// Server nodes on one database behind a real nginx on loopback, configured as docs/operations.md
+// says: agents spread over the nodes through one URL; a node killed with -9 in mid-stream loses
+// nothing, its agents reconnect through nginx to the others and every report is stored exactly
+// once, in order, chain intact.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { enrollAgent } from '../agent/deliver/enroll.js';
+import { createOutbox } from '../agent/deliver/outbox.js';
+import { createTransport } from '../agent/deliver/transport.js';
+import type { Transport } from '../agent/deliver/transport.js';
+import { openStateDb } from '../agent/state-db.js';
+import { createSqliteStore } from '../server/store/sqlite-store.js';
+import { startNginx } from './helpers/nginx.js';
+import type { Nginx } from './helpers/nginx.js';
+import { freePort, killAll, runCli, startServerChild, waitFor } from './helpers/processes.js';
+import { expectExactlyOnceInOrder } from './helpers/report-history.js';
+import { makeTinyRoot } from './helpers/tiny-root.js';
+import type { TinyRoot } from './helpers/tiny-root.js';
+
+let tiny: TinyRoot;
+let nginx: Nginx | undefined;
+beforeAll(() => {
+  tiny = makeTinyRoot();
+});
+afterEach(async () => {
+  await nginx?.stop();
+  nginx = undefined;
+  killAll();
+});
+afterAll(() => tiny.remove());
+
+describe('nodes behind nginx', () => {
+  it('spreads agents over two nodes, and when one is killed -9 in mid-stream its agents go on through the other: every report once, in order', async () => {
+    const dir = path.join(tiny.dir, 'balanced');
+    mkdirSync(dir, { recursive: true });
+    const db = path.join(dir, 'server.db');
+    const ports = [await freePort(), await freePort()];
+    const nodes = [await startServerChild(db, ports[0]!, ['--node-id', 'node-a']), await startServerChild(db, ports[1]!, ['--node-id', 'node-b'])];
+    nginx = await startNginx(ports.map((p) => `127.0.0.1:${p}`));
+    const apiToken = runCli('server', ['token', 'create', '--role', 'auditor', '--db', db]).stdout.trim();
+
+    // Each request may go to either node: both answer /healthz with their own id.
+    const answered = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const res = await fetch(`${nginx.url}/healthz`);
+      expect(res.status).toBe(200);
+      answered.add(((await res.json()) as { node: string }).node);
+    }
+    expect([...answered].sort()).toEqual(['node-a', 'node-b']);
+
+    const report = await tiny.scan('balanced');
+    const perAgent = 250;
+    const agents: Array<{ agentId: string; transport: Transport; depth: () => number; close: () => void }> = [];
+    for (let i = 0; i < 4; i++) {
+      const secret = runCli('server', ['enroll-secret', '--db', db]).stdout.trim();
+      const config = await enrollAgent(nginx.url, secret, `balanced-${i}`);
+      const stateDb = openStateDb(path.join(dir, `agent-${i}`));
+      const outbox = createOutbox(stateDb);
+      for (let n = 0; n < perAgent; n++) outbox.enqueue(report, 'full', new Date());
+      const transport = createTransport({ config, outbox, host: { hostname: `balanced-${i}` }, image: report.image, backoff: { firstMaxMs: 100, baseMs: 200, capMs: 1000 } });
+      agents.push({ agentId: config.agentId, transport, depth: () => outbox.depth(), close: () => stateDb.close() });
+    }
+    const store = createSqliteStore(db);
+    try {
+      for (const a of agents) a.transport.start();
+      // nginx spreads the upgrades over both nodes; the sessions say which holds which.
+      const sessions = await waitFor('every agent to hold a session', async () => {
+        const s = await store.cluster.listSessions(new Date(Date.now() - 30_000));
+        return s.length === agents.length && s;
+      });
+      expect(new Set(sessions.map((s) => s.nodeId))).toEqual(new Set(['node-a', 'node-b']));
+      await waitFor('reports in flight', () => agents.every((a) => a.depth() < perAgent), 30_000, 5);
+
+      const killed = sessions[0]!.nodeId;
+      const victims = sessions.filter((s) => s.nodeId === killed).map((s) => s.agentId);
+      await nodes[killed === 'node-a' ? 0 : 1]!.kill('SIGKILL');
+      // Really mid-stream: the dead node's agents still had reports waiting.
+      expect(agents.filter((a) => victims.includes(a.agentId)).some((a) => a.depth() > 0)).toBe(true);
+      await waitFor('every outbox to drain', () => agents.every((a) => a.depth() === 0), 60_000, 50);
+      const survivor = killed === 'node-a' ? 'node-b' : 'node-a';
+      const after = await waitFor('the moved agents to hold sessions on the other node', async () => {
+        const s = await store.cluster.listSessions(new Date(0));
+        return s.filter((x) => x.nodeId === survivor).length === agents.length && s;
+      });
+      expect(after.map((s) => s.nodeId)).toEqual(agents.map(() => survivor));
+      for (const a of agents) await expectExactlyOnceInOrder(nginx.url, apiToken, a.agentId, perAgent);
+    } finally {
+      for (const a of agents) {
+        await a.transport.stop();
+        a.close();
+      }
+      await store.close();
+    }
+    expect(nginx.errorLog()).not.toMatch(/\[(emerg|alert|crit)\]/);
+  });
+});
