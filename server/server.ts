@@ -19,7 +19,8 @@ import { startIngestThread } from './store/ingest-thread.js';
 import type { AsyncIngest } from './store/ingest-thread.js';
 import { capConnectionsPerAddress, createAddressLimiter } from './stream/address-limits.js';
 import { createStream } from './stream/stream.js';
-import type { Store, Uploads } from './store/types.js';
+import type { IngestPort, Store, Uploads } from './store/types.js';
+import { createPostgresStore, isPostgresUrl } from './store/postgres/store.js';
 import { QuicksandError } from '../shared/errors.js';
 import { startCommandRelay } from './stream/command-relay.js';
 import type { CommandRelay } from './stream/command-relay.js';
@@ -89,11 +90,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const staleAfterMs = opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   const nodeId = opts.nodeId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
   const metrics = createMetrics({ node: nodeId });
-  const store = createSqliteStore(opts.db, { staleAfterMs, ...(opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy }) });
-  // Reports are written on their own thread; the API and enrolment use the main connection.
-  const ingest = startIngestThread(opts.db, { ...(opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy }), ...(opts.log === undefined ? {} : { log: opts.log }) });
-  // A second writer thread for uploads: a manifest parsing for seconds never delays reports.
-  const uploadThread = startIngestThread(opts.db, { ...(opts.log === undefined ? {} : { log: opts.log }) });
+  const policy = opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy };
+  const { store, ingest, uploads, closeWriters } = isPostgresUrl(opts.db) ? await postgresBackend(opts.db, staleAfterMs, policy) : sqliteBackend(opts.db, staleAfterMs, policy, opts.log);
   const writer = createBatchWriter(ingest, {
     ...(opts.maxIngestQueue === undefined ? {} : { maxQueued: opts.maxIngestQueue }),
     onDepth: (depth) => {
@@ -132,7 +130,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     stream: relay.channel,
     nodeId,
     health: () => nodeHealth(ingest, store),
-    uploads: gatedUploads(uploadThread, opts.maxUploads ?? 2),
+    uploads: gatedUploads(uploads, opts.maxUploads ?? 2),
     enrollLimiter: createAddressLimiter(opts.enrollRatePerSec ?? 0.2, opts.enrollBurst ?? 20, () => now().getTime()),
   });
   const deliveries = startDeliveryLoop({
@@ -197,8 +195,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await writer.drain();
-      await ingest.close();
-      await uploadThread.close();
+      await closeWriters();
       await store.close();
     },
   };
@@ -217,8 +214,54 @@ async function nodeHealth(ingest: Pick<AsyncIngest, 'health'>, store: Store): Pr
   return { ok: problems.length === 0, problems };
 }
 
-/** Uploads on the thread, at most `max` at once: each holds its body and its parse in memory. */
-function gatedUploads(thread: AsyncIngest, max: number): Uploads {
+interface Backend {
+  store: Store;
+  /** Where reports are written, and whether that can write now. */
+  ingest: IngestPort & Pick<AsyncIngest, 'kill'>;
+  uploads: Uploads;
+  closeWriters(): Promise<void>;
+}
+
+/** SQLite: reports on a writer thread of their own, uploads on a second one; the API on the main connection. */
+function sqliteBackend(db: string, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }, log: ((line: string) => void) | undefined): Backend {
+  const store = createSqliteStore(db, { staleAfterMs, ...policy });
+  const ingest = startIngestThread(db, { ...policy, ...(log === undefined ? {} : { log }) });
+  // A manifest parsing for seconds never delays reports.
+  const uploadThread = startIngestThread(db, { ...(log === undefined ? {} : { log }) });
+  return {
+    store,
+    ingest,
+    uploads: {
+      image: (body, now) => uploadThread.upload({ upload: 'image', body, now }) as ReturnType<Uploads['image']>,
+      observation: (req) => uploadThread.upload({ upload: 'observation', ...req }) as ReturnType<Uploads['observation']>,
+    },
+    async closeWriters() {
+      await ingest.close();
+      await uploadThread.close();
+    },
+  };
+}
+
+/**
+ * PostgreSQL: one pool for reports, uploads and the API (the database takes writes from many
+ * connections at once). Every node of one database must seal sink secrets with the same key:
+ * QUICKSAND_SINK_KEY (64 hex digits).
+ */
+async function postgresBackend(url: string, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }): Promise<Backend> {
+  const keyHex = process.env['QUICKSAND_SINK_KEY'];
+  if (keyHex !== undefined && !/^[0-9a-f]{64}$/i.test(keyHex)) throw new QuicksandError('USAGE', 'QUICKSAND_SINK_KEY: expected 64 hex digits (32 bytes), the same on every node of one database');
+  const store = await createPostgresStore(url, { staleAfterMs, ...policy, ...(keyHex === undefined ? {} : { sinkKey: Buffer.from(keyHex, 'hex') }) });
+  return {
+    store,
+    // Nothing to kill: no thread of its own.
+    ingest: { ...store.ingest, kill: async () => {} },
+    uploads: store.uploads,
+    closeWriters: () => store.ingest.close(),
+  };
+}
+
+/** Uploads at most `max` at once: each holds its body and its parse in memory. */
+function gatedUploads(target: Uploads, max: number): Uploads {
   let busy = 0;
   const gate = async <T>(run: () => Promise<unknown>): Promise<T> => {
     if (busy >= max) throw new QuicksandError('SERVER_BUSY', `${max} uploads are being processed: send this again in a minute`);
@@ -230,7 +273,7 @@ function gatedUploads(thread: AsyncIngest, max: number): Uploads {
     }
   };
   return {
-    image: (body, now) => gate(() => thread.upload({ upload: 'image', body, now })),
-    observation: (req) => gate(() => thread.upload({ upload: 'observation', ...req })),
+    image: (body, now) => gate(() => target.image(body, now)),
+    observation: (req) => gate(() => target.observation(req)),
   };
 }

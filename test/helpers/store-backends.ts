@@ -22,6 +22,8 @@ export type StoreOptions = SqliteStoreOptions;
 /** One empty database of a backend, with a store open on it. */
 export interface FreshStore {
   store: Store;
+  /** The database as `quicksand-server start --db` takes it: a file, or a postgres:// URL. */
+  db: string;
   /**
    * Another connection (as the ingest writer's, or another server node's) that writes to host
    * `hostId` and holds its transaction open for `ms` before committing. Resolves once it holds it;
@@ -45,6 +47,7 @@ const sqlite: StoreBackend = {
     const store = createSqliteStore(file, opts);
     return {
       store,
+      db: file,
       async otherWriterOnHost(hostId, ms) {
         const worker = new Worker(
           `const Database = require('better-sqlite3');
@@ -100,6 +103,7 @@ const postgres: StoreBackend = {
     const store = await createPostgresStore(url, { ...opts, poolSize: 4 });
     return {
       store,
+      db: url,
       async otherWriterOnHost(hostId, ms) {
         const client = new pg.Client({ connectionString: url });
         await client.connect();
