@@ -17,11 +17,15 @@ import { startIngestThread } from './store/ingest-thread.js';
 import type { AsyncIngest } from './store/ingest-thread.js';
 import { capConnectionsPerAddress, createAddressLimiter } from './stream/address-limits.js';
 import { createStream } from './stream/stream.js';
-import type { Store, Uploads } from './store/types.js';
+import type { ImageUploadResult, IngestPort, ObservationUploadResult, Store, Uploads } from './store/types.js';
+import { isPostgresUrl, openPostgresStore } from './store/open.js';
 import { QuicksandError } from '../shared/errors.js';
 
 export interface ServerOptions {
+  /** An SQLite file, or a postgres:// URL. */
   db: string;
+  /** Where files beside a PostgreSQL database go (its sink key); `start` passes the data folder. */
+  dataDir?: string;
   port: number;
   host: string;
   /** Stream upgrades admitted per second (bursts of `upgradeBurst`); over it: 503 + Retry-After. */
@@ -75,12 +79,10 @@ export interface RunningServer {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const now = opts.now ?? (() => new Date());
   const staleAfterMs = opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
-  const store = createSqliteStore(opts.db, { staleAfterMs, ...(opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy }) });
+  const policy = opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy };
+  const backend = isPostgresUrl(opts.db) ? await postgresBackend(opts.db, opts.dataDir, staleAfterMs, policy) : sqliteBackend(opts.db, staleAfterMs, policy, opts.log);
+  const { store, ingest } = backend;
   const metrics = createMetrics();
-  // Reports are written on their own thread; the API and enrolment use the main connection.
-  const ingest = startIngestThread(opts.db, { ...(opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy }), ...(opts.log === undefined ? {} : { log: opts.log }) });
-  // A second writer thread for uploads: a manifest parsing for seconds never delays reports.
-  const uploadThread = startIngestThread(opts.db, { ...(opts.log === undefined ? {} : { log: opts.log }) });
   const writer = createBatchWriter(ingest, {
     ...(opts.maxIngestQueue === undefined ? {} : { maxQueued: opts.maxIngestQueue }),
     onDepth: (depth) => {
@@ -106,7 +108,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     metrics,
     stream,
     health: () => ingest.health(),
-    uploads: gatedUploads(uploadThread, opts.maxUploads ?? 2),
+    uploads: gatedUploads(backend.uploads, opts.maxUploads ?? 2),
     enrollLimiter: createAddressLimiter(opts.enrollRatePerSec ?? 0.2, opts.enrollBurst ?? 20, () => now().getTime()),
   });
   const deliveries = startDeliveryLoop({
@@ -166,14 +168,53 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await writer.drain();
       await ingest.close();
-      await uploadThread.close();
+      await backend.closeUploads();
       await store.close();
     },
   };
 }
 
-/** Uploads on the thread, at most `max` at once: each holds its body and its parse in memory. */
-function gatedUploads(thread: AsyncIngest, max: number): Uploads {
+interface Backend {
+  store: Store;
+  ingest: Pick<AsyncIngest, 'health' | 'kill' | 'close'> & IngestPort;
+  uploads: Uploads;
+  closeUploads(): Promise<void>;
+}
+
+/** SQLite: reports are written on their own thread, uploads on a second one; the API and enrolment use the main connection. */
+function sqliteBackend(db: string, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }, log: ((line: string) => void) | undefined): Backend {
+  const store = createSqliteStore(db, { staleAfterMs, ...policy });
+  const ingest = startIngestThread(db, { ...policy, ...(log === undefined ? {} : { log }) });
+  // A manifest parsing for seconds never delays reports.
+  const uploadThread = startIngestThread(db, { ...(log === undefined ? {} : { log }) });
+  return {
+    store,
+    ingest,
+    uploads: {
+      image: (body, now) => uploadThread.upload({ upload: 'image', body, now }) as Promise<ImageUploadResult>,
+      observation: (req) => uploadThread.upload({ upload: 'observation', ...req }) as Promise<ObservationUploadResult>,
+    },
+    closeUploads: () => uploadThread.close(),
+  };
+}
+
+/** PostgreSQL: one pool serves ingest, the API and uploads; there is no writer thread to restart. */
+async function postgresBackend(url: string, dataDir: string | undefined, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }): Promise<Backend> {
+  if (dataDir === undefined) throw new QuicksandError('USAGE', 'a server on PostgreSQL needs a data folder for its sink key (ServerOptions.dataDir)');
+  const store = await openPostgresStore(url, dataDir, { staleAfterMs, ...policy });
+  return {
+    store,
+    ingest: {
+      ...store.ingest,
+      kill: () => Promise.reject(new Error('the PostgreSQL store has no writer thread to kill')),
+    },
+    uploads: store.uploads,
+    closeUploads: async () => {},
+  };
+}
+
+/** Uploads, at most `max` at once: each holds its body and its parse in memory. */
+function gatedUploads(uploads: Uploads, max: number): Uploads {
   let busy = 0;
   const gate = async <T>(run: () => Promise<unknown>): Promise<T> => {
     if (busy >= max) throw new QuicksandError('SERVER_BUSY', `${max} uploads are being processed: send this again in a minute`);
@@ -185,7 +226,7 @@ function gatedUploads(thread: AsyncIngest, max: number): Uploads {
     }
   };
   return {
-    image: (body, now) => gate(() => thread.upload({ upload: 'image', body, now })),
-    observation: (req) => gate(() => thread.upload({ upload: 'observation', ...req })),
+    image: (body, now) => gate(() => uploads.image(body, now)),
+    observation: (req) => gate(() => uploads.observation(req)),
   };
 }
