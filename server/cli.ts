@@ -9,13 +9,14 @@ export type { ServerCliIo } from './commands/common.js';
 const USAGE = `quicksand-server — keeps the fleet's drift history and tells cattle from pets
 
 Usage:
-  quicksand-server start [--db FILE] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
+  quicksand-server start [--db FILE|URL] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
                         [--alert-throttle N/DURATION] [--alert-dedup DURATION]
   quicksand-server enroll-secret [--expires DURATION] [--uses N] [--db FILE]
   quicksand-server enroll-secret list|revoke ID [--db FILE]
   quicksand-server token create --role admin|analyst|auditor [--name TEXT] [--db FILE]
   quicksand-server token list|revoke ID [--db FILE]
   quicksand-server agent revoke AGENT_ID [--db FILE]
+  quicksand-server migrate [--db FILE|URL]
   quicksand-server help COMMAND
 
 Commands:
@@ -23,6 +24,7 @@ Commands:
   enroll-secret  print a new enrolment secret for \`quicksand-agent enroll\`; list, revoke
   token          create, list or revoke API tokens (Authorization: Bearer TOKEN)
   agent revoke   revoke an agent's token; its connection is refused from now on
+  migrate        bring the database's schema up to date (SQLite file or postgres:// URL)
 
 Run \`quicksand-server COMMAND --help\` for the options of one command.
 `;
@@ -33,6 +35,7 @@ export const COMMANDS: Record<string, () => Promise<Command<ServerCliIo>>> = {
   'enroll-secret': () => import('./commands/enroll-secret.js'),
   token: () => import('./commands/token.js'),
   agent: () => import('./commands/agent.js'),
+  migrate: () => import('./commands/migrate.js'),
 };
 
 /** Runs one server command line; `start` returns only when the server has stopped. */

@@ -19,15 +19,18 @@ import { startIngestThread } from './store/ingest-thread.js';
 import type { AsyncIngest } from './store/ingest-thread.js';
 import { capConnectionsPerAddress, createAddressLimiter } from './stream/address-limits.js';
 import { createStream } from './stream/stream.js';
-import type { IngestPort, Store, Uploads } from './store/types.js';
-import { createPostgresStore, isPostgresUrl } from './store/postgres/store.js';
+import type { ImageUploadResult, IngestPort, ObservationUploadResult, Store, Uploads } from './store/types.js';
+import { isPostgresUrl, openPostgresStore } from './store/open.js';
 import { QuicksandError } from '../shared/errors.js';
 import { startCommandRelay } from './stream/command-relay.js';
 import type { CommandRelay } from './stream/command-relay.js';
 import { DEFAULT_SCHEDULE_LEASE_MS } from './schedules/schedules.js';
 
 export interface ServerOptions {
+  /** An SQLite file, or a postgres:// URL. */
   db: string;
+  /** Where files beside a PostgreSQL database go (its sink key); `start` passes the data folder. */
+  dataDir?: string;
   port: number;
   host: string;
   /** Stream upgrades admitted per second (bursts of `upgradeBurst`); over it: 503 + Retry-After. */
@@ -88,10 +91,11 @@ export interface RunningServer {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const now = opts.now ?? (() => new Date());
   const staleAfterMs = opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+  const policy = opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy };
+  const backend = isPostgresUrl(opts.db) ? await postgresBackend(opts.db, opts.dataDir, staleAfterMs, policy) : sqliteBackend(opts.db, staleAfterMs, policy, opts.log);
+  const { store, ingest } = backend;
   const nodeId = opts.nodeId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
   const metrics = createMetrics({ node: nodeId });
-  const policy = opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy };
-  const { store, ingest, uploads, closeWriters } = isPostgresUrl(opts.db) ? await postgresBackend(opts.db, staleAfterMs, policy) : sqliteBackend(opts.db, staleAfterMs, policy, opts.log);
   const writer = createBatchWriter(ingest, {
     ...(opts.maxIngestQueue === undefined ? {} : { maxQueued: opts.maxIngestQueue }),
     onDepth: (depth) => {
@@ -130,7 +134,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     stream: relay.channel,
     nodeId,
     health: () => nodeHealth(ingest, store),
-    uploads: gatedUploads(uploads, opts.maxUploads ?? 2),
+    uploads: gatedUploads(backend.uploads, opts.maxUploads ?? 2),
     enrollLimiter: createAddressLimiter(opts.enrollRatePerSec ?? 0.2, opts.enrollBurst ?? 20, () => now().getTime()),
   });
   const deliveries = startDeliveryLoop({
@@ -195,7 +199,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await writer.drain();
-      await closeWriters();
+      await ingest.close();
+      await backend.closeUploads();
       await store.close();
     },
   };
@@ -216,13 +221,12 @@ async function nodeHealth(ingest: Pick<AsyncIngest, 'health'>, store: Store): Pr
 
 interface Backend {
   store: Store;
-  /** Where reports are written, and whether that can write now. */
-  ingest: IngestPort & Pick<AsyncIngest, 'kill'>;
+  ingest: Pick<AsyncIngest, 'health' | 'kill' | 'close'> & IngestPort;
   uploads: Uploads;
-  closeWriters(): Promise<void>;
+  closeUploads(): Promise<void>;
 }
 
-/** SQLite: reports on a writer thread of their own, uploads on a second one; the API on the main connection. */
+/** SQLite: reports are written on their own thread, uploads on a second one; the API and enrolment use the main connection. */
 function sqliteBackend(db: string, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }, log: ((line: string) => void) | undefined): Backend {
   const store = createSqliteStore(db, { staleAfterMs, ...policy });
   const ingest = startIngestThread(db, { ...policy, ...(log === undefined ? {} : { log }) });
@@ -232,36 +236,30 @@ function sqliteBackend(db: string, staleAfterMs: number, policy: { alertPolicy?:
     store,
     ingest,
     uploads: {
-      image: (body, now) => uploadThread.upload({ upload: 'image', body, now }) as ReturnType<Uploads['image']>,
-      observation: (req) => uploadThread.upload({ upload: 'observation', ...req }) as ReturnType<Uploads['observation']>,
+      image: (body, now) => uploadThread.upload({ upload: 'image', body, now }) as Promise<ImageUploadResult>,
+      observation: (req) => uploadThread.upload({ upload: 'observation', ...req }) as Promise<ObservationUploadResult>,
     },
-    async closeWriters() {
-      await ingest.close();
-      await uploadThread.close();
-    },
+    closeUploads: () => uploadThread.close(),
   };
 }
 
-/**
- * PostgreSQL: one pool for reports, uploads and the API (the database takes writes from many
- * connections at once). Every node of one database must seal sink secrets with the same key:
- * QUICKSAND_SINK_KEY (64 hex digits).
- */
-async function postgresBackend(url: string, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }): Promise<Backend> {
-  const keyHex = process.env['QUICKSAND_SINK_KEY'];
-  if (keyHex !== undefined && !/^[0-9a-f]{64}$/i.test(keyHex)) throw new QuicksandError('USAGE', 'QUICKSAND_SINK_KEY: expected 64 hex digits (32 bytes), the same on every node of one database');
-  const store = await createPostgresStore(url, { staleAfterMs, ...policy, ...(keyHex === undefined ? {} : { sinkKey: Buffer.from(keyHex, 'hex') }) });
+/** PostgreSQL: one pool serves ingest, the API and uploads; there is no writer thread to restart. */
+async function postgresBackend(url: string, dataDir: string | undefined, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }): Promise<Backend> {
+  if (dataDir === undefined) throw new QuicksandError('USAGE', 'a server on PostgreSQL needs a data folder for its sink key (ServerOptions.dataDir)');
+  const store = await openPostgresStore(url, dataDir, { staleAfterMs, ...policy });
   return {
     store,
-    // Nothing to kill: no thread of its own.
-    ingest: { ...store.ingest, kill: async () => {} },
+    ingest: {
+      ...store.ingest,
+      kill: () => Promise.reject(new Error('the PostgreSQL store has no writer thread to kill')),
+    },
     uploads: store.uploads,
-    closeWriters: () => store.ingest.close(),
+    closeUploads: async () => {},
   };
 }
 
-/** Uploads at most `max` at once: each holds its body and its parse in memory. */
-function gatedUploads(target: Uploads, max: number): Uploads {
+/** Uploads, at most `max` at once: each holds its body and its parse in memory. */
+function gatedUploads(uploads: Uploads, max: number): Uploads {
   let busy = 0;
   const gate = async <T>(run: () => Promise<unknown>): Promise<T> => {
     if (busy >= max) throw new QuicksandError('SERVER_BUSY', `${max} uploads are being processed: send this again in a minute`);
@@ -273,7 +271,7 @@ function gatedUploads(target: Uploads, max: number): Uploads {
     }
   };
   return {
-    image: (body, now) => gate(() => target.image(body, now)),
-    observation: (req) => gate(() => target.observation(req)),
+    image: (body, now) => gate(() => uploads.image(body, now)),
+    observation: (req) => gate(() => uploads.observation(req)),
   };
 }

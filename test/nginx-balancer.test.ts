@@ -2,7 +2,6 @@
 // says: agents spread over the nodes through one URL; a node killed with -9 in mid-stream loses
 // nothing, its agents reconnect through nginx to the others and every report is stored exactly
 // once, in order, chain intact.
-import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +22,8 @@ let tiny: TinyRoot;
 let nginx: Nginx | undefined;
 beforeAll(() => {
   tiny = makeTinyRoot();
+  // The nodes of one PostgreSQL database seal sink secrets with one key file; the children inherit where.
+  process.env['QUICKSAND_SINK_KEY_FILE'] = path.join(tiny.dir, 'postgres.sinks.key');
 });
 afterEach(async () => {
   await nginx?.stop();
@@ -31,8 +32,6 @@ afterEach(async () => {
 });
 afterAll(() => tiny.remove());
 
-// The nodes of one database seal sink secrets with one key; the server children inherit it.
-process.env['QUICKSAND_SINK_KEY'] ??= randomBytes(32).toString('hex');
 
 describe.each(STORE_BACKENDS)('nodes on one $name database behind nginx', (backend) => {
   it('spreads agents over two nodes, and when one is killed -9 in mid-stream its agents go on through the other: every report once, in order', async () => {

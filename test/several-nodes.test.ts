@@ -2,7 +2,8 @@
 // different nodes. Commands asked through one node reach an agent on another, a revoked agent is
 // cut off wherever it is, scheduled jobs run on one node at a time, and each alert delivery goes
 // out once however many delivery loops run.
-import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startServer } from '../server/server.js';
 import type { RunningServer, ServerOptions } from '../server/server.js';
@@ -21,12 +22,13 @@ let fresh: FreshStore;
 let nodes: RunningServer[];
 let receiver: Receiver | undefined;
 const streams: Client[] = [];
-// Every node of one database seals sink secrets with the same key (PostgreSQL: from the environment).
-process.env['QUICKSAND_SINK_KEY'] ??= randomBytes(32).toString('hex');
+// Every node of one database seals sink secrets with the same key: PostgreSQL's is a file in the
+// data folder they share.
+let dataDir: string;
 
 async function startNodes(n: number, extra: Partial<ServerOptions> = {}): Promise<RunningServer[]> {
   for (let i = 0; i < n; i++) {
-    nodes.push(await startServer({ db: fresh.db, port: 0, host: '127.0.0.1', nodeId: `node-${'abc'[i]}`, nodeHeartbeatMs: HEARTBEAT_MS, schedules: false, ...extra }));
+    nodes.push(await startServer({ db: fresh.db, dataDir, port: 0, host: '127.0.0.1', nodeId: `node-${'abc'[i]}`, nodeHeartbeatMs: HEARTBEAT_MS, schedules: false, ...extra }));
   }
   return nodes;
 }
@@ -46,6 +48,7 @@ describe.each(STORE_BACKENDS)('several nodes on one $name database', (backend: S
   const announced = backend.name === 'postgres';
   beforeEach(async () => {
     fresh = await backend.fresh();
+    dataDir = mkdtempSync(`${tmpdir()}/quicksand-nodes-`);
     nodes = [];
   });
   afterEach(async () => {
@@ -54,6 +57,7 @@ describe.each(STORE_BACKENDS)('several nodes on one $name database', (backend: S
     await receiver?.close();
     receiver = undefined;
     await fresh.drop();
+    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('sends scan-now asked through node B to the agent on node A, says it is connected there, and cuts it off when revoked through B', async () => {

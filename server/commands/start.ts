@@ -6,7 +6,8 @@ import { DEFAULT_ALERT_POLICY } from '../alerts/policy.js';
 import type { AlertPolicy } from '../alerts/policy.js';
 import { startServer } from '../server.js';
 import type { RunningServer, ServerOptions } from '../server.js';
-import { COMMON, DB_HELP, EXIT_OK, database } from './common.js';
+import { COMMON, DB_HELP, EXIT_OK, dataFolder, database } from './common.js';
+import { describeDatabase } from '../store/open.js';
 import type { ServerCliIo } from './common.js';
 
 export const DEFAULT_PORT = 7410;
@@ -17,7 +18,7 @@ export const DEFAULT_LIMITS = { connections: 4096, upgrades: 50, enrolls: 12 } a
 const THROTTLE_DEFAULT = `${DEFAULT_ALERT_POLICY.throttle.max}/${formatDuration(DEFAULT_ALERT_POLICY.throttle.windowMs)}`;
 const DEDUP_DEFAULT = formatDuration(DEFAULT_ALERT_POLICY.dedupMemoryMs);
 
-export const help = `Usage: quicksand-server start [--db FILE] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
+export const help = `Usage: quicksand-server start [--db FILE|URL] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
                              [--alert-throttle N/DURATION] [--alert-dedup DURATION]
                              [--max-connections-per-address N] [--upgrades-per-address N]
                              [--enrolls-per-address N] [--node-id ID]
@@ -93,7 +94,9 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
   const enrolls = positive('enrolls-per-address', limits['enrolls-per-address']) ?? DEFAULT_LIMITS.enrolls;
   const nodeId = limits['node-id'];
   if (nodeId !== undefined && !/^[A-Za-z0-9._:-]{1,100}$/.test(nodeId)) throw new QuicksandError('USAGE', `--node-id: expected 1-100 letters, digits or . _ : -, got "${nodeId}"`);
-  return await startCommand(database(values), parsePort(v.port), v.host ?? DEFAULT_HOST, io, {
+  const db = database(values);
+  return await startCommand(db, parsePort(v.port), v.host ?? DEFAULT_HOST, io, {
+    dataDir: dataFolder(db),
     maxConnectionsPerAddress: connections,
     upgradeRatePerAddress: upgrades,
     upgradeBurstPerAddress: upgrades * 4,
@@ -150,7 +153,7 @@ async function startCommand(db: string, port: number, host: string, io: ServerCl
     if (code === 'EADDRNOTAVAIL') throw new QuicksandError('USAGE', `--host ${host} is not an address of this machine`);
     throw err;
   }
-  io.stdout(`quicksand-server listening on ${server.url} (database ${db}, node ${server.nodeId})\n`);
+  io.stdout(`quicksand-server listening on ${server.url} (database ${describeDatabase(db)}, node ${server.nodeId})\n`);
   await io.stopSignal;
   await server.close();
   return EXIT_OK;
