@@ -15,6 +15,8 @@ export interface Cluster {
   socketDir: string;
   port: number;
   url(database: string): string;
+  /** Stops the server (fast shutdown), keeps it down for `downMs`, starts it again on the same folder and port. */
+  restart(downMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -85,17 +87,34 @@ export async function startCluster(opts: { durable?: boolean } = {}): Promise<Cl
   const settings = ['-c', `listen_addresses=127.0.0.1`, '-c', `unix_socket_directories=${socketDir}`, '-c', 'max_connections=300', '-c', 'shared_buffers=128MB'];
   if (opts.durable !== true) settings.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
   const [cmd, args] = asServerUser([path.join(bin, 'postgres'), '-D', data, '-p', String(port), ...settings]);
-  const server = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  server.stderr!.on('data', (b: Buffer) => {
-    stderr = (stderr + b.toString()).slice(-4000);
-  });
-  const stopped = new Promise<void>((resolve) => server.once('exit', () => resolve()));
+  /** The server process on the cluster's folder (again after a restart), ready when it resolves. */
+  const launch = async (): Promise<{ server: ChildProcess; stopped: Promise<void> }> => {
+    const server = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    server.stderr!.on('data', (b: Buffer) => {
+      stderr = (stderr + b.toString()).slice(-4000);
+    });
+    const stopped = new Promise<void>((resolve) => server.once('exit', () => resolve()));
+    try {
+      await waitReady(bin, socketDir, port, server, () => stderr);
+    } catch (err) {
+      server.kill('SIGKILL');
+      await stopped;
+      throw err;
+    }
+    return { server, stopped };
+  };
+  const halt = async (): Promise<void> => {
+    // SIGINT: the server's fast shutdown (what `pg_ctl stop -m fast` sends).
+    if (running.server.exitCode === null) running.server.kill('SIGINT');
+    const killer = setTimeout(() => running.server.kill('SIGKILL'), 10_000);
+    await running.stopped;
+    clearTimeout(killer);
+  };
+  let running: Awaited<ReturnType<typeof launch>>;
   try {
-    await waitReady(bin, socketDir, port, server, () => stderr);
+    running = await launch();
   } catch (err) {
-    server.kill('SIGKILL');
-    await stopped;
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
@@ -103,12 +122,13 @@ export async function startCluster(opts: { durable?: boolean } = {}): Promise<Cl
     socketDir,
     port,
     url: (database) => `postgres://postgres@localhost:${port}/${database}?host=${encodeURIComponent(socketDir)}`,
+    async restart(downMs) {
+      await halt();
+      await new Promise((r) => setTimeout(r, downMs));
+      running = await launch();
+    },
     async stop() {
-      // SIGINT: the server's fast shutdown (what `pg_ctl stop -m fast` sends).
-      if (server.exitCode === null) server.kill('SIGINT');
-      const killer = setTimeout(() => server.kill('SIGKILL'), 10_000);
-      await stopped;
-      clearTimeout(killer);
+      await halt();
       rmSync(dir, { recursive: true, force: true });
     },
   };
