@@ -7,6 +7,7 @@ import { createTriage } from './triage.js';
 import { createMaintenance } from './maintenance.js';
 import { createBaselines } from './baselines.js';
 import { createCredentials } from './credentials.js';
+import { createUsers } from './users.js';
 import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
 import { createQueries } from './queries.js';
@@ -38,6 +39,7 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
   // returning a Promise, fails to compile.
   const store: Synchronous<Store> = {
     ...createCredentials(db),
+    ...createUsers(db),
     ...createIngest(db, alerting),
     ...createQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
     ...createContainerQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),

@@ -31,6 +31,8 @@ export interface ApiTokenInfo {
   role: ApiRole;
   /** The name given at `token create --name`; null without one. */
   name: string | null;
+  /** The console user it belongs to (`token create --user`): it carries that user's role. */
+  user: string | null;
   createdAt: string;
   revokedAt: string | null;
 }
@@ -52,8 +54,74 @@ export interface Credentials {
   revokeAgent(agentId: string, now: Date): Promise<boolean>;
   /** `name` says whose it is ("Q3 audit, Jane"): the audit log names the actor with it. */
   createApiToken(role: ApiRole, now: Date, name?: string): Promise<string>;
-  /** `tokenId` is the token's public id: who did what, in the audit log. */
-  authenticateApiToken(token: string): Promise<{ role: ApiRole; tokenId: string; name: string | null } | null>;
+  /**
+   * A token of a console user: it carries the user's role (as it is when used), stops working
+   * while the user is disabled, and the audit log names the user. Null: no such user.
+   */
+  createUserToken(user: string, now: Date, name?: string): Promise<string | null>;
+  /** `tokenId` is the token's public id: who did what, in the audit log; `user` its user, if any. */
+  authenticateApiToken(token: string): Promise<{ role: ApiRole; tokenId: string; name: string | null; user: string | null } | null>;
+}
+
+/** A console user as lists show it (never the hash). */
+export interface UserInfo {
+  name: string;
+  role: ApiRole;
+  createdAt: string;
+  passwordChangedAt: string;
+  disabledAt: string | null;
+  lastLoginAt: string | null;
+}
+
+/** What a valid session cookie stands for. */
+export interface SessionUser {
+  /** The session's public id (the part between the dots); the secret is never stored. */
+  sessionId: string;
+  user: string;
+  role: ApiRole;
+  /** The synchronizer token every form of this session carries. */
+  csrf: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** One counter of failed logins: `account:NAME` or `address:IP`, locked after `max` failures. */
+export interface LoginKey {
+  key: string;
+  max: number;
+}
+
+/**
+ * Console users, their sessions, and the throttle of failed logins. Passwords are hashed by the
+ * caller (server/passwords.ts: scrypt is slow and asynchronous); the store keeps the hash string.
+ */
+export interface Users {
+  /** False when a user of that name exists. */
+  createUser(req: { name: string; role: ApiRole; passwordHash: string; now: Date }): Promise<boolean>;
+  listUsers(): Promise<UserInfo[]>;
+  /** The user with the hash, for a login check; null when unknown. */
+  userForLogin(name: string): Promise<(UserInfo & { passwordHash: string }) | null>;
+  /** Disables a user (their sessions end) or enables them again; false when unknown or already so. */
+  setUserDisabled(name: string, disabled: boolean, now: Date): Promise<boolean>;
+  /** Replaces the hash; every session of the user ends. False when unknown. */
+  setPassword(name: string, passwordHash: string, now: Date): Promise<boolean>;
+  /**
+   * A new session (`qss.ID.SECRET`, only a hash kept), noting the login; `replaces`: the cookie the
+   * browser came with, which ends here (a session id from before the login never lives on).
+   */
+  createSession(req: { user: string; now: Date; idleMs: number; absoluteMs: number; replaces?: string }): Promise<{ token: string; session: SessionUser }>;
+  /** The session's user, its last use noted; null when unknown, idle or past its end, or the user is disabled. */
+  authenticateSession(token: string, now: Date): Promise<SessionUser | null>;
+  /** Ends a session (logout); false when it was not there. */
+  deleteSession(token: string): Promise<boolean>;
+  /** The time the first locked key is locked until (ISO), or null when none is locked at `now`. */
+  loginLockedUntil(keys: readonly string[], now: Date): Promise<string | null>;
+  /**
+   * Counts a failure on each key within `windowMs`; returns the keys this failure locked (for
+   * `lockMs`), which the caller records in the audit log.
+   */
+  noteLoginFailure(req: { keys: readonly LoginKey[]; now: Date; windowMs: number; lockMs: number }): Promise<string[]>;
+  clearLoginFailures(keys: readonly string[]): Promise<void>;
 }
 
 export type IngestItem =
@@ -94,6 +162,8 @@ export interface Queries {
   /** Reports stored for a host, oldest first (seq and hash): for tests and the history view. */
   listReports(hostId: string): Promise<{ seq: number; hash: string; prevHash: string | null; kind: string; receivedAt: string }[]>;
   countHosts(now: Date): Promise<Record<HostStatusName, number>>;
+  /** Each host's most severe finding that counts (open, not waived, not approved at `now`): the console's severity filter. Hosts without one are left out. */
+  worstSeverities(now: Date): Promise<Record<string, string>>;
 }
 
 export interface ImageUploadResult {
@@ -257,7 +327,7 @@ export interface Baselines {
   commandsFor(hostId: string, agentBaseline: number | undefined, image: { name: string; version: string } | null): Promise<Array<Omit<CommandFrame, 'type'>>>;
 }
 
-export interface Store extends Credentials, Ingest, Queries, ContainerQueries, Images, SinkStore {
+export interface Store extends Credentials, Users, Ingest, Queries, ContainerQueries, Images, SinkStore {
   alertQueue: AlertQueue;
   heldAlerts: HeldAlertQueue;
   triage: Triage;
