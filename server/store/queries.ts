@@ -141,7 +141,7 @@ export function hostDetail(row: HostRow, count: HostCount, sharedName: boolean, 
 
 /** A finding row, with the approval that decides its triage, as the API shows it. Pure. */
 export function hostFinding(r: FindingRow, now: Date): HostFinding {
-  const detail = JSON.parse(r.detail) as Pick<HostFinding, 'attack' | 'actor'>;
+  const detail = JSON.parse(r.detail) as Pick<HostFinding, 'attack' | 'actor' | 'configDiff' | 'configDiffNote'>;
   return {
     id: r.id,
     kind: r.kind,
@@ -163,6 +163,8 @@ export function hostFinding(r: FindingRow, now: Date): HostFinding {
     changeSet: r.change_set === null ? null : { id: r.change_set, tool: r.cs_tool, command: r.cs_command },
     attack: detail.attack ?? null,
     actor: detail.actor ?? null,
+    ...(detail.configDiff === undefined ? {} : { configDiff: detail.configDiff }),
+    ...(detail.configDiffNote === undefined ? {} : { configDiffNote: detail.configDiffNote }),
     detail,
   };
 }
