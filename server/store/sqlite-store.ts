@@ -12,6 +12,7 @@ import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
 import { createQueries } from './queries.js';
 import { createContainerQueries } from './containers.js';
+import { createExportQueries } from './export-queries.js';
 import type { Store } from './types.js';
 import { acceptManifestUpload, acceptObservationUpload } from './uploads.js';
 import type { AlertPolicy } from '../alerts/policy.js';
@@ -44,6 +45,7 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
     ...createQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
     ...createContainerQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
     ...images,
+    exports: createExportQueries(db),
     ...createSinkStore(db),
     // What a trigger says is decided when it is sent, from its findings' triage state then.
     alertQueue: createAlertQueue(db, (d, now) => alerting.compose(d, now)),

@@ -327,7 +327,131 @@ export interface Baselines {
   commandsFor(hostId: string, agentBaseline: number | undefined, image: { name: string; version: string } | null): Promise<Array<Omit<CommandFrame, 'type'>>>;
 }
 
+/** Which hosts an export covers: all, those of an image, those with a label, or one. */
+export type ExportScope = { kind: 'all' } | { kind: 'image'; name: string } | { kind: 'label'; key: string; value: string } | { kind: 'host'; id: string };
+
+/** A host as an export names it (containers are left out, as in host lists). */
+export interface ExportHostRow {
+  id: string;
+  hostname: string;
+  machineId: string | null;
+  enrolledAt: string;
+  revokedAt: string | null;
+  image: { name: string; version: string } | null;
+  /** The server baseline version the agent said it scans against; null: the image's manifest. */
+  baselineVersion: number | null;
+  labels: Record<string, string>;
+  /** As stored (stale is decided at read time from lastReportAt). */
+  status: HostStatusName;
+  lastReportAt: string | null;
+  watch: { state: 'ok' | 'degraded'; reason: string | null } | null;
+}
+
+/** One stored report, without its body: when it was scanned and received, and the watch state it carried. */
+export interface ExportReportRow {
+  id: number;
+  seq: number;
+  kind: 'full' | 'event';
+  scannedAt: string;
+  receivedAt: string;
+  /** Null: the report said nothing of a watcher (a one-shot scan). */
+  watch: { state: 'ok' | 'degraded'; reason: string | null } | null;
+}
+
+/** A finding row with what triage needs to say its disposition; `detail` as the agent sent it. */
+export interface ExportFindingRow {
+  id: number;
+  hostId: string;
+  kind: string;
+  severity: string;
+  source: 'scan' | 'server';
+  ecosystem: string | null;
+  name: string | null;
+  path: string | null;
+  firstSeen: string;
+  lastSeen: string;
+  resolvedAt: string | null;
+  /** A rule waived it (suppressed or auto-approved); `decision` names the rule. */
+  waived: boolean;
+  decision: unknown;
+  /** The change ticket the finding carried when first seen. */
+  ticket: string | null;
+  changeSet: string | null;
+  /** The identity of the change's current state: an approval counts only for this one. */
+  identity: string | null;
+  detail: Record<string, unknown>;
+}
+
+/** Every approval of a finding, in force or not, with the baseline version a re-baseline opened. */
+export interface ExportApprovalRow {
+  id: number;
+  findingId: number;
+  identity: string;
+  kind: 'finding' | 'change-set' | 'rebaseline';
+  reason: string;
+  ticket: string | null;
+  expiresAt: string | null;
+  createdAt: string;
+  /** The API token's id (or `cli:USER`, `system`) and the token's name when it has one. */
+  createdBy: string;
+  createdByName: string | null;
+  reopenedAt: string | null;
+  reopenedBy: string | null;
+  /** When the expiry schedule noticed expiresAt passed. */
+  expiredAt: string | null;
+  /** For kind `rebaseline`: the host baseline version that re-baseline opened. */
+  baselineVersion: number | null;
+}
+
+export interface ExportChangeSetRow {
+  hostId: string;
+  id: string;
+  tool: string;
+  command: string | null;
+  user: string | null;
+  start: string | null;
+  end: string | null;
+  packages: number;
+  ticket: string | null;
+  firstSeen: string;
+  lastSeen: string;
+}
+
+/** What an expected state a host is held to: the manifest's digest and policy, without its files. */
+export interface ExportManifestRow {
+  image: { name: string; version: string };
+  /** Null: the image's uploaded manifest; else the host's baseline version. */
+  baselineVersion: number | null;
+  /** sha256 (hex) of the manifest as the server stores it. */
+  sha256: string;
+  policy: { tracked: string[]; ignored: string[]; mutable: string[] } | null;
+  packages: number | null;
+  files: number | null;
+}
+
+/**
+ * The reads of the compliance export. Everything that grows with history comes in pages keyed by
+ * id (`after`: the last id of the page before), so an export never holds more than a page.
+ */
+export interface ExportQueries {
+  /** Hosts in scope, by id. */
+  pageHosts(query: { scope: ExportScope; after?: string | undefined; limit: number }): Promise<ExportHostRow[]>;
+  /** A host's reports received in [from, to], by id. */
+  pageReports(query: { hostId: string; from: Date; to: Date; after?: number | undefined; limit: number }): Promise<ExportReportRow[]>;
+  /** A host's last report received before `before` (of `kind` when given): where the period starts from. */
+  reportBefore(query: { hostId: string; before: Date; kind?: 'full' | undefined }): Promise<ExportReportRow | null>;
+  /** A host's findings first seen by `to` and not resolved before `from` (open during the period), by id. */
+  pageFindings(query: { hostId: string; from: Date; to: Date; after?: number | undefined; limit: number }): Promise<ExportFindingRow[]>;
+  /** Every approval of these findings (reopened and expired ones too), oldest first, by finding id. */
+  approvalsOf(findingIds: readonly number[]): Promise<Map<number, ExportApprovalRow[]>>;
+  /** A host's change sets seen during [from, to], by id. */
+  pageChangeSets(query: { hostId: string; from: Date; to: Date; after?: string | undefined; limit: number }): Promise<ExportChangeSetRow[]>;
+  /** The manifest an image version or a host's baseline version holds; null: none stored (or not ready). */
+  manifest(query: { image: { name: string; version: string } } | { hostId: string; baselineVersion: number }): Promise<ExportManifestRow | null>;
+}
+
 export interface Store extends Credentials, Users, Ingest, Queries, ContainerQueries, Images, SinkStore {
+  exports: ExportQueries;
   alertQueue: AlertQueue;
   heldAlerts: HeldAlertQueue;
   triage: Triage;

@@ -9,8 +9,10 @@ import { createPgAlerting } from './alerting.js';
 import { createPgBaselines } from './baselines.js';
 import { createPgContainerQueries } from './containers.js';
 import { createPgCredentials } from './credentials.js';
+import { createPgUsers } from './users.js';
 import { openPostgres } from './db.js';
 import type { PgDatabase } from './db.js';
+import { createPgExportQueries } from './export-queries.js';
 import { createPgImages } from './images.js';
 import { createPgIngest } from './ingest.js';
 import { createPgMaintenance } from './maintenance.js';
@@ -66,6 +68,7 @@ function storeOn(db: PgDatabase, opts: PostgresStoreOptions): PostgresStore {
   const { listSinksIn: _inTx, ...sinkStore } = sinks;
   return {
     ...createPgCredentials(db),
+    ...createPgUsers(db),
     ...ingest,
     ...createPgQueries(db, staleAfterMs),
     ...createPgContainerQueries(db, staleAfterMs),
@@ -85,6 +88,7 @@ function storeOn(db: PgDatabase, opts: PostgresStoreOptions): PostgresStore {
       release: (now) => db.tx((q) => alerting.releaseDue(q, now)),
       list: (hostId) => alerting.listHeld(db, hostId),
     },
+    exports: createPgExportQueries(db),
     triage,
     maintenance: createPgMaintenance(db),
     baselines,
