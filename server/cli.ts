@@ -14,7 +14,10 @@ Usage:
   quicksand-server enroll-secret [--expires DURATION] [--uses N] [--db FILE]
   quicksand-server enroll-secret list|revoke ID [--db FILE]
   quicksand-server token create --role admin|analyst|auditor [--name TEXT] [--db FILE]
+  quicksand-server token create --user NAME [--name TEXT] [--db FILE]
   quicksand-server token list|revoke ID [--db FILE]
+  quicksand-server user add NAME --role ROLE [--password-stdin] [--db FILE]
+  quicksand-server user list|disable NAME|enable NAME|passwd NAME [--db FILE]
   quicksand-server agent revoke AGENT_ID [--db FILE]
   quicksand-server migrate [--db FILE|URL]
   quicksand-server help COMMAND
@@ -23,6 +26,7 @@ Commands:
   start          serve the API and the agent stream on one port
   enroll-secret  print a new enrolment secret for \`quicksand-agent enroll\`; list, revoke
   token          create, list or revoke API tokens (Authorization: Bearer TOKEN)
+  user           the console's users: add, list, disable, enable, passwd
   agent revoke   revoke an agent's token; its connection is refused from now on
   migrate        bring the database's schema up to date (SQLite file or postgres:// URL)
 
@@ -34,6 +38,7 @@ export const COMMANDS: Record<string, () => Promise<Command<ServerCliIo>>> = {
   start: () => import('./commands/start.js'),
   'enroll-secret': () => import('./commands/enroll-secret.js'),
   token: () => import('./commands/token.js'),
+  user: () => import('./commands/user.js'),
   agent: () => import('./commands/agent.js'),
   migrate: () => import('./commands/migrate.js'),
 };

@@ -16,6 +16,14 @@ const code = await runServerCli(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   stopSignal,
+  readStdin: async (max) => {
+    let text = '';
+    for await (const chunk of process.stdin) {
+      text += String(chunk);
+      if (text.length > max) break;
+    }
+    return text;
+  },
 });
 process.exitCode = code;
 // Signal handlers would otherwise keep nothing alive, but make sure a finished command exits.

@@ -2,7 +2,7 @@
 // hash. A plain sha256 is enough (no slow KDF): the secrets are 256 random bits, not passwords.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-export type CredentialPrefix = 'qse' | 'qsa' | 'qst'; // enrolment secret, agent token, API token
+export type CredentialPrefix = 'qse' | 'qsa' | 'qst' | 'qss'; // enrolment secret, agent token, API token, console session
 
 export interface NewCredential {
   id: string;

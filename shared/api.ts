@@ -122,6 +122,14 @@ export interface HostFinding {
   actor: { user?: string; evidence: Array<{ source: string; at: string; text: string }> } | null;
   /** The package manager run that explains it (its command as the tool recorded it), when the agent named one. */
   changeSet: { id: string; tool: string | null; command: string | null } | null;
+  /**
+   * For a config file under the policy's config paths: the unified diff of its text in the image
+   * and on the host (`--- a/path`, `+++ b/path`, `@@` hunks; `/dev/null` for a side that does not
+   * exist), secrets masked by the agent. Absent when there is none.
+   */
+  configDiff?: string;
+  /** Why a config file has no diff (too large, binary, a secret file, ...), or that its diff was cut short. */
+  configDiffNote?: string;
   detail: unknown;
 }
 

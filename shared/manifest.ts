@@ -6,6 +6,7 @@ import { QuicksandError } from './errors.js';
 import { formatIssues } from './schema-errors.js';
 import { LIMITS, boundedArray, boundedString, depthProblem } from './bounds.js';
 import { DEFAULT_IGNORED, DEFAULT_MUTABLE, DEFAULT_TRACKED } from './policy.js';
+import { MAX_CONFIG_TEXT_CHARS, MAX_CONFIG_TEXT_TOTAL, TEXT_OMISSIONS } from './config-text.js';
 
 import { FILE_TYPES, MANIFEST_SCHEMA, MAX_MANIFEST_FILES, MAX_MANIFEST_PACKAGES } from './manifest-format.js';
 
@@ -52,6 +53,10 @@ export const fileRecordSchema = z.strictObject({
   ima: boundedString(LIMITS.path).regex(/^[0-9a-f]{2,4096}$/, 'expected the IMA value as lowercase hex').optional(),
   // The package that installed the path, so a removed package's files nest under its finding.
   owner: packageRefSchema.optional(),
+  // A small text file under the policy's config paths: its text, secrets masked (shared/config-text.ts);
+  // or why it has none. Absent both: not a config path, or a manifest older than config text.
+  text: boundedString(MAX_CONFIG_TEXT_CHARS).optional(),
+  noText: z.enum(TEXT_OMISSIONS).optional(),
 });
 export type FileRecord = z.infer<typeof fileRecordSchema>;
 
@@ -76,6 +81,16 @@ export const policySchema = z.strictObject({
   mutable: boundedArray(boundedString(LIMITS.path), LIMITS.notes).default(() => [...DEFAULT_MUTABLE]),
   // Absent: DEFAULT_SENSITIVE (shared/policy.ts). Present: these rules instead.
   sensitive: boundedArray(sensitiveRuleSchema, 1000).optional(),
+  // Which files the manifest carries as text, and the caps; absent fields: DEFAULT_CONFIG_TEXT.
+  configText: z
+    .strictObject({
+      paths: boundedArray(absolutePath, 1000),
+      maxFileBytes: z.number().int().nonnegative().max(MAX_CONFIG_TEXT_CHARS, `at most ${MAX_CONFIG_TEXT_CHARS} bytes`),
+      maxTotalBytes: z.number().int().nonnegative().max(MAX_CONFIG_TEXT_TOTAL, `at most ${MAX_CONFIG_TEXT_TOTAL} bytes`),
+      secret: boundedArray(boundedString(LIMITS.path).regex(/^\//, 'expected an absolute path or glob'), 1000),
+    })
+    .partial()
+    .optional(),
 });
 
 export const manifestSchema = z.strictObject({

@@ -2,6 +2,7 @@
 import type { TechniqueId } from './attack.js';
 import type { Severity } from './findings.js';
 import { compileGlob } from './glob.js';
+import type { ConfigTextPolicy } from './config-text.js';
 
 export const DEFAULT_TRACKED = ['/usr', '/etc', '/opt', '/boot', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/srv'];
 
@@ -88,6 +89,8 @@ export interface Policy {
   mutable: string[];
   /** Replaces DEFAULT_SENSITIVE when set. */
   sensitive?: SensitiveRule[];
+  /** Which small files are carried as text, and the caps; absent fields take DEFAULT_CONFIG_TEXT's. */
+  configText?: Partial<ConfigTextPolicy>;
 }
 
 export function defaultPolicy(): Policy {

@@ -6,6 +6,7 @@ import { packageRefSchema } from './manifest.js';
 import { ticketIdSchema } from './ticket.js';
 import { TECHNIQUE_ID } from './attack.js';
 import { LIMITS, boundedArray, boundedRecord, boundedString, depthProblem } from './bounds.js';
+import { MAX_CONFIG_TEXT_CHARS, TEXT_OMISSIONS } from './config-text.js';
 
 import { REPORT_SCHEMA } from './summary.js';
 
@@ -15,6 +16,17 @@ const attributes = boundedRecord(boundedString(), z.union([boundedString(LIMITS.
 const absolutePath = boundedString(LIMITS.path).regex(/^\//, 'expected an absolute path');
 
 export { packageRefSchema, type PackageRef } from './manifest.js';
+
+/**
+ * A config file's text on both sides of a finding, secrets already masked by the agent: `before`
+ * as the manifest holds it (absent for an added file), `after` as the host holds it now (absent
+ * for a removed one). Or why there is none. The server turns it into a unified diff.
+ */
+export const configTextSchema = z.union([
+  z.strictObject({ before: boundedString(MAX_CONFIG_TEXT_CHARS).optional(), after: boundedString(MAX_CONFIG_TEXT_CHARS).optional() }),
+  z.strictObject({ omitted: z.enum(TEXT_OMISSIONS), why: boundedString(1024) }),
+]);
+export type ConfigText = z.infer<typeof configTextSchema>;
 
 /**
  * One difference between manifest and observation. `before`/`after` are versions for packages,
@@ -49,6 +61,8 @@ export const findingSchema = z.strictObject({
   // The change ticket the operator declared on the host when this report was made (top-level
   // findings only). The server keeps the ticket a change carried when it first saw it.
   ticket: ticketIdSchema.optional(),
+  // A config file's text before and after (file findings under the policy's config paths).
+  text: configTextSchema.optional(),
   get changes() {
     return boundedArray(findingSchema).optional();
   },

@@ -45,7 +45,7 @@ const SERVER_LAYERS: ReadonlyArray<readonly [layer: string, rank: number]> = [
   ['commands', 5],
   ['entry', 6],
 ];
-const SERVER_DOMAIN = ['rules.ts', 'classify.ts', 'baseline.ts', 'finding-triage.ts', 'secrets.ts', 'metrics.ts'];
+const SERVER_DOMAIN = ['rules.ts', 'classify.ts', 'baseline.ts', 'finding-triage.ts', 'secrets.ts', 'metrics.ts', 'passwords.ts'];
 const SERVER_COMPOSE = ['server.ts'];
 const SERVER_ENTRY = ['cli.ts', 'main.ts'];
 /** Outside store/, the store is reached through its interface; only these may build one. */

@@ -13,6 +13,8 @@ export interface ServerCliIo {
   stderr: (text: string) => void;
   /** Resolves when the process is asked to stop (SIGINT/SIGTERM). */
   stopSignal: Promise<void>;
+  /** Standard input, up to `max` bytes (`user add --password-stdin`); absent: none to read. */
+  readStdin?: (max: number) => Promise<string>;
 }
 
 export const EXIT_OK = 0;

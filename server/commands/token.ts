@@ -10,6 +10,7 @@ import type { ServerCliIo } from './common.js';
 const MAX_NAME = 200;
 
 export const help = `Usage: quicksand-server token create --role admin|analyst|auditor [--name TEXT] [--db FILE]
+       quicksand-server token create --user NAME [--name TEXT] [--db FILE]
        quicksand-server token list [--db FILE]
        quicksand-server token revoke ID [--db FILE]
 
@@ -21,6 +22,9 @@ Creating and revoking are in the audit log (token-create, token-revoke, by cli:U
 
 Options:
   --role ROLE           admin, analyst or auditor
+  --user NAME           a console user's token instead: it carries that user's role (as it
+                        is when used), stops while the user is disabled, and the audit log
+                        names the user
   --name TEXT           whose token it is, e.g. "Q3 audit, Jane": the audit log names
                         every act done with it by this name (up to ${MAX_NAME} characters)
 ${DB_HELP}
@@ -28,14 +32,14 @@ Example:
   quicksand-server token create --role auditor --name "Q3 audit, Jane"
 `;
 
-export const options = { ...COMMON, role: { type: 'string' }, name: { type: 'string' } } as const;
+export const options = { ...COMMON, role: { type: 'string' }, user: { type: 'string' }, name: { type: 'string' } } as const;
 
 export async function run(values: OptionValues, positionals: string[], io: ServerCliIo): Promise<number> {
   const [verb, id, ...rest] = positionals;
   if (rest.length > 0) throw new QuicksandError('USAGE', `unexpected argument "${rest[0]}"`);
   if (verb === 'list' && id === undefined) {
     return withStore(database(values), async (store) => {
-      for (const t of await store.listApiTokens()) io.stdout(`${t.id}  ${t.role.padEnd(7)}  created ${t.createdAt}${t.revokedAt === null ? '' : `  revoked ${t.revokedAt}`}${t.name === null ? '' : `  name ${JSON.stringify(t.name)}`}\n`);
+      for (const t of await store.listApiTokens()) io.stdout(`${t.id}  ${t.role.padEnd(7)}  created ${t.createdAt}${t.revokedAt === null ? '' : `  revoked ${t.revokedAt}`}${t.user === null ? '' : `  user ${t.user}`}${t.name === null ? '' : `  name ${JSON.stringify(t.name)}`}\n`);
       return EXIT_OK;
     });
   }
@@ -48,7 +52,20 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
       return EXIT_OK;
     });
   }
-  if (verb !== 'create' || id !== undefined) throw new QuicksandError('USAGE', 'expected `token create --role ROLE`, `token list` or `token revoke ID`');
+  if (verb !== 'create' || id !== undefined) throw new QuicksandError('USAGE', 'expected `token create --role ROLE`, `token create --user NAME`, `token list` or `token revoke ID`');
+  const user = (values as { user?: string }).user;
+  if (user !== undefined) {
+    if ((values as { role?: string }).role !== undefined) throw new QuicksandError('USAGE', "--user and --role: a user's token carries the user's role; pass one of them");
+    const name = parseName((values as { name?: string }).name);
+    return withStore(database(values), async (store) => {
+      const now = new Date();
+      const token = await store.createUserToken(user, now, name);
+      if (token === null) throw new QuicksandError('NOT_FOUND', `user ${user} is not known: \`quicksand-server user list\` shows them`);
+      await store.triage.audit({ actor: cliActor(), action: 'token-create', target: `token:${splitCredential(token, 'qst')!.id}`, detail: { user, name: name ?? null }, now });
+      io.stdout(`${token}\n`);
+      return EXIT_OK;
+    });
+  }
   const role = (values as { role?: string }).role;
   if (role === undefined || !(API_ROLES as readonly string[]).includes(role)) throw new QuicksandError('USAGE', `--role must be one of ${API_ROLES.join(', ')}`);
   const name = parseName((values as { name?: string }).name);

@@ -15,6 +15,7 @@ import { CLONE_FINDING_KIND, createMachineIdentity } from './identity.js';
 import type { Severity } from '../../shared/findings.js';
 import { createContainerRows } from './containers.js';
 import type { ContainerReport } from '../../shared/report.js';
+import { reportForStore } from './config-diffs.js';
 
 /** Findings the server itself raises about a host (not the agent's scan). */
 export const CHAIN_FINDING_KIND = 'report-chain-broken';
@@ -134,7 +135,8 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
 
   function storeReport(agentId: string, frame: ReportFrame, receivedAt: Date): IngestResult {
     const now = receivedAt.toISOString();
-    const { report } = frame;
+    // Config texts become their diffs before anything of the report is written.
+    const report = reportForStore(frame.report);
     const inserted = insertReport.run({
       hostId: agentId,
       seq: frame.seq,

@@ -243,6 +243,36 @@ export const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX containers_by_image_ref ON containers (image_ref);
    CREATE INDEX containers_by_image_id ON containers (image_id);`,
+  // Issue 14: console users (scrypt hashes), their sessions (only a hash of the session secret is
+  // kept), failed logins per account and per address (the lockout), and API tokens that belong to
+  // a user (they carry that user's role, and stop with the user).
+  `CREATE TABLE users (
+     name TEXT PRIMARY KEY,
+     role TEXT NOT NULL,
+     password_hash TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     password_changed_at TEXT NOT NULL,
+     disabled_at TEXT,
+     last_login_at TEXT
+   );
+   CREATE TABLE sessions (
+     id TEXT PRIMARY KEY,
+     hash BLOB NOT NULL,
+     user_name TEXT NOT NULL REFERENCES users(name),
+     csrf TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     last_seen_at TEXT NOT NULL,
+     expires_at TEXT NOT NULL,
+     idle_ms INTEGER NOT NULL
+   );
+   CREATE INDEX sessions_by_user ON sessions (user_name);
+   CREATE TABLE login_failures (
+     key TEXT PRIMARY KEY,
+     failures INTEGER NOT NULL,
+     window_start TEXT NOT NULL,
+     locked_until TEXT
+   );
+   ALTER TABLE api_tokens ADD COLUMN user_name TEXT REFERENCES users(name);`,
   // Issue 13 (several nodes on one database): which node holds which agent's socket; commands
   // for agents as rows, delivered by that node; leases so a job runs on one node at a time.
   `CREATE TABLE agent_sessions (

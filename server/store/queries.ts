@@ -1,6 +1,7 @@
 import type { Database as Db } from 'better-sqlite3';
 import type { ChangeSetDetail, HostDetail, HostFinding, HostStatusName, HostSummary, ImageSummary } from '../../shared/api.js';
 import type { Finding } from '../../shared/report.js';
+import { SEVERITIES } from '../../shared/findings.js';
 import { createHostStatus } from './host-status.js';
 import type { HostCount } from './host-status.js';
 import { effectiveStatus } from '../classify.js';
@@ -140,7 +141,7 @@ export function hostDetail(row: HostRow, count: HostCount, sharedName: boolean, 
 
 /** A finding row, with the approval that decides its triage, as the API shows it. Pure. */
 export function hostFinding(r: FindingRow, now: Date): HostFinding {
-  const detail = JSON.parse(r.detail) as Pick<HostFinding, 'attack' | 'actor'>;
+  const detail = JSON.parse(r.detail) as Pick<HostFinding, 'attack' | 'actor' | 'configDiff' | 'configDiffNote'>;
   return {
     id: r.id,
     kind: r.kind,
@@ -162,6 +163,8 @@ export function hostFinding(r: FindingRow, now: Date): HostFinding {
     changeSet: r.change_set === null ? null : { id: r.change_set, tool: r.cs_tool, command: r.cs_command },
     attack: detail.attack ?? null,
     actor: detail.actor ?? null,
+    ...(detail.configDiff === undefined ? {} : { configDiff: detail.configDiff }),
+    ...(detail.configDiffNote === undefined ? {} : { configDiffNote: detail.configDiffNote }),
     detail,
   };
 }
@@ -209,6 +212,14 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
     'SELECT seq, hash, prev_hash AS prevHash, kind, received_at AS receivedAt FROM reports WHERE host_id = ? ORDER BY id',
   );
 
+  // The same findings host-status.ts counts, ranked critical first.
+  const worst = db.prepare<{ now: string }, { host_id: string; rank: number }>(
+    `SELECT f.host_id, min(CASE f.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3 ELSE 4 END) AS rank
+     FROM findings f WHERE f.resolved_at IS NULL AND f.waived = 0
+       AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.finding_id = f.id AND a.identity = f.identity AND a.reopened_at IS NULL
+                       AND (a.expires_at IS NULL OR a.expires_at > @now))
+     GROUP BY f.host_id`,
+  );
   const sharedHostnames = db.prepare<[], { hostname: string }>('SELECT hostname FROM hosts GROUP BY hostname HAVING count(*) > 1');
   const sameHostname = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM hosts WHERE hostname = ?');
   const shared = (): Set<string> => new Set(sharedHostnames.all().map((r) => r.hostname));
@@ -247,6 +258,11 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
     },
     listImages: () => images.all(),
     listReports: (hostId) => reports.all(hostId),
+    worstSeverities(now) {
+      const out: Record<string, string> = {};
+      for (const r of worst.iterate({ now: now.toISOString() })) out[r.host_id] = SEVERITIES[r.rank] ?? 'info';
+      return out;
+    },
     countHosts(now) {
       const out = { cattle: 0, pet: 0, stale: 0, enrolled: 0 };
       for (const row of allHosts.iterate()) out[effectiveStatus(row.status, row.last_report_at, now, staleAfterMs)]++;

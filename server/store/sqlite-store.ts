@@ -7,11 +7,13 @@ import { createTriage } from './triage.js';
 import { createMaintenance } from './maintenance.js';
 import { createBaselines } from './baselines.js';
 import { createCredentials } from './credentials.js';
+import { createUsers } from './users.js';
 import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
 import { createQueries } from './queries.js';
 import { createContainerQueries } from './containers.js';
 import { createCluster } from './cluster.js';
+import { createExportQueries } from './export-queries.js';
 import type { Store } from './types.js';
 import { acceptManifestUpload, acceptObservationUpload } from './uploads.js';
 import type { AlertPolicy } from '../alerts/policy.js';
@@ -39,10 +41,12 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
   // returning a Promise, fails to compile.
   const store: Synchronous<Store> = {
     ...createCredentials(db),
+    ...createUsers(db),
     ...createIngest(db, alerting),
     ...createQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
     ...createContainerQueries(db, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS),
     ...images,
+    exports: createExportQueries(db),
     ...createSinkStore(db),
     // What a trigger says is decided when it is sent, from its findings' triage state then.
     alertQueue: createAlertQueue(db, (d, now) => alerting.compose(d, now)),

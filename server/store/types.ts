@@ -31,6 +31,8 @@ export interface ApiTokenInfo {
   role: ApiRole;
   /** The name given at `token create --name`; null without one. */
   name: string | null;
+  /** The console user it belongs to (`token create --user`): it carries that user's role. */
+  user: string | null;
   createdAt: string;
   revokedAt: string | null;
 }
@@ -52,8 +54,74 @@ export interface Credentials {
   revokeAgent(agentId: string, now: Date): Promise<boolean>;
   /** `name` says whose it is ("Q3 audit, Jane"): the audit log names the actor with it. */
   createApiToken(role: ApiRole, now: Date, name?: string): Promise<string>;
-  /** `tokenId` is the token's public id: who did what, in the audit log. */
-  authenticateApiToken(token: string): Promise<{ role: ApiRole; tokenId: string; name: string | null } | null>;
+  /**
+   * A token of a console user: it carries the user's role (as it is when used), stops working
+   * while the user is disabled, and the audit log names the user. Null: no such user.
+   */
+  createUserToken(user: string, now: Date, name?: string): Promise<string | null>;
+  /** `tokenId` is the token's public id: who did what, in the audit log; `user` its user, if any. */
+  authenticateApiToken(token: string): Promise<{ role: ApiRole; tokenId: string; name: string | null; user: string | null } | null>;
+}
+
+/** A console user as lists show it (never the hash). */
+export interface UserInfo {
+  name: string;
+  role: ApiRole;
+  createdAt: string;
+  passwordChangedAt: string;
+  disabledAt: string | null;
+  lastLoginAt: string | null;
+}
+
+/** What a valid session cookie stands for. */
+export interface SessionUser {
+  /** The session's public id (the part between the dots); the secret is never stored. */
+  sessionId: string;
+  user: string;
+  role: ApiRole;
+  /** The synchronizer token every form of this session carries. */
+  csrf: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** One counter of failed logins: `account:NAME` or `address:IP`, locked after `max` failures. */
+export interface LoginKey {
+  key: string;
+  max: number;
+}
+
+/**
+ * Console users, their sessions, and the throttle of failed logins. Passwords are hashed by the
+ * caller (server/passwords.ts: scrypt is slow and asynchronous); the store keeps the hash string.
+ */
+export interface Users {
+  /** False when a user of that name exists. */
+  createUser(req: { name: string; role: ApiRole; passwordHash: string; now: Date }): Promise<boolean>;
+  listUsers(): Promise<UserInfo[]>;
+  /** The user with the hash, for a login check; null when unknown. */
+  userForLogin(name: string): Promise<(UserInfo & { passwordHash: string }) | null>;
+  /** Disables a user (their sessions end) or enables them again; false when unknown or already so. */
+  setUserDisabled(name: string, disabled: boolean, now: Date): Promise<boolean>;
+  /** Replaces the hash; every session of the user ends. False when unknown. */
+  setPassword(name: string, passwordHash: string, now: Date): Promise<boolean>;
+  /**
+   * A new session (`qss.ID.SECRET`, only a hash kept), noting the login; `replaces`: the cookie the
+   * browser came with, which ends here (a session id from before the login never lives on).
+   */
+  createSession(req: { user: string; now: Date; idleMs: number; absoluteMs: number; replaces?: string }): Promise<{ token: string; session: SessionUser }>;
+  /** The session's user, its last use noted; null when unknown, idle or past its end, or the user is disabled. */
+  authenticateSession(token: string, now: Date): Promise<SessionUser | null>;
+  /** Ends a session (logout); false when it was not there. */
+  deleteSession(token: string): Promise<boolean>;
+  /** The time the first locked key is locked until (ISO), or null when none is locked at `now`. */
+  loginLockedUntil(keys: readonly string[], now: Date): Promise<string | null>;
+  /**
+   * Counts a failure on each key within `windowMs`; returns the keys this failure locked (for
+   * `lockMs`), which the caller records in the audit log.
+   */
+  noteLoginFailure(req: { keys: readonly LoginKey[]; now: Date; windowMs: number; lockMs: number }): Promise<string[]>;
+  clearLoginFailures(keys: readonly string[]): Promise<void>;
 }
 
 export type IngestItem =
@@ -94,6 +162,8 @@ export interface Queries {
   /** Reports stored for a host, oldest first (seq and hash): for tests and the history view. */
   listReports(hostId: string): Promise<{ seq: number; hash: string; prevHash: string | null; kind: string; receivedAt: string }[]>;
   countHosts(now: Date): Promise<Record<HostStatusName, number>>;
+  /** Each host's most severe finding that counts (open, not waived, not approved at `now`): the console's severity filter. Hosts without one are left out. */
+  worstSeverities(now: Date): Promise<Record<string, string>>;
 }
 
 export interface ImageUploadResult {
@@ -322,7 +392,131 @@ export interface Cluster {
   releaseLease(name: string, holder: string): Promise<void>;
 }
 
-export interface Store extends Credentials, Ingest, Queries, ContainerQueries, Images, SinkStore {
+/** Which hosts an export covers: all, those of an image, those with a label, or one. */
+export type ExportScope = { kind: 'all' } | { kind: 'image'; name: string } | { kind: 'label'; key: string; value: string } | { kind: 'host'; id: string };
+
+/** A host as an export names it (containers are left out, as in host lists). */
+export interface ExportHostRow {
+  id: string;
+  hostname: string;
+  machineId: string | null;
+  enrolledAt: string;
+  revokedAt: string | null;
+  image: { name: string; version: string } | null;
+  /** The server baseline version the agent said it scans against; null: the image's manifest. */
+  baselineVersion: number | null;
+  labels: Record<string, string>;
+  /** As stored (stale is decided at read time from lastReportAt). */
+  status: HostStatusName;
+  lastReportAt: string | null;
+  watch: { state: 'ok' | 'degraded'; reason: string | null } | null;
+}
+
+/** One stored report, without its body: when it was scanned and received, and the watch state it carried. */
+export interface ExportReportRow {
+  id: number;
+  seq: number;
+  kind: 'full' | 'event';
+  scannedAt: string;
+  receivedAt: string;
+  /** Null: the report said nothing of a watcher (a one-shot scan). */
+  watch: { state: 'ok' | 'degraded'; reason: string | null } | null;
+}
+
+/** A finding row with what triage needs to say its disposition; `detail` as the agent sent it. */
+export interface ExportFindingRow {
+  id: number;
+  hostId: string;
+  kind: string;
+  severity: string;
+  source: 'scan' | 'server';
+  ecosystem: string | null;
+  name: string | null;
+  path: string | null;
+  firstSeen: string;
+  lastSeen: string;
+  resolvedAt: string | null;
+  /** A rule waived it (suppressed or auto-approved); `decision` names the rule. */
+  waived: boolean;
+  decision: unknown;
+  /** The change ticket the finding carried when first seen. */
+  ticket: string | null;
+  changeSet: string | null;
+  /** The identity of the change's current state: an approval counts only for this one. */
+  identity: string | null;
+  detail: Record<string, unknown>;
+}
+
+/** Every approval of a finding, in force or not, with the baseline version a re-baseline opened. */
+export interface ExportApprovalRow {
+  id: number;
+  findingId: number;
+  identity: string;
+  kind: 'finding' | 'change-set' | 'rebaseline';
+  reason: string;
+  ticket: string | null;
+  expiresAt: string | null;
+  createdAt: string;
+  /** The API token's id (or `cli:USER`, `system`) and the token's name when it has one. */
+  createdBy: string;
+  createdByName: string | null;
+  reopenedAt: string | null;
+  reopenedBy: string | null;
+  /** When the expiry schedule noticed expiresAt passed. */
+  expiredAt: string | null;
+  /** For kind `rebaseline`: the host baseline version that re-baseline opened. */
+  baselineVersion: number | null;
+}
+
+export interface ExportChangeSetRow {
+  hostId: string;
+  id: string;
+  tool: string;
+  command: string | null;
+  user: string | null;
+  start: string | null;
+  end: string | null;
+  packages: number;
+  ticket: string | null;
+  firstSeen: string;
+  lastSeen: string;
+}
+
+/** What an expected state a host is held to: the manifest's digest and policy, without its files. */
+export interface ExportManifestRow {
+  image: { name: string; version: string };
+  /** Null: the image's uploaded manifest; else the host's baseline version. */
+  baselineVersion: number | null;
+  /** sha256 (hex) of the manifest as the server stores it. */
+  sha256: string;
+  policy: { tracked: string[]; ignored: string[]; mutable: string[] } | null;
+  packages: number | null;
+  files: number | null;
+}
+
+/**
+ * The reads of the compliance export. Everything that grows with history comes in pages keyed by
+ * id (`after`: the last id of the page before), so an export never holds more than a page.
+ */
+export interface ExportQueries {
+  /** Hosts in scope, by id. */
+  pageHosts(query: { scope: ExportScope; after?: string | undefined; limit: number }): Promise<ExportHostRow[]>;
+  /** A host's reports received in [from, to], by id. */
+  pageReports(query: { hostId: string; from: Date; to: Date; after?: number | undefined; limit: number }): Promise<ExportReportRow[]>;
+  /** A host's last report received before `before` (of `kind` when given): where the period starts from. */
+  reportBefore(query: { hostId: string; before: Date; kind?: 'full' | undefined }): Promise<ExportReportRow | null>;
+  /** A host's findings first seen by `to` and not resolved before `from` (open during the period), by id. */
+  pageFindings(query: { hostId: string; from: Date; to: Date; after?: number | undefined; limit: number }): Promise<ExportFindingRow[]>;
+  /** Every approval of these findings (reopened and expired ones too), oldest first, by finding id. */
+  approvalsOf(findingIds: readonly number[]): Promise<Map<number, ExportApprovalRow[]>>;
+  /** A host's change sets seen during [from, to], by id. */
+  pageChangeSets(query: { hostId: string; from: Date; to: Date; after?: string | undefined; limit: number }): Promise<ExportChangeSetRow[]>;
+  /** The manifest an image version or a host's baseline version holds; null: none stored (or not ready). */
+  manifest(query: { image: { name: string; version: string } } | { hostId: string; baselineVersion: number }): Promise<ExportManifestRow | null>;
+}
+
+export interface Store extends Credentials, Users, Ingest, Queries, ContainerQueries, Images, SinkStore {
+  exports: ExportQueries;
   cluster: Cluster;
   alertQueue: AlertQueue;
   heldAlerts: HeldAlertQueue;

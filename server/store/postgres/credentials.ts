@@ -47,10 +47,11 @@ export function createPgCredentials(db: PgDatabase): Credentials {
       return (await db.run('UPDATE enroll_secrets SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [now.toISOString(), id])) > 0;
     },
     async listApiTokens() {
-      const rows = await db.rows<{ id: string; role: ApiRole; name: string | null; created_at: string; revoked_at: string | null }>(
-        'SELECT id, role, name, created_at, revoked_at FROM api_tokens ORDER BY created_at, id',
+      // A user's token carries the user's role as it is now.
+      const rows = await db.rows<{ id: string; role: ApiRole; name: string | null; user_name: string | null; created_at: string; revoked_at: string | null }>(
+        'SELECT t.id, coalesce(u.role, t.role) AS role, t.name, t.user_name, t.created_at, t.revoked_at FROM api_tokens t LEFT JOIN users u ON u.name = t.user_name ORDER BY t.created_at, t.id',
       );
-      return rows.map((r) => ({ id: r.id, role: r.role, name: r.name, createdAt: r.created_at, revokedAt: r.revoked_at }));
+      return rows.map((r) => ({ id: r.id, role: r.role, name: r.name, user: r.user_name, createdAt: r.created_at, revokedAt: r.revoked_at }));
     },
     async revokeApiToken(id, now) {
       return (await db.run('UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [now.toISOString(), id])) > 0;
@@ -71,12 +72,26 @@ export function createPgCredentials(db: PgDatabase): Credentials {
       await db.run('INSERT INTO api_tokens (id, hash, role, created_at, name) VALUES ($1, $2, $3, $4, $5)', [c.id, c.hash, role, now.toISOString(), name ?? null]);
       return c.text;
     },
+    async createUserToken(user, now, name) {
+      const c = newCredential('qst');
+      const inserted = await db.run(
+        'INSERT INTO api_tokens (id, hash, role, created_at, name, user_name) SELECT $1, $2, u.role, $3, $4, u.name FROM users u WHERE u.name = $5',
+        [c.id, c.hash, now.toISOString(), name ?? null, user],
+      );
+      return inserted === 0 ? null : c.text;
+    },
     async authenticateApiToken(tokenText) {
       const parts = splitCredential(tokenText, 'qst');
       if (parts === null) return null;
-      const row = await db.row<{ hash: Buffer; role: ApiRole; revoked_at: string | null; name: string | null }>('SELECT hash, role, revoked_at, name FROM api_tokens WHERE id = $1', [parts.id]);
+      const row = await db.row<{ hash: Buffer; role: ApiRole; revoked_at: string | null; name: string | null; user_name: string | null; user_role: ApiRole | null; disabled_at: string | null }>(
+        'SELECT t.hash, t.role, t.revoked_at, t.name, t.user_name, u.role AS user_role, u.disabled_at FROM api_tokens t LEFT JOIN users u ON u.name = t.user_name WHERE t.id = $1',
+        [parts.id],
+      );
       if (row === undefined || row.revoked_at !== null || !secretMatches(parts.secret, row.hash)) return null;
-      return { role: row.role, tokenId: parts.id, name: row.name };
+      if (row.user_name === null) return { role: row.role, tokenId: parts.id, name: row.name, user: null };
+      // A disabled user's tokens stop with the user; the audit log names the user.
+      if (row.disabled_at !== null || row.user_role === null) return null;
+      return { role: row.user_role, tokenId: parts.id, name: row.name === null ? row.user_name : `${row.user_name} (${row.name})`, user: row.user_name };
     },
   };
 }

@@ -10,6 +10,7 @@ import { effectiveLabels } from '../../../shared/labels.js';
 import { findingKey } from '../../classify.js';
 import { identityOf } from '../../alerts/policy.js';
 import type { CompiledRules, EvaluatedFinding } from '../../rules.js';
+import { reportForStore } from '../config-diffs.js';
 import { CHAIN_FINDING_KIND, resolvedByEventReport, withFirstTickets } from '../ingest.js';
 import { CLONE_FINDING_KIND } from '../identity.js';
 import { storedVerdict } from '../redecide.js';
@@ -174,7 +175,8 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
 
   async function storeReport(q: Sql, rules: CompiledRules, agentId: string, frame: ReportFrame, receivedAt: Date): Promise<IngestResult> {
     const now = receivedAt.toISOString();
-    const { report } = frame;
+    // Config texts become their diffs before anything of the report is written.
+    const report = reportForStore(frame.report);
     const inserted = await q.run(
       `INSERT INTO reports (host_id, seq, hash, prev_hash, kind, scanned_at, received_at, status, counts, body)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (host_id, seq) DO NOTHING`,

@@ -228,6 +228,36 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE INDEX containers_by_image_ref ON containers (image_ref);
   CREATE INDEX containers_by_image_id ON containers (image_id);
   `,
+  // Issue 14: console users, their sessions, failed logins (the lockout), API tokens of a user.
+  `
+  CREATE TABLE users (
+    name ${T} PRIMARY KEY,
+    role ${T} NOT NULL,
+    password_hash ${T} NOT NULL,
+    created_at ${T} NOT NULL,
+    password_changed_at ${T} NOT NULL,
+    disabled_at ${T},
+    last_login_at ${T}
+  );
+  CREATE TABLE sessions (
+    id ${T} PRIMARY KEY,
+    hash bytea NOT NULL,
+    user_name ${T} NOT NULL REFERENCES users(name),
+    csrf ${T} NOT NULL,
+    created_at ${T} NOT NULL,
+    last_seen_at ${T} NOT NULL,
+    expires_at ${T} NOT NULL,
+    idle_ms bigint NOT NULL
+  );
+  CREATE INDEX sessions_by_user ON sessions (user_name);
+  CREATE TABLE login_failures (
+    key ${T} PRIMARY KEY,
+    failures integer NOT NULL,
+    window_start ${T} NOT NULL,
+    locked_until ${T}
+  );
+  ALTER TABLE api_tokens ADD COLUMN user_name ${T} REFERENCES users(name);
+  `,
   // Issue 13 (several nodes): which node holds which agent's socket, commands as rows (their ids
   // announced by NOTIFY on commit), leases so a job runs on one node at a time.
   `

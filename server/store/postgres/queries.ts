@@ -1,5 +1,6 @@
 // What the API reads, on PostgreSQL (see ../queries.ts; the row mappings are shared).
 import type { ChangeSetDetail, HostDetail, ImageSummary } from '../../../shared/api.js';
+import { SEVERITIES } from '../../../shared/findings.js';
 import { effectiveStatus } from '../../classify.js';
 import { describeChangeSet, hostDetail, hostFinding, hostSummary } from '../queries.js';
 import type { ChangeSetRow, FindingRow, HostRow } from '../queries.js';
@@ -85,6 +86,20 @@ export function createPgQueries(db: PgDatabase, staleAfterMs: number): Queries {
       ),
     listReports: (hostId) =>
       db.rows('SELECT seq, hash, prev_hash AS "prevHash", kind, received_at AS "receivedAt" FROM reports WHERE host_id = $1 ORDER BY id', [hostId]),
+    async worstSeverities(now) {
+      // The same findings host-status.ts counts, ranked critical first.
+      const rows = await db.rows<{ host_id: string; rank: number }>(
+        `SELECT f.host_id, min(CASE f.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3 ELSE 4 END) AS rank
+         FROM findings f WHERE f.resolved_at IS NULL AND f.waived = 0
+           AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.finding_id = f.id AND a.identity = f.identity AND a.reopened_at IS NULL
+                           AND (a.expires_at IS NULL OR a.expires_at > $1))
+         GROUP BY f.host_id ORDER BY f.host_id`,
+        [now.toISOString()],
+      );
+      const out: Record<string, string> = {};
+      for (const r of rows) out[r.host_id] = SEVERITIES[r.rank] ?? 'info';
+      return out;
+    },
     async countHosts(now) {
       const out = { cattle: 0, pet: 0, stale: 0, enrolled: 0 };
       for (const row of await db.rows<Pick<HostRow, 'status' | 'last_report_at'>>('SELECT status, last_report_at FROM hosts WHERE parent_id IS NULL')) {

@@ -10,8 +10,10 @@ import { createPgBaselines } from './baselines.js';
 import { createPgCluster } from './cluster.js';
 import { createPgContainerQueries } from './containers.js';
 import { createPgCredentials } from './credentials.js';
+import { createPgUsers } from './users.js';
 import { openPostgres } from './db.js';
 import type { PgDatabase } from './db.js';
+import { createPgExportQueries } from './export-queries.js';
 import { createPgImages } from './images.js';
 import { createPgIngest } from './ingest.js';
 import { createPgMaintenance } from './maintenance.js';
@@ -67,6 +69,7 @@ function storeOn(db: PgDatabase, url: string, opts: PostgresStoreOptions): Postg
   const { listSinksIn: _inTx, ...sinkStore } = sinks;
   return {
     ...createPgCredentials(db),
+    ...createPgUsers(db),
     ...ingest,
     ...createPgQueries(db, staleAfterMs),
     ...createPgContainerQueries(db, staleAfterMs),
@@ -86,6 +89,7 @@ function storeOn(db: PgDatabase, url: string, opts: PostgresStoreOptions): Postg
       release: (now) => db.tx((q) => alerting.releaseDue(q, now)),
       list: (hostId) => alerting.listHeld(db, hostId),
     },
+    exports: createPgExportQueries(db),
     triage,
     cluster: createPgCluster(db, url),
     maintenance: createPgMaintenance(db),
