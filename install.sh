@@ -45,7 +45,8 @@ would share one identity. The server and secret go to $CONFIG_DIR/enroll.json
 first boot with its own /etc/machine-id and hostname, then removes that file.
 
 Options:
-  --server URL     the Quicksand server, e.g. http://quicksand.example:7410
+  --server URL     the Quicksand server, e.g. http://quicksand.example:7410 (a comma
+                   list for several nodes without a balancer)
   --secret S       an enrolment secret (quicksand-server enroll-secret)
   --root DIR       install into the root folder DIR (an image, a chroot) instead of /
   --init KIND      systemd: install the unit; none: do not; auto (default): when systemd is there
@@ -258,9 +259,12 @@ first_boot_enrolment() {
   fi
   [ -n "$SERVER" ] && [ -n "$SECRET" ] || die "machines made from $ROOT enrol on their first boot: pass --server URL and --secret S"
   # Both are written into JSON as they are: only characters that need no escaping.
-  [[ "$SERVER" =~ ^https?://[A-Za-z0-9.:/_~%@+=-]+$ ]] || die "--server: expected a URL like http://quicksand.example:7410, got \"$SERVER\""
+  # Several nodes without a balancer: a comma list, all of them kept in "servers".
+  [[ "$SERVER" =~ ^https?://[A-Za-z0-9.:/_~%@+=-]+(,https?://[A-Za-z0-9.:/_~%@+=-]+)*$ ]] || die "--server: expected a URL like http://quicksand.example:7410 (or a comma list of them), got \"$SERVER\""
   [[ "$SECRET" =~ ^[A-Za-z0-9._-]+$ ]] || die "--secret: expected an enrolment secret (qse.…), got something else"
-  want="$(printf '{\n  "server": "%s",\n  "secret": "%s"\n}' "$SERVER" "$SECRET")"
+  local servers=""
+  [[ "$SERVER" == *,* ]] && servers="$(printf '\n  "servers": ["%s"],' "${SERVER//,/\", \"}")"
+  want="$(printf '{\n  "server": "%s",%s\n  "secret": "%s"\n}' "${SERVER%%,*}" "$servers" "$SECRET")"
   if [ -f "$file" ] && [ "$(cat "$file")" = "$want" ]; then
     say "unchanged $CONFIG_DIR/enroll.json (machines made from $ROOT enrol on first boot)"
   else

@@ -91,7 +91,7 @@ function nextMessage(loader: ChildProcess, phase: string): Promise<Msg> {
 async function ingestHistogram(url: string): Promise<Map<string, number>> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const out = new Map<string, number>();
-  for (const m of text.matchAll(/^quicksand_ingest_latency_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) out.set(m[1]!, Number(m[2]));
+  for (const m of text.matchAll(/^quicksand_ingest_latency_seconds_bucket\{(?:node="[^"]*",)?le="([^"]+)"\} (\d+)$/gm)) out.set(m[1]!, Number(m[2]));
   return out;
 }
 

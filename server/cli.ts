@@ -9,7 +9,7 @@ export type { ServerCliIo } from './commands/common.js';
 const USAGE = `quicksand-server — keeps the fleet's drift history and tells cattle from pets
 
 Usage:
-  quicksand-server start [--db FILE] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
+  quicksand-server start [--db FILE|URL] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
                         [--alert-throttle N/DURATION] [--alert-dedup DURATION]
   quicksand-server enroll-secret [--expires DURATION] [--uses N] [--db FILE]
   quicksand-server enroll-secret list|revoke ID [--db FILE]
@@ -21,6 +21,7 @@ Usage:
   quicksand-server agent revoke AGENT_ID [--db FILE]
   quicksand-server export --from ISO --to ISO [--image NAME|--label K=V|--host ID] --format F --out FILE
   quicksand-server verify-export FILE [--signature FILE.sig.json] [--public-key KEY]
+  quicksand-server migrate [--db FILE|URL]
   quicksand-server help COMMAND
 
 Commands:
@@ -31,6 +32,7 @@ Commands:
   agent revoke   revoke an agent's token; its connection is refused from now on
   export         write a signed compliance export of a period (csv, json, html, pdf, ocsf)
   verify-export  check an export against its signature (exit 0 valid, 1 invalid, 2 error)
+  migrate        bring the database's schema up to date (SQLite file or postgres:// URL)
 
 Run \`quicksand-server COMMAND --help\` for the options of one command.
 `;
@@ -44,6 +46,7 @@ export const COMMANDS: Record<string, () => Promise<Command<ServerCliIo>>> = {
   agent: () => import('./commands/agent.js'),
   export: () => import('./commands/export.js'),
   'verify-export': () => import('./commands/verify-export.js'),
+  migrate: () => import('./commands/migrate.js'),
 };
 
 /** Runs one server command line; `start` returns only when the server has stopped. */

@@ -20,7 +20,17 @@ export interface Metrics {
   render(nowMs: number, hosts: Record<string, number>): string;
 }
 
-export function createMetrics(): Metrics {
+/**
+ * `node`: this server process's node id, a label on every sample, so the nodes behind one balancer
+ * can be told apart whichever of them answered the scrape.
+ */
+export function createMetrics(opts: { node?: string } = {}): Metrics {
+  const nodeLabel = opts.node === undefined ? [] : [`node="${opts.node.replace(/["\\\n]/g, '_')}"`];
+  /** A sample's labels, the node's first: `{node="a",code="X"}`, or nothing without any. */
+  const labels = (...extra: string[]): string => {
+    const all = [...nodeLabel, ...extra];
+    return all.length === 0 ? '' : `{${all.join(',')}}`;
+  };
   const buckets = new Array<number>(LATENCY_BUCKETS.length).fill(0);
   let latencyCount = 0;
   let latencySum = 0;
@@ -60,7 +70,7 @@ export function createMetrics(): Metrics {
     render(nowMs, hosts) {
       const lines: string[] = [];
       const gauge = (name: string, help: string, value: number, type = 'gauge'): void => {
-        lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
+        lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels()} ${value}`);
       };
       gauge('quicksand_agents_connected', 'Agents holding a stream connection.', m.connected);
       gauge('quicksand_reports_stored_total', 'Reports committed to the store.', m.reportsStored, 'counter');
@@ -69,9 +79,9 @@ export function createMetrics(): Metrics {
       gauge('quicksand_ingest_queue_peak', 'Most frames that waited for the ingest writer at once since start.', m.ingestQueuePeak);
       gauge('quicksand_reports_per_second', 'Reports stored per second over the last 10 s.', m.reportsPerSecond(nowMs));
       lines.push('# HELP quicksand_ingest_latency_seconds Time from receiving a report to its commit.', '# TYPE quicksand_ingest_latency_seconds histogram');
-      LATENCY_BUCKETS.forEach((le, i) => lines.push(`quicksand_ingest_latency_seconds_bucket{le="${le}"} ${buckets[i]}`));
-      lines.push(`quicksand_ingest_latency_seconds_bucket{le="+Inf"} ${latencyCount}`);
-      lines.push(`quicksand_ingest_latency_seconds_sum ${latencySum}`, `quicksand_ingest_latency_seconds_count ${latencyCount}`);
+      LATENCY_BUCKETS.forEach((le, i) => lines.push(`quicksand_ingest_latency_seconds_bucket${labels(`le="${le}"`)} ${buckets[i]}`));
+      lines.push(`quicksand_ingest_latency_seconds_bucket${labels('le="+Inf"')} ${latencyCount}`);
+      lines.push(`quicksand_ingest_latency_seconds_sum${labels()} ${latencySum}`, `quicksand_ingest_latency_seconds_count${labels()} ${latencyCount}`);
       let depthSum = 0;
       let depthMax = 0;
       for (const d of m.outboxDepth.values()) {
@@ -81,11 +91,11 @@ export function createMetrics(): Metrics {
       gauge('quicksand_agent_outbox_depth_sum', 'Reports waiting in the outboxes of connected agents, as they last reported.', depthSum);
       gauge('quicksand_agent_outbox_depth_max', 'Deepest outbox among connected agents.', depthMax);
       lines.push('# HELP quicksand_frames_rejected_total Frames answered with an error, by code.', '# TYPE quicksand_frames_rejected_total counter');
-      for (const [code, n] of m.framesRejected) lines.push(`quicksand_frames_rejected_total{code="${code}"} ${n}`);
+      for (const [code, n] of m.framesRejected) lines.push(`quicksand_frames_rejected_total${labels(`code="${code}"`)} ${n}`);
       lines.push('# HELP quicksand_upgrades_refused_total Stream upgrades refused, by reason.', '# TYPE quicksand_upgrades_refused_total counter');
-      for (const [reason, n] of m.upgradesRefused) lines.push(`quicksand_upgrades_refused_total{reason="${reason}"} ${n}`);
+      for (const [reason, n] of m.upgradesRefused) lines.push(`quicksand_upgrades_refused_total${labels(`reason="${reason}"`)} ${n}`);
       lines.push('# HELP quicksand_hosts Hosts by status.', '# TYPE quicksand_hosts gauge');
-      for (const [status, n] of Object.entries(hosts)) lines.push(`quicksand_hosts{status="${status}"} ${n}`);
+      for (const [status, n] of Object.entries(hosts)) lines.push(`quicksand_hosts${labels(`status="${status}"`)} ${n}`);
       return `${lines.join('\n')}\n`;
     },
   };

@@ -1,4 +1,6 @@
 // Wires the store, the HTTP API and the agent stream onto one listening socket.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
@@ -22,11 +24,18 @@ import { startIngestThread } from './store/ingest-thread.js';
 import type { AsyncIngest } from './store/ingest-thread.js';
 import { capConnectionsPerAddress, createAddressLimiter } from './stream/address-limits.js';
 import { createStream } from './stream/stream.js';
-import type { Store, Uploads } from './store/types.js';
+import type { ImageUploadResult, IngestPort, ObservationUploadResult, Store, Uploads } from './store/types.js';
+import { isPostgresUrl, openPostgresStore } from './store/open.js';
 import { QuicksandError } from '../shared/errors.js';
+import { startCommandRelay } from './stream/command-relay.js';
+import type { CommandRelay } from './stream/command-relay.js';
+import { DEFAULT_SCHEDULE_LEASE_MS } from './schedules/schedules.js';
 
 export interface ServerOptions {
+  /** An SQLite file, or a postgres:// URL. */
   db: string;
+  /** Where files beside a PostgreSQL database go (its sink key); `start` passes the data folder. */
+  dataDir?: string;
   port: number;
   host: string;
   /** Stream upgrades admitted per second (bursts of `upgradeBurst`); over it: 503 + Retry-After. */
@@ -67,10 +76,17 @@ export interface ServerOptions {
   sessionPolicy?: SessionPolicy;
   /** False: no cron ticks (tests run the jobs through `schedules.run`). */
   schedules?: boolean;
+  /** This process's name among the nodes on one database (default: hostname and a random suffix). */
+  nodeId?: string;
+  /** How often the node says its agent sessions are alive; a node silent for 3 of these lost them. */
+  nodeHeartbeatMs?: number;
+  /** How long the node that ran a scheduled job keeps them (renewed at every tick); another takes over after. */
+  scheduleLeaseMs?: number;
 }
 
 export interface RunningServer {
   url: string;
+  nodeId: string;
   store: Store;
   /** The ingest writer thread (its health; `kill` ends it as a crash would, and it restarts). */
   ingest: Pick<AsyncIngest, 'health' | 'kill'>;
@@ -87,12 +103,11 @@ export function isApiPath(pathname: string): boolean {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const now = opts.now ?? (() => new Date());
   const staleAfterMs = opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
-  const store = createSqliteStore(opts.db, { staleAfterMs, ...(opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy }) });
-  const metrics = createMetrics();
-  // Reports are written on their own thread; the API and enrolment use the main connection.
-  const ingest = startIngestThread(opts.db, { ...(opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy }), ...(opts.log === undefined ? {} : { log: opts.log }) });
-  // A second writer thread for uploads: a manifest parsing for seconds never delays reports.
-  const uploadThread = startIngestThread(opts.db, { ...(opts.log === undefined ? {} : { log: opts.log }) });
+  const policy = opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy };
+  const backend = isPostgresUrl(opts.db) ? await postgresBackend(opts.db, opts.dataDir, staleAfterMs, policy) : sqliteBackend(opts.db, staleAfterMs, policy, opts.log);
+  const { store, ingest } = backend;
+  const nodeId = opts.nodeId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
+  const metrics = createMetrics({ node: nodeId });
   const writer = createBatchWriter(ingest, {
     ...(opts.maxIngestQueue === undefined ? {} : { maxQueued: opts.maxIngestQueue }),
     onDepth: (depth) => {
@@ -100,28 +115,41 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (depth > metrics.ingestQueuePeak) metrics.ingestQueuePeak = depth;
     },
   });
+  // The relay needs the stream's sockets, the stream the relay's hooks: bound once both exist.
+  let relay: CommandRelay | undefined;
   const stream = createStream({
     credentials: store,
     writer,
     metrics,
     now,
     maxFrameBytes: opts.maxFrameBytes,
-    commandsOnHello: (agentId, hello) => store.baselines.commandsFor(agentId, hello.baseline, hello.image),
+    commandsOnHello: async (agentId, hello) => relay!.onHello(agentId, await store.baselines.commandsFor(agentId, hello.baseline, hello.image)),
+    onOpened: (agentId) => relay?.opened(agentId),
+    onClosed: (agentId) => relay?.closed(agentId),
     ...(opts.log === undefined ? {} : { log: opts.log }),
     upgradeLimiter: createRateLimiter(opts.upgradeRate ?? 500, opts.upgradeBurst ?? 1000, () => now().getTime()),
     addressLimiter: createAddressLimiter(opts.upgradeRatePerAddress ?? 50, opts.upgradeBurstPerAddress ?? 200, () => now().getTime()),
     ...(opts.maxPendingPerAgent === undefined ? {} : { maxPendingPerAgent: opts.maxPendingPerAgent }),
   });
-  // The export signing key lives beside the database, made on first start.
-  const exportService = createExportService(store, loadOrCreateSigningKey(path.dirname(path.resolve(opts.db))), staleAfterMs);
+  // The export signing key lives beside the database (on PostgreSQL in the data folder), made on first start.
+  const exportService = createExportService(store, loadOrCreateSigningKey(isPostgresUrl(opts.db) ? (opts.dataDir ?? '.') : path.dirname(path.resolve(opts.db))), staleAfterMs);
+  relay = await startCommandRelay({
+    cluster: store.cluster,
+    nodeId,
+    sockets: stream,
+    now,
+    ...(opts.nodeHeartbeatMs === undefined ? {} : { heartbeatMs: opts.nodeHeartbeatMs }),
+    ...(opts.log === undefined ? {} : { log: opts.log }),
+  });
   const app = createApp({
     store,
     exports: exportService,
     clock: now,
     metrics,
-    stream,
-    health: () => ingest.health(),
-    uploads: gatedUploads(uploadThread, opts.maxUploads ?? 2),
+    stream: relay.channel,
+    nodeId,
+    health: () => nodeHealth(ingest, store),
+    uploads: gatedUploads(backend.uploads, opts.maxUploads ?? 2),
     enrollLimiter: createAddressLimiter(opts.enrollRatePerSec ?? 0.2, opts.enrollBurst ?? 20, () => now().getTime()),
   });
   const web = createConsole({ store, clock: now, stream, ...(opts.sessionPolicy === undefined ? {} : { policy: opts.sessionPolicy }) });
@@ -153,6 +181,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     },
     ...(opts.log === undefined ? {} : { log: opts.log }),
     cron: opts.schedules !== false,
+    // With several nodes on one database the jobs run on one of them: the one holding the lease.
+    lease: () => store.cluster.acquireLease('schedules', nodeId, now(), opts.scheduleLeaseMs ?? DEFAULT_SCHEDULE_LEASE_MS),
   });
   const headersTimeout = opts.headersTimeoutMs ?? 10_000;
   const server = createAdaptorServer({
@@ -172,26 +202,82 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     url: `http://${host}:${addr.port}`,
+    nodeId,
     store,
     ingest,
     deliveries,
     schedules,
     async close() {
       await schedules.stop();
+      // Another node runs the jobs from its next tick, not after the lease ran out.
+      await store.cluster.releaseLease('schedules', nodeId).catch(() => undefined);
       await deliveries.stop();
       stream.close();
+      await relay!.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await writer.drain();
       await ingest.close();
-      await uploadThread.close();
+      await backend.closeUploads();
       await store.close();
     },
   };
 }
 
-/** Uploads on the thread, at most `max` at once: each holds its body and its parse in memory. */
-function gatedUploads(thread: AsyncIngest, max: number): Uploads {
+/** A node is ready when its ingest writer can write and the database answers this node's connection. */
+async function nodeHealth(ingest: Pick<AsyncIngest, 'health'>, store: Store): Promise<{ ok: boolean; problems: string[] }> {
+  const [writer, database] = await Promise.all([
+    ingest.health(),
+    store.cluster.ping().then(
+      () => null,
+      (err: unknown) => `the database does not answer: ${err instanceof Error ? err.message : String(err)}`,
+    ),
+  ]);
+  const problems = database === null ? writer.problems : [...writer.problems, database];
+  return { ok: problems.length === 0, problems };
+}
+
+interface Backend {
+  store: Store;
+  ingest: Pick<AsyncIngest, 'health' | 'kill' | 'close'> & IngestPort;
+  uploads: Uploads;
+  closeUploads(): Promise<void>;
+}
+
+/** SQLite: reports are written on their own thread, uploads on a second one; the API and enrolment use the main connection. */
+function sqliteBackend(db: string, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }, log: ((line: string) => void) | undefined): Backend {
+  const store = createSqliteStore(db, { staleAfterMs, ...policy });
+  const ingest = startIngestThread(db, { ...policy, ...(log === undefined ? {} : { log }) });
+  // A manifest parsing for seconds never delays reports.
+  const uploadThread = startIngestThread(db, { ...(log === undefined ? {} : { log }) });
+  return {
+    store,
+    ingest,
+    uploads: {
+      image: (body, now) => uploadThread.upload({ upload: 'image', body, now }) as Promise<ImageUploadResult>,
+      observation: (req) => uploadThread.upload({ upload: 'observation', ...req }) as Promise<ObservationUploadResult>,
+    },
+    closeUploads: () => uploadThread.close(),
+  };
+}
+
+/** PostgreSQL: one pool serves ingest, the API and uploads; there is no writer thread to restart. */
+async function postgresBackend(url: string, dataDir: string | undefined, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }): Promise<Backend> {
+  if (dataDir === undefined) throw new QuicksandError('USAGE', 'a server on PostgreSQL needs a data folder for its sink key (ServerOptions.dataDir)');
+  const store = await openPostgresStore(url, dataDir, { staleAfterMs, ...policy });
+  return {
+    store,
+    ingest: {
+      ...store.ingest,
+      kill: () => Promise.reject(new Error('the PostgreSQL store has no writer thread to kill')),
+    },
+    uploads: store.uploads,
+    closeUploads: async () => {},
+  };
+}
+
+/** Uploads, at most `max` at once: each holds its body and its parse in memory. */
+function gatedUploads(uploads: Uploads, max: number): Uploads {
   let busy = 0;
   const gate = async <T>(run: () => Promise<unknown>): Promise<T> => {
     if (busy >= max) throw new QuicksandError('SERVER_BUSY', `${max} uploads are being processed: send this again in a minute`);
@@ -203,7 +289,7 @@ function gatedUploads(thread: AsyncIngest, max: number): Uploads {
     }
   };
   return {
-    image: (body, now) => gate(() => thread.upload({ upload: 'image', body, now })),
-    observation: (req) => gate(() => thread.upload({ upload: 'observation', ...req })),
+    image: (body, now) => gate(() => uploads.image(body, now)),
+    observation: (req) => gate(() => uploads.observation(req)),
   };
 }

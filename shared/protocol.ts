@@ -173,15 +173,24 @@ export type EnrollResponse = z.infer<typeof enrollResponseSchema>;
  * What an image carries instead of an identity (enroll.json, written by `install.sh --root`):
  * where to enrol and with which secret, on the first boot of each machine made from it.
  */
+const serverUrlSchema = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).max(2000);
+/** Several nodes of one deployment without a balancer in front: the agent tries them in random order. */
+export const MAX_SERVER_URLS = 16;
+const serverUrlsSchema = z.array(serverUrlSchema).min(1).max(MAX_SERVER_URLS);
+
 export const enrollConfigSchema = z.strictObject({
-  server: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).max(2000),
+  server: serverUrlSchema,
+  /** Every node the agent may use, `server` among them; absent: `server` alone. */
+  servers: serverUrlsSchema.optional(),
   secret: z.string().min(1).max(200),
 });
 export type EnrollConfig = z.infer<typeof enrollConfigSchema>;
 
 /** The agent's own configuration file (agent.json): where to send, and as whom. */
 export const agentConfigSchema = z.strictObject({
-  server: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+  server: serverUrlSchema,
+  /** Every node the agent may use, `server` among them; absent: `server` alone. */
+  servers: serverUrlsSchema.optional(),
   agentId: z.string().min(1),
   token: z.string().min(1),
 });

@@ -50,7 +50,7 @@ const SERVER_COMPOSE = ['server.ts'];
 const SERVER_ENTRY = ['cli.ts', 'main.ts'];
 /** Outside store/, the store is reached through its interface; only these may build one. */
 const STORE_INTERFACE = 'server/store/types.ts';
-const STORE_BUILDERS = ['server/store/sqlite-store.ts', 'server/store/ingest-thread.ts'];
+const STORE_BUILDERS = ['server/store/sqlite-store.ts', 'server/store/ingest-thread.ts', 'server/store/open.ts'];
 
 export interface ImportEdge {
   from: string;

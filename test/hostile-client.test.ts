@@ -367,7 +367,7 @@ describe('7: back-pressure', () => {
     await c.next((f) => f.type === 'ack' && f.seq === n, 30_000);
     expect((await s.store.listReports(agentId)).map((r) => r.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
-    const peak = Number(/quicksand_ingest_queue_peak (\d+)/.exec(metrics)?.[1]);
+    const peak = Number(/quicksand_ingest_queue_peak\{node="[^"]+"\} (\d+)/.exec(metrics)?.[1]);
     expect(peak).toBeGreaterThan(0);
     expect(peak).toBeLessThanOrEqual(8);
     c.ws.close();

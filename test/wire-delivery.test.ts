@@ -8,12 +8,11 @@ import { createOutbox } from '../agent/deliver/outbox.js';
 import { openStateDb } from '../agent/state-db.js';
 import { createTransport } from '../agent/deliver/transport.js';
 import { writeAgentConfig } from '../agent/deliver/config.js';
-import type { HostDetail, HostFinding } from '../shared/api.js';
+import type { HostDetail } from '../shared/api.js';
 import { apiGet, freePort, killAll, runCli, startChild, startServerChild, waitFor } from './helpers/processes.js';
 import { makeTinyRoot } from './helpers/tiny-root.js';
+import { expectExactlyOnceInOrder } from './helpers/report-history.js';
 import type { TinyRoot } from './helpers/tiny-root.js';
-
-interface StoredReport { seq: number; hash: string; prevHash: string | null }
 
 let tiny: TinyRoot;
 beforeAll(() => {
@@ -31,15 +30,6 @@ async function setUpServer(name: string) {
   const secret = runCli('server', ['enroll-secret', '--db', db]).stdout.trim();
   const apiToken = runCli('server', ['token', 'create', '--role', 'auditor', '--db', db]).stdout.trim();
   return { dir, db, port, server, secret, apiToken, state: path.join(dir, 'agent-state') };
-}
-
-/** The stored history must be 1..n, each report naming the previous one's hash, no chain finding. */
-async function expectExactlyOnceInOrder(url: string, apiToken: string, agentId: string, n: number): Promise<void> {
-  const { reports } = await apiGet<{ reports: StoredReport[] }>(`${url}/api/v1/hosts/${agentId}/reports`, apiToken);
-  expect(reports.map((r) => r.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
-  for (let i = 1; i < reports.length; i++) expect(reports[i]!.prevHash).toBe(reports[i - 1]!.hash);
-  const { findings } = await apiGet<{ findings: HostFinding[] }>(`${url}/api/v1/hosts/${agentId}/findings`, apiToken);
-  expect(findings.filter((f) => f.kind === 'report-chain-broken')).toEqual([]);
 }
 
 function outboxState(state: string): { depth: number; lastSeq: number } {

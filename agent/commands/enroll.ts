@@ -8,6 +8,7 @@ import { CONFIG_NAME, readAgentConfig, writeAgentConfig } from '../deliver/confi
 import { enrollAgent } from '../deliver/enroll.js';
 import { enrollFromFile } from '../deliver/first-boot.js';
 import { readMachineFacts } from '../deliver/machine.js';
+import { parseServerList } from '../deliver/servers.js';
 import { COMMON, DEFAULT_STATE_DIR, EXIT_CLEAN, noArguments } from './common.js';
 import type { CliIo } from './common.js';
 
@@ -19,7 +20,10 @@ own agent id and token, and writes them to agent.json (mode 0600). The server ti
 the identity to this machine's /etc/machine-id.
 
 Options:
-  --server URL          the server, e.g. http://quicksand.example:7410
+  --server URL          the server, e.g. http://quicksand.example:7410; repeat it (or
+                        give a comma list) for several nodes without a balancer:
+                        the agent tries them in random order and moves to another
+                        when one goes away
   --secret S            the enrolment secret
   --from FILE           take server and secret from FILE (the enroll.json that
                         \`install.sh --root\` puts in an image), then remove FILE: each
@@ -32,9 +36,9 @@ Example:
   quicksand-agent enroll --server http://10.0.0.5:7410 --secret qse.4f2c...
 `;
 
-export const options = { ...COMMON, server: { type: 'string' }, secret: { type: 'string' }, from: { type: 'string' }, state: { type: 'string' }, config: { type: 'string' }, force: { type: 'boolean' } } as const;
+export const options = { ...COMMON, server: { type: 'string', multiple: true }, secret: { type: 'string' }, from: { type: 'string' }, state: { type: 'string' }, config: { type: 'string' }, force: { type: 'boolean' } } as const;
 
-interface EnrollArgs { server?: string; secret?: string; from?: string; state?: string; config?: string; force?: boolean }
+interface EnrollArgs { server?: string[]; secret?: string; from?: string; state?: string; config?: string; force?: boolean }
 
 export async function run(values: OptionValues, positionals: string[], io: CliIo): Promise<number> {
   noArguments(positionals);
@@ -52,11 +56,11 @@ async function enrollCommand(args: EnrollArgs, state: string, io: CliIo): Promis
     io.stdout(`enrolled as agent ${config.agentId} with ${config.server}; identity in ${file}\n`);
     return;
   }
-  if (args.server === undefined || args.server === '') throw new QuicksandError('USAGE', '--server is required');
+  const servers = parseServerList(args.server ?? []);
+  if (servers.length === 0) throw new QuicksandError('USAGE', '--server is required');
   if (args.secret === undefined || args.secret === '') throw new QuicksandError('USAGE', '--secret is required');
-  if (!/^https?:\/\/[^/]/.test(args.server)) throw new QuicksandError('USAGE', `--server: expected a URL like http://quicksand.example:7410, got "${args.server}"`);
   await refuseIfEnrolled(file, args.force);
-  const config = await enrollAgent(args.server, args.secret, hostname(), (await readMachineFacts()).machineId);
+  const config = await enrollAgent(servers, args.secret, hostname(), (await readMachineFacts()).machineId);
   await writeAgentConfig(file, config);
   io.stdout(`enrolled as agent ${config.agentId} with ${config.server}; identity in ${file}\n`);
 }

@@ -25,6 +25,7 @@ import { openStateDb } from '../state-db.js';
 import { COMMON, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, ensureStateDir, exists, noArguments } from './common.js';
 import type { CliIo } from './common.js';
 import { manifestCommand } from './manifest.js';
+import { serverUrls } from '../deliver/servers.js';
 
 /** Full scans: hourly, at a minute derived from the agent id (see daemon/schedule.ts). */
 const DEFAULT_SCHEDULE = 'hourly at this host\'s own minute';
@@ -246,7 +247,7 @@ export async function runCommand(
     ticket: () => currentTicket(ctx.state, new Date(), log),
     whenQuiet: heapCompactor(),
   });
-  log(`agent ${config.agentId} running: watching ${ctx.root.dir || '/'}${args['no-watch'] === true ? ' (realtime watch off)' : ''}${baselineVersion === undefined ? '' : ` against baseline version ${baselineVersion}`}, full scans on "${daemon.schedule}", sending to ${config.server}`);
+  log(`agent ${config.agentId} running: watching ${ctx.root.dir || '/'}${args['no-watch'] === true ? ' (realtime watch off)' : ''}${baselineVersion === undefined ? '' : ` against baseline version ${baselineVersion}`}, full scans on "${daemon.schedule}", sending to ${serverUrls(config).join(', ')}`);
   await (io.stopSignal ?? new Promise<void>(() => {}));
   log('stopping');
   await exchanges;

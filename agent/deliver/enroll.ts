@@ -2,10 +2,20 @@ import { QuicksandError } from '../../shared/errors.js';
 import { enrollResponseSchema } from '../../shared/protocol.js';
 import type { AgentConfig } from '../../shared/protocol.js';
 import { formatIssues } from '../../shared/schema-errors.js';
+import { withAnyServer } from './servers.js';
 
-/** Exchanges an enrolment secret for this host's agent id and token (tied to its machine-id, when given). */
-export async function enrollAgent(server: string, secret: string, hostname: string, machineId?: string, fetchFn: typeof fetch = fetch): Promise<AgentConfig> {
-  const base = server.replace(/\/+$/, '');
+/**
+ * Exchanges an enrolment secret for this host's agent id and token (tied to its machine-id, when
+ * given). With several URLs (nodes of one deployment) they are tried in random order until one
+ * answers, and the identity keeps them all.
+ */
+export async function enrollAgent(servers: string | readonly string[], secret: string, hostname: string, machineId?: string, fetchFn: typeof fetch = fetch): Promise<AgentConfig> {
+  const urls = (typeof servers === 'string' ? [servers] : servers).map((s) => s.replace(/\/+$/, ''));
+  const config = await withAnyServer(urls, (base) => enrollWith(base, secret, hostname, machineId, fetchFn));
+  return urls.length > 1 ? { ...config, servers: urls } : config;
+}
+
+async function enrollWith(base: string, secret: string, hostname: string, machineId: string | undefined, fetchFn: typeof fetch): Promise<AgentConfig> {
   let res: Response;
   try {
     res = await fetchFn(`${base}/api/v1/enroll`, {

@@ -7,13 +7,14 @@ import type { AgentConfig } from '../../shared/protocol.js';
 import { readConfigFile, writeAgentConfig } from './config.js';
 import { enrollAgent } from './enroll.js';
 import { MACHINE_ID_FILE } from './machine.js';
+import { serverUrls } from './servers.js';
 import type { MachineFacts } from './machine.js';
 
 export const ENROLL_CONFIG = '/etc/quicksand/enroll.json';
 
-export async function readEnrollConfig(file: string): Promise<{ server: string; secret: string }> {
+export async function readEnrollConfig(file: string): Promise<{ servers: string[]; secret: string }> {
   const c = await readConfigFile(file, enrollConfigSchema, 'enrolment file', () => new QuicksandError('AGENT_NOT_ENROLLED', `${file} does not exist: install with \`install.sh --root DIR --server URL --secret S\`, or enrol with --server and --secret`));
-  return { server: c.server.replace(/\/+$/, ''), secret: c.secret };
+  return { servers: serverUrls(c).map((s) => s.replace(/\/+$/, '')), secret: c.secret };
 }
 
 /**
@@ -21,13 +22,13 @@ export async function readEnrollConfig(file: string): Promise<{ server: string; 
  * then removes `from`: the secret has done its work and stays on no running host.
  */
 export async function enrollFromFile(opts: { from: string; config: string; hostname: string; machine: MachineFacts }): Promise<AgentConfig> {
-  const { server, secret } = await readEnrollConfig(opts.from);
+  const { servers, secret } = await readEnrollConfig(opts.from);
   // Without its own machine-id the identity could not be told from a clone's: wait for systemd
   // to write one (first boot) rather than enrol an identity the server cannot tie to a machine.
   if (opts.machine.machineId === undefined) {
     throw new QuicksandError('MACHINE_ID_MISSING', `${MACHINE_ID_FILE} is missing, empty or not a machine-id: this machine has not got its own yet (systemd writes it on first boot; systemd-machine-id-setup does it by hand)`);
   }
-  const config = await enrollAgent(server, secret, opts.hostname, opts.machine.machineId);
+  const config = await enrollAgent(servers, secret, opts.hostname, opts.machine.machineId);
   await writeAgentConfig(opts.config, config);
   await rm(opts.from, { force: true });
   return config;

@@ -7,6 +7,7 @@ import { createOutbox } from './outbox.js';
 import type { Outbox } from './outbox.js';
 import { currentTicket, stampTicket } from './ticket.js';
 import { createTransport } from './transport.js';
+import { serverUrls } from './servers.js';
 import { hostFacts } from './version.js';
 
 /**
@@ -50,12 +51,12 @@ export async function sendReport(report: Report, opts: { state: string; config: 
     await transport.stop();
     if (refused !== null) {
       const revoked = (refused as string).includes('AGENT_TOKEN_REVOKED');
-      throw new QuicksandError(revoked ? 'AGENT_TOKEN_REVOKED' : 'AGENT_TOKEN_INVALID', `${config.server} refused this agent's token (${revoked ? 'revoked' : 'unknown'}); enrol again with \`quicksand-agent enroll --force\`. Report ${entry.seq} stays in the outbox.`);
+      throw new QuicksandError(revoked ? 'AGENT_TOKEN_REVOKED' : 'AGENT_TOKEN_INVALID', `${transport.server} refused this agent's token (${revoked ? 'revoked' : 'unknown'}); enrol again with \`quicksand-agent enroll --force\`. Report ${entry.seq} stays in the outbox.`);
     }
     if (timedOut) {
-      throw new QuicksandError('DELIVERY_TIMEOUT', `${config.server} did not acknowledge report ${entry.seq} within ${opts.timeoutMs / 1000} s; it stays in the outbox (${outbox.depth()} waiting) and goes with the next delivery`);
+      throw new QuicksandError('DELIVERY_TIMEOUT', `${serverUrls(config).join(', ')} did not acknowledge report ${entry.seq} within ${opts.timeoutMs / 1000} s; it stays in the outbox (${outbox.depth()} waiting) and goes with the next delivery`);
     }
-    io.stderr(`report ${entry.seq} delivered to ${config.server}\n`);
+    io.stderr(`report ${entry.seq} delivered to ${transport.server}\n`);
   } finally {
     db.close();
   }

@@ -15,6 +15,7 @@ import { observe } from '../fingerprint/observe.js';
 import { createConfigTextReader } from '../fingerprint/config-text.js';
 import type { Root } from '../root.js';
 import { openStatCache } from '../fingerprint/stat-cache.js';
+import { serverUrls, withAnyServer } from './servers.js';
 
 export const SERVER_BASELINE_FILE = 'server-baseline.json.gz';
 
@@ -33,18 +34,23 @@ export async function observeAsManifest(root: Root, expected: Pick<Manifest, 'po
   }
 }
 
-async function call(config: AgentConfig, method: 'GET' | 'POST', route: string, body?: unknown): Promise<unknown> {
-  const url = `${config.server}${route}`;
+/** One call to whichever server answers (any node of the deployment has the same answer). */
+function call(config: AgentConfig, method: 'GET' | 'POST', route: string, body?: unknown): Promise<unknown> {
+  return withAnyServer(serverUrls(config), (server) => callServer(server, config.token, method, route, body));
+}
+
+async function callServer(server: string, token: string, method: 'GET' | 'POST', route: string, body?: unknown): Promise<unknown> {
+  const url = `${server}${route}`;
   let res: Response;
   try {
     res = await fetch(url, {
       method,
-      headers: { authorization: `Bearer ${config.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(300_000),
     });
   } catch (err) {
-    throw new QuicksandError('SERVER_UNREACHABLE', `cannot reach ${config.server}: ${(err as Error).message}`);
+    throw new QuicksandError('SERVER_UNREACHABLE', `cannot reach ${server}: ${(err as Error).message}`);
   }
   const text = await res.text();
   if (!res.ok) throw new QuicksandError(res.status === 401 ? 'AGENT_TOKEN_INVALID' : 'INTERNAL', `${method} ${route}: the server answered ${res.status} ${text.slice(0, 300)}`);

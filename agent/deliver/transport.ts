@@ -1,11 +1,13 @@
 // The agent's side of the stream: connects with its token, says hello, sends the outbox in order
-// and deletes an entry when the server acks it. Reconnects forever with jitter and backoff.
+// and deletes an entry when the server acks it. Reconnects forever with jitter and backoff; with
+// several server URLs, each connection goes to the next of them in random order.
 import WebSocket from 'ws';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION, STREAM_PATH, parseServerFrame } from '../../shared/protocol.js';
 import type { AgentConfig, CommandFrame, HelloFrame } from '../../shared/protocol.js';
 import { DEFAULT_BACKOFF, reconnectDelay } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
 import type { Outbox, OutboxEntry } from './outbox.js';
+import { serverRotation, serverUrls } from './servers.js';
 
 export interface TransportOptions {
   config: AgentConfig;
@@ -35,6 +37,8 @@ export interface Transport {
   notify(): void;
   stop(): Promise<void>;
   readonly connected: boolean;
+  /** The server of the current connection (or of the last one tried). */
+  readonly server: string;
 }
 
 export function streamUrl(server: string): string {
@@ -49,7 +53,12 @@ export function createTransport(opts: TransportOptions): Transport {
   let ws: WebSocket | null = null;
   let open = false;
   let stopped = true;
-  let attempt = 0;
+  // Failed connections since the last one that opened: the backoff grows once per round of URLs.
+  let failures = 0;
+  const urls = serverUrls(opts.config);
+  const rotation = serverRotation(urls, random);
+  /** The server of the current (or last) connection. */
+  let server = urls[0]!;
   let retryTimer: NodeJS.Timeout | null = null;
   let heartbeat: NodeJS.Timeout | null = null;
   // Highest seq sent on this connection; a new connection starts again from the outbox's head.
@@ -80,7 +89,7 @@ export function createTransport(opts: TransportOptions): Transport {
 
   function scheduleReconnect(atLeastMs = 0): void {
     if (stopped || retryTimer !== null) return;
-    const delay = reconnectDelay(attempt++, backoff, random, atLeastMs);
+    const delay = reconnectDelay(Math.floor(failures++ / urls.length), backoff, random, atLeastMs);
     retryTimer = setTimeout(() => {
       retryTimer = null;
       connect();
@@ -89,7 +98,8 @@ export function createTransport(opts: TransportOptions): Transport {
 
   function connect(): void {
     if (stopped) return;
-    const socket = new WebSocket(streamUrl(opts.config.server), {
+    server = rotation.next();
+    const socket = new WebSocket(streamUrl(server), {
       headers: { authorization: `Bearer ${opts.config.token}` },
       handshakeTimeout: 15_000,
       maxPayload: 1024 * 1024,
@@ -103,7 +113,7 @@ export function createTransport(opts: TransportOptions): Transport {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString('utf8')));
       res.on('end', () => {
-        log(`server refused the stream: ${res.statusCode} ${body.slice(0, 200)}`);
+        log(`${server} refused the stream: ${res.statusCode} ${body.slice(0, 200)}`);
         if (res.statusCode === 401) opts.onRefused?.(401, body);
         socket.terminate();
       });
@@ -111,10 +121,10 @@ export function createTransport(opts: TransportOptions): Transport {
     });
     socket.on('open', () => {
       open = true;
-      attempt = 0;
+      failures = 0;
       sentThrough = 0;
       inflight.clear();
-      log(`connected to ${opts.config.server}`);
+      log(`connected to ${server}`);
       const hello: HelloFrame = {
         type: 'hello',
         protocol: PROTOCOL_VERSION,
@@ -159,10 +169,10 @@ export function createTransport(opts: TransportOptions): Transport {
       }
     });
     socket.on('error', (err) => {
-      if (!open) log(`cannot connect to ${opts.config.server}: ${err.message}`);
+      if (!open) log(`cannot connect to ${server}: ${err.message}`);
     });
     socket.on('close', (code) => {
-      if (open) log(`connection lost (${code}); reconnecting`);
+      if (open) log(`connection to ${server} lost (${code}); reconnecting${urls.length > 1 ? ' to another server' : ''}`);
       open = false;
       if (heartbeat !== null) clearInterval(heartbeat);
       heartbeat = null;
@@ -196,6 +206,9 @@ export function createTransport(opts: TransportOptions): Transport {
     },
     get connected() {
       return open;
+    },
+    get server() {
+      return server;
     },
   };
 }

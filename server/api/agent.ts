@@ -26,7 +26,7 @@ export function agentRoutes(app: Hono<Env>, deps: AppDeps): void {
     // Two manifests: parsed and derived off this thread.
     const summary = await (deps.uploads ?? store.uploads).observation({ hostId: agentId, version, body: await bodyBytes(c), now: clock() });
     // The version is ready: the agent fetches it and scans against it from now on.
-    deps.stream?.sendCommand(agentId, { command: 'fetch-baseline', baseline: version });
+    await deps.stream?.sendCommand(agentId, { command: 'fetch-baseline', baseline: version });
     return c.json(summary, 201);
   });
   app.get('/api/v1/agent/baseline', async (c) => {

@@ -14,7 +14,7 @@ export function baselineRoutes(app: Hono<Env>, deps: AppDeps): void {
     const id = c.req.param('id');
     const res = await store.triage.rebaseline({ hostId: id, ...body, actor: actorOf(c), now: clock() });
     // The agent uploads what its host holds now; an agent not connected is asked when it says hello.
-    const agentAsked = deps.stream?.sendCommand(id, { command: 'upload-observation', baseline: res.version }) === true;
+    const agentAsked = (await deps.stream?.sendCommand(id, { command: 'upload-observation', baseline: res.version })) === true;
     return c.json({ ...res, agentAsked }, 201);
   });
   app.get('/api/v1/hosts/:id/baselines', async (c) => {

@@ -13,7 +13,6 @@ export interface AppDeps {
   store: Store;
   clock: () => Date;
   metrics: Metrics;
-  /** The live side of the stream; absent when the app runs without one (tests). */
   /** Enrolments admitted per source address; absent: no limit (tests through app.request()). */
   enrollLimiter?: { take(address: string): true | number };
   /** Where uploads are parsed and stored (a worker thread); absent: on this thread, through the store. */
@@ -22,7 +21,15 @@ export interface AppDeps {
   health?: () => Promise<{ ok: boolean; problems: string[] }>;
   /** Compliance exports, their signatures and host attestations (server/export, wired by server.ts). */
   exports?: ExportDeps;
-  stream?: { isConnected(agentId: string): boolean; sendCommand(agentId: string, command: 'scan-now' | Omit<CommandFrame, 'type'>): boolean; disconnect(agentId: string, reason: string): void };
+  /** The agents' sockets on whichever node holds them. */
+  stream?: {
+    isConnected(agentId: string): Promise<boolean>;
+    /** False when no node holds the agent's socket. */
+    sendCommand(agentId: string, command: 'scan-now' | Omit<CommandFrame, 'type'>): Promise<boolean>;
+    disconnect(agentId: string, reason: string): Promise<void>;
+  };
+  /** This server process's node id (in /healthz and /metrics). */
+  nodeId?: string;
 }
 
 export interface ExportJobDeps {

@@ -8,7 +8,8 @@ export function healthRoutes(app: Hono<Env>, deps: AppDeps): void {
   // Ready means a report sent now would be stored: 503 with the problems otherwise.
   app.get('/healthz', async (c) => {
     const health = (await deps.health?.()) ?? { ok: true, problems: [] };
-    return health.ok ? c.json({ ok: true }) : c.json({ ok: false, error: { code: 'NOT_READY', message: health.problems.join('; ') }, problems: health.problems }, 503);
+    const node = deps.nodeId === undefined ? {} : { node: deps.nodeId };
+    return health.ok ? c.json({ ok: true, ...node }) : c.json({ ok: false, ...node, error: { code: 'NOT_READY', message: health.problems.join('; ') }, problems: health.problems }, 503);
   });
   app.get('/metrics', async (c) => {
     const now = clock();

@@ -15,7 +15,7 @@ export function hostRoutes(app: Hono<Env>, deps: AppDeps): void {
   app.get('/api/v1/hosts/:id', async (c) => {
     const host = await store.getHost(c.req.param('id'), clock());
     if (host === null) throw new QuicksandError('NOT_FOUND', `host ${c.req.param('id')} is not known`);
-    return c.json({ ...host, connected: deps.stream?.isConnected(host.id) ?? false });
+    return c.json({ ...host, connected: (await deps.stream?.isConnected(host.id)) ?? false });
   });
   app.get('/api/v1/hosts/:id/findings', async (c) => {
     const query = parseWith(OPERATIONS.listFindings.query, c.req.query(), 'query');
@@ -43,7 +43,7 @@ export function hostRoutes(app: Hono<Env>, deps: AppDeps): void {
     requireRole(c, ['admin', 'analyst']);
     const id = c.req.param('id');
     if ((await store.getHost(id, clock())) === null) throw new QuicksandError('NOT_FOUND', `host ${id} is not known`);
-    if (deps.stream?.sendCommand(id, 'scan-now') !== true) return c.json({ error: { code: 'NOT_CONNECTED', message: `agent ${id} is not connected now` } }, 409);
+    if ((await deps.stream?.sendCommand(id, 'scan-now')) !== true) return c.json({ error: { code: 'NOT_CONNECTED', message: `agent ${id} is not connected now` } }, 409);
     return c.json({ sent: true }, 202);
   });
   // Labels the rules match on (`hostLabels`); they replace what the API set before.
@@ -57,7 +57,7 @@ export function hostRoutes(app: Hono<Env>, deps: AppDeps): void {
     const id = c.req.param('id');
     if (!(await store.revokeAgent(id, clock()))) throw new QuicksandError('NOT_FOUND', `agent ${id} is not known or already revoked`);
     await store.triage.audit({ actor: actorOf(c), action: 'agent-revoke', target: `host:${id}`, now: clock() });
-    deps.stream?.disconnect(id, 'token revoked');
+    await deps.stream?.disconnect(id, 'token revoked');
     return c.json({ revoked: id });
   });
 }

@@ -5,6 +5,7 @@ import { homedir, userInfo } from 'node:os';
 import path from 'node:path';
 import { QuicksandError } from '../../shared/errors.js';
 import { createSqliteStore } from '../store/sqlite-store.js';
+import { isPostgresUrl, openPostgresStore } from '../store/open.js';
 import type { Actor, Store } from '../store/types.js';
 
 export interface ServerCliIo {
@@ -29,12 +30,19 @@ export function defaultDatabase(env: NodeJS.ProcessEnv = process.env, uid: numbe
   return path.join(data, 'quicksand-server', 'server.db');
 }
 
-export const DB_HELP = `  --db FILE             the server's SQLite database (default: ${defaultDatabase()})\n`;
+export const DB_HELP = `  --db FILE|URL         the server's SQLite database file, or a postgres://USER@HOST:PORT/DB
+                        URL for a PostgreSQL one (default: $QUICKSAND_DB, else ${defaultDatabase()})\n`;
 
 export const COMMON = { help: { type: 'boolean', short: 'h' }, db: { type: 'string' } } as const;
 
-export function database(values: { db?: unknown }): string {
-  return (values.db as string | undefined) ?? defaultDatabase();
+/** --db, else QUICKSAND_DB, else the default SQLite file. */
+export function database(values: { db?: unknown }, env: NodeJS.ProcessEnv = process.env): string {
+  return (values.db as string | undefined) ?? (env.QUICKSAND_DB !== undefined && env.QUICKSAND_DB !== '' ? env.QUICKSAND_DB : defaultDatabase());
+}
+
+/** Where the server keeps its files beside the database (a PostgreSQL deployment's sink key). */
+export function dataFolder(db: string): string {
+  return path.dirname(isPostgresUrl(db) ? defaultDatabase() : path.resolve(db));
 }
 
 /**
@@ -42,6 +50,14 @@ export function database(values: { db?: unknown }): string {
  * empty database whose tokens no running server knows (`start` creates it).
  */
 export async function withStore(db: string, fn: (store: Store) => Promise<number>): Promise<number> {
+  if (isPostgresUrl(db)) {
+    const store = await openPostgresStore(db, dataFolder(db));
+    try {
+      return await fn(store);
+    } finally {
+      await store.close();
+    }
+  }
   if (!existsSync(db)) {
     throw new QuicksandError('DB_UNUSABLE', `${db} does not exist: pass the --db the server runs with, or start it once (quicksand-server start --db ${db}) to create it`);
   }

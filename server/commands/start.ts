@@ -6,7 +6,8 @@ import { DEFAULT_ALERT_POLICY } from '../alerts/policy.js';
 import type { AlertPolicy } from '../alerts/policy.js';
 import { startServer } from '../server.js';
 import type { RunningServer, ServerOptions } from '../server.js';
-import { COMMON, DB_HELP, EXIT_OK, database } from './common.js';
+import { COMMON, DB_HELP, EXIT_OK, dataFolder, database } from './common.js';
+import { describeDatabase } from '../store/open.js';
 import type { ServerCliIo } from './common.js';
 
 export const DEFAULT_PORT = 7410;
@@ -17,10 +18,10 @@ export const DEFAULT_LIMITS = { connections: 4096, upgrades: 50, enrolls: 12 } a
 const THROTTLE_DEFAULT = `${DEFAULT_ALERT_POLICY.throttle.max}/${formatDuration(DEFAULT_ALERT_POLICY.throttle.windowMs)}`;
 const DEDUP_DEFAULT = formatDuration(DEFAULT_ALERT_POLICY.dedupMemoryMs);
 
-export const help = `Usage: quicksand-server start [--db FILE] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
+export const help = `Usage: quicksand-server start [--db FILE|URL] [--port N] [--host ADDR] [--retention-days N] [--digest-sink ID]
                              [--alert-throttle N/DURATION] [--alert-dedup DURATION]
                              [--max-connections-per-address N] [--upgrades-per-address N]
-                             [--enrolls-per-address N]
+                             [--enrolls-per-address N] [--node-id ID]
 
 Serves the JSON API (/api/v1), /healthz, /metrics and the agent stream
 (WebSocket, ${'/api/v1/stream'}) on one port. Creates the database on first start.
@@ -49,6 +50,9 @@ ${DB_HELP}  --port N              TCP port (default: ${DEFAULT_PORT}; 0 picks a 
   --enrolls-per-address N
                         enrolments one address may make per minute (default: ${DEFAULT_LIMITS.enrolls},
                         bursts of at least 20)
+  --node-id ID          this process's name among several nodes on one database
+                        (default: the hostname and a random suffix); in /healthz,
+                        /metrics and the sessions that say which node holds which agent
 
 Durations: a number with a unit, s m h d, or several (90s, 15m, 2h, 1h30m, 30d).
 
@@ -67,6 +71,7 @@ export const options = {
   'max-connections-per-address': { type: 'string' },
   'upgrades-per-address': { type: 'string' },
   'enrolls-per-address': { type: 'string' },
+  'node-id': { type: 'string' },
 } as const;
 
 
@@ -87,7 +92,11 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
   const connections = positive('max-connections-per-address', limits['max-connections-per-address']) ?? DEFAULT_LIMITS.connections;
   const upgrades = positive('upgrades-per-address', limits['upgrades-per-address']) ?? DEFAULT_LIMITS.upgrades;
   const enrolls = positive('enrolls-per-address', limits['enrolls-per-address']) ?? DEFAULT_LIMITS.enrolls;
-  return await startCommand(database(values), parsePort(v.port), v.host ?? DEFAULT_HOST, io, {
+  const nodeId = limits['node-id'];
+  if (nodeId !== undefined && !/^[A-Za-z0-9._:-]{1,100}$/.test(nodeId)) throw new QuicksandError('USAGE', `--node-id: expected 1-100 letters, digits or . _ : -, got "${nodeId}"`);
+  const db = database(values);
+  return await startCommand(db, parsePort(v.port), v.host ?? DEFAULT_HOST, io, {
+    dataDir: dataFolder(db),
     maxConnectionsPerAddress: connections,
     upgradeRatePerAddress: upgrades,
     upgradeBurstPerAddress: upgrades * 4,
@@ -96,6 +105,7 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
     ...(retention === undefined ? {} : { retentionDays: Number(retention) }),
     ...(v['digest-sink'] === undefined ? {} : { digestSinkId: v['digest-sink'] }),
     ...(alertPolicy === undefined ? {} : { alertPolicy }),
+    ...(nodeId === undefined ? {} : { nodeId }),
   });
 }
 
@@ -143,7 +153,7 @@ async function startCommand(db: string, port: number, host: string, io: ServerCl
     if (code === 'EADDRNOTAVAIL') throw new QuicksandError('USAGE', `--host ${host} is not an address of this machine`);
     throw err;
   }
-  io.stdout(`quicksand-server listening on ${server.url} (database ${db})\n`);
+  io.stdout(`quicksand-server listening on ${server.url} (database ${describeDatabase(db)}, node ${server.nodeId})\n`);
   await io.stopSignal;
   await server.close();
   return EXIT_OK;

@@ -80,7 +80,24 @@ export interface Schedules {
   stop(): Promise<void>;
 }
 
-export function startSchedules(deps: { store: Store; now: () => Date; settings: ScheduleSettings; log?: (line: string) => void; cron?: boolean }): Schedules {
+/**
+ * How long the node that ran the last tick keeps the schedules. Every minute a job ticks, and the
+ * holder renews at each tick; a node that died gives them up to another after this.
+ */
+export const DEFAULT_SCHEDULE_LEASE_MS = 3 * 60_000;
+
+export function startSchedules(deps: {
+  store: Store;
+  now: () => Date;
+  settings: ScheduleSettings;
+  log?: (line: string) => void;
+  cron?: boolean;
+  /**
+   * Asked at every tick: true when this node holds the schedules' lease (taken, or renewed). With
+   * several nodes on one database only the holder runs the jobs. Absent: this node always does.
+   */
+  lease?: () => Promise<boolean>;
+}): Schedules {
   const { store, now, settings } = deps;
   const jobs: Record<ScheduleJob, () => Promise<unknown>> = {
     stale: () => store.triage.markStale(staleCutoff(now(), settings.staleAfterMs), now()),
@@ -107,13 +124,21 @@ export function startSchedules(deps: { store: Store; now: () => Date; settings: 
       return null;
     }
   };
+  // A tick runs the job on the lease holder only; a lease that cannot be read skips the tick.
+  const tick = async (job: ScheduleJob): Promise<unknown> => {
+    const held = deps.lease === undefined ? true : await deps.lease().catch((err: unknown) => {
+      deps.log?.(`schedule ${job}: cannot take the schedules' lease: ${err instanceof Error ? err.message : String(err)}`);
+      return false;
+    });
+    return held ? run(job) : null;
+  };
   const tasks: ScheduledTask[] =
     deps.cron === false
       ? []
       : SCHEDULE_JOBS.map((job) => {
           const expression = settings.cron?.[job] ?? DEFAULT_SCHEDULE_CRON[job];
           if (!cron.validate(expression)) throw new RangeError(`schedule ${job}: not a valid cron expression: "${expression}"`);
-          return cron.schedule(expression, () => run(job), { noOverlap: true, name: `quicksand-server-${job}` });
+          return cron.schedule(expression, () => tick(job), { noOverlap: true, name: `quicksand-server-${job}` });
         });
   return {
     run,

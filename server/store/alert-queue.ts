@@ -54,7 +54,7 @@ export function createSinkStore(db: Db): Synchronous<SinkStore> {
   };
 }
 
-interface DeliveryDbRow {
+export interface DeliveryDbRow {
   id: string;
   sink_id: string;
   host_id: string | null;
@@ -128,14 +128,7 @@ export function createAlertQueue(db: Db, compose?: Synchronous<AlertQueue>['curr
   const claimDue = db.transaction((now: number, limit: number): QueuedDelivery[] => {
     const rows = due.all(now, now, limit);
     for (const r of rows) claim.run(now + CLAIM_LEASE_MS, r.id);
-    return rows.map((r) => ({
-      id: r.id,
-      sinkId: r.sink_id,
-      alert: JSON.parse(r.alert) as Alert,
-      attempts: r.attempts,
-      nextAttemptAt: r.next_attempt_at,
-      ...(r.basis === null ? {} : { basis: JSON.parse(r.basis) as string[] }),
-    }));
+    return rows.map(toQueuedDelivery);
   });
   const record = db.transaction((a: DeliveryAttempt) => {
     appendAttempt.run({
@@ -151,31 +144,6 @@ export function createAlertQueue(db: Db, compose?: Synchronous<AlertQueue>['curr
       nextAttemptAt: a.nextAttemptAt ?? null,
     });
     settle.run({ id: a.deliveryId, state: a.result === 'retry' ? 'pending' : a.result, attempt: a.attempt, nextAttemptAt: a.nextAttemptAt ?? null, sent: a.sent === undefined ? null : JSON.stringify(a.sent) });
-  });
-
-  const toRow = (r: DeliveryDbRow): DeliveryRow => ({
-    id: r.id,
-    sinkId: r.sink_id === '' ? null : r.sink_id,
-    hostId: r.host_id,
-    action: r.action,
-    dedupKey: r.dedup_key,
-    state: r.state,
-    reason: r.reason,
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at,
-    createdAt: r.created_at,
-    alert: JSON.parse(r.alert) as Alert,
-  });
-  const toAttempt = (r: Record<string, unknown>): AttemptRow => ({
-    deliveryId: r.delivery_id as string,
-    sinkId: r.sink_id as string,
-    attempt: r.attempt as number,
-    at: r.at as number,
-    ok: r.ok === 1,
-    status: (r.status as number | null) ?? null,
-    error: (r.error as string | null) ?? null,
-    result: r.result as string,
-    nextAttemptAt: (r.next_attempt_at as number | null) ?? null,
   });
 
   return {
@@ -208,30 +176,30 @@ export function createAlertQueue(db: Db, compose?: Synchronous<AlertQueue>['curr
       }
       return [...sinks];
     },
-    listDeliveries: (hostId, state) => deliveries.all({ hostId: hostId ?? null, state: state ?? null }).map(toRow),
+    listDeliveries: (hostId, state) => deliveries.all({ hostId: hostId ?? null, state: state ?? null }).map(toDeliveryRow),
     pageDeliveries({ hostId, state, limit, after }) {
       const [createdAt, seq] = after === undefined ? ['', 0] : decodeCursor(after);
       const rows = page.all({ host: hostId ?? null, state: state ?? null, createdAt, seq, limit: limit + 1 });
       const more = rows.length > limit;
       const shown = rows.slice(0, limit);
       const last = shown.at(-1);
-      return { deliveries: shown.map(toRow), next: more && last !== undefined ? encodeCursor(last.created_at, last.seq) : null };
+      return { deliveries: shown.map(toDeliveryRow), next: more && last !== undefined ? encodeCursor(last.created_at, last.seq) : null };
     },
     attemptsOf(deliveryIds) {
       const out = new Map<string, AttemptRow[]>(deliveryIds.map((id) => [id, []]));
-      for (const r of attemptsIn.all(JSON.stringify(deliveryIds))) out.get(r.delivery_id as string)?.push(toAttempt(r));
+      for (const r of attemptsIn.all(JSON.stringify(deliveryIds))) out.get(r.delivery_id as string)?.push(toAttemptRow(r));
       return out;
     },
-    listAttempts: (deliveryId) => (deliveryId === undefined ? attemptsAll.all() : attemptsOf.all(deliveryId)).map(toAttempt),
+    listAttempts: (deliveryId) => (deliveryId === undefined ? attemptsAll.all() : attemptsOf.all(deliveryId)).map(toAttemptRow),
   };
 }
 
 /** A page cursor: where the last page ended, opaque to clients. */
-function encodeCursor(createdAt: string, seq: number): string {
+export function encodeCursor(createdAt: string, seq: number): string {
   return Buffer.from(JSON.stringify([createdAt, seq])).toString('base64url');
 }
 
-function decodeCursor(cursor: string): [string, number] {
+export function decodeCursor(cursor: string): [string, number] {
   try {
     const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
     if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && Number.isSafeInteger(v[1])) return [v[0], v[1] as number];
@@ -240,3 +208,39 @@ function decodeCursor(cursor: string): [string, number] {
   }
   throw new QuicksandError('QUERY_INVALID', 'query.cursor: expected the `next` of an earlier page');
 }
+
+/** A claimed row as the delivery loop takes it. */
+export const toQueuedDelivery = (r: DeliveryDbRow): QueuedDelivery => ({
+  id: r.id,
+  sinkId: r.sink_id,
+  alert: JSON.parse(r.alert) as Alert,
+  attempts: r.attempts,
+  nextAttemptAt: r.next_attempt_at,
+  ...(r.basis === null ? {} : { basis: JSON.parse(r.basis) as string[] }),
+});
+
+/** A delivery row as the API shows it (every backend stores the same columns). */
+export const toDeliveryRow = (r: DeliveryDbRow): DeliveryRow => ({
+  id: r.id,
+  sinkId: r.sink_id === '' ? null : r.sink_id,
+  hostId: r.host_id,
+  action: r.action,
+  dedupKey: r.dedup_key,
+  state: r.state,
+  reason: r.reason,
+  attempts: r.attempts,
+  nextAttemptAt: r.next_attempt_at,
+  createdAt: r.created_at,
+  alert: JSON.parse(r.alert) as Alert,
+});
+export const toAttemptRow = (r: Record<string, unknown>): AttemptRow => ({
+  deliveryId: r.delivery_id as string,
+  sinkId: r.sink_id as string,
+  attempt: r.attempt as number,
+  at: r.at as number,
+  ok: r.ok === 1,
+  status: (r.status as number | null) ?? null,
+  error: (r.error as string | null) ?? null,
+  result: r.result as string,
+  nextAttemptAt: (r.next_attempt_at as number | null) ?? null,
+});

@@ -39,6 +39,21 @@ export interface Alerting {
   listHeld(hostId?: string): HeldAlerts[];
 }
 
+/** What the throttle holds for one host, from its memory row. Pure. */
+export function heldAlertsOf(r: { host_id: string; memory: string; release_at: number }, policy: AlertPolicy): HeldAlerts {
+  const m = JSON.parse(r.memory) as HostAlertMemory;
+  const { max, windowMs } = policy.throttle;
+  const shown = m.held.flatMap((set) => set.findings).slice(0, 20);
+  return {
+    hostId: r.host_id,
+    state: 'held',
+    reason: `throttle: ${max} alert${max === 1 ? '' : 's'} per ${Math.round(windowMs / 60_000)} min reached for this host`,
+    until: new Date(r.release_at).toISOString(),
+    changeSets: m.held.length,
+    findings: shown.map(({ finding: f, decision }) => ({ kind: f.kind, severity: decision.severity, ...(f.name === undefined ? {} : { name: f.name }), ...(f.path === undefined ? {} : { path: f.path }) })),
+  };
+}
+
 export function createAlerting(db: Db, policy: AlertPolicy = DEFAULT_ALERT_POLICY): Alerting {
   const latestRules = db.prepare<[], { version: number; body: string }>('SELECT version, body FROM rule_sets ORDER BY version DESC LIMIT 1');
   const getMemory = db.prepare<[string], { memory: string }>('SELECT memory FROM host_alert_memory WHERE host_id = ?');
@@ -129,19 +144,7 @@ export function createAlerting(db: Db, policy: AlertPolicy = DEFAULT_ALERT_POLIC
       return JSON.stringify(alert) === JSON.stringify(queued) ? queued : alert;
     },
     listHeld(hostId) {
-      return heldRows.all({ hostId: hostId ?? null }).map((r): HeldAlerts => {
-        const m = JSON.parse(r.memory) as HostAlertMemory;
-        const { max, windowMs } = policy.throttle;
-        const shown = m.held.flatMap((set) => set.findings).slice(0, 20);
-        return {
-          hostId: r.host_id,
-          state: 'held',
-          reason: `throttle: ${max} alert${max === 1 ? '' : 's'} per ${Math.round(windowMs / 60_000)} min reached for this host`,
-          until: new Date(r.release_at).toISOString(),
-          changeSets: m.held.length,
-          findings: shown.map(({ finding: f, decision }) => ({ kind: f.kind, severity: decision.severity, ...(f.name === undefined ? {} : { name: f.name }), ...(f.path === undefined ? {} : { path: f.path }) })),
-        };
-      });
+      return heldRows.all({ hostId: hostId ?? null }).map((r) => heldAlertsOf(r, policy));
     },
     labelsOf(hostId) {
       const r = labels.get(hostId);

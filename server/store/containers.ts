@@ -48,7 +48,7 @@ export function createContainerRows(db: Db): ContainerRows {
   };
 }
 
-interface Row {
+export interface ContainerRow {
   host_id: string;
   parent_id: string;
   parent_hostname: string;
@@ -68,37 +68,39 @@ interface Row {
   pet_since: string | null;
 }
 
+/** A container row (joined with its hosts rows) as the API shows it. */
+export const containerSummary = (r: ContainerRow, now: Date, staleAfterMs: number): ContainerSummary => ({
+  id: r.host_id,
+  host: { id: r.parent_id, hostname: r.parent_hostname },
+  runtime: r.runtime,
+  containerId: r.container_id,
+  name: r.name,
+  image: { ref: r.image_ref, id: r.image_id },
+  state: r.state,
+  status: effectiveStatus(r.status, r.last_report_at, now, staleAfterMs),
+  openFindings: r.open_findings,
+  driftScore: r.drift_score,
+  petSince: r.pet_since,
+  firstSeen: r.first_seen,
+  lastSeen: r.last_seen,
+  goneAt: r.gone_at,
+});
+
 export function createContainerQueries(db: Db, staleAfterMs: number): Synchronous<ContainerQueries> {
   const select = `SELECT c.*, p.hostname AS parent_hostname, h.status, h.last_report_at, h.open_findings, h.drift_score, h.pet_since
     FROM containers c JOIN hosts h ON h.id = c.host_id JOIN hosts p ON p.id = c.parent_id`;
-  const ofHost = db.prepare<[string], Row>(`${select} WHERE c.parent_id = ? ORDER BY c.name, c.container_id`);
+  const ofHost = db.prepare<[string], ContainerRow>(`${select} WHERE c.parent_id = ? ORDER BY c.name, c.container_id`);
   const hostExists = db.prepare<[string], { id: string }>('SELECT id FROM hosts WHERE id = ?');
-  const fleet = db.prepare<{ gone: number }, Row>(`${select} WHERE (@gone = 1 OR c.gone_at IS NULL) ORDER BY p.hostname, c.name, c.container_id`);
-  const toSummary = (r: Row, now: Date): ContainerSummary => ({
-    id: r.host_id,
-    host: { id: r.parent_id, hostname: r.parent_hostname },
-    runtime: r.runtime,
-    containerId: r.container_id,
-    name: r.name,
-    image: { ref: r.image_ref, id: r.image_id },
-    state: r.state,
-    status: effectiveStatus(r.status, r.last_report_at, now, staleAfterMs),
-    openFindings: r.open_findings,
-    driftScore: r.drift_score,
-    petSince: r.pet_since,
-    firstSeen: r.first_seen,
-    lastSeen: r.last_seen,
-    goneAt: r.gone_at,
-  });
+  const fleet = db.prepare<{ gone: number }, ContainerRow>(`${select} WHERE (@gone = 1 OR c.gone_at IS NULL) ORDER BY p.hostname, c.name, c.container_id`);
   return {
     hostContainers(hostId, now) {
       if (hostExists.get(hostId) === undefined) return null;
-      return ofHost.all(hostId).map((r) => toSummary(r, now));
+      return ofHost.all(hostId).map((r) => containerSummary(r, now, staleAfterMs));
     },
     listContainers(query, now) {
       // References are compared normalized (Docker keeps `debian:qs`, containerd `docker.io/library/debian:qs`).
       const rows = fleet.all({ gone: query.gone === 'true' ? 1 : 0 }).filter((r) => query.image === undefined || imageMatches(query.image, r.image_ref, r.image_id));
-      let out = rows.map((r) => toSummary(r, now));
+      let out = rows.map((r) => containerSummary(r, now, staleAfterMs));
       if (query.status !== undefined) out = out.filter((c) => c.status === query.status);
       if (query.drifted !== undefined) out = out.filter((c) => (c.status === 'pet') === (query.drifted === 'true'));
       return out;

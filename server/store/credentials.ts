@@ -3,10 +3,10 @@ import { newCredential, secretMatches, splitCredential } from '../secrets.js';
 import type { Synchronous } from './async-adapter.js';
 import type { ApiRole, AgentAuth, Credentials, EnrollSecretInfo } from './types.js';
 
-interface SecretRow { hash: Buffer; revoked_at: string | null; expires_at: string | null; max_uses: number | null; uses: number }
+export interface SecretRow { hash: Buffer; revoked_at: string | null; expires_at: string | null; max_uses: number | null; uses: number }
 interface SecretListRow { id: string; created_at: string; expires_at: string | null; max_uses: number | null; uses: number; revoked_at: string | null }
 
-function secretState(r: Omit<SecretRow, 'hash'>, now: Date): EnrollSecretInfo['state'] {
+export function secretState(r: Omit<SecretRow, 'hash'>, now: Date): EnrollSecretInfo['state'] {
   if (r.revoked_at !== null) return 'revoked';
   if (r.expires_at !== null && Date.parse(r.expires_at) <= now.getTime()) return 'expired';
   if (r.max_uses !== null && r.uses >= r.max_uses) return 'used-up';

@@ -6,7 +6,7 @@ import type { HostStatusName } from '../../shared/api.js';
 import type { Synchronous } from './async-adapter.js';
 import type { ExportApprovalRow, ExportChangeSetRow, ExportFindingRow, ExportHostRow, ExportManifestRow, ExportQueries, ExportReportRow } from './types.js';
 
-interface HostDbRow {
+export interface HostDbRow {
   id: string;
   hostname: string;
   machine_id: string | null;
@@ -22,7 +22,7 @@ interface HostDbRow {
   watch_reason: string | null;
 }
 
-interface ReportDbRow {
+export interface ReportDbRow {
   id: number;
   seq: number;
   kind: 'full' | 'event';
@@ -32,7 +32,7 @@ interface ReportDbRow {
   watch_reason: string | null;
 }
 
-interface FindingDbRow {
+export interface FindingDbRow {
   id: number;
   host_id: string;
   kind: string;
@@ -52,7 +52,7 @@ interface FindingDbRow {
   detail: string;
 }
 
-interface ApprovalDbRow {
+export interface ApprovalDbRow {
   id: number;
   finding_id: number;
   identity: string;
@@ -69,7 +69,7 @@ interface ApprovalDbRow {
   baseline_version: number | null;
 }
 
-interface ChangeSetDbRow {
+export interface ChangeSetDbRow {
   host_id: string;
   id: string;
   tool: string;
@@ -82,6 +82,87 @@ interface ChangeSetDbRow {
   first_seen: string;
   last_seen: string;
 }
+
+/** The export rows as the port returns them: pure mappings every backend shares. */
+export const exportReport = (r: ReportDbRow): ExportReportRow => ({
+  id: r.id,
+  seq: r.seq,
+  kind: r.kind,
+  scannedAt: r.scanned_at,
+  receivedAt: r.received_at,
+  watch: r.watch_state === null ? null : { state: r.watch_state, reason: r.watch_reason },
+});
+
+export const exportManifest = (text: string, image: { name: string; version: string }, baselineVersion: number | null, packages: number | null, files: number | null): ExportManifestRow => {
+  const p = (JSON.parse(text) as { policy?: NonNullable<ExportManifestRow['policy']> }).policy;
+  const policy = p === undefined ? null : { tracked: p.tracked, ignored: p.ignored, mutable: p.mutable };
+  return { image, baselineVersion, sha256: createHash('sha256').update(text).digest('hex'), policy, packages, files };
+};
+
+export const exportHost = (r: HostDbRow): ExportHostRow => ({
+  id: r.id,
+  hostname: r.hostname,
+  machineId: r.machine_id,
+  enrolledAt: r.enrolled_at,
+  revokedAt: r.revoked_at,
+  image: r.image_name !== null && r.image_version !== null ? { name: r.image_name, version: r.image_version } : null,
+  baselineVersion: r.baseline_version,
+  labels: JSON.parse(r.labels) as Record<string, string>,
+  status: r.status,
+  lastReportAt: r.last_report_at,
+  watch: r.watch_state === null ? null : { state: r.watch_state, reason: r.watch_reason },
+});
+
+export const exportFinding = (r: FindingDbRow): ExportFindingRow => ({
+  id: r.id,
+  hostId: r.host_id,
+  kind: r.kind,
+  severity: r.severity,
+  source: r.source,
+  ecosystem: r.ecosystem,
+  name: r.name,
+  path: r.path,
+  firstSeen: r.first_seen,
+  lastSeen: r.last_seen,
+  resolvedAt: r.resolved_at,
+  waived: r.waived === 1,
+  decision: r.decision === null ? null : (JSON.parse(r.decision) as unknown),
+  ticket: r.ticket,
+  changeSet: r.change_set,
+  identity: r.identity,
+  detail: JSON.parse(r.detail) as Record<string, unknown>,
+});
+
+export const exportChangeSet = (r: ChangeSetDbRow): ExportChangeSetRow => ({
+  hostId: r.host_id,
+  id: r.id,
+  tool: r.tool,
+  command: r.command,
+  user: r.user_name,
+  start: r.started_at,
+  end: r.ended_at,
+  packages: r.packages,
+  ticket: r.ticket,
+  firstSeen: r.first_seen,
+  lastSeen: r.last_seen,
+});
+
+export const exportApproval = (r: ApprovalDbRow): ExportApprovalRow => ({
+  id: r.id,
+  findingId: r.finding_id,
+  identity: r.identity,
+  kind: r.kind,
+  reason: r.reason,
+  ticket: r.ticket,
+  expiresAt: r.expires_at,
+  createdAt: r.created_at,
+  createdBy: r.created_by,
+  createdByName: r.created_by_name,
+  reopenedAt: r.reopened_at,
+  reopenedBy: r.reopened_by,
+  expiredAt: r.expired_at,
+  baselineVersion: r.baseline_version,
+});
 
 const REPORT_COLUMNS = `id, seq, kind, scanned_at, received_at,
   json_extract(body, '$.watch.state') AS watch_state, json_extract(body, '$.watch.reason') AS watch_reason`;
@@ -124,113 +205,43 @@ export function createExportQueries(db: Db): Synchronous<ExportQueries> {
     `SELECT manifest, packages, files, image_name, image_version FROM host_baselines WHERE host_id = ? AND version = ? AND state = 'ready'`,
   );
 
-  const report = (r: ReportDbRow): ExportReportRow => ({
-    id: r.id,
-    seq: r.seq,
-    kind: r.kind,
-    scannedAt: r.scanned_at,
-    receivedAt: r.received_at,
-    watch: r.watch_state === null ? null : { state: r.watch_state, reason: r.watch_reason },
-  });
-  const manifestRow = (text: string, image: { name: string; version: string }, baselineVersion: number | null, packages: number | null, files: number | null): ExportManifestRow => {
-    const p = (JSON.parse(text) as { policy?: NonNullable<ExportManifestRow['policy']> }).policy;
-    const policy = p === undefined ? null : { tracked: p.tracked, ignored: p.ignored, mutable: p.mutable };
-    return { image, baselineVersion, sha256: createHash('sha256').update(text).digest('hex'), policy, packages, files };
-  };
 
   return {
     pageHosts({ scope, after, limit }) {
       const value = scope.kind === 'image' ? scope.name : scope.kind === 'host' ? scope.id : scope.kind === 'label' ? scope.value : null;
       const path = scope.kind === 'label' ? `$."${scope.key}"` : null;
       return hosts.all({ kind: scope.kind, value, path, after: after ?? '', limit }).map(
-        (r): ExportHostRow => ({
-          id: r.id,
-          hostname: r.hostname,
-          machineId: r.machine_id,
-          enrolledAt: r.enrolled_at,
-          revokedAt: r.revoked_at,
-          image: r.image_name !== null && r.image_version !== null ? { name: r.image_name, version: r.image_version } : null,
-          baselineVersion: r.baseline_version,
-          labels: JSON.parse(r.labels) as Record<string, string>,
-          status: r.status,
-          lastReportAt: r.last_report_at,
-          watch: r.watch_state === null ? null : { state: r.watch_state, reason: r.watch_reason },
-        }),
+        exportHost,
       );
     },
-    pageReports: ({ hostId, from, to, after, limit }) => reports.all({ hostId, from: from.toISOString(), to: to.toISOString(), after: after ?? 0, limit }).map(report),
+    pageReports: ({ hostId, from, to, after, limit }) => reports.all({ hostId, from: from.toISOString(), to: to.toISOString(), after: after ?? 0, limit }).map(exportReport),
     reportBefore({ hostId, before, kind }) {
       const r = lastBefore.get({ hostId, before: before.toISOString(), kind: kind ?? null });
-      return r === undefined ? null : report(r);
+      return r === undefined ? null : exportReport(r);
     },
     pageFindings: ({ hostId, from, to, after, limit }) =>
       findings.all({ hostId, from: from.toISOString(), to: to.toISOString(), after: after ?? 0, limit }).map(
-        (r): ExportFindingRow => ({
-          id: r.id,
-          hostId: r.host_id,
-          kind: r.kind,
-          severity: r.severity,
-          source: r.source,
-          ecosystem: r.ecosystem,
-          name: r.name,
-          path: r.path,
-          firstSeen: r.first_seen,
-          lastSeen: r.last_seen,
-          resolvedAt: r.resolved_at,
-          waived: r.waived === 1,
-          decision: r.decision === null ? null : (JSON.parse(r.decision) as unknown),
-          ticket: r.ticket,
-          changeSet: r.change_set,
-          identity: r.identity,
-          detail: JSON.parse(r.detail) as Record<string, unknown>,
-        }),
+        exportFinding,
       ),
     approvalsOf(findingIds) {
       const out = new Map<number, ExportApprovalRow[]>(findingIds.map((id) => [id, []]));
       for (const r of approvals.all(JSON.stringify(findingIds))) {
-        out.get(r.finding_id)?.push({
-          id: r.id,
-          findingId: r.finding_id,
-          identity: r.identity,
-          kind: r.kind,
-          reason: r.reason,
-          ticket: r.ticket,
-          expiresAt: r.expires_at,
-          createdAt: r.created_at,
-          createdBy: r.created_by,
-          createdByName: r.created_by_name,
-          reopenedAt: r.reopened_at,
-          reopenedBy: r.reopened_by,
-          expiredAt: r.expired_at,
-          baselineVersion: r.baseline_version,
-        });
+        out.get(r.finding_id)?.push(exportApproval(r));
       }
       return out;
     },
     pageChangeSets: ({ hostId, from, to, after, limit }) =>
       changeSets.all({ hostId, from: from.toISOString(), to: to.toISOString(), after: after ?? '', limit }).map(
-        (r): ExportChangeSetRow => ({
-          hostId: r.host_id,
-          id: r.id,
-          tool: r.tool,
-          command: r.command,
-          user: r.user_name,
-          start: r.started_at,
-          end: r.ended_at,
-          packages: r.packages,
-          ticket: r.ticket,
-          firstSeen: r.first_seen,
-          lastSeen: r.last_seen,
-        }),
+        exportChangeSet,
       ),
     manifest(query) {
       if ('image' in query) {
         const r = imageManifest.get(query.image.name, query.image.version);
-        return r?.manifest == null ? null : manifestRow(r.manifest, query.image, null, r.packages, r.files);
+        return r?.manifest == null ? null : exportManifest(r.manifest, query.image, null, r.packages, r.files);
       }
       const r = baselineManifest.get(query.hostId, query.baselineVersion);
       if (r?.manifest == null) return null;
-      return manifestRow(r.manifest, { name: r.image_name ?? '', version: r.image_version ?? '' }, query.baselineVersion, r.packages, r.files);
+      return exportManifest(r.manifest, { name: r.image_name ?? '', version: r.image_version ?? '' }, query.baselineVersion, r.packages, r.files);
     },
   };
 }

@@ -19,6 +19,15 @@ export interface HostStatusStore {
   refresh(hostId: string, now: Date): { before: string; after: 'cattle' | 'pet' };
 }
 
+/** A host's count from its open findings counted by severity (COUNTED_FINDINGS). Pure. */
+export function hostCountOf(rows: Iterable<{ severity: string; n: number }>): HostCount {
+  const counts = emptyCounts();
+  for (const row of rows) {
+    if ((SEVERITIES as readonly string[]).includes(row.severity)) counts[row.severity as keyof typeof counts] = row.n;
+  }
+  return { counts, status: classify(counts), score: driftScore(counts), open: counts.critical + counts.high + counts.medium + counts.low };
+}
+
 export function createHostStatus(db: Db): HostStatusStore {
   const counted = db.prepare<{ hostId: string; now: string }, { severity: string; n: number }>(
     `SELECT severity, count(*) AS n FROM findings f
@@ -32,13 +41,7 @@ export function createHostStatus(db: Db): HostStatusStore {
     `UPDATE hosts SET status = @status, pet_since = CASE WHEN @status = 'pet' THEN coalesce(pet_since, @now) ELSE NULL END,
        drift_score = @score, open_findings = @open WHERE id = @hostId`,
   );
-  const count = (hostId: string, now: Date): HostCount => {
-    const counts = emptyCounts();
-    for (const row of counted.all({ hostId, now: now.toISOString() })) {
-      if ((SEVERITIES as readonly string[]).includes(row.severity)) counts[row.severity as keyof typeof counts] = row.n;
-    }
-    return { counts, status: classify(counts), score: driftScore(counts), open: counts.critical + counts.high + counts.medium + counts.low };
-  };
+  const count = (hostId: string, now: Date): HostCount => hostCountOf(counted.all({ hostId, now: now.toISOString() }));
   return {
     count,
     refresh(hostId, now) {

@@ -21,6 +21,41 @@ import { reportForStore } from './config-diffs.js';
 export const CHAIN_FINDING_KIND = 'report-chain-broken';
 
 /**
+ * The open scan findings (older than this report) an event report resolves: those in its scope
+ * that it no longer shows. Pure.
+ */
+export function resolvedByEventReport(report: ReportFrame['report'], open: ReadonlyArray<{ id: number; kind: string; path: string | null }>): number[] {
+  if (report.scope === undefined) return [];
+  const { paths, subtrees, packages } = report.scope;
+  const inScope = (row: { kind: string; path: string | null }): boolean =>
+    row.kind.startsWith('package-')
+      ? packages
+      : row.path !== null && (paths.includes(row.path) || subtrees.some((t) => row.path === t || row.path!.startsWith(t.endsWith('/') ? t : `${t}/`)));
+  // A path the report now lists under a package is owned: its loose finding (seen while the
+  // package manager was still writing, before its database said whose it is) is gone too.
+  const owned = new Set<string>();
+  if (packages) for (const f of report.findings) if (f.kind.startsWith('package-')) for (const c of f.changes ?? []) if (c.path !== undefined) owned.add(c.path);
+  return open.filter((row) => inScope(row) || (!row.kind.startsWith('package-') && row.path !== null && owned.has(row.path))).map((row) => row.id);
+}
+
+/**
+ * Each finding with the ticket it carried when the server first saw it, given the host's open
+ * findings (`known`: all of them when the report carries a ticket, else the ticketed ones). Pure.
+ */
+export function withFirstTickets(findings: readonly Finding[], known: ReadonlyArray<{ key: string; ticket: string | null }>): Finding[] {
+  const carried = findings.some((f) => f.ticket !== undefined);
+  const byKey = new Map(known.map((r) => [r.key, r.ticket]));
+  if (!carried && byKey.size === 0) return findings as Finding[];
+  return findings.map((f) => {
+    const key = findingKey(f);
+    const ticket = carried && !byKey.has(key) ? f.ticket : (byKey.get(key) ?? undefined);
+    if (ticket === f.ticket) return f;
+    const { ticket: _dropped, ...rest } = f;
+    return ticket === undefined ? rest : { ...rest, ticket };
+  });
+}
+
+/**
  * Stores what agents send. Each batch is one transaction (the caller acks only after it
  * returns), and every statement is prepared once here.
  */
@@ -133,18 +168,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
     for (const e of evaluated) saveFinding(agentId, 'scan', e, frame.seq, now);
     if (frame.kind === 'full') resolveMissing.run(now, agentId, frame.seq);
     else if (report.scope !== undefined) {
-      const { paths, subtrees, packages } = report.scope;
-      const inScope = (row: { kind: string; path: string | null }): boolean =>
-        row.kind.startsWith('package-')
-          ? packages
-          : row.path !== null && (paths.includes(row.path) || subtrees.some((t) => row.path === t || row.path!.startsWith(t.endsWith('/') ? t : `${t}/`)));
-      // A path the report now lists under a package is owned: its loose finding (seen while the
-      // package manager was still writing, before its database said whose it is) is gone too.
-      const owned = new Set<string>();
-      if (packages) for (const f of report.findings) if (f.kind.startsWith('package-')) for (const c of f.changes ?? []) if (c.path !== undefined) owned.add(c.path);
-      for (const row of openScanFindings.all(agentId, frame.seq)) {
-        if (inScope(row) || (!row.kind.startsWith('package-') && row.path !== null && owned.has(row.path))) resolveOne.run(now, row.id);
-      }
+      for (const id of resolvedByEventReport(report, openScanFindings.all(agentId, frame.seq))) resolveOne.run(now, id);
     }
     if (report.watch !== undefined) updateWatch.run(report.watch.state, report.watch.reason ?? null, agentId);
 
@@ -197,15 +221,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
    */
   function ticketsAtFirstSight(agentId: string, findings: readonly Finding[]): Finding[] {
     const carried = findings.some((f) => f.ticket !== undefined);
-    const known = new Map((carried ? openTickets : openTicketed).all(agentId).map((r) => [r.key, r.ticket]));
-    if (!carried && known.size === 0) return findings as Finding[];
-    return findings.map((f) => {
-      const key = findingKey(f);
-      const ticket = carried && !known.has(key) ? f.ticket : (known.get(key) ?? undefined);
-      if (ticket === f.ticket) return f;
-      const { ticket: _dropped, ...rest } = f;
-      return ticket === undefined ? rest : { ...rest, ticket };
-    });
+    return withFirstTickets(findings, (carried ? openTickets : openTicketed).all(agentId));
   }
 
   /** The rules with each finding's own ticket; one pass when they all carry the same (usually none). */

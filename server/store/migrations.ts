@@ -273,4 +273,29 @@ export const MIGRATIONS: readonly string[] = [
      locked_until TEXT
    );
    ALTER TABLE api_tokens ADD COLUMN user_name TEXT REFERENCES users(name);`,
+  // Issue 13 (several nodes on one database): which node holds which agent's socket; commands
+  // for agents as rows, delivered by that node; leases so a job runs on one node at a time.
+  `CREATE TABLE agent_sessions (
+     agent_id TEXT PRIMARY KEY REFERENCES hosts(id),
+     node_id TEXT NOT NULL,
+     connected_at TEXT NOT NULL,
+     seen_at TEXT NOT NULL
+   );
+   CREATE INDEX agent_sessions_by_node ON agent_sessions (node_id);
+   CREATE TABLE agent_commands (
+     id INTEGER PRIMARY KEY,
+     agent_id TEXT NOT NULL REFERENCES hosts(id),
+     command TEXT NOT NULL,
+     baseline INTEGER,
+     created_at TEXT NOT NULL,
+     expires_at TEXT NOT NULL,
+     delivered_at TEXT,
+     delivered_by TEXT
+   );
+   CREATE INDEX agent_commands_pending ON agent_commands (agent_id, id) WHERE delivered_at IS NULL;
+   CREATE TABLE leases (
+     name TEXT PRIMARY KEY,
+     holder TEXT NOT NULL,
+     expires_at INTEGER NOT NULL
+   );`,
 ];

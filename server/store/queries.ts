@@ -1,15 +1,16 @@
 import type { Database as Db } from 'better-sqlite3';
-import type { ChangeSetDetail, HostFinding, HostStatusName, HostSummary, ImageSummary } from '../../shared/api.js';
+import type { ChangeSetDetail, HostDetail, HostFinding, HostStatusName, HostSummary, ImageSummary } from '../../shared/api.js';
 import type { Finding } from '../../shared/report.js';
 import { SEVERITIES } from '../../shared/findings.js';
 import { createHostStatus } from './host-status.js';
+import type { HostCount } from './host-status.js';
 import { effectiveStatus } from '../classify.js';
 import { findingTriage } from '../finding-triage.js';
 import type { Decision } from '../rules.js';
 import type { Synchronous } from './async-adapter.js';
 import type { Queries } from './types.js';
 
-interface HostRow {
+export interface HostRow {
   id: string;
   hostname: string;
   enrolled_at: string;
@@ -35,7 +36,7 @@ interface HostRow {
   baseline_version: number | null;
 }
 
-interface FindingRow {
+export interface FindingRow {
   id: number;
   kind: string;
   severity: string;
@@ -60,7 +61,7 @@ interface FindingRow {
   cs_command: string | null;
 }
 
-interface ChangeSetRow {
+export interface ChangeSetRow {
   id: string;
   tool: string;
   command: string | null;
@@ -74,7 +75,7 @@ interface ChangeSetRow {
 }
 
 /** A change set with the packages and paths of the findings it explains. Pure. */
-function describeChangeSet(cs: ChangeSetRow, rows: ReadonlyArray<{ kind: string; ecosystem: string | null; name: string | null; path: string | null; detail: string; resolved_at: string | null }>): ChangeSetDetail {
+export function describeChangeSet(cs: ChangeSetRow, rows: ReadonlyArray<{ kind: string; ecosystem: string | null; name: string | null; path: string | null; detail: string; resolved_at: string | null }>): ChangeSetDetail {
   const packages: ChangeSetDetail['packages'] = [];
   const paths = new Set<string>();
   for (const r of rows) {
@@ -99,8 +100,73 @@ function describeChangeSet(cs: ChangeSetRow, rows: ReadonlyArray<{ kind: string;
 }
 
 /** A hostname that other hosts share, with the first digits of what tells this one apart. */
-function distinctName(row: { hostname: string; machine_id: string | null; id: string }): string {
+export function distinctName(row: { hostname: string; machine_id: string | null; id: string }): string {
   return `${row.hostname} (${row.machine_id === null ? '' : `machine ${row.machine_id.slice(0, 8)}, `}agent ${row.id.slice(0, 8)})`;
+}
+
+/** A host row as the API lists it; `sharedNames`: hostnames other hosts have too. Pure. */
+export const hostSummary = (row: HostRow, now: Date, sharedNames: ReadonlySet<string>, staleAfterMs: number): HostSummary => ({
+  id: row.id,
+  hostname: row.hostname,
+  machineId: row.machine_id,
+  displayName: sharedNames.has(row.hostname) ? distinctName(row) : row.hostname,
+  status: effectiveStatus(row.status, row.last_report_at, now, staleAfterMs),
+  image: row.image_name !== null && row.image_version !== null ? { name: row.image_name, version: row.image_version } : null,
+  openFindings: row.open_findings,
+  driftScore: row.drift_score,
+  petSince: row.pet_since,
+  lastSeen: row.last_seen,
+  lastReportAt: row.last_report_at,
+  revoked: row.revoked_at !== null,
+  watch: row.watch_state === null ? null : { state: row.watch_state, reason: row.watch_reason },
+  labels: JSON.parse(row.labels) as Record<string, string>,
+});
+
+/** A host row with its count as the API's host page shows it. `sharedName`: another host has its hostname. Pure. */
+export function hostDetail(row: HostRow, count: HostCount, sharedName: boolean, reports: number, now: Date, staleAfterMs: number): Omit<HostDetail, 'connected'> {
+  return {
+    ...hostSummary(row, now, sharedName ? new Set([row.hostname]) : new Set(), staleAfterMs),
+    openFindings: count.open,
+    enrolledAt: row.enrolled_at,
+    os: row.os,
+    agentVersion: row.agent_version,
+    lastSeq: row.last_seq,
+    outboxDepth: row.outbox_depth,
+    counts: count.counts,
+    reports,
+    baselineVersion: row.baseline_version,
+    labelSources: { api: JSON.parse(row.labels_api) as Record<string, string>, agent: JSON.parse(row.labels_agent) as Record<string, string> },
+  };
+}
+
+/** A finding row, with the approval that decides its triage, as the API shows it. Pure. */
+export function hostFinding(r: FindingRow, now: Date): HostFinding {
+  const detail = JSON.parse(r.detail) as Pick<HostFinding, 'attack' | 'actor' | 'configDiff' | 'configDiffNote'>;
+  return {
+    id: r.id,
+    kind: r.kind,
+    severity: r.severity,
+    source: r.source,
+    ecosystem: r.ecosystem,
+    name: r.name,
+    path: r.path,
+    firstSeen: r.first_seen,
+    lastSeen: r.last_seen,
+    resolvedAt: r.resolved_at,
+    triage: findingTriage(
+      r.decision === null ? null : (JSON.parse(r.decision) as Decision),
+      r.waived === 1,
+      r.a_kind === null ? undefined : { kind: r.a_kind, created_by: r.a_created_by, reason: r.a_reason, ticket: r.a_ticket, created_at: r.a_created_at, expires_at: r.a_expires_at },
+      r.first_seen,
+      now,
+    ),
+    changeSet: r.change_set === null ? null : { id: r.change_set, tool: r.cs_tool, command: r.cs_command },
+    attack: detail.attack ?? null,
+    actor: detail.actor ?? null,
+    ...(detail.configDiff === undefined ? {} : { configDiff: detail.configDiff }),
+    ...(detail.configDiffNote === undefined ? {} : { configDiffNote: detail.configDiffNote }),
+    detail,
+  };
 }
 
 /** What the API reads. Stale is decided at read time: it depends on the clock, not on a write. */
@@ -158,28 +224,11 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
   const sameHostname = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM hosts WHERE hostname = ?');
   const shared = (): Set<string> => new Set(sharedHostnames.all().map((r) => r.hostname));
 
-  const summarize = (row: HostRow, now: Date, sharedNames: ReadonlySet<string>): HostSummary => ({
-    id: row.id,
-    hostname: row.hostname,
-    machineId: row.machine_id,
-    displayName: sharedNames.has(row.hostname) ? distinctName(row) : row.hostname,
-    status: effectiveStatus(row.status, row.last_report_at, now, staleAfterMs),
-    image: row.image_name !== null && row.image_version !== null ? { name: row.image_name, version: row.image_version } : null,
-    openFindings: row.open_findings,
-    driftScore: row.drift_score,
-    petSince: row.pet_since,
-    lastSeen: row.last_seen,
-    lastReportAt: row.last_report_at,
-    revoked: row.revoked_at !== null,
-    watch: row.watch_state === null ? null : { state: row.watch_state, reason: row.watch_reason },
-    labels: JSON.parse(row.labels) as Record<string, string>,
-  });
-
   return {
     listHosts(query, now) {
       const rows = query.image !== undefined ? hostsByImage.all(query.image) : allHosts.all();
       const names = shared();
-      const hosts = rows.map((r) => summarize(r, now, names));
+      const hosts = rows.map((r) => hostSummary(r, now, names, staleAfterMs));
       return query.status === undefined ? hosts : hosts.filter((h) => h.status === query.status);
     },
     // One read transaction: the row, its counts and its report count from one snapshot. Read
@@ -189,52 +238,12 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
       return db.transaction(() => {
         const row = oneHost.get(id);
         if (row === undefined) return null;
-        const { counts, open } = hostStatus.count(id, now);
-        return {
-          ...summarize(row, now, (sameHostname.get(row.hostname)?.n ?? 0) > 1 ? new Set([row.hostname]) : new Set()),
-          openFindings: open,
-          enrolledAt: row.enrolled_at,
-          os: row.os,
-          agentVersion: row.agent_version,
-          lastSeq: row.last_seq,
-          outboxDepth: row.outbox_depth,
-          counts,
-          reports: reportCount.get(id)?.n ?? 0,
-          baselineVersion: row.baseline_version,
-          labelSources: { api: JSON.parse(row.labels_api) as Record<string, string>, agent: JSON.parse(row.labels_agent) as Record<string, string> },
-        };
+        return hostDetail(row, hostStatus.count(id, now), (sameHostname.get(row.hostname)?.n ?? 0) > 1, reportCount.get(id)?.n ?? 0, now, staleAfterMs);
       })();
     },
     listFindings(hostId, query, now) {
       if (oneHost.get(hostId) === undefined) return null;
-      return findings[query.state].all({ hostId, now: now.toISOString() }).map((r): HostFinding => {
-        const detail = JSON.parse(r.detail) as Pick<HostFinding, 'attack' | 'actor' | 'configDiff' | 'configDiffNote'>;
-        return {
-          id: r.id,
-          kind: r.kind,
-          severity: r.severity,
-          source: r.source,
-          ecosystem: r.ecosystem,
-          name: r.name,
-          path: r.path,
-          firstSeen: r.first_seen,
-          lastSeen: r.last_seen,
-          resolvedAt: r.resolved_at,
-          triage: findingTriage(
-            r.decision === null ? null : (JSON.parse(r.decision) as Decision),
-            r.waived === 1,
-            r.a_kind === null ? undefined : { kind: r.a_kind, created_by: r.a_created_by, reason: r.a_reason, ticket: r.a_ticket, created_at: r.a_created_at, expires_at: r.a_expires_at },
-            r.first_seen,
-            now,
-          ),
-          changeSet: r.change_set === null ? null : { id: r.change_set, tool: r.cs_tool, command: r.cs_command },
-          attack: detail.attack ?? null,
-          actor: detail.actor ?? null,
-          ...(detail.configDiff === undefined ? {} : { configDiff: detail.configDiff }),
-          ...(detail.configDiffNote === undefined ? {} : { configDiffNote: detail.configDiffNote }),
-          detail,
-        };
-      });
+      return findings[query.state].all({ hostId, now: now.toISOString() }).map((r) => hostFinding(r, now));
     },
     listChangeSets(hostId) {
       if (oneHost.get(hostId) === undefined) return null;

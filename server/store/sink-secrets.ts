@@ -19,22 +19,24 @@ export function sinkKeyFile(dbFile: string): string {
 export function sinkKeyOf(db: Db): Buffer {
   const cached = keys.get(db.name);
   if (cached !== undefined) return cached;
-  let key: Buffer;
-  if (db.memory) key = randomBytes(KEY_BYTES);
-  else {
-    const file = sinkKeyFile(db.name);
-    try {
-      const fd = openSync(file, 'wx', 0o600);
-      key = randomBytes(KEY_BYTES);
-      writeSync(fd, key);
-      closeSync(fd);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new QuicksandError('DB_UNUSABLE', `cannot create the sink key ${file}: ${(err as Error).message}`);
-      key = readFileSync(file);
-    }
-    if (key.length !== KEY_BYTES) throw new QuicksandError('DB_UNUSABLE', `the sink key ${file} is not ${KEY_BYTES} bytes: restore it from the backup taken with the database`);
-  }
+  const key = db.memory ? randomBytes(KEY_BYTES) : sinkKeyFromFile(sinkKeyFile(db.name));
   keys.set(db.name, key);
+  return key;
+}
+
+/** Loads the key kept in `file`, creating it (mode 0600) on first use. */
+export function sinkKeyFromFile(file: string): Buffer {
+  let key: Buffer;
+  try {
+    const fd = openSync(file, 'wx', 0o600);
+    key = randomBytes(KEY_BYTES);
+    writeSync(fd, key);
+    closeSync(fd);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new QuicksandError('DB_UNUSABLE', `cannot create the sink key ${file}: ${(err as Error).message}`);
+    key = readFileSync(file);
+  }
+  if (key.length !== KEY_BYTES) throw new QuicksandError('DB_UNUSABLE', `the sink key ${file} is not ${KEY_BYTES} bytes: restore it from the backup taken with the database`);
   return key;
 }
 

@@ -12,6 +12,7 @@ import { createImages } from './images.js';
 import { createIngest } from './ingest.js';
 import { createQueries } from './queries.js';
 import { createContainerQueries } from './containers.js';
+import { createCluster } from './cluster.js';
 import { createExportQueries } from './export-queries.js';
 import type { Store } from './types.js';
 import { acceptManifestUpload, acceptObservationUpload } from './uploads.js';
@@ -58,6 +59,7 @@ export function createSqliteStore(file: string, opts: SqliteStoreOptions = {}): 
       list: (hostId) => alerting.listHeld(hostId),
     },
     triage,
+    cluster: createCluster(db),
     maintenance: createMaintenance(db),
     baselines,
     uploads: {

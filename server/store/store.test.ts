@@ -51,9 +51,9 @@ describe.each(STORE_BACKENDS)('the $name store', (backend) => {
     expect(await store.authenticateAgent(a.token)).toEqual({ ok: false, reason: 'revoked' });
 
     const token = await store.createApiToken('auditor', t0);
-    expect(await store.authenticateApiToken(token)).toEqual({ role: 'auditor', tokenId: token.split('.')[1], name: null });
+    expect(await store.authenticateApiToken(token)).toEqual({ role: 'auditor', tokenId: token.split('.')[1], name: null, user: null });
     const named = await store.createApiToken('admin', t0, 'Q3 audit, Jane');
-    expect(await store.authenticateApiToken(named)).toEqual({ role: 'admin', tokenId: named.split('.')[1], name: 'Q3 audit, Jane' });
+    expect(await store.authenticateApiToken(named)).toEqual({ role: 'admin', tokenId: named.split('.')[1], name: 'Q3 audit, Jane', user: null });
     expect(await store.authenticateApiToken('not a token')).toBeNull();
   });
 

@@ -327,6 +327,71 @@ export interface Baselines {
   commandsFor(hostId: string, agentBaseline: number | undefined, image: { name: string; version: string } | null): Promise<Array<Omit<CommandFrame, 'type'>>>;
 }
 
+/** What a node may be asked to do for an agent whose socket it holds: a frame to send, or `disconnect` (its token was revoked). */
+export type AgentCommandName = CommandFrame['command'] | 'disconnect';
+
+/** A command for an agent, as a row: whichever node holds the agent's socket delivers it. */
+export interface AgentCommandRow {
+  id: number;
+  agentId: string;
+  command: AgentCommandName;
+  baseline: number | null;
+  createdAt: string;
+}
+
+/** Which node holds an agent's socket, and when that node last said it still does. */
+export interface AgentSession {
+  agentId: string;
+  nodeId: string;
+  connectedAt: string;
+  seenAt: string;
+}
+
+/** Told the ids of queued commands (any node's); `resync`: announcements may have been missed. */
+export interface CommandListener {
+  command(id: number): void;
+  resync(): void;
+}
+
+/**
+ * Several server nodes on one database: which node holds which agent's socket, commands as rows
+ * delivered by that node, and leases so a job runs on one node at a time.
+ */
+export interface Cluster {
+  /** Answers when the database does (a node's /healthz); rejects when it cannot be reached. */
+  ping(): Promise<void>;
+  /** This node holds these agents' sockets now (replacing whatever node held them). */
+  openSessions(agentIds: readonly string[], nodeId: string, now: Date): Promise<void>;
+  /** The socket closed: the node's own row goes, never one another node wrote since. */
+  closeSession(agentId: string, nodeId: string): Promise<void>;
+  /** Every session of a node goes (it starts again, or stops). */
+  clearSessions(nodeId: string): Promise<void>;
+  /**
+   * The node is alive: its sessions are seen now. Sessions not seen since `expireBefore` (a node
+   * that died) go, and so do commands delivered or expired before it. Returns the sessions that went.
+   */
+  heartbeat(nodeId: string, now: Date, expireBefore: Date): Promise<number>;
+  /** Where the agent's socket is; null when no node holds it (or its node was not seen since `liveAfter`). */
+  sessionOf(agentId: string, liveAfter: Date): Promise<AgentSession | null>;
+  listSessions(liveAfter: Date): Promise<AgentSession[]>;
+  /** Queues a command and announces its id to every node's listener (on commit). */
+  queueCommand(req: { agentId: string; command: AgentCommandName; baseline?: number; now: Date; expiresAt: Date }): Promise<AgentCommandRow>;
+  /** A command by id while it is neither delivered nor expired; else null. */
+  pendingCommand(id: number, now: Date): Promise<AgentCommandRow | null>;
+  /** These agents' commands neither delivered nor expired, oldest first. */
+  pendingCommandsFor(agentIds: readonly string[], now: Date): Promise<AgentCommandRow[]>;
+  /** Marks a command delivered by `nodeId`; false when it was delivered already (by another node). */
+  claimCommand(id: number, nodeId: string, now: Date): Promise<boolean>;
+  /** Listens to queued commands' ids until `close`; in-process for SQLite, LISTEN/NOTIFY for PostgreSQL. */
+  listenCommands(listener: CommandListener): Promise<{ close(): Promise<void> }>;
+  /**
+   * Takes the lease `name` for `holder` until `now + ttlMs`, or renews it when `holder` has it;
+   * false while another holder's lease runs.
+   */
+  acquireLease(name: string, holder: string, now: Date, ttlMs: number): Promise<boolean>;
+  releaseLease(name: string, holder: string): Promise<void>;
+}
+
 /** Which hosts an export covers: all, those of an image, those with a label, or one. */
 export type ExportScope = { kind: 'all' } | { kind: 'image'; name: string } | { kind: 'label'; key: string; value: string } | { kind: 'host'; id: string };
 
@@ -452,6 +517,7 @@ export interface ExportQueries {
 
 export interface Store extends Credentials, Users, Ingest, Queries, ContainerQueries, Images, SinkStore {
   exports: ExportQueries;
+  cluster: Cluster;
   alertQueue: AlertQueue;
   heldAlerts: HeldAlertQueue;
   triage: Triage;

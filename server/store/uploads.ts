@@ -6,6 +6,7 @@ import { QuicksandError } from '../../shared/errors.js';
 import { parseManifest } from '../../shared/manifest.js';
 import { formatIssues } from '../../shared/schema-errors.js';
 import type { Synchronous } from './async-adapter.js';
+import type { Manifest } from '../../shared/manifest.js';
 import type { Baselines, ImageUploadResult, Images, ObservationUploadResult } from './types.js';
 
 function json(body: Uint8Array, message: string): unknown {
@@ -16,22 +17,35 @@ function json(body: Uint8Array, message: string): unknown {
   }
 }
 
-export function acceptManifestUpload(images: Synchronous<Images>, body: Uint8Array, now: Date): ImageUploadResult {
-  const manifest = parseManifest(json(body, 'body: expected the manifest as JSON (gunzip a .json.gz first)'), 'body');
-  const replaced = images.saveManifest(manifest, now);
+/** The manifest an image upload carries, parsed and checked. */
+export function parseManifestUpload(body: Uint8Array): Manifest {
+  return parseManifest(json(body, 'body: expected the manifest as JSON (gunzip a .json.gz first)'), 'body');
+}
+
+export function manifestUploadResult(manifest: Manifest, replaced: boolean): ImageUploadResult {
   return { name: manifest.image.name, version: manifest.image.version, packages: manifest.packages.length, files: manifest.files.length, replaced };
 }
 
-export function acceptObservationUpload(baselines: Synchronous<Baselines>, req: { hostId: string; version: number; body: Uint8Array; now: Date }): ObservationUploadResult {
+/** What an observation upload asks of Baselines.receiveObservation, parsed and checked. */
+export function parseObservationUpload(req: { hostId: string; version: number; body: Uint8Array; now: Date }): Parameters<Baselines['receiveObservation']>[0] {
   const parsed = observationUploadSchema.safeParse(json(req.body, 'body: expected JSON'));
   if (!parsed.success) throw new QuicksandError('QUERY_INVALID', `body: ${formatIssues(parsed.error).replaceAll('\n', '; ')}`);
-  const { accepted: _accepted, ...summary } = baselines.receiveObservation({
+  return {
     hostId: req.hostId,
     version: req.version,
     baseline: parsed.data.baseline,
     observation: parseManifest(parsed.data.observation, 'body.observation'),
     expected: parseManifest(parsed.data.expected, 'body.expected'),
     now: req.now,
-  });
+  };
+}
+
+export function acceptManifestUpload(images: Synchronous<Images>, body: Uint8Array, now: Date): ImageUploadResult {
+  const manifest = parseManifestUpload(body);
+  return manifestUploadResult(manifest, images.saveManifest(manifest, now));
+}
+
+export function acceptObservationUpload(baselines: Synchronous<Baselines>, req: { hostId: string; version: number; body: Uint8Array; now: Date }): ObservationUploadResult {
+  const { accepted: _accepted, ...summary } = baselines.receiveObservation(parseObservationUpload(req));
   return summary;
 }

@@ -4,7 +4,7 @@ import { newCredential, secretMatches, splitCredential } from '../secrets.js';
 import type { Synchronous } from './async-adapter.js';
 import type { ApiRole, SessionUser, UserInfo, Users } from './types.js';
 
-interface UserRow {
+export interface UserRow {
   name: string;
   role: ApiRole;
   password_hash: string;
@@ -14,7 +14,7 @@ interface UserRow {
   last_login_at: string | null;
 }
 
-interface SessionRow {
+export interface SessionRow {
   id: string;
   hash: Buffer;
   user_name: string;
@@ -28,9 +28,39 @@ interface SessionRow {
 }
 
 // A session's last use is written at most this often: a page view is not worth a write each.
-const TOUCH_EVERY_MS = 30_000;
+export const TOUCH_EVERY_MS = 30_000;
 
-const info = (r: UserRow): UserInfo => ({ name: r.name, role: r.role, createdAt: r.created_at, passwordChangedAt: r.password_changed_at, disabledAt: r.disabled_at, lastLoginAt: r.last_login_at });
+export const info = (r: UserRow): UserInfo => ({ name: r.name, role: r.role, createdAt: r.created_at, passwordChangedAt: r.password_changed_at, disabledAt: r.disabled_at, lastLoginAt: r.last_login_at });
+
+export const sessionUser = (r: Pick<SessionRow, 'id' | 'user_name' | 'role' | 'csrf' | 'created_at' | 'expires_at'>): SessionUser => ({
+  sessionId: r.id,
+  user: r.user_name,
+  role: r.role,
+  csrf: r.csrf,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+});
+
+/** Whether a session row is past its absolute or idle time at `now`. Pure. */
+export const sessionEnded = (row: Pick<SessionRow, 'expires_at' | 'last_seen_at' | 'idle_ms'>, now: Date): boolean =>
+  Date.parse(row.expires_at) <= now.getTime() || Date.parse(row.last_seen_at) + row.idle_ms <= now.getTime();
+
+export interface FailureRow {
+  failures: number;
+  window_start: string;
+  locked_until: string | null;
+}
+
+/** One more failed login for a key: its counter after it, and whether it locks the key now. Pure. */
+export function nextFailure(r: FailureRow | undefined, max: number, now: Date, windowMs: number, lockMs: number): { row: FailureRow; lockNow: boolean } {
+  const t = now.getTime();
+  // A window that ended (or a lock that ran out) starts counting again.
+  const fresh = r === undefined || Date.parse(r.window_start) + windowMs <= t || (r.locked_until !== null && Date.parse(r.locked_until) <= t);
+  const count = fresh ? 1 : r.failures + 1;
+  const lockNow = count >= max && (fresh || r.locked_until === null);
+  const lockedUntil = lockNow ? new Date(t + lockMs).toISOString() : fresh ? null : r.locked_until;
+  return { row: { failures: count, window_start: fresh ? now.toISOString() : r.window_start, locked_until: lockedUntil }, lockNow };
+}
 
 /** Console users, sessions (only a hash of each secret is kept) and the failed-login counters. */
 export function createUsers(db: Db): Synchronous<Users> {
@@ -61,21 +91,12 @@ export function createUsers(db: Db): Synchronous<Users> {
     if (parts === null) return null;
     const row = session.get(parts.id);
     if (row === undefined || !secretMatches(parts.secret, row.hash)) return null;
-    const t = now.getTime();
-    if (Date.parse(row.expires_at) <= t || Date.parse(row.last_seen_at) + row.idle_ms <= t) {
+    if (sessionEnded(row, now)) {
       endSession.run(row.id);
       return null;
     }
     return row;
   };
-  const sessionUser = (r: Pick<SessionRow, 'id' | 'user_name' | 'role' | 'csrf' | 'created_at' | 'expires_at'>): SessionUser => ({
-    sessionId: r.id,
-    user: r.user_name,
-    role: r.role,
-    csrf: r.csrf,
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-  });
 
   return {
     createUser: ({ name, role, passwordHash, now }) => insertUser.run(name, role, passwordHash, now.toISOString(), now.toISOString()).changes > 0,
@@ -131,15 +152,9 @@ export function createUsers(db: Db): Synchronous<Users> {
     },
     noteLoginFailure: db.transaction((req: { keys: readonly { key: string; max: number }[]; now: Date; windowMs: number; lockMs: number }) => {
       const locked: string[] = [];
-      const t = req.now.getTime();
       for (const { key, max } of req.keys) {
-        const r = failures.get(key);
-        // A window that ended (or a lock that ran out) starts counting again.
-        const fresh = r === undefined || Date.parse(r.window_start) + req.windowMs <= t || (r.locked_until !== null && Date.parse(r.locked_until) <= t);
-        const count = fresh ? 1 : r.failures + 1;
-        const lockNow = count >= max && (fresh || r.locked_until === null);
-        const lockedUntil = lockNow ? new Date(t + req.lockMs).toISOString() : fresh ? null : r.locked_until;
-        putFailures.run({ key, failures: count, windowStart: fresh ? req.now.toISOString() : r.window_start, lockedUntil });
+        const { row, lockNow } = nextFailure(failures.get(key), max, req.now, req.windowMs, req.lockMs);
+        putFailures.run({ key, failures: row.failures, windowStart: row.window_start, lockedUntil: row.locked_until });
         if (lockNow) locked.push(key);
       }
       return locked;

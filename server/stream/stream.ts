@@ -33,6 +33,9 @@ export interface StreamOptions {
   pingIntervalMs?: number;
   /** Commands an agent is owed when it says hello (a baseline to upload for or to fetch). */
   commandsOnHello?: (agentId: string, hello: HelloFrame) => Promise<Array<Omit<CommandFrame, 'type'>>>;
+  /** An agent's socket opened here, or its last one here closed (the node's sessions, for other nodes to see). */
+  onOpened?: (agentId: string) => void;
+  onClosed?: (agentId: string) => void;
   log?: (line: string) => void;
 }
 
@@ -43,6 +46,8 @@ export interface Stream {
   sendCommand(agentId: string, command: 'scan-now' | Omit<CommandFrame, 'type'>): boolean;
   /** Closes an agent's connection (its token was revoked). */
   disconnect(agentId: string, reason: string): void;
+  /** The agents whose sockets this node holds. */
+  localAgents(): string[];
   close(): void;
 }
 
@@ -128,6 +133,7 @@ export function createStream(opts: StreamOptions): Stream {
     sessions.set(agentId, ws);
     alive.add(ws);
     metrics.connected++;
+    opts.onOpened?.(agentId);
     let helloDone = false;
     let strikes = 0;
     // Back-pressure: past `maxPending` reports waiting for the writer, the socket is paused and
@@ -183,6 +189,7 @@ export function createStream(opts: StreamOptions): Stream {
       if (sessions.get(agentId) === ws) {
         sessions.delete(agentId);
         metrics.outboxDepth.delete(agentId);
+        opts.onClosed?.(agentId);
       }
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
@@ -265,6 +272,7 @@ export function createStream(opts: StreamOptions): Stream {
     disconnect(agentId, reason) {
       sessions.get(agentId)?.close(CLOSE_REVOKED, reason);
     },
+    localAgents: () => [...sessions.keys()],
     close() {
       clearInterval(ping);
       for (const ws of sessions.values()) ws.terminate();

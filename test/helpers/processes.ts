@@ -26,9 +26,15 @@ export function killAll(): void {
 }
 
 export function startChild(entry: 'agent' | 'server', args: string[]): Child {
-  const proc = spawn(process.execPath, [...TSX, path.join(REPO, entry, 'main.ts'), ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  return startChildProcess(process.execPath, [...TSX, path.join(REPO, entry, 'main.ts'), ...args]);
+}
+
+/** Any program as a child of the test (nginx, …), its output kept, killed by its PID. */
+export function startChildProcess(command: string, args: string[]): Child {
+  const proc = spawn(command, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
   let out = '';
+  proc.on('error', (err) => (out += `cannot run ${command}: ${err.message}\n`));
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
@@ -83,8 +89,8 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false |
 }
 
 /** A server child on a fixed port (so a restart is found at the same URL by the agents). */
-export async function startServerChild(db: string, port: number): Promise<Child & { url: string }> {
-  const child = startChild('server', ['start', '--db', db, '--port', String(port), '--host', '127.0.0.1']);
+export async function startServerChild(db: string, port: number, extraArgs: string[] = []): Promise<Child & { url: string }> {
+  const child = startChild('server', ['start', '--db', db, '--port', String(port), '--host', '127.0.0.1', ...extraArgs]);
   await waitFor('the server to listen', () => child.output().includes('listening on') || (child.proc.exitCode !== null ? Promise.reject(new Error(`server exited: ${child.output()}`)) : false), 30_000, 50);
   return { ...child, url: `http://127.0.0.1:${port}` };
 }

@@ -1,0 +1,132 @@
+// What ingest does after storing a report's findings, inside its transaction, on PostgreSQL: the
+// rules (compiled once per version), the alert policy with the host's remembered alerts, one
+// queued delivery per alert and sink. Never sends (the delivery loop does). See ../alerting.ts.
+import { randomUUID } from 'node:crypto';
+import { parseRuleSet, emptyRuleSet } from '../../../shared/rules.js';
+import { compareSeverity } from '../../../shared/findings.js';
+import type { AlertSink } from '../../../shared/alerts.js';
+import type { Finding } from '../../../shared/report.js';
+import { DEFAULT_ALERT_POLICY, composeTrigger, emptyHostAlertMemory, heldUntil, planAlerts } from '../../alerts/policy.js';
+import type { AlertPolicy, HostAlertMemory } from '../../alerts/policy.js';
+import type { Alert } from '../../alerts/alert.js';
+import { planDeliveries } from '../../alerts/queue.js';
+import type { QueuedDelivery } from '../../alerts/queue.js';
+import { applyRules, compileRules, needsAttention } from '../../rules.js';
+import type { CompiledRules, EvaluatedFinding } from '../../rules.js';
+import { heldAlertsOf } from '../alerting.js';
+import type { HostForAlerts } from '../alerting.js';
+import type { HeldAlerts } from '../types.js';
+import type { PgAlertQueue } from './alert-queue.js';
+import type { Sql } from './db.js';
+
+export interface PgAlerting {
+  /** Reads the current rule set (once per call of a report or act); `evaluate` then applies it. */
+  rules(q: Sql): Promise<CompiledRules>;
+  evaluate(rules: CompiledRules, findings: readonly Finding[], host: HostForAlerts, image: { name: string }, at: Date, ticket?: string): EvaluatedFinding[];
+  alert(q: Sql, host: HostForAlerts, image: { name: string; version: string }, findings: readonly EvaluatedFinding[], status: 'cattle' | 'pet' | 'stale', now: Date): Promise<Alert[]>;
+  labelsOf(q: Sql, hostId: string): Promise<Record<string, string>>;
+  releaseDue(q: Sql, now: Date): Promise<string[]>;
+  compose(q: Sql, delivery: QueuedDelivery, now: Date): Promise<Alert | null>;
+  listHeld(q: Sql, hostId?: string): Promise<HeldAlerts[]>;
+}
+
+export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sql): Promise<AlertSink[]> }, policy: AlertPolicy = DEFAULT_ALERT_POLICY): PgAlerting {
+  let compiled: { version: number; rules: CompiledRules } = { version: 0, rules: compileRules(emptyRuleSet()) };
+
+  const self: PgAlerting = {
+    async rules(q) {
+      const row = await q.row<{ version: number; body: string }>('SELECT version, body FROM rule_sets ORDER BY version DESC LIMIT 1');
+      const version = row?.version ?? 0;
+      if (version !== compiled.version) compiled = { version, rules: compileRules(row === undefined ? emptyRuleSet() : parseRuleSet(JSON.parse(row.body), `rule set ${version}`)) };
+      return compiled.rules;
+    },
+    evaluate(rules, findings, host, image, at, ticket) {
+      return applyRules(findings, { host, image, at, ...(ticket === undefined ? {} : { ticket }) }, rules);
+    },
+    async alert(q, host, image, findings, status, now) {
+      const row = await q.row<{ memory: string }>('SELECT memory FROM host_alert_memory WHERE host_id = $1', [host.id]);
+      const memory: HostAlertMemory = row === undefined ? emptyHostAlertMemory() : (JSON.parse(row.memory) as HostAlertMemory);
+      // The sinks are read only when the (pure) policy needs them: most reports plan nothing, and
+      // it asks `routed` synchronously, so it plans once without them and again with them.
+      const plan = (routed: (severity: Alert['severity']) => boolean) => planAlerts({ host, image, findings, hostStatus: status, now, memory, policy, routed });
+      let asked = false;
+      let planned = plan(() => (asked = true));
+      let configured: AlertSink[] = [];
+      if (asked || planned.alerts.length > 0) {
+        configured = await sinks.listSinksIn(q);
+        planned = plan((severity) => configured.some((s) => compareSeverity(severity, s.minSeverity) <= 0));
+      }
+      const next = JSON.stringify(planned.memory);
+      if (next !== row?.memory) {
+        await q.run(
+          `INSERT INTO host_alert_memory (host_id, memory, updated_at, release_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (host_id) DO UPDATE SET memory = excluded.memory, updated_at = excluded.updated_at, release_at = excluded.release_at`,
+          [host.id, next, now.toISOString(), heldUntil(planned.memory, policy)],
+        );
+      }
+      for (const alert of planned.alerts) {
+        if (alert.action === 'resolve') {
+          // Only to the sinks that got the trigger: a sink added since never saw the incident.
+          const got = new Set(await queue.resolveTargets(q, alert.dedupKey));
+          const to = configured.filter((s) => got.has(s.id));
+          if (to.length === 0) await queue.recordPlanned(q, alert, 'no sink got its trigger', now);
+          else await queue.enqueueIn(q, to.map((s) => ({ id: randomUUID(), sinkId: s.id, alert, notBefore: now.getTime() })), now);
+          continue;
+        }
+        const deliveries = planDeliveries([alert], configured, now, randomUUID, planned.basis);
+        if (deliveries.length === 0) await queue.recordPlanned(q, alert, `no sink takes ${alert.severity} alerts`, now);
+        else await queue.enqueueIn(q, deliveries, now);
+      }
+      return planned.alerts;
+    },
+    async releaseDue(q, now) {
+      const hosts = await q.rows<{ id: string; hostname: string; labels: string; image_name: string | null; image_version: string | null; status: 'cattle' | 'pet' | 'stale' }>(
+        `SELECT h.id, h.hostname, h.labels, h.image_name, h.image_version, h.status FROM host_alert_memory m JOIN hosts h ON h.id = m.host_id
+         WHERE m.release_at IS NOT NULL AND m.release_at <= $1 ORDER BY h.id FOR UPDATE OF m SKIP LOCKED`,
+        [now.getTime()],
+      );
+      for (const h of hosts) {
+        await self.alert(q, { id: h.id, hostname: h.hostname, labels: JSON.parse(h.labels) as Record<string, string> }, { name: h.image_name ?? '', version: h.image_version ?? '' }, [], h.status, now);
+      }
+      return hosts.map((h) => h.id);
+    },
+    async compose(q, delivery, now) {
+      const queued = delivery.alert;
+      if (queued.action !== 'trigger' || delivery.basis === undefined) return queued;
+      const host = { ...queued.host, labels: await self.labelsOf(q, queued.host.id) };
+      const rules = await self.rules(q);
+      const current: EvaluatedFinding[] = [];
+      for (const identity of delivery.basis) {
+        // The open findings of one change, unless an approval of this very state is in force.
+        const standing = await q.rows<{ detail: string; ticket: string | null }>(
+          `SELECT f.detail, f.ticket FROM findings f
+           WHERE f.host_id = $1 AND f.identity = $2 AND f.resolved_at IS NULL
+             AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.finding_id = f.id AND a.identity = f.identity AND a.reopened_at IS NULL
+                             AND (a.expires_at IS NULL OR a.expires_at > $3))
+           ORDER BY f.id`,
+          [host.id, identity, now.toISOString()],
+        );
+        for (const r of standing) {
+          const [e] = self.evaluate(rules, [JSON.parse(r.detail) as Finding], host, queued.image, now, r.ticket ?? undefined);
+          if (e !== undefined && needsAttention(e, policy.minSeverity)) current.push(e);
+        }
+      }
+      const fresh = composeTrigger({ host, image: queued.image, ...(queued.link === undefined ? {} : { link: queued.link }) }, current, new Date(queued.at));
+      if (fresh === null) return null;
+      const alert: Alert = { ...fresh, dedupKey: queued.dedupKey };
+      return JSON.stringify(alert) === JSON.stringify(queued) ? queued : alert;
+    },
+    async listHeld(q, hostId) {
+      const rows = await q.rows<{ host_id: string; memory: string; release_at: number }>(
+        'SELECT host_id, memory, release_at FROM host_alert_memory WHERE release_at IS NOT NULL AND ($1::text IS NULL OR host_id = $1) ORDER BY release_at, host_id',
+        [hostId ?? null],
+      );
+      return rows.map((r) => heldAlertsOf(r, policy));
+    },
+    async labelsOf(q, hostId) {
+      const r = await q.row<{ labels: string }>('SELECT labels FROM hosts WHERE id = $1', [hostId]);
+      return r === undefined ? {} : (JSON.parse(r.labels) as Record<string, string>);
+    },
+  };
+  return self;
+}
