@@ -2,6 +2,8 @@
 // loopback port with a fresh SQLite file, forks the load generator (bench/load-agents.ts) as a
 // separate process, and runs: connect N agents (each sends a full report), steady event load,
 // then kill -9 of the server mid-stream and a reconnect storm of all agents. Bounded in time.
+// `-- --db postgres://USER@HOST:PORT/DB`: the same on a fresh database made on that PostgreSQL
+// server (dropped after), run after the SQLite one in the same invocation, side by side.
 import { fork, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -10,24 +12,35 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SERVER = path.join(REPO, 'dist/server/main.js');
 // Every simulated agent connects from 127.0.0.1: one address carries the whole fleet here.
 const LIMITS_OFF = ['--max-connections-per-address', '1000000', '--upgrades-per-address', '1000000', '--enrolls-per-address', '100000000'];
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
+// --key=value, or --key value.
+const argv = process.argv.slice(2);
+const args = new Map<string, string>();
+for (let i = 0; i < argv.length; i++) {
+  const [k, v] = argv[i]!.replace(/^--/, '').split(/=(.*)/s) as [string, string | undefined];
+  args.set(k, v ?? argv[++i] ?? '');
+}
+const PG_URL = args.get('db');
+// Ten minutes per backend measured.
+const DEADLINE_MS = 10 * 60_000 * (PG_URL === undefined ? 1 : 2);
 const AGENTS = Number(args.get('agents') ?? 5000);
 // The target is >= 2,000 reports/s stored with p99 ack <= 250 ms: offer a little above it.
 // `--rate=2500` shows where this 2-core machine starts to queue (p99 about 370 ms there).
 const RATE = Number(args.get('rate') ?? 2100);
 const SECONDS = Number(args.get('seconds') ?? 30);
-const DEADLINE_MS = 10 * 60_000;
+
 // --profile=DIR: run the first server with --cpu-prof, stop it cleanly after the steady phase
 // and skip the storm (a kill -9 would lose the profile).
 const PROFILE = args.get('profile');
 
 const dir = mkdtempSync(path.join(tmpdir(), 'quicksand-bench-'));
-const db = path.join(dir, 'server.db');
+// Every node of a PostgreSQL deployment seals sinks with one key file.
+process.env.QUICKSAND_SINK_KEY_FILE = path.join(dir, 'sinks.key');
 const children: ChildProcess[] = [];
 const log = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);
 
@@ -60,7 +73,7 @@ function sample(pid: number): { hwmKb: number; rssKb: number; cpuTicks: number }
 }
 const TICKS = 100; // USER_HZ on Linux
 
-async function startServer(port: number, profile?: string): Promise<ChildProcess> {
+async function startServer(db: string, port: number, profile?: string): Promise<ChildProcess> {
   const proc = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), SERVER, 'start', '--db', db, '--port', String(port), '--host', '127.0.0.1', ...LIMITS_OFF], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(proc);
   await new Promise<void>((resolve, reject) => {
@@ -103,12 +116,90 @@ function histogramQuantile(after: Map<string, number>, before: Map<string, numbe
 
 const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
+/** What was stored: reports, hosts whose seqs have a gap or a duplicate, chain-broken findings. */
+interface StoredCheck {
+  stored: number;
+  perHost: { n: number; m: number; d: number }[];
+  chain: number;
+}
+
+const CHECKS = {
+  stored: 'SELECT count(*) AS n FROM reports',
+  perHost: 'SELECT count(*) AS n, max(seq) AS m, count(DISTINCT seq) AS d FROM reports GROUP BY host_id',
+  chain: "SELECT count(*) AS n FROM findings WHERE kind = 'report-chain-broken'",
+};
+
+function checkSqlite(file: string): StoredCheck {
+  const check = new Database(file, { readonly: true });
+  try {
+    return {
+      stored: (check.prepare(CHECKS.stored).get() as { n: number }).n,
+      perHost: check.prepare(CHECKS.perHost).all() as StoredCheck['perHost'],
+      chain: (check.prepare(CHECKS.chain).get() as { n: number }).n,
+    };
+  } finally {
+    check.close();
+  }
+}
+
+async function checkPostgres(url: string): Promise<StoredCheck> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const num = (r: pg.QueryResult): number => Number(r.rows[0].n);
+    return {
+      stored: num(await c.query(CHECKS.stored)),
+      perHost: (await c.query(CHECKS.perHost)).rows.map((r: Record<string, string>) => ({ n: Number(r.n), m: Number(r.m), d: Number(r.d) })),
+      chain: num(await c.query(CHECKS.chain)),
+    };
+  } finally {
+    await c.end();
+  }
+}
+
+/** A fresh database on the PostgreSQL server `url` names; dropped by the returned function. */
+async function freshPostgres(url: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `quicksand_bench_${process.pid}`;
+  const admin = async (sql: string): Promise<void> => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return { url: u.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
 async function main(): Promise<void> {
+  const runs: Array<{ label: string; db: string; check: (db: string) => StoredCheck | Promise<StoredCheck>; drop?: () => Promise<void> }> = [
+    { label: 'SQLite', db: path.join(dir, 'server.db'), check: checkSqlite },
+  ];
+  if (PG_URL !== undefined) {
+    const fresh = await freshPostgres(PG_URL);
+    runs.push({ label: 'PostgreSQL', db: fresh.url, check: checkPostgres, drop: fresh.drop });
+  }
+  let failed = false;
+  for (const run of runs) {
+    try {
+      failed = !(await runOnce(run.label, run.db, run.check)) || failed;
+    } finally {
+      await run.drop?.();
+    }
+  }
+  process.exitCode = failed ? 1 : 0;
+}
+
+async function runOnce(label: string, db: string, checkDb: (db: string) => StoredCheck | Promise<StoredCheck>): Promise<boolean> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  let server = await startServer(port, PROFILE);
+  let server = await startServer(db, port, PROFILE);
   const secret = spawnSync(process.execPath, [SERVER, 'enroll-secret', '--db', db], { encoding: 'utf8' }).stdout.trim();
-  log(`server pid ${server.pid} on ${url}; ${AGENTS} agents, ${RATE} event reports/s for ${SECONDS} s`);
+  log(`${label}: server pid ${server.pid} on ${url}; ${AGENTS} agents, ${RATE} event reports/s for ${SECONDS} s`);
 
   let peakKb = 0;
   const monitor = setInterval(() => {
@@ -145,7 +236,7 @@ async function main(): Promise<void> {
     server.kill('SIGINT');
     await new Promise((r) => server.once('exit', r));
     log(`profile written to ${PROFILE}`);
-    return;
+    return true;
   }
   // Reconnect storm: the server dies mid-stream (kill -9) and comes back at once.
   loader.send({ cmd: 'trickle', rate: Math.round(RATE / 5) });
@@ -155,24 +246,23 @@ async function main(): Promise<void> {
   await new Promise((r) => server.once('exit', r));
   const settledP = nextMessage(loader, 'settled');
   loader.send({ cmd: 'settle', timeoutMs: 120_000 });
-  server = await startServer(port);
+  server = await startServer(db, port);
   const storm = await settledP;
   loader.send({ cmd: 'finish' });
   const finished = await nextMessage(loader, 'finished');
   clearInterval(monitor);
   peakKb = Math.max(peakKb, sample(server.pid!).hwmKb);
 
-  const check = new Database(db, { readonly: true });
-  const stored = (check.prepare('SELECT count(*) AS n FROM reports').get() as { n: number }).n;
-  const perHost = check.prepare('SELECT count(*) AS n, max(seq) AS m, count(DISTINCT seq) AS d FROM reports GROUP BY host_id').all() as { n: number; m: number; d: number }[];
+  server.kill('SIGINT');
+  await new Promise((r) => server.once('exit', r));
+  loader.kill('SIGKILL');
+  const { stored, perHost, chain } = await checkDb(db);
   const gaps = perHost.filter((h) => h.n !== h.m || h.d !== h.n).length;
-  const chain = (check.prepare("SELECT count(*) AS n FROM findings WHERE kind = 'report-chain-broken'").get() as { n: number }).n;
-  check.close();
 
   const perSec = (steady.reports as number) / ((steady.totalMs as number) / 1000);
   const lines = [
     '',
-    `quicksand ingest benchmark — ${AGENTS} agents, loopback, one server process (node ${process.version})`,
+    `quicksand ingest benchmark — ${label}: ${AGENTS} agents, loopback, one server process (node ${process.version})`,
     `  connections held              ${fmt(connected.connected as number)} (ramp with full reports: ${rampS.toFixed(1)} s, ${fmt(connected.refused503 as number)} upgrades answered 503 + Retry-After, server CPU ${fmt(rampCpu * 100)}%)`,
     `  reports stored/s (steady)     ${fmt(perSec)}  (${fmt(steady.reports as number)} event reports offered at ${RATE}/s for ${SECONDS} s, drained in ${((steady.totalMs as number) / 1000).toFixed(1)} s)`,
     `  send→ack p50 / p99 / max      ${fmt(steady.p50 as number, 1)} ms / ${fmt(steady.p99 as number, 1)} ms / ${fmt(steady.max as number, 1)} ms`,
@@ -185,8 +275,8 @@ async function main(): Promise<void> {
   ];
   process.stdout.write(lines.join('\n'));
   const ok = stored === finished.generated && gaps === 0 && chain === 0 && finished.pending === 0;
-  if (!ok) process.stdout.write('FAILED: reports were lost or duplicated\n');
-  process.exitCode = ok ? 0 : 1;
+  if (!ok) process.stdout.write(`FAILED (${label}): reports were lost or duplicated\n`);
+  return ok;
 }
 
 main()

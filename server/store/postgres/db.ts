@@ -93,6 +93,9 @@ export function connectionError(where: string, err: unknown): QuicksandError {
   return new QuicksandError('DB_UNUSABLE', `cannot reach PostgreSQL at ${where}: ${why}; ${todo}`, { cause: err });
 }
 
+/** Deadlock detected, serialization failure: the transaction may simply run again. */
+const RETRYABLE = new Set(['40P01', '40001']);
+
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', '28P01', '28000', '3D000', '57P01', '57P03']);
 
 /** True for an error that says the database cannot be reached now (not a statement's fault). */
@@ -115,26 +118,37 @@ export async function openPostgres(url: string, opts: { max?: number; migrate?: 
     ...sqlOf(query),
     where,
     async tx(fn) {
-      let client: PoolClient;
-      try {
-        client = await pool.connect();
-      } catch (err) {
-        throw connectionError(where, err);
-      }
-      try {
-        await client.query('BEGIN');
-        const out = await fn(sqlOf((s) => (typeof s === 'string' ? client.query(s) : client.query(s))));
-        await client.query('COMMIT');
-        return out;
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw isConnectionError(err) ? connectionError(where, err) : err;
-      } finally {
-        client.release();
+      // A deadlock (two nodes locking rows in another order, as a rule change recounting every
+      // host beside an ingest) rolls one back: it runs again, a few times, from the start.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await once(fn);
+        } catch (err) {
+          if (attempt >= 3 || !RETRYABLE.has((err as { code?: string }).code ?? '')) throw err;
+        }
       }
     },
     close: () => pool.end(),
   };
+  async function once<T>(fn: (q: Sql) => Promise<T>): Promise<T> {
+    let client: PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw connectionError(where, err);
+    }
+    try {
+      await client.query('BEGIN');
+      const out = await fn(sqlOf((s) => (typeof s === 'string' ? client.query(s) : client.query(s))));
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw isConnectionError(err) ? connectionError(where, err) : err;
+    } finally {
+      client.release();
+    }
+  }
   try {
     await db.run('SELECT 1');
     if (opts.migrate !== false) await migrate(db);
