@@ -262,3 +262,15 @@ export const enrollSecretBodySchema = z.strictObject({
   expires: z.string().max(50).refine((d) => parseDuration(d) !== null, 'expected a duration like 24h, 7d or 1h30m').optional(),
   uses: z.number().int().min(1).max(MAX_SECRET_USES).optional(),
 });
+
+/** The compliance export's formats (server/export). */
+export const EXPORT_FORMATS = ['csv', 'json', 'html', 'pdf', 'ocsf'] as const;
+
+/** GET /api/v1/exports: the period, the scope (`all`, `image:NAME`, `label:KEY=VALUE`, `host:ID`) and the format. */
+export const exportQuerySchema = z.strictObject({
+  from: z.iso.datetime({ offset: true }),
+  to: z.iso.datetime({ offset: true }),
+  scope: z.string().max(300).default('all'),
+  format: z.enum(EXPORT_FORMATS),
+  signature: z.enum(['1']).optional(),
+});

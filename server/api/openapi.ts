@@ -3,7 +3,7 @@
 // JSON Schema output, which OpenAPI 3.1 takes as it is). A route that is not here, or an entry
 // without its route, fails test/openapi.test.ts.
 import { z } from 'zod';
-import { alertsQuerySchema, approveBodySchema, auditQuerySchema, containersQuerySchema, enrollSecretBodySchema, findingsQuerySchema, hostsQuerySchema, labelsBodySchema, reasonBodySchema } from '../../shared/api.js';
+import { alertsQuerySchema, approveBodySchema, auditQuerySchema, containersQuerySchema, exportQuerySchema, enrollSecretBodySchema, findingsQuerySchema, hostsQuerySchema, labelsBodySchema, reasonBodySchema } from '../../shared/api.js';
 import { alertSinkSchema } from '../../shared/alerts.js';
 import { observationUploadSchema } from '../../shared/baseline.js';
 import { manifestSchema } from '../../shared/manifest.js';
@@ -29,6 +29,7 @@ export interface Operation {
 
 const TRIAGE = ['admin', 'analyst'] as const;
 const ADMIN = ['admin'] as const;
+const EXPORT = ['admin', 'analyst', 'auditor'] as const;
 
 export const OPERATIONS = {
   openapi: { method: 'get', path: '/api/v1/openapi.json', summary: 'This document: the API as OpenAPI 3.1', auth: 'none' },
@@ -66,6 +67,9 @@ export const OPERATIONS = {
   revokeEnrollSecret: { method: 'delete', path: '/api/v1/enroll-secrets/:id', summary: 'Revoke an enrolment secret', auth: 'api', roles: ADMIN },
   listTokens: { method: 'get', path: '/api/v1/tokens', summary: 'API tokens (never their text)', auth: 'api', roles: ADMIN },
   revokeToken: { method: 'delete', path: '/api/v1/tokens/:id', summary: 'Revoke an API token', auth: 'api', roles: ADMIN },
+  getExport: { method: 'get', path: '/api/v1/exports', summary: 'A compliance export of a period and scope (csv, json, html, pdf, ocsf), or its DSSE signature with signature=1', auth: 'api', roles: EXPORT, query: exportQuerySchema },
+  getSigningKey: { method: 'get', path: '/api/v1/signing-key', summary: "The ed25519 public key (PEM) that signs exports and attestations", auth: 'api', roles: EXPORT },
+  getAttestation: { method: 'get', path: '/api/v1/hosts/:id/attestation', summary: 'A signed statement that a cattle, fresh host matched its image (409 with the reason otherwise)', auth: 'api', roles: EXPORT },
 } as const satisfies Record<string, Operation>;
 
 const errorSchema = z.strictObject({ error: z.strictObject({ code: z.string(), message: z.string() }) });

@@ -7,7 +7,9 @@ import type { Decision } from '../rules.js';
 import { CONTROL_MAP, changeControls } from './controls.js';
 import type { ControlId } from './controls.js';
 
-export const EXPORT_FORMATS = ['csv', 'json', 'html', 'pdf', 'ocsf'] as const;
+import { EXPORT_FORMATS } from '../../shared/api.js';
+
+export { EXPORT_FORMATS };
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 /** PCI DSS 11.5.2: critical files compared at least once a week. */

@@ -9,7 +9,8 @@ import { exportRecords, exportSummary } from './collect.js';
 import { toCsv } from './csv.js';
 import { toHtml } from './html.js';
 import { toJson } from './json.js';
-import { EXPORT_FORMATS, horizon, scopeText } from './model.js';
+import { exportQuerySchema } from '../../shared/api.js';
+import { horizon, scopeText } from './model.js';
 import type { ExportFormat, ExportRequest } from './model.js';
 import { toOcsf } from './ocsf.js';
 import { toPdf } from './pdf.js';
@@ -42,13 +43,7 @@ export function parseScope(text: string, where = 'scope'): ExportScope {
   return { kind: 'label', key: value.slice(0, eq), value: value.slice(eq + 1) };
 }
 
-export const exportQuerySchema = z.strictObject({
-  from: z.iso.datetime({ offset: true }),
-  to: z.iso.datetime({ offset: true }),
-  scope: z.string().max(300).default('all'),
-  format: z.enum(EXPORT_FORMATS),
-  signature: z.enum(['1']).optional(),
-});
+export { exportQuerySchema };
 
 /** The period checked: from before to, at most MAX_PERIOD_DAYS. */
 export function checkPeriod(from: Date, to: Date, where = 'query'): void {

@@ -1,5 +1,6 @@
 // Containers as children of their host on PostgreSQL (see ../containers.ts).
 import type { ContainerReport } from '../../../shared/report.js';
+import { imageMatches } from '../../../shared/image-ref.js';
 import { containerHostId, containerSummary } from '../containers.js';
 import type { ContainerRow } from '../containers.js';
 import type { ContainerQueries } from '../types.js';
@@ -43,11 +44,11 @@ export function createPgContainerQueries(db: PgDatabase, staleAfterMs: number): 
     },
     async listContainers(query, now) {
       const rows = await db.rows<ContainerRow>(
-        `${SELECT} WHERE ($1::text IS NULL OR c.image_ref = $1 OR c.image_id = $1) AND ($2::boolean OR c.gone_at IS NULL)
-         ORDER BY p.hostname, c.name NULLS FIRST, c.container_id`,
-        [query.image ?? null, query.gone === 'true'],
+        `${SELECT} WHERE ($1::boolean OR c.gone_at IS NULL) ORDER BY p.hostname, c.name NULLS FIRST, c.container_id`,
+        [query.gone === 'true'],
       );
-      let out = rows.map((r) => containerSummary(r, now, staleAfterMs));
+      // References are compared normalized, as on SQLite (Docker keeps `debian:qs`, containerd `docker.io/library/debian:qs`).
+      let out = rows.filter((r) => query.image === undefined || imageMatches(query.image, r.image_ref, r.image_id)).map((r) => containerSummary(r, now, staleAfterMs));
       if (query.status !== undefined) out = out.filter((c) => c.status === query.status);
       if (query.drifted !== undefined) out = out.filter((c) => (c.status === 'pet') === (query.drifted === 'true'));
       return out;
