@@ -228,7 +228,11 @@ describe('a compliance export of a real period', () => {
       for (const attr of required!) expect(at(e, attr), `${e.class_uid} ${attr}`).not.toBeUndefined();
       expect(e.type_uid).toBe(e.class_uid * 100 + e.activity_id);
       if (e.actor !== undefined) expect(OCSF_ACTOR_ONE_OF.some((k) => e.actor[k] !== undefined)).toBe(true);
-      expect('file_diff' in e).toBe(false);
+      // A changed config file's finding carries the agent's masked diff: only a file activity may hold it, as a unified diff.
+      if ('file_diff' in e) {
+        expect(e.class_uid).toBe(1001);
+        expect(e.file_diff).toMatch(/^--- (a\/|\/dev\/null)/);
+      }
     }
     expect([...classes].sort()).toEqual([1001, 2003, 5020]);
   });

@@ -140,7 +140,8 @@ export function createConfigTextReader(root: Root, policy: Policy): ConfigTextRe
         if ('text' in got) {
           manifestLeft -= r.size ?? Buffer.byteLength(got.text);
           r.text = got.text;
-        } else if ('omitted' in got) r.noText = got.omitted;
+        // Why this host could not read a file is a warning of the walk, not part of the image.
+        } else if ('omitted' in got && got.omitted !== 'unreadable') r.noText = got.omitted;
       }
     },
     async fillFindings(findings, before) {
