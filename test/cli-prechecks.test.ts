@@ -87,6 +87,6 @@ describe('the server database', () => {
     expect(defaultDatabase({}, 0, '/root')).toBe('/var/lib/quicksand-server/server.db');
     expect(defaultDatabase({}, 1000, '/home/jane')).toBe('/home/jane/.local/share/quicksand-server/server.db');
     expect(defaultDatabase({ XDG_DATA_HOME: '/data/jane' }, 1000, '/home/jane')).toBe('/data/jane/quicksand-server/server.db');
-    expect(runCli('server', ['start', '--help']).stdout).toContain(`default: ${defaultDatabase()}`);
+    expect(runCli('server', ['start', '--help']).stdout).toContain(`else ${defaultDatabase()}`);
   });
 });

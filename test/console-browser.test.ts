@@ -60,7 +60,7 @@ beforeAll(async () => {
   const root = await openRoot(tree.dir);
   const manifest = manifestFromObservation(await observe(root, defaultPolicy()), defaultPolicy(), { name: 'debian-minbase', version: '1' }, new Date());
   const transport = createTransport({ config, outbox, host: { hostname: 'console-host' }, image: { name: manifest.image.name, version: manifest.image.version }, backoff: { firstMaxMs: 100, baseMs: 200, capMs: 1000 } });
-  daemon = startDaemon({ root, manifest, outbox, transport, hostId, scan: (r, m) => scanRoot(r, m, { hostname: 'console-host' }), log: () => {} });
+  daemon = startDaemon({ root, manifest, outbox, transport, hostId, hostname: 'console-host', scan: (r, m) => scanRoot(r, m, { hostname: 'console-host' }), log: () => {} });
   await waitFor('the first report', async () => ((await server.store.getHost(hostId, new Date()))?.reports ?? 0) >= 1, 60_000);
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
 }, 180_000);

@@ -21,6 +21,8 @@ export interface DaemonOptions<M extends Manifest | ManifestIndex = Manifest> {
   hostId: string;
   /** How a full scan is made (the CLI passes one that goes through the stat cache). */
   scan: (root: Root, manifest: M) => Promise<Report>;
+  /** The hostname every report names, event reports of the realtime watch included; default the OS's. */
+  hostname?: string;
   /** node-cron expression (5 fields, or 6 with seconds); default hourly at this host's minute. */
   schedule?: string;
   /** False: no realtime watch, scheduled scans only (the reports then say `watch: degraded`). */
@@ -93,6 +95,7 @@ export function startDaemon<M extends Manifest | ManifestIndex = Manifest>(opts:
     ...(opts.schedule === undefined ? {} : { schedule: opts.schedule }),
     ...(opts.realtime === undefined ? {} : { realtime: opts.realtime }),
     ...(opts.watch === undefined ? {} : { watch: opts.watch }),
+    ...(opts.hostname === undefined ? {} : { hostname: opts.hostname }),
   });
   let monitor = start(opts.manifest);
   opts.transport.start();
