@@ -132,7 +132,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     ...(opts.maxPendingPerAgent === undefined ? {} : { maxPendingPerAgent: opts.maxPendingPerAgent }),
   });
   // The export signing key lives beside the database (on PostgreSQL in the data folder), made on first start.
-  const exportService = createExportService(store, loadOrCreateSigningKey(isPostgresUrl(opts.db) ? (opts.dataDir ?? '.') : path.dirname(path.resolve(opts.db))), staleAfterMs);
+  const exportService = createExportService(store, loadOrCreateSigningKey(backend.dataDir), staleAfterMs);
   relay = await startCommandRelay({
     cluster: store.cluster,
     nodeId,
@@ -242,6 +242,8 @@ interface Backend {
   ingest: Pick<AsyncIngest, 'health' | 'kill' | 'close'> & IngestPort;
   uploads: Uploads;
   closeUploads(): Promise<void>;
+  /** Where the server's own files go (the export signing key): beside the SQLite file, or the data folder. */
+  dataDir: string;
 }
 
 /** SQLite: reports are written on their own thread, uploads on a second one; the API and enrolment use the main connection. */
@@ -258,12 +260,13 @@ function sqliteBackend(db: string, staleAfterMs: number, policy: { alertPolicy?:
       observation: (req) => uploadThread.upload({ upload: 'observation', ...req }) as Promise<ObservationUploadResult>,
     },
     closeUploads: () => uploadThread.close(),
+    dataDir: path.dirname(path.resolve(db)),
   };
 }
 
 /** PostgreSQL: one pool serves ingest, the API and uploads; there is no writer thread to restart. */
 async function postgresBackend(url: string, dataDir: string | undefined, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }): Promise<Backend> {
-  if (dataDir === undefined) throw new QuicksandError('USAGE', 'a server on PostgreSQL needs a data folder for its sink key (ServerOptions.dataDir)');
+  if (dataDir === undefined) throw new QuicksandError('USAGE', 'a server on PostgreSQL needs a data folder for its sink and signing keys (ServerOptions.dataDir)');
   const store = await openPostgresStore(url, dataDir, { staleAfterMs, ...policy });
   return {
     store,
@@ -273,6 +276,7 @@ async function postgresBackend(url: string, dataDir: string | undefined, staleAf
     },
     uploads: store.uploads,
     closeUploads: async () => {},
+    dataDir,
   };
 }
 

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import type { Database as Db } from 'better-sqlite3';
 import type { HostStatusName } from '../../shared/api.js';
 import type { Synchronous } from './async-adapter.js';
+import type { ChangeSetRow } from './queries.js';
 import type { ExportApprovalRow, ExportChangeSetRow, ExportFindingRow, ExportHostRow, ExportManifestRow, ExportQueries, ExportReportRow } from './types.js';
 
 export interface HostDbRow {
@@ -69,18 +70,9 @@ export interface ApprovalDbRow {
   baseline_version: number | null;
 }
 
-export interface ChangeSetDbRow {
+/** A change set row with its host id, as the export pages it. */
+export interface ChangeSetDbRow extends ChangeSetRow {
   host_id: string;
-  id: string;
-  tool: string;
-  command: string | null;
-  user_name: string | null;
-  started_at: string | null;
-  ended_at: string | null;
-  packages: number;
-  ticket: string | null;
-  first_seen: string;
-  last_seen: string;
 }
 
 /** The export rows as the port returns them: pure mappings every backend shares. */

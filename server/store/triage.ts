@@ -8,17 +8,61 @@ import { effectiveLabels } from '../../shared/labels.js';
 import type { HostLabels } from '../../shared/labels.js';
 import type { Alerting } from './alerting.js';
 import type { Synchronous } from './async-adapter.js';
-import type { Triage } from './types.js';
+import type { AuditRecord, Triage } from './types.js';
 import { createHostStatus } from './host-status.js';
 import { createRedecide } from './redecide.js';
 
-interface OpenFinding {
+/** An open finding as approving it needs it (both backends select these columns). */
+export interface OpenFinding {
   id: number;
   identity: string | null;
   key: string;
   kind: string;
   detail: string;
   source: string;
+}
+
+type ApproveRequest = Parameters<Triage['approve']>[0];
+
+/** One approvals row, as both backends insert it. */
+export interface ApprovalInsert {
+  hostId: string;
+  findingId: number;
+  identity: string;
+  kind: 'finding' | 'change-set' | 'rebaseline';
+  reason: string;
+  ticket: string | null;
+  expiresAt: string | null;
+  now: string;
+  actor: string;
+}
+
+/** An approval's expiry must lie ahead: one already past would approve nothing. */
+export function checkApprovalExpiry(req: ApproveRequest): void {
+  if (req.expiresAt !== undefined && Date.parse(req.expiresAt) <= req.now.getTime()) {
+    throw new QuicksandError('BODY_INVALID', `body.expiresAt: ${req.expiresAt} is already past`);
+  }
+}
+
+/** What approving these open findings writes: one approvals row each, and the audit entry. Pure. */
+export function approvalWrites(req: ApproveRequest, rows: readonly OpenFinding[]): { approvals: ApprovalInsert[]; audit: AuditRecord } {
+  if (rows.length === 0) throw new QuicksandError('NOT_FOUND', `host ${req.hostId} has no open finding in change set ${req.changeSet ?? ''}`);
+  const bySet = req.changeSet !== undefined;
+  const approvals = rows.map((r): ApprovalInsert => ({
+    hostId: req.hostId,
+    findingId: r.id,
+    identity: r.identity ?? r.key,
+    kind: bySet ? 'change-set' : 'finding',
+    reason: req.reason,
+    ticket: req.ticket ?? null,
+    expiresAt: req.expiresAt ?? null,
+    now: req.now.toISOString(),
+    actor: req.actor.id,
+  }));
+  const ids = rows.map((r) => r.id);
+  const target = bySet ? `host:${req.hostId}/change-set:${req.changeSet}` : `host:${req.hostId}/finding:${ids.join(',')}`;
+  const audit = { actor: req.actor, action: bySet ? 'approve-change-set' : 'approve', target, reason: req.reason, detail: { findings: ids, ticket: req.ticket ?? null, expiresAt: req.expiresAt ?? null }, now: req.now };
+  return { approvals, audit };
 }
 
 export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
@@ -94,11 +138,9 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
     return after;
   }
 
-  const approve = db.transaction((req: Parameters<Triage['approve']>[0]) => {
+  const approve = db.transaction((req: ApproveRequest) => {
     requireHost(req.hostId);
-    if (req.expiresAt !== undefined && Date.parse(req.expiresAt) <= req.now.getTime()) {
-      throw new QuicksandError('BODY_INVALID', `body.expiresAt: ${req.expiresAt} is already past`);
-    }
+    checkApprovalExpiry(req);
     const rows: OpenFinding[] =
       req.changeSet !== undefined
         ? openByChangeSet.all(req.hostId, req.changeSet)
@@ -107,22 +149,9 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
             if (row === undefined) throw new QuicksandError('NOT_FOUND', `host ${req.hostId} has no open finding ${id}`);
             return row;
           });
-    if (rows.length === 0) throw new QuicksandError('NOT_FOUND', `host ${req.hostId} has no open finding in change set ${req.changeSet ?? ''}`);
-    for (const r of rows) {
-      insertApproval.run({
-        hostId: req.hostId,
-        findingId: r.id,
-        identity: r.identity ?? r.key,
-        kind: req.changeSet !== undefined ? 'change-set' : 'finding',
-        reason: req.reason,
-        ticket: req.ticket ?? null,
-        expiresAt: req.expiresAt ?? null,
-        now: req.now.toISOString(),
-        actor: req.actor.id,
-      });
-    }
-    const target = req.changeSet !== undefined ? `host:${req.hostId}/change-set:${req.changeSet}` : `host:${req.hostId}/finding:${rows.map((r) => r.id).join(',')}`;
-    audit({ actor: req.actor, action: req.changeSet !== undefined ? 'approve-change-set' : 'approve', target, reason: req.reason, detail: { findings: rows.map((r) => r.id), ticket: req.ticket ?? null, expiresAt: req.expiresAt ?? null }, now: req.now });
+    const writes = approvalWrites(req, rows);
+    for (const a of writes.approvals) insertApproval.run(a);
+    audit(writes.audit);
     return { approved: rows.map((r) => r.id), status: recount(req.hostId, req.now) };
   });
 

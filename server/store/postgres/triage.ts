@@ -7,19 +7,12 @@ import type { Finding } from '../../../shared/report.js';
 import { effectiveLabels } from '../../../shared/labels.js';
 import type { HostLabels } from '../../../shared/labels.js';
 import type { AuditRecord, Triage } from '../types.js';
+import { approvalWrites, checkApprovalExpiry } from '../triage.js';
+import type { ApprovalInsert, OpenFinding } from '../triage.js';
 import type { PgAlerting } from './alerting.js';
 import type { PgDatabase, Sql } from './db.js';
 import { refreshHost } from './host-status.js';
 import { redecidePg } from './redecide.js';
-
-interface OpenFinding {
-  id: number;
-  identity: string | null;
-  key: string;
-  kind: string;
-  detail: string;
-  source: string;
-}
 
 interface HostRow {
   id: string;
@@ -67,7 +60,7 @@ export function createPgTriage(db: PgDatabase, alerting: PgAlerting): PgTriage {
     return after;
   }
 
-  const insertApproval = (q: Sql, a: { hostId: string; findingId: number; identity: string; kind: string; reason: string; ticket: string | null; expiresAt: string | null; now: string; actor: string }): Promise<number> =>
+  const insertApproval = (q: Sql, a: ApprovalInsert): Promise<number> =>
     q.run(
       `INSERT INTO approvals (host_id, finding_id, identity, kind, reason, ticket, expires_at, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
       [a.hostId, a.findingId, a.identity, a.kind, a.reason, a.ticket, a.expiresAt, a.now, a.actor],
@@ -78,9 +71,7 @@ export function createPgTriage(db: PgDatabase, alerting: PgAlerting): PgTriage {
     approve: (req) =>
       db.tx(async (q) => {
         await lockHost(q, req.hostId);
-        if (req.expiresAt !== undefined && Date.parse(req.expiresAt) <= req.now.getTime()) {
-          throw new QuicksandError('BODY_INVALID', `body.expiresAt: ${req.expiresAt} is already past`);
-        }
+        checkApprovalExpiry(req);
         const rows: OpenFinding[] = [];
         if (req.changeSet !== undefined) rows.push(...(await q.rows<OpenFinding>(`${OPEN} AND change_set = $2 ORDER BY id`, [req.hostId, req.changeSet])));
         else {
@@ -90,22 +81,9 @@ export function createPgTriage(db: PgDatabase, alerting: PgAlerting): PgTriage {
             rows.push(row);
           }
         }
-        if (rows.length === 0) throw new QuicksandError('NOT_FOUND', `host ${req.hostId} has no open finding in change set ${req.changeSet ?? ''}`);
-        for (const r of rows) {
-          await insertApproval(q, {
-            hostId: req.hostId,
-            findingId: r.id,
-            identity: r.identity ?? r.key,
-            kind: req.changeSet !== undefined ? 'change-set' : 'finding',
-            reason: req.reason,
-            ticket: req.ticket ?? null,
-            expiresAt: req.expiresAt ?? null,
-            now: req.now.toISOString(),
-            actor: req.actor.id,
-          });
-        }
-        const target = req.changeSet !== undefined ? `host:${req.hostId}/change-set:${req.changeSet}` : `host:${req.hostId}/finding:${rows.map((r) => r.id).join(',')}`;
-        await auditIn(q, { actor: req.actor, action: req.changeSet !== undefined ? 'approve-change-set' : 'approve', target, reason: req.reason, detail: { findings: rows.map((r) => r.id), ticket: req.ticket ?? null, expiresAt: req.expiresAt ?? null }, now: req.now });
+        const writes = approvalWrites(req, rows);
+        for (const a of writes.approvals) await insertApproval(q, a);
+        await auditIn(q, writes.audit);
         return { approved: rows.map((r) => r.id), status: await recount(q, req.hostId, req.now) };
       }),
     reopen: (req) =>
