@@ -40,13 +40,21 @@ function prefixed(child: ChildProcess, tag: string): void {
 mkdirSync(DATA, { recursive: true, mode: 0o700 });
 const server = spawn(process.execPath, [SERVER, 'start', '--db', DB, '--port', PORT], { stdio: ['ignore', 'pipe', 'pipe'] });
 prefixed(server, '[server]');
+let listening = false;
+let stopping = false;
 const url = await new Promise<string>((resolve) => {
   server.stdout!.on('data', (d: Buffer) => {
     const m = /listening on (\S+)/.exec(d.toString());
-    if (m) resolve(m[1]!);
+    if (m) {
+      listening = true;
+      resolve(m[1]!);
+    }
   });
   server.on('exit', (code) => {
-    process.stderr.write(`the server stopped (exit ${code}); is port ${PORT} taken? Set QUICKSAND_PORT to use another.\n`);
+    // Ctrl-C stops the server too: only an exit nobody asked for is news.
+    if (stopping) process.exit(0);
+    if (listening) process.stderr.write(`the server stopped (exit ${code})\n`);
+    else process.stderr.write(`the server stopped (exit ${code}) before it listened; is port ${PORT} taken? Set QUICKSAND_PORT to use another.\n`);
     process.exit(2);
   });
 });
@@ -78,7 +86,6 @@ Quicksand is running at ${url}
 Ctrl-C stops the server and the agent.
 `);
 
-let stopping = false;
 const stop = (): void => {
   if (stopping) return;
   stopping = true;
