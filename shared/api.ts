@@ -192,6 +192,13 @@ export type LabelsBody = z.infer<typeof labelsBodySchema>;
 export const auditQuerySchema = z.strictObject({
   target: z.string().min(1).max(300).optional(),
   action: z.string().min(1).max(100).optional(),
+  /** Who did it: a user's or token's name, or the actor id (`user:ana`, a token id, `system`). */
+  actor: z.string().min(1).max(200).optional(),
+  /** Entries about one host: its own and those of its findings and change sets (`host:ID/…`). */
+  host: z.string().min(1).max(200).optional(),
+  /** At or after `from`, before `to` (UTC, a date-time or a date). */
+  from: z.union([z.iso.datetime(), z.iso.date()]).optional(),
+  to: z.union([z.iso.datetime(), z.iso.date()]).optional(),
   /** The newest `limit` entries (older than `before` when given), oldest first within the page. */
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
   /** An entry id: only entries before it (the `older` cursor of the page before). */

@@ -8,6 +8,7 @@ import { effectiveLabels } from '../../shared/labels.js';
 import type { HostLabels } from '../../shared/labels.js';
 import type { Alerting } from './alerting.js';
 import type { Synchronous } from './async-adapter.js';
+import type { AuditQuery } from '../../shared/api.js';
 import type { AuditRecord, Triage } from './types.js';
 import { createHostStatus } from './host-status.js';
 import { createRedecide } from './redecide.js';
@@ -38,6 +39,12 @@ export interface ApprovalInsert {
 }
 
 /** An approval's expiry must lie ahead: one already past would approve nothing. */
+/** The audit query's filters as both backends bind them: times as the log writes them (ISO, UTC, milliseconds). */
+export function auditFilters(q: AuditQuery): { target: string | null; action: string | null; actor: string | null; host: string | null; from: string | null; to: string | null } {
+  const iso = (t: string | undefined) => (t === undefined ? null : new Date(t).toISOString());
+  return { target: q.target ?? null, action: q.action ?? null, actor: q.actor ?? null, host: q.host ?? null, from: iso(q.from), to: iso(q.to) };
+}
+
 export function checkApprovalExpiry(req: ApproveRequest): void {
   if (req.expiresAt !== undefined && Date.parse(req.expiresAt) <= req.now.getTime()) {
     throw new QuicksandError('BODY_INVALID', `body.expiresAt: ${req.expiresAt} is already past`);
@@ -103,10 +110,13 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
   );
   // Newest first (one more than asked: is there an older page?), turned oldest first below.
   const auditPage = db.prepare<
-    { target: string | null; action: string | null; before: number | null; limit: number },
+    { target: string | null; action: string | null; actor: string | null; host: string | null; from: string | null; to: string | null; before: number | null; limit: number },
     { id: number; at: string; actor: string; actor_name: string | null; role: string; action: string; target: string; reason: string | null; detail: string }
   >(
     `SELECT * FROM audit_log WHERE (@target IS NULL OR target = @target) AND (@action IS NULL OR action = @action) AND (@before IS NULL OR id < @before)
+       AND (@actor IS NULL OR actor = @actor OR actor_name = @actor)
+       AND (@host IS NULL OR target = 'host:' || @host OR substr(target, 1, length(@host) + 6) = 'host:' || @host || '/')
+       AND (@from IS NULL OR at >= @from) AND (@to IS NULL OR at < @to)
      ORDER BY id DESC LIMIT @limit + 1`,
   );
 
@@ -239,7 +249,7 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
     markStale: (before, now) => markStale.immediate(before, now),
     audit: (entry) => auditAlone(entry),
     listAudit(query) {
-      const rows = auditPage.all({ target: query.target ?? null, action: query.action ?? null, before: query.before ?? null, limit: query.limit });
+      const rows = auditPage.all({ ...auditFilters(query), before: query.before ?? null, limit: query.limit });
       const page = rows.slice(0, query.limit).reverse();
       return {
         entries: page.map(({ actor_name, detail, ...r }) => ({ ...r, actorName: actor_name, detail: JSON.parse(detail) as unknown })),
