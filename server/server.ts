@@ -152,7 +152,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     uploads: gatedUploads(backend.uploads, opts.maxUploads ?? 2),
     enrollLimiter: createAddressLimiter(opts.enrollRatePerSec ?? 0.2, opts.enrollBurst ?? 20, () => now().getTime()),
   });
-  const web = createConsole({ store, clock: now, stream, ...(opts.sessionPolicy === undefined ? {} : { policy: opts.sessionPolicy }) });
+  const web = createConsole({ store, clock: now, stream, ...(opts.fetch === undefined ? {} : { fetch: opts.fetch }), ...(opts.sessionPolicy === undefined ? {} : { policy: opts.sessionPolicy }) });
   // The API has its paths; every other path is the console's.
   const route = (req: Request, env: unknown): Response | Promise<Response> => (isApiPath(new URL(req.url).pathname) ? app.fetch(req, env) : web.fetch(req, env));
   const deliveries = startDeliveryLoop({

@@ -36,6 +36,8 @@ const SERVER_LAYERS: ReadonlyArray<readonly [layer: string, rank: number]> = [
   ['domain', 0],
   ['alerts', 1],
   ['store', 2],
+  // People's audited acts (users, credentials, sinks) that the API, the console and the CLI all make.
+  ['admin', 2.5],
   ['api', 3],
   ['stream', 3],
   ['schedules', 3],

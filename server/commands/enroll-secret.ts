@@ -3,9 +3,9 @@
 import { QuicksandError } from '../../shared/errors.js';
 import type { OptionValues } from '../../shared/command-line.js';
 import { parseDuration } from '../../shared/duration.js';
-import { splitCredential } from '../secrets.js';
 import { COMMON, DB_HELP, EXIT_OK, cliActor, database, withStore } from './common.js';
 import type { ServerCliIo } from './common.js';
+import { createEnrollSecretAudited, revokeEnrollSecretAudited } from '../admin/accounts.js';
 
 export const help = `Usage: quicksand-server enroll-secret [--expires DURATION] [--uses N] [--db FILE]
        quicksand-server enroll-secret list [--db FILE]
@@ -41,8 +41,7 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
     }
     if (verb === 'revoke') {
       if (id === undefined) throw new QuicksandError('USAGE', 'expected `enroll-secret revoke ID` (the id from `enroll-secret list`)');
-      if (!(await store.revokeEnrollSecret(id, now))) throw new QuicksandError('NOT_FOUND', `enrolment secret ${id} is not known or already revoked`);
-      await store.triage.audit({ actor: cliActor(), action: 'enroll-secret-revoke', target: `enroll-secret:${id}`, now });
+      await revokeEnrollSecretAudited(store, id, cliActor(), now);
       io.stdout(`revoked enrolment secret ${id}\n`);
       return EXIT_OK;
     }
@@ -50,10 +49,7 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
     const ms = v.expires === undefined ? undefined : parseDuration(v.expires);
     if (ms === null) throw new QuicksandError('USAGE', `--expires: expected a duration like 24h, 7d or 1h30m (units s, m, h, d), got "${v.expires}"`);
     if (v.uses !== undefined && !/^[1-9]\d{0,5}$/.test(v.uses)) throw new QuicksandError('USAGE', `--uses: expected a whole number from 1 to 999999, got "${v.uses}"`);
-    const expiresAt = ms === undefined ? undefined : new Date(now.getTime() + ms);
-    const maxUses = v.uses === undefined ? undefined : Number(v.uses);
-    const secret = await store.createEnrollSecret(now, { ...(expiresAt === undefined ? {} : { expiresAt }), ...(maxUses === undefined ? {} : { maxUses }) });
-    await store.triage.audit({ actor: cliActor(), action: 'enroll-secret-create', target: `enroll-secret:${splitCredential(secret, 'qse')!.id}`, detail: { expiresAt: expiresAt?.toISOString() ?? null, maxUses: maxUses ?? null }, now });
+    const { secret } = await createEnrollSecretAudited(store, { expires: v.expires, uses: v.uses === undefined ? undefined : Number(v.uses), actor: cliActor(), now });
     io.stdout(`${secret}\n`);
     return EXIT_OK;
   });

@@ -6,8 +6,8 @@ import type { OptionValues } from '../../shared/command-line.js';
 import { splitCredential } from '../secrets.js';
 import { COMMON, DB_HELP, EXIT_OK, cliActor, database, withStore } from './common.js';
 import type { ServerCliIo } from './common.js';
+import { MAX_TOKEN_NAME as MAX_NAME, checkTokenName, createUserTokenAudited, revokeApiTokenAudited } from '../admin/accounts.js';
 
-const MAX_NAME = 200;
 
 export const help = `Usage: quicksand-server token create --role admin|analyst|auditor [--name TEXT] [--db FILE]
        quicksand-server token create --user NAME [--name TEXT] [--db FILE]
@@ -46,8 +46,7 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
   if (verb === 'revoke' && id !== undefined) {
     return withStore(database(values), async (store) => {
       const now = new Date();
-      if (!(await store.revokeApiToken(id, now))) throw new QuicksandError('NOT_FOUND', `API token ${id} is not known or already revoked`);
-      await store.triage.audit({ actor: cliActor(), action: 'token-revoke', target: `token:${id}`, now });
+      await revokeApiTokenAudited(store, id, cliActor(), now);
       io.stdout(`revoked API token ${id}\n`);
       return EXIT_OK;
     });
@@ -59,9 +58,7 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
     const name = parseName((values as { name?: string }).name);
     return withStore(database(values), async (store) => {
       const now = new Date();
-      const token = await store.createUserToken(user, now, name);
-      if (token === null) throw new QuicksandError('NOT_FOUND', `user ${user} is not known: \`quicksand-server user list\` shows them`);
-      await store.triage.audit({ actor: cliActor(), action: 'token-create', target: `token:${splitCredential(token, 'qst')!.id}`, detail: { user, name: name ?? null }, now });
+      const { token } = await createUserTokenAudited(store, { user, name, actor: cliActor(), now });
       io.stdout(`${token}\n`);
       return EXIT_OK;
     });
@@ -78,11 +75,4 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
   });
 }
 
-function parseName(text: string | undefined): string | undefined {
-  if (text === undefined) return undefined;
-  const name = text.trim();
-  if (name === '' || name.length > MAX_NAME || /[\u0000-\u001f\u007f]/.test(name)) {
-    throw new QuicksandError('USAGE', `--name: expected 1 to ${MAX_NAME} characters without control characters, like "Q3 audit, Jane"`);
-  }
-  return name;
-}
+const parseName = (text: string | undefined) => checkTokenName(text, '--name');

@@ -4,9 +4,10 @@ import { API_ROLES } from '../../shared/api.js';
 import type { ApiRoleName } from '../../shared/api.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { OptionValues } from '../../shared/command-line.js';
-import { MAX_PASSWORD, USER_NAME_RE, generatePassword, hashPassword, passwordProblem } from '../passwords.js';
+import { MAX_PASSWORD, generatePassword, passwordProblem } from '../passwords.js';
 import { COMMON, DB_HELP, EXIT_OK, cliActor, database, withStore } from './common.js';
 import type { ServerCliIo } from './common.js';
+import { addUserAudited, checkUserName, setPasswordAudited, setUserDisabledAudited } from '../admin/accounts.js';
 
 export const help = `Usage: quicksand-server user add NAME --role admin|analyst|auditor [--password-stdin] [--db FILE]
        quicksand-server user list [--db FILE]
@@ -38,10 +39,7 @@ async function password(values: OptionValues, io: ServerCliIo): Promise<{ text: 
   return { text, generated: false };
 }
 
-function userName(name: string | undefined): string {
-  if (name === undefined || !USER_NAME_RE.test(name)) throw new QuicksandError('USAGE', `expected a user name of 1 to 64 characters a-z 0-9 . _ - (starting with a letter or digit), got ${JSON.stringify(name ?? '')}`);
-  return name;
-}
+const userName = checkUserName;
 
 export async function run(values: OptionValues, positionals: string[], io: ServerCliIo): Promise<number> {
   const [verb, rawName, ...rest] = positionals;
@@ -62,8 +60,7 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
     return withStore(database(values), async (store) => {
       const pw = await password(values, io);
       const now = new Date();
-      if (!(await store.createUser({ name, role: role as ApiRoleName, passwordHash: await hashPassword(pw.text), now }))) throw new QuicksandError('CONFLICT', `user ${name} exists: \`user passwd ${name}\` sets a new password`);
-      await store.triage.audit({ actor, action: 'user-add', target: `user:${name}`, detail: { role }, now });
+      await addUserAudited(store, { name, role: role as ApiRoleName, password: pw.text, actor, now });
       io.stdout(pw.generated ? `added ${role} ${name}; password (shown once): ${pw.text}\n` : `added ${role} ${name}\n`);
       return EXIT_OK;
     });
@@ -72,8 +69,7 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
     const name = userName(rawName);
     return withStore(database(values), async (store) => {
       const now = new Date();
-      if (!(await store.setUserDisabled(name, verb === 'disable', now))) throw new QuicksandError('NOT_FOUND', `user ${name} is not known or already ${verb}d`);
-      await store.triage.audit({ actor, action: `user-${verb}`, target: `user:${name}`, now });
+      await setUserDisabledAudited(store, { name, disabled: verb === 'disable', actor, now });
       io.stdout(`${verb}d ${name}\n`);
       return EXIT_OK;
     });
@@ -83,8 +79,7 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
     return withStore(database(values), async (store) => {
       const pw = await password(values, io);
       const now = new Date();
-      if (!(await store.setPassword(name, await hashPassword(pw.text), now))) throw new QuicksandError('NOT_FOUND', `user ${name} is not known`);
-      await store.triage.audit({ actor, action: 'user-passwd', target: `user:${name}`, now });
+      await setPasswordAudited(store, { name, password: pw.text, actor, now });
       io.stdout(pw.generated ? `new password of ${name} (shown once): ${pw.text}\n` : `password of ${name} set\n`);
       return EXIT_OK;
     });

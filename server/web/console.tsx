@@ -3,6 +3,7 @@
 // not the API's. One file per page beside this one; this file only routes.
 import { Hono } from 'hono';
 import type { Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { csrf } from 'hono/csrf';
 import { HTTPException } from 'hono/http-exception';
 import { getConnInfo } from '@hono/node-server/conninfo';
@@ -11,8 +12,14 @@ import { QuicksandError, isQuicksandError } from '../../shared/errors.js';
 import { formatIssues } from '../../shared/schema-errors.js';
 import { CONSOLE_SECURITY_HEADERS } from '../../shared/security-headers.js';
 import type { SessionUser, Store } from '../store/types.js';
-import { AdminPage } from './admin.js';
-import { AuditPage } from './audit.js';
+import { adminRoutes } from './admin.js';
+import { alertRoutes } from './alerts.js';
+import { Message, actor, fields, parseForm } from './forms.js';
+import type { ConsoleDeps } from './forms.js';
+import { ruleRoutes } from './rules.js';
+import { sinkRoutes } from './sinks.js';
+import { waiveRoutes } from './waive.js';
+import { AUDIT_PAGE, AuditPage } from './audit.js';
 import { ExportPage } from './export.js';
 import { FleetPage } from './fleet.js';
 import { countStatuses, filterHosts, fleetCsv, paginate, parseFleetFilters } from './fleet-view.js';
@@ -20,16 +27,11 @@ import { HostPage } from './host.js';
 import { ImagesPage } from './images.js';
 import { Layout } from './layout.js';
 import { LoginPage, login, logout, safeNext } from './login.js';
-import { DEFAULT_SESSION_POLICY, mayTriage, sessions, signedIn } from './session.js';
+import { DEFAULT_SESSION_POLICY, FORM_LIMIT, mayTriage, sessions, signedIn } from './session.js';
 import type { SessionPolicy, WebEnv } from './session.js';
 import { CONSOLE_CSS } from './styles.js';
 
-export interface ConsoleDeps {
-  store: Store;
-  clock: () => Date;
-  policy?: SessionPolicy;
-  stream?: { sendCommand(agentId: string, command: 'scan-now'): boolean; isConnected(agentId: string): boolean };
-}
+export type { ConsoleDeps };
 
 function address(c: Context<WebEnv>): string {
   try {
@@ -42,17 +44,6 @@ function address(c: Context<WebEnv>): string {
 /** Findings per host page. */
 export const HOST_PAGE_SIZE = 200;
 
-const actor = (s: SessionUser) => ({ id: `user:${s.user}`, role: s.role, name: s.user });
-
-/** The form's non-empty fields named in `keys`. */
-function fields(form: Record<string, string>, keys: readonly string[]): Record<string, string> {
-  return Object.fromEntries(keys.filter((k) => (form[k] ?? '').trim() !== '').map((k) => [k, form[k]!]));
-}
-
-function Message(props: { session: SessionUser | null; title: string; text: string }) {
-  return <Layout title={props.title} session={props.session}><p class="error" role="alert">{props.text}</p></Layout>;
-}
-
 export function createConsole(deps: ConsoleDeps): Hono<WebEnv> {
   const { store, clock } = deps;
   const policy = deps.policy ?? DEFAULT_SESSION_POLICY;
@@ -63,6 +54,7 @@ export function createConsole(deps: ConsoleDeps): Hono<WebEnv> {
   });
   // Hono's check (Origin / Sec-Fetch-Site on form bodies), then ours on every body and the
   // session's token in every form (sessions()).
+  app.use('*', bodyLimit({ maxSize: FORM_LIMIT, onError: (c) => c.text(`Too large: a console form is at most ${FORM_LIMIT} bytes`, 413) }));
   app.use('*', csrf());
   app.use('*', sessions(store, clock));
   app.onError((err, c) => {
@@ -133,11 +125,7 @@ export function createConsole(deps: ConsoleDeps): Hono<WebEnv> {
     if (typeof r !== 'string') return hostPage(c, s, `Not done: ${r.invalid}`, 400);
     return c.redirect(`/hosts/${encodeURIComponent(c.req.param('id')!)}?done=${encodeURIComponent(r)}`, 303);
   };
-  const parse = <T,>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: Parameters<typeof formatIssues>[0] } }, value: unknown): T => {
-    const r = schema.safeParse(value);
-    if (!r.success) throw new QuicksandError('BODY_INVALID', formatIssues(r.error).replaceAll('\n', '; '));
-    return r.data;
-  };
+  const parse = parseForm;
   const findingId = (c: Context<WebEnv>): number => {
     const t = c.req.param('fid')!;
     if (!/^[1-9]\d{0,15}$/.test(t)) throw new QuicksandError('QUERY_INVALID', `finding id: expected a positive integer, got "${t}"`);
@@ -174,16 +162,16 @@ export function createConsole(deps: ConsoleDeps): Hono<WebEnv> {
     const s = signedIn(c);
     if (s instanceof Response) return s;
     const given = Object.fromEntries(Object.entries(c.req.query()).filter(([, v]) => v !== ''));
-    const r = auditQuerySchema.safeParse({ limit: '100', ...given });
-    const query = r.success ? r.data : { limit: 100 };
-    return c.html(<AuditPage session={s} page={await store.triage.listAudit(query)} query={query} {...(r.success ? {} : { error: formatIssues(r.error) })} />, r.success ? 200 : 400);
+    const r = auditQuerySchema.safeParse({ limit: String(AUDIT_PAGE), ...given });
+    // A filter refused lists nothing (not everything) and shows what was typed, with why.
+    if (!r.success) return c.html(<AuditPage session={s} page={{ entries: [], older: null }} query={Object.fromEntries(Object.entries(given).map(([k, v]) => [k, v.slice(0, 300)]))} error={formatIssues(r.error)} />, 400);
+    return c.html(<AuditPage session={s} page={await store.triage.listAudit(r.data)} query={r.data} />);
   });
-  app.get('/admin', async (c) => {
-    const s = signedIn(c);
-    if (s instanceof Response) return s;
-    if (s.role !== 'admin') return c.html(<Message session={s} title="Forbidden" text={`This page is for admins; you are ${s.role}.`} />, 403);
-    return c.html(<AdminPage session={s} users={await store.listUsers()} tokens={await store.listApiTokens()} secrets={await store.listEnrollSecrets(clock())} />);
-  });
+  adminRoutes(app, deps);
+  alertRoutes(app, deps);
+  sinkRoutes(app, deps);
+  ruleRoutes(app, deps);
+  waiveRoutes(app, deps);
   app.get('/export', (c) => {
     const s = signedIn(c);
     return s instanceof Response ? s : c.html(<ExportPage session={s} now={clock()} />);

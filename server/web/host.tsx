@@ -5,6 +5,7 @@ import type { SessionUser } from '../store/types.js';
 import { diffLines, groupByChangeSet, nestedPaths, visible } from './host-view.js';
 import { Csrf, Layout } from './layout.js';
 import { mayTriage } from './session.js';
+import { WaiveForm } from './waive.js';
 
 function Diff(props: { diff: string }) {
   return (
@@ -31,7 +32,7 @@ function ApproveForm(props: { session: SessionUser; action: string; label: strin
   );
 }
 
-function FindingRow(props: { f: HostFinding; host: string; session: SessionUser }) {
+function FindingRow(props: { f: HostFinding; host: string; image: string | null; session: SessionUser }) {
   const { f } = props;
   const nested = nestedPaths(f);
   const diff = f.configDiff;
@@ -53,6 +54,7 @@ function FindingRow(props: { f: HostFinding; host: string; session: SessionUser 
       {mayTriage(props.session.role) && f.resolvedAt === null && (t.state === 'open' || t.state === 'approval-expired') && (
         <ApproveForm session={props.session} action={`/hosts/${encodeURIComponent(props.host)}/findings/${f.id}/approve`} label="Approve this finding" id={`f${f.id}`} />
       )}
+      {mayTriage(props.session.role) && f.resolvedAt === null && t.state === 'open' && <WaiveForm session={props.session} host={props.host} image={props.image} f={f} />}
       {mayTriage(props.session.role) && t.state === 'approved' && (
         <form method="post" action={`/hosts/${encodeURIComponent(props.host)}/findings/${f.id}/reopen`}>
           <Csrf session={props.session} />
@@ -98,7 +100,7 @@ export function HostPage(props: { session: SessionUser; host: HostDetail; findin
         <section class="changeset" aria-label={g.id === null ? 'Not explained by a package manager' : `Change set ${g.id}`}>
           <h3>{g.id === null ? 'Not explained by a package manager' : visible(`${g.tool ?? 'change set'}: ${g.command ?? g.id}`)}</h3>
           {g.id !== null && mayTriage(s.role) && <ApproveForm session={s} action={`/hosts/${id}/change-sets/${encodeURIComponent(g.id)}/approve`} label="Approve the whole change set" id={`cs-${g.findings[0]!.id}`} />}
-          <ul>{g.findings.map((f) => <FindingRow f={f} host={h.id} session={s} />)}</ul>
+          <ul>{g.findings.map((f) => <FindingRow f={f} host={h.id} image={h.image?.name ?? null} session={s} />)}</ul>
         </section>
       ))}
       {props.findingsPage !== undefined && props.findingsPage.pages > 1 && (

@@ -21,6 +21,9 @@ export function Layout(props: { title: string; session: SessionUser | null; chil
             <nav aria-label="Console">
               <a href="/">Fleet</a>
               <a href="/images">Images</a>
+              <a href="/alerts">Alerts</a>
+              <a href="/rules">Rules</a>
+              {s.role === 'admin' && <a href="/sinks">Sinks</a>}
               <a href="/audit">Audit log</a>
               <a href="/export">Export</a>
               {s.role === 'admin' && <a href="/admin">Users and credentials</a>}

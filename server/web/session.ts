@@ -27,6 +27,9 @@ export const DEFAULT_SESSION_POLICY: SessionPolicy = {
   lockMs: 15 * 60_000,
 };
 
+/** A console form's body at most (the rules editor's document is the largest). */
+export const FORM_LIMIT = 1024 * 1024;
+
 export type WebEnv = { Variables: { session: SessionUser | null; form: Record<string, string> } };
 
 export function setSessionCookie(c: Context<WebEnv>, token: string, policy: SessionPolicy): void {

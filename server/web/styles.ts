@@ -21,5 +21,14 @@ fieldset{border:1px solid #999;margin:.5rem 0}
 pre.diff{overflow-x:auto;background:#f6f6f6;padding:.5rem;font-size:.85rem}
 .add{background:#dff5e1}.del{background:#fbe3e3}.hunk{color:#5a3d8a}
 code{overflow-wrap:anywhere}
+header a:focus,header button:focus{outline-color:#ffd27a}
+input,select,textarea{max-width:100%;font:inherit}
+textarea{width:100%;font-family:ui-monospace,monospace;font-size:.9rem}
+form.inline{display:inline-block;margin:0 .25rem .25rem 0}
+.field-error{color:#a10000;font-weight:600}
+[aria-invalid="true"]{border:2px solid #a10000}
+pre.excerpt,pre.rules{overflow-x:auto;background:#f6f6f6;padding:.25rem .5rem;color:#1a1a1a}
+mark{background:#fff3b0;color:#1a1a1a}
+code.once{display:inline-block;padding:.25rem;background:#fff3b0;user-select:all}
 @media (max-width:640px){table.wide thead{display:none}table.wide tr{display:block;border-bottom:2px solid #999}table.wide td{display:block;border:0}}
 `;
