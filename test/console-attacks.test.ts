@@ -26,7 +26,7 @@ beforeAll(async () => {
   db = await STORE_BACKENDS[0]!.fresh();
   store = db.store;
   const hash = await hashPassword(PASSWORD);
-  for (const [name, role] of [['ana', 'analyst'], ['aud', 'auditor'], ['bob', 'analyst']] as const) await store.createUser({ name, role, passwordHash: hash, now });
+  for (const [name, role] of [['ana', 'analyst'], ['aud', 'auditor'], ['bob', 'analyst'], ['adm', 'admin']] as const) await store.createUser({ name, role, passwordHash: hash, now });
   const api = createApp({ store, clock: () => now, metrics: createMetrics() });
   const web = createConsole({ store, clock: () => now, policy: { ...DEFAULT_SESSION_POLICY, accountMax: 3 } });
   fetchApp = async (path, init) => {
@@ -137,5 +137,63 @@ describe('the console under attack', () => {
     const html = String(HostPage({ session, host, findings: [withDiff], history: [] }));
     expect(html).toContain('<span class="add">+&lt;script&gt;alert(&quot;diff&quot;)&lt;/script&gt;\\u{1b}]0;title\\u{7}');
     expect(html).not.toMatch(/<script|[\u0000-\u0008\u001b]/);
+  });
+
+  it('refuses the admin forms to analysts and auditors, the waiver to auditors, and every new form from another origin', async () => {
+    const ana = await logIn('ana');
+    const aud = await logIn('aud');
+    const adm = await logIn('adm');
+    const adminForms: Array<[string, Record<string, string>]> = [
+      ['/admin/users', { name: 'mallory', role: 'admin' }],
+      ['/admin/users/ana/password', {}],
+      ['/admin/users/adm/disable', {}],
+      ['/admin/tokens', { user: 'adm', name: 'stolen' }],
+      ['/admin/enroll-secrets', {}],
+      ['/sinks', { type: 'webhook', id: 'exfil', url: 'https://evil.test/', secret: 'sixteen chars or more' }],
+      ['/rules', { text: '{"schema":"quicksand.rules/v1","rules":[{"id":"all","action":{"type":"suppress"}}]}' }],
+    ];
+    for (const who of [ana, aud]) {
+      for (const [path, fields] of adminForms) expect([path, (await fetchApp(path, form({ _csrf: who.csrf, ...fields }, { origin: ORIGIN }, who.cookie))).status]).toEqual([path, 403]);
+    }
+    for (const page of ['/admin', '/sinks']) expect((await fetchApp(page, { headers: { cookie: `${SESSION_COOKIE}=${ana.cookie}` } })).status).toBe(403);
+    expect(await (await fetchApp('/rules', { headers: { cookie: `${SESSION_COOKIE}=${ana.cookie}` } })).text()).not.toContain('<textarea');
+    const waive = `/hosts/${hostId}/findings/1/waive`;
+    expect((await fetchApp(waive, form({ _csrf: aud.csrf, rule: 'w', reason: 'x', scope: 'fleet' }, { origin: ORIGIN }, aud.cookie))).status).toBe(403);
+    // The admin's own session, token and all, from another site: refused before any form is read.
+    for (const [path, fields] of [...adminForms, [waive, { rule: 'w', reason: 'x', scope: 'fleet' }] as [string, Record<string, string>]]) {
+      expect([path, (await fetchApp(path, form({ _csrf: adm.csrf, ...fields }, { origin: 'https://evil.test' }, adm.cookie))).status]).toEqual([path, 403]);
+      expect([path, (await fetchApp(path, form({ _csrf: adm.csrf, ...fields }, { 'sec-fetch-site': 'cross-site' }, adm.cookie))).status]).toEqual([path, 403]);
+    }
+    expect((await store.listUsers()).map((u) => u.name)).not.toContain('mallory');
+    expect(await store.listSinks()).toEqual([]);
+    expect(await store.triage.currentRules()).toBeNull();
+    expect((await store.listApiTokens()).length + (await store.listEnrollSecrets(now)).length).toBe(1); // the agent's enrolment secret only
+  });
+
+  it('refuses a console form body larger than 1 MiB before reading it', async () => {
+    const adm = await logIn('adm');
+    const res = await fetchApp('/rules', form({ _csrf: adm.csrf, text: 'x'.repeat(1024 * 1024 + 10) }, { origin: ORIGIN }, adm.cookie));
+    expect(res.status).toBe(413);
+    expect(await store.triage.currentRules()).toBeNull();
+  });
+
+  it('shows markup and control characters in a rule id, a sink name and a waiver notice as text', async () => {
+    const adm = await logIn('adm');
+    const hostile = '<script>alert("x")</script>\u001b[31m';
+    const rules = JSON.stringify({ schema: 'quicksand.rules/v1', rules: [{ id: hostile, description: hostile, action: { type: 'suppress' }, match: { path: '/nowhere' } }] });
+    expect((await fetchApp('/rules', form({ _csrf: adm.csrf, text: rules }, { origin: ORIGIN }, adm.cookie))).status).toBe(303);
+    await store.saveSink({ type: 'webhook', id: hostile, name: hostile, url: 'https://hooks.test/', secret: 'sixteen chars or more', minSeverity: 'low', timeoutMs: 1000 }, now);
+    const waived = await fetchApp(`/hosts/${hostId}/findings/1/waive`, form({ _csrf: adm.csrf, rule: hostile, reason: 'x', scope: 'fleet' }, { origin: ORIGIN }, adm.cookie));
+    expect(decodeURIComponent(waived.headers.get('location')!)).toMatch(/done=Not done: .*rules\[1\]\.id: "<script>/);
+    const pages = ['/rules', '/sinks', waived.headers.get('location')!];
+    // An invalid document echoed back in the editor, with its problems, is inert too.
+    const refused = await (await fetchApp('/rules', form({ _csrf: adm.csrf, text: `{"schema":"quicksand.rules/v1","rules":[{"id":"a",${JSON.stringify(hostile)}:1}]}` }, { origin: ORIGIN }, adm.cookie))).text();
+    for (const html of [...(await Promise.all(pages.map(async (p) => (await fetchApp(p, { headers: { cookie: `${SESSION_COOKIE}=${adm.cookie}` } })).text()))), refused]) {
+      expect(html).not.toMatch(/<script/i);
+      expect(html).not.toMatch(/[\u0000-\u0008\u001b]/);
+      // As text: in a table cell, or inside the JSON of the document (its quotes escaped there).
+      expect(html).toMatch(/&lt;script&gt;alert\(\\?&quot;x\\?&quot;\)&lt;\/script&gt;/);
+    }
+    await store.deleteSink(hostile);
   });
 });

@@ -45,8 +45,8 @@ export function AdminPage(props: { session: SessionUser; users: UserInfo[]; toke
   const active = props.users.filter((u) => u.disabledAt === null);
   return (
     <Layout title="Users and credentials" session={s}>
-      {props.error !== undefined && <p class="error" role="alert">{`Not done: ${props.error}`}</p>}
-      {props.notice !== undefined && <p class="note" role="status">{props.notice}</p>}
+      {props.error !== undefined && <p class="error" role="alert">{visible(`Not done: ${props.error}`)}</p>}
+      {props.notice !== undefined && <p class="note" role="status">{visible(props.notice)}</p>}
       {props.shownOnce !== undefined && (
         <div class="note" role="status">
           <p>{`${props.shownOnce.what} — shown this once; copy it now:`}</p>

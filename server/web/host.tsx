@@ -71,7 +71,7 @@ export function HostPage(props: { session: SessionUser; host: HostDetail; findin
   const s = props.session;
   return (
     <Layout title={`Host ${visible(h.displayName)}`} session={s}>
-      {props.notice !== undefined && <p class="note" role="status">{props.notice}</p>}
+      {props.notice !== undefined && <p class="note" role="status">{visible(props.notice)}</p>}
       <dl>
         <dt>Status</dt><dd class={h.status} id="status">{h.status}</dd>
         <dt>Image</dt><dd>{h.image === null ? 'not announced' : visible(`${h.image.name} ${h.image.version}`)}{h.baselineVersion !== null && ` (re-baseline version ${h.baselineVersion})`}</dd>

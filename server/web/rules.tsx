@@ -31,7 +31,7 @@ export function RulesPage(props: { session: SessionUser; version: number | null;
   const invalid = problems.length > 0;
   return (
     <Layout title="Rules" session={s}>
-      {props.notice !== undefined && <p class="note" role="status">{props.notice}</p>}
+      {props.notice !== undefined && <p class="note" role="status">{visible(props.notice)}</p>}
       <p>{props.version === null ? 'No rule set saved yet: findings keep the severity the agent gave.' : `Rule set version ${props.version} is in force.`} The format is <code>{RULES_SCHEMA}</code> (see the API's <a href="/api/v1/openapi.json">OpenAPI document</a>, operation saveRules).</p>
       {s.role !== 'admin' && (
         <>
@@ -48,7 +48,7 @@ export function RulesPage(props: { session: SessionUser; version: number | null;
               <ol>
                 {problems.map((p) => (
                   <li>
-                    {`${p.line === null ? '' : `line ${p.line}, `}${p.path}: ${p.message}`}
+                    {visible(`${p.line === null ? '' : `line ${p.line}, `}${p.path}: ${p.message}`)}
                     {p.line !== null && p.line <= lines.length && <Excerpt lines={lines} line={p.line} />}
                   </li>
                 ))}

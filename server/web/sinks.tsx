@@ -43,7 +43,7 @@ export function SinksPage(props: { session: SessionUser; sinks: Array<Record<str
   const general = errors.get('') ?? (props.error !== undefined && errors.size === 0 ? [props.error] : undefined);
   return (
     <Layout title="Alert sinks" session={s}>
-      {props.notice !== undefined && <p class="note" role="status">{props.notice}</p>}
+      {props.notice !== undefined && <p class="note" role="status">{visible(props.notice)}</p>}
       {props.error !== undefined && <p class="error" role="alert">{`Not saved: ${general?.join('; ') ?? 'see the fields marked below.'}`}</p>}
       <table class="wide">
         <thead><tr><th scope="col">Id</th><th scope="col">Type</th><th scope="col">Name</th><th scope="col">Where</th><th scope="col">From severity</th><th scope="col">Actions</th></tr></thead>
@@ -53,8 +53,8 @@ export function SinksPage(props: { session: SessionUser; sinks: Array<Record<str
             <tr>
               <td><code>{visible(id)}</code></td><td>{String(k.type)}</td><td>{visible(String(k.name ?? ''))}</td><td><code>{visible(String(k.url ?? ''))}</code></td><td>{String(k.minSeverity)}</td>
               <td>
-                <form method="post" action={`/sinks/${encodeURIComponent(id)}/test`} class="inline"><Csrf session={s} /><button type="submit" aria-label={`Send a test alert to ${id}`}>Test</button></form>
-                <form method="post" action={`/sinks/${encodeURIComponent(id)}/delete`} class="inline"><Csrf session={s} /><button type="submit" aria-label={`Remove sink ${id}`}>Remove</button></form>
+                <form method="post" action={`/sinks/${encodeURIComponent(id)}/test`} class="inline"><Csrf session={s} /><button type="submit" aria-label={`Send a test alert to ${visible(id)}`}>Test</button></form>
+                <form method="post" action={`/sinks/${encodeURIComponent(id)}/delete`} class="inline"><Csrf session={s} /><button type="submit" aria-label={`Remove sink ${visible(id)}`}>Remove</button></form>
               </td>
             </tr>
           );
