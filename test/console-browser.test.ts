@@ -6,7 +6,7 @@
 // the repository (printed at the end) to be looked at.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollAgent } from '../agent/deliver/enroll.js';
 import { manifestFromObservation } from '../agent/manifest/build.js';
 import { observe } from '../agent/fingerprint/observe.js';
+import { createConfigTextReader } from '../agent/fingerprint/config-text.js';
 import { startDaemon } from '../agent/daemon/daemon.js';
 import type { Daemon } from '../agent/daemon/daemon.js';
 import { createOutbox } from '../agent/deliver/outbox.js';
@@ -59,6 +60,8 @@ beforeAll(async () => {
   const outbox = createOutbox(db);
   const root = await openRoot(tree.dir);
   const manifest = manifestFromObservation(await observe(root, defaultPolicy()), defaultPolicy(), { name: 'debian-minbase', version: '1' }, new Date());
+  // The image's config files carry their text, as `agent manifest` writes them: a change shows as a diff.
+  await createConfigTextReader(root, defaultPolicy()).fillRecords(manifest.files);
   const transport = createTransport({ config, outbox, host: { hostname: 'console-host' }, image: { name: manifest.image.name, version: manifest.image.version }, backoff: { firstMaxMs: 100, baseMs: 200, capMs: 1000 } });
   daemon = startDaemon({ root, manifest, outbox, transport, hostId, hostname: 'console-host', scan: (r, m) => scanRoot(r, m, { hostname: 'console-host' }), log: () => {} });
   await waitFor('the first report', async () => ((await server.store.getHost(hostId, new Date()))?.reports ?? 0) >= 1, 60_000);
@@ -172,4 +175,104 @@ describe('the console in a real browser', () => {
     await phone.close();
     await ana.context().close();
   }, 60_000);
+
+  it('shows the unified diff of a real edit to /etc/login.defs, reported by the real agent, on the host page', async () => {
+    const defs = path.join(tree.dir, 'etc/login.defs');
+    writeFileSync(defs, readFileSync(defs, 'utf8').replace('PASS_MAX_DAYS\t99999', 'PASS_MAX_DAYS\t90'));
+    await waitFor('the config diff on the server', async () => ((await server.store.listFindings(hostId, { state: 'open' }, new Date())) ?? []).some((f) => f.path === '/etc/login.defs' && f.configDiff !== undefined), 60_000);
+    const aud = await logIn('aud');
+    await aud.goto(`${base}/hosts/${hostId}`);
+    const diff = aud.locator('li', { hasText: '/etc/login.defs' }).locator('pre.diff');
+    await expect(diff.locator('span.del', { hasText: 'PASS_MAX_DAYS\t99999' }).count()).resolves.toBe(1);
+    await expect(diff.locator('span.add', { hasText: 'PASS_MAX_DAYS\t90' }).isVisible()).resolves.toBe(true);
+    await expect(diff.locator('span.file', { hasText: '+++ b/etc/login.defs' }).count()).resolves.toBe(1);
+    await diff.scrollIntoViewIfNeeded();
+    await shot(aud, '7-host-config-diff-auditor');
+    await aud.context().close();
+  }, 90_000);
+
+  it('lets the admin edit the rules: an invalid document shows the schema’s message at its line, a valid one is saved', async () => {
+    const admin = await logIn('root-admin');
+    await admin.getByRole('link', { name: 'Rules' }).click();
+    const editor = admin.getByLabel('The rule document (JSON)');
+    await editor.fill('{\n  "schema": "quicksand.rules/v1",\n  "rules": [\n    { "id": "quiet-motd",\n      "match": { "path": "etc/motd" },\n      "action": { "type": "suppress" } }\n  ]\n}');
+    await admin.getByLabel('Reason (for the audit log)').fill('motd changes are noise');
+    await admin.getByRole('button', { name: 'Save the rules' }).click();
+    await admin.waitForLoadState();
+    await expect(editor.getAttribute('aria-invalid')).resolves.toBe('true');
+    const problems = admin.locator('#rules-problems');
+    await expect(problems.getByText('line 5, rules[0].match.path: expected an absolute path glob').isVisible()).resolves.toBe(true);
+    await expect(problems.locator('mark').textContent()).resolves.toContain('"match": { "path": "etc/motd" }');
+    await shot(admin, '8-rules-editor-invalid-admin');
+    await editor.fill((await editor.inputValue()).replace('"etc/motd"', '"/etc/motd"'));
+    await admin.getByRole('button', { name: 'Save the rules' }).click();
+    await admin.waitForURL(/\/rules\?done=/);
+    await expect(admin.getByRole('status').textContent()).resolves.toMatch(/saved rule set version \d+/);
+    await expect(editor.getAttribute('aria-invalid')).resolves.toBeNull();
+    await shot(admin, '9-rules-saved-admin');
+    await admin.context().close();
+  }, 60_000);
+
+  it('gives the auditor the rules read-only, no admin page, and 403 on forged admin and rules POSTs', async () => {
+    const aud = await logIn('aud');
+    await aud.goto(`${base}/rules`);
+    await expect(aud.locator('textarea, form[action="/rules"]').count()).resolves.toBe(0);
+    await expect(aud.getByText('/etc/motd').first().isVisible()).resolves.toBe(true);
+    await shot(aud, '10-rules-auditor-read-only');
+    await expect(aud.getByRole('link', { name: 'Users and credentials' }).count()).resolves.toBe(0);
+    const csrf = await aud.locator('input[name="_csrf"]').first().getAttribute('value');
+    for (const [url, form] of [['/admin/users', { name: 'mallory', role: 'admin' }], ['/rules', { text: '{"schema":"quicksand.rules/v1"}' }], ['/sinks', { type: 'slack', id: 'x', url: 'https://hooks.test/x' }]] as const) {
+      const res = await aud.context().request.post(`${base}${url}`, { form: { _csrf: csrf!, ...form }, headers: { origin: base } });
+      expect([url, res.status()]).toEqual([url, 403]);
+    }
+    expect((await aud.goto(`${base}/admin`))!.status()).toBe(403);
+    await aud.context().close();
+  }, 60_000);
+
+  it('labels every control, reaches the primary form by keyboard with a visible focus, and has no horizontal scroll at 390 px', async () => {
+    const pages = ['/', `/hosts/${hostId}`, '/images', '/alerts', '/rules', '/sinks', '/audit', '/export', '/admin'];
+    const unlabelled = (page: Page) =>
+      // In the page (a string: this project's TypeScript has no DOM types).
+      page.evaluate(`[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+        .filter((e) => e.labels.length === 0 && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby')).map((e) => e.outerHTML.slice(0, 120))`) as Promise<string[]>;
+    const admin = await logIn('root-admin');
+    for (const p of pages) {
+      await admin.goto(`${base}${p}`);
+      // Open every <details> so the controls inside them are counted too.
+      await admin.evaluate(`document.querySelectorAll('details').forEach((e) => e.setAttribute('open', ''))`);
+      expect([p, await unlabelled(admin)]).toEqual([p, []]);
+    }
+    // Keyboard only: from the top of the rules page, Tab reaches the editor, focus drawn visibly.
+    await admin.goto(`${base}/rules`);
+    let reached = false;
+    for (let i = 0; i < 40 && !reached; i++) {
+      await admin.keyboard.press('Tab');
+      reached = (await admin.evaluate(`document.activeElement?.id`)) === 'rules-text';
+    }
+    expect(reached).toBe(true);
+    await expect(admin.evaluate(`getComputedStyle(document.activeElement).outlineStyle`)).resolves.toBe('solid');
+    // The first Tab of a page lands on the skip link, which shows itself.
+    await admin.goto(`${base}/admin`);
+    await admin.keyboard.press('Tab');
+    await expect(admin.evaluate(`document.activeElement?.textContent`)).resolves.toBe('Skip to content');
+    await admin.context().close();
+
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const p = await phone.newPage();
+    await p.goto(`${base}/login`);
+    await p.getByLabel('User name').fill('root-admin');
+    await p.getByLabel('Password').fill(PASSWORD);
+    await p.getByRole('button', { name: 'Log in' }).click();
+    await p.waitForURL(`${base}/`);
+    for (const path_ of pages) {
+      await p.goto(`${base}${path_}`);
+      const [scroll, client] = (await p.evaluate(`[document.documentElement.scrollWidth, document.documentElement.clientWidth]`)) as [number, number];
+      expect([path_, scroll <= client]).toEqual([path_, true]);
+    }
+    await p.goto(`${base}/hosts/${hostId}`);
+    await shot(p, '11-host-phone-admin');
+    await p.goto(`${base}/admin`);
+    await shot(p, '12-admin-phone');
+    await phone.close();
+  }, 90_000);
 });
