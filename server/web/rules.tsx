@@ -84,7 +84,8 @@ export function ruleRoutes(app: Hono<WebEnv>, deps: ConsoleDeps): void {
     const s = await signedInAs(c, ['admin']);
     if (s instanceof Response) return s;
     const form = c.get('form');
-    const text = form.text ?? '';
+    // A browser sends a textarea's lines ending CRLF; the document is kept with LF.
+    const text = (form.text ?? '').replaceAll('\r\n', '\n');
     const reason = (form.reason ?? '').trim();
     const checked = checkRulesText(text);
     if ('problems' in checked) return c.html(<RulesPage session={s} version={(await current()).version} text={text} problems={checked.problems} reason={reason} />, 400);
