@@ -12,7 +12,7 @@ import { migrate } from '../server/store/db.js';
 import { MIGRATIONS } from '../server/store/migrations.js';
 import type { FleetQuery, Store } from '../server/store/types.js';
 import { createConsole } from '../server/web/console.js';
-import { fleetData } from '../server/web/fleet-data.js';
+import { fleetCsvStream, fleetData } from '../server/web/fleet-data.js';
 import { STORE_BACKENDS, reportFrame } from './helpers/store-backends.js';
 import type { FreshStore } from './helpers/store-backends.js';
 
@@ -202,6 +202,11 @@ describe.each(STORE_BACKENDS)('the console reads on the $name store', (backend) 
     expect(lines[0]).toBe('id,hostname,status,image,version,open_findings,drift_score,pet_since,last_report_at,watch,labels');
     expect(lines.slice(1, -1).map((l) => l.split(',')[0]).sort()).toEqual([id.a!, id.e!, id.f!].sort());
     expect(lines.at(-1)).toBe('');
+    // Read two rows at a time, by key: the same CSV.
+    const paged = await new Response(fleetCsvStream(store, { page: 1, image: 'web', version: '1' }, NOW, 2)).text();
+    expect(paged).toBe(csv);
+    const everyHost = (await new Response(fleetCsvStream(store, { page: 1 }, NOW, 2)).text()).split('\r\n').slice(1, -1).map((l) => l.split(',')[0]);
+    expect(everyHost).toEqual((await store.fleetHosts({}, { limit: 100 }, NOW)).map((h) => h.id));
     // a, c, and the host of many findings the test before added.
     const page = await (await app.request('/?status=pet', { headers })).text();
     expect(page).toContain('Page 1 of 1 (3 hosts)');

@@ -23,18 +23,18 @@ export async function fleetData(store: Store, filters: FleetFilters, now: Date):
 }
 
 /** The CSV of exactly the hosts the filters keep (every page), header first. */
-export function fleetCsvStream(store: Store, filters: FleetFilters, now: Date): ReadableStream<Uint8Array> {
+export function fleetCsvStream(store: Store, filters: FleetFilters, now: Date, pageSize = CSV_PAGE): ReadableStream<Uint8Array> {
   const query = queryOf(filters);
   const utf8 = new TextEncoder();
   let after: { hostname: string; id: string } | undefined;
   let started = false;
   return new ReadableStream<Uint8Array>({
     async pull(out) {
-      const hosts = await store.fleetHosts(query, { limit: CSV_PAGE, ...(after === undefined ? {} : { after }) }, now);
+      const hosts = await store.fleetHosts(query, { limit: pageSize, ...(after === undefined ? {} : { after }) }, now);
       out.enqueue(utf8.encode(`${started ? '' : FLEET_CSV_HEADER}${fleetCsvLines(hosts)}`));
       started = true;
       const last = hosts[hosts.length - 1];
-      if (hosts.length < CSV_PAGE || last === undefined) out.close();
+      if (hosts.length < pageSize || last === undefined) out.close();
       else after = { hostname: last.hostname, id: last.id };
     },
   });
