@@ -5,11 +5,14 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SESSION_COOKIE } from '../shared/console.js';
 import type { Finding } from '../shared/report.js';
 import { migrate } from '../server/store/db.js';
 import { MIGRATIONS } from '../server/store/migrations.js';
+import { openPostgres } from '../server/store/postgres/db.js';
+import { PG_MIGRATIONS } from '../server/store/postgres/migrations.js';
 import type { FleetQuery, Store } from '../server/store/types.js';
 import { createConsole } from '../server/web/console.js';
 import { fleetCsvStream, fleetData } from '../server/web/fleet-data.js';
@@ -216,8 +219,19 @@ describe.each(STORE_BACKENDS)('the console reads on the $name store', (backend) 
   });
 });
 
+const SEED_HOSTS = [
+  ['h-pet', 'pet', '2026-11-01T00:00:00.000Z', 'pet', '2026-11-20T08:00:00.000Z', '2026-12-01T09:00:00.000Z'],
+  ['h-cattle', 'cattle', '2026-11-01T00:00:00.000Z', 'cattle', null, '2026-12-01T09:00:00.000Z'],
+  ['h-new', 'new', '2026-11-30T00:00:00.000Z', 'enrolled', null, null],
+] as const;
+const SEEDED = [
+  { host_id: 'h-cattle', from_status: null, to_status: 'cattle', at: '2026-12-01T09:00:00.000Z', cause: 'migration', actor: null },
+  { host_id: 'h-new', from_status: null, to_status: 'enrolled', at: '2026-11-30T00:00:00.000Z', cause: 'migration', actor: null },
+  { host_id: 'h-pet', from_status: null, to_status: 'pet', at: '2026-11-20T08:00:00.000Z', cause: 'migration', actor: null },
+];
+
 describe('the status history migration', () => {
-  it('seeds each host with its status now, a pet from when it became one', () => {
+  it('seeds each host with its status now, a pet from when it became one (SQLite)', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'quicksand-history-'));
     try {
       const file = path.join(dir, 'server.db');
@@ -227,18 +241,39 @@ describe('the status history migration', () => {
         db.pragma(`user_version = ${v + 1}`);
       }
       const host = db.prepare(`INSERT INTO hosts (id, token_hash, hostname, enrolled_at, status, pet_since, last_report_at) VALUES (?, x'', ?, ?, ?, ?, ?)`);
-      host.run('h-pet', 'pet', '2026-11-01T00:00:00.000Z', 'pet', '2026-11-20T08:00:00.000Z', '2026-12-01T09:00:00.000Z');
-      host.run('h-cattle', 'cattle', '2026-11-01T00:00:00.000Z', 'cattle', null, '2026-12-01T09:00:00.000Z');
-      host.run('h-new', 'new', '2026-11-30T00:00:00.000Z', 'enrolled', null, null);
+      for (const h of SEED_HOSTS) host.run(...h);
       migrate(db, file);
-      expect(db.prepare('SELECT host_id, from_status, to_status, at, cause, actor FROM host_status_changes ORDER BY host_id').all()).toEqual([
-        { host_id: 'h-cattle', from_status: null, to_status: 'cattle', at: '2026-12-01T09:00:00.000Z', cause: 'migration', actor: null },
-        { host_id: 'h-new', from_status: null, to_status: 'enrolled', at: '2026-11-30T00:00:00.000Z', cause: 'migration', actor: null },
-        { host_id: 'h-pet', from_status: null, to_status: 'pet', at: '2026-11-20T08:00:00.000Z', cause: 'migration', actor: null },
-      ]);
+      expect(db.prepare('SELECT host_id, from_status, to_status, at, cause, actor FROM host_status_changes ORDER BY host_id').all()).toEqual(SEEDED);
       db.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('seeds the same on PostgreSQL', async () => {
+    const name = `qs_seed_${process.pid}`;
+    const admin = async (sql: string) => {
+      const c = new pg.Client({ connectionString: inject('postgresUrl').replace('{db}', 'postgres') });
+      await c.connect();
+      await c.query(sql).finally(() => c.end());
+    };
+    await admin(`CREATE DATABASE ${name}`);
+    try {
+      const url = inject('postgresUrl').replace('{db}', name);
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      await c.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at text NOT NULL)');
+      for (const [v, m] of PG_MIGRATIONS.slice(0, -1).entries()) {
+        await c.query(m);
+        await c.query('INSERT INTO schema_migrations VALUES ($1, $2)', [v + 1, T0.toISOString()]);
+      }
+      for (const h of SEED_HOSTS) await c.query(`INSERT INTO hosts (id, token_hash, hostname, enrolled_at, status, pet_since, last_report_at) VALUES ($1, '\\x', $2, $3, $4, $5, $6)`, [...h]);
+      await c.end();
+      const db = await openPostgres(url);
+      expect(await db.rows('SELECT host_id, from_status, to_status, at, cause, actor FROM host_status_changes ORDER BY host_id')).toEqual(SEEDED);
+      await db.close();
+    } finally {
+      await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     }
   });
 });
