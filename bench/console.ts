@@ -1,4 +1,4 @@
-// bench:console — server time of the console's two heaviest pages on a real SQLite file: the
+// bench:console — server time of the console's two heaviest pages on a real SQLite file (or PostgreSQL): the
 // fleet page with 10,000 hosts (half of them pets, over 40 image versions), and one host's page
 // with 5,000 open findings. Each page is asked for several times through the console's Hono app
 // (no socket: the server's own time, rendering included); the median and the slowest are shown.
