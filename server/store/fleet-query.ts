@@ -97,7 +97,8 @@ function fleetWhere(query: FleetQuery, now: Date, staleAfterMs: number, dialect:
 export function fleetHostsSql(query: FleetQuery, at: FleetPageAt, now: Date, staleAfterMs: number, dialect: Dialect): SqlText {
   const { params, p } = placeholders(dialect);
   let where = fleetWhere(query, now, staleAfterMs, dialect, p);
-  if (at.after !== undefined) where += ` AND (h.hostname > ${p(at.after.hostname)} OR (h.hostname = ${p(at.after.hostname)} AND h.id > ${p(at.after.id)}))`;
+  // A row value: both backends seek the (hostname, id) order's index to it.
+  if (at.after !== undefined) where += ` AND (h.hostname, h.id) > (${p(at.after.hostname)}, ${p(at.after.id)})`;
   return { sql: `SELECT h.* FROM hosts h WHERE ${where} ORDER BY h.hostname, h.id LIMIT ${p(at.limit)} OFFSET ${p(at.offset ?? 0)}`, params };
 }
 

@@ -318,5 +318,7 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX hosts_fleet ON hosts (hostname, id) WHERE parent_id IS NULL;
    CREATE INDEX hosts_fleet_by_status ON hosts (status, hostname, id) WHERE parent_id IS NULL;
    CREATE INDEX hosts_fleet_by_image ON hosts (image_name, image_version, status) WHERE parent_id IS NULL;
+   -- Which of a page's hostnames other hosts (containers too) share: a probe per name, not a scan.
+   CREATE INDEX hosts_by_hostname ON hosts (hostname);
    CREATE INDEX audit_log_by_target ON audit_log (target, id);`,
 ];

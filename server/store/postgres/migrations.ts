@@ -305,5 +305,7 @@ export const PG_MIGRATIONS: readonly string[] = [
   -- The page's order (hostname, id) and the host audit's range (target) have their indexes since version 1.
   CREATE INDEX hosts_fleet_by_status ON hosts (status, hostname, id) WHERE parent_id IS NULL;
   CREATE INDEX hosts_fleet_by_image ON hosts (image_name, image_version, status) WHERE parent_id IS NULL;
+  -- Which of a page's hostnames other hosts (containers too) share: a probe per name, not a scan.
+  CREATE INDEX hosts_by_hostname ON hosts (hostname);
   `,
 ];
