@@ -1,25 +1,33 @@
-// bench:console — server time of the console's two heaviest pages on a real SQLite file: the
+// bench:console — server time of the console's two heaviest pages on a real SQLite file (or PostgreSQL): the
 // fleet page with 10,000 hosts (half of them pets, over 40 image versions), and one host's page
 // with 5,000 open findings. Each page is asked for several times through the console's Hono app
 // (no socket: the server's own time, rendering included); the median and the slowest are shown.
 // Target (issue 14): each median ≤ 150 ms on this machine.
+// `-- --db postgres://USER@HOST:PORT/DB`: the same on a fresh database made on that PostgreSQL
+// server (dropped at the end).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SESSION_COOKIE } from '../shared/console.js';
 import type { Finding } from '../shared/report.js';
 import { createSqliteStore } from '../server/store/sqlite-store.js';
-import type { IngestItem } from '../server/store/types.js';
+import { createPostgresStore } from '../server/store/postgres/store.js';
+import type { IngestItem, Store } from '../server/store/types.js';
 import { createConsole } from '../server/web/console.js';
 import { reportFrame } from '../test/helpers/store-backends.js';
-import { lpad, median, pad } from './measure.js';
+import { freshPostgres, lpad, median, pad } from './measure.js';
 
 const HOSTS = Number(process.env.QS_BENCH_HOSTS ?? 10_000);
 const FINDINGS = Number(process.env.QS_BENCH_FINDINGS ?? 5_000);
 const RUNS = 9;
 
+const argv = process.argv.slice(2);
+const dbAt = argv.indexOf('--db');
+const pgUrl = dbAt >= 0 ? argv[dbAt + 1] : undefined;
 const dir = mkdtempSync(path.join(tmpdir(), 'quicksand-bench-console-'));
-const store = createSqliteStore(path.join(dir, 'server.db'));
+const pgDb = pgUrl === undefined ? undefined : await freshPostgres(pgUrl);
+const store: Store = pgDb === undefined ? createSqliteStore(path.join(dir, 'server.db')) : await createPostgresStore(pgDb.url);
+console.log(`backend: ${pgDb === undefined ? 'SQLite' : 'PostgreSQL'}`);
 const now = new Date();
 const secret = await store.createEnrollSecret(now);
 let t = Date.now();
@@ -65,5 +73,7 @@ await measure(`fleet page, ${HOSTS} hosts, status=pet page 50`, '/?status=pet&pa
 await measure(`fleet page, severity=high + text filter`, '/?severity=high&q=host-1');
 await measure(`fleet CSV, every pet`, '/fleet.csv?status=pet');
 await measure(`host page, ${FINDINGS} findings`, `/hosts/${big}`);
+await measure(`host page, ${FINDINGS} findings, page 20`, `/hosts/${big}?page=20`);
 await store.close();
+await pgDb?.drop();
 rmSync(dir, { recursive: true, force: true });

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { freshPostgres } from './measure.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SERVER = path.join(REPO, 'dist/server/main.js');
@@ -155,24 +156,6 @@ async function checkPostgres(url: string): Promise<StoredCheck> {
   } finally {
     await c.end();
   }
-}
-
-/** A fresh database on the PostgreSQL server `url` names; dropped by the returned function. */
-async function freshPostgres(url: string): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `quicksand_bench_${process.pid}`;
-  const admin = async (sql: string): Promise<void> => {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    try {
-      await c.query(sql);
-    } finally {
-      await c.end();
-    }
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return { url: u.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }
 
 async function main(): Promise<void> {

@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+import pg from 'pg';
 
 export interface Run {
   seconds: number;
@@ -60,4 +61,22 @@ export function pad(text: string, n: number): string {
 
 export function lpad(text: string, n: number): string {
   return text.length >= n ? text : ' '.repeat(n - text.length) + text;
+}
+
+/** A fresh database on the PostgreSQL server `url` names; dropped by the returned function. */
+export async function freshPostgres(url: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `quicksand_bench_${process.pid}`;
+  const admin = async (sql: string): Promise<void> => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return { url: u.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }

@@ -5,6 +5,10 @@ import { SEVERITIES } from '../../shared/findings.js';
 import { emptyCounts } from '../../shared/report.js';
 import type { SeverityCounts } from '../../shared/report.js';
 import { classify, driftScore } from '../classify.js';
+import type { StatusWhy } from './types.js';
+
+/** A report's own change: the agent's, no one else's. */
+export const BY_REPORT: StatusWhy = { cause: 'report', actor: null };
 
 export interface HostCount {
   counts: SeverityCounts;
@@ -15,8 +19,12 @@ export interface HostCount {
 
 export interface HostStatusStore {
   count(hostId: string, now: Date): HostCount;
-  /** Counts again and stores the result; returns the status before and after. */
-  refresh(hostId: string, now: Date): { before: string; after: 'cattle' | 'pet' };
+  /** Counts again and stores the result (a change goes into the history, `why`); returns the status before and after. */
+  refresh(hostId: string, now: Date, why: StatusWhy): { before: string; after: 'cattle' | 'pet' };
+  /** The stored status now; null: no such host. */
+  statusOf(hostId: string): string | null;
+  /** Notes a change of the stored status in the history (nothing when it did not change), in the caller's transaction. */
+  note(hostId: string, before: string | null, after: string, now: Date, why: StatusWhy): void;
 }
 
 /** A host's count from its open findings counted by severity (COUNTED_FINDINGS). Pure. */
@@ -41,14 +49,22 @@ export function createHostStatus(db: Db): HostStatusStore {
     `UPDATE hosts SET status = @status, pet_since = CASE WHEN @status = 'pet' THEN coalesce(pet_since, @now) ELSE NULL END,
        drift_score = @score, open_findings = @open WHERE id = @hostId`,
   );
+  const insertChange = db.prepare('INSERT INTO host_status_changes (host_id, from_status, to_status, at, cause, actor) VALUES (?, ?, ?, ?, ?, ?)');
   const count = (hostId: string, now: Date): HostCount => hostCountOf(counted.all({ hostId, now: now.toISOString() }));
+  const statusOf = (hostId: string): string | null => status.get(hostId)?.status ?? null;
+  const note: HostStatusStore['note'] = (hostId, before, after, now, why) => {
+    if (before !== after) insertChange.run(hostId, before, after, now.toISOString(), why.cause, why.actor);
+  };
   return {
     count,
-    refresh(hostId, now) {
-      const before = status.get(hostId)?.status ?? 'stale';
+    statusOf,
+    note,
+    refresh(hostId, now, why) {
+      const before = statusOf(hostId);
       const c = count(hostId, now);
       update.run({ hostId, status: c.status, now: now.toISOString(), score: c.score, open: c.open });
-      return { before, after: c.status };
+      if (before !== null) note(hostId, before, c.status, now, why);
+      return { before: before ?? 'stale', after: c.status };
     },
   };
 }

@@ -3,7 +3,7 @@ import type { Finding } from '../../shared/report.js';
 import type { ReportFrame } from '../../shared/protocol.js';
 import { findingKey } from '../classify.js';
 import { identityOf } from '../alerts/policy.js';
-import { createHostStatus } from './host-status.js';
+import { BY_REPORT, createHostStatus } from './host-status.js';
 import type { EvaluatedFinding } from '../rules.js';
 import { effectiveLabels } from '../../shared/labels.js';
 import { createRedecide, storedVerdict } from './redecide.js';
@@ -173,6 +173,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
     if (report.watch !== undefined) updateWatch.run(report.watch.state, report.watch.reason ?? null, agentId);
 
     const { status, score, open } = hostStatus.count(agentId, receivedAt);
+    const before = hostStatus.statusOf(agentId);
     updateHostAfterReport.run({
       hostId: agentId,
       hostname: report.host.hostname,
@@ -186,6 +187,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
       seq: frame.seq,
       outboxDepth: frame.outboxDepth ?? null,
     });
+    hostStatus.note(agentId, before, status, receivedAt, BY_REPORT);
     touchImage(report.image.name, report.image.version, receivedAt);
     alerting.alert(host, report.image, evaluated, status, receivedAt);
     if (report.containers !== undefined && frame.kind === 'full') {
@@ -210,7 +212,9 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
     for (const e of evaluated) saveFinding(id, 'scan', e, frame.seq, now);
     resolveMissing.run(now, id, frame.seq);
     const { status, score, open } = hostStatus.count(id, receivedAt);
+    const before = hostStatus.statusOf(id);
     updateHostAfterReport.run({ hostId: id, hostname: host.hostname, imageName: image.name, imageVersion: image.version, status, scannedAt: frame.report.scannedAt, score, open, now, seq: frame.seq, outboxDepth: null });
+    hostStatus.note(id, before, status, receivedAt, BY_REPORT);
     alerting.alert(host, image, evaluated, status, receivedAt);
   }
 
@@ -284,7 +288,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
     const { host } = hello.frame;
     const detail = { reason: clone.reason, hostname: host.hostname, machineId: host.machineId ?? null, bootId: host.bootId ?? null };
     raise(agentId, { key: clone.key, kind: CLONE_FINDING_KIND, severity: 'critical', detail, seq: Math.max(1, hello.frame.lastAckedSeq), now: hello.receivedAt.toISOString() });
-    hostStatus.refresh(agentId, hello.receivedAt);
+    hostStatus.refresh(agentId, hello.receivedAt, { cause: 'hello', actor: null });
   }
 
   function saveFinding(agentId: string, source: 'scan', e: EvaluatedFinding, seq: number, now: string): void {
@@ -317,7 +321,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
     const labels = effectiveLabels(declared, JSON.parse(row.labels_api) as Record<string, string>);
     putAgentLabels.run(JSON.stringify(declared), JSON.stringify(labels), agentId);
     if (redecide(agentId, at).size === 0) return;
-    const { before, after } = hostStatus.refresh(agentId, at);
+    const { before, after } = hostStatus.refresh(agentId, at, { cause: 'labels', actor: null });
     if (after === 'cattle' && before !== 'cattle') {
       alerting.alert({ id: agentId, hostname: row.hostname, labels }, { name: row.image_name ?? '', version: row.image_version ?? '' }, [], 'cattle', at);
     }

@@ -298,4 +298,27 @@ export const MIGRATIONS: readonly string[] = [
      holder TEXT NOT NULL,
      expires_at INTEGER NOT NULL
    );`,
+  // Issue 14 (the console): a true history of host status changes, written in the transaction
+  // that changes the status (host-status.ts), seeded from each host's status now; and indexes for
+  // the fleet page's filters and pages (fleet-query.ts), ordered as the page is (hostname, id).
+  `CREATE TABLE host_status_changes (
+     id INTEGER PRIMARY KEY,
+     host_id TEXT NOT NULL REFERENCES hosts(id),
+     from_status TEXT,
+     to_status TEXT NOT NULL,
+     at TEXT NOT NULL,
+     cause TEXT NOT NULL,
+     actor TEXT
+   );
+   CREATE INDEX host_status_changes_by_host ON host_status_changes (host_id, id);
+   CREATE INDEX host_status_changes_by_time ON host_status_changes (at);
+   INSERT INTO host_status_changes (host_id, from_status, to_status, at, cause, actor)
+     SELECT id, NULL, status, CASE WHEN status = 'pet' THEN coalesce(pet_since, last_report_at, enrolled_at) ELSE coalesce(last_report_at, enrolled_at) END, 'migration', NULL
+     FROM hosts ORDER BY id;
+   CREATE INDEX hosts_fleet ON hosts (hostname, id) WHERE parent_id IS NULL;
+   CREATE INDEX hosts_fleet_by_status ON hosts (status, hostname, id) WHERE parent_id IS NULL;
+   CREATE INDEX hosts_fleet_by_image ON hosts (image_name, image_version, status) WHERE parent_id IS NULL;
+   -- Which of a page's hostnames other hosts (containers too) share: a probe per name, not a scan.
+   CREATE INDEX hosts_by_hostname ON hosts (hostname);
+   CREATE INDEX audit_log_by_target ON audit_log (target, id);`,
 ];

@@ -8,7 +8,9 @@ import { effectiveStatus } from '../classify.js';
 import { findingTriage } from '../finding-triage.js';
 import type { Decision } from '../rules.js';
 import type { Synchronous } from './async-adapter.js';
-import type { Queries } from './types.js';
+import type { CohortRow, Queries, StatusChange } from './types.js';
+import { STORED_PETS_SQL, cohortsSql, fleetCountSql, fleetHostsSql, petDeltasSql, statusCountsSql } from './fleet-query.js';
+import { auditEntry } from './triage.js';
 
 export interface HostRow {
   id: string;
@@ -169,6 +171,52 @@ export function hostFinding(r: FindingRow, now: Date): HostFinding {
   };
 }
 
+/**
+ * Each finding's change set and the approval of its current state that decides its triage: one
+ * in force if there is one, else the latest (its expiry passed). Reopened approvals no longer
+ * count. Over `findings f`; `now` is the placeholder of the clock's ISO time. Both backends.
+ */
+export const WITH_APPROVAL_COLUMNS = `a.kind AS a_kind, a.created_by AS a_created_by, a.reason AS a_reason, a.ticket AS a_ticket,
+  a.created_at AS a_created_at, a.expires_at AS a_expires_at, cs.tool AS cs_tool, cs.command AS cs_command`;
+export const withApprovalJoins = (now: string): string => `LEFT JOIN change_sets cs ON cs.host_id = f.host_id AND cs.id = f.change_set
+  LEFT JOIN approvals a ON a.id = (
+    SELECT x.id FROM approvals x WHERE x.finding_id = f.id AND x.identity = f.identity AND x.reopened_at IS NULL
+    ORDER BY (x.expires_at IS NULL OR x.expires_at > ${now}) DESC, x.id DESC LIMIT 1)`;
+
+/**
+ * A page of a host's open findings grouped by change set (Queries.pageOpenFindings): the page is
+ * cut from the bare findings, so the approval is looked up for its rows only. Placeholders per dialect.
+ */
+export const openFindingsPageSql = (ph: { hostId: string; now: string; limit: string; offset: string }): string => `WITH page AS (
+    SELECT f.id, CASE WHEN f.change_set IS NULL THEN 1 ELSE 0 END AS loose, min(f.id) OVER (PARTITION BY f.change_set) AS first
+    FROM findings f WHERE f.host_id = ${ph.hostId} AND f.resolved_at IS NULL
+    ORDER BY loose, first, f.id LIMIT ${ph.limit} OFFSET ${ph.offset})
+  SELECT f.*, ${WITH_APPROVAL_COLUMNS}
+  FROM page p JOIN findings f ON f.id = p.id ${withApprovalJoins(ph.now)}
+  ORDER BY p.loose, p.first, f.id`;
+
+/** A host's audit entries and those of its findings and change sets (`host:ID/…`: the range up to the next character after '/'). */
+export const HOST_AUDIT_WHERE = (target: string, from: string, to: string): string => `target = ${target} OR (target > ${from} AND target < ${to})`;
+export const hostAuditRange = (hostId: string): [string, string, string] => [`host:${hostId}`, `host:${hostId}/`, `host:${hostId}0`];
+
+/** A host_status_changes row as the store returns it. Pure. */
+export const statusChange = (r: { id: number; host_id: string; from_status: string | null; to_status: string; at: string; cause: string; actor: string | null }): StatusChange => ({
+  id: r.id,
+  hostId: r.host_id,
+  from: r.from_status as StatusChange['from'],
+  to: r.to_status as StatusChange['to'],
+  at: r.at,
+  cause: r.cause as StatusChange['cause'],
+  actor: r.actor,
+});
+
+/** The fleet summary from its two aggregates' rows. Pure. */
+export function fleetSummaryOf(statusRows: ReadonlyArray<{ status: string; n: number }>, cohorts: CohortRow[]): { counts: Record<HostStatusName, number>; cohorts: CohortRow[] } {
+  const counts: Record<HostStatusName, number> = { cattle: 0, pet: 0, stale: 0, enrolled: 0 };
+  for (const r of statusRows) if (r.status in counts) counts[r.status as HostStatusName] += r.n;
+  return { counts, cohorts };
+}
+
 /** What the API reads. Stale is decided at read time: it depends on the clock, not on a write. */
 export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries> {
   // Containers are children of their host (parent_id): listed under it, not among the hosts.
@@ -188,15 +236,17 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
   // Each finding with the approval of its current state that decides its triage: one in force
   // if there is one, else the latest (its expiry passed). Reopened approvals no longer count.
   const withApproval = (where: string) =>
-    db.prepare<{ hostId: string; now: string }, FindingRow>(
-      `SELECT f.*, a.kind AS a_kind, a.created_by AS a_created_by, a.reason AS a_reason, a.ticket AS a_ticket,
-         a.created_at AS a_created_at, a.expires_at AS a_expires_at, cs.tool AS cs_tool, cs.command AS cs_command
-       FROM findings f LEFT JOIN change_sets cs ON cs.host_id = f.host_id AND cs.id = f.change_set
-       LEFT JOIN approvals a ON a.id = (
-         SELECT x.id FROM approvals x WHERE x.finding_id = f.id AND x.identity = f.identity AND x.reopened_at IS NULL
-         ORDER BY (x.expires_at IS NULL OR x.expires_at > @now) DESC, x.id DESC LIMIT 1)
-       WHERE f.host_id = @hostId ${where} ORDER BY f.id`,
-    );
+    db.prepare<{ hostId: string; now: string }, FindingRow>(`SELECT f.*, ${WITH_APPROVAL_COLUMNS} FROM findings f ${withApprovalJoins('@now')} WHERE f.host_id = @hostId ${where} ORDER BY f.id`);
+  const openFindingsPage = db.prepare<{ hostId: string; now: string; limit: number; offset: number }, FindingRow>(openFindingsPageSql({ hostId: '@hostId', now: '@now', limit: '@limit', offset: '@offset' }));
+  const openCount = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM findings WHERE host_id = ? AND resolved_at IS NULL');
+  const hostAuditRows = db.prepare<[string, string, string, number], Parameters<typeof auditEntry>[0]>(`SELECT * FROM audit_log WHERE ${HOST_AUDIT_WHERE('?', '?', '?')} ORDER BY id DESC LIMIT ?`);
+  const statusRows = db.prepare<[string, number], Parameters<typeof statusChange>[0]>('SELECT * FROM host_status_changes WHERE host_id = ? ORDER BY id DESC LIMIT ?');
+  const storedPets = db.prepare<[], { n: number }>(STORED_PETS_SQL);
+  const namesShared = (names: readonly string[]): Set<string> => {
+    if (names.length === 0) return new Set();
+    const rows = db.prepare<string[], { hostname: string }>(`SELECT hostname FROM hosts WHERE hostname IN (${names.map(() => '?').join(', ')}) GROUP BY hostname HAVING count(*) > 1`).all(...names);
+    return new Set(rows.map((r) => r.hostname));
+  };
   const findings = {
     open: withApproval('AND f.resolved_at IS NULL'),
     resolved: withApproval('AND f.resolved_at IS NOT NULL'),
@@ -262,6 +312,41 @@ export function createQueries(db: Db, staleAfterMs: number): Synchronous<Queries
       const out: Record<string, string> = {};
       for (const r of worst.iterate({ now: now.toISOString() })) out[r.host_id] = SEVERITIES[r.rank] ?? 'info';
       return out;
+    },
+    fleetHosts(query, at, now) {
+      const { sql, params } = fleetHostsSql(query, at, now, staleAfterMs, 'sqlite');
+      const rows = db.prepare<unknown[], HostRow>(sql).all(...params);
+      const names = namesShared([...new Set(rows.map((r) => r.hostname))]);
+      return rows.map((r) => hostSummary(r, now, names, staleAfterMs));
+    },
+    fleetCount(query, now) {
+      const { sql, params } = fleetCountSql(query, now, staleAfterMs, 'sqlite');
+      return db.prepare<unknown[], { n: number }>(sql).get(...params)!.n;
+    },
+    fleetSummary(now, limit) {
+      const counts = statusCountsSql(now, staleAfterMs, 'sqlite');
+      const cohorts = cohortsSql(now, staleAfterMs, limit, 'sqlite');
+      return db.transaction(() =>
+        fleetSummaryOf(db.prepare<unknown[], { status: string; n: number }>(counts.sql).all(...counts.params), db.prepare<unknown[], CohortRow>(cohorts.sql).all(...cohorts.params)),
+      )();
+    },
+    petChanges(since) {
+      const deltas = petDeltasSql(since.toISOString().slice(0, 10), 'sqlite');
+      return db.transaction(() => ({ petsNow: storedPets.get()!.n, deltas: db.prepare<unknown[], { day: string; delta: number }>(deltas.sql).all(...deltas.params) }))();
+    },
+    statusHistory(hostId, limit) {
+      if (oneHost.get(hostId) === undefined) return null;
+      return statusRows.all(hostId, limit).reverse().map(statusChange);
+    },
+    pageOpenFindings(hostId, at, now) {
+      return db.transaction(() => {
+        if (oneHost.get(hostId) === undefined) return null;
+        const findings = openFindingsPage.all({ hostId, now: now.toISOString(), ...at }).map((r) => hostFinding(r, now));
+        return { findings, total: openCount.get(hostId)!.n };
+      })();
+    },
+    hostAudit(hostId, limit) {
+      return hostAuditRows.all(...hostAuditRange(hostId), limit).reverse().map(auditEntry);
     },
     countHosts(now) {
       const out = { cattle: 0, pet: 0, stale: 0, enrolled: 0 };

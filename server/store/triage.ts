@@ -3,13 +3,15 @@
 // open alerts). Who acts is an API token (id and role) or `system` (the schedules).
 import type { Database as Db } from 'better-sqlite3';
 import { QuicksandError } from '../../shared/errors.js';
+import type { AuditEntry } from '../../shared/api.js';
 import type { Finding } from '../../shared/report.js';
 import { effectiveLabels } from '../../shared/labels.js';
 import type { HostLabels } from '../../shared/labels.js';
 import type { Alerting } from './alerting.js';
 import type { Synchronous } from './async-adapter.js';
 import type { AuditQuery } from '../../shared/api.js';
-import type { AuditRecord, Triage } from './types.js';
+import { actorOf } from './types.js';
+import type { AuditRecord, StatusWhy, Triage } from './types.js';
 import { createHostStatus } from './host-status.js';
 import { createRedecide } from './redecide.js';
 
@@ -72,6 +74,13 @@ export function approvalWrites(req: ApproveRequest, rows: readonly OpenFinding[]
   return { approvals, audit };
 }
 
+/** An audit_log row as the API shows it. Pure. */
+export const auditEntry = ({ actor_name, detail, ...r }: { id: number; at: string; actor: string; actor_name: string | null; role: string; action: string; target: string; reason: string | null; detail: string }): AuditEntry => ({
+  ...r,
+  actorName: actor_name,
+  detail: JSON.parse(detail) as unknown,
+});
+
 export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
   const hostStatus = createHostStatus(db);
   const host = db.prepare<[string], { id: string; hostname: string; image_name: string | null; image_version: string | null }>(
@@ -101,8 +110,8 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
     `SELECT id, host_id, finding_id, expires_at FROM approvals WHERE reopened_at IS NULL AND expired_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ?`,
   );
   const noteExpired = db.prepare('UPDATE approvals SET expired_at = ? WHERE id = ?');
-  const staleCandidates = db.prepare<[string], { id: string }>(
-    `SELECT id FROM hosts WHERE status != 'stale' AND revoked_at IS NULL AND last_report_at IS NOT NULL AND last_report_at < ?`,
+  const staleCandidates = db.prepare<[string], { id: string; status: string }>(
+    `SELECT id, status FROM hosts WHERE status != 'stale' AND revoked_at IS NULL AND last_report_at IS NOT NULL AND last_report_at < ?`,
   );
   const setStale = db.prepare(`UPDATE hosts SET status = 'stale' WHERE id = ?`);
   const appendAudit = db.prepare(
@@ -133,8 +142,8 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
   }
 
   /** Counts the host again; cattle now resolves whatever alert is still open for it. */
-  function recount(hostId: string, now: Date): 'cattle' | 'pet' {
-    const { after } = hostStatus.refresh(hostId, now);
+  function recount(hostId: string, now: Date, why: StatusWhy): 'cattle' | 'pet' {
+    const { after } = hostStatus.refresh(hostId, now, why);
     if (after === 'cattle') {
       const h = host.get(hostId)!;
       alerting.alert(
@@ -162,7 +171,7 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
     const writes = approvalWrites(req, rows);
     for (const a of writes.approvals) insertApproval.run(a);
     audit(writes.audit);
-    return { approved: rows.map((r) => r.id), status: recount(req.hostId, req.now) };
+    return { approved: rows.map((r) => r.id), status: recount(req.hostId, req.now, { cause: 'approval', actor: actorOf(req.actor) }) };
   });
 
   const reopen = db.transaction((req: Parameters<Triage['reopen']>[0]) => {
@@ -171,7 +180,7 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
     const n = reopenApprovals.run(req.now.toISOString(), req.actor.id, req.findingId).changes;
     if (n === 0) throw new QuicksandError('CONFLICT', `finding ${req.findingId} has no approval in force to reopen`);
     audit({ actor: req.actor, action: 'reopen', target: `host:${req.hostId}/finding:${req.findingId}`, reason: req.reason, detail: { approvals: n }, now: req.now });
-    return { reopened: req.findingId, status: recount(req.hostId, req.now) };
+    return { reopened: req.findingId, status: recount(req.hostId, req.now, { cause: 'reopen', actor: actorOf(req.actor) }) };
   });
 
   // The host's current observation becomes its expected state: every open change is accepted as
@@ -187,14 +196,14 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
     supersede.run(req.hostId);
     insertBaseline.run(req.hostId, version, h.image_name, h.image_version, JSON.stringify(accepted), req.now.toISOString(), req.actor.id);
     audit({ actor: req.actor, action: 'rebaseline', target: `host:${req.hostId}`, reason: req.reason, detail: { version, image: { name: h.image_name, version: h.image_version }, accepted: rows.length, ticket: req.ticket ?? null }, now: req.now });
-    return { version, accepted: rows.length, status: recount(req.hostId, req.now), state: 'awaiting-observation' as const };
+    return { version, accepted: rows.length, status: recount(req.hostId, req.now, { cause: 'rebaseline', actor: actorOf(req.actor) }), state: 'awaiting-observation' as const };
   });
 
   // A new rule set applies to what is open now too: a waiver turns a pet cattle at once.
   const saveRules = db.transaction((req: Parameters<Triage['saveRules']>[0]) => {
     const version = (lastRules.get()?.version ?? 0) + 1;
     insertRules.run(version, JSON.stringify(req.set), req.now.toISOString(), req.actor.id);
-    for (const h of redecide(null, req.now)) recount(h, req.now);
+    for (const h of redecide(null, req.now)) recount(h, req.now, { cause: 'rules', actor: actorOf(req.actor) });
     audit({ actor: req.actor, action: 'rules-update', target: `rules:${version}`, reason: req.reason ?? null, detail: { rules: req.set.rules.map((r) => r.id), maintenanceWindows: req.set.maintenanceWindows.map((w) => w.id) }, now: req.now });
     return { version };
   });
@@ -206,7 +215,7 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
     const labels = effectiveLabels(agent, req.labels);
     putApiLabels.run(JSON.stringify(req.labels), JSON.stringify(labels), req.hostId);
     redecide(req.hostId, req.now);
-    const status = recount(req.hostId, req.now);
+    const status = recount(req.hostId, req.now, { cause: 'labels', actor: actorOf(req.actor) });
     audit({ actor: req.actor, action: 'labels-set', target: `host:${req.hostId}`, reason: req.reason ?? null, detail: { api: req.labels, before: JSON.parse(before.labels) as unknown, labels }, now: req.now });
     return { labels, api: req.labels, agent, status };
   });
@@ -219,17 +228,18 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
       hosts.add(r.host_id);
       audit({ actor: { id: 'system', role: 'system' }, action: 'approval-expired', target: `host:${r.host_id}/finding:${r.finding_id}`, detail: { approval: r.id, expiresAt: r.expires_at }, now });
     }
-    for (const h of hosts) recount(h, now);
+    for (const h of hosts) recount(h, now, { cause: 'expiry', actor: 'system' });
     return { expired: rows.length, hosts: [...hosts] };
   });
 
   const markStale = db.transaction((before: Date, now: Date) => {
-    const ids = staleCandidates.all(before.toISOString()).map((r) => r.id);
-    for (const id of ids) {
+    const rows = staleCandidates.all(before.toISOString());
+    for (const { id, status } of rows) {
       setStale.run(id);
+      hostStatus.note(id, status, 'stale', now, { cause: 'stale', actor: 'system' });
       audit({ actor: { id: 'system', role: 'system' }, action: 'host-stale', target: `host:${id}`, detail: { noReportSince: before.toISOString() }, now });
     }
-    return ids;
+    return rows.map((r) => r.id);
   });
 
   return {
@@ -252,7 +262,7 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
       const rows = auditPage.all({ ...auditFilters(query), before: query.before ?? null, limit: query.limit });
       const page = rows.slice(0, query.limit).reverse();
       return {
-        entries: page.map(({ actor_name, detail, ...r }) => ({ ...r, actorName: actor_name, detail: JSON.parse(detail) as unknown })),
+        entries: page.map(auditEntry),
         older: rows.length > query.limit ? page[0]!.id : null,
       };
     },

@@ -1,13 +1,14 @@
 // The store behind one small asynchronous interface, so another backend (PostgreSQL, reached over
 // a socket) can take the place of the embedded SQLite one. Every method returns a Promise: a
 // backend that answers synchronously (better-sqlite3) is wrapped by `asyncPort` (async-adapter.ts).
-import type { ALERT_DELIVERY_STATES, AuditPage, AuditQuery, ChangeSetDetail, ChangeSetSummary, ContainerSummary, ContainersQuery, HostDetail, HostFinding, HostStatusName, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
+import type { ALERT_DELIVERY_STATES, AuditEntry, AuditPage, AuditQuery, ChangeSetDetail, ChangeSetSummary, ContainerSummary, ContainersQuery, HostDetail, HostFinding, HostStatusName, HostSummary, HostsQuery, ImageSummary, ApiRoleName, FindingsQuery } from '../../shared/api.js';
 import type { AlertSink } from '../../shared/alerts.js';
 import type { BaselineSummary, HostBaseline } from '../../shared/baseline.js';
 import type { Manifest } from '../../shared/manifest.js';
 import type { CommandFrame, HelloFrame, ReportFrame } from '../../shared/protocol.js';
 import type { HostLabels } from '../../shared/labels.js';
 import type { RuleSet } from '../../shared/rules.js';
+import type { Severity } from '../../shared/findings.js';
 import type { Alert } from '../alerts/alert.js';
 import type { AlertQueueStore } from '../alerts/queue.js';
 
@@ -164,6 +165,52 @@ export interface Queries {
   countHosts(now: Date): Promise<Record<HostStatusName, number>>;
   /** Each host's most severe finding that counts (open, not waived, not approved at `now`): the console's severity filter. Hosts without one are left out. */
   worstSeverities(now: Date): Promise<Record<string, string>>;
+  /** The console's fleet: a page of the hosts the query keeps (not containers), ordered by hostname then id. */
+  fleetHosts(query: FleetQuery, at: FleetPageAt, now: Date): Promise<HostSummary[]>;
+  /** How many hosts the query keeps. */
+  fleetCount(query: FleetQuery, now: Date): Promise<number>;
+  /** Each status's count over the fleet and the image cohorts (the `cohorts` with most pets), from aggregates. */
+  fleetSummary(now: Date, cohorts: number): Promise<{ counts: Record<HostStatusName, number>; cohorts: CohortRow[] }>;
+  /** For the trend: the pets now (stored status) and, per UTC day from `since`'s, pets gained less pets lost (the status history). */
+  petChanges(since: Date): Promise<{ petsNow: number; deltas: Array<{ day: string; delta: number }> }>;
+  /** A host's status changes, the newest `limit`, oldest first; null: no such host. */
+  statusHistory(hostId: string, limit: number): Promise<StatusChange[] | null>;
+  /**
+   * A page of a host's open findings grouped by change set: sets in the order of their first
+   * finding, each set's findings by id, those no change set explains last. Null: no such host.
+   */
+  pageOpenFindings(hostId: string, at: { offset: number; limit: number }, now: Date): Promise<{ findings: HostFinding[]; total: number } | null>;
+  /** The audit entries of a host and of its findings and change sets (`host:ID`, `host:ID/…`), the newest `limit`, oldest first. */
+  hostAudit(hostId: string, limit: number): Promise<AuditEntry[]>;
+}
+
+/** The fleet page's filters (see server/web/fleet-view.ts, which parses them from the URL). */
+export interface FleetQuery {
+  status?: HostStatusName | undefined;
+  image?: string | undefined;
+  version?: string | undefined;
+  /** `KEY=VALUE`, or `KEY` for any value. */
+  label?: string | undefined;
+  /** The host's most severe counting finding is at least this. */
+  severity?: Severity | undefined;
+  watch?: 'degraded' | undefined;
+  /** Text in the hostname, id, image, version or a label (ASCII letters case folded). */
+  q?: string | undefined;
+}
+
+/** Where a page of the fleet starts: at an offset (a page number), or after a host's key (the CSV, page by page). */
+export interface FleetPageAt {
+  limit: number;
+  offset?: number;
+  after?: { hostname: string; id: string };
+}
+
+/** Hosts of one image version, and how many are pets. No image: `(no image)`, version ''. */
+export interface CohortRow {
+  image: string;
+  version: string;
+  hosts: number;
+  pets: number;
 }
 
 export interface ImageUploadResult {
@@ -262,6 +309,30 @@ export interface HeldAlertQueue {
   release(now: Date): Promise<string[]>;
   list(hostId?: string): Promise<HeldAlerts[]>;
 }
+
+/** Why a host's stored status changed (the status history's `cause`). */
+export const STATUS_CAUSES = ['report', 'hello', 'labels', 'approval', 'reopen', 'rebaseline', 'rules', 'expiry', 'stale', 'migration'] as const;
+export type StatusCause = (typeof STATUS_CAUSES)[number];
+
+/** Why, and who: a user's name or a token's id for triage, `system` for the schedules, null for the agent's own report. */
+export interface StatusWhy {
+  cause: StatusCause;
+  actor: string | null;
+}
+
+/** One change of a host's stored status, as the history keeps it. `from` null: its first known status (a migration's seed). */
+export interface StatusChange {
+  id: number;
+  hostId: string;
+  from: HostStatusName | null;
+  to: HostStatusName;
+  at: string;
+  cause: StatusCause;
+  actor: string | null;
+}
+
+/** Who acted, as the status history names them. */
+export const actorOf = (a: Actor): string => a.name ?? a.id;
 
 export interface Actor {
   id: string;

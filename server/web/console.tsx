@@ -22,7 +22,8 @@ import { waiveRoutes } from './waive.js';
 import { AUDIT_PAGE, AuditPage } from './audit.js';
 import { ExportPage } from './export.js';
 import { FleetPage } from './fleet.js';
-import { countStatuses, filterHosts, fleetCsv, paginate, parseFleetFilters } from './fleet-view.js';
+import { fleetCsvStream, fleetData } from './fleet-data.js';
+import { pageOf, parseFleetFilters, withPetShare } from './fleet-view.js';
 import { HostPage } from './host.js';
 import { ImagesPage } from './images.js';
 import { Layout } from './layout.js';
@@ -43,6 +44,9 @@ function address(c: Context<WebEnv>): string {
 
 /** Findings per host page. */
 export const HOST_PAGE_SIZE = 200;
+
+/** Status changes and audit entries the host page lists (the newest). */
+export const HOST_HISTORY = 200;
 
 export function createConsole(deps: ConsoleDeps): Hono<WebEnv> {
   const { store, clock } = deps;
@@ -73,26 +77,24 @@ export function createConsole(deps: ConsoleDeps): Hono<WebEnv> {
   app.post('/login', (c) => login(c, { store, clock, policy, address: address(c) }));
   app.post('/logout', (c) => logout(c, store, clock));
 
-  const fleetRows = async (c: Context<WebEnv>) => {
+  // The fleet's filters from the URL; bad ones are named, and the page shows the whole fleet.
+  const fleetFilters = (c: Context<WebEnv>) => {
     const parsed = parseFleetFilters(c.req.query());
-    const now = clock();
-    const all = await store.listHosts({}, now);
-    const filters = 'filters' in parsed ? parsed.filters : { page: 1 };
-    const worst = filters.severity === undefined ? {} : await store.worstSeverities(now);
-    return { now, all, filters, kept: filterHosts(all, filters, worst), ...('error' in parsed ? { error: parsed.error } : {}) };
+    return 'filters' in parsed ? { filters: parsed.filters } : { filters: { page: 1 }, error: parsed.error };
   };
   app.get('/', async (c) => {
     const s = signedIn(c);
     if (s instanceof Response) return s;
-    const rows = await fleetRows(c);
-    return c.html(<FleetPage session={s} counts={countStatuses(rows.all)} {...rows} />, rows.error === undefined ? 200 : 400);
+    const { filters, error } = fleetFilters(c);
+    const data = await fleetData(store, filters, clock());
+    return c.html(<FleetPage session={s} data={data} filters={filters} {...(error === undefined ? {} : { error })} />, error === undefined ? 200 : 400);
   });
-  app.get('/fleet.csv', async (c) => {
+  app.get('/fleet.csv', (c) => {
     const s = signedIn(c);
     if (s instanceof Response) return s;
-    const rows = await fleetRows(c);
-    if (rows.error !== undefined) return c.text(`filters: ${rows.error}`, 400);
-    return c.body(fleetCsv(rows.kept), 200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': 'attachment; filename="quicksand-fleet.csv"' });
+    const { filters, error } = fleetFilters(c);
+    if (error !== undefined) return c.text(`filters: ${error}`, 400);
+    return c.body(fleetCsvStream(store, filters, clock()), 200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': 'attachment; filename="quicksand-fleet.csv"' });
   });
 
   const hostPage = async (c: Context<WebEnv>, s: SessionUser, notice?: string, status: 200 | 400 = 200) => {
@@ -100,12 +102,19 @@ export function createConsole(deps: ConsoleDeps): Hono<WebEnv> {
     const now = clock();
     const host = await store.getHost(id, now);
     if (host === null) return c.html(<Message session={s} title="Not found" text={`No host ${id}`} />, 404);
-    // A host with thousands of findings is shown a page of them at a time.
-    const open = (await store.listFindings(id, { state: 'open' }, now)) ?? [];
-    const page = paginate(open, Math.max(1, Math.min(10_000, Number(c.req.query('page') ?? '1') || 1)), HOST_PAGE_SIZE);
-    // The host's own entries and those of its findings and change sets (`host:ID/…`), among the latest.
-    const history = (await store.triage.listAudit({ limit: 2000 })).entries.filter((e) => e.target === `host:${id}` || e.target.startsWith(`host:${id}/`));
-    return c.html(<HostPage session={s} host={{ ...host, connected: deps.stream?.isConnected(id) ?? false }} findings={page.rows} findingsPage={{ page: page.page, pages: page.pages, total: open.length }} history={history} {...(notice === undefined ? {} : { notice })} />, status);
+    // A host with thousands of findings is shown a page of them at a time, grouped by change set in SQL.
+    const asked = Math.max(1, Math.min(10_000, Number(c.req.query('page') ?? '1') || 1));
+    const first = await store.pageOpenFindings(id, { offset: (asked - 1) * HOST_PAGE_SIZE, limit: HOST_PAGE_SIZE }, now);
+    const total = first?.total ?? 0;
+    const page = pageOf(total, asked, HOST_PAGE_SIZE);
+    // Past the last page: the last one.
+    const open = page.page === asked ? first : await store.pageOpenFindings(id, { offset: page.offset, limit: HOST_PAGE_SIZE }, now);
+    // The status history, and the triage acts on the host, its findings and change sets (`host:ID/…`).
+    const [statusHistory, history] = await Promise.all([store.statusHistory(id, HOST_HISTORY), store.hostAudit(id, HOST_HISTORY)]);
+    return c.html(
+      <HostPage session={s} host={{ ...host, connected: deps.stream?.isConnected(id) ?? false }} findings={open?.findings ?? []} findingsPage={{ page: page.page, pages: page.pages, total }} statusHistory={statusHistory ?? []} history={history} {...(notice === undefined ? {} : { notice })} />,
+      status,
+    );
   };
   app.get('/hosts/:id', async (c) => {
     const s = signedIn(c);
@@ -156,7 +165,8 @@ export function createConsole(deps: ConsoleDeps): Hono<WebEnv> {
   app.get('/images', async (c) => {
     const s = signedIn(c);
     if (s instanceof Response) return s;
-    return c.html(<ImagesPage session={s} images={await store.listImages()} hosts={await store.listHosts({}, clock())} />);
+    const now = clock();
+    return c.html(<ImagesPage session={s} images={await store.listImages()} hosts={await store.listHosts({}, now)} cohorts={withPetShare((await store.fleetSummary(now, 10_000)).cohorts)} />);
   });
   app.get('/audit', async (c) => {
     const s = signedIn(c);

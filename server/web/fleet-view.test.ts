@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { HostSummary } from '../../shared/api.js';
-import { cohorts, csvCell, filterHosts, filtersQuery, fleetCsv, paginate, parseFleetFilters, petTrend, trendPoints } from './fleet-view.js';
+import { FLEET_CSV_HEADER, csvCell, filtersQuery, fleetCsvLines, pageOf, parseFleetFilters, petTrend, trendPoints, trendStart, withPetShare } from './fleet-view.js';
 import { diffLines, groupByChangeSet, visible } from './host-view.js';
 import type { HostFinding } from '../../shared/api.js';
 
@@ -17,33 +17,15 @@ describe('the fleet filters', () => {
     expect(filtersQuery({ status: 'pet', page: 1 }, { page: '3' })).toBe('?status=pet&page=3');
   });
 
-  it('keep the hosts of status, image, version, label, severity, degraded watch and text', () => {
-    const hosts = [
-      host('a', { status: 'pet', labels: { env: 'prod' } }),
-      host('b', { image: { name: 'db', version: '7' }, watch: { state: 'degraded', reason: 'no inotify' } }),
-      host('c', { image: { name: 'web', version: '2' }, labels: { env: 'dev' } }),
-    ];
-    const ids = (f: Record<string, string>, worst = {}) => filterHosts(hosts, (parseFleetFilters(f) as { filters: never }).filters, worst).map((h) => h.id);
-    expect(ids({ status: 'pet' })).toEqual(['a']);
-    expect(ids({ image: 'web', version: '2' })).toEqual(['c']);
-    expect(ids({ label: 'env=prod' })).toEqual(['a']);
-    expect(ids({ label: 'env' })).toEqual(['a', 'c']);
-    expect(ids({ watch: 'degraded' })).toEqual(['b']);
-    expect(ids({ severity: 'high' }, { a: 'medium', b: 'critical' })).toEqual(['b']);
-    expect(ids({ severity: 'medium' }, { a: 'medium', b: 'critical' })).toEqual(['a', 'b']);
-    expect(ids({ q: 'H-C' })).toEqual(['c']);
+  it('say where a page starts, clamping past the end', () => {
+    expect(pageOf(120, 3)).toEqual({ page: 3, pages: 3, offset: 100 });
+    expect(pageOf(120, 9)).toEqual({ page: 3, pages: 3, offset: 100 });
+    expect(pageOf(0, 1)).toEqual({ page: 1, pages: 1, offset: 0 });
   });
 
-  it('page the rows, clamping past the end', () => {
-    const rows = Array.from({ length: 120 }, (_, i) => i);
-    expect(paginate(rows, 3)).toEqual({ rows: rows.slice(100), page: 3, pages: 3 });
-    expect(paginate(rows, 9).page).toBe(3);
-    expect(paginate([], 1)).toEqual({ rows: [], page: 1, pages: 1 });
-  });
-
-  it('group hosts by image and version with the pet share, most pets first', () => {
-    expect(cohorts([host('a', { status: 'pet' }), host('b'), host('c', { image: { name: 'db', version: '7' } })])).toEqual([
-      { image: 'web', version: '1', hosts: 2, pets: 1, petShare: 0.5 },
+  it('give each cohort its pet share', () => {
+    expect(withPetShare([{ image: 'web', version: '1', hosts: 4, pets: 1 }, { image: 'db', version: '7', hosts: 1, pets: 0 }])).toEqual([
+      { image: 'web', version: '1', hosts: 4, pets: 1, petShare: 0.25 },
       { image: 'db', version: '7', hosts: 1, pets: 0, petShare: 0 },
     ]);
   });
@@ -54,17 +36,20 @@ describe('the fleet CSV', () => {
     expect(['=1+1', '+x', '-x', '@SUM(A1)', '\tx', 'plain', 'a,b', 'say "hi"', null, 3].map(csvCell)).toEqual([
       `"'=1+1"`, `"'+x"`, `"'-x"`, `"'@SUM(A1)"`, `"'\tx"`, 'plain', '"a,b"', '"say ""hi"""', '', '3',
     ]);
-    const csv = fleetCsv([host('a', { hostname: '=cmd|calc', labels: { env: 'prod' } })]);
+    const csv = FLEET_CSV_HEADER + fleetCsvLines([host('a', { hostname: '=cmd|calc', labels: { env: 'prod' } })]);
     expect(csv.split('\r\n')).toEqual(['id,hostname,status,image,version,open_findings,drift_score,pet_since,last_report_at,watch,labels', `a,"'=cmd|calc",cattle,web,1,0,0,,,,env=prod`, '']);
   });
 });
 
 describe('the trend of pets', () => {
-  it('counts at the end of each day the pets of today that were pets then', () => {
+  it('counts at the end of each day the pets now less what changed after that day', () => {
     const now = new Date('2026-12-03T12:00:00Z');
-    const trend = petTrend([host('a', { status: 'pet', petSince: '2026-12-01T05:00:00Z' }), host('b', { status: 'pet', petSince: '2026-12-03T01:00:00Z' }), host('c', { petSince: null })], now, 4);
-    expect(trend).toEqual([{ day: '2026-11-30', pets: 0 }, { day: '2026-12-01', pets: 1 }, { day: '2026-12-02', pets: 1 }, { day: '2026-12-03', pets: 2 }]);
-    expect(trendPoints(trend, 300, 80)).toBe('0.0,80.0 100.0,40.0 200.0,40.0 300.0,0.0');
+    expect(trendStart(now, 4).toISOString()).toBe('2026-11-30T00:00:00.000Z');
+    // Two pets now; on 12-02 one became a pet and another stopped being one on 12-03.
+    const trend = petTrend(2, [{ day: '2026-12-01', delta: 1 }, { day: '2026-12-02', delta: 2 }, { day: '2026-12-03', delta: -1 }], now, 4);
+    expect(trend).toEqual([{ day: '2026-11-30', pets: 0 }, { day: '2026-12-01', pets: 1 }, { day: '2026-12-02', pets: 3 }, { day: '2026-12-03', pets: 2 }]);
+    const steps = petTrend(2, [{ day: '2026-12-01', delta: 1 }, { day: '2026-12-03', delta: 1 }], now, 4);
+    expect(trendPoints(steps, 300, 80)).toBe('0.0,80.0 100.0,40.0 200.0,40.0 300.0,0.0');
   });
 });
 

@@ -1,8 +1,10 @@
-// The fleet page's pure core: its filters from the URL, the hosts they keep, the page of them, the
-// image cohorts, the CSV of exactly the kept rows, and the trend of pets. No I/O, no clock.
+// The fleet page's pure core: its filters from the URL, which page, the cohorts' pet share, the
+// CSV lines of the kept rows, and the trend of pets from the status history. No I/O, no clock.
+// The store does the filtering, paging and counting in SQL (server/store/fleet-query.ts).
 import { z } from 'zod';
 import { HOST_STATUSES } from '../../shared/api.js';
-import type { HostStatusName, HostSummary } from '../../shared/api.js';
+import type { HostSummary } from '../../shared/api.js';
+import type { CohortRow } from '../store/types.js';
 import { SEVERITIES } from '../../shared/findings.js';
 import { formatIssues } from '../../shared/schema-errors.js';
 
@@ -38,71 +40,20 @@ export function filtersQuery(filters: Partial<FleetFilters>, extra: Record<strin
   return s === '' ? '' : `?${s}`;
 }
 
-/** The hosts the filters keep, in the order given. `worst`: each host's most severe counting finding. */
-export function filterHosts(hosts: readonly HostSummary[], f: FleetFilters, worst: Readonly<Record<string, string>>): HostSummary[] {
-  const [labelKey, labelValue] = f.label === undefined ? [undefined, undefined] : splitLabel(f.label);
-  const q = f.q?.toLowerCase();
-  const minRank = f.severity === undefined ? -1 : SEVERITIES.indexOf(f.severity);
-  return hosts.filter((h) => {
-    if (f.status !== undefined && h.status !== f.status) return false;
-    if (f.image !== undefined && h.image?.name !== f.image) return false;
-    if (f.version !== undefined && h.image?.version !== f.version) return false;
-    if (labelKey !== undefined && (!(labelKey in h.labels) || (labelValue !== undefined && h.labels[labelKey] !== labelValue))) return false;
-    if (f.watch === 'degraded' && h.watch?.state !== 'degraded') return false;
-    if (minRank >= 0) {
-      const w = worst[h.id];
-      if (w === undefined || SEVERITIES.indexOf(w as (typeof SEVERITIES)[number]) > minRank) return false;
-    }
-    if (q !== undefined) {
-      const text = [h.hostname, h.id, h.image?.name ?? '', h.image?.version ?? '', ...Object.entries(h.labels).map(([k, v]) => `${k}=${v}`)].join('\n').toLowerCase();
-      if (!text.includes(q)) return false;
-    }
-    return true;
-  });
-}
-
-function splitLabel(label: string): [string, string | undefined] {
-  const i = label.indexOf('=');
-  return i < 0 ? [label, undefined] : [label.slice(0, i), label.slice(i + 1)];
-}
-
-/** How many hosts of each status (from the list already read: one pass over the fleet, not two). */
-export function countStatuses(hosts: readonly HostSummary[]): Record<HostStatusName, number> {
-  const out: Record<HostStatusName, number> = { cattle: 0, pet: 0, stale: 0, enrolled: 0 };
-  for (const h of hosts) out[h.status]++;
-  return out;
-}
-
-/** One page of the rows (1-based), with how many pages there are. */
-export function paginate<T>(rows: readonly T[], page: number, size = PAGE_SIZE): { rows: T[]; page: number; pages: number } {
-  const pages = Math.max(1, Math.ceil(rows.length / size));
+/** Where page `page` (1-based, kept within the pages there are) of `total` rows starts, and how many pages there are. */
+export function pageOf(total: number, page: number, size = PAGE_SIZE): { page: number; pages: number; offset: number } {
+  const pages = Math.max(1, Math.ceil(total / size));
   const p = Math.min(page, pages);
-  return { rows: rows.slice((p - 1) * size, p * size), page: p, pages };
+  return { page: p, pages, offset: (p - 1) * size };
 }
 
-export interface Cohort {
-  image: string;
-  version: string;
-  hosts: number;
-  pets: number;
+export interface Cohort extends CohortRow {
   /** Pets over hosts, 0..1. */
   petShare: number;
 }
 
-/** Hosts grouped by image and version, each group's pet share; most pets first. */
-export function cohorts(hosts: readonly HostSummary[]): Cohort[] {
-  const groups = new Map<string, Cohort>();
-  for (const h of hosts) {
-    const image = h.image?.name ?? '(no image)';
-    const version = h.image?.version ?? '';
-    const key = `${image}\u0000${version}`;
-    const g = groups.get(key) ?? { image, version, hosts: 0, pets: 0, petShare: 0 };
-    g.hosts += 1;
-    if (h.status === 'pet') g.pets += 1;
-    groups.set(key, g);
-  }
-  return [...groups.values()].map((g) => ({ ...g, petShare: g.pets / g.hosts })).sort((a, b) => b.pets - a.pets || a.image.localeCompare(b.image) || a.version.localeCompare(b.version));
-}
+/** Each cohort's pet share (the store groups and orders them: most pets first). */
+export const withPetShare = (rows: readonly CohortRow[]): Cohort[] => rows.map((g) => ({ ...g, petShare: g.hosts === 0 ? 0 : g.pets / g.hosts }));
 
 /**
  * A CSV cell a spreadsheet will not run: a value starting with = + - @ (or a tab or carriage
@@ -116,29 +67,35 @@ export function csvCell(value: string | number | null): string {
 
 export const FLEET_CSV_COLUMNS = ['id', 'hostname', 'status', 'image', 'version', 'open_findings', 'drift_score', 'pet_since', 'last_report_at', 'watch', 'labels'] as const;
 
-/** The CSV of exactly these rows, header first, CRLF line ends. */
-export function fleetCsv(hosts: readonly HostSummary[]): string {
-  const lines = [FLEET_CSV_COLUMNS.join(',')];
+/** The CSV's first line, CRLF ended. */
+export const FLEET_CSV_HEADER = `${FLEET_CSV_COLUMNS.join(',')}\r\n`;
+
+/** These hosts as CSV lines, each CRLF ended (the CSV is the header, then these page after page). */
+export function fleetCsvLines(hosts: readonly HostSummary[]): string {
+  let out = '';
   for (const h of hosts) {
     const labels = Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(' ');
-    lines.push([h.id, h.hostname, h.status, h.image?.name ?? null, h.image?.version ?? null, h.openFindings, h.driftScore, h.petSince, h.lastReportAt, h.watch?.state ?? null, labels].map(csvCell).join(','));
+    out += `${[h.id, h.hostname, h.status, h.image?.name ?? null, h.image?.version ?? null, h.openFindings, h.driftScore, h.petSince, h.lastReportAt, h.watch?.state ?? null, labels].map(csvCell).join(',')}\r\n`;
   }
-  return `${lines.join('\r\n')}\r\n`;
+  return out;
 }
 
+/** The first UTC day of a trend of `days` days ending today. */
+export const trendStart = (now: Date, days = TREND_DAYS): Date => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) - (days - 1) * 86_400_000);
+
+export const TREND_DAYS = 30;
+
 /**
- * The pets of today by the day they became one, over the last `days` days: the count at the end
- * of each day of the hosts that are pets now and were already then.
+ * The pets at the end of each of the last `days` UTC days, from the status history: the pets now
+ * less what changed after each day (`deltas`: per day from trendStart, pets gained less lost).
  */
-export function petTrend(hosts: readonly HostSummary[], now: Date, days = 30): Array<{ day: string; pets: number }> {
-  const since = hosts.filter((h) => h.status === 'pet' && h.petSince !== null).map((h) => Date.parse(h.petSince!)).sort((a, b) => a - b);
+export function petTrend(petsNow: number, deltas: ReadonlyArray<{ day: string; delta: number }>, now: Date, days = TREND_DAYS): Array<{ day: string; pets: number }> {
+  const start = trendStart(now, days).getTime();
   const out: Array<{ day: string; pets: number }> = [];
-  const end = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) + 86_400_000;
-  let i = 0;
-  for (let d = days - 1; d >= 0; d--) {
-    const dayEnd = end - d * 86_400_000;
-    while (i < since.length && since[i]! < dayEnd) i++;
-    out.push({ day: new Date(dayEnd - 86_400_000).toISOString().slice(0, 10), pets: i });
+  for (let d = 0; d < days; d++) {
+    const day = new Date(start + d * 86_400_000).toISOString().slice(0, 10);
+    const after = deltas.reduce((sum, x) => (x.day > day ? sum + x.delta : sum), 0);
+    out.push({ day, pets: petsNow - after });
   }
   return out;
 }

@@ -4,15 +4,15 @@ import type { HostStatusName, HostSummary } from '../../shared/api.js';
 import { HOST_STATUSES } from '../../shared/api.js';
 import { SEVERITIES } from '../../shared/findings.js';
 import type { SessionUser } from '../store/types.js';
-import { cohorts, filtersQuery, paginate, petTrend, trendPoints } from './fleet-view.js';
-import type { FleetFilters } from './fleet-view.js';
+import { filtersQuery, trendPoints } from './fleet-view.js';
+import type { Cohort, FleetFilters } from './fleet-view.js';
 import { visible } from './host-view.js';
 import { Layout } from './layout.js';
 
 const pct = (x: number): string => `${Math.round(x * 100)}%`;
 
-function Trend(props: { hosts: readonly HostSummary[]; now: Date }) {
-  const trend = petTrend(props.hosts, props.now);
+function Trend(props: { trend: ReadonlyArray<{ day: string; pets: number }> }) {
+  const { trend } = props;
   const last = trend[trend.length - 1]!;
   return (
     <figure>
@@ -20,14 +20,26 @@ function Trend(props: { hosts: readonly HostSummary[]; now: Date }) {
         <title id="trend-title">{`Pets over the last ${trend.length} days: ${trend[0]!.pets} on ${trend[0]!.day}, ${last.pets} on ${last.day}`}</title>
         <polyline fill="none" stroke="#a10000" stroke-width="2" points={trendPoints(trend, 300, 80)} />
       </svg>
-      <figcaption>Pets of today by the day they became one, last 30 days ({trend[0]!.day} to {last.day}).</figcaption>
+      <figcaption>Pets at the end of each day, from the status history: last {trend.length} days ({trend[0]!.day} to {last.day}).</figcaption>
     </figure>
   );
 }
 
-export function FleetPage(props: { session: SessionUser; all: readonly HostSummary[]; kept: readonly HostSummary[]; filters: FleetFilters; counts: Record<HostStatusName, number>; now: Date; error?: string }) {
+/** What the fleet page shows: the store's aggregates over the fleet, and one page of the hosts the filters keep. */
+export interface FleetData {
+  counts: Record<HostStatusName, number>;
+  cohorts: readonly Cohort[];
+  trend: ReadonlyArray<{ day: string; pets: number }>;
+  /** The page's hosts, of `total` the filters keep. */
+  hosts: readonly HostSummary[];
+  total: number;
+  page: { page: number; pages: number };
+}
+
+export function FleetPage(props: { session: SessionUser; data: FleetData; filters: FleetFilters; error?: string }) {
   const f = props.filters;
-  const page = paginate(props.kept, f.page);
+  const { data } = props;
+  const page = data.page;
   const Field = (p: { name: keyof FleetFilters; label: string }) => (
     <label>
       {p.label}
@@ -37,17 +49,17 @@ export function FleetPage(props: { session: SessionUser; all: readonly HostSumma
   return (
     <Layout title="Fleet" session={props.session}>
       <section aria-label="Counts" class="counts">
-        <div><span class="cattle">Cattle</span> {props.counts.cattle}</div>
-        <div><span class="pet">Pets</span> {props.counts.pet}</div>
-        <div><span class="stale">Stale</span> {props.counts.stale}</div>
-        <div><span class="enrolled">Never reported</span> {props.counts.enrolled}</div>
+        <div><span class="cattle">Cattle</span> {data.counts.cattle}</div>
+        <div><span class="pet">Pets</span> {data.counts.pet}</div>
+        <div><span class="stale">Stale</span> {data.counts.stale}</div>
+        <div><span class="enrolled">Never reported</span> {data.counts.enrolled}</div>
       </section>
-      <Trend hosts={props.all} now={props.now} />
+      <Trend trend={data.trend} />
       <h2>Images and versions</h2>
       <table>
         <thead><tr><th scope="col">Image</th><th scope="col">Version</th><th scope="col">Hosts</th><th scope="col">Pets</th><th scope="col">Pet share</th></tr></thead>
         <tbody>
-          {cohorts(props.all).slice(0, 20).map((g) => (
+          {data.cohorts.map((g) => (
             <tr><td><a href={`/${filtersQuery({ image: g.image })}`}>{visible(g.image)}</a></td><td><a href={`/${filtersQuery({ image: g.image, version: g.version })}`}>{visible(g.version)}</a></td><td>{g.hosts}</td><td>{g.pets}</td><td>{pct(g.petShare)}</td></tr>
           ))}
         </tbody>
@@ -69,12 +81,12 @@ export function FleetPage(props: { session: SessionUser; all: readonly HostSumma
         </label>
         <Field name="q" label="Text" />
         <button type="submit">Filter</button>
-        <a href={`/fleet.csv${filtersQuery({ ...f, page: 1 })}`}>CSV of these {props.kept.length} hosts</a>
+        <a href={`/fleet.csv${filtersQuery({ ...f, page: 1 })}`}>CSV of these {data.total} hosts</a>
       </form>
       <table class="wide">
         <thead><tr><th scope="col">Host</th><th scope="col">Status</th><th scope="col">Image</th><th scope="col">Open</th><th scope="col">Pet since</th><th scope="col">Last report</th><th scope="col">Watch</th></tr></thead>
         <tbody>
-          {page.rows.map((h) => (
+          {data.hosts.map((h) => (
             <tr>
               <td><a href={`/hosts/${encodeURIComponent(h.id)}`}>{visible(h.displayName)}</a></td>
               <td class={h.status}>{h.status}</td>
@@ -89,7 +101,7 @@ export function FleetPage(props: { session: SessionUser; all: readonly HostSumma
       </table>
       <nav aria-label="Pages">
         {page.page > 1 && <a href={`/${filtersQuery(f, { page: String(page.page - 1) })}`} rel="prev">Previous</a>}
-        {` Page ${page.page} of ${page.pages} (${props.kept.length} hosts) `}
+        {` Page ${page.page} of ${page.pages} (${data.total} hosts) `}
         {page.page < page.pages && <a href={`/${filtersQuery(f, { page: String(page.page + 1) })}`} rel="next">Next</a>}
       </nav>
     </Layout>

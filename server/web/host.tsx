@@ -1,11 +1,24 @@
 // One host: what it runs, how its status came to be, its watch, and its findings grouped by the
 // change set that explains them, each with its triage state, and the forms the role may use.
 import type { AuditEntry, HostDetail, HostFinding } from '../../shared/api.js';
-import type { SessionUser } from '../store/types.js';
+import type { SessionUser, StatusChange } from '../store/types.js';
 import { diffLines, groupByChangeSet, nestedPaths, visible } from './host-view.js';
 import { Csrf, Layout } from './layout.js';
 import { mayTriage } from './session.js';
 import { WaiveForm } from './waive.js';
+
+const STATUS_CAUSE_TEXT: Record<StatusChange['cause'], string> = {
+  report: 'a report',
+  hello: "the agent's hello",
+  labels: 'a change of labels',
+  approval: 'an approval',
+  reopen: 'a re-open',
+  rebaseline: 'a re-baseline',
+  rules: 'a change of rules',
+  expiry: 'an approval expiring',
+  stale: 'no report for too long',
+  migration: 'the history starting',
+};
 
 function Diff(props: { diff: string }) {
   return (
@@ -65,7 +78,7 @@ function FindingRow(props: { f: HostFinding; host: string; image: string | null;
   );
 }
 
-export function HostPage(props: { session: SessionUser; host: HostDetail; findings: HostFinding[]; findingsPage?: { page: number; pages: number; total: number }; history: AuditEntry[]; notice?: string }) {
+export function HostPage(props: { session: SessionUser; host: HostDetail; findings: HostFinding[]; findingsPage?: { page: number; pages: number; total: number }; statusHistory?: StatusChange[]; history: AuditEntry[]; notice?: string }) {
   const h = props.host;
   const id = encodeURIComponent(h.id);
   const s = props.session;
@@ -111,8 +124,13 @@ export function HostPage(props: { session: SessionUser; host: HostDetail; findin
         </nav>
       )}
       <h2>Status history</h2>
-      <ul>
-        {h.petSince !== null && <li>{`${h.petSince}: became a pet`}</li>}
+      {(props.statusHistory ?? []).length === 0 && <p>No change of status recorded.</p>}
+      <ul aria-label="Status changes">
+        {(props.statusHistory ?? []).map((e) => <li>{`${e.at}: ${e.from === null ? `${e.to} (known since the history began)` : `${e.from} → ${e.to}`}, by ${STATUS_CAUSE_TEXT[e.cause]}${e.actor === null ? '' : ` (${visible(e.actor)})`}`}</li>)}
+      </ul>
+      <h2>Who decided what</h2>
+      {props.history.length === 0 && <p>No triage of this host yet.</p>}
+      <ul aria-label="Triage acts">
         {props.history.map((e) => <li>{`${e.at}: ${e.action} by ${visible(e.actorName ?? e.actor)} (${e.role})${e.reason === null ? '' : ` — ${visible(e.reason)}`}`}</li>)}
       </ul>
     </Layout>

@@ -1,13 +1,14 @@
 // Every image and version: hosts on each, their pet share, hosts on an outdated version, and
 // versions only one host runs (the proliferation worth asking about).
 import type { HostSummary, ImageSummary } from '../../shared/api.js';
+import type { Cohort } from './fleet-view.js';
 import type { SessionUser } from '../store/types.js';
-import { cohorts, filtersQuery } from './fleet-view.js';
+import { filtersQuery } from './fleet-view.js';
 import { visible } from './host-view.js';
 import { Layout } from './layout.js';
 
-export function ImagesPage(props: { session: SessionUser; images: ImageSummary[]; hosts: readonly HostSummary[] }) {
-  const groups = cohorts(props.hosts);
+export function ImagesPage(props: { session: SessionUser; images: ImageSummary[]; hosts: readonly HostSummary[]; cohorts: readonly Cohort[] }) {
+  const groups = props.cohorts;
   // The newest version of an image is the one last seen first (uploaded or announced).
   const newest = new Map<string, string>();
   for (const i of [...props.images].sort((a, b) => a.lastSeen.localeCompare(b.lastSeen))) newest.set(i.name, i.version);

@@ -19,7 +19,8 @@ import type { Ingest, IngestItem, IngestResult } from '../types.js';
 import type { PgAlerting } from './alerting.js';
 import { markMissingContainersGone, upsertContainer } from './containers.js';
 import type { PgDatabase, Sql } from './db.js';
-import { countHost, refreshHost } from './host-status.js';
+import { BY_REPORT } from '../host-status.js';
+import { countHost, noteStatus, refreshHost } from './host-status.js';
 import { observeMachine } from './identity.js';
 import { redecidePg } from './redecide.js';
 
@@ -103,10 +104,18 @@ function scanWrite(e: EvaluatedFinding): FindingWrite {
   };
 }
 
+// Returns the status before (the subquery reads the row as it was), for the status history.
 const UPDATE_HOST_AFTER_REPORT = `UPDATE hosts SET hostname = $2, image_name = $3, image_version = $4, status = $5,
-    pet_since = CASE WHEN $5 = 'pet' THEN coalesce(pet_since, $6) ELSE NULL END, drift_score = $7, open_findings = $8, last_seen = $9, last_report_at = $9,
-    last_seq = GREATEST(last_seq, $10), outbox_depth = coalesce($11, outbox_depth)
-  WHERE id = $1`;
+    pet_since = CASE WHEN $5 = 'pet' THEN coalesce(hosts.pet_since, $6) ELSE NULL END, drift_score = $7, open_findings = $8, last_seen = $9, last_report_at = $9,
+    last_seq = GREATEST(hosts.last_seq, $10), outbox_depth = coalesce($11, hosts.outbox_depth)
+  FROM (SELECT id, status AS before FROM hosts WHERE id = $1) old
+  WHERE hosts.id = old.id RETURNING old.before`;
+
+/** The host's row after a report, and its status change into the history. */
+async function updateHostAfterReport(q: Sql, values: unknown[], receivedAt: Date): Promise<void> {
+  const old = await q.row<{ before: string }>(UPDATE_HOST_AFTER_REPORT, values);
+  if (old !== undefined) await noteStatus(q, values[0] as string, old.before, values[4] as string, receivedAt, BY_REPORT);
+}
 
 export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
   // An image's last_seen to the minute is plenty; writing it on every report is not.
@@ -215,7 +224,7 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     if (report.watch !== undefined) await q.run('UPDATE hosts SET watch_state = $1, watch_reason = $2 WHERE id = $3', [report.watch.state, report.watch.reason ?? null, agentId]);
 
     const { status, score, open } = await countHost(q, agentId, receivedAt);
-    await q.run(UPDATE_HOST_AFTER_REPORT, [agentId, report.host.hostname, report.image.name, report.image.version, status, report.scannedAt, score, open, now, frame.seq, frame.outboxDepth ?? null]);
+    await updateHostAfterReport(q, [agentId, report.host.hostname, report.image.name, report.image.version, status, report.scannedAt, score, open, now, frame.seq, frame.outboxDepth ?? null], receivedAt);
     await touchImage(q, report.image.name, report.image.version, receivedAt);
     await alerting.alert(q, host, report.image, evaluated, status, receivedAt);
     if (report.containers !== undefined && frame.kind === 'full') {
@@ -236,7 +245,7 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     await upsertFindings(q, id, 'scan', frame.seq, now, evaluated.map(scanWrite));
     await resolveMissing(q, id, frame.seq, now);
     const { status, score, open } = await countHost(q, id, receivedAt);
-    await q.run(UPDATE_HOST_AFTER_REPORT, [id, host.hostname, image.name, image.version, status, frame.report.scannedAt, score, open, now, frame.seq, null]);
+    await updateHostAfterReport(q, [id, host.hostname, image.name, image.version, status, frame.report.scannedAt, score, open, now, frame.seq, null], receivedAt);
     await alerting.alert(q, host, image, evaluated, status, receivedAt);
   }
 
@@ -245,7 +254,7 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     const { host } = hello.frame;
     const detail = { reason: clone.reason, hostname: host.hostname, machineId: host.machineId ?? null, bootId: host.bootId ?? null };
     await raise(q, agentId, { key: clone.key, kind: CLONE_FINDING_KIND, severity: 'critical', detail, seq: Math.max(1, hello.frame.lastAckedSeq), now: hello.receivedAt.toISOString() });
-    await refreshHost(q, agentId, hello.receivedAt);
+    await refreshHost(q, agentId, hello.receivedAt, { cause: 'hello', actor: null });
   }
 
   /** The agent's own labels changed: the rules may decide its open findings otherwise now. */
@@ -258,7 +267,7 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     const labels = effectiveLabels(declared, JSON.parse(row.labels_api) as Record<string, string>);
     await q.run('UPDATE hosts SET labels_agent = $1, labels = $2 WHERE id = $3', [JSON.stringify(declared), JSON.stringify(labels), agentId]);
     if ((await redecidePg(q, alerting, agentId, at)).size === 0) return;
-    const { before, after } = await refreshHost(q, agentId, at);
+    const { before, after } = await refreshHost(q, agentId, at, { cause: 'labels', actor: null });
     if (after === 'cattle' && before !== 'cattle') {
       await alerting.alert(q, { id: agentId, hostname: row.hostname, labels }, { name: row.image_name ?? '', version: row.image_version ?? '' }, [], 'cattle', at);
     }

@@ -285,4 +285,27 @@ export const PG_MIGRATIONS: readonly string[] = [
     expires_at bigint NOT NULL
   );
   `,
+  // Issue 14 (the console): the history of host status changes and the fleet page's indexes
+  // (see ../migrations.ts).
+  `
+  CREATE TABLE host_status_changes (
+    id bigserial PRIMARY KEY,
+    host_id ${T} NOT NULL REFERENCES hosts(id),
+    from_status ${T},
+    to_status ${T} NOT NULL,
+    at ${T} NOT NULL,
+    cause ${T} NOT NULL,
+    actor ${T}
+  );
+  CREATE INDEX host_status_changes_by_host ON host_status_changes (host_id, id);
+  CREATE INDEX host_status_changes_by_time ON host_status_changes (at);
+  INSERT INTO host_status_changes (host_id, from_status, to_status, at, cause, actor)
+    SELECT id, NULL, status, CASE WHEN status = 'pet' THEN coalesce(pet_since, last_report_at, enrolled_at) ELSE coalesce(last_report_at, enrolled_at) END, 'migration', NULL
+    FROM hosts ORDER BY id;
+  -- The page's order (hostname, id) and the host audit's range (target) have their indexes since version 1.
+  CREATE INDEX hosts_fleet_by_status ON hosts (status, hostname, id) WHERE parent_id IS NULL;
+  CREATE INDEX hosts_fleet_by_image ON hosts (image_name, image_version, status) WHERE parent_id IS NULL;
+  -- Which of a page's hostnames other hosts (containers too) share: a probe per name, not a scan.
+  CREATE INDEX hosts_by_hostname ON hosts (hostname);
+  `,
 ];

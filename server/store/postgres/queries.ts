@@ -2,22 +2,19 @@
 import type { ChangeSetDetail, HostDetail, ImageSummary } from '../../../shared/api.js';
 import { SEVERITIES } from '../../../shared/findings.js';
 import { effectiveStatus } from '../../classify.js';
-import { describeChangeSet, hostDetail, hostFinding, hostSummary } from '../queries.js';
+import { HOST_AUDIT_WHERE, WITH_APPROVAL_COLUMNS, describeChangeSet, fleetSummaryOf, hostAuditRange, hostDetail, hostFinding, hostSummary, openFindingsPageSql, statusChange, withApprovalJoins } from '../queries.js';
 import type { ChangeSetRow, FindingRow, HostRow } from '../queries.js';
-import type { Queries } from '../types.js';
+import { STORED_PETS_SQL, cohortsSql, fleetCountSql, fleetHostsSql, petDeltasSql, statusCountsSql } from '../fleet-query.js';
+import { auditEntry } from '../triage.js';
+import type { CohortRow, Queries } from '../types.js';
 import type { PgDatabase, Sql } from './db.js';
 import { countHost } from './host-status.js';
 
 type ChangeSetFindingRow = Parameters<typeof describeChangeSet>[1][number];
 
 // Each finding with the approval of its current state that decides its triage (see ../queries.ts).
-const WITH_APPROVAL = `SELECT f.*, a.kind AS a_kind, a.created_by AS a_created_by, a.reason AS a_reason, a.ticket AS a_ticket,
-    a.created_at AS a_created_at, a.expires_at AS a_expires_at, cs.tool AS cs_tool, cs.command AS cs_command
-  FROM findings f LEFT JOIN change_sets cs ON cs.host_id = f.host_id AND cs.id = f.change_set
-  LEFT JOIN approvals a ON a.id = (
-    SELECT x.id FROM approvals x WHERE x.finding_id = f.id AND x.identity = f.identity AND x.reopened_at IS NULL
-    ORDER BY (x.expires_at IS NULL OR x.expires_at > $2) DESC, x.id DESC LIMIT 1)
-  WHERE f.host_id = $1`;
+const WITH_APPROVAL = `SELECT f.*, ${WITH_APPROVAL_COLUMNS} FROM findings f ${withApprovalJoins('$2')} WHERE f.host_id = $1`;
+const OPEN_FINDINGS_PAGE = openFindingsPageSql({ hostId: '$1', now: '$2', limit: '$3', offset: '$4' });
 const FINDINGS = {
   open: `${WITH_APPROVAL} AND f.resolved_at IS NULL ORDER BY f.id`,
   resolved: `${WITH_APPROVAL} AND f.resolved_at IS NOT NULL ORDER BY f.id`,
@@ -99,6 +96,49 @@ export function createPgQueries(db: PgDatabase, staleAfterMs: number): Queries {
       const out: Record<string, string> = {};
       for (const r of rows) out[r.host_id] = SEVERITIES[r.rank] ?? 'info';
       return out;
+    },
+    async fleetHosts(query, at, now) {
+      const { sql, params } = fleetHostsSql(query, at, now, staleAfterMs, 'postgres');
+      const rows = await db.rows<HostRow>(sql, params);
+      const names = rows.length === 0 ? [] : await db.rows<{ hostname: string }>('SELECT hostname FROM hosts WHERE hostname = ANY($1::text[]) GROUP BY hostname HAVING count(*) > 1', [[...new Set(rows.map((r) => r.hostname))]]);
+      const shared = new Set(names.map((r) => r.hostname));
+      return rows.map((r) => hostSummary(r, now, shared, staleAfterMs));
+    },
+    async fleetCount(query, now) {
+      const { sql, params } = fleetCountSql(query, now, staleAfterMs, 'postgres');
+      return (await db.row<{ n: number }>(sql, params))!.n;
+    },
+    fleetSummary(now, limit) {
+      const counts = statusCountsSql(now, staleAfterMs, 'postgres');
+      const cohorts = cohortsSql(now, staleAfterMs, limit, 'postgres');
+      return db.tx(async (q) => {
+        await q.run('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        return fleetSummaryOf(await q.rows<{ status: string; n: number }>(counts.sql, counts.params), await q.rows<CohortRow>(cohorts.sql, cohorts.params));
+      });
+    },
+    petChanges(since) {
+      const deltas = petDeltasSql(since.toISOString().slice(0, 10), 'postgres');
+      return db.tx(async (q) => {
+        await q.run('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        return { petsNow: (await q.row<{ n: number }>(STORED_PETS_SQL))!.n, deltas: await q.rows<{ day: string; delta: number }>(deltas.sql, deltas.params) };
+      });
+    },
+    async statusHistory(hostId, limit) {
+      if (!(await hostExists(db, hostId))) return null;
+      return (await db.rows<Parameters<typeof statusChange>[0]>('SELECT * FROM host_status_changes WHERE host_id = $1 ORDER BY id DESC LIMIT $2', [hostId, limit])).reverse().map(statusChange);
+    },
+    pageOpenFindings(hostId, at, now) {
+      return db.tx(async (q) => {
+        await q.run('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        if (!(await hostExists(q, hostId))) return null;
+        const rows = await q.rows<FindingRow>(OPEN_FINDINGS_PAGE, [hostId, now.toISOString(), at.limit, at.offset]);
+        const total = (await q.row<{ n: number }>('SELECT count(*) AS n FROM findings WHERE host_id = $1 AND resolved_at IS NULL', [hostId]))!.n;
+        return { findings: rows.map((r) => hostFinding(r, now)), total };
+      });
+    },
+    async hostAudit(hostId, limit) {
+      const rows = await db.rows<Parameters<typeof auditEntry>[0]>(`SELECT * FROM audit_log WHERE ${HOST_AUDIT_WHERE('$1', '$2', '$3')} ORDER BY id DESC LIMIT $4`, [...hostAuditRange(hostId), limit]);
+      return rows.reverse().map(auditEntry);
     },
     async countHosts(now) {
       const out = { cattle: 0, pet: 0, stale: 0, enrolled: 0 };

@@ -6,12 +6,13 @@ import { QuicksandError } from '../../../shared/errors.js';
 import type { Finding } from '../../../shared/report.js';
 import { effectiveLabels } from '../../../shared/labels.js';
 import type { HostLabels } from '../../../shared/labels.js';
-import type { AuditRecord, Triage } from '../types.js';
-import { approvalWrites, auditFilters, checkApprovalExpiry } from '../triage.js';
+import { actorOf } from '../types.js';
+import type { AuditRecord, StatusWhy, Triage } from '../types.js';
+import { approvalWrites, auditEntry, auditFilters, checkApprovalExpiry } from '../triage.js';
 import type { ApprovalInsert, OpenFinding } from '../triage.js';
 import type { PgAlerting } from './alerting.js';
 import type { PgDatabase, Sql } from './db.js';
-import { refreshHost } from './host-status.js';
+import { noteStatus, refreshHost } from './host-status.js';
 import { redecidePg } from './redecide.js';
 
 interface HostRow {
@@ -51,8 +52,8 @@ export function createPgTriage(db: PgDatabase, alerting: PgAlerting): PgTriage {
   }
 
   /** Counts the host again; cattle now resolves whatever alert is still open for it. */
-  async function recount(q: Sql, hostId: string, now: Date): Promise<'cattle' | 'pet'> {
-    const { after } = await refreshHost(q, hostId, now);
+  async function recount(q: Sql, hostId: string, now: Date, why: StatusWhy): Promise<'cattle' | 'pet'> {
+    const { after } = await refreshHost(q, hostId, now, why);
     if (after === 'cattle') {
       const h = (await q.row<HostRow>('SELECT id, hostname, image_name, image_version FROM hosts WHERE id = $1', [hostId]))!;
       await alerting.alert(q, { id: h.id, hostname: h.hostname, labels: await alerting.labelsOf(q, h.id) }, { name: h.image_name ?? '', version: h.image_version ?? '' }, [], 'cattle', now);
@@ -84,7 +85,7 @@ export function createPgTriage(db: PgDatabase, alerting: PgAlerting): PgTriage {
         const writes = approvalWrites(req, rows);
         for (const a of writes.approvals) await insertApproval(q, a);
         await auditIn(q, writes.audit);
-        return { approved: rows.map((r) => r.id), status: await recount(q, req.hostId, req.now) };
+        return { approved: rows.map((r) => r.id), status: await recount(q, req.hostId, req.now, { cause: 'approval', actor: actorOf(req.actor) }) };
       }),
     reopen: (req) =>
       db.tx(async (q) => {
@@ -93,7 +94,7 @@ export function createPgTriage(db: PgDatabase, alerting: PgAlerting): PgTriage {
         const n = await q.run('UPDATE approvals SET reopened_at = $1, reopened_by = $2 WHERE finding_id = $3 AND reopened_at IS NULL', [req.now.toISOString(), req.actor.id, req.findingId]);
         if (n === 0) throw new QuicksandError('CONFLICT', `finding ${req.findingId} has no approval in force to reopen`);
         await auditIn(q, { actor: req.actor, action: 'reopen', target: `host:${req.hostId}/finding:${req.findingId}`, reason: req.reason, detail: { approvals: n }, now: req.now });
-        return { reopened: req.findingId, status: await recount(q, req.hostId, req.now) };
+        return { reopened: req.findingId, status: await recount(q, req.hostId, req.now, { cause: 'reopen', actor: actorOf(req.actor) }) };
       }),
     // Every open change is accepted as of now and kept as the host's next baseline version.
     rebaseline: (req) =>
@@ -112,7 +113,7 @@ export function createPgTriage(db: PgDatabase, alerting: PgAlerting): PgTriage {
           [req.hostId, version, h.image_name, h.image_version, JSON.stringify(accepted), req.now.toISOString(), req.actor.id],
         );
         await auditIn(q, { actor: req.actor, action: 'rebaseline', target: `host:${req.hostId}`, reason: req.reason, detail: { version, image: { name: h.image_name, version: h.image_version }, accepted: rows.length, ticket: req.ticket ?? null }, now: req.now });
-        return { version, accepted: rows.length, status: await recount(q, req.hostId, req.now), state: 'awaiting-observation' as const };
+        return { version, accepted: rows.length, status: await recount(q, req.hostId, req.now, { cause: 'rebaseline', actor: actorOf(req.actor) }), state: 'awaiting-observation' as const };
       }),
     // A new rule set applies to what is open now too: a waiver turns a pet cattle at once.
     saveRules: (req) =>
@@ -120,7 +121,7 @@ export function createPgTriage(db: PgDatabase, alerting: PgAlerting): PgTriage {
         await q.run('SELECT pg_advisory_xact_lock($1)', [RULES_LOCK]);
         const version = ((await q.row<{ version: number }>('SELECT version FROM rule_sets ORDER BY version DESC LIMIT 1'))?.version ?? 0) + 1;
         await q.run('INSERT INTO rule_sets (version, body, created_at, created_by) VALUES ($1, $2, $3, $4)', [version, JSON.stringify(req.set), req.now.toISOString(), req.actor.id]);
-        for (const h of await redecidePg(q, alerting, null, req.now)) await recount(q, h, req.now);
+        for (const h of await redecidePg(q, alerting, null, req.now)) await recount(q, h, req.now, { cause: 'rules', actor: actorOf(req.actor) });
         await auditIn(q, { actor: req.actor, action: 'rules-update', target: `rules:${version}`, reason: req.reason ?? null, detail: { rules: req.set.rules.map((r) => r.id), maintenanceWindows: req.set.maintenanceWindows.map((w) => w.id) }, now: req.now });
         return { version };
       }),
@@ -132,7 +133,7 @@ export function createPgTriage(db: PgDatabase, alerting: PgAlerting): PgTriage {
         const labels = effectiveLabels(agent, req.labels);
         await q.run('UPDATE hosts SET labels_api = $1, labels = $2 WHERE id = $3', [JSON.stringify(req.labels), JSON.stringify(labels), req.hostId]);
         await redecidePg(q, alerting, req.hostId, req.now);
-        const status = await recount(q, req.hostId, req.now);
+        const status = await recount(q, req.hostId, req.now, { cause: 'labels', actor: actorOf(req.actor) });
         await auditIn(q, { actor: req.actor, action: 'labels-set', target: `host:${req.hostId}`, reason: req.reason ?? null, detail: { api: req.labels, before: JSON.parse(before.labels) as unknown, labels }, now: req.now });
         return { labels, api: req.labels, agent, status };
       }),
@@ -154,22 +155,21 @@ export function createPgTriage(db: PgDatabase, alerting: PgAlerting): PgTriage {
           hosts.add(r.host_id);
           await auditIn(q, { actor: { id: 'system', role: 'system' }, action: 'approval-expired', target: `host:${r.host_id}/finding:${r.finding_id}`, detail: { approval: r.id, expiresAt: r.expires_at }, now });
         }
-        for (const h of hosts) await recount(q, h, now);
+        for (const h of hosts) await recount(q, h, now, { cause: 'expiry', actor: 'system' });
         return { expired: rows.length, hosts: [...hosts] };
       }),
     markStale: (before, now) =>
       db.tx(async (q) => {
-        const ids = (
-          await q.rows<{ id: string }>(
-            `SELECT id FROM hosts WHERE status <> 'stale' AND revoked_at IS NULL AND last_report_at IS NOT NULL AND last_report_at < $1 ORDER BY id FOR UPDATE SKIP LOCKED`,
+        const rows = await q.rows<{ id: string; status: string }>(
+            `SELECT id, status FROM hosts WHERE status <> 'stale' AND revoked_at IS NULL AND last_report_at IS NOT NULL AND last_report_at < $1 ORDER BY id FOR UPDATE SKIP LOCKED`,
             [before.toISOString()],
-          )
-        ).map((r) => r.id);
-        for (const id of ids) {
+          );
+        for (const { id, status } of rows) {
           await q.run(`UPDATE hosts SET status = 'stale' WHERE id = $1`, [id]);
+          await noteStatus(q, id, status, 'stale', now, { cause: 'stale', actor: 'system' });
           await auditIn(q, { actor: { id: 'system', role: 'system' }, action: 'host-stale', target: `host:${id}`, detail: { noReportSince: before.toISOString() }, now });
         }
-        return ids;
+        return rows.map((r) => r.id);
       }),
     audit: (entry) => auditIn(db, entry),
     async listAudit(query) {
@@ -185,7 +185,7 @@ export function createPgTriage(db: PgDatabase, alerting: PgAlerting): PgTriage {
       );
       const page = rows.slice(0, query.limit).reverse();
       return {
-        entries: page.map(({ actor_name, detail, ...r }) => ({ ...r, actorName: actor_name, detail: JSON.parse(detail) as unknown })),
+        entries: page.map(auditEntry),
         older: rows.length > query.limit ? page[0]!.id : null,
       };
     },
