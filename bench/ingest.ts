@@ -184,7 +184,9 @@ async function main(): Promise<void> {
     runs.push({ label: 'PostgreSQL', db: fresh.url, check: checkPostgres, drop: fresh.drop });
   }
   let failed = false;
-  for (const run of runs) {
+  // --only=sqlite|postgres: one backend (profiling one, or a quick look); both by default.
+  const only = args.get('only');
+  for (const run of runs.filter((r) => only === undefined || r.label.toLowerCase().startsWith(only.toLowerCase()))) {
     try {
       failed = !(await runOnce(run.label, run.db, run.check)) || failed;
     } finally {
@@ -233,6 +235,7 @@ async function runOnce(label: string, db: string, checkDb: (db: string) => Store
 
   if (PROFILE !== undefined) {
     log(`steady: ${fmt(steady.reports as number)} reports, p50 ${fmt(steady.p50 as number, 1)} ms, p99 ${fmt(steady.p99 as number, 1)} ms, server CPU ${fmt(steadyCpu * 100)}%`);
+    loader.kill('SIGKILL');
     server.kill('SIGINT');
     await new Promise((r) => server.once('exit', r));
     log(`profile written to ${PROFILE}`);
