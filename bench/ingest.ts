@@ -109,7 +109,8 @@ function nextMessage(loader: ChildProcess, phase: string): Promise<Msg> {
 async function ingestHistogram(urls: readonly string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const url of urls) {
-    const text = await (await fetch(`${url}/metrics`)).text();
+    // A node too busy to answer within 30 s leaves its buckets out (the line then says less), not the run.
+    const text = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(30_000) }).then((r) => r.text(), (err: unknown) => (log(`${url}/metrics: ${String(err)}`), ''));
     for (const m of text.matchAll(/^quicksand_ingest_latency_seconds_bucket\{(?:node="[^"]*",)?le="([^"]+)"\} (\d+)$/gm)) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
   }
   return out;
