@@ -34,6 +34,10 @@ const AGENTS = Number(args.get('agents') ?? 5000);
 // `--rate=2500` shows where this 2-core machine starts to queue (p99 about 370 ms there).
 const RATE = Number(args.get('rate') ?? 2100);
 const SECONDS = Number(args.get('seconds') ?? 30);
+// --nodes=N: N server processes on the one PostgreSQL database, every agent given all their URLs
+// (tried in random order, as an agent with several --server does); the storm kill -9s node 1 and
+// its agents move to the others. SQLite always runs one process (one file, one writer).
+const NODES = Math.max(1, Number(args.get('nodes') ?? 1));
 
 // --profile=DIR: run the first server with --cpu-prof, stop it cleanly after the steady phase
 // and skip the storm (a kill -9 would lose the profile).
@@ -74,8 +78,9 @@ function sample(pid: number): { hwmKb: number; rssKb: number; cpuTicks: number }
 }
 const TICKS = 100; // USER_HZ on Linux
 
-async function startServer(db: string, port: number, profile?: string): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), SERVER, 'start', '--db', db, '--port', String(port), '--host', '127.0.0.1', ...LIMITS_OFF], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startServer(db: string, port: number, profile?: string, nodeId?: string): Promise<ChildProcess> {
+  const node = nodeId === undefined ? [] : ['--node-id', nodeId];
+  const proc = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), SERVER, 'start', '--db', db, '--port', String(port), '--host', '127.0.0.1', ...node, ...LIMITS_OFF], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(proc);
   await new Promise<void>((resolve, reject) => {
     let out = '';
@@ -101,11 +106,14 @@ function nextMessage(loader: ChildProcess, phase: string): Promise<Msg> {
   });
 }
 
-/** Cumulative bucket counts of quicksand_ingest_latency_seconds, keyed by `le`. */
-async function ingestHistogram(url: string): Promise<Map<string, number>> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+/** Cumulative bucket counts of quicksand_ingest_latency_seconds, keyed by `le`, summed over the nodes. */
+async function ingestHistogram(urls: readonly string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for (const m of text.matchAll(/^quicksand_ingest_latency_seconds_bucket\{(?:node="[^"]*",)?le="([^"]+)"\} (\d+)$/gm)) out.set(m[1]!, Number(m[2]));
+  for (const url of urls) {
+    // A node too busy to answer within 30 s leaves its buckets out (the line then says less), not the run.
+    const text = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(30_000) }).then((r) => r.text(), (err: unknown) => (log(`${url}/metrics: ${String(err)}`), ''));
+    for (const m of text.matchAll(/^quicksand_ingest_latency_seconds_bucket\{(?:node="[^"]*",)?le="([^"]+)"\} (\d+)$/gm)) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
+  }
   return out;
 }
 
@@ -159,17 +167,19 @@ async function checkPostgres(url: string): Promise<StoredCheck> {
 }
 
 async function main(): Promise<void> {
-  const runs: Array<{ label: string; db: string; check: (db: string) => StoredCheck | Promise<StoredCheck>; drop?: () => Promise<void> }> = [
-    { label: 'SQLite', db: path.join(dir, 'server.db'), check: checkSqlite },
+  const runs: Array<{ label: string; db: string; nodes: number; check: (db: string) => StoredCheck | Promise<StoredCheck>; drop?: () => Promise<void> }> = [
+    { label: 'SQLite', db: path.join(dir, 'server.db'), nodes: 1, check: checkSqlite },
   ];
   if (PG_URL !== undefined) {
     const fresh = await freshPostgres(PG_URL);
-    runs.push({ label: 'PostgreSQL', db: fresh.url, check: checkPostgres, drop: fresh.drop });
+    runs.push({ label: 'PostgreSQL', db: fresh.url, nodes: NODES, check: checkPostgres, drop: fresh.drop });
   }
   let failed = false;
-  for (const run of runs) {
+  // --only=sqlite|postgres: one backend (profiling one, or a quick look); both by default.
+  const only = args.get('only');
+  for (const run of runs.filter((r) => only === undefined || r.label.toLowerCase().startsWith(only.toLowerCase()))) {
     try {
-      failed = !(await runOnce(run.label, run.db, run.check)) || failed;
+      failed = !(await runOnce(run.label, run.db, run.nodes, run.check)) || failed;
     } finally {
       await run.drop?.();
     }
@@ -177,67 +187,79 @@ async function main(): Promise<void> {
   process.exitCode = failed ? 1 : 0;
 }
 
-async function runOnce(label: string, db: string, checkDb: (db: string) => StoredCheck | Promise<StoredCheck>): Promise<boolean> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  let server = await startServer(db, port, PROFILE);
+async function runOnce(label: string, db: string, nodes: number, checkDb: (db: string) => StoredCheck | Promise<StoredCheck>): Promise<boolean> {
+  const ports: number[] = [];
+  for (let i = 0; i < nodes; i++) ports.push(await freePort());
+  const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+  // One at a time: the first migrates the fresh database.
+  const servers: ChildProcess[] = [];
+  for (let i = 0; i < nodes; i++) servers.push(await startServer(db, ports[i]!, PROFILE, nodes > 1 ? `node-${i + 1}` : undefined));
   const secret = spawnSync(process.execPath, [SERVER, 'enroll-secret', '--db', db], { encoding: 'utf8' }).stdout.trim();
-  log(`${label}: server pid ${server.pid} on ${url}; ${AGENTS} agents, ${RATE} event reports/s for ${SECONDS} s`);
+  log(`${label}: ${nodes} server process(es), pids ${servers.map((s) => s.pid).join(', ')} on ${urls.join(', ')}; ${AGENTS} agents, ${RATE} event reports/s for ${SECONDS} s`);
+  /** CPU ticks of every server process still running. */
+  const cpuTicks = (): number => servers.reduce((n, s) => n + (s.exitCode === null && s.signalCode === null ? sample(s.pid!).cpuTicks : 0), 0);
 
+  // Peak RSS of one server process (the largest node).
   let peakKb = 0;
   const monitor = setInterval(() => {
-    try {
-      peakKb = Math.max(peakKb, sample(server.pid!).hwmKb);
-    } catch {
-      // the server is being restarted
+    for (const s of servers) {
+      try {
+        peakKb = Math.max(peakKb, sample(s.pid!).hwmKb);
+      } catch {
+        // the server is being restarted
+      }
     }
   }, 250);
 
   const loader = fork(path.join(REPO, 'bench/load-agents.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   children.push(loader);
 
-  const cpu0 = sample(server.pid!).cpuTicks;
+  const cpu0 = cpuTicks();
   const t0 = performance.now();
-  loader.send({ cmd: 'setup', url, secret, agents: AGENTS });
+  loader.send({ cmd: 'setup', urls, secret, agents: AGENTS });
   const connected = await nextMessage(loader, 'connected');
   const rampS = (performance.now() - t0) / 1000;
-  const rampCpu = (sample(server.pid!).cpuTicks - cpu0) / TICKS / rampS;
+  const rampCpu = (cpuTicks() - cpu0) / TICKS / rampS;
   log(`connected ${connected.connected} agents, ${AGENTS} full reports acked, in ${rampS.toFixed(1)} s`);
 
-  const cpu1 = sample(server.pid!).cpuTicks;
+  const cpu1 = cpuTicks();
   const t1 = performance.now();
   loader.send({ cmd: 'steady', rate: RATE, seconds: SECONDS });
-  const histBefore = await ingestHistogram(url);
+  const histBefore = await ingestHistogram(urls);
   const steady = await nextMessage(loader, 'steady');
-  const serverP99 = histogramQuantile(await ingestHistogram(url), histBefore, 0.99);
+  const serverP99 = histogramQuantile(await ingestHistogram(urls), histBefore, 0.99);
   const steadyS = (performance.now() - t1) / 1000;
-  const steadyCpu = (sample(server.pid!).cpuTicks - cpu1) / TICKS / steadyS;
-  const rssAfterSteady = sample(server.pid!).rssKb;
+  const steadyCpu = (cpuTicks() - cpu1) / TICKS / steadyS;
+  const rssAfterSteady = Math.max(...servers.map((s) => sample(s.pid!).rssKb));
+  const stopAll = async (): Promise<void> => {
+    for (const s of servers) if (s.exitCode === null && s.signalCode === null) s.kill('SIGINT');
+    await Promise.all(servers.map((s) => (s.exitCode === null && s.signalCode === null ? new Promise((r) => s.once('exit', r)) : undefined)));
+  };
 
   if (PROFILE !== undefined) {
     log(`steady: ${fmt(steady.reports as number)} reports, p50 ${fmt(steady.p50 as number, 1)} ms, p99 ${fmt(steady.p99 as number, 1)} ms, server CPU ${fmt(steadyCpu * 100)}%`);
-    server.kill('SIGINT');
-    await new Promise((r) => server.once('exit', r));
+    loader.kill('SIGKILL');
+    await stopAll();
     log(`profile written to ${PROFILE}`);
     return true;
   }
-  // Reconnect storm: the server dies mid-stream (kill -9) and comes back at once.
+  // Reconnect storm: a server dies mid-stream (kill -9). One node comes back at once; of several,
+  // the first stays down and its agents move to the others.
   loader.send({ cmd: 'trickle', rate: Math.round(RATE / 5) });
   await nextMessage(loader, 'trickling');
   await new Promise((r) => setTimeout(r, 2000));
-  server.kill('SIGKILL');
-  await new Promise((r) => server.once('exit', r));
+  const victim = servers[0]!;
+  victim.kill('SIGKILL');
+  await new Promise((r) => victim.once('exit', r));
   const settledP = nextMessage(loader, 'settled');
   loader.send({ cmd: 'settle', timeoutMs: 120_000 });
-  server = await startServer(db, port);
+  if (nodes === 1) servers[0] = await startServer(db, ports[0]!);
   const storm = await settledP;
   loader.send({ cmd: 'finish' });
   const finished = await nextMessage(loader, 'finished');
   clearInterval(monitor);
-  peakKb = Math.max(peakKb, sample(server.pid!).hwmKb);
 
-  server.kill('SIGINT');
-  await new Promise((r) => server.once('exit', r));
+  await stopAll();
   loader.kill('SIGKILL');
   const { stored, perHost, chain } = await checkDb(db);
   const gaps = perHost.filter((h) => h.n !== h.m || h.d !== h.n).length;
@@ -245,14 +267,14 @@ async function runOnce(label: string, db: string, checkDb: (db: string) => Store
   const perSec = (steady.reports as number) / ((steady.totalMs as number) / 1000);
   const lines = [
     '',
-    `quicksand ingest benchmark — ${label}: ${AGENTS} agents, loopback, one server process (node ${process.version})`,
+    `quicksand ingest benchmark — ${label}: ${AGENTS} agents, loopback, ${nodes === 1 ? 'one server process' : `${nodes} server processes on one database`} (node ${process.version})`,
     `  connections held              ${fmt(connected.connected as number)} (ramp with full reports: ${rampS.toFixed(1)} s, ${fmt(connected.refused503 as number)} upgrades answered 503 + Retry-After, server CPU ${fmt(rampCpu * 100)}%)`,
     `  reports stored/s (steady)     ${fmt(perSec)}  (${fmt(steady.reports as number)} event reports offered at ${RATE}/s for ${SECONDS} s, drained in ${((steady.totalMs as number) / 1000).toFixed(1)} s)`,
     `  send→ack p50 / p99 / max      ${fmt(steady.p50 as number, 1)} ms / ${fmt(steady.p99 as number, 1)} ms / ${fmt(steady.max as number, 1)} ms`,
     `  server receive→commit p99     ≤ ${serverP99} s (from /metrics histogram buckets)`,
     `  server CPU (steady)           ${fmt(steadyCpu * 100)}% of one core; load generator CPU ${fmt((steady.loaderCpu as number) * 100)}%, its event-loop lag p99 ${fmt(steady.loaderLagP99 as number, 1)} ms`,
     `  server RSS after steady       ${fmt(rssAfterSteady / 1024)} MiB; peak RSS ${fmt(peakKb / 1024)} MiB`,
-    `  reconnect storm after kill -9 all ${fmt(storm.connected as number)} reconnected and outboxes drained in ${((storm.ms as number) / 1000).toFixed(1)} s (${fmt(storm.refused503 as number)} upgrades answered 503)`,
+    `  reconnect storm after kill -9${nodes === 1 ? '' : ' of node 1'} all ${fmt(storm.connected as number)} reconnected and outboxes drained in ${((storm.ms as number) / 1000).toFixed(1)} s (${fmt(storm.refused503 as number)} upgrades answered 503)`,
     `  reports produced / stored     ${fmt(finished.generated as number)} / ${fmt(stored)}; hosts with a gap or duplicate: ${gaps}; chain-broken findings: ${chain}; left in outboxes: ${finished.pending}`,
     '',
   ];

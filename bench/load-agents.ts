@@ -10,7 +10,7 @@ import { createMemoryOutbox } from './memory-outbox.js';
 import type { MemoryOutbox } from './memory-outbox.js';
 
 export type LoaderCommand =
-  | { cmd: 'setup'; url: string; secret: string; agents: number }
+  | { cmd: 'setup'; urls: string[]; secret: string; agents: number }
   | { cmd: 'steady'; rate: number; seconds: number }
   | { cmd: 'trickle'; rate: number }
   | { cmd: 'settle'; timeoutMs: number }
@@ -53,7 +53,8 @@ function pendingCount(): number {
   return sims.reduce((n, s) => n + s.outbox.depth(), 0);
 }
 
-async function setup(url: string, secret: string, agents: number): Promise<void> {
+/** Every agent knows every node (`servers`) and connects to them in random order, as a fleet without a balancer does. */
+async function setup(urls: string[], secret: string, agents: number): Promise<void> {
   const t0 = performance.now();
   const ids: { agentId: string; token: string }[] = new Array(agents);
   let next = 0;
@@ -61,7 +62,7 @@ async function setup(url: string, secret: string, agents: number): Promise<void>
     Array.from({ length: 64 }, async () => {
       while (next < agents) {
         const i = next++;
-        ids[i] = await enroll(url, secret, `sim-${i}`);
+        ids[i] = await enroll(urls[i % urls.length]!, secret, `sim-${i}`);
       }
     }),
   );
@@ -71,7 +72,7 @@ async function setup(url: string, secret: string, agents: number): Promise<void>
     const hostname = `sim-${i}`;
     const outbox = createMemoryOutbox();
     const transport = createTransport({
-      config: { server: url, agentId: ids[i]!.agentId, token: ids[i]!.token },
+      config: { server: urls[0]!, ...(urls.length > 1 ? { servers: urls } : {}), agentId: ids[i]!.agentId, token: ids[i]!.token },
       outbox,
       host: { hostname, os: 'linux', agentVersion: 'bench' },
       image: { name: 'web', version: '42' },
@@ -179,7 +180,7 @@ process.on('message', (msg: LoaderCommand) => {
   const run = async (): Promise<void> => {
     switch (msg.cmd) {
       case 'setup':
-        return setup(msg.url, msg.secret, msg.agents);
+        return setup(msg.urls, msg.secret, msg.agents);
       case 'steady':
         return steady(msg.rate, msg.seconds);
       case 'trickle':

@@ -109,6 +109,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const nodeId = opts.nodeId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
   const metrics = createMetrics({ node: nodeId });
   const writer = createBatchWriter(ingest, {
+    concurrency: backend.ingestConcurrency,
     ...(opts.maxIngestQueue === undefined ? {} : { maxQueued: opts.maxIngestQueue }),
     onDepth: (depth) => {
       metrics.ingestQueue = depth;
@@ -244,6 +245,8 @@ interface Backend {
   closeUploads(): Promise<void>;
   /** Where the server's own files go (the export signing key): beside the SQLite file, or the data folder. */
   dataDir: string;
+  /** Ingest batches written at once: SQLite has one writer; PostgreSQL writes on several connections. */
+  ingestConcurrency: number;
 }
 
 /** SQLite: reports are written on their own thread, uploads on a second one; the API and enrolment use the main connection. */
@@ -261,8 +264,15 @@ function sqliteBackend(db: string, staleAfterMs: number, policy: { alertPolicy?:
     },
     closeUploads: () => uploadThread.close(),
     dataDir: path.dirname(path.resolve(db)),
+    ingestConcurrency: 1,
   };
 }
+
+/**
+ * Batches in flight on PostgreSQL: each holds one pooled connection until it commits, so this
+ * stays below the pool's size (the API, logins and agent authentication use the rest).
+ */
+const PG_INGEST_CONCURRENCY = 4;
 
 /** PostgreSQL: one pool serves ingest, the API and uploads; there is no writer thread to restart. */
 async function postgresBackend(url: string, dataDir: string | undefined, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }): Promise<Backend> {
@@ -277,6 +287,7 @@ async function postgresBackend(url: string, dataDir: string | undefined, staleAf
     uploads: store.uploads,
     closeUploads: async () => {},
     dataDir,
+    ingestConcurrency: PG_INGEST_CONCURRENCY,
   };
 }
 

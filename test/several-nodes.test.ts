@@ -12,7 +12,8 @@ import { startReceiver } from './helpers/http-receiver.js';
 import type { Receiver } from './helpers/http-receiver.js';
 import { waitFor } from './helpers/processes.js';
 import { openStream } from './helpers/stream-client.js';
-import { STORE_BACKENDS } from './helpers/store-backends.js';
+import { STORE_BACKENDS, reportFrame } from './helpers/store-backends.js';
+import type { Finding } from '../shared/report.js';
 import type { FreshStore, StoreBackend } from './helpers/store-backends.js';
 import type { Client } from './helpers/stream-client.js';
 
@@ -124,5 +125,43 @@ describe.each(STORE_BACKENDS)('several nodes on one $name database', (backend: S
     expect(new Set(seconds).size).toBe(deliveries.length);
     // Each delivery went out once, though three loops (then two) looked at the queue.
     expect(receiver.requests).toHaveLength(deliveries.length);
+  });
+
+  it('raises one alert for one change set however many of three nodes its reports come through, and delivers it once', async () => {
+    receiver = await startReceiver();
+    await startNodes(3, { deliveryIntervalMs: 100 });
+    await nodes[0]!.store.saveSink({ type: 'webhook', id: 'hook', url: receiver.url('/hook'), secret: 'hook-secret-0123456789', minSeverity: 'low', timeoutMs: 5000 }, new Date());
+    const secret = await nodes[0]!.store.createEnrollSecret(new Date());
+    const { agentId, token } = (await nodes[0]!.store.enrollAgent(secret, 'moving', new Date()))!;
+    // One apt run that installed two packages with their files: one change set.
+    const changeSet = 'apt 2026-12-02 04:00:00';
+    const pkg = (name: string, file: string): Finding => ({
+      kind: 'package-added',
+      severity: 'high',
+      ecosystem: 'dpkg',
+      name,
+      after: '1.0',
+      changeSet,
+      changes: [{ kind: 'file-added', severity: 'high', path: file, owner: { ecosystem: 'dpkg', name }, after: 'a'.repeat(64) }],
+    });
+    const findings = [pkg('curl', '/usr/bin/curl'), pkg('libcurl4', '/usr/lib/libcurl.so.4')];
+    // The agent's full reports of that state, each through another node (it reconnects between them).
+    for (let seq = 1; seq <= 3; seq++) {
+      const node = nodes[seq - 1]!;
+      const client = await openStream(node.url, token);
+      streams.push(client);
+      client.ws.send(JSON.stringify({ type: 'hello', protocol: 1, agentId, host: { hostname: 'moving' }, image: { name: 'web', version: '42' }, lastAckedSeq: seq - 1, outboxDepth: 1 }));
+      client.ws.send(JSON.stringify(reportFrame(agentId, seq, 'full', findings, new Date())));
+      expect(await client.next((f) => f.type === 'ack' || f.type === 'error')).toEqual({ type: 'ack', seq });
+      client.ws.close();
+    }
+    await waitFor('the alert delivered', () => receiver!.requests.length >= 1, 15_000, 50);
+    // Three delivery loops had time to look at the queue again.
+    await new Promise((r) => setTimeout(r, 500));
+    const triggers = (await nodes[0]!.store.alertQueue.listDeliveries()).filter((d) => d.alert.action === 'trigger');
+    expect(triggers).toHaveLength(1);
+    expect(triggers[0]!.state).toBe('delivered');
+    expect(receiver.requests).toHaveLength(1);
+    expect(receiver.requests[0]!.body.toString()).toContain('curl');
   });
 });

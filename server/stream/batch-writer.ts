@@ -1,6 +1,8 @@
-// Groups what arrives while the previous batch is being written into the next transaction: one
-// fsync for hundreds of reports instead of one each, and batches grow by themselves when the disk
-// is slow. One batch at a time, in arrival order, so an agent's reports commit in sequence.
+// Groups what arrives while earlier batches are being written into the next transaction: one
+// commit for hundreds of reports instead of one each, and batches grow by themselves when the
+// database is slow. `concurrency` batches may be in flight at once (PostgreSQL writes on several
+// connections; SQLite has one writer, so 1): an agent is in at most one of them, and its items
+// leave the queue in arrival order, so its reports still commit in sequence.
 import type { Ingest, IngestItem, IngestResult } from '../store/types.js';
 
 export type Done = (result: IngestResult | Error) => void;
@@ -17,41 +19,65 @@ export interface BatchWriter {
 /** Items the queue holds at most: reports of agents that wait for acks, not an unbounded pile. */
 export const MAX_INGEST_QUEUE = 20_000;
 
-export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number; maxQueued?: number; onDepth?: (depth: number) => void } = {}): BatchWriter {
+interface Queued {
+  item: IngestItem;
+  done: Done;
+}
+
+export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number; maxQueued?: number; concurrency?: number; onDepth?: (depth: number) => void } = {}): BatchWriter {
   const maxBatch = opts.maxBatch ?? 2000;
   const maxQueued = opts.maxQueued ?? MAX_INGEST_QUEUE;
+  const concurrency = Math.max(1, opts.concurrency ?? 1);
   let writing = 0;
-  let queue: { item: IngestItem; done: Done }[] = [];
+  let inFlight = 0;
+  let queue: Queued[] = [];
   let scheduled = false;
-  let inFlight: Promise<void> | null = null;
   let idle: (() => void)[] = [];
+  /** Agents with an item in a batch being written: their later items wait for it to commit. */
+  const busy = new Set<string>();
+
+  /** The next batch: queued items in order, skipping every agent already in flight. */
+  function take(): Queued[] {
+    const batch: Queued[] = [];
+    const rest: Queued[] = [];
+    for (const q of queue) {
+      if (batch.length < maxBatch && !busy.has(q.item.agentId)) batch.push(q);
+      else rest.push(q);
+      // Once the batch is full nothing more joins it, so no agent's later item overtakes an earlier one.
+    }
+    queue = rest;
+    for (const b of batch) busy.add(b.item.agentId);
+    return batch;
+  }
 
   function pump(): void {
     scheduled = false;
-    if (inFlight !== null) return;
-    if (queue.length === 0) {
+    while (inFlight < concurrency && queue.length > 0) {
+      const batch = take();
+      if (batch.length === 0) break;
+      inFlight++;
+      writing += batch.length;
+      void (async () => {
+        try {
+          const results = await ingest.ingestBatch(batch.map((b) => b.item));
+          batch.forEach((b, i) => b.done(results[i]!));
+        } catch (err) {
+          // Nothing of the batch is committed (the transaction rolled back): nobody gets an ack,
+          // and the agents send again from their outboxes.
+          for (const b of batch) b.done(err as Error);
+        }
+      })().finally(() => {
+        inFlight--;
+        writing -= batch.length;
+        for (const b of batch) busy.delete(b.item.agentId);
+        opts.onDepth?.(queue.length + writing);
+        pump();
+      });
+    }
+    if (inFlight === 0 && queue.length === 0) {
       for (const f of idle) f();
       idle = [];
-      return;
     }
-    const batch = queue.slice(0, maxBatch);
-    queue = queue.slice(batch.length);
-    writing = batch.length;
-    inFlight = (async () => {
-      try {
-        const results = await ingest.ingestBatch(batch.map((b) => b.item));
-        batch.forEach((b, i) => b.done(results[i]!));
-      } catch (err) {
-        // Nothing of the batch is committed (the transaction rolled back): nobody gets an ack,
-        // and the agents send again from their outboxes.
-        for (const b of batch) b.done(err as Error);
-      }
-    })().finally(() => {
-      inFlight = null;
-      writing = 0;
-      opts.onDepth?.(queue.length);
-      pump();
-    });
   }
 
   return {
@@ -60,7 +86,7 @@ export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number; max
       queue.push({ item, done });
       opts.onDepth?.(queue.length + writing);
       // Wait for the end of this turn of the event loop: what arrived together commits together.
-      if (!scheduled && inFlight === null) {
+      if (!scheduled && inFlight < concurrency) {
         scheduled = true;
         setImmediate(pump);
       }
@@ -68,7 +94,7 @@ export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number; max
     },
     depth: () => queue.length + writing,
     drain() {
-      if (inFlight === null && queue.length === 0) return Promise.resolve();
+      if (inFlight === 0 && queue.length === 0) return Promise.resolve();
       return new Promise((resolve) => idle.push(resolve));
     },
   };

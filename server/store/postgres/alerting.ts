@@ -19,11 +19,23 @@ import type { HeldAlerts } from '../types.js';
 import type { PgAlertQueue } from './alert-queue.js';
 import type { Sql } from './db.js';
 
+/**
+ * What one ingest batch reads once instead of once a report: its hosts' alert memories (locked,
+ * so the hold-release schedule skips them until the batch commits) and the sinks. A host not in
+ * `memory` is read on its own (a container, a host outside the batch).
+ */
+export interface AlertBatch {
+  memory: Map<string, string | undefined>;
+  sinks?: AlertSink[];
+}
+
 export interface PgAlerting {
   /** Reads the current rule set (once per call of a report or act); `evaluate` then applies it. */
   rules(q: Sql): Promise<CompiledRules>;
   evaluate(rules: CompiledRules, findings: readonly Finding[], host: HostForAlerts, image: { name: string }, at: Date, ticket?: string): EvaluatedFinding[];
-  alert(q: Sql, host: HostForAlerts, image: { name: string; version: string }, findings: readonly EvaluatedFinding[], status: 'cattle' | 'pet' | 'stale', now: Date): Promise<Alert[]>;
+  alert(q: Sql, host: HostForAlerts, image: { name: string; version: string }, findings: readonly EvaluatedFinding[], status: 'cattle' | 'pet' | 'stale', now: Date, batch?: AlertBatch): Promise<Alert[]>;
+  /** Reads and locks the alert memories of a batch's hosts (in id order, as their host rows). */
+  startBatch(q: Sql, hostIds: readonly string[]): Promise<AlertBatch>;
   labelsOf(q: Sql, hostId: string): Promise<Record<string, string>>;
   releaseDue(q: Sql, now: Date): Promise<string[]>;
   compose(q: Sql, delivery: QueuedDelivery, now: Date): Promise<Alert | null>;
@@ -43,9 +55,17 @@ export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sq
     evaluate(rules, findings, host, image, at, ticket) {
       return applyRules(findings, { host, image, at, ...(ticket === undefined ? {} : { ticket }) }, rules);
     },
-    async alert(q, host, image, findings, status, now) {
-      const row = await q.row<{ memory: string }>('SELECT memory FROM host_alert_memory WHERE host_id = $1', [host.id]);
-      const memory: HostAlertMemory = row === undefined ? emptyHostAlertMemory() : (JSON.parse(row.memory) as HostAlertMemory);
+    async startBatch(q, hostIds) {
+      const rows = await q.rows<{ host_id: string; memory: string }>('SELECT host_id, memory FROM host_alert_memory WHERE host_id = ANY($1::text[]) ORDER BY host_id FOR UPDATE', [hostIds]);
+      const memory = new Map<string, string | undefined>(hostIds.map((id) => [id, undefined]));
+      for (const r of rows) memory.set(r.host_id, r.memory);
+      return { memory };
+    },
+    async alert(q, host, image, findings, status, now, batch) {
+      const stored = batch?.memory.has(host.id)
+        ? batch.memory.get(host.id)
+        : (await q.row<{ memory: string }>('SELECT memory FROM host_alert_memory WHERE host_id = $1', [host.id]))?.memory;
+      const memory: HostAlertMemory = stored === undefined ? emptyHostAlertMemory() : (JSON.parse(stored) as HostAlertMemory);
       // The sinks are read only when the (pure) policy needs them: most reports plan nothing, and
       // it asks `routed` synchronously, so it plans once without them and again with them.
       const plan = (routed: (severity: Alert['severity']) => boolean) => planAlerts({ host, image, findings, hostStatus: status, now, memory, policy, routed });
@@ -53,11 +73,13 @@ export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sq
       let planned = plan(() => (asked = true));
       let configured: AlertSink[] = [];
       if (asked || planned.alerts.length > 0) {
-        configured = await sinks.listSinksIn(q);
+        configured = batch?.sinks ?? (await sinks.listSinksIn(q));
+        if (batch !== undefined) batch.sinks = configured;
         planned = plan((severity) => configured.some((s) => compareSeverity(severity, s.minSeverity) <= 0));
       }
       const next = JSON.stringify(planned.memory);
-      if (next !== row?.memory) {
+      if (next !== stored) {
+        if (batch?.memory.has(host.id)) batch.memory.set(host.id, next);
         await q.run(
           `INSERT INTO host_alert_memory (host_id, memory, updated_at, release_at) VALUES ($1, $2, $3, $4)
            ON CONFLICT (host_id) DO UPDATE SET memory = excluded.memory, updated_at = excluded.updated_at, release_at = excluded.release_at`,

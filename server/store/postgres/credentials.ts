@@ -4,8 +4,12 @@ import type { SecretRow } from '../credentials.js';
 import type { ApiRole, AgentAuth, Credentials } from '../types.js';
 import type { PgDatabase } from './db.js';
 
-/** Enrolment secrets, agent tokens and API tokens on PostgreSQL; only hashes of them are stored. */
-export function createPgCredentials(db: PgDatabase): Credentials {
+/**
+ * Enrolment secrets, agent tokens and API tokens on PostgreSQL; only hashes of them are stored.
+ * Tokens are checked on `auth`, a small pool of their own, so that a reconnect storm's thousands
+ * of lookups never wait behind ingest transactions holding the main pool (nor starve them).
+ */
+export function createPgCredentials(db: PgDatabase, auth: PgDatabase = db): Credentials {
   return {
     async createEnrollSecret(now, limits = {}) {
       const c = newCredential('qse');
@@ -59,7 +63,7 @@ export function createPgCredentials(db: PgDatabase): Credentials {
     async authenticateAgent(tokenText): Promise<AgentAuth> {
       const parts = splitCredential(tokenText, 'qsa');
       if (parts === null) return { ok: false, reason: 'invalid' };
-      const row = await db.row<{ token_hash: Buffer; revoked_at: string | null }>('SELECT token_hash, revoked_at FROM hosts WHERE id = $1', [parts.id]);
+      const row = await auth.row<{ token_hash: Buffer; revoked_at: string | null }>('SELECT token_hash, revoked_at FROM hosts WHERE id = $1', [parts.id]);
       if (row === undefined || !secretMatches(parts.secret, row.token_hash)) return { ok: false, reason: 'invalid' };
       if (row.revoked_at !== null) return { ok: false, reason: 'revoked' };
       return { ok: true, agentId: parts.id };
@@ -83,7 +87,7 @@ export function createPgCredentials(db: PgDatabase): Credentials {
     async authenticateApiToken(tokenText) {
       const parts = splitCredential(tokenText, 'qst');
       if (parts === null) return null;
-      const row = await db.row<{ hash: Buffer; role: ApiRole; revoked_at: string | null; name: string | null; user_name: string | null; user_role: ApiRole | null; disabled_at: string | null }>(
+      const row = await auth.row<{ hash: Buffer; role: ApiRole; revoked_at: string | null; name: string | null; user_name: string | null; user_role: ApiRole | null; disabled_at: string | null }>(
         'SELECT t.hash, t.role, t.revoked_at, t.name, t.user_name, u.role AS user_role, u.disabled_at FROM api_tokens t LEFT JOIN users u ON u.name = t.user_name WHERE t.id = $1',
         [parts.id],
       );

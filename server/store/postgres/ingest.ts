@@ -1,7 +1,9 @@
 // Stores what agents send, on PostgreSQL: each batch is one transaction (the caller acks only
-// after it commits). Its hosts' rows are locked first (FOR UPDATE, in id order, so two nodes
-// never deadlock), so the hash-chain check and the writes of one host's reports never interleave
-// with another node's. (agent, seq) is unique: a replay through any node changes nothing.
+// after it commits). Its hosts' rows are locked first (FOR NO KEY UPDATE, in id order, so two
+// nodes never deadlock; NO KEY so that inserts referencing a host, as agent sessions, do not wait
+// for the batch), so the hash-chain check and the writes of one host's reports never interleave
+// with another node's. (agent, seq) is unique: a replay through any node changes nothing. What a
+// batch reads once (labels, alert memories, sinks) is read at its start, not once a report.
 import type { Finding } from '../../../shared/report.js';
 import type { ContainerReport } from '../../../shared/report.js';
 import type { ReportFrame } from '../../../shared/protocol.js';
@@ -16,7 +18,7 @@ import { CLONE_FINDING_KIND } from '../identity.js';
 import { storedVerdict } from '../redecide.js';
 import type { HostForAlerts } from '../alerting.js';
 import type { Ingest, IngestItem, IngestResult } from '../types.js';
-import type { PgAlerting } from './alerting.js';
+import type { AlertBatch, PgAlerting } from './alerting.js';
 import { markMissingContainersGone, upsertContainer } from './containers.js';
 import type { PgDatabase, Sql } from './db.js';
 import { BY_REPORT } from '../host-status.js';
@@ -117,6 +119,19 @@ async function updateHostAfterReport(q: Sql, values: unknown[], receivedAt: Date
   if (old !== undefined) await noteStatus(q, values[0] as string, old.before, values[4] as string, receivedAt, BY_REPORT);
 }
 
+/** What a batch read once at its start (its hosts' rows locked), kept current by its own writes. */
+interface Batch {
+  rules: CompiledRules;
+  labels: Map<string, Record<string, string>>;
+  alerts: AlertBatch;
+}
+
+const INSERT_REPORT = `WITH prev AS (SELECT hash FROM reports WHERE host_id = $1 AND seq = $2::bigint - 1),
+    stored AS (SELECT hash FROM reports WHERE host_id = $1 AND seq = $2::bigint),
+    ins AS (INSERT INTO reports (host_id, seq, hash, prev_hash, kind, scanned_at, received_at, status, counts, body)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (host_id, seq) DO NOTHING RETURNING 1)
+  SELECT (SELECT count(*) FROM ins)::int AS inserted, (SELECT hash FROM prev) AS prev, (SELECT hash FROM stored) AS stored`;
+
 export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
   // An image's last_seen to the minute is plenty; writing it on every report is not.
   const imageTouched = new Map<string, number>();
@@ -141,17 +156,13 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
   const recordChainBreak = (q: Sql, hostId: string, seq: number, reason: string, now: string, what: 'link' | 'replay'): Promise<void> =>
     raise(q, hostId, { key: `${CHAIN_FINDING_KIND}|${what}|${seq}`, kind: CHAIN_FINDING_KIND, severity: 'high', detail: { seq, reason }, seq, now });
 
-  const reportHash = async (q: Sql, hostId: string, seq: number): Promise<string | undefined> =>
-    (await q.row<{ hash: string }>('SELECT hash FROM reports WHERE host_id = $1 AND seq = $2', [hostId, seq]))?.hash;
-
-  /** The report must name the hash of this agent's report seq-1 (see ../ingest.ts). */
-  async function checkChain(q: Sql, hostId: string, frame: ReportFrame, now: string): Promise<boolean> {
+  /** The report must name the hash of this agent's report seq-1 (see ../ingest.ts); `prev` is that report's stored hash. */
+  async function checkChain(q: Sql, hostId: string, frame: ReportFrame, prev: string | null, now: string): Promise<boolean> {
     let problem: string | null = null;
     if (frame.seq === 1) {
       if (frame.prevHash !== null) problem = 'the first report names a predecessor';
     } else {
-      const prev = await reportHash(q, hostId, frame.seq - 1);
-      if (prev === undefined) problem = `report ${frame.seq - 1} never arrived`;
+      if (prev === null) problem = `report ${frame.seq - 1} never arrived`;
       else if (prev !== frame.prevHash) problem = `report ${frame.seq} names predecessor ${frame.prevHash ?? 'none'}, the stored report ${frame.seq - 1} is ${prev}`;
     }
     if (problem === null) return false;
@@ -182,24 +193,34 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     await q.run(`UPDATE findings SET resolved_at = $1 WHERE host_id = $2 AND resolved_at IS NULL AND source = 'scan' AND last_seq < $3`, [now, hostId, seq]);
   }
 
-  async function storeReport(q: Sql, rules: CompiledRules, agentId: string, frame: ReportFrame, receivedAt: Date): Promise<IngestResult> {
+  async function storeReport(q: Sql, batch: Batch, agentId: string, frame: ReportFrame, receivedAt: Date): Promise<IngestResult> {
+    const { rules } = batch;
     const now = receivedAt.toISOString();
     // Config texts become their diffs before anything of the report is written.
     const report = reportForStore(frame.report);
-    const inserted = await q.run(
-      `INSERT INTO reports (host_id, seq, hash, prev_hash, kind, scanned_at, received_at, status, counts, body)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (host_id, seq) DO NOTHING`,
-      [agentId, frame.seq, frame.hash, frame.prevHash, frame.kind, report.scannedAt, now, report.summary.status, JSON.stringify(report.summary.counts), JSON.stringify(report)],
-    );
-    if (inserted === 0) {
+    // One round trip: the insert, the predecessor's hash for the chain check, and (when this seq
+    // is already stored) the stored hash, both as they were before this statement.
+    const r = (await q.row<{ inserted: number; prev: string | null; stored: string | null }>(INSERT_REPORT, [
+      agentId,
+      frame.seq,
+      frame.hash,
+      frame.prevHash,
+      frame.kind,
+      report.scannedAt,
+      now,
+      report.summary.status,
+      JSON.stringify(report.summary.counts),
+      JSON.stringify(report),
+    ]))!;
+    if (r.inserted === 0) {
       // The same seq with other content is no replay: the agent's history was reset or rewritten.
-      const stored = await reportHash(q, agentId, frame.seq);
-      const rewritten = stored !== undefined && stored !== frame.hash;
+      const stored = r.stored;
+      const rewritten = stored !== null && stored !== frame.hash;
       if (rewritten) await recordChainBreak(q, agentId, frame.seq, `report ${frame.seq} was sent again with other content (${frame.hash}, stored ${stored}): the agent's outbox was reset or rewritten`, now, 'replay');
       return { type: 'report', seq: frame.seq, outcome: 'duplicate', chainBroken: rewritten };
     }
 
-    const chainBroken = await checkChain(q, agentId, frame, now);
+    const chainBroken = await checkChain(q, agentId, frame, r.prev, now);
     for (const cs of report.changeSets ?? []) {
       await q.run(
         `INSERT INTO change_sets AS t (host_id, id, tool, command, user_name, started_at, ended_at, packages, ticket, first_seen, last_seen)
@@ -209,7 +230,7 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
         [agentId, cs.id, cs.tool, cs.command ?? null, cs.user ?? null, cs.start ?? null, cs.end ?? null, cs.packages, cs.ticket ?? null, now],
       );
     }
-    const host = { id: agentId, hostname: report.host.hostname, labels: await alerting.labelsOf(q, agentId) };
+    const host = { id: agentId, hostname: report.host.hostname, labels: batch.labels.get(agentId) ?? (await alerting.labelsOf(q, agentId)) };
     const evaluated = evaluateWithTickets(rules, await ticketsAtFirstSight(q, agentId, report.findings), host, report.image, receivedAt);
     await upsertFindings(q, agentId, 'scan', frame.seq, now, evaluated.map(scanWrite));
     if (frame.kind === 'full') await resolveMissing(q, agentId, frame.seq, now);
@@ -226,16 +247,16 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     const { status, score, open } = await countHost(q, agentId, receivedAt);
     await updateHostAfterReport(q, [agentId, report.host.hostname, report.image.name, report.image.version, status, report.scannedAt, score, open, now, frame.seq, frame.outboxDepth ?? null], receivedAt);
     await touchImage(q, report.image.name, report.image.version, receivedAt);
-    await alerting.alert(q, host, report.image, evaluated, status, receivedAt);
+    await alerting.alert(q, host, report.image, evaluated, status, receivedAt, batch.alerts);
     if (report.containers !== undefined && frame.kind === 'full') {
-      for (const c of report.containers) await storeContainer(q, rules, agentId, host, c, frame, receivedAt);
+      for (const c of report.containers) await storeContainer(q, batch, agentId, host, c, frame, receivedAt);
       await markMissingContainersGone(q, agentId, frame.seq, now);
     }
     return { type: 'report', seq: frame.seq, outcome: 'stored', chainBroken };
   }
 
   /** One container of a full report, as a child of its host (see ../ingest.ts storeContainer). */
-  async function storeContainer(q: Sql, rules: CompiledRules, agentId: string, parent: { hostname: string; labels: Record<string, string> }, c: ContainerReport, frame: ReportFrame, receivedAt: Date): Promise<void> {
+  async function storeContainer(q: Sql, { rules, alerts }: Batch, agentId: string, parent: { hostname: string; labels: Record<string, string> }, c: ContainerReport, frame: ReportFrame, receivedAt: Date): Promise<void> {
     const now = receivedAt.toISOString();
     const id = await upsertContainer(q, agentId, parent.hostname, c, frame.seq, now);
     if (c.state === 'gone' || c.state === 'unknown') return;
@@ -246,7 +267,7 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     await resolveMissing(q, id, frame.seq, now);
     const { status, score, open } = await countHost(q, id, receivedAt);
     await updateHostAfterReport(q, [id, host.hostname, image.name, image.version, status, frame.report.scannedAt, score, open, now, frame.seq, null], receivedAt);
-    await alerting.alert(q, host, image, evaluated, status, receivedAt);
+    await alerting.alert(q, host, image, evaluated, status, receivedAt, alerts);
   }
 
   /** Critical: two machines share one identity (see ../ingest.ts recordClone). */
@@ -258,7 +279,7 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
   }
 
   /** The agent's own labels changed: the rules may decide its open findings otherwise now. */
-  async function declareLabels(q: Sql, agentId: string, declared: Record<string, string>, at: Date): Promise<void> {
+  async function declareLabels(q: Sql, batch: Batch, agentId: string, declared: Record<string, string>, at: Date): Promise<void> {
     const row = await q.row<{ labels_agent: string; labels_api: string; hostname: string; image_name: string | null; image_version: string | null }>(
       'SELECT labels_agent, labels_api, hostname, image_name, image_version FROM hosts WHERE id = $1',
       [agentId],
@@ -266,18 +287,19 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     if (row === undefined || row.labels_agent === JSON.stringify(declared)) return;
     const labels = effectiveLabels(declared, JSON.parse(row.labels_api) as Record<string, string>);
     await q.run('UPDATE hosts SET labels_agent = $1, labels = $2 WHERE id = $3', [JSON.stringify(declared), JSON.stringify(labels), agentId]);
+    batch.labels.set(agentId, labels);
     if ((await redecidePg(q, alerting, agentId, at)).size === 0) return;
     const { before, after } = await refreshHost(q, agentId, at, { cause: 'labels', actor: null });
     if (after === 'cattle' && before !== 'cattle') {
-      await alerting.alert(q, { id: agentId, hostname: row.hostname, labels }, { name: row.image_name ?? '', version: row.image_version ?? '' }, [], 'cattle', at);
+      await alerting.alert(q, { id: agentId, hostname: row.hostname, labels }, { name: row.image_name ?? '', version: row.image_version ?? '' }, [], 'cattle', at, batch.alerts);
     }
   }
 
-  async function storeItem(q: Sql, rules: CompiledRules, item: IngestItem): Promise<IngestResult> {
+  async function storeItem(q: Sql, batch: Batch, item: IngestItem): Promise<IngestResult> {
     const now = item.receivedAt.toISOString();
     switch (item.type) {
       case 'report':
-        return storeReport(q, rules, item.agentId, item.frame, item.receivedAt);
+        return storeReport(q, batch, item.agentId, item.frame, item.receivedAt);
       case 'hello': {
         const { frame } = item;
         // The second machine's hello does not rename the host or speak for its labels.
@@ -293,7 +315,7 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
           [item.agentId, frame.host.hostname, frame.host.os ?? null, frame.host.agentVersion ?? null, now, frame.outboxDepth, frame.image?.name ?? null, frame.image?.version ?? null, frame.baseline ?? null],
         );
         if (frame.image !== null) await touchImage(q, frame.image.name, frame.image.version, item.receivedAt);
-        if (frame.labels !== undefined) await declareLabels(q, item.agentId, frame.labels, item.receivedAt);
+        if (frame.labels !== undefined) await declareLabels(q, batch, item.agentId, frame.labels, item.receivedAt);
         return { type: 'other' };
       }
       case 'heartbeat':
@@ -307,10 +329,15 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
       if (items.length === 0) return [];
       try {
         return await db.tx(async (q) => {
-          await q.run('SELECT 1 FROM hosts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [[...new Set(items.map((i) => i.agentId))]]);
-          const rules = await alerting.rules(q);
+          const ids = [...new Set(items.map((i) => i.agentId))].sort();
+          const locked = await q.rows<{ id: string; labels: string }>('SELECT id, labels FROM hosts WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
+          const batch: Batch = {
+            rules: await alerting.rules(q),
+            labels: new Map(locked.map((h) => [h.id, JSON.parse(h.labels) as Record<string, string>])),
+            alerts: await alerting.startBatch(q, ids),
+          };
           const results: IngestResult[] = [];
-          for (const item of items) results.push(await storeItem(q, rules, item));
+          for (const item of items) results.push(await storeItem(q, batch, item));
           return results;
         });
       } catch (err) {

@@ -44,10 +44,20 @@ export interface PostgresStore extends Store {
 /** Connects, migrates, and returns the store; rejects with one clear sentence when the database cannot be reached. */
 export async function createPostgresStore(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
   const db = await openPostgres(url, { ...(opts.poolSize === undefined ? {} : { max: opts.poolSize }) });
-  return storeOn(db, url, opts);
+  let auth: PgDatabase;
+  try {
+    auth = await openPostgres(url, { max: AUTH_POOL_SIZE, migrate: false });
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  return storeOn(db, auth, url, opts);
 }
 
-function storeOn(db: PgDatabase, url: string, opts: PostgresStoreOptions): PostgresStore {
+/** Connections that only check tokens (one primary-key lookup each). */
+const AUTH_POOL_SIZE = 2;
+
+function storeOn(db: PgDatabase, auth: PgDatabase, url: string, opts: PostgresStoreOptions): PostgresStore {
   const staleAfterMs = opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   const sinks = createPgSinkStore(db, opts.sinkKey ?? randomBytes(32));
   const plainQueue = createPgAlertQueue(db);
@@ -68,7 +78,7 @@ function storeOn(db: PgDatabase, url: string, opts: PostgresStoreOptions): Postg
   };
   const { listSinksIn: _inTx, ...sinkStore } = sinks;
   return {
-    ...createPgCredentials(db),
+    ...createPgCredentials(db, auth),
     ...createPgUsers(db),
     ...ingest,
     ...createPgQueries(db, staleAfterMs),
@@ -105,6 +115,8 @@ function storeOn(db: PgDatabase, url: string, opts: PostgresStoreOptions): Postg
       },
     },
     ingest: { ...ingest, health, close: async () => {} },
-    close: () => db.close(),
+    close: async () => {
+      await Promise.all([db.close(), auth.close()]);
+    },
   };
 }
