@@ -40,7 +40,8 @@ beforeAll(() => {
   state = path.join(scratch.dir, 'state');
   mkdirSync(state);
   const docker = new DockerLayout(root, 'debian:qs');
-  docker.addImage([image.bottom, image.top]);
+  // The top layer is a real copy: the test writes in it. The others are the cache, bound read-only.
+  docker.addImage([image.bottom, image.top], { writable: [image.top] });
   const podman = new PodmanLayout(root, 'localhost/debian:qs');
   podman.addImage([image.bottom, image.top]);
   made.dquiet = docker.createContainer('d-quiet');
