@@ -91,7 +91,9 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
     const { scanContainers } = await import('../containers/scan-containers.js');
     const { defaultPolicy } = await import('../../shared/policy.js');
     // The state folder keeps the image layers' overlay attributes: read once, not every scan.
-    const found = await scanContainers(root.dir === '' ? '/' : root.dir, defaultPolicy(), { stateDir: state });
+    // With --send, a container image's manifest uploaded to the server is what its containers are held to.
+    const imageManifest = config === undefined ? undefined : (await import('../deliver/image-manifests.js')).imageManifestSource(config);
+    const found = await scanContainers(root.dir === '' ? '/' : root.dir, defaultPolicy(), { stateDir: state, ...(imageManifest ? { imageManifest } : {}) });
     report = { ...report, containers: found.containers, warnings: [...report.warnings, ...found.warnings] };
   }
   io.stdout(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, manifestFile));

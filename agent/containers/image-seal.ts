@@ -1,6 +1,6 @@
 import type { Stats } from 'node:fs';
 import { lstatSync, readlinkSync } from 'node:fs';
-import type { FileRecord } from '../../shared/manifest.js';
+import type { FileRecord, PackageRecord } from '../../shared/manifest.js';
 import { compileGlobs, isUnder } from '../../shared/policy.js';
 import type { Policy } from '../../shared/policy.js';
 import { toRecord, topLevelTracked } from '../fingerprint/walk.js';
@@ -19,6 +19,8 @@ export interface ImageSeal {
   /** Where the image's truth came from. */
   source: 'first-sight' | 'uploaded';
   files: Map<string, FileRecord>;
+  /** An uploaded manifest's packages: what the containers' package databases are compared with. */
+  packages?: PackageRecord[];
   /** path → [host file identity, its sha256 then]. */
   stats: Map<string, [string, string | undefined]>;
 }

@@ -1,7 +1,7 @@
 import { lstatSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { OwnedFile } from '../collect/types.js';
 import type { CollectedAll } from '../fingerprint/observe.js';
-import type { FileRecord } from '../../shared/manifest.js';
+import type { FileRecord, PackageRecord } from '../../shared/manifest.js';
 import type { ImageSeal } from './image-seal.js';
 import type { OverlayAttrIndex, OverlayAttrs } from './overlay-xattrs.js';
 
@@ -21,6 +21,7 @@ interface StoredImage {
 interface StoredSeal {
   source: ImageSeal['source'];
   files: FileRecord[];
+  packages?: PackageRecord[];
   stats: Array<[string, string, string | null]>;
 }
 
@@ -112,13 +113,13 @@ export class LayerAttrCache {
   getSeal(dirs: readonly string[]): ImageSeal | undefined {
     const hit = this.seals.get(dirs.join('\u0000'));
     if (hit === undefined) return undefined;
-    return { source: hit.source, files: new Map(hit.files.map((f) => [f.path, f])), stats: new Map(hit.stats.map(([p, k, h]) => [p, [k, h ?? undefined]])) };
+    return { source: hit.source, files: new Map(hit.files.map((f) => [f.path, f])), ...(hit.packages ? { packages: hit.packages } : {}), stats: new Map(hit.stats.map(([p, k, h]) => [p, [k, h ?? undefined]])) };
   }
 
   setSeal(dirs: readonly string[], seal: ImageSeal): void {
     const name = dirs.join('\u0000');
     this.seals.delete(name);
-    this.seals.set(name, { source: seal.source, files: [...seal.files.values()], stats: [...seal.stats].map(([p, [k, h]]) => [p, k, h ?? null]) });
+    this.seals.set(name, { source: seal.source, files: [...seal.files.values()], ...(seal.packages ? { packages: seal.packages } : {}), stats: [...seal.stats].map(([p, [k, h]]) => [p, k, h ?? null]) });
     while (this.seals.size > MAX_SEALS) this.seals.delete(this.seals.keys().next().value!);
     this.dirty = true;
   }

@@ -2,6 +2,7 @@ import { lstatSync } from 'node:fs';
 import type { FileRecord, Manifest } from '../../shared/manifest.js';
 import { MANIFEST_SCHEMA } from '../../shared/manifest.js';
 import { maxSeverity } from '../../shared/findings.js';
+import { normalizeImageRef } from '../../shared/image-ref.js';
 import type { Policy } from '../../shared/policy.js';
 import { summarize } from '../../shared/summary.js';
 import type { ContainerReport, Finding, ScanWarning } from '../../shared/report.js';
@@ -40,6 +41,8 @@ export class ContainerScanContext {
   private readonly attrs = new Map<string, OverlayAttrIndex>();
   private readonly images = new Map<string, Promise<ImageView>>();
   private readonly checks = new Map<string, Promise<SealCheck>>();
+  /** Manifests uploaded for images, by reference (normalized) and image id (see `uploadedFor`). */
+  readonly uploaded = new Map<string, ImageSeal>();
   /** Upper layers' attributes read ahead for a whole host, used once each. */
   private readonly ahead = new Map<string, OverlayAttrIndex>();
 
@@ -48,6 +51,10 @@ export class ContainerScanContext {
     readonly collectors?: readonly Collector[],
     readonly layerCache: LayerAttrCache = new LayerAttrCache(null),
   ) {}
+
+  uploadedFor(image: { ref?: string; id?: string }): ImageSeal | undefined {
+    return image.ref === undefined || image.id === undefined ? undefined : this.uploaded.get(uploadKey(image.ref, image.id));
+  }
 
   /** Image layers whose attributes are neither known in this process nor in the state folder's cache. */
   private unknownLowers(lowers: readonly string[]): string[] {
@@ -109,12 +116,14 @@ export class ContainerScanContext {
    * per image per scan. When some file of a layer moved, the layers' overlay attributes are read
    * again before the check is trusted: a marker added to an image layer hides or redirects paths.
    */
-  checkImage(dirs: readonly string[]): Promise<SealCheck> {
+  checkImage(dirs: readonly string[], uploaded?: ImageSeal): Promise<SealCheck> {
     const key = dirs.join('\u0000');
     let check = this.checks.get(key);
     if (check === undefined) {
       check = (async () => {
-        const stored = this.layerCache.getSeal(dirs);
+        const kept = this.layerCache.getSeal(dirs);
+        // An uploaded manifest is the image's truth; what the host files' digests were is kept.
+        const stored = uploaded === undefined ? kept : { ...uploaded, stats: kept?.stats ?? new Map() };
         if (dirs.length === 0) return { drift: new Map(), moved: false, bytesHashed: 0, seal: { source: 'first-sight' as const, files: new Map(), stats: new Map() } };
         const stackOf = async (): Promise<LayerStack> => new LayerStack((await this.layersOf(null, dirs)).lowers, this.probes);
         let got = checkImageLayers(await stackOf(), this.policy, stored);
@@ -157,6 +166,8 @@ export class ContainerScanContext {
   }
 }
 
+export const uploadKey = (ref: string, id: string): string => `${normalizeImageRef(ref)}\u0000${id}`;
+
 /** The attributes of each of `dirs` (no one of them inside another), by the folder they are in. */
 function splitByDir(index: OverlayAttrIndex, dirs: readonly string[]): Map<string, OverlayAttrIndex> {
   const out = new Map<string, OverlayAttrIndex>(dirs.map((d) => [d, new Map()]));
@@ -183,7 +194,7 @@ export async function scanContainer(c: DiscoveredContainer, ctx: ContainerScanCo
   const ident = { runtime: c.runtime, id: c.id, ...(c.name ? { name: c.name } : {}), image: { ...(c.image.ref ? { ref: c.image.ref } : {}), ...(c.image.id ? { id: c.image.id } : {}) } };
   if (!exists(c.upper)) return goneReport(ident, c.upper, c.warnings ?? []);
   // First, so that a layer whose attributes must be read again is read again for this container too.
-  const layerCheck = await ctx.checkImage(c.imageLowers);
+  const layerCheck = await ctx.checkImage(c.imageLowers, ctx.uploadedFor(c.image));
   const { upper, lowers, warnings: attrErrors } = await ctx.layersOf(c.upper, c.lowers);
   const imageLowers = lowers.filter((l) => c.imageLowers.includes(l.dir));
   const image = await ctx.imageView(imageLowers);
@@ -220,7 +231,7 @@ export async function scanContainer(c: DiscoveredContainer, ctx: ContainerScanCo
     schema: MANIFEST_SCHEMA,
     image: { name: c.image.ref ?? c.image.id ?? 'unknown', version: c.image.id ?? 'unknown', createdAt: new Date(0).toISOString(), source: 'root' },
     policy: ctx.policy,
-    packages: image.packages.packages,
+    packages: layerCheck.seal.packages ?? image.packages.packages,
     files: expected.map((f) => withOwner(f, image.packages)),
   };
   // The differ reads a manifest without file records as package-only: one record equal on both
