@@ -65,7 +65,7 @@ export function checkImageLayers(stack: LayerStack, policy: Policy, seal: ImageS
     if (rec.type !== 'file') return rec;
     if (r.type !== 'other' || r.data === null) return { ...rec, unreadable: 'metacopy file whose data is in no lower layer' };
     const dataSt = r.data === r.host ? r.st : statOf(r.data);
-    const key = dataSt === null ? '' : identity(r.data, dataSt);
+    const key = dataSt === null ? '' : identity(dataSt);
     const before = seal?.stats.get(p);
     if (before !== undefined && before[0] === key && before[1] !== undefined) {
       stats.set(p, before);
@@ -87,7 +87,7 @@ export function checkImageLayers(stack: LayerStack, policy: Policy, seal: ImageS
       seen.add(p);
       const now = observe(p, r);
       if (now.type !== 'file') {
-        const key = identity(r.host, r.st);
+        const key = identity(r.st);
         const before = seal?.stats.get(p);
         if (before !== undefined && before[0] !== key) moved = true;
         stats.set(p, [key, undefined]);
@@ -120,7 +120,8 @@ export function sameRecord(a: FileRecord, b: ObservedFile): boolean {
   return a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.size === b.size && (a.sha256 === undefined || a.sha256 === b.sha256) && a.target === b.target;
 }
 
-const identity = (host: string, st: Stats): string => `${host}|${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+/** A host file's identity: the inode number tells two files of one device apart, whatever their paths. */
+const identity = (st: Stats): string => `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 
 function statOf(host: string): Stats | null {
   try {
