@@ -28,6 +28,7 @@ interface StoredSeal {
 const MAX_IMAGES = 64;
 /** Seals are the big part (a record per image path): fewer of them are kept. */
 const MAX_SEALS = 16;
+const MAX_SEAL_PATHS = 1_000_000;
 
 /**
  * What the agent learnt of image layers, kept in its state folder between scans: each layer's
@@ -117,6 +118,8 @@ export class LayerAttrCache {
   }
 
   setSeal(dirs: readonly string[], seal: ImageSeal): void {
+    // The state folder is not the place for a record per path of a giant image.
+    if (seal.files.size > MAX_SEAL_PATHS) return;
     const name = dirs.join('\u0000');
     this.seals.delete(name);
     this.seals.set(name, { source: seal.source, files: [...seal.files.values()], ...(seal.packages ? { packages: seal.packages } : {}), stats: [...seal.stats].map(([p, [k, h]]) => [p, k, h ?? null]) });
