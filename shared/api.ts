@@ -241,6 +241,16 @@ export const containersQuerySchema = z.strictObject({
 export type ContainersQuery = z.infer<typeof containersQuerySchema>;
 
 /**
+ * An agent's question for the manifest uploaded for a container image: `name` its reference
+ * (compared normalized, `debian:qs` = `docker.io/library/debian:qs`), `version` its image id or
+ * digest as the runtime names it (`sha256:…`).
+ */
+export const imageManifestQuerySchema = z.strictObject({
+  name: z.string().min(1).max(512),
+  version: z.string().min(1).max(200),
+});
+
+/**
  * A container of a container host, a child of that host with its own status and findings: its
  * findings and triage are those of the host id `id` (`/api/v1/hosts/:id/findings`, approvals).
  */

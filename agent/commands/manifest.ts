@@ -1,9 +1,10 @@
 // `quicksand-agent manifest`: record what an image holds, from its root or from the package list
 // an image builder wrote (KIWI, CycloneDX / SPDX SBOM).
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { QuicksandError, isQuicksandError } from '../../shared/errors.js';
 import type { OptionValues } from '../../shared/command-line.js';
+import { normalizeImageRef } from '../../shared/image-ref.js';
 import { defaultPolicy } from '../../shared/policy.js';
 import { walkWhileCollecting } from '../fingerprint/observe.js';
 import { createConfigTextReader } from '../fingerprint/config-text.js';
@@ -18,6 +19,7 @@ import type { CliIo, CostArgs } from './common.js';
 export const help = `Usage: quicksand-agent manifest --root DIR --out FILE [--name N] [--image-version V] [--state DIR]
        quicksand-agent manifest --from-kiwi FILE.packages [--verified FILE.verified] --out FILE
        quicksand-agent manifest --from-sbom FILE.json --out FILE
+       quicksand-agent manifest --image-layers DIR[:DIR...] --name REF --image-version ID --out FILE
 
 Records what the image at DIR holds: its packages (dpkg, rpm, apk, pip, gem, cpan,
 npm global) and every path under the tracked folders (/usr /etc /opt /boot /bin
@@ -30,11 +32,20 @@ drift), or a CycloneDX / SPDX JSON SBOM (ecosystems taken from the purls). Such 
 manifest lists packages only: a scan then checks every package-owned file against
 its package database's own digest instead of a file record.
 
+Or records a container image from its layer folders on a container host (read
+through the agent's own overlay resolution, never mounted): uploaded to the
+server (POST /api/v1/images) as image REF version ID, it is what every container
+of that image is held to, instead of the image's layers as the agent first finds
+them (layers changed on the host then show as drift from the first scan on).
+
 Options:
   --root DIR            root folder of the image: / or a mounted image or chroot
   --from-kiwi FILE      import KIWI's <name>.<arch>-<version>.packages instead of reading a root
   --verified FILE       with --from-kiwi: KIWI's .verified (rpm -Va output of the image)
   --from-sbom FILE      import a CycloneDX or SPDX JSON SBOM instead of reading a root
+  --image-layers DIRS   a container image's layer folders, top first, separated by ":"
+                        (as overlay's lowerdir= names them), instead of a root; --name is
+                        its reference (debian:12), --image-version its image id (sha256:…)
   --out FILE            where to write the manifest; a name ending in .gz is gzipped
   --name N              image name (default: from the root's os-release, e.g. debian-12)
   --image-version V     image version (default: today's date, e.g. 2026-11-29)
@@ -57,6 +68,7 @@ export const options = {
   'from-kiwi': { type: 'string' },
   verified: { type: 'string' },
   'from-sbom': { type: 'string' },
+  'image-layers': { type: 'string' },
 } as const;
 
 export interface ManifestArgs extends CostArgs {
@@ -67,6 +79,7 @@ export interface ManifestArgs extends CostArgs {
   'from-kiwi'?: string;
   verified?: string;
   'from-sbom'?: string;
+  'image-layers'?: string;
   quiet?: boolean;
 }
 
@@ -79,6 +92,7 @@ export async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<nu
   const out = required(args.out, '--out');
   if (args['from-kiwi'] !== undefined || args['from-sbom'] !== undefined) return importManifestCommand(args, out, io);
   if (args.verified !== undefined) throw new QuicksandError('USAGE', '--verified goes with --from-kiwi');
+  if (args['image-layers'] !== undefined) return imageLayersCommand(args, args['image-layers'], out, io);
   const root = await openRoot(required(args.root, '--root'));
   await assertWritableDir(path.dirname(path.resolve(out)), '--out');
   const t0 = performance.now();
@@ -121,6 +135,29 @@ export async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<nu
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     io.stderr(`wrote ${out}: image ${image.name} ${image.version}, ${pkgs.packages.length} packages, ${count} paths, in ${secs} s\n`);
     for (const w of [...pkgs.warnings, ...walker.warnings].slice(0, 10)) io.stderr(`  warning: ${w.code} ${w.path ?? ''}: ${w.message}\n`);
+  }
+  return EXIT_CLEAN;
+}
+
+/** `--image-layers`: a container image's manifest from its layer folders. */
+async function imageLayersCommand(args: ManifestArgs, layers: string, out: string, io: CliIo): Promise<number> {
+  if (args.root !== undefined) throw new QuicksandError('USAGE', 'use one of --root and --image-layers');
+  // Stored under the reference normalized (debian:12 = docker.io/library/debian:12), as agents ask for it.
+  const name = normalizeImageRef(required(args.name, '--name (the image reference, e.g. debian:12)'));
+  const version = required(args['image-version'], '--image-version (the image id, e.g. sha256:…)');
+  const dirs = layers.split(':').filter((d) => d !== '').map((d) => path.resolve(d));
+  if (dirs.length === 0 || dirs.length > 500) throw new QuicksandError('USAGE', `--image-layers: expected 1 to 500 layer folders separated by ":", got ${dirs.length}`);
+  for (const d of dirs) {
+    const st = await stat(d).catch(() => null);
+    if (st === null || !st.isDirectory()) throw new QuicksandError('ROOT_NOT_FOUND', `--image-layers: ${d} is not a folder`);
+  }
+  await assertWritableDir(path.dirname(path.resolve(out)), '--out');
+  const { manifestFromLayers } = await import('../containers/image-manifest.js');
+  const { manifest, warnings } = await manifestFromLayers(dirs, { name, version }, defaultPolicy());
+  await writeManifestFile(out, manifest);
+  if (!args.quiet) {
+    io.stderr(`wrote ${out}: image ${name} ${version}, ${manifest.packages.length} packages, ${manifest.files.length} paths, from ${dirs.length} layers\n`);
+    for (const w of warnings.slice(0, 10)) io.stderr(`  warning: ${w}\n`);
   }
   return EXIT_CLEAN;
 }

@@ -91,7 +91,11 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
     const { scanContainers } = await import('../containers/scan-containers.js');
     const { defaultPolicy } = await import('../../shared/policy.js');
     // The state folder keeps the image layers' overlay attributes: read once, not every scan.
-    const found = await scanContainers(root.dir === '' ? '/' : root.dir, defaultPolicy(), { stateDir: state });
+    // An enrolled agent (with --send, or a state folder holding its identity, as `run`'s scans
+    // have) holds each image's containers to the manifest uploaded for the image, if any.
+    const identity = config ?? (await readAgentConfig(resolveConfigFile(state, args.config)).catch(() => undefined));
+    const imageManifest = identity === undefined ? undefined : (await import('../deliver/image-manifests.js')).imageManifestSource(identity);
+    const found = await scanContainers(root.dir === '' ? '/' : root.dir, defaultPolicy(), { stateDir: state, ...(imageManifest ? { imageManifest } : {}) });
     report = { ...report, containers: found.containers, warnings: [...report.warnings, ...found.warnings] };
   }
   io.stdout(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, manifestFile));

@@ -156,6 +156,25 @@ export class LayerStack {
   }
 }
 
+/**
+ * Whether one of `layers` (the layers above an image's, top first) decides what the view shows at
+ * `inside`: it holds the path itself (a whiteout included), or a non-folder, a whiteout or an
+ * opaque folder above it. The image's layers below then do not show there.
+ */
+export function layersDecide(layers: readonly Layer[], inside: string, probes: ProbeCache): boolean {
+  const parts = inside.split('/').filter((p) => p !== '');
+  for (const l of layers) {
+    let at = '';
+    for (let k = 0; k < parts.length; k++) {
+      at += `/${parts[k]}`;
+      const p = probes.get(l.dir + at, l.attrs);
+      if (p.kind === 'absent') break;
+      if (k === parts.length - 1 || p.kind !== 'dir' || p.opaque) return true;
+    }
+  }
+  return false;
+}
+
 /** Returned for paths the view does not hold (whited out), so a reader never opens a whiteout device. */
 const ABSENT = ABSENT_HOST_PATH;
 

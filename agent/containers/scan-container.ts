@@ -2,6 +2,7 @@ import { lstatSync } from 'node:fs';
 import type { FileRecord, Manifest } from '../../shared/manifest.js';
 import { MANIFEST_SCHEMA } from '../../shared/manifest.js';
 import { maxSeverity } from '../../shared/findings.js';
+import { normalizeImageRef } from '../../shared/image-ref.js';
 import type { Policy } from '../../shared/policy.js';
 import { summarize } from '../../shared/summary.js';
 import type { ContainerReport, Finding, ScanWarning } from '../../shared/report.js';
@@ -11,7 +12,9 @@ import { collectPackages } from '../fingerprint/observe.js';
 import type { CollectedAll } from '../fingerprint/observe.js';
 import { changeSetsNamed } from '../diff/scan.js';
 import { verifyAgainstPackages } from '../diff/verify.js';
-import { LayerStack, ProbeCache, layeredRoot } from './layers.js';
+import { checkImageLayers } from './image-seal.js';
+import type { ImageSeal, SealCheck } from './image-seal.js';
+import { LayerStack, ProbeCache, layeredRoot, layersDecide } from './layers.js';
 import type { Layer } from './layers.js';
 import { LayerAttrCache } from './layer-attr-cache.js';
 import type { CachedImage } from './layer-attr-cache.js';
@@ -32,10 +35,14 @@ type ImageView = CachedImage;
  * image reads that image once; each container then costs what its writable layer holds.
  */
 export class ContainerScanContext {
-  readonly probes = new ProbeCache();
+  /** Replaced when an image layer's attributes are read again (its probes carry the old ones). */
+  probes = new ProbeCache();
   readonly digests = new DigestCache();
   private readonly attrs = new Map<string, OverlayAttrIndex>();
   private readonly images = new Map<string, Promise<ImageView>>();
+  private readonly checks = new Map<string, Promise<SealCheck>>();
+  /** Manifests uploaded for images, by reference (normalized) and image id (see `uploadedFor`). */
+  readonly uploaded = new Map<string, ImageSeal>();
   /** Upper layers' attributes read ahead for a whole host, used once each. */
   private readonly ahead = new Map<string, OverlayAttrIndex>();
 
@@ -44,6 +51,10 @@ export class ContainerScanContext {
     readonly collectors?: readonly Collector[],
     readonly layerCache: LayerAttrCache = new LayerAttrCache(null),
   ) {}
+
+  uploadedFor(image: { ref?: string; id?: string }): ImageSeal | undefined {
+    return image.ref === undefined || image.id === undefined ? undefined : this.uploaded.get(uploadKey(image.ref, image.id));
+  }
 
   /** Image layers whose attributes are neither known in this process nor in the state folder's cache. */
   private unknownLowers(lowers: readonly string[]): string[] {
@@ -80,22 +91,57 @@ export class ContainerScanContext {
   }
 
   /** Layers with their overlay attributes, read for those not read before. Uppers are read afresh. */
-  async layersOf(upper: string, lowers: readonly string[]): Promise<{ upper: Layer; lowers: Layer[]; warnings: string[] }> {
-    const early = this.ahead.get(upper);
+  async layersOf<U extends string | null>(upper: U, lowers: readonly string[]): Promise<{ upper: U extends string ? Layer : null; lowers: Layer[]; warnings: string[] }> {
+    const early = upper === null ? undefined : this.ahead.get(upper);
     const fresh = this.unknownLowers(lowers);
     let errors: string[] = [];
-    let upperAttrs: OverlayAttrIndex;
-    if (early !== undefined && fresh.length === 0) {
+    let upperAttrs: OverlayAttrIndex | undefined;
+    if (upper !== null && early !== undefined && fresh.length === 0) {
       this.ahead.delete(upper);
       upperAttrs = early;
-    } else {
-      const read = await readOverlayAttrs([upper, ...fresh]);
+    } else if (upper !== null || fresh.length > 0) {
+      const dirs = upper === null ? fresh : [upper, ...fresh];
+      const read = await readOverlayAttrs(dirs);
       errors = read.errors;
-      const parts = splitByDir(read.index, [upper, ...fresh]);
+      const parts = splitByDir(read.index, dirs);
       this.learn(fresh, parts);
-      upperAttrs = parts.get(upper)!;
+      if (upper !== null) upperAttrs = parts.get(upper)!;
     }
-    return { upper: { dir: upper, attrs: upperAttrs }, lowers: lowers.map((dir) => ({ dir, attrs: this.attrs.get(dir)! })), warnings: errors };
+    const up = (upper === null ? null : { dir: upper, attrs: upperAttrs! }) as U extends string ? Layer : null;
+    return { upper: up, lowers: lowers.map((dir) => ({ dir, attrs: this.attrs.get(dir)! })), warnings: errors };
+  }
+
+  /**
+   * The image's layers on this host against the image (its seal: first sight or uploaded), once
+   * per image per scan. When some file of a layer moved, the layers' overlay attributes are read
+   * again before the check is trusted: a marker added to an image layer hides or redirects paths.
+   */
+  checkImage(dirs: readonly string[], uploaded?: ImageSeal): Promise<SealCheck> {
+    const key = dirs.join('\u0000');
+    let check = this.checks.get(key);
+    if (check === undefined) {
+      check = (async () => {
+        const kept = this.layerCache.getSeal(dirs);
+        // An uploaded manifest is the image's truth; what the host files' digests were is kept.
+        const stored = uploaded === undefined ? kept : { ...uploaded, stats: kept?.stats ?? new Map() };
+        if (dirs.length === 0) return { drift: new Map(), moved: false, bytesHashed: 0, seal: { source: 'first-sight' as const, files: new Map(), stats: new Map() } };
+        const stackOf = async (): Promise<LayerStack> => new LayerStack((await this.layersOf(null, dirs)).lowers, this.probes);
+        let got = checkImageLayers(await stackOf(), this.policy, stored);
+        if (got.moved && stored !== undefined) {
+          for (const d of dirs) {
+            this.attrs.delete(d);
+            this.layerCache.forget(d);
+          }
+          this.probes = new ProbeCache();
+          const again = checkImageLayers(await stackOf(), this.policy, { ...stored, stats: got.seal.stats });
+          got = { ...again, bytesHashed: got.bytesHashed + again.bytesHashed };
+        }
+        this.layerCache.setSeal(dirs, got.seal);
+        return got;
+      })();
+      this.checks.set(key, check);
+    }
+    return check;
   }
 
   imageView(lowers: readonly Layer[]): Promise<ImageView> {
@@ -119,6 +165,8 @@ export class ContainerScanContext {
     return view;
   }
 }
+
+export const uploadKey = (ref: string, id: string): string => `${normalizeImageRef(ref)}\u0000${id}`;
 
 /** The attributes of each of `dirs` (no one of them inside another), by the folder they are in. */
 function splitByDir(index: OverlayAttrIndex, dirs: readonly string[]): Map<string, OverlayAttrIndex> {
@@ -145,6 +193,8 @@ export async function scanContainer(c: DiscoveredContainer, ctx: ContainerScanCo
   const t0 = performance.now();
   const ident = { runtime: c.runtime, id: c.id, ...(c.name ? { name: c.name } : {}), image: { ...(c.image.ref ? { ref: c.image.ref } : {}), ...(c.image.id ? { id: c.image.id } : {}) } };
   if (!exists(c.upper)) return goneReport(ident, c.upper, c.warnings ?? []);
+  // First, so that a layer whose attributes must be read again is read again for this container too.
+  const layerCheck = await ctx.checkImage(c.imageLowers, ctx.uploadedFor(c.image));
   const { upper, lowers, warnings: attrErrors } = await ctx.layersOf(c.upper, c.lowers);
   const imageLowers = lowers.filter((l) => c.imageLowers.includes(l.dir));
   const image = await ctx.imageView(imageLowers);
@@ -157,25 +207,40 @@ export async function scanContainer(c: DiscoveredContainer, ctx: ContainerScanCo
     return { ...ident, state: 'unknown', summary: summarize([]), findings: [], warnings: [...(c.warnings ?? []), ...changes.warnings] };
   }
 
+  // Where the image's layers on this host are not the image (changed after first sight, or not
+  // what was uploaded), the image's record is what the container is compared with, and what the
+  // layers show now is the container's, unless its own layers (writable, Docker's init) decide.
+  const own = [upper, ...lowers.filter((l) => !c.imageLowers.includes(l.dir))];
+  const layerDrift = [...layerCheck.drift].filter(([p]) => !layersDecide(own, p, ctx.probes));
+  const ownLowers = own.slice(1);
+  const expected = changes.expected.flatMap((f) => {
+    const d = layerCheck.drift.get(f.path);
+    if (d === undefined || layersDecide(ownLowers, f.path, ctx.probes)) return [f];
+    return d.expected ? [d.expected] : [];
+  });
+  for (const [, d] of layerDrift) if (d.expected) expected.push(d.expected);
+  const observed = [...changes.observed, ...layerDrift.flatMap(([, d]) => (d.observed ? [d.observed] : []))];
+  const touched = [...changes.touched, ...layerDrift.map(([p]) => p)];
+
   const mergedRoot = layeredRoot(new LayerStack([upper, ...lowers], ctx.probes), 'container');
   // The container's package databases are read again only when its layer changed what the
   // collectors read in the image: otherwise they are the image's (the common, cheap case).
-  const packages = changes.touched.some((p) => affectsCollectors(p, image)) ? await collectPackages(mergedRoot, ctx.collectors) : image.packages;
+  const packages = touched.some((p) => affectsCollectors(p, image)) ? await collectPackages(mergedRoot, ctx.collectors) : image.packages;
 
   const manifest: Manifest = {
     schema: MANIFEST_SCHEMA,
     image: { name: c.image.ref ?? c.image.id ?? 'unknown', version: c.image.id ?? 'unknown', createdAt: new Date(0).toISOString(), source: 'root' },
     policy: ctx.policy,
-    packages: image.packages.packages,
-    files: changes.expected.map((f) => withOwner(f, image.packages)),
+    packages: layerCheck.seal.packages ?? image.packages.packages,
+    files: expected.map((f) => withOwner(f, image.packages)),
   };
   // The differ reads a manifest without file records as package-only: one record equal on both
   // sides (the root folder, as the upper layer holds it) keeps it comparing files.
   const anchor: FileRecord = { path: '/', type: 'dir', mode: '0755', uid: 0, gid: 0 };
   manifest.files.push(anchor);
-  const obs = { packages: packages.packages, files: [...changes.observed, anchor], owned: packages.owned, changeSets: packages.changeSets };
+  const obs = { packages: packages.packages, files: [...observed, anchor], owned: packages.owned, changeSets: packages.changeSets };
   const verdicts = await verifyAgainstPackages(mergedRoot, selectForVerification(manifest, obs), packages.owned);
-  const findings = raiseAddedExecutables(diff(manifest, obs, verdicts));
+  const findings = markLayerDrift(raiseAddedExecutables(diff(manifest, obs, verdicts)), new Set(layerDrift.map(([p]) => p)), layerCheck.seal.source);
   const warnings: ScanWarning[] = [
     ...(c.warnings ?? []),
     ...attrErrors.map((message) => ({ code: 'CONTAINER_XATTRS_UNREADABLE', path: c.upper, message })),
@@ -231,6 +296,24 @@ export function raiseAddedExecutables(findings: Finding[]): Finding[] {
     return { ...f, severity, ...(reason !== undefined ? { reason } : {}), ...(changes ? { changes } : {}) };
   };
   return findings.map(raise).sort((a, b) => order(a) - order(b));
+}
+
+/**
+ * A finding on a path the container left alone, there because the image's layers on this host
+ * changed under it: someone wrote in an image layer, which every container of the image shows.
+ * Said so, and never below high.
+ */
+function markLayerDrift(findings: Finding[], paths: ReadonlySet<string>, source: ImageSeal['source']): Finding[] {
+  if (paths.size === 0) return findings;
+  const reason = source === 'uploaded' ? 'the image layers on this host differ from the manifest uploaded for the image' : 'the image layers on this host changed since the image was first read';
+  const mark = (f: Finding): Finding => {
+    const changes = f.changes?.map(mark);
+    const own = f.path !== undefined && paths.has(f.path) && f.severity !== 'info';
+    let severity = own ? maxSeverity(f.severity, 'high') : f.severity;
+    for (const ch of changes ?? []) severity = maxSeverity(severity, ch.severity);
+    return { ...f, severity, ...(own ? { reason: f.reason === 'executable not in the container image' ? `${f.reason}: ${reason}` : reason } : {}), ...(changes ? { changes } : {}) };
+  };
+  return findings.map(mark).sort((a, b) => order(a) - order(b));
 }
 
 const RANK = { critical: 0, high: 1, medium: 2, low: 3, info: 4 } as const;

@@ -9,8 +9,10 @@ import { discoverDocker } from './discover-docker.js';
 import { discoverPodman } from './discover-podman.js';
 import { LayerAttrCache } from './layer-attr-cache.js';
 import { XATTRS_UNAVAILABLE } from './overlay-xattrs.js';
-import { ContainerScanContext, scanContainer } from './scan-container.js';
-import type { Discovery } from './types.js';
+import { ContainerScanContext, scanContainer, uploadKey } from './scan-container.js';
+import { sealFromManifest } from './image-manifest.js';
+import type { DiscoveredContainer, Discovery } from './types.js';
+import type { Manifest } from '../../shared/manifest.js';
 
 /** Every container of the host under `rootDir`: Docker (overlay2 and the containerd image store), Podman/CRI-O, containerd. */
 export async function discoverContainers(rootDir: string): Promise<Discovery> {
@@ -44,7 +46,7 @@ export interface ContainersScan {
 export async function scanContainers(
   rootDir: string,
   policy: Policy,
-  opts: { collectors?: readonly Collector[]; context?: ContainerScanContext; stateDir?: string } = {},
+  opts: { collectors?: readonly Collector[]; context?: ContainerScanContext; stateDir?: string; imageManifest?: ImageManifestSource } = {},
 ): Promise<ContainersScan> {
   const discovery = await discoverContainers(rootDir);
   const cache = new LayerAttrCache(opts.stateDir === undefined ? null : path.join(opts.stateDir, LAYER_CACHE_FILE));
@@ -53,6 +55,7 @@ export async function scanContainers(
   const warnings = [...discovery.warnings];
   const list = discovery.containers.slice(0, MAX_CONTAINERS_PER_REPORT);
   if (list.length < discovery.containers.length) warnings.push({ code: 'CONTAINERS_TRUNCATED', message: `${discovery.containers.length} containers found; the first ${list.length} were read` });
+  if (opts.imageManifest) warnings.push(...(await fetchUploaded(list, ctx, opts.imageManifest)));
   const attrErrors = await ctx.readAhead(list);
   // Errors of one layer (removed meanwhile) are the container's own when it is read again below.
   if (attrErrors.some((e) => e.startsWith(XATTRS_UNAVAILABLE))) warnings.push({ code: 'CONTAINER_XATTRS_UNREADABLE', message: attrErrors[0]! });
@@ -65,6 +68,27 @@ export async function scanContainers(
   }
   ctx.layerCache.save();
   return { containers, warnings };
+}
+
+/** The manifest uploaded for an image (reference and id), null when none was; throws when it cannot be had. */
+export type ImageManifestSource = (image: { ref: string; id: string }) => Promise<Manifest | null>;
+
+/** Asks for each image's uploaded manifest once; one that cannot be had leaves the image's seal as it is. */
+async function fetchUploaded(list: readonly DiscoveredContainer[], ctx: ContainerScanContext, source: ImageManifestSource): Promise<ScanWarning[]> {
+  const warnings: ScanWarning[] = [];
+  const asked = new Set<string>();
+  for (const c of list) {
+    const { ref, id } = c.image;
+    if (ref === undefined || id === undefined || asked.has(uploadKey(ref, id))) continue;
+    asked.add(uploadKey(ref, id));
+    try {
+      const m = await source({ ref, id });
+      if (m !== null) ctx.uploaded.set(uploadKey(ref, id), sealFromManifest(m));
+    } catch (err) {
+      warnings.push({ code: 'CONTAINER_IMAGE_MANIFEST_UNAVAILABLE', message: `the manifest uploaded for image ${ref} ${id} could not be had: ${(err as Error).message}` });
+    }
+  }
+  return warnings;
 }
 
 /** In the agent's state folder: the image layers' overlay attributes (see layer-attr-cache.ts). */

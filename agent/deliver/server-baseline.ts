@@ -35,7 +35,7 @@ export async function observeAsManifest(root: Root, expected: Pick<Manifest, 'po
 }
 
 /** One call to whichever server answers (any node of the deployment has the same answer). */
-function call(config: AgentConfig, method: 'GET' | 'POST', route: string, body?: unknown): Promise<unknown> {
+export function call(config: AgentConfig, method: 'GET' | 'POST', route: string, body?: unknown): Promise<unknown> {
   return withAnyServer(serverUrls(config), (server) => callServer(server, config.token, method, route, body));
 }
 
@@ -53,7 +53,7 @@ async function callServer(server: string, token: string, method: 'GET' | 'POST',
     throw new QuicksandError('SERVER_UNREACHABLE', `cannot reach ${server}: ${(err as Error).message}`);
   }
   const text = await res.text();
-  if (!res.ok) throw new QuicksandError(res.status === 401 ? 'AGENT_TOKEN_INVALID' : 'INTERNAL', `${method} ${route}: the server answered ${res.status} ${text.slice(0, 300)}`);
+  if (!res.ok) throw new QuicksandError(res.status === 401 ? 'AGENT_TOKEN_INVALID' : res.status === 404 ? 'NOT_FOUND' : 'INTERNAL', `${method} ${route}: the server answered ${res.status} ${text.slice(0, 300)}`);
   try {
     return JSON.parse(text) as unknown;
   } catch {

@@ -3,10 +3,12 @@
 import type { Hono } from 'hono';
 import type { Context } from 'hono';
 import { QuicksandError } from '../../shared/errors.js';
-import { bodyBytes, numericId } from './context.js';
+import { normalizeImageRef } from '../../shared/image-ref.js';
+import { bodyBytes, numericId, parseWith } from './context.js';
+import { OPERATIONS } from './openapi.js';
 import type { AppDeps, Env } from './context.js';
 
-/** POST /api/v1/agent/baselines/:version/observation, GET /api/v1/agent/baseline. */
+/** POST /api/v1/agent/baselines/:version/observation, GET /api/v1/agent/baseline, GET /api/v1/agent/image-manifest. */
 export function agentRoutes(app: Hono<Env>, deps: AppDeps): void {
   const { store, clock } = deps;
   // The agent's own routes: its agent token, never an API token. It speaks for its host only.
@@ -34,5 +36,13 @@ export function agentRoutes(app: Hono<Env>, deps: AppDeps): void {
     const current = await store.baselines.fetch(agentId);
     if (current === null) throw new QuicksandError('NOT_FOUND', `host ${agentId} has no baseline version ready`);
     return c.json(current);
+  });
+  app.get('/api/v1/agent/image-manifest', async (c) => {
+    await agentOf(c);
+    const { name, version } = parseWith(OPERATIONS.fetchImageManifest.query, c.req.query(), 'query');
+    // Uploaded under the reference as the runtime spells it, or normalized: either answers.
+    const text = (await store.uploadedManifest(normalizeImageRef(name), version)) ?? (await store.uploadedManifest(name, version));
+    if (text === null) throw new QuicksandError('NOT_FOUND', `no manifest was uploaded for image ${name} ${version}`);
+    return c.body(text, 200, { 'content-type': 'application/json' });
   });
 }

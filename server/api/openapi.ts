@@ -3,7 +3,7 @@
 // JSON Schema output, which OpenAPI 3.1 takes as it is). A route that is not here, or an entry
 // without its route, fails test/openapi.test.ts.
 import { z } from 'zod';
-import { alertsQuerySchema, approveBodySchema, auditQuerySchema, containersQuerySchema, exportQuerySchema, enrollSecretBodySchema, findingsQuerySchema, hostsQuerySchema, labelsBodySchema, reasonBodySchema } from '../../shared/api.js';
+import { alertsQuerySchema, approveBodySchema, auditQuerySchema, containersQuerySchema, imageManifestQuerySchema, exportQuerySchema, enrollSecretBodySchema, findingsQuerySchema, hostsQuerySchema, labelsBodySchema, reasonBodySchema } from '../../shared/api.js';
 import { alertSinkSchema } from '../../shared/alerts.js';
 import { observationUploadSchema } from '../../shared/baseline.js';
 import { manifestSchema } from '../../shared/manifest.js';
@@ -36,6 +36,7 @@ export const OPERATIONS = {
   enroll: { method: 'post', path: '/api/v1/enroll', summary: 'Enrol an agent with an enrolment secret: its agent id and token', auth: 'none', body: enrollRequestSchema },
   uploadObservation: { method: 'post', path: '/api/v1/agent/baselines/:version/observation', summary: "The agent uploads what its host holds for a re-baseline version", auth: 'agent', upload: observationUploadSchema },
   fetchBaseline: { method: 'get', path: '/api/v1/agent/baseline', summary: "The agent fetches the baseline version it scans against", auth: 'agent' },
+  fetchImageManifest: { method: 'get', path: '/api/v1/agent/image-manifest', summary: "The agent fetches the manifest uploaded for a container image its containers run", auth: 'agent', query: imageManifestQuerySchema },
   listHosts: { method: 'get', path: '/api/v1/hosts', summary: 'The fleet: hosts with status, image and drift', auth: 'api', query: hostsQuerySchema },
   getHost: { method: 'get', path: '/api/v1/hosts/:id', summary: 'One host with its counts and connection', auth: 'api' },
   listFindings: { method: 'get', path: '/api/v1/hosts/:id/findings', summary: "A host's findings with triage state and config diffs", auth: 'api', query: findingsQuerySchema },

@@ -11,7 +11,9 @@ export function createImages(db: Db): Synchronous<Images> {
      ON CONFLICT (name, version) DO UPDATE SET source = 'uploaded', manifest = excluded.manifest,
        packages = excluded.packages, files = excluded.files, last_seen = excluded.last_seen`,
   );
+  const uploaded = db.prepare<[string, string], { manifest: string | null }>("SELECT manifest FROM images WHERE name = ? AND version = ? AND source = 'uploaded'");
   return {
+    uploadedManifest: (name, version) => uploaded.get(name, version)?.manifest ?? null,
     saveManifest(manifest, now) {
       const before = exists.get(manifest.image.name, manifest.image.version);
       upsert.run({

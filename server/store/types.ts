@@ -240,6 +240,11 @@ export interface ContainerQueries {
 export interface Images {
   /** Stores an image's manifest; true when it replaced an earlier upload of the same version. */
   saveManifest(manifest: Manifest, now: Date): Promise<boolean>;
+  /**
+   * The manifest uploaded for an image version, as stored (JSON text: it was parsed at upload);
+   * null when none was uploaded. `name` is compared as stored: callers normalize image references.
+   */
+  uploadedManifest(name: string, version: string): Promise<string | null>;
 }
 
 export interface SinkStore {

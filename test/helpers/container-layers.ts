@@ -12,7 +12,8 @@ import { CACHE_DIR, aptInChroot, ensureWithLanguages } from './debian-root.js';
 const LAYERS_VERSION = 'c1';
 
 /**
- * A two-layer image: the bottom layer is the cached "languages" Debian tree (hard-linked: overlay
+ * A two-layer image: the bottom layer is the cached "languages" Debian tree (hard-linked once,
+ * when this cache is built, never by a test run: tests bind the layers read-only; overlay
  * never writes a lower layer), the top one a real `apt-get install netcat-openbsd` run through an
  * overlay mount over it, plus a file deleted (a kernel-made whiteout) and a folder emptied and
  * refilled (a kernel-made opaque folder) — so the image's own layers carry both markers.
@@ -51,6 +52,41 @@ export interface Mounted {
   unmount: () => void;
 }
 
+/**
+ * Puts a cached image layer at `dst` without touching its inodes: a read-only bind mount. A hard-
+ * linked copy (`cp -al`) would move the ctime of every cached file, which other suites read, and
+ * a test writing in a layer by mistake would write in the cache; through a read-only mount it
+ * fails instead. A layer a test means to change is copied (`copyLayer`). `scratchDir().remove()`
+ * unmounts what is mounted below it before it deletes anything.
+ */
+export function bindReadOnly(src: string, dst: string): void {
+  mkdirSync(dst, { recursive: true });
+  execFileSync('mount', ['--bind', src, dst]);
+  try {
+    execFileSync('mount', ['-o', 'remount,bind,ro', dst]);
+  } catch (err) {
+    execFileSync('umount', [dst]);
+    throw err;
+  }
+}
+
+/** A real copy of a layer (new inodes), for a test that changes an image layer. */
+export function copyLayer(src: string, dst: string): void {
+  execFileSync('cp', ['-a', src, dst]);
+}
+
+/** Unmounts every mount below `dir`, deepest first (mountinfo escapes space, tab, newline and backslash as `\ooo`). */
+function unmountUnder(dir: string): void {
+  const points = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((p): p is string => p !== undefined)
+    .map((p) => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((p) => p.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const p of points) execFileSync('umount', [p]);
+}
+
 /** `mount -t overlay` with `lowers` (top first) and `upper`; work and merged folders beside `upper` in `scratch`. */
 export function overlayMount(scratch: string, lowers: readonly string[], upper: string, opts: { metacopy?: boolean; mountPoint?: string } = {}): Mounted {
   const tag = path.basename(upper) + '-' + randomBytes(3).toString('hex');
@@ -71,7 +107,13 @@ export function overlayMount(scratch: string, lowers: readonly string[], upper: 
 
 export function scratchDir(): { dir: string; remove: () => void } {
   const dir = mkdtempSync(path.join(CACHE_DIR, 'containers-'));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    remove: () => {
+      unmountUnder(dir);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 const digest = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -79,12 +121,22 @@ const hex64 = (): string => randomBytes(32).toString('hex');
 /** overlay2/containers-storage short link names: 26 upper-case letters and digits. */
 const shortLink = (): string => randomBytes(20).toString('base64').replace(/[^A-Za-z0-9]/g, '').toUpperCase().padEnd(26, 'Q').slice(0, 26);
 
+/** How an image layer is put in place: bound read-only (the default), or copied for a test that changes it. */
+export interface ImageOptions {
+  writable?: readonly string[];
+}
+
+function placeLayer(from: string, dst: string, opts: ImageOptions): void {
+  if (opts.writable?.includes(from)) copyLayer(from, dst);
+  else bindReadOnly(from, dst);
+}
+
 /** A layer folder the way both overlay drivers keep one: `<id>/{diff,link}`, `l/<link>` → `../<id>/diff`, `<id>/lower`. */
-function overlayLayer(home: string, id: string, lowerLinks: readonly string[], diffFrom?: string): { dir: string; diff: string; link: string } {
+function overlayLayer(home: string, id: string, lowerLinks: readonly string[], diffFrom?: string, opts: ImageOptions = {}): { dir: string; diff: string; link: string } {
   const dir = path.join(home, id);
   mkdirSync(dir, { recursive: true });
   const diff = path.join(dir, 'diff');
-  if (diffFrom) execFileSync('cp', ['-al', diffFrom, diff]);
+  if (diffFrom) placeLayer(diffFrom, diff, opts);
   else mkdirSync(diff);
   const link = shortLink();
   writeFileSync(path.join(dir, 'link'), link);
@@ -124,14 +176,14 @@ export class DockerLayout {
   }
 
   /** The image's layers, bottom first. */
-  addImage(layers: readonly string[]): void {
+  addImage(layers: readonly string[], opts: ImageOptions = {}): void {
     const overlay = path.join(this.home, 'overlay2');
     const layerdb = path.join(this.home, 'image/overlay2/layerdb/sha256');
     const diffIds: string[] = [];
     let parentChain: string | undefined;
     for (const from of layers) {
       const cacheId = hex64();
-      const l = overlayLayer(overlay, cacheId, [...this.layers].reverse().map((x) => x.link), from);
+      const l = overlayLayer(overlay, cacheId, [...this.layers].reverse().map((x) => x.link), from, opts);
       const diffId = `sha256:${digest(`diff ${from}`)}`;
       diffIds.push(diffId);
       const chainId = parentChain === undefined ? diffId : `sha256:${digest(`${parentChain} ${diffId}`)}`;
@@ -212,11 +264,11 @@ export class PodmanLayout {
     this.home = path.join(root, 'var/lib/containers/storage');
   }
 
-  addImage(layers: readonly string[]): void {
+  addImage(layers: readonly string[], opts: ImageOptions = {}): void {
     for (const from of layers) {
       const id = hex64();
       const parent = this.layers.at(-1)?.id;
-      const l = overlayLayer(path.join(this.home, 'overlay'), id, [...this.layers].reverse().map((x) => x.link), from);
+      const l = overlayLayer(path.join(this.home, 'overlay'), id, [...this.layers].reverse().map((x) => x.link), from, opts);
       this.layers.push({ id, link: l.link, diff: l.diff });
       this.layerRecords.push({ id, ...(parent ? { parent } : {}), created: new Date().toISOString(), 'diff-digest': `sha256:${digest(`diff ${from}`)}`, 'diff-size': 0, uidset: [0], gidset: [0] });
     }
@@ -272,17 +324,17 @@ export class ContainerdLayout {
     this.home = path.join(root, 'var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots');
   }
 
-  private snapshot(from?: string): string {
+  private snapshot(from?: string, opts: ImageOptions = {}): string {
     const dir = path.join(this.home, String(this.next++));
     mkdirSync(path.join(dir, 'work'), { recursive: true });
     const fs = path.join(dir, 'fs');
-    if (from) execFileSync('cp', ['-al', from, fs]);
+    if (from) placeLayer(from, fs, opts);
     else mkdirSync(fs);
     return fs;
   }
 
-  addImage(layers: readonly string[]): void {
-    for (const from of layers) this.imageDiffs.unshift(this.snapshot(from));
+  addImage(layers: readonly string[], opts: ImageOptions = {}): void {
+    for (const from of layers) this.imageDiffs.unshift(this.snapshot(from, opts));
   }
 
   createContainer(name: string): LaidOutContainer & { mountPoint: string } {

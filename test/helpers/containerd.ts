@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { bindReadOnly } from './container-layers.js';
 import { waitFor } from './processes.js';
 
 export class RealContainerd {
@@ -111,7 +112,8 @@ export class RealContainerd {
     layers.forEach((from, i) => {
       const key = `${chainIds[i]}-extract`;
       this.ctr(namespace, 'snapshots', 'prepare', key, ...(i > 0 ? [chainIds[i - 1]!] : []));
-      execFileSync('cp', ['-al', `${from}/.`, this.upperOf(namespace, key)]);
+      // The cached layer, bound read-only into the snapshot's folder (see bindReadOnly).
+      bindReadOnly(from, this.upperOf(namespace, key));
       this.ctr(namespace, 'snapshots', 'commit', chainIds[i]!, key);
       this.protect(namespace, chainIds[i]!);
     });

@@ -4,6 +4,7 @@ import type { PgDatabase } from './db.js';
 /** Manifests uploaded by image builders, on PostgreSQL: what hosts of that image are expected to hold. */
 export function createPgImages(db: PgDatabase): Images {
   return {
+    uploadedManifest: async (name, version) => (await db.row<{ manifest: string | null }>("SELECT manifest FROM images WHERE name = $1 AND version = $2 AND source = 'uploaded'", [name, version]))?.manifest ?? null,
     saveManifest: (manifest, now) =>
       db.tx(async (q) => {
         const before = await q.row<{ manifest: string | null }>('SELECT manifest FROM images WHERE name = $1 AND version = $2 FOR UPDATE', [manifest.image.name, manifest.image.version]);

@@ -1,0 +1,107 @@
+// Someone with root on a container host writes in an image's layer folder (under
+// /var/lib/docker/overlay2/<id>/diff): every container of that image shows the change while no
+// writable layer holds it. The agent keeps the image's files and digests as it first read them (its
+// state folder) and finds the layers' drift from them on every later scan.
+import { copyFileSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultPolicy } from '../shared/policy.js';
+import type { ContainerReport, Finding } from '../shared/report.js';
+import { COLLECTORS } from '../agent/collect/index.js';
+import { scanContainers } from '../agent/containers/scan-containers.js';
+import { DockerLayout, PodmanLayout, ensureImageLayers, overlayMount, scratchDir } from './helpers/container-layers.js';
+import type { LaidOutContainer } from './helpers/container-layers.js';
+
+let scratch: { dir: string; remove: () => void };
+let root: string;
+let state: string;
+let dockerTop: string;
+const made: Record<string, LaidOutContainer> = {};
+
+const brief = (f: Finding): string => [f.kind, f.severity, f.path ?? `${f.ecosystem}:${f.name}`].join(' ');
+const scan = async (): Promise<Record<string, ContainerReport>> => {
+  const got = await scanContainers(root, defaultPolicy(), { collectors: COLLECTORS, stateDir: state });
+  return Object.fromEntries(got.containers.map((c) => [c.name!, c]));
+};
+
+/** Writes `text` over a layer file as an intruder would: a new file renamed over it, its old times put back. */
+function replaceInLayer(file: string, text: string | Buffer): void {
+  const st = lstatSync(file);
+  const tmp = `${file}.new`;
+  writeFileSync(tmp, text, { mode: st.mode & 0o7777 });
+  utimesSync(tmp, st.atime, st.mtime);
+  renameSync(tmp, file);
+}
+
+beforeAll(() => {
+  const image = ensureImageLayers();
+  scratch = scratchDir();
+  root = path.join(scratch.dir, 'host');
+  state = path.join(scratch.dir, 'state');
+  mkdirSync(state);
+  const docker = new DockerLayout(root, 'debian:qs');
+  // The top layer is a real copy: the test writes in it. The others are the cache, bound read-only.
+  docker.addImage([image.bottom, image.top], { writable: [image.top] });
+  const podman = new PodmanLayout(root, 'localhost/debian:qs');
+  podman.addImage([image.bottom, image.top]);
+  made.dquiet = docker.createContainer('d-quiet');
+  made.pquiet = podman.createContainer('p-quiet');
+  // A container that wrote nc.openbsd itself (the image's bytes): its own copy decides there.
+  made.own = docker.createContainer('d-own-nc');
+  const m = overlayMount(path.join(scratch.dir, 'mounts'), made.own.lowers, made.own.upper);
+  try {
+    const nc = path.join(m.merged, 'usr/bin/nc.openbsd');
+    writeFileSync(nc, readFileSync(nc));
+  } finally {
+    m.unmount();
+  }
+  dockerTop = docker.imageDiffs[0]!;
+});
+
+afterAll(() => scratch?.remove());
+
+describe('an image layer changed on the host after the agent first read it', () => {
+  let before: Record<string, ContainerReport>;
+  let after: Record<string, ContainerReport>;
+  let again: Record<string, ContainerReport>;
+
+  beforeAll(async () => {
+    before = await scan();
+    // The Docker copy of the image's top layer is changed in place; the Podman copy is not.
+    replaceInLayer(path.join(dockerTop, 'usr/bin/nc.openbsd'), Buffer.concat([readFileSync(path.join(dockerTop, 'usr/bin/nc.openbsd')), Buffer.from('#backdoor')]));
+    mkdirSync(path.join(dockerTop, 'usr/local/bin'), { recursive: true });
+    writeFileSync(path.join(dockerTop, 'usr/local/bin/implant'), '\x7fELF', { mode: 0o755 });
+    rmSync(path.join(dockerTop, 'etc/alternatives/netcat'));
+    // The same bytes in a new file: its identity moved, its content did not.
+    const doc = path.join(dockerTop, 'usr/share/doc/netcat-openbsd/copyright');
+    copyFileSync(doc, `${doc}.copy`);
+    renameSync(`${doc}.copy`, doc);
+    after = await scan();
+    again = await scan();
+  });
+
+  it('reports nothing before the layer is changed', () => {
+    for (const name of ['d-quiet', 'p-quiet', 'd-own-nc']) expect(before[name]!.findings.map(brief)).toEqual([]);
+  });
+
+  it('reports the changed, added and deleted layer files on every container of that copy of the image', () => {
+    const quiet = after['d-quiet']!.findings;
+    expect(quiet.map(brief).sort()).toEqual(['file-added critical /usr/local/bin/implant', 'file-modified critical /usr/bin/nc.openbsd', 'file-removed high /etc/alternatives/netcat'].sort());
+    expect(quiet.find((f) => f.path === '/usr/bin/nc.openbsd')!.reason).toMatch(/image layers on this host changed/);
+    expect(quiet.find((f) => f.path === '/usr/local/bin/implant')!.reason).toMatch(/executable not in the container image: the image layers/);
+  });
+
+  it('compares a path the container wrote itself with the image, not with the changed layer', () => {
+    expect(after['d-own-nc']!.findings.map(brief).sort()).toEqual(['file-added critical /usr/local/bin/implant', 'file-removed high /etc/alternatives/netcat'].sort());
+  });
+
+  it('reports nothing on the containers of an untouched copy of the image', () => {
+    expect(after['p-quiet']!.findings.map(brief)).toEqual([]);
+  });
+
+  it('never takes the changed layer for the image: the next scan reports the same', () => {
+    expect(again['d-quiet']!.findings.map(brief).sort()).toEqual(after['d-quiet']!.findings.map(brief).sort());
+    expect(again['d-quiet']!.findings).toHaveLength(3);
+    expect(again['p-quiet']!.findings).toEqual([]);
+  });
+});
