@@ -15,6 +15,9 @@ export interface DaemonSample {
   rss: number;
   anon: number;
   file: number;
+  /** The same, summed over the daemon and its descendants (a helper process it keeps), MB. */
+  treeRss: number;
+  treeAnon: number;
   /** Peak RSS of the daemon plus its descendants, sampled every 50 ms through its start-up full scan, MB. */
   peakWithChildren: number;
   /** CPU of the idle daemon (all threads), % of one core. */
@@ -61,31 +64,54 @@ export async function measureDaemon(opts: { agent: string; repo: string; tree: s
     const startupScan = (performance.now() - t0) / 1000;
     // The daemon compacts its heap 5 s after its last report; the pages go back some seconds later.
     await sleep((opts.settleSeconds ?? 15) * 1000);
-    const samples: Array<{ rss: number; anon: number; file: number }> = [];
-    const ticks0 = cpuTicks(pid);
-    const c0 = performance.now();
-    const n = Math.max(4, (opts.idleSeconds ?? 15) * 2);
-    for (let i = 0; i < n; i++) {
-      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) / 1024;
-      samples.push({ rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') });
-      await sleep(500);
-    }
-    const cpu = ((cpuTicks(pid) - ticks0) / 100 / ((performance.now() - c0) / 1000)) * 100;
+    const idle = await sampleIdle(pid, opts.idleSeconds ?? 15);
     const watches = [pid, ...descendants(pid)].reduce((sum, p) => sum + inotifyWatches(p), 0);
-    return {
-      rss: median(samples.map((x) => x.rss)),
-      anon: median(samples.map((x) => x.anon)),
-      file: median(samples.map((x) => x.file)),
-      peakWithChildren: peak,
-      cpu,
-      startupScan,
-      watches,
-    };
+    return { ...idle, peakWithChildren: peak, startupScan, watches };
   } finally {
     for (const p of procs.reverse()) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
     await sleep(500);
   }
+}
+
+/** Memory and CPU of an idle process (and its descendants), sampled every 500 ms for `seconds`. */
+async function sampleIdle(pid: number, seconds: number): Promise<Omit<DaemonSample, 'peakWithChildren' | 'startupScan' | 'watches'>> {
+  const samples: Array<{ rss: number; anon: number; file: number; treeRss: number; treeAnon: number }> = [];
+  const all = (): number[] => [pid, ...descendants(pid)];
+  const ticks0 = all().reduce((t, p) => t + cpuTicks(p), 0);
+  const c0 = performance.now();
+  const n = Math.max(4, seconds * 2);
+  for (let i = 0; i < n; i++) {
+    const self = statusMb(pid);
+    const others = descendants(pid).map(statusMb);
+    samples.push({ ...self, treeRss: others.reduce((t, s) => t + s.rss, self.rss), treeAnon: others.reduce((t, s) => t + s.anon, self.anon) });
+    await sleep(500);
+  }
+  const cpu = ((all().reduce((t, p) => t + cpuTicks(p), 0) - ticks0) / 100 / ((performance.now() - c0) / 1000)) * 100;
+  const med = (k: keyof (typeof samples)[number]): number => median(samples.map((x) => x[k]));
+  return { rss: med('rss'), anon: med('anon'), file: med('file'), treeRss: med('treeRss'), treeAnon: med('treeAnon'), cpu };
+}
+
+/** A Node process that does nothing but keep a timer: the floor every Node daemon stands on. */
+export async function measureIdleNode(flags: string[], seconds = 5): Promise<DaemonSample> {
+  const proc = spawn('node', [...flags, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  try {
+    await sleep(2000);
+    return { ...(await sampleIdle(proc.pid!, seconds)), peakWithChildren: NaN, startupScan: NaN, watches: 0 };
+  } finally {
+    proc.kill('SIGTERM');
+  }
+}
+
+/** RSS, anonymous and file-backed memory of a process from /proc, MB (0 once it ended). */
+function statusMb(pid: number): { rss: number; anon: number; file: number } {
+  let status = '';
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    // ended meanwhile
+  }
+  const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) / 1024;
+  return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
 }
 
 async function until(what: string, ok: () => boolean, ms = 60_000, every = 100): Promise<void> {
@@ -94,7 +120,13 @@ async function until(what: string, ok: () => boolean, ms = 60_000, every = 100):
 
 /** utime + stime of a process (all its threads), in clock ticks (100 per second on Linux). */
 function cpuTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return 0; // ended meanwhile
+  }
+  const fields = stat.replace(/^.*\) /, '').split(' ');
   return Number(fields[11]) + Number(fields[12]);
 }
 

@@ -5,15 +5,21 @@
 // hashing is the whole cost: the cold manifest against aide --init and the pure hashing bound.
 //
 //   npm run bench:growth [-- --sizes 10000,100000,1000000] [-- --runs N] [-- --generate-only] [-- --bytes-only]
+//   npm run bench:growth -- --daemon [--trees 6k,106k,1m]
+//
+// --daemon measures only the idle daemon, on the real trees bench:scan names (6k = a copy of the
+// debootstrap minbase, 106k = it with languages and six copies of /usr, 1m = one million small
+// files), beside a bare Node process that does nothing (the floor any Node daemon stands on).
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { measureDaemon } from './daemon.js';
+import { measureDaemon, measureIdleNode } from './daemon.js';
+import type { DaemonSample } from './daemon.js';
 import { cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
 import type { Run } from './measure.js';
-import { CACHE, PER_DIR, ensureBytesTree, ensureSynthetic } from './trees.js';
+import { CACHE, PER_DIR, ensureBytesTree, ensureNamedTree, ensureSynthetic } from './trees.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // QUICKSAND_AGENT: another build of the agent to measure (default: this checkout's dist/).
@@ -51,10 +57,73 @@ function bytesRun(dir: string, files: number, mib: number, runs: number): string
   }
 }
 
+/** The idle daemon on each named tree, against the bare-Node floor, with the issue's targets. */
+async function daemonRun(names: string[]): Promise<string> {
+  const rows: Array<{ name: string; d: DaemonSample }> = [];
+  for (const name of names) {
+    process.stderr.write(`${name}: preparing the tree\n`);
+    const tree = ensureNamedTree(name);
+    const work = path.join(CACHE, `growth-daemon-${process.pid}`);
+    rmSync(work, { recursive: true, force: true });
+    mkdirSync(work);
+    try {
+      const manifest = path.join(work, 'm.json.gz');
+      process.stderr.write(`${name}: its manifest\n`);
+      timed(['node', agent, 'manifest', '--root', tree.dir, '--out', manifest, '--state', path.join(work, 'state'), '--quiet']);
+      process.stderr.write(`${name}: the daemon\n`);
+      rows.push({ name, d: await measureDaemon({ agent, repo, tree: tree.dir, manifestFile: manifest, work }) });
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+      tree.remove();
+    }
+  }
+  const bare = await measureIdleNode([]);
+  const bareDaemonFlags = await measureIdleNode(['--no-opt', '--no-maglev', '--no-sparkplug']);
+  const col = (xs: string[]): string => xs.map((x) => lpad(x, 12)).join('');
+  const out: string[] = [`${pad('idle, MB (median of samples)', 40)}${col(['bare node', 'bare -noopt', ...rows.map((r) => r.name)])}`];
+  const row = (label: string, floor: (d: DaemonSample) => string, f: (d: DaemonSample) => string): void =>
+    void out.push(`${pad(label, 40)}${col([floor(bare), floor(bareDaemonFlags), ...rows.map((r) => f(r.d))])}`);
+  row('RSS', (d) => d.rss.toFixed(1), (d) => d.rss.toFixed(1));
+  row('  own (anonymous)', (d) => d.anon.toFixed(1), (d) => d.anon.toFixed(1));
+  row('  file-backed (node binary, libraries)', (d) => d.file.toFixed(1), (d) => d.file.toFixed(1));
+  row('RSS of the daemon and its children', (d) => d.treeRss.toFixed(1), (d) => d.treeRss.toFixed(1));
+  row('  own (anonymous), with children', (d) => d.treeAnon.toFixed(1), (d) => d.treeAnon.toFixed(1));
+  row('inotify watches', () => '', (d) => String(d.watches));
+  row('CPU idle, % of a core', (d) => d.cpu.toFixed(2), (d) => d.cpu.toFixed(2));
+  row('peak RSS with scan child', () => '', (d) => d.peakWithChildren.toFixed(0));
+  row('start to first full scan reported, s', () => '', (d) => d.startupScan.toFixed(1));
+  out.push('');
+  const base = rows[0]!;
+  const verdict = (ok: boolean): string => (ok ? 'holds' : 'MISSED');
+  for (const { name, d } of rows) {
+    const flat = d.treeRss / base.d.treeRss;
+    const flatOwn = d.treeAnon / base.d.treeAnon;
+    out.push(
+      `${name}: RSS ${d.treeRss.toFixed(1)} MB (<= 60: ${verdict(d.treeRss <= 60)}); own ${d.treeAnon.toFixed(1)} MB (<= 24: ${verdict(d.treeAnon <= 24)}); ` +
+        `/ ${base.name}: RSS ${flat.toFixed(2)}x own ${flatOwn.toFixed(2)}x (<= 1.10x: ${verdict(flat <= 1.1 && flatOwn <= 1.1)}); ` +
+        `CPU ${d.cpu.toFixed(2)}% (< 0.5%: ${verdict(d.cpu < 0.5)})${name === '1m' ? `; peak with scan child ${d.peakWithChildren.toFixed(0)} MB (<= 150: ${verdict(d.peakWithChildren <= 150)})` : ''}`,
+    );
+  }
+  out.push(`floor: a bare node process idles at ${bare.rss.toFixed(1)} MB RSS, ${bare.anon.toFixed(1)} MB own (with the daemon's V8 flags: ${bareDaemonFlags.rss.toFixed(1)} / ${bareDaemonFlags.anon.toFixed(1)})`);
+  return out.join('\n');
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { sizes: { type: 'string', default: '6000,100000,1000000' }, runs: { type: 'string', default: '3' }, 'generate-only': { type: 'boolean' }, 'bytes-only': { type: 'boolean' } },
+    options: {
+      sizes: { type: 'string', default: '6000,100000,1000000' },
+      runs: { type: 'string', default: '3' },
+      'generate-only': { type: 'boolean' },
+      'bytes-only': { type: 'boolean' },
+      daemon: { type: 'boolean' },
+      trees: { type: 'string', default: '6k,106k,1m' },
+    },
   });
+  if (values.daemon) {
+    if (!existsSync(agent)) throw new Error(`${agent} is missing: run npm run build first (npm run bench:growth does)`);
+    process.stdout.write(`growth: the idle daemon (quicksand-agent run, enrolled, connected, watching) after its start-up full scan\n${await daemonRun(values.trees.split(','))}\n`);
+    return;
+  }
   const sizes = values.sizes.split(',').map(Number);
   const runs = Math.max(1, Number(values.runs));
   mkdirSync(CACHE, { recursive: true });

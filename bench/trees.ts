@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { ensureWithLanguages } from '../test/helpers/debian-root.js';
+import { copyTree, ensureMinbase, ensureWithLanguages } from '../test/helpers/debian-root.js';
 
 export const CACHE = process.env.QUICKSAND_BENCH_CACHE ?? '/var/tmp/quicksand-bench';
 // Bump when a generated layout changes.
@@ -73,4 +73,17 @@ export function ensureBytesTree(files: number, mib: number): string {
     }
     mkdirSync(path.join(tmp, 'etc'), { recursive: true });
   });
+}
+
+/**
+ * A tree by the name the benchmarks print: 6k = a private copy of the debootstrap minbase (removed
+ * after), 106k = ensureUsrCopies, 1m = one million small files. The copy is left to age past the
+ * racy window by the caller.
+ */
+export function ensureNamedTree(name: string): { dir: string; remove: () => void } {
+  if (name === '6k') return copyTree(ensureMinbase());
+  const keep = (dir: string): { dir: string; remove: () => void } => ({ dir, remove: () => undefined });
+  if (name === '106k') return keep(ensureUsrCopies());
+  if (name === '1m') return keep(ensureSynthetic(1_000_000));
+  throw new Error(`--trees: unknown tree ${name} (6k, 106k or 1m)`);
 }

@@ -32,18 +32,41 @@ beforeAll(async () => {
 
 afterAll(() => tree?.remove());
 
-/** Inode numbers of every inotify watch this process holds, from /proc/self/fdinfo. */
+/** This process and its descendants (the inotifywait child that holds the folder watches). */
+function selfAndDescendants(): number[] {
+  const out = [process.pid];
+  for (let i = 0; i < out.length; i++) {
+    for (const task of readdirSync(`/proc/${out[i]}/task`)) {
+      try {
+        out.push(...readFileSync(`/proc/${out[i]}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+      } catch {
+        // ended meanwhile
+      }
+    }
+  }
+  return out;
+}
+
+/** Inode numbers of every inotify watch this process and its children hold, from /proc/PID/fdinfo. */
 function inotifyWatchedInodes(): Set<number> {
   const inodes = new Set<number>();
-  for (const fd of readdirSync('/proc/self/fd')) {
-    let target: string;
+  for (const pid of selfAndDescendants()) {
+    let fds: string[];
     try {
-      target = readlinkSync(`/proc/self/fd/${fd}`);
+      fds = readdirSync(`/proc/${pid}/fd`);
     } catch {
-      continue; // closed meanwhile
+      continue; // ended meanwhile
     }
-    if (target !== 'anon_inode:inotify') continue;
-    for (const m of readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').matchAll(/^inotify wd:\S+ ino:([0-9a-f]+) /gm)) inodes.add(parseInt(m[1]!, 16));
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        if (target !== 'anon_inode:inotify') continue;
+        for (const m of readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').matchAll(/^inotify wd:\S+ ino:([0-9a-f]+) /gm)) inodes.add(parseInt(m[1]!, 16));
+      } catch {
+        continue; // closed meanwhile
+      }
+    }
   }
   return inodes;
 }
@@ -92,6 +115,48 @@ describe('realtime watch of a debootstrap tree', () => {
       expect(r.scope).toEqual({ paths: ['/usr/local/bin/dropped'], subtrees: [], packages: false });
       expect(r.findings.map(brief)).toEqual(['file-added high /usr/local/bin/dropped']);
       expect(r.summary.status).toBe('drift');
+    } finally {
+      await watch.close();
+    }
+  });
+
+  it('holds the folder watches in one inotifywait child, none in the daemon but the package database folder', async () => {
+    const { watch, reports } = await watching();
+    try {
+      const own = new Set<number>();
+      for (const fd of readdirSync('/proc/self/fd')) {
+        try {
+          if (readlinkSync(`/proc/self/fd/${fd}`) !== 'anon_inode:inotify') continue;
+          for (const m of readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').matchAll(/^inotify wd:\S+ ino:([0-9a-f]+) /gm)) own.add(parseInt(m[1]!, 16));
+        } catch {
+          // closed meanwhile
+        }
+      }
+      expect([...own]).toEqual([statSync(path.join(tree.dir, 'var/lib/dpkg')).ino]);
+      expect(inotifyWatchedInodes().size).toBe(watch.watchedDirs() + 1);
+      expect(watch.watchedDirs()).toBe(manifest.files.filter((f) => f.type === 'dir').length);
+      writeFileSync(path.join(tree.dir, 'usr/local/bin/through-the-child'), 'x');
+      await settle(watch, reports);
+      expect(reports.flatMap((r) => r.findings).map(brief)).toContain('file-added low /usr/local/bin/through-the-child');
+      rmSync(path.join(tree.dir, 'usr/local/bin/through-the-child'));
+      reports.length = 0;
+      await settle(watch, reports);
+    } finally {
+      await watch.close();
+    }
+  });
+
+  it('falls back to one fs.watch per folder in the daemon, with the same reports', async () => {
+    const { watch, reports } = await watching({ createWatcher: (options) => new FolderWatch(options) });
+    try {
+      expect(watch.watchedDirs()).toBe(manifest.files.filter((f) => f.type === 'dir').length);
+      mkdirSync(path.join(tree.dir, 'usr/local/lib/fallback'));
+      writeFileSync(path.join(tree.dir, 'usr/local/lib/fallback/f'), 'x');
+      await settle(watch, reports);
+      expect(reports.flatMap((r) => r.findings).map(brief)).toContain('file-added low /usr/local/lib/fallback/f');
+      reports.length = 0;
+      rmSync(path.join(tree.dir, 'usr/local/lib/fallback'), { recursive: true });
+      await settle(watch, reports);
     } finally {
       await watch.close();
     }

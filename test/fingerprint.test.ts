@@ -145,6 +145,26 @@ describe('walking real trees', () => {
     expect(rec!.sha256).toBe(sha('bytes'));
   });
 
+  it('forgets the oldest hard-link group past its bound: a group whose other names lie outside the walk is not held to the end', async () => {
+    const dir = tree();
+    mkdirSync(path.join(dir, 'elsewhere'));
+    for (let i = 0; i < 60; i++) {
+      writeFileSync(path.join(dir, `data/f${String(i).padStart(2, '0')}`), `content ${i}`);
+      linkSync(path.join(dir, `data/f${String(i).padStart(2, '0')}`), path.join(dir, `elsewhere/f${i}`));
+    }
+    // A pair inside the walk, its second name after every other group: hashed again once forgotten.
+    writeFileSync(path.join(dir, 'data/a-first'), 'pair');
+    linkSync(path.join(dir, 'data/a-first'), path.join(dir, 'data/z-last'));
+    const fp = await walk(dir, { maxLinkGroups: 10 });
+    expect(fp.stats.linkGroupsPeak).toBe(10);
+    const files = fp.files.filter((f) => f.type === 'file');
+    expect(files).toHaveLength(62);
+    expect(files.every((f) => f.sha256 === sha(f.path.startsWith('/data/f') ? `content ${Number(f.path.slice(7))}` : 'pair'))).toBe(true);
+    expect(fp.stats.hashed).toBe(62);
+    // Unbounded as before, every group is held: the bound is what keeps the walk's memory flat.
+    expect((await walk(dir, { maxLinkGroups: Number.POSITIVE_INFINITY })).stats).toMatchObject({ linkGroupsPeak: 61, hashed: 61 });
+  });
+
   it('hashes the two names of a hard link pair once and gives both the digest', async () => {
     const dir = tree();
     writeFileSync(path.join(dir, 'data/a'), 'linked');

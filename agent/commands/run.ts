@@ -1,5 +1,6 @@
 // `quicksand-agent run`: the daemon. Watches and scans the root, streams every report to the
 // server through the outbox, and follows the server's commands (scan now, re-baseline).
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import cron from 'node-cron';
 import type { OptionValues } from '../../shared/command-line.js';
@@ -16,7 +17,7 @@ import { baselineApplies, fetchServerBaseline, observeAsManifest, readServerBase
 import { currentTicket } from '../deliver/ticket.js';
 import { createTransport } from '../deliver/transport.js';
 import { hostFacts } from '../deliver/version.js';
-import { openManifestIndex } from '../manifest/index-db.js';
+import { dropManifestIndexes, openManifestIndex } from '../manifest/index-db.js';
 import type { ManifestIndex } from '../manifest/index-db.js';
 import { readManifestFile, writeManifestFile } from '../manifest/io.js';
 import { openRoot } from '../root.js';
@@ -158,14 +159,26 @@ export async function runCommand(
   const outbox = createOutbox(db);
   const log = (line: string): void => io.stderr(`${new Date().toISOString()} ${line}\n`);
   // The daemon holds no manifest record: its index lives in the state database (index-db.ts),
-  // and an event batch reads the few records it compares from there.
-  const given = await openManifestIndex(db, ctx.manifestFile);
+  // and an event batch reads the few records it compares from there. The index is loaded in a
+  // child process: the load's allocator memory must not stay with the daemon all day.
+  const openIndex = async (file: string): Promise<ManifestIndex> => {
+    const { loadIndexIsolated } = await import('../daemon/index-loader.js');
+    await loadIndexIsolated(ctx.state, file);
+    return openManifestIndex(db, file);
+  };
+  const given = await openIndex(ctx.manifestFile);
   const image = given.header.image;
   /** A baseline version the server derived, as a manifest file of its own and its index. */
   const indexBaseline = async (version: number, m: Manifest): Promise<ManifestIndex> => {
     const file = path.join(ctx.state, `daemon-baseline-${version}.manifest.json.gz`);
     await writeManifestFile(file, m);
-    return openManifestIndex(db, file);
+    return openIndex(file);
+  };
+  /** Drops the indexes and baseline files of versions no longer scanned against. */
+  const forgetOldBaselines = async (keep: ManifestIndex): Promise<void> => {
+    for (const file of dropManifestIndexes(db, [given.file, keep.file])) {
+      if (path.basename(file).startsWith('daemon-baseline-') && path.dirname(file) === path.resolve(ctx.state)) await rm(file, { force: true });
+    }
   };
   // A version kept from an earlier re-baseline is what this host is expected to hold, as long as
   // it extends the image of the manifest given now (a host rebuilt from a new image starts over).
@@ -181,6 +194,7 @@ export async function runCommand(
   } else if (kept !== null) {
     log(`kept baseline version ${kept.version} extends image ${kept.image.name} ${kept.image.version}, not ${image.name} ${image.version}: not used`);
   }
+  await forgetOldBaselines(manifest);
 
   // The server's commands that touch what the host is scanned against, one at a time and in
   // order: upload what the host holds, fetch the result, and a scan asked for after them runs
@@ -200,6 +214,7 @@ export async function runCommand(
     manifest = await indexBaseline(fetched.version, fetched.manifest);
     baselineVersion = fetched.version;
     await daemon.replaceManifest(manifest);
+    await forgetOldBaselines(manifest);
     log(`scanning against baseline version ${fetched.version} from now on`);
   };
   const onCommand = (c: CommandFrame): void => {

@@ -13,10 +13,11 @@ export interface IsolatedResult {
  * high-water mark of the largest scan it ever ran: a worker thread was tried, but the memory
  * its heap and allocator arenas took stays with the process after it ends.
  */
-export function runIsolated(argv: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<IsolatedResult> {
+export function runIsolated(argv: string[], opts: { env?: NodeJS.ProcessEnv; entry?: string } = {}): Promise<IsolatedResult> {
   const self = import.meta.url;
   const ts = self.endsWith('.ts');
-  const main = fileURLToPath(new URL(ts ? '../main.ts' : '../main.js', self));
+  // `entry`: another script than the agent's CLI, as a path from this folder without extension.
+  const main = fileURLToPath(new URL(`${opts.entry ?? '../main'}${ts ? '.ts' : '.js'}`, self));
   // Sources run through tsx (tests, dev); the built agent needs no loader.
   const child = spawn(process.execPath, [...(ts ? ['--import', 'tsx'] : []), main, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
   let stdout = '';

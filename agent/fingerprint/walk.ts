@@ -28,6 +28,8 @@ export interface WalkStats {
   /** Regular files whose digest came from the stat cache. */
   cacheHits: number;
   bytesHashed: number;
+  /** The most hard-link groups (inodes with names still to come) held at once: bounded. */
+  linkGroupsPeak: number;
 }
 
 export interface Fingerprint {
@@ -56,6 +58,12 @@ export interface FingerprintOptions {
   racyWindowMs?: number;
   /** Called with the path of every file whose content is actually read. */
   onHashed?: (path: string) => void;
+  /**
+   * At most this many hard-link groups are remembered (default 10,000): a group whose other
+   * names lie outside the walk would be held to its end. Past it the oldest is forgotten, and a
+   * name of it that still comes is hashed again.
+   */
+  maxLinkGroups?: number;
 }
 
 const SLASH = Buffer.from('/');
@@ -65,6 +73,7 @@ const BATCH_FILES = 128;
 const BATCH_BYTES = 8 * 1024 * 1024;
 const EMIT_EVERY = 512;
 const DEFAULT_RACY_MS = 2000;
+const MAX_LINK_GROUPS = 10_000;
 
 // statfs f_type of kernel pseudo filesystems: never walked, even when crossing mounts is asked.
 const PSEUDO_FS = new Set([
@@ -103,7 +112,7 @@ interface Job {
  */
 export class TreeWalker {
   readonly warnings: ScanWarning[] = [];
-  readonly stats: WalkStats = { files: 0, hashed: 0, cacheHits: 0, bytesHashed: 0 };
+  readonly stats: WalkStats = { files: 0, hashed: 0, cacheHits: 0, bytesHashed: 0, linkGroupsPeak: 0 };
   private readonly queue: Entry[] = [];
   private head = 0;
   private batch: Job[] = [];
@@ -289,15 +298,21 @@ export class TreeWalker {
     if (cached !== undefined) {
       this.stats.cacheHits++;
       entry.rec.sha256 = cached;
-      if (key !== undefined) this.links.set(key, { job: { host: inside, stat, links: [], done: true, sha256: cached }, remaining: st.nlink - 1 });
+      if (key !== undefined) this.rememberLinks(key, { host: inside, stat, links: [], done: true, sha256: cached }, st.nlink - 1);
       return;
     }
     const job: Job = { host, stat, links: [entry.rec], done: false };
     entry.job = job;
-    if (key !== undefined) this.links.set(key, { job, remaining: st.nlink - 1 });
+    if (key !== undefined) this.rememberLinks(key, job, st.nlink - 1);
     this.batch.push(job);
     this.batchBytes += st.size;
     if (this.batch.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) this.flushBatch();
+  }
+
+  private rememberLinks(key: string, job: Job, remaining: number): void {
+    if (this.links.size >= (this.opts.maxLinkGroups ?? MAX_LINK_GROUPS)) this.links.delete(this.links.keys().next().value!);
+    this.links.set(key, { job, remaining });
+    this.stats.linkGroupsPeak = Math.max(this.stats.linkGroupsPeak, this.links.size);
   }
 
   private flushBatch(): void {
@@ -349,6 +364,8 @@ export class TreeWalker {
     }
     job.done = true;
     for (const r of job.links) applyResult(r, job);
+    // A name still to come takes the result from the job: the records need not be held.
+    job.links = [];
   }
 
   private host(inside: Buffer): Buffer {

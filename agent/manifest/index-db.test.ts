@@ -5,7 +5,9 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { FileRecord, Manifest } from '../../shared/manifest.js';
 import { defaultPolicy } from '../../shared/policy.js';
-import { memoryIndex, openManifestIndex } from './index-db.js';
+import { dropManifestIndexes, memoryIndex, openManifestIndex } from './index-db.js';
+import { loadIndexIsolated } from '../daemon/index-loader.js';
+import { openStateDb } from '../state-db.js';
 import { writeManifestFile } from './io.js';
 import { memorySource, writeManifestStream } from './stream.js';
 
@@ -67,5 +69,35 @@ describe('the manifest index in the state database', () => {
     expect(packageOnly.typeOf('/usr/lib/x')).toBeUndefined();
     expect(packageOnly.cut([], ['/']).files).toEqual([]);
     db.close();
+  });
+
+  it('drops the indexes of the manifest files it is not told to keep, their records with them', async () => {
+    const db = new Database(path.join(dir, 'state3.db'));
+    const [a, b, c] = ['a.json', 'b.json', 'c.json'].map((n) => path.join(dir, n));
+    for (const f of [a!, b!, c!]) {
+      await writeManifestFile(f, manifest);
+      await openManifestIndex(db, f);
+    }
+    const records = (): number => (db.prepare('SELECT count(*) FROM manifest_records').pluck().get() as number);
+    expect(records()).toBe(3 * files.length);
+    expect(dropManifestIndexes(db, [a!, c!])).toEqual([b]);
+    expect(db.prepare('SELECT file FROM manifest_index ORDER BY file').pluck().all()).toEqual([a, c]);
+    expect(records()).toBe(2 * files.length);
+    // What is kept still answers.
+    expect((await openManifestIndex(db, c!)).typeOf('/usr/bin/ls')).toBe('file');
+    expect(dropManifestIndexes(db, [a!, c!])).toEqual([]);
+    db.close();
+  });
+
+  it('is loaded by a child process, so the daemon opens it without loading', async () => {
+    const state = path.join(dir, 'child-state');
+    const file = path.join(dir, 'child.json');
+    await writeManifestFile(file, manifest);
+    await loadIndexIsolated(state, file);
+    const db = openStateDb(state);
+    expect(db.prepare('SELECT count FROM manifest_index WHERE file = ?').pluck().get(file)).toBe(files.length);
+    expect((await openManifestIndex(db, file)).ownedBy(new Set(['dpkg:coreutils'])).sort()).toEqual(['/usr/bin/ls', '/usr/lib/x']);
+    db.close();
+    await expect(loadIndexIsolated(state, path.join(dir, 'missing.json'))).rejects.toThrow(/loading the manifest index of .*missing\.json failed \(exit 1\): .*ENOENT/);
   });
 });

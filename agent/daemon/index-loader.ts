@@ -1,0 +1,33 @@
+// Run as a script by the daemon (loadIndexIsolated): loads a manifest's records into the state
+// database and ends, so the allocator memory the load took goes with this process.
+import { pathToFileURL } from 'node:url';
+import { loadManifestIndex } from '../manifest/index-db.js';
+import { openStateDb } from '../state-db.js';
+import { runIsolated } from './isolated.js';
+
+/**
+ * Loads the index of `manifestFile` into the state database of `stateDir` in a child process
+ * (see loadManifestIndex); the caller then opens it, already loaded. Throws with the child's
+ * message when it failed.
+ */
+export async function loadIndexIsolated(stateDir: string, manifestFile: string): Promise<void> {
+  const child = await runIsolated([stateDir, manifestFile], { entry: './index-loader' });
+  if (child.code !== 0) throw new Error(`loading the manifest index of ${manifestFile} failed (exit ${child.code}): ${child.stderr.trim() || 'no message'}`);
+}
+
+async function main(stateDir: string, manifestFile: string): Promise<void> {
+  const db = openStateDb(stateDir);
+  try {
+    await loadManifestIndex(db, manifestFile);
+  } finally {
+    db.close();
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [stateDir, manifestFile] = process.argv.slice(2);
+  await main(stateDir!, manifestFile!).catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
