@@ -5,7 +5,7 @@
 // (`quicksand-agent run`, enrolled with a loopback server, watching): its idle memory and CPU,
 // and the peak of it and its scan child through its start-up full scan.
 //
-//   npm run bench:scan [-- --runs N] [-- --trees 6k,106k,1m,2g] [-- --aide-max PATHS] [-- --no-daemon]
+//   [QUICKSAND_AGENT_BEFORE=old/dist/agent/main.js] npm run bench:scan [-- --runs N] [-- --trees 6k,106k,1m,2g] [-- --aide-max PATHS] [-- --no-daemon]
 //
 // Trees: 6k = a private copy of the debootstrap minbase the tests use; 106k = the debootstrap
 // tree with language packages plus six copies of its /usr under /opt (real file sizes); 1m = one
@@ -30,6 +30,8 @@ import { CACHE, ensureBytesHeavy, ensureSynthetic, ensureUsrCopies } from './tre
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // QUICKSAND_AGENT: another build of the agent to measure (default: this checkout's dist/).
 const agent = process.env.QUICKSAND_AGENT ?? path.join(repo, 'dist/agent/main.js');
+// QUICKSAND_AGENT_BEFORE: an earlier build measured in the same rounds, for before/after side by side.
+const before = process.env.QUICKSAND_AGENT_BEFORE;
 // Digests of files changed this recently are not cached (racy-clean guard): let a fresh copy age.
 const RACY_WAIT_MS = 2100;
 // What Node itself costs, for the floors a JavaScript agent cannot go below: a fresh process that
@@ -68,18 +70,22 @@ async function measureTree(name: string, tree: string, runs: number, withAide: b
     const aideConf = writeAideConf(work, tree, tracked);
     const manifestFile = path.join(work, 'manifest.json.gz');
     const state = path.join(work, 'state');
+    const agentJobs = (build: string, out: string, st: string): Record<string, () => Run> => ({
+      manifest: () => {
+        rmSync(st, { recursive: true, force: true }); // cold: no stat cache
+        return timed(['node', build, 'manifest', '--root', tree, '--out', out, '--state', st, '--quiet']);
+      },
+      warm: () => timed(['node', build, 'scan', '--root', tree, '--manifest', out, '--state', st, '--quiet']),
+    });
+    const now = agentJobs(agent, manifestFile, state);
+    const earlier = before === undefined ? undefined : agentJobs(before, path.join(work, 'before.json.gz'), path.join(work, 'before-state'));
     const roots = tracked.map((t) => `'${tree}${t}'`).join(' ');
     const jobs: Record<string, () => Run> = {
       find: () => timed([`find ${roots} -printf '%i %s %T@ %C@ %m\\n' > /dev/null`], { shell: true }),
       nodeStart: () => timed(['node', '-e', '0']),
       nodeWalk: () => timed(['node', '-e', NODE_WALK, ...tracked.map((t) => tree + t)]),
-      manifest: () => {
-        rmSync(state, { recursive: true, force: true }); // cold: no stat cache
-        return timed(['node', agent, 'manifest', '--root', tree, '--out', manifestFile, '--state', state, '--quiet']);
-      },
-      warm: () => timed(['node', agent, 'scan', '--root', tree, '--manifest', manifestFile, '--state', state, '--quiet']),
     };
-    const results: Record<string, Run[]> = { find: [], nodeStart: [], nodeWalk: [], manifest: [], warm: [], touched: [], aideInit: [], aideCheck: [] };
+    const results: Record<string, Run[]> = { find: [], nodeStart: [], nodeWalk: [], manifest: [], warm: [], touched: [], aideInit: [], aideCheck: [], manifestBefore: [], warmBefore: [], touchedBefore: [] };
     let regular: string[] = [];
     let bytes = 0;
     let paths = 0;
@@ -88,7 +94,8 @@ async function measureTree(name: string, tree: string, runs: number, withAide: b
       results.find!.push(jobs.find!());
       results.nodeStart!.push(jobs.nodeStart!());
       results.nodeWalk!.push(jobs.nodeWalk!());
-      results.manifest!.push(jobs.manifest!());
+      results.manifest!.push(now.manifest!());
+      if (earlier) results.manifestBefore!.push(earlier.manifest!());
       if (round === 0) {
         const m = await readManifestFile(manifestFile);
         paths = m.files.length;
@@ -96,12 +103,14 @@ async function measureTree(name: string, tree: string, runs: number, withAide: b
         regular = files.map((f) => f.path);
         bytes = files.reduce((sum, f) => sum + (f.size ?? 0), 0);
       }
-      results.warm!.push(jobs.warm!());
+      results.warm!.push(now.warm!());
+      if (earlier) results.warmBefore!.push(earlier.warm!());
       // 1% of the regular files, a different slice each round: stat (mtime, ctime) moves.
-      const now = new Date();
-      for (let i = round; i < regular.length; i += 100) utimesSync(tree + regular[i]!, now, now);
+      const at = new Date();
+      for (let i = round; i < regular.length; i += 100) utimesSync(tree + regular[i]!, at, at);
       const touchedAt = Date.now();
-      results.touched!.push(jobs.warm!());
+      results.touched!.push(now.warm!());
+      if (earlier) results.touchedBefore!.push(earlier.warm!());
       if (withAide) {
         results.aideInit!.push(timed(['aide', `--config=${aideConf}`, '--init']));
         rmSync(path.join(work, 'aide.db'), { force: true });
@@ -139,6 +148,11 @@ function table(results: TreeResult[]): string {
   row('quicksand-agent manifest (cold)', (r) => cell(r.s.manifest));
   row('quicksand-agent scan (warm, unchanged)', (r) => cell(r.s.warm));
   row('quicksand-agent scan (1% touched)', (r) => cell(r.s.touched));
+  if (before !== undefined) {
+    row('  before: manifest (cold)', (r) => cell(r.s.manifestBefore));
+    row('  before: scan (warm, unchanged)', (r) => cell(r.s.warmBefore));
+    row('  before: scan (1% touched)', (r) => cell(r.s.touchedBefore));
+  }
   row('  peak RSS manifest / scan (MB)', (r) => `${r.s.manifest!.rssMb.toFixed(0)}/${Math.max(r.s.warm!.rssMb, r.s.touched!.rssMb).toFixed(0)}`);
   row('  warm scan µs per path', (r) => ((r.s.warm!.seconds / r.paths) * 1e6).toFixed(1));
   const daemonRow = (label: string, f: (d: DaemonSample) => string): void => row(label, (r) => (r.daemon ? f(r.daemon) : 'not run'));
@@ -237,6 +251,7 @@ async function main(): Promise<void> {
   process.stdout.write(`bench:scan — ${cores} cores; sha256 ${(r0.rate / 1e6).toFixed(0)} MB/s per core; times are medians of interleaved rounds, RSS the peak\n`);
   process.stdout.write(`trees: 6k = debootstrap minbase; 106k = debootstrap + languages + six copies of its /usr under /opt; 1m = 1,000,000 small files, 100 per folder; 2g = ~2 GiB in files of 4 KiB..64 MiB\n`);
   process.stdout.write(`stat floor: find over the same tracked paths (it also walks the few ignored folders the agent skips)\n`);
+  if (before !== undefined) process.stdout.write(`before: ${before} (QUICKSAND_AGENT_BEFORE), in the same rounds\n`);
   for (const n of notes) process.stdout.write(`note: ${n}\n`);
   process.stdout.write(`\n${table(results)}\n`);
 }
