@@ -5,11 +5,13 @@
 // (`quicksand-agent run`, enrolled with a loopback server, watching): its idle memory and CPU,
 // and the peak of it and its scan child through its start-up full scan.
 //
-//   npm run bench:scan [-- --runs N] [-- --trees 6k,106k,1m] [-- --aide-max PATHS]
+//   [QUICKSAND_AGENT_BEFORE=old/dist/agent/main.js] npm run bench:scan [-- --runs N] [-- --trees 6k,106k,1m,2g] [-- --aide-max PATHS] [-- --no-daemon]
 //
 // Trees: 6k = a private copy of the debootstrap minbase the tests use; 106k = the debootstrap
 // tree with language packages plus six copies of its /usr under /opt (real file sizes); 1m = one
-// million small files (100 per folder). Big trees are cached under /var/tmp/quicksand-bench.
+// million small files (100 per folder); 2g = the bytes-heavy tree, ~2 GiB in files of 4 KiB to
+// 64 MiB (opt-in: not in the default --trees). --no-daemon leaves the daemon rows out.
+// Big trees are cached under /var/tmp/quicksand-bench.
 // Page caches are warm for every tool alike: this measures CPU and syscall cost, not the disk.
 import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -23,13 +25,31 @@ import { measureDaemon } from './daemon.js';
 import type { DaemonSample } from './daemon.js';
 import { cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
 import type { Run, Summary } from './measure.js';
-import { CACHE, ensureSynthetic, ensureUsrCopies } from './trees.js';
+import { CACHE, ensureBytesHeavy, ensureSynthetic, ensureUsrCopies } from './trees.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // QUICKSAND_AGENT: another build of the agent to measure (default: this checkout's dist/).
 const agent = process.env.QUICKSAND_AGENT ?? path.join(repo, 'dist/agent/main.js');
+// QUICKSAND_AGENT_BEFORE: an earlier build measured in the same rounds, for before/after side by side.
+const before = process.env.QUICKSAND_AGENT_BEFORE;
 // Digests of files changed this recently are not cached (racy-clean guard): let a fresh copy age.
 const RACY_WAIT_MS = 2100;
+// What Node itself costs, for the floors a JavaScript agent cannot go below: a fresh process that
+// does nothing, and one that only lists every tracked folder and lstats every path (no record,
+// no cache, no output) — the least any walk in Node does.
+const NODE_WALK = `const fs = require('node:fs');
+let n = 0;
+for (const top of process.argv.slice(1)) {
+  const stack = [Buffer.from(top)];
+  while (stack.length > 0) {
+    const p = stack.pop();
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
+    n++;
+    if (st === undefined || !st.isDirectory()) continue;
+    for (const name of fs.readdirSync(p, { encoding: 'buffer' })) stack.push(Buffer.concat([p, Buffer.from('/'), name]));
+  }
+}
+if (n === 0) process.exit(1);`;
 
 interface TreeResult {
   name: string;
@@ -39,34 +59,43 @@ interface TreeResult {
   bound: number;
   rate: number;
   s: Record<string, Summary | undefined>;
-  daemon: DaemonSample;
+  daemon: DaemonSample | undefined;
   runs: number;
 }
 
-async function measureTree(name: string, tree: string, runs: number, withAide: boolean): Promise<TreeResult> {
+async function measureTree(name: string, tree: string, runs: number, withAide: boolean, withDaemon: boolean): Promise<TreeResult> {
   const work = mkdtempSync(path.join(CACHE, 'bench-scan-'));
   try {
     const tracked = DEFAULT_TRACKED.filter((t) => existsSync(tree + t));
     const aideConf = writeAideConf(work, tree, tracked);
     const manifestFile = path.join(work, 'manifest.json.gz');
     const state = path.join(work, 'state');
+    const agentJobs = (build: string, out: string, st: string): Record<string, () => Run> => ({
+      manifest: () => {
+        rmSync(st, { recursive: true, force: true }); // cold: no stat cache
+        return timed(['node', build, 'manifest', '--root', tree, '--out', out, '--state', st, '--quiet']);
+      },
+      warm: () => timed(['node', build, 'scan', '--root', tree, '--manifest', out, '--state', st, '--quiet']),
+    });
+    const now = agentJobs(agent, manifestFile, state);
+    const earlier = before === undefined ? undefined : agentJobs(before, path.join(work, 'before.json.gz'), path.join(work, 'before-state'));
     const roots = tracked.map((t) => `'${tree}${t}'`).join(' ');
     const jobs: Record<string, () => Run> = {
       find: () => timed([`find ${roots} -printf '%i %s %T@ %C@ %m\\n' > /dev/null`], { shell: true }),
-      manifest: () => {
-        rmSync(state, { recursive: true, force: true }); // cold: no stat cache
-        return timed(['node', agent, 'manifest', '--root', tree, '--out', manifestFile, '--state', state, '--quiet']);
-      },
-      warm: () => timed(['node', agent, 'scan', '--root', tree, '--manifest', manifestFile, '--state', state, '--quiet']),
+      nodeStart: () => timed(['node', '-e', '0']),
+      nodeWalk: () => timed(['node', '-e', NODE_WALK, ...tracked.map((t) => tree + t)]),
     };
-    const results: Record<string, Run[]> = { find: [], manifest: [], warm: [], touched: [], aideInit: [], aideCheck: [] };
+    const results: Record<string, Run[]> = { find: [], nodeStart: [], nodeWalk: [], manifest: [], warm: [], touched: [], aideInit: [], aideCheck: [], manifestBefore: [], warmBefore: [], touchedBefore: [] };
     let regular: string[] = [];
     let bytes = 0;
     let paths = 0;
     for (let round = 0; round < runs; round++) {
       process.stderr.write(`${name}: round ${round + 1}/${runs}\n`);
       results.find!.push(jobs.find!());
-      results.manifest!.push(jobs.manifest!());
+      results.nodeStart!.push(jobs.nodeStart!());
+      results.nodeWalk!.push(jobs.nodeWalk!());
+      results.manifest!.push(now.manifest!());
+      if (earlier) results.manifestBefore!.push(earlier.manifest!());
       if (round === 0) {
         const m = await readManifestFile(manifestFile);
         paths = m.files.length;
@@ -74,12 +103,14 @@ async function measureTree(name: string, tree: string, runs: number, withAide: b
         regular = files.map((f) => f.path);
         bytes = files.reduce((sum, f) => sum + (f.size ?? 0), 0);
       }
-      results.warm!.push(jobs.warm!());
+      results.warm!.push(now.warm!());
+      if (earlier) results.warmBefore!.push(earlier.warm!());
       // 1% of the regular files, a different slice each round: stat (mtime, ctime) moves.
-      const now = new Date();
-      for (let i = round; i < regular.length; i += 100) utimesSync(tree + regular[i]!, now, now);
+      const at = new Date();
+      for (let i = round; i < regular.length; i += 100) utimesSync(tree + regular[i]!, at, at);
       const touchedAt = Date.now();
-      results.touched!.push(jobs.warm!());
+      results.touched!.push(now.warm!());
+      if (earlier) results.touchedBefore!.push(earlier.warm!());
       if (withAide) {
         results.aideInit!.push(timed(['aide', `--config=${aideConf}`, '--init']));
         rmSync(path.join(work, 'aide.db'), { force: true });
@@ -89,8 +120,8 @@ async function measureTree(name: string, tree: string, runs: number, withAide: b
       const wait = RACY_WAIT_MS - (Date.now() - touchedAt);
       if (wait > 0) await sleep(wait);
     }
-    process.stderr.write(`${name}: the daemon\n`);
-    const daemon = await measureDaemon({ agent, repo, tree, manifestFile, work });
+    if (withDaemon) process.stderr.write(`${name}: the daemon\n`);
+    const daemon = withDaemon ? await measureDaemon({ agent, repo, tree, manifestFile, work }) : undefined;
     const rate = sha256Rate();
     const s = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.length > 0 ? summarise(k, v) : undefined]));
     return { name, paths, regular: regular.length, bytes, rate, bound: bytes / (rate * cores), s, daemon, runs };
@@ -109,21 +140,29 @@ function table(results: TreeResult[]): string {
   row('regular files / MiB', (r) => `${r.regular}/${(r.bytes / 1024 ** 2).toFixed(0)}`);
   row('rounds (medians of)', (r) => String(r.runs));
   row('find -printf (stat floor)', (r) => cell(r.s.find));
+  row('node: start-up alone', (r) => cell(r.s.nodeStart));
+  row('node: readdir + lstat of every path', (r) => cell(r.s.nodeWalk));
   row(`hashing bound (sha256 x ${cores} cores)`, (r) => `${r.bound.toFixed(2)} s`);
   row('aide --init', (r) => cell(r.s.aideInit));
   row('aide --check', (r) => cell(r.s.aideCheck));
   row('quicksand-agent manifest (cold)', (r) => cell(r.s.manifest));
   row('quicksand-agent scan (warm, unchanged)', (r) => cell(r.s.warm));
   row('quicksand-agent scan (1% touched)', (r) => cell(r.s.touched));
+  if (before !== undefined) {
+    row('  before: manifest (cold)', (r) => cell(r.s.manifestBefore));
+    row('  before: scan (warm, unchanged)', (r) => cell(r.s.warmBefore));
+    row('  before: scan (1% touched)', (r) => cell(r.s.touchedBefore));
+  }
   row('  peak RSS manifest / scan (MB)', (r) => `${r.s.manifest!.rssMb.toFixed(0)}/${Math.max(r.s.warm!.rssMb, r.s.touched!.rssMb).toFixed(0)}`);
   row('  warm scan µs per path', (r) => ((r.s.warm!.seconds / r.paths) * 1e6).toFixed(1));
-  row('daemon (run) idle RSS MB', (r) => r.daemon.rss.toFixed(1));
-  row('  of it own (anonymous) MB', (r) => r.daemon.anon.toFixed(1));
-  row('  of it file-backed (node binary) MB', (r) => r.daemon.file.toFixed(1));
-  row('  inotify watches', (r) => String(r.daemon.watches));
-  row('  CPU idle, % of a core', (r) => r.daemon.cpu.toFixed(2));
-  row('  peak RSS with scan child, MB', (r) => r.daemon.peakWithChildren.toFixed(0));
-  row('  start to first full scan reported', (r) => `${r.daemon.startupScan.toFixed(1)} s`);
+  const daemonRow = (label: string, f: (d: DaemonSample) => string): void => row(label, (r) => (r.daemon ? f(r.daemon) : 'not run'));
+  daemonRow('daemon (run) idle RSS MB', (d) => d.rss.toFixed(1));
+  daemonRow('  of it own (anonymous) MB', (d) => d.anon.toFixed(1));
+  daemonRow('  of it file-backed (node binary) MB', (d) => d.file.toFixed(1));
+  daemonRow('  inotify watches', (d) => String(d.watches));
+  daemonRow('  CPU idle, % of a core', (d) => d.cpu.toFixed(2));
+  daemonRow('  peak RSS with scan child, MB', (d) => d.peakWithChildren.toFixed(0));
+  daemonRow('  start to first full scan reported', (d) => `${d.startupScan.toFixed(1)} s`);
   out.push('');
   const base = results[0]!;
   const targets: Array<[string, string, string, boolean | undefined]> = [];
@@ -132,7 +171,11 @@ function table(results: TreeResult[]): string {
     const big = r.paths >= 50_000;
     const warmVsFind = ratio(r.s.warm, r.s.find?.seconds);
     if (big) targets.push([`${r.name}: warm scan / stat floor`, `${warmVsFind?.toFixed(2)}x`, '<= 2x', warmVsFind! <= 2]);
-    if (r.s.aideCheck) {
+    // Not a target: how far the floor of any walk in Node already is from find's.
+    const nodeVsFind = ratio(r.s.nodeWalk, r.s.find?.seconds);
+    if (big) targets.push([`${r.name}:   (node readdir+lstat alone / stat floor)`, `${nodeVsFind?.toFixed(2)}x`, '', undefined]);
+    // The AIDE goals are set for the big trees and the minbase (from a fresh process, start-up in).
+    if (r.s.aideCheck && (big || r.name === '6k')) {
       const x = r.s.aideCheck.seconds / r.s.warm!.seconds;
       const goal = big ? 20 : 5;
       targets.push([`${r.name}: warm scan faster than aide --check`, `${x.toFixed(1)}x`, `>= ${goal}x`, x >= goal]);
@@ -140,7 +183,7 @@ function table(results: TreeResult[]): string {
       const cg = big ? 0.2 : 0.6;
       targets.push([`${r.name}: cold manifest / aide --init`, c.toFixed(2), `<= ${cg}`, c <= cg]);
     }
-    if (big && r.bytes > 1024 ** 3) {
+    if (r.bytes > 1024 ** 3) {
       const b = r.s.manifest!.seconds / r.bound;
       targets.push([`${r.name}: cold manifest / hashing bound`, `${b.toFixed(2)}x`, '<= 1.5x', b <= 1.5]);
     }
@@ -149,23 +192,25 @@ function table(results: TreeResult[]): string {
     if (r.paths >= 500_000) {
       const peak = Math.max(r.s.manifest!.rssMb, r.s.warm!.rssMb, r.s.touched!.rssMb);
       targets.push([`${r.name}: peak RSS of manifest and scan`, `${peak.toFixed(0)} MB`, '<= 150 MB', peak <= 150]);
-      targets.push([`${r.name}: peak RSS daemon + scan child`, `${r.daemon.peakWithChildren.toFixed(0)} MB`, '<= 150 MB', r.daemon.peakWithChildren <= 150]);
     }
-    targets.push([`${r.name}: idle daemon RSS`, `${r.daemon.rss.toFixed(1)} MB`, '<= 60 MB', r.daemon.rss <= 60]);
-    targets.push([`${r.name}: idle daemon own memory`, `${r.daemon.anon.toFixed(1)} MB`, '<= 24 MB', r.daemon.anon <= 24]);
-    if (r !== base) {
-      const flat = r.daemon.rss / base.daemon.rss;
+    const d = r.daemon;
+    if (d === undefined) continue;
+    if (r.paths >= 500_000) targets.push([`${r.name}: peak RSS daemon + scan child`, `${d.peakWithChildren.toFixed(0)} MB`, '<= 150 MB', d.peakWithChildren <= 150]);
+    targets.push([`${r.name}: idle daemon RSS`, `${d.rss.toFixed(1)} MB`, '<= 60 MB', d.rss <= 60]);
+    targets.push([`${r.name}: idle daemon own memory`, `${d.anon.toFixed(1)} MB`, '<= 24 MB', d.anon <= 24]);
+    if (r !== base && base.daemon) {
+      const flat = d.rss / base.daemon.rss;
       targets.push([`${r.name}: idle daemon RSS / ${base.name}'s`, `${flat.toFixed(2)}x`, '<= 1.10x', flat <= 1.1]);
     }
-    targets.push([`${r.name}: idle daemon CPU`, `${r.daemon.cpu.toFixed(2)}%`, '< 0.5%', r.daemon.cpu < 0.5]);
+    targets.push([`${r.name}: idle daemon CPU`, `${d.cpu.toFixed(2)}%`, '< 0.5%', d.cpu < 0.5]);
   }
   out.push(`${pad('target', 50)}${lpad('measured', 12)}   ${pad('goal', 10)} verdict`);
-  for (const [label, measured, goal, ok] of targets) out.push(`${pad(label, 50)}${lpad(measured, 12)}   ${pad(goal, 10)} ${ok === undefined ? 'not measured' : ok ? 'holds' : 'MISSED'}`);
+  for (const [label, measured, goal, ok] of targets) out.push(`${pad(label, 50)}${lpad(measured, 12)}   ${pad(goal, 10)} ${ok === undefined ? (goal === '' ? '' : 'not measured') : ok ? 'holds' : 'MISSED'}`);
   return out.join('\n');
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, trees: { type: 'string', default: '6k,106k,1m' }, 'aide-max': { type: 'string', default: '200000' } } });
+  const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, trees: { type: 'string', default: '6k,106k,1m' }, 'aide-max': { type: 'string', default: '200000' }, 'no-daemon': { type: 'boolean' } } });
   const runs = Math.max(1, Number(values.runs));
   const aideMax = Number(values['aide-max']);
   if (!existsSync(agent)) throw new Error(`${agent} is missing: run npm run build first (npm run bench:scan does)`);
@@ -189,20 +234,24 @@ async function main(): Promise<void> {
       } else if (name === '1m') {
         tree = ensureSynthetic(1_000_000);
         expected = 1_000_000;
-      } else throw new Error(`--trees: unknown tree ${name} (6k, 106k or 1m)`);
+      } else if (name === '2g') {
+        tree = ensureBytesHeavy();
+        expected = 1_000;
+      } else throw new Error(`--trees: unknown tree ${name} (6k, 106k, 1m or 2g)`);
       const withAide = expected <= aideMax;
       // aide --check at 1M paths takes minutes a round: past --aide-max it is left out, and said so.
       if (!withAide) notes.push(`${name}: aide not run (more than --aide-max ${aideMax} paths; its --check takes minutes there)`);
       // 1M paths: at most 2 rounds, a round takes about two minutes.
-      results.push(await measureTree(name, tree, expected >= 500_000 ? Math.min(runs, 2) : runs, withAide));
+      results.push(await measureTree(name, tree, expected >= 500_000 ? Math.min(runs, 2) : runs, withAide, !values['no-daemon']));
     } finally {
       copy?.remove();
     }
   }
   const r0 = results[0]!;
   process.stdout.write(`bench:scan — ${cores} cores; sha256 ${(r0.rate / 1e6).toFixed(0)} MB/s per core; times are medians of interleaved rounds, RSS the peak\n`);
-  process.stdout.write(`trees: 6k = debootstrap minbase; 106k = debootstrap + languages + six copies of its /usr under /opt; 1m = 1,000,000 small files, 100 per folder\n`);
+  process.stdout.write(`trees: 6k = debootstrap minbase; 106k = debootstrap + languages + six copies of its /usr under /opt; 1m = 1,000,000 small files, 100 per folder; 2g = ~2 GiB in files of 4 KiB..64 MiB\n`);
   process.stdout.write(`stat floor: find over the same tracked paths (it also walks the few ignored folders the agent skips)\n`);
+  if (before !== undefined) process.stdout.write(`before: ${before} (QUICKSAND_AGENT_BEFORE), in the same rounds\n`);
   for (const n of notes) process.stdout.write(`note: ${n}\n`);
   process.stdout.write(`\n${table(results)}\n`);
 }

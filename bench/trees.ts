@@ -87,3 +87,31 @@ export function ensureNamedTree(name: string): { dir: string; remove: () => void
   if (name === '1m') return keep(ensureSynthetic(1_000_000));
   throw new Error(`--trees: unknown tree ${name} (6k, 106k or 1m)`);
 }
+
+/**
+ * The bytes-heavy tree: ~2 GiB in files of the sizes a system's /usr and /opt hold (log-uniform
+ * from 4 KiB to 64 MiB: libraries, binaries, archives, data files), 20 per folder, under
+ * /opt/data. Content is deterministic and differs per file, so no two digests are alike.
+ */
+export function ensureBytesHeavy(totalMib = 2048): string {
+  return buildOnce(path.join(CACHE, `bytes-heavy-${LAYOUT}-${totalMib}M`), (tmp) => {
+    const base = path.join(tmp, 'opt/data');
+    const chunk = Buffer.alloc(1024 * 1024);
+    let left = totalMib * 1024 * 1024;
+    for (let i = 0; left > 0; i++) {
+      // Log-uniform sizes from a fixed sequence (golden-ratio steps), 2^12 .. 2^26 bytes.
+      const size = Math.min(left, Math.round(2 ** (12 + 14 * ((i * 0.6180339887) % 1))));
+      const folder = path.join(base, `d${Math.floor(i / 20)}`);
+      if (i % 20 === 0) mkdirSync(folder, { recursive: true });
+      const fd = openSync(path.join(folder, `f${i % 20}`), 'w', 0o644);
+      for (let at = 0; at < size; at += chunk.length) {
+        chunk.fill((i * 31 + at / chunk.length) % 251);
+        chunk.writeUInt32LE(i, 0);
+        writeSync(fd, chunk, 0, Math.min(chunk.length, size - at));
+      }
+      closeSync(fd);
+      left -= size;
+    }
+    mkdirSync(path.join(tmp, 'etc'), { recursive: true });
+  });
+}

@@ -66,8 +66,12 @@ export function compileGlob(glob: string, opts: GlobOptions): (name: string) => 
     }
   };
   const consumesSegmentChar = (c: number): boolean => !opts.path || c !== SLASH;
+  // A name that matches holds each run of literal characters of the glob as it is: most names
+  // fail that test (a native substring search) and never enter the automaton.
+  const needle = longestLiteral(tokens);
 
   return (s) => {
+    if (needle.length > 1 && !s.includes(needle)) return false;
     generation++;
     count = 0;
     add(current, 0);
@@ -113,4 +117,16 @@ export function compileGlob(glob: string, opts: GlobOptions): (name: string) => 
     for (let j = 0; j < active; j++) if (current[j] === m) return true;
     return false;
   };
+}
+
+/** The longest run of literal characters in a glob's tokens. */
+function longestLiteral(tokens: readonly Token[]): string {
+  let best = '';
+  let run = '';
+  for (const t of tokens) {
+    if (t.t === 'lit') run += String.fromCharCode(t.c);
+    else run = '';
+    if (run.length > best.length) best = run;
+  }
+  return best;
 }

@@ -2,7 +2,7 @@
 // cache (a rescan reads exactly the files whose stat moved). Counters, never timings.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -340,6 +340,37 @@ describe('the stat cache', () => {
       ['file-modified', '/data/f02'],
       ['file-removed', '/data/f03'],
     ]);
+  });
+
+  it('keeps the security xattrs with the digest: a warm walk reads none, a setcap since shows', async () => {
+    const other = tree();
+    const st = path.join(other, 'state');
+    const bin = path.join(other, 'data/ping');
+    copyFileSync('/bin/true', bin);
+    execFileSync('setcap', ['cap_net_raw+ep', bin]);
+    writeFileSync(path.join(other, 'data/plain'), 'no xattrs');
+    await sleep(2100); // past the racy window, as an installed tree is
+    const walkCached = async () => {
+      const cache = openStatCache(st, other);
+      try {
+        const fp = await walk(other, { cache });
+        return { stats: fp.stats, ping: fp.files.find((f) => f.path === '/data/ping'), plain: fp.files.find((f) => f.path === '/data/plain') };
+      } finally {
+        cache.close();
+      }
+    };
+    const cold = await walkCached();
+    expect(cold.stats).toMatchObject({ hashed: 2, xattrsRead: 2 });
+    const warm = await walkCached();
+    expect(warm.stats).toMatchObject({ hashed: 0, cacheHits: 2, xattrsRead: 0 });
+    expect(warm.ping?.capability).toEqual({ effective: true, permitted: ['cap_net_raw'], inheritable: [] });
+    expect(warm.plain).not.toHaveProperty('capability');
+    expect(warm).toEqual({ ...cold, stats: warm.stats });
+    // setcap moves ctime: the cache no longer answers for the file, which is read again.
+    execFileSync('setcap', ['cap_sys_admin+p', bin]);
+    const changed = await walkCached();
+    expect(changed.stats).toMatchObject({ hashed: 1, cacheHits: 1, xattrsRead: 1 });
+    expect(changed.ping?.capability).toEqual({ effective: false, permitted: ['cap_sys_admin'], inheritable: [] });
   });
 
   it('does not trust the cache with a file that changed just before the walk', async () => {

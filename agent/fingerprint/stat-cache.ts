@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { makeStateDir } from '../state-db.js';
 import { QuicksandError } from '../../shared/errors.js';
+import type { SecurityXattrs } from './xattrs.js';
 
 /** The stat of a regular file that decides whether its cached digest still holds. */
 export interface FileStat {
@@ -14,17 +15,25 @@ export interface FileStat {
   ctimeMs: number;
 }
 
+/** What the cache holds of a file whose stat did not change. */
+export interface CachedFile {
+  sha256: string;
+  /** Its security xattrs, read under the same ctime as the digest; null: not known, read them. */
+  xattrs: SecurityXattrs | null;
+}
+
 /**
- * Digests remembered per (root, path) with the stat they were computed for, in the agent's state
- * database. A digest is reused only when device, inode, size, mtime *and* ctime all match: any
- * write, chmod, rename-over or restore-with-old-mtime moves ctime, so nothing slips through.
+ * Digests (and security xattrs) remembered per (root, path) with the stat they were computed
+ * for, in the agent's state database. Reused only when device, inode, size, mtime *and* ctime
+ * all match: any write, chmod, setxattr, rename-over or restore-with-old-mtime moves ctime, so
+ * nothing slips through.
  */
 export interface StatCache {
   /** True when nothing was cached for this root when it was opened: every file will be read. */
   readonly empty: boolean;
-  lookup(path: Buffer, st: FileStat): string | undefined;
-  /** Queued; written in one transaction per batch. */
-  remember(path: Buffer, st: FileStat, sha256: string): void;
+  lookup(path: Buffer, st: FileStat): CachedFile | undefined;
+  /** Queued; written in one transaction per batch. `xattrs` null: not known for this stat. */
+  remember(path: Buffer, st: FileStat, sha256: string, xattrs: SecurityXattrs | null): void;
   /** Writes what is queued; called at the end of a walk. */
   flush(): void;
   /** Drops the rows of this root when far more are stored than the walk saw (deleted paths pile up otherwise). */
@@ -66,8 +75,11 @@ export function openStatCache(stateDir: string, root: string): StatCache {
 function migrate(db: Db): void {
   db.exec(`
     CREATE TABLE IF NOT EXISTS stat_roots (id INTEGER PRIMARY KEY, dir TEXT NOT NULL UNIQUE);
+    -- The first layout, without the xattrs: its rows are re-hashed once.
+    DROP TABLE IF EXISTS stat_cache;
     -- Keyed by a small root id, not the root's path: a million rows would repeat it a million times.
-    CREATE TABLE IF NOT EXISTS stat_cache (
+    -- xattrs: the security xattrs as JSON, '' for none, NULL when not known.
+    CREATE TABLE IF NOT EXISTS file_cache (
       root INTEGER NOT NULL,
       path BLOB NOT NULL,
       dev INTEGER NOT NULL,
@@ -76,6 +88,7 @@ function migrate(db: Db): void {
       mtime_ms REAL NOT NULL,
       ctime_ms REAL NOT NULL,
       sha256 BLOB NOT NULL,
+      xattrs TEXT,
       PRIMARY KEY (root, path)
     ) WITHOUT ROWID;
   `);
@@ -86,14 +99,15 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
   migrate(db);
   db.prepare('INSERT OR IGNORE INTO stat_roots (dir) VALUES (?)').run(rootDir);
   const root = db.prepare('SELECT id FROM stat_roots WHERE dir = ?').pluck().get(rootDir) as number;
-  const get = db.prepare('SELECT dev, ino, size, mtime_ms, ctime_ms, sha256 FROM stat_cache WHERE root = ? AND path = ?').raw() as Statement<[number, Buffer], [number, number, number, number, number, Buffer]>;
-  const put = db.prepare('INSERT OR REPLACE INTO stat_cache (root, path, dev, ino, size, mtime_ms, ctime_ms, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-  const count = db.prepare('SELECT count(*) FROM stat_cache WHERE root = ?').pluck();
-  const dropRoot = db.prepare('DELETE FROM stat_cache WHERE root = ?');
-  let queue: Array<[Buffer, FileStat, string]> = [];
-  const empty = db.prepare('SELECT 1 FROM stat_cache WHERE root = ? LIMIT 1').pluck().get(root) === undefined;
-  const writeBatch = db.transaction((rows: Array<[Buffer, FileStat, string]>) => {
-    for (const [p, st, sha] of rows) put.run(root, p, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, Buffer.from(sha, 'hex'));
+  const get = db.prepare('SELECT dev, ino, size, mtime_ms, ctime_ms, sha256, xattrs FROM file_cache WHERE root = ? AND path = ?').raw() as Statement<[number, Buffer], [number, number, number, number, number, Buffer, string | null]>;
+  const put = db.prepare('INSERT OR REPLACE INTO file_cache (root, path, dev, ino, size, mtime_ms, ctime_ms, sha256, xattrs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+  const count = db.prepare('SELECT count(*) FROM file_cache WHERE root = ?').pluck();
+  const dropRoot = db.prepare('DELETE FROM file_cache WHERE root = ?');
+  type Row = [Buffer, FileStat, string, SecurityXattrs | null];
+  let queue: Row[] = [];
+  const empty = db.prepare('SELECT 1 FROM file_cache WHERE root = ? LIMIT 1').pluck().get(root) === undefined;
+  const writeBatch = db.transaction((rows: Row[]) => {
+    for (const [p, st, sha, x] of rows) put.run(root, p, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, Buffer.from(sha, 'hex'), xattrsText(x));
   });
   // Look-ups run inside one read transaction, not one implicit transaction each: several times
   // quicker. It ends before every write batch and every READ_SPAN look-ups, so a long walk
@@ -125,12 +139,12 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
       if (reads >= 0) reads++;
       const row = get.get(root, p);
       if (!row) return undefined;
-      const [dev, ino, size, mtimeMs, ctimeMs, sha] = row;
+      const [dev, ino, size, mtimeMs, ctimeMs, sha, x] = row;
       if (dev !== st.dev || ino !== st.ino || size !== st.size || mtimeMs !== st.mtimeMs || ctimeMs !== st.ctimeMs) return undefined;
-      return sha.toString('hex');
+      return { sha256: sha.toString('hex'), xattrs: x === null ? null : x === '' ? NO_XATTRS : (JSON.parse(x) as SecurityXattrs) };
     },
-    remember(p, st, sha256) {
-      queue.push([p, st, sha256]);
+    remember(p, st, sha256, xattrs) {
+      queue.push([p, st, sha256, xattrs]);
       if (queue.length >= BATCH) flush();
     },
     flush,
@@ -148,4 +162,11 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
       if (ownsDb) db.close();
     },
   };
+}
+
+const NO_XATTRS: SecurityXattrs = Object.freeze({});
+
+function xattrsText(x: SecurityXattrs | null): string | null {
+  if (x === null) return null;
+  return Object.keys(x).length === 0 ? '' : JSON.stringify(x);
 }

@@ -13,6 +13,7 @@ import type { HashResult } from './hash-pool.js';
 import type { FileStat, StatCache } from './stat-cache.js';
 import type { Root } from '../root.js';
 import { readSecurityXattrs } from './xattrs.js';
+import type { SecurityXattrs } from './xattrs.js';
 
 /** A file record as observed, plus why its content could not be read, when it could not. */
 export interface ObservedFile extends FileRecord {
@@ -30,6 +31,8 @@ export interface WalkStats {
   bytesHashed: number;
   /** The most hard-link groups (inodes with names still to come) held at once: bounded. */
   linkGroupsPeak: number;
+  /** Regular files whose security xattrs were read (not taken from the stat cache). */
+  xattrsRead: number;
 }
 
 export interface Fingerprint {
@@ -101,6 +104,8 @@ interface Job {
   sent?: Promise<void>;
   sha256?: string;
   unreadable?: string;
+  /** The security xattrs read right after the walk's lstat (undefined: not read, or failed). */
+  xattrs?: SecurityXattrs;
 }
 
 /**
@@ -112,7 +117,7 @@ interface Job {
  */
 export class TreeWalker {
   readonly warnings: ScanWarning[] = [];
-  readonly stats: WalkStats = { files: 0, hashed: 0, cacheHits: 0, bytesHashed: 0, linkGroupsPeak: 0 };
+  readonly stats: WalkStats = { files: 0, hashed: 0, cacheHits: 0, bytesHashed: 0, linkGroupsPeak: 0, xattrsRead: 0 };
   private readonly queue: Entry[] = [];
   private head = 0;
   private batch: Job[] = [];
@@ -262,23 +267,31 @@ export class TreeWalker {
         this.warnings.push(warn(err, rec.path));
       }
     } else if (rec.type === 'file') {
-      this.fileContent(entry, host, inside, st);
-      // The addon takes string paths: a name that is not UTF-8 keeps its content check only.
-      if (rec.rawPath === undefined) this.securityXattrs(rec);
+      const job = this.fileContent(entry, host, inside, st);
+      if (job !== undefined) job.xattrs = this.securityXattrs(rec);
     }
     return rec;
   }
 
   private xattrsWarned = false;
 
-  private securityXattrs(rec: ObservedFile): void {
+  /** Reads the file's security xattrs into `rec`; returns them when they were read without a warning. */
+  private securityXattrs(rec: ObservedFile): SecurityXattrs | undefined {
+    // The addon takes string paths: a name that is not UTF-8 keeps its content check only.
+    if (rec.rawPath !== undefined) return undefined;
+    this.stats.xattrsRead++;
     const { xattrs, warning } = readSecurityXattrs(this.root.dir + rec.path, rec.path);
     if (xattrs) Object.assign(rec, xattrs);
     if (warning && (warning.code !== 'XATTRS_UNAVAILABLE' || !this.xattrsWarned)) this.warnings.push(warning);
     if (warning?.code === 'XATTRS_UNAVAILABLE') this.xattrsWarned = true;
+    return warning === undefined ? (xattrs ?? {}) : undefined;
   }
 
-  private fileContent(entry: Entry, host: Buffer, inside: Buffer, st: Stats): void {
+  /**
+   * Gives the record its digest: from another name of the same inode, from the stat cache, or
+   * from a read in the hashing threads. Returns the read's job when the file is read now.
+   */
+  private fileContent(entry: Entry, host: Buffer, inside: Buffer, st: Stats): Job | undefined {
     const key = st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
     if (key !== undefined) {
       const shared = this.links.get(key);
@@ -290,16 +303,20 @@ export class TreeWalker {
           shared.job.links.push(entry.rec);
           entry.job = shared.job;
         }
-        return;
+        this.securityXattrs(entry.rec);
+        return undefined;
       }
     }
     const stat: FileStat = { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
     const cached = this.opts.cache?.lookup(inside, stat);
     if (cached !== undefined) {
       this.stats.cacheHits++;
-      entry.rec.sha256 = cached;
-      if (key !== undefined) this.rememberLinks(key, { host: inside, stat, links: [], done: true, sha256: cached }, st.nlink - 1);
-      return;
+      entry.rec.sha256 = cached.sha256;
+      // Setting an xattr moves ctime: with the stat unchanged, the cached ones still hold.
+      if (cached.xattrs !== null && entry.rec.rawPath === undefined) Object.assign(entry.rec, cached.xattrs);
+      else this.securityXattrs(entry.rec);
+      if (key !== undefined) this.rememberLinks(key, { host: inside, stat, links: [], done: true, sha256: cached.sha256 }, st.nlink - 1);
+      return undefined;
     }
     const job: Job = { host, stat, links: [entry.rec], done: false };
     entry.job = job;
@@ -307,6 +324,7 @@ export class TreeWalker {
     this.batch.push(job);
     this.batchBytes += st.size;
     if (this.batch.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) this.flushBatch();
+    return job;
   }
 
   private rememberLinks(key: string, job: Job, remaining: number): void {
@@ -352,11 +370,14 @@ export class TreeWalker {
         // another process only links or unlinks the file (a hard-linked copy of the tree made
         // meanwhile): the content did not change, and dropping the digest would lose it.
         const st: FileStat = { dev, ino, size, mtimeMs, ctimeMs };
+        // The xattrs were read between the walk's lstat and this fstat: with ctime the same at
+        // both, no setxattr came between, and they hold for this stat; else they are not cached.
+        const xattrs = job.xattrs !== undefined && ctimeMs === job.stat.ctimeMs ? job.xattrs : null;
         job.stat = st;
         for (const r of job.links) Object.assign(r, { mode: modeText(mode), uid, gid, size });
         job.sha256 = result.sha256;
         // The path inside the root is the tail of the host path the job already holds.
-        if (this.opts.cache && ctimeMs < this.startedAt - this.racyMs) this.opts.cache.remember(job.host.subarray(this.rootBuf.length), st, result.sha256);
+        if (this.opts.cache && ctimeMs < this.startedAt - this.racyMs) this.opts.cache.remember(job.host.subarray(this.rootBuf.length), st, result.sha256, xattrs);
       }
     } else {
       job.unreadable = result.error;
