@@ -10,7 +10,7 @@ import type { Decision } from '../rules.js';
 import type { Synchronous } from './async-adapter.js';
 import type { CohortRow, Queries, StatusChange } from './types.js';
 import { STORED_PETS_SQL, cohortsSql, fleetCountSql, fleetHostsSql, petDeltasSql, statusCountsSql } from './fleet-query.js';
-import { auditEntry } from './triage.js';
+import { HOST_AUDIT_WHERE, auditEntry, hostAuditRange } from './triage.js';
 
 export interface HostRow {
   id: string;
@@ -195,9 +195,6 @@ export const openFindingsPageSql = (ph: { hostId: string; now: string; limit: st
   FROM page p JOIN findings f ON f.id = p.id ${withApprovalJoins(ph.now)}
   ORDER BY p.loose, p.first, f.id`;
 
-/** A host's audit entries and those of its findings and change sets (`host:ID/…`: the range up to the next character after '/'). */
-export const HOST_AUDIT_WHERE = (target: string, from: string, to: string): string => `target = ${target} OR (target > ${from} AND target < ${to})`;
-export const hostAuditRange = (hostId: string): [string, string, string] => [`host:${hostId}`, `host:${hostId}/`, `host:${hostId}0`];
 
 /** A host_status_changes row as the store returns it. Pure. */
 export const statusChange = (r: { id: number; host_id: string; from_status: string | null; to_status: string; at: string; cause: string; actor: string | null }): StatusChange => ({

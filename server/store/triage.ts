@@ -40,13 +40,17 @@ export interface ApprovalInsert {
   actor: string;
 }
 
-/** An approval's expiry must lie ahead: one already past would approve nothing. */
+/** A host's audit entries and those of its findings and change sets (`host:ID/…`: the range up to the next character after '/'). */
+export const HOST_AUDIT_WHERE = (target: string, from: string, to: string): string => `target = ${target} OR (target > ${from} AND target < ${to})`;
+export const hostAuditRange = (hostId: string): [string, string, string] => [`host:${hostId}`, `host:${hostId}/`, `host:${hostId}0`];
+
 /** The audit query's filters as both backends bind them: times as the log writes them (ISO, UTC, milliseconds). */
 export function auditFilters(q: AuditQuery): { target: string | null; action: string | null; actor: string | null; host: string | null; from: string | null; to: string | null } {
   const iso = (t: string | undefined) => (t === undefined ? null : new Date(t).toISOString());
   return { target: q.target ?? null, action: q.action ?? null, actor: q.actor ?? null, host: q.host ?? null, from: iso(q.from), to: iso(q.to) };
 }
 
+/** An approval's expiry must lie ahead: one already past would approve nothing. */
 export function checkApprovalExpiry(req: ApproveRequest): void {
   if (req.expiresAt !== undefined && Date.parse(req.expiresAt) <= req.now.getTime()) {
     throw new QuicksandError('BODY_INVALID', `body.expiresAt: ${req.expiresAt} is already past`);
@@ -124,7 +128,7 @@ export function createTriage(db: Db, alerting: Alerting): Synchronous<Triage> {
   >(
     `SELECT * FROM audit_log WHERE (@target IS NULL OR target = @target) AND (@action IS NULL OR action = @action) AND (@before IS NULL OR id < @before)
        AND (@actor IS NULL OR actor = @actor OR actor_name = @actor)
-       AND (@host IS NULL OR target = 'host:' || @host OR substr(target, 1, length(@host) + 6) = 'host:' || @host || '/')
+       AND (@host IS NULL OR ${HOST_AUDIT_WHERE("'host:' || @host", "'host:' || @host || '/'", "'host:' || @host || '0'")})
        AND (@from IS NULL OR at >= @from) AND (@to IS NULL OR at < @to)
      ORDER BY id DESC LIMIT @limit + 1`,
   );

@@ -2,10 +2,10 @@
 import type { ChangeSetDetail, HostDetail, ImageSummary } from '../../../shared/api.js';
 import { SEVERITIES } from '../../../shared/findings.js';
 import { effectiveStatus } from '../../classify.js';
-import { HOST_AUDIT_WHERE, WITH_APPROVAL_COLUMNS, describeChangeSet, fleetSummaryOf, hostAuditRange, hostDetail, hostFinding, hostSummary, openFindingsPageSql, statusChange, withApprovalJoins } from '../queries.js';
+import { WITH_APPROVAL_COLUMNS, describeChangeSet, fleetSummaryOf, hostDetail, hostFinding, hostSummary, openFindingsPageSql, statusChange, withApprovalJoins } from '../queries.js';
 import type { ChangeSetRow, FindingRow, HostRow } from '../queries.js';
 import { STORED_PETS_SQL, cohortsSql, fleetCountSql, fleetHostsSql, petDeltasSql, statusCountsSql } from '../fleet-query.js';
-import { auditEntry } from '../triage.js';
+import { HOST_AUDIT_WHERE, auditEntry, hostAuditRange } from '../triage.js';
 import type { CohortRow, Queries } from '../types.js';
 import type { PgDatabase, Sql } from './db.js';
 import { countHost } from './host-status.js';

@@ -8,7 +8,7 @@ import { effectiveLabels } from '../../../shared/labels.js';
 import type { HostLabels } from '../../../shared/labels.js';
 import { actorOf } from '../types.js';
 import type { AuditRecord, StatusWhy, Triage } from '../types.js';
-import { approvalWrites, auditEntry, auditFilters, checkApprovalExpiry } from '../triage.js';
+import { HOST_AUDIT_WHERE, approvalWrites, auditEntry, auditFilters, checkApprovalExpiry } from '../triage.js';
 import type { ApprovalInsert, OpenFinding } from '../triage.js';
 import type { PgAlerting } from './alerting.js';
 import type { PgDatabase, Sql } from './db.js';
@@ -178,7 +178,7 @@ export function createPgTriage(db: PgDatabase, alerting: PgAlerting): PgTriage {
       const rows = await db.rows<{ id: number; at: string; actor: string; actor_name: string | null; role: string; action: string; target: string; reason: string | null; detail: string }>(
         `SELECT * FROM audit_log WHERE ($1::text IS NULL OR target = $1) AND ($2::text IS NULL OR action = $2) AND ($3::bigint IS NULL OR id < $3)
            AND ($5::text IS NULL OR actor = $5 OR actor_name = $5)
-           AND ($6::text IS NULL OR target = 'host:' || $6 OR left(target, length($6) + 6) = 'host:' || $6 || '/')
+           AND ($6::text IS NULL OR ${HOST_AUDIT_WHERE("'host:' || $6", "'host:' || $6 || '/'", "'host:' || $6 || '0'")})
            AND ($7::text IS NULL OR at >= $7) AND ($8::text IS NULL OR at < $8)
          ORDER BY id DESC LIMIT $4`,
         [f.target, f.action, query.before ?? null, query.limit + 1, f.actor, f.host, f.from, f.to],
