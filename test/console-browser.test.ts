@@ -272,6 +272,9 @@ describe('the console in a real browser', () => {
     await p.goto(`${base}/hosts/${hostId}`);
     await shot(p, '11-host-phone-admin');
     await p.goto(`${base}/admin`);
+    // On a phone the heading row is hidden, so each cell shows its column's heading above it.
+    const firstUserRow = (await p.evaluate(`[...document.querySelectorAll('table.wide')[0].querySelectorAll('tbody tr:first-child td')].map((td) => [getComputedStyle(td, '::before').content, td.getBoundingClientRect().width > 0])`)) as Array<[string, boolean]>;
+    expect(firstUserRow.slice(0, 3)).toEqual([['"Name"', true], ['"Role"', true], ['"Created"', true]]);
     await shot(p, '12-admin-phone');
     await phone.close();
   }, 90_000);

@@ -172,8 +172,8 @@ describe('the console pages and forms', () => {
     const aud = await logIn('aud');
     const all = await get('/alerts', aud);
     expect(all.status).toBe(200);
-    expect(all.html).toMatch(/<code>good<\/code><\/td><td class="cattle">delivered<\/td><td>1<\/td>/);
-    expect(all.html).toMatch(/<code>broken<\/code><\/td><td class="pet">gave-up<\/td><td>1<\/td><td>2026-12-01T10:00:00.000Z: failed HTTP 400/);
+    expect(all.html).toMatch(/<code>good<\/code><\/td><td data-label="State" class="cattle">delivered<\/td><td data-label="Attempts">1<\/td>/);
+    expect(all.html).toMatch(/<code>broken<\/code><\/td><td data-label="State" class="pet">gave-up<\/td><td data-label="Attempts">1<\/td><td data-label="Last attempt">2026-12-01T10:00:00.000Z: failed HTTP 400/);
     const gaveUp = await get('/alerts?state=gave-up', aud);
     expect(gaveUp.html).toContain('<option value="gave-up" selected="">gave-up</option>');
     expect(gaveUp.html).toContain('broken');
@@ -231,7 +231,7 @@ describe('the console pages and forms', () => {
     const second = await get(older, aud);
     expect(second.html).toContain('name="actor" value="adm"');
     expect(second.html).toContain('Newest entries');
-    expect(second.html.match(/<tr><td>2026/g)).toHaveLength(2);
+    expect(second.html.match(/<tr><td data-label="At">2026/g)).toHaveLength(2);
     const bad = await get('/audit?from=yesterday', aud);
     expect(bad.status).toBe(400);
     expect(bad.html).toMatch(/name="from" value="yesterday" maxlength="40" aria-invalid="true" aria-describedby="audit-error"/);

@@ -24,6 +24,8 @@ import type { ConsoleDeps } from './forms.js';
 import { visible } from './host-view.js';
 import { Csrf, Layout } from './layout.js';
 import type { WebEnv } from './session.js';
+import { WideTable } from './table.js';
+import type { Column } from './table.js';
 
 /** What a form just made, shown this once. */
 export interface ShownOnce {
@@ -40,6 +42,49 @@ function PostButton(props: { session: SessionUser; action: string; label: string
   );
 }
 
+function userColumns(s: SessionUser): Column<UserInfo>[] {
+  const base = (u: UserInfo) => `/admin/users/${encodeURIComponent(u.name)}`;
+  return [
+    { head: 'Name', cell: (u) => u.name },
+    { head: 'Role', cell: (u) => u.role },
+    { head: 'Created', cell: (u) => u.createdAt },
+    { head: 'Last login', cell: (u) => u.lastLoginAt ?? 'never' },
+    { head: 'State', cell: (u) => (u.disabledAt === null ? 'active' : `disabled ${u.disabledAt}`) },
+    {
+      head: 'Actions',
+      cell: (u) => (
+        <>
+          {u.name !== s.user && (u.disabledAt === null ? <PostButton session={s} action={`${base(u)}/disable`} label="Disable" name={u.name} /> : <PostButton session={s} action={`${base(u)}/enable`} label="Enable" name={u.name} />)}
+          <PostButton session={s} action={`${base(u)}/password`} label="New password" name={u.name} />
+        </>
+      ),
+    },
+  ];
+}
+
+function tokenColumns(s: SessionUser): Column<ApiTokenInfo>[] {
+  return [
+    { head: 'Id', cell: (t) => <code>{t.id}</code> },
+    { head: 'Role', cell: (t) => t.role },
+    { head: 'User', cell: (t) => t.user ?? '—' },
+    { head: 'Name', cell: (t) => visible(t.name ?? '') },
+    { head: 'Created', cell: (t) => t.createdAt },
+    { head: 'State', cell: (t) => (t.revokedAt === null ? 'active' : `revoked ${t.revokedAt}`) },
+    { head: 'Actions', cell: (t) => t.revokedAt === null && <PostButton session={s} action={`/admin/tokens/${encodeURIComponent(t.id)}/revoke`} label="Revoke token" name={t.id} /> },
+  ];
+}
+
+function secretColumns(s: SessionUser): Column<EnrollSecretInfo>[] {
+  return [
+    { head: 'Id', cell: (e) => <code>{e.id}</code> },
+    { head: 'Created', cell: (e) => e.createdAt },
+    { head: 'Expires', cell: (e) => e.expiresAt ?? 'never' },
+    { head: 'Uses', cell: (e) => `${e.uses}${e.maxUses === null ? '' : ` of ${e.maxUses}`}` },
+    { head: 'State', cell: (e) => e.state },
+    { head: 'Actions', cell: (e) => e.state === 'active' && <PostButton session={s} action={`/admin/enroll-secrets/${encodeURIComponent(e.id)}/revoke`} label="Revoke secret" name={e.id} /> },
+  ];
+}
+
 export function AdminPage(props: { session: SessionUser; users: UserInfo[]; tokens: ApiTokenInfo[]; secrets: EnrollSecretInfo[]; notice?: string; shownOnce?: ShownOnce; error?: string }) {
   const s = props.session;
   const active = props.users.filter((u) => u.disabledAt === null);
@@ -54,21 +99,7 @@ export function AdminPage(props: { session: SessionUser; users: UserInfo[]; toke
         </div>
       )}
       <h2>Users</h2>
-      <table class="wide">
-        <thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Created</th><th scope="col">Last login</th><th scope="col">State</th><th scope="col">Actions</th></tr></thead>
-        <tbody>{props.users.map((u) => {
-          const base = `/admin/users/${encodeURIComponent(u.name)}`;
-          return (
-            <tr>
-              <td>{u.name}</td><td>{u.role}</td><td>{u.createdAt}</td><td>{u.lastLoginAt ?? 'never'}</td><td>{u.disabledAt === null ? 'active' : `disabled ${u.disabledAt}`}</td>
-              <td>
-                {u.name !== s.user && (u.disabledAt === null ? <PostButton session={s} action={`${base}/disable`} label="Disable" name={u.name} /> : <PostButton session={s} action={`${base}/enable`} label="Enable" name={u.name} />)}
-                <PostButton session={s} action={`${base}/password`} label="New password" name={u.name} />
-              </td>
-            </tr>
-          );
-        })}</tbody>
-      </table>
+      <WideTable rows={props.users} columns={userColumns(s)} />
       <p>A new password ends every session of that user. A user's role is chosen when the user is added.</p>
       <details>
         <summary>Add a user</summary>
@@ -82,15 +113,7 @@ export function AdminPage(props: { session: SessionUser; users: UserInfo[]; toke
       </details>
 
       <h2>API tokens</h2>
-      <table class="wide">
-        <thead><tr><th scope="col">Id</th><th scope="col">Role</th><th scope="col">User</th><th scope="col">Name</th><th scope="col">Created</th><th scope="col">State</th><th scope="col">Actions</th></tr></thead>
-        <tbody>{props.tokens.map((t) => (
-          <tr>
-            <td><code>{t.id}</code></td><td>{t.role}</td><td>{t.user ?? '—'}</td><td>{visible(t.name ?? '')}</td><td>{t.createdAt}</td><td>{t.revokedAt === null ? 'active' : `revoked ${t.revokedAt}`}</td>
-            <td>{t.revokedAt === null && <PostButton session={s} action={`/admin/tokens/${encodeURIComponent(t.id)}/revoke`} label="Revoke token" name={t.id} />}</td>
-          </tr>
-        ))}</tbody>
-      </table>
+      <WideTable rows={props.tokens} columns={tokenColumns(s)} />
       <details>
         <summary>Create an API token for a user</summary>
         <form method="post" action="/admin/tokens" aria-label="Create an API token">
@@ -102,15 +125,7 @@ export function AdminPage(props: { session: SessionUser; users: UserInfo[]; toke
       </details>
 
       <h2>Enrolment secrets</h2>
-      <table class="wide">
-        <thead><tr><th scope="col">Id</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Uses</th><th scope="col">State</th><th scope="col">Actions</th></tr></thead>
-        <tbody>{props.secrets.map((e) => (
-          <tr>
-            <td><code>{e.id}</code></td><td>{e.createdAt}</td><td>{e.expiresAt ?? 'never'}</td><td>{`${e.uses}${e.maxUses === null ? '' : ` of ${e.maxUses}`}`}</td><td>{e.state}</td>
-            <td>{e.state === 'active' && <PostButton session={s} action={`/admin/enroll-secrets/${encodeURIComponent(e.id)}/revoke`} label="Revoke secret" name={e.id} />}</td>
-          </tr>
-        ))}</tbody>
-      </table>
+      <WideTable rows={props.secrets} columns={secretColumns(s)} />
       <details>
         <summary>Create an enrolment secret</summary>
         <form method="post" action="/admin/enroll-secrets" aria-label="Create an enrolment secret">

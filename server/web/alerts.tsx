@@ -11,11 +11,37 @@ import type { SessionUser } from '../store/types.js';
 import type { ConsoleDeps } from './forms.js';
 import { visible } from './host-view.js';
 import { Layout } from './layout.js';
+import { WideTable } from './table.js';
+import type { Column } from './table.js';
 import { signedIn } from './session.js';
 import type { WebEnv } from './session.js';
 
 const PAGE = 50;
 const iso = (ms: number | null) => (ms === null ? '—' : new Date(ms).toISOString());
+
+const HELD_COLUMNS: readonly Column<Page['held'][number]>[] = [
+  { head: 'Host', cell: (h) => <a href={`/hosts/${encodeURIComponent(h.hostId)}`}><code>{visible(h.hostId)}</code></a> },
+  { head: 'Why', cell: (h) => visible(h.reason) },
+  { head: 'Goes out at', cell: (h) => h.until },
+  { head: 'Change sets', cell: (h) => h.changeSets },
+  { head: 'Sample', cell: (h) => h.findings.slice(0, 3).map((f) => visible(`${f.severity} ${f.kind} ${f.name ?? f.path ?? ''}`)).join('; ') },
+];
+
+const DELIVERY_COLUMNS: readonly Column<Page['deliveries'][number]>[] = [
+  { head: 'Queued', cell: (d) => d.createdAt },
+  { head: 'Host', cell: (d) => (d.hostId === null ? '—' : <a href={`/hosts/${encodeURIComponent(d.hostId)}`}>{visible(d.alert.host.hostname)}</a>) },
+  { head: 'Alert', cell: (d) => visible(`${d.alert.action} ${d.alert.severity}: ${d.alert.title}`) },
+  { head: 'Sink', cell: (d) => (d.sinkId === null ? visible(`none (${d.reason ?? 'no sink took it'})`) : <code>{visible(d.sinkId)}</code>) },
+  { head: 'State', cell: (d) => d.state, class: (d) => (d.state === 'gave-up' ? 'pet' : d.state === 'delivered' ? 'cattle' : '') },
+  { head: 'Attempts', cell: (d) => `${d.attempts}${d.state === 'pending' && d.attempts > 0 ? ` (next ${iso(d.nextAttemptAt)})` : ''}` },
+  {
+    head: 'Last attempt',
+    cell: (d) => {
+      const last = d.attemptLog[d.attemptLog.length - 1];
+      return last === undefined ? '—' : visible(`${iso(last.at)}: ${last.ok ? 'ok' : 'failed'}${last.status === null ? '' : ` HTTP ${last.status}`}${last.error === null ? '' : ` — ${last.error}`}`);
+    },
+  },
+];
 
 function link(q: Partial<AlertsQuery>, cursor?: string): string {
   const p = new URLSearchParams();
@@ -43,35 +69,13 @@ export function AlertsPage(props: { session: SessionUser; page: Page; query: Par
       {held.length > 0 && (
         <>
           <h2>Held by the throttle</h2>
-          <table class="wide">
-            <thead><tr><th scope="col">Host</th><th scope="col">Why</th><th scope="col">Goes out at</th><th scope="col">Change sets</th><th scope="col">Sample</th></tr></thead>
-            <tbody>{held.map((h) => (
-              <tr><td><a href={`/hosts/${encodeURIComponent(h.hostId)}`}><code>{visible(h.hostId)}</code></a></td><td>{visible(h.reason)}</td><td>{h.until}</td><td>{h.changeSets}</td>
-                <td>{h.findings.slice(0, 3).map((f) => visible(`${f.severity} ${f.kind} ${f.name ?? f.path ?? ''}`)).join('; ')}</td></tr>
-            ))}</tbody>
-          </table>
+          <WideTable rows={held} columns={HELD_COLUMNS} />
         </>
       )}
       <h2>Deliveries</h2>
       {deliveries.length === 0 && <p>No deliveries{q.state === undefined && q.host === undefined ? ' yet' : ' match these filters'}.</p>}
       {deliveries.length > 0 && (
-        <table class="wide">
-          <thead><tr><th scope="col">Queued</th><th scope="col">Host</th><th scope="col">Alert</th><th scope="col">Sink</th><th scope="col">State</th><th scope="col">Attempts</th><th scope="col">Last attempt</th></tr></thead>
-          <tbody>{deliveries.map((d) => {
-            const last = d.attemptLog[d.attemptLog.length - 1];
-            return (
-              <tr>
-                <td>{d.createdAt}</td>
-                <td>{d.hostId === null ? '—' : <a href={`/hosts/${encodeURIComponent(d.hostId)}`}>{visible(d.alert.host.hostname)}</a>}</td>
-                <td>{visible(`${d.alert.action} ${d.alert.severity}: ${d.alert.title}`)}</td>
-                <td>{d.sinkId === null ? visible(`none (${d.reason ?? 'no sink took it'})`) : <code>{visible(d.sinkId)}</code>}</td>
-                <td class={d.state === 'gave-up' ? 'pet' : d.state === 'delivered' ? 'cattle' : ''}>{d.state}</td>
-                <td>{d.attempts}{d.state === 'pending' && d.attempts > 0 ? ` (next ${iso(d.nextAttemptAt)})` : ''}</td>
-                <td>{last === undefined ? '—' : visible(`${iso(last.at)}: ${last.ok ? 'ok' : 'failed'}${last.status === null ? '' : ` HTTP ${last.status}`}${last.error === null ? '' : ` — ${last.error}`}`)}</td>
-              </tr>
-            );
-          })}</tbody>
-        </table>
+        <WideTable rows={deliveries} columns={DELIVERY_COLUMNS} />
       )}
       <nav aria-label="Pages of alerts">
         {q.cursor !== undefined && <a href={link(q)}>First page</a>}

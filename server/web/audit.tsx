@@ -4,6 +4,17 @@ import type { AuditPage as Page, AuditQuery } from '../../shared/api.js';
 import type { SessionUser } from '../store/types.js';
 import { visible } from './host-view.js';
 import { Layout } from './layout.js';
+import { WideTable } from './table.js';
+import type { Column } from './table.js';
+
+const AUDIT_COLUMNS: readonly Column<Page['entries'][number]>[] = [
+  { head: 'At', cell: (e) => e.at },
+  { head: 'Who', cell: (e) => visible(e.actorName ?? e.actor) },
+  { head: 'Role', cell: (e) => e.role },
+  { head: 'Action', cell: (e) => e.action },
+  { head: 'Target', cell: (e) => <code>{visible(e.target)}</code> },
+  { head: 'Reason', cell: (e) => visible(e.reason ?? '') },
+];
 
 /** Entries a page unless the URL says `limit`. */
 export const AUDIT_PAGE = 100;
@@ -39,14 +50,7 @@ export function AuditPage(props: { session: SessionUser; page: Page; query: Part
         <button type="submit">Filter</button>
         <a href="/audit">Clear</a>
       </form>
-      <table class="wide">
-        <thead><tr><th scope="col">At</th><th scope="col">Who</th><th scope="col">Role</th><th scope="col">Action</th><th scope="col">Target</th><th scope="col">Reason</th></tr></thead>
-        <tbody>
-          {[...props.page.entries].reverse().map((e) => (
-            <tr><td>{e.at}</td><td>{visible(e.actorName ?? e.actor)}</td><td>{e.role}</td><td>{e.action}</td><td><code>{visible(e.target)}</code></td><td>{visible(e.reason ?? '')}</td></tr>
-          ))}
-        </tbody>
-      </table>
+      <WideTable rows={[...props.page.entries].reverse()} columns={AUDIT_COLUMNS} />
       {props.page.entries.length === 0 && <p>No entries.</p>}
       <nav aria-label="Pages of the audit log">
         {q.before !== undefined && <a href={auditLink(q)}>Newest entries</a>}

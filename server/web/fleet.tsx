@@ -8,6 +8,18 @@ import { filtersQuery, trendPoints } from './fleet-view.js';
 import type { Cohort, FleetFilters } from './fleet-view.js';
 import { visible } from './host-view.js';
 import { Layout } from './layout.js';
+import { WideTable } from './table.js';
+import type { Column } from './table.js';
+
+const FLEET_COLUMNS: readonly Column<HostSummary>[] = [
+  { head: 'Host', cell: (h) => <a href={`/hosts/${encodeURIComponent(h.id)}`}>{visible(h.displayName)}</a> },
+  { head: 'Status', cell: (h) => h.status, class: (h) => h.status },
+  { head: 'Image', cell: (h) => (h.image === null ? '—' : visible(`${h.image.name} ${h.image.version}`)) },
+  { head: 'Open', cell: (h) => h.openFindings },
+  { head: 'Pet since', cell: (h) => h.petSince ?? '—' },
+  { head: 'Last report', cell: (h) => h.lastReportAt ?? 'never' },
+  { head: 'Watch', cell: (h) => (h.watch === null ? '—' : h.watch.state === 'ok' ? 'ok' : visible(`degraded: ${h.watch.reason ?? ''}`)) },
+];
 
 const pct = (x: number): string => `${Math.round(x * 100)}%`;
 
@@ -83,22 +95,7 @@ export function FleetPage(props: { session: SessionUser; data: FleetData; filter
         <button type="submit">Filter</button>
         <a href={`/fleet.csv${filtersQuery({ ...f, page: 1 })}`}>CSV of these {data.total} hosts</a>
       </form>
-      <table class="wide">
-        <thead><tr><th scope="col">Host</th><th scope="col">Status</th><th scope="col">Image</th><th scope="col">Open</th><th scope="col">Pet since</th><th scope="col">Last report</th><th scope="col">Watch</th></tr></thead>
-        <tbody>
-          {data.hosts.map((h) => (
-            <tr>
-              <td><a href={`/hosts/${encodeURIComponent(h.id)}`}>{visible(h.displayName)}</a></td>
-              <td class={h.status}>{h.status}</td>
-              <td>{h.image === null ? '—' : visible(`${h.image.name} ${h.image.version}`)}</td>
-              <td>{h.openFindings}</td>
-              <td>{h.petSince ?? '—'}</td>
-              <td>{h.lastReportAt ?? 'never'}</td>
-              <td>{h.watch === null ? '—' : h.watch.state === 'ok' ? 'ok' : visible(`degraded: ${h.watch.reason ?? ''}`)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <WideTable rows={data.hosts} columns={FLEET_COLUMNS} />
       <nav aria-label="Pages">
         {page.page > 1 && <a href={`/${filtersQuery(f, { page: String(page.page - 1) })}`} rel="prev">Previous</a>}
         {` Page ${page.page} of ${page.pages} (${data.total} hosts) `}

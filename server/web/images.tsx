@@ -6,6 +6,7 @@ import type { SessionUser } from '../store/types.js';
 import { filtersQuery } from './fleet-view.js';
 import { visible } from './host-view.js';
 import { Layout } from './layout.js';
+import { WideTable } from './table.js';
 
 export function ImagesPage(props: { session: SessionUser; images: ImageSummary[]; hosts: readonly HostSummary[]; cohorts: readonly Cohort[] }) {
   const groups = props.cohorts;
@@ -15,24 +16,17 @@ export function ImagesPage(props: { session: SessionUser; images: ImageSummary[]
   const outdated = props.hosts.filter((h) => h.image !== null && newest.has(h.image.name) && newest.get(h.image.name) !== h.image.version);
   return (
     <Layout title="Images" session={props.session}>
-      <table class="wide">
-        <thead><tr><th scope="col">Image</th><th scope="col">Version</th><th scope="col">Source</th><th scope="col">Hosts</th><th scope="col">Pet share</th><th scope="col">Note</th></tr></thead>
-        <tbody>
-          {props.images.map((i) => {
-            const g = groups.find((x) => x.image === i.name && x.version === i.version);
-            return (
-              <tr>
-                <td>{visible(i.name)}</td>
-                <td><a href={`/${filtersQuery({ image: i.name, version: i.version })}`}>{visible(i.version)}</a></td>
-                <td>{i.source}</td>
-                <td>{i.hosts}</td>
-                <td>{g === undefined ? '—' : `${Math.round(g.petShare * 100)}% (${g.pets})`}</td>
-                <td>{i.hosts === 1 ? 'only one host runs it' : newest.get(i.name) === i.version ? 'newest' : ''}</td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
+      <WideTable
+        rows={props.images}
+        columns={[
+          { head: 'Image', cell: (i) => visible(i.name) },
+          { head: 'Version', cell: (i) => <a href={`/${filtersQuery({ image: i.name, version: i.version })}`}>{visible(i.version)}</a> },
+          { head: 'Source', cell: (i) => i.source },
+          { head: 'Hosts', cell: (i) => i.hosts },
+          { head: 'Pet share', cell: (i) => { const g = groups.find((x) => x.image === i.name && x.version === i.version); return g === undefined ? '—' : `${Math.round(g.petShare * 100)}% (${g.pets})`; } },
+          { head: 'Note', cell: (i) => (i.hosts === 1 ? 'only one host runs it' : newest.get(i.name) === i.version ? 'newest' : '') },
+        ]}
+      />
       <h2>Hosts on an outdated version ({outdated.length})</h2>
       <ul>{outdated.slice(0, 500).map((h) => <li><a href={`/hosts/${encodeURIComponent(h.id)}`}>{visible(h.displayName)}</a>{` runs ${visible(h.image!.version)}, newest is ${visible(newest.get(h.image!.name)!)}`}</li>)}</ul>
     </Layout>

@@ -12,6 +12,8 @@ import type { ConsoleDeps } from './forms.js';
 import { visible } from './host-view.js';
 import { Csrf, Layout } from './layout.js';
 import type { WebEnv } from './session.js';
+import { WideTable } from './table.js';
+import type { Column } from './table.js';
 
 const SINK_TYPES = ['webhook', 'slack', 'pagerduty'] as const;
 /** What the add form shows back after a refusal: never `secret` or `routingKey`. */
@@ -36,7 +38,29 @@ function Field(props: { name: string; label: string; errors: Map<string, string[
   );
 }
 
-export function SinksPage(props: { session: SessionUser; sinks: Array<Record<string, unknown>>; notice?: string; error?: string; typed?: Typed }) {
+type Sink = Record<string, unknown>;
+
+function sinkColumns(s: SessionUser): Column<Sink>[] {
+  const id = (k: Sink) => String(k.id);
+  return [
+    { head: 'Id', cell: (k) => <code>{visible(id(k))}</code> },
+    { head: 'Type', cell: (k) => String(k.type) },
+    { head: 'Name', cell: (k) => visible(String(k.name ?? '')) },
+    { head: 'Where', cell: (k) => <code>{visible(String(k.url ?? ''))}</code> },
+    { head: 'From severity', cell: (k) => String(k.minSeverity) },
+    {
+      head: 'Actions',
+      cell: (k) => (
+        <>
+          <form method="post" action={`/sinks/${encodeURIComponent(id(k))}/test`} class="inline"><Csrf session={s} /><button type="submit" aria-label={`Send a test alert to ${visible(id(k))}`}>Test</button></form>
+          <form method="post" action={`/sinks/${encodeURIComponent(id(k))}/delete`} class="inline"><Csrf session={s} /><button type="submit" aria-label={`Remove sink ${visible(id(k))}`}>Remove</button></form>
+        </>
+      ),
+    },
+  ];
+}
+
+export function SinksPage(props: { session: SessionUser; sinks: Sink[]; notice?: string; error?: string; typed?: Typed }) {
   const s = props.session;
   const errors = props.error === undefined ? new Map<string, string[]>() : errorsByField(props.error);
   const typed = props.typed ?? {};
@@ -45,21 +69,7 @@ export function SinksPage(props: { session: SessionUser; sinks: Array<Record<str
     <Layout title="Alert sinks" session={s}>
       {props.notice !== undefined && <p class="note" role="status">{visible(props.notice)}</p>}
       {props.error !== undefined && <p class="error" role="alert">{`Not saved: ${general?.join('; ') ?? 'see the fields marked below.'}`}</p>}
-      <table class="wide">
-        <thead><tr><th scope="col">Id</th><th scope="col">Type</th><th scope="col">Name</th><th scope="col">Where</th><th scope="col">From severity</th><th scope="col">Actions</th></tr></thead>
-        <tbody>{props.sinks.map((k) => {
-          const id = String(k.id);
-          return (
-            <tr>
-              <td><code>{visible(id)}</code></td><td>{String(k.type)}</td><td>{visible(String(k.name ?? ''))}</td><td><code>{visible(String(k.url ?? ''))}</code></td><td>{String(k.minSeverity)}</td>
-              <td>
-                <form method="post" action={`/sinks/${encodeURIComponent(id)}/test`} class="inline"><Csrf session={s} /><button type="submit" aria-label={`Send a test alert to ${visible(id)}`}>Test</button></form>
-                <form method="post" action={`/sinks/${encodeURIComponent(id)}/delete`} class="inline"><Csrf session={s} /><button type="submit" aria-label={`Remove sink ${visible(id)}`}>Remove</button></form>
-              </td>
-            </tr>
-          );
-        })}</tbody>
-      </table>
+      <WideTable rows={props.sinks} columns={sinkColumns(s)} />
       {props.sinks.length === 0 && <p>No sinks: alerts are queued and kept, but go nowhere.</p>}
       <h2>Add or replace a sink</h2>
       <form method="post" action="/sinks" aria-label="Add or replace a sink">

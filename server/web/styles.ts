@@ -30,5 +30,5 @@ form.inline{display:inline-block;margin:0 .25rem .25rem 0}
 pre.excerpt,pre.rules{overflow-x:auto;background:#f6f6f6;padding:.25rem .5rem;color:#1a1a1a}
 mark{background:#fff3b0;color:#1a1a1a}
 code.once{display:inline-block;padding:.25rem;background:#fff3b0;user-select:all}
-@media (max-width:640px){table.wide thead{display:none}table.wide tr{display:block;border-bottom:2px solid #999}table.wide td{display:block;border:0}}
+@media (max-width:640px){table.wide thead{display:none}table.wide tr{display:block;border-bottom:2px solid #999}table.wide td{display:block;border:0}table.wide td[data-label]::before{content:attr(data-label);display:block;font-size:.8rem;font-weight:600;color:#4a4a4a}}
 `;
