@@ -71,8 +71,8 @@ const form = (fields: Record<string, string>, s: Session): RequestInit => ({
   headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN, cookie: `${SESSION_COOKIE}=${s.cookie}` },
   body: new URLSearchParams({ _csrf: s.csrf, ...fields }).toString(),
 });
-async function logIn(name: string): Promise<Session> {
-  const res = await fetchApp('/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN }, body: new URLSearchParams({ name, password: PASSWORD }).toString() });
+async function logIn(name: string, password = PASSWORD): Promise<Session> {
+  const res = await fetchApp('/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN }, body: new URLSearchParams({ name, password }).toString() });
   const cookie = new RegExp(`${SESSION_COOKIE}=([^;]+)`).exec(res.headers.get('set-cookie') ?? '')![1]!;
   const page = await (await fetchApp('/', { headers: { cookie: `${SESSION_COOKIE}=${cookie}` } })).text();
   return { cookie, csrf: /name="_csrf" value="([^"]+)"/.exec(page)![1]! };
@@ -216,7 +216,15 @@ describe('the console pages and forms', () => {
     expect((await fetchApp('/admin/users/adm/disable', form({}, adm))).status).toBe(400);
     const newPw = /<code class="once">([^<]+)<\/code>/.exec(await (await fetchApp('/admin/users/eve/password', form({}, adm))).text())![1]!;
     expect(await verifyPassword(newPw, (await store.userForLogin('eve'))!.passwordHash)).toBe(true);
-    expect((await store.triage.listAudit({ actor: 'adm', limit: 100 })).entries.map((e) => e.action)).toEqual(expect.arrayContaining(['user-disable', 'user-enable', 'user-passwd']));
+    const eve = await logIn('eve', newPw);
+    expect((await get('/rules', eve)).html).not.toContain('<textarea');
+    expect((await fetchApp('/admin/users/eve/role', form({ role: 'admin' }, adm))).status).toBe(303);
+    expect(await lastAudit('user-role')).toMatchObject({ actorName: 'adm', target: 'user:eve', detail: { from: 'analyst', role: 'admin' } });
+    expect((await get('/rules', eve)).html).toContain('<textarea');
+    expect((await fetchApp('/admin/users/eve/role', form({ role: 'admin' }, adm))).status).toBe(400);
+    expect((await fetchApp('/admin/users/eve/role', form({ role: 'root' }, adm))).status).toBe(400);
+    expect((await fetchApp('/admin/users/adm/role', form({ role: 'auditor' }, adm))).status).toBe(400);
+    expect((await store.triage.listAudit({ actor: 'adm', limit: 100 })).entries.map((e) => e.action)).toEqual(expect.arrayContaining(['user-disable', 'user-enable', 'user-passwd', 'user-role']));
   });
 
   it('keeps the audit filters in the URL, carried to the older page', async () => {

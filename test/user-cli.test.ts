@@ -66,5 +66,9 @@ describe('quicksand-server user', () => {
     await s.close();
     expect(audit).toEqual(expect.arrayContaining(['user-add user:jane', 'user-add user:sam', 'user-disable user:sam']));
     expect((await cli(['user', 'passwd', 'jane'])).out).toMatch(/^new password of jane \(shown once\): \S{22}\n$/);
+    expect((await cli(['user', 'role', 'jane', '--role', 'admin'])).out).toBe('jane is now admin\n');
+    expect((await cli(['user', 'role', 'jane', '--role', 'admin'])).err).toMatch(/user jane is already admin/);
+    expect((await cli(['user', 'role', 'jane'])).err).toMatch(/--role must be one of admin, analyst, auditor/);
+    expect((await cli(['user', 'list'])).out).toMatch(/^jane +admin /);
   }, 30_000);
 });

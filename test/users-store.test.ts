@@ -100,6 +100,10 @@ describe.each(STORE_BACKENDS)('users and sessions on the $name store', (backend)
     expect(await store.authenticateApiToken(token)).toBeNull();
     await store.setUserDisabled('ana', false, at(MIN));
     expect(await store.authenticateApiToken(token)).toMatchObject({ role: 'analyst', user: 'ana' });
+    expect(await store.setUserRole('ana', 'auditor')).toBe('analyst');
+    expect(await store.authenticateApiToken(token)).toMatchObject({ role: 'auditor', user: 'ana' });
+    expect(await store.setUserRole('ana', 'auditor')).toBe('auditor');
+    expect(await store.setUserRole('nobody', 'admin')).toBeNull();
     const plain = await store.createApiToken('auditor', T0, 'Q3 audit');
     expect(await store.authenticateApiToken(plain)).toEqual({ role: 'auditor', tokenId: expect.any(String), name: 'Q3 audit', user: null });
   });

@@ -71,6 +71,14 @@ export async function setUserDisabledAudited(store: Store, req: { name: string; 
   await store.triage.audit({ actor: req.actor, action: `user-${verb}`, target: `user:${req.name}`, now: req.now });
 }
 
+/** Gives a user another role (their sessions and tokens carry it from their next request), audited. */
+export async function setUserRoleAudited(store: Store, req: { name: string; role: ApiRoleName; actor: Actor; now: Date }): Promise<void> {
+  const before = await store.setUserRole(req.name, req.role);
+  if (before === null) throw new QuicksandError('NOT_FOUND', `user ${req.name} is not known`);
+  if (before === req.role) throw new QuicksandError('USAGE', `user ${req.name} is already ${req.role}`);
+  await store.triage.audit({ actor: req.actor, action: 'user-role', target: `user:${req.name}`, detail: { from: before, role: req.role }, now: req.now });
+}
+
 /** A new password (every session of the user ends), audited. */
 export async function setPasswordAudited(store: Store, req: { name: string; password: string; actor: Actor; now: Date }): Promise<void> {
   if (!(await store.setPassword(req.name, await hashPassword(req.password), req.now))) throw new QuicksandError('NOT_FOUND', `user ${req.name} is not known`);

@@ -1,5 +1,5 @@
 // `quicksand-server user add NAME --role R [--password-stdin] | list | disable NAME | enable NAME
-// | passwd NAME [--password-stdin]`: the console's users. Every change is audited.
+// | passwd NAME [--password-stdin] | role NAME --role R`: the console's users. Every change is audited.
 import { API_ROLES } from '../../shared/api.js';
 import type { ApiRoleName } from '../../shared/api.js';
 import { QuicksandError } from '../../shared/errors.js';
@@ -7,17 +7,20 @@ import type { OptionValues } from '../../shared/command-line.js';
 import { MAX_PASSWORD, generatePassword, passwordProblem } from '../passwords.js';
 import { COMMON, DB_HELP, EXIT_OK, cliActor, database, withStore } from './common.js';
 import type { ServerCliIo } from './common.js';
-import { addUserAudited, checkUserName, setPasswordAudited, setUserDisabledAudited } from '../admin/accounts.js';
+import { addUserAudited, checkUserName, setPasswordAudited, setUserDisabledAudited, setUserRoleAudited } from '../admin/accounts.js';
 
 export const help = `Usage: quicksand-server user add NAME --role admin|analyst|auditor [--password-stdin] [--db FILE]
        quicksand-server user list [--db FILE]
        quicksand-server user disable|enable NAME [--db FILE]
        quicksand-server user passwd NAME [--password-stdin] [--db FILE]
+       quicksand-server user role NAME --role admin|analyst|auditor [--db FILE]
 
 Console users (log in at the server's URL). Without --password-stdin a password is
 generated and printed once; only its scrypt hash is kept. \`disable\` ends the user's
-sessions and API tokens until \`enable\`; \`passwd\` ends every session of the user.
-Each change is in the audit log (user-add, user-disable, user-enable, user-passwd).
+sessions and API tokens until \`enable\`; \`passwd\` ends every session of the user;
+\`role\` gives the user another role, which their sessions and API tokens carry from
+their next request. Each change is in the audit log (user-add, user-disable,
+user-enable, user-passwd, user-role).
 
 Options:
   --role ROLE           admin, analyst or auditor
@@ -41,6 +44,12 @@ async function password(values: OptionValues, io: ServerCliIo): Promise<{ text: 
 
 const userName = checkUserName;
 
+function chosenRole(values: OptionValues): ApiRoleName {
+  const role = (values as { role?: string }).role;
+  if (role === undefined || !(API_ROLES as readonly string[]).includes(role)) throw new QuicksandError('USAGE', `--role must be one of ${API_ROLES.join(', ')}`);
+  return role as ApiRoleName;
+}
+
 export async function run(values: OptionValues, positionals: string[], io: ServerCliIo): Promise<number> {
   const [verb, rawName, ...rest] = positionals;
   if (rest.length > 0) throw new QuicksandError('USAGE', `unexpected argument "${rest[0]}"`);
@@ -55,8 +64,7 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
   }
   if (verb === 'add') {
     const name = userName(rawName);
-    const role = (values as { role?: string }).role;
-    if (role === undefined || !(API_ROLES as readonly string[]).includes(role)) throw new QuicksandError('USAGE', `--role must be one of ${API_ROLES.join(', ')}`);
+    const role = chosenRole(values);
     return withStore(database(values), async (store) => {
       const pw = await password(values, io);
       const now = new Date();
@@ -84,5 +92,14 @@ export async function run(values: OptionValues, positionals: string[], io: Serve
       return EXIT_OK;
     });
   }
-  throw new QuicksandError('USAGE', 'expected `user add NAME --role ROLE`, `user list`, `user disable NAME`, `user enable NAME` or `user passwd NAME`');
+  if (verb === 'role') {
+    const name = userName(rawName);
+    const role = chosenRole(values);
+    return withStore(database(values), async (store) => {
+      await setUserRoleAudited(store, { name, role, actor, now: new Date() });
+      io.stdout(`${name} is now ${role}\n`);
+      return EXIT_OK;
+    });
+  }
+  throw new QuicksandError('USAGE', 'expected `user add NAME --role ROLE`, `user list`, `user disable NAME`, `user enable NAME`, `user passwd NAME` or `user role NAME --role ROLE`');
 }

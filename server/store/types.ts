@@ -104,6 +104,12 @@ export interface Users {
   userForLogin(name: string): Promise<(UserInfo & { passwordHash: string }) | null>;
   /** Disables a user (their sessions end) or enables them again; false when unknown or already so. */
   setUserDisabled(name: string, disabled: boolean, now: Date): Promise<boolean>;
+  /**
+   * Gives a user another role, which their sessions and API tokens carry from their next request
+   * (both read the user's role as it is). The role it had, or null when unknown; unchanged when
+   * it already had that role.
+   */
+  setUserRole(name: string, role: ApiRole): Promise<ApiRole | null>;
   /** Replaces the hash; every session of the user ends. False when unknown. */
   setPassword(name: string, passwordHash: string, now: Date): Promise<boolean>;
   /**

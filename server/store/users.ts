@@ -69,6 +69,7 @@ export function createUsers(db: Db): Synchronous<Users> {
   const oneUser = db.prepare<[string], UserRow>('SELECT * FROM users WHERE name = ?');
   const disable = db.prepare('UPDATE users SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL');
   const enable = db.prepare('UPDATE users SET disabled_at = NULL WHERE name = ? AND disabled_at IS NOT NULL');
+  const setRole = db.prepare('UPDATE users SET role = ? WHERE name = ?');
   const setHash = db.prepare('UPDATE users SET password_hash = ?, password_changed_at = ? WHERE name = ?');
   const noteLogin = db.prepare('UPDATE users SET last_login_at = ? WHERE name = ?');
   const endSessionsOf = db.prepare('DELETE FROM sessions WHERE user_name = ?');
@@ -110,6 +111,11 @@ export function createUsers(db: Db): Synchronous<Users> {
       if (disable.run(now.toISOString(), name).changes === 0) return false;
       endSessionsOf.run(name);
       return true;
+    }),
+    setUserRole: db.transaction((name: string, role: ApiRole) => {
+      const before = oneUser.get(name)?.role ?? null;
+      if (before !== null && before !== role) setRole.run(role, name);
+      return before;
     }),
     setPassword: db.transaction((name: string, passwordHash: string, now: Date) => {
       if (setHash.run(passwordHash, now.toISOString(), name).changes === 0) return false;

@@ -17,6 +17,7 @@ import {
   revokeEnrollSecretAudited,
   setPasswordAudited,
   setUserDisabledAudited,
+  setUserRoleAudited,
 } from '../admin/accounts.js';
 import type { ApiTokenInfo, EnrollSecretInfo, SessionUser, UserInfo } from '../store/types.js';
 import { actor, fields, formMistake, signedInAs } from './forms.js';
@@ -56,6 +57,13 @@ function userColumns(s: SessionUser): Column<UserInfo>[] {
         <>
           {u.name !== s.user && (u.disabledAt === null ? <PostButton session={s} action={`${base(u)}/disable`} label="Disable" name={u.name} /> : <PostButton session={s} action={`${base(u)}/enable`} label="Enable" name={u.name} />)}
           <PostButton session={s} action={`${base(u)}/password`} label="New password" name={u.name} />
+          {u.name !== s.user && (
+            <form method="post" action={`${base(u)}/role`} class="inline">
+              <Csrf session={s} />
+              <select name="role" aria-label={`New role of ${u.name}`}>{API_ROLES.map((r) => <option value={r} selected={r === u.role}>{r}</option>)}</select>
+              <button type="submit" aria-label={`Change role of ${u.name}`}>Change role</button>
+            </form>
+          )}
         </>
       ),
     },
@@ -100,7 +108,7 @@ export function AdminPage(props: { session: SessionUser; users: UserInfo[]; toke
       )}
       <h2>Users</h2>
       <WideTable rows={props.users} columns={userColumns(s)} />
-      <p>A new password ends every session of that user. A user's role is chosen when the user is added.</p>
+      <p>A new password ends every session of that user. A new role applies to the user's sessions and API tokens from their next request.</p>
       <details>
         <summary>Add a user</summary>
         <form method="post" action="/admin/users" aria-label="Add a user">
@@ -184,6 +192,15 @@ export function adminRoutes(app: Hono<WebEnv>, deps: ConsoleDeps): void {
       return { notice: `${verb}d ${name}` };
     });
   }
+  post('/admin/users/:name/role', async (form, s, param) => {
+    const name = checkUserName(param('name'));
+    // An admin who demotes themselves could leave no admin: another admin can.
+    if (name === s.user) throw new QuicksandError('USAGE', 'you cannot change your own role here: another admin can');
+    const role = form.role as ApiRoleName;
+    if (!API_ROLES.includes(role)) throw new QuicksandError('USAGE', `role: expected one of ${API_ROLES.join(', ')}`);
+    await setUserRoleAudited(store, { name, role, actor: actor(s), now: clock() });
+    return { notice: `${name} is now ${role}` };
+  });
   post('/admin/users/:name/password', async (_form, s, param) => {
     const name = checkUserName(param('name'));
     const pw = chosenPassword(undefined);

@@ -25,6 +25,12 @@ export function createPgUsers(db: PgDatabase): Users {
         await q.run('DELETE FROM sessions WHERE user_name = $1', [name]);
         return true;
       }),
+    setUserRole: (name, role) =>
+      db.tx(async (q) => {
+        const before = (await q.row<{ role: UserRow['role'] }>('SELECT role FROM users WHERE name = $1 FOR UPDATE', [name]))?.role ?? null;
+        if (before !== null && before !== role) await q.run('UPDATE users SET role = $1 WHERE name = $2', [role, name]);
+        return before;
+      }),
     setPassword: (name, passwordHash, now) =>
       db.tx(async (q) => {
         if ((await q.run('UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE name = $3', [passwordHash, now.toISOString(), name])) === 0) return false;
