@@ -15,7 +15,7 @@ import { openPostgres } from '../server/store/postgres/db.js';
 import { PG_MIGRATIONS } from '../server/store/postgres/migrations.js';
 import type { FleetQuery, Store } from '../server/store/types.js';
 import { createConsole } from '../server/web/console.js';
-import { fleetCsvStream, fleetData } from '../server/web/fleet-data.js';
+import { fleetCsvStream, fleetData, imagesData } from '../server/web/fleet-data.js';
 import { STORE_BACKENDS, reportFrame } from './helpers/store-backends.js';
 import type { FreshStore } from './helpers/store-backends.js';
 
@@ -275,5 +275,32 @@ describe('the status history migration', () => {
     } finally {
       await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     }
+  });
+});
+
+describe.each(STORE_BACKENDS)('the images page on the $name store', (backend) => {
+  let db: FreshStore;
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('counts the hosts on a version older than their image\'s newest from the cohorts, and lists only as many as it is asked', async () => {
+    db = await backend.fresh();
+    const store = db.store;
+    const secret = await store.createEnrollSecret(T0);
+    const seen: Array<[string, string, Date]> = [['old-1', '1', T0], ['old-2', '1', T0], ['new-1', '2', at(60_000)], ['other', '9', T0]];
+    for (const [hostname, version, when] of seen) {
+      const agentId = (await store.enrollAgent(secret, hostname, T0))!.agentId;
+      const frame = reportFrame(agentId, 1, 'full', [], when);
+      frame.report.host.hostname = hostname;
+      frame.report.image = { name: hostname === 'other' ? 'db' : 'web', version };
+      await store.ingestBatch([{ type: 'report', agentId, frame, receivedAt: when }]);
+    }
+    const all = await imagesData(store, NOW);
+    expect([...all.newest]).toEqual(expect.arrayContaining([['web', '2'], ['db', '9']]));
+    expect(all.outdated.total).toBe(2);
+    expect(all.outdated.hosts.map((h) => h.hostname).sort()).toEqual(['old-1', 'old-2']);
+    const one = await imagesData(store, NOW, 1);
+    expect([one.outdated.total, one.outdated.hosts.length]).toEqual([2, 1]);
   });
 });

@@ -22,8 +22,8 @@ import { waiveRoutes } from './waive.js';
 import { AUDIT_PAGE, AuditPage } from './audit.js';
 import { ExportPage } from './export.js';
 import { FleetPage } from './fleet.js';
-import { fleetCsvStream, fleetData } from './fleet-data.js';
-import { pageOf, parseFleetFilters, withPetShare } from './fleet-view.js';
+import { fleetCsvStream, fleetData, imagesData } from './fleet-data.js';
+import { pageOf, parseFleetFilters } from './fleet-view.js';
 import { HostPage } from './host.js';
 import { ImagesPage } from './images.js';
 import { Layout } from './layout.js';
@@ -166,7 +166,7 @@ export function createConsole(deps: ConsoleDeps): Hono<WebEnv> {
     const s = signedIn(c);
     if (s instanceof Response) return s;
     const now = clock();
-    return c.html(<ImagesPage session={s} images={await store.listImages()} hosts={await store.listHosts({}, now)} cohorts={withPetShare((await store.fleetSummary(now, 10_000)).cohorts)} />);
+    return c.html(<ImagesPage session={s} data={await imagesData(store, now)} />);
   });
   app.get('/audit', async (c) => {
     const s = signedIn(c);
