@@ -237,8 +237,12 @@ async function runOnce(label: string, db: string, nodes: number, checkDb: (db: s
   };
 
   if (PROFILE !== undefined) {
-    log(`steady: ${fmt(steady.reports as number)} reports, p50 ${fmt(steady.p50 as number, 1)} ms, p99 ${fmt(steady.p99 as number, 1)} ms, server CPU ${fmt(steadyCpu * 100)}%`);
+    log(
+      `steady: ${fmt(steady.reports as number)} reports, ${fmt((steady.reports as number) / ((steady.totalMs as number) / 1000))}/s, p50 ${fmt(steady.p50 as number, 1)} ms, p99 ${fmt(steady.p99 as number, 1)} ms, server CPU ${fmt(steadyCpu * 100)}%, load generator CPU ${fmt((steady.loaderCpu as number) * 100)}%`,
+    );
     loader.kill('SIGKILL');
+    // The RSS monitor would keep this process alive (and the bench lock held) after the profile.
+    clearInterval(monitor);
     await stopAll();
     log(`profile written to ${PROFILE}`);
     return true;

@@ -8,7 +8,7 @@ const heartbeat = (agentId: string, n: number): IngestItem => ({ type: 'heartbea
 
 /** An ingest whose batches finish when the test says, recording what was in flight together. */
 function slowIngest() {
-  const open: Array<{ items: readonly IngestItem[]; finish: () => void }> = [];
+  const open: Array<{ items: readonly IngestItem[]; finish: () => void; fail: (err: Error) => void }> = [];
   const written: IngestItem[] = [];
   let maxInFlight = 0;
   const overlaps: string[] = [];
@@ -16,13 +16,17 @@ function slowIngest() {
     ingestBatch(items) {
       const agents = new Set(items.map((i) => i.agentId));
       for (const o of open) for (const i of o.items) if (agents.has(i.agentId)) overlaps.push(i.agentId);
-      return new Promise<IngestResult[]>((resolve) => {
+      return new Promise<IngestResult[]>((resolve, reject) => {
         const entry = {
           items,
           finish: () => {
             open.splice(open.indexOf(entry), 1);
             written.push(...items);
             resolve(items.map(() => ({ type: 'other' })));
+          },
+          fail: (err: Error) => {
+            open.splice(open.indexOf(entry), 1);
+            reject(err);
           },
         };
         open.push(entry);
@@ -34,6 +38,10 @@ function slowIngest() {
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** A report frame of `agentId` with seq `seq` (only the fields the writer looks at). */
+const report = (agentId: string, seq: number): IngestItem => ({ type: 'report', agentId, frame: { seq } as never, receivedAt: new Date(0) });
+const seqOf = (i: IngestItem): number => (i as { frame: { seq: number } }).frame.seq;
 
 describe('the batch writer', () => {
   it('keeps an agent in one batch at a time and in order, while other agents are written beside it', async () => {
@@ -79,5 +87,40 @@ describe('the batch writer', () => {
     expect(fake.open.map((o) => o.items.map((i) => i.agentId).join(''))).toEqual(['b']);
     fake.open[0]!.finish();
     await writer.drain();
+  });
+
+  it("fails an agent's reports queued behind a batch that failed, so none commits ahead of the failed one", async () => {
+    const fake = slowIngest();
+    const writer = createBatchWriter(fake.ingest, { concurrency: 2 });
+    const outcome = new Map<string, string>();
+    const write = (agent: string, seq: number): void =>
+      void writer.write(report(agent, seq), (r) => outcome.set(`${agent}${seq}`, r instanceof Error ? 'failed' : 'written'));
+    write('a', 1);
+    await tick();
+    // a2 waits behind a1's batch; b1 goes out beside it.
+    write('a', 2);
+    write('b', 1);
+    await tick();
+    expect(fake.open.map((o) => o.items.map((i) => `${i.agentId}${seqOf(i)}`).join(''))).toEqual(['a1', 'b1']);
+    // a1's transaction rolls back (a deadlock, a lost connection): a2 must not be written before a1 is.
+    fake.open[0]!.fail(new Error('deadlock detected'));
+    await tick();
+    await tick();
+    write('b', 2);
+    while (fake.open.length > 0) {
+      fake.open[0]!.finish();
+      await tick();
+      await tick();
+    }
+    await writer.drain();
+    expect(fake.written.filter((i) => i.agentId === 'a')).toEqual([]);
+    expect(Object.fromEntries(outcome)).toEqual({ a1: 'failed', a2: 'failed', b1: 'written', b2: 'written' });
+    // The agent sends again from a1: both go through in order.
+    write('a', 1);
+    write('a', 2);
+    await tick();
+    fake.open[0]!.finish();
+    await writer.drain();
+    expect(fake.written.filter((i) => i.agentId === 'a').map(seqOf)).toEqual([1, 2]);
   });
 });

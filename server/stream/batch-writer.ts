@@ -2,7 +2,9 @@
 // commit for hundreds of reports instead of one each, and batches grow by themselves when the
 // database is slow. `concurrency` batches may be in flight at once (PostgreSQL writes on several
 // connections; SQLite has one writer, so 1): an agent is in at most one of them, and its items
-// leave the queue in arrival order, so its reports still commit in sequence.
+// leave the queue in arrival order, so its reports still commit in sequence. A batch that fails
+// fails its agents' reports still queued behind it too: written after it, they would commit ahead
+// of the failed ones (which the agent sends again) and break the chain.
 import type { Ingest, IngestItem, IngestResult } from '../store/types.js';
 
 export type Done = (result: IngestResult | Error) => void;
@@ -63,8 +65,12 @@ export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number; max
           batch.forEach((b, i) => b.done(results[i]!));
         } catch (err) {
           // Nothing of the batch is committed (the transaction rolled back): nobody gets an ack,
-          // and the agents send again from their outboxes.
+          // and the agents send again from their outboxes, from the failed report on.
+          const failed = new Set(batch.filter((b) => b.item.type === 'report').map((b) => b.item.agentId));
+          const behind = queue.filter((q) => q.item.type === 'report' && failed.has(q.item.agentId));
+          if (behind.length > 0) queue = queue.filter((q) => !(q.item.type === 'report' && failed.has(q.item.agentId)));
           for (const b of batch) b.done(err as Error);
+          for (const q of behind) q.done(err as Error);
         }
       })().finally(() => {
         inFlight--;

@@ -148,14 +148,20 @@ export function createStream(opts: StreamOptions): Stream {
       while (pending < maxPending && backlog.length > 0) backlog.shift()!();
       if (pending < maxPending && ws.isPaused) ws.resume();
     };
+    // Once one of this connection's reports was refused or failed, its later ones are not written:
+    // they would commit ahead of it and break the chain. The agent closes and resends from there.
+    let reportRefused = false;
     const toWriter = (item: Parameters<BatchWriter['write']>[0], done: Parameters<BatchWriter['write']>[1], seq?: number): void => {
       const submit = (): void => {
+        if (item.type === 'report' && reportRefused) return;
         pending++;
         const queued = opts.writer.write(item, (result) => {
+          if (result instanceof Error && item.type === 'report') reportRefused = true;
           settled();
           done(result);
         });
         if (!queued) {
+          if (item.type === 'report') reportRefused = true;
           settled();
           metrics.reject(metrics.framesRejected, 'SERVER_BUSY');
           send(ws, { type: 'error', code: 'SERVER_BUSY', message: 'the server is busy: send this again later', ...(seq === undefined ? {} : { seq }) });

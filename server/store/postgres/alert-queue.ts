@@ -18,6 +18,10 @@ export interface PgAlertQueue extends AlertQueue {
   recordPlanned(q: Sql, alert: Alert, reason: string, now: Date): Promise<void>;
   /** Where the resolve of `dedupKey` goes (see the SQLite queue's resolveTargets). */
   resolveTargets(q: Sql, dedupKey: string): Promise<string[]>;
+  /** The rows `enqueueIn` and `recordPlanned` would insert, for an ingest batch to insert all at once (`insertRows`). */
+  pendingRows(deliveries: readonly NewDelivery[], now: Date): DeliveryInsert[];
+  plannedRow(alert: Alert, reason: string, now: Date): DeliveryInsert;
+  insertRows(q: Sql, rows: readonly DeliveryInsert[]): Promise<void>;
 }
 
 export function createPgSinkStore(db: PgDatabase, key: Buffer): SinkStore & { listSinksIn(q: Sql): Promise<ReturnType<typeof alertSinkSchema.parse>[]> } {
@@ -42,7 +46,8 @@ export function createPgSinkStore(db: PgDatabase, key: Buffer): SinkStore & { li
 const INSERT = `INSERT INTO alert_deliveries (id, sink_id, host_id, action, dedup_key, alert, state, attempts, next_attempt_at, created_at, basis, reason)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::text[], $11::text[], $12::text[])`;
 
-interface Insertable {
+/** One alert_deliveries row to insert. */
+export interface DeliveryInsert {
   id: string;
   sinkId: string;
   alert: Alert;
@@ -53,10 +58,10 @@ interface Insertable {
   reason: string | null;
 }
 
-/** One statement for all rows: one round trip per report's alerts. */
-async function insertAll(q: Sql, rows: readonly Insertable[]): Promise<void> {
+/** One statement for all rows: one round trip per report's alerts, or per ingest batch's. */
+async function insertAll(q: Sql, rows: readonly DeliveryInsert[]): Promise<void> {
   if (rows.length === 0) return;
-  const col = <K>(f: (r: Insertable) => K): K[] => rows.map(f);
+  const col = <K>(f: (r: DeliveryInsert) => K): K[] => rows.map(f);
   await q.run(INSERT, [
     col((r) => r.id),
     col((r) => r.sinkId),
@@ -74,12 +79,14 @@ async function insertAll(q: Sql, rows: readonly Insertable[]): Promise<void> {
 }
 
 export function createPgAlertQueue(db: PgDatabase, compose?: AlertQueue['current']): PgAlertQueue {
-  const enqueueIn = (q: Sql, deliveries: readonly NewDelivery[], now: Date): Promise<void> =>
-    insertAll(
-      q,
-      deliveries.map((d) => ({ id: d.id, sinkId: d.sinkId, alert: d.alert, state: 'pending', notBefore: d.notBefore, createdAt: now.toISOString(), basis: d.basis === undefined ? null : JSON.stringify(d.basis), reason: null })),
-    );
+  const pendingRows = (deliveries: readonly NewDelivery[], now: Date): DeliveryInsert[] =>
+    deliveries.map((d) => ({ id: d.id, sinkId: d.sinkId, alert: d.alert, state: 'pending', notBefore: d.notBefore, createdAt: now.toISOString(), basis: d.basis === undefined ? null : JSON.stringify(d.basis), reason: null }));
+  const plannedRow = (alert: Alert, reason: string, now: Date): DeliveryInsert => ({ id: randomUUID(), sinkId: '', alert, state: 'planned', notBefore: now.getTime(), createdAt: now.toISOString(), basis: null, reason });
+  const enqueueIn = (q: Sql, deliveries: readonly NewDelivery[], now: Date): Promise<void> => insertAll(q, pendingRows(deliveries, now));
   return {
+    pendingRows,
+    plannedRow,
+    insertRows: insertAll,
     enqueue: (deliveries, now = new Date()) => enqueueIn(db, deliveries, now),
     enqueueIn,
     // Pending ones that are due, and claimed ones whose lease ran out (their loop died mid-send).
@@ -107,8 +114,7 @@ export function createPgAlertQueue(db: PgDatabase, compose?: AlertQueue['current
         );
       }),
     ...(compose === undefined ? {} : { current: compose }),
-    recordPlanned: (q, alert, reason, now) =>
-      insertAll(q, [{ id: randomUUID(), sinkId: '', alert, state: 'planned', notBefore: now.getTime(), createdAt: now.toISOString(), basis: null, reason }]),
+    recordPlanned: (q, alert, reason, now) => insertAll(q, [plannedRow(alert, reason, now)]),
     async resolveTargets(q, dedupKey) {
       const sinks = new Set<string>();
       const triggers = await q.rows<{ id: string; sink_id: string; state: string }>(

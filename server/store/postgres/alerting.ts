@@ -16,17 +16,20 @@ import type { CompiledRules, EvaluatedFinding } from '../../rules.js';
 import { heldAlertsOf } from '../alerting.js';
 import type { HostForAlerts } from '../alerting.js';
 import type { HeldAlerts } from '../types.js';
-import type { PgAlertQueue } from './alert-queue.js';
+import type { DeliveryInsert, PgAlertQueue } from './alert-queue.js';
 import type { Sql } from './db.js';
 
 /**
  * What one ingest batch reads once instead of once a report: its hosts' alert memories (locked,
  * so the hold-release schedule skips them until the batch commits) and the sinks. A host not in
- * `memory` is read on its own (a container, a host outside the batch).
+ * `memory` is read on its own (a container, a host outside the batch). What it writes of them
+ * (the memories of its hosts, the queued and planned deliveries) waits in `writes` and goes in
+ * one statement each at `finishBatch`, in the same transaction: nobody else reads them before.
  */
 export interface AlertBatch {
   memory: Map<string, string | undefined>;
   sinks?: AlertSink[];
+  writes: { memories: Map<string, { memory: string; updatedAt: string; releaseAt: number | null }>; deliveries: DeliveryInsert[] };
 }
 
 export interface PgAlerting {
@@ -36,6 +39,8 @@ export interface PgAlerting {
   alert(q: Sql, host: HostForAlerts, image: { name: string; version: string }, findings: readonly EvaluatedFinding[], status: 'cattle' | 'pet' | 'stale', now: Date, batch?: AlertBatch): Promise<Alert[]>;
   /** Reads and locks the alert memories of a batch's hosts (in id order, as their host rows). */
   startBatch(q: Sql, hostIds: readonly string[]): Promise<AlertBatch>;
+  /** Writes what the batch's alerts left in `writes` (before its transaction commits). */
+  finishBatch(q: Sql, batch: AlertBatch): Promise<void>;
   labelsOf(q: Sql, hostId: string): Promise<Record<string, string>>;
   releaseDue(q: Sql, now: Date): Promise<string[]>;
   compose(q: Sql, delivery: QueuedDelivery, now: Date): Promise<Alert | null>;
@@ -44,6 +49,11 @@ export interface PgAlerting {
 
 export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sql): Promise<AlertSink[]> }, policy: AlertPolicy = DEFAULT_ALERT_POLICY): PgAlerting {
   let compiled: { version: number; rules: CompiledRules } = { version: 0, rules: compileRules(emptyRuleSet()) };
+
+  const flushDeliveries = async (q: Sql, batch: AlertBatch): Promise<void> => {
+    const rows = batch.writes.deliveries.splice(0);
+    await queue.insertRows(q, rows);
+  };
 
   const self: PgAlerting = {
     async rules(q) {
@@ -59,7 +69,18 @@ export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sq
       const rows = await q.rows<{ host_id: string; memory: string }>('SELECT host_id, memory FROM host_alert_memory WHERE host_id = ANY($1::text[]) ORDER BY host_id FOR UPDATE', [hostIds]);
       const memory = new Map<string, string | undefined>(hostIds.map((id) => [id, undefined]));
       for (const r of rows) memory.set(r.host_id, r.memory);
-      return { memory };
+      return { memory, writes: { memories: new Map(), deliveries: [] } };
+    },
+    async finishBatch(q, batch) {
+      await flushDeliveries(q, batch);
+      const m = [...batch.writes.memories];
+      batch.writes.memories.clear();
+      if (m.length === 0) return;
+      await q.run(
+        `INSERT INTO host_alert_memory (host_id, memory, updated_at, release_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+         ON CONFLICT (host_id) DO UPDATE SET memory = excluded.memory, updated_at = excluded.updated_at, release_at = excluded.release_at`,
+        [m.map(([id]) => id), m.map(([, w]) => w.memory), m.map(([, w]) => w.updatedAt), m.map(([, w]) => w.releaseAt)],
+      );
     },
     async alert(q, host, image, findings, status, now, batch) {
       const stored = batch?.memory.has(host.id)
@@ -78,27 +99,39 @@ export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sq
         planned = plan((severity) => configured.some((s) => compareSeverity(severity, s.minSeverity) <= 0));
       }
       const next = JSON.stringify(planned.memory);
-      if (next !== stored) {
-        if (batch?.memory.has(host.id)) batch.memory.set(host.id, next);
+      if (next !== stored && batch?.memory.has(host.id)) {
+        batch.memory.set(host.id, next);
+        batch.writes.memories.set(host.id, { memory: next, updatedAt: now.toISOString(), releaseAt: heldUntil(planned.memory, policy) ?? null });
+      } else if (next !== stored) {
         await q.run(
           `INSERT INTO host_alert_memory (host_id, memory, updated_at, release_at) VALUES ($1, $2, $3, $4)
            ON CONFLICT (host_id) DO UPDATE SET memory = excluded.memory, updated_at = excluded.updated_at, release_at = excluded.release_at`,
           [host.id, next, now.toISOString(), heldUntil(planned.memory, policy)],
         );
       }
+      // The rows of this call's alerts: kept for the end of the batch, or inserted now without one.
+      const rows: DeliveryInsert[] = [];
+      const writeRows = async (): Promise<void> => {
+        if (batch !== undefined) batch.writes.deliveries.push(...rows.splice(0));
+        else await queue.insertRows(q, rows.splice(0));
+      };
       for (const alert of planned.alerts) {
         if (alert.action === 'resolve') {
-          // Only to the sinks that got the trigger: a sink added since never saw the incident.
+          // Only to the sinks that got the trigger: a sink added since never saw the incident
+          // (the triggers this batch queued included).
+          await writeRows();
+          if (batch !== undefined) await flushDeliveries(q, batch);
           const got = new Set(await queue.resolveTargets(q, alert.dedupKey));
           const to = configured.filter((s) => got.has(s.id));
-          if (to.length === 0) await queue.recordPlanned(q, alert, 'no sink got its trigger', now);
-          else await queue.enqueueIn(q, to.map((s) => ({ id: randomUUID(), sinkId: s.id, alert, notBefore: now.getTime() })), now);
+          if (to.length === 0) rows.push(queue.plannedRow(alert, 'no sink got its trigger', now));
+          else rows.push(...queue.pendingRows(to.map((s) => ({ id: randomUUID(), sinkId: s.id, alert, notBefore: now.getTime() })), now));
           continue;
         }
         const deliveries = planDeliveries([alert], configured, now, randomUUID, planned.basis);
-        if (deliveries.length === 0) await queue.recordPlanned(q, alert, `no sink takes ${alert.severity} alerts`, now);
-        else await queue.enqueueIn(q, deliveries, now);
+        if (deliveries.length === 0) rows.push(queue.plannedRow(alert, `no sink takes ${alert.severity} alerts`, now));
+        else rows.push(...queue.pendingRows(deliveries, now));
       }
+      await writeRows();
       return planned.alerts;
     },
     async releaseDue(q, now) {

@@ -124,6 +124,8 @@ interface Batch {
   rules: CompiledRules;
   labels: Map<string, Record<string, string>>;
   alerts: AlertBatch;
+  /** The batch's hosts' open findings that carry a ticket, as the batch began: good for each host's first report only. */
+  tickets: Map<string, { key: string; ticket: string | null }[]>;
 }
 
 const INSERT_REPORT = `WITH prev AS (SELECT hash FROM reports WHERE host_id = $1 AND seq = $2::bigint - 1),
@@ -171,8 +173,12 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
   }
 
   /** Each finding with the ticket it carried when the server first saw it (see withFirstTickets). */
-  async function ticketsAtFirstSight(q: Sql, hostId: string, findings: readonly Finding[]): Promise<Finding[]> {
+  async function ticketsAtFirstSight(q: Sql, batch: Batch, hostId: string, findings: readonly Finding[]): Promise<Finding[]> {
     const carried = findings.some((f) => f.ticket !== undefined);
+    // Read at the batch's start: nothing of this host was written since (its first report here).
+    const read = batch.tickets.get(hostId);
+    batch.tickets.delete(hostId);
+    if (read !== undefined && !carried) return withFirstTickets(findings, read);
     const known = await q.rows<{ key: string; ticket: string | null }>(
       carried
         ? `SELECT key, ticket FROM findings WHERE host_id = $1 AND resolved_at IS NULL AND source = 'scan'`
@@ -231,7 +237,7 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
       );
     }
     const host = { id: agentId, hostname: report.host.hostname, labels: batch.labels.get(agentId) ?? (await alerting.labelsOf(q, agentId)) };
-    const evaluated = evaluateWithTickets(rules, await ticketsAtFirstSight(q, agentId, report.findings), host, report.image, receivedAt);
+    const evaluated = evaluateWithTickets(rules, await ticketsAtFirstSight(q, batch, agentId, report.findings), host, report.image, receivedAt);
     await upsertFindings(q, agentId, 'scan', frame.seq, now, evaluated.map(scanWrite));
     if (frame.kind === 'full') await resolveMissing(q, agentId, frame.seq, now);
     else if (report.scope !== undefined) {
@@ -256,13 +262,14 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
   }
 
   /** One container of a full report, as a child of its host (see ../ingest.ts storeContainer). */
-  async function storeContainer(q: Sql, { rules, alerts }: Batch, agentId: string, parent: { hostname: string; labels: Record<string, string> }, c: ContainerReport, frame: ReportFrame, receivedAt: Date): Promise<void> {
+  async function storeContainer(q: Sql, batch: Batch, agentId: string, parent: { hostname: string; labels: Record<string, string> }, c: ContainerReport, frame: ReportFrame, receivedAt: Date): Promise<void> {
     const now = receivedAt.toISOString();
     const id = await upsertContainer(q, agentId, parent.hostname, c, frame.seq, now);
     if (c.state === 'gone' || c.state === 'unknown') return;
     const host = { id, hostname: `${parent.hostname}/${c.name ?? c.id.slice(0, 12)}`, labels: parent.labels };
     const image = { name: c.image.ref ?? c.image.id ?? 'unknown', version: c.image.id ?? 'unknown' };
-    const evaluated = evaluateWithTickets(rules, await ticketsAtFirstSight(q, id, c.findings), host, image, receivedAt);
+    const { rules, alerts } = batch;
+    const evaluated = evaluateWithTickets(rules, await ticketsAtFirstSight(q, batch, id, c.findings), host, image, receivedAt);
     await upsertFindings(q, id, 'scan', frame.seq, now, evaluated.map(scanWrite));
     await resolveMissing(q, id, frame.seq, now);
     const { status, score, open } = await countHost(q, id, receivedAt);
@@ -335,9 +342,20 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
             rules: await alerting.rules(q),
             labels: new Map(locked.map((h) => [h.id, JSON.parse(h.labels) as Record<string, string>])),
             alerts: await alerting.startBatch(q, ids),
+            tickets: new Map(),
           };
+          const reporting = [...new Set(items.filter((i) => i.type === 'report').map((i) => i.agentId))];
+          if (reporting.length > 0) {
+            for (const id of reporting) batch.tickets.set(id, []);
+            const ticketed = await q.rows<{ host_id: string; key: string; ticket: string | null }>(
+              `SELECT host_id, key, ticket FROM findings WHERE host_id = ANY($1::text[]) AND resolved_at IS NULL AND ticket IS NOT NULL`,
+              [reporting],
+            );
+            for (const t of ticketed) batch.tickets.get(t.host_id)?.push(t);
+          }
           const results: IngestResult[] = [];
           for (const item of items) results.push(await storeItem(q, batch, item));
+          await alerting.finishBatch(q, batch.alerts);
           return results;
         });
       } catch (err) {
