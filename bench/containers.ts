@@ -7,6 +7,9 @@
 // "first": the first scan of the host (the image's layers' overlay attributes and its package
 // databases are read once, then every container); "next": a later scan in a new process, with
 // the layers' attributes from the state folder (what each further `scan --containers` costs).
+// "full-read": a later scan told to read the image layers in full (--image-check-hours 0), what
+// the scheduled full read (once a day by default) costs; between full reads, a scan checks the
+// layers' folders only (docs/container-layouts.md).
 // Bytes read are the process's own read(2) bytes (/proc/self/io rchar): every file, database
 // and folder it read (extended attributes are read by listxattr/getxattr, not counted).
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -85,6 +88,8 @@ interface Row {
   coldMb: number;
   warmMb: number;
   hashedKb: number;
+  full: number;
+  fullMb: number;
 }
 
 interface Host {
@@ -106,7 +111,7 @@ function buildHost(label: string, image: string[], drift: (i: number, merged: st
 }
 
 /** One first scan (no state) and one next scan (the state the first one left) of `host`. */
-async function scanTwice(host: Host, scan: Scan): Promise<{ first: number; firstBytes: number; next: number; nextBytes: number; hashed: number }> {
+async function scanTwice(host: Host, scan: Scan): Promise<{ first: number; firstBytes: number; next: number; nextBytes: number; hashed: number; full: number; fullBytes: number }> {
   rmSync(path.join(host.state, LAYER_CACHE_FILE), { force: true });
   rmSync(path.join(host.state, 'container-seals'), { recursive: true, force: true });
   let b0 = rchar();
@@ -119,7 +124,14 @@ async function scanTwice(host: Host, scan: Scan): Promise<{ first: number; first
   t0 = performance.now();
   const again = await scan(host.root, defaultPolicy(), { stateDir: host.state });
   const nextMs = performance.now() - t0;
-  return { first: firstMs, firstBytes, next: nextMs, nextBytes: rchar() - b0, hashed: again.containers.reduce((n, c) => n + (c.stats?.bytesRead ?? 0), 0) };
+  const nextBytes = rchar() - b0;
+  // A later scan that reads the image layers in full (what the daily full read costs; a version
+  // without the option reads them as its next scan does).
+  b0 = rchar();
+  t0 = performance.now();
+  await scan(host.root, defaultPolicy(), { stateDir: host.state, fullCheckMs: 0 });
+  const fullMs = performance.now() - t0;
+  return { first: firstMs, firstBytes, next: nextMs, nextBytes, hashed: again.containers.reduce((n, c) => n + (c.stats?.bytesRead ?? 0), 0), full: fullMs, fullBytes: rchar() - b0 };
 }
 
 /** The hosts are scanned in turn, run after run, so a busy moment of the machine hits them alike. */
@@ -137,6 +149,8 @@ async function measureAll(hosts: Host[], impls: readonly Impl[]): Promise<Row[][
       coldMb: median(rs.map((x) => x.firstBytes)) / 2 ** 20,
       warmMb: median(rs.map((x) => x.nextBytes)) / 2 ** 20,
       hashedKb: rs[0]!.hashed / 1024,
+      full: median(rs.map((x) => x.full)),
+      fullMb: median(rs.map((x) => x.fullBytes)) / 2 ** 20,
     };
   }));
 }
@@ -182,7 +196,7 @@ async function main(): Promise<void> {
 
 function printRows(rows: Row[]): void {
   console.log(
-    [pad('scenario', 24), lpad('image MiB', 10), lpad('drift KiB', 10), lpad('first s', 8), lpad('first MiB read', 15), lpad('next s', 8), lpad('next MiB read', 14), lpad('ms/ctr next', 12), lpad('KiB hashed', 11)].join(' '),
+    [pad('scenario', 24), lpad('image MiB', 10), lpad('drift KiB', 10), lpad('first s', 8), lpad('first MiB read', 15), lpad('next s', 8), lpad('next MiB read', 14), lpad('ms/ctr next', 12), lpad('KiB hashed', 11), lpad('full-read s', 12), lpad('MiB', 6)].join(' '),
   );
   for (const r of rows) {
     console.log(
@@ -196,6 +210,8 @@ function printRows(rows: Row[]): void {
         lpad(r.warmMb.toFixed(1), 14),
         lpad((r.warm / COUNT).toFixed(2), 12),
         lpad(r.hashedKb.toFixed(0), 11),
+        lpad((r.full / 1000).toFixed(2), 12),
+        lpad(r.fullMb.toFixed(1), 6),
       ].join(' '),
     );
   }
