@@ -173,3 +173,38 @@ describe("between full reads: each image layer's folders are checked, not every 
     expect((await scanAt()).c.findings.map(brief)).toEqual(['file-modified critical /usr/bin/nc.openbsd']);
   });
 });
+
+// Two images whose layers share folders (Docker keeps one folder per chain id): each layer folder
+// is checked once per scan, and a change in a shared one is seen by every image over it, however
+// the first image's full read re-listed the folder.
+describe('image layers shared by two images', () => {
+  it('shows a file dropped into a shared layer on the containers of both images', async () => {
+    const image = ensureImageLayers();
+    const host = path.join(scratch.dir, 'shared-host');
+    const hostState = path.join(scratch.dir, 'shared-state');
+    mkdirSync(hostState);
+    const extra = path.join(scratch.dir, 'extra-layer');
+    mkdirSync(path.join(extra, 'opt'), { recursive: true });
+    writeFileSync(path.join(extra, 'opt/extra.txt'), 'a third layer\n');
+    const docker = new DockerLayout(host, 'debian:qs');
+    docker.addImage([image.bottom, image.top], { writable: [image.top] });
+    docker.createContainer('s-base');
+    // A second image on top of the first one's layers: the same folders, one more layer.
+    docker.addImage([extra]);
+    docker.createContainer('s-extra');
+    const shared = docker.imageDiffs[1]!;
+    const scanNow = async () => {
+      const got = await scanContainers(host, defaultPolicy(), { collectors: COLLECTORS, stateDir: hostState });
+      const of = (n: string): string[] => got.containers.find((c) => c.name === n)!.findings.map(brief);
+      return { base: of('s-base'), extra: of('s-extra'), folders: got.warnings.some((w) => w.code === 'CONTAINER_IMAGE_LAYERS_FOLDERS_CHECKED') };
+    };
+    await new Promise((r) => setTimeout(r, 2100));
+    expect(await scanNow()).toEqual({ base: [], extra: [], folders: false });
+    expect(await scanNow()).toEqual({ base: [], extra: [], folders: true });
+    writeFileSync(path.join(shared, 'usr/bin/implant3'), '\x7fELF', { mode: 0o755 });
+    const dropped = ['file-added critical /usr/bin/implant3'];
+    expect(await scanNow()).toEqual({ base: dropped, extra: dropped, folders: false });
+    // Read in full or by its folders (as the times fall), the next scan shows the same.
+    expect(await scanNow()).toMatchObject({ base: dropped, extra: dropped });
+  });
+});
