@@ -7,10 +7,13 @@
 // "first": the first scan of the host (the image's layers' overlay attributes and its package
 // databases are read once, then every container); "next": a later scan in a new process, with
 // the layers' attributes from the state folder (what each further `scan --containers` costs).
+// "full-read": a later scan told to read the image layers in full (--image-check-hours 0), what
+// the scheduled full read (once a day by default) costs; between full reads, a scan checks the
+// layers' folders only (docs/container-layouts.md).
 // Bytes read are the process's own read(2) bytes (/proc/self/io rchar): every file, database
 // and folder it read (extended attributes are read by listxattr/getxattr, not counted).
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import { LAYER_CACHE_FILE, scanContainers } from '../agent/containers/scan-containers.js';
 import { defaultPolicy } from '../shared/policy.js';
@@ -19,7 +22,27 @@ import { buildContainerHost, ensureImageLayers, overlayMount, scratchDir } from 
 import { lpad, median, pad } from './measure.js';
 
 const COUNT = Number(process.env.QS_BENCH_CONTAINERS ?? 200);
-const RUNS = 5;
+const RUNS = Number(process.env.QS_BENCH_RUNS ?? 5);
+/** A checkout of another version (QS_BENCH_BEFORE=/path/to/it): its scanContainers is measured on the same hosts, in turn with this one. */
+const BEFORE = process.env.QS_BENCH_BEFORE;
+/** A lock file (QS_BENCH_LOCK): held while the scans are measured, not while the hosts are built. */
+const LOCK = process.env.QS_BENCH_LOCK;
+
+type Scan = typeof scanContainers;
+interface Impl {
+  name: string;
+  scan: Scan;
+}
+
+/** Holds `file` with flock(1) until the returned function is called. */
+async function holdLock(file: string): Promise<() => void> {
+  const child = spawn('flock', [file, 'sh', '-c', 'echo held; exec cat'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`flock exited ${code}`)));
+  });
+  return () => child.stdin.end();
+}
 
 function rchar(): number {
   const m = /^rchar: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'));
@@ -65,6 +88,8 @@ interface Row {
   coldMb: number;
   warmMb: number;
   hashedKb: number;
+  full: number;
+  fullMb: number;
 }
 
 interface Host {
@@ -86,27 +111,35 @@ function buildHost(label: string, image: string[], drift: (i: number, merged: st
 }
 
 /** One first scan (no state) and one next scan (the state the first one left) of `host`. */
-async function scanTwice(host: Host): Promise<{ first: number; firstBytes: number; next: number; nextBytes: number; hashed: number }> {
+async function scanTwice(host: Host, scan: Scan): Promise<{ first: number; firstBytes: number; next: number; nextBytes: number; hashed: number; full: number; fullBytes: number }> {
   rmSync(path.join(host.state, LAYER_CACHE_FILE), { force: true });
+  rmSync(path.join(host.state, 'container-seals'), { recursive: true, force: true });
   let b0 = rchar();
   let t0 = performance.now();
-  const first = await scanContainers(host.root, defaultPolicy(), { stateDir: host.state });
+  const first = await scan(host.root, defaultPolicy(), { stateDir: host.state });
   const firstMs = performance.now() - t0;
   const firstBytes = rchar() - b0;
   if (first.containers.length !== COUNT) throw new Error(`${host.label}: ${first.containers.length} containers reported`);
   b0 = rchar();
   t0 = performance.now();
-  const again = await scanContainers(host.root, defaultPolicy(), { stateDir: host.state });
+  const again = await scan(host.root, defaultPolicy(), { stateDir: host.state });
   const nextMs = performance.now() - t0;
-  return { first: firstMs, firstBytes, next: nextMs, nextBytes: rchar() - b0, hashed: again.containers.reduce((n, c) => n + (c.stats?.bytesRead ?? 0), 0) };
+  const nextBytes = rchar() - b0;
+  // A later scan that reads the image layers in full (what the daily full read costs; a version
+  // without the option reads them as its next scan does).
+  b0 = rchar();
+  t0 = performance.now();
+  await scan(host.root, defaultPolicy(), { stateDir: host.state, fullCheckMs: 0 });
+  const fullMs = performance.now() - t0;
+  return { first: firstMs, firstBytes, next: nextMs, nextBytes, hashed: again.containers.reduce((n, c) => n + (c.stats?.bytesRead ?? 0), 0), full: fullMs, fullBytes: rchar() - b0 };
 }
 
 /** The hosts are scanned in turn, run after run, so a busy moment of the machine hits them alike. */
-async function measureAll(hosts: Host[]): Promise<Row[]> {
-  const runs = hosts.map(() => [] as Array<Awaited<ReturnType<typeof scanTwice>>>);
-  for (let r = 0; r < RUNS; r++) for (const [i, h] of hosts.entries()) runs[i]!.push(await scanTwice(h));
-  return hosts.map((h, i) => {
-    const rs = runs[i]!;
+async function measureAll(hosts: Host[], impls: readonly Impl[]): Promise<Row[][]> {
+  const runs = impls.map(() => hosts.map(() => [] as Array<Awaited<ReturnType<typeof scanTwice>>>));
+  for (let r = 0; r < RUNS; r++) for (const [k, impl] of impls.entries()) for (const [i, h] of hosts.entries()) runs[k]![i]!.push(await scanTwice(h, impl.scan));
+  return impls.map((_, k) => hosts.map((h, i) => {
+    const rs = runs[k]![i]!;
     return {
       label: h.label,
       imageMb: treeBytes(h.image) / 2 ** 20,
@@ -116,8 +149,10 @@ async function measureAll(hosts: Host[]): Promise<Row[]> {
       coldMb: median(rs.map((x) => x.firstBytes)) / 2 ** 20,
       warmMb: median(rs.map((x) => x.nextBytes)) / 2 ** 20,
       hashedKb: rs[0]!.hashed / 1024,
+      full: median(rs.map((x) => x.full)),
+      fullMb: median(rs.map((x) => x.fullBytes)) / 2 ** 20,
     };
-  });
+  }));
 }
 
 const small = (i: number, m: string): void => {
@@ -137,14 +172,31 @@ async function main(): Promise<void> {
   const big = ensureBigImage(bottom, top);
   console.log(`bench:containers — ${COUNT} containers of one image on one host, median of ${RUNS} runs each, side by side`);
   const hosts = [buildHost('small drift, image 1x', [bottom, top], small), buildHost('small drift, big image', big, small), buildHost('10x drift,  image 1x', [bottom, top], tenfold)];
-  let rows: Row[];
+  const impls: Impl[] = [];
+  if (BEFORE !== undefined) {
+    const mod = (await import(path.resolve(BEFORE, 'agent/containers/scan-containers.ts'))) as { scanContainers: Scan };
+    impls.push({ name: `before (${BEFORE})`, scan: mod.scanContainers });
+  }
+  impls.push({ name: BEFORE === undefined ? 'this tree' : 'after (this tree)', scan: scanContainers });
+  let results: Row[][];
+  const release = LOCK === undefined ? () => {} : await holdLock(LOCK);
   try {
-    rows = await measureAll(hosts);
+    console.log(`measuring (${execFileSync('uptime', { encoding: 'utf8' }).trim()})`);
+    results = await measureAll(hosts, impls);
+    console.log(`measured  (${execFileSync('uptime', { encoding: 'utf8' }).trim()})`);
   } finally {
+    release();
     for (const h of hosts) h.remove();
   }
+  for (const [k, impl] of impls.entries()) {
+    if (impls.length > 1) console.log(`== ${impl.name}`);
+    printRows(results[k]!);
+  }
+}
+
+function printRows(rows: Row[]): void {
   console.log(
-    [pad('scenario', 24), lpad('image MiB', 10), lpad('drift KiB', 10), lpad('first s', 8), lpad('first MiB read', 15), lpad('next s', 8), lpad('next MiB read', 14), lpad('ms/ctr next', 12), lpad('KiB hashed', 11)].join(' '),
+    [pad('scenario', 24), lpad('image MiB', 10), lpad('drift KiB', 10), lpad('first s', 8), lpad('first MiB read', 15), lpad('next s', 8), lpad('next MiB read', 14), lpad('ms/ctr next', 12), lpad('KiB hashed', 11), lpad('full-read s', 12), lpad('MiB', 6)].join(' '),
   );
   for (const r of rows) {
     console.log(
@@ -158,6 +210,8 @@ async function main(): Promise<void> {
         lpad(r.warmMb.toFixed(1), 14),
         lpad((r.warm / COUNT).toFixed(2), 12),
         lpad(r.hashedKb.toFixed(0), 11),
+        lpad((r.full / 1000).toFixed(2), 12),
+        lpad(r.fullMb.toFixed(1), 6),
       ].join(' '),
     );
   }

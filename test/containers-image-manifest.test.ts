@@ -3,13 +3,16 @@
 // whose image layer was changed before the agent ever saw it (first sight would take the change for
 // the image), the real agent (`scan --containers --send`) fetches the uploaded manifest and reports
 // the change on the container, which the server then shows as a pet.
-import { lstatSync, mkdirSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, lstatSync, mkdirSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { writeAgentConfig } from '../agent/deliver/config.js';
 import { enrollAgent } from '../agent/deliver/enroll.js';
 import { discoverContainers } from '../agent/containers/scan-containers.js';
 import type { ContainerSummary } from '../shared/api.js';
+import type { AgentConfig } from '../shared/protocol.js';
 import { MANIFEST_SCHEMA } from '../shared/manifest.js';
 import type { Manifest } from '../shared/manifest.js';
 import { defaultPolicy } from '../shared/policy.js';
@@ -104,6 +107,34 @@ describe("a container image's manifest uploaded to the server", () => {
     expect(c.findings[0]!.reason).toMatch(/differ from the manifest uploaded for the image/);
     const pets = await callApi(server.url, 'GET', '/api/v1/containers?image=debian:qs&status=pet', analyst);
     expect((pets.json.containers as ContainerSummary[]).map((x) => x.name)).toEqual(['quiet']);
+  });
+
+  it("keeps to the kept seal when the server accepts the connection and never answers: a warning, within the manifest timeout", async () => {
+    // A server that drops everything after the handshake: a real loopback socket, never written to.
+    const held: Socket[] = [];
+    const silent = createNetServer((sock) => held.push(sock));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const state = path.join(scratch.dir, 'silent');
+    cpSync(path.join(scratch.dir, 'sent'), state, { recursive: true });
+    const config = JSON.parse(readFileSync(path.join(state, 'agent.json'), 'utf8')) as AgentConfig;
+    await writeAgentConfig(path.join(state, 'agent.json'), { ...config, server: `http://127.0.0.1:${(silent.address() as AddressInfo).port}` });
+    try {
+      const t0 = Date.now();
+      const r = await agent(['scan', '--root', root, '--manifest', hostManifest, '--containers', '--state', state, '--manifest-timeout', '1', '-q', '--json']);
+      const took = Date.now() - t0;
+      expect(r.code, r.stderr).toBeLessThan(2);
+      expect(held.length).toBeGreaterThan(0);
+      const report = parseReport(JSON.parse(r.stdout), 'scan output');
+      const w = report.warnings.filter((x) => x.code === 'CONTAINER_IMAGE_MANIFEST_UNAVAILABLE');
+      expect(w.map((x) => x.message)).toEqual([expect.stringMatching(/no answer within 1 s; the image's kept seal is used/)]);
+      // The kept seal is the manifest uploaded before: the changed layer file is still drift.
+      expect(report.containers!.find((c) => c.name === 'quiet')!.findings.map((f) => `${f.kind} ${f.severity} ${f.path}`)).toEqual(['file-modified critical /usr/bin/nc.openbsd']);
+      // One timeout, not the 300 s of a fetch without one; the rest is the scan itself.
+      expect(took).toBeLessThan(20_000);
+    } finally {
+      for (const sock of held) sock.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('is served to agents only, by reference (normalized) and image id; a wrong query is named', async () => {

@@ -2,7 +2,7 @@
 // /var/lib/docker/overlay2/<id>/diff): every container of that image shows the change while no
 // writable layer holds it. The agent keeps the image's files and digests as it first read them (its
 // state folder) and finds the layers' drift from them on every later scan.
-import { copyFileSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPolicy } from '../shared/policy.js';
@@ -103,5 +103,108 @@ describe('an image layer changed on the host after the agent first read it', () 
     expect(again['d-quiet']!.findings.map(brief).sort()).toEqual(after['d-quiet']!.findings.map(brief).sort());
     expect(again['d-quiet']!.findings).toHaveLength(3);
     expect(again['p-quiet']!.findings).toEqual([]);
+  });
+});
+
+// Between two full reads of an image's layers (a day apart by default) a scan lists each layer's
+// folders only: an entry added, removed or renamed moves its folder's times and is seen at once;
+// a file rewritten in place (same inode) is seen at the next full read, as docs/container-layouts.md says.
+describe("between full reads: each image layer's folders are checked, not every path", () => {
+  let host: string;
+  let hostState: string;
+  let top: string;
+  const scanAt = async (fullCheckMs?: number) => {
+    const got = await scanContainers(host, defaultPolicy(), { collectors: COLLECTORS, stateDir: hostState, ...(fullCheckMs === undefined ? {} : { fullCheckMs }) });
+    return { c: got.containers.find((x) => x.name === 'g-quiet')!, p: got.containers.find((x) => x.name === 'g-podman')!, folders: got.warnings.find((w) => w.code === 'CONTAINER_IMAGE_LAYERS_FOLDERS_CHECKED') };
+  };
+
+  beforeAll(async () => {
+    const image = ensureImageLayers();
+    host = path.join(scratch.dir, 'gate-host');
+    hostState = path.join(scratch.dir, 'gate-state');
+    mkdirSync(hostState);
+    const docker = new DockerLayout(host, 'debian:qs');
+    docker.addImage([image.bottom, image.top], { writable: [image.top] });
+    docker.createContainer('g-quiet');
+    const podman = new PodmanLayout(host, 'debian:qs');
+    podman.addImage([image.bottom, image.top]);
+    podman.createContainer('g-podman');
+    top = docker.imageDiffs[0]!;
+    // The copied layer's folders were just made: a change within a clock tick of a listing is not
+    // trusted to move their times, so the test waits that long, as an image layer on a host has.
+    await new Promise((r) => setTimeout(r, 2100));
+  });
+
+  it('reads the layers in full at first sight, then only their folders, and says since when', async () => {
+    const first = await scanAt();
+    expect(first.c.findings).toEqual([]);
+    expect(first.folders).toBeUndefined();
+    const next = await scanAt();
+    expect(next.c.findings).toEqual([]);
+    expect(next.p.findings).toEqual([]);
+    expect(next.folders?.message).toMatch(/last read in full at \d{4}-\d\d-\d\dT/);
+  });
+
+  it('sees a file dropped into an image layer at the next scan, without waiting for the full read', async () => {
+    writeFileSync(path.join(top, 'usr/bin/implant2'), '\x7fELF', { mode: 0o755 });
+    const got = await scanAt();
+    expect(got.c.findings.map(brief)).toEqual(['file-added critical /usr/bin/implant2']);
+    expect(got.p.findings).toEqual([]);
+    rmSync(path.join(top, 'usr/bin/implant2'));
+    await new Promise((r) => setTimeout(r, 2100));
+    expect((await scanAt()).c.findings).toEqual([]);
+  });
+
+  it('sees a file rewritten in place at the next full read (the schedule), not before', async () => {
+    const nc = path.join(top, 'usr/bin/nc.openbsd');
+    const st = lstatSync(nc);
+    const fd = openSync(nc, 'r+');
+    writeSync(fd, Buffer.from('EVIL'), 0, 4, 64);
+    closeSync(fd);
+    utimesSync(nc, st.atime, st.mtime);
+    const between = await scanAt();
+    // The documented limit: same inode, no folder moved.
+    expect(between.c.findings).toEqual([]);
+    expect(between.folders).toBeDefined();
+    const full = await scanAt(0);
+    expect(full.c.findings.map(brief)).toEqual(['file-modified critical /usr/bin/nc.openbsd']);
+    expect(full.folders).toBeUndefined();
+    // Once found, the drift stands on the scans in between.
+    expect((await scanAt()).c.findings.map(brief)).toEqual(['file-modified critical /usr/bin/nc.openbsd']);
+  });
+});
+
+// Two images whose layers share folders (Docker keeps one folder per chain id): each layer folder
+// is checked once per scan, and a change in a shared one is seen by every image over it, however
+// the first image's full read re-listed the folder.
+describe('image layers shared by two images', () => {
+  it('shows a file dropped into a shared layer on the containers of both images', async () => {
+    const image = ensureImageLayers();
+    const host = path.join(scratch.dir, 'shared-host');
+    const hostState = path.join(scratch.dir, 'shared-state');
+    mkdirSync(hostState);
+    const extra = path.join(scratch.dir, 'extra-layer');
+    mkdirSync(path.join(extra, 'opt'), { recursive: true });
+    writeFileSync(path.join(extra, 'opt/extra.txt'), 'a third layer\n');
+    const docker = new DockerLayout(host, 'debian:qs');
+    docker.addImage([image.bottom, image.top], { writable: [image.top] });
+    docker.createContainer('s-base');
+    // A second image on top of the first one's layers: the same folders, one more layer.
+    docker.addImage([extra]);
+    docker.createContainer('s-extra');
+    const shared = docker.imageDiffs[1]!;
+    const scanNow = async () => {
+      const got = await scanContainers(host, defaultPolicy(), { collectors: COLLECTORS, stateDir: hostState });
+      const of = (n: string): string[] => got.containers.find((c) => c.name === n)!.findings.map(brief);
+      return { base: of('s-base'), extra: of('s-extra'), folders: got.warnings.some((w) => w.code === 'CONTAINER_IMAGE_LAYERS_FOLDERS_CHECKED') };
+    };
+    await new Promise((r) => setTimeout(r, 2100));
+    expect(await scanNow()).toEqual({ base: [], extra: [], folders: false });
+    expect(await scanNow()).toEqual({ base: [], extra: [], folders: true });
+    writeFileSync(path.join(shared, 'usr/bin/implant3'), '\x7fELF', { mode: 0o755 });
+    const dropped = ['file-added critical /usr/bin/implant3'];
+    expect(await scanNow()).toEqual({ base: dropped, extra: dropped, folders: false });
+    // Read in full or by its folders (as the times fall), the next scan shows the same.
+    expect(await scanNow()).toMatchObject({ base: dropped, extra: dropped });
   });
 });

@@ -193,3 +193,22 @@ describe("the image layers' markers kept in the state folder", () => {
     expect(next.get(other)).toBeUndefined();
   });
 });
+
+describe("the image seals kept in the state folder", () => {
+  it('keeps each seal in a file of its own, read only when asked for, and moves the seals of an older state file there', () => {
+    const state = path.join(scratch.dir, 'seal-state');
+    mkdirSync(state);
+    const file = path.join(state, 'container-layers.json');
+    const dirs = ['/var/lib/docker/overlay2/b/diff', '/var/lib/docker/overlay2/a/diff'];
+    const files = [{ path: '/etc/hostname', type: 'file' as const, mode: '0644', uid: 0, gid: 0, size: 5, sha256: 'ab'.repeat(32) }];
+    // As an earlier agent wrote it: the seals inside the file every scan reads.
+    writeFileSync(file, JSON.stringify({ layers: [], images: [], seals: [[dirs.join('\u0000'), { source: 'first-sight', files, stats: [['/etc/hostname', '1:2:5:3:4', 'ab'.repeat(32)]] }]] }));
+    const old = new LayerAttrCache(file);
+    expect(old.getSeal(dirs)?.files.get('/etc/hostname')).toEqual(files[0]);
+    old.save();
+    expect(Object.keys(JSON.parse(readFileSync(file, 'utf8')) as object)).not.toContain('seals');
+    const next = new LayerAttrCache(file);
+    expect(next.getSeal(dirs)?.stats.get('/etc/hostname')).toEqual(['1:2:5:3:4', 'ab'.repeat(32)]);
+    expect(next.getSeal(['/elsewhere'])).toBeUndefined();
+  });
+});

@@ -38,6 +38,13 @@ Options:
                         the host's disk and report each one's drift from its own image,
                         without mounting, exec'ing or touching a container; an executable
                         added to a container is critical
+  --image-check-hours H with --containers: how often every file of the image layers is
+                        read (default: 24; 0: every scan); in between, a scan checks the
+                        layers' folders only (a file rewritten in place is seen at the next)
+  --manifest-timeout SECONDS
+                        with --containers on an enrolled agent: how long the server may take
+                        to send an image's uploaded manifest (default: 5); then the kept
+                        seal is used, with a warning
   --timeout SECONDS     how long --send waits for the ack (default: 120); the report
                         stays in the outbox when it runs out, and goes with the next send
 ${COST_HELP}  -q, --quiet           no progress on stderr
@@ -59,9 +66,11 @@ export const options = {
   config: { type: 'string' },
   timeout: { type: 'string' },
   containers: { type: 'boolean' },
+  'image-check-hours': { type: 'string' },
+  'manifest-timeout': { type: 'string' },
 } as const;
 
-export interface ScanArgs extends CostArgs { root?: string; manifest?: string; json?: boolean; quiet?: boolean; send?: boolean; config?: string; timeout?: string; containers?: boolean }
+export interface ScanArgs extends CostArgs { root?: string; manifest?: string; json?: boolean; quiet?: boolean; send?: boolean; config?: string; timeout?: string; containers?: boolean; 'image-check-hours'?: string; 'manifest-timeout'?: string }
 
 export async function run(values: OptionValues, positionals: string[], io: CliIo): Promise<number> {
   noArguments(positionals);
@@ -75,6 +84,8 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   const state = path.resolve(args.state ?? DEFAULT_STATE_DIR);
   const timeout = args.timeout === undefined ? 120 : Number(args.timeout);
   if (!Number.isFinite(timeout) || timeout < 0) throw new QuicksandError('USAGE', `--timeout: expected a number of seconds, got "${args.timeout}"`);
+  const checkHours = seconds(args['image-check-hours'], 24, '--image-check-hours');
+  const manifestTimeout = seconds(args['manifest-timeout'], 5, '--manifest-timeout');
   const config = args.send ? await readAgentConfig(resolveConfigFile(state, args.config)) : undefined;
   const walk = walkOptions(args, root, io);
   let report;
@@ -95,7 +106,7 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
     // have) holds each image's containers to the manifest uploaded for the image, if any.
     const identity = config ?? (await readAgentConfig(resolveConfigFile(state, args.config)).catch(() => undefined));
     const imageManifest = identity === undefined ? undefined : (await import('../deliver/image-manifests.js')).imageManifestSource(identity);
-    const found = await scanContainers(root.dir === '' ? '/' : root.dir, defaultPolicy(), { stateDir: state, ...(imageManifest ? { imageManifest } : {}) });
+    const found = await scanContainers(root.dir === '' ? '/' : root.dir, defaultPolicy(), { stateDir: state, fullCheckMs: checkHours * 3600_000, manifestTimeoutMs: manifestTimeout * 1000, ...(imageManifest ? { imageManifest } : {}) });
     report = { ...report, containers: found.containers, warnings: [...report.warnings, ...found.warnings] };
   }
   io.stdout(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, manifestFile));
@@ -105,4 +116,11 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   }
   const drift = report.summary.status === 'drift' || (report.containers ?? []).some((c) => c.summary.status === 'drift');
   return drift ? EXIT_DRIFT : EXIT_CLEAN;
+}
+
+/** A non-negative number option, or its default. */
+function seconds(value: string | undefined, dflt: number, name: string): number {
+  const n = value === undefined ? dflt : Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new QuicksandError('USAGE', `${name}: expected a non-negative number, got "${value}"`);
+  return n;
 }

@@ -49,7 +49,7 @@ export interface SealCheck {
  * written in a layer, a chmod, a rename over it all move its ctime, which no one can set back
  * short of writing the disk below the filesystem or resetting the clock.
  */
-export function checkImageLayers(stack: LayerStack, policy: Policy, seal: ImageSeal | undefined): SealCheck {
+export function checkImageLayers(stack: LayerStack, policy: Policy, seal: ImageSeal | undefined, now = Date.now()): SealCheck {
   const ignored = compileGlobs(policy.ignored);
   const stats = new Map<string, [string, string | undefined]>();
   const drift = new Map<string, LayerDrift>();
@@ -65,9 +65,11 @@ export function checkImageLayers(stack: LayerStack, policy: Policy, seal: ImageS
     if (rec.type !== 'file') return rec;
     if (r.type !== 'other' || r.data === null) return { ...rec, unreadable: 'metacopy file whose data is in no lower layer' };
     const dataSt = r.data === r.host ? r.st : statOf(r.data);
-    const key = dataSt === null ? '' : identity(dataSt);
+    // A file changed within a clock tick of now could change again without moving its times: its
+    // identity is not kept, so the next scan hashes it again.
+    const key = dataSt === null || Math.max(dataSt.ctimeMs, dataSt.mtimeMs) >= now - RACY_MS ? '' : identity(dataSt);
     const before = seal?.stats.get(p);
-    if (before !== undefined && before[0] === key && before[1] !== undefined) {
+    if (before !== undefined && key !== '' && before[0] === key && before[1] !== undefined) {
       stats.set(p, before);
       return { ...rec, sha256: before[1] };
     }
@@ -119,6 +121,8 @@ export function sameRecord(a: FileRecord, b: ObservedFile): boolean {
   if (b.unreadable !== undefined) return false;
   return a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.size === b.size && (a.sha256 === undefined || a.sha256 === b.sha256) && a.target === b.target;
 }
+
+const RACY_MS = 2000;
 
 /** A host file's identity: the inode number tells two files of one device apart, whatever their paths. */
 const identity = (st: Stats): string => `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { lstatSync } from 'node:fs';
 import type { FileRecord, Manifest } from '../../shared/manifest.js';
 import { MANIFEST_SCHEMA } from '../../shared/manifest.js';
@@ -17,6 +18,7 @@ import type { ImageSeal, SealCheck } from './image-seal.js';
 import { LayerStack, ProbeCache, layeredRoot, layersDecide } from './layers.js';
 import type { Layer } from './layers.js';
 import { LayerAttrCache } from './layer-attr-cache.js';
+import { currentSum, snapshotFolders } from './layer-gate.js';
 import type { CachedImage } from './layer-attr-cache.js';
 import { readOverlayAttrs } from './overlay-xattrs.js';
 import type { OverlayAttrIndex } from './overlay-xattrs.js';
@@ -46,11 +48,22 @@ export class ContainerScanContext {
   /** Upper layers' attributes read ahead for a whole host, used once each. */
   private readonly ahead = new Map<string, OverlayAttrIndex>();
 
+  /** Each layer folder's folder sum this scan, shared by every image over it (layer-gate.ts). */
+  private readonly sums = new Map<string, string>();
+  /** When the full reads relied on by this scan's images were made (images read in full this scan are not in it). */
+  private readonly partial: number[] = [];
+  readonly fullCheckMs: number;
+  private readonly now: () => number;
+
   constructor(
     readonly policy: Policy,
     readonly collectors?: readonly Collector[],
     readonly layerCache: LayerAttrCache = new LayerAttrCache(null),
-  ) {}
+    opts: { fullCheckMs?: number; now?: () => number } = {},
+  ) {
+    this.fullCheckMs = opts.fullCheckMs ?? FULL_CHECK_MS;
+    this.now = opts.now ?? Date.now;
+  }
 
   uploadedFor(image: { ref?: string; id?: string }): ImageSeal | undefined {
     return image.ref === undefined || image.id === undefined ? undefined : this.uploaded.get(uploadKey(image.ref, image.id));
@@ -113,35 +126,72 @@ export class ContainerScanContext {
 
   /**
    * The image's layers on this host against the image (its seal: first sight or uploaded), once
-   * per image per scan. When some file of a layer moved, the layers' overlay attributes are read
-   * again before the check is trusted: a marker added to an image layer hides or redirects paths.
+   * per image per scan. A full read (image-seal.ts: an lstat per image path, a hash per file whose
+   * identity moved) runs at first sight, when the last one is older than `fullCheckMs`, when the
+   * uploaded manifest changed, or when a folder of one of the layers moved (layer-gate.ts);
+   * otherwise the last full read's drift stands, and the scan costs an lstat per layer folder,
+   * not per path. When some file of a layer moved, the layers' overlay attributes are read again
+   * before the check is trusted: a marker added to an image layer hides or redirects paths.
    */
   checkImage(dirs: readonly string[], uploaded?: ImageSeal): Promise<SealCheck> {
     const key = dirs.join('\u0000');
     let check = this.checks.get(key);
     if (check === undefined) {
       check = (async () => {
+        if (dirs.length === 0) return { drift: new Map(), moved: false, bytesHashed: 0, seal: { source: 'first-sight' as const, files: new Map(), stats: new Map() } };
+        const now = this.now();
+        const last = this.layerCache.getCheck(dirs);
+        // With no manifest had this time, the seal kept is what the last full read was held to.
+        const upload = uploaded === undefined ? last?.uploaded : sealDigest(uploaded);
+        if (last !== undefined && now - last.at < this.fullCheckMs && last.uploaded === upload && dirs.every((d, i) => this.folderSum(d) === last.sums[i])) {
+          this.partial.push(last.at);
+          return { drift: new Map(last.drift), moved: false, bytesHashed: 0, seal: { source: last.source, files: new Map(), ...(uploaded?.packages ? { packages: uploaded.packages } : last.source === 'uploaded' ? { packages: this.layerCache.getSeal(dirs)?.packages ?? [] } : {}), stats: new Map() } };
+        }
+        // Listed before the full read: a change made during it moves a folder the next scan checks.
+        const folders = dirs.map((d) => snapshotFolders(d, now));
         const kept = this.layerCache.getSeal(dirs);
         // An uploaded manifest is the image's truth; what the host files' digests were is kept.
         const stored = uploaded === undefined ? kept : { ...uploaded, stats: kept?.stats ?? new Map() };
-        if (dirs.length === 0) return { drift: new Map(), moved: false, bytesHashed: 0, seal: { source: 'first-sight' as const, files: new Map(), stats: new Map() } };
         const stackOf = async (): Promise<LayerStack> => new LayerStack((await this.layersOf(null, dirs)).lowers, this.probes);
-        let got = checkImageLayers(await stackOf(), this.policy, stored);
+        let got = checkImageLayers(await stackOf(), this.policy, stored, now);
         if (got.moved && stored !== undefined) {
           for (const d of dirs) {
             this.attrs.delete(d);
             this.layerCache.forget(d);
           }
           this.probes = new ProbeCache();
-          const again = checkImageLayers(await stackOf(), this.policy, { ...stored, stats: got.seal.stats });
+          const again = checkImageLayers(await stackOf(), this.policy, { ...stored, stats: got.seal.stats }, now);
           got = { ...again, bytesHashed: got.bytesHashed + again.bytesHashed };
         }
         this.layerCache.setSeal(dirs, got.seal);
+        dirs.forEach((d, i) => {
+          this.layerCache.setFolders(d, folders[i]!);
+          this.sums.set(d, folders[i]?.sum ?? '');
+        });
+        // A layer that could not be listed whole is read in full every scan: no check is kept for it.
+        const sums = folders.map((f) => f?.sum ?? '');
+        this.layerCache.setCheck(dirs, sums.includes('') ? null : { at: now, source: got.seal.source, ...(upload !== undefined ? { uploaded: upload } : {}), sums, drift: [...got.drift] });
         return got;
       })();
       this.checks.set(key, check);
     }
     return check;
+  }
+
+  /** A layer's folders as they are now, summed once per scan (layer-gate.ts); '' when none were listed. */
+  private folderSum(dir: string): string {
+    let sum = this.sums.get(dir);
+    if (sum === undefined) {
+      const rec = this.layerCache.getFolders(dir);
+      sum = rec === undefined ? '' : currentSum(dir, rec);
+      this.sums.set(dir, sum);
+    }
+    return sum;
+  }
+
+  /** When the oldest full read of the image layers this scan relied on was made; undefined when every image was read in full. */
+  oldestFullCheck(): number | undefined {
+    return this.partial.length === 0 ? undefined : Math.min(...this.partial);
   }
 
   imageView(lowers: readonly Layer[]): Promise<ImageView> {
@@ -164,6 +214,17 @@ export class ContainerScanContext {
     }
     return view;
   }
+}
+
+/** How often an image's layers are read in full by default (every path; see layer-gate.ts for what is checked in between). */
+export const FULL_CHECK_MS = 24 * 3600 * 1000;
+
+/** Which uploaded manifest a check was held to. */
+function sealDigest(seal: ImageSeal): string {
+  const h = createHash('sha256');
+  for (const f of seal.files.values()) h.update(JSON.stringify(f));
+  h.update(JSON.stringify(seal.packages ?? null));
+  return h.digest('hex');
 }
 
 export const uploadKey = (ref: string, id: string): string => `${normalizeImageRef(ref)}\u0000${id}`;

@@ -7,10 +7,10 @@ import type { AgentConfig } from '../../shared/protocol.js';
 import { call } from './server-baseline.js';
 
 export function imageManifestSource(config: AgentConfig): ImageManifestSource {
-  return async ({ ref, id }) => {
+  return async ({ ref, id }, signal) => {
     const route = `/api/v1/agent/image-manifest?${new URLSearchParams({ name: ref, version: id }).toString()}`;
     try {
-      return parseImageManifest(await call(config, 'GET', route), `${config.server} manifest of image ${ref} ${id}`);
+      return parseImageManifest(await call(config, 'GET', route, undefined, signal), `${config.server} manifest of image ${ref} ${id}`);
     } catch (err) {
       if (isQuicksandError(err) && err.code === 'NOT_FOUND') return null;
       throw err;

@@ -34,12 +34,12 @@ export async function observeAsManifest(root: Root, expected: Pick<Manifest, 'po
   }
 }
 
-/** One call to whichever server answers (any node of the deployment has the same answer). */
-export function call(config: AgentConfig, method: 'GET' | 'POST', route: string, body?: unknown): Promise<unknown> {
-  return withAnyServer(serverUrls(config), (server) => callServer(server, config.token, method, route, body));
+/** One call to whichever server answers (any node of the deployment has the same answer); `signal` may cut it short. */
+export function call(config: AgentConfig, method: 'GET' | 'POST', route: string, body?: unknown, signal?: AbortSignal): Promise<unknown> {
+  return withAnyServer(serverUrls(config), (server) => callServer(server, config.token, method, route, body, signal));
 }
 
-async function callServer(server: string, token: string, method: 'GET' | 'POST', route: string, body?: unknown): Promise<unknown> {
+async function callServer(server: string, token: string, method: 'GET' | 'POST', route: string, body?: unknown, signal?: AbortSignal): Promise<unknown> {
   const url = `${server}${route}`;
   let res: Response;
   try {
@@ -47,7 +47,7 @@ async function callServer(server: string, token: string, method: 'GET' | 'POST',
       method,
       headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(300_000),
+      signal: signal === undefined ? AbortSignal.timeout(300_000) : AbortSignal.any([signal, AbortSignal.timeout(300_000)]),
     });
   } catch (err) {
     throw new QuicksandError('SERVER_UNREACHABLE', `cannot reach ${server}: ${(err as Error).message}`);
