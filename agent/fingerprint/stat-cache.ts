@@ -31,6 +31,7 @@ export interface CachedFile {
 export interface StatCache {
   /** True when nothing was cached for this root when it was opened: every file will be read. */
   readonly empty: boolean;
+  /** Fastest in key order (`cacheKey`: the walk's order); any order is answered. */
   lookup(path: Buffer, st: FileStat): CachedFile | undefined;
   /** Queued; written in one transaction per batch. `xattrs` null: not known for this stat. */
   remember(path: Buffer, st: FileStat, sha256: string, xattrs: SecurityXattrs | null): void;
@@ -38,13 +39,14 @@ export interface StatCache {
   flush(): void;
   /** Drops the rows of this root when far more are stored than the walk saw (deleted paths pile up otherwise). */
   prune(filesSeen: number): void;
+  /** Range reads made so far: a walk, which looks up in key order, makes a few per thousand files. */
+  pagesRead(): number;
   /** Paths of this root the cache holds: about what the last walk saw. */
   size(): number;
   close(): void;
 }
 
 const BATCH = 2000;
-const READ_SPAN = 20000;
 
 /** Opens (creating if needed) `<stateDir>/agent.db` and returns the cache of one root. */
 export function openStatCache(stateDir: string, root: string): StatCache {
@@ -57,8 +59,8 @@ export function openStatCache(stateDir: string, root: string): StatCache {
     db.pragma('synchronous = NORMAL');
     // The daemon's scan child and the daemon itself (a re-baseline's observation) may meet here.
     db.pragma('busy_timeout = 5000');
-    // Look-ups follow the walk, which is nearly key order: a small page cache serves them, and
-    // the agent's memory stays flat however large the table grows.
+    // Look-ups read the table in key order, a page at a time: a small page cache serves them,
+    // and the agent's memory stays flat however large the table grows.
     db.pragma('cache_size = -2048');
     migrate(db);
   } catch (err) {
@@ -69,8 +71,8 @@ export function openStatCache(stateDir: string, root: string): StatCache {
 
 /**
  * Creates the cache's tables. `user_version` is left to the state database's other users (the
- * outbox shares agent.db): the cache only saves work, so a future layout takes new table names
- * and drops these rather than converting them.
+ * outbox shares agent.db): the cache only saves work, so a new layout takes a new table name
+ * and the old one is copied over (or dropped) rather than altered in place.
  */
 function migrate(db: Db): void {
   db.exec(`
@@ -78,10 +80,12 @@ function migrate(db: Db): void {
     -- The first layout, without the xattrs: its rows are re-hashed once.
     DROP TABLE IF EXISTS stat_cache;
     -- Keyed by a small root id, not the root's path: a million rows would repeat it a million times.
+    -- key: the path's bytes with every '/' as a 0 byte (which no name holds), so the key order
+    -- is the walk's order (comparePathBytes) and a walk reads the cache as one ordered range.
     -- xattrs: the security xattrs as JSON, '' for none, NULL when not known.
-    CREATE TABLE IF NOT EXISTS file_cache (
+    CREATE TABLE IF NOT EXISTS file_digests (
       root INTEGER NOT NULL,
-      path BLOB NOT NULL,
+      key BLOB NOT NULL,
       dev INTEGER NOT NULL,
       ino INTEGER NOT NULL,
       size INTEGER NOT NULL,
@@ -89,76 +93,123 @@ function migrate(db: Db): void {
       ctime_ms REAL NOT NULL,
       sha256 BLOB NOT NULL,
       xattrs TEXT,
-      PRIMARY KEY (root, path)
+      PRIMARY KEY (root, key)
     ) WITHOUT ROWID;
   `);
+  // The layout before, keyed by the plain path: its rows are carried over, not re-hashed.
+  if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'file_cache'").get() === undefined) return;
+  const put = db.prepare('INSERT OR REPLACE INTO file_digests (root, key, dev, ino, size, mtime_ms, ctime_ms, sha256, xattrs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+  db.transaction(() => {
+    const rows = db.prepare('SELECT root, path, dev, ino, size, mtime_ms, ctime_ms, sha256, xattrs FROM file_cache').raw().all() as unknown[][];
+    for (const [root, p, ...rest] of rows) put.run(root, cacheKey(p as Buffer), ...rest);
+    db.exec('DROP TABLE file_cache');
+  })();
 }
+
+/** The cache's key of a path inside the root: its bytes, every '/' a 0 byte. */
+export function cacheKey(p: Buffer): Buffer {
+  const key = Buffer.allocUnsafe(p.length);
+  for (let i = 0; i < p.length; i++) {
+    const b = p[i]!;
+    key[i] = b === 0x2f ? 0 : b;
+  }
+  return key;
+}
+
+/**
+ * Rows read at once while look-ups come in walk order. A read after a jump (the first look-up,
+ * or one out of order) takes a few rows, and each read that follows in order twice as many.
+ */
+const PAGE_MIN = 16;
+const PAGE_MAX = 1024;
+
+/** key and sha256 in lower-case hex: ordered as the bytes are. */
+type Row = [key: string, dev: number, ino: number, size: number, mtimeMs: number, ctimeMs: number, sha256: string, xattrs: string | null];
 
 /** Over an already open database (the daemon shares one connection with its outbox). */
 export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCache {
   migrate(db);
   db.prepare('INSERT OR IGNORE INTO stat_roots (dir) VALUES (?)').run(rootDir);
   const root = db.prepare('SELECT id FROM stat_roots WHERE dir = ?').pluck().get(rootDir) as number;
-  const get = db.prepare('SELECT dev, ino, size, mtime_ms, ctime_ms, sha256, xattrs FROM file_cache WHERE root = ? AND path = ?').raw() as Statement<[number, Buffer], [number, number, number, number, number, Buffer, string | null]>;
-  const put = db.prepare('INSERT OR REPLACE INTO file_cache (root, path, dev, ino, size, mtime_ms, ctime_ms, sha256, xattrs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
-  const count = db.prepare('SELECT count(*) FROM file_cache WHERE root = ?').pluck();
-  const dropRoot = db.prepare('DELETE FROM file_cache WHERE root = ?');
-  type Row = [Buffer, FileStat, string, SecurityXattrs | null];
-  let queue: Row[] = [];
-  const empty = db.prepare('SELECT 1 FROM file_cache WHERE root = ? LIMIT 1').pluck().get(root) === undefined;
-  const writeBatch = db.transaction((rows: Row[]) => {
-    for (const [p, st, sha, x] of rows) put.run(root, p, st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, Buffer.from(sha, 'hex'), xattrsText(x));
+  // A page of rows from a key on: a walk asks in key order, so one range read serves a
+  // thousand look-ups instead of a B-tree descent per file.
+  // Key and digest come as hex text: a string per row is far cheaper to make than a Buffer.
+  const page = db.prepare(`SELECT lower(hex(key)), dev, ino, size, mtime_ms, ctime_ms, lower(hex(sha256)), xattrs FROM file_digests WHERE root = ? AND key >= ? ORDER BY key LIMIT ?`).raw() as Statement<[number, Buffer, number], Row>;
+  const put = db.prepare('INSERT OR REPLACE INTO file_digests (root, key, dev, ino, size, mtime_ms, ctime_ms, sha256, xattrs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+  const count = db.prepare('SELECT count(*) FROM file_digests WHERE root = ?').pluck();
+  const dropRoot = db.prepare('DELETE FROM file_digests WHERE root = ?');
+  type Queued = [Buffer, FileStat, string, SecurityXattrs | null];
+  let queue: Queued[] = [];
+  const empty = db.prepare('SELECT 1 FROM file_digests WHERE root = ? LIMIT 1').pluck().get(root) === undefined;
+  const writeBatch = db.transaction((rows: Queued[]) => {
+    for (const [p, st, sha, x] of rows) put.run(root, cacheKey(p), st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, Buffer.from(sha, 'hex'), xattrsText(x));
   });
-  // Look-ups run inside one read transaction, not one implicit transaction each: several times
-  // quicker. It ends before every write batch and every READ_SPAN look-ups, so a long walk
-  // never holds a snapshot that keeps the WAL from being checkpointed.
-  const begin = db.prepare('BEGIN');
-  const commit = db.prepare('COMMIT');
-  let reads = -1; // -1: no read transaction of ours is open
-  const endReads = (): void => {
-    if (reads >= 0 && db.inTransaction) commit.run();
-    reads = -1;
-  };
+  // The page read last, and where in it the look-ups are: every cached key from rows[0] to the
+  // last row's is in `rows`; `more` says whether rows may follow the last one.
+  let rows: Row[] = [];
+  let at = 0;
+  let more = true;
+  let size = PAGE_MIN;
+  let pages = 0;
+  let last: string | undefined;
   const flush = (): void => {
-    endReads();
     if (queue.length === 0) return;
-    const rows = queue;
+    const q = queue;
     queue = [];
-    writeBatch(rows);
+    writeBatch(q);
+  };
+  const read = (from: Buffer): void => {
+    rows = page.all(root, from, size);
+    pages++;
+    at = 0;
+    more = rows.length === size;
+    size = Math.min(2 * size, PAGE_MAX);
+  };
+  const find = (bytes: Buffer): Row | undefined => {
+    const key = bytes.toString('hex');
+    if (last === undefined || key <= last) {
+      size = PAGE_MIN;
+      read(bytes);
+    }
+    last = key;
+    for (;;) {
+      while (at < rows.length) {
+        const k = rows[at]![0];
+        if (k === key) return rows[at];
+        if (k > key) return undefined;
+        at++;
+      }
+      if (!more) return undefined;
+      // Past the page: the next one starts at this key (rows in between are of gone paths).
+      read(bytes);
+    }
   };
   return {
     empty,
     lookup(p, st) {
       // A first run (manifest, or a new state folder) asks nothing: there is nothing to find.
       if (empty) return undefined;
-      if (reads >= READ_SPAN) endReads();
-      if (reads < 0 && !db.inTransaction) {
-        begin.run();
-        reads = 0;
-      }
-      if (reads >= 0) reads++;
-      const row = get.get(root, p);
+      const row = find(cacheKey(p));
       if (!row) return undefined;
-      const [dev, ino, size, mtimeMs, ctimeMs, sha, x] = row;
+      const [, dev, ino, size, mtimeMs, ctimeMs, sha, x] = row;
       if (dev !== st.dev || ino !== st.ino || size !== st.size || mtimeMs !== st.mtimeMs || ctimeMs !== st.ctimeMs) return undefined;
-      return { sha256: sha.toString('hex'), xattrs: x === null ? null : x === '' ? NO_XATTRS : (JSON.parse(x) as SecurityXattrs) };
+      return { sha256: sha, xattrs: x === null ? null : x === '' ? NO_XATTRS : (JSON.parse(x) as SecurityXattrs) };
     },
     remember(p, st, sha256, xattrs) {
       queue.push([p, st, sha256, xattrs]);
       if (queue.length >= BATCH) flush();
     },
     flush,
+    pagesRead: () => pages,
     size: () => count.get(root) as number,
     prune(filesSeen) {
       flush();
-      endReads();
       const stored = count.get(root) as number;
       // Cheaper than tracking every path seen: a tree that lost half its files re-hashes once.
       if (stored > 2 * filesSeen + 1000) dropRoot.run(root);
     },
     close() {
       flush();
-      endReads();
       if (ownsDb) db.close();
     },
   };

@@ -76,7 +76,9 @@ export async function writeManifestStream(file: string, header: ManifestHeader, 
  * pretty-printed) is read whole and sorted, which costs memory but gives the same result.
  */
 export async function openManifestSource(file: string): Promise<ManifestSource> {
-  const first = await readFirstLine(file);
+  // A small file is read and inflated once here; its first `records()` call takes the bytes.
+  let small = readSmall(file);
+  const first = small === undefined ? await readFirstLine(file) : firstLine(small);
   if (first === undefined || !first.endsWith(FILES_OPEN)) return memorySource(await readManifestFile(file));
   let header: ManifestHeader;
   try {
@@ -92,7 +94,8 @@ export async function openManifestSource(file: string): Promise<ManifestSource> 
   return {
     header,
     async *records() {
-      const lines = readLines(file);
+      const lines = readLines(file, small);
+      small = undefined;
       let n = 0;
       let prev: FileRecord | undefined;
       let batch: FileRecord[] = [];
@@ -124,10 +127,12 @@ export async function openManifestSource(file: string): Promise<ManifestSource> 
           }
           prev = record;
           batch.push(record);
-        }
-        if (batch.length >= 1024) {
-          yield batch;
-          batch = [];
+          // Inside the chunk's loop: a small file comes as one chunk, and a scan must not hold
+          // all its records at once (a large heap makes every young collection dearer).
+          if (batch.length >= 1024) {
+            yield batch;
+            batch = [];
+          }
         }
       }
       if (!ended) throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} ends before its last file record; was it cut short while being written?`);
@@ -224,18 +229,57 @@ export function memorySource(manifest: Manifest): ManifestSource {
 /** Up to this size a manifest file is read and inflated in one go: far quicker than a stream of chunks. */
 const WHOLE_FILE_BYTES = 4 * 1024 * 1024;
 
-/** The lines of a (possibly gzipped) text file, a chunk at a time; streamed when the file is large. */
-async function* readLines(file: string): AsyncGenerator<string[]> {
-  if (statSync(file).size <= WHOLE_FILE_BYTES) {
-    let bytes = readFileSync(file);
-    if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
-      try {
-        bytes = gunzipSync(bytes);
-      } catch {
-        throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`);
-      }
+/**
+ * A manifest file of at most WHOLE_FILE_BYTES, read and inflated; undefined for a larger one
+ * (or one that cannot be stat'ed: the reader then says why).
+ */
+function readSmall(file: string): Buffer | undefined {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch {
+    return undefined;
+  }
+  if (size > WHOLE_FILE_BYTES) return undefined;
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    try {
+      bytes = gunzipSync(bytes);
+    } catch {
+      throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`);
     }
-    yield bytes.toString('utf8').split('\n');
+  }
+  return bytes;
+}
+
+function firstLine(bytes: Buffer): string {
+  const end = bytes.indexOf(10);
+  return bytes.toString('utf8', 0, end < 0 ? bytes.length : end);
+}
+
+/**
+ * The lines of a (possibly gzipped) text file, a chunk at a time; streamed when the file is
+ * large. A small one's lines are cut from its bytes as they are read: never one string of it all.
+ */
+async function* readLines(file: string, small?: Buffer): AsyncGenerator<string[]> {
+  const bytes = small ?? readSmall(file);
+  if (bytes !== undefined) {
+    let at = 0;
+    while (at <= bytes.length) {
+      const chunk: string[] = [];
+      while (chunk.length < 1024 && at <= bytes.length) {
+        let end = bytes.indexOf(10, at);
+        if (end < 0) end = bytes.length;
+        chunk.push(bytes.toString('utf8', at, end));
+        at = end + 1;
+      }
+      yield chunk;
+    }
     return;
   }
   let chunk: string[] = [];
