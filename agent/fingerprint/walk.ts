@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
-import { readdirSync, readlinkSync, statfsSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, statfsSync } from 'node:fs';
+import type { Stats } from 'node:fs';
 import type { FileRecord, FileType } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import { compileGlobs, isUnder } from '../../shared/policy.js';
@@ -11,8 +12,6 @@ import type { HashPool } from './hash-pool.js';
 import type { HashResult } from './hash-pool.js';
 import type { FileStat, StatCache } from './stat-cache.js';
 import type { Root } from '../root.js';
-import { lstatPath } from './lstat.js';
-import type { PathStat } from './lstat.js';
 import { readSecurityXattrs } from './xattrs.js';
 import type { SecurityXattrs } from './xattrs.js';
 
@@ -164,15 +163,14 @@ export class TreeWalker {
       for (const top of topLevelTracked(this.policy.tracked)) {
         if (ignored(top)) continue;
         const topBuf = Buffer.from(top);
-        let st: PathStat | undefined;
+        let st: Stats;
         try {
-          st = lstatPath(this.host(topBuf));
+          st = lstatSync(this.host(topBuf));
         } catch (err) {
           if (code(err) !== 'ENOENT') this.warnings.push(warn(err, top));
           continue;
         }
-        if (st === undefined) continue;
-        if ((st.mode & S_IFMT) === S_IFDIR && isPseudoFs(this.host(topBuf))) {
+        if (st.isDirectory() && isPseudoFs(this.host(topBuf))) {
           this.warnings.push({ code: 'PSEUDO_FS_SKIPPED', path: top, message: 'a kernel pseudo filesystem (like /proc) is mounted here; it is never walked' });
           continue;
         }
@@ -180,11 +178,11 @@ export class TreeWalker {
         // Depth first with an explicit stack: deep trees cannot overflow the call stack.
         // Children are stat'ed when they are visited, not when listed: a folder of a million
         // names then costs a million small buffers on the stack, not a million Stats objects.
-        const stack: Array<{ host: Buffer; text: string; st?: PathStat }> = [{ host: this.host(topBuf), text: top, st }];
+        const stack: Array<{ host: Buffer; text: string; st?: Stats }> = [{ host: this.host(topBuf), text: top, st }];
         const skip = this.rootBuf.length;
         while (stack.length > 0) {
           const item = stack.pop()!;
-          const est = item.st ?? lstatPath(item.host);
+          const est = item.st ?? lstatSync(item.host, { throwIfNoEntry: false });
           // undefined: vanished between readdir and lstat, so it is simply not there any more
           if (est === undefined) continue;
           const inside = item.host.subarray(skip);
@@ -257,7 +255,7 @@ export class TreeWalker {
     }
   }
 
-  private visit(host: Buffer, inside: Buffer, text: string, st: PathStat): ObservedFile {
+  private visit(host: Buffer, inside: Buffer, text: string, st: Stats): ObservedFile {
     const rec = toRecord(inside, text, st);
     this.stats.files++;
     const entry: Entry = { rec };
@@ -293,7 +291,7 @@ export class TreeWalker {
    * Gives the record its digest: from another name of the same inode, from the stat cache, or
    * from a read in the hashing threads. Returns the read's job when the file is read now.
    */
-  private fileContent(entry: Entry, host: Buffer, inside: Buffer, st: PathStat): Job | undefined {
+  private fileContent(entry: Entry, host: Buffer, inside: Buffer, st: Stats): Job | undefined {
     const key = st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
     if (key !== undefined) {
       const shared = this.links.get(key);
@@ -418,7 +416,7 @@ function isPseudoFs(host: Buffer): boolean {
 }
 
 /** The record of one path from its lstat; `inside` is the path's exact bytes, `text` its readable form. */
-export function toRecord(inside: Buffer, text: string, st: PathStat): ObservedFile {
+export function toRecord(inside: Buffer, text: string, st: Stats): ObservedFile {
   const record: ObservedFile = {
     path: text,
     type: fileType(st),
@@ -436,19 +434,14 @@ function modeText(mode: number): string {
   return (mode & 0o7777).toString(8).padStart(4, '0');
 }
 
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const TYPE_OF_MODE = new Map<number, FileType>([
-  [0o100000, 'file'],
-  [S_IFDIR, 'dir'],
-  [0o120000, 'symlink'],
-  [0o010000, 'fifo'],
-  [0o140000, 'socket'],
-  [0o020000, 'char'],
-]);
-
-function fileType(st: PathStat): FileType {
-  return TYPE_OF_MODE.get(st.mode & S_IFMT) ?? 'block';
+function fileType(st: Stats): FileType {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'char';
+  return 'block';
 }
 
 /**
