@@ -1,14 +1,17 @@
 // A writable layer the agent may not read: root reads every folder whatever its mode, so the scan
-// runs in a child process that dropped to `nobody` (setpriv), over a host laid out as Docker and
-// Podman keep it, where one container's writable layer is mode 000 and another's has one folder
-// mode 000. Each is reported with its own warning; the other containers are read as ever.
+// runs in a child process that dropped the capabilities that let it (setpriv: CAP_DAC_OVERRIDE and
+// CAP_DAC_READ_SEARCH, as an agent confined by its service manager or an LSM runs), over a host
+// laid out as Docker keeps it (one copy of the image: the first scan reads it whole), where one container's writable layer is mode 000 and
+// another's has one folder mode 000. Each is reported with its own warning; the other containers
+// are read as ever. (Still uid 0, so the repository and the cached layers stay readable wherever
+// CI checked them out.)
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContainersScan } from '../agent/containers/scan-containers.js';
 import type { ContainerReport, Finding } from '../shared/report.js';
-import { DockerLayout, PodmanLayout, ensureImageLayers, overlayMount, scratchDir } from './helpers/container-layers.js';
+import { DockerLayout, ensureImageLayers, overlayMount, scratchDir } from './helpers/container-layers.js';
 import type { LaidOutContainer } from './helpers/container-layers.js';
 import { REPO } from './helpers/processes.js';
 
@@ -18,11 +21,12 @@ let script: string;
 const made: Record<string, LaidOutContainer> = {};
 const brief = (f: Finding): string => [f.kind, f.severity, f.path ?? `${f.ecosystem}:${f.name}`].join(' ');
 
-/** The agent's container scan of `root` in a child process, as `nobody` or as root. */
-function scanAs(user: 'nobody' | 'root', state: string): { scan: ContainersScan; byName: (n: string) => ContainerReport } {
+/** The agent's container scan of `root` in a child process: as root without the capabilities that bypass file modes, or as plain root. */
+function scanAs(user: 'confined' | 'root', state: string): { scan: ContainersScan; byName: (n: string) => ContainerReport } {
   const node = [process.execPath, '--import', 'tsx', script, root, state];
-  const argv = user === 'root' ? node : ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', ...node];
-  const r = spawnSync(argv[0]!, argv.slice(1), { cwd: REPO, encoding: 'utf8', timeout: 60_000, env: { ...process.env, HOME: state } });
+  const caps = '-dac_override,-dac_read_search';
+  const argv = user === 'root' ? node : ['setpriv', `--inh-caps=${caps}`, `--bounding-set=${caps}`, ...node];
+  const r = spawnSync(argv[0]!, argv.slice(1), { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
   expect(r.status, r.stderr).toBe(0);
   const scan = JSON.parse(r.stdout) as ContainersScan;
   return { scan, byName: (n) => scan.containers.find((c) => c.name === n)! };
@@ -31,13 +35,9 @@ function scanAs(user: 'nobody' | 'root', state: string): { scan: ContainersScan;
 beforeAll(() => {
   const image = ensureImageLayers();
   scratch = scratchDir();
-  // mkdtemp made it 0700: nobody must be able to reach the host's folders below it.
-  chmodSync(scratch.dir, 0o755);
   root = path.join(scratch.dir, 'host');
   const docker = new DockerLayout(root, 'debian:qs');
   docker.addImage([image.bottom, image.top]);
-  const podman = new PodmanLayout(root, 'debian:qs');
-  podman.addImage([image.bottom, image.top]);
   const drop = (c: LaidOutContainer, file: string): void => {
     const m = overlayMount(path.join(scratch.dir, 'mounts'), c.lowers, c.upper);
     try {
@@ -52,9 +52,9 @@ beforeAll(() => {
   drop(made.ok, 'usr/local/bin/tool-d');
   made.locked = docker.createContainer('d-locked');
   drop(made.locked, 'usr/local/bin/tool-l');
-  made.partly = podman.createContainer('p-partly');
+  made.partly = docker.createContainer('d-partly');
   drop(made.partly, 'usr/local/bin/tool-p');
-  made.pok = podman.createContainer('p-ok');
+  made.quiet = docker.createContainer('d-quiet');
   chmodSync(made.locked.upper, 0o000);
   chmodSync(path.join(made.partly.upper, 'etc/app'), 0o000);
   script = path.join(scratch.dir, 'scan-containers.mts');
@@ -67,23 +67,21 @@ beforeAll(() => {
       `process.stdout.write(JSON.stringify(await scanContainers(root, defaultPolicy(), { stateDir: state })));`,
     ].join('\n'),
   );
-  chmodSync(script, 0o644);
 });
 
 afterAll(() => scratch?.remove());
 
 describe('writable layers that give a permission error', () => {
-  let asNobody: ReturnType<typeof scanAs>;
+  let confined: ReturnType<typeof scanAs>;
 
   beforeAll(() => {
-    const state = path.join(scratch.dir, 'state-nobody');
+    const state = path.join(scratch.dir, 'state-confined');
     mkdirSync(state);
-    chmodSync(state, 0o777);
-    asNobody = scanAs('nobody', state);
+    confined = scanAs('confined', state);
   });
 
   it('reports the container whose writable layer cannot be read as unknown, with a warning naming the layer', () => {
-    const locked = asNobody.byName('d-locked');
+    const locked = confined.byName('d-locked');
     expect(locked.state).toBe('unknown');
     expect(locked.findings).toEqual([]);
     const w = locked.warnings.find((x) => x.code === 'CONTAINER_UPPER_UNREADABLE');
@@ -92,16 +90,16 @@ describe('writable layers that give a permission error', () => {
   });
 
   it('reads the rest of a writable layer one folder of which cannot be read, and names that folder', () => {
-    const partly = asNobody.byName('p-partly');
+    const partly = confined.byName('d-partly');
     expect(partly.state).not.toBe('unknown');
     expect(partly.findings.map(brief)).toContain('file-added critical /usr/local/bin/tool-p');
     expect(partly.warnings.filter((x) => x.code === 'CONTAINER_PATH_UNREADABLE').map((x) => x.path)).toEqual(['/etc/app']);
   });
 
   it('reads every other container as ever', () => {
-    expect(asNobody.scan.containers.map((c) => c.name).sort()).toEqual(['d-locked', 'd-ok', 'p-ok', 'p-partly']);
-    expect(asNobody.byName('d-ok').findings.map(brief)).toContain('file-added critical /usr/local/bin/tool-d');
-    expect(asNobody.byName('p-ok').findings).toEqual([]);
+    expect(confined.scan.containers.map((c) => c.name).sort()).toEqual(['d-locked', 'd-ok', 'd-partly', 'd-quiet']);
+    expect(confined.byName('d-ok').findings.map(brief)).toContain('file-added critical /usr/local/bin/tool-d');
+    expect(confined.byName('d-quiet').findings).toEqual([]);
   });
 
   it('is a permission error, not a broken layer: root reads the same layers whole', () => {
@@ -109,6 +107,6 @@ describe('writable layers that give a permission error', () => {
     mkdirSync(state);
     const asRoot = scanAs('root', state);
     expect(asRoot.byName('d-locked').findings.map(brief)).toContain('file-added critical /usr/local/bin/tool-l');
-    expect(asRoot.byName('p-partly').findings.map(brief).join('\n')).toMatch(/^file-added \w+ \/etc\/app\/secret\.conf$/m);
+    expect(asRoot.byName('d-partly').findings.map(brief).join('\n')).toMatch(/^file-added \w+ \/etc\/app\/secret\.conf$/m);
   });
 });
