@@ -8,12 +8,12 @@ import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPolicy } from '../shared/policy.js';
-import type { ContainerReport, Finding } from '../shared/report.js';
+import type { ContainerReport } from '../shared/report.js';
 import { BoltError, BoltFile } from '../agent/containers/bbolt.js';
 import { ContainerdStore } from '../agent/containers/containerd-store.js';
 import { discoverContainers, scanContainers } from '../agent/containers/scan-containers.js';
 import { RealContainerd } from './helpers/containerd.js';
-import { ensureImageLayers, scratchDir, writeMountinfo } from './helpers/container-layers.js';
+import { brief, ensureImageLayers, scratchDir, writeMountinfo } from './helpers/container-layers.js';
 
 const META_DB = 'var/lib/containerd/io.containerd.metadata.v1.bolt/meta.db';
 const SNAP_DB = 'var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/metadata.db';
@@ -29,7 +29,6 @@ let dockerImage: string;
 const lowersOf: Record<string, string[]> = {};
 const upperOf: Record<string, string> = {};
 
-const brief = (f: Finding): string => [f.kind, f.severity, f.path ?? `${f.ecosystem}:${f.name}`].join(' ');
 
 /** Changes a container through containerd's own mount of its snapshot, then unmounts it. */
 function change(ns: string, key: string, fn: (merged: string) => void): void {

@@ -5,14 +5,14 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPolicy } from '../shared/policy.js';
-import type { ContainerReport, Finding } from '../shared/report.js';
+import type { ContainerReport } from '../shared/report.js';
 import { COLLECTORS } from '../agent/collect/index.js';
 import { discoverContainers, scanContainers } from '../agent/containers/scan-containers.js';
 import type { Root } from '../agent/root.js';
 import { ContainerScanContext, scanContainer } from '../agent/containers/scan-container.js';
 import { aptInChroot, buildDemoDeb } from './helpers/debian-root.js';
 import { PIP_DEMO, pipInstallDemo } from './helpers/language-installs.js';
-import { ContainerdLayout, DockerLayout, PodmanLayout, ensureImageLayers, overlayMount, scratchDir, writeMountinfo } from './helpers/container-layers.js';
+import { ContainerdLayout, DockerLayout, PodmanLayout, brief, ensureImageLayers, overlayMount, scratchDir, writeMountinfo } from './helpers/container-layers.js';
 import type { LaidOutContainer, Mounted } from './helpers/container-layers.js';
 
 let scratch: { dir: string; remove: () => void };
@@ -32,7 +32,6 @@ function mutate(c: LaidOutContainer, fn: (merged: string) => void): void {
   }
 }
 
-const brief = (f: Finding): string => [f.kind, f.severity, f.path ?? `${f.ecosystem}:${f.name}`].join(' ');
 const byName = (name: string): ContainerReport => reports.find((r) => r.name === name)!;
 
 beforeAll(() => {

@@ -6,10 +6,10 @@ import { closeSync, copyFileSync, lstatSync, mkdirSync, openSync, readFileSync, 
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPolicy } from '../shared/policy.js';
-import type { ContainerReport, Finding } from '../shared/report.js';
+import type { ContainerReport } from '../shared/report.js';
 import { COLLECTORS } from '../agent/collect/index.js';
 import { scanContainers } from '../agent/containers/scan-containers.js';
-import { DockerLayout, PodmanLayout, ensureImageLayers, overlayMount, scratchDir } from './helpers/container-layers.js';
+import { DockerLayout, PodmanLayout, brief, ensureImageLayers, overlayMount, scratchDir } from './helpers/container-layers.js';
 import type { LaidOutContainer } from './helpers/container-layers.js';
 
 let scratch: { dir: string; remove: () => void };
@@ -18,7 +18,6 @@ let state: string;
 let dockerTop: string;
 const made: Record<string, LaidOutContainer> = {};
 
-const brief = (f: Finding): string => [f.kind, f.severity, f.path ?? `${f.ecosystem}:${f.name}`].join(' ');
 const scan = async (): Promise<Record<string, ContainerReport>> => {
   const got = await scanContainers(root, defaultPolicy(), { collectors: COLLECTORS, stateDir: state });
   return Object.fromEntries(got.containers.map((c) => [c.name!, c]));

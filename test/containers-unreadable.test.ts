@@ -10,8 +10,8 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContainersScan } from '../agent/containers/scan-containers.js';
-import type { ContainerReport, Finding } from '../shared/report.js';
-import { DockerLayout, ensureImageLayers, overlayMount, scratchDir } from './helpers/container-layers.js';
+import type { ContainerReport } from '../shared/report.js';
+import { DockerLayout, brief, ensureImageLayers, overlayMount, scratchDir } from './helpers/container-layers.js';
 import type { LaidOutContainer } from './helpers/container-layers.js';
 import { REPO } from './helpers/processes.js';
 
@@ -19,7 +19,6 @@ let scratch: { dir: string; remove: () => void };
 let root: string;
 let script: string;
 const made: Record<string, LaidOutContainer> = {};
-const brief = (f: Finding): string => [f.kind, f.severity, f.path ?? `${f.ecosystem}:${f.name}`].join(' ');
 
 /** The agent's container scan of `root` in a child process: as root without the capabilities that bypass file modes, or as plain root. */
 function scanAs(user: 'confined' | 'root', state: string): { scan: ContainersScan; byName: (n: string) => ContainerReport } {

@@ -13,7 +13,7 @@ import { dpkgCollector } from '../agent/collect/dpkg.js';
 import { readOverlayAttrs } from '../agent/containers/overlay-xattrs.js';
 import { ContainerScanContext, scanContainer } from '../agent/containers/scan-container.js';
 import type { DiscoveredContainer } from '../agent/containers/types.js';
-import { ensureImageLayers, overlayMount, scratchDir } from './helpers/container-layers.js';
+import { brief, ensureImageLayers, overlayMount, scratchDir } from './helpers/container-layers.js';
 
 let scratch: { dir: string; remove: () => void };
 let image: { bottom: string; top: string };
@@ -37,7 +37,6 @@ function containerWith(name: string, mutate: (merged: string) => void, opts: { m
   return upper;
 }
 
-const brief = (f: Finding): string => [f.kind, f.severity, f.path ?? `${f.ecosystem}:${f.name}`].join(' ');
 const flat = (fs: readonly Finding[]): Finding[] => fs.flatMap((f) => [f, ...flat(f.changes ?? [])]);
 
 beforeAll(() => {

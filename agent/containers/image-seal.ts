@@ -5,6 +5,7 @@ import { compileGlobs, isUnder } from '../../shared/policy.js';
 import type { Policy } from '../../shared/policy.js';
 import { toRecord, topLevelTracked } from '../fingerprint/walk.js';
 import type { ObservedFile } from '../fingerprint/walk.js';
+import { RACY_MS } from './layer-gate.js';
 import type { LayerStack, Resolved } from './layers.js';
 import { hashFile } from './upper-diff.js';
 
@@ -121,8 +122,6 @@ export function sameRecord(a: FileRecord, b: ObservedFile): boolean {
   if (b.unreadable !== undefined) return false;
   return a.type === b.type && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.size === b.size && (a.sha256 === undefined || a.sha256 === b.sha256) && a.target === b.target;
 }
-
-const RACY_MS = 2000;
 
 /** A host file's identity: the inode number tells two files of one device apart, whatever their paths. */
 const identity = (st: Stats): string => `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;

@@ -26,7 +26,7 @@ export interface LayerFolders {
 }
 
 /** A change within this much of the snapshot could leave a coarse timestamp where it was (one kernel tick). */
-const RACY_MS = 2000;
+export const RACY_MS = 2000;
 /** A layer with more folders than this is read in full every scan (its record would be too big to keep). */
 export const MAX_LAYER_FOLDERS = 200_000;
 

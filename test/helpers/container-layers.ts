@@ -6,7 +6,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { Finding } from '../../shared/report.js';
 import { CACHE_DIR, aptInChroot, ensureWithLanguages } from './debian-root.js';
+
+/** A finding in one line, as the container tests compare them: kind, severity, path or package. */
+export const brief = (f: Finding): string => [f.kind, f.severity, f.path ?? `${f.ecosystem}:${f.name}`].join(' ');
 
 // Bump when the way the image layers are built changes.
 const LAYERS_VERSION = 'c1';

@@ -29,7 +29,14 @@ import type { Sql } from './db.js';
 export interface AlertBatch {
   memory: Map<string, string | undefined>;
   sinks?: AlertSink[];
-  writes: { memories: Map<string, { memory: string; updatedAt: string; releaseAt: number | null }>; deliveries: DeliveryInsert[] };
+  writes: { memories: Map<string, MemoryWrite>; deliveries: DeliveryInsert[] };
+}
+
+/** A host's alert memory as written. */
+interface MemoryWrite {
+  memory: string;
+  updatedAt: string;
+  releaseAt: number | null;
 }
 
 export interface PgAlerting {
@@ -46,6 +53,14 @@ export interface PgAlerting {
   compose(q: Sql, delivery: QueuedDelivery, now: Date): Promise<Alert | null>;
   listHeld(q: Sql, hostId?: string): Promise<HeldAlerts[]>;
 }
+
+/** Hosts' alert memories, in one statement however many. */
+const upsertMemories = (q: Sql, rows: ReadonlyArray<[string, MemoryWrite]>): Promise<number> =>
+  q.run(
+    `INSERT INTO host_alert_memory (host_id, memory, updated_at, release_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+     ON CONFLICT (host_id) DO UPDATE SET memory = excluded.memory, updated_at = excluded.updated_at, release_at = excluded.release_at`,
+    [rows.map(([id]) => id), rows.map(([, w]) => w.memory), rows.map(([, w]) => w.updatedAt), rows.map(([, w]) => w.releaseAt)],
+  );
 
 export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sql): Promise<AlertSink[]> }, policy: AlertPolicy = DEFAULT_ALERT_POLICY): PgAlerting {
   let compiled: { version: number; rules: CompiledRules } = { version: 0, rules: compileRules(emptyRuleSet()) };
@@ -76,11 +91,7 @@ export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sq
       const m = [...batch.writes.memories];
       batch.writes.memories.clear();
       if (m.length === 0) return;
-      await q.run(
-        `INSERT INTO host_alert_memory (host_id, memory, updated_at, release_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-         ON CONFLICT (host_id) DO UPDATE SET memory = excluded.memory, updated_at = excluded.updated_at, release_at = excluded.release_at`,
-        [m.map(([id]) => id), m.map(([, w]) => w.memory), m.map(([, w]) => w.updatedAt), m.map(([, w]) => w.releaseAt)],
-      );
+      await upsertMemories(q, m);
     },
     async alert(q, host, image, findings, status, now, batch) {
       const stored = batch?.memory.has(host.id)
@@ -103,11 +114,7 @@ export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sq
         batch.memory.set(host.id, next);
         batch.writes.memories.set(host.id, { memory: next, updatedAt: now.toISOString(), releaseAt: heldUntil(planned.memory, policy) ?? null });
       } else if (next !== stored) {
-        await q.run(
-          `INSERT INTO host_alert_memory (host_id, memory, updated_at, release_at) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (host_id) DO UPDATE SET memory = excluded.memory, updated_at = excluded.updated_at, release_at = excluded.release_at`,
-          [host.id, next, now.toISOString(), heldUntil(planned.memory, policy)],
-        );
+        await upsertMemories(q, [[host.id, { memory: next, updatedAt: now.toISOString(), releaseAt: heldUntil(planned.memory, policy) ?? null }]]);
       }
       // The rows of this call's alerts: kept for the end of the batch, or inserted now without one.
       const rows: DeliveryInsert[] = [];
