@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isQuicksandError } from '../../shared/errors.js';
-import { secondsOption } from './run.js';
+import { containerScanArgs, secondsOption } from './run.js';
 
 describe('options given in seconds', () => {
   it('are milliseconds inside, the default included', () => {
@@ -19,5 +19,28 @@ describe('options given in seconds', () => {
       }
       expect(isQuicksandError(err) && err.code === 'USAGE' && err.message.startsWith('--reconnect-max: expected a number of seconds')).toBe(true);
     }
+  });
+});
+
+describe("the full scan child's container options", () => {
+  it('pass --containers and its two options through to every scheduled scan', () => {
+    expect(containerScanArgs({})).toEqual([]);
+    expect(containerScanArgs({ containers: true })).toEqual(['--containers']);
+    expect(containerScanArgs({ containers: true, 'image-check-hours': '0', 'manifest-timeout': '2.5' })).toEqual(['--containers', '--image-check-hours', '0', '--manifest-timeout', '2.5']);
+  });
+
+  it('refuse a bad value when the daemon starts, naming the option, and the options without --containers', () => {
+    const usage = (args: Parameters<typeof containerScanArgs>[0]): string => {
+      try {
+        containerScanArgs(args);
+      } catch (e) {
+        if (isQuicksandError(e) && e.code === 'USAGE') return e.message;
+      }
+      return 'accepted';
+    };
+    expect(usage({ containers: true, 'image-check-hours': '-1' })).toBe('--image-check-hours: expected a non-negative number, got "-1"');
+    expect(usage({ containers: true, 'manifest-timeout': 'soon' })).toBe('--manifest-timeout: expected a non-negative number, got "soon"');
+    expect(usage({ containers: true, 'manifest-timeout': '' })).toBe('--manifest-timeout: expected a non-negative number, got ""');
+    expect(usage({ 'image-check-hours': '24' })).toBe('--image-check-hours applies to containers only: add --containers');
   });
 });

@@ -55,6 +55,12 @@ Options:
                         {"agent/team":"payments"}), apart from the labels the API sets
   --containers          every full scan also reads this container host's containers and
                         reports each one's drift from its own image (as scan --containers)
+  --image-check-hours H with --containers: how often every file of the image layers is
+                        read (default: 24; 0: every scan); in between, a scan checks the
+                        layers' folders only (a file rewritten in place is seen at the next)
+  --manifest-timeout SECONDS
+                        with --containers: how long the server may take to send an image's
+                        uploaded manifest (default: 5); then the kept seal is used
 
 Stops on SIGINT/SIGTERM.
 `;
@@ -71,15 +77,19 @@ export const options = {
   'reconnect-max': { type: 'string' },
   label: { type: 'string', multiple: true },
   containers: { type: 'boolean' },
+  'image-check-hours': { type: 'string' },
+  'manifest-timeout': { type: 'string' },
 } as const;
 
 export async function run(values: OptionValues, positionals: string[], io: CliIo): Promise<number> {
   noArguments(positionals);
-  const args = values as RunArgs & { root?: string; manifest?: string; state?: string; containers?: boolean };
+  const args = values as RunArgs & { root?: string; manifest?: string; state?: string };
   const state = path.resolve(args.state ?? DEFAULT_STATE_DIR);
   const root = await openRoot(args.root ?? '/');
   // An agent that could not send is no daemon: say so before a first baseline takes a minute.
   parseRunOptions(args);
+  // A bad value would otherwise fail every scheduled scan's child, an hour apart.
+  const containerArgs = containerScanArgs(args);
   await ensureStateDir(state);
   const config = await readAgentConfig(resolveConfigFile(state, args.config));
   let manifestFile = args.manifest;
@@ -99,7 +109,9 @@ export async function run(values: OptionValues, positionals: string[], io: CliIo
   const scan = async (r: Root, m: ManifestIndex): Promise<Report> => {
     const { runIsolated } = await import('../daemon/isolated.js');
     const { parseReport } = await import('../../shared/report.js');
-    const child = await runIsolated(['scan', '--root', r.dir === '' ? '/' : r.dir, '--manifest', m.file, '--state', state, '--json', '--quiet', ...(args.containers ? ['--containers'] : [])]);
+    // The child finds the agent's identity as run did, so it can fetch images' uploaded manifests.
+    const identity = args.config === undefined ? [] : ['--config', path.resolve(args.config)];
+    const child = await runIsolated(['scan', '--root', r.dir === '' ? '/' : r.dir, '--manifest', m.file, '--state', state, ...identity, '--json', '--quiet', ...containerArgs]);
     if (child.code !== EXIT_CLEAN && child.code !== EXIT_DRIFT) {
       throw new QuicksandError('SCAN_FAILED', `full scan failed (exit ${child.code}): ${child.stderr.trim() || 'no message'}`);
     }
@@ -124,6 +136,27 @@ export interface RunArgs {
   heartbeat?: string;
   /** `NAME=VALUE` labels this host declares (repeatable). */
   label?: string[];
+  containers?: boolean;
+  'image-check-hours'?: string;
+  'manifest-timeout'?: string;
+}
+
+/** What a full scan's child is told about containers, checked here once (pure). */
+export function containerScanArgs(args: RunArgs): string[] {
+  const hours = args['image-check-hours'];
+  const timeout = args['manifest-timeout'];
+  if (!args.containers) {
+    if (hours !== undefined || timeout !== undefined) throw new QuicksandError('USAGE', `${hours !== undefined ? '--image-check-hours' : '--manifest-timeout'} applies to containers only: add --containers`);
+    return [];
+  }
+  const out = ['--containers'];
+  for (const [flag, value] of [['--image-check-hours', hours], ['--manifest-timeout', timeout]] as const) {
+    if (value === undefined) continue;
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new QuicksandError('USAGE', `${flag}: expected a non-negative number, got "${value}"`);
+    out.push(flag, value);
+  }
+  return out;
 }
 
 /** A `--flag SECONDS` option in milliseconds; `fallbackSeconds` when it is not given. */
