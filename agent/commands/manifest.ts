@@ -98,7 +98,7 @@ export async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<nu
   const t0 = performance.now();
   const policy = defaultPolicy();
   const walk = walkOptions(args, root, io);
-  const shown = startProgress(io, args.quiet, 'manifest', await expectedPaths(root.dir, walk.lastWalk));
+  const shown = startProgress(io, args.quiet, 'manifest', await expectedPaths(root.dir, walk.lastWalk, policy.tracked));
   let started;
   try {
     started = await walkWhileCollecting(root, policy, { ...walk.options, ...(shown.onProgress ? { onProgress: shown.onProgress } : {}) });

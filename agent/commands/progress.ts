@@ -60,17 +60,28 @@ export function startProgress(io: CliIo, quiet: boolean | undefined, verb: strin
 
 /**
  * How many paths a walk of `root` will see, when that can be known: the last walk's count (the
- * stat cache), else the inodes in use when the root is a filesystem of its own (`/`, a mounted
- * image). Undefined otherwise: a folder inside a larger filesystem.
+ * stat cache), else the inodes in use of the filesystems the tracked paths are (each mounted on
+ * its own: `/usr` on a partition of its own holds nothing else). Undefined otherwise: a tracked
+ * path that shares its filesystem with untracked folders (`/usr` beside `/var` and `/home` on
+ * `/`) would count all their inodes too, 1.8M where the walk sees 120k on a real host.
  */
-export async function expectedPaths(rootDir: string, lastWalk: number | undefined): Promise<number | undefined> {
+export async function expectedPaths(rootDir: string, lastWalk: number | undefined, tracked: readonly string[]): Promise<number | undefined> {
   if (lastWalk !== undefined && lastWalk > 0) return lastWalk;
   const dir = rootDir === '' ? '/' : rootDir;
   try {
-    const [here, parent] = await Promise.all([stat(dir), stat(path.dirname(dir))]);
-    if (dir !== '/' && here.dev === parent.dev) return undefined;
-    const fs = await statfs(dir);
-    const used = fs.files - fs.ffree;
+    let used = 0;
+    const seen = new Set<number>();
+    for (const t of tracked) {
+      const top = path.join(dir, t);
+      const here = await stat(top).catch(() => undefined);
+      if (here === undefined || !here.isDirectory()) continue;
+      const parent = await stat(path.dirname(top));
+      if (here.dev === parent.dev) return undefined;
+      if (seen.has(here.dev)) continue;
+      seen.add(here.dev);
+      const fs = await statfs(top);
+      used += fs.files - fs.ffree;
+    }
     return used > 0 ? used : undefined;
   } catch {
     return undefined;

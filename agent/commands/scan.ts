@@ -8,6 +8,8 @@ import { formatReport } from '../diff/format-report.js';
 import { scanSource } from '../diff/scan.js';
 import { openManifestSource } from '../manifest/stream.js';
 import { openRoot } from '../root.js';
+// Loaded with the walk anyway (fingerprint/walk.ts): no cost to a scan's start-up.
+import { DEFAULT_TRACKED } from '../../shared/policy.js';
 import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, noArguments, required, walkOptions } from './common.js';
 import { startProgress, expectedPaths } from './progress.js';
 import type { CliIo, CostArgs } from './common.js';
@@ -90,7 +92,7 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   const walk = walkOptions(args, root, io);
   let report;
   let files = 0;
-  const shown = startProgress(io, args.quiet, 'scan', await expectedPaths(root.dir, walk.lastWalk));
+  const shown = startProgress(io, args.quiet, 'scan', await expectedPaths(root.dir, walk.lastWalk, DEFAULT_TRACKED));
   try {
     const source = await openManifestSource(manifestFile);
     report = await scanSource(root, source, { ...walk.options, ...(shown.onProgress ? { onProgress: shown.onProgress } : {}), onStats: (s) => (files = s.files) });
