@@ -201,6 +201,8 @@ function table(results: TreeResult[]): string {
     if (r !== base && base.daemon) {
       const flat = d.rss / base.daemon.rss;
       targets.push([`${r.name}: idle daemon RSS / ${base.name}'s`, `${flat.toFixed(2)}x`, '<= 1.10x', flat <= 1.1]);
+      const flatOwn = d.anon / base.daemon.anon;
+      targets.push([`${r.name}: idle daemon own memory / ${base.name}'s`, `${flatOwn.toFixed(2)}x`, '<= 1.10x', flatOwn <= 1.1]);
     }
     targets.push([`${r.name}: idle daemon CPU`, `${d.cpu.toFixed(2)}%`, '< 0.5%', d.cpu < 0.5]);
   }
