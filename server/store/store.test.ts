@@ -79,6 +79,40 @@ describe.each(STORE_BACKENDS)('the $name store', (backend) => {
     expect(await store.getHost(a.agentId, at(2))).toMatchObject({ status: 'pet', lastSeq: 3, outboxDepth: 3 });
   });
 
+  it('writes several agents\' fresh reports, replays and rewritten replays in one batch as one by one: a replay adds nothing, a rewrite breaks the chain', async () => {
+    const [a, b, c] = [await enrol('a'), await enrol('b'), await enrol('c')];
+    const passwd: Finding = { kind: 'file-modified', severity: 'medium', path: '/etc/passwd', before: fakeHash(5), after: fakeHash(6) };
+    const nc: Finding = { kind: 'package-added', severity: 'high', ecosystem: 'dpkg', name: 'netcat', after: '1.2' };
+    await store.ingestBatch([{ type: 'report', agentId: c.agentId, frame: reportFrame(c.agentId, 1, 'full', [curl], t0), receivedAt: t0 }]);
+    const report = (agentId: string, seq: number, kind: 'full' | 'event', findings: Finding[], minutes: number) =>
+      ({ type: 'report', agentId, frame: reportFrame(agentId, seq, kind, findings, at(minutes)), receivedAt: at(minutes) }) as const;
+    const results = await store.ingestBatch([
+      report(a.agentId, 1, 'full', [curl, passwd], 1),
+      report(b.agentId, 1, 'full', [curl], 1),
+      report(c.agentId, 1, 'full', [curl], 1),
+      report(a.agentId, 1, 'full', [curl, passwd], 1),
+      report(b.agentId, 2, 'event', [nc], 2),
+      report(c.agentId, 2, 'event', [curl], 2),
+      report(a.agentId, 2, 'full', [curl], 2),
+      { ...report(b.agentId, 1, 'full', [nc], 2), frame: { ...reportFrame(b.agentId, 1, 'full', [nc], at(2)), hash: fakeHash(77) } },
+      { type: 'heartbeat', agentId: b.agentId, outboxDepth: 5, receivedAt: at(2) },
+    ]);
+    const stored = (seq: number, chainBroken = false) => ({ type: 'report', seq, outcome: 'stored', chainBroken });
+    const duplicate = (seq: number, chainBroken = false) => ({ type: 'report', seq, outcome: 'duplicate', chainBroken });
+    expect(results).toEqual([stored(1), stored(1), duplicate(1), duplicate(1), stored(2), stored(2), stored(2), duplicate(1, true), { type: 'other' }]);
+    for (const h of [a, b, c]) expect((await store.listReports(h.agentId)).map((r) => [r.seq, r.hash])).toEqual([[1, fakeHash(1)], [2, fakeHash(2)]]);
+    const findings = async (agentId: string, state: 'open' | 'resolved') => (await store.listFindings(agentId, { state }, at(3)))!.map((f) => f.kind).sort();
+    // a's second full report no longer names /etc/passwd; the replay of its first did not bring it back.
+    expect(await findings(a.agentId, 'open')).toEqual(['package-added']);
+    expect(await findings(a.agentId, 'resolved')).toEqual(['file-modified']);
+    expect(await findings(b.agentId, 'open')).toEqual(['package-added', 'package-added', 'report-chain-broken']);
+    // c's replayed first report and its event naming curl again leave one open row.
+    expect(await findings(c.agentId, 'open')).toEqual(['package-added']);
+    expect(await store.getHost(a.agentId, at(3))).toMatchObject({ status: 'pet', lastSeq: 2, openFindings: 1 });
+    expect(await store.getHost(b.agentId, at(3))).toMatchObject({ status: 'pet', lastSeq: 2, outboxDepth: 5, openFindings: 3 });
+    expect(await store.getHost(c.agentId, at(3))).toMatchObject({ status: 'pet', lastSeq: 2, openFindings: 1 });
+  });
+
   it('writes a batch whole or not at all: one item that cannot be stored rejects it and nothing of it stays', async () => {
     const a = await enrol('a');
     const batch = store.ingestBatch([
