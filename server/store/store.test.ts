@@ -57,6 +57,23 @@ describe.each(STORE_BACKENDS)('the $name store', (backend) => {
     expect(await store.authenticateApiToken('not a token')).toBeNull();
   });
 
+  it('answers a storm of token checks asked at once, each by its own token, a revocation counting from its commit', async () => {
+    const agents = await Promise.all(Array.from({ length: 20 }, (_, i) => enrol(`storm-${i}`)));
+    await store.revokeAgent(agents[7]!.agentId, at(1));
+    const asked = Array.from({ length: 1000 }, (_, i) => agents[i % agents.length]!);
+    const answers = await Promise.all(asked.map((a, i) => store.authenticateAgent(i % 50 === 3 ? `${a.token}x` : a.token)));
+    answers.forEach((answer, i) => {
+      const a = asked[i]!;
+      if (i % 50 === 3) expect(answer).toEqual({ ok: false, reason: 'invalid' });
+      else if (a === agents[7]) expect(answer).toEqual({ ok: false, reason: 'revoked' });
+      else expect(answer).toEqual({ ok: true, agentId: a.agentId });
+    });
+    // Nothing remembered: the check right after a revocation refuses.
+    expect((await store.authenticateAgent(agents[3]!.token)).ok).toBe(true);
+    await store.revokeAgent(agents[3]!.agentId, at(2));
+    expect(await store.authenticateAgent(agents[3]!.token)).toEqual({ ok: false, reason: 'revoked' });
+  });
+
   it('stores a batch in order, acks a replay as a duplicate and notes a broken chain as a finding', async () => {
     const a = await enrol('a');
     const results = await store.ingestBatch([
