@@ -33,13 +33,18 @@ export async function refreshHost(q: Sql, hostId: string, now: Date, why: Status
   return { before: before ?? 'stale', after: c.status };
 }
 
-/** COUNTED for several hosts in one statement, each at its own `now`. */
-const COUNTED_MANY = `SELECT u.host_id, f.severity, count(*) AS n FROM unnest($1::text[], $2::text[]) AS u(host_id, now)
-  JOIN findings f ON f.host_id = u.host_id
-  WHERE f.resolved_at IS NULL AND f.waived = 0
-    AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.finding_id = f.id AND a.identity = f.identity AND a.reopened_at IS NULL
-                    AND (a.expires_at IS NULL OR a.expires_at > u.now))
-  GROUP BY u.host_id, f.severity`;
+/**
+ * COUNTED for several hosts in one statement, each at its own `now`. LATERAL, so each host is
+ * an index lookup of its own open findings whatever the planner believes of the table's size: a
+ * plain join was planned (generic plan, statistics of a young table) as a hash of every open
+ * finding, 24 ms a call once the table had grown.
+ */
+const COUNTED_MANY = `SELECT u.host_id, c.severity, c.n FROM unnest($1::text[], $2::text[]) AS u(host_id, now)
+  CROSS JOIN LATERAL (SELECT f.severity, count(*) AS n FROM findings f
+    WHERE f.host_id = u.host_id AND f.resolved_at IS NULL AND f.waived = 0
+      AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.finding_id = f.id AND a.identity = f.identity AND a.reopened_at IS NULL
+                      AND (a.expires_at IS NULL OR a.expires_at > u.now))
+    GROUP BY f.severity) c`;
 
 /** countHost for distinct hosts at once (an ingest batch's), in the order asked. */
 export async function countHosts(q: Sql, hosts: ReadonlyArray<{ hostId: string; now: Date }>): Promise<HostCount[]> {
