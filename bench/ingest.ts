@@ -19,9 +19,6 @@ import type { LoaderCommand } from './load-agents.js';
 import { freshPostgres, median } from './measure.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SERVER = path.join(REPO, 'dist/server/main.js');
-// Every simulated agent connects from 127.0.0.1: one address carries the whole fleet here.
-const LIMITS_OFF = ['--max-connections-per-address', '1000000', '--upgrades-per-address', '1000000', '--enrolls-per-address', '100000000'];
 // --key=value, or --key value.
 const argv = process.argv.slice(2);
 const args = new Map<string, string>();
@@ -29,10 +26,20 @@ for (let i = 0; i < argv.length; i++) {
   const [k, v] = argv[i]!.replace(/^--/, '').split(/=(.*)/s) as [string, string | undefined];
   args.set(k, v ?? argv[++i] ?? '');
 }
+// --server=PATH: another checkout's built dist/server/main.js under the same load (before/after).
+const SERVER = path.resolve(args.get('server') ?? path.join(REPO, 'dist/server/main.js'));
+// Every simulated agent connects from 127.0.0.1: one address carries the whole fleet here. A
+// server older than the per-address limits has none to lift (and refuses the options).
+const LIMITS_OFF = spawnSync(process.execPath, [SERVER, 'start', '--help'], { encoding: 'utf8' }).stdout.includes('--max-connections-per-address')
+  ? ['--max-connections-per-address', '1000000', '--upgrades-per-address', '1000000', '--enrolls-per-address', '100000000']
+  : [];
 const PG_URL = args.get('db');
 const AGENTS = Number(args.get('agents') ?? 5000);
 // Ten minutes per backend measured, and more for a bigger fleet (its ramp and storm are longer).
-const DEADLINE_MS = Number(args.get('deadline-minutes') ?? 10 + Math.max(0, AGENTS - 5000) / 1000) * 60_000 * (PG_URL === undefined ? 1 : 2);
+// --only=sqlite|postgres: one backend (profiling one, or a quick look); both by default.
+const ONLY = args.get('only');
+const BACKENDS = PG_URL === undefined || ONLY !== undefined ? 1 : 2;
+const DEADLINE_MS = Number(args.get('deadline-minutes') ?? 10 + Math.max(0, AGENTS - 5000) / 1000) * 60_000 * BACKENDS;
 // The target is >= 2,000 reports/s stored with p99 ack <= 250 ms: offer a little above it.
 // `--rate=2500` shows where this 2-core machine starts to queue (p99 about 370 ms there).
 const RATE = Number(args.get('rate') ?? 2100);
@@ -48,6 +55,11 @@ const LOADERS = Math.max(1, Number(args.get('loaders') ?? Math.ceil(AGENTS / 500
 // how long the steady phase and the end may wait for outboxes to drain.
 const STORM_MS = Number(args.get('storm-seconds') ?? 180) * 1000;
 const DRAIN_MS = Number(args.get('drain-seconds') ?? 60) * 1000;
+// Each simulated agent's heartbeat (the agent's default is 30 s; twice as often here, to be on the
+// safe side), and how long the fleet is watched doing nothing else after the ramp: what an idle
+// fleet costs the nodes and the database, which the sizing needs beside the cost of a report.
+const HEARTBEAT_MS = Number(args.get('heartbeat-seconds') ?? 15) * 1000;
+const IDLE_MS = Number(args.get('idle-seconds') ?? 15) * 1000;
 // The targets of issue 13: one node 2,000 reports/s with p99 send→ack 250 ms; after the kill -9 of
 // one of several nodes its agents are on the others within 60 s; nothing lost or duplicated.
 const TARGET_RATE = 2000;
@@ -99,12 +111,7 @@ async function freePort(): Promise<number> {
 async function postgresTicks(url: string): Promise<(() => number) | null> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
-  let backend: number;
-  try {
-    backend = Number((await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
-  } finally {
-    await c.end();
-  }
+  let postmaster: number;
   const statOf = (pid: number | string): string[] | null => {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -114,7 +121,13 @@ async function postgresTicks(url: string): Promise<(() => number) | null> {
     }
   };
   // Fields after the command: state, ppid, ... utime (11), stime (12), cutime (13), cstime (14).
-  const postmaster = Number(statOf(backend)?.[1] ?? NaN);
+  // The backend's parent is read while the connection is open: the backend exits with it.
+  try {
+    const backend = Number((await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+    postmaster = Number(statOf(backend)?.[1] ?? NaN);
+  } finally {
+    await c.end();
+  }
   if (!Number.isFinite(postmaster) || statOf(postmaster) === null) return null;
   return () => {
     const own = statOf(postmaster)!;
@@ -242,7 +255,9 @@ function checkSqlite(file: string): StoredCheck {
 
 /** What the database holds, per table, read before a bench database is dropped. */
 interface TableSize { name: string; rows: number; bytes: number }
-interface Sizes { tables: TableSize[]; bytes: number }
+/** Reports per kind (full, event) with their bodies' stored bytes (after PostgreSQL's compression) and JSON bytes. */
+interface KindSize { kind: string; n: number; stored: number; json: number }
+interface Sizes { tables: TableSize[]; bytes: number; kinds: KindSize[] }
 
 function sizesSqlite(file: string): Sizes {
   const db = new Database(file, { readonly: true });
@@ -251,7 +266,8 @@ function sizesSqlite(file: string): Sizes {
     const tables = (db.prepare(`SELECT m.tbl_name AS name, sum(d.pgsize) AS bytes FROM dbstat d JOIN sqlite_master m ON m.name = d.name GROUP BY m.tbl_name`).all() as { name: string; bytes: number }[])
       .map((t) => ({ ...t, rows: (db.prepare(`SELECT count(*) AS n FROM "${t.name}"`).get() as { n: number }).n }));
     const bytes = (db.prepare('SELECT page_count * page_size AS n FROM pragma_page_count(), pragma_page_size()').get() as { n: number }).n;
-    return { tables, bytes };
+    const kinds = db.prepare('SELECT kind, count(*) AS n, sum(length(CAST(body AS BLOB))) AS stored, sum(length(CAST(body AS BLOB))) AS json FROM reports GROUP BY kind').all() as KindSize[];
+    return { tables, bytes, kinds };
   } finally {
     db.close();
   }
@@ -266,7 +282,8 @@ async function sizesPostgres(url: string): Promise<Sizes> {
     const tables: TableSize[] = [];
     for (const r of rels) tables.push({ name: r.name, bytes: Number(r.bytes), rows: Number((await c.query(`SELECT count(*) AS n FROM "${r.name}"`)).rows[0].n) });
     const bytes = Number((await c.query('SELECT pg_database_size(current_database()) AS n')).rows[0].n);
-    return { tables, bytes };
+    const kinds = (await c.query('SELECT kind, count(*) AS n, sum(pg_column_size(body)) AS stored, sum(octet_length(body)) AS json FROM reports GROUP BY kind')).rows.map((r: Record<string, string>) => ({ kind: r.kind!, n: Number(r.n), stored: Number(r.stored), json: Number(r.json) }));
+    return { tables, bytes, kinds };
   } finally {
     await c.end();
   }
@@ -282,6 +299,7 @@ function sizeLines(sizes: Sizes): string[] {
   }
   const reports = rows('reports');
   const hosts = rows('hosts');
+  for (const k of sizes.kinds) lines.push(`           reports of kind ${k.kind.padEnd(6)} ${fmt(k.n).padStart(10)} rows, body ${fmt(k.stored / k.n)} B stored per report (${fmt(k.json / k.n)} B of JSON)`);
   lines.push(`           all tables per stored report ${fmt(inTables / Math.max(1, reports))} B, per host ${fmt(inTables / Math.max(1, hosts))} B (${fmt(reports)} reports, ${fmt(hosts)} hosts)`);
   return lines;
 }
@@ -317,9 +335,7 @@ async function main(): Promise<void> {
     runs.push({ label: 'PostgreSQL', db: fresh.url, nodes: NODES, check: checkPostgres, sizes: sizesPostgres, drop: fresh.drop });
   }
   let failed = false;
-  // --only=sqlite|postgres: one backend (profiling one, or a quick look); both by default.
-  const only = args.get('only');
-  for (const run of runs.filter((r) => only === undefined || r.label.toLowerCase().startsWith(only.toLowerCase()))) {
+  for (const run of runs.filter((r) => ONLY === undefined || r.label.toLowerCase().startsWith(ONLY.toLowerCase()))) {
     try {
       failed = !(await runOnce(run)) || failed;
     } finally {
@@ -366,7 +382,7 @@ async function runOnce(run: Run): Promise<boolean> {
   const cpu0 = cpuTicks();
   const t0 = performance.now();
   const connectedP = loaders.all('connected');
-  loaders.send((i) => ({ cmd: 'setup', urls, secret, ...slice(i) }));
+  loaders.send((i) => ({ cmd: 'setup', urls, secret, heartbeatMs: HEARTBEAT_MS, ...slice(i) }));
   const connected = await connectedP;
   const rampS = (performance.now() - t0) / 1000;
   const rampCpu = (cpuTicks() - cpu0) / TICKS / rampS;
@@ -377,8 +393,19 @@ async function runOnce(run: Run): Promise<boolean> {
   const kbPer1000 = median(servers.map((_, i) => ((rssRamp[i]! - rssStart[i]!) / Math.max(1, perNode.get(urls[i]!) ?? 0)) * 1000));
   log(`connected ${held} agents, ${AGENTS} full reports acked, in ${rampS.toFixed(1)} s`);
 
+  // Idle: connected agents that only send heartbeats.
+  const idleCpu0 = cpuTicks();
+  const idlePg0 = pgTicks?.() ?? 0;
+  const ti = performance.now();
+  await new Promise((r) => setTimeout(r, IDLE_MS));
+  const idleS = (performance.now() - ti) / 1000;
+  const idleCpu = (cpuTicks() - idleCpu0) / TICKS / idleS;
+  const idlePg = pgTicks === null ? null : (pgTicks() - idlePg0) / TICKS / idleS;
+  const heartbeatsPerSec = (held * 1000) / HEARTBEAT_MS;
+
   const cpu1 = cpuTicks();
   const pg1 = pgTicks?.() ?? 0;
+  const rssIdle = Math.max(...servers.map((s) => sample(s.pid!).rssKb));
   const t1 = performance.now();
   const steadyP = loaders.all('steady');
   loaders.send(() => ({ cmd: 'steady', rate: RATE / LOADERS, seconds: SECONDS, drainMs: DRAIN_MS }));
@@ -394,6 +421,8 @@ async function runOnce(run: Run): Promise<boolean> {
   const steadyMs = most(steadyMsgs, 'totalMs');
   const perSec = steadyReports / (steadyMs / 1000);
   const p99 = percentile(latencies, 99);
+  // Each phase is logged as it ends, so a run cut short by the deadline still says how far it got.
+  log(`steady: ${fmt(steadyReports)} reports in ${(steadyMs / 1000).toFixed(1)} s, ${fmt(perSec)}/s, p99 ${fmt(p99, 1)} ms; ${fmt(total(steadyMsgs, 'pending'))} left in outboxes`);
   const stopAll = async (): Promise<void> => {
     for (const s of servers) if (alive(s)) s.kill('SIGINT');
     await Promise.all(servers.map((s) => (alive(s) ? new Promise((r) => s.once('exit', r)) : undefined)));
@@ -426,6 +455,7 @@ async function runOnce(run: Run): Promise<boolean> {
   loaders.send(() => ({ cmd: 'settle', victim: victimUrl, killedAt, elsewhere: nodes > 1, timeoutMs: STORM_MS }));
   if (nodes === 1) servers[0] = await startServer(db, ports[0]!);
   const storm = await settledP;
+  log(`storm: ${fmt(total(storm, 'victimsBack'))} of ${fmt(onVictim)} agents of the killed node back, the last after ${storm.some((m) => m.reconnectMs === null) ? '(not all back)' : `${(most(storm, 'reconnectMs') / 1000).toFixed(1)} s`}; ${fmt(total(storm, 'connected'))} connected, ${fmt(total(storm, 'pending'))} in outboxes ${(most(storm, 'ms') / 1000).toFixed(1)} s after the kill`);
   const finishedP = loaders.all('finished');
   loaders.send(() => ({ cmd: 'finish', drainMs: DRAIN_MS }));
   const finished = await finishedP;
@@ -454,10 +484,12 @@ async function runOnce(run: Run): Promise<boolean> {
   const spread = [...perNode].map(([url, n]) => `${nodeName(url)} ${fmt(n)}`).join(', ');
   const lines = [
     '',
-    `quicksand ingest benchmark — ${label}: ${AGENTS} agents, loopback, ${oneNode ? 'one server process' : `${nodes} server processes on one database`}, ${LOADERS} load generator process(es) (node ${process.version})`,
+    `quicksand ingest benchmark — ${label}${args.has('server') ? ` (server ${SERVER})` : ''}: ${AGENTS} agents, loopback, ${oneNode ? 'one server process' : `${nodes} server processes on one database`}, ${LOADERS} load generator process(es) (node ${process.version})`,
     `  ramp     connections held              ${fmt(held)} of ${fmt(AGENTS)}${oneNode ? '' : ` (${spread})`}  ${target(held === AGENTS, `all ${fmt(AGENTS)}`)}`,
     `           ramp with full reports ${rampS.toFixed(1)} s, ${fmt(total(connected, 'refused503'))} upgrades answered 503 + Retry-After, server CPU ${fmt(rampCpu * 100)}%`,
     `           server RSS grew ${fmt(kbPer1000 / 1024, 1)} MiB per 1,000 connections held (median over nodes; from ${fmt(Math.max(...rssStart) / 1024)} MiB at start to ${fmt(Math.max(...rssRamp) / 1024)} MiB after the ramp)`,
+    `  idle     ${IDLE_MS / 1000} s of heartbeats only (one per agent every ${HEARTBEAT_MS / 1000} s: ${fmt(heartbeatsPerSec)}/s): server CPU ${fmt(idleCpu * 100)}% of one core (all nodes)${idlePg === null ? '' : `, PostgreSQL ${fmt(idlePg * 100)}%`}`,
+    `           per heartbeat: server ${fmt((idleCpu * 1000) / heartbeatsPerSec, 3)} ms${idlePg === null ? '' : `, PostgreSQL ${fmt((idlePg * 1000) / heartbeatsPerSec, 3)} ms`} of CPU; largest node's RSS ${fmt(rssIdle / 1024)} MiB`,
     `  steady   reports stored/s              ${fmt(perSec)}  (${fmt(steadyReports)} event reports offered at ${RATE}/s for ${SECONDS} s, drained in ${(steadyMs / 1000).toFixed(1)} s)  ${
       !oneNode ? '(the rate target is for one node)' : offeredEnough ? target(perSec >= TARGET_RATE, `≥ ${fmt(TARGET_RATE)}/s`) : `(not a test of ≥ ${fmt(TARGET_RATE)}/s: ${RATE}/s offered)`
     }`,

@@ -12,7 +12,7 @@ import { createMemoryOutbox } from './memory-outbox.js';
 import type { MemoryOutbox } from './memory-outbox.js';
 
 export type LoaderCommand =
-  | { cmd: 'setup'; urls: string[]; secret: string; agents: number; first: number }
+  | { cmd: 'setup'; urls: string[]; secret: string; agents: number; first: number; heartbeatMs: number }
   | { cmd: 'steady'; rate: number; seconds: number; drainMs: number }
   | { cmd: 'trickle'; rate: number }
   | { cmd: 'mark'; victim: string }
@@ -61,7 +61,7 @@ function pendingCount(): number {
 }
 
 /** Every agent knows every node (`servers`) and connects to them in random order, as a fleet without a balancer does. */
-async function setup(urls: string[], secret: string, agents: number, first: number): Promise<void> {
+async function setup(urls: string[], secret: string, agents: number, first: number, heartbeatMs: number): Promise<void> {
   const t0 = performance.now();
   const ids: { agentId: string; token: string }[] = new Array(agents);
   let next = 0;
@@ -84,7 +84,7 @@ async function setup(urls: string[], secret: string, agents: number, first: numb
       outbox,
       host: { hostname, os: 'linux', agentVersion: 'bench' },
       image: { name: 'web', version: '42' },
-      heartbeatMs: 15_000,
+      heartbeatMs,
       log: (line) => {
         if (line.startsWith('connected to ')) sim.connectedAt = Date.now();
         else if (line.includes('refused the stream: 503')) refused503++;
@@ -215,7 +215,7 @@ process.on('message', (msg: LoaderCommand) => {
   const run = async (): Promise<void> => {
     switch (msg.cmd) {
       case 'setup':
-        return setup(msg.urls, msg.secret, msg.agents, msg.first);
+        return setup(msg.urls, msg.secret, msg.agents, msg.first, msg.heartbeatMs);
       case 'steady':
         return steady(msg.rate, msg.seconds, msg.drainMs);
       case 'trickle':
