@@ -141,6 +141,17 @@ async function postgresTicks(url: string): Promise<(() => number) | null> {
   };
 }
 
+/** Bytes of WAL the PostgreSQL server has written since it was made (a difference of two is a phase's WAL). */
+async function walBytes(url: string): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return Number((await c.query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS n")).rows[0].n);
+  } finally {
+    await c.end();
+  }
+}
+
 /** Peak RSS (VmHWM) and CPU ticks of a process, from /proc. */
 function sample(pid: number): { hwmKb: number; rssKb: number; cpuTicks: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -396,15 +407,20 @@ async function runOnce(run: Run): Promise<boolean> {
   // Idle: connected agents that only send heartbeats.
   const idleCpu0 = cpuTicks();
   const idlePg0 = pgTicks?.() ?? 0;
+  const onPostgres = db.startsWith('postgres');
+  const wal = async (): Promise<number> => (onPostgres ? walBytes(db) : 0);
+  const idleWal0 = await wal();
   const ti = performance.now();
   await new Promise((r) => setTimeout(r, IDLE_MS));
   const idleS = (performance.now() - ti) / 1000;
   const idleCpu = (cpuTicks() - idleCpu0) / TICKS / idleS;
   const idlePg = pgTicks === null ? null : (pgTicks() - idlePg0) / TICKS / idleS;
+  const idleWal = (await wal()) - idleWal0;
   const heartbeatsPerSec = (held * 1000) / HEARTBEAT_MS;
 
   const cpu1 = cpuTicks();
   const pg1 = pgTicks?.() ?? 0;
+  const steadyWal0 = await wal();
   const rssIdle = Math.max(...servers.map((s) => sample(s.pid!).rssKb));
   const t1 = performance.now();
   const steadyP = loaders.all('steady');
@@ -415,6 +431,7 @@ async function runOnce(run: Run): Promise<boolean> {
   const steadyS = (performance.now() - t1) / 1000;
   const steadyCpu = (cpuTicks() - cpu1) / TICKS / steadyS;
   const pgCpu = pgTicks === null ? null : (pgTicks() - pg1) / TICKS / steadyS;
+  const steadyWal = (await wal()) - steadyWal0;
   const rssAfterSteady = Math.max(...servers.map((s) => sample(s.pid!).rssKb));
   const latencies = steadyMsgs.flatMap((m) => m.latencies as number[]).sort((a, b) => a - b);
   const steadyReports = total(steadyMsgs, 'reports');
@@ -489,14 +506,14 @@ async function runOnce(run: Run): Promise<boolean> {
     `           ramp with full reports ${rampS.toFixed(1)} s, ${fmt(total(connected, 'refused503'))} upgrades answered 503 + Retry-After, server CPU ${fmt(rampCpu * 100)}%`,
     `           server RSS grew ${fmt(kbPer1000 / 1024, 1)} MiB per 1,000 connections held (median over nodes; from ${fmt(Math.max(...rssStart) / 1024)} MiB at start to ${fmt(Math.max(...rssRamp) / 1024)} MiB after the ramp)`,
     `  idle     ${IDLE_MS / 1000} s of heartbeats only (one per agent every ${HEARTBEAT_MS / 1000} s: ${fmt(heartbeatsPerSec)}/s): server CPU ${fmt(idleCpu * 100)}% of one core (all nodes)${idlePg === null ? '' : `, PostgreSQL ${fmt(idlePg * 100)}%`}`,
-    `           per heartbeat: server ${fmt((idleCpu * 1000) / heartbeatsPerSec, 3)} ms${idlePg === null ? '' : `, PostgreSQL ${fmt((idlePg * 1000) / heartbeatsPerSec, 3)} ms`} of CPU; largest node's RSS ${fmt(rssIdle / 1024)} MiB`,
+    `           per heartbeat: server ${fmt((idleCpu * 1000) / heartbeatsPerSec, 3)} ms${idlePg === null ? '' : `, PostgreSQL ${fmt((idlePg * 1000) / heartbeatsPerSec, 3)} ms`} of CPU${onPostgres ? `, ${fmt(idleWal / idleS / 1024, 1)} KiB/s of WAL (${fmt(idleWal / idleS / heartbeatsPerSec)} B per heartbeat)` : ''}; largest node's RSS ${fmt(rssIdle / 1024)} MiB`,
     `  steady   reports stored/s              ${fmt(perSec)}  (${fmt(steadyReports)} event reports offered at ${RATE}/s for ${SECONDS} s, drained in ${(steadyMs / 1000).toFixed(1)} s)  ${
       !oneNode ? '(the rate target is for one node)' : offeredEnough ? target(perSec >= TARGET_RATE, `≥ ${fmt(TARGET_RATE)}/s`) : `(not a test of ≥ ${fmt(TARGET_RATE)}/s: ${RATE}/s offered)`
     }`,
     `           send→ack p50 / p99 / max      ${fmt(percentile(latencies, 50), 1)} ms / ${fmt(p99, 1)} ms / ${fmt(latencies[latencies.length - 1] ?? NaN, 1)} ms  ${oneNode ? target(p99 <= TARGET_P99_MS, `p99 ≤ ${TARGET_P99_MS} ms`) : ''}`,
     `           server receive→commit p99     ≤ ${serverP99} s (from /metrics histogram buckets)`,
     `           server CPU                    ${fmt(steadyCpu * 100)}% of one core (all nodes), ${fmt((steadyCpu * 1000) / perSec, 2)} ms per stored report`,
-    ...(!db.startsWith('postgres') ? [] : [pgCpu === null ? `           PostgreSQL CPU                not measured (the server is not on this machine)` : `           PostgreSQL CPU                ${fmt(pgCpu * 100)}% of one core, ${fmt((pgCpu * 1000) / perSec, 2)} ms per stored report`]),
+    ...(!db.startsWith('postgres') ? [] : [pgCpu === null ? `           PostgreSQL CPU                not measured (the server is not on this machine)` : `           PostgreSQL CPU                ${fmt(pgCpu * 100)}% of one core, ${fmt((pgCpu * 1000) / perSec, 2)} ms per stored report; WAL ${fmt(steadyWal / 2 ** 20, 1)} MiB, ${fmt(steadyWal / steadyReports)} B per stored report (heartbeats included)`]),
     `           load generators               CPU ${fmt(total(steadyMsgs, 'loaderCpu') * 100)}% of one core, event-loop lag p99 ${fmt(most(steadyMsgs, 'loaderLagP99'), 1)} ms (worst)`,
     `           server RSS after steady       ${fmt(rssAfterSteady / 1024)} MiB (largest node); peak RSS ${fmt(peakKb / 1024)} MiB`,
     oneNode
