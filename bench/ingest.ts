@@ -162,9 +162,32 @@ function sample(pid: number): { hwmKb: number; rssKb: number; cpuTicks: number }
 }
 const TICKS = 100; // USER_HZ on Linux
 
+/**
+ * The servers' log lines, counted by their text without the timestamp: a storm logs the same line
+ * thousands of times (a token check that timed out), which is a figure, not something to scroll.
+ */
+const serverLog = new Map<string, number>();
+function countLogLines(stream: NodeJS.ReadableStream): void {
+  let rest = '';
+  stream.on('data', (d: Buffer) => {
+    const lines = (rest + d.toString()).split('\n');
+    rest = lines.pop()!;
+    for (const line of lines) {
+      const text = line.replace(/^\d{4}-\d\d-\d\dT[\d:.]+Z /, '').replace(/\b[0-9a-f]{8}-[0-9a-f-]{27}\b/g, 'ID');
+      if (text.trim() !== '') serverLog.set(text, (serverLog.get(text) ?? 0) + 1);
+    }
+  });
+}
+function serverLogLines(): string[] {
+  const lines = [...serverLog].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([text, n]) => `           ${fmt(n).padStart(7)}× ${text.slice(0, 160)}`);
+  serverLog.clear();
+  return lines.length === 0 ? ['  log      the servers logged nothing on stderr'] : ['  log      the servers\' stderr, most frequent lines first:', ...lines];
+}
+
 async function startServer(db: string, port: number, profile?: string, nodeId?: string): Promise<ChildProcess> {
   const node = nodeId === undefined ? [] : ['--node-id', nodeId];
-  const proc = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), SERVER, 'start', '--db', db, '--port', String(port), '--host', '127.0.0.1', ...node, ...LIMITS_OFF], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), SERVER, 'start', '--db', db, '--port', String(port), '--host', '127.0.0.1', ...node, ...LIMITS_OFF], { stdio: ['ignore', 'pipe', 'pipe'] });
+  countLogLines(proc.stderr!);
   children.push(proc);
   await new Promise<void>((resolve, reject) => {
     let out = '';
@@ -523,6 +546,7 @@ async function runOnce(run: Run): Promise<boolean> {
     `  end      reports produced / stored     ${fmt(generated)} / ${fmt(stored)}`,
     `           lost ${fmt(lost)} (${fmt(leftInOutboxes)} of them left in outboxes after the storm and a last ${DRAIN_MS / 1000} s to drain), duplicated ${fmt(duplicated)}, hosts with a gap ${gaps}, chain-broken findings ${chain}  ${target(lost === 0 && leftInOutboxes === 0 && duplicated === 0 && gaps === 0 && chain === 0, '0 lost, 0 duplicated, chain intact')}`,
     ...sizeLines(sizes),
+    ...serverLogLines(),
     '',
   ];
   process.stdout.write(lines.join('\n'));
