@@ -57,6 +57,23 @@ describe.each(STORE_BACKENDS)('the $name store', (backend) => {
     expect(await store.authenticateApiToken('not a token')).toBeNull();
   });
 
+  it('answers a storm of token checks asked at once, each by its own token, a revocation counting from its commit', async () => {
+    const agents = await Promise.all(Array.from({ length: 20 }, (_, i) => enrol(`storm-${i}`)));
+    await store.revokeAgent(agents[7]!.agentId, at(1));
+    const asked = Array.from({ length: 1000 }, (_, i) => agents[i % agents.length]!);
+    const answers = await Promise.all(asked.map((a, i) => store.authenticateAgent(i % 50 === 3 ? `${a.token}x` : a.token)));
+    answers.forEach((answer, i) => {
+      const a = asked[i]!;
+      if (i % 50 === 3) expect(answer).toEqual({ ok: false, reason: 'invalid' });
+      else if (a === agents[7]) expect(answer).toEqual({ ok: false, reason: 'revoked' });
+      else expect(answer).toEqual({ ok: true, agentId: a.agentId });
+    });
+    // Nothing remembered: the check right after a revocation refuses.
+    expect((await store.authenticateAgent(agents[3]!.token)).ok).toBe(true);
+    await store.revokeAgent(agents[3]!.agentId, at(2));
+    expect(await store.authenticateAgent(agents[3]!.token)).toEqual({ ok: false, reason: 'revoked' });
+  });
+
   it('stores a batch in order, acks a replay as a duplicate and notes a broken chain as a finding', async () => {
     const a = await enrol('a');
     const results = await store.ingestBatch([
@@ -77,6 +94,40 @@ describe.each(STORE_BACKENDS)('the $name store', (backend) => {
     const open = (await store.listFindings(a.agentId, { state: 'open' }, at(2)))!;
     expect(open.map((f) => f.kind).sort()).toEqual(['package-added', 'report-chain-broken']);
     expect(await store.getHost(a.agentId, at(2))).toMatchObject({ status: 'pet', lastSeq: 3, outboxDepth: 3 });
+  });
+
+  it('writes several agents\' fresh reports, replays and rewritten replays in one batch as one by one: a replay adds nothing, a rewrite breaks the chain', async () => {
+    const [a, b, c] = [await enrol('a'), await enrol('b'), await enrol('c')];
+    const passwd: Finding = { kind: 'file-modified', severity: 'medium', path: '/etc/passwd', before: fakeHash(5), after: fakeHash(6) };
+    const nc: Finding = { kind: 'package-added', severity: 'high', ecosystem: 'dpkg', name: 'netcat', after: '1.2' };
+    await store.ingestBatch([{ type: 'report', agentId: c.agentId, frame: reportFrame(c.agentId, 1, 'full', [curl], t0), receivedAt: t0 }]);
+    const report = (agentId: string, seq: number, kind: 'full' | 'event', findings: Finding[], minutes: number) =>
+      ({ type: 'report', agentId, frame: reportFrame(agentId, seq, kind, findings, at(minutes)), receivedAt: at(minutes) }) as const;
+    const results = await store.ingestBatch([
+      report(a.agentId, 1, 'full', [curl, passwd], 1),
+      report(b.agentId, 1, 'full', [curl], 1),
+      report(c.agentId, 1, 'full', [curl], 1),
+      report(a.agentId, 1, 'full', [curl, passwd], 1),
+      report(b.agentId, 2, 'event', [nc], 2),
+      report(c.agentId, 2, 'event', [curl], 2),
+      report(a.agentId, 2, 'full', [curl], 2),
+      { ...report(b.agentId, 1, 'full', [nc], 2), frame: { ...reportFrame(b.agentId, 1, 'full', [nc], at(2)), hash: fakeHash(77) } },
+      { type: 'heartbeat', agentId: b.agentId, outboxDepth: 5, receivedAt: at(2) },
+    ]);
+    const stored = (seq: number, chainBroken = false) => ({ type: 'report', seq, outcome: 'stored', chainBroken });
+    const duplicate = (seq: number, chainBroken = false) => ({ type: 'report', seq, outcome: 'duplicate', chainBroken });
+    expect(results).toEqual([stored(1), stored(1), duplicate(1), duplicate(1), stored(2), stored(2), stored(2), duplicate(1, true), { type: 'other' }]);
+    for (const h of [a, b, c]) expect((await store.listReports(h.agentId)).map((r) => [r.seq, r.hash])).toEqual([[1, fakeHash(1)], [2, fakeHash(2)]]);
+    const findings = async (agentId: string, state: 'open' | 'resolved') => (await store.listFindings(agentId, { state }, at(3)))!.map((f) => f.kind).sort();
+    // a's second full report no longer names /etc/passwd; the replay of its first did not bring it back.
+    expect(await findings(a.agentId, 'open')).toEqual(['package-added']);
+    expect(await findings(a.agentId, 'resolved')).toEqual(['file-modified']);
+    expect(await findings(b.agentId, 'open')).toEqual(['package-added', 'package-added', 'report-chain-broken']);
+    // c's replayed first report and its event naming curl again leave one open row.
+    expect(await findings(c.agentId, 'open')).toEqual(['package-added']);
+    expect(await store.getHost(a.agentId, at(3))).toMatchObject({ status: 'pet', lastSeq: 2, openFindings: 1 });
+    expect(await store.getHost(b.agentId, at(3))).toMatchObject({ status: 'pet', lastSeq: 2, outboxDepth: 5, openFindings: 3 });
+    expect(await store.getHost(c.agentId, at(3))).toMatchObject({ status: 'pet', lastSeq: 2, openFindings: 1 });
   });
 
   it('writes a batch whole or not at all: one item that cannot be stored rejects it and nothing of it stays', async () => {

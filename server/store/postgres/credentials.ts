@@ -3,13 +3,27 @@ import { secretState } from '../credentials.js';
 import type { SecretRow } from '../credentials.js';
 import type { ApiRole, AgentAuth, Credentials } from '../types.js';
 import type { PgDatabase } from './db.js';
+import { createLookupBatcher } from './lookup-batcher.js';
+
+/** Connections of the token pool (see store.ts) and the tokens one lookup checks at most. */
+const TOKEN_LOOKUPS_AT_ONCE = 2;
+const TOKENS_PER_LOOKUP = 500;
 
 /**
  * Enrolment secrets, agent tokens and API tokens on PostgreSQL; only hashes of them are stored.
  * Tokens are checked on `auth`, a small pool of their own, so that a reconnect storm's thousands
  * of lookups never wait behind ingest transactions holding the main pool (nor starve them).
+ * Agent tokens asked for together are read together (see lookup-batcher.ts): a storm queues in
+ * memory, a few hundred to a statement, instead of timing out waiting for a pooled connection.
  */
 export function createPgCredentials(db: PgDatabase, auth: PgDatabase = db): Credentials {
+  const agentTokens = createLookupBatcher<string, { token_hash: Buffer; revoked_at: string | null }>(
+    async (ids) => {
+      const rows = await auth.rows<{ id: string; token_hash: Buffer; revoked_at: string | null }>('SELECT id, token_hash, revoked_at FROM hosts WHERE id = ANY($1::text[])', [ids]);
+      return new Map(rows.map((r) => [r.id, r]));
+    },
+    { concurrency: TOKEN_LOOKUPS_AT_ONCE, maxKeys: TOKENS_PER_LOOKUP },
+  );
   return {
     async createEnrollSecret(now, limits = {}) {
       const c = newCredential('qse');
@@ -63,7 +77,7 @@ export function createPgCredentials(db: PgDatabase, auth: PgDatabase = db): Cred
     async authenticateAgent(tokenText): Promise<AgentAuth> {
       const parts = splitCredential(tokenText, 'qsa');
       if (parts === null) return { ok: false, reason: 'invalid' };
-      const row = await auth.row<{ token_hash: Buffer; revoked_at: string | null }>('SELECT token_hash, revoked_at FROM hosts WHERE id = $1', [parts.id]);
+      const row = await agentTokens.get(parts.id);
       if (row === undefined || !secretMatches(parts.secret, row.token_hash)) return { ok: false, reason: 'invalid' };
       if (row.revoked_at !== null) return { ok: false, reason: 'revoked' };
       return { ok: true, agentId: parts.id };

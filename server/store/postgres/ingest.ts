@@ -3,7 +3,10 @@
 // nodes never deadlock; NO KEY so that inserts referencing a host, as agent sessions, do not wait
 // for the batch), so the hash-chain check and the writes of one host's reports never interleave
 // with another node's. (agent, seq) is unique: a replay through any node changes nothing. What a
-// batch reads once (labels, alert memories, sinks) is read at its start, not once a report.
+// batch reads once (labels, alert memories, sinks) is read at its start, not once a report. The
+// reports go in rounds (each agent's k-th item; see storeRounds) and each step of a round is one
+// statement over arrays (unnest) for all its hosts, not one per report: a statement costs
+// PostgreSQL far more than a row does.
 import type { Finding } from '../../../shared/report.js';
 import type { ContainerReport } from '../../../shared/report.js';
 import type { ReportFrame } from '../../../shared/protocol.js';
@@ -22,7 +25,7 @@ import type { AlertBatch, PgAlerting } from './alerting.js';
 import { markMissingContainersGone, upsertContainer } from './containers.js';
 import type { PgDatabase, Sql } from './db.js';
 import { BY_REPORT } from '../host-status.js';
-import { countHost, noteStatus, refreshHost } from './host-status.js';
+import { countHost, countHosts, noteStatuses, refreshHost } from './host-status.js';
 import { observeMachine } from './identity.js';
 import { redecidePg } from './redecide.js';
 
@@ -42,36 +45,47 @@ interface FindingWrite {
   ticket: string | null;
 }
 
+/** One report's findings, of one host at one seq. */
+interface FindingsOf {
+  hostId: string;
+  seq: number;
+  now: string;
+  writes: readonly FindingWrite[];
+}
+
 const UPSERT_FINDINGS = `INSERT INTO findings AS t (host_id, key, source, kind, severity, ecosystem, name, path, detail, first_seen, last_seen, first_seq, last_seq, change_set, decision, waived, identity, ticket)
-  SELECT $1, u.key, $2, u.kind, u.severity, u.ecosystem, u.name, u.path, u.detail, $3, $3, $4, $4, u.change_set, u.decision, u.waived, u.identity, u.ticket
-  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[], $15::text[], $16::text[])
-    WITH ORDINALITY AS u(key, kind, severity, ecosystem, name, path, detail, change_set, decision, waived, identity, ticket, n)
+  SELECT u.host_id, u.key, $1, u.kind, u.severity, u.ecosystem, u.name, u.path, u.detail, u.now, u.now, u.seq, u.seq, u.change_set, u.decision, u.waived, u.identity, u.ticket
+  FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[], $15::text[], $16::text[])
+    WITH ORDINALITY AS u(host_id, seq, now, key, kind, severity, ecosystem, name, path, detail, change_set, decision, waived, identity, ticket, n)
   ORDER BY u.n
   ON CONFLICT (host_id, key) WHERE resolved_at IS NULL
   DO UPDATE SET severity = excluded.severity, detail = excluded.detail, last_seen = excluded.last_seen, last_seq = excluded.last_seq,
     change_set = excluded.change_set, decision = excluded.decision, waived = excluded.waived, identity = excluded.identity`;
 
 /**
- * All findings of one report in one statement. A key twice in one report is one row, in the
- * place of its first and with the values of its last (as row-by-row upserts leave it).
+ * The findings of several reports (of distinct hosts) in one statement. A key twice in one report
+ * is one row, in the place of its first and with the values of its last (as row-by-row upserts leave it).
  */
-async function upsertFindings(q: Sql, hostId: string, source: 'scan' | 'server', seq: number, now: string, writes: readonly FindingWrite[]): Promise<void> {
-  if (writes.length === 0) return;
-  const byKey = new Map<string, number>();
-  const rows: FindingWrite[] = [];
-  for (const w of writes) {
-    const at = byKey.get(w.key);
-    if (at === undefined) {
-      byKey.set(w.key, rows.length);
-      rows.push(w);
-    } else rows[at] = w;
+async function upsertFindings(q: Sql, source: 'scan' | 'server', reports: readonly FindingsOf[]): Promise<void> {
+  const rows: Array<FindingWrite & { hostId: string; seq: number; now: string }> = [];
+  for (const r of reports) {
+    const byKey = new Map<string, number>();
+    for (const w of r.writes) {
+      const at = byKey.get(w.key);
+      const row = { ...w, hostId: r.hostId, seq: r.seq, now: r.now };
+      if (at === undefined) {
+        byKey.set(w.key, rows.length);
+        rows.push(row);
+      } else rows[at] = row;
+    }
   }
-  const col = <K>(f: (w: FindingWrite) => K): K[] => rows.map(f);
+  if (rows.length === 0) return;
+  const col = <K>(f: (w: (typeof rows)[number]) => K): K[] => rows.map(f);
   await q.run(UPSERT_FINDINGS, [
-    hostId,
     source,
-    now,
-    seq,
+    col((w) => w.hostId),
+    col((w) => w.seq),
+    col((w) => w.now),
     col((w) => w.key),
     col((w) => w.kind),
     col((w) => w.severity),
@@ -106,17 +120,52 @@ function scanWrite(e: EvaluatedFinding): FindingWrite {
   };
 }
 
-// Returns the status before (the subquery reads the row as it was), for the status history.
-const UPDATE_HOST_AFTER_REPORT = `UPDATE hosts SET hostname = $2, image_name = $3, image_version = $4, status = $5,
-    pet_since = CASE WHEN $5 = 'pet' THEN coalesce(hosts.pet_since, $6) ELSE NULL END, drift_score = $7, open_findings = $8, last_seen = $9, last_report_at = $9,
-    last_seq = GREATEST(hosts.last_seq, $10), outbox_depth = coalesce($11, hosts.outbox_depth)
-  FROM (SELECT id, status AS before FROM hosts WHERE id = $1) old
-  WHERE hosts.id = old.id RETURNING old.before`;
+/** A host's row after a report. */
+interface HostWrite {
+  id: string;
+  hostname: string;
+  imageName: string;
+  imageVersion: string;
+  status: 'cattle' | 'pet';
+  scannedAt: string;
+  score: number;
+  open: number;
+  now: Date;
+  seq: number;
+  outboxDepth: number | null;
+}
 
-/** The host's row after a report, and its status change into the history. */
-async function updateHostAfterReport(q: Sql, values: unknown[], receivedAt: Date): Promise<void> {
-  const old = await q.row<{ before: string }>(UPDATE_HOST_AFTER_REPORT, values);
-  if (old !== undefined) await noteStatus(q, values[0] as string, old.before, values[4] as string, receivedAt, BY_REPORT);
+// Returns each row's status before (the subquery reads the rows as they were), for the status history.
+const UPDATE_HOSTS_AFTER_REPORT = `UPDATE hosts SET hostname = u.hostname, image_name = u.image_name, image_version = u.image_version, status = u.status,
+    pet_since = CASE WHEN u.status = 'pet' THEN coalesce(hosts.pet_since, u.scanned_at) ELSE NULL END, drift_score = u.score, open_findings = u.open,
+    last_seen = u.now, last_report_at = u.now, last_seq = GREATEST(hosts.last_seq, u.seq), outbox_depth = coalesce(u.outbox_depth, hosts.outbox_depth)
+  FROM (SELECT u.*, h.status AS before FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[], $9::text[], $10::bigint[], $11::bigint[])
+          WITH ORDINALITY AS u(id, hostname, image_name, image_version, status, scanned_at, score, open, now, seq, outbox_depth, n)
+        JOIN hosts h ON h.id = u.id) u
+  WHERE hosts.id = u.id RETURNING u.n::int AS n, u.before`;
+
+/** The rows of distinct hosts after their reports, and their status changes into the history, in two statements. */
+async function updateHostsAfterReport(q: Sql, writes: readonly HostWrite[]): Promise<void> {
+  if (writes.length === 0) return;
+  const col = <K>(f: (w: HostWrite) => K): K[] => writes.map(f);
+  const old = await q.rows<{ n: number; before: string }>(UPDATE_HOSTS_AFTER_REPORT, [
+    col((w) => w.id),
+    col((w) => w.hostname),
+    col((w) => w.imageName),
+    col((w) => w.imageVersion),
+    col((w) => w.status),
+    col((w) => w.scannedAt),
+    col((w) => w.score),
+    col((w) => w.open),
+    col((w) => w.now.toISOString()),
+    col((w) => w.seq),
+    col((w) => w.outboxDepth),
+  ]);
+  const changes = old.sort((a, b) => a.n - b.n).map((o) => {
+    const w = writes[o.n - 1]!;
+    return { hostId: w.id, before: o.before, after: w.status, now: w.now };
+  });
+  await noteStatuses(q, changes, BY_REPORT);
 }
 
 /** What a batch read once at its start (its hosts' rows locked), kept current by its own writes. */
@@ -128,11 +177,23 @@ interface Batch {
   tickets: Map<string, { key: string; ticket: string | null }[]>;
 }
 
-const INSERT_REPORT = `WITH prev AS (SELECT hash FROM reports WHERE host_id = $1 AND seq = $2::bigint - 1),
-    stored AS (SELECT hash FROM reports WHERE host_id = $1 AND seq = $2::bigint),
+// For each report (of distinct hosts): whether it went in, the predecessor's hash for the chain
+// check and (when its seq is already stored) the stored hash, both as they were before this statement.
+const INSERT_REPORTS = `WITH u AS (
+      SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+        WITH ORDINALITY AS u(host_id, seq, hash, prev_hash, kind, scanned_at, received_at, status, counts, body, n)),
     ins AS (INSERT INTO reports (host_id, seq, hash, prev_hash, kind, scanned_at, received_at, status, counts, body)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (host_id, seq) DO NOTHING RETURNING 1)
-  SELECT (SELECT count(*) FROM ins)::int AS inserted, (SELECT hash FROM prev) AS prev, (SELECT hash FROM stored) AS stored`;
+            SELECT host_id, seq, hash, prev_hash, kind, scanned_at, received_at, status, counts, body FROM u ORDER BY n
+            ON CONFLICT (host_id, seq) DO NOTHING RETURNING host_id, seq)
+  SELECT u.n::int AS n, ins.seq IS NOT NULL AS inserted, p.hash AS prev, s.hash AS stored
+  FROM u LEFT JOIN ins ON ins.host_id = u.host_id AND ins.seq = u.seq
+    LEFT JOIN reports p ON p.host_id = u.host_id AND p.seq = u.seq - 1
+    LEFT JOIN reports s ON s.host_id = u.host_id AND s.seq = u.seq`;
+
+const RESOLVE_MISSING = `UPDATE findings f SET resolved_at = u.now FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(host_id, seq, now)
+  WHERE f.host_id = u.host_id AND f.resolved_at IS NULL AND f.source = 'scan' AND f.last_seq < u.seq`;
+
+type ReportItem = IngestItem & { type: 'report' };
 
 export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
   // An image's last_seen to the minute is plenty; writing it on every report is not.
@@ -150,8 +211,13 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
 
   /** A finding of the server's own; seen again, it stays one open row with a new last_seen. */
   async function raise(q: Sql, hostId: string, f: { key: string; kind: string; severity: Severity; detail: unknown; seq: number; now: string }): Promise<void> {
-    await upsertFindings(q, hostId, 'server', f.seq, f.now, [
-      { key: f.key, kind: f.kind, severity: f.severity, ecosystem: null, name: null, path: null, detail: JSON.stringify(f.detail), changeSet: null, decision: null, waived: 0, identity: f.key, ticket: null },
+    await upsertFindings(q, 'server', [
+      {
+        hostId,
+        seq: f.seq,
+        now: f.now,
+        writes: [{ key: f.key, kind: f.kind, severity: f.severity, ecosystem: null, name: null, path: null, detail: JSON.stringify(f.detail), changeSet: null, decision: null, waived: 0, identity: f.key, ticket: null }],
+      },
     ]);
   }
 
@@ -188,6 +254,32 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     return withFirstTickets(findings, known);
   }
 
+  /** ticketsAtFirstSight for the reports of distinct hosts: those the batch's start does not answer in one statement. */
+  async function ticketsOfRound(q: Sql, batch: Batch, reports: ReadonlyArray<{ hostId: string; findings: readonly Finding[] }>): Promise<Finding[][]> {
+    const out: Array<Finding[] | undefined> = [];
+    const unread: string[] = [];
+    for (const r of reports) {
+      const carried = r.findings.some((f) => f.ticket !== undefined);
+      const read = batch.tickets.get(r.hostId);
+      if (carried) out.push(await ticketsAtFirstSight(q, batch, r.hostId, r.findings));
+      else if (read !== undefined) {
+        batch.tickets.delete(r.hostId);
+        out.push(withFirstTickets(r.findings, read));
+      } else {
+        unread.push(r.hostId);
+        out.push(undefined);
+      }
+    }
+    if (unread.length === 0) return out as Finding[][];
+    const known = new Map<string, { key: string; ticket: string | null }[]>(unread.map((id) => [id, []]));
+    const rows = await q.rows<{ host_id: string; key: string; ticket: string | null }>(
+      `SELECT host_id, key, ticket FROM findings WHERE host_id = ANY($1::text[]) AND resolved_at IS NULL AND ticket IS NOT NULL`,
+      [unread],
+    );
+    for (const t of rows) known.get(t.host_id)?.push(t);
+    return out.map((f, i) => f ?? withFirstTickets(reports[i]!.findings, known.get(reports[i]!.hostId)!));
+  }
+
   /** The rules with each finding's own ticket; one pass when they all carry the same (usually none). */
   function evaluateWithTickets(rules: CompiledRules, findings: readonly Finding[], host: HostForAlerts, image: { name: string }, at: Date): EvaluatedFinding[] {
     const first = findings[0]?.ticket;
@@ -195,70 +287,127 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     return findings.map((f) => alerting.evaluate(rules, [f], host, image, at, f.ticket)[0]!);
   }
 
-  async function resolveMissing(q: Sql, hostId: string, seq: number, now: string): Promise<void> {
-    await q.run(`UPDATE findings SET resolved_at = $1 WHERE host_id = $2 AND resolved_at IS NULL AND source = 'scan' AND last_seq < $3`, [now, hostId, seq]);
+  /** Full reports (of distinct hosts): their hosts' scan findings they did not name again are resolved. */
+  async function resolveMissing(q: Sql, reports: ReadonlyArray<{ hostId: string; seq: number; now: string }>): Promise<void> {
+    if (reports.length === 0) return;
+    await q.run(RESOLVE_MISSING, [reports.map((r) => r.hostId), reports.map((r) => r.seq), reports.map((r) => r.now)]);
   }
 
-  async function storeReport(q: Sql, batch: Batch, agentId: string, frame: ReportFrame, receivedAt: Date): Promise<IngestResult> {
+  /** Event reports with a scope (of distinct hosts): the open findings of their hosts each one settles, in two statements. */
+  async function resolveByEvents(q: Sql, reports: ReadonlyArray<{ hostId: string; seq: number; now: string; report: ReturnType<typeof reportForStore> }>): Promise<void> {
+    if (reports.length === 0) return;
+    const open = await q.rows<{ host_id: string; id: number; kind: string; path: string | null }>(
+      `SELECT f.host_id, f.id, f.kind, f.path FROM findings f JOIN unnest($1::text[], $2::bigint[]) AS u(host_id, seq) ON f.host_id = u.host_id
+       WHERE f.resolved_at IS NULL AND f.source = 'scan' AND f.last_seq < u.seq ORDER BY f.host_id, f.id`,
+      [reports.map((r) => r.hostId), reports.map((r) => r.seq)],
+    );
+    const byHost = new Map<string, { id: number; kind: string; path: string | null }[]>();
+    for (const f of open) {
+      const list = byHost.get(f.host_id);
+      if (list === undefined) byHost.set(f.host_id, [f]);
+      else list.push(f);
+    }
+    const ids: number[] = [];
+    const at: string[] = [];
+    for (const r of reports) {
+      for (const id of resolvedByEventReport(r.report, byHost.get(r.hostId) ?? [])) {
+        ids.push(id);
+        at.push(r.now);
+      }
+    }
+    if (ids.length > 0) await q.run('UPDATE findings SET resolved_at = u.now FROM unnest($1::bigint[], $2::text[]) AS u(id, now) WHERE findings.id = u.id', [ids, at]);
+  }
+
+  /**
+   * Reports of distinct hosts (one round of a batch, see ingestBatch), each step one statement for
+   * all of them: a report's writes depend on its own host's rows only, so doing step by step for
+   * the round leaves each host as report by report would.
+   */
+  async function storeReports(q: Sql, batch: Batch, items: readonly ReportItem[]): Promise<IngestResult[]> {
     const { rules } = batch;
-    const now = receivedAt.toISOString();
     // Config texts become their diffs before anything of the report is written.
-    const report = reportForStore(frame.report);
-    // One round trip: the insert, the predecessor's hash for the chain check, and (when this seq
-    // is already stored) the stored hash, both as they were before this statement.
-    const r = (await q.row<{ inserted: number; prev: string | null; stored: string | null }>(INSERT_REPORT, [
-      agentId,
-      frame.seq,
-      frame.hash,
-      frame.prevHash,
-      frame.kind,
-      report.scannedAt,
-      now,
-      report.summary.status,
-      JSON.stringify(report.summary.counts),
-      JSON.stringify(report),
-    ]))!;
-    if (r.inserted === 0) {
-      // The same seq with other content is no replay: the agent's history was reset or rewritten.
-      const stored = r.stored;
-      const rewritten = stored !== null && stored !== frame.hash;
-      if (rewritten) await recordChainBreak(q, agentId, frame.seq, `report ${frame.seq} was sent again with other content (${frame.hash}, stored ${stored}): the agent's outbox was reset or rewritten`, now, 'replay');
-      return { type: 'report', seq: frame.seq, outcome: 'duplicate', chainBroken: rewritten };
+    const reports = items.map((i) => reportForStore(i.frame.report));
+    const col = <K>(f: (i: ReportItem, n: number) => K): K[] => items.map(f);
+    const inserted = await q.rows<{ n: number; inserted: boolean; prev: string | null; stored: string | null }>(INSERT_REPORTS, [
+      col((i) => i.agentId),
+      col((i) => i.frame.seq),
+      col((i) => i.frame.hash),
+      col((i) => i.frame.prevHash),
+      col((i) => i.frame.kind),
+      col((_, n) => reports[n]!.scannedAt),
+      col((i) => i.receivedAt.toISOString()),
+      col((_, n) => reports[n]!.summary.status),
+      col((_, n) => JSON.stringify(reports[n]!.summary.counts)),
+      col((_, n) => JSON.stringify(reports[n]!)),
+    ]);
+    const results: IngestResult[] = new Array(items.length);
+    /** The reports that went in, in the round's order. */
+    const live: Array<{ item: ReportItem; report: (typeof reports)[number]; n: number; now: string }> = [];
+    for (const r of inserted.sort((x, y) => x.n - y.n)) {
+      const n = r.n - 1;
+      const { agentId, frame, receivedAt } = items[n]!;
+      const now = receivedAt.toISOString();
+      if (!r.inserted) {
+        // The same seq with other content is no replay: the agent's history was reset or rewritten.
+        const rewritten = r.stored !== null && r.stored !== frame.hash;
+        if (rewritten) await recordChainBreak(q, agentId, frame.seq, `report ${frame.seq} was sent again with other content (${frame.hash}, stored ${r.stored}): the agent's outbox was reset or rewritten`, now, 'replay');
+        results[n] = { type: 'report', seq: frame.seq, outcome: 'duplicate', chainBroken: rewritten };
+        continue;
+      }
+      const chainBroken = await checkChain(q, agentId, frame, r.prev, now);
+      results[n] = { type: 'report', seq: frame.seq, outcome: 'stored', chainBroken };
+      live.push({ item: items[n]!, report: reports[n]!, n, now });
+    }
+    if (live.length === 0) return results;
+
+    for (const { item, report, now } of live) {
+      for (const cs of report.changeSets ?? []) {
+        await q.run(
+          `INSERT INTO change_sets AS t (host_id, id, tool, command, user_name, started_at, ended_at, packages, ticket, first_seen, last_seen)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+           ON CONFLICT (host_id, id) DO UPDATE SET last_seen = excluded.last_seen, packages = excluded.packages, command = coalesce(excluded.command, t.command),
+             ticket = coalesce(t.ticket, excluded.ticket)`,
+          [item.agentId, cs.id, cs.tool, cs.command ?? null, cs.user ?? null, cs.start ?? null, cs.end ?? null, cs.packages, cs.ticket ?? null, now],
+        );
+      }
+    }
+    const hosts: HostForAlerts[] = [];
+    for (const { item, report } of live) hosts.push({ id: item.agentId, hostname: report.host.hostname, labels: batch.labels.get(item.agentId) ?? (await alerting.labelsOf(q, item.agentId)) });
+    const ticketed = await ticketsOfRound(q, batch, live.map((l) => ({ hostId: l.item.agentId, findings: l.report.findings })));
+    const evaluated = live.map((l, i) => evaluateWithTickets(rules, ticketed[i]!, hosts[i]!, l.report.image, l.item.receivedAt));
+    await upsertFindings(q, 'scan', live.map((l, i) => ({ hostId: l.item.agentId, seq: l.item.frame.seq, now: l.now, writes: evaluated[i]!.map(scanWrite) })));
+    await resolveMissing(q, live.filter((l) => l.item.frame.kind === 'full').map((l) => ({ hostId: l.item.agentId, seq: l.item.frame.seq, now: l.now })));
+    await resolveByEvents(q, live.filter((l) => l.item.frame.kind !== 'full' && l.report.scope !== undefined).map((l) => ({ hostId: l.item.agentId, seq: l.item.frame.seq, now: l.now, report: l.report })));
+    for (const { item, report } of live) {
+      if (report.watch !== undefined) await q.run('UPDATE hosts SET watch_state = $1, watch_reason = $2 WHERE id = $3', [report.watch.state, report.watch.reason ?? null, item.agentId]);
     }
 
-    const chainBroken = await checkChain(q, agentId, frame, r.prev, now);
-    for (const cs of report.changeSets ?? []) {
-      await q.run(
-        `INSERT INTO change_sets AS t (host_id, id, tool, command, user_name, started_at, ended_at, packages, ticket, first_seen, last_seen)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-         ON CONFLICT (host_id, id) DO UPDATE SET last_seen = excluded.last_seen, packages = excluded.packages, command = coalesce(excluded.command, t.command),
-           ticket = coalesce(t.ticket, excluded.ticket)`,
-        [agentId, cs.id, cs.tool, cs.command ?? null, cs.user ?? null, cs.start ?? null, cs.end ?? null, cs.packages, cs.ticket ?? null, now],
-      );
+    const counts = await countHosts(q, live.map((l) => ({ hostId: l.item.agentId, now: l.item.receivedAt })));
+    await updateHostsAfterReport(
+      q,
+      live.map(({ item, report }, i) => ({
+        id: item.agentId,
+        hostname: report.host.hostname,
+        imageName: report.image.name,
+        imageVersion: report.image.version,
+        status: counts[i]!.status,
+        scannedAt: report.scannedAt,
+        score: counts[i]!.score,
+        open: counts[i]!.open,
+        now: item.receivedAt,
+        seq: item.frame.seq,
+        outboxDepth: item.frame.outboxDepth ?? null,
+      })),
+    );
+    for (const [i, { item, report }] of live.entries()) {
+      await touchImage(q, report.image.name, report.image.version, item.receivedAt);
+      await alerting.alert(q, hosts[i]!, report.image, evaluated[i]!, counts[i]!.status, item.receivedAt, batch.alerts);
+      if (report.containers !== undefined && item.frame.kind === 'full') {
+        for (const c of report.containers) await storeContainer(q, batch, item.agentId, hosts[i]!, c, item.frame, item.receivedAt);
+        await markMissingContainersGone(q, item.agentId, item.frame.seq, item.receivedAt.toISOString());
+      }
     }
-    const host = { id: agentId, hostname: report.host.hostname, labels: batch.labels.get(agentId) ?? (await alerting.labelsOf(q, agentId)) };
-    const evaluated = evaluateWithTickets(rules, await ticketsAtFirstSight(q, batch, agentId, report.findings), host, report.image, receivedAt);
-    await upsertFindings(q, agentId, 'scan', frame.seq, now, evaluated.map(scanWrite));
-    if (frame.kind === 'full') await resolveMissing(q, agentId, frame.seq, now);
-    else if (report.scope !== undefined) {
-      const open = await q.rows<{ id: number; kind: string; path: string | null }>(
-        `SELECT id, kind, path FROM findings WHERE host_id = $1 AND resolved_at IS NULL AND source = 'scan' AND last_seq < $2 ORDER BY id`,
-        [agentId, frame.seq],
-      );
-      const gone = resolvedByEventReport(report, open);
-      if (gone.length > 0) await q.run('UPDATE findings SET resolved_at = $1 WHERE id = ANY($2::bigint[])', [now, gone]);
-    }
-    if (report.watch !== undefined) await q.run('UPDATE hosts SET watch_state = $1, watch_reason = $2 WHERE id = $3', [report.watch.state, report.watch.reason ?? null, agentId]);
-
-    const { status, score, open } = await countHost(q, agentId, receivedAt);
-    await updateHostAfterReport(q, [agentId, report.host.hostname, report.image.name, report.image.version, status, report.scannedAt, score, open, now, frame.seq, frame.outboxDepth ?? null], receivedAt);
-    await touchImage(q, report.image.name, report.image.version, receivedAt);
-    await alerting.alert(q, host, report.image, evaluated, status, receivedAt, batch.alerts);
-    if (report.containers !== undefined && frame.kind === 'full') {
-      for (const c of report.containers) await storeContainer(q, batch, agentId, host, c, frame, receivedAt);
-      await markMissingContainersGone(q, agentId, frame.seq, now);
-    }
-    return { type: 'report', seq: frame.seq, outcome: 'stored', chainBroken };
+    return results;
   }
 
   /** One container of a full report, as a child of its host (see ../ingest.ts storeContainer). */
@@ -270,10 +419,12 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     const image = { name: c.image.ref ?? c.image.id ?? 'unknown', version: c.image.id ?? 'unknown' };
     const { rules, alerts } = batch;
     const evaluated = evaluateWithTickets(rules, await ticketsAtFirstSight(q, batch, id, c.findings), host, image, receivedAt);
-    await upsertFindings(q, id, 'scan', frame.seq, now, evaluated.map(scanWrite));
-    await resolveMissing(q, id, frame.seq, now);
+    await upsertFindings(q, 'scan', [{ hostId: id, seq: frame.seq, now, writes: evaluated.map(scanWrite) }]);
+    await resolveMissing(q, [{ hostId: id, seq: frame.seq, now }]);
     const { status, score, open } = await countHost(q, id, receivedAt);
-    await updateHostAfterReport(q, [id, host.hostname, image.name, image.version, status, frame.report.scannedAt, score, open, now, frame.seq, null], receivedAt);
+    await updateHostsAfterReport(q, [
+      { id, hostname: host.hostname, imageName: image.name, imageVersion: image.version, status, scannedAt: frame.report.scannedAt, score, open, now: receivedAt, seq: frame.seq, outboxDepth: null },
+    ]);
     await alerting.alert(q, host, image, evaluated, status, receivedAt, alerts);
   }
 
@@ -302,33 +453,66 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     }
   }
 
-  async function storeItem(q: Sql, batch: Batch, item: IngestItem): Promise<IngestResult> {
+  async function storeHello(q: Sql, batch: Batch, item: IngestItem & { type: 'hello' }): Promise<IngestResult> {
     const now = item.receivedAt.toISOString();
-    switch (item.type) {
-      case 'report':
-        return storeReport(q, batch, item.agentId, item.frame, item.receivedAt);
-      case 'hello': {
-        const { frame } = item;
-        // The second machine's hello does not rename the host or speak for its labels.
-        const clone = await observeMachine(q, item.agentId, frame);
-        if (clone !== null) {
-          await recordClone(q, item.agentId, item, clone);
-          return { type: 'other' };
-        }
-        await q.run(
-          `UPDATE hosts SET hostname = $2, os = $3, agent_version = $4, last_seen = $5, outbox_depth = $6,
-             image_name = coalesce($7, image_name), image_version = coalesce($8, image_version), baseline_version = $9
-           WHERE id = $1`,
-          [item.agentId, frame.host.hostname, frame.host.os ?? null, frame.host.agentVersion ?? null, now, frame.outboxDepth, frame.image?.name ?? null, frame.image?.version ?? null, frame.baseline ?? null],
-        );
-        if (frame.image !== null) await touchImage(q, frame.image.name, frame.image.version, item.receivedAt);
-        if (frame.labels !== undefined) await declareLabels(q, batch, item.agentId, frame.labels, item.receivedAt);
-        return { type: 'other' };
-      }
-      case 'heartbeat':
-        await q.run('UPDATE hosts SET last_seen = $1, outbox_depth = $2 WHERE id = $3', [now, item.outboxDepth, item.agentId]);
-        return { type: 'other' };
+    const { frame } = item;
+    // The second machine's hello does not rename the host or speak for its labels.
+    const clone = await observeMachine(q, item.agentId, frame);
+    if (clone !== null) {
+      await recordClone(q, item.agentId, item, clone);
+      return { type: 'other' };
     }
+    await q.run(
+      `UPDATE hosts SET hostname = $2, os = $3, agent_version = $4, last_seen = $5, outbox_depth = $6,
+         image_name = coalesce($7, image_name), image_version = coalesce($8, image_version), baseline_version = $9
+       WHERE id = $1`,
+      [item.agentId, frame.host.hostname, frame.host.os ?? null, frame.host.agentVersion ?? null, now, frame.outboxDepth, frame.image?.name ?? null, frame.image?.version ?? null, frame.baseline ?? null],
+    );
+    if (frame.image !== null) await touchImage(q, frame.image.name, frame.image.version, item.receivedAt);
+    if (frame.labels !== undefined) await declareLabels(q, batch, item.agentId, frame.labels, item.receivedAt);
+    return { type: 'other' };
+  }
+
+  /** Heartbeats of distinct hosts, one statement. */
+  async function storeHeartbeats(q: Sql, items: ReadonlyArray<IngestItem & { type: 'heartbeat' }>): Promise<void> {
+    if (items.length === 0) return;
+    await q.run('UPDATE hosts SET last_seen = u.now, outbox_depth = u.depth FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(id, now, depth) WHERE hosts.id = u.id', [
+      items.map((i) => i.agentId),
+      items.map((i) => i.receivedAt.toISOString()),
+      items.map((i) => i.outboxDepth),
+    ]);
+  }
+
+  /**
+   * The batch in rounds: round k holds each agent's k-th item, so within a round every host is
+   * there once and its reports go set-wise (storeReports), while an agent's items still go in
+   * their order. Different agents' items never depended on each other's order (they arrive
+   * concurrently).
+   */
+  async function storeRounds(q: Sql, batch: Batch, items: readonly IngestItem[]): Promise<IngestResult[]> {
+    const rounds: number[][] = [];
+    const seen = new Map<string, number>();
+    items.forEach((item, n) => {
+      const k = seen.get(item.agentId) ?? 0;
+      seen.set(item.agentId, k + 1);
+      (rounds[k] ??= []).push(n);
+    });
+    const results: IngestResult[] = new Array(items.length);
+    for (const round of rounds) {
+      const reports: number[] = [];
+      const heartbeats: number[] = [];
+      for (const n of round) {
+        const item = items[n]!;
+        if (item.type === 'hello') results[n] = await storeHello(q, batch, item);
+        else if (item.type === 'heartbeat') heartbeats.push(n);
+        else reports.push(n);
+      }
+      await storeHeartbeats(q, heartbeats.map((n) => items[n] as IngestItem & { type: 'heartbeat' }));
+      for (const n of heartbeats) results[n] = { type: 'other' };
+      const stored = await storeReports(q, batch, reports.map((n) => items[n] as ReportItem));
+      reports.forEach((n, i) => (results[n] = stored[i]!));
+    }
+    return results;
   }
 
   return {
@@ -353,8 +537,7 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
             );
             for (const t of ticketed) batch.tickets.get(t.host_id)?.push(t);
           }
-          const results: IngestResult[] = [];
-          for (const item of items) results.push(await storeItem(q, batch, item));
+          const results = await storeRounds(q, batch, items);
           await alerting.finishBatch(q, batch.alerts);
           return results;
         });
