@@ -1,6 +1,8 @@
 // The load generator: one process playing N agents, each with the agent's real transport (hello,
 // outbox replay, acks, heartbeats, jittered backoff) over its own loopback WebSocket. Driven by
-// the bench orchestrator over IPC; never talks to anything but the server it is given.
+// the bench orchestrator over IPC; never talks to anything but the servers it is given. Several
+// of them share a big fleet (one process holds a few thousand sockets well), each playing the
+// hosts from `first` on.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createTransport } from '../agent/deliver/transport.js';
 import type { Transport } from '../agent/deliver/transport.js';
@@ -10,19 +12,24 @@ import { createMemoryOutbox } from './memory-outbox.js';
 import type { MemoryOutbox } from './memory-outbox.js';
 
 export type LoaderCommand =
-  | { cmd: 'setup'; urls: string[]; secret: string; agents: number }
-  | { cmd: 'steady'; rate: number; seconds: number }
+  | { cmd: 'setup'; urls: string[]; secret: string; agents: number; first: number; heartbeatMs: number }
+  | { cmd: 'steady'; rate: number; seconds: number; drainMs: number }
   | { cmd: 'trickle'; rate: number }
-  | { cmd: 'settle'; timeoutMs: number }
-  | { cmd: 'finish' };
+  | { cmd: 'mark'; victim: string }
+  | { cmd: 'settle'; victim: string; killedAt: number; elsewhere: boolean; timeoutMs: number }
+  | { cmd: 'finish'; drainMs: number };
 
 interface Sim {
   hostname: string;
   outbox: MemoryOutbox;
   transport: Transport;
+  /** Wall-clock time (Date.now, comparable with the orchestrator's) of the last connection that opened. */
+  connectedAt: number;
 }
 
 const sims: Sim[] = [];
+/** The agents that were on the node the storm kills, marked just before the kill. */
+let victims: Sim[] = [];
 let latencies: number[] | null = null;
 let acks = 0;
 let refused503 = 0;
@@ -54,7 +61,7 @@ function pendingCount(): number {
 }
 
 /** Every agent knows every node (`servers`) and connects to them in random order, as a fleet without a balancer does. */
-async function setup(urls: string[], secret: string, agents: number): Promise<void> {
+async function setup(urls: string[], secret: string, agents: number, first: number, heartbeatMs: number): Promise<void> {
   const t0 = performance.now();
   const ids: { agentId: string; token: string }[] = new Array(agents);
   let next = 0;
@@ -62,23 +69,25 @@ async function setup(urls: string[], secret: string, agents: number): Promise<vo
     Array.from({ length: 64 }, async () => {
       while (next < agents) {
         const i = next++;
-        ids[i] = await enroll(urls[i % urls.length]!, secret, `sim-${i}`);
+        ids[i] = await enroll(urls[(first + i) % urls.length]!, secret, `sim-${first + i}`);
       }
     }),
   );
   const enrolMs = performance.now() - t0;
   const t1 = performance.now();
   for (let i = 0; i < agents; i++) {
-    const hostname = `sim-${i}`;
+    const hostname = `sim-${first + i}`;
     const outbox = createMemoryOutbox();
-    const transport = createTransport({
+    const sim: Sim = { hostname, outbox, transport: null as unknown as Transport, connectedAt: 0 };
+    sim.transport = createTransport({
       config: { server: urls[0]!, ...(urls.length > 1 ? { servers: urls } : {}), agentId: ids[i]!.agentId, token: ids[i]!.token },
       outbox,
       host: { hostname, os: 'linux', agentVersion: 'bench' },
       image: { name: 'web', version: '42' },
-      heartbeatMs: 15_000,
+      heartbeatMs,
       log: (line) => {
-        if (line.includes('refused the stream: 503')) refused503++;
+        if (line.startsWith('connected to ')) sim.connectedAt = Date.now();
+        else if (line.includes('refused the stream: 503')) refused503++;
       },
       onAck: (seq) => {
         acks++;
@@ -91,11 +100,18 @@ async function setup(urls: string[], secret: string, agents: number): Promise<vo
     });
     // Each agent starts with a full scan of its host.
     outbox.enqueue(fullReport(hostname), 'full', new Date());
-    sims.push({ hostname, outbox, transport });
-    transport.start();
+    sims.push(sim);
+    sim.transport.start();
   }
   while (connectedCount() < agents || pendingCount() > 0) await sleep(200);
-  send({ phase: 'connected', enrolMs, connectMs: performance.now() - t1, connected: connectedCount(), refused503, fullReports: agents });
+  send({ phase: 'connected', enrolMs, connectMs: performance.now() - t1, connected: connectedCount(), refused503, fullReports: agents, byServer: byServer(sims) });
+}
+
+/** Connected agents per server URL. */
+function byServer(of: readonly Sim[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of of) if (s.transport.connected) out[s.transport.server] = (out[s.transport.server] ?? 0) + 1;
+  return out;
 }
 
 function generate(ratePerSec: number): void {
@@ -123,7 +139,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function steady(rate: number, seconds: number): Promise<void> {
+async function steady(rate: number, seconds: number, drainMs: number): Promise<void> {
   latencies = [];
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
@@ -134,7 +150,7 @@ async function steady(rate: number, seconds: number): Promise<void> {
   await sleep(seconds * 1000);
   stopGenerating();
   const generatedMs = performance.now() - t0;
-  const drainUntil = Date.now() + 60_000;
+  const drainUntil = Date.now() + drainMs;
   while (pendingCount() > 0 && Date.now() < drainUntil) await sleep(50);
   const totalMs = performance.now() - t0;
   const sorted = latencies.sort((a, b) => a - b);
@@ -151,24 +167,43 @@ async function steady(rate: number, seconds: number): Promise<void> {
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     max: sorted[sorted.length - 1] ?? NaN,
+    // Every latency, to the tenth of a millisecond: the orchestrator takes percentiles over all loaders.
+    latencies: sorted.map((ms) => Math.round(ms * 10) / 10),
     connected: connectedCount(),
     pending: pendingCount(),
   });
 }
 
-async function settle(timeoutMs: number): Promise<void> {
-  const t0 = performance.now();
+/**
+ * After the kill: when the last of the marked agents (those on the killed node) had a connection
+ * open again — on another node when `elsewhere` — and when every agent was connected with its
+ * outbox empty. Times are from `killedAt` (the orchestrator's Date.now at the kill).
+ */
+async function settle(victim: string, killedAt: number, elsewhere: boolean, timeoutMs: number): Promise<void> {
   const refusedBefore = refused503;
-  // Give every transport time to notice the loss first.
-  while (connectedCount() === sims.length && performance.now() - t0 < 5_000) await sleep(20);
-  const lostAt = performance.now();
-  while ((connectedCount() < sims.length || pendingCount() > 0) && performance.now() - t0 < timeoutMs) await sleep(100);
-  send({ phase: 'settled', ms: performance.now() - lostAt, connected: connectedCount(), pending: pendingCount(), refused503: refused503 - refusedBefore });
+  const back = (s: Sim): boolean => s.transport.connected && s.connectedAt >= killedAt && (!elsewhere || s.transport.server !== victim);
+  let reconnectMs: number | null = null;
+  for (;;) {
+    if (reconnectMs === null && victims.every(back)) reconnectMs = victims.reduce((m, s) => Math.max(m, s.connectedAt - killedAt), 0);
+    if ((reconnectMs !== null && connectedCount() === sims.length && pendingCount() === 0) || Date.now() - killedAt > timeoutMs) break;
+    await sleep(50);
+  }
+  send({
+    phase: 'settled',
+    ms: Date.now() - killedAt,
+    victims: victims.length,
+    victimsBack: victims.filter(back).length,
+    reconnectMs,
+    connected: connectedCount(),
+    pending: pendingCount(),
+    refused503: refused503 - refusedBefore,
+    byServer: byServer(sims),
+  });
 }
 
-async function finish(): Promise<void> {
+async function finish(drainMs: number): Promise<void> {
   stopGenerating();
-  const until = Date.now() + 60_000;
+  const until = Date.now() + drainMs;
   while (pendingCount() > 0 && Date.now() < until) await sleep(50);
   const generated = sims.reduce((n, s) => n + s.outbox.lastSeq(), 0);
   send({ phase: 'finished', generated, pending: pendingCount(), perAgent: sims.map((s) => s.outbox.lastSeq()) });
@@ -180,17 +215,21 @@ process.on('message', (msg: LoaderCommand) => {
   const run = async (): Promise<void> => {
     switch (msg.cmd) {
       case 'setup':
-        return setup(msg.urls, msg.secret, msg.agents);
+        return setup(msg.urls, msg.secret, msg.agents, msg.first, msg.heartbeatMs);
       case 'steady':
-        return steady(msg.rate, msg.seconds);
+        return steady(msg.rate, msg.seconds, msg.drainMs);
       case 'trickle':
         generate(msg.rate);
         send({ phase: 'trickling' });
         return;
+      case 'mark':
+        victims = sims.filter((s) => s.transport.connected && s.transport.server === msg.victim);
+        send({ phase: 'marked', victims: victims.length });
+        return;
       case 'settle':
-        return settle(msg.timeoutMs);
+        return settle(msg.victim, msg.killedAt, msg.elsewhere, msg.timeoutMs);
       case 'finish':
-        return finish();
+        return finish(msg.drainMs);
     }
   };
   run().catch((err: unknown) => {
