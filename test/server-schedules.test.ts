@@ -78,9 +78,9 @@ describe('server schedules', () => {
 
   it('prunes history past the retention but keeps each host its last report', async () => {
     expect(await server.store.listReports(hostId)).toHaveLength(3);
-    expect(await server.schedules.run('prune')).toEqual({ reports: 0, findings: 0 });
+    expect(await server.schedules.run('prune')).toEqual({ reports: 0, findings: 0, alerts: 0 });
     clock += 31 * 86_400_000;
-    expect(await server.schedules.run('prune')).toEqual({ reports: 2, findings: 0 });
+    expect(await server.schedules.run('prune')).toEqual({ reports: 2, findings: 0, alerts: 0 });
     expect((await server.store.listReports(hostId)).map((r) => r.seq)).toEqual([3]);
     const hosts: HostSummary[] = await server.store.listHosts({}, now());
     expect(hosts.map((h) => h.status)).toEqual(['stale']);

@@ -30,8 +30,9 @@ Options:
 ${DB_HELP}  --port N              TCP port (default: ${DEFAULT_PORT}; 0 picks a free one)
   --host ADDR           address to listen on (default: ${DEFAULT_HOST}, this machine only;
                         0.0.0.0 to accept agents from other hosts)
-  --retention-days N    prune reports and resolved findings older than N days
-                        (default: 0, keep everything); the audit log is never pruned
+  --retention-days N    prune reports, resolved findings and settled alert deliveries
+                        older than N days (default: 0, keep everything); the audit log is
+                        never pruned, nor a delivered alert whose resolve is not yet sent
   --digest-sink ID      send a daily digest (08:00 UTC) to this alert sink
   --alert-throttle N/DURATION
                         page at most N times per host per DURATION (default: ${THROTTLE_DEFAULT});

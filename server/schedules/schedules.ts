@@ -104,7 +104,7 @@ export function startSchedules(deps: {
     'expire-approvals': () => store.triage.expireApprovals(now()),
     prune: async () => {
       const before = pruneCutoff(now(), settings.retentionDays);
-      return before === null ? { reports: 0, findings: 0 } : store.maintenance.prune(before);
+      return before === null ? { reports: 0, findings: 0, alerts: 0 } : store.maintenance.prune(before);
     },
     digest: async () => {
       const at = now();

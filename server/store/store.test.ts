@@ -191,9 +191,43 @@ describe.each(STORE_BACKENDS)('the $name store', (backend) => {
     for (let seq = 1; seq <= 3; seq++) {
       await store.ingestBatch([{ type: 'report', agentId: a.agentId, frame: reportFrame(a.agentId, seq, 'full', seq === 1 ? [curl] : [], at(seq)), receivedAt: at(seq) }]);
     }
-    expect(await store.maintenance.prune(at(0))).toEqual({ reports: 0, findings: 0 });
-    expect(await store.maintenance.prune(at(10))).toEqual({ reports: 2, findings: 1 });
+    expect(await store.maintenance.prune(at(0))).toEqual({ reports: 0, findings: 0, alerts: 0 });
+    // The curl finding's alert, recorded `planned` (no sink is configured), is settled and old too.
+    expect(await store.maintenance.prune(at(10))).toEqual({ reports: 2, findings: 1, alerts: 1 });
     expect((await store.listReports(a.agentId)).map((r) => r.seq)).toEqual([3]);
     expect(await store.listFindings(a.agentId, { state: 'resolved' }, at(10))).toEqual([]);
+  });
+
+  it('prunes settled alert deliveries and their attempts past the retention, keeping a delivered trigger until its resolve is queued', async () => {
+    await store.saveSink(sink, t0);
+    const now = t0.getTime();
+    const resolve = (n: number): Alert => ({ ...alert(n), action: 'resolve' });
+    await store.alertQueue.enqueue(
+      [
+        { id: 'paged-and-resolved', sinkId: 'hook', alert: alert(1), notBefore: now },
+        { id: 'its-resolve', sinkId: 'hook', alert: resolve(1), notBefore: now },
+        { id: 'paged-still-open', sinkId: 'hook', alert: alert(2), notBefore: now },
+        { id: 'gave-up', sinkId: 'hook', alert: alert(3), notBefore: now },
+        { id: 'still-retrying', sinkId: 'hook', alert: alert(4), notBefore: now },
+      ],
+      t0,
+    );
+    const ok = { ok: true as const, status: 200 };
+    const failed = { ok: false as const, retryable: true, error: 'HTTP 503', status: 503 };
+    for (const id of ['paged-and-resolved', 'its-resolve', 'paged-still-open']) await store.alertQueue.record({ deliveryId: id, sinkId: 'hook', attempt: 1, at: now, outcome: ok, result: 'delivered' });
+    await store.alertQueue.record({ deliveryId: 'gave-up', sinkId: 'hook', attempt: 1, at: now, outcome: failed, result: 'gave-up' });
+    await store.alertQueue.record({ deliveryId: 'still-retrying', sinkId: 'hook', attempt: 1, at: now, outcome: failed, result: 'retry', nextAttemptAt: now + 30_000 });
+    // Newer than the cutoff: stays whatever its state.
+    await store.alertQueue.enqueue([{ id: 'recent', sinkId: 'hook', alert: alert(5), notBefore: now }], at(20));
+    await store.alertQueue.record({ deliveryId: 'recent', sinkId: 'hook', attempt: 1, at: now, outcome: failed, result: 'gave-up' });
+
+    expect(await store.maintenance.prune(t0)).toEqual({ reports: 0, findings: 0, alerts: 0 });
+    expect(await store.maintenance.prune(at(10))).toEqual({ reports: 0, findings: 0, alerts: 3 });
+    expect((await store.alertQueue.listDeliveries()).map((d) => [d.id, d.state])).toEqual([
+      ['paged-still-open', 'delivered'],
+      ['still-retrying', 'pending'],
+      ['recent', 'gave-up'],
+    ]);
+    expect((await store.alertQueue.listAttempts()).map((a) => a.deliveryId).sort()).toEqual(['paged-still-open', 'recent', 'still-retrying']);
   });
 });

@@ -387,7 +387,7 @@ export interface AuditRecord {
 
 export interface Maintenance {
   /** Reports and resolved findings older than `before` go; what the chain or an approval needs stays. */
-  prune(before: Date): Promise<{ reports: number; findings: number }>;
+  prune(before: Date): Promise<{ reports: number; findings: number; alerts: number }>;
 }
 
 /** A host's baseline versions as manifests: derived from the agent's observation, fetched by it. */
