@@ -32,7 +32,7 @@ ${DB_HELP}  --port N              TCP port (default: ${DEFAULT_PORT}; 0 picks a 
                         0.0.0.0 to accept agents from other hosts)
   --retention-days N    prune reports, resolved findings and settled alert deliveries
                         older than N days (default: 0, keep everything); the audit log is
-                        never pruned, nor a delivered alert whose resolve is not yet sent
+                        never pruned, nor a delivered alert whose resolve is not yet queued
   --digest-sink ID      send a daily digest (08:00 UTC) to this alert sink
   --alert-throttle N/DURATION
                         page at most N times per host per DURATION (default: ${THROTTLE_DEFAULT});
