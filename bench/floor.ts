@@ -25,27 +25,13 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_TRACKED } from '../shared/policy.js';
 import { measureDaemon, measureIdleNode } from './daemon.js';
 import type { DaemonSample } from './daemon.js';
-import { cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
+import { NODE_LEANEST_WALK, RACY_WAIT_MS, cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
 import type { Run, Summary } from './measure.js';
 import { CACHE, ensureNamedTree } from './trees.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const agent = process.env.QUICKSAND_AGENT ?? path.join(repo, 'dist/agent/main.js');
-const RACY_WAIT_MS = 2100;
 
-// The leanest walk Node has: names as strings, the type from readdir, one lstat per path.
-const WALK_1 = `const fs = require('node:fs');
-let n = 0;
-const walk = (dir) => {
-  for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = dir + '/' + d.name;
-    fs.lstatSync(p);
-    n++;
-    if (d.isDirectory()) walk(p);
-  }
-};
-for (const top of process.argv.slice(2)) { n++; if (fs.lstatSync(top).isDirectory()) walk(top); }
-if (n === 0) process.exit(1);`;
 
 // The same walk in worker threads. The main thread lists the top folders breadth first until it
 // has 32 subtrees per thread, then hands them out one at a time to whichever thread asks (the
@@ -182,7 +168,7 @@ async function main(): Promise<void> {
     const list = path.join(work, 'files.list');
     execFileSync('sh', ['-c', `find ${quoted} -type f -print0 > '${list}'`]);
     const progs = { walk1: path.join(work, 'walk1.cjs'), walkN: path.join(work, 'walkn.cjs'), hashN: path.join(work, 'hashn.cjs'), load: path.join(work, 'load.mjs') };
-    writeFileSync(progs.walk1, WALK_1);
+    writeFileSync(progs.walk1, NODE_LEANEST_WALK);
     writeFileSync(progs.walkN, WALK_THREADS);
     writeFileSync(progs.hashN, HASH_THREADS);
     writeFileSync(progs.load, LOAD_DAEMON(path.dirname(path.dirname(agent))));

@@ -80,3 +80,22 @@ export async function freshPostgres(url: string): Promise<{ url: string; drop: (
   u.pathname = `/${name}`;
   return { url: u.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }
+
+/** Past this, a file's times are no longer within the stat cache's racy window (it re-reads what changed within 2 s). */
+export const RACY_WAIT_MS = 2100;
+
+// The leanest walk Node has, the floor of any walk in JavaScript: names as strings, the type from
+// readdir, one lstat per path, nothing kept or printed. A CommonJS program file, run as
+// `node FILE TOP...` (bench:floor and bench:scan run the same one).
+export const NODE_LEANEST_WALK = `const fs = require('node:fs');
+let n = 0;
+const walk = (dir) => {
+  for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = dir + '/' + d.name;
+    fs.lstatSync(p);
+    n++;
+    if (d.isDirectory()) walk(p);
+  }
+};
+for (const top of process.argv.slice(2)) { n++; if (fs.lstatSync(top).isDirectory()) walk(top); }
+if (n === 0) process.exit(1);`;

@@ -23,7 +23,7 @@ import { DEFAULT_TRACKED } from '../shared/policy.js';
 import { copyTree, ensureMinbase } from '../test/helpers/debian-root.js';
 import { measureDaemon } from './daemon.js';
 import type { DaemonSample } from './daemon.js';
-import { cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
+import { NODE_LEANEST_WALK, RACY_WAIT_MS, cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
 import type { Run, Summary } from './measure.js';
 import { CACHE, ensureBytesHeavy, ensureSynthetic, ensureUsrCopies } from './trees.js';
 
@@ -32,24 +32,6 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const agent = process.env.QUICKSAND_AGENT ?? path.join(repo, 'dist/agent/main.js');
 // QUICKSAND_AGENT_BEFORE: an earlier build measured in the same rounds, for before/after side by side.
 const before = process.env.QUICKSAND_AGENT_BEFORE;
-// Digests of files changed this recently are not cached (racy-clean guard): let a fresh copy age.
-const RACY_WAIT_MS = 2100;
-// What Node itself costs, for the floors a JavaScript agent cannot go below: a fresh process that
-// does nothing, and one that only lists every tracked folder and lstats every path (no record,
-// no cache, no output) — the least any walk in Node does.
-const NODE_WALK = `const fs = require('node:fs');
-let n = 0;
-for (const top of process.argv.slice(1)) {
-  const stack = [Buffer.from(top)];
-  while (stack.length > 0) {
-    const p = stack.pop();
-    const st = fs.lstatSync(p, { throwIfNoEntry: false });
-    n++;
-    if (st === undefined || !st.isDirectory()) continue;
-    for (const name of fs.readdirSync(p, { encoding: 'buffer' })) stack.push(Buffer.concat([p, Buffer.from('/'), name]));
-  }
-}
-if (n === 0) process.exit(1);`;
 
 interface TreeResult {
   name: string;
@@ -80,10 +62,12 @@ async function measureTree(name: string, tree: string, runs: number, withAide: b
     const now = agentJobs(agent, manifestFile, state);
     const earlier = before === undefined ? undefined : agentJobs(before, path.join(work, 'before.json.gz'), path.join(work, 'before-state'));
     const roots = tracked.map((t) => `'${tree}${t}'`).join(' ');
+    const walkProgram = path.join(work, 'node-walk.cjs');
+    writeFileSync(walkProgram, NODE_LEANEST_WALK);
     const jobs: Record<string, () => Run> = {
       find: () => timed([`find ${roots} -printf '%i %s %T@ %C@ %m\\n' > /dev/null`], { shell: true }),
       nodeStart: () => timed(['node', '-e', '0']),
-      nodeWalk: () => timed(['node', '-e', NODE_WALK, ...tracked.map((t) => tree + t)]),
+      nodeWalk: () => timed(['node', walkProgram, ...tracked.map((t) => tree + t)]),
     };
     const results: Record<string, Run[]> = { find: [], nodeStart: [], nodeWalk: [], manifest: [], warm: [], touched: [], aideInit: [], aideCheck: [], manifestBefore: [], warmBefore: [], touchedBefore: [] };
     let regular: string[] = [];

@@ -25,8 +25,9 @@ export function createMaintenance(db: Db): Synchronous<Maintenance> {
        AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.finding_id = findings.id)`,
   );
   // Attempts first: they point at their delivery.
-  const attempts = db.prepare(`DELETE FROM alert_attempts WHERE delivery_id IN (${SETTLED_DELIVERIES.replace('$1', '?')})`);
-  const deliveries = db.prepare(`DELETE FROM alert_deliveries WHERE id IN (${SETTLED_DELIVERIES.replace('$1', '?')})`);
+  const settled = SETTLED_DELIVERIES.replace('$1', '?');
+  const attempts = db.prepare(`DELETE FROM alert_attempts WHERE delivery_id IN (${settled})`);
+  const deliveries = db.prepare(`DELETE FROM alert_deliveries WHERE id IN (${settled})`);
   const prune = db.transaction((before: string) => {
     const counts = { reports: reports.run(before).changes, findings: findings.run(before).changes };
     attempts.run(before);

@@ -4,21 +4,14 @@ import type { HostCount } from '../host-status.js';
 import type { StatusWhy } from '../types.js';
 import type { Sql } from './db.js';
 
-/** What counts: open, not waived by a rule, not approved in this very state (unexpired at `now`). */
-const COUNTED = `SELECT severity, count(*) AS n FROM findings f
-  WHERE f.host_id = $1 AND f.resolved_at IS NULL AND f.waived = 0
-    AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.finding_id = f.id AND a.identity = f.identity AND a.reopened_at IS NULL
-                    AND (a.expires_at IS NULL OR a.expires_at > $2))
-  GROUP BY severity`;
-
+/** What counts of one host's open findings at `now` (see COUNTED). */
 export async function countHost(q: Sql, hostId: string, now: Date): Promise<HostCount> {
-  return hostCountOf(await q.rows<{ severity: string; n: number }>(COUNTED, [hostId, now.toISOString()]));
+  return (await countHosts(q, [{ hostId, now }]))[0]!;
 }
 
 /** Notes a change of the stored status in the history (nothing when it did not change), in the caller's transaction. */
 export async function noteStatus(q: Sql, hostId: string, before: string | null, after: string, now: Date, why: StatusWhy): Promise<void> {
-  if (before === after) return;
-  await q.run('INSERT INTO host_status_changes (host_id, from_status, to_status, at, cause, actor) VALUES ($1, $2, $3, $4, $5, $6)', [hostId, before, after, now.toISOString(), why.cause, why.actor]);
+  await noteStatuses(q, [{ hostId, before, after, now }], why);
 }
 
 /** Counts again and stores the result (a change goes into the history, `why`); returns the status before and after. */
@@ -34,22 +27,23 @@ export async function refreshHost(q: Sql, hostId: string, now: Date, why: Status
 }
 
 /**
- * COUNTED for several hosts in one statement, each at its own `now`. LATERAL, so each host is
- * an index lookup of its own open findings whatever the planner believes of the table's size: a
- * plain join was planned (generic plan, statistics of a young table) as a hash of every open
- * finding, 24 ms a call once the table had grown.
+ * What counts, for each host at its own `now`: open, not waived by a rule, not approved in this
+ * very state (unexpired at `now`). Several hosts in one statement (an ingest batch's round).
+ * LATERAL, so each host is an index lookup of its own open findings whatever the planner believes
+ * of the table's size: a plain join was planned (generic plan, statistics of a young table) as a
+ * hash of every open finding, 24 ms a call once the table had grown.
  */
-const COUNTED_MANY = `SELECT u.host_id, c.severity, c.n FROM unnest($1::text[], $2::text[]) AS u(host_id, now)
+const COUNTED = `SELECT u.host_id, c.severity, c.n FROM unnest($1::text[], $2::text[]) AS u(host_id, now)
   CROSS JOIN LATERAL (SELECT f.severity, count(*) AS n FROM findings f
     WHERE f.host_id = u.host_id AND f.resolved_at IS NULL AND f.waived = 0
       AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.finding_id = f.id AND a.identity = f.identity AND a.reopened_at IS NULL
                       AND (a.expires_at IS NULL OR a.expires_at > u.now))
     GROUP BY f.severity) c`;
 
-/** countHost for distinct hosts at once (an ingest batch's), in the order asked. */
+/** The counts of distinct hosts, in the order asked. */
 export async function countHosts(q: Sql, hosts: ReadonlyArray<{ hostId: string; now: Date }>): Promise<HostCount[]> {
   if (hosts.length === 0) return [];
-  const rows = await q.rows<{ host_id: string; severity: string; n: number }>(COUNTED_MANY, [hosts.map((h) => h.hostId), hosts.map((h) => h.now.toISOString())]);
+  const rows = await q.rows<{ host_id: string; severity: string; n: number }>(COUNTED, [hosts.map((h) => h.hostId), hosts.map((h) => h.now.toISOString())]);
   const by = new Map<string, { severity: string; n: number }[]>();
   for (const r of rows) {
     const list = by.get(r.host_id);
