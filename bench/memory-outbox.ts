@@ -34,8 +34,10 @@ export function createMemoryOutbox(): MemoryOutbox {
       return out;
     },
     ack(seq) {
-      const i = entries.findIndex((e) => e.seq === seq);
-      if (i >= 0) entries.splice(i, 1);
+      // Cumulative, as the agent's outbox: entries are in seq order.
+      let n = 0;
+      while (n < entries.length && entries[n]!.seq <= seq) n++;
+      if (n > 0) entries.splice(0, n);
       lastAcked = Math.max(lastAcked, seq);
     },
     depth: () => entries.length,

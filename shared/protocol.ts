@@ -72,8 +72,9 @@ export type AgentFrame = z.infer<typeof agentFrameSchema>;
 
 /**
  * `seq` is cumulative: every report of this agent up to and including `seq` is committed. The
- * server sends one right after `hello` (its last stored seq, 0 for none) so the agent can drop
- * what already arrived before a crash.
+ * server sends one per batch it committed (naming the highest seq of this agent in it), not one per
+ * report, so an agent drops everything up to `seq` from its outbox. Agents before this release
+ * dropped only `seq` itself: agent and server ship together.
  */
 export const ackFrameSchema = z.strictObject({ type: z.literal('ack'), seq: z.number().int().nonnegative() });
 export type AckFrame = z.infer<typeof ackFrameSchema>;

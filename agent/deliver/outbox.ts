@@ -17,6 +17,7 @@ export interface Outbox {
   enqueue(report: Report, kind: 'full' | 'event', now: Date): OutboxEntry;
   /** Entries after `afterSeq`, oldest first. */
   pending(afterSeq: number, limit: number): OutboxEntry[];
+  /** The server committed every report up to and including `seq`: they leave the outbox. */
   ack(seq: number): void;
   depth(): number;
   lastAckedSeq(): number;
@@ -49,7 +50,7 @@ export function createOutbox(db: Db): Outbox {
   const select = db.prepare<[number, number], { seq: number; hash: string; prev_hash: string | null; kind: 'full' | 'event'; body: string }>(
     'SELECT seq, hash, prev_hash, kind, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?',
   );
-  const remove = db.prepare('DELETE FROM outbox WHERE seq = ?');
+  const remove = db.prepare('DELETE FROM outbox WHERE seq <= ?');
   const markAcked = db.prepare('UPDATE outbox_chain SET last_acked_seq = max(last_acked_seq, ?) WHERE id = 1');
   const count = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM outbox');
 

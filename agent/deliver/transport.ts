@@ -23,6 +23,7 @@ export interface TransportOptions {
   log?: (line: string) => void;
   /** A refusal that retrying cannot fix (401): the token is wrong or revoked. */
   onRefused?: (status: number, message: string) => void;
+  /** Once for each report in flight that an ack covers (one ack frame may cover several), lowest first. */
   onAck?: (seq: number) => void;
   backoff?: BackoffOptions;
   heartbeatMs?: number;
@@ -152,12 +153,17 @@ export function createTransport(opts: TransportOptions): Transport {
       }
       const frame = parsed.frame;
       switch (frame.type) {
-        case 'ack':
+        case 'ack': {
+          // Cumulative: the server acks once per batch it stored, naming the highest seq.
           opts.outbox.ack(frame.seq);
-          inflight.delete(frame.seq);
-          opts.onAck?.(frame.seq);
+          const covered = [...inflight].filter((s) => s <= frame.seq).sort((a, b) => a - b);
+          for (const s of covered) {
+            inflight.delete(s);
+            opts.onAck?.(s);
+          }
           pump();
           return;
+        }
         case 'command':
           opts.onCommand?.(frame);
           return;

@@ -148,6 +148,21 @@ export function createStream(opts: StreamOptions): Stream {
       while (pending < maxPending && backlog.length > 0) backlog.shift()!();
       if (pending < maxPending && ws.isPaused) ws.resume();
     };
+    // One ack frame per stored batch, not one per report: acks are cumulative, and the writer
+    // settles a batch's reports in one synchronous run, so the highest seq it committed for this
+    // agent goes out once, in a microtask after that run. A replaying agent's backlog of hundreds
+    // costs one socket write per batch.
+    let ackDue = 0;
+    const flushAck = (): void => {
+      if (ackDue === 0) return;
+      const seq = ackDue;
+      ackDue = 0;
+      if (ws.readyState === ws.OPEN) ws.send(`{"type":"ack","seq":${seq}}`);
+    };
+    const ack = (seq: number): void => {
+      if (ackDue === 0) queueMicrotask(flushAck);
+      ackDue = Math.max(ackDue, seq);
+    };
     // Once one of this connection's reports was refused or failed, its later ones are not written:
     // they would commit ahead of it and break the chain. The agent closes and resends from there.
     let reportRefused = false;
@@ -164,6 +179,7 @@ export function createStream(opts: StreamOptions): Stream {
           if (item.type === 'report') reportRefused = true;
           settled();
           metrics.reject(metrics.framesRejected, 'SERVER_BUSY');
+          flushAck();
           send(ws, { type: 'error', code: 'SERVER_BUSY', message: 'the server is busy: send this again later', ...(seq === undefined ? {} : { seq }) });
         }
       };
@@ -179,6 +195,8 @@ export function createStream(opts: StreamOptions): Stream {
     };
 
     const fail = (code: WireErrorCode, message: string, seq?: number): void => {
+      // What was committed before this frame is acked before it is refused, as it happened.
+      flushAck();
       metrics.reject(metrics.framesRejected, code);
       const frame: ErrorFrame = { type: 'error', code, message: message.slice(0, 2000) };
       if (seq !== undefined) frame.seq = seq;
@@ -247,6 +265,7 @@ export function createStream(opts: StreamOptions): Stream {
           if (frame.outboxDepth !== undefined) metrics.outboxDepth.set(agentId, frame.outboxDepth);
           toWriter({ type: 'report', agentId, frame, receivedAt }, (result) => {
             if (result instanceof Error) {
+              flushAck();
               send(ws, { type: 'error', code: 'INTERNAL', message: 'the report could not be stored; it will be accepted when sent again', seq: frame.seq });
               return;
             }
@@ -259,7 +278,7 @@ export function createStream(opts: StreamOptions): Stream {
               if (replays.take() !== true) fail('RATE_LIMITED', `reports already stored sent again more often than ${replayRate} per second`, frame.seq);
             }
             // Acked only now: the transaction holding it has committed.
-            send(ws, { type: 'ack', seq: frame.seq });
+            ack(frame.seq);
           }, frame.seq);
           return;
       }
