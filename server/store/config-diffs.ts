@@ -28,6 +28,8 @@ export type StoredReport = Omit<Report, 'findings' | 'containers'> & {
  * not diffed, so a report costs bounded work whatever it carries.
  */
 export function reportForStore(report: Report): StoredReport {
+  // Most reports carry no config text: stored as they came, without a copy of every finding.
+  if (!report.findings.some(carriesText) && !(report.containers ?? []).some((c) => c.findings.some(carriesText))) return report as StoredReport;
   const budget = { left: REPORT_CONFIG_TEXT_BUDGET };
   const { containers, ...rest } = report;
   return {
@@ -36,6 +38,8 @@ export function reportForStore(report: Report): StoredReport {
     ...(containers === undefined ? {} : { containers: containers.map((c) => ({ ...c, findings: c.findings.map((f) => storedFinding(f, budget)) })) }),
   };
 }
+
+const carriesText = (f: Finding): boolean => f.text !== undefined || (f.changes ?? []).some(carriesText);
 
 function storedFinding(f: Finding, budget: { left: number }): StoredFinding {
   const { text, changes, ...rest } = f;
