@@ -508,13 +508,11 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
   return {
     async ingestBatch(items) {
       if (items.length === 0) return [];
-      // Heartbeats need no host lock (they touch only host_heartbeats, see liveness.ts): a batch
-      // of nothing else is one statement, with no transaction and no lock on the hosts' rows.
+      // Heartbeats need no host lock (they touch only host_heartbeats, see liveness.ts). They still
+      // go in the batch's transaction: done apart (one statement, no transaction) a batch of
+      // heartbeats only returned at once and the writer's next batches were smaller, and at
+      // 2,100 reports/s p99 send→ack went from 167-254 ms to 380-431 ms (bench:ingest).
       const beats = items.filter((i): i is IngestItem & { type: 'heartbeat' } => i.type === 'heartbeat');
-      if (beats.length === items.length) {
-        await storeHeartbeats(db, beats);
-        return items.map(() => ({ type: 'other' }) as const);
-      }
       try {
         return await db.tx(async (q) => {
           const ids = [...new Set(items.filter((i) => i.type !== 'heartbeat').map((i) => i.agentId))].sort();
