@@ -1,10 +1,11 @@
 // Several nodes on one PostgreSQL database: sessions, commands as rows and leases, like the SQLite
 // side; a queued command's id is announced with NOTIFY in its own transaction (sent on commit, to
 // every node's LISTEN connection). Only these rare commands notify, never reports: each notifying
-// commit takes a global lock.
+// commit takes a global lock. A session is live while its node's row in cluster_nodes is (a
+// node's heartbeat writes that one row, not one per agent it holds); seenAt is the node's.
 import pg from 'pg';
 import type { AgentCommandName, AgentCommandRow, AgentSession, Cluster, CommandListener } from '../types.js';
-import type { PgDatabase } from './db.js';
+import type { PgDatabase, Sql } from './db.js';
 
 const CHANNEL = 'quicksand_commands';
 
@@ -14,6 +15,16 @@ interface SessionRecord { agent_id: string; node_id: string; connected_at: strin
 const toCommand = (r: CommandRecord): AgentCommandRow => ({ id: r.id, agentId: r.agent_id, command: r.command as AgentCommandName, baseline: r.baseline, createdAt: r.created_at });
 const toSession = (r: SessionRecord): AgentSession => ({ agentId: r.agent_id, nodeId: r.node_id, connectedAt: r.connected_at, seenAt: r.seen_at });
 const COMMAND_COLUMNS = 'id, agent_id, command, baseline, created_at';
+/** Sessions whose node was seen at or after $1. */
+const LIVE_SESSIONS = `SELECT s.agent_id, s.node_id, s.connected_at, n.seen_at FROM agent_sessions s JOIN cluster_nodes n ON n.node_id = s.node_id WHERE n.seen_at >= $1`;
+
+/** The node is alive at `now` (never moved back by a late call). */
+async function beat(q: Sql, nodeId: string, now: Date): Promise<void> {
+  await q.run(
+    `INSERT INTO cluster_nodes AS n (node_id, seen_at) VALUES ($1, $2) ON CONFLICT (node_id) DO UPDATE SET seen_at = excluded.seen_at WHERE excluded.seen_at > n.seen_at`,
+    [nodeId, now.toISOString()],
+  );
+}
 
 /** `url`: where the LISTEN connection goes (a pooler in transaction mode cannot carry one: point it at the database). */
 export function createPgCluster(db: PgDatabase, url: string): Cluster {
@@ -29,6 +40,7 @@ export function createPgCluster(db: PgDatabase, url: string): Cluster {
          ON CONFLICT (agent_id) DO UPDATE SET node_id = EXCLUDED.node_id, connected_at = EXCLUDED.connected_at, seen_at = EXCLUDED.seen_at`,
         [ids, nodeId, now.toISOString()],
       );
+      await beat(db, nodeId, now);
     },
     async closeSession(agentId, nodeId) {
       await db.run('DELETE FROM agent_sessions WHERE agent_id = $1 AND node_id = $2', [agentId, nodeId]);
@@ -39,17 +51,18 @@ export function createPgCluster(db: PgDatabase, url: string): Cluster {
     heartbeat: (nodeId, now, expireBefore) =>
       db.tx(async (q) => {
         const before = expireBefore.toISOString();
-        await q.run('UPDATE agent_sessions SET seen_at = $1 WHERE node_id = $2', [now.toISOString(), nodeId]);
-        const gone = await q.run('DELETE FROM agent_sessions WHERE seen_at < $1', [before]);
+        await beat(q, nodeId, now);
+        const gone = await q.run(`DELETE FROM agent_sessions s WHERE NOT EXISTS (SELECT 1 FROM cluster_nodes n WHERE n.node_id = s.node_id AND n.seen_at >= $1)`, [before]);
+        await q.run('DELETE FROM cluster_nodes WHERE seen_at < $1', [before]);
         await q.run('DELETE FROM agent_commands WHERE (delivered_at IS NOT NULL AND delivered_at < $1) OR expires_at < $1', [before]);
         return gone;
       }),
     async sessionOf(agentId, liveAfter) {
-      const r = await db.row<SessionRecord>('SELECT agent_id, node_id, connected_at, seen_at FROM agent_sessions WHERE agent_id = $1 AND seen_at >= $2', [agentId, liveAfter.toISOString()]);
+      const r = await db.row<SessionRecord>(`${LIVE_SESSIONS} AND s.agent_id = $2`, [liveAfter.toISOString(), agentId]);
       return r === undefined ? null : toSession(r);
     },
     async listSessions(liveAfter) {
-      return (await db.rows<SessionRecord>('SELECT agent_id, node_id, connected_at, seen_at FROM agent_sessions WHERE seen_at >= $1 ORDER BY agent_id', [liveAfter.toISOString()])).map(toSession);
+      return (await db.rows<SessionRecord>(`${LIVE_SESSIONS} ORDER BY s.agent_id`, [liveAfter.toISOString()])).map(toSession);
     },
     queueCommand: (req) =>
       db.tx(async (q) => {

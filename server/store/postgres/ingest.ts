@@ -27,6 +27,7 @@ import type { PgDatabase, Sql } from './db.js';
 import { BY_REPORT } from '../host-status.js';
 import { countHost, countHosts, noteStatuses, refreshHost } from './host-status.js';
 import { observeMachine } from './identity.js';
+import { storeHeartbeats } from './liveness.js';
 import { redecidePg } from './redecide.js';
 
 /** One finding row to upsert (the columns that differ between findings of one report). */
@@ -136,9 +137,11 @@ interface HostWrite {
 }
 
 // Returns each row's status before (the subquery reads the rows as they were), for the status history.
+// A report without an outbox depth keeps the latest one known: a heartbeat's when it came after the row's.
 const UPDATE_HOSTS_AFTER_REPORT = `UPDATE hosts SET hostname = u.hostname, image_name = u.image_name, image_version = u.image_version, status = u.status,
     pet_since = CASE WHEN u.status = 'pet' THEN coalesce(hosts.pet_since, u.scanned_at) ELSE NULL END, drift_score = u.score, open_findings = u.open,
-    last_seen = u.now, last_report_at = u.now, last_seq = GREATEST(hosts.last_seq, u.seq), outbox_depth = coalesce(u.outbox_depth, hosts.outbox_depth)
+    last_seen = u.now, last_report_at = u.now, last_seq = GREATEST(hosts.last_seq, u.seq), outbox_depth = coalesce(u.outbox_depth,
+      (SELECT b.outbox_depth FROM host_heartbeats b WHERE b.host_id = hosts.id AND b.seen_at >= coalesce(hosts.last_seen, '')), hosts.outbox_depth)
   FROM (SELECT u.*, h.status AS before FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[], $9::text[], $10::bigint[], $11::bigint[])
           WITH ORDINALITY AS u(id, hostname, image_name, image_version, status, scanned_at, score, open, now, seq, outbox_depth, n)
         JOIN hosts h ON h.id = u.id) u
@@ -473,16 +476,6 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     return { type: 'other' };
   }
 
-  /** Heartbeats of distinct hosts, one statement. */
-  async function storeHeartbeats(q: Sql, items: ReadonlyArray<IngestItem & { type: 'heartbeat' }>): Promise<void> {
-    if (items.length === 0) return;
-    await q.run('UPDATE hosts SET last_seen = u.now, outbox_depth = u.depth FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(id, now, depth) WHERE hosts.id = u.id', [
-      items.map((i) => i.agentId),
-      items.map((i) => i.receivedAt.toISOString()),
-      items.map((i) => i.outboxDepth),
-    ]);
-  }
-
   /**
    * The batch in rounds: round k holds each agent's k-th item, so within a round every host is
    * there once and its reports go set-wise (storeReports), while an agent's items still go in
@@ -500,15 +493,12 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     const results: IngestResult[] = new Array(items.length);
     for (const round of rounds) {
       const reports: number[] = [];
-      const heartbeats: number[] = [];
       for (const n of round) {
         const item = items[n]!;
         if (item.type === 'hello') results[n] = await storeHello(q, batch, item);
-        else if (item.type === 'heartbeat') heartbeats.push(n);
+        else if (item.type === 'heartbeat') results[n] = { type: 'other' };
         else reports.push(n);
       }
-      await storeHeartbeats(q, heartbeats.map((n) => items[n] as IngestItem & { type: 'heartbeat' }));
-      for (const n of heartbeats) results[n] = { type: 'other' };
       const stored = await storeReports(q, batch, reports.map((n) => items[n] as ReportItem));
       reports.forEach((n, i) => (results[n] = stored[i]!));
     }
@@ -518,10 +508,17 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
   return {
     async ingestBatch(items) {
       if (items.length === 0) return [];
+      // Heartbeats need no host lock (they touch only host_heartbeats, see liveness.ts). They still
+      // go in the batch's transaction: done apart (one statement, no transaction) a batch of
+      // heartbeats only returned at once and the writer's next batches were smaller, and at
+      // 2,100 reports/s p99 send→ack went from 167-254 ms to 380-431 ms (bench:ingest).
+      const beats = items.filter((i): i is IngestItem & { type: 'heartbeat' } => i.type === 'heartbeat');
       try {
         return await db.tx(async (q) => {
-          const ids = [...new Set(items.map((i) => i.agentId))].sort();
+          const ids = [...new Set(items.filter((i) => i.type !== 'heartbeat').map((i) => i.agentId))].sort();
           const locked = await q.rows<{ id: string; labels: string }>('SELECT id, labels FROM hosts WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
+          // After the hosts' locks, in id order as they are: two batches never wait on each other in a cycle.
+          await storeHeartbeats(q, beats);
           const batch: Batch = {
             rules: await alerting.rules(q),
             labels: new Map(locked.map((h) => [h.id, JSON.parse(h.labels) as Record<string, string>])),

@@ -308,4 +308,21 @@ export const PG_MIGRATIONS: readonly string[] = [
   -- Which of a page's hostnames other hosts (containers too) share: a probe per name, not a scan.
   CREATE INDEX hosts_by_hostname ON hosts (hostname);
   `,
+  // Liveness in narrow rows. A heartbeat rewrote the host's ~2 KB row (2,177 B of WAL each, issue
+  // 13's idle phase); it now updates a row of its own (HOT: no indexed column changes, room left
+  // on the page by the fill factor). Readers take the later of it and hosts.last_seen, which
+  // hellos and reports still write. A node's sessions are live while its one row in
+  // cluster_nodes is, so a node's heartbeat is one row, not a rewrite of all its agents' rows.
+  `
+  CREATE TABLE host_heartbeats (
+    host_id ${T} PRIMARY KEY REFERENCES hosts(id),
+    seen_at ${T} NOT NULL,
+    outbox_depth bigint NOT NULL
+  ) WITH (fillfactor = 50);
+  CREATE TABLE cluster_nodes (
+    node_id ${T} PRIMARY KEY,
+    seen_at ${T} NOT NULL
+  ) WITH (fillfactor = 50);
+  INSERT INTO cluster_nodes (node_id, seen_at) SELECT node_id, max(seen_at) FROM agent_sessions GROUP BY node_id;
+  `,
 ];

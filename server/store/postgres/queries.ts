@@ -9,6 +9,7 @@ import { HOST_AUDIT_WHERE, auditEntry, hostAuditRange } from '../triage.js';
 import type { CohortRow, Queries } from '../types.js';
 import type { PgDatabase, Sql } from './db.js';
 import { countHost } from './host-status.js';
+import { withHeartbeats } from './liveness.js';
 
 type ChangeSetFindingRow = Parameters<typeof describeChangeSet>[1][number];
 
@@ -36,10 +37,12 @@ export function createPgQueries(db: PgDatabase, staleAfterMs: number): Queries {
   return {
     async listHosts(query, now) {
       // Containers are children of their host (parent_id): listed under it, not among the hosts.
-      const rows =
+      const rows = await withHeartbeats(
+        db,
         query.image !== undefined
           ? await db.rows<HostRow>('SELECT * FROM hosts WHERE image_name = $1 AND parent_id IS NULL ORDER BY hostname, id', [query.image])
-          : await db.rows<HostRow>('SELECT * FROM hosts WHERE parent_id IS NULL ORDER BY hostname, id');
+          : await db.rows<HostRow>('SELECT * FROM hosts WHERE parent_id IS NULL ORDER BY hostname, id'),
+      );
       const names = await shared();
       const hosts = rows.map((r) => hostSummary(r, now, names, staleAfterMs));
       return query.status === undefined ? hosts : hosts.filter((h) => h.status === query.status);
@@ -48,8 +51,9 @@ export function createPgQueries(db: PgDatabase, staleAfterMs: number): Queries {
     getHost(id, now) {
       return db.tx(async (q): Promise<Omit<HostDetail, 'connected'> | null> => {
         await q.run('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        const row = await q.row<HostRow>('SELECT * FROM hosts WHERE id = $1', [id]);
-        if (row === undefined) return null;
+        const stored = await q.row<HostRow>('SELECT * FROM hosts WHERE id = $1', [id]);
+        if (stored === undefined) return null;
+        const [row] = (await withHeartbeats(q, [stored])) as [HostRow];
         const count = await countHost(q, id, now);
         const same = (await q.row<{ n: number }>('SELECT count(*) AS n FROM hosts WHERE hostname = $1', [row.hostname]))?.n ?? 0;
         const reports = (await q.row<{ n: number }>('SELECT count(*) AS n FROM reports WHERE host_id = $1', [id]))?.n ?? 0;
@@ -99,7 +103,7 @@ export function createPgQueries(db: PgDatabase, staleAfterMs: number): Queries {
     },
     async fleetHosts(query, at, now) {
       const { sql, params } = fleetHostsSql(query, at, now, staleAfterMs, 'postgres');
-      const rows = await db.rows<HostRow>(sql, params);
+      const rows = await withHeartbeats(db, await db.rows<HostRow>(sql, params));
       const names = rows.length === 0 ? [] : await db.rows<{ hostname: string }>('SELECT hostname FROM hosts WHERE hostname = ANY($1::text[]) GROUP BY hostname HAVING count(*) > 1', [[...new Set(rows.map((r) => r.hostname))]]);
       const shared = new Set(names.map((r) => r.hostname));
       return rows.map((r) => hostSummary(r, now, shared, staleAfterMs));
