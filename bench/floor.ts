@@ -201,7 +201,8 @@ async function main(): Promise<void> {
     const rate = sha256Rate();
 
     process.stderr.write('idle processes...\n');
-    const daemonFlags = ['--no-opt', '--no-maglev', '--no-sparkplug', '--semi-space-growth-factor=1'];
+    // The flags main.ts sets for `run` (there at run time, here on the command line: the same heap).
+    const daemonFlags = ['--no-opt', '--no-maglev', '--no-sparkplug', '--semi-space-growth-factor=1', '--max-semi-space-size=1'];
     const idle: Idle[] = [
       { label: 'bare node', d: await measureIdleNode([]) },
       { label: 'node, daemon V8 flags', d: await measureIdleNode(daemonFlags) },

@@ -1,5 +1,6 @@
 import type { Finding } from '../../shared/report.js';
 import type { ChangeSet, PackageEvent } from './types.js';
+import { compareTimes } from './types.js';
 
 function explains(e: PackageEvent, f: Finding): boolean {
   if (e.ecosystem !== f.ecosystem || e.name !== f.name) return false;
@@ -21,7 +22,7 @@ function explains(e: PackageEvent, f: Finding): boolean {
  * files under the finding share its change set. Returns the change sets used, oldest first. Pure.
  */
 export function attributeChangeSets(findings: Finding[], changeSets: readonly ChangeSet[]): ChangeSet[] {
-  const ordered = [...changeSets].sort((a, b) => (a.start ?? '').localeCompare(b.start ?? ''));
+  const ordered = [...changeSets].sort((a, b) => compareTimes(a.start, b.start));
   const used = new Map<string, ChangeSet>();
   for (const f of findings) {
     if (!f.kind.startsWith('package-')) continue;

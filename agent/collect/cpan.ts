@@ -4,6 +4,7 @@ import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
 import { listInside, packageId, readChecked } from './read.js';
 import type { ChangeSet, Collected, Collector, OwnedFile } from './types.js';
+import { compareTimes } from './types.js';
 
 export interface PerllocalEntry {
   module: string;
@@ -94,7 +95,7 @@ export const cpanCollector: Collector = {
     const owned = new Map<string, OwnedFile>();
     const records = new Map<string, string>();
     const changeSets: ChangeSet[] = [];
-    const sorted = [...latest.values()].sort((a, b) => (perlDateToIso(a.date) ?? '').localeCompare(perlDateToIso(b.date) ?? ''));
+    const sorted = [...latest.values()].sort((a, b) => compareTimes(perlDateToIso(a.date), perlDateToIso(b.date)));
     for (const e of sorted) {
       const owner = { ecosystem: 'cpan' as const, name: e.module };
       const version = e.version ?? '0';

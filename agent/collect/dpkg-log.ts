@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import type { Root } from '../root.js';
 import type { ChangeSet, PackageEvent } from './types.js';
+import { compareTimes } from './types.js';
 
 /** `2026-11-29  21:58:33` or `2026-11-29 21:58:33` → `2026-11-29T21:58:33` (local time, as logged). */
 function logTime(date: string, time: string): string {
@@ -103,7 +104,7 @@ export function parseDpkgLog(text: string): ChangeSet[] {
 export function mergeDpkgChangeSets(apt: ChangeSet[], dpkg: ChangeSet[]): ChangeSet[] {
   const inside = (at: string | undefined): boolean => at !== undefined && apt.some((a) => a.start !== undefined && a.start <= at && at <= (a.end ?? a.start));
   const merged = [...apt, ...dpkg.filter((d) => !inside(d.start))];
-  return merged.sort((a, b) => (a.start ?? '').localeCompare(b.start ?? ''));
+  return merged.sort((a, b) => compareTimes(a.start, b.start));
 }
 
 /** A log and its rotations (`.1`, `.2.gz`, ...), oldest first; gzipped ones are unpacked. */

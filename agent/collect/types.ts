@@ -78,3 +78,14 @@ export interface Collector {
  * unchecked, so a report without drift is incomplete, not clean.
  */
 export const DATABASE_UNREADABLE_CODES: ReadonlySet<string> = new Set(['RPMDB_UNREADABLE', 'RPMDB_UNSUPPORTED', 'DPKG_STATUS_UNREADABLE', 'APKDB_UNREADABLE', 'COLLECTOR_FAILED']);
+
+/**
+ * Orders two timestamps of the one ISO form these collectors write (a missing one first): in
+ * code units, as `<=` compares them elsewhere. Not localeCompare: its ICU collator keeps ~2 MB of
+ * the node binary's ICU data resident in the idle daemon, which reads the package logs on start.
+ */
+export function compareTimes(a: string | undefined, b: string | undefined): number {
+  const x = a ?? '';
+  const y = b ?? '';
+  return x < y ? -1 : x > y ? 1 : 0;
+}

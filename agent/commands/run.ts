@@ -2,7 +2,6 @@
 // server through the outbox, and follows the server's commands (scan now, re-baseline).
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import cron from 'node-cron';
 import type { OptionValues } from '../../shared/command-line.js';
 import { QuicksandError } from '../../shared/errors.js';
 import { parseLabelArgs } from '../../shared/labels.js';
@@ -11,6 +10,7 @@ import type { Report } from '../../shared/report.js';
 import type { AgentConfig, CommandFrame } from '../../shared/protocol.js';
 import { heapCompactor } from '../daemon/compact.js';
 import { startDaemon } from '../daemon/daemon.js';
+import { isCronExpression } from '../daemon/schedule.js';
 import { readAgentConfig, resolveConfigFile } from '../deliver/config.js';
 import { createOutbox } from '../deliver/outbox.js';
 import { baselineApplies, fetchServerBaseline, observeAsManifest, readServerBaseline, uploadObservation, writeServerBaseline } from '../deliver/server-baseline.js';
@@ -170,7 +170,7 @@ export function secondsOption(text: string | undefined, flag: string, fallbackSe
 /** The daemon's own options, checked (pure). */
 export function parseRunOptions(args: RunArgs): { schedule: string | undefined; capMs: number; heartbeatMs: number; labels: Record<string, string> } {
   const schedule = args.schedule;
-  if (schedule !== undefined && !cron.validate(schedule)) throw new QuicksandError('USAGE', `--schedule: "${schedule}" is not a cron expression (e.g. "*/15 * * * *")`);
+  if (schedule !== undefined && !isCronExpression(schedule)) throw new QuicksandError('USAGE', `--schedule: "${schedule}" is not a cron expression (e.g. "*/15 * * * *")`);
   return {
     schedule,
     capMs: secondsOption(args['reconnect-max'], '--reconnect-max', 300),

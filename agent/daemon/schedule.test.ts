@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import cron from 'node-cron';
-import { hourlyCronFor, jitterMs, scheduleFullScans } from './schedule.js';
+import { hourlyCronFor, jitterMs, nextHourly, scheduleFullScans } from './schedule.js';
 
 describe('full-scan schedule', () => {
   it('gives a host the same slot every time, inside the period', () => {
@@ -22,6 +22,24 @@ describe('full-scan schedule', () => {
     const expr = hourlyCronFor('host-a');
     expect(expr).toMatch(/^\d{1,2} \d{1,2} \* \* \* \*$/);
     expect(cron.validate(expr)).toBe(true);
+  });
+
+  it('finds the next hourly slot as the cron expression would, strictly after now', () => {
+    const at = (h: number, m: number, s: number, ms = 0): Date => new Date(2026, 0, 5, h, m, s, ms);
+    expect(nextHourly(at(10, 5, 0), 17, 30)).toEqual(at(10, 17, 30));
+    expect(nextHourly(at(10, 17, 30), 17, 30)).toEqual(at(11, 17, 30));
+    expect(nextHourly(at(10, 17, 29, 999), 17, 30)).toEqual(at(10, 17, 30));
+    expect(nextHourly(at(23, 59, 0), 17, 30)).toEqual(new Date(2026, 0, 6, 0, 17, 30));
+    // The same slot node-cron computes for the default expression.
+    const expr = hourlyCronFor('host-a');
+    const [second, minute] = expr.split(' ').map(Number);
+    const next = nextHourly(new Date(), minute!, second!);
+    const task = cron.schedule(expr, () => {});
+    try {
+      expect(task.getNextRun()?.getTime()).toBe(next.getTime());
+    } finally {
+      void task.destroy();
+    }
   });
 
   it('refuses an invalid expression before scheduling anything', () => {
