@@ -26,6 +26,33 @@ for (let i = 0; i < argv.length; i++) {
   const [k, v] = argv[i]!.replace(/^--/, '').split(/=(.*)/s) as [string, string | undefined];
   args.set(k, v ?? argv[++i] ?? '');
 }
+// A benchmark runs for minutes and loads both cores: `--help` or a mistyped option must not start one.
+const OPTIONS: Record<string, string> = {
+  db: 'postgres://USER@HOST:PORT/DB: also run on a fresh database made on that PostgreSQL server (dropped after)',
+  only: 'sqlite|postgres: run one backend only',
+  agents: 'simulated agents (default 5000)',
+  rate: 'event reports offered per second in the steady phase (default 2100)',
+  seconds: 'length of the steady phase (default 30)',
+  nodes: 'server processes on the one PostgreSQL database; the storm kill -9s node 1 (default 1)',
+  loaders: 'load generator processes (default one per 5,000 agents)',
+  'heartbeat-seconds': "each agent's heartbeat interval (default 15, twice the agent's default)",
+  'idle-seconds': 'heartbeats-only phase after the ramp (default 15)',
+  'storm-seconds': 'how long the reconnect storm may take (default 180)',
+  'drain-seconds': 'how long outboxes may take to drain (default 60)',
+  'deadline-minutes': 'stop everything after this long (default 10 per backend, more past 5,000 agents)',
+  server: "PATH: another checkout's built dist/server/main.js under the same load (before/after)",
+  profile: 'DIR: run the first server with --cpu-prof into DIR and skip the storm',
+};
+if (args.has('help') || args.has('h')) {
+  console.log('npm run bench:ingest -- [--option value | --option=value] ...\n');
+  for (const [k, v] of Object.entries(OPTIONS)) console.log(`  --${k.padEnd(18)} ${v}`);
+  process.exit(0);
+}
+const unknown = [...args.keys()].filter((k) => !(k in OPTIONS));
+if (unknown.length > 0) {
+  console.error(`bench:ingest: unknown option ${unknown.map((k) => `--${k}`).join(', ')}; see npm run bench:ingest -- --help`);
+  process.exit(2);
+}
 // --server=PATH: another checkout's built dist/server/main.js under the same load (before/after).
 const SERVER = path.resolve(args.get('server') ?? path.join(REPO, 'dist/server/main.js'));
 // Every simulated agent connects from 127.0.0.1: one address carries the whole fleet here. A
