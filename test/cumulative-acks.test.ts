@@ -7,20 +7,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION } from '../../shared/protocol.js';
-import { REPORT_SCHEMA, summarize } from '../../shared/report.js';
-import type { Report } from '../../shared/report.js';
-import { openStream } from '../../test/helpers/stream-client.js';
-import { chainHash, createOutbox } from '../../agent/deliver/outbox.js';
-import { createTransport } from '../../agent/deliver/transport.js';
-import { openStateDb } from '../../agent/state-db.js';
-import { createMetrics } from '../metrics.js';
-import type { Ingest, IngestResult } from '../store/types.js';
-import { createBatchWriter } from './batch-writer.js';
-import type { BatchWriter } from './batch-writer.js';
-import { createRateLimiter } from './rate-limit.js';
-import { createStream } from './stream.js';
-import type { Stream } from './stream.js';
+import { PROTOCOL_VERSION } from '../shared/protocol.js';
+import { REPORT_SCHEMA, summarize } from '../shared/report.js';
+import type { Report } from '../shared/report.js';
+import { openStream } from './helpers/stream-client.js';
+import { chainHash, createOutbox } from '../agent/deliver/outbox.js';
+import { createTransport } from '../agent/deliver/transport.js';
+import { openStateDb } from '../agent/state-db.js';
+import { createMetrics } from '../server/metrics.js';
+import type { Ingest, IngestResult } from '../server/store/types.js';
+import { createBatchWriter } from '../server/stream/batch-writer.js';
+import type { BatchWriter } from '../server/stream/batch-writer.js';
+import { createRateLimiter } from '../server/stream/rate-limit.js';
+import { createStream } from '../server/stream/stream.js';
+import type { Stream } from '../server/stream/stream.js';
 
 const report = (n: number): Report => ({
   schema: REPORT_SCHEMA,
