@@ -10,6 +10,7 @@
 import { pathKey } from '../shared/manifest.js';
 import type { FileRecord, Manifest, PackageRecord } from '../shared/manifest.js';
 import type { Finding } from '../shared/report.js';
+import { compareCodeUnits } from '../shared/order.js';
 
 export interface DerivedBaseline {
   manifest: Manifest;
@@ -115,7 +116,7 @@ export function deriveBaseline(base: Manifest, accepted: readonly Finding[], obs
     image: { ...base.image, createdAt: now.toISOString(), ...(packageOnly ? { source: 'root' as const } : {}) },
     policy: base.policy,
     packages: [...packages.values()].flat().sort((a, b) => a.ecosystem.localeCompare(b.ecosystem) || a.name.localeCompare(b.name) || (a.arch ?? '').localeCompare(b.arch ?? '')),
-    files: [...files.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    files: [...files.values()].sort((a, b) => compareCodeUnits(a.path, b.path)),
   };
   return { manifest, notes };
 }

@@ -8,10 +8,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION } from '../shared/protocol.js';
-import { REPORT_SCHEMA, summarize } from '../shared/report.js';
 import type { Report } from '../shared/report.js';
+import { waitFor } from './helpers/processes.js';
+import { reportFrame } from './helpers/store-backends.js';
 import { openStream } from './helpers/stream-client.js';
-import { chainHash, createOutbox } from '../agent/deliver/outbox.js';
+import { createOutbox } from '../agent/deliver/outbox.js';
 import { createTransport } from '../agent/deliver/transport.js';
 import { openStateDb } from '../agent/state-db.js';
 import { createMetrics } from '../server/metrics.js';
@@ -22,16 +23,8 @@ import { createRateLimiter } from '../server/stream/rate-limit.js';
 import { createStream } from '../server/stream/stream.js';
 import type { Stream } from '../server/stream/stream.js';
 
-const report = (n: number): Report => ({
-  schema: REPORT_SCHEMA,
-  image: { name: 'web', version: '42' },
-  host: { hostname: 'h', root: '/' },
-  scannedAt: new Date(n * 1000).toISOString(),
-  summary: summarize([]),
-  stats: { files: n, packages: 1, bytesHashed: 0, durationMs: 1 },
-  findings: [],
-  warnings: [],
-});
+/** A report body of its own for each n (the outbox chains and hashes them). */
+const report = (n: number): Report => reportFrame('a', n, 'event', [], new Date(n * 1000)).report;
 
 /** Every batch waits until the gate opens, so what arrives meanwhile queues for one batch. */
 function gatedIngest() {
@@ -52,14 +45,6 @@ function gatedIngest() {
     },
   };
 }
-
-const until = async (cond: () => boolean, ms = 5000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
 
 let http: Server;
 let stream: Stream;
@@ -96,15 +81,9 @@ describe('acks', () => {
     const agentId = 'agent-a';
     const c = await openStream(url, agentId);
     c.ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, agentId, host: { hostname: 'h' }, image: null, lastAckedSeq: 0, outboxDepth: 5 }));
-    let prev: string | null = null;
-    for (let seq = 1; seq <= 5; seq++) {
-      const body = JSON.stringify(report(seq));
-      const hash = chainHash(prev, body);
-      c.ws.send(JSON.stringify({ type: 'report', agentId, seq, prevHash: prev, hash, kind: 'event', report: report(seq) }));
-      prev = hash;
-    }
+    for (let seq = 1; seq <= 5; seq++) c.ws.send(JSON.stringify(reportFrame(agentId, seq, 'event', [], new Date(seq * 1000))));
     // The hello's batch is held; the five reports queue behind it and are written as one batch.
-    await until(() => writer.depth() === 6);
+    await waitFor('the hello and five reports to queue', () => writer.depth() === 6, 5000, 5);
     gate.release();
     await c.next((f) => f.type === 'ack' && f.seq === 5);
     await writer.drain();
@@ -127,16 +106,16 @@ describe('acks', () => {
       backoff: { firstMaxMs: 10, baseMs: 50, capMs: 200 },
     });
     transport.start();
-    await until(() => writer.depth() === 5);
+    await waitFor('the hello and four reports to queue', () => writer.depth() === 5, 5000, 5);
     gate.release();
-    await until(() => acked.length === 4);
+    await waitFor('four reports acked', () => acked.length === 4, 5000, 5);
     expect(acked).toEqual([1, 2, 3, 4]);
     expect(outbox.depth()).toBe(0);
     expect(outbox.lastAckedSeq()).toBe(4);
     // Still sending: a report queued now goes out and is acked on its own.
     outbox.enqueue(report(5), 'event', new Date());
     transport.notify();
-    await until(() => acked.length === 5);
+    await waitFor('the fifth report acked', () => acked.length === 5, 5000, 5);
     expect(outbox.depth()).toBe(0);
     await transport.stop();
     db.close();

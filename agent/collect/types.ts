@@ -1,6 +1,7 @@
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { PackageRef, ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';
+import { compareCodeUnits } from '../../shared/order.js';
 
 export type DigestAlgo = 'md5' | 'sha1' | 'sha256' | 'sha384' | 'sha512';
 
@@ -79,13 +80,7 @@ export interface Collector {
  */
 export const DATABASE_UNREADABLE_CODES: ReadonlySet<string> = new Set(['RPMDB_UNREADABLE', 'RPMDB_UNSUPPORTED', 'DPKG_STATUS_UNREADABLE', 'APKDB_UNREADABLE', 'COLLECTOR_FAILED']);
 
-/**
- * Orders two timestamps of the one ISO form these collectors write (a missing one first): in
- * code units, as `<=` compares them elsewhere. Not localeCompare: its ICU collator keeps ~2 MB of
- * the node binary's ICU data resident in the idle daemon, which reads the package logs on start.
- */
+/** Orders two timestamps of the one ISO form these collectors write (a missing one first), as `<=` compares them elsewhere. */
 export function compareTimes(a: string | undefined, b: string | undefined): number {
-  const x = a ?? '';
-  const y = b ?? '';
-  return x < y ? -1 : x > y ? 1 : 0;
+  return compareCodeUnits(a ?? '', b ?? '');
 }

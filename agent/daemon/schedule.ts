@@ -118,7 +118,7 @@ function hourlyAt(hostId: string, run: () => Promise<void>): FullScanSchedule {
   };
   arm();
   return {
-    expression: `${second} ${minute} * * * *`,
+    expression: hourlyCronFor(hostId),
     stop: async () => {
       stopped = true;
       clearTimeout(timer);

@@ -15,6 +15,7 @@ import { compileSensitive, raiseSensitive } from './sensitive.js';
 import type { SensitiveMatcher } from './sensitive.js';
 import { technique } from '../../shared/attack.js';
 import type { TechniqueId } from '../../shared/attack.js';
+import { compareCodeUnits } from '../../shared/order.js';
 
 /** Result of checking a package-owned file against its package database's digest (see verify.ts). */
 export type Verdict = 'match' | 'mismatch';
@@ -304,7 +305,7 @@ export function nestFindings(pkgFindings: Map<string, Finding>, fileFindings: re
 function attributeFolders(fileFindings: FileFinding[]): void {
   // '/' sorts before every other byte here, so a folder's entries follow it without a gap.
   const key = (e: { finding: Finding }): string => (e.finding.path ?? '').replaceAll('/', '\u0000');
-  const sorted = [...fileFindings].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  const sorted = [...fileFindings].sort((a, b) => compareCodeUnits(key(a), key(b)));
   // Deepest first: a sub-folder has its verdict before its parent looks at it.
   for (let i = sorted.length - 1; i >= 0; i--) {
     const entry = sorted[i]!;

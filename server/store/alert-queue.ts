@@ -156,7 +156,7 @@ export function createAlertQueue(db: Db, compose?: Synchronous<AlertQueue>['curr
     enqueue: (deliveries, now = new Date()) => enqueueAll(deliveries, now),
     // IMMEDIATE: it reads before it writes, beside the ingest thread (see triage.ts).
     // Read first, without the write lock: most rounds find nothing due and need not take it.
-    claimDue: (now, limit) => (due.all(now, now, 1).length === 0 ? [] : claimDue.immediate(now, limit)),
+    claimDue: (now, limit) => (due.get(now, now, 1) === undefined ? [] : claimDue.immediate(now, limit)),
     record: (attempt) => record(attempt),
     ...(compose === undefined ? {} : { current: compose }),
     recordPlanned(alert, reason, now) {

@@ -2,6 +2,7 @@
 // see migrations.ts), hellos and reports write hosts.last_seen with the rest of the host's row.
 // A reader shows the later of the two, with the outbox depth that came with it.
 import type { Sql } from './db.js';
+import { compareCodeUnits } from '../../../shared/order.js';
 
 export interface Heartbeat {
   agentId: string;
@@ -13,7 +14,7 @@ export interface Heartbeat {
 export function lastHeartbeatOfEach<H extends Heartbeat>(beats: readonly H[]): H[] {
   const last = new Map<string, H>();
   for (const b of beats) last.set(b.agentId, b);
-  return [...last.values()].sort((a, b) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0));
+  return [...last.values()].sort((a, b) => compareCodeUnits(a.agentId, b.agentId));
 }
 
 /**
