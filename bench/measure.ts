@@ -100,22 +100,28 @@ const walk = (dir) => {
 for (const top of process.argv.slice(2)) { n++; if (fs.lstatSync(top).isDirectory()) walk(top); }
 if (n === 0) process.exit(1);`;
 
-// The leanest cold manifest Node has: the same walk, and sha256 of every regular file's bytes in
-// one worker thread per core, started before the walk so their start-up overlaps it; the walk
-// hands each thread every cores-th file in batches. One-shot crypto.hash for a file up to 1 MiB
-// (the minbase's are nearly all below), 1 MiB reads above. Nothing is kept, written or compared:
-// the floor of a cold manifest in JavaScript, from a fresh process like the agent's.
-// `node FILE THREADS TOP...`.
+// The leanest cold manifest Node has: the same walk, and sha256 of every regular file's bytes,
+// one-shot crypto.hash for a file up to 1 MiB (the minbase's are nearly all below), 1 MiB reads
+// above. With THREADS 1 the walk hashes as it goes; with more, one worker thread per THREADS,
+// started before the walk so their start-up overlaps it, each handed every THREADS-th batch of
+// files (on the minbase one thread wins: a worker's start-up costs more than the hashing).
+// Nothing is kept, written or compared: the floor of a cold manifest in JavaScript, from a
+// fresh process like the agent's. `node FILE THREADS TOP...`.
 export const NODE_LEANEST_COLD = `const fs = require('node:fs');
 const crypto = require('node:crypto');
 const { Worker, isMainThread, parentPort } = require('node:worker_threads');
 const MiB = 1024 * 1024;
+const buf = Buffer.allocUnsafe(MiB);
 if (isMainThread) {
   const threads = Number(process.argv[2]);
   const workers = [];
-  for (let i = 0; i < threads; i++) workers.push(new Worker(__filename));
+  if (threads > 1) for (let i = 0; i < threads; i++) workers.push(new Worker(__filename));
   let batch = [], next = 0, n = 0;
-  const hand = () => { workers[next].postMessage(batch); next = (next + 1) % threads; batch = []; };
+  const hand = () => {
+    if (threads > 1) workers[next].postMessage(batch); else hashAll(batch);
+    next = (next + 1) % threads;
+    batch = [];
+  };
   const walk = (dir) => {
     for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
       const p = dir + '/' + d.name;
@@ -130,16 +136,15 @@ if (isMainThread) {
   for (const w of workers) w.postMessage(null);
   if (n === 0) process.exit(1);
 } else {
-  const buf = Buffer.allocUnsafe(MiB);
-  parentPort.on('message', (files) => {
-    if (files === null) return parentPort.close();
-    for (let k = 0; k < files.length; k += 2) {
-      if (files[k + 1] <= MiB) { crypto.hash('sha256', fs.readFileSync(files[k])); continue; }
-      const fd = fs.openSync(files[k], 'r');
-      const h = crypto.createHash('sha256');
-      for (let r; (r = fs.readSync(fd, buf, 0, MiB, null)) > 0; ) h.update(buf.subarray(0, r));
-      fs.closeSync(fd);
-      h.digest();
-    }
-  });
+  parentPort.on('message', (files) => (files === null ? parentPort.close() : hashAll(files)));
+}
+function hashAll(files) {
+  for (let k = 0; k < files.length; k += 2) {
+    if (files[k + 1] <= MiB) { crypto.hash('sha256', fs.readFileSync(files[k])); continue; }
+    const fd = fs.openSync(files[k], 'r');
+    const h = crypto.createHash('sha256');
+    for (let r; (r = fs.readSync(fd, buf, 0, MiB, null)) > 0; ) h.update(buf.subarray(0, r));
+    fs.closeSync(fd);
+    h.digest();
+  }
 }`;

@@ -70,9 +70,10 @@ async function measureTree(name: string, tree: string, runs: number, withAide: b
       find: () => timed([`find ${roots} -printf '%i %s %T@ %C@ %m\\n' > /dev/null`], { shell: true }),
       nodeStart: () => timed(['node', '-e', '0']),
       nodeWalk: () => timed(['node', walkProgram, ...tracked.map((t) => tree + t)]),
+      nodeCold1: () => timed(['node', coldProgram, '1', ...tracked.map((t) => tree + t)]),
       nodeCold: () => timed(['node', coldProgram, String(cores), ...tracked.map((t) => tree + t)]),
     };
-    const results: Record<string, Run[]> = { find: [], nodeStart: [], nodeWalk: [], nodeCold: [], manifest: [], warm: [], touched: [], aideInit: [], aideCheck: [], manifestBefore: [], warmBefore: [], touchedBefore: [] };
+    const results: Record<string, Run[]> = { find: [], nodeStart: [], nodeWalk: [], nodeCold1: [], nodeCold: [], manifest: [], warm: [], touched: [], aideInit: [], aideCheck: [], manifestBefore: [], warmBefore: [], touchedBefore: [] };
     let regular: string[] = [];
     let bytes = 0;
     let paths = 0;
@@ -81,6 +82,7 @@ async function measureTree(name: string, tree: string, runs: number, withAide: b
       results.find!.push(jobs.find!());
       results.nodeStart!.push(jobs.nodeStart!());
       results.nodeWalk!.push(jobs.nodeWalk!());
+      results.nodeCold1!.push(jobs.nodeCold1!());
       results.nodeCold!.push(jobs.nodeCold!());
       results.manifest!.push(now.manifest!());
       if (earlier) results.manifestBefore!.push(earlier.manifest!());
@@ -130,6 +132,7 @@ function table(results: TreeResult[]): string {
   row('find -printf (stat floor)', (r) => cell(r.s.find));
   row('node: start-up alone', (r) => cell(r.s.nodeStart));
   row('node: readdir + lstat of every path', (r) => cell(r.s.nodeWalk));
+  row('node: that walk + sha256 (1 thread)', (r) => cell(r.s.nodeCold1));
   row(`node: that walk + sha256 (${cores} threads)`, (r) => cell(r.s.nodeCold));
   row(`hashing bound (sha256 x ${cores} cores)`, (r) => `${r.bound.toFixed(2)} s`);
   row('aide --init', (r) => cell(r.s.aideInit));
@@ -172,8 +175,8 @@ function table(results: TreeResult[]): string {
       const cg = big ? 0.2 : 0.6;
       targets.push([`${r.name}: cold manifest / aide --init`, c.toFixed(2), `<= ${cg}`, c <= cg]);
       // Not a target: where the leanest walk-and-hash in Node already stands against the same goal.
-      const floor = r.s.nodeCold!.seconds / r.s.aideInit!.seconds;
-      targets.push([`${r.name}:   (node walk + sha256 alone / aide --init)`, floor.toFixed(2), '', undefined]);
+      const floor = Math.min(r.s.nodeCold1!.seconds, r.s.nodeCold!.seconds) / r.s.aideInit!.seconds;
+      targets.push([`${r.name}:   (node walk + sha256, faster of the two, / aide --init)`, floor.toFixed(2), '', undefined]);
     }
     if (r.bytes > 1024 ** 3) {
       const b = r.s.manifest!.seconds / r.bound;
