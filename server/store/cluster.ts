@@ -1,6 +1,8 @@
 // Several nodes on one database, the SQLite side: sessions, commands as rows and leases are rows
 // like any other (another process on the same file sees them); the announcement of a queued
-// command is in-process, which is all a single-node embedded server needs.
+// command is in-process, which is all a single-node embedded server needs. A session is live
+// while its node's row in cluster_nodes is (a node's heartbeat writes that one row, not one per
+// agent it holds); seenAt is the node's.
 import { EventEmitter } from 'node:events';
 import type { Database as Db } from 'better-sqlite3';
 import type { Synchronous } from './async-adapter.js';
@@ -12,8 +14,10 @@ interface SessionRecord { agent_id: string; node_id: string; connected_at: strin
 const toCommand = (r: CommandRecord): AgentCommandRow => ({ id: r.id, agentId: r.agent_id, command: r.command as AgentCommandName, baseline: r.baseline, createdAt: r.created_at });
 const toSession = (r: SessionRecord): AgentSession => ({ agentId: r.agent_id, nodeId: r.node_id, connectedAt: r.connected_at, seenAt: r.seen_at });
 
-/** Ids per statement when a query names many agents (SQLite's bound-parameter limit is far above). */
+/** Sessions opened per transaction, so a reconnect storm does not hold the write lock for one long one. */
 const CHUNK = 500;
+/** Sessions whose node was seen at or after ?. */
+const LIVE_SESSIONS = 'SELECT s.agent_id, s.node_id, s.connected_at, n.seen_at FROM agent_sessions s JOIN cluster_nodes n ON n.node_id = s.node_id WHERE n.seen_at >= ?';
 
 export function createCluster(db: Db): Synchronous<Cluster> {
   const announced = new EventEmitter();
@@ -22,15 +26,27 @@ export function createCluster(db: Db): Synchronous<Cluster> {
     `INSERT INTO agent_sessions (agent_id, node_id, connected_at, seen_at) VALUES (?, ?, ?, ?)
      ON CONFLICT (agent_id) DO UPDATE SET node_id = excluded.node_id, connected_at = excluded.connected_at, seen_at = excluded.seen_at`,
   );
+  // The node is alive at `at` (never moved back by a late call).
+  const beat = db.prepare('INSERT INTO cluster_nodes (node_id, seen_at) VALUES (?, ?) ON CONFLICT (node_id) DO UPDATE SET seen_at = excluded.seen_at WHERE excluded.seen_at > cluster_nodes.seen_at');
   const openMany = db.transaction((agentIds: readonly string[], nodeId: string, at: string) => {
     for (const id of agentIds) open.run(id, nodeId, at, at);
+    beat.run(nodeId, at);
   });
+  const expireSessions = db.prepare('DELETE FROM agent_sessions WHERE NOT EXISTS (SELECT 1 FROM cluster_nodes n WHERE n.node_id = agent_sessions.node_id AND n.seen_at >= ?)');
+  const expireNodes = db.prepare('DELETE FROM cluster_nodes WHERE seen_at < ?');
+  const expireCommands = db.prepare('DELETE FROM agent_commands WHERE (delivered_at IS NOT NULL AND delivered_at < ?) OR expires_at < ?');
   const heartbeat = db.transaction((nodeId: string, now: string, before: string) => {
-    db.prepare('UPDATE agent_sessions SET seen_at = ? WHERE node_id = ?').run(now, nodeId);
-    const gone = db.prepare('DELETE FROM agent_sessions WHERE seen_at < ?').run(before).changes;
-    db.prepare('DELETE FROM agent_commands WHERE (delivered_at IS NOT NULL AND delivered_at < ?) OR expires_at < ?').run(before, before);
+    beat.run(nodeId, now);
+    const gone = expireSessions.run(before).changes;
+    expireNodes.run(before);
+    expireCommands.run(before, before);
     return gone;
   });
+  const liveSession = db.prepare<[string, string], SessionRecord>(`${LIVE_SESSIONS} AND s.agent_id = ?`);
+  const liveSessions = db.prepare<[string], SessionRecord>(`${LIVE_SESSIONS} ORDER BY s.agent_id`);
+  // Commands wait minutes at most and are rare: all pending ones are few, and one read of them
+  // filtered here beats a query per 500 of a node's agents at every heartbeat.
+  const pendingAll = db.prepare<[string], CommandRecord>('SELECT id, agent_id, command, baseline, created_at FROM agent_commands WHERE delivered_at IS NULL AND expires_at > ? ORDER BY id');
   const insertCommand = db.prepare('INSERT INTO agent_commands (agent_id, command, baseline, created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id, agent_id, command, baseline, created_at');
   const pendingOne = db.prepare('SELECT id, agent_id, command, baseline, created_at FROM agent_commands WHERE id = ? AND delivered_at IS NULL AND expires_at > ?');
   const claim = db.prepare('UPDATE agent_commands SET delivered_at = ?, delivered_by = ? WHERE id = ? AND delivered_at IS NULL');
@@ -56,11 +72,11 @@ export function createCluster(db: Db): Synchronous<Cluster> {
     },
     heartbeat: (nodeId, now, expireBefore) => heartbeat.immediate(nodeId, now.toISOString(), expireBefore.toISOString()),
     sessionOf(agentId, liveAfter) {
-      const r = db.prepare('SELECT agent_id, node_id, connected_at, seen_at FROM agent_sessions WHERE agent_id = ? AND seen_at >= ?').get(agentId, liveAfter.toISOString()) as SessionRecord | undefined;
+      const r = liveSession.get(liveAfter.toISOString(), agentId);
       return r === undefined ? null : toSession(r);
     },
     listSessions(liveAfter) {
-      return (db.prepare('SELECT agent_id, node_id, connected_at, seen_at FROM agent_sessions WHERE seen_at >= ? ORDER BY agent_id').all(liveAfter.toISOString()) as SessionRecord[]).map(toSession);
+      return liveSessions.all(liveAfter.toISOString()).map(toSession);
     },
     queueCommand(req) {
       const row = toCommand(insertCommand.get(req.agentId, req.command, req.baseline ?? null, req.now.toISOString(), req.expiresAt.toISOString()) as CommandRecord);
@@ -73,15 +89,9 @@ export function createCluster(db: Db): Synchronous<Cluster> {
       return r === undefined ? null : toCommand(r);
     },
     pendingCommandsFor(agentIds, now) {
-      const out: AgentCommandRow[] = [];
-      for (let i = 0; i < agentIds.length; i += CHUNK) {
-        const ids = agentIds.slice(i, i + CHUNK);
-        const rows = db
-          .prepare(`SELECT id, agent_id, command, baseline, created_at FROM agent_commands WHERE delivered_at IS NULL AND expires_at > ? AND agent_id IN (${ids.map(() => '?').join(',')}) ORDER BY id`)
-          .all(now.toISOString(), ...ids) as CommandRecord[];
-        out.push(...rows.map(toCommand));
-      }
-      return out.sort((a, b) => a.id - b.id);
+      if (agentIds.length === 0) return [];
+      const wanted = new Set(agentIds);
+      return pendingAll.all(now.toISOString()).filter((r) => wanted.has(r.agent_id)).map(toCommand);
     },
     claimCommand: (id, nodeId, now) => claim.run(now.toISOString(), nodeId, id).changes === 1,
     listenCommands(listener: CommandListener) {

@@ -327,4 +327,8 @@ export const MIGRATIONS: readonly string[] = [
   // 24 ms at 100k rows, 0.01 ms with the index).
   `CREATE INDEX alert_deliveries_by_dedup ON alert_deliveries (dedup_key);
    CREATE INDEX alert_deliveries_order ON alert_deliveries (created_at);`,
+  // A node's heartbeat is one row, as on PostgreSQL: a session is live while its node's row is,
+  // instead of every 10 s rewriting the seen time of each of the node's agents' sessions.
+  `CREATE TABLE cluster_nodes (node_id TEXT PRIMARY KEY, seen_at TEXT NOT NULL);
+   INSERT INTO cluster_nodes (node_id, seen_at) SELECT node_id, max(seen_at) FROM agent_sessions GROUP BY node_id;`,
 ];
