@@ -1,6 +1,5 @@
 // The durable alert queue (AlertQueueStore over SQLite): deliveries, their append-only attempts,
 // and the configured sinks. Statements are prepared once; every write is one transaction.
-import { randomUUID } from 'node:crypto';
 import type { Database as Db } from 'better-sqlite3';
 import { alertSinkSchema, scrubUrls } from '../../shared/alerts.js';
 import { QuicksandError } from '../../shared/errors.js';
@@ -10,6 +9,7 @@ import { CLAIM_LEASE_MS } from '../alerts/queue.js';
 import type { DeliveryAttempt, NewDelivery, QueuedDelivery } from '../alerts/queue.js';
 import type { Synchronous } from './async-adapter.js';
 import type { AlertQueue, AttemptRow, DeliveryRow, SinkStore } from './types.js';
+import { timeOrderedUuid } from './time-ordered-id.js';
 
 /**
  * Pending deliveries that are due, and claimed ones whose lease ran out (their loop died
@@ -161,7 +161,7 @@ export function createAlertQueue(db: Db, compose?: Synchronous<AlertQueue>['curr
     ...(compose === undefined ? {} : { current: compose }),
     recordPlanned(alert, reason, now) {
       insert.run({
-        id: randomUUID(),
+        id: timeOrderedUuid(now.getTime()),
         sinkId: '',
         hostId: alert.host.id,
         action: alert.action,

@@ -2,7 +2,6 @@
 // (the current rule set, compiled once per version), then the alert policy with the host's
 // remembered alerts, then one queued delivery per alert and sink. Never sends: the delivery loop
 // does, on its own timer, so a dead sink never slows ingest.
-import { randomUUID } from 'node:crypto';
 import type { Database as Db } from 'better-sqlite3';
 import { parseRuleSet, emptyRuleSet } from '../../shared/rules.js';
 import { compareSeverity } from '../../shared/findings.js';
@@ -17,6 +16,7 @@ import type { QueuedDelivery } from '../alerts/queue.js';
 import { applyRules, compileRules, needsAttention } from '../rules.js';
 import type { CompiledRules, EvaluatedFinding } from '../rules.js';
 import { createAlertQueue, createSinkStore } from './alert-queue.js';
+import { timeOrderedUuid } from './time-ordered-id.js';
 import type { HeldAlerts } from './types.js';
 
 export interface HostForAlerts {
@@ -111,10 +111,10 @@ export function createAlerting(db: Db, policy: AlertPolicy = DEFAULT_ALERT_POLIC
           const got = new Set(queue.resolveTargets(alert.dedupKey));
           const to = configuredSinks().filter((s) => got.has(s.id));
           if (to.length === 0) queue.recordPlanned(alert, 'no sink got its trigger', now);
-          else queue.enqueue(to.map((s) => ({ id: randomUUID(), sinkId: s.id, alert, notBefore: now.getTime() })), now);
+          else queue.enqueue(to.map((s) => ({ id: timeOrderedUuid(now.getTime()), sinkId: s.id, alert, notBefore: now.getTime() })), now);
           continue;
         }
-        const deliveries = planDeliveries([alert], configuredSinks(), now, randomUUID, planned.basis);
+        const deliveries = planDeliveries([alert], configuredSinks(), now, () => timeOrderedUuid(now.getTime()), planned.basis);
         if (deliveries.length === 0) queue.recordPlanned(alert, `no sink takes ${alert.severity} alerts`, now);
         else queue.enqueue(deliveries, now);
       }

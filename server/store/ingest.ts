@@ -99,12 +99,19 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
   // What makes a pet: open, not waived by a rule, not approved.
   const hostStatus = createHostStatus(db);
   const updateWatch = db.prepare('UPDATE hosts SET watch_state = ?, watch_reason = ? WHERE id = ?');
-  const updateHostAfterReport = db.prepare(
-    `UPDATE hosts SET hostname = @hostname, image_name = @imageName, image_version = @imageVersion, status = @status,
-       pet_since = CASE WHEN @status = 'pet' THEN coalesce(pet_since, @scannedAt) ELSE NULL END, drift_score = @score, open_findings = @open, last_seen = @now, last_report_at = @now,
-       last_seq = max(last_seq, @seq), outbox_depth = coalesce(@outboxDepth, outbox_depth)
+  // A report's host row in two parts: SQLite rewrites the entries of every index on a column the
+  // SET names even when its value stays the same, and hostname, image and status are in four
+  // indexes (the fleet's and the console's). They rarely change, so they are written only when
+  // they do; the rest of the row changes with every report and is in no index.
+  const updateHostCounts = db.prepare(
+    `UPDATE hosts SET pet_since = CASE WHEN @status = 'pet' THEN coalesce(pet_since, @scannedAt) ELSE NULL END, drift_score = @score, open_findings = @open,
+       last_seen = @now, last_report_at = @now, last_seq = max(last_seq, @seq), outbox_depth = coalesce(@outboxDepth, outbox_depth)
      WHERE id = @hostId`,
   );
+  const hostIndexed = db.prepare<[string], { status: string; hostname: string; image_name: string | null; image_version: string | null }>(
+    'SELECT status, hostname, image_name, image_version FROM hosts WHERE id = ?',
+  );
+  const updateHostIndexed = db.prepare('UPDATE hosts SET hostname = @hostname, image_name = @imageName, image_version = @imageVersion, status = @status WHERE id = @hostId');
   const updateHostHello = db.prepare(
     `UPDATE hosts SET hostname = @hostname, os = @os, agent_version = @agentVersion, last_seen = @now, outbox_depth = @outboxDepth,
        image_name = coalesce(@imageName, image_name), image_version = coalesce(@imageVersion, image_version), baseline_version = @baseline
@@ -173,8 +180,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
     if (report.watch !== undefined) updateWatch.run(report.watch.state, report.watch.reason ?? null, agentId);
 
     const { status, score, open } = hostStatus.count(agentId, receivedAt);
-    const before = hostStatus.statusOf(agentId);
-    updateHostAfterReport.run({
+    const before = writeHostAfterReport({
       hostId: agentId,
       hostname: report.host.hostname,
       imageName: report.image.name,
@@ -197,6 +203,15 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
     return { type: 'report', seq: frame.seq, outcome: 'stored', chainBroken };
   }
 
+  /** Writes a host's row after its report; returns its status before (null: no such host). */
+  function writeHostAfterReport(row: { hostId: string; hostname: string; imageName: string; imageVersion: string; status: string; scannedAt: string; score: number; open: number; now: string; seq: number; outboxDepth: number | null }): string | null {
+    const was = hostIndexed.get(row.hostId);
+    if (was === undefined) return null;
+    updateHostCounts.run(row);
+    if (was.status !== row.status || was.hostname !== row.hostname || was.image_name !== row.imageName || was.image_version !== row.imageVersion) updateHostIndexed.run(row);
+    return was.status;
+  }
+
   /**
    * One container of a full report, as a child of its host: its findings stored, resolved and
    * counted under its own host id, alerting and rules as for any host (with its host's labels).
@@ -212,8 +227,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
     for (const e of evaluated) saveFinding(id, 'scan', e, frame.seq, now);
     resolveMissing.run(now, id, frame.seq);
     const { status, score, open } = hostStatus.count(id, receivedAt);
-    const before = hostStatus.statusOf(id);
-    updateHostAfterReport.run({ hostId: id, hostname: host.hostname, imageName: image.name, imageVersion: image.version, status, scannedAt: frame.report.scannedAt, score, open, now, seq: frame.seq, outboxDepth: null });
+    const before = writeHostAfterReport({ hostId: id, hostname: host.hostname, imageName: image.name, imageVersion: image.version, status, scannedAt: frame.report.scannedAt, score, open, now, seq: frame.seq, outboxDepth: null });
     hostStatus.note(id, before, status, receivedAt, BY_REPORT);
     alerting.alert(host, image, evaluated, status, receivedAt);
   }

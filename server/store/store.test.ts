@@ -96,6 +96,27 @@ describe.each(STORE_BACKENDS)('the $name store', (backend) => {
     expect(await store.getHost(a.agentId, at(2))).toMatchObject({ status: 'pet', lastSeq: 3, outboxDepth: 3 });
   });
 
+  it('keeps a host\'s hostname, image and status as its last report said, whether they changed or not', async () => {
+    const a = await enrol('a');
+    const renamed = reportFrame(a.agentId, 3, 'event', [], at(2));
+    renamed.report.host.hostname = 'a-renamed';
+    renamed.report.image = { name: 'web', version: '43' };
+    const clean = reportFrame(a.agentId, 4, 'full', [], at(3));
+    clean.report.host.hostname = 'a-renamed';
+    clean.report.image = { name: 'web', version: '43' };
+    const row = async (when: Date): Promise<unknown> => store.getHost(a.agentId, when);
+    await store.ingestBatch([
+      { type: 'report', agentId: a.agentId, frame: reportFrame(a.agentId, 1, 'full', [curl], t0), receivedAt: t0 },
+      { type: 'report', agentId: a.agentId, frame: reportFrame(a.agentId, 2, 'event', [], at(1)), receivedAt: at(1) },
+    ]);
+    expect(await row(at(1))).toMatchObject({ hostname: `host-${a.agentId.slice(0, 4)}`, image: { name: 'web', version: '42' }, status: 'pet', lastSeq: 2 });
+    await store.ingestBatch([{ type: 'report', agentId: a.agentId, frame: renamed, receivedAt: at(2) }]);
+    expect(await row(at(2))).toMatchObject({ hostname: 'a-renamed', image: { name: 'web', version: '43' }, status: 'pet', lastSeq: 3 });
+    await store.ingestBatch([{ type: 'report', agentId: a.agentId, frame: clean, receivedAt: at(3) }]);
+    expect(await row(at(3))).toMatchObject({ hostname: 'a-renamed', image: { name: 'web', version: '43' }, status: 'cattle', lastSeq: 4, openFindings: 0 });
+    expect((await store.listHosts({ status: 'cattle' }, at(3))).map((h) => h.hostname)).toEqual(['a-renamed']);
+  });
+
   it('writes several agents\' fresh reports, replays and rewritten replays in one batch as one by one: a replay adds nothing, a rewrite breaks the chain', async () => {
     const [a, b, c] = [await enrol('a'), await enrol('b'), await enrol('c')];
     const passwd: Finding = { kind: 'file-modified', severity: 'medium', path: '/etc/passwd', before: fakeHash(5), after: fakeHash(6) };
