@@ -108,12 +108,16 @@ function migrate(db: Db): void {
 
 /** The cache's key of a path inside the root: its bytes, every '/' a 0 byte. */
 export function cacheKey(p: Buffer): Buffer {
-  const key = Buffer.allocUnsafe(p.length);
+  return keyInto(p, Buffer.allocUnsafe(p.length));
+}
+
+/** `cacheKey` written into `into` (at least as long as `p`); returns the view of it that holds the key. */
+function keyInto(p: Buffer, into: Buffer): Buffer {
   for (let i = 0; i < p.length; i++) {
     const b = p[i]!;
-    key[i] = b === 0x2f ? 0 : b;
+    into[i] = b === 0x2f ? 0 : b;
   }
-  return key;
+  return into.subarray(0, p.length);
 }
 
 /**
@@ -165,11 +169,15 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
     more = rows.length === size;
     size = Math.min(2 * size, PAGE_MAX);
   };
-  const find = (bytes: Buffer): Row | undefined => {
+  // The key of a look-up is built in one reused buffer: only a page read needs its own copy.
+  let scratch = Buffer.allocUnsafe(4096);
+  const find = (p: Buffer): Row | undefined => {
+    if (scratch.length < p.length) scratch = Buffer.allocUnsafe(2 * p.length);
+    const bytes = keyInto(p, scratch);
     const key = bytes.toString('hex');
     if (last === undefined || key <= last) {
       size = PAGE_MIN;
-      read(bytes);
+      read(Buffer.from(bytes));
     }
     last = key;
     for (;;) {
@@ -181,7 +189,7 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
       }
       if (!more) return undefined;
       // Past the page: the next one starts at this key (rows in between are of gone paths).
-      read(bytes);
+      read(Buffer.from(bytes));
     }
   };
   return {
@@ -189,7 +197,7 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
     lookup(p, st) {
       // A first run (manifest, or a new state folder) asks nothing: there is nothing to find.
       if (empty) return undefined;
-      const row = find(cacheKey(p));
+      const row = find(p);
       if (!row) return undefined;
       const [, dev, ino, size, mtimeMs, ctimeMs, sha, x] = row;
       if (dev !== st.dev || ino !== st.ino || size !== st.size || mtimeMs !== st.mtimeMs || ctimeMs !== st.ctimeMs) return undefined;
