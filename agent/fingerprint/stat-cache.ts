@@ -127,7 +127,7 @@ function keyInto(p: Buffer, into: Buffer): Buffer {
 const PAGE_MIN = 16;
 const PAGE_MAX = 1024;
 
-/** key and sha256 in lower-case hex: ordered as the bytes are. */
+/** key and sha256 in upper-case hex (SQLite's `hex`): ordered as the bytes are. */
 type Row = [key: string, dev: number, ino: number, size: number, mtimeMs: number, ctimeMs: number, sha256: string, xattrs: string | null];
 
 /** Over an already open database (the daemon shares one connection with its outbox). */
@@ -138,7 +138,8 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
   // A page of rows from a key on: a walk asks in key order, so one range read serves a
   // thousand look-ups instead of a B-tree descent per file.
   // Key and digest come as hex text: a string per row is far cheaper to make than a Buffer.
-  const page = db.prepare(`SELECT lower(hex(key)), dev, ino, size, mtime_ms, ctime_ms, lower(hex(sha256)), xattrs FROM file_digests WHERE root = ? AND key >= ? ORDER BY key LIMIT ?`).raw() as Statement<[number, Buffer, number], Row>;
+  // Upper case as `hex` gives it: lower() on two columns of every row cost ~20% of the read.
+  const page = db.prepare(`SELECT hex(key), dev, ino, size, mtime_ms, ctime_ms, hex(sha256), xattrs FROM file_digests WHERE root = ? AND key >= ? ORDER BY key LIMIT ?`).raw() as Statement<[number, Buffer, number], Row>;
   const put = db.prepare('INSERT OR REPLACE INTO file_digests (root, key, dev, ino, size, mtime_ms, ctime_ms, sha256, xattrs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
   const count = db.prepare('SELECT count(*) FROM file_digests WHERE root = ?').pluck();
   const dropRoot = db.prepare('DELETE FROM file_digests WHERE root = ?');
@@ -174,7 +175,7 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
   const find = (p: Buffer): Row | undefined => {
     if (scratch.length < p.length) scratch = Buffer.allocUnsafe(2 * p.length);
     const bytes = keyInto(p, scratch);
-    const key = bytes.toString('hex');
+    const key = bytes.toString('hex').toUpperCase();
     if (last === undefined || key <= last) {
       size = PAGE_MIN;
       read(Buffer.from(bytes));
@@ -201,7 +202,7 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
       if (!row) return undefined;
       const [, dev, ino, size, mtimeMs, ctimeMs, sha, x] = row;
       if (dev !== st.dev || ino !== st.ino || size !== st.size || mtimeMs !== st.mtimeMs || ctimeMs !== st.ctimeMs) return undefined;
-      return { sha256: sha, xattrs: x === null ? null : x === '' ? NO_XATTRS : (JSON.parse(x) as SecurityXattrs) };
+      return { sha256: sha.toLowerCase(), xattrs: x === null ? null : x === '' ? NO_XATTRS : (JSON.parse(x) as SecurityXattrs) };
     },
     remember(p, st, sha256, xattrs) {
       queue.push([p, st, sha256, xattrs]);
