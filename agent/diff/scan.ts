@@ -89,8 +89,8 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
     }
   };
   for await (const batch of walk) {
+    // The walk leaves out what the same policy ignores: no path here needs that check again.
     for (const file of batch) {
-      if (rules.ignored(file.path)) continue;
       if (file.type === 'symlink' && file.rawPath === undefined) links.set(file.path, file);
       let was: FileRecord | undefined;
       if (!packageOnly) {

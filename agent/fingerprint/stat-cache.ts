@@ -108,12 +108,16 @@ function migrate(db: Db): void {
 
 /** The cache's key of a path inside the root: its bytes, every '/' a 0 byte. */
 export function cacheKey(p: Buffer): Buffer {
-  const key = Buffer.allocUnsafe(p.length);
+  return keyInto(p, Buffer.allocUnsafe(p.length));
+}
+
+/** `cacheKey` written into `into` (at least as long as `p`); returns the view of it that holds the key. */
+function keyInto(p: Buffer, into: Buffer): Buffer {
   for (let i = 0; i < p.length; i++) {
     const b = p[i]!;
-    key[i] = b === 0x2f ? 0 : b;
+    into[i] = b === 0x2f ? 0 : b;
   }
-  return key;
+  return into.subarray(0, p.length);
 }
 
 /**
@@ -123,7 +127,7 @@ export function cacheKey(p: Buffer): Buffer {
 const PAGE_MIN = 16;
 const PAGE_MAX = 1024;
 
-/** key and sha256 in lower-case hex: ordered as the bytes are. */
+/** key and sha256 in upper-case hex (SQLite's `hex`): ordered as the bytes are. */
 type Row = [key: string, dev: number, ino: number, size: number, mtimeMs: number, ctimeMs: number, sha256: string, xattrs: string | null];
 
 /** Over an already open database (the daemon shares one connection with its outbox). */
@@ -134,7 +138,8 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
   // A page of rows from a key on: a walk asks in key order, so one range read serves a
   // thousand look-ups instead of a B-tree descent per file.
   // Key and digest come as hex text: a string per row is far cheaper to make than a Buffer.
-  const page = db.prepare(`SELECT lower(hex(key)), dev, ino, size, mtime_ms, ctime_ms, lower(hex(sha256)), xattrs FROM file_digests WHERE root = ? AND key >= ? ORDER BY key LIMIT ?`).raw() as Statement<[number, Buffer, number], Row>;
+  // Upper case as `hex` gives it: lower() on two columns of every row cost ~20% of the read.
+  const page = db.prepare(`SELECT hex(key), dev, ino, size, mtime_ms, ctime_ms, hex(sha256), xattrs FROM file_digests WHERE root = ? AND key >= ? ORDER BY key LIMIT ?`).raw() as Statement<[number, Buffer, number], Row>;
   const put = db.prepare('INSERT OR REPLACE INTO file_digests (root, key, dev, ino, size, mtime_ms, ctime_ms, sha256, xattrs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
   const count = db.prepare('SELECT count(*) FROM file_digests WHERE root = ?').pluck();
   const dropRoot = db.prepare('DELETE FROM file_digests WHERE root = ?');
@@ -165,11 +170,15 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
     more = rows.length === size;
     size = Math.min(2 * size, PAGE_MAX);
   };
-  const find = (bytes: Buffer): Row | undefined => {
-    const key = bytes.toString('hex');
+  // The key of a look-up is built in one reused buffer: only a page read needs its own copy.
+  let scratch = Buffer.allocUnsafe(4096);
+  const find = (p: Buffer): Row | undefined => {
+    if (scratch.length < p.length) scratch = Buffer.allocUnsafe(2 * p.length);
+    const bytes = keyInto(p, scratch);
+    const key = bytes.toString('hex').toUpperCase();
     if (last === undefined || key <= last) {
       size = PAGE_MIN;
-      read(bytes);
+      read(Buffer.from(bytes));
     }
     last = key;
     for (;;) {
@@ -181,7 +190,7 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
       }
       if (!more) return undefined;
       // Past the page: the next one starts at this key (rows in between are of gone paths).
-      read(bytes);
+      read(Buffer.from(bytes));
     }
   };
   return {
@@ -189,11 +198,11 @@ export function createStatCache(db: Db, rootDir: string, ownsDb = false): StatCa
     lookup(p, st) {
       // A first run (manifest, or a new state folder) asks nothing: there is nothing to find.
       if (empty) return undefined;
-      const row = find(cacheKey(p));
+      const row = find(p);
       if (!row) return undefined;
       const [, dev, ino, size, mtimeMs, ctimeMs, sha, x] = row;
       if (dev !== st.dev || ino !== st.ino || size !== st.size || mtimeMs !== st.mtimeMs || ctimeMs !== st.ctimeMs) return undefined;
-      return { sha256: sha, xattrs: x === null ? null : x === '' ? NO_XATTRS : (JSON.parse(x) as SecurityXattrs) };
+      return { sha256: sha.toLowerCase(), xattrs: x === null ? null : x === '' ? NO_XATTRS : (JSON.parse(x) as SecurityXattrs) };
     },
     remember(p, st, sha256, xattrs) {
       queue.push([p, st, sha256, xattrs]);

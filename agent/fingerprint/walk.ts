@@ -430,8 +430,11 @@ export function toRecord(inside: Buffer, text: string, st: Stats): ObservedFile 
   return record;
 }
 
+/** The permission bits as text, made once per distinct mode: not two strings per path. */
+const MODE_TEXTS: Array<string | undefined> = new Array<string | undefined>(0o10000);
 function modeText(mode: number): string {
-  return (mode & 0o7777).toString(8).padStart(4, '0');
+  const bits = mode & 0o7777;
+  return (MODE_TEXTS[bits] ??= bits.toString(8).padStart(4, '0'));
 }
 
 function fileType(st: Stats): FileType {

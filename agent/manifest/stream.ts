@@ -1,6 +1,5 @@
 import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import { pipeline as pipe } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -147,7 +146,15 @@ const RECORD_KEYS = new Set(['path', 'type', 'mode', 'uid', 'gid', 'size', 'sha2
 const TYPES = new Set<string>(FILE_TYPES);
 const ECOSYSTEM_NAMES = new Set<string>(ECOSYSTEMS);
 const MODE = /^[0-7]{4}$/;
-const SHA256 = /^[0-9a-f]{64}$/;
+/** /^[0-9a-f]{64}$/ by hand: at a million records the regular expression costs ~0.5 s. */
+function isSha256Hex(v: unknown): boolean {
+  if (typeof v !== 'string' || v.length !== 64) return false;
+  for (let i = 0; i < 64; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || (c > 57 && c < 97) || c > 102) return false;
+  }
+  return true;
+}
 const count = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
 /** A string of at most `max` characters, the schema's bounds (shared/limits.ts). */
 const within = (v: unknown, max: number): v is string => typeof v === 'string' && v.length <= max;
@@ -166,7 +173,7 @@ export function isPlainFileRecord(v: unknown): v is FileRecord {
   if (typeof r.mode !== 'string' || !MODE.test(r.mode)) return false;
   if (!count(r.uid) || !count(r.gid)) return false;
   if (r.size !== undefined && !count(r.size)) return false;
-  if (r.sha256 !== undefined && (typeof r.sha256 !== 'string' || !SHA256.test(r.sha256))) return false;
+  if (r.sha256 !== undefined && !isSha256Hex(r.sha256)) return false;
   if (r.target !== undefined && !within(r.target, LIMITS.path)) return false;
   if (r.selinux !== undefined && (!within(r.selinux, LIMITS.path) || r.selinux === '')) return false;
   if (r.owner !== undefined) {
@@ -282,15 +289,24 @@ async function* readLines(file: string, small?: Buffer): AsyncGenerator<string[]
     }
     return;
   }
-  let chunk: string[] = [];
-  for await (const line of createInterface({ input: openText(file), crlfDelay: Infinity })) {
-    chunk.push(line);
-    if (chunk.length >= 1024) {
-      yield chunk;
-      chunk = [];
+  // Each inflated chunk up to its last newline is decoded once and split: at 1M records that is
+  // ~1 s less than readline's string and event per line. A character cut by the chunk's end
+  // stays in `rest`, whole, for the next one.
+  let rest: Buffer | undefined;
+  for await (const data of openText(file)) {
+    const bytes: Buffer = rest === undefined ? data : Buffer.concat([rest, data]);
+    const end = bytes.lastIndexOf(10);
+    if (end < 0) {
+      rest = bytes;
+      continue;
     }
+    rest = end + 1 < bytes.length ? bytes.subarray(end + 1) : undefined;
+    const lines = bytes.toString('utf8', 0, end).split('\n');
+    // As readline reads them (crlfDelay: Infinity): a CR before the newline is not the line's.
+    for (let i = 0; i < lines.length; i++) if (lines[i]!.endsWith('\r')) lines[i] = lines[i]!.slice(0, -1);
+    for (let i = 0; i < lines.length; i += 1024) yield lines.slice(i, i + 1024);
   }
-  if (chunk.length > 0) yield chunk;
+  if (rest !== undefined) yield [rest.toString('utf8')];
 }
 
 function openText(file: string): Readable {
@@ -301,10 +317,11 @@ function openText(file: string): Readable {
   } finally {
     closeSync(fd);
   }
-  const raw = createReadStream(file);
+  // Chunks of 256 KiB: a fourth of the callbacks (and splits) of the 64 KiB default.
+  const raw = createReadStream(file, { highWaterMark: 256 * 1024 });
   if (magic[0] !== 0x1f || magic[1] !== 0x8b) return raw;
   // pipeline, not pipe: a damaged gzip stream must fail the read, not end it quietly.
-  return pipe(raw, createGunzip(), () => {});
+  return pipe(raw, createGunzip({ chunkSize: 256 * 1024 }), () => {});
 }
 
 async function readFirstLine(file: string): Promise<string | undefined> {
