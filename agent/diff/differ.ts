@@ -340,11 +340,11 @@ function indexFiles(manifest: Manifest): Map<string, Manifest['files'][number]> 
 }
 
 function byPath(a: Finding, b: Finding): number {
-  return (a.path ?? '').localeCompare(b.path ?? '');
+  return compareCodeUnits(a.path ?? '', b.path ?? '');
 }
 
 function bySeverity(a: Finding, b: Finding): number {
-  return compareSeverity(a.severity, b.severity) || a.kind.localeCompare(b.kind) || (a.name ?? a.path ?? '').localeCompare(b.name ?? b.path ?? '');
+  return compareSeverity(a.severity, b.severity) || compareCodeUnits(a.kind, b.kind) || compareCodeUnits(a.name ?? a.path ?? '', b.name ?? b.path ?? '');
 }
 
 type Rated = { severity: Severity; reason?: string; attack?: TechniqueId };

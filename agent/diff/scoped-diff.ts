@@ -1,6 +1,7 @@
 import type { FileRecord, Manifest } from '../../shared/manifest.js';
 import { isUnder } from '../../shared/policy.js';
 import { compareSeverity } from '../../shared/findings.js';
+import { compareCodeUnits } from '../../shared/order.js';
 import type { Finding, ReportScope } from '../../shared/report.js';
 import { diff } from './differ.js';
 import type { Observation } from '../fingerprint/observe.js';
@@ -68,5 +69,5 @@ function unnest(findings: Finding[], scope: ReportScope): Finding[] {
     if (f.kind.startsWith('package-')) out.push(...(f.changes ?? []));
     else out.push(f);
   }
-  return out.sort((a, b) => compareSeverity(a.severity, b.severity) || (a.path ?? '').localeCompare(b.path ?? ''));
+  return out.sort((a, b) => compareSeverity(a.severity, b.severity) || compareCodeUnits(a.path ?? '', b.path ?? ''));
 }
