@@ -321,11 +321,12 @@ export const MIGRATIONS: readonly string[] = [
    -- Which of a page's hostnames other hosts (containers too) share: a probe per name, not a scan.
    CREATE INDEX hosts_by_hostname ON hosts (hostname);
    CREATE INDEX audit_log_by_target ON audit_log (target, id);`,
-  // The alert queue's lookups, as PostgreSQL has them: a resolve finds its triggers by dedup key
-  // (and the prune asks whether a resolve exists), and a page of deliveries reads in order and
-  // stops at its limit. Without them each was a scan of every delivery kept (a resolve's lookup:
-  // 24 ms at 100k rows, 0.01 ms with the index).
-  `CREATE INDEX alert_deliveries_by_dedup ON alert_deliveries (dedup_key);
+  // The alert queue's lookups: a resolve finds the triggers that went (or will go) out by dedup
+  // key, and a page of deliveries reads in order and stops at its limit. Without them each was a
+  // scan of every delivery kept, inside the ingest's write transaction for a resolve (24 ms at
+  // 100k rows, 0.01 ms with the index). Partial, with the lookup's own terms: the planned row
+  // every alerted report keeps stays out of it, so its insert adds no random page to the commit.
+  `CREATE INDEX alert_deliveries_by_dedup ON alert_deliveries (dedup_key) WHERE action = 'trigger' AND state IN ('pending', 'claimed', 'delivered');
    CREATE INDEX alert_deliveries_order ON alert_deliveries (created_at);`,
   // A node's heartbeat is one row, as on PostgreSQL: a session is live while its node's row is,
   // instead of every 10 s rewriting the seen time of each of the node's agents' sessions.
