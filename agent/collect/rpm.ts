@@ -1,8 +1,8 @@
-import { execFile } from 'node:child_process';
 import { copyFile, mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { ExecFileOptions } from 'node:child_process';
 import Database from 'better-sqlite3';
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
@@ -264,7 +264,12 @@ export async function readSqliteBlobs(dbFile: string): Promise<Buffer[]> {
   });
 }
 
-const run = promisify(execFile);
+// child_process (and node:net under it) loads only where an rpm database needs the rpm tool:
+// a scan of any other host starts without it.
+async function run(file: string, args: string[], opts: ExecFileOptions): Promise<{ stdout: string; stderr: string }> {
+  const { execFile } = await import('node:child_process');
+  return promisify(execFile)(file, args, { ...opts, encoding: 'utf8' });
+}
 
 // For BerkeleyDB/ndb databases: one line per package, one line per file, fields tab-separated.
 export const QUERY_FORMAT =

@@ -96,7 +96,18 @@ export interface HashPoolOptions {
 interface Slot {
   worker: Worker;
   inFlight: number;
+  /** Bytes of the batches in flight; Infinity while one of unknown size is. */
+  bytes: number;
 }
+
+/**
+ * A busy thread takes on batches while it holds less than this to hash (~35 ms of sha256, what a
+ * thread's start-up costs) before another thread starts: a walk of small files, slower than one
+ * thread's hashing, then mostly never pays a second thread (the 6k-path minbase), while a tree
+ * of big files soon has them all.
+ */
+const ONE_THREAD_BYTES = 64 * 1024 * 1024;
+const MAX_IN_FLIGHT = 16;
 
 /**
  * A bounded pool of hashing threads, started lazily: a rescan that finds everything in the stat
@@ -109,8 +120,8 @@ export class HashPool {
   private readonly chunk: number;
   private slots: Slot[] = [];
   private nextId = 0;
-  private readonly waiting = new Map<number, { resolve: (r: HashResult[]) => void; reject: (e: Error) => void; slot: Slot }>();
-  private queue: Array<{ id: number; paths: ArrayBuffer }> = [];
+  private readonly waiting = new Map<number, { resolve: (r: HashResult[]) => void; reject: (e: Error) => void; slot: Slot; bytes: number }>();
+  private queue: Array<{ id: number; paths: ArrayBuffer; bytes: number }> = [];
 
   constructor(opts: HashPoolOptions = {}) {
     this.size = Math.max(1, opts.size ?? availableParallelism());
@@ -123,12 +134,16 @@ export class HashPool {
     return this.queue.length;
   }
 
-  /** Starts every thread now, when the caller knows it will hash: their start-up overlaps other work. */
+  /**
+   * Starts the first thread now, when the caller knows it will hash: its start-up overlaps other
+   * work. The others start only once it falls behind (see `pump`).
+   */
   prewarm(): void {
-    while (this.slots.length < this.size) this.spawn();
+    if (this.slots.length === 0) this.spawn();
   }
 
-  hash(paths: Buffer[]): Promise<HashResult[]> {
+  /** Hashes the files at `paths`; `bytes`, their total size when known, lets one thread do while it keeps up. */
+  hash(paths: Buffer[], bytes = Infinity): Promise<HashResult[]> {
     const id = this.nextId++;
     const joined = new Uint8Array(paths.reduce((n, p) => n + p.length + 1, 0) - 1);
     let at = 0;
@@ -138,8 +153,8 @@ export class HashPool {
       if (at < joined.length) joined[at++] = 0;
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ id, paths: joined.buffer });
-      this.waiting.set(id, { resolve, reject, slot: undefined as unknown as Slot });
+      this.queue.push({ id, paths: joined.buffer, bytes });
+      this.waiting.set(id, { resolve, reject, slot: undefined as unknown as Slot, bytes });
       this.pump();
     });
   }
@@ -152,12 +167,12 @@ export class HashPool {
 
   private pump(): void {
     while (this.queue.length > 0) {
-      // Two batches per thread: the next one is already there when the current one ends.
-      let slot = this.slots.find((s) => s.inFlight === 0) ?? this.slots.find((s) => s.inFlight < 2 && this.slots.length >= this.size);
-      if (!slot && this.slots.length < this.size) slot = this.spawn();
+      const job = this.queue[0]!;
+      const slot = this.slotFor(job.bytes);
       if (!slot) return;
-      const job = this.queue.shift()!;
+      this.queue.shift();
       slot.inFlight++;
+      slot.bytes += job.bytes;
       this.waiting.get(job.id)!.slot = slot;
       // Referenced only while it has work: an idle thread never keeps the process from exiting.
       slot.worker.ref();
@@ -165,16 +180,29 @@ export class HashPool {
     }
   }
 
+  private slotFor(bytes: number): Slot | undefined {
+    const idle = this.slots.find((s) => s.inFlight === 0);
+    if (idle) return idle;
+    const light = this.slots.find((s) => s.inFlight < MAX_IN_FLIGHT && s.bytes + bytes <= ONE_THREAD_BYTES);
+    if (light) return light;
+    if (this.slots.length < this.size) return this.spawn();
+    // Two batches per thread: the next one is already there when the current one ends.
+    return this.slots.find((s) => s.inFlight < 2);
+  }
+
   private spawn(): Slot {
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { nice: this.nice, chunk: this.chunk } });
     worker.unref();
     worker.once('online', reapplyHeapFlags);
-    const slot: Slot = { worker, inFlight: 0 };
+    const slot: Slot = { worker, inFlight: 0, bytes: 0 };
     worker.on('message', (m: { id: number; results: HashResult[] }) => {
       const w = this.waiting.get(m.id);
       if (!w) return;
       this.waiting.delete(m.id);
       slot.inFlight--;
+      // A batch of unknown size leaves the thread marked full until it has none in flight.
+      if (slot.inFlight === 0) slot.bytes = 0;
+      else if (w.bytes !== Infinity) slot.bytes -= w.bytes;
       if (slot.inFlight === 0) worker.unref();
       w.resolve(m.results);
       this.pump();
@@ -195,7 +223,7 @@ export class HashPool {
 let early: HashPool | undefined;
 
 /**
- * Boots the hashing threads at once, for a command that will hash every file (`manifest`):
+ * Boots the first hashing thread at once, for a command that will hash every file (`manifest`):
  * a thread takes ~35 ms of its own to start, which then overlaps the main thread loading the
  * agent's modules instead of following it.
  */

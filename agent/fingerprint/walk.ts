@@ -343,7 +343,7 @@ export class TreeWalker {
       await this.budget.spend(0, bytes);
       let results: HashResult[];
       try {
-        results = await this.pool.hash(jobs.map((j) => j.host));
+        results = await this.pool.hash(jobs.map((j) => j.host), bytes);
       } catch (err) {
         results = jobs.map(() => ({ error: `hashing thread failed: ${(err as Error).message}`, code: 'READ_FAILED' as const }));
       }
