@@ -57,6 +57,24 @@ describe.each(STORE_BACKENDS)('the $name store', (backend) => {
     expect(await store.authenticateApiToken('not a token')).toBeNull();
   });
 
+  it('counts a secret’s uses exactly when agents enrol with it at once, and refuses it revoked, expired or altered', async () => {
+    const three = await store.createEnrollSecret(t0, { maxUses: 3 });
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => store.enrollAgent(three, `h${i}`, t0)));
+    expect(answers.filter((a) => a !== null)).toHaveLength(3);
+    expect((await store.listEnrollSecrets(t0)).find((s) => three.includes(s.id))).toMatchObject({ uses: 3, state: 'used-up' });
+
+    const later = await store.createEnrollSecret(t0, { expiresAt: at(10) });
+    expect(await store.enrollAgent(later, 'in-time', at(9))).not.toBeNull();
+    expect(await store.enrollAgent(later, 'too-late', at(10))).toBeNull();
+
+    const revoked = await store.createEnrollSecret(t0);
+    const [, id, secret] = revoked.split('.');
+    expect(await store.enrollAgent(`qse.${id}.${secret!.slice(1)}x`, 'forged', t0)).toBeNull();
+    expect(await store.revokeEnrollSecret(id!, at(1))).toBe(true);
+    expect(await store.enrollAgent(revoked, 'after-revocation', at(2))).toBeNull();
+    expect((await store.listEnrollSecrets(at(2))).find((s) => s.id === id)).toMatchObject({ uses: 0, state: 'revoked' });
+  });
+
   it('answers a storm of token checks asked at once, each by its own token, a revocation counting from its commit', async () => {
     const agents = await Promise.all(Array.from({ length: 20 }, (_, i) => enrol(`storm-${i}`)));
     await store.revokeAgent(agents[7]!.agentId, at(1));

@@ -516,6 +516,12 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
       try {
         return await db.tx(async (q) => {
           const ids = [...new Set(items.filter((i) => i.type !== 'heartbeat').map((i) => i.agentId))].sort();
+          // Heartbeats only (most batches while the fleet is quiet): no host to lock, no rules or
+          // alert memories to read: one statement in the transaction instead of five.
+          if (ids.length === 0) {
+            await storeHeartbeats(q, beats);
+            return items.map((): IngestResult => ({ type: 'other' }));
+          }
           const locked = await q.rows<{ id: string; labels: string }>('SELECT id, labels FROM hosts WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
           // After the hosts' locks, in id order as they are: two batches never wait on each other in a cycle.
           await storeHeartbeats(q, beats);
