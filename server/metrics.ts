@@ -13,6 +13,8 @@ export interface Metrics {
   /** Items waiting for the ingest writer now, and the most since start. */
   ingestQueue: number;
   ingestQueuePeak: number;
+  /** Times a connection was paused because the ingest queue was full (its frames waited, none refused). */
+  ingestWaits: number;
   observeIngestLatency(seconds: number, nowMs: number): void;
   countStored(n: number, nowMs: number): void;
   reject(map: Map<string, number>, key: string): void;
@@ -46,6 +48,7 @@ export function createMetrics(opts: { node?: string } = {}): Metrics {
     outboxDepth: new Map(),
     ingestQueue: 0,
     ingestQueuePeak: 0,
+    ingestWaits: 0,
     observeIngestLatency(seconds) {
       latencyCount++;
       latencySum += seconds;
@@ -77,6 +80,7 @@ export function createMetrics(opts: { node?: string } = {}): Metrics {
       gauge('quicksand_reports_duplicate_total', 'Replayed reports that were already stored (acked again, not stored).', m.reportsDuplicate, 'counter');
       gauge('quicksand_ingest_queue', 'Frames waiting for the ingest writer.', m.ingestQueue);
       gauge('quicksand_ingest_queue_peak', 'Most frames that waited for the ingest writer at once since start.', m.ingestQueuePeak);
+      gauge('quicksand_ingest_waits_total', 'Times a connection was paused because the ingest queue was full: its frames waited, none was refused.', m.ingestWaits, 'counter');
       gauge('quicksand_reports_per_second', 'Reports stored per second over the last 10 s.', m.reportsPerSecond(nowMs));
       lines.push('# HELP quicksand_ingest_latency_seconds Time from receiving a report to its commit.', '# TYPE quicksand_ingest_latency_seconds histogram');
       LATENCY_BUCKETS.forEach((le, i) => lines.push(`quicksand_ingest_latency_seconds_bucket${labels(`le="${le}"`)} ${buckets[i]}`));

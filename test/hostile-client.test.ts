@@ -374,6 +374,32 @@ describe('7: back-pressure', () => {
     await s.close();
   });
 
+  it('holds agents while the shared queue is full instead of refusing them: every report stored, no error, no reconnect', async () => {
+    // 12 agents may each have 4 reports waiting: 48, far past a queue of 10.
+    const s = await start({ maxPendingPerAgent: 4, maxIngestQueue: 10 });
+    const agents = await Promise.all(Array.from({ length: 12 }, (_, i) => agent(`crowd-${i}`, s)));
+    const n = 60;
+    const errors: ServerFrame[] = [];
+    let closed = 0;
+    for (const { c } of agents) {
+      c.ws.on('message', (data) => {
+        const f = JSON.parse(String(data)) as ServerFrame;
+        if (f.type === 'error') errors.push(f);
+      });
+      c.ws.on('close', () => closed++);
+    }
+    for (let i = 1; i <= n; i++) for (const { agentId, c } of agents) c.ws.send(reportFrame(agentId, i));
+    await Promise.all(agents.map(({ c }) => c.next((f) => f.type === 'ack' && f.seq === n, 30_000)));
+    expect(errors).toEqual([]);
+    expect(closed).toBe(0);
+    for (const { agentId } of agents) expect((await s.store.listReports(agentId)).map((r) => r.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    expect(Number(/quicksand_ingest_queue_peak\{node="[^"]+"\} (\d+)/.exec(metrics)?.[1])).toBeLessThanOrEqual(10);
+    expect(Number(/quicksand_ingest_waits_total\{node="[^"]+"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(0);
+    for (const { c } of agents) c.ws.close();
+    await s.close();
+  });
+
   it('counts a heartbeat flood and a replay flood as strikes', async () => {
     const { agentId, c } = await agent('chatty');
     for (let i = 0; i < 200; i++) c.ws.send(JSON.stringify({ type: 'heartbeat', outboxDepth: 0 }));

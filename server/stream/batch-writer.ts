@@ -12,6 +12,11 @@ export type Done = (result: IngestResult | Error) => void;
 export interface BatchWriter {
   /** False (and `done` never called) when the queue is full: the caller answers SERVER_BUSY. */
   write(item: IngestItem, done: Done): boolean;
+  /**
+   * Calls `fn` once the queue has room again: for a caller whose `write` was refused, so it can
+   * hold its sender (a paused socket) instead of turning it away.
+   */
+  onRoom(fn: () => void): void;
   /** Items queued or being written. */
   depth(): number;
   /** Resolves when everything queued so far has been written (at shutdown). */
@@ -35,6 +40,7 @@ export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number; max
   let queue: Queued[] = [];
   let scheduled = false;
   let idle: (() => void)[] = [];
+  let waitingForRoom: (() => void)[] = [];
   /** Agents with an item in a batch being written: their later items wait for it to commit. */
   const busy = new Set<string>();
 
@@ -78,6 +84,12 @@ export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number; max
         for (const b of batch) busy.delete(b.item.agentId);
         opts.onDepth?.(queue.length + writing);
         pump();
+        // In the order they were refused; one that finds the queue full again asks again.
+        if (waitingForRoom.length > 0 && queue.length + writing < maxQueued) {
+          const waiting = waitingForRoom;
+          waitingForRoom = [];
+          for (const f of waiting) f();
+        }
       });
     }
     if (inFlight === 0 && queue.length === 0) {
@@ -97,6 +109,9 @@ export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number; max
         setImmediate(pump);
       }
       return true;
+    },
+    onRoom(fn) {
+      waitingForRoom.push(fn);
     },
     depth: () => queue.length + writing,
     drain() {

@@ -143,10 +143,30 @@ export function createStream(opts: StreamOptions): Stream {
     const nowMs = (): number => opts.now().getTime();
     const heartbeats = createRateLimiter(heartbeatRate, heartbeatRate * 20, nowMs);
     const replays = createRateLimiter(replayRate, replayRate * 20, nowMs);
+    // Set while the shared queue is full: this connection's frames wait (paused, in order) for
+    // the writer to have room, rather than being refused: a refusal makes the agent reconnect
+    // and send again, and a fleet doing that at once turns a slow database into a storm.
+    let waitingForRoom = false;
+    const drainBacklog = (): void => {
+      while (!waitingForRoom && pending < maxPending && backlog.length > 0) backlog.shift()!();
+      if (!waitingForRoom && pending < maxPending && ws.isPaused) ws.resume();
+    };
     const settled = (): void => {
       pending--;
-      while (pending < maxPending && backlog.length > 0) backlog.shift()!();
-      if (pending < maxPending && ws.isPaused) ws.resume();
+      drainBacklog();
+    };
+    const waitForRoom = (submit: () => void): void => {
+      backlog.unshift(submit);
+      ws.pause();
+      if (waitingForRoom) return;
+      waitingForRoom = true;
+      metrics.ingestWaits++;
+      opts.writer.onRoom(() => {
+        waitingForRoom = false;
+        // Gone meanwhile: nothing of the backlog was acked, so the agent sends it again.
+        if (ws.readyState !== ws.OPEN) backlog.length = 0;
+        else drainBacklog();
+      });
     };
     // One ack frame per stored batch, not one per report: acks are cumulative, and the writer
     // settles a batch's reports in one synchronous run, so the highest seq it committed for this
@@ -163,10 +183,10 @@ export function createStream(opts: StreamOptions): Stream {
       if (ackDue === 0) queueMicrotask(flushAck);
       ackDue = Math.max(ackDue, seq);
     };
-    // Once one of this connection's reports was refused or failed, its later ones are not written:
+    // Once one of this connection's reports failed to be stored, its later ones are not written:
     // they would commit ahead of it and break the chain. The agent closes and resends from there.
     let reportRefused = false;
-    const toWriter = (item: Parameters<BatchWriter['write']>[0], done: Parameters<BatchWriter['write']>[1], seq?: number): void => {
+    const toWriter = (item: Parameters<BatchWriter['write']>[0], done: Parameters<BatchWriter['write']>[1]): void => {
       const submit = (): void => {
         if (item.type === 'report' && reportRefused) return;
         pending++;
@@ -176,14 +196,11 @@ export function createStream(opts: StreamOptions): Stream {
           done(result);
         });
         if (!queued) {
-          if (item.type === 'report') reportRefused = true;
-          settled();
-          metrics.reject(metrics.framesRejected, 'SERVER_BUSY');
-          flushAck();
-          send(ws, { type: 'error', code: 'SERVER_BUSY', message: 'the server is busy: send this again later', ...(seq === undefined ? {} : { seq }) });
+          pending--;
+          waitForRoom(submit);
         }
       };
-      if (pending < maxPending) return submit();
+      if (!waitingForRoom && pending < maxPending) return submit();
       backlog.push(submit);
       ws.pause();
     };
@@ -279,7 +296,7 @@ export function createStream(opts: StreamOptions): Stream {
             }
             // Acked only now: the transaction holding it has committed.
             ack(frame.seq);
-          }, frame.seq);
+          });
           return;
       }
     };
