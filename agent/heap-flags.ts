@@ -19,12 +19,14 @@ export function reapplyHeapFlags(): void {
 }
 
 /**
- * The young generation of the walking commands (manifest, scan, audit, and the daemon's children),
- * per semi-space. Held at 1 MB, a walk's records, jobs and stats outlived most young collections
- * and were promoted, garbage in the old generation: at 4 MB, measured at 1M paths, a warm scan's
- * peak RSS 140 -> 107 MB (18.3 -> 17.2 s), the daemon's index load 12.7 -> 10.2 s (77 -> 82 MB; 16 MB:
- * 10.1 s, 109 MB); on the minbase (8 interleaved rounds) a cold manifest 0.774 -> 0.723 s and a
- * warm scan 0.647 -> 0.611 s.
+ * The young generation of the walking commands (manifest, scan, audit), per semi-space. Held at
+ * 1 MB, a walk's records, jobs and stats outlived most young collections and were promoted,
+ * garbage in the old generation: at 4 MB, measured at 1M paths, a warm scan's peak RSS 140 -> 107
+ * MB (18.3 -> 17.2 s), a cold manifest's 131 -> 142 MB (its time within the noise); on the
+ * minbase (8 interleaved rounds) a cold manifest 0.774 -> 0.723 s, a warm scan 0.647 -> 0.611 s.
+ * The daemon's children keep 1 MB (isolated.ts): at 4 MB the index load alone took 12.7 -> 10.2 s,
+ * but the daemon's start to its first full scan at 1M did not improve (57.5 -> 62.6 s, peak with
+ * the scan child 172 -> 180 MB, one run each).
  */
 export const WALK_SEMI_SPACE_MB = 4;
 

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { WALK_SEMI_SPACE_MB } from '../heap-flags.js';
 
 export interface IsolatedResult {
   code: number;
@@ -14,12 +13,13 @@ export interface IsolatedResult {
  * 4x: a scan's live heap is small and flat in the tree size (17-19 MB at 1M paths, measured), the
  * rest of its old generation was garbage of walk and manifest batches waiting for a collection.
  * A proportion, not a cap: a host whose package databases need a larger heap gets it, and never
- * runs out of heap where it did not before. Its young generation is capped at the walking
- * commands' size (main.ts grows a scan's to it; the index loader, an entry of its own, would grow
- * it to 32 MB). At 1M paths: cold scan peak RSS 163 -> 112 MB, warm 84 MB, no slower beyond the
- * noise of a shared machine; index load 116 -> 71 MB (with its page cache, see index-loader.ts).
+ * runs out of heap where it did not before. Its young generation stays at 1 MB a semi-space, this
+ * cap holding even where main.ts lets a walking command's grow to 4 MB (see heap-flags.ts for
+ * why not here; the index loader, an entry of its own, grew it to 32 MB).
+ * At 1M paths: cold scan peak RSS 163 -> 112 MB, warm 84 MB, no slower beyond the noise of a
+ * shared machine; index load 116 -> 71 MB (with its page cache, see index-loader.ts).
  */
-const CHILD_HEAP = ['--heap-growing-percent=50', `--max-semi-space-size=${WALK_SEMI_SPACE_MB}`];
+const CHILD_HEAP = ['--heap-growing-percent=50', '--max-semi-space-size=1'];
 
 /**
  * Runs one agent command (a scan, say) in a child process of its own. A long-running agent that
