@@ -1,4 +1,4 @@
-import Database from 'better-sqlite3';
+import { Database } from './sqlite.js';
 import type { Database as Db } from 'better-sqlite3';
 import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';

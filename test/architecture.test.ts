@@ -25,7 +25,7 @@ const AGENT_LAYERS: ReadonlyArray<readonly [layer: string, rank: number]> = [
   ['commands', 8],
   ['entry', 9],
 ];
-const AGENT_BASE = ['root.ts', 'state-db.ts', 'heap-flags.ts'];
+const AGENT_BASE = ['root.ts', 'state-db.ts', 'sqlite.ts', 'heap-flags.ts'];
 const AGENT_ENTRY = ['cli.ts', 'main.ts'];
 
 /**

@@ -160,10 +160,17 @@ describe('the fast record check', () => {
       JSON.parse('{"__proto__": {"x": 1}, "path": "/a", "type": "dir", "mode": "0755", "uid": 0, "gid": 0}'),
       null,
       [],
+      { ...good, text: 'x'.repeat(256 * 1024 + 1) },
+      { ...good, text: 7 },
+      { ...good, noText: 'lost' },
       { ...good, selinux: 'system_u:object_r:bin_t:s0' },
+      // Config files carry their text, or why not: common on every host, checked here too.
+      { ...good, text: 'PermitRootLogin no\n' },
+      { ...good, text: '' },
+      { ...good, noText: 'secret' },
     ];
     const passed = variants.filter((v) => isPlainFileRecord(v));
-    expect(passed).toEqual([variants[0], variants[1], variants.at(-1)]);
+    expect(passed).toEqual([variants[0], variants[1], ...variants.slice(-4)]);
     for (const v of passed) expect(fileRecordSchema.safeParse(v).success).toBe(true);
   });
 });

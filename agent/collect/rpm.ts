@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ExecFileOptions } from 'node:child_process';
-import Database from 'better-sqlite3';
+import { Database } from '../sqlite.js';
 import type { PackageRecord } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import type { Root } from '../root.js';

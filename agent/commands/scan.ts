@@ -1,9 +1,9 @@
 // `quicksand-agent scan`: compare a root with its image's manifest and report the drift;
 // with --send, also deliver the report to the server.
 import path from 'node:path';
-import { readAgentConfig, resolveConfigFile } from '../deliver/config.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { OptionValues } from '../../shared/command-line.js';
+import type { AgentConfig } from '../../shared/protocol.js';
 import { formatReport } from '../diff/format-report.js';
 import { scanSource } from '../diff/scan.js';
 import { openManifestSource } from '../manifest/stream.js';
@@ -88,7 +88,12 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   if (!Number.isFinite(timeout) || timeout < 0) throw new QuicksandError('USAGE', `--timeout: expected a number of seconds, got "${args.timeout}"`);
   const checkHours = seconds(args['image-check-hours'], 24, '--image-check-hours');
   const manifestTimeout = seconds(args['manifest-timeout'], 5, '--manifest-timeout');
-  const config = args.send ? await readAgentConfig(resolveConfigFile(state, args.config)) : undefined;
+  // The identity's schema is zod's (shared/protocol.ts, ~90 modules): loaded only when asked for.
+  const identityOf = async (): Promise<AgentConfig> => {
+    const { readAgentConfig, resolveConfigFile } = await import('../deliver/config.js');
+    return readAgentConfig(resolveConfigFile(state, args.config));
+  };
+  const config = args.send ? await identityOf() : undefined;
   const walk = walkOptions(args, root, io);
   let report;
   let files = 0;
@@ -106,7 +111,7 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
     // The state folder keeps the image layers' overlay attributes: read once, not every scan.
     // An enrolled agent (with --send, or a state folder holding its identity, as `run`'s scans
     // have) holds each image's containers to the manifest uploaded for the image, if any.
-    const identity = config ?? (await readAgentConfig(resolveConfigFile(state, args.config)).catch(() => undefined));
+    const identity = config ?? (await identityOf().catch(() => undefined));
     const imageManifest = identity === undefined ? undefined : (await import('../deliver/image-manifests.js')).imageManifestSource(identity);
     const found = await scanContainers(root.dir === '' ? '/' : root.dir, defaultPolicy(), { stateDir: state, fullCheckMs: checkHours * 3600_000, manifestTimeoutMs: manifestTimeout * 1000, ...(imageManifest ? { imageManifest } : {}) });
     report = { ...report, containers: found.containers, warnings: [...report.warnings, ...found.warnings] };

@@ -13,8 +13,9 @@ export interface IsolatedResult {
  * 4x: a scan's live heap is small and flat in the tree size (17-19 MB at 1M paths, measured), the
  * rest of its old generation was garbage of walk and manifest batches waiting for a collection.
  * A proportion, not a cap: a host whose package databases need a larger heap gets it, and never
- * runs out of heap where it did not before. Its young generation stays at 1 MB a semi-space, as
- * main.ts keeps the CLI's (the index loader, an entry of its own, grew it to 32 MB).
+ * runs out of heap where it did not before. Its young generation stays at 1 MB a semi-space, this
+ * cap holding even where main.ts lets a walking command's grow to 4 MB (see heap-flags.ts for
+ * why not here; the index loader, an entry of its own, grew it to 32 MB).
  * At 1M paths: cold scan peak RSS 163 -> 112 MB, warm 84 MB, no slower beyond the noise of a
  * shared machine; index load 116 -> 71 MB (with its page cache, see index-loader.ts).
  */

@@ -25,6 +25,7 @@ const C = fs.constants;
 const FLAGS = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
 const buf = Buffer.allocUnsafe(workerData.chunk);
 const READ_ATTEMPTS = 3;
+const ONE_SHOT = typeof crypto.hash === 'function';
 function describe(e) {
   switch (e && e.code) {
     case 'EACCES': case 'EPERM': return 'permission denied';
@@ -47,20 +48,33 @@ function hashOne(p) {
     // write whose mtime was put back: read again, and report a digest only for a read the
     // whole stat held over. A moved size or mtime is a writer at work: no second try.
     for (let attempt = 1; ; attempt++) {
-      const h = crypto.createHash('sha256');
       let pos = 0;
+      let sha256;
       // Read up to the size fstat gave, no further: a small file costs one read, not two. A file
       // that grew meanwhile shows it in the second fstat below.
-      while (pos < before.size) {
-        const n = fs.readSync(fd, buf, 0, buf.length, pos);
-        if (n === 0) break;
-        h.update(n === buf.length ? buf : buf.subarray(0, n));
-        pos += n;
+      if (before.size <= buf.length) {
+        // Most files fit the buffer whole: one-shot crypto.hash (Node >= 20.12) makes no Hash object.
+        while (pos < before.size) {
+          const n = fs.readSync(fd, buf, pos, before.size - pos, pos);
+          if (n === 0) break;
+          pos += n;
+        }
+        const bytes = buf.subarray(0, pos);
+        sha256 = ONE_SHOT ? crypto.hash('sha256', bytes) : crypto.createHash('sha256').update(bytes).digest('hex');
+      } else {
+        const h = crypto.createHash('sha256');
+        while (pos < before.size) {
+          const n = fs.readSync(fd, buf, 0, buf.length, pos);
+          if (n === 0) break;
+          h.update(n === buf.length ? buf : buf.subarray(0, n));
+          pos += n;
+        }
+        sha256 = h.digest('hex');
       }
       const after = fs.fstatSync(fd);
       const written = after.mtimeMs !== before.mtimeMs || after.size !== before.size || pos !== after.size;
       if (!written && after.ctimeMs === before.ctimeMs)
-        return { sha256: h.digest('hex'), bytes: pos, stat: [after.dev, after.ino, after.size, after.mtimeMs, after.ctimeMs, after.mode, after.uid, after.gid] };
+        return { sha256, bytes: pos, stat: [after.dev, after.ino, after.size, after.mtimeMs, after.ctimeMs, after.mode, after.uid, after.gid] };
       if (written || attempt === READ_ATTEMPTS)
         return { error: 'written to while it was being hashed; its digest is not reported', code: 'CHANGED_DURING_SCAN' };
       before = after;

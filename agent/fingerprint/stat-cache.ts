@@ -1,5 +1,5 @@
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import { Database } from '../sqlite.js';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { makeStateDir } from '../state-db.js';
 import { QuicksandError } from '../../shared/errors.js';
