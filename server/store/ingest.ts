@@ -17,6 +17,14 @@ import { createContainerRows } from './containers.js';
 import type { ContainerReport } from '../../shared/report.js';
 import { reportForStore } from './config-diffs.js';
 
+/** The host row's columns that are in indexes: written only when they change. */
+interface HostIndexed {
+  status: string;
+  hostname: string;
+  image_name: string | null;
+  image_version: string | null;
+}
+
 /** Findings the server itself raises about a host (not the agent's scan). */
 export const CHAIN_FINDING_KIND = 'report-chain-broken';
 
@@ -93,8 +101,10 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
   const openTickets = db.prepare<[string], { key: string; ticket: string | null }>(
     `SELECT key, ticket FROM findings WHERE host_id = ? AND resolved_at IS NULL AND source = 'scan'`,
   );
+  // Its own partial index, named: without statistics the planner takes findings_by_host (two
+  // equal columns) and reads every open finding of the host to find the few with a ticket.
   const openTicketed = db.prepare<[string], { key: string; ticket: string | null }>(
-    `SELECT key, ticket FROM findings WHERE host_id = ? AND resolved_at IS NULL AND ticket IS NOT NULL`,
+    `SELECT key, ticket FROM findings INDEXED BY findings_open_ticketed WHERE host_id = ? AND resolved_at IS NULL AND ticket IS NOT NULL`,
   );
   // What makes a pet: open, not waived by a rule, not approved.
   const hostStatus = createHostStatus(db);
@@ -108,9 +118,10 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
        last_seen = @now, last_report_at = @now, last_seq = max(last_seq, @seq), outbox_depth = coalesce(@outboxDepth, outbox_depth)
      WHERE id = @hostId`,
   );
-  const hostIndexed = db.prepare<[string], { status: string; hostname: string; image_name: string | null; image_version: string | null }>(
-    'SELECT status, hostname, image_name, image_version FROM hosts WHERE id = ?',
-  );
+  const hostIndexed = db.prepare<[string], HostIndexed>('SELECT status, hostname, image_name, image_version FROM hosts WHERE id = ?');
+  // A report reads its host's row once: the labels the rules and alerts see, and the indexed
+  // columns as they were before it (nothing the report writes first changes them).
+  const hostBefore = db.prepare<[string], HostIndexed & { labels: string }>('SELECT labels, status, hostname, image_name, image_version FROM hosts WHERE id = ?');
   const updateHostIndexed = db.prepare('UPDATE hosts SET hostname = @hostname, image_name = @imageName, image_version = @imageVersion, status = @status WHERE id = @hostId');
   const updateHostHello = db.prepare(
     `UPDATE hosts SET hostname = @hostname, os = @os, agent_version = @agentVersion, last_seen = @now, outbox_depth = @outboxDepth,
@@ -169,7 +180,8 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
     for (const cs of report.changeSets ?? []) {
       upsertChangeSet.run({ hostId: agentId, id: cs.id, tool: cs.tool, command: cs.command ?? null, user: cs.user ?? null, start: cs.start ?? null, end: cs.end ?? null, packages: cs.packages, ticket: cs.ticket ?? null, now });
     }
-    const host = { id: agentId, hostname: report.host.hostname, labels: alerting.labelsOf(agentId) };
+    const was = hostBefore.get(agentId);
+    const host = { id: agentId, hostname: report.host.hostname, labels: was === undefined ? {} : (JSON.parse(was.labels) as Record<string, string>) };
     const findings = ticketsAtFirstSight(agentId, report.findings);
     const evaluated = evaluateWithTickets(findings, host, report.image, receivedAt);
     for (const e of evaluated) saveFinding(agentId, 'scan', e, frame.seq, now);
@@ -192,7 +204,7 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
       now,
       seq: frame.seq,
       outboxDepth: frame.outboxDepth ?? null,
-    });
+    }, was);
     hostStatus.note(agentId, before, status, receivedAt, BY_REPORT);
     touchImage(report.image.name, report.image.version, receivedAt);
     alerting.alert(host, report.image, evaluated, status, receivedAt);
@@ -203,9 +215,11 @@ export function createIngest(db: Db, alerting: Alerting = createAlerting(db)): S
     return { type: 'report', seq: frame.seq, outcome: 'stored', chainBroken };
   }
 
-  /** Writes a host's row after its report; returns its status before (null: no such host). */
-  function writeHostAfterReport(row: { hostId: string; hostname: string; imageName: string; imageVersion: string; status: string; scannedAt: string; score: number; open: number; now: string; seq: number; outboxDepth: number | null }): string | null {
-    const was = hostIndexed.get(row.hostId);
+  /** Writes a host's row after its report, given its indexed columns before; returns its status before (null: no such host). */
+  function writeHostAfterReport(
+    row: { hostId: string; hostname: string; imageName: string; imageVersion: string; status: string; scannedAt: string; score: number; open: number; now: string; seq: number; outboxDepth: number | null },
+    was: HostIndexed | undefined = hostIndexed.get(row.hostId),
+  ): string | null {
     if (was === undefined) return null;
     updateHostCounts.run(row);
     if (was.status !== row.status || was.hostname !== row.hostname || was.image_name !== row.imageName || was.image_version !== row.imageVersion) updateHostIndexed.run(row);

@@ -1,6 +1,5 @@
 // The durable alert queue and the configured sinks on PostgreSQL. Due deliveries are claimed with
 // FOR UPDATE SKIP LOCKED: however many nodes run the delivery loop, each delivery goes to one.
-import { randomUUID } from 'node:crypto';
 import { alertSinkSchema, scrubUrls } from '../../../shared/alerts.js';
 import { openSink, sealSink } from '../sink-secrets.js';
 import type { Alert } from '../../alerts/alert.js';
@@ -9,6 +8,7 @@ import type { NewDelivery } from '../../alerts/queue.js';
 import { decodeCursor, encodeCursor, toAttemptRow, toDeliveryRow, toQueuedDelivery } from '../alert-queue.js';
 import type { DeliveryDbRow } from '../alert-queue.js';
 import type { AlertQueue, SinkStore } from '../types.js';
+import { timeOrderedUuid } from '../time-ordered-id.js';
 import type { PgDatabase, Sql } from './db.js';
 
 /** The queue's port, and what ingest's transaction also calls (on that transaction's client). */
@@ -81,7 +81,7 @@ async function insertAll(q: Sql, rows: readonly DeliveryInsert[]): Promise<void>
 export function createPgAlertQueue(db: PgDatabase, compose?: AlertQueue['current']): PgAlertQueue {
   const pendingRows = (deliveries: readonly NewDelivery[], now: Date): DeliveryInsert[] =>
     deliveries.map((d) => ({ id: d.id, sinkId: d.sinkId, alert: d.alert, state: 'pending', notBefore: d.notBefore, createdAt: now.toISOString(), basis: d.basis === undefined ? null : JSON.stringify(d.basis), reason: null }));
-  const plannedRow = (alert: Alert, reason: string, now: Date): DeliveryInsert => ({ id: randomUUID(), sinkId: '', alert, state: 'planned', notBefore: now.getTime(), createdAt: now.toISOString(), basis: null, reason });
+  const plannedRow = (alert: Alert, reason: string, now: Date): DeliveryInsert => ({ id: timeOrderedUuid(now.getTime()), sinkId: '', alert, state: 'planned', notBefore: now.getTime(), createdAt: now.toISOString(), basis: null, reason });
   const enqueueIn = (q: Sql, deliveries: readonly NewDelivery[], now: Date): Promise<void> => insertAll(q, pendingRows(deliveries, now));
   return {
     pendingRows,

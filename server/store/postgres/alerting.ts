@@ -1,7 +1,6 @@
 // What ingest does after storing a report's findings, inside its transaction, on PostgreSQL: the
 // rules (compiled once per version), the alert policy with the host's remembered alerts, one
 // queued delivery per alert and sink. Never sends (the delivery loop does). See ../alerting.ts.
-import { randomUUID } from 'node:crypto';
 import { parseRuleSet, emptyRuleSet } from '../../../shared/rules.js';
 import { compareSeverity } from '../../../shared/findings.js';
 import type { AlertSink } from '../../../shared/alerts.js';
@@ -16,6 +15,7 @@ import type { CompiledRules, EvaluatedFinding } from '../../rules.js';
 import { heldAlertsOf } from '../alerting.js';
 import type { HostForAlerts } from '../alerting.js';
 import type { HeldAlerts } from '../types.js';
+import { timeOrderedUuid } from '../time-ordered-id.js';
 import type { DeliveryInsert, PgAlertQueue } from './alert-queue.js';
 import type { Sql } from './db.js';
 
@@ -131,10 +131,10 @@ export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sq
           const got = new Set(await queue.resolveTargets(q, alert.dedupKey));
           const to = configured.filter((s) => got.has(s.id));
           if (to.length === 0) rows.push(queue.plannedRow(alert, 'no sink got its trigger', now));
-          else rows.push(...queue.pendingRows(to.map((s) => ({ id: randomUUID(), sinkId: s.id, alert, notBefore: now.getTime() })), now));
+          else rows.push(...queue.pendingRows(to.map((s) => ({ id: timeOrderedUuid(now.getTime()), sinkId: s.id, alert, notBefore: now.getTime() })), now));
           continue;
         }
-        const deliveries = planDeliveries([alert], configured, now, randomUUID, planned.basis);
+        const deliveries = planDeliveries([alert], configured, now, () => timeOrderedUuid(now.getTime()), planned.basis);
         if (deliveries.length === 0) rows.push(queue.plannedRow(alert, `no sink takes ${alert.severity} alerts`, now));
         else rows.push(...queue.pendingRows(deliveries, now));
       }
