@@ -115,8 +115,9 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
       }
       if (packageOnly && pkgs.owned.has(file.path)) seenOwned.add(file.path);
       const n = seq++;
-      // Its verdict needs a second read with the package database's algorithm: after the walk.
+      // Clean on the differ's fast path, whatever the packages say: the walk may remember it.
       walker.settle(file, was !== undefined && !packageOnly && isKnownClean(was, file));
+      // Its verdict needs a second read with the package database's algorithm: after the walk.
       if (needsVerification(file, was, pkgs.owned)) deferred.push({ seq: n, was, now: file });
       else {
         const ffs = comparePresent(rules, was, file, undefined);
