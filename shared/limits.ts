@@ -17,4 +17,6 @@ export const LIMITS = {
   keys: 64,
   /** Nesting of any JSON value received: a report nests three levels, a manifest four. */
   depth: 32,
+  /** Bytes of one line of a manifest file: its first line holds every package of the image. */
+  manifestLine: 64 * 1024 * 1024,
 } as const;

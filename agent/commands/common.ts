@@ -9,6 +9,8 @@ import { QuicksandError } from '../../shared/errors.js';
 import type { FingerprintOptions } from '../fingerprint/walk.js';
 import { lowerPriority } from '../fingerprint/priority.js';
 import { openStatCache } from '../fingerprint/stat-cache.js';
+import { openCleanPaths } from '../fingerprint/clean-paths.js';
+import type { CleanPaths } from '../fingerprint/clean-paths.js';
 import type { StatCache } from '../fingerprint/stat-cache.js';
 import type { Root } from '../root.js';
 
@@ -105,6 +107,19 @@ export function walkOptions(args: CostArgs & { quiet?: boolean }, root: Root, io
       cache.close();
     },
   };
+}
+
+/**
+ * The paths of `root` last found clean against the manifest `identity` ('': the one being
+ * written), when the walk has a usable state folder (`walkOptions` opened its cache); else none.
+ */
+export function openCleanPathsFor(args: CostArgs, root: Root, identity: string, walk: FingerprintOptions): CleanPaths | undefined {
+  if (walk.cache === undefined) return undefined;
+  try {
+    return openCleanPaths(path.resolve(args.state ?? DEFAULT_STATE_DIR), root.dir === '' ? '/' : root.dir, identity);
+  } catch {
+    return undefined; // only saves work: the walk compares every path instead
+  }
 }
 
 export async function ensureStateDir(state: string): Promise<void> {

@@ -6,13 +6,15 @@ import { QuicksandError, isQuicksandError } from '../../shared/errors.js';
 import type { OptionValues } from '../../shared/command-line.js';
 import { normalizeImageRef } from '../../shared/image-ref.js';
 import { defaultPolicy } from '../../shared/policy.js';
-import { walkWhileCollecting } from '../fingerprint/observe.js';
+import { walkEntriesWhileCollecting } from '../fingerprint/observe.js';
+import type { ObservedFile } from '../fingerprint/walk.js';
+import { isKnownClean } from '../diff/differ.js';
 import { createConfigTextReader } from '../fingerprint/config-text.js';
 import { defaultImageName, intoManifestRecord, manifestHeader } from '../manifest/build.js';
 import { writeManifestFile } from '../manifest/io.js';
-import { writeManifestStream } from '../manifest/stream.js';
+import { fileDigest, writeManifestStream } from '../manifest/stream.js';
 import { openRoot } from '../root.js';
-import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, assertWritableDir, noArguments, required, walkOptions } from './common.js';
+import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, assertWritableDir, noArguments, openCleanPathsFor, required, walkOptions } from './common.js';
 import { expectedPaths, startProgress } from './progress.js';
 import type { CliIo, CostArgs } from './common.js';
 
@@ -99,12 +101,16 @@ export async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<nu
   const policy = defaultPolicy();
   const walk = walkOptions(args, root, io);
   const shown = startProgress(io, args.quiet, 'manifest', await expectedPaths(root.dir, walk.lastWalk, policy.tracked));
+  // Each record written is what the walk saw: the next scan against this file may take every
+  // path whose lstat did not move as clean, so the manifest remembers them as a scan would.
+  const clean = openCleanPathsFor(args, root, '', walk.options);
   let started;
   try {
-    started = await walkWhileCollecting(root, policy, { ...walk.options, ...(shown.onProgress ? { onProgress: shown.onProgress } : {}) });
+    started = await walkEntriesWhileCollecting(root, policy, { ...walk.options, ...(clean ? { clean } : {}), ...(shown.onProgress ? { onProgress: shown.onProgress } : {}) });
   } catch (err) {
     shown.stop();
     walk.close(0);
+    clean?.close();
     throw err;
   }
   const { walker, walked, packages: pkgs } = started;
@@ -117,8 +123,15 @@ export async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<nu
   // Small config files carry their text, secrets masked, so a later change shows as a diff.
   const texts = createConfigTextReader(root, policy);
   const records = async function* () {
-    for await (const batch of walked) {
-      const recs = batch.map((f) => intoManifestRecord(f, owned));
+    for await (const entries of walked) {
+      // Only paths found clean against an earlier scan's manifest come as strings: none here.
+      const batch = entries as ObservedFile[];
+      const recs = batch.map((f) => {
+        const readable = f.unreadable === undefined;
+        const rec = intoManifestRecord(f, owned);
+        walker.settle(f, readable && isKnownClean(rec, f));
+        return rec;
+      });
       await texts.fillRecords(recs);
       yield recs;
     }
@@ -126,10 +139,13 @@ export async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<nu
   let count: number;
   try {
     count = await writeManifestStream(out, manifestHeader(pkgs.packages, policy, image, new Date()), records());
+    const written = fileDigest(out);
+    if (written !== undefined) clean?.adopt(written);
   } finally {
     shown.stop();
     await walked.close();
     walk.close(walker.stats.files);
+    clean?.close();
   }
   if (!args.quiet) {
     const secs = ((performance.now() - t0) / 1000).toFixed(1);

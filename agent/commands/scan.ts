@@ -10,7 +10,7 @@ import { openManifestSource } from '../manifest/stream.js';
 import { openRoot } from '../root.js';
 // Loaded with the walk anyway (fingerprint/walk.ts): no cost to a scan's start-up.
 import { DEFAULT_TRACKED } from '../../shared/policy.js';
-import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, noArguments, required, walkOptions } from './common.js';
+import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, noArguments, openCleanPathsFor, required, walkOptions } from './common.js';
 import { startProgress, expectedPaths } from './progress.js';
 import type { CliIo, CostArgs } from './common.js';
 
@@ -97,13 +97,19 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   const walk = walkOptions(args, root, io);
   let report;
   let files = 0;
+  let clean;
   const shown = startProgress(io, args.quiet, 'scan', await expectedPaths(root.dir, walk.lastWalk, DEFAULT_TRACKED));
   try {
     const source = await openManifestSource(manifestFile);
-    report = await scanSource(root, source, { ...walk.options, ...(shown.onProgress ? { onProgress: shown.onProgress } : {}), onStats: (s) => (files = s.files) });
+    // Verdicts are remembered against the manifest's bytes: another manifest starts afresh.
+    const identity = walk.options.cache === undefined ? undefined : source.identity?.();
+    clean = identity === undefined ? undefined : openCleanPathsFor(args, root, identity, walk.options);
+    report = await scanSource(root, source, { ...walk.options, ...(clean ? { clean } : {}), ...(shown.onProgress ? { onProgress: shown.onProgress } : {}), onStats: (s) => (files = s.files) });
   } finally {
     shown.stop();
     walk.close(files);
+    if (files > 0) clean?.prune(files);
+    clean?.close();
   }
   if (args.containers) {
     const { scanContainers } = await import('../containers/scan-containers.js');

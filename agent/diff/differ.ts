@@ -412,6 +412,14 @@ function metadataSeverity(was: Manifest['files'][number], now: ObservedFile, own
  * the same content and every field `metadataChanges` looks at the same. Capabilities are
  * compared by `metadataChanges` only when either side has them.
  */
+/**
+ * True when `now` matches its record `was` on the differ's fast path, whatever the packages:
+ * the walk may remember it as clean with the lstat it saw (an unreadable file keeps its warning).
+ */
+export function isKnownClean(was: FileRecord, now: ObservedFile): boolean {
+  return now.unreadable === undefined && unchangedRecord(was, now);
+}
+
 function unchangedRecord(was: FileRecord, now: ObservedFile): boolean {
   if (was.type !== now.type || was.uid !== now.uid || was.gid !== now.gid || was.target !== now.target) return false;
   if (was.mode !== now.mode && was.type !== 'symlink') return false;

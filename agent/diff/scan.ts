@@ -4,13 +4,13 @@ import type { FileRecord, Manifest } from '../../shared/manifest.js';
 import { REPORT_SCHEMA, summarize } from '../../shared/summary.js';
 import type { ChangeSetInfo, Finding, Report } from '../../shared/report.js';
 import type { ChangeSet, Collector } from '../collect/types.js';
-import { comparePackages, compareGone, comparePresent, fileRules, finishFindings, missingPackageFiles, needsVerification, resolveCauses } from './differ.js';
+import { comparePackages, compareGone, comparePresent, fileRules, finishFindings, isKnownClean, missingPackageFiles, needsVerification, resolveCauses } from './differ.js';
 import type { FileFinding } from './differ.js';
-import { compareRecordPaths } from '../fingerprint/walk.js';
-import type { FingerprintOptions, ObservedFile, WalkStats } from '../fingerprint/walk.js';
-import { memorySource } from '../manifest/stream.js';
-import type { ManifestSource } from '../manifest/stream.js';
-import { walkWhileCollecting } from '../fingerprint/observe.js';
+import { comparePaths } from '../fingerprint/walk.js';
+import type { FingerprintOptions, ObservedFile, WalkStats, Walked } from '../fingerprint/walk.js';
+import { loadRecordSchema, memorySource } from '../manifest/stream.js';
+import type { ManifestSource, RecordBatch } from '../manifest/stream.js';
+import { walkEntriesWhileCollecting } from '../fingerprint/observe.js';
 import type { Root } from '../root.js';
 import { verifyAgainstPackages } from './verify.js';
 import { compileSensitive, uidZeroAccounts } from './sensitive.js';
@@ -41,12 +41,12 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   const started = now();
   const t0 = performance.now();
   const { header } = source;
-  const { walker, walked: walk, packages: pkgs } = await walkWhileCollecting(root, header.policy, opts, opts.collectors);
+  const { walker, walked: walk, packages: pkgs } = await walkEntriesWhileCollecting(root, header.policy, opts, opts.collectors);
   const packages = comparePackages(header.packages, pkgs.packages);
-  const expected = new RecordCursor(source.records());
+  const expected = new RecordCursor(source.batches());
   let packageOnly: boolean;
   try {
-    packageOnly = (await expected.fill()) === undefined;
+    packageOnly = !(await expected.fill());
   } catch (err) {
     await walk.close(); // a manifest unreadable from its first record: the walk is not read
     throw err;
@@ -65,13 +65,23 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   const deferred: Array<{ seq: number; was: FileRecord | undefined; now: ObservedFile }> = [];
   let seq = 0;
   const seenOwned = new Set<string>();
-  /** Moves the manifest side up to `file`: what it passes is gone; returns the record of `file`. */
-  const takeGoneBefore = (file: ObservedFile | undefined): FileRecord | undefined | 'refill' => {
+  /**
+   * Moves the manifest side up to `file`: what it passes is gone; returns the record of `file`.
+   * 'refill': await `expected.fill()` and ask again. A path known clean (a string) passes its
+   * own record unread.
+   */
+  const takeGoneBefore = (file: Walked | undefined): FileRecord | undefined | 'refill' => {
     for (;;) {
-      const next = expected.peek();
-      if (next === undefined) return expected.exhausted ? undefined : 'refill';
-      const order = file === undefined ? -1 : compareRecordPaths(next, file);
+      const at = expected.path();
+      if (at === undefined) return expected.exhausted ? undefined : 'refill';
+      const order = file === undefined ? -1 : typeof file === 'string' ? comparePaths(at, expected.rawPath(), file, undefined) : comparePaths(at, expected.rawPath(), file.path, file.rawPath);
       if (order > 0) return undefined;
+      if (order === 0 && typeof file === 'string') {
+        expected.skip();
+        return undefined;
+      }
+      const next = expected.record();
+      if (next === undefined) return 'refill';
       expected.skip();
       if (order === 0) return next;
       if (!rules.ignored(next.path)) {
@@ -81,7 +91,7 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
       }
     }
   };
-  const recordOf = async (file: ObservedFile | undefined): Promise<FileRecord | undefined> => {
+  const recordOf = async (file: Walked | undefined): Promise<FileRecord | undefined> => {
     for (;;) {
       const got = takeGoneBefore(file);
       if (got !== 'refill') return got;
@@ -91,6 +101,11 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   for await (const batch of walk) {
     // The walk leaves out what the same policy ignores: no path here needs that check again.
     for (const file of batch) {
+      if (typeof file === 'string') {
+        // Found clean against this manifest with the same lstat: nothing about it can differ.
+        if (takeGoneBefore(file) === 'refill') await recordOf(file);
+        continue;
+      }
       if (file.type === 'symlink' && file.rawPath === undefined) links.set(file.path, file);
       let was: FileRecord | undefined;
       if (!packageOnly) {
@@ -100,6 +115,8 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
       }
       if (packageOnly && pkgs.owned.has(file.path)) seenOwned.add(file.path);
       const n = seq++;
+      // Clean on the differ's fast path, whatever the packages say: the walk may remember it.
+      walker.settle(file, was !== undefined && !packageOnly && isKnownClean(was, file));
       // Its verdict needs a second read with the package database's algorithm: after the walk.
       if (needsVerification(file, was, pkgs.owned)) deferred.push({ seq: n, was, now: file });
       else {
@@ -148,23 +165,39 @@ export function changeSetsNamed(findings: readonly Finding[], changeSets: readon
 
 /** Reads a stream of record batches one record at a time, with a look-ahead of one. */
 class RecordCursor {
-  private batch: FileRecord[] = [];
+  private batch: RecordBatch | undefined;
   private i = 0;
   private done = false;
-  private readonly it: AsyncIterator<FileRecord[]>;
+  private readonly it: AsyncIterator<RecordBatch>;
 
-  constructor(records: AsyncIterable<FileRecord[]>) {
-    this.it = records[Symbol.asyncIterator]();
+  constructor(batches: AsyncIterable<RecordBatch>) {
+    this.it = batches[Symbol.asyncIterator]();
   }
 
-  /** The next record while the current batch lasts; undefined when `fill` must be awaited. */
-  peek(): FileRecord | undefined {
-    return this.batch[this.i];
+  /** The next record's path while the current batch lasts; undefined when `fill` must be awaited. */
+  path(): string | undefined {
+    return this.batch !== undefined && this.i < this.batch.length ? this.batch.path(this.i) : undefined;
   }
 
-  /** Awaits the next batch when the current one is used up (an await per batch, not per record). */
-  async fill(): Promise<FileRecord | undefined> {
-    while (this.i >= this.batch.length && !this.done) {
+  rawPath(): string | undefined {
+    return this.batch!.rawPath(this.i);
+  }
+
+  /** The next record; undefined when `fill` must be awaited (its schema is not loaded yet). */
+  record(): FileRecord | undefined {
+    return this.batch!.record(this.i);
+  }
+
+  /**
+   * Awaits what the next record needs: the next batch when the current one is used up (an await
+   * per batch, not per record), or the schema of a record of an unusual shape. False at the end.
+   */
+  async fill(): Promise<boolean> {
+    if (this.batch !== undefined && this.i < this.batch.length) {
+      if (this.batch.record(this.i) === undefined) await loadRecordSchema();
+      return true;
+    }
+    while (!this.done && (this.batch === undefined || this.i >= this.batch.length)) {
       const r = await this.it.next();
       if (r.done) this.done = true;
       else {
@@ -172,7 +205,7 @@ class RecordCursor {
         this.i = 0;
       }
     }
-    return this.batch[this.i];
+    return this.batch !== undefined && this.i < this.batch.length;
   }
 
   skip(): void {
@@ -180,6 +213,6 @@ class RecordCursor {
   }
 
   get exhausted(): boolean {
-    return this.done && this.i >= this.batch.length;
+    return this.done && (this.batch === undefined || this.i >= this.batch.length);
   }
 }

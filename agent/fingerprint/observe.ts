@@ -5,7 +5,7 @@ import { COLLECTORS } from '../collect/index.js';
 import { packageId } from '../collect/read.js';
 import type { ChangeSet, Collected, Collector, OwnedFile } from '../collect/types.js';
 import { TreeWalker, fingerprint } from './walk.js';
-import type { FingerprintOptions, ObservedFile, WalkStats } from './walk.js';
+import type { FingerprintOptions, ObservedFile, WalkStats, Walked } from './walk.js';
 import { PREFETCH_PATHS, prefetch } from './prefetch.js';
 import type { Prefetched } from './prefetch.js';
 import type { Root } from '../root.js';
@@ -100,10 +100,30 @@ export async function walkWhileCollecting(
   opts: FingerprintOptions,
   collectors?: readonly Collector[],
 ): Promise<{ walker: TreeWalker; walked: Prefetched<ObservedFile>; packages: CollectedAll }> {
+  return startWalk(root, policy, opts, collectors, (w) => w.batches());
+}
+
+/** `walkWhileCollecting` for a walk given clean paths: it yields `TreeWalker.entries()`. */
+export async function walkEntriesWhileCollecting(
+  root: Root,
+  policy: Policy,
+  opts: FingerprintOptions,
+  collectors?: readonly Collector[],
+): Promise<{ walker: TreeWalker; walked: Prefetched<Walked>; packages: CollectedAll }> {
+  return startWalk(root, policy, opts, collectors, (w) => w.entries());
+}
+
+async function startWalk<T>(
+  root: Root,
+  policy: Policy,
+  opts: FingerprintOptions,
+  collectors: readonly Collector[] | undefined,
+  read: (walker: TreeWalker) => AsyncGenerator<T[]>,
+): Promise<{ walker: TreeWalker; walked: Prefetched<T>; packages: CollectedAll }> {
   const walker = new TreeWalker(root, policy, opts);
   const collecting = collectPackages(root, collectors);
   walker.shareWith(collecting);
-  const walked = prefetch(walker.batches(), collecting, PREFETCH_PATHS);
+  const walked = prefetch(read(walker), collecting, PREFETCH_PATHS);
   try {
     return { walker, walked, packages: await collecting };
   } catch (err) {

@@ -11,6 +11,8 @@ import { hashPoolFor } from './hash-pool.js';
 import type { HashPool } from './hash-pool.js';
 import type { HashResult } from './hash-pool.js';
 import type { FileStat, StatCache } from './stat-cache.js';
+import { lstatTuple } from './clean-paths.js';
+import type { CleanPaths } from './clean-paths.js';
 import type { Root } from '../root.js';
 import { readSecurityXattrs } from './xattrs.js';
 import type { SecurityXattrs } from './xattrs.js';
@@ -19,6 +21,12 @@ import type { SecurityXattrs } from './xattrs.js';
 export interface ObservedFile extends FileRecord {
   unreadable?: string;
 }
+
+/**
+ * What `entries()` yields: a record, or only the path (a string) of one whose lstat is the one
+ * it had when last found clean against the same manifest (`FingerprintOptions.clean`).
+ */
+export type Walked = ObservedFile | string;
 
 /** What a walk did: the counters tests and benchmarks read instead of timing it. */
 export interface WalkStats {
@@ -33,6 +41,8 @@ export interface WalkStats {
   linkGroupsPeak: number;
   /** Regular files whose security xattrs were read (not taken from the stat cache). */
   xattrsRead: number;
+  /** Paths passed on as known clean (`FingerprintOptions.clean`): neither recorded nor looked up. */
+  knownClean: number;
 }
 
 export interface Fingerprint {
@@ -67,6 +77,12 @@ export interface FingerprintOptions {
    * name of it that still comes is hashed again.
    */
   maxLinkGroups?: number;
+  /**
+   * The paths last found clean against this manifest: one whose lstat is unchanged comes from
+   * `entries()` as its path alone. Records that may be remembered as clean are settled with
+   * `settle` in the order they came.
+   */
+  clean?: CleanPaths;
 }
 
 const SLASH = Buffer.from('/');
@@ -117,8 +133,12 @@ interface Job {
  */
 export class TreeWalker {
   readonly warnings: ScanWarning[] = [];
-  readonly stats: WalkStats = { files: 0, hashed: 0, cacheHits: 0, bytesHashed: 0, linkGroupsPeak: 0, xattrsRead: 0 };
-  private readonly queue: Entry[] = [];
+  readonly stats: WalkStats = { files: 0, hashed: 0, cacheHits: 0, bytesHashed: 0, linkGroupsPeak: 0, xattrsRead: 0, knownClean: 0 };
+  /** Records that may be remembered as clean, in the order they are emitted, with their lstat (`settle`). */
+  private readonly candidates: Array<{ rec: ObservedFile; inside: Buffer; tuple: Buffer }> = [];
+  private candidatesHead = 0;
+  /** A string: the path of one known clean (`FingerprintOptions.clean`). */
+  private readonly queue: Array<Entry | string> = [];
   private head = 0;
   private batch: Job[] = [];
   private batchBytes = 0;
@@ -156,7 +176,15 @@ export class TreeWalker {
     work.then(stop, stop);
   }
 
-  async *batches(): AsyncGenerator<ObservedFile[]> {
+  /** Every record, in walk order; without `FingerprintOptions.clean` (else read `entries()`). */
+  batches(): AsyncGenerator<ObservedFile[]> {
+    if (this.opts.clean !== undefined) throw new Error('a walk given clean paths is read with entries()');
+    return this.entries() as AsyncGenerator<ObservedFile[]>;
+  }
+
+  /** Every record in walk order, and with `FingerprintOptions.clean` the paths known clean as strings. */
+  async *entries(): AsyncGenerator<Walked[]> {
+    const clean = this.opts.clean;
     try {
       const ignored = compileGlobs(this.policy.ignored);
       let sinceYield = 0;
@@ -186,15 +214,20 @@ export class TreeWalker {
           // undefined: vanished between readdir and lstat, so it is simply not there any more
           if (est === undefined) continue;
           const inside = item.host.subarray(skip);
-          const rec = this.visit(item.host, inside, item.text, est);
-          if (rec.type !== 'dir') continue;
+          // Symbolic links always come whole: the causes of findings follow them.
+          if (clean !== undefined && !est.isSymbolicLink() && clean.holds(inside, est)) {
+            this.stats.files++;
+            this.stats.knownClean++;
+            this.queue.push(item.text);
+            if (!est.isDirectory()) continue;
+          } else if (this.visit(item.host, inside, item.text, est).type !== 'dir') continue;
           if (est.dev !== topDev) {
             if (!this.opts.crossMounts) {
-              this.warnings.push({ code: 'MOUNT_NOT_CROSSED', path: rec.path, message: 'another filesystem is mounted here; its contents were not walked (--cross-mounts walks it)' });
+              this.warnings.push({ code: 'MOUNT_NOT_CROSSED', path: item.text, message: 'another filesystem is mounted here; its contents were not walked (--cross-mounts walks it)' });
               continue;
             }
             if (isPseudoFs(this.host(inside))) {
-              this.warnings.push({ code: 'PSEUDO_FS_SKIPPED', path: rec.path, message: 'a kernel pseudo filesystem (like /proc) is mounted here; it is never walked' });
+              this.warnings.push({ code: 'PSEUDO_FS_SKIPPED', path: item.text, message: 'a kernel pseudo filesystem (like /proc) is mounted here; it is never walked' });
               continue;
             }
           }
@@ -203,7 +236,7 @@ export class TreeWalker {
           try {
             names = readdirSync(hostDir, { encoding: 'buffer' });
           } catch (err) {
-            this.warnings.push(warn(err, rec.path));
+            this.warnings.push(warn(err, item.text));
             continue;
           }
           // Push in reverse so the walk visits names in byte order.
@@ -226,22 +259,24 @@ export class TreeWalker {
       yield* this.drain(true);
     } finally {
       this.opts.cache?.flush();
+      this.opts.clean?.flush();
       await this.pool.close();
     }
   }
 
   /** Emits the records at the head of the queue whose digests are known; `all` waits for the rest. */
-  private async *drain(all: boolean): AsyncGenerator<ObservedFile[]> {
+  private async *drain(all: boolean): AsyncGenerator<Walked[]> {
     this.flushBatch();
     this.opts.onProgress?.(this.stats.files, this.stats.bytesHashed);
     // Let worker replies in: the walk itself never gives the event loop a turn.
     await new Promise<void>((r) => setImmediate(r));
     for (;;) {
-      const out: ObservedFile[] = [];
+      const out: Walked[] = [];
       while (this.head < this.queue.length) {
         const entry = this.queue[this.head]!;
-        if (entry.job !== undefined && !entry.job.done) break;
-        out.push(entry.rec);
+        if (typeof entry === 'string') out.push(entry);
+        else if (entry.job !== undefined && !entry.job.done) break;
+        else out.push(entry.rec);
         this.head++;
       }
       if (this.head > 4096) {
@@ -251,7 +286,7 @@ export class TreeWalker {
       if (out.length > 0) yield out;
       const pending = this.queue.length - this.head;
       if (pending === 0 || (!all && pending < WINDOW)) return;
-      await this.queue[this.head]!.job!.sent;
+      await (this.queue[this.head] as Entry).job!.sent;
     }
   }
 
@@ -260,6 +295,7 @@ export class TreeWalker {
     this.stats.files++;
     const entry: Entry = { rec };
     this.queue.push(entry);
+    const warned = this.warnings.length;
     if (rec.type === 'symlink') {
       try {
         rec.target = (readlinkSync(host, { encoding: 'buffer' }) as Buffer).toString('utf8');
@@ -270,7 +306,28 @@ export class TreeWalker {
       const job = this.fileContent(entry, host, inside, st);
       if (job !== undefined) job.xattrs = this.securityXattrs(rec);
     }
+    // A path with a warning keeps coming whole, so its warning does too; one changed within the
+    // racy window is not remembered, as the stat cache does not remember it.
+    if (this.opts.clean !== undefined && rec.type !== 'symlink' && rec.rawPath === undefined && this.warnings.length === warned && st.ctimeMs < this.startedAt - this.racyMs) {
+      this.candidates.push({ rec, inside, tuple: lstatTuple(st) });
+    }
     return rec;
+  }
+
+  /**
+   * Tells the walk how the scan judged a record `entries()` gave (every record, in the order
+   * given): a record found clean is remembered with the lstat the walk saw, unless its
+   * content could not be read.
+   */
+  settle(rec: ObservedFile, clean: boolean): void {
+    const next = this.candidates[this.candidatesHead];
+    if (next === undefined || next.rec !== rec) return;
+    this.candidatesHead++;
+    if (this.candidatesHead > 4096) {
+      this.candidates.splice(0, this.candidatesHead);
+      this.candidatesHead = 0;
+    }
+    if (clean && rec.unreadable === undefined) this.opts.clean!.remember(next.inside, next.tuple);
   }
 
   private xattrsWarned = false;
@@ -467,9 +524,12 @@ export function comparePathBytes(a: Buffer, b: Buffer): number {
 
 /** `comparePathBytes` for two records, on their strings when both are UTF-8 (no Buffer needed). */
 export function compareRecordPaths(a: { path: string; rawPath?: string | undefined }, b: { path: string; rawPath?: string | undefined }): number {
-  if (a.rawPath !== undefined || b.rawPath !== undefined) return comparePathBytes(rawBytes(a), rawBytes(b));
-  const x = a.path;
-  const y = b.path;
+  return comparePaths(a.path, a.rawPath, b.path, b.rawPath);
+}
+
+/** `compareRecordPaths` of two paths given as a record's `path` and `rawPath`. */
+export function comparePaths(x: string, xRaw: string | undefined, y: string, yRaw: string | undefined): number {
+  if (xRaw !== undefined || yRaw !== undefined) return comparePathBytes(rawBytes(x, xRaw), rawBytes(y, yRaw));
   const n = Math.min(x.length, y.length);
   for (let i = 0; i < n; i++) {
     const cx = x.charCodeAt(i);
@@ -484,8 +544,8 @@ export function compareRecordPaths(a: { path: string; rawPath?: string | undefin
   return x.length - y.length;
 }
 
-function rawBytes(r: { path: string; rawPath?: string | undefined }): Buffer {
-  return r.rawPath === undefined ? Buffer.from(r.path) : Buffer.from(r.rawPath, 'base64');
+function rawBytes(path: string, rawPath: string | undefined): Buffer {
+  return rawPath === undefined ? Buffer.from(path) : Buffer.from(rawPath, 'base64');
 }
 
 /** `/usr` and `/usr/local` both tracked: walk `/usr` once. In walk order. */

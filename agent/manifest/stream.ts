@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
@@ -12,7 +13,7 @@ import { ECOSYSTEMS } from '../../shared/findings.js';
 import { MAX_CONFIG_TEXT_CHARS, TEXT_OMISSIONS } from '../../shared/config-text.js';
 import type { FileRecord, Manifest } from '../../shared/manifest.js';
 import { formatIssues } from '../../shared/schema-errors.js';
-import { compareRecordPaths } from '../fingerprint/walk.js';
+import { comparePaths, compareRecordPaths } from '../fingerprint/walk.js';
 import { readManifestFile } from './io.js';
 
 /** Everything of a manifest but its file records. */
@@ -25,9 +26,139 @@ export type ManifestHeader = Omit<Manifest, 'files'>;
 export interface ManifestSource {
   header: ManifestHeader;
   records(): AsyncIterable<FileRecord[]>;
+  /** The same records, each parsed only when asked: a scan leaves the lines of paths known clean unparsed. */
+  batches(): AsyncIterable<RecordBatch>;
+  /** The sha256 of the manifest file's bytes, when it is a file: what verdicts remembered against it name. */
+  identity?(): string | undefined;
+}
+
+/**
+ * Records of a manifest in walk order: `path` and `rawPath` place one, `record` gives it whole.
+ * `record` answers undefined when the record is of an unusual shape and the schema must be
+ * loaded first: `await loadRecordSchema()`, then ask again.
+ */
+export interface RecordBatch {
+  readonly length: number;
+  path(i: number): string;
+  rawPath(i: number): string | undefined;
+  record(i: number): FileRecord | undefined;
+}
+
+/** A batch of records already in memory. */
+class ParsedBatch implements RecordBatch {
+  constructor(private readonly records: readonly FileRecord[]) {}
+  get length(): number {
+    return this.records.length;
+  }
+  path(i: number): string {
+    return this.records[i]!.path;
+  }
+  rawPath(i: number): string | undefined {
+    return this.records[i]!.rawPath;
+  }
+  record(i: number): FileRecord {
+    return this.records[i]!;
+  }
+}
+
+let recordSchema: typeof import('../../shared/manifest.js').fileRecordSchema | undefined;
+
+/** Loads the schema (zod) that records out of the common shape are checked by: only when one comes. */
+export async function loadRecordSchema(): Promise<void> {
+  recordSchema ??= (await import('../../shared/manifest.js')).fileRecordSchema;
 }
 
 const FILES_OPEN = '"files":[';
+const PATH_OPEN = '{"path":"';
+
+/**
+ * Lines of file records as `writeManifestStream` writes them (`JSON.stringify`, `path` first).
+ * A line's path is cut from its text when it holds no escape and no rawPath, and the line is
+ * parsed and checked only when its record is asked for; other lines are parsed at once.
+ */
+class LineBatch implements RecordBatch {
+  readonly paths: string[] = [];
+  readonly parsed: Array<FileRecord | undefined> = [];
+
+  constructor(
+    private readonly lines: readonly string[],
+    /** The line number of lines[0], for errors. */
+    private readonly firstLine: number,
+    private readonly file: string,
+  ) {}
+
+  get length(): number {
+    return this.lines.length;
+  }
+  path(i: number): string {
+    return this.paths[i]!;
+  }
+  rawPath(i: number): string | undefined {
+    return this.parsed[i]?.rawPath;
+  }
+  record(i: number): FileRecord | undefined {
+    return (this.parsed[i] ??= parseRecordLine(this.lines[i]!, this.firstLine + i, this.file));
+  }
+
+  /** Fills `paths`; a line whose path cannot be cut is parsed now. */
+  async place(): Promise<void> {
+    for (let i = 0; i < this.lines.length; i++) {
+      const line = this.lines[i]!;
+      const cut = cutPath(line);
+      if (cut !== undefined) {
+        this.paths.push(cut);
+        continue;
+      }
+      let rec = this.record(i);
+      if (rec === undefined) {
+        await loadRecordSchema();
+        rec = this.record(i)!;
+      }
+      this.paths.push(rec.path);
+    }
+  }
+}
+
+/** The path of a record line when it can be cut from the text: no escape in it, no rawPath. */
+function cutPath(line: string): string | undefined {
+  if (!line.startsWith(PATH_OPEN)) return undefined;
+  const end = line.indexOf('"', PATH_OPEN.length);
+  if (end < 0) return undefined;
+  const escape = line.indexOf('\\', PATH_OPEN.length);
+  if ((escape >= 0 && escape < end) || line.includes('"rawPath"', end)) return undefined;
+  return line.slice(PATH_OPEN.length, end);
+}
+
+/** One record line, checked; undefined when it needs the schema and that is not loaded yet. */
+function parseRecordLine(line: string, n: number, file: string): FileRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file}, line ${n}: not a JSON file record; was the file cut short or edited?`);
+  }
+  if (isPlainFileRecord(value)) return value;
+  if (recordSchema === undefined) return undefined;
+  const parsed = recordSchema.safeParse(value);
+  if (!parsed.success) throw new QuicksandError('MANIFEST_INVALID', `manifest ${file}, line ${n}:\n${formatIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+/** Every record of `batches`, parsed. */
+async function* allRecords(batches: AsyncIterable<RecordBatch>): AsyncGenerator<FileRecord[]> {
+  for await (const batch of batches) {
+    const out: FileRecord[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      let rec = batch.record(i);
+      if (rec === undefined) {
+        await loadRecordSchema();
+        rec = batch.record(i)!;
+      }
+      out.push(rec);
+    }
+    yield out;
+  }
+}
 
 /**
  * Writes a manifest as ordinary JSON laid out one file record per line, after a first line that
@@ -93,54 +224,81 @@ export async function openManifestSource(file: string): Promise<ManifestSource> 
     return memorySource(await readManifestFile(file));
   }
   delete (header as Partial<Manifest>).files;
+  const batches = async function* (): AsyncGenerator<RecordBatch> {
+    const lines = readLines(file, small);
+    small = undefined;
+    let n = 0;
+    let prevPath: string | undefined;
+    let prevRaw: string | undefined;
+    let pending: string[] = [];
+    let firstLine = 2;
+    let ended = false;
+    const place = async (): Promise<LineBatch> => {
+      const batch = new LineBatch(pending, firstLine, file);
+      await batch.place();
+      for (let i = 0; i < batch.length; i++) {
+        const p = batch.path(i);
+        const raw = batch.rawPath(i);
+        if (prevPath !== undefined && comparePaths(prevPath, prevRaw, p, raw) >= 0) {
+          throw new QuicksandError('MANIFEST_INVALID', `manifest ${file}, line ${firstLine + i}: ${p} is out of order or repeated; rebuild it with quicksand-agent manifest`);
+        }
+        prevPath = p;
+        prevRaw = raw;
+      }
+      firstLine += pending.length;
+      pending = [];
+      return batch;
+    };
+    reading: for await (const chunk of lines) {
+      for (const raw of chunk) {
+        if (n++ === 0) continue;
+        if (raw === ']}') {
+          ended = true;
+          break reading;
+        }
+        pending.push(raw.endsWith(',') ? raw.slice(0, -1) : raw);
+        // Inside the chunk's loop: a small file comes as one chunk, and a scan must not hold
+        // all its records at once (a large heap makes every young collection dearer).
+        if (pending.length >= 1024) yield await place();
+      }
+    }
+    if (!ended) throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} ends before its last file record; was it cut short while being written?`);
+    if (pending.length > 0) yield await place();
+  };
   return {
     header,
-    async *records() {
-      const lines = readLines(file, small);
-      small = undefined;
-      let n = 0;
-      let prev: FileRecord | undefined;
-      let batch: FileRecord[] = [];
-      let ended = false;
-      reading: for await (const chunk of lines) {
-        for (const raw of chunk) {
-          if (n++ === 0) continue;
-          if (raw === ']}') {
-            ended = true;
-            break reading;
-          }
-          const line = raw.endsWith(',') ? raw.slice(0, -1) : raw;
-          let value: unknown;
-          try {
-            value = JSON.parse(line);
-          } catch {
-            throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file}, line ${n}: not a JSON file record; was the file cut short or edited?`);
-          }
-          let record: FileRecord;
-          if (isPlainFileRecord(value)) record = value;
-          else {
-            const { fileRecordSchema } = await import('../../shared/manifest.js');
-            const parsed = fileRecordSchema.safeParse(value);
-            if (!parsed.success) throw new QuicksandError('MANIFEST_INVALID', `manifest ${file}, line ${n}:\n${formatIssues(parsed.error)}`);
-            record = parsed.data;
-          }
-          if (prev !== undefined && compareRecordPaths(prev, record) >= 0) {
-            throw new QuicksandError('MANIFEST_INVALID', `manifest ${file}, line ${n}: ${record.path} is out of order or repeated; rebuild it with quicksand-agent manifest`);
-          }
-          prev = record;
-          batch.push(record);
-          // Inside the chunk's loop: a small file comes as one chunk, and a scan must not hold
-          // all its records at once (a large heap makes every young collection dearer).
-          if (batch.length >= 1024) {
-            yield batch;
-            batch = [];
-          }
-        }
-      }
-      if (!ended) throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} ends before its last file record; was it cut short while being written?`);
-      if (batch.length > 0) yield batch;
-    },
+    identity: () => fileDigest(file),
+    batches,
+    records: () => allRecords(batches()),
   };
+}
+
+/**
+ * The sha256 of a file's bytes as stored (gzipped or not), read in pieces: a manifest's
+ * identity, a few tens of milliseconds at a million records. Undefined when it cannot be read
+ * (the reader then says why).
+ */
+export function fileDigest(file: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    for (;;) {
+      const got = readSync(fd, buf, 0, buf.length, null);
+      if (got === 0) break;
+      hash.update(buf.subarray(0, got));
+    }
+    return hash.digest('hex');
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 // `capability` and `ima` are rare: such a record takes the schema's path. A SELinux host labels
@@ -232,10 +390,14 @@ export function isPlainManifestHeader(v: unknown): v is Manifest {
 export function memorySource(manifest: Manifest): ManifestSource {
   const { files, ...header } = manifest;
   const sorted = [...files].sort(compareRecordPaths);
+  const records = async function* (): AsyncGenerator<FileRecord[]> {
+    for (let i = 0; i < sorted.length; i += 1024) yield sorted.slice(i, i + 1024);
+  };
   return {
     header,
-    async *records() {
-      for (let i = 0; i < sorted.length; i += 1024) yield sorted.slice(i, i + 1024);
+    records,
+    async *batches() {
+      for await (const batch of records()) yield new ParsedBatch(batch);
     },
   };
 }
@@ -279,8 +441,12 @@ function firstLine(bytes: Buffer): string {
 /**
  * The lines of a (possibly gzipped) text file, a chunk at a time; streamed when the file is
  * large. A small one's lines are cut from its bytes as they are read: never one string of it all.
+ * A line longer than LIMITS.manifestLine bytes fails the read.
  */
 async function* readLines(file: string, small?: Buffer): AsyncGenerator<string[]> {
+  const tooLong = (line: number): QuicksandError =>
+    new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file}, line ${line}: longer than ${LIMITS.manifestLine / 1024 ** 2} MiB, the most one line of a manifest may hold`);
+  let lineNo = 0;
   const bytes = small ?? readSmall(file);
   if (bytes !== undefined) {
     let at = 0;
@@ -289,6 +455,8 @@ async function* readLines(file: string, small?: Buffer): AsyncGenerator<string[]
       while (chunk.length < 1024 && at <= bytes.length) {
         let end = bytes.indexOf(10, at);
         if (end < 0) end = bytes.length;
+        lineNo++;
+        if (end - at > LIMITS.manifestLine) throw tooLong(lineNo);
         chunk.push(bytes.toString('utf8', at, end));
         at = end + 1;
       }
@@ -297,23 +465,32 @@ async function* readLines(file: string, small?: Buffer): AsyncGenerator<string[]
     return;
   }
   // Each inflated chunk up to its last newline is decoded once and split: at 1M records that is
-  // ~1 s less than readline's string and event per line. A character cut by the chunk's end
-  // stays in `rest`, whole, for the next one.
-  let rest: Buffer | undefined;
-  for await (const data of openText(file)) {
-    const bytes: Buffer = rest === undefined ? data : Buffer.concat([rest, data]);
-    const end = bytes.lastIndexOf(10);
-    if (end < 0) {
-      rest = bytes;
+  // ~1 s less than readline's string and event per line. The bytes of a line not ended yet are
+  // kept in pieces and joined once its newline comes: a long line is copied once, not once per
+  // chunk. A character cut by a chunk's end stays whole in those pieces.
+  let parts: Buffer[] = [];
+  let partBytes = 0;
+  for await (const data of openText(file) as AsyncIterable<Buffer>) {
+    const first = data.indexOf(10);
+    if (first < 0) {
+      parts.push(data);
+      partBytes += data.length;
+      if (partBytes > LIMITS.manifestLine) throw tooLong(lineNo + 1);
       continue;
     }
-    rest = end + 1 < bytes.length ? bytes.subarray(end + 1) : undefined;
-    const lines = bytes.toString('utf8', 0, end).split('\n');
-    // As readline reads them (crlfDelay: Infinity): a CR before the newline is not the line's.
+    const last = data.lastIndexOf(10);
+    const lines: string[] = [];
+    if (partBytes + first > LIMITS.manifestLine) throw tooLong(lineNo + 1);
+    lines.push(parts.length === 0 ? data.toString('utf8', 0, first) : Buffer.concat([...parts, data.subarray(0, first)]).toString('utf8'));
+    if (last > first) for (const line of data.toString('utf8', first + 1, last).split('\n')) lines.push(line);
+    parts = last + 1 < data.length ? [data.subarray(last + 1)] : [];
+    partBytes = data.length - last - 1;
+    // Whole lines within one chunk are at most its size: only the one carried over can grow.
     for (let i = 0; i < lines.length; i++) if (lines[i]!.endsWith('\r')) lines[i] = lines[i]!.slice(0, -1);
+    lineNo += lines.length;
     for (let i = 0; i < lines.length; i += 1024) yield lines.slice(i, i + 1024);
   }
-  if (rest !== undefined) yield [rest.toString('utf8')];
+  if (parts.length > 0) yield [Buffer.concat(parts).toString('utf8')];
 }
 
 function openText(file: string): Readable {
@@ -335,8 +512,10 @@ async function readFirstLine(file: string): Promise<string | undefined> {
   const lines = readLines(file);
   try {
     for await (const chunk of lines) return chunk[0];
-  } catch {
-    // readManifestFile, which the caller falls back to, says why with the right error code
+  } catch (err) {
+    // A line over the limit is said as it is; for anything else readManifestFile, which the
+    // caller falls back to, says why with the right error code.
+    if (err instanceof QuicksandError) throw err;
   } finally {
     await lines.return(undefined);
   }

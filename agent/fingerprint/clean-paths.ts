@@ -1,0 +1,188 @@
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { Database as Db, Statement } from 'better-sqlite3';
+import type { Stats } from 'node:fs';
+import { makeStateDir } from '../state-db.js';
+import { QuicksandError } from '../../shared/errors.js';
+import { cacheKey } from './stat-cache.js';
+
+/**
+ * The paths last found to match their record in one manifest, each with the lstat it had then
+ * (the git index's idea). A path whose lstat is still exactly that one still matches: any
+ * write, chmod, chown, setxattr, rename-over or restore-with-old-mtime moves its ctime, as the
+ * stat cache argues. A warm scan then skips everything but the walk's lstat for it.
+ */
+export interface CleanPaths {
+  /** True when `path` (inside the root) was found clean with exactly this lstat. Fastest in walk order. */
+  holds(path: Buffer, st: Stats): boolean;
+  /** Queued: `path` was found clean with this lstat (`lstatTuple`). */
+  remember(path: Buffer, tuple: Buffer): void;
+  /**
+   * Names the manifest that rows remembered under no name yet ('': the manifest command's own
+   * records, before its file exists) were judged against.
+   */
+  adopt(identity: string): void;
+  /** Writes what is queued. */
+  flush(): void;
+  /** Drops the rows of this root when far more are stored than the walk saw (gone paths pile up otherwise). */
+  prune(filesSeen: number): void;
+  close(): void;
+}
+
+/** dev, ino, size, mtime, ctime (doubles), mode with the type bits, uid, gid (32 bits each). */
+const TUPLE_BYTES = 52;
+
+/** The lstat fields a verdict depends on, as the bytes a row holds. */
+export function lstatTuple(st: Stats, into: Buffer = Buffer.allocUnsafe(TUPLE_BYTES)): Buffer {
+  into.writeDoubleLE(st.dev, 0);
+  into.writeDoubleLE(st.ino, 8);
+  into.writeDoubleLE(st.size, 16);
+  into.writeDoubleLE(st.mtimeMs, 24);
+  into.writeDoubleLE(st.ctimeMs, 32);
+  into.writeUInt32LE(st.mode >>> 0, 40);
+  into.writeUInt32LE(st.uid >>> 0, 44);
+  into.writeUInt32LE(st.gid >>> 0, 48);
+  return into;
+}
+
+/** Opens (creating if needed) `<stateDir>/agent.db` and the clean paths of one root judged against `identity`. */
+export function openCleanPaths(stateDir: string, root: string, identity: string): CleanPaths {
+  makeStateDir(stateDir);
+  let db: Db;
+  try {
+    db = new Database(path.join(stateDir, 'agent.db'));
+    db.pragma('journal_mode = WAL');
+    // Rebuildable like the stat cache: a lost transaction only costs a full comparison.
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    db.pragma('cache_size = -2048');
+  } catch (err) {
+    throw new QuicksandError('STATE_DIR_UNUSABLE', `cannot open the state database in ${stateDir}: ${(err as Error).message}`);
+  }
+  return createCleanPaths(db, root, identity, true);
+}
+
+const BATCH = 2000;
+const PAGE_MIN = 16;
+const PAGE_MAX = 1024;
+
+const SEPARATOR = Buffer.from([0, 0]);
+/** Where a key's children start: its entries lie below. */
+const CHILDREN = Buffer.from([0, 1]);
+const SUFFIX = SEPARATOR.length + TUPLE_BYTES;
+type Row = Buffer;
+
+/** Over an already open database. Rows judged against another manifest than `identity` are dropped. */
+export function createCleanPaths(db: Db, rootDir: string, identity: string, ownsDb = false): CleanPaths {
+  // entry: `cacheKey` (the walk's order, as in file_digests), two 0 bytes, the lstat tuple. One
+  // blob per row: a page read makes one Buffer per path, not an array and two (1M paths: ~1 s
+  // less). Two 0 bytes sort below anything a longer key holds there, so entries sort as keys do.
+  // manifest: what the rows were judged against.
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS clean_roots (id INTEGER PRIMARY KEY, dir TEXT NOT NULL UNIQUE, manifest TEXT NOT NULL DEFAULT '');
+    CREATE TABLE IF NOT EXISTS clean_entries (root INTEGER NOT NULL, entry BLOB NOT NULL, PRIMARY KEY (root, entry)) WITHOUT ROWID;
+  `);
+  db.prepare('INSERT OR IGNORE INTO clean_roots (dir) VALUES (?)').run(rootDir);
+  const root = db.prepare('SELECT id FROM clean_roots WHERE dir = ?').pluck().get(rootDir) as number;
+  const storedFor = db.prepare('SELECT manifest FROM clean_roots WHERE id = ?').pluck();
+  const setManifest = db.prepare('UPDATE clean_roots SET manifest = ? WHERE id = ?');
+  const dropRoot = db.prepare('DELETE FROM clean_entries WHERE root = ?');
+  const count = db.prepare('SELECT count(*) FROM clean_entries WHERE root = ?').pluck();
+  const put = db.prepare('INSERT OR REPLACE INTO clean_entries (root, entry) VALUES (?, ?)');
+  // The entries of one key: from the key with 00 00 up to the key with 00 01 (its children start there).
+  const dropKey = db.prepare('DELETE FROM clean_entries WHERE root = ? AND entry >= ? AND entry < ?');
+  const page = db.prepare('SELECT entry FROM clean_entries WHERE root = ? AND entry >= ? ORDER BY entry LIMIT ?').pluck() as Statement<[number, Buffer, number], Buffer>;
+  const rebase = db.transaction((to: string) => {
+    dropRoot.run(root);
+    setManifest.run(to, root);
+  });
+  // Rows dropped now: a path remembered needs no older entry of its key removed.
+  const fresh = storedFor.get(root) !== identity;
+  if (fresh) rebase(identity);
+  const empty = identity === '' || db.prepare('SELECT 1 FROM clean_entries WHERE root = ? LIMIT 1').pluck().get(root) === undefined;
+
+  let queue: Array<[Buffer, Buffer]> = [];
+  let written = 0;
+  const writeBatch = db.transaction((rows: Array<[Buffer, Buffer]>) => {
+    for (const [p, t] of rows) {
+      const key = cacheKey(p);
+      if (!fresh) dropKey.run(root, Buffer.concat([key, SEPARATOR]), Buffer.concat([key, CHILDREN]));
+      put.run(root, Buffer.concat([key, SEPARATOR, t]));
+    }
+  });
+  const flush = (): void => {
+    if (queue.length === 0) return;
+    const q = queue;
+    queue = [];
+    written += q.length;
+    writeBatch(q);
+  };
+
+  // Read as the stat cache reads: pages in key order, a probe key built in one reused buffer.
+  let rows: Row[] = [];
+  let at = 0;
+  let more = true;
+  let size = PAGE_MIN;
+  let scratch = Buffer.allocUnsafe(4096);
+  let last = Buffer.allocUnsafe(4096);
+  let lastLength = -1;
+  const tuple = Buffer.allocUnsafe(TUPLE_BYTES);
+  const read = (from: Buffer, length: number): void => {
+    rows = page.all(root, Buffer.from(from.subarray(0, length)), size);
+    at = 0;
+    more = rows.length === size;
+    size = Math.min(2 * size, PAGE_MAX);
+  };
+  /** The row of the key in scratch[0, length), if any. */
+  const find = (length: number): Row | undefined => {
+    if (lastLength < 0 || scratch.compare(last, 0, lastLength, 0, length) <= 0) {
+      size = PAGE_MIN;
+      read(scratch, length);
+    }
+    if (last.length < length) last = Buffer.allocUnsafe(2 * length);
+    scratch.copy(last, 0, 0, length);
+    lastLength = length;
+    for (;;) {
+      while (at < rows.length) {
+        const row = rows[at]!;
+        const order = row.compare(scratch, 0, length, 0, row.length - SUFFIX);
+        if (order === 0) return row;
+        if (order > 0) return undefined;
+        at++;
+      }
+      if (!more) return undefined;
+      read(scratch, length);
+    }
+  };
+
+  return {
+    holds(p, st) {
+      if (empty) return false;
+      if (scratch.length < p.length) scratch = Buffer.allocUnsafe(2 * p.length);
+      for (let i = 0; i < p.length; i++) {
+        const b = p[i]!;
+        scratch[i] = b === 0x2f ? 0 : b;
+      }
+      const row = find(p.length);
+      return row !== undefined && lstatTuple(st, tuple).compare(row, row.length - TUPLE_BYTES) === 0;
+    },
+    remember(p, t) {
+      queue.push([p, t]);
+      if (queue.length >= BATCH) flush();
+    },
+    adopt(to) {
+      flush();
+      if (storedFor.get(root) === '') setManifest.run(to, root);
+    },
+    flush,
+    prune(filesSeen) {
+      flush();
+      // Rows are only ever added by a walk that remembered some: a warm scan need not count them.
+      if (written > 0 && (count.get(root) as number) > 2 * filesSeen + 1000) dropRoot.run(root);
+    },
+    close() {
+      flush();
+      if (ownsDb) db.close();
+    },
+  };
+}
