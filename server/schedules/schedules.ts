@@ -2,13 +2,13 @@
 // approvals past their expiry count again, history past the retention is pruned, and a daily
 // digest goes to one sink. The decisions are pure functions below; the jobs only read the clock,
 // call them and write through the store.
+import { randomUUID } from 'node:crypto';
 import cron from 'node-cron';
 import type { ScheduledTask } from 'node-cron';
 import type { AlertSink } from '../../shared/alerts.js';
 import type { HostSummary } from '../../shared/api.js';
 import type { Alert } from '../alerts/alert.js';
 import type { Store } from '../store/types.js';
-import { timeOrderedUuid } from '../store/time-ordered-id.js';
 
 export const SCHEDULE_JOBS = ['stale', 'expire-approvals', 'prune', 'digest'] as const;
 export type ScheduleJob = (typeof SCHEDULE_JOBS)[number];
@@ -111,7 +111,7 @@ export function startSchedules(deps: {
       const [sinks, counts, pets] = await Promise.all([store.listSinks(), store.countHosts(at), store.listHosts({ status: 'pet' }, at)]);
       const plan = planDigest(sinks, settings.digestSinkId, { counts, pets }, at);
       if ('skipped' in plan) return plan;
-      await store.alertQueue.enqueue([{ id: timeOrderedUuid(at.getTime()), sinkId: plan.sink.id, alert: plan.alert, notBefore: at.getTime() }], at);
+      await store.alertQueue.enqueue([{ id: randomUUID(), sinkId: plan.sink.id, alert: plan.alert, notBefore: at.getTime() }], at);
       return { queued: plan.alert.dedupKey };
     },
   };
