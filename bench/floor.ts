@@ -21,11 +21,10 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { DEFAULT_TRACKED } from '../shared/policy.js';
 import { measureDaemon, measureIdleNode } from './daemon.js';
 import type { DaemonSample } from './daemon.js';
-import { NODE_LEANEST_WALK, RACY_WAIT_MS, cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
+import { NODE_LEANEST_WALK, RACY_WAIT_MS, benchArgs, cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
 import type { Run, Summary } from './measure.js';
 import { CACHE, ensureNamedTree } from './trees.js';
 
@@ -155,7 +154,15 @@ interface Idle {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { tree: { type: 'string', default: '106k' }, runs: { type: 'string', default: '3' }, 'no-daemon': { type: 'boolean' }, 'no-agent': { type: 'boolean' } } });
+  const values = benchArgs(
+    'bench:floor',
+    `
+  --tree NAME        6k, 106k or 1m (default 106k)
+  --runs N           interleaved rounds, medians quoted (default 3)
+  --no-daemon        leave out the idle-memory rows
+  --no-agent         leave out the agent's own cold manifest and warm scan rows`,
+    { tree: { type: 'string', default: '106k' }, runs: { type: 'string', default: '3' }, 'no-daemon': { type: 'boolean' }, 'no-agent': { type: 'boolean' } },
+  );
   const runs = Math.max(1, Number(values.runs));
   if (!values['no-agent'] && !existsSync(agent)) throw new Error(`${agent} is missing: run npm run build first`);
   process.stderr.write(`preparing the ${values.tree} tree...\n`);

@@ -14,10 +14,9 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { measureDaemon, measureIdleNode } from './daemon.js';
 import type { DaemonSample } from './daemon.js';
-import { cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
+import { benchArgs, cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
 import type { Run } from './measure.js';
 import { CACHE, PER_DIR, ensureBytesTree, ensureNamedTree, ensureSynthetic } from './trees.js';
 
@@ -109,8 +108,15 @@ async function daemonRun(names: string[]): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
+  const values = benchArgs(
+    'bench:growth',
+    `
+  --sizes LIST       synthetic trees by file count, comma-separated (default 6000,100000,1000000)
+  --runs N           runs of each row, medians quoted (default 3)
+  --generate-only    build (and cache) the trees, measure nothing
+  --bytes-only       only the bytes-heavy tree (2 GiB): cold manifest against aide --init and the hashing bound
+  --daemon           only the idle daemon, on the real trees of --trees (6k,106k,1m)`,
+    {
       sizes: { type: 'string', default: '6000,100000,1000000' },
       runs: { type: 'string', default: '3' },
       'generate-only': { type: 'boolean' },
@@ -118,7 +124,7 @@ async function main(): Promise<void> {
       daemon: { type: 'boolean' },
       trees: { type: 'string', default: '6k,106k,1m' },
     },
-  });
+  );
   if (values.daemon) {
     if (!existsSync(agent)) throw new Error(`${agent} is missing: run npm run build first (npm run bench:growth does)`);
     process.stdout.write(`growth: the idle daemon (quicksand-agent run, enrolled, connected, watching) after its start-up full scan\n${await daemonRun(values.trees.split(','))}\n`);

@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
 import pg from 'pg';
 
 export interface Run {
@@ -148,3 +149,23 @@ function hashAll(files) {
     h.digest();
   }
 }`;
+
+type BenchOptions = Record<string, { type: 'string'; default?: string } | { type: 'boolean'; default?: boolean }>;
+
+/**
+ * A benchmark's options, or its usage and an exit: it runs for minutes on both cores, so `--help`
+ * or a mistyped option must not start one, nor end in a stack trace.
+ */
+export function benchArgs<O extends BenchOptions>(name: string, usage: string, options: O): ReturnType<typeof parseArgs<{ options: O }>>['values'] {
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`npm run ${name} -- [options]\n\n${usage.replace(/^\n+/, '').trimEnd()}\n`);
+    process.exit(0);
+  }
+  try {
+    return parseArgs({ options }).values;
+  } catch (err) {
+    process.stderr.write(`${name}: ${(err as Error).message.split('\n')[0]}; see npm run ${name} -- --help\n`);
+    process.exit(2);
+  }
+}

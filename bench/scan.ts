@@ -17,13 +17,12 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync }
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { readManifestFile } from '../agent/manifest/io.js';
 import { DEFAULT_TRACKED } from '../shared/policy.js';
 import { copyTree, ensureMinbase } from '../test/helpers/debian-root.js';
 import { measureDaemon } from './daemon.js';
 import type { DaemonSample } from './daemon.js';
-import { NODE_LEANEST_COLD, NODE_LEANEST_WALK, RACY_WAIT_MS, cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
+import { NODE_LEANEST_COLD, NODE_LEANEST_WALK, RACY_WAIT_MS, benchArgs, cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
 import type { Run, Summary } from './measure.js';
 import { CACHE, ensureBytesHeavy, ensureSynthetic, ensureUsrCopies } from './trees.js';
 
@@ -207,7 +206,16 @@ function table(results: TreeResult[]): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, trees: { type: 'string', default: '6k,106k,1m' }, 'aide-max': { type: 'string', default: '200000' }, 'no-daemon': { type: 'boolean' } } });
+  const values = benchArgs(
+    'bench:scan',
+    `
+  --runs N           runs of each row, medians quoted (default 3)
+  --trees LIST       6k, 106k, 1m and 2g (the bytes-heavy tree), comma-separated (default 6k,106k,1m)
+  --aide-max PATHS   leave AIDE out on trees larger than this (default 200000; 0: never run it)
+  --no-daemon        leave out the real daemon's rows (idle memory, CPU, peak with its scan child)
+QUICKSAND_AGENT_BEFORE=old/dist/agent/main.js adds "before" rows of another build.`,
+    { runs: { type: 'string', default: '3' }, trees: { type: 'string', default: '6k,106k,1m' }, 'aide-max': { type: 'string', default: '200000' }, 'no-daemon': { type: 'boolean' } },
+  );
   const runs = Math.max(1, Number(values.runs));
   const aideMax = Number(values['aide-max']);
   if (!existsSync(agent)) throw new Error(`${agent} is missing: run npm run build first (npm run bench:scan does)`);
