@@ -24,6 +24,31 @@ export function openStateDb(stateDir: string): Db {
   }
 }
 
+export const CACHE_DB_NAME = 'agent.db';
+
+/**
+ * Opens the agent's cache database (digests by stat, paths known clean) in its state folder,
+ * running `prepare` (a migration) inside the same error handling. synchronous=NORMAL: it is
+ * rebuildable, and losing the last transaction on power loss only costs a re-hash or a full
+ * comparison. A small page cache: look-ups read its tables in key order, a page at a time, so
+ * the agent's memory stays flat however large they grow.
+ */
+export function openCacheDb(stateDir: string, prepare: (db: Db) => void = () => {}): Db {
+  makeStateDir(stateDir);
+  try {
+    const db = new Database(path.join(stateDir, CACHE_DB_NAME));
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    // The daemon's scan child and the daemon itself (a re-baseline's observation) may meet here.
+    db.pragma('busy_timeout = 5000');
+    db.pragma('cache_size = -2048');
+    prepare(db);
+    return db;
+  } catch (err) {
+    throw new QuicksandError('STATE_DIR_UNUSABLE', `cannot open the state database in ${stateDir}: ${(err as Error).message}`);
+  }
+}
+
 // The state folder itself: created when missing, and a clear word when it cannot be — above all
 // when --state names a file.
 

@@ -6,7 +6,7 @@ import { QuicksandError, isQuicksandError } from '../../shared/errors.js';
 import type { OptionValues } from '../../shared/command-line.js';
 import { normalizeImageRef } from '../../shared/image-ref.js';
 import { defaultPolicy } from '../../shared/policy.js';
-import { walkEntriesWhileCollecting } from '../fingerprint/observe.js';
+import { walkWhileCollecting } from '../fingerprint/observe.js';
 import type { ObservedFile } from '../fingerprint/walk.js';
 import { isKnownClean } from '../diff/differ.js';
 import { createConfigTextReader } from '../fingerprint/config-text.js';
@@ -106,7 +106,7 @@ export async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<nu
   const clean = openCleanPathsFor(args, root, '', walk.options);
   let started;
   try {
-    started = await walkEntriesWhileCollecting(root, policy, { ...walk.options, ...(clean ? { clean } : {}), ...(shown.onProgress ? { onProgress: shown.onProgress } : {}) });
+    started = await walkWhileCollecting(root, policy, { ...walk.options, ...(clean ? { clean } : {}), ...(shown.onProgress ? { onProgress: shown.onProgress } : {}) });
   } catch (err) {
     shown.stop();
     walk.close(0);

@@ -10,7 +10,7 @@ import { comparePaths } from '../fingerprint/walk.js';
 import type { FingerprintOptions, ObservedFile, WalkStats, Walked } from '../fingerprint/walk.js';
 import { loadRecordSchema, memorySource } from '../manifest/stream.js';
 import type { ManifestSource, RecordBatch } from '../manifest/stream.js';
-import { walkEntriesWhileCollecting } from '../fingerprint/observe.js';
+import { walkWhileCollecting } from '../fingerprint/observe.js';
 import type { Root } from '../root.js';
 import { verifyAgainstPackages } from './verify.js';
 import { compileSensitive, uidZeroAccounts } from './sensitive.js';
@@ -41,7 +41,7 @@ export async function scanSource(root: Root, source: ManifestSource, opts: ScanO
   const started = now();
   const t0 = performance.now();
   const { header } = source;
-  const { walker, walked: walk, packages: pkgs } = await walkEntriesWhileCollecting(root, header.policy, opts, opts.collectors);
+  const { walker, walked: walk, packages: pkgs } = await walkWhileCollecting(root, header.policy, opts, opts.collectors);
   const packages = comparePackages(header.packages, pkgs.packages);
   const expected = new RecordCursor(source.batches());
   let packageOnly: boolean;

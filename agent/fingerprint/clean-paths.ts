@@ -1,9 +1,6 @@
-import path from 'node:path';
-import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { Stats } from 'node:fs';
-import { makeStateDir } from '../state-db.js';
-import { QuicksandError } from '../../shared/errors.js';
+import { openCacheDb } from '../state-db.js';
 import { cacheKey } from './stat-cache.js';
 
 /**
@@ -47,19 +44,7 @@ export function lstatTuple(st: Stats, into: Buffer = Buffer.allocUnsafe(TUPLE_BY
 
 /** Opens (creating if needed) `<stateDir>/agent.db` and the clean paths of one root judged against `identity`. */
 export function openCleanPaths(stateDir: string, root: string, identity: string): CleanPaths {
-  makeStateDir(stateDir);
-  let db: Db;
-  try {
-    db = new Database(path.join(stateDir, 'agent.db'));
-    db.pragma('journal_mode = WAL');
-    // Rebuildable like the stat cache: a lost transaction only costs a full comparison.
-    db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 5000');
-    db.pragma('cache_size = -2048');
-  } catch (err) {
-    throw new QuicksandError('STATE_DIR_UNUSABLE', `cannot open the state database in ${stateDir}: ${(err as Error).message}`);
-  }
-  return createCleanPaths(db, root, identity, true);
+  return createCleanPaths(openCacheDb(stateDir), root, identity, true);
 }
 
 const BATCH = 2000;

@@ -92,38 +92,19 @@ export async function collectPackages(root: Root, collectors: readonly Collector
  * Starts the walk of `policy`'s tracked paths and reads the package databases meanwhile: their
  * file reads wait on the disk, the walk's lstat calls do not, so each fills the other's waits.
  * Resolves once the packages are read, with the walk under way (read it, or close it); a failed
- * read ends the walk and its hashing threads.
+ * read ends the walk and its hashing threads. It yields `TreeWalker.entries()`: records, and the
+ * paths known clean (see clean-paths.ts) as their paths alone.
  */
 export async function walkWhileCollecting(
   root: Root,
   policy: Policy,
   opts: FingerprintOptions,
   collectors?: readonly Collector[],
-): Promise<{ walker: TreeWalker; walked: Prefetched<ObservedFile>; packages: CollectedAll }> {
-  return startWalk(root, policy, opts, collectors, (w) => w.batches());
-}
-
-/** `walkWhileCollecting` for a walk given clean paths: it yields `TreeWalker.entries()`. */
-export async function walkEntriesWhileCollecting(
-  root: Root,
-  policy: Policy,
-  opts: FingerprintOptions,
-  collectors?: readonly Collector[],
 ): Promise<{ walker: TreeWalker; walked: Prefetched<Walked>; packages: CollectedAll }> {
-  return startWalk(root, policy, opts, collectors, (w) => w.entries());
-}
-
-async function startWalk<T>(
-  root: Root,
-  policy: Policy,
-  opts: FingerprintOptions,
-  collectors: readonly Collector[] | undefined,
-  read: (walker: TreeWalker) => AsyncGenerator<T[]>,
-): Promise<{ walker: TreeWalker; walked: Prefetched<T>; packages: CollectedAll }> {
   const walker = new TreeWalker(root, policy, opts);
   const collecting = collectPackages(root, collectors);
   walker.shareWith(collecting);
-  const walked = prefetch(read(walker), collecting, PREFETCH_PATHS);
+  const walked = prefetch(walker.entries(), collecting, PREFETCH_PATHS);
   try {
     return { walker, walked, packages: await collecting };
   } catch (err) {

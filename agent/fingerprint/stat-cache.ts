@@ -1,8 +1,5 @@
-import path from 'node:path';
-import { Database } from '../sqlite.js';
 import type { Database as Db, Statement } from 'better-sqlite3';
-import { makeStateDir } from '../state-db.js';
-import { QuicksandError } from '../../shared/errors.js';
+import { openCacheDb } from '../state-db.js';
 import type { SecurityXattrs } from './xattrs.js';
 
 /** The stat of a regular file that decides whether its cached digest still holds. */
@@ -50,23 +47,7 @@ const BATCH = 2000;
 
 /** Opens (creating if needed) `<stateDir>/agent.db` and returns the cache of one root. */
 export function openStatCache(stateDir: string, root: string): StatCache {
-  makeStateDir(stateDir);
-  let db: Db;
-  try {
-    db = new Database(path.join(stateDir, 'agent.db'));
-    db.pragma('journal_mode = WAL');
-    // The cache is rebuildable: losing the last transaction on power loss only costs a re-hash.
-    db.pragma('synchronous = NORMAL');
-    // The daemon's scan child and the daemon itself (a re-baseline's observation) may meet here.
-    db.pragma('busy_timeout = 5000');
-    // Look-ups read the table in key order, a page at a time: a small page cache serves them,
-    // and the agent's memory stays flat however large the table grows.
-    db.pragma('cache_size = -2048');
-    migrate(db);
-  } catch (err) {
-    throw new QuicksandError('STATE_DIR_UNUSABLE', `cannot open the state database in ${stateDir}: ${(err as Error).message}`);
-  }
-  return createStatCache(db, root, true);
+  return createStatCache(openCacheDb(stateDir, migrate), root, true);
 }
 
 /**

@@ -37,25 +37,26 @@ async function readAll(file: string): Promise<{ packages: number; records: FileR
   return { packages: source.header.packages.length, records, paths };
 }
 
+/** A manifest of `packages` packages and the test's files, written as `name` and read back. */
+async function writtenAndRead(name: string, packages: number): ReturnType<typeof readAll> {
+  const manifest = manifestWith(packages);
+  const { files: _f, ...header } = manifest;
+  const file = path.join(dir, name);
+  await writeManifestStream(file, header, memorySource(manifest).records());
+  return readAll(file);
+}
+
 describe('reading a streamed manifest line by line', () => {
   it('reads a first line that spans many chunks of the stream', async () => {
     // ~8 MB of header: past the size read in one go, so it comes in 256 KiB pieces.
-    const manifest = manifestWith(120_000);
-    const { files: _f, ...header } = manifest;
-    const file = path.join(dir, 'long-header.json');
-    await writeManifestStream(file, header, memorySource(manifest).records());
-    const got = await readAll(file);
+    const got = await writtenAndRead('long-header.json', 120_000);
     expect(got.packages).toBe(120_000);
     expect(got.records).toEqual(files);
     expect(got.paths).toEqual(files.map((f) => f.path));
   });
 
   it('gives every record and its path alike whether a path is cut from the line or parsed', async () => {
-    const manifest = manifestWith(1);
-    const { files: _f, ...header } = manifest;
-    const file = path.join(dir, 'small.json.gz');
-    await writeManifestStream(file, header, memorySource(manifest).records());
-    const got = await readAll(file);
+    const got = await writtenAndRead('small.json.gz', 1);
     expect(got.records).toEqual(files);
     expect(got.paths).toEqual(files.map((f) => f.path));
   });
