@@ -20,6 +20,11 @@ export interface DaemonSample {
   treeAnon: number;
   /** Peak RSS of the daemon plus its descendants, sampled every 50 ms through its start-up full scan, MB. */
   peakWithChildren: number;
+  /**
+   * The same peak as PSS: a page mapped by both (the node binary's, ~35-45 MB) counts half in each,
+   * so the sum is the memory the pair takes from the host; RSS summed counts those pages twice.
+   */
+  peakPssWithChildren: number;
   /** CPU of the idle daemon (all threads), % of one core. */
   cpu: number;
   /** Seconds from start to its start-up full scan reported. */
@@ -51,10 +56,12 @@ export async function measureDaemon(opts: { agent: string; repo: string; tree: s
     const daemon = start(opts.agent, ['run', '--root', opts.tree, '--manifest', opts.manifestFile, '--state', state, ...(opts.args ?? [])]);
     const pid = daemon.proc.pid!;
     let peak = 0;
+    let peakPss = 0;
     await until(
       'the start-up full scan',
       () => {
         peak = Math.max(peak, treeRssMb(pid));
+        peakPss = Math.max(peakPss, treePssMb(pid));
         if (/scan failed/.test(daemon.output())) throw new Error(`the daemon's scan failed:\n${daemon.output()}`);
         return /full scan: (clean|drift)/.test(daemon.output());
       },
@@ -66,7 +73,7 @@ export async function measureDaemon(opts: { agent: string; repo: string; tree: s
     await sleep((opts.settleSeconds ?? 15) * 1000);
     const idle = await sampleIdle(pid, opts.idleSeconds ?? 15);
     const watches = [pid, ...descendants(pid)].reduce((sum, p) => sum + inotifyWatches(p), 0);
-    return { ...idle, peakWithChildren: peak, startupScan, watches };
+    return { ...idle, peakWithChildren: peak, peakPssWithChildren: peakPss, startupScan, watches };
   } finally {
     for (const p of procs.reverse()) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
     await sleep(500);
@@ -74,7 +81,7 @@ export async function measureDaemon(opts: { agent: string; repo: string; tree: s
 }
 
 /** Memory and CPU of an idle process (and its descendants), sampled every 500 ms for `seconds`. */
-async function sampleIdle(pid: number, seconds: number): Promise<Omit<DaemonSample, 'peakWithChildren' | 'startupScan' | 'watches'>> {
+async function sampleIdle(pid: number, seconds: number): Promise<Omit<DaemonSample, 'peakWithChildren' | 'peakPssWithChildren' | 'startupScan' | 'watches'>> {
   const samples: Array<{ rss: number; anon: number; file: number; treeRss: number; treeAnon: number }> = [];
   const all = (): number[] => [pid, ...descendants(pid)];
   const ticks0 = all().reduce((t, p) => t + cpuTicks(p), 0);
@@ -96,7 +103,7 @@ export async function measureIdleNode(flags: string[], seconds = 5): Promise<Dae
   const proc = spawn('node', [...flags, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   try {
     await sleep(2000);
-    return { ...(await sampleIdle(proc.pid!, seconds)), peakWithChildren: NaN, startupScan: NaN, watches: 0 };
+    return { ...(await sampleIdle(proc.pid!, seconds)), peakWithChildren: NaN, peakPssWithChildren: NaN, startupScan: NaN, watches: 0 };
   } finally {
     proc.kill('SIGTERM');
   }
@@ -144,18 +151,21 @@ function descendants(pid: number): number[] {
   return out;
 }
 
-/** RSS of a process and everything below it, MB (gone processes count 0). */
-function treeRssMb(pid: number): number {
+/** One field of /proc/PID/<file> summed over a process and everything below it, MB (gone processes count 0). */
+function treeKbField(pid: number, file: string, field: RegExp): number {
   let kb = 0;
   for (const p of [pid, ...descendants(pid)]) {
     try {
-      kb += Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+      kb += Number(field.exec(readFileSync(`/proc/${p}/${file}`, 'utf8'))?.[1] ?? 0);
     } catch {
       // ended meanwhile
     }
   }
   return kb / 1024;
 }
+
+const treeRssMb = (pid: number): number => treeKbField(pid, 'status', /^VmRSS:\s+(\d+) kB/m);
+const treePssMb = (pid: number): number => treeKbField(pid, 'smaps_rollup', /^Pss:\s+(\d+) kB/m);
 
 /** Inotify watches a process holds, from /proc/PID/fdinfo. */
 function inotifyWatches(pid: number): number {

@@ -90,6 +90,7 @@ async function daemonRun(names: string[]): Promise<string> {
   row('inotify watches', () => '', (d) => String(d.watches));
   row('CPU idle, % of a core', (d) => d.cpu.toFixed(2), (d) => d.cpu.toFixed(2));
   row('peak RSS with scan child', () => '', (d) => d.peakWithChildren.toFixed(0));
+  row('  as PSS (shared pages once)', () => '', (d) => d.peakPssWithChildren.toFixed(0));
   row('start to first full scan reported, s', () => '', (d) => d.startupScan.toFixed(1));
   out.push('');
   const base = rows[0]!;
@@ -100,7 +101,7 @@ async function daemonRun(names: string[]): Promise<string> {
     out.push(
       `${name}: RSS ${d.treeRss.toFixed(1)} MB (<= 60: ${verdict(d.treeRss <= 60)}); own ${d.treeAnon.toFixed(1)} MB (<= 24: ${verdict(d.treeAnon <= 24)}); ` +
         `/ ${base.name}: RSS ${flat.toFixed(2)}x own ${flatOwn.toFixed(2)}x (<= 1.10x: ${verdict(flat <= 1.1 && flatOwn <= 1.1)}); ` +
-        `CPU ${d.cpu.toFixed(2)}% (< 0.5%: ${verdict(d.cpu < 0.5)})${name === '1m' ? `; peak with scan child ${d.peakWithChildren.toFixed(0)} MB (<= 150: ${verdict(d.peakWithChildren <= 150)})` : ''}`,
+        `CPU ${d.cpu.toFixed(2)}% (< 0.5%: ${verdict(d.cpu < 0.5)})${name === '1m' ? `; peak with scan child ${d.peakWithChildren.toFixed(0)} MB (<= 150: ${verdict(d.peakWithChildren <= 150)}; as PSS ${d.peakPssWithChildren.toFixed(0)} MB)` : ''}`,
     );
   }
   out.push(`floor: a bare node process idles at ${bare.rss.toFixed(1)} MB RSS, ${bare.anon.toFixed(1)} MB own (with the daemon's V8 flags: ${bareDaemonFlags.rss.toFixed(1)} / ${bareDaemonFlags.anon.toFixed(1)})`);

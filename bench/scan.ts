@@ -153,6 +153,7 @@ function table(results: TreeResult[]): string {
   daemonRow('  inotify watches', (d) => String(d.watches));
   daemonRow('  CPU idle, % of a core', (d) => d.cpu.toFixed(2));
   daemonRow('  peak RSS with scan child, MB', (d) => d.peakWithChildren.toFixed(0));
+  daemonRow('    as PSS (shared pages once), MB', (d) => d.peakPssWithChildren.toFixed(0));
   daemonRow('  start to first full scan reported', (d) => `${d.startupScan.toFixed(1)} s`);
   out.push('');
   const base = results[0]!;
