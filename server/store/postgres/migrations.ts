@@ -325,4 +325,11 @@ export const PG_MIGRATIONS: readonly string[] = [
   ) WITH (fillfactor = 50);
   INSERT INTO cluster_nodes (node_id, seen_at) SELECT node_id, max(seen_at) FROM agent_sessions GROUP BY node_id;
   `,
+  // Issue 13 (ingest): a full report resolves its host's open scan findings it did not name again
+  // (last_seq below its seq). With this index that is a probe per host that visits no row when
+  // nothing is stale, instead of reading every open finding of the host (or, planned as a hash
+  // join, of the table: 310 ms to 1.45 s for a round of 360 full reports).
+  `
+  CREATE INDEX findings_open_scan_by_seq ON findings (host_id, last_seq) WHERE resolved_at IS NULL AND source = 'scan';
+  `,
 ];
