@@ -329,7 +329,17 @@ export const PG_MIGRATIONS: readonly string[] = [
   // (last_seq below its seq). With this index that is a probe per host that visits no row when
   // nothing is stale, instead of reading every open finding of the host (or, planned as a hash
   // join, of the table: 310 ms to 1.45 s for a round of 360 full reports).
+  // The JSON past the TOAST threshold (about 2 KB) is compressed on every write: a host's alert
+  // memory (3.5 KB on the bench) with every report of its host. lz4 compresses it in 11 µs where
+  // pglz, the default, takes 31 µs (and reads back faster), for 8% more bytes. A server built
+  // without lz4 keeps pglz.
   `
   CREATE INDEX findings_open_scan_by_seq ON findings (host_id, last_seq) WHERE resolved_at IS NULL AND source = 'scan';
+  DO $$ BEGIN
+    ALTER TABLE host_alert_memory ALTER COLUMN memory SET COMPRESSION lz4;
+    ALTER TABLE reports ALTER COLUMN body SET COMPRESSION lz4;
+    ALTER TABLE findings ALTER COLUMN detail SET COMPRESSION lz4;
+  EXCEPTION WHEN feature_not_supported THEN NULL;
+  END $$;
   `,
 ];
