@@ -193,9 +193,11 @@ const INSERT_REPORTS = `WITH u AS (
     LEFT JOIN reports p ON p.host_id = u.host_id AND p.seq = u.seq - 1
     LEFT JOIN reports s ON s.host_id = u.host_id AND s.seq = u.seq`;
 
-// Each host's stale findings through its own probe of findings_open_scan_by_seq: OFFSET 0 keeps the
-// planner from flattening the LATERAL into a join, which it planned (for 360 hosts of a ramp) as a
-// hash of every open finding of the table: 310 ms a round instead of 1.5 ms.
+// Each host's stale findings through its own probe of its open findings (findings_open): OFFSET 0
+// keeps the planner from flattening the LATERAL into a join, which it planned (for the 360 full
+// reports of a ramp's round) as a hash of every open finding of the table, 310 ms to 1.45 s a
+// round. No index on last_seq: every full report rewrites it in every finding it names, which
+// an index on it would turn from HOT updates into an entry in each of the table's indexes.
 const STALE_SCAN_FINDINGS = `unnest($1::text[], $2::bigint[], $3::text[]) AS u(host_id, seq, now)
   CROSS JOIN LATERAL (SELECT f.id, f.kind, f.path FROM findings f
     WHERE f.host_id = u.host_id AND f.resolved_at IS NULL AND f.source = 'scan' AND f.last_seq < u.seq OFFSET 0) s`;

@@ -325,16 +325,11 @@ export const PG_MIGRATIONS: readonly string[] = [
   ) WITH (fillfactor = 50);
   INSERT INTO cluster_nodes (node_id, seen_at) SELECT node_id, max(seen_at) FROM agent_sessions GROUP BY node_id;
   `,
-  // Issue 13 (ingest): a full report resolves its host's open scan findings it did not name again
-  // (last_seq below its seq). With this index that is a probe per host that visits no row when
-  // nothing is stale, instead of reading every open finding of the host (or, planned as a hash
-  // join, of the table: 310 ms to 1.45 s for a round of 360 full reports).
-  // The JSON past the TOAST threshold (about 2 KB) is compressed on every write: a host's alert
-  // memory (3.5 KB on the bench) with every report of its host. lz4 compresses it in 11 µs where
-  // pglz, the default, takes 31 µs (and reads back faster), for 8% more bytes. A server built
-  // without lz4 keeps pglz.
+  // Issue 13 (ingest): the JSON past the TOAST threshold (about 2 KB) is compressed on every
+  // write: a host's alert memory (3.5 KB on the bench) with every report of its host. lz4
+  // compresses it in 11 µs where pglz, the default, takes 31 µs (and reads back faster), for 8%
+  // more bytes. A server built without lz4 keeps pglz.
   `
-  CREATE INDEX findings_open_scan_by_seq ON findings (host_id, last_seq) WHERE resolved_at IS NULL AND source = 'scan';
   DO $$ BEGIN
     ALTER TABLE host_alert_memory ALTER COLUMN memory SET COMPRESSION lz4;
     ALTER TABLE reports ALTER COLUMN body SET COMPRESSION lz4;
