@@ -136,8 +136,17 @@ export function planAlerts(input: AlertInput): PlannedAlerts {
   const critical = policy.criticalThrottle ?? DEFAULT_ALERT_POLICY.criticalThrottle;
   const routed = input.routed ?? (() => true);
   const now = input.now.getTime();
+  // A loop, not Object.fromEntries(Object.entries(...).filter(...)): with every report of a host,
+  // over a memory of a few dozen identities, the entries' arrays made it 5× slower (20 µs against
+  // 4 µs a call): 1.4 s of the server's 35 busy seconds in bench:ingest's steady phase on
+  // PostgreSQL. The keys are identities ("kind:..."), never __proto__.
+  const alerted: Record<string, number> = {};
+  for (const id in input.memory.alerted) {
+    const at = input.memory.alerted[id]!;
+    if (now - at < policy.dedupMemoryMs) alerted[id] = at;
+  }
   const memory: HostAlertMemory = {
-    alerted: Object.fromEntries(Object.entries(input.memory.alerted).filter(([, at]) => now - at < policy.dedupMemoryMs)),
+    alerted,
     open: [...input.memory.open],
     recent: input.memory.recent.filter((at) => now - at < policy.throttle.windowMs),
     recentCritical: (input.memory.recentCritical ?? []).filter((at) => now - at < critical.windowMs),

@@ -98,16 +98,22 @@ export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sq
         ? batch.memory.get(host.id)
         : (await q.row<{ memory: string }>('SELECT memory FROM host_alert_memory WHERE host_id = $1', [host.id]))?.memory;
       const memory: HostAlertMemory = stored === undefined ? emptyHostAlertMemory() : (JSON.parse(stored) as HostAlertMemory);
-      // The sinks are read only when the (pure) policy needs them: most reports plan nothing, and
-      // it asks `routed` synchronously, so it plans once without them and again with them.
       const plan = (routed: (severity: Alert['severity']) => boolean) => planAlerts({ host, image, findings, hostStatus: status, now, memory, policy, routed });
-      let asked = false;
-      let planned = plan(() => (asked = true));
-      let configured: AlertSink[] = [];
-      if (asked || planned.alerts.length > 0) {
-        configured = batch?.sinks ?? (await sinks.listSinksIn(q));
-        if (batch !== undefined) batch.sinks = configured;
-        planned = plan((severity) => configured.some((s) => compareSeverity(severity, s.minSeverity) <= 0));
+      const routedTo = (to: readonly AlertSink[]) => (severity: Alert['severity']) => to.some((s) => compareSeverity(severity, s.minSeverity) <= 0);
+      // The sinks are read only when the (pure) policy needs them: most reports plan nothing, and
+      // it asks `routed` synchronously, so it plans once without them and again with them. Once
+      // the batch has read them, one plan (planning was half the alert's cost, planned twice).
+      let configured: AlertSink[] = batch?.sinks ?? [];
+      let planned: ReturnType<typeof plan>;
+      if (batch?.sinks !== undefined) planned = plan(routedTo(configured));
+      else {
+        let asked = false;
+        planned = plan(() => (asked = true));
+        if (asked || planned.alerts.length > 0) {
+          configured = await sinks.listSinksIn(q);
+          if (batch !== undefined) batch.sinks = configured;
+          planned = plan(routedTo(configured));
+        }
       }
       const next = JSON.stringify(planned.memory);
       if (next !== stored && batch?.memory.has(host.id)) {

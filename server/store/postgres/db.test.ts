@@ -1,5 +1,6 @@
 // tx() runs a transaction again when PostgreSQL rolls it back for a deadlock: a real one, between
-// the transaction and a second connection locking the same two rows in the other order.
+// the transaction and a second connection locking the same two rows in the other order. Array
+// parameters reach PostgreSQL as they were, in binary or (what that cannot carry) as literals.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
@@ -68,5 +69,26 @@ describe('a PostgreSQL transaction', () => {
     } finally {
       await other.end();
     }
+  });
+});
+
+describe('array parameters', () => {
+  it('reach PostgreSQL element for element: quotes, backslashes, braces, commas, non-ASCII, NULL, empty', async () => {
+    const texts = ['{"a":"b\\"c"}', 'a,b', '{}', 'NULL', '', null, 'ünïcødé ✓ 𝄞', 'x'.repeat(5000)];
+    const row = await db.row<{ t: unknown; b: unknown; i: unknown; e: number; n: unknown }>(
+      `SELECT (SELECT json_agg(x ORDER BY o) FROM unnest($1::text[]) WITH ORDINALITY AS u(x, o)) AS t,
+         (SELECT json_agg(x ORDER BY o) FROM unnest($2::bigint[]) WITH ORDINALITY AS u(x, o)) AS b,
+         (SELECT json_agg(x ORDER BY o) FROM unnest($3::int[]) WITH ORDINALITY AS u(x, o)) AS i,
+         cardinality($4::text[]) AS e, to_json($5::bigint[]) AS n`,
+      [texts, [1, null, 2 ** 53 - 1, -(2 ** 40)], [0, -2147483648, 2147483647, null], [], [7]],
+    );
+    expect(row).toEqual({ t: texts, b: [1, null, 2 ** 53 - 1, -(2 ** 40)], i: [0, -2147483648, 2147483647, null], e: 0, n: [7] });
+  });
+
+  it('that binary cannot carry exactly go as literals: PostgreSQL still reads or refuses them as before', async () => {
+    expect((await db.row<{ t: unknown }>('SELECT to_json($1::text[]) AS t', [[1.5, true]]))?.t).toEqual(['1.5', 'true']);
+    expect((await db.row<{ b: unknown }>('SELECT to_json($1::bigint[]) AS b', [['12', new Date(0).getTime()]]))?.b).toEqual([12, 0]);
+    await expect(db.row('SELECT $1::int[] AS i', [[2 ** 31]])).rejects.toThrow(/out of range/);
+    await expect(db.row('SELECT $1::bigint[] AS b', [[1.5]])).rejects.toThrow(/invalid input syntax/);
   });
 });

@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { PoolClient, QueryResultRow } from 'pg';
 import { QuicksandError } from '../../../shared/errors.js';
+import { arrayParameters, encodeArray } from './binary-arrays.js';
+import type { ArrayElement } from './binary-arrays.js';
 import { PG_MIGRATIONS } from './migrations.js';
 
 /** What runs statements: the pool (each on its own) or one transaction's client. */
@@ -33,15 +35,21 @@ const types = {
     oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
-/** Prepared once per connection: the statement's name is its text's hash. */
-const names = new Map<string, string>();
+/** Prepared once per connection: the statement's name is its text's hash. Its array parameters go in binary (binary-arrays.ts). */
+const prepared = new Map<string, { name: string; arrays: Map<number, ArrayElement> }>();
 function statement(text: string, values: readonly unknown[]): { name: string; text: string; values: unknown[] } {
-  let name = names.get(text);
-  if (name === undefined) {
-    name = `qs_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
-    names.set(text, name);
+  let p = prepared.get(text);
+  if (p === undefined) {
+    p = { name: `qs_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`, arrays: arrayParameters(text) };
+    prepared.set(text, p);
   }
-  return { name, text, values: values as unknown[] };
+  if (p.arrays.size === 0) return { name: p.name, text, values: values as unknown[] };
+  const out = values.slice();
+  for (const [i, element] of p.arrays) {
+    const v = out[i];
+    if (Array.isArray(v)) out[i] = encodeArray(element, v) ?? v;
+  }
+  return { name: p.name, text, values: out };
 }
 
 function sqlOf(exec: (s: ReturnType<typeof statement> | string) => Promise<pg.QueryResult | pg.QueryResult[]>): Sql {
