@@ -84,6 +84,14 @@ export class WalkPool {
     return this.slots.every((s) => s.ready);
   }
 
+  /** Settles when `ready` turns true, or a thread failed. */
+  get whenReady(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const check = (): void => (this.ready || this.failure !== undefined ? resolve() : void setTimeout(check, 5));
+      check();
+    });
+  }
+
   /** Gives the threads the rest of the walk (`packPending`, stack order). */
   start(pending: ArrayBuffer): void {
     this.head = this.add(pending);

@@ -96,6 +96,8 @@ export interface FingerprintOptions {
   walkThreads?: number;
   /** Paths walked on the main thread before walk threads start (default THREADS_AFTER; tests walk small trees). */
   walkThreadsAfter?: number;
+  /** Once started, wait for the walk threads instead of walking on meanwhile (tests: a small tree ends first). */
+  waitForWalkThreads?: boolean;
 }
 
 const SLASH = Buffer.from('/');
@@ -268,6 +270,7 @@ export class TreeWalker {
           if (reader !== undefined && threadCount > 0 && threads === undefined && this.stats.files >= (this.opts.walkThreadsAfter ?? THREADS_AFTER)) {
             const { WalkPool } = await import('./walk-pool.js');
             threads = new WalkPool({ threads: threadCount, skip, ignored: this.policy.ignored, crossMounts: this.opts.crossMounts === true, reader });
+            if (this.opts.waitForWalkThreads) await threads.whenReady;
           }
           if (threads?.ready) {
             // Stack order: the tracked folders still to come lie below what this one has left.
