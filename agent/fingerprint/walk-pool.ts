@@ -47,7 +47,7 @@ interface Slot {
 /**
  * Walk threads (walk-thread.ts) and the order their findings are read in. A job is a stack of
  * paths still to walk; the first is what the main thread had left when the threads came up. A
- * thread that sees another idle gives it the later half of its stack as a new job, placed right
+ * thread that sees another idle gives away the bottom of its stack as new jobs, placed right
  * after its own in the list, so the jobs' chunks read in list order are the walk's exact order.
  * Threads take the earliest job waiting; only the job being read may run past BUFFERED_LIMIT,
  * so memory stays bounded and the job being read is never stuck behind another.
@@ -155,10 +155,14 @@ export class WalkPool {
       const job = this.jobs.get(m.job)!;
       if (m.length > 0) job.chunks.push({ chunk: Buffer.from(m.buf, 0, m.length), from: slot });
       if (m.split !== undefined) {
-        // The later half of this job's stack: walked after everything the job still holds.
-        const given = this.add(m.split);
-        given.next = job.next;
-        job.next = given;
+        // What this job gave away, in walk order: walked after everything the job still holds.
+        let after = job;
+        for (const pending of m.split) {
+          const given = this.add(pending);
+          given.next = after.next;
+          after.next = given;
+          after = given;
+        }
       }
       if (m.done) {
         job.done = true;
@@ -204,7 +208,7 @@ export class WalkPool {
   }
 }
 
-type ThreadMessage = { ready: true } | { job: number; buf: ArrayBuffer; length: number; split?: ArrayBuffer; done?: true };
+type ThreadMessage = { ready: true } | { job: number; buf: ArrayBuffer; length: number; split?: ArrayBuffer[]; done?: true };
 
 function spawn(workerData: WalkThreadData, transferList: MessagePort[]): Worker {
   const self = new URL(import.meta.url);

@@ -34,6 +34,8 @@ const shared = new Int32Array(data.shared);
 const ignored = compileGlobs(data.ignored);
 const SLASH = Buffer.from('/');
 const tuple = Buffer.allocUnsafe(52);
+/** At most this many jobs are made of what a thread gives away at once. */
+const SPLIT_JOBS = 16;
 
 /** The row look-up; a database this thread cannot open only costs the comparison of every path. */
 const holds = ((): ((p: Buffer, st: Stats) => boolean) => {
@@ -57,7 +59,7 @@ function freshChunk(): Buffer {
   return Buffer.from(back === undefined ? new ArrayBuffer(data.chunkBytes + ITEM_MAX) : (back.message as ArrayBuffer));
 }
 
-function send(job: number, done: boolean, split?: ArrayBuffer): void {
+function send(job: number, done: boolean, split?: ArrayBuffer[]): void {
   // Past the limit only the job being read goes on: the others wait for the reader to catch up.
   while (Atomics.load(shared, HEAD) !== job && Atomics.load(shared, BUFFERED) > data.limit && Atomics.load(shared, CLOSED) === 0) {
     const epoch = Atomics.load(shared, EPOCH);
@@ -66,7 +68,7 @@ function send(job: number, done: boolean, split?: ArrayBuffer): void {
   }
   const buf = chunk.buffer as ArrayBuffer;
   Atomics.add(shared, BUFFERED, at);
-  parentPort!.postMessage({ job, buf, length: at, ...(split ? { split } : {}), ...(done ? { done } : {}) }, split ? [buf, split] : [buf]);
+  parentPort!.postMessage({ job, buf, length: at, ...(split ? { split } : {}), ...(done ? { done } : {}) }, split ? [buf, ...split] : [buf]);
   chunk = freshChunk();
   at = 0;
 }
@@ -141,15 +143,20 @@ function walk(job: number, pending: PendingPath[]): void {
       const text = host.toString('utf8', skip);
       if (!ignored(text)) stack.push({ host, text, topDev });
     }
-    // An idle thread and no job for it: give it the later half of the folders nearest the top
-    // of the tree that are left (they lie at the bottom of the stack and come last in walk
-    // order), so a single large folder is walked by every thread, and halves of the work, not
-    // of the stack's items, change hands (a stack is mostly the small last folder's names).
+    // An idle thread and no job for it: give away the folders nearest the top of the tree that
+    // are left (they lie at the bottom of the stack and come last in walk order), as up to
+    // SPLIT_JOBS jobs in walk order. Small jobs taken in turn keep both threads near the reader:
+    // a thread given half the tree ran past the buffer limit and waited there.
     if (stack.length >= 2 && Atomics.load(shared, HUNGRY) === 1 && Atomics.compareExchange(shared, HUNGRY, 1, 0) === 1) {
       const depth = slashes(stack[0]!.host);
       let level = 1;
-      while (level < stack.length - 1 && slashes(stack[level]!.host) === depth) level++;
-      send(job, false, packPending(stack.splice(0, Math.max(1, level >> 1))));
+      while (level < stack.length && slashes(stack[level]!.host) === depth) level++;
+      const given = stack.splice(0, Math.min(level, stack.length - 1));
+      const jobs: ArrayBuffer[] = [];
+      const per = Math.ceil(given.length / SPLIT_JOBS);
+      // The top of `given` comes first in walk order.
+      for (let end = given.length; end > 0; end -= per) jobs.push(packPending(given.slice(Math.max(0, end - per), end)));
+      send(job, false, jobs);
     }
   }
   send(job, true);
