@@ -11,7 +11,7 @@ import { cacheKey } from './stat-cache.js';
  */
 export interface CleanPaths {
   /** True when `path` (inside the root) was found clean with exactly this lstat. Fastest in walk order. */
-  holds(path: Buffer, st: Stats): boolean;
+  holds(path: Buffer, st: LstatFields): boolean;
   /** Queued: `path` was found clean with this lstat (`lstatTuple`). */
   remember(path: Buffer, tuple: Buffer): void;
   /**
@@ -24,13 +24,27 @@ export interface CleanPaths {
   /** Drops the rows of this root when far more are stored than the walk saw (gone paths pile up otherwise). */
   prune(filesSeen: number): void;
   close(): void;
+  /**
+   * Where another thread can read the same rows itself (its own read-only connection: WAL lets
+   * readers run beside the writer); undefined when there is nothing to read or the database is
+   * in memory.
+   */
+  threadReader(): CleanReaderSpec | undefined;
+}
+
+export interface CleanReaderSpec {
+  file: string;
+  root: number;
 }
 
 /** dev, ino, size, mtime, ctime (doubles), mode with the type bits, uid, gid (32 bits each). */
 const TUPLE_BYTES = 52;
 
+/** The lstat fields a verdict depends on (a `Stats` has them all). */
+export type LstatFields = Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs' | 'ctimeMs' | 'mode' | 'uid' | 'gid'>;
+
 /** The lstat fields a verdict depends on, as the bytes a row holds. */
-export function lstatTuple(st: Stats, into: Buffer = Buffer.allocUnsafe(TUPLE_BYTES)): Buffer {
+export function lstatTuple(st: LstatFields, into: Buffer = Buffer.allocUnsafe(TUPLE_BYTES)): Buffer {
   into.writeDoubleLE(st.dev, 0);
   into.writeDoubleLE(st.ino, 8);
   into.writeDoubleLE(st.size, 16);
@@ -76,7 +90,7 @@ export function createCleanPaths(db: Db, rootDir: string, identity: string, owns
   const put = db.prepare('INSERT OR REPLACE INTO clean_entries (root, entry) VALUES (?, ?)');
   // The entries of one key: from the key with 00 00 up to the key with 00 01 (its children start there).
   const dropKey = db.prepare('DELETE FROM clean_entries WHERE root = ? AND entry >= ? AND entry < ?');
-  const page = db.prepare('SELECT entry FROM clean_entries WHERE root = ? AND entry >= ? ORDER BY entry LIMIT ?').pluck() as Statement<[number, Buffer, number], Buffer>;
+  const page = db.prepare(CLEAN_PAGE_SQL).pluck() as Statement<[number, Buffer, number], Buffer>;
   const rebase = db.transaction((to: string) => {
     dropRoot.run(root);
     setManifest.run(to, root);
@@ -103,53 +117,14 @@ export function createCleanPaths(db: Db, rootDir: string, identity: string, owns
     writeBatch(q);
   };
 
-  // Read as the stat cache reads: pages in key order, a probe key built in one reused buffer.
-  let rows: Row[] = [];
-  let at = 0;
-  let more = true;
-  let size = PAGE_MIN;
-  let scratch = Buffer.allocUnsafe(4096);
-  let last = Buffer.allocUnsafe(4096);
-  let lastLength = -1;
+  const lookup = cleanLookup((from, size) => page.all(root, from, size));
   const tuple = Buffer.allocUnsafe(TUPLE_BYTES);
-  const read = (from: Buffer, length: number): void => {
-    rows = page.all(root, Buffer.from(from.subarray(0, length)), size);
-    at = 0;
-    more = rows.length === size;
-    size = Math.min(2 * size, PAGE_MAX);
-  };
-  /** The row of the key in scratch[0, length), if any. */
-  const find = (length: number): Row | undefined => {
-    if (lastLength < 0 || scratch.compare(last, 0, lastLength, 0, length) <= 0) {
-      size = PAGE_MIN;
-      read(scratch, length);
-    }
-    if (last.length < length) last = Buffer.allocUnsafe(2 * length);
-    scratch.copy(last, 0, 0, length);
-    lastLength = length;
-    for (;;) {
-      while (at < rows.length) {
-        const row = rows[at]!;
-        const order = row.compare(scratch, 0, length, 0, row.length - SUFFIX);
-        if (order === 0) return row;
-        if (order > 0) return undefined;
-        at++;
-      }
-      if (!more) return undefined;
-      read(scratch, length);
-    }
-  };
-
   return {
     holds(p, st) {
-      if (empty) return false;
-      if (scratch.length < p.length) scratch = Buffer.allocUnsafe(2 * p.length);
-      for (let i = 0; i < p.length; i++) {
-        const b = p[i]!;
-        scratch[i] = b === 0x2f ? 0 : b;
-      }
-      const row = find(p.length);
-      return row !== undefined && lstatTuple(st, tuple).compare(row, row.length - TUPLE_BYTES) === 0;
+      return !empty && lookup(p, lstatTuple(st, tuple));
+    },
+    threadReader() {
+      return empty || db.memory ? undefined : { file: db.name, root };
     },
     remember(p, t) {
       queue.push([p, t]);
@@ -169,5 +144,75 @@ export function createCleanPaths(db: Db, rootDir: string, identity: string, owns
       flush();
       if (ownsDb) db.close();
     },
+  };
+}
+
+/** The page query of `clean_entries`, shared by the walk's own reader and the walk threads'. */
+export const CLEAN_PAGE_SQL = 'SELECT entry FROM clean_entries WHERE root = ? AND entry >= ? ORDER BY entry LIMIT ?';
+
+/**
+ * Answers whether a path (inside the root) holds a row with exactly this lstat tuple, reading
+ * the rows as the stat cache reads: pages in key order, a probe key built in one reused buffer,
+ * so look-ups in walk order read each page once. `page(from, size)` gives the next `size` rows
+ * from key `from` on.
+ */
+export function cleanLookup(page: (from: Buffer, size: number) => Row[]): (p: Buffer, tuple: Buffer) => boolean {
+  // A page's rows are copied into one reused buffer at once: row buffers kept while the walk
+  // went on outlived young collections, and at 1M paths tens of MB of dead rows waited in the
+  // old generation (and the threads' malloc arenas) for a full collection.
+  let bytes = Buffer.allocUnsafe(64 * 1024);
+  const ends = new Int32Array(PAGE_MAX);
+  let count = 0;
+  let at = 0;
+  let more = true;
+  let size = PAGE_MIN;
+  let scratch = Buffer.allocUnsafe(4096);
+  let last = Buffer.allocUnsafe(4096);
+  let lastLength = -1;
+  const read = (from: Buffer, length: number): void => {
+    const rows = page(Buffer.from(from.subarray(0, length)), size);
+    let total = 0;
+    for (const row of rows) total += row.length;
+    if (bytes.length < total) bytes = Buffer.allocUnsafe(2 * total);
+    let end = 0;
+    for (let i = 0; i < rows.length; i++) {
+      end += rows[i]!.copy(bytes, end);
+      ends[i] = end;
+    }
+    count = rows.length;
+    at = 0;
+    more = rows.length === size;
+    size = Math.min(2 * size, PAGE_MAX);
+  };
+  /** The end in `bytes` of the row of the key in scratch[0, length); -1 when it has none. */
+  const find = (length: number): number => {
+    if (lastLength < 0 || scratch.compare(last, 0, lastLength, 0, length) <= 0) {
+      size = PAGE_MIN;
+      read(scratch, length);
+    }
+    if (last.length < length) last = Buffer.allocUnsafe(2 * length);
+    scratch.copy(last, 0, 0, length);
+    lastLength = length;
+    for (;;) {
+      while (at < count) {
+        const start = at === 0 ? 0 : ends[at - 1]!;
+        const end = ends[at]!;
+        const order = bytes.compare(scratch, 0, length, start, end - SUFFIX);
+        if (order === 0) return end;
+        if (order > 0) return -1;
+        at++;
+      }
+      if (!more) return -1;
+      read(scratch, length);
+    }
+  };
+  return (p, tuple) => {
+    if (scratch.length < p.length) scratch = Buffer.allocUnsafe(2 * p.length);
+    for (let i = 0; i < p.length; i++) {
+      const b = p[i]!;
+      scratch[i] = b === 0x2f ? 0 : b;
+    }
+    const end = find(p.length);
+    return end >= 0 && tuple.compare(bytes, end - TUPLE_BYTES, end) === 0;
   };
 }

@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
-import { lstatSync, readdirSync, readlinkSync, statfsSync } from 'node:fs';
-import type { Stats } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import type { FileRecord, FileType } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
 import { compileGlobs, isUnder } from '../../shared/policy.js';
@@ -15,6 +15,10 @@ import { lstatTuple } from './clean-paths.js';
 import type { CleanPaths } from './clean-paths.js';
 import type { Root } from '../root.js';
 import { readSecurityXattrs } from './xattrs.js';
+import { errorCode, isPseudoFs, mountNotCrossed, pseudoFsSkipped, warn } from './walk-checks.js';
+import { CLEAN, PackedStat, RECORD, STAT_BYTES, packPending } from './walk-codec.js';
+import type { PendingPath, WalkStat } from './walk-codec.js';
+import type { WalkPool } from './walk-pool.js';
 import type { SecurityXattrs } from './xattrs.js';
 
 /** A file record as observed, plus why its content could not be read, when it could not. */
@@ -43,6 +47,8 @@ export interface WalkStats {
   xattrsRead: number;
   /** Paths passed on as known clean (`FingerprintOptions.clean`): neither recorded nor looked up. */
   knownClean: number;
+  /** Jobs the walk threads walked (0: all of it walked on the main thread). */
+  walkJobs: number;
 }
 
 export interface Fingerprint {
@@ -83,6 +89,15 @@ export interface FingerprintOptions {
    * `settle` in the order they came.
    */
   clean?: CleanPaths;
+  /**
+   * Threads that take the lstat of every path and compare it with the clean paths, on a large
+   * tree with clean paths to compare against (default: the number of cores; 0: none).
+   */
+  walkThreads?: number;
+  /** Paths walked on the main thread before walk threads start (default THREADS_AFTER; tests walk small trees). */
+  walkThreadsAfter?: number;
+  /** Once started, wait for the walk threads instead of walking on meanwhile (tests: a small tree ends first). */
+  waitForWalkThreads?: boolean;
 }
 
 const SLASH = Buffer.from('/');
@@ -93,16 +108,11 @@ const BATCH_BYTES = 8 * 1024 * 1024;
 const EMIT_EVERY = 512;
 const DEFAULT_RACY_MS = 2000;
 const MAX_LINK_GROUPS = 10_000;
-
-// statfs f_type of kernel pseudo filesystems: never walked, even when crossing mounts is asked.
-const PSEUDO_FS = new Set([
-  0x9fa0 /* proc */, 0x62656572 /* sysfs */, 0x1cd1 /* devpts */, 0x27e0eb /* cgroup */, 0x63677270 /* cgroup2 */,
-  0x64626720 /* debugfs */, 0x74726163 /* tracefs */, 0x73636673 /* securityfs */, 0xcafe4a11 /* bpf */,
-  0x6165676c /* pstore */, 0x62656570 /* configfs */, 0x65735543 /* fusectl */, 0x19800202 /* mqueue */,
-  0x42494e4d /* binfmt_misc */, 0x6e736673 /* nsfs */, 0x958458f6 /* hugetlbfs */, 0x187 /* autofs */,
-  0x50495045 /* pipefs */, 0x534f434b /* sockfs */, 0x67596969 /* rpc_pipefs */, 0xf97cff8c /* selinuxfs */,
-  0x6c6f6f70 /* binder */,
-]);
+/**
+ * Paths walked here before walk threads are started: below it a thread's start-up (~40 ms,
+ * its modules and its database) costs more than it saves.
+ */
+const THREADS_AFTER = 10_000;
 
 interface Entry {
   rec: ObservedFile;
@@ -133,7 +143,7 @@ interface Job {
  */
 export class TreeWalker {
   readonly warnings: ScanWarning[] = [];
-  readonly stats: WalkStats = { files: 0, hashed: 0, cacheHits: 0, bytesHashed: 0, linkGroupsPeak: 0, xattrsRead: 0, knownClean: 0 };
+  readonly stats: WalkStats = { files: 0, hashed: 0, cacheHits: 0, bytesHashed: 0, linkGroupsPeak: 0, xattrsRead: 0, knownClean: 0, walkJobs: 0 };
   /** Records that may be remembered as clean, in the order they are emitted, with their lstat (`settle`). */
   private readonly candidates: Array<{ rec: ObservedFile; inside: Buffer; tuple: Buffer }> = [];
   private candidatesHead = 0;
@@ -185,28 +195,33 @@ export class TreeWalker {
   /** Every record in walk order, and with `FingerprintOptions.clean` the paths known clean as strings. */
   async *entries(): AsyncGenerator<Walked[]> {
     const clean = this.opts.clean;
+    let threads: WalkPool | undefined;
+    let handedOver = false;
     try {
       const ignored = compileGlobs(this.policy.ignored);
+      const reader = this.budget.limited ? undefined : clean?.threadReader();
+      const threadCount = this.opts.walkThreads ?? availableParallelism();
       let sinceYield = 0;
-      for (const top of topLevelTracked(this.policy.tracked)) {
-        if (ignored(top)) continue;
+      const tops = topLevelTracked(this.policy.tracked).filter((top) => !ignored(top));
+      walking: for (let t = 0; t < tops.length; t++) {
+        const top = tops[t]!;
         const topBuf = Buffer.from(top);
-        let st: Stats;
+        let st: WalkStat;
         try {
           st = lstatSync(this.host(topBuf));
         } catch (err) {
-          if (code(err) !== 'ENOENT') this.warnings.push(warn(err, top));
+          if (errorCode(err) !== 'ENOENT') this.warnings.push(warn(err, top));
           continue;
         }
         if (st.isDirectory() && isPseudoFs(this.host(topBuf))) {
-          this.warnings.push({ code: 'PSEUDO_FS_SKIPPED', path: top, message: 'a kernel pseudo filesystem (like /proc) is mounted here; it is never walked' });
+          this.warnings.push(pseudoFsSkipped(top));
           continue;
         }
         const topDev = st.dev;
         // Depth first with an explicit stack: deep trees cannot overflow the call stack.
         // Children are stat'ed when they are visited, not when listed: a folder of a million
         // names then costs a million small buffers on the stack, not a million Stats objects.
-        const stack: Array<{ host: Buffer; text: string; st?: Stats }> = [{ host: this.host(topBuf), text: top, st }];
+        const stack: Array<{ host: Buffer; text: string; st?: WalkStat }> = [{ host: this.host(topBuf), text: top, st }];
         const skip = this.rootBuf.length;
         while (stack.length > 0) {
           const item = stack.pop()!;
@@ -223,11 +238,11 @@ export class TreeWalker {
           } else if (this.visit(item.host, inside, item.text, est).type !== 'dir') continue;
           if (est.dev !== topDev) {
             if (!this.opts.crossMounts) {
-              this.warnings.push({ code: 'MOUNT_NOT_CROSSED', path: item.text, message: 'another filesystem is mounted here; its contents were not walked (--cross-mounts walks it)' });
+              this.warnings.push(mountNotCrossed(item.text));
               continue;
             }
             if (isPseudoFs(this.host(inside))) {
-              this.warnings.push({ code: 'PSEUDO_FS_SKIPPED', path: item.text, message: 'a kernel pseudo filesystem (like /proc) is mounted here; it is never walked' });
+              this.warnings.push(pseudoFsSkipped(item.text));
               continue;
             }
           }
@@ -250,17 +265,68 @@ export class TreeWalker {
           sinceYield += names.length + 1;
           if (this.budget.limited) await this.budget.spend(names.length + 1, 0);
           if (this.sharing) await new Promise<void>((r) => setImmediate(r));
+          // A large tree known clean: walk threads start while this thread walks on, and take
+          // over what is left once they are up (the minbase ends before it gets here).
+          if (reader !== undefined && threadCount > 0 && threads === undefined && this.stats.files >= (this.opts.walkThreadsAfter ?? THREADS_AFTER)) {
+            const { WalkPool } = await import('./walk-pool.js');
+            threads = new WalkPool({ threads: threadCount, skip, ignored: this.policy.ignored, crossMounts: this.opts.crossMounts === true, reader });
+            if (this.opts.waitForWalkThreads) await threads.whenReady;
+          }
+          if (threads?.ready) {
+            // Stack order: the tracked folders still to come lie below what this one has left.
+            const rest: PendingPath[] = [];
+            for (let later = tops.length - 1; later > t; later--) rest.push({ host: this.host(Buffer.from(tops[later]!)), text: tops[later]!, topDev: NaN });
+            for (const p of stack) rest.push({ host: p.host, text: p.text, topDev });
+            threads.start(packPending(rest));
+            handedOver = true;
+            break walking;
+          }
           if (sinceYield >= EMIT_EVERY || this.queue.length - this.head >= WINDOW) {
             sinceYield = 0;
             yield* this.drain(false);
           }
         }
       }
+      if (handedOver && threads !== undefined) {
+        const from = threads;
+        for (let chunk = await from.next(); chunk !== undefined; chunk = await from.next()) {
+          this.takeChunk(chunk);
+          from.recycle(chunk);
+          yield* this.drain(false);
+        }
+      }
       yield* this.drain(true);
+      this.stats.walkJobs = threads?.jobsWalked ?? 0;
     } finally {
+      await threads?.close();
       this.opts.cache?.flush();
       this.opts.clean?.flush();
       await this.pool.close();
+    }
+  }
+
+  /** What a walk thread found, in walk order (walk-codec.ts): entries as the walk here makes them. */
+  private takeChunk(chunk: Buffer): void {
+    const skip = this.rootBuf.length;
+    for (let at = 0; at < chunk.length; ) {
+      const tag = chunk[at]!;
+      if (tag === CLEAN) {
+        const end = at + 3 + chunk.readUInt16LE(at + 1);
+        this.stats.files++;
+        this.stats.knownClean++;
+        this.queue.push(chunk.toString('utf8', at + 3, end));
+        at = end;
+      } else if (tag === RECORD) {
+        const end = at + 3 + chunk.readUInt16LE(at + 1);
+        // A copy, not a view: the record's buffers must not hold the whole chunk.
+        const host = Buffer.concat([this.rootBuf, chunk.subarray(at + 3, end)]);
+        this.visit(host, host.subarray(skip), host.toString('utf8', skip), new PackedStat(chunk, end));
+        at = end + STAT_BYTES;
+      } else {
+        const end = at + 5 + chunk.readUInt32LE(at + 1);
+        this.warnings.push(JSON.parse(chunk.toString('utf8', at + 5, end)) as ScanWarning);
+        at = end;
+      }
     }
   }
 
@@ -290,7 +356,7 @@ export class TreeWalker {
     }
   }
 
-  private visit(host: Buffer, inside: Buffer, text: string, st: Stats): ObservedFile {
+  private visit(host: Buffer, inside: Buffer, text: string, st: WalkStat): ObservedFile {
     const rec = toRecord(inside, text, st);
     this.stats.files++;
     const entry: Entry = { rec };
@@ -348,7 +414,7 @@ export class TreeWalker {
    * Gives the record its digest: from another name of the same inode, from the stat cache, or
    * from a read in the hashing threads. Returns the read's job when the file is read now.
    */
-  private fileContent(entry: Entry, host: Buffer, inside: Buffer, st: Stats): Job | undefined {
+  private fileContent(entry: Entry, host: Buffer, inside: Buffer, st: WalkStat): Job | undefined {
     const key = st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
     if (key !== undefined) {
       const shared = this.links.get(key);
@@ -464,16 +530,8 @@ export async function fingerprint(root: Root, policy: Policy, opts: FingerprintO
   return { files, warnings: walker.warnings, bytesHashed: walker.stats.bytesHashed, stats: walker.stats };
 }
 
-function isPseudoFs(host: Buffer): boolean {
-  try {
-    return PSEUDO_FS.has(Number(statfsSync(host.toString('utf8')).type));
-  } catch {
-    return false;
-  }
-}
-
 /** The record of one path from its lstat; `inside` is the path's exact bytes, `text` its readable form. */
-export function toRecord(inside: Buffer, text: string, st: Stats): ObservedFile {
+export function toRecord(inside: Buffer, text: string, st: WalkStat): ObservedFile {
   const record: ObservedFile = {
     path: text,
     type: fileType(st),
@@ -494,7 +552,7 @@ function modeText(mode: number): string {
   return (MODE_TEXTS[bits] ??= bits.toString(8).padStart(4, '0'));
 }
 
-function fileType(st: Stats): FileType {
+function fileType(st: WalkStat): FileType {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
   if (st.isSymbolicLink()) return 'symlink';
@@ -553,24 +611,4 @@ export function topLevelTracked(tracked: readonly string[]): string[] {
   const unique = [...new Set(tracked.map((t) => (t.length > 1 ? t.replace(/\/+$/, '') : t)))];
   unique.sort((a, b) => comparePathBytes(Buffer.from(a), Buffer.from(b)));
   return unique.filter((t, i) => !unique.slice(0, i).some((p) => isUnder(t, p)));
-}
-
-function code(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | undefined)?.code;
-}
-
-function describe(err: unknown): string {
-  switch (code(err)) {
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'ENOENT':
-      return 'vanished during the scan';
-    default:
-      return err instanceof Error ? err.message : String(err);
-  }
-}
-
-function warn(err: unknown, path: string): ScanWarning {
-  return { code: code(err) === 'EACCES' || code(err) === 'EPERM' ? 'UNREADABLE' : 'READ_FAILED', path, message: describe(err) };
 }

@@ -1,0 +1,132 @@
+// Past a few paths a warm scan hands its walk to walk threads (walk-pool.ts): each takes the
+// lstat of its paths and compares it with the paths known clean itself, and only the exceptions
+// come back. The report must be exactly the one the walk on the main thread gives, and the one a
+// scan comparing every path gives, on a tree split into several jobs over both threads.
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scanRoot, scanSource } from '../agent/diff/scan.js';
+import { openCleanPaths } from '../agent/fingerprint/clean-paths.js';
+import { openStatCache } from '../agent/fingerprint/stat-cache.js';
+import type { WalkStats } from '../agent/fingerprint/walk.js';
+import { readManifestFile } from '../agent/manifest/io.js';
+import { openManifestSource, writeManifestStream } from '../agent/manifest/stream.js';
+import { openRoot } from '../agent/root.js';
+import type { Report } from '../shared/report.js';
+import { runAgent } from './helpers/cli.js';
+
+let dir: string;
+let root: string;
+let state: string;
+let manifest: string;
+const at = (p: string): string => path.join(root, p);
+const mnt = (): string => at('usr/share/t4/mnt');
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'qs-walk-threads-'));
+  root = path.join(dir, 'root');
+  state = path.join(dir, 'state');
+  manifest = path.join(dir, 'manifest.json.gz');
+  for (let t = 0; t < 6; t++) {
+    for (let d = 0; d < 8; d++) {
+      mkdirSync(at(`usr/share/t${t}/d${d}`), { recursive: true });
+      for (let f = 0; f < 8; f++) writeFileSync(at(`usr/share/t${t}/d${d}/f${f}`), `t${t} d${d} f${f}\n`);
+    }
+  }
+  mkdirSync(at('usr/bin'), { recursive: true });
+  writeFileSync(at('usr/top-file'), 'at the top\n');
+  writeFileSync(at('usr/bin/tool'), '#!/bin/sh\n', { mode: 0o755 });
+  mkdirSync(at('etc'), { recursive: true });
+  writeFileSync(at('etc/motd'), 'welcome\n');
+  // Another filesystem below a tracked folder: never walked, said once per scan.
+  mkdirSync(mnt());
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt()]);
+  writeFileSync(path.join(mnt(), 'other-fs'), 'x');
+  await sleep(2100);
+  const first = path.join(dir, 'first.json.gz');
+  const r = runAgent(['manifest', '--root', root, '--out', first, '--state', state, '--name', 'threads', '--image-version', '1', '--quiet']);
+  expect(r.code, r.stderr).toBe(0);
+  // A folder and a name pattern the policy ignores, inside the subtrees the threads walk.
+  const { files, ...header } = await readManifestFile(first);
+  async function* records() {
+    yield files.filter((f) => !f.path.startsWith('/usr/share/t2/d3') && !f.path.endsWith('.tmp'));
+  }
+  await writeManifestStream(manifest, { ...header, policy: { ...header.policy, ignored: [...header.policy.ignored, '/usr/share/t2/d3', '/usr/share/**/*.tmp'] } }, records());
+  // The first scan against it remembers what it found clean; the next ones compare with that.
+  expect((await scan({ walkThreads: 2 })).stats.knownClean).toBe(0);
+}, 60_000);
+
+afterAll(() => {
+  execFileSync('umount', [mnt()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function comparable(report: Report): unknown {
+  const { scannedAt: _t, stats, ...rest } = report;
+  return { ...rest, stats: { files: stats.files, packages: stats.packages } };
+}
+
+/** A scan as `quicksand-agent scan` runs it, walking on `walkThreads` threads after 20 paths. */
+async function scan(opts: { walkThreads: number }): Promise<{ report: unknown; stats: WalkStats }> {
+  const opened = await openRoot(root);
+  const source = await openManifestSource(manifest);
+  const cache = openStatCache(state, opened.dir);
+  const clean = openCleanPaths(state, opened.dir, source.identity!()!);
+  let stats: WalkStats | undefined;
+  try {
+    const report = await scanSource(opened, source, { cache, clean, hostname: 'h', walkThreadsAfter: 20, waitForWalkThreads: true, ...opts, onStats: (s) => (stats = { ...s }) });
+    return { report: comparable(report), stats: stats! };
+  } finally {
+    cache.close();
+    clean.close();
+  }
+}
+
+/** The scan on threads, on the main thread, and one comparing every path: all three alike. */
+async function scanAll(): Promise<{ report: unknown; stats: WalkStats }> {
+  const threaded = await scan({ walkThreads: 2 });
+  const single = await scan({ walkThreads: 0 });
+  const full = comparable(await scanRoot(await openRoot(root), await readManifestFile(manifest), { hostname: 'h' }));
+  expect(threaded.report).toEqual(full);
+  expect(single.report).toEqual(full);
+  expect(single.stats.walkJobs).toBe(0);
+  return threaded;
+}
+
+const kinds = (r: unknown): string[] => (r as Report).findings.map((f) => `${f.kind} ${f.path ?? f.name}`).sort();
+
+describe('a warm scan walked on threads', () => {
+  it('reports nothing on an untouched tree, with the walk split over several jobs', async () => {
+    const { report, stats } = await scanAll();
+    expect(kinds(report)).toEqual([]);
+    expect((report as Report).warnings.map((w) => [w.code, w.path])).toEqual([['MOUNT_NOT_CROSSED', '/usr/share/t4/mnt']]);
+    expect(stats.walkJobs).toBeGreaterThanOrEqual(2);
+    expect(stats.knownClean).toBeGreaterThan(300);
+    expect(stats.hashed).toBe(0);
+  });
+
+  it('sees changes in different subtrees and in the tracked folder itself, and nothing in what is ignored', async () => {
+    writeFileSync(at('usr/share/t1/d2/f3'), 'changed\n');
+    chmodSync(at('usr/share/t5/d7/f7'), 0o600);
+    unlinkSync(at('usr/share/t3/d0/f0'));
+    writeFileSync(at('usr/share/t0/d5/new'), 'new\n');
+    writeFileSync(at('usr/top-file'), 'changed at the top\n');
+    writeFileSync(at('usr/share/t2/d3/ignored-new'), 'ignored\n');
+    writeFileSync(at('usr/share/t4/d1/scratch.tmp'), 'ignored\n');
+    const { report, stats } = await scanAll();
+    expect(kinds(report)).toEqual([
+      'file-added /usr/share/t0/d5/new',
+      'file-metadata /usr/share/t5/d7/f7',
+      'file-modified /usr/share/t1/d2/f3',
+      'file-modified /usr/top-file',
+      'file-removed /usr/share/t3/d0/f0',
+    ]);
+    expect(stats.walkJobs).toBeGreaterThanOrEqual(2);
+    // Twice: what this scan remembered must not hide any of it from the next.
+    const again = await scanAll();
+    expect(again.report).toEqual(report);
+  });
+});
