@@ -8,15 +8,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scanRoot, scanSource } from '../agent/diff/scan.js';
-import { openCleanPaths } from '../agent/fingerprint/clean-paths.js';
-import { openStatCache } from '../agent/fingerprint/stat-cache.js';
 import type { WalkStats } from '../agent/fingerprint/walk.js';
 import { readManifestFile } from '../agent/manifest/io.js';
-import { openManifestSource, writeManifestStream } from '../agent/manifest/stream.js';
-import { openRoot } from '../agent/root.js';
+import { writeManifestStream } from '../agent/manifest/stream.js';
 import type { Report } from '../shared/report.js';
 import { runAgent } from './helpers/cli.js';
+import { fullScan, warmScan } from './helpers/warm-scan.js';
 
 let dir: string;
 let root: string;
@@ -47,27 +44,10 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The report without what differs from run to run (its time, its duration, what the cache spared). */
-function comparable(report: Report): unknown {
-  const { scannedAt: _t, stats, ...rest } = report;
-  return { ...rest, stats: { files: stats.files, packages: stats.packages } };
-}
-
 /** A scan as `quicksand-agent scan` runs it (stat cache, clean paths) beside one that compares every path. */
 async function scanBoth(file = manifest): Promise<{ got: unknown; want: unknown; stats: WalkStats }> {
-  const opened = await openRoot(root);
-  const source = await openManifestSource(file);
-  const cache = openStatCache(state, opened.dir);
-  const clean = openCleanPaths(state, opened.dir, source.identity!()!);
-  let stats: WalkStats | undefined;
-  try {
-    const got = await scanSource(opened, source, { cache, clean, hostname: 'h', onStats: (s) => (stats = { ...s }) });
-    const want = await scanRoot(opened, await readManifestFile(file), { hostname: 'h' });
-    return { got: comparable(got), want: comparable(want), stats: stats! };
-  } finally {
-    cache.close();
-    clean.close();
-  }
+  const { report, stats } = await warmScan(root, file, state);
+  return { got: report, want: await fullScan(root, file), stats };
 }
 
 const kinds = (r: unknown): string[] => (r as Report).findings.map((f) => `${f.kind} ${f.path ?? f.name}`);

@@ -8,15 +8,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scanRoot, scanSource } from '../agent/diff/scan.js';
-import { openCleanPaths } from '../agent/fingerprint/clean-paths.js';
-import { openStatCache } from '../agent/fingerprint/stat-cache.js';
 import type { WalkStats } from '../agent/fingerprint/walk.js';
 import { readManifestFile } from '../agent/manifest/io.js';
-import { openManifestSource, writeManifestStream } from '../agent/manifest/stream.js';
-import { openRoot } from '../agent/root.js';
+import { writeManifestStream } from '../agent/manifest/stream.js';
 import type { Report } from '../shared/report.js';
 import { runAgent } from './helpers/cli.js';
+import { fullScan, warmScan } from './helpers/warm-scan.js';
 
 let dir: string;
 let root: string;
@@ -64,32 +61,16 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function comparable(report: Report): unknown {
-  const { scannedAt: _t, stats, ...rest } = report;
-  return { ...rest, stats: { files: stats.files, packages: stats.packages } };
-}
-
 /** A scan as `quicksand-agent scan` runs it, walking on `walkThreads` threads after 20 paths. */
-async function scan(opts: { walkThreads: number }): Promise<{ report: unknown; stats: WalkStats }> {
-  const opened = await openRoot(root);
-  const source = await openManifestSource(manifest);
-  const cache = openStatCache(state, opened.dir);
-  const clean = openCleanPaths(state, opened.dir, source.identity!()!);
-  let stats: WalkStats | undefined;
-  try {
-    const report = await scanSource(opened, source, { cache, clean, hostname: 'h', walkThreadsAfter: 20, waitForWalkThreads: true, ...opts, onStats: (s) => (stats = { ...s }) });
-    return { report: comparable(report), stats: stats! };
-  } finally {
-    cache.close();
-    clean.close();
-  }
+function scan(opts: { walkThreads: number }): Promise<{ report: unknown; stats: WalkStats }> {
+  return warmScan(root, manifest, state, { walkThreadsAfter: 20, waitForWalkThreads: true, ...opts });
 }
 
 /** The scan on threads, on the main thread, and one comparing every path: all three alike. */
 async function scanAll(): Promise<{ report: unknown; stats: WalkStats }> {
   const threaded = await scan({ walkThreads: 2 });
   const single = await scan({ walkThreads: 0 });
-  const full = comparable(await scanRoot(await openRoot(root), await readManifestFile(manifest), { hostname: 'h' }));
+  const full = await fullScan(root, manifest);
   expect(threaded.report).toEqual(full);
   expect(single.report).toEqual(full);
   expect(single.stats.walkJobs).toBe(0);

@@ -55,22 +55,25 @@ export class PackedStat implements WalkStat {
     this.ctimeMs = buf.readDoubleLE(at + 64);
   }
   isFile(): boolean {
-    return (this.mode & constants.S_IFMT) === constants.S_IFREG;
+    return this.is(constants.S_IFREG);
   }
   isDirectory(): boolean {
-    return (this.mode & constants.S_IFMT) === constants.S_IFDIR;
+    return this.is(constants.S_IFDIR);
   }
   isSymbolicLink(): boolean {
-    return (this.mode & constants.S_IFMT) === constants.S_IFLNK;
+    return this.is(constants.S_IFLNK);
   }
   isFIFO(): boolean {
-    return (this.mode & constants.S_IFMT) === constants.S_IFIFO;
+    return this.is(constants.S_IFIFO);
   }
   isSocket(): boolean {
-    return (this.mode & constants.S_IFMT) === constants.S_IFSOCK;
+    return this.is(constants.S_IFSOCK);
   }
   isCharacterDevice(): boolean {
-    return (this.mode & constants.S_IFMT) === constants.S_IFCHR;
+    return this.is(constants.S_IFCHR);
+  }
+  private is(type: number): boolean {
+    return (this.mode & constants.S_IFMT) === type;
   }
 }
 
