@@ -19,7 +19,11 @@ export async function noteStatus(q: Sql, hostId: string, before: string | null, 
 
 /** Counts again and stores the result (a change goes into the history, `why`); returns the status before and after. */
 export async function refreshHost(q: Sql, hostId: string, now: Date, why: StatusWhy): Promise<{ before: string; after: 'cattle' | 'pet' }> {
-  const before = (await q.row<{ status: string }>('SELECT status FROM hosts WHERE id = $1', [hostId]))?.status ?? null;
+  // The host's row lock before counting: an ingest batch that holds it has committed its findings
+  // by the time the count reads them, and one that comes later reads this count. Counted without
+  // it (a rules change redecides every host unlocked), the count could miss a batch's new
+  // findings, and later reports would add to that wrong count until the host is counted again.
+  const before = (await q.row<{ status: string }>('SELECT status FROM hosts WHERE id = $1 FOR NO KEY UPDATE', [hostId]))?.status ?? null;
   const c = await countHost(q, hostId, now);
   await q.run(
     `UPDATE hosts SET status = $2, pet_since = CASE WHEN $2 = 'pet' THEN coalesce(pet_since, $3) ELSE NULL END, drift_score = $4, open_findings = $5, recount_at = $6 WHERE id = $1`,
