@@ -36,6 +36,17 @@ export function hostCountOf(rows: Iterable<{ severity: string; n: number }>): Ho
   return { counts, status: classify(counts), score: driftScore(counts), open: counts.critical + counts.high + counts.medium + counts.low };
 }
 
+/**
+ * A stored count after a report that only added findings: a new row has no approval (they name
+ * a finding's id), so each one not waived counts, and nothing else changed. Pure.
+ */
+export function countAfterAdding(stored: { score: number; open: number }, added: Iterable<{ severity: string; n: number }>): Omit<HostCount, 'counts'> {
+  const more = hostCountOf(added);
+  const open = stored.open + more.open;
+  // classify's rule (pet: an open finding above info), on the totals.
+  return { status: open > 0 ? 'pet' : 'cattle', score: stored.score + more.score, open };
+}
+
 export function createHostStatus(db: Db): HostStatusStore {
   const counted = db.prepare<{ hostId: string; now: string }, { severity: string; n: number }>(
     `SELECT severity, count(*) AS n FROM findings f

@@ -135,6 +135,43 @@ describe.each(STORE_BACKENDS)('the $name store', (backend) => {
     expect((await store.listHosts({ status: 'cattle' }, at(3))).map((h) => h.hostname)).toEqual(['a-renamed']);
   });
 
+  it('keeps a host\'s stored count as counting its findings would, through new, changed, resolved, approved, expired, reopened and re-baselined findings', async () => {
+    const a = await enrol('a');
+    const actor = { id: 't', role: 'analyst' as const };
+    const ssh: Finding = { kind: 'package-added', severity: 'medium', ecosystem: 'dpkg', name: 'ssh', after: '9.2' };
+    const passwd: Finding = { kind: 'file-modified', severity: 'medium', path: '/etc/passwd', before: fakeHash(5), after: fakeHash(6) };
+    const nc: Finding = { kind: 'package-added', severity: 'low', ecosystem: 'dpkg', name: 'nc', after: '1.2' };
+    let seq = 0;
+    const report = (kind: 'full' | 'event', findings: Finding[], when: Date) => ({ type: 'report' as const, agentId: a.agentId, frame: reportFrame(a.agentId, ++seq, kind, findings, when), receivedAt: when });
+    const stored = async (when: Date): Promise<unknown> => {
+      const h = (await store.getHost(a.agentId, when))!;
+      return { status: h.status, open: h.openFindings, score: h.driftScore };
+    };
+    const idOf = async (name: string): Promise<number> => (await store.listFindings(a.agentId, { state: 'open' }, at(0)))!.find((f) => f.name === name || f.path === name)!.id;
+    await store.ingestBatch([report('full', [curl, passwd], t0)]);
+    expect(await stored(t0)).toEqual({ status: 'pet', open: 2, score: 13 });
+    // Two reports of the host in one batch: a new finding, then one whose severity changed.
+    await store.ingestBatch([report('event', [ssh], at(1)), report('event', [{ ...curl, severity: 'critical' }], at(1))]);
+    expect(await stored(at(1))).toEqual({ status: 'pet', open: 3, score: 106 });
+    await store.triage.approve({ hostId: a.agentId, findingIds: [await idOf('ssh')], reason: 'r', expiresAt: at(10).toISOString(), actor, now: at(2) });
+    await store.ingestBatch([report('event', [], at(5))]);
+    expect(await stored(at(5))).toEqual({ status: 'pet', open: 2, score: 103 });
+    // The approval ran out before this report; no schedule expired it yet.
+    await store.ingestBatch([report('event', [], at(11))]);
+    expect(await stored(at(11))).toEqual({ status: 'pet', open: 3, score: 106 });
+    // A full report without passwd resolves it; curl approved for good.
+    await store.triage.approve({ hostId: a.agentId, findingIds: [await idOf('curl')], reason: 'r', actor, now: at(11) });
+    await store.ingestBatch([report('full', [{ ...curl, severity: 'critical' }, ssh], at(12))]);
+    expect(await stored(at(12))).toEqual({ status: 'pet', open: 1, score: 3 });
+    await store.triage.rebaseline({ hostId: a.agentId, reason: 'r', actor, now: at(13) });
+    expect(await stored(at(13))).toEqual({ status: 'cattle', open: 0, score: 0 });
+    await store.ingestBatch([report('event', [nc], at(14))]);
+    expect(await stored(at(14))).toEqual({ status: 'pet', open: 1, score: 1 });
+    await store.triage.reopen({ hostId: a.agentId, findingId: await idOf('curl'), reason: 'r', actor, now: at(15) });
+    await store.ingestBatch([report('event', [], at(16))]);
+    expect(await stored(at(16))).toEqual({ status: 'pet', open: 2, score: 101 });
+  });
+
   it('writes several agents\' fresh reports, replays and rewritten replays in one batch as one by one: a replay adds nothing, a rewrite breaks the chain', async () => {
     const [a, b, c] = [await enrol('a'), await enrol('b'), await enrol('c')];
     const passwd: Finding = { kind: 'file-modified', severity: 'medium', path: '/etc/passwd', before: fakeHash(5), after: fakeHash(6) };

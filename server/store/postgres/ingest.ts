@@ -24,8 +24,9 @@ import type { Ingest, IngestItem, IngestResult } from '../types.js';
 import type { AlertBatch, PgAlerting } from './alerting.js';
 import { markMissingContainersGone, upsertContainer } from './containers.js';
 import type { PgDatabase, Sql } from './db.js';
-import { BY_REPORT } from '../host-status.js';
+import { BY_REPORT, countAfterAdding } from '../host-status.js';
 import { countHost, countHosts, noteStatuses, refreshHost } from './host-status.js';
+import type { PgHostCount } from './host-status.js';
 import { observeMachine } from './identity.js';
 import { storeHeartbeats } from './liveness.js';
 import { redecidePg } from './redecide.js';
@@ -54,20 +55,38 @@ interface FindingsOf {
   writes: readonly FindingWrite[];
 }
 
-const UPSERT_FINDINGS = `INSERT INTO findings AS t (host_id, key, source, kind, severity, ecosystem, name, path, detail, first_seen, last_seen, first_seq, last_seq, change_set, decision, waived, identity, ticket)
-  SELECT u.host_id, u.key, $1, u.kind, u.severity, u.ecosystem, u.name, u.path, u.detail, u.now, u.now, u.seq, u.seq, u.change_set, u.decision, u.waived, u.identity, u.ticket
+// What the count of each host's open findings (host-status.ts) must know of the upsert: per host
+// and severity, the new rows not waived, and whether an open row changed what the count reads
+// (counted_seq moves to this seq only then, or when the row is new): its severity, its waiver,
+// or its identity when an approval names the finding (an approval holds for one identity; an
+// event report's re-seen file has a new one each time, and most findings have no approval).
+const UPSERT_FINDINGS = `WITH up AS (INSERT INTO findings AS t (host_id, key, source, kind, severity, ecosystem, name, path, detail, first_seen, last_seen, first_seq, last_seq, change_set, decision, waived, identity, ticket, counted_seq)
+  SELECT u.host_id, u.key, $1, u.kind, u.severity, u.ecosystem, u.name, u.path, u.detail, u.now, u.now, u.seq, u.seq, u.change_set, u.decision, u.waived, u.identity, u.ticket, u.seq
   FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[], $15::text[], $16::text[])
     WITH ORDINALITY AS u(host_id, seq, now, key, kind, severity, ecosystem, name, path, detail, change_set, decision, waived, identity, ticket, n)
   ORDER BY u.n
   ON CONFLICT (host_id, key) WHERE resolved_at IS NULL
   DO UPDATE SET severity = excluded.severity, detail = excluded.detail, last_seen = excluded.last_seen, last_seq = excluded.last_seq,
-    change_set = excluded.change_set, decision = excluded.decision, waived = excluded.waived, identity = excluded.identity`;
+    change_set = excluded.change_set, decision = excluded.decision, waived = excluded.waived, identity = excluded.identity,
+    counted_seq = CASE WHEN t.severity IS DISTINCT FROM excluded.severity OR t.waived IS DISTINCT FROM excluded.waived
+        OR (t.identity IS DISTINCT FROM excluded.identity AND EXISTS (SELECT 1 FROM approvals a WHERE a.finding_id = t.id AND a.reopened_at IS NULL))
+      THEN excluded.last_seq ELSE t.counted_seq END
+  RETURNING t.host_id, t.severity, t.waived, t.xmax = 0 AS inserted, t.counted_seq IS NOT DISTINCT FROM t.last_seq AS touched)
+  SELECT host_id, severity, (count(*) FILTER (WHERE inserted AND waived = 0))::int AS n, bool_or(NOT inserted) AS changed FROM up WHERE touched GROUP BY host_id, severity`;
+
+/** What an upsert did to the count of each host it touched (absent: nothing). */
+interface CountChange {
+  /** The new findings not waived, by severity. */
+  added: Array<{ severity: string; n: number }>;
+  /** An open finding changed a column the count reads: only counting again tells. */
+  changed: boolean;
+}
 
 /**
  * The findings of several reports (of distinct hosts) in one statement. A key twice in one report
  * is one row, in the place of its first and with the values of its last (as row-by-row upserts leave it).
  */
-async function upsertFindings(q: Sql, source: 'scan' | 'server', reports: readonly FindingsOf[]): Promise<void> {
+async function upsertFindings(q: Sql, source: 'scan' | 'server', reports: readonly FindingsOf[]): Promise<Map<string, CountChange>> {
   const rows: Array<FindingWrite & { hostId: string; seq: number; now: string }> = [];
   for (const r of reports) {
     const byKey = new Map<string, number>();
@@ -80,9 +99,10 @@ async function upsertFindings(q: Sql, source: 'scan' | 'server', reports: readon
       } else rows[at] = row;
     }
   }
-  if (rows.length === 0) return;
+  const changes = new Map<string, CountChange>();
+  if (rows.length === 0) return changes;
   const col = <K>(f: (w: (typeof rows)[number]) => K): K[] => rows.map(f);
-  await q.run(UPSERT_FINDINGS, [
+  const touched = await q.rows<{ host_id: string; severity: string; n: number; changed: boolean }>(UPSERT_FINDINGS, [
     source,
     col((w) => w.hostId),
     col((w) => w.seq),
@@ -100,6 +120,13 @@ async function upsertFindings(q: Sql, source: 'scan' | 'server', reports: readon
     col((w) => w.identity),
     col((w) => w.ticket),
   ]);
+  for (const t of touched) {
+    const c = changes.get(t.host_id) ?? { added: [], changed: false };
+    c.added.push({ severity: t.severity, n: t.n });
+    c.changed ||= t.changed;
+    changes.set(t.host_id, c);
+  }
+  return changes;
 }
 
 function scanWrite(e: EvaluatedFinding): FindingWrite {
@@ -134,16 +161,18 @@ interface HostWrite {
   now: Date;
   seq: number;
   outboxDepth: number | null;
+  recountAt: string | null;
 }
 
 // Returns each row's status before (the subquery reads the rows as they were), for the status history.
 // A report without an outbox depth keeps the latest one known: a heartbeat's when it came after the row's.
 const UPDATE_HOSTS_AFTER_REPORT = `UPDATE hosts SET hostname = u.hostname, image_name = u.image_name, image_version = u.image_version, status = u.status,
     pet_since = CASE WHEN u.status = 'pet' THEN coalesce(hosts.pet_since, u.scanned_at) ELSE NULL END, drift_score = u.score, open_findings = u.open,
+    recount_at = u.recount_at,
     last_seen = u.now, last_report_at = u.now, last_seq = GREATEST(hosts.last_seq, u.seq), outbox_depth = coalesce(u.outbox_depth,
       (SELECT b.outbox_depth FROM host_heartbeats b WHERE b.host_id = hosts.id AND b.seen_at >= coalesce(hosts.last_seen, '')), hosts.outbox_depth)
-  FROM (SELECT u.*, h.status AS before FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[], $9::text[], $10::bigint[], $11::bigint[])
-          WITH ORDINALITY AS u(id, hostname, image_name, image_version, status, scanned_at, score, open, now, seq, outbox_depth, n)
+  FROM (SELECT u.*, h.status AS before FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[], $9::text[], $10::bigint[], $11::bigint[], $12::text[])
+          WITH ORDINALITY AS u(id, hostname, image_name, image_version, status, scanned_at, score, open, now, seq, outbox_depth, recount_at, n)
         JOIN hosts h ON h.id = u.id) u
   WHERE hosts.id = u.id RETURNING u.n::int AS n, u.before`;
 
@@ -163,6 +192,7 @@ async function updateHostsAfterReport(q: Sql, writes: readonly HostWrite[]): Pro
     col((w) => w.now.toISOString()),
     col((w) => w.seq),
     col((w) => w.outboxDepth),
+    col((w) => w.recountAt),
   ]);
   const changes = old.sort((a, b) => a.n - b.n).map((o) => {
     const w = writes[o.n - 1]!;
@@ -178,6 +208,15 @@ interface Batch {
   alerts: AlertBatch;
   /** The batch's hosts' open findings that carry a ticket, as the batch began: good for each host's first report only. */
   tickets: Map<string, { key: string; ticket: string | null }[]>;
+  /** The batch's hosts' stored counts, kept current by its reports; a host absent is counted again. */
+  counted: Map<string, StoredCount>;
+}
+
+/** A host's count as its row keeps it (see migration 7). */
+interface StoredCount {
+  score: number;
+  open: number;
+  recountAt: string | null;
 }
 
 // For each report (of distinct hosts): whether it went in, the predecessor's hash for the chain
@@ -304,9 +343,9 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     await q.run(RESOLVE_MISSING, [reports.map((r) => r.hostId), reports.map((r) => r.seq), reports.map((r) => r.now)]);
   }
 
-  /** Event reports with a scope (of distinct hosts): the open findings of their hosts each one settles, in two statements. */
-  async function resolveByEvents(q: Sql, reports: ReadonlyArray<{ hostId: string; seq: number; now: string; report: ReturnType<typeof reportForStore> }>): Promise<void> {
-    if (reports.length === 0) return;
+  /** Event reports with a scope (of distinct hosts): the open findings of their hosts each one settles, in two statements; returns the hosts of those resolved. */
+  async function resolveByEvents(q: Sql, reports: ReadonlyArray<{ hostId: string; seq: number; now: string; report: ReturnType<typeof reportForStore> }>): Promise<string[]> {
+    if (reports.length === 0) return [];
     const open = await q.rows<{ host_id: string; id: number; kind: string; path: string | null }>(
       `SELECT u.host_id, s.id, s.kind, s.path FROM ${STALE_SCAN_FINDINGS} ORDER BY u.host_id, s.id`,
       [reports.map((r) => r.hostId), reports.map((r) => r.seq), reports.map((r) => r.now)],
@@ -319,13 +358,43 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     }
     const ids: number[] = [];
     const at: string[] = [];
+    const hosts: string[] = [];
     for (const r of reports) {
-      for (const id of resolvedByEventReport(r.report, byHost.get(r.hostId) ?? [])) {
+      const resolved = resolvedByEventReport(r.report, byHost.get(r.hostId) ?? []);
+      if (resolved.length > 0) hosts.push(r.hostId);
+      for (const id of resolved) {
         ids.push(id);
         at.push(r.now);
       }
     }
     if (ids.length > 0) await q.run('UPDATE findings SET resolved_at = u.now FROM unnest($1::bigint[], $2::text[]) AS u(id, now) WHERE findings.id = u.id', [ids, at]);
+    return hosts;
+  }
+
+  /**
+   * The counts of a round's hosts after their writes. Counting (COUNTED) read every open finding
+   * of every reporting host, a third of the database's time at 2,100 reports/s; a report that
+   * only added findings (an event report's usual change) moves its host's stored count by what it
+   * added instead. Counted again: a host the batch holds no count of, one whose report changed
+   * or resolved an open finding, and one whose stored count an approval's expiry ran out.
+   */
+  async function countRound(
+    q: Sql,
+    batch: Batch,
+    hosts: ReadonlyArray<{ hostId: string; now: Date; change: CountChange | undefined; resolved: boolean }>,
+  ): Promise<Array<Omit<PgHostCount, 'counts'>>> {
+    const out: Array<Omit<PgHostCount, 'counts'> | undefined> = hosts.map((h) => {
+      const stored = batch.counted.get(h.hostId);
+      if (stored === undefined || h.resolved || h.change?.changed === true) return undefined;
+      if (stored.recountAt !== null && stored.recountAt <= h.now.toISOString()) return undefined;
+      return { ...countAfterAdding(stored, h.change?.added ?? []), recountAt: stored.recountAt };
+    });
+    const again = hosts.filter((_, i) => out[i] === undefined);
+    const counted = await countHosts(q, again);
+    let k = 0;
+    const result = out.map((c) => c ?? counted[k++]!);
+    hosts.forEach((h, i) => batch.counted.set(h.hostId, result[i]!));
+    return result;
   }
 
   /**
@@ -360,11 +429,17 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
       if (!r.inserted) {
         // The same seq with other content is no replay: the agent's history was reset or rewritten.
         const rewritten = r.stored !== null && r.stored !== frame.hash;
-        if (rewritten) await recordChainBreak(q, agentId, frame.seq, `report ${frame.seq} was sent again with other content (${frame.hash}, stored ${r.stored}): the agent's outbox was reset or rewritten`, now, 'replay');
+        if (rewritten) {
+          await recordChainBreak(q, agentId, frame.seq, `report ${frame.seq} was sent again with other content (${frame.hash}, stored ${r.stored}): the agent's outbox was reset or rewritten`, now, 'replay');
+          // No count now (none ever was, for a duplicate): the host's next report counts again.
+          batch.counted.delete(agentId);
+          await q.run(`UPDATE hosts SET recount_at = '' WHERE id = $1`, [agentId]);
+        }
         results[n] = { type: 'report', seq: frame.seq, outcome: 'duplicate', chainBroken: rewritten };
         continue;
       }
       const chainBroken = await checkChain(q, agentId, frame, r.prev, now);
+      if (chainBroken) batch.counted.delete(agentId);
       results[n] = { type: 'report', seq: frame.seq, outcome: 'stored', chainBroken };
       live.push({ item: items[n]!, report: reports[n]!, n, now });
     }
@@ -385,14 +460,20 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     for (const { item, report } of live) hosts.push({ id: item.agentId, hostname: report.host.hostname, labels: batch.labels.get(item.agentId) ?? (await alerting.labelsOf(q, item.agentId)) });
     const ticketed = await ticketsOfRound(q, batch, live.map((l) => ({ hostId: l.item.agentId, findings: l.report.findings })));
     const evaluated = live.map((l, i) => evaluateWithTickets(rules, ticketed[i]!, hosts[i]!, l.report.image, l.item.receivedAt));
-    await upsertFindings(q, 'scan', live.map((l, i) => ({ hostId: l.item.agentId, seq: l.item.frame.seq, now: l.now, writes: evaluated[i]!.map(scanWrite) })));
-    await resolveMissing(q, live.filter((l) => l.item.frame.kind === 'full').map((l) => ({ hostId: l.item.agentId, seq: l.item.frame.seq, now: l.now })));
-    await resolveByEvents(q, live.filter((l) => l.item.frame.kind !== 'full' && l.report.scope !== undefined).map((l) => ({ hostId: l.item.agentId, seq: l.item.frame.seq, now: l.now, report: l.report })));
+    const changes = await upsertFindings(q, 'scan', live.map((l, i) => ({ hostId: l.item.agentId, seq: l.item.frame.seq, now: l.now, writes: evaluated[i]!.map(scanWrite) })));
+    const full = live.filter((l) => l.item.frame.kind === 'full');
+    await resolveMissing(q, full.map((l) => ({ hostId: l.item.agentId, seq: l.item.frame.seq, now: l.now })));
+    // A full report may resolve any of its host's findings (a statement returning which took
+    // the planner off its plan: 14 s a round): its host is counted again whatever it resolved.
+    const resolved = new Set([
+      ...full.map((l) => l.item.agentId),
+      ...(await resolveByEvents(q, live.filter((l) => l.item.frame.kind !== 'full' && l.report.scope !== undefined).map((l) => ({ hostId: l.item.agentId, seq: l.item.frame.seq, now: l.now, report: l.report })))),
+    ]);
     for (const { item, report } of live) {
       if (report.watch !== undefined) await q.run('UPDATE hosts SET watch_state = $1, watch_reason = $2 WHERE id = $3', [report.watch.state, report.watch.reason ?? null, item.agentId]);
     }
 
-    const counts = await countHosts(q, live.map((l) => ({ hostId: l.item.agentId, now: l.item.receivedAt })));
+    const counts = await countRound(q, batch, live.map((l) => ({ hostId: l.item.agentId, now: l.item.receivedAt, change: changes.get(l.item.agentId), resolved: resolved.has(l.item.agentId) })));
     await updateHostsAfterReport(
       q,
       live.map(({ item, report }, i) => ({
@@ -407,6 +488,7 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
         now: item.receivedAt,
         seq: item.frame.seq,
         outboxDepth: item.frame.outboxDepth ?? null,
+        recountAt: counts[i]!.recountAt,
       })),
     );
     for (const [i, { item, report }] of live.entries()) {
@@ -431,9 +513,9 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
     const evaluated = evaluateWithTickets(rules, await ticketsAtFirstSight(q, batch, id, c.findings), host, image, receivedAt);
     await upsertFindings(q, 'scan', [{ hostId: id, seq: frame.seq, now, writes: evaluated.map(scanWrite) }]);
     await resolveMissing(q, [{ hostId: id, seq: frame.seq, now }]);
-    const { status, score, open } = await countHost(q, id, receivedAt);
+    const { status, score, open, recountAt } = await countHost(q, id, receivedAt);
     await updateHostsAfterReport(q, [
-      { id, hostname: host.hostname, imageName: image.name, imageVersion: image.version, status, scannedAt: frame.report.scannedAt, score, open, now: receivedAt, seq: frame.seq, outboxDepth: null },
+      { id, hostname: host.hostname, imageName: image.name, imageVersion: image.version, status, scannedAt: frame.report.scannedAt, score, open, now: receivedAt, seq: frame.seq, outboxDepth: null, recountAt },
     ]);
     await alerting.alert(q, host, image, evaluated, status, receivedAt, alerts);
   }
@@ -466,6 +548,8 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
   async function storeHello(q: Sql, batch: Batch, item: IngestItem & { type: 'hello' }): Promise<IngestResult> {
     const now = item.receivedAt.toISOString();
     const { frame } = item;
+    // A hello may count its host again (a clone, new labels): the batch's stored count no longer holds.
+    batch.counted.delete(item.agentId);
     // The second machine's hello does not rename the host or speak for its labels.
     const clone = await observeMachine(q, item.agentId, frame);
     if (clone !== null) {
@@ -529,7 +613,10 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
             await storeHeartbeats(q, beats);
             return items.map((): IngestResult => ({ type: 'other' }));
           }
-          const locked = await q.rows<{ id: string; labels: string }>('SELECT id, labels FROM hosts WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
+          const locked = await q.rows<{ id: string; labels: string; drift_score: number; open_findings: number; recount_at: string | null }>(
+            'SELECT id, labels, drift_score, open_findings, recount_at FROM hosts WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE',
+            [ids],
+          );
           // After the hosts' locks, in id order as they are: two batches never wait on each other in a cycle.
           await storeHeartbeats(q, beats);
           const batch: Batch = {
@@ -537,6 +624,7 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
             labels: new Map(locked.map((h) => [h.id, JSON.parse(h.labels) as Record<string, string>])),
             alerts: await alerting.startBatch(q, ids),
             tickets: new Map(),
+            counted: new Map(locked.map((h) => [h.id, { score: h.drift_score, open: h.open_findings, recountAt: h.recount_at }])),
           };
           const reporting = [...new Set(items.filter((i) => i.type === 'report').map((i) => i.agentId))];
           if (reporting.length > 0) {
