@@ -1,5 +1,6 @@
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { Stats } from 'node:fs';
+import { rowInserter } from '../sqlite.js';
 import { openCacheDb } from '../state-db.js';
 import { cacheKey } from './stat-cache.js';
 
@@ -98,14 +99,19 @@ export function createCleanPaths(db: Db, rootDir: string, identity: string, owns
   // Rows dropped now: a path remembered needs no older entry of its key removed.
   const fresh = storedFor.get(root) !== identity;
   if (fresh) rebase(identity);
-  const empty = identity === '' || db.prepare('SELECT 1 FROM clean_entries WHERE root = ? LIMIT 1').pluck().get(root) === undefined;
+  const stored = db.prepare('SELECT 1 FROM clean_entries WHERE root = ? LIMIT 1').pluck().get(root) !== undefined;
+  const empty = identity === '' || !stored;
 
   let queue: Array<[Buffer, Buffer]> = [];
   let written = 0;
+  const insert = rowInserter(db, 'INSERT OR REPLACE INTO clean_entries (root, entry)', 2);
   const writeBatch = db.transaction((rows: Array<[Buffer, Buffer]>) => {
+    // A root with no rows when opened (a first manifest) has no older entry of a key to remove:
+    // a walk remembers each path once.
+    if (!stored) return insert(rows.map(([p, t]) => [root, Buffer.concat([cacheKey(p), SEPARATOR, t])]));
     for (const [p, t] of rows) {
       const key = cacheKey(p);
-      if (!fresh) dropKey.run(root, Buffer.concat([key, SEPARATOR]), Buffer.concat([key, CHILDREN]));
+      dropKey.run(root, Buffer.concat([key, SEPARATOR]), Buffer.concat([key, CHILDREN]));
       put.run(root, Buffer.concat([key, SEPARATOR, t]));
     }
   });
