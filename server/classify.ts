@@ -13,9 +13,14 @@ export function driftScore(counts: SeverityCounts): number {
   return SEVERITIES.reduce((sum, s) => sum + counts[s] * WEIGHTS[s], 0);
 }
 
-/** cattle: no open finding above info. Approvals (a later issue) will subtract approved ones. */
-export function classify(counts: SeverityCounts): 'cattle' | 'pet' {
-  return counts.critical + counts.high + counts.medium + counts.low > 0 ? 'pet' : 'cattle';
+/** The open findings that count toward a pet: those above info. */
+export function openAboveInfo(counts: SeverityCounts): number {
+  return counts.critical + counts.high + counts.medium + counts.low;
+}
+
+/** cattle: no open finding above info (`open`, as openAboveInfo counts them). */
+export function statusOf(open: number): 'cattle' | 'pet' {
+  return open > 0 ? 'pet' : 'cattle';
 }
 
 /**

@@ -4,7 +4,7 @@ import type { Database as Db } from 'better-sqlite3';
 import { SEVERITIES } from '../../shared/findings.js';
 import { emptyCounts } from '../../shared/report.js';
 import type { SeverityCounts } from '../../shared/report.js';
-import { classify, driftScore } from '../classify.js';
+import { driftScore, openAboveInfo, statusOf } from '../classify.js';
 import type { StatusWhy } from './types.js';
 
 /** A report's own change: the agent's, no one else's. */
@@ -33,7 +33,8 @@ export function hostCountOf(rows: Iterable<{ severity: string; n: number }>): Ho
   for (const row of rows) {
     if ((SEVERITIES as readonly string[]).includes(row.severity)) counts[row.severity as keyof typeof counts] = row.n;
   }
-  return { counts, status: classify(counts), score: driftScore(counts), open: counts.critical + counts.high + counts.medium + counts.low };
+  const open = openAboveInfo(counts);
+  return { counts, status: statusOf(open), score: driftScore(counts), open };
 }
 
 /**
@@ -43,8 +44,7 @@ export function hostCountOf(rows: Iterable<{ severity: string; n: number }>): Ho
 export function countAfterAdding(stored: { score: number; open: number }, added: Iterable<{ severity: string; n: number }>): Omit<HostCount, 'counts'> {
   const more = hostCountOf(added);
   const open = stored.open + more.open;
-  // classify's rule (pet: an open finding above info), on the totals.
-  return { status: open > 0 ? 'pet' : 'cattle', score: stored.score + more.score, open };
+  return { status: statusOf(open), score: stored.score + more.score, open };
 }
 
 export function createHostStatus(db: Db): HostStatusStore {
