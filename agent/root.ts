@@ -22,6 +22,8 @@ export interface Root {
    * `listInside`, which uses this when present.
    */
   list?(inside: string, onDenied?: () => void): Dirent[];
+  /** The top-level aliases `canonical` applies (`/bin` -> `/usr/bin`), where the root knows them. */
+  readonly aliases?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -46,6 +48,7 @@ export async function openRoot(dir: string): Promise<Root> {
     dir: base,
     hostPath: (inside) => base + inside,
     canonical: (inside) => canonicalize(inside, aliases),
+    aliases,
   };
 }
 

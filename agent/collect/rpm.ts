@@ -405,6 +405,8 @@ export const rpmCollector: Collector = {
     for (const dbDir of DB_DIRS) {
       const sqlite = root.hostPath(`${dbDir}/rpmdb.sqlite`);
       if (await exists(sqlite)) {
+        // Read with the database (readSqliteBlobs): named here so the package cache sees it change.
+        root.hostPath(`${dbDir}/rpmdb.sqlite-wal`);
         const warnings: ScanWarning[] = [];
         const pkgs: RpmPackage[] = [];
         let blobs: Buffer[];
@@ -427,22 +429,23 @@ export const rpmCollector: Collector = {
       const dbFile = `${dbDir}/${legacyName}`;
       const rpm = await findRpmBinary();
       if (rpm === null) {
-        return { packages: [], owned: new Map(), warnings: [{ code: 'RPMDB_UNSUPPORTED', path: dbDir, message: 'unsupported rpm database (BerkeleyDB or ndb) and no rpm binary to read it: rpm packages not checked' }] };
+        return { uncacheable: true, packages: [], owned: new Map(), warnings: [{ code: 'RPMDB_UNSUPPORTED', path: dbDir, message: 'unsupported rpm database (BerkeleyDB or ndb) and no rpm binary to read it: rpm packages not checked' }] };
       }
       let answer: { packages: RpmPackage[]; stderr: string };
       try {
         answer = await queryRpmDatabase(rpm, root.hostPath(dbDir));
       } catch (err) {
-        return { packages: [], owned: new Map(), warnings: [{ code: 'RPMDB_UNSUPPORTED', path: dbDir, message: `unsupported rpm database: ${rpm} could not read it (${(err as Error).message.split('\n')[0]})` }] };
+        return { uncacheable: true, packages: [], owned: new Map(), warnings: [{ code: 'RPMDB_UNSUPPORTED', path: dbDir, message: `unsupported rpm database: ${rpm} could not read it (${(err as Error).message.split('\n')[0]})` }] };
       }
       // rpm exits 0 with nothing to say for a database it cannot make sense of: no package from a
       // file that holds data is an unreadable database, not an image without rpm packages.
       const size = (await stat(root.hostPath(dbFile))).size;
       if (answer.packages.length === 0 && size > 0) {
         const why = await unreadableReason(root.hostPath(dbFile), answer.stderr);
-        return { packages: [], owned: new Map(), warnings: [{ code: 'RPMDB_UNREADABLE', path: dbFile, message: `${rpm} read no package from this ${size}-byte database: ${why}; rpm packages not checked` }] };
+        return { uncacheable: true, packages: [], owned: new Map(), warnings: [{ code: 'RPMDB_UNREADABLE', path: dbFile, message: `${rpm} read no package from this ${size}-byte database: ${why}; rpm packages not checked` }] };
       }
-      return toCollected(answer.packages, root, [], await readIds(root));
+      // The rpm tool reads every file of the folder: not one the package cache could watch.
+      return { ...toCollected(answer.packages, root, [], await readIds(root)), uncacheable: true };
     }
     return null;
   },

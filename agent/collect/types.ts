@@ -65,6 +65,11 @@ export interface Collected {
    * is the OS package's and is not reported a second time.
    */
   records?: Map<string, string>;
+  /**
+   * Read from files the root's `hostPath` did not name (a tool that reads a whole folder): the
+   * package cache (cache.ts) cannot tell when they change, so this result is never remembered.
+   */
+  uncacheable?: boolean;
 }
 
 /** One package ecosystem. A new ecosystem is one file exporting one of these plus a registry line. */

@@ -100,7 +100,7 @@ export async function manifestCommand(args: ManifestArgs, io: CliIo): Promise<nu
   const t0 = performance.now();
   const policy = defaultPolicy();
   const walk = walkOptions(args, root, io);
-  const shown = startProgress(io, args.quiet, 'manifest', await expectedPaths(root.dir, walk.lastWalk, policy.tracked));
+  const shown = startProgress(io, args.quiet, 'manifest', args.quiet ? undefined : await expectedPaths(root.dir, walk.lastWalk(), policy.tracked));
   // Each record written is what the walk saw: the next scan against this file may take every
   // path whose lstat did not move as clean, so the manifest remembers them as a scan would.
   const clean = openCleanPathsFor(args, root, '', walk.options);

@@ -98,7 +98,7 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   let report;
   let files = 0;
   let clean;
-  const shown = startProgress(io, args.quiet, 'scan', await expectedPaths(root.dir, walk.lastWalk, DEFAULT_TRACKED));
+  const shown = startProgress(io, args.quiet, 'scan', args.quiet ? undefined : await expectedPaths(root.dir, walk.lastWalk(), DEFAULT_TRACKED));
   try {
     const source = await openManifestSource(manifestFile);
     // Verdicts are remembered against the manifest's bytes: another manifest starts afresh.

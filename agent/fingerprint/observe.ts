@@ -1,7 +1,6 @@
 import type { ScanWarning } from '../../shared/report.js';
 import type { Policy } from '../../shared/policy.js';
 import type { PackageRecord } from '../../shared/manifest.js';
-import { COLLECTORS } from '../collect/index.js';
 import { packageId } from '../collect/read.js';
 import type { ChangeSet, Collected, Collector, OwnedFile } from '../collect/types.js';
 import { TreeWalker, fingerprint } from './walk.js';
@@ -33,6 +32,8 @@ export interface CollectedAll {
   owned: Map<string, OwnedFile>;
   changeSets: ChangeSet[];
   warnings: ScanWarning[];
+  /** A collector's result may not be remembered (`Collected.uncacheable`, or one failed). */
+  uncacheable?: boolean;
 }
 
 /**
@@ -46,8 +47,10 @@ export function mergeCollected(results: ReadonlyArray<Collected | null>): Collec
   const changeSets: ChangeSet[] = [];
   const warnings: ScanWarning[] = [];
   const ids = new Set<string>();
+  let uncacheable = false;
   for (const got of results) {
     if (!got) continue;
+    if (got.uncacheable) uncacheable = true;
     const shadowed = new Set<string>();
     for (const [id, record] of got.records ?? []) {
       const holder = owned.get(record);
@@ -65,11 +68,14 @@ export function mergeCollected(results: ReadonlyArray<Collected | null>): Collec
       if (events.length > 0) changeSets.push({ ...cs, id, events });
     }
   }
-  return { packages, owned, changeSets, warnings };
+  return { packages, owned, changeSets, warnings, ...(uncacheable ? { uncacheable } : {}) };
 }
 
 /** Reads every package database of `root`. The realtime watcher calls it alone when one changed. */
-export async function collectPackages(root: Root, collectors: readonly Collector[] = COLLECTORS): Promise<CollectedAll> {
+export async function collectPackages(root: Root, given?: readonly Collector[]): Promise<CollectedAll> {
+  // The registry's parsers (~20 ms of imports) load only when they run: a scan whose package
+  // databases the package cache still holds never loads them.
+  const collectors = given ?? (await import('../collect/index.js')).COLLECTORS;
   const failures: ScanWarning[] = [];
   // Read concurrently (their waits are file reads), merged in registry order by mergeCollected.
   const results = await Promise.all(
@@ -85,6 +91,7 @@ export async function collectPackages(root: Root, collectors: readonly Collector
   );
   const all = mergeCollected(results);
   all.warnings.push(...failures);
+  if (failures.length > 0) all.uncacheable = true;
   return all;
 }
 
@@ -102,7 +109,9 @@ export async function walkWhileCollecting(
   collectors?: readonly Collector[],
 ): Promise<{ walker: TreeWalker; walked: Prefetched<Walked>; packages: CollectedAll }> {
   const walker = new TreeWalker(root, policy, opts);
-  const collecting = collectPackages(root, collectors);
+  // The registry's collectors, through the package cache when there is one: a warm scan whose
+  // package databases did not change reads none of them.
+  const collecting = opts.packages !== undefined && collectors === undefined ? opts.packages.collect(root, (tracked) => collectPackages(tracked), rememberable) : collectPackages(root, collectors);
   walker.shareWith(collecting);
   const walked = prefetch(walker.entries(), collecting, PREFETCH_PATHS);
   try {
@@ -112,6 +121,16 @@ export async function walkWhileCollecting(
     throw err;
   }
 }
+
+/**
+ * Whether the package cache may remember what the collectors read: not when a collector said
+ * no, nor when a read failed for a reason of the moment, not of the file (its stat would not
+ * move when the reason goes away).
+ */
+function rememberable(all: CollectedAll): boolean {
+  return all.uncacheable !== true && !all.warnings.some((w) => TRANSIENT.test(w.message));
+}
+const TRANSIENT = /\b(EMFILE|ENFILE|EIO|ENOMEM|EAGAIN|EBUSY|EINTR|ETIMEDOUT|ESTALE)\b/;
 
 /** Reads every package database, then fingerprints the tracked paths, all into memory. */
 export async function observe(root: Root, policy: Policy, opts: FingerprintOptions & { collectors?: readonly Collector[] } = {}): Promise<ObserveResult> {

@@ -20,6 +20,7 @@ import { CLEAN, PackedStat, RECORD, STAT_BYTES, packPending } from './walk-codec
 import type { PendingPath, WalkStat } from './walk-codec.js';
 import type { WalkPool } from './walk-pool.js';
 import type { SecurityXattrs } from './xattrs.js';
+import type { PackageCache } from '../collect/cache.js';
 
 /** A file record as observed, plus why its content could not be read, when it could not. */
 export interface ObservedFile extends FileRecord {
@@ -98,6 +99,8 @@ export interface FingerprintOptions {
   walkThreadsAfter?: number;
   /** Once started, wait for the walk threads instead of walking on meanwhile (tests: a small tree ends first). */
   waitForWalkThreads?: boolean;
+  /** The package databases as last read, by the stat of what they read (walkWhileCollecting reads them). */
+  packages?: PackageCache;
 }
 
 const SLASH = Buffer.from('/');
