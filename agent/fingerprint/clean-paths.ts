@@ -31,6 +31,8 @@ export interface CleanPaths {
    * in memory.
    */
   threadReader(): CleanReaderSpec | undefined;
+  /** True when at least `n` paths are remembered: the last walk was at least that large. */
+  holdsAtLeast(n: number): boolean;
 }
 
 export interface CleanReaderSpec {
@@ -92,6 +94,7 @@ export function createCleanPaths(db: Db, rootDir: string, identity: string, owns
   // The entries of one key: from the key with 00 00 up to the key with 00 01 (its children start there).
   const dropKey = db.prepare('DELETE FROM clean_entries WHERE root = ? AND entry >= ? AND entry < ?');
   const page = db.prepare(CLEAN_PAGE_SQL).pluck() as Statement<[number, Buffer, number], Buffer>;
+  const nth = db.prepare('SELECT 1 FROM clean_entries WHERE root = ? LIMIT 1 OFFSET ?').pluck();
   const rebase = db.transaction((to: string) => {
     dropRoot.run(root);
     setManifest.run(to, root);
@@ -131,6 +134,10 @@ export function createCleanPaths(db: Db, rootDir: string, identity: string, owns
     },
     threadReader() {
       return empty || db.memory ? undefined : { file: db.name, root };
+    },
+    holdsAtLeast(n) {
+      // The n-th row by the primary key: a short range read, not a count of them all.
+      return !empty && n >= 1 && nth.get(root, n - 1) !== undefined;
     },
     remember(p, t) {
       queue.push([p, t]);

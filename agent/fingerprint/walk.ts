@@ -95,7 +95,7 @@ export interface FingerprintOptions {
    * tree with clean paths to compare against (default: the number of cores; 0: none).
    */
   walkThreads?: number;
-  /** Paths walked on the main thread before walk threads start (default THREADS_AFTER; tests walk small trees). */
+  /** Walk threads start for a tree of this many clean paths, else after this many paths walked here (default THREADS_AFTER; tests walk small trees). */
   walkThreadsAfter?: number;
   /** Once started, wait for the walk threads instead of walking on meanwhile (tests: a small tree ends first). */
   waitForWalkThreads?: boolean;
@@ -112,7 +112,8 @@ const EMIT_EVERY = 512;
 const DEFAULT_RACY_MS = 2000;
 const MAX_LINK_GROUPS = 10_000;
 /**
- * Paths walked here before walk threads are started: below it a thread's start-up (~40 ms,
+ * Walk threads start for a tree whose clean paths hold this many rows (a large tree walked
+ * before), else once this many paths were walked here: below it a thread's start-up (~40 ms,
  * its modules and its database) costs more than it saves.
  */
 const THREADS_AFTER = 10_000;
@@ -204,6 +205,16 @@ export class TreeWalker {
       const ignored = compileGlobs(this.policy.ignored);
       const reader = this.budget.limited ? undefined : clean?.threadReader();
       const threadCount = this.opts.walkThreads ?? availableParallelism();
+      const threadsAfter = this.opts.walkThreadsAfter ?? THREADS_AFTER;
+      const startThreads = async (): Promise<WalkPool> => {
+        const { WalkPool } = await import('./walk-pool.js');
+        const pool = new WalkPool({ threads: threadCount, skip: this.rootBuf.length, ignored: this.policy.ignored, crossMounts: this.opts.crossMounts === true, reader: reader! });
+        if (this.opts.waitForWalkThreads) await pool.whenReady;
+        return pool;
+      };
+      // The last walk of this tree was large (as many paths remembered clean): the threads start
+      // now and boot while this thread walks, instead of after it walked that many paths itself.
+      if (reader !== undefined && threadCount > 0 && clean!.holdsAtLeast(threadsAfter)) threads = await startThreads();
       let sinceYield = 0;
       const tops = topLevelTracked(this.policy.tracked).filter((top) => !ignored(top));
       walking: for (let t = 0; t < tops.length; t++) {
@@ -270,11 +281,7 @@ export class TreeWalker {
           if (this.sharing) await new Promise<void>((r) => setImmediate(r));
           // A large tree known clean: walk threads start while this thread walks on, and take
           // over what is left once they are up (the minbase ends before it gets here).
-          if (reader !== undefined && threadCount > 0 && threads === undefined && this.stats.files >= (this.opts.walkThreadsAfter ?? THREADS_AFTER)) {
-            const { WalkPool } = await import('./walk-pool.js');
-            threads = new WalkPool({ threads: threadCount, skip, ignored: this.policy.ignored, crossMounts: this.opts.crossMounts === true, reader });
-            if (this.opts.waitForWalkThreads) await threads.whenReady;
-          }
+          if (reader !== undefined && threadCount > 0 && threads === undefined && this.stats.files >= threadsAfter) threads = await startThreads();
           if (threads?.ready) {
             // Stack order: the tracked folders still to come lie below what this one has left.
             const rest: PendingPath[] = [];
