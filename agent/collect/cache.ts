@@ -100,6 +100,17 @@ export function createPackageCache(db: Db, rootDir: string, ownsDb = false, opts
   const get = db.prepare('SELECT context, inputs, result FROM package_cache WHERE root = ?');
   const put = db.prepare('INSERT OR REPLACE INTO package_cache (root, context, inputs, result) VALUES (?, ?, ?, ?)');
   const drop = db.prepare('DELETE FROM package_cache WHERE root = ?');
+  /** The remembered result when its context matches and every input still has its stat. */
+  const remembered = (context: string): unknown => {
+    try {
+      const row = get.get(rootDir) as { context: string; inputs: string; result: Buffer } | undefined;
+      if (row === undefined || row.context !== context) return undefined;
+      if (!(JSON.parse(row.inputs) as Array<[string, string]>).every(([p, sig]) => pathSignature(p).sig === sig)) return undefined;
+      return deserialize(row.result);
+    } catch {
+      return undefined; // a row that cannot be read is no row
+    }
+  };
   const cache: PackageCache & { last: PackageCache['last'] } = {
     last: undefined,
     async collect(root, collect, canStore = () => true) {
@@ -108,10 +119,10 @@ export function createPackageCache(db: Db, rootDir: string, ownsDb = false, opts
         return collect(root);
       }
       const context = contextKey(root as Root & { aliases: ReadonlyMap<string, string> });
-      const row = get.get(rootDir) as { context: string; inputs: string; result: Buffer } | undefined;
-      if (row !== undefined && row.context === context && (JSON.parse(row.inputs) as Array<[string, string]>).every(([p, sig]) => pathSignature(p).sig === sig)) {
+      const hit = remembered(context);
+      if (hit !== undefined) {
         cache.last = 'hit';
-        return deserialize(row.result) as Awaited<ReturnType<typeof collect>>;
+        return hit as Awaited<ReturnType<typeof collect>>;
       }
       // Each path's stat is taken when the collector first asks for it, before it reads it:
       // a change after that moves the stat away from the one remembered.
@@ -133,12 +144,13 @@ export function createPackageCache(db: Db, rootDir: string, ownsDb = false, opts
         },
       };
       const result = await collect(tracked);
-      if (newest < startedNs - racyNs && canStore(result)) {
-        put.run(rootDir, context, JSON.stringify([...inputs]), serialize(result));
-        cache.last = 'read';
-      } else {
-        drop.run(rootDir);
-        cache.last = 'read-not-stored';
+      const store = newest < startedNs - racyNs && canStore(result);
+      try {
+        if (store) put.run(rootDir, context, JSON.stringify([...inputs]), serialize(result));
+        else drop.run(rootDir);
+        cache.last = store ? 'read' : 'read-not-stored';
+      } catch {
+        cache.last = 'read-not-stored'; // only saves work: a busy or damaged database costs a read next time
       }
       return result;
     },
