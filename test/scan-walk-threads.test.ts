@@ -33,6 +33,13 @@ beforeAll(async () => {
       for (let f = 0; f < 8; f++) writeFileSync(at(`usr/share/t${t}/d${d}/f${f}`), `t${t} d${d} f${f}\n`);
     }
   }
+  // Names the threads must order and spell as the main thread does: bytes that are not UTF-8,
+  // UTF-8 beyond ASCII, and names that sort around '/' (a-b and a.b against the folder a).
+  for (const name of ['a-b', 'a.b', 'Z', '~', 'caf\u00e9', '\u65e5\u672c']) writeFileSync(at(`usr/share/t3/d4/${name}`), `${name}\n`);
+  mkdirSync(at('usr/share/t3/d4/a'));
+  writeFileSync(at('usr/share/t3/d4/a/x'), 'x\n');
+  mkdirSync(Buffer.from(at('usr/share/t3/d4/raw\xff'), 'latin1'));
+  writeFileSync(Buffer.from(at('usr/share/t3/d4/raw\xff/caf\xe9'), 'latin1'), 'not UTF-8\n');
   mkdirSync(at('usr/bin'), { recursive: true });
   writeFileSync(at('usr/top-file'), 'at the top\n');
   writeFileSync(at('usr/bin/tool'), '#!/bin/sh\n', { mode: 0o755 });
@@ -77,7 +84,7 @@ async function scanAll(): Promise<{ report: unknown; stats: WalkStats }> {
   return threaded;
 }
 
-const kinds = (r: unknown): string[] => (r as Report).findings.map((f) => `${f.kind} ${f.path ?? f.name}`).sort();
+const kinds = (r: unknown): string[] => (r as Report).findings.map((f) => `${f.kind} ${f.rawPath ?? f.path ?? f.name}`).sort();
 
 describe('a warm scan walked on threads', () => {
   it('reports nothing on an untouched tree, with the walk split over several jobs', async () => {
@@ -109,5 +116,19 @@ describe('a warm scan walked on threads', () => {
     // Twice: what this scan remembered must not hide any of it from the next.
     const again = await scanAll();
     expect(again.report).toEqual(report);
+  });
+
+  it('walks names that are not ASCII, or not UTF-8, as the main thread does', async () => {
+    writeFileSync(Buffer.from(at('usr/share/t3/d4/raw\xff/caf\xe9'), 'latin1'), 'changed, still not UTF-8\n');
+    writeFileSync(at('usr/share/t3/d4/caf\u00e9'), 'changed\n');
+    chmodSync(at('usr/share/t3/d4/a-b'), 0o600);
+    writeFileSync(at('usr/share/t3/d4/a/y'), 'new\n');
+    const { report, stats } = await scanAll();
+    const raw = Buffer.from('/usr/share/t3/d4/raw\xff/caf\xe9', 'latin1').toString('base64');
+    expect(kinds(report)).toEqual(
+      expect.arrayContaining([`file-modified ${raw}`, 'file-modified /usr/share/t3/d4/caf\u00e9', 'file-metadata /usr/share/t3/d4/a-b', 'file-added /usr/share/t3/d4/a/y']),
+    );
+    expect(stats.walkJobs).toBeGreaterThanOrEqual(2);
+    expect((await scanAll()).report).toEqual(report);
   });
 });

@@ -32,7 +32,7 @@ export interface WalkThreadData {
 const data = workerData as WalkThreadData;
 const shared = new Int32Array(data.shared);
 const ignored = compileGlobs(data.ignored);
-const SLASH = Buffer.from('/');
+const NON_ASCII = /[^\x00-\x7f]/;
 const tuple = Buffer.allocUnsafe(52);
 /** At most this many jobs are made of what a thread gives away at once. */
 const SPLIT_JOBS = 16;
@@ -129,18 +129,27 @@ function walk(job: number, pending: PendingPath[]): void {
         continue;
       }
     }
-    let names: Buffer[];
+    // Names as latin1 strings: one char per byte, so exact for any name, and far cheaper to make
+    // than a Buffer each (a tenth of a walk thread's time); their code-unit order is byte order.
+    let names: string[];
     try {
-      names = readdirSync(item.host, { encoding: 'buffer' });
+      names = readdirSync(item.host, 'latin1');
     } catch (err) {
       putWarning(warn(err, item.text));
       continue;
     }
+    names.sort();
+    const base = item.host.length;
+    const sep = inside.length === 1 ? 0 : 1;
     // Push in reverse so the walk visits names in byte order.
-    names.sort((a, b) => Buffer.compare(b, a));
-    for (const name of names) {
-      const host = inside.length === 1 ? Buffer.concat([item.host, name]) : Buffer.concat([item.host, SLASH, name]);
-      const text = host.toString('utf8', skip);
+    for (let i = names.length - 1; i >= 0; i--) {
+      const name = names[i]!;
+      const host = Buffer.allocUnsafe(base + sep + name.length);
+      item.host.copy(host, 0);
+      if (sep === 1) host[base] = 0x2f;
+      host.write(name, base + sep, 'latin1');
+      // An ASCII name reads the same in UTF-8: the folder's text and it, without a decode.
+      const text = NON_ASCII.test(name) ? host.toString('utf8', skip) : sep === 1 ? `${item.text}/${name}` : item.text + name;
       if (!ignored(text)) stack.push({ host, text, topDev });
     }
     // An idle thread and no job for it: give away the folders nearest the top of the tree that
