@@ -598,6 +598,8 @@ export function compareRecordPaths(a: { path: string; rawPath?: string | undefin
 /** `compareRecordPaths` of two paths given as a record's `path` and `rawPath`. */
 export function comparePaths(x: string, xRaw: string | undefined, y: string, yRaw: string | undefined): number {
   if (xRaw !== undefined || yRaw !== undefined) return comparePathBytes(rawBytes(x, xRaw), rawBytes(y, yRaw));
+  // A warm scan's common case (the walked path is the manifest's next one): one native compare.
+  if (x === y) return 0;
   const n = Math.min(x.length, y.length);
   for (let i = 0; i < n; i++) {
     const cx = x.charCodeAt(i);
