@@ -43,7 +43,7 @@ const holds = ((): ((p: Buffer, st: Stats) => boolean) => {
     const db = new Database(data.reader.file, { readonly: true, fileMustExist: true });
     db.pragma('cache_size = -2048');
     const page = db.prepare(CLEAN_PAGE_SQL).pluck();
-    const lookup = cleanLookup((from, size) => page.all(data.reader.root, from, size) as Buffer[]);
+    const lookup = cleanLookup((from, size) => page.all(data.reader.root, from, size) as string[]);
     return (p, st) => lookup(p, lstatTuple(st, tuple));
   } catch {
     return () => false;
