@@ -270,9 +270,14 @@ function sqliteBackend(db: string, staleAfterMs: number, policy: { alertPolicy?:
 
 /**
  * Batches in flight on PostgreSQL: each holds one pooled connection until it commits, so this
- * stays below the pool's size (the API, logins and agent authentication use the rest).
+ * stays below the pool's size (the API, logins and agent authentication use the rest). Two, not
+ * four: one batch's statements run while the next one gathers what arrives. With four, at 2,100
+ * reports/s a batch held 8 to 11 items and the node ran 250 transactions a second; with two it
+ * runs about 165 of 12 to 20 items, and every transaction costs its ten round trips and a commit
+ * whatever it holds (bench:ingest, p99 send→ack unchanged in the seconds the machine was not
+ * shared).
  */
-const PG_INGEST_CONCURRENCY = 4;
+const PG_INGEST_CONCURRENCY = 2;
 
 /** PostgreSQL: one pool serves ingest, the API and uploads; there is no writer thread to restart. */
 async function postgresBackend(url: string, dataDir: string | undefined, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }): Promise<Backend> {
