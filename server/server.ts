@@ -115,6 +115,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       metrics.ingestQueue = depth;
       if (depth > metrics.ingestQueuePeak) metrics.ingestQueuePeak = depth;
     },
+    onBatch: (items, waitedMs, writeMs) => metrics.observeIngestBatch(items, waitedMs / 1000, writeMs / 1000),
   });
   // The relay needs the stream's sockets, the stream the relay's hooks: bound once both exist.
   let relay: CommandRelay | undefined;
