@@ -263,20 +263,37 @@ function nextMessage(loader: ChildProcess, phase: string): Promise<Msg> {
   });
 }
 
-/** Cumulative bucket counts of quicksand_ingest_latency_seconds, keyed by `le`, summed over the nodes. */
-async function ingestHistogram(urls: readonly string[]): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
+/** The histograms the phases are read from: a report's receive→commit, and the writer's batches (items, oldest item's wait, transaction). */
+const HISTOGRAMS = ['quicksand_ingest_latency_seconds', 'quicksand_ingest_batch_items', 'quicksand_ingest_batch_wait_seconds', 'quicksand_ingest_batch_seconds'] as const;
+type Scrape = Map<string, Map<string, number>>;
+
+/** Cumulative bucket counts of each of HISTOGRAMS, keyed by `le` (and `sum`), summed over the nodes. */
+async function ingestHistograms(urls: readonly string[]): Promise<Scrape> {
+  const out: Scrape = new Map(HISTOGRAMS.map((h) => [h, new Map<string, number>()]));
+  const add = (name: string, key: string, n: number): void => void out.get(name)!.set(key, (out.get(name)!.get(key) ?? 0) + n);
   for (const url of urls) {
     // A node too busy to answer within 30 s leaves its buckets out (the line then says less), not the run.
     const text = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(30_000) }).then((r) => r.text(), (err: unknown) => (log(`${url}/metrics: ${String(err)}`), ''));
-    for (const m of text.matchAll(/^quicksand_ingest_latency_seconds_bucket\{(?:node="[^"]*",)?le="([^"]+)"\} (\d+)$/gm)) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
+    for (const m of text.matchAll(/^(quicksand_ingest_[a-z_]+)_bucket\{(?:node="[^"]*",)?le="([^"]+)"\} (\d+)$/gm)) if (out.has(m[1]!)) add(m[1]!, m[2]!, Number(m[3]));
+    for (const m of text.matchAll(/^(quicksand_ingest_[a-z_]+)_sum(?:\{node="[^"]*"\})? (\S+)$/gm)) if (out.has(m[1]!)) add(m[1]!, 'sum', Number(m[2]));
   }
   return out;
 }
 
+/** What the writer's batches of a phase were: their items (mean), the p99 of their oldest item's wait and of their transaction (bucket bounds). */
+function batchLine(after: Scrape, before: Scrape): string {
+  const items = after.get('quicksand_ingest_batch_items')!;
+  const prior = before.get('quicksand_ingest_batch_items')!;
+  const n = (items.get('+Inf') ?? 0) - (prior.get('+Inf') ?? 0);
+  if (n === 0) return 'not exported by this server';
+  const q = (name: string): string => histogramQuantile(after.get(name)!, before.get(name)!, 0.99);
+  const mean = ((items.get('sum') ?? 0) - (prior.get('sum') ?? 0)) / n;
+  return `${fmt(n)} batches of ${fmt(mean, 1)} items on average (p99 ≤ ${q('quicksand_ingest_batch_items')}); oldest item's wait p99 ≤ ${q('quicksand_ingest_batch_wait_seconds')} s, transaction p99 ≤ ${q('quicksand_ingest_batch_seconds')} s`;
+}
+
 function histogramQuantile(after: Map<string, number>, before: Map<string, number>, q: number): string {
   const total = (after.get('+Inf') ?? 0) - (before.get('+Inf') ?? 0);
-  for (const [le, n] of after) if (n - (before.get(le) ?? 0) >= q * total) return le;
+  for (const [le, n] of after) if (le !== 'sum' && n - (before.get(le) ?? 0) >= q * total) return le;
   return '+Inf';
 }
 
@@ -475,9 +492,11 @@ async function runOnce(run: Run): Promise<boolean> {
   const t1 = performance.now();
   const steadyP = loaders.all('steady');
   loaders.send(() => ({ cmd: 'steady', rate: RATE / LOADERS, seconds: SECONDS, drainMs: DRAIN_MS }));
-  const histBefore = await ingestHistogram(urls);
+  const histBefore = await ingestHistograms(urls);
   const steadyMsgs = await steadyP;
-  const serverP99 = histogramQuantile(await ingestHistogram(urls), histBefore, 0.99);
+  const histAfter = await ingestHistograms(urls);
+  const serverP99 = histogramQuantile(histAfter.get(HISTOGRAMS[0])!, histBefore.get(HISTOGRAMS[0])!, 0.99);
+  const batches = batchLine(histAfter, histBefore);
   const steadyS = (performance.now() - t1) / 1000;
   const steadyCpu = (cpuTicks() - cpu1) / TICKS / steadyS;
   const pgCpu = pgTicks === null ? null : (pgTicks() - pg1) / TICKS / steadyS;
@@ -562,6 +581,7 @@ async function runOnce(run: Run): Promise<boolean> {
     }`,
     `           send→ack p50 / p99 / max      ${fmt(percentile(latencies, 50), 1)} ms / ${fmt(p99, 1)} ms / ${fmt(latencies[latencies.length - 1] ?? NaN, 1)} ms  ${oneNode ? target(p99 <= TARGET_P99_MS, `p99 ≤ ${TARGET_P99_MS} ms`) : ''}`,
     `           server receive→commit p99     ≤ ${serverP99} s (from /metrics histogram buckets)`,
+    `           ingest writer                 ${batches}`,
     `           server CPU                    ${fmt(steadyCpu * 100)}% of one core (all nodes), ${fmt((steadyCpu * 1000) / perSec, 2)} ms per stored report`,
     ...(!db.startsWith('postgres') ? [] : [pgCpu === null ? `           PostgreSQL CPU                not measured (the server is not on this machine)` : `           PostgreSQL CPU                ${fmt(pgCpu * 100)}% of one core, ${fmt((pgCpu * 1000) / perSec, 2)} ms per stored report; WAL ${fmt(steadyWal / 2 ** 20, 1)} MiB, ${fmt(steadyWal / steadyReports)} B per stored report (heartbeats included)`]),
     `           load generators               CPU ${fmt(total(steadyMsgs, 'loaderCpu') * 100)}% of one core, event-loop lag p99 ${fmt(most(steadyMsgs, 'loaderLagP99'), 1)} ms (worst)`,

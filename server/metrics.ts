@@ -1,6 +1,33 @@
 // In-process counters rendered as Prometheus text. Kept deliberately small: no client library.
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+/** Items per ingest batch: a handful while the database keeps up, up to the writer's 2,000 when it does not. */
+const BATCH_ITEM_BUCKETS = [1, 10, 50, 100, 250, 500, 1000, 2000];
+
+/** A Prometheus histogram with fixed buckets. */
+interface Histogram {
+  observe(value: number): void;
+  render(name: string, help: string, labels: (...extra: string[]) => string): string[];
+}
+
+function histogram(bounds: readonly number[]): Histogram {
+  const buckets = new Array<number>(bounds.length).fill(0);
+  let count = 0;
+  let sum = 0;
+  return {
+    observe(value) {
+      count++;
+      sum += value;
+      for (let i = 0; i < bounds.length; i++) if (value <= bounds[i]!) buckets[i]!++;
+    },
+    render(name, help, labels) {
+      const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
+      bounds.forEach((le, i) => lines.push(`${name}_bucket${labels(`le="${le}"`)} ${buckets[i]}`));
+      lines.push(`${name}_bucket${labels('le="+Inf"')} ${count}`, `${name}_sum${labels()} ${sum}`, `${name}_count${labels()} ${count}`);
+      return lines;
+    },
+  };
+}
 
 export interface Metrics {
   connected: number;
@@ -16,6 +43,13 @@ export interface Metrics {
   /** Times a connection was paused because the ingest queue was full (its frames waited, none refused). */
   ingestWaits: number;
   observeIngestLatency(seconds: number, nowMs: number): void;
+  /**
+   * One batch the ingest writer wrote (or failed to): its items, how long the oldest of them
+   * waited in the queue for it to start, and how long its transaction took. A report's
+   * receive→commit is the first wait plus the second: which of them grows says whether the
+   * database is slow or the writer is behind.
+   */
+  observeIngestBatch(items: number, waitedSeconds: number, writeSeconds: number): void;
   countStored(n: number, nowMs: number): void;
   reject(map: Map<string, number>, key: string): void;
   reportsPerSecond(nowMs: number): number;
@@ -36,6 +70,9 @@ export function createMetrics(opts: { node?: string } = {}): Metrics {
   const buckets = new Array<number>(LATENCY_BUCKETS.length).fill(0);
   let latencyCount = 0;
   let latencySum = 0;
+  const batchItems = histogram(BATCH_ITEM_BUCKETS);
+  const batchWait = histogram(LATENCY_BUCKETS);
+  const batchWrite = histogram(LATENCY_BUCKETS);
   // Stored reports per second over the last 10 s: one slot per second.
   const window = new Map<number, number>();
 
@@ -53,6 +90,11 @@ export function createMetrics(opts: { node?: string } = {}): Metrics {
       latencyCount++;
       latencySum += seconds;
       for (let i = 0; i < LATENCY_BUCKETS.length; i++) if (seconds <= LATENCY_BUCKETS[i]!) buckets[i]!++;
+    },
+    observeIngestBatch(items, waitedSeconds, writeSeconds) {
+      batchItems.observe(items);
+      batchWait.observe(waitedSeconds);
+      batchWrite.observe(writeSeconds);
     },
     countStored(n, nowMs) {
       m.reportsStored += n;
@@ -86,6 +128,9 @@ export function createMetrics(opts: { node?: string } = {}): Metrics {
       LATENCY_BUCKETS.forEach((le, i) => lines.push(`quicksand_ingest_latency_seconds_bucket${labels(`le="${le}"`)} ${buckets[i]}`));
       lines.push(`quicksand_ingest_latency_seconds_bucket${labels('le="+Inf"')} ${latencyCount}`);
       lines.push(`quicksand_ingest_latency_seconds_sum${labels()} ${latencySum}`, `quicksand_ingest_latency_seconds_count${labels()} ${latencyCount}`);
+      lines.push(...batchItems.render('quicksand_ingest_batch_items', 'Items per batch the ingest writer wrote.', labels));
+      lines.push(...batchWait.render('quicksand_ingest_batch_wait_seconds', "How long a batch's oldest item waited in the queue before the batch started.", labels));
+      lines.push(...batchWrite.render('quicksand_ingest_batch_seconds', "How long a batch's transaction took, from its start to its commit (or failure).", labels));
       let depthSum = 0;
       let depthMax = 0;
       for (const d of m.outboxDepth.values()) {

@@ -123,4 +123,29 @@ describe('the batch writer', () => {
     await writer.drain();
     expect(fake.written.filter((i) => i.agentId === 'a').map(seqOf)).toEqual([1, 2]);
   });
+
+  it("says of each batch its items, its oldest item's wait and its write, failed ones too", async () => {
+    const fake = slowIngest();
+    const batches: Array<{ items: number; waitedMs: number; writeMs: number }> = [];
+    const writer = createBatchWriter(fake.ingest, { onBatch: (items, waitedMs, writeMs) => batches.push({ items, waitedMs, writeMs }) });
+    writer.write(heartbeat('a', 1), () => {});
+    await tick();
+    // b and c arrive while a's batch is written: they wait for it.
+    writer.write(heartbeat('b', 1), () => {});
+    writer.write(heartbeat('c', 1), () => {});
+    await new Promise((r) => setTimeout(r, 40));
+    fake.open[0]!.finish();
+    await tick();
+    await tick();
+    expect(batches).toHaveLength(1);
+    expect(batches[0]!.items).toBe(1);
+    expect(batches[0]!.writeMs).toBeGreaterThanOrEqual(35);
+    expect(batches[0]!.waitedMs).toBeLessThan(35);
+    fake.open[0]!.fail(new Error('connection lost'));
+    await writer.drain();
+    expect(batches).toHaveLength(2);
+    expect(batches[1]!.items).toBe(2);
+    expect(batches[1]!.waitedMs).toBeGreaterThanOrEqual(35);
+    expect(batches[1]!.writeMs).toBeLessThan(35);
+  });
 });

@@ -29,9 +29,20 @@ export const MAX_INGEST_QUEUE = 20_000;
 interface Queued {
   item: IngestItem;
   done: Done;
+  /** performance.now() when it was queued. */
+  at: number;
 }
 
-export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number; maxQueued?: number; concurrency?: number; onDepth?: (depth: number) => void } = {}): BatchWriter {
+export interface BatchWriterOptions {
+  maxBatch?: number;
+  maxQueued?: number;
+  concurrency?: number;
+  onDepth?: (depth: number) => void;
+  /** After each batch (written or failed): its items, its oldest item's wait for it to start, its write (ms). */
+  onBatch?: (items: number, waitedMs: number, writeMs: number) => void;
+}
+
+export function createBatchWriter(ingest: Ingest, opts: BatchWriterOptions = {}): BatchWriter {
   const maxBatch = opts.maxBatch ?? 2000;
   const maxQueued = opts.maxQueued ?? MAX_INGEST_QUEUE;
   const concurrency = Math.max(1, opts.concurrency ?? 1);
@@ -65,6 +76,7 @@ export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number; max
       if (batch.length === 0) break;
       inFlight++;
       writing += batch.length;
+      const started = performance.now();
       void (async () => {
         try {
           const results = await ingest.ingestBatch(batch.map((b) => b.item));
@@ -79,6 +91,8 @@ export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number; max
           for (const q of behind) q.done(err as Error);
         }
       })().finally(() => {
+        // The batch's first item is its oldest: the queue is in arrival order.
+        opts.onBatch?.(batch.length, started - batch[0]!.at, performance.now() - started);
         inFlight--;
         writing -= batch.length;
         for (const b of batch) busy.delete(b.item.agentId);
@@ -101,7 +115,7 @@ export function createBatchWriter(ingest: Ingest, opts: { maxBatch?: number; max
   return {
     write(item, done) {
       if (queue.length + writing >= maxQueued) return false;
-      queue.push({ item, done });
+      queue.push({ item, done, at: performance.now() });
       opts.onDepth?.(queue.length + writing);
       // Wait for the end of this turn of the event loop: what arrived together commits together.
       if (!scheduled && inFlight < concurrency) {

@@ -24,9 +24,15 @@ export interface PgAlertQueue extends AlertQueue {
   insertRows(q: Sql, rows: readonly DeliveryInsert[]): Promise<void>;
 }
 
-export function createPgSinkStore(db: PgDatabase, key: Buffer): SinkStore & { listSinksIn(q: Sql): Promise<ReturnType<typeof alertSinkSchema.parse>[]> } {
-  const listSinksIn = async (q: Sql) =>
-    (await q.rows<{ id: string; config: string }>('SELECT id, config FROM alert_sinks ORDER BY id')).map((r) => alertSinkSchema.parse(JSON.parse(openSink(key, r.id, r.config))));
+/** The sinks as ingest reads them: in a transaction, or from rows it read with something else (in id order). */
+export interface PgSinkReader {
+  listSinksIn(q: Sql): Promise<ReturnType<typeof alertSinkSchema.parse>[]>;
+  sinksOf(rows: ReadonlyArray<{ id: string; config: string }>): ReturnType<typeof alertSinkSchema.parse>[];
+}
+
+export function createPgSinkStore(db: PgDatabase, key: Buffer): SinkStore & PgSinkReader {
+  const sinksOf = (rows: ReadonlyArray<{ id: string; config: string }>) => rows.map((r) => alertSinkSchema.parse(JSON.parse(openSink(key, r.id, r.config))));
+  const listSinksIn = async (q: Sql) => sinksOf(await q.rows<{ id: string; config: string }>('SELECT id, config FROM alert_sinks ORDER BY id'));
   return {
     async saveSink(sink, now) {
       // xmax = 0 only on a row this statement inserted: otherwise it replaced one.
@@ -39,6 +45,7 @@ export function createPgSinkStore(db: PgDatabase, key: Buffer): SinkStore & { li
     },
     listSinks: () => listSinksIn(db),
     listSinksIn,
+    sinksOf,
     deleteSink: async (id) => (await db.run('DELETE FROM alert_sinks WHERE id = $1', [id])) > 0,
   };
 }
@@ -61,8 +68,17 @@ export interface DeliveryInsert {
 /** One statement for all rows: one round trip per report's alerts, or per ingest batch's. */
 async function insertAll(q: Sql, rows: readonly DeliveryInsert[]): Promise<void> {
   if (rows.length === 0) return;
+  await q.run(INSERT, deliveryParameters(rows));
+}
+
+/**
+ * INSERT's parameters ($1 to $12) for `rows`: for a statement that inserts them beside something
+ * else (an ingest batch's last write, with its hosts' alert memories: one round trip, not two).
+ */
+export const INSERT_DELIVERIES = INSERT;
+export function deliveryParameters(rows: readonly DeliveryInsert[]): unknown[] {
   const col = <K>(f: (r: DeliveryInsert) => K): K[] => rows.map(f);
-  await q.run(INSERT, [
+  return [
     col((r) => r.id),
     col((r) => r.sinkId),
     col((r) => r.alert.host.id),
@@ -75,7 +91,7 @@ async function insertAll(q: Sql, rows: readonly DeliveryInsert[]): Promise<void>
     col((r) => r.createdAt),
     col((r) => r.basis),
     col((r) => r.reason),
-  ]);
+  ];
 }
 
 export function createPgAlertQueue(db: PgDatabase, compose?: AlertQueue['current']): PgAlertQueue {

@@ -16,7 +16,8 @@ import { heldAlertsOf } from '../alerting.js';
 import type { HostForAlerts } from '../alerting.js';
 import type { HeldAlerts } from '../types.js';
 import { timeOrderedUuid } from '../time-ordered-id.js';
-import type { DeliveryInsert, PgAlertQueue } from './alert-queue.js';
+import { INSERT_DELIVERIES, deliveryParameters } from './alert-queue.js';
+import type { DeliveryInsert, PgAlertQueue, PgSinkReader } from './alert-queue.js';
 import type { Sql } from './db.js';
 
 /**
@@ -42,6 +43,8 @@ interface MemoryWrite {
 export interface PgAlerting {
   /** Reads the current rule set (once per call of a report or act); `evaluate` then applies it. */
   rules(q: Sql): Promise<CompiledRules>;
+  /** The rule set and the sinks in one statement (an ingest batch needs both: one round trip, not two). */
+  rulesAndSinks(q: Sql): Promise<{ rules: CompiledRules; sinks: AlertSink[] }>;
   evaluate(rules: CompiledRules, findings: readonly Finding[], host: HostForAlerts, image: { name: string }, at: Date, ticket?: string): EvaluatedFinding[];
   alert(q: Sql, host: HostForAlerts, image: { name: string; version: string }, findings: readonly EvaluatedFinding[], status: 'cattle' | 'pet' | 'stale', now: Date, batch?: AlertBatch): Promise<Alert[]>;
   /** Reads and locks the alert memories of a batch's hosts (in id order, as their host rows). */
@@ -54,16 +57,47 @@ export interface PgAlerting {
   listHeld(q: Sql, hostId?: string): Promise<HeldAlerts[]>;
 }
 
-/** Hosts' alert memories, in one statement however many. */
-const upsertMemories = (q: Sql, rows: ReadonlyArray<[string, MemoryWrite]>): Promise<number> =>
-  q.run(
-    `INSERT INTO host_alert_memory (host_id, memory, updated_at, release_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-     ON CONFLICT (host_id) DO UPDATE SET memory = excluded.memory, updated_at = excluded.updated_at, release_at = excluded.release_at`,
-    [rows.map(([id]) => id), rows.map(([, w]) => w.memory), rows.map(([, w]) => w.updatedAt), rows.map(([, w]) => w.releaseAt)],
-  );
+const UPSERT_MEMORIES = (from: number): string => `INSERT INTO host_alert_memory (host_id, memory, updated_at, release_at)
+  SELECT * FROM unnest($${from}::text[], $${from + 1}::text[], $${from + 2}::text[], $${from + 3}::bigint[])
+  ON CONFLICT (host_id) DO UPDATE SET memory = excluded.memory, updated_at = excluded.updated_at, release_at = excluded.release_at`;
+const memoryParameters = (rows: ReadonlyArray<[string, MemoryWrite]>): unknown[] => [rows.map(([id]) => id), rows.map(([, w]) => w.memory), rows.map(([, w]) => w.updatedAt), rows.map(([, w]) => w.releaseAt)];
 
-export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sql): Promise<AlertSink[]> }, policy: AlertPolicy = DEFAULT_ALERT_POLICY): PgAlerting {
+/** Hosts' alert memories, in one statement however many. */
+const upsertMemories = (q: Sql, rows: ReadonlyArray<[string, MemoryWrite]>): Promise<number> => q.run(UPSERT_MEMORIES(1), memoryParameters(rows));
+
+// A batch's queued deliveries and its hosts' memories in one statement (the deliveries' insert as a CTE).
+const INSERT_DELIVERIES_AND_MEMORIES = `WITH d AS (${INSERT_DELIVERIES}) ${UPSERT_MEMORIES(13)}`;
+
+// The latest rule set (its body only when it is not the version compiled already) and the sinks, in id order.
+const RULES_AND_SINKS = `SELECT 'r' AS what, r.version::text AS id, CASE WHEN r.version = $1 THEN NULL ELSE r.body END AS text
+    FROM (SELECT version, body FROM rule_sets ORDER BY version DESC LIMIT 1) r
+  UNION ALL SELECT 's', s.id, s.config FROM alert_sinks s
+  ORDER BY what, id`;
+
+/**
+ * A host's alert memory as parsed, while its stored text is the same: a batch reads the text of
+ * each of its hosts and most of them were written by this node's last batch of that host, whose
+ * plan is the parsed memory. Bounded: past `MEMORIES_KEPT` hosts it starts again.
+ */
+const MEMORIES_KEPT = 50_000;
+
+export function createPgAlerting(queue: PgAlertQueue, sinks: PgSinkReader, policy: AlertPolicy = DEFAULT_ALERT_POLICY): PgAlerting {
   let compiled: { version: number; rules: CompiledRules } = { version: 0, rules: compileRules(emptyRuleSet()) };
+  const compile = (version: number, body: string | null): CompiledRules => {
+    if (version !== compiled.version) compiled = { version, rules: compileRules(body === null ? emptyRuleSet() : parseRuleSet(JSON.parse(body), `rule set ${version}`)) };
+    return compiled.rules;
+  };
+  const parsed = new Map<string, { text: string; memory: HostAlertMemory }>();
+  const memoryOf = (hostId: string, text: string | undefined): HostAlertMemory => {
+    if (text === undefined) return emptyHostAlertMemory();
+    const known = parsed.get(hostId);
+    if (known !== undefined && known.text === text) return known.memory;
+    return JSON.parse(text) as HostAlertMemory;
+  };
+  const remember = (hostId: string, text: string, memory: HostAlertMemory): void => {
+    if (parsed.size >= MEMORIES_KEPT) parsed.clear();
+    parsed.set(hostId, { text, memory });
+  };
 
   const flushDeliveries = async (q: Sql, batch: AlertBatch): Promise<void> => {
     const rows = batch.writes.deliveries.splice(0);
@@ -73,9 +107,15 @@ export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sq
   const self: PgAlerting = {
     async rules(q) {
       const row = await q.row<{ version: number; body: string }>('SELECT version, body FROM rule_sets ORDER BY version DESC LIMIT 1');
-      const version = row?.version ?? 0;
-      if (version !== compiled.version) compiled = { version, rules: compileRules(row === undefined ? emptyRuleSet() : parseRuleSet(JSON.parse(row.body), `rule set ${version}`)) };
-      return compiled.rules;
+      return compile(row?.version ?? 0, row?.body ?? null);
+    },
+    async rulesAndSinks(q) {
+      const rows = await q.rows<{ what: 'r' | 's'; id: string; text: string | null }>(RULES_AND_SINKS, [compiled.version]);
+      const rule = rows[0]?.what === 'r' ? rows[0] : undefined;
+      const version = rule === undefined ? 0 : Number(rule.id);
+      // The body is left out when it is the version compiled, unless another call compiled another meanwhile.
+      const rules = rule !== undefined && rule.text === null && version !== compiled.version ? await self.rules(q) : compile(version, rule?.text ?? null);
+      return { rules, sinks: sinks.sinksOf(rows.filter((r) => r.what === 's').map((r) => ({ id: r.id, config: r.text! }))) };
     },
     evaluate(rules, findings, host, image, at, ticket) {
       return applyRules(findings, { host, image, at, ...(ticket === undefined ? {} : { ticket }) }, rules);
@@ -87,17 +127,18 @@ export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sq
       return { memory, writes: { memories: new Map(), deliveries: [] } };
     },
     async finishBatch(q, batch) {
-      await flushDeliveries(q, batch);
       const m = [...batch.writes.memories];
       batch.writes.memories.clear();
-      if (m.length === 0) return;
-      await upsertMemories(q, m);
+      if (m.length === 0) return flushDeliveries(q, batch);
+      const rows = batch.writes.deliveries.splice(0);
+      if (rows.length === 0) await upsertMemories(q, m);
+      else await q.run(INSERT_DELIVERIES_AND_MEMORIES, [...deliveryParameters(rows), ...memoryParameters(m)]);
     },
     async alert(q, host, image, findings, status, now, batch) {
       const stored = batch?.memory.has(host.id)
         ? batch.memory.get(host.id)
         : (await q.row<{ memory: string }>('SELECT memory FROM host_alert_memory WHERE host_id = $1', [host.id]))?.memory;
-      const memory: HostAlertMemory = stored === undefined ? emptyHostAlertMemory() : (JSON.parse(stored) as HostAlertMemory);
+      const memory = memoryOf(host.id, stored);
       const plan = (routed: (severity: Alert['severity']) => boolean) => planAlerts({ host, image, findings, hostStatus: status, now, memory, policy, routed });
       const routedTo = (to: readonly AlertSink[]) => (severity: Alert['severity']) => to.some((s) => compareSeverity(severity, s.minSeverity) <= 0);
       // The sinks are read only when the (pure) policy needs them: most reports plan nothing, and
@@ -116,6 +157,7 @@ export function createPgAlerting(queue: PgAlertQueue, sinks: { listSinksIn(q: Sq
         }
       }
       const next = JSON.stringify(planned.memory);
+      remember(host.id, next, planned.memory);
       if (next !== stored && batch?.memory.has(host.id)) {
         batch.memory.set(host.id, next);
         batch.writes.memories.set(host.id, { memory: next, updatedAt: now.toISOString(), releaseAt: heldUntil(planned.memory, policy) ?? null });

@@ -619,10 +619,13 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
           );
           // After the hosts' locks, in id order as they are: two batches never wait on each other in a cycle.
           await storeHeartbeats(q, beats);
+          const { rules, sinks } = await alerting.rulesAndSinks(q);
+          const alerts = await alerting.startBatch(q, ids);
+          alerts.sinks = sinks;
           const batch: Batch = {
-            rules: await alerting.rules(q),
+            rules,
             labels: new Map(locked.map((h) => [h.id, JSON.parse(h.labels) as Record<string, string>])),
-            alerts: await alerting.startBatch(q, ids),
+            alerts,
             tickets: new Map(),
             counted: new Map(locked.map((h) => [h.id, { score: h.drift_score, open: h.open_findings, recountAt: h.recount_at }])),
           };

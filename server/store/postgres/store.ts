@@ -76,7 +76,7 @@ function storeOn(db: PgDatabase, auth: PgDatabase, url: string, opts: PostgresSt
       return { ok: false, problems: [(err as Error).message] };
     }
   };
-  const { listSinksIn: _inTx, ...sinkStore } = sinks;
+  const { listSinksIn: _inTx, sinksOf: _rows, ...sinkStore } = sinks;
   return {
     ...createPgCredentials(db, auth),
     ...createPgUsers(db),
