@@ -67,9 +67,7 @@ export function createMetrics(opts: { node?: string } = {}): Metrics {
     const all = [...nodeLabel, ...extra];
     return all.length === 0 ? '' : `{${all.join(',')}}`;
   };
-  const buckets = new Array<number>(LATENCY_BUCKETS.length).fill(0);
-  let latencyCount = 0;
-  let latencySum = 0;
+  const latency = histogram(LATENCY_BUCKETS);
   const batchItems = histogram(BATCH_ITEM_BUCKETS);
   const batchWait = histogram(LATENCY_BUCKETS);
   const batchWrite = histogram(LATENCY_BUCKETS);
@@ -87,9 +85,7 @@ export function createMetrics(opts: { node?: string } = {}): Metrics {
     ingestQueuePeak: 0,
     ingestWaits: 0,
     observeIngestLatency(seconds) {
-      latencyCount++;
-      latencySum += seconds;
-      for (let i = 0; i < LATENCY_BUCKETS.length; i++) if (seconds <= LATENCY_BUCKETS[i]!) buckets[i]!++;
+      latency.observe(seconds);
     },
     observeIngestBatch(items, waitedSeconds, writeSeconds) {
       batchItems.observe(items);
@@ -124,10 +120,7 @@ export function createMetrics(opts: { node?: string } = {}): Metrics {
       gauge('quicksand_ingest_queue_peak', 'Most frames that waited for the ingest writer at once since start.', m.ingestQueuePeak);
       gauge('quicksand_ingest_waits_total', 'Times a connection was paused because the ingest queue was full: its frames waited, none was refused.', m.ingestWaits, 'counter');
       gauge('quicksand_reports_per_second', 'Reports stored per second over the last 10 s.', m.reportsPerSecond(nowMs));
-      lines.push('# HELP quicksand_ingest_latency_seconds Time from receiving a report to its commit.', '# TYPE quicksand_ingest_latency_seconds histogram');
-      LATENCY_BUCKETS.forEach((le, i) => lines.push(`quicksand_ingest_latency_seconds_bucket${labels(`le="${le}"`)} ${buckets[i]}`));
-      lines.push(`quicksand_ingest_latency_seconds_bucket${labels('le="+Inf"')} ${latencyCount}`);
-      lines.push(`quicksand_ingest_latency_seconds_sum${labels()} ${latencySum}`, `quicksand_ingest_latency_seconds_count${labels()} ${latencyCount}`);
+      lines.push(...latency.render('quicksand_ingest_latency_seconds', 'Time from receiving a report to its commit.', labels));
       lines.push(...batchItems.render('quicksand_ingest_batch_items', 'Items per batch the ingest writer wrote.', labels));
       lines.push(...batchWait.render('quicksand_ingest_batch_wait_seconds', "How long a batch's oldest item waited in the queue before the batch started.", labels));
       lines.push(...batchWrite.render('quicksand_ingest_batch_seconds', "How long a batch's transaction took, from its start to its commit (or failure).", labels));

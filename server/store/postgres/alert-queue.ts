@@ -50,7 +50,8 @@ export function createPgSinkStore(db: PgDatabase, key: Buffer): SinkStore & PgSi
   };
 }
 
-const INSERT = `INSERT INTO alert_deliveries (id, sink_id, host_id, action, dedup_key, alert, state, attempts, next_attempt_at, created_at, basis, reason)
+/** Inserts deliveries from column arrays ($1 to $12, `deliveryParameters`). */
+export const INSERT_DELIVERIES = `INSERT INTO alert_deliveries (id, sink_id, host_id, action, dedup_key, alert, state, attempts, next_attempt_at, created_at, basis, reason)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::text[], $11::text[], $12::text[])`;
 
 /** One alert_deliveries row to insert. */
@@ -68,14 +69,13 @@ export interface DeliveryInsert {
 /** One statement for all rows: one round trip per report's alerts, or per ingest batch's. */
 async function insertAll(q: Sql, rows: readonly DeliveryInsert[]): Promise<void> {
   if (rows.length === 0) return;
-  await q.run(INSERT, deliveryParameters(rows));
+  await q.run(INSERT_DELIVERIES, deliveryParameters(rows));
 }
 
 /**
- * INSERT's parameters ($1 to $12) for `rows`: for a statement that inserts them beside something
+ * INSERT_DELIVERIES's parameters for `rows`, also for a statement that inserts them beside something
  * else (an ingest batch's last write, with its hosts' alert memories: one round trip, not two).
  */
-export const INSERT_DELIVERIES = INSERT;
 export function deliveryParameters(rows: readonly DeliveryInsert[]): unknown[] {
   const col = <K>(f: (r: DeliveryInsert) => K): K[] => rows.map(f);
   return [
