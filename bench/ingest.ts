@@ -508,6 +508,9 @@ async function runOnce(run: Run): Promise<boolean> {
   const perSec = steadyReports / (steadyMs / 1000);
   const p99 = percentile(latencies, 99);
   // Each phase is logged as it ends, so a run cut short by the deadline still says how far it got.
+  // The worst loader's p99 in each 5 s window (by ack time): a backlog shows in every window, a spike in one.
+  const windowP99 = steadyMsgs.map((m) => m.windowP99 as number[]).reduce((a, b) => a.map((x, i) => Math.max(x, b[i] ?? NaN)));
+  log(`steady: p99 send→ack per 5 s window: ${windowP99.map((ms) => fmt(ms)).join(', ')} ms`);
   log(`steady: ${fmt(steadyReports)} reports in ${(steadyMs / 1000).toFixed(1)} s, ${fmt(perSec)}/s, p99 ${fmt(p99, 1)} ms; ${fmt(total(steadyMsgs, 'pending'))} left in outboxes`);
   const stopAll = async (): Promise<void> => {
     for (const s of servers) if (alive(s)) s.kill('SIGINT');
@@ -580,6 +583,7 @@ async function runOnce(run: Run): Promise<boolean> {
       !oneNode ? '(the rate target is for one node)' : offeredEnough ? target(perSec >= TARGET_RATE, `≥ ${fmt(TARGET_RATE)}/s`) : `(not a test of ≥ ${fmt(TARGET_RATE)}/s: ${RATE}/s offered)`
     }`,
     `           send→ack p50 / p99 / max      ${fmt(percentile(latencies, 50), 1)} ms / ${fmt(p99, 1)} ms / ${fmt(latencies[latencies.length - 1] ?? NaN, 1)} ms  ${oneNode ? target(p99 <= TARGET_P99_MS, `p99 ≤ ${TARGET_P99_MS} ms`) : ''}`,
+    `           p99 per 5 s window            ${windowP99.map((ms) => fmt(ms)).join(' / ')} ms (by ack time: a backlog shows in every window, a spike in one)`,
     `           server receive→commit p99     ≤ ${serverP99} s (from /metrics histogram buckets)`,
     `           ingest writer                 ${batches}`,
     `           server CPU                    ${fmt(steadyCpu * 100)}% of one core (all nodes), ${fmt((steadyCpu * 1000) / perSec, 2)} ms per stored report`,

@@ -31,6 +31,11 @@ const sims: Sim[] = [];
 /** The agents that were on the node the storm kills, marked just before the kill. */
 let victims: Sim[] = [];
 let latencies: number[] | null = null;
+/** When each of `latencies` was acked (ms since the steady phase began): the p99 per window shows a spike apart from a backlog. */
+let ackedAt: number[] = [];
+let steadyStart = 0;
+/** The steady phase's p99 send→ack per window of this length, by ack time. */
+const WINDOW_MS = 5000;
 let acks = 0;
 let refused503 = 0;
 let generator: NodeJS.Timeout | null = null;
@@ -94,7 +99,11 @@ async function setup(urls: string[], secret: string, agents: number, first: numb
         const q = outbox.queuedAt.get(seq);
         if (q !== undefined) {
           outbox.queuedAt.delete(seq);
-          latencies?.push(performance.now() - q);
+          if (latencies !== null) {
+            const now = performance.now();
+            latencies.push(now - q);
+            ackedAt.push(now - steadyStart);
+          }
         }
       },
     });
@@ -141,6 +150,8 @@ function percentile(sorted: number[], p: number): number {
 
 async function steady(rate: number, seconds: number, drainMs: number): Promise<void> {
   latencies = [];
+  ackedAt = [];
+  steadyStart = performance.now();
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
   const cpu0 = process.cpuUsage();
@@ -153,6 +164,8 @@ async function steady(rate: number, seconds: number, drainMs: number): Promise<v
   const drainUntil = Date.now() + drainMs;
   while (pendingCount() > 0 && Date.now() < drainUntil) await sleep(50);
   const totalMs = performance.now() - t0;
+  const windows: number[][] = [];
+  latencies.forEach((ms, i) => (windows[Math.floor(ackedAt[i]! / WINDOW_MS)] ??= []).push(ms));
   const sorted = latencies.sort((a, b) => a - b);
   latencies = null;
   lag.disable();
@@ -169,6 +182,7 @@ async function steady(rate: number, seconds: number, drainMs: number): Promise<v
     max: sorted[sorted.length - 1] ?? NaN,
     // Every latency, to the tenth of a millisecond: the orchestrator takes percentiles over all loaders.
     latencies: sorted.map((ms) => Math.round(ms * 10) / 10),
+    windowP99: Array.from(windows, (w) => (w === undefined ? NaN : percentile(w.sort((a, b) => a - b), 99))),
     connected: connectedCount(),
     pending: pendingCount(),
   });
