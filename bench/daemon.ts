@@ -25,6 +25,8 @@ export interface DaemonSample {
    * so the sum is the memory the pair takes from the host; RSS summed counts those pages twice.
    */
   peakPssWithChildren: number;
+  /** The daemon's own RSS when that peak was sampled, MB (the rest is its children's). */
+  peakDaemon: number;
   /** CPU of the idle daemon (all threads), % of one core. */
   cpu: number;
   /** Seconds from start to its start-up full scan reported. */
@@ -57,10 +59,15 @@ export async function measureDaemon(opts: { agent: string; repo: string; tree: s
     const pid = daemon.proc.pid!;
     let peak = 0;
     let peakPss = 0;
+    let peakDaemon = 0;
     await until(
       'the start-up full scan',
       () => {
-        peak = Math.max(peak, treeRssMb(pid));
+        const rss = treeRssMb(pid);
+        if (rss > peak) {
+          peak = rss;
+          peakDaemon = statusMb(pid).rss;
+        }
         peakPss = Math.max(peakPss, treePssMb(pid));
         if (/scan failed/.test(daemon.output())) throw new Error(`the daemon's scan failed:\n${daemon.output()}`);
         return /full scan: (clean|drift)/.test(daemon.output());
@@ -73,7 +80,7 @@ export async function measureDaemon(opts: { agent: string; repo: string; tree: s
     await sleep((opts.settleSeconds ?? 15) * 1000);
     const idle = await sampleIdle(pid, opts.idleSeconds ?? 15);
     const watches = [pid, ...descendants(pid)].reduce((sum, p) => sum + inotifyWatches(p), 0);
-    return { ...idle, peakWithChildren: peak, peakPssWithChildren: peakPss, startupScan, watches };
+    return { ...idle, peakWithChildren: peak, peakPssWithChildren: peakPss, peakDaemon, startupScan, watches };
   } finally {
     for (const p of procs.reverse()) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
     await sleep(500);
@@ -81,7 +88,7 @@ export async function measureDaemon(opts: { agent: string; repo: string; tree: s
 }
 
 /** Memory and CPU of an idle process (and its descendants), sampled every 500 ms for `seconds`. */
-async function sampleIdle(pid: number, seconds: number): Promise<Omit<DaemonSample, 'peakWithChildren' | 'peakPssWithChildren' | 'startupScan' | 'watches'>> {
+async function sampleIdle(pid: number, seconds: number): Promise<Omit<DaemonSample, 'peakWithChildren' | 'peakPssWithChildren' | 'peakDaemon' | 'startupScan' | 'watches'>> {
   const samples: Array<{ rss: number; anon: number; file: number; treeRss: number; treeAnon: number }> = [];
   const all = (): number[] => [pid, ...descendants(pid)];
   const ticks0 = all().reduce((t, p) => t + cpuTicks(p), 0);
@@ -103,7 +110,7 @@ export async function measureIdleNode(flags: string[], seconds = 5): Promise<Dae
   const proc = spawn('node', [...flags, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   try {
     await sleep(2000);
-    return { ...(await sampleIdle(proc.pid!, seconds)), peakWithChildren: NaN, peakPssWithChildren: NaN, startupScan: NaN, watches: 0 };
+    return { ...(await sampleIdle(proc.pid!, seconds)), peakWithChildren: NaN, peakPssWithChildren: NaN, peakDaemon: NaN, startupScan: NaN, watches: 0 };
   } finally {
     proc.kill('SIGTERM');
   }

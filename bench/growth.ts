@@ -91,6 +91,7 @@ async function daemonRun(names: string[]): Promise<string> {
   row('CPU idle, % of a core', (d) => d.cpu.toFixed(2), (d) => d.cpu.toFixed(2));
   row('peak RSS with scan child', () => '', (d) => d.peakWithChildren.toFixed(0));
   row('  as PSS (shared pages once)', () => '', (d) => d.peakPssWithChildren.toFixed(0));
+  row('  of it the daemon itself (RSS)', () => '', (d) => d.peakDaemon.toFixed(0));
   row('start to first full scan reported, s', () => '', (d) => d.startupScan.toFixed(1));
   out.push('');
   const base = rows[0]!;
