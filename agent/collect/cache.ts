@@ -40,12 +40,15 @@ export interface PackageCacheOptions {
  * later differs.
  */
 export function pathSignature(p: string): { sig: string; ctimeNs: bigint } {
-  let l: BigIntStats;
+  let l: BigIntStats | undefined;
   try {
-    l = lstatSync(p, { bigint: true });
+    // An absent path answered without an exception: a tenth of the inputs at 106k paths are
+    // (cpan's and pip's candidate folders), and a thrown error costs several lstats.
+    l = lstatSync(p, { bigint: true, throwIfNoEntry: false });
   } catch (err) {
     return { sig: `!${(err as NodeJS.ErrnoException).code ?? 'ERROR'}`, ctimeNs: 0n };
   }
+  if (l === undefined) return { sig: '!ENOENT', ctimeNs: 0n };
   let sig = statText(l);
   let ctimeNs = l.ctimeNs;
   if (l.isSymbolicLink()) {
