@@ -298,6 +298,14 @@ function histogramQuantile(after: Map<string, number>, before: Map<string, numbe
 }
 
 const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+/** Per window, the worst of the loaders' p99s, formatted; '-' where no loader had an ack. */
+function worstPerWindow(loaders: ReadonlyArray<ReadonlyArray<number | null>>): string[] {
+  const windows = Math.max(0, ...loaders.map((l) => l.length));
+  return Array.from({ length: windows }, (_, i) => {
+    const p99s = loaders.map((l) => l[i]).filter((ms): ms is number => typeof ms === 'number');
+    return p99s.length === 0 ? '-' : fmt(Math.max(...p99s));
+  });
+}
 const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -509,8 +517,8 @@ async function runOnce(run: Run): Promise<boolean> {
   const p99 = percentile(latencies, 99);
   // Each phase is logged as it ends, so a run cut short by the deadline still says how far it got.
   // The worst loader's p99 in each 5 s window (by ack time): a backlog shows in every window, a spike in one.
-  const windowP99 = steadyMsgs.map((m) => m.windowP99 as number[]).reduce((a, b) => a.map((x, i) => Math.max(x, b[i] ?? NaN)));
-  log(`steady: p99 send→ack per 5 s window: ${windowP99.map((ms) => fmt(ms)).join(', ')} ms`);
+  const windowP99 = worstPerWindow(steadyMsgs.map((m) => m.windowP99 as Array<number | null>));
+  log(`steady: p99 send→ack per 5 s window: ${windowP99.join(', ')} ms`);
   log(`steady: ${fmt(steadyReports)} reports in ${(steadyMs / 1000).toFixed(1)} s, ${fmt(perSec)}/s, p99 ${fmt(p99, 1)} ms; ${fmt(total(steadyMsgs, 'pending'))} left in outboxes`);
   const stopAll = async (): Promise<void> => {
     for (const s of servers) if (alive(s)) s.kill('SIGINT');
@@ -583,7 +591,7 @@ async function runOnce(run: Run): Promise<boolean> {
       !oneNode ? '(the rate target is for one node)' : offeredEnough ? target(perSec >= TARGET_RATE, `≥ ${fmt(TARGET_RATE)}/s`) : `(not a test of ≥ ${fmt(TARGET_RATE)}/s: ${RATE}/s offered)`
     }`,
     `           send→ack p50 / p99 / max      ${fmt(percentile(latencies, 50), 1)} ms / ${fmt(p99, 1)} ms / ${fmt(latencies[latencies.length - 1] ?? NaN, 1)} ms  ${oneNode ? target(p99 <= TARGET_P99_MS, `p99 ≤ ${TARGET_P99_MS} ms`) : ''}`,
-    `           p99 per 5 s window            ${windowP99.map((ms) => fmt(ms)).join(' / ')} ms (by ack time: a backlog shows in every window, a spike in one)`,
+    `           p99 per 5 s window            ${windowP99.join(' / ')} ms (by ack time: a backlog shows in every window, a spike in one)`,
     `           server receive→commit p99     ≤ ${serverP99} s (from /metrics histogram buckets)`,
     `           ingest writer                 ${batches}`,
     `           server CPU                    ${fmt(steadyCpu * 100)}% of one core (all nodes), ${fmt((steadyCpu * 1000) / perSec, 2)} ms per stored report`,

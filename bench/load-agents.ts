@@ -182,7 +182,8 @@ async function steady(rate: number, seconds: number, drainMs: number): Promise<v
     max: sorted[sorted.length - 1] ?? NaN,
     // Every latency, to the tenth of a millisecond: the orchestrator takes percentiles over all loaders.
     latencies: sorted.map((ms) => Math.round(ms * 10) / 10),
-    windowP99: Array.from(windows, (w) => (w === undefined ? NaN : percentile(w.sort((a, b) => a - b), 99))),
+    // null for a window in which nothing was acked (JSON over IPC would turn NaN into null anyway).
+    windowP99: Array.from(windows, (w) => (w === undefined ? null : percentile(w.sort((a, b) => a - b), 99))),
     connected: connectedCount(),
     pending: pendingCount(),
   });
