@@ -25,7 +25,7 @@ import type { AsyncIngest } from './store/ingest-thread.js';
 import { capConnectionsPerAddress, createAddressLimiter } from './stream/address-limits.js';
 import { createStream } from './stream/stream.js';
 import type { ImageUploadResult, IngestPort, ObservationUploadResult, Store, Uploads } from './store/types.js';
-import { isPostgresUrl, openPostgresStore } from './store/open.js';
+import { isPostgresUrl, openPostgresStore, pgSinkKey } from './store/open.js';
 import { QuicksandError } from '../shared/errors.js';
 import { startCommandRelay } from './stream/command-relay.js';
 import type { CommandRelay } from './stream/command-relay.js';
@@ -104,7 +104,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const now = opts.now ?? (() => new Date());
   const staleAfterMs = opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   const policy = opts.alertPolicy === undefined ? {} : { alertPolicy: opts.alertPolicy };
-  const backend = isPostgresUrl(opts.db) ? await postgresBackend(opts.db, opts.dataDir, staleAfterMs, policy) : sqliteBackend(opts.db, staleAfterMs, policy, opts.log);
+  const backend = isPostgresUrl(opts.db) ? await postgresBackend(opts.db, opts.dataDir, staleAfterMs, policy, opts.log) : sqliteBackend(opts.db, staleAfterMs, policy, opts.log);
   const { store, ingest } = backend;
   const nodeId = opts.nodeId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
   const metrics = createMetrics({ node: nodeId });
@@ -253,9 +253,9 @@ interface Backend {
 /** SQLite: reports are written on their own thread, uploads on a second one; the API and enrolment use the main connection. */
 function sqliteBackend(db: string, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }, log: ((line: string) => void) | undefined): Backend {
   const store = createSqliteStore(db, { staleAfterMs, ...policy });
-  const ingest = startIngestThread(db, { ...policy, ...(log === undefined ? {} : { log }) });
+  const ingest = startIngestThread({ sqlite: db }, { ...policy, ...(log === undefined ? {} : { log }) });
   // A manifest parsing for seconds never delays reports.
-  const uploadThread = startIngestThread(db, { ...(log === undefined ? {} : { log }) });
+  const uploadThread = startIngestThread({ sqlite: db }, { ...(log === undefined ? {} : { log }) });
   return {
     store,
     ingest,
@@ -270,8 +270,8 @@ function sqliteBackend(db: string, staleAfterMs: number, policy: { alertPolicy?:
 }
 
 /**
- * Batches in flight on PostgreSQL: each holds one pooled connection until it commits, so this
- * stays below the pool's size (the API, logins and agent authentication use the rest). Two, not
+ * Batches in flight on PostgreSQL: each holds one connection of the writer thread's pool until it
+ * commits (the API, logins and agent authentication use the main thread's pools). Two, not
  * four: one batch's statements run while the next one gathers what arrives, and every
  * transaction costs its ~11 round trips and a commit whatever it holds. At 2,100 reports/s on an
  * unshared machine two gave 10 to 11 items a batch (bench:ingest's ingest writer line) and p99
@@ -280,16 +280,17 @@ function sqliteBackend(db: string, staleAfterMs: number, policy: { alertPolicy?:
  */
 const PG_INGEST_CONCURRENCY = 2;
 
-/** PostgreSQL: one pool serves ingest, the API and uploads; there is no writer thread to restart. */
-async function postgresBackend(url: string, dataDir: string | undefined, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }): Promise<Backend> {
+/**
+ * PostgreSQL: reports are written on their own thread with its own pool (postgres/ingest-worker.ts);
+ * the API, enrolment and uploads use the store's pool on the main thread.
+ */
+async function postgresBackend(url: string, dataDir: string | undefined, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }, log: ((line: string) => void) | undefined): Promise<Backend> {
   if (dataDir === undefined) throw new QuicksandError('USAGE', 'a server on PostgreSQL needs a data folder for its sink and signing keys (ServerOptions.dataDir)');
   const store = await openPostgresStore(url, dataDir, { staleAfterMs, ...policy });
+  const ingest = startIngestThread({ postgres: url, sinkKey: pgSinkKey(dataDir), poolSize: PG_INGEST_CONCURRENCY }, { ...policy, ...(log === undefined ? {} : { log }) });
   return {
     store,
-    ingest: {
-      ...store.ingest,
-      kill: () => Promise.reject(new Error('the PostgreSQL store has no writer thread to kill')),
-    },
+    ingest,
     uploads: store.uploads,
     closeUploads: async () => {},
     dataDir,

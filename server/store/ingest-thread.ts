@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { IngestHealth, IngestItem, IngestPort } from './types.js';
 import type { AlertPolicy } from '../alerts/policy.js';
 import type { UploadRequest, WorkerRequest, WorkerResponse } from './ingest-worker.js';
+import type { PgIngestWorkerData } from './postgres/ingest-worker.js';
 import { QuicksandError } from '../../shared/errors.js';
 import type { ErrorCode } from '../../shared/errors.js';
 
@@ -27,17 +28,23 @@ const HEALTH_TIMEOUT_MS = 2000;
 /** Restarts after a crash wait this long, doubling while the thread keeps dying, up to 5 s. */
 const RESTART_DELAY_MS = 100;
 
+/** What the writer thread writes to: the SQLite file, or a PostgreSQL database (postgres/ingest-worker.ts). */
+export type IngestTarget = { sqlite: string } | { postgres: string; sinkKey: Buffer; poolSize: number };
+
 /**
- * Starts the writer thread on the (already migrated) database file, and starts it again when it
+ * Starts the writer thread on the (already migrated) database, and starts it again when it
  * dies: the batch it held fails (its agents send again), the next one goes to the new thread.
  */
-export function startIngestThread(file: string, opts: IngestThreadOptions = {}): AsyncIngest {
+export function startIngestThread(target: IngestTarget, opts: IngestThreadOptions = {}): AsyncIngest {
   const self = new URL(import.meta.url);
   // From the sources (tests, tsx) the worker is TypeScript too: it registers tsx's loader first,
   // since `--import` cannot be given to a worker. The built server loads plain JS.
   const fromSource = self.pathname.endsWith('.ts');
-  const entry = new URL(`./ingest-worker.${fromSource ? 'ts' : 'js'}`, self);
-  const workerData = { file, alertPolicy: opts.alertPolicy };
+  const entry = new URL(`./${'sqlite' in target ? '' : 'postgres/'}ingest-worker.${fromSource ? 'ts' : 'js'}`, self);
+  const workerData =
+    'sqlite' in target
+      ? { file: target.sqlite, alertPolicy: opts.alertPolicy }
+      : ({ postgres: target.postgres, sinkKey: new Uint8Array(target.sinkKey), poolSize: target.poolSize, alertPolicy: opts.alertPolicy } satisfies PgIngestWorkerData);
   const spawn = (): Worker =>
     fromSource
       ? new Worker(

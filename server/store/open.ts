@@ -27,10 +27,15 @@ export function pgSinkKeyFile(dataDir: string, env: NodeJS.ProcessEnv = process.
   return env.QUICKSAND_SINK_KEY_FILE !== undefined && env.QUICKSAND_SINK_KEY_FILE !== '' ? env.QUICKSAND_SINK_KEY_FILE : path.join(dataDir, 'postgres.sinks.key');
 }
 
-export async function openPostgresStore(url: string, dataDir: string, opts: { staleAfterMs?: number; alertPolicy?: AlertPolicy } = {}): Promise<PostgresStore> {
+/** The sink key of a PostgreSQL deployment (see pgSinkKeyFile), its file created on first use. */
+export function pgSinkKey(dataDir: string): Buffer {
   const keyFile = pgSinkKeyFile(dataDir);
   mkdirSync(path.dirname(keyFile), { recursive: true, mode: 0o700 });
-  return createPostgresStore(url, { ...opts, sinkKey: sinkKeyFromFile(keyFile) });
+  return sinkKeyFromFile(keyFile);
+}
+
+export async function openPostgresStore(url: string, dataDir: string, opts: { staleAfterMs?: number; alertPolicy?: AlertPolicy } = {}): Promise<PostgresStore> {
+  return createPostgresStore(url, { ...opts, sinkKey: pgSinkKey(dataDir) });
 }
 
 /** Applies the migrations a database lacks (`quicksand-server migrate`); returns those applied and the latest version. */

@@ -167,6 +167,16 @@ export async function openPostgres(url: string, opts: { max?: number; migrate?: 
   return db;
 }
 
+/** Why this database cannot be written now (a read-only standby, no answer), or null when it can. */
+export async function writeProblem(db: PgDatabase): Promise<string | null> {
+  try {
+    const r = await db.row<{ ro: string }>("SELECT current_setting('transaction_read_only') AS ro");
+    return r?.ro === 'off' ? null : `the database ${db.where} is read-only (a standby?)`;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 /** Any number: the lock that serialises migrations between nodes starting at once. */
 const MIGRATION_LOCK = 0x5153_0001;
 

@@ -11,7 +11,7 @@ import { createPgCluster } from './cluster.js';
 import { createPgContainerQueries } from './containers.js';
 import { createPgCredentials } from './credentials.js';
 import { createPgUsers } from './users.js';
-import { openPostgres } from './db.js';
+import { openPostgres, writeProblem } from './db.js';
 import type { PgDatabase } from './db.js';
 import { createPgExportQueries } from './export-queries.js';
 import { createPgImages } from './images.js';
@@ -69,12 +69,8 @@ function storeOn(db: PgDatabase, auth: PgDatabase, url: string, opts: PostgresSt
   const baselines = createPgBaselines(db, triage);
   const ingest = createPgIngest(db, alerting);
   const health = async (): Promise<IngestHealth> => {
-    try {
-      const r = await db.row<{ ro: string }>('SELECT current_setting(\'transaction_read_only\') AS ro');
-      return r?.ro === 'off' ? { ok: true, problems: [] } : { ok: false, problems: [`the database ${db.where} is read-only (a standby?)`] };
-    } catch (err) {
-      return { ok: false, problems: [(err as Error).message] };
-    }
+    const problem = await writeProblem(db);
+    return problem === null ? { ok: true, problems: [] } : { ok: false, problems: [problem] };
   };
   const { listSinksIn: _inTx, sinksOf: _rows, ...sinkStore } = sinks;
   return {
