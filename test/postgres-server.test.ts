@@ -124,4 +124,32 @@ describe('a server on PostgreSQL', () => {
       await b.close();
     }
   });
+  it('writes reports on its writer thread: not ready while the thread is dead, restarted, and storing again', async () => {
+    const url = await emptyDatabase();
+    const s = await startServer({ db: url, dataDir: dir, port: 0, host: '127.0.0.1', schedules: false });
+    try {
+      const now = new Date();
+      const agent = (await s.store.enrollAgent(await s.store.createEnrollSecret(now), 'pg-thread', now))!;
+      const hello = { type: 'hello', protocol: PROTOCOL_VERSION, agentId: agent.agentId, host: { hostname: 'pg-thread' }, image: { name: 'web', version: '42' }, lastAckedSeq: 0, outboxDepth: 0 };
+      const c = await openStream(s.url, agent.token);
+      c.ws.send(JSON.stringify(hello));
+      c.ws.send(JSON.stringify(reportFrame(agent.agentId, 1, 'full', [], now)));
+      await c.next((f) => f.type === 'ack' && f.seq === 1, 10_000);
+
+      await s.ingest.kill();
+      const down = await fetch(`${s.url}/healthz`);
+      expect(down.status).toBe(503);
+      expect(JSON.stringify(await down.json())).toContain('ingest writer thread exited');
+      // It comes back by itself (its own pool connects again), and the next report is stored.
+      const deadline = Date.now() + 10_000;
+      while ((await fetch(`${s.url}/healthz`)).status !== 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+      c.ws.send(JSON.stringify(reportFrame(agent.agentId, 2, 'event', [{ kind: 'file-added', severity: 'high', path: '/usr/bin/x' }], now)));
+      await c.next((f) => f.type === 'ack' && f.seq === 2, 10_000);
+      c.ws.close();
+      expect((await s.store.listReports(agent.agentId)).map((r) => r.seq)).toEqual([1, 2]);
+    } finally {
+      await s.close();
+    }
+  });
 });
