@@ -29,7 +29,8 @@ const ingest = createPgIngest(db, alerting);
 
 async function answer(msg: WorkerRequest): Promise<WorkerResponse> {
   if ('close' in msg) {
-    await db.close();
+    // Closing: a pool that cannot end cleanly (the database gone) is ended with the thread.
+    await db.close().catch(() => {});
     return { id: msg.id, closed: true };
   }
   if ('probe' in msg) return { id: msg.id, probe: (await writeProblem(db)) ?? 'ok' };
