@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import type { Root } from '../root.js';
 import type { ChangeSet, PackageEvent } from './types.js';
@@ -107,13 +107,16 @@ export function mergeDpkgChangeSets(apt: ChangeSet[], dpkg: ChangeSet[]): Change
   return merged.sort((a, b) => compareTimes(a.start, b.start));
 }
 
-/** A log and its rotations (`.1`, `.2.gz`, ...), oldest first; gzipped ones are unpacked. */
+/**
+ * A log and its rotations (`.1`, `.2.gz`, ...), oldest first; gzipped ones are unpacked. Read
+ * synchronously (see read.ts): of the 19 names tried most are absent, each a round trip.
+ */
 async function readRotated(root: Root, file: string): Promise<string> {
   const parts: string[] = [];
   for (let i = 9; i >= 0; i--) {
     for (const name of i === 0 ? [file] : [`${file}.${i}`, `${file}.${i}.gz`]) {
       try {
-        const bytes = await readFile(root.hostPath(name));
+        const bytes = readFileSync(root.hostPath(name));
         parts.push((name.endsWith('.gz') ? gunzipSync(bytes) : bytes).toString('utf8'));
       } catch {
         // absent or damaged rotation: the remaining logs still explain what they can

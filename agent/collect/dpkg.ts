@@ -187,7 +187,7 @@ export const dpkgCollector: Collector = {
     // Each info file through hostPath: in a container's layers they need not share one folder.
     const info = (file: string): string => root.hostPath(`${INFO}/${file}`);
     const installed = parsed.packages;
-    // The info files are read all at once (their waits overlap), then merged in status order so
+    // The info files are read first (read.ts: synchronously), then merged in status order so
     // the first package listing a shared folder still keeps it.
     const files = await Promise.all(installed.map((pkg) => readInfoFiles(info, pkg)));
     const changeSets = readDpkgChangeSets(root);

@@ -1,9 +1,13 @@
+import { lstatSync, readFileSync, readdirSync } from 'node:fs';
 import type { Dirent } from 'node:fs';
-import { lstat, readFile, readdir } from 'node:fs/promises';
 import type { Ecosystem } from '../../shared/findings.js';
 import type { ScanWarning } from '../../shared/report.js';
 import { ABSENT_HOST_PATH, type Root } from '../root.js';
 import type { ChangeSet } from './types.js';
+
+// Package databases are many small files, mostly in the page cache: read synchronously, each
+// costs one open, fstat, read and close on this thread. Through fs/promises each step was a
+// round trip through libuv's pool (176 dpkg info files: 25-43 ms of CPU against 7 ms).
 
 /**
  * Reads a text file; null when it is not there as a file (absent, a folder on the way missing,
@@ -11,7 +15,7 @@ import type { ChangeSet } from './types.js';
  */
 export async function readOptional(file: string): Promise<string | null> {
   try {
-    return await readFile(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return null;
@@ -26,7 +30,7 @@ export async function readOptional(file: string): Promise<string | null> {
  */
 export async function readChecked(file: string): Promise<{ text: string | null; error?: string }> {
   try {
-    return { text: await readFile(file, 'utf8') };
+    return { text: readFileSync(file, 'utf8') };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || (code === 'ENOTDIR' && file.startsWith(ABSENT_HOST_PATH))) return { text: null };
@@ -47,7 +51,7 @@ export function capMessages(messages: readonly string[], max = 10): string[] {
  */
 export async function listDir(dir: string, onDenied?: () => void): Promise<Dirent[]> {
   try {
-    return await readdir(dir, { withFileTypes: true });
+    return readdirSync(dir, { withFileTypes: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EACCES') onDenied?.();
@@ -72,7 +76,7 @@ export async function listInside(root: Root, inside: string, onDenied?: () => vo
 /** Modification time of a path inside the root, without following a final link; null if absent. */
 export async function mtimeOf(root: Root, inside: string): Promise<Date | null> {
   try {
-    return (await lstat(root.hostPath(inside))).mtime;
+    return lstatSync(root.hostPath(inside)).mtime;
   } catch {
     return null;
   }

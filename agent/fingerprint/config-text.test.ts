@@ -55,6 +55,12 @@ describe('maskSecrets', () => {
     expect(maskSecrets(text)).toBe(text);
   });
 
+  it('masks the password of a URL in a text that names no secret, and leaves a text without either as it is', () => {
+    expect(maskSecrets('mirror = https://deploy:hunter2@example.org/debian\nmode = fast\n')).toBe(`mirror = https://deploy:${MASK}@example.org/debian\nmode = fast\n`);
+    const plain = 'mode = fast\n<name>web</name>\n  retries: 3\n';
+    expect(maskSecrets(plain)).toBe(plain);
+  });
+
   it('tells secret keys from look-alikes', () => {
     expect(['password', 'DB_PASS', 'apiToken', 'HostKey', 'secret.key', 'credentials', 'APIKEY'].every(isSecretKey)).toBe(true);
     expect(['PasswordAuthentication', 'monkey', 'Keyboard', 'passage', 'compass', 'tokens_per_day'].some(isSecretKey)).toBe(false);

@@ -77,7 +77,8 @@ export async function collectPackages(root: Root, given?: readonly Collector[]):
   // databases the package cache still holds never loads them.
   const collectors = given ?? (await import('../collect/index.js')).COLLECTORS;
   const failures: ScanWarning[] = [];
-  // Read concurrently (their waits are file reads), merged in registry order by mergeCollected.
+  // Started together (the few that wait on something, rpm's database copy, overlap), merged in
+  // registry order by mergeCollected.
   const results = await Promise.all(
     collectors.map(async (collector): Promise<Collected | null> => {
       try {
@@ -96,8 +97,8 @@ export async function collectPackages(root: Root, given?: readonly Collector[]):
 }
 
 /**
- * Starts the walk of `policy`'s tracked paths and reads the package databases meanwhile: their
- * file reads wait on the disk, the walk's lstat calls do not, so each fills the other's waits.
+ * Starts the walk of `policy`'s tracked paths and reads the package databases meanwhile: the walk
+ * yields after every folder until they are read, so neither waits for the other to finish.
  * Resolves once the packages are read, with the walk under way (read it, or close it); a failed
  * read ends the walk and its hashing threads. It yields `TreeWalker.entries()`: records, and the
  * paths known clean (see clean-paths.ts) as their paths alone.
