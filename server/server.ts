@@ -286,8 +286,9 @@ const PG_INGEST_CONCURRENCY = 2;
  */
 async function postgresBackend(url: string, dataDir: string | undefined, staleAfterMs: number, policy: { alertPolicy?: AlertPolicy }, log: ((line: string) => void) | undefined): Promise<Backend> {
   if (dataDir === undefined) throw new QuicksandError('USAGE', 'a server on PostgreSQL needs a data folder for its sink and signing keys (ServerOptions.dataDir)');
-  const store = await openPostgresStore(url, dataDir, { staleAfterMs, ...policy });
-  const ingest = startIngestThread({ postgres: url, sinkKey: pgSinkKey(dataDir), poolSize: PG_INGEST_CONCURRENCY }, { ...policy, ...(log === undefined ? {} : { log }) });
+  const sinkKey = pgSinkKey(dataDir);
+  const store = await openPostgresStore(url, sinkKey, { staleAfterMs, ...policy });
+  const ingest = startIngestThread({ postgres: url, sinkKey, poolSize: PG_INGEST_CONCURRENCY }, { ...policy, ...(log === undefined ? {} : { log }) });
   return {
     store,
     ingest,

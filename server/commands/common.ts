@@ -5,7 +5,7 @@ import { homedir, userInfo } from 'node:os';
 import path from 'node:path';
 import { QuicksandError } from '../../shared/errors.js';
 import { createSqliteStore } from '../store/sqlite-store.js';
-import { isPostgresUrl, openPostgresStore } from '../store/open.js';
+import { isPostgresUrl, openPostgresStore, pgSinkKey } from '../store/open.js';
 import type { Actor, Store } from '../store/types.js';
 
 export interface ServerCliIo {
@@ -51,7 +51,7 @@ export function dataFolder(db: string): string {
  */
 export async function withStore(db: string, fn: (store: Store) => Promise<number>): Promise<number> {
   if (isPostgresUrl(db)) {
-    const store = await openPostgresStore(db, dataFolder(db));
+    const store = await openPostgresStore(db, pgSinkKey(dataFolder(db)));
     try {
       return await fn(store);
     } finally {

@@ -34,8 +34,9 @@ export function pgSinkKey(dataDir: string): Buffer {
   return sinkKeyFromFile(keyFile);
 }
 
-export async function openPostgresStore(url: string, dataDir: string, opts: { staleAfterMs?: number; alertPolicy?: AlertPolicy } = {}): Promise<PostgresStore> {
-  return createPostgresStore(url, { ...opts, sinkKey: pgSinkKey(dataDir) });
+/** The PostgreSQL store with the deployment's sink key (pgSinkKey). */
+export async function openPostgresStore(url: string, sinkKey: Buffer, opts: { staleAfterMs?: number; alertPolicy?: AlertPolicy } = {}): Promise<PostgresStore> {
+  return createPostgresStore(url, { ...opts, sinkKey });
 }
 
 /** Applies the migrations a database lacks (`quicksand-server migrate`); returns those applied and the latest version. */

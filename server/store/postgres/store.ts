@@ -2,7 +2,7 @@
 // several server nodes on one database. Chosen by a postgres:// --db (or QUICKSAND_DB).
 import { randomBytes } from 'node:crypto';
 import type { AlertPolicy } from '../../alerts/policy.js';
-import type { IngestHealth, IngestPort, Store } from '../types.js';
+import type { Store } from '../types.js';
 import { manifestUploadResult, parseManifestUpload, parseObservationUpload } from '../uploads.js';
 import { createPgAlertQueue, createPgSinkStore } from './alert-queue.js';
 import { createPgAlerting } from './alerting.js';
@@ -11,7 +11,7 @@ import { createPgCluster } from './cluster.js';
 import { createPgContainerQueries } from './containers.js';
 import { createPgCredentials } from './credentials.js';
 import { createPgUsers } from './users.js';
-import { openPostgres, writeProblem } from './db.js';
+import { openPostgres } from './db.js';
 import type { PgDatabase } from './db.js';
 import { createPgExportQueries } from './export-queries.js';
 import { createPgImages } from './images.js';
@@ -36,10 +36,8 @@ export function isPostgresUrl(db: string): boolean {
   return /^postgres(ql)?:\/\//i.test(db);
 }
 
-export interface PostgresStore extends Store {
-  /** The ingest port: the same pool (PostgreSQL writes from many connections at once, unlike SQLite). */
-  ingest: IngestPort;
-}
+/** A server writes reports through its ingest thread (postgres/ingest-worker.ts), not through this store's pool. */
+export type PostgresStore = Store;
 
 /** Connects, migrates, and returns the store; rejects with one clear sentence when the database cannot be reached. */
 export async function createPostgresStore(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
@@ -68,10 +66,6 @@ function storeOn(db: PgDatabase, auth: PgDatabase, url: string, opts: PostgresSt
   const images = createPgImages(db);
   const baselines = createPgBaselines(db, triage);
   const ingest = createPgIngest(db, alerting);
-  const health = async (): Promise<IngestHealth> => {
-    const problem = await writeProblem(db);
-    return problem === null ? { ok: true, problems: [] } : { ok: false, problems: [problem] };
-  };
   const { listSinksIn: _inTx, sinksOf: _rows, ...sinkStore } = sinks;
   return {
     ...createPgCredentials(db, auth),
@@ -110,7 +104,6 @@ function storeOn(db: PgDatabase, auth: PgDatabase, url: string, opts: PostgresSt
         return summary;
       },
     },
-    ingest: { ...ingest, health, close: async () => {} },
     close: async () => {
       await Promise.all([db.close(), auth.close()]);
     },
