@@ -43,12 +43,15 @@ interface MemoryWrite {
 export interface PgAlerting {
   /** Reads the current rule set (once per call of a report or act); `evaluate` then applies it. */
   rules(q: Sql): Promise<CompiledRules>;
-  /** The rule set and the sinks in one statement (an ingest batch needs both: one round trip, not two). */
-  rulesAndSinks(q: Sql): Promise<{ rules: CompiledRules; sinks: AlertSink[] }>;
   evaluate(rules: CompiledRules, findings: readonly Finding[], host: HostForAlerts, image: { name: string }, at: Date, ticket?: string): EvaluatedFinding[];
   alert(q: Sql, host: HostForAlerts, image: { name: string; version: string }, findings: readonly EvaluatedFinding[], status: 'cattle' | 'pet' | 'stale', now: Date, batch?: AlertBatch): Promise<Alert[]>;
-  /** Reads and locks the alert memories of a batch's hosts (in id order, as their host rows). */
-  startBatch(q: Sql, hostIds: readonly string[]): Promise<AlertBatch>;
+  /**
+   * What an ingest batch reads once, in one statement (a round trip costs both processes more
+   * than these rows do): the rule set, the sinks, the alert memories of its hosts (locked, in id
+   * order as their host rows) and, for ingest's first tickets, the open findings with a ticket of
+   * `ticketHosts`.
+   */
+  startBatch(q: Sql, hostIds: readonly string[], ticketHosts: readonly string[]): Promise<{ rules: CompiledRules; alerts: AlertBatch; tickets: TicketRow[] }>;
   /** Writes what the batch's alerts left in `writes` (before its transaction commits). */
   finishBatch(q: Sql, batch: AlertBatch): Promise<void>;
   labelsOf(q: Sql, hostId: string): Promise<Record<string, string>>;
@@ -68,10 +71,23 @@ const upsertMemories = (q: Sql, rows: ReadonlyArray<[string, MemoryWrite]>): Pro
 // A batch's queued deliveries and its hosts' memories in one statement (the deliveries' insert as a CTE).
 const INSERT_DELIVERIES_AND_MEMORIES = `WITH d AS (${INSERT_DELIVERIES}) ${UPSERT_MEMORIES(13)}`;
 
-// The latest rule set (its body only when it is not the version compiled already) and the sinks, in id order.
-const RULES_AND_SINKS = `SELECT 'r' AS what, r.version::text AS id, CASE WHEN r.version = $1 THEN NULL ELSE r.body END AS text
+/** An open finding with a ticket, of a host of the batch. */
+export interface TicketRow {
+  host_id: string;
+  key: string;
+  ticket: string | null;
+}
+
+// A batch's reads: its hosts' alert memories, locked in id order ('m'; MATERIALIZED so that the
+// lock is the CTE's own ORDER BY, as a statement of its own took it), the latest rule set (its
+// body only when it is not the version compiled already: 'r'), the sinks in id order ('s') and
+// the open findings with a ticket of the reporting hosts ('t').
+const BATCH_READS = `WITH m AS MATERIALIZED (SELECT host_id, memory FROM host_alert_memory WHERE host_id = ANY($1::text[]) ORDER BY host_id FOR UPDATE)
+  SELECT 'm' AS what, host_id AS id, memory AS text, NULL::text AS ticket FROM m
+  UNION ALL SELECT 'r', r.version::text, CASE WHEN r.version = $2 THEN NULL ELSE r.body END, NULL
     FROM (SELECT version, body FROM rule_sets ORDER BY version DESC LIMIT 1) r
-  UNION ALL SELECT 's', s.id, s.config FROM alert_sinks s
+  UNION ALL SELECT 's', s.id, s.config, NULL FROM alert_sinks s
+  UNION ALL SELECT 't', f.host_id, f.key, f.ticket FROM findings f WHERE f.host_id = ANY($3::text[]) AND f.resolved_at IS NULL AND f.ticket IS NOT NULL
   ORDER BY what, id`;
 
 /**
@@ -109,22 +125,24 @@ export function createPgAlerting(queue: PgAlertQueue, sinks: PgSinkReader, polic
       const row = await q.row<{ version: number; body: string }>('SELECT version, body FROM rule_sets ORDER BY version DESC LIMIT 1');
       return compile(row?.version ?? 0, row?.body ?? null);
     },
-    async rulesAndSinks(q) {
-      const rows = await q.rows<{ what: 'r' | 's'; id: string; text: string | null }>(RULES_AND_SINKS, [compiled.version]);
-      const rule = rows[0]?.what === 'r' ? rows[0] : undefined;
-      const version = rule === undefined ? 0 : Number(rule.id);
-      // The body is left out when it is the version compiled, unless another call compiled another meanwhile.
-      const rules = rule !== undefined && rule.text === null && version !== compiled.version ? await self.rules(q) : compile(version, rule?.text ?? null);
-      return { rules, sinks: sinks.sinksOf(rows.filter((r) => r.what === 's').map((r) => ({ id: r.id, config: r.text! }))) };
-    },
     evaluate(rules, findings, host, image, at, ticket) {
       return applyRules(findings, { host, image, at, ...(ticket === undefined ? {} : { ticket }) }, rules);
     },
-    async startBatch(q, hostIds) {
-      const rows = await q.rows<{ host_id: string; memory: string }>('SELECT host_id, memory FROM host_alert_memory WHERE host_id = ANY($1::text[]) ORDER BY host_id FOR UPDATE', [hostIds]);
+    async startBatch(q, hostIds, ticketHosts) {
+      const rows = await q.rows<{ what: 'm' | 'r' | 's' | 't'; id: string; text: string | null; ticket: string | null }>(BATCH_READS, [hostIds, compiled.version, ticketHosts]);
       const memory = new Map<string, string | undefined>(hostIds.map((id) => [id, undefined]));
-      for (const r of rows) memory.set(r.host_id, r.memory);
-      return { memory, writes: { memories: new Map(), deliveries: [] } };
+      const sinkRows: Array<{ id: string; config: string }> = [];
+      const tickets: TicketRow[] = [];
+      let rule: { version: number; text: string | null } | undefined;
+      for (const r of rows) {
+        if (r.what === 'm') memory.set(r.id, r.text ?? undefined);
+        else if (r.what === 'r') rule = { version: Number(r.id), text: r.text };
+        else if (r.what === 's') sinkRows.push({ id: r.id, config: r.text! });
+        else tickets.push({ host_id: r.id, key: r.text!, ticket: r.ticket });
+      }
+      // The body is left out when it is the version compiled, unless another call compiled another meanwhile.
+      const rules = rule !== undefined && rule.text === null && rule.version !== compiled.version ? await self.rules(q) : compile(rule?.version ?? 0, rule?.text ?? null);
+      return { rules, alerts: { memory, sinks: sinks.sinksOf(sinkRows), writes: { memories: new Map(), deliveries: [] } }, tickets };
     },
     async finishBatch(q, batch) {
       const m = [...batch.writes.memories];

@@ -619,25 +619,16 @@ export function createPgIngest(db: PgDatabase, alerting: PgAlerting): Ingest {
           );
           // After the hosts' locks, in id order as they are: two batches never wait on each other in a cycle.
           await storeHeartbeats(q, beats);
-          const { rules, sinks } = await alerting.rulesAndSinks(q);
-          const alerts = await alerting.startBatch(q, ids);
-          alerts.sinks = sinks;
+          const reporting = [...new Set(items.filter((i) => i.type === 'report').map((i) => i.agentId))];
+          const { rules, alerts, tickets } = await alerting.startBatch(q, ids, reporting);
           const batch: Batch = {
             rules,
             labels: new Map(locked.map((h) => [h.id, JSON.parse(h.labels) as Record<string, string>])),
             alerts,
-            tickets: new Map(),
+            tickets: new Map(reporting.map((id) => [id, []])),
             counted: new Map(locked.map((h) => [h.id, { score: h.drift_score, open: h.open_findings, recountAt: h.recount_at }])),
           };
-          const reporting = [...new Set(items.filter((i) => i.type === 'report').map((i) => i.agentId))];
-          if (reporting.length > 0) {
-            for (const id of reporting) batch.tickets.set(id, []);
-            const ticketed = await q.rows<{ host_id: string; key: string; ticket: string | null }>(
-              `SELECT host_id, key, ticket FROM findings WHERE host_id = ANY($1::text[]) AND resolved_at IS NULL AND ticket IS NOT NULL`,
-              [reporting],
-            );
-            for (const t of ticketed) batch.tickets.get(t.host_id)?.push(t);
-          }
+          for (const t of tickets) batch.tickets.get(t.host_id)?.push(t);
           const results = await storeRounds(q, batch, items);
           await alerting.finishBatch(q, batch.alerts);
           return results;
