@@ -27,12 +27,33 @@ export interface DaemonSample {
   peakPssWithChildren: number;
   /** The daemon's own RSS when that peak was sampled, MB (the rest is its children's). */
   peakDaemon: number;
+  /** Peak of the daemon's RSS plus its scan child's, sampled together (the reader left out), MB; as PSS too. */
+  peakDaemonScan: number;
+  peakPssDaemonScan: number;
   /** CPU of the idle daemon (all threads), % of one core. */
   cpu: number;
   /** Seconds from start to its start-up full scan reported. */
   startupScan: number;
   /** Inotify watches the daemon and its children hold. */
   watches: number;
+  /** PSS of the idle daemon alone, MB (its share of pages it maps with others). */
+  pss: number;
+  /**
+   * Each process on its own, by its role (the daemon, the inotifywait reader, the index loader,
+   * the scan child): its peak RSS and PSS over the start-up full scan, and what it holds idle
+   * (0 for a child gone by then), MB. Which of them holds the peak shows where to cut.
+   */
+  processes: ProcessPeak[];
+}
+
+export interface ProcessPeak {
+  role: string;
+  peakRss: number;
+  peakPss: number;
+  /** Its own (anonymous) memory when its RSS peaked. */
+  peakAnon: number;
+  idleRss: number;
+  idlePss: number;
 }
 
 export async function measureDaemon(opts: { agent: string; repo: string; tree: string; manifestFile: string; work: string; idleSeconds?: number; settleSeconds?: number; args?: string[] }): Promise<DaemonSample> {
@@ -60,9 +81,27 @@ export async function measureDaemon(opts: { agent: string; repo: string; tree: s
     let peak = 0;
     let peakPss = 0;
     let peakDaemon = 0;
+    let peakDaemonScan = 0;
+    let peakPssDaemonScan = 0;
+    const peaks = new Map<string, ProcessPeak>();
     await until(
       'the start-up full scan',
       () => {
+        let pair = 0;
+        let pairPss = 0;
+        for (const p of [pid, ...descendants(pid)]) {
+          const role = p === pid ? 'daemon' : roleOf(p);
+          const now = statusMb(p);
+          const pss = pssMb(p);
+          if (role === 'daemon' || role === 'scan child') {
+            pair += now.rss;
+            pairPss += pss;
+          }
+          const was = peaks.get(role) ?? { role, peakRss: 0, peakPss: 0, peakAnon: 0, idleRss: 0, idlePss: 0 };
+          peaks.set(role, { ...was, ...(now.rss > was.peakRss ? { peakRss: now.rss, peakAnon: now.anon } : {}), peakPss: Math.max(was.peakPss, pss) });
+        }
+        peakDaemonScan = Math.max(peakDaemonScan, pair);
+        peakPssDaemonScan = Math.max(peakPssDaemonScan, pairPss);
         const rss = treeRssMb(pid);
         if (rss > peak) {
           peak = rss;
@@ -80,7 +119,12 @@ export async function measureDaemon(opts: { agent: string; repo: string; tree: s
     await sleep((opts.settleSeconds ?? 15) * 1000);
     const idle = await sampleIdle(pid, opts.idleSeconds ?? 15);
     const watches = [pid, ...descendants(pid)].reduce((sum, p) => sum + inotifyWatches(p), 0);
-    return { ...idle, peakWithChildren: peak, peakPssWithChildren: peakPss, peakDaemon, startupScan, watches };
+    for (const p of [pid, ...descendants(pid)]) {
+      const role = p === pid ? 'daemon' : roleOf(p);
+      const was = peaks.get(role) ?? { role, peakRss: 0, peakPss: 0, peakAnon: 0, idleRss: 0, idlePss: 0 };
+      peaks.set(role, { ...was, idleRss: statusMb(p).rss, idlePss: pssMb(p) });
+    }
+    return { ...idle, pss: pssMb(pid), peakWithChildren: peak, peakPssWithChildren: peakPss, peakDaemon, peakDaemonScan, peakPssDaemonScan, startupScan, watches, processes: [...peaks.values()] };
   } finally {
     for (const p of procs.reverse()) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
     await sleep(500);
@@ -88,7 +132,7 @@ export async function measureDaemon(opts: { agent: string; repo: string; tree: s
 }
 
 /** Memory and CPU of an idle process (and its descendants), sampled every 500 ms for `seconds`. */
-async function sampleIdle(pid: number, seconds: number): Promise<Omit<DaemonSample, 'peakWithChildren' | 'peakPssWithChildren' | 'peakDaemon' | 'startupScan' | 'watches'>> {
+async function sampleIdle(pid: number, seconds: number): Promise<Omit<DaemonSample, 'peakWithChildren' | 'peakPssWithChildren' | 'peakDaemon' | 'peakDaemonScan' | 'peakPssDaemonScan' | 'startupScan' | 'watches' | 'pss' | 'processes'>> {
   const samples: Array<{ rss: number; anon: number; file: number; treeRss: number; treeAnon: number }> = [];
   const all = (): number[] => [pid, ...descendants(pid)];
   const ticks0 = all().reduce((t, p) => t + cpuTicks(p), 0);
@@ -110,7 +154,8 @@ export async function measureIdleNode(flags: string[], seconds = 5): Promise<Dae
   const proc = spawn('node', [...flags, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   try {
     await sleep(2000);
-    return { ...(await sampleIdle(proc.pid!, seconds)), peakWithChildren: NaN, peakPssWithChildren: NaN, peakDaemon: NaN, startupScan: NaN, watches: 0 };
+    const idle = await sampleIdle(proc.pid!, seconds);
+    return { ...idle, pss: pssMb(proc.pid!), peakWithChildren: NaN, peakPssWithChildren: NaN, peakDaemon: NaN, peakDaemonScan: NaN, peakPssDaemonScan: NaN, startupScan: NaN, watches: 0, processes: [] };
   } finally {
     proc.kill('SIGTERM');
   }
@@ -172,6 +217,29 @@ function treeKbField(pid: number, file: string, field: RegExp): number {
 }
 
 const treeRssMb = (pid: number): number => treeKbField(pid, 'status', /^VmRSS:\s+(\d+) kB/m);
+
+/** PSS of one process from /proc/PID/smaps_rollup, MB (0 once it ended). */
+function pssMb(pid: number): number {
+  try {
+    return Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** What a child of the daemon is, from its command line. */
+function roleOf(pid: number): string {
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return 'other child';
+  }
+  if (argv.some((a) => a.endsWith('inotifywait'))) return 'inotifywait';
+  if (argv.some((a) => /index-loader\.[jt]s$/.test(a))) return 'index loader';
+  if (argv.includes('scan')) return 'scan child';
+  return 'other child';
+}
 const treePssMb = (pid: number): number => treeKbField(pid, 'smaps_rollup', /^Pss:\s+(\d+) kB/m);
 
 /** Inotify watches a process holds, from /proc/PID/fdinfo. */

@@ -84,6 +84,7 @@ async function daemonRun(names: string[]): Promise<string> {
     void out.push(`${pad(label, 40)}${col([floor(bare), floor(bareDaemonFlags), ...rows.map((r) => f(r.d))])}`);
   row('RSS', (d) => d.rss.toFixed(1), (d) => d.rss.toFixed(1));
   row('  own (anonymous)', (d) => d.anon.toFixed(1), (d) => d.anon.toFixed(1));
+  row('  PSS (shared pages split)', (d) => d.pss.toFixed(1), (d) => d.pss.toFixed(1));
   row('  file-backed (node binary, libraries)', (d) => d.file.toFixed(1), (d) => d.file.toFixed(1));
   row('RSS of the daemon and its children', (d) => d.treeRss.toFixed(1), (d) => d.treeRss.toFixed(1));
   row('  own (anonymous), with children', (d) => d.treeAnon.toFixed(1), (d) => d.treeAnon.toFixed(1));
@@ -92,7 +93,13 @@ async function daemonRun(names: string[]): Promise<string> {
   row('peak RSS with scan child', () => '', (d) => d.peakWithChildren.toFixed(0));
   row('  as PSS (shared pages once)', () => '', (d) => d.peakPssWithChildren.toFixed(0));
   row('  of it the daemon itself (RSS)', () => '', (d) => d.peakDaemon.toFixed(0));
+  row('peak RSS, daemon + scan child', () => '', (d) => d.peakDaemonScan.toFixed(1));
+  row('  as PSS', () => '', (d) => d.peakPssDaemonScan.toFixed(1));
   row('start to first full scan reported, s', () => '', (d) => d.startupScan.toFixed(1));
+  out.push('', `${pad('each process, MB', 40)}${col(['peak RSS', 'its anon', 'peak PSS', 'idle RSS', 'idle PSS'])}`);
+  for (const { name, d } of rows) {
+    for (const p of d.processes) out.push(`${pad(`${name} ${p.role}`, 40)}${col([p.peakRss, p.peakAnon, p.peakPss, p.idleRss, p.idlePss].map((x) => x.toFixed(1)))}`);
+  }
   out.push('');
   const base = rows[0]!;
   const verdict = (ok: boolean): string => (ok ? 'holds' : 'MISSED');
@@ -102,7 +109,7 @@ async function daemonRun(names: string[]): Promise<string> {
     out.push(
       `${name}: RSS ${d.treeRss.toFixed(1)} MB (<= 60: ${verdict(d.treeRss <= 60)}); own ${d.treeAnon.toFixed(1)} MB (<= 24: ${verdict(d.treeAnon <= 24)}); ` +
         `/ ${base.name}: RSS ${flat.toFixed(2)}x own ${flatOwn.toFixed(2)}x (<= 1.10x: ${verdict(flat <= 1.1 && flatOwn <= 1.1)}); ` +
-        `CPU ${d.cpu.toFixed(2)}% (< 0.5%: ${verdict(d.cpu < 0.5)})${name === '1m' ? `; peak with scan child ${d.peakWithChildren.toFixed(0)} MB (<= 150: ${verdict(d.peakWithChildren <= 150)}; as PSS ${d.peakPssWithChildren.toFixed(0)} MB)` : ''}`,
+        `CPU ${d.cpu.toFixed(2)}% (< 0.5%: ${verdict(d.cpu < 0.5)})${name === '1m' ? `; peak of the daemon and its scan child ${d.peakDaemonScan.toFixed(1)} MB (<= 150: ${verdict(d.peakDaemonScan <= 150)}; as PSS ${d.peakPssDaemonScan.toFixed(1)} MB; with the reader ${d.peakWithChildren.toFixed(0)} MB)` : ''}`,
     );
   }
   out.push(`floor: a bare node process idles at ${bare.rss.toFixed(1)} MB RSS, ${bare.anon.toFixed(1)} MB own (with the daemon's V8 flags: ${bareDaemonFlags.rss.toFixed(1)} / ${bareDaemonFlags.anon.toFixed(1)})`);

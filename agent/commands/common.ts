@@ -1,8 +1,9 @@
 // What every agent command shares: the I/O it is given, exit codes, the state folder, and the
-// walk's cost options (--state, --max-rate, --max-bytes-rate, --nice, --cross-mounts) of the
+// walk's cost options (--state, --max-rate, --max-bytes-rate, --nice, --threads, --cross-mounts) of the
 // walking commands (manifest, scan, audit). Kept light: a scan or manifest run loads only this,
 // its own command file and the stages it walks through.
 import { stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { makeStateDir } from '../state-db.js';
 import { QuicksandError } from '../../shared/errors.js';
@@ -32,10 +33,17 @@ export const EXIT_ERROR = 2;
 export const DEFAULT_STATE_DIR = '/var/lib/quicksand';
 
 // The walk's cost options, shared by every walking command (manifest, scan, audit).
+/** More threads than this buys nothing on any host the agent runs on, and each holds memory. */
+export const MAX_THREADS = 64;
+
 export const COST_HELP = `  --max-rate N          walk at most N paths per second (default: no limit)
   --max-bytes-rate N    hash at most N bytes per second; K, M, G suffixes (default: no limit)
   --nice N              run at CPU nice level N (0-19) with a matching I/O priority;
                         19 reads only when the disk is otherwise idle
+  --threads N           hash files on at most N threads, and walk on at most N beside
+                        the main one (1-${MAX_THREADS}; default: one per core, here ${availableParallelism()}); each
+                        thread holds memory of its own, so 1 is the smallest and a
+                        first scan of a large tree then takes longer
   --cross-mounts        also walk other filesystems mounted below the tracked folders
                         (kernel pseudo filesystems such as /proc are never walked)
 `;
@@ -47,10 +55,25 @@ export const COST = {
   'max-rate': { type: 'string' },
   'max-bytes-rate': { type: 'string' },
   nice: { type: 'string' },
+  threads: { type: 'string' },
   'cross-mounts': { type: 'boolean' },
 } as const;
 
-export interface CostArgs { state?: string; 'max-rate'?: string; 'max-bytes-rate'?: string; nice?: string; 'cross-mounts'?: boolean }
+export interface CostArgs { state?: string; 'max-rate'?: string; 'max-bytes-rate'?: string; nice?: string; threads?: string; 'cross-mounts'?: boolean }
+
+/**
+ * `--threads N`: how many threads a walk may hash on, and walk on beside the main thread
+ * (FingerprintOptions.concurrency and walkThreads); undefined when not given. `leftOut` says
+ * what the command does without it.
+ */
+export function parseThreads(text: string | undefined, leftOut = 'one thread per core'): number | undefined {
+  if (text === undefined) return undefined;
+  const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
+    throw new QuicksandError('USAGE', `--threads expects a whole number from 1 to ${MAX_THREADS}, not "${text}" (1 holds the least memory; leave it out for ${leftOut})`);
+  }
+  return n;
+}
 
 /** Commands other than `ticket` take no argument. */
 export function noArguments(positionals: string[], allowed = 0): void {
@@ -81,6 +104,7 @@ export function parseAmount(text: string | undefined, flag: string): number | un
 export function walkOptions(args: CostArgs & { quiet?: boolean }, root: Root, io: CliIo): { options: FingerprintOptions; lastWalk: () => number | undefined; close: (filesSeen: number) => void } {
   const filesPerSec = parseAmount(args['max-rate'], '--max-rate');
   const bytesPerSec = parseAmount(args['max-bytes-rate'], '--max-bytes-rate');
+  const threads = parseThreads(args.threads);
   let nice: number | undefined;
   if (args.nice !== undefined) {
     nice = Number(args.nice);
@@ -105,6 +129,7 @@ export function walkOptions(args: CostArgs & { quiet?: boolean }, root: Root, io
     ...(packages ? { packages } : {}),
     ...(filesPerSec || bytesPerSec ? { budget: { ...(filesPerSec ? { filesPerSec } : {}), ...(bytesPerSec ? { bytesPerSec } : {}) } } : {}),
     ...(nice ? { nice } : {}),
+    ...(threads === undefined ? {} : { concurrency: threads, walkThreads: threads }),
     ...(args['cross-mounts'] ? { crossMounts: true } : {}),
   };
   return {

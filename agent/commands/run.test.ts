@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isQuicksandError } from '../../shared/errors.js';
-import { containerScanArgs, secondsOption } from './run.js';
+import { FULL_SCAN_THREADS, containerScanArgs, fullScanArgs, secondsOption } from './run.js';
 
 describe('options given in seconds', () => {
   it('are milliseconds inside, the default included', () => {
@@ -42,5 +42,25 @@ describe("the full scan child's container options", () => {
     expect(usage({ containers: true, 'manifest-timeout': 'soon' })).toBe('--manifest-timeout: expected a non-negative number, got "soon"');
     expect(usage({ containers: true, 'manifest-timeout': '' })).toBe('--manifest-timeout: expected a non-negative number, got ""');
     expect(usage({ 'image-check-hours': '24' })).toBe('--image-check-hours applies to containers only: add --containers');
+  });
+});
+
+describe("the full scan child's threads", () => {
+  it('are one unless run --threads says, and come before the container options', () => {
+    expect(FULL_SCAN_THREADS).toBe(1);
+    expect(fullScanArgs({})).toEqual(['--threads', '1']);
+    expect(fullScanArgs({ threads: '2', containers: true })).toEqual(['--threads', '2', '--containers']);
+  });
+
+  it('refuse a count outside 1-64 when the daemon starts, saying what to pass', () => {
+    for (const bad of ['0', '65', 'many']) {
+      let err: unknown;
+      try {
+        fullScanArgs({ threads: bad });
+      } catch (e) {
+        err = e;
+      }
+      expect(isQuicksandError(err) && err.code === 'USAGE' && err.message).toBe(`--threads expects a whole number from 1 to 64, not "${bad}" (1 holds the least memory; leave it out for the daemon's default of 1)`);
+    }
   });
 });

@@ -23,10 +23,18 @@ import { readManifestFile, writeManifestFile } from '../manifest/io.js';
 import { openRoot } from '../root.js';
 import type { Root } from '../root.js';
 import { openStateDb } from '../state-db.js';
-import { COMMON, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, ensureStateDir, exists, noArguments } from './common.js';
+import { COMMON, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, ensureStateDir, exists, noArguments, parseThreads } from './common.js';
 import type { CliIo } from './common.js';
 import { manifestCommand } from './manifest.js';
 import { serverUrls } from '../deliver/servers.js';
+
+/**
+ * Threads a full scan's child hashes and walks on (`scan --threads`) unless `run --threads` says
+ * otherwise. Each thread is an isolate with allocator arenas of its own, and the child's peak is
+ * what the host pays on top of the daemon every hour; a scheduled scan has an hour to finish, and
+ * only the first one hashes every file.
+ */
+export const FULL_SCAN_THREADS = 1;
 
 /** Full scans: hourly, at a minute derived from the agent id (see daemon/schedule.ts). */
 const DEFAULT_SCHEDULE = 'hourly at this host\'s own minute';
@@ -61,6 +69,9 @@ Options:
   --manifest-timeout SECONDS
                         with --containers: how long the server may take to send an image's
                         uploaded manifest (default: 5); then the kept seal is used
+  --threads N           threads every full scan hashes and walks on (1-64; default: ${FULL_SCAN_THREADS},
+                        the least memory beside the daemon); more make the first scan of a
+                        large tree, which reads every file, end sooner
 
 Stops on SIGINT/SIGTERM.
 `;
@@ -79,6 +90,7 @@ export const options = {
   containers: { type: 'boolean' },
   'image-check-hours': { type: 'string' },
   'manifest-timeout': { type: 'string' },
+  threads: { type: 'string' },
 } as const;
 
 export async function run(values: OptionValues, positionals: string[], io: CliIo): Promise<number> {
@@ -89,7 +101,7 @@ export async function run(values: OptionValues, positionals: string[], io: CliIo
   // An agent that could not send is no daemon: say so before a first baseline takes a minute.
   parseRunOptions(args);
   // A bad value would otherwise fail every scheduled scan's child, an hour apart.
-  const containerArgs = containerScanArgs(args);
+  const childArgs = fullScanArgs(args);
   await ensureStateDir(state);
   const config = await readAgentConfig(resolveConfigFile(state, args.config));
   let manifestFile = args.manifest;
@@ -111,7 +123,7 @@ export async function run(values: OptionValues, positionals: string[], io: CliIo
     const { parseReport } = await import('../../shared/report.js');
     // The child finds the agent's identity as run did, so it can fetch images' uploaded manifests.
     const identity = args.config === undefined ? [] : ['--config', path.resolve(args.config)];
-    const child = await runIsolated(['scan', '--root', r.dir === '' ? '/' : r.dir, '--manifest', m.file, '--state', state, ...identity, '--json', '--quiet', ...containerArgs]);
+    const child = await runIsolated(['scan', '--root', r.dir === '' ? '/' : r.dir, '--manifest', m.file, '--state', state, ...identity, '--json', '--quiet', ...childArgs]);
     if (child.code !== EXIT_CLEAN && child.code !== EXIT_DRIFT) {
       throw new QuicksandError('SCAN_FAILED', `full scan failed (exit ${child.code}): ${child.stderr.trim() || 'no message'}`);
     }
@@ -139,6 +151,12 @@ export interface RunArgs {
   containers?: boolean;
   'image-check-hours'?: string;
   'manifest-timeout'?: string;
+  threads?: string;
+}
+
+/** What every full scan's child is told beyond its root, manifest and state: its threads and containers, checked here once (pure). */
+export function fullScanArgs(args: RunArgs): string[] {
+  return ['--threads', String(parseThreads(args.threads, `the daemon's default of ${FULL_SCAN_THREADS}`) ?? FULL_SCAN_THREADS), ...containerScanArgs(args)];
 }
 
 /** What a full scan's child is told about containers, checked here once (pure). */

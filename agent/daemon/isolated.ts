@@ -8,6 +8,19 @@ export interface IsolatedResult {
 }
 
 /**
+ * What every child gets of V8's own threads: one background thread for its compilers and collector instead of one
+ * per core (Node's --v8-pool-size), and V8 tuned for size over speed (smaller heap limits, a
+ * collector that gives pages back sooner). Each of V8's threads keeps a stack and allocator
+ * arenas, and the child's peak sits on top of the daemon's. At 1M paths, the cold scan child on
+ * one hashing thread (run --threads), peak RSS from /proc/PID/smaps: 102.7 / 103.7 MB in 26.7 /
+ * 29.0 s -> 95.1 / 95.7 / 99.4 MB in 31.2 / 31.4 / 30.3 s (V8's pages 32-33 -> 29.5 MB, the
+ * other threads' arenas 12-14 -> 9 MB). No help found in: a 512 KB SQLite page cache for the
+ * cache database (95.3 MB), --heap-growing-percent=25 (95.1), MALLOC_ARENA_MAX=1 (95.9: the
+ * arenas' pages moved to the main heap), --single-threaded (95.5). Without TurboFan (--no-opt)
+ * the child peaks at 85.0 MB, but its cold scan takes 57 s: see `run --threads` for speed.
+ */
+const CHILD_SIZE = ['--v8-pool-size=1', '--optimize-for-size'];
+/**
  * V8 flags of every child, on its command line so they hold in its threads too. Its old
  * generation grows to 1.5x what survived the last full collection, not to V8's default of up to
  * 4x: a scan's live heap is small and flat in the tree size (17-19 MB at 1M paths, measured), the
@@ -19,7 +32,7 @@ export interface IsolatedResult {
  * At 1M paths: cold scan peak RSS 163 -> 112 MB, warm 84 MB, no slower beyond the noise of a
  * shared machine; index load 116 -> 71 MB (with its page cache, see index-loader.ts).
  */
-const CHILD_HEAP = ['--heap-growing-percent=50', '--max-semi-space-size=1'];
+const CHILD_HEAP = ['--heap-growing-percent=50', '--max-semi-space-size=1', ...CHILD_SIZE];
 
 /**
  * Runs one agent command (a scan, say) in a child process of its own. A long-running agent that

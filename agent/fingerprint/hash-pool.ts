@@ -129,7 +129,7 @@ const MAX_IN_FLIGHT = 16;
  * cost is paid once per batch, not once per file.
  */
 export class HashPool {
-  private readonly size: number;
+  private size: number;
   private readonly nice: number;
   private readonly chunk: number;
   private slots: Slot[] = [];
@@ -141,6 +141,14 @@ export class HashPool {
     this.size = Math.max(1, opts.size ?? availableParallelism());
     this.nice = opts.nice ?? 0;
     this.chunk = opts.chunkBytes ?? 1024 * 1024;
+  }
+
+  /** Threads started so far (an ended one still counts): never more than the pool's size. */
+  threadsStarted = 0;
+
+  /** Sets the pool's size before it hashes (`prewarm` started one thread at most, which any size allows). */
+  resize(size: number): void {
+    this.size = Math.max(1, size);
   }
 
   /** Batches queued but not yet taken by a thread: the caller's back-pressure signal. */
@@ -205,6 +213,7 @@ export class HashPool {
   }
 
   private spawn(): Slot {
+    this.threadsStarted++;
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { nice: this.nice, chunk: this.chunk } });
     worker.unref();
     worker.once('online', reapplyHeapFlags);
@@ -246,11 +255,17 @@ export function startHashingEarly(): void {
   early.prewarm();
 }
 
-/** The pool started early (once, when its options are the defaults), or a new one. */
+/**
+ * The pool started early (once, when its options are the defaults but for a smaller size: it has
+ * started one thread, which any size allows), or a new one.
+ */
 export function hashPoolFor(opts: HashPoolOptions): HashPool {
   const pool = early;
   early = undefined;
-  if (pool !== undefined && opts.size === undefined && !opts.nice && opts.chunkBytes === undefined) return pool;
+  if (pool !== undefined && !opts.nice && opts.chunkBytes === undefined) {
+    if (opts.size !== undefined) pool.resize(opts.size);
+    return pool;
+  }
   void pool?.close();
   return new HashPool(opts);
 }

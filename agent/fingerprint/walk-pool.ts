@@ -79,6 +79,11 @@ export class WalkPool {
   /** Jobs the threads walked: the first, and one for every half a thread gave away. */
   jobsWalked = 0;
 
+  /** Threads this pool started. */
+  get threads(): number {
+    return this.slots.length;
+  }
+
   /** True once every thread has loaded and opened its database: the main thread may hand over. */
   get ready(): boolean {
     return this.slots.every((s) => s.ready);

@@ -50,6 +50,10 @@ export interface WalkStats {
   knownClean: number;
   /** Jobs the walk threads walked (0: all of it walked on the main thread). */
   walkJobs: number;
+  /** Hashing threads the walk started (0: nothing to hash); at most `concurrency`. */
+  hashThreads: number;
+  /** Walk threads the walk started (0: walked on the main thread); at most `walkThreads`. */
+  walkThreads: number;
 }
 
 export interface Fingerprint {
@@ -147,7 +151,7 @@ interface Job {
  */
 export class TreeWalker {
   readonly warnings: ScanWarning[] = [];
-  readonly stats: WalkStats = { files: 0, hashed: 0, cacheHits: 0, bytesHashed: 0, linkGroupsPeak: 0, xattrsRead: 0, knownClean: 0, walkJobs: 0 };
+  readonly stats: WalkStats = { files: 0, hashed: 0, cacheHits: 0, bytesHashed: 0, linkGroupsPeak: 0, xattrsRead: 0, knownClean: 0, walkJobs: 0, hashThreads: 0, walkThreads: 0 };
   /** Records that may be remembered as clean, in the order they are emitted, with their lstat (`settle`). */
   private readonly candidates: Array<{ rec: ObservedFile; inside: Buffer; tuple: Buffer }> = [];
   private candidatesHead = 0;
@@ -308,9 +312,11 @@ export class TreeWalker {
       yield* this.drain(true);
       this.stats.walkJobs = threads?.jobsWalked ?? 0;
     } finally {
+      this.stats.walkThreads = threads?.threads ?? 0;
       await threads?.close();
       this.opts.cache?.flush();
       this.opts.clean?.flush();
+      this.stats.hashThreads = this.pool.threadsStarted;
       await this.pool.close();
     }
   }
