@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, readSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { pipeline as pipe } from 'node:stream';
@@ -402,36 +402,75 @@ export function memorySource(manifest: Manifest): ManifestSource {
   };
 }
 
-/** Up to this size a manifest file is read and inflated in one go: far quicker than a stream of chunks. */
+/** Up to this size a plain manifest file is read in one go: far quicker than a stream of chunks. */
 const WHOLE_FILE_BYTES = 4 * 1024 * 1024;
+/**
+ * Up to this size inflated a gzipped manifest is inflated in one call (~106k records make ~17
+ * MiB): past it, and whatever its gzip trailer claims, it is streamed and memory stays bounded.
+ */
+const WHOLE_INFLATED_BYTES = 64 * 1024 * 1024;
 
 /**
- * A manifest file of at most WHOLE_FILE_BYTES, read and inflated; undefined for a larger one
- * (or one that cannot be stat'ed: the reader then says why).
+ * A plain manifest file of at most WHOLE_FILE_BYTES, or a gzipped one that inflates to at most
+ * WHOLE_INFLATED_BYTES, read and inflated; undefined for a larger one (or one that cannot be
+ * read: the reader then says why). A large gzipped file is told by its trailer, before its bytes
+ * are read.
  */
 function readSmall(file: string): Buffer | undefined {
-  let size: number;
+  let fd: number;
   try {
-    size = statSync(file).size;
+    fd = openSync(file, 'r');
   } catch {
     return undefined;
   }
-  if (size > WHOLE_FILE_BYTES) return undefined;
   let bytes: Buffer;
   try {
-    bytes = readFileSync(file);
+    const size = fstatSync(fd).size;
+    const head = Buffer.alloc(2);
+    readSync(fd, head, 0, 2, 0);
+    const gzipped = head[0] === 0x1f && head[1] === 0x8b;
+    if (size > (gzipped ? WHOLE_INFLATED_BYTES : WHOLE_FILE_BYTES)) return undefined;
+    if (gzipped && size >= 18) {
+      const trailer = Buffer.alloc(4);
+      readSync(fd, trailer, 0, 4, size - 4);
+      // The trailer's size (ISIZE, the inflated size modulo 2^32) only picks the way: a file that
+      // claims more is streamed without a try, one that claims less is still held to the limit.
+      if (trailer.readUInt32LE(0) > WHOLE_INFLATED_BYTES) return undefined;
+    }
+    bytes = Buffer.allocUnsafe(size);
+    let got = 0;
+    while (got < size) {
+      const n = readSync(fd, bytes, got, size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    bytes = bytes.subarray(0, got);
+    if (!gzipped) return bytes;
   } catch {
     return undefined;
+  } finally {
+    closeSync(fd);
   }
-  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch {
-      throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`);
-    }
-  }
-  return bytes;
+  return inflateWhole(bytes, WHOLE_INFLATED_BYTES, file);
 }
+
+/**
+ * A gzipped file's bytes inflated in one call, or undefined when they inflate to more than `max`
+ * bytes (the caller then streams them): zlib's maxOutputLength stops the inflate there, whatever
+ * the gzip trailer claims; no allocation is sized by what the file says. Damaged data fails with
+ * the file named.
+ */
+export function inflateWhole(bytes: Buffer, max: number, file: string): Buffer | undefined {
+  try {
+    return gunzipSync(bytes, { maxOutputLength: max, chunkSize: INFLATE_CHUNK });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return undefined;
+    throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`);
+  }
+}
+
+/** What one inflate call writes at a time before the pieces are joined. */
+const INFLATE_CHUNK = 1024 * 1024;
 
 function firstLine(bytes: Buffer): string {
   const end = bytes.indexOf(10);
@@ -449,18 +488,20 @@ async function* readLines(file: string, small?: Buffer): AsyncGenerator<string[]
   let lineNo = 0;
   const bytes = small ?? readSmall(file);
   if (bytes !== undefined) {
+    // 1,024 lines at a time: their ends found (and held to the limit) in the bytes, then decoded
+    // as one string and split, not one decode per line. A newline byte is a newline in the text.
     let at = 0;
     while (at <= bytes.length) {
-      const chunk: string[] = [];
-      while (chunk.length < 1024 && at <= bytes.length) {
-        let end = bytes.indexOf(10, at);
+      const from = at;
+      let end = at;
+      for (let n = 0; n < 1024 && at <= bytes.length; n++) {
+        end = bytes.indexOf(10, at);
         if (end < 0) end = bytes.length;
         lineNo++;
         if (end - at > LIMITS.manifestLine) throw tooLong(lineNo);
-        chunk.push(bytes.toString('utf8', at, end));
         at = end + 1;
       }
-      yield chunk;
+      yield bytes.toString('utf8', from, end).split('\n');
     }
     return;
   }
@@ -470,7 +511,7 @@ async function* readLines(file: string, small?: Buffer): AsyncGenerator<string[]
   // chunk. A character cut by a chunk's end stays whole in those pieces.
   let parts: Buffer[] = [];
   let partBytes = 0;
-  for await (const data of openText(file) as AsyncIterable<Buffer>) {
+  for await (const data of inflated(openText(file), file)) {
     const first = data.indexOf(10);
     if (first < 0) {
       parts.push(data);
@@ -491,6 +532,16 @@ async function* readLines(file: string, small?: Buffer): AsyncGenerator<string[]
     for (let i = 0; i < lines.length; i += 1024) yield lines.slice(i, i + 1024);
   }
   if (parts.length > 0) yield [Buffer.concat(parts).toString('utf8')];
+}
+
+/** The chunks of `text`; a gzip stream whose data does not check out fails as the manifest's fault, with the file named. */
+async function* inflated(text: Readable, file: string): AsyncGenerator<Buffer> {
+  try {
+    for await (const data of text as AsyncIterable<Buffer>) yield data;
+  } catch (err) {
+    if (String((err as NodeJS.ErrnoException).code).startsWith('Z_')) throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`);
+    throw err;
+  }
 }
 
 function openText(file: string): Readable {
