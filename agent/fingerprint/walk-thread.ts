@@ -6,7 +6,7 @@ import { lstatSync, readdirSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
-import { compileGlobs } from '../../shared/policy.js';
+import { compileGlobsForChildren } from '../../shared/policy.js';
 import type { ScanWarning } from '../../shared/report.js';
 import { Database } from '../sqlite.js';
 import { CLEAN_PAGE_SQL, cleanLookup, lstatTuple } from './clean-paths.js';
@@ -31,7 +31,7 @@ export interface WalkThreadData {
 
 const data = workerData as WalkThreadData;
 const shared = new Int32Array(data.shared);
-const ignored = compileGlobs(data.ignored);
+const ignored = compileGlobsForChildren(data.ignored);
 const NON_ASCII = /[^\x00-\x7f]/;
 const tuple = Buffer.allocUnsafe(52);
 /** At most this many jobs are made of what a thread gives away at once. */
@@ -149,8 +149,10 @@ function walk(job: number, pending: PendingPath[]): void {
       if (sep === 1) host[base] = 0x2f;
       host.write(name, base + sep, 'latin1');
       // An ASCII name reads the same in UTF-8: the folder's text and it, without a decode.
-      const text = NON_ASCII.test(name) ? host.toString('utf8', skip) : sep === 1 ? `${item.text}/${name}` : item.text + name;
-      if (!ignored(text)) stack.push({ host, text, topDev });
+      const ascii = !NON_ASCII.test(name);
+      const text = ascii ? (sep === 1 ? `${item.text}/${name}` : item.text + name) : host.toString('utf8', skip);
+      // No folder given to walk is ignored: a child is asked about by its name.
+      if (!ignored.child(ascii ? name : text.slice(text.lastIndexOf('/') + 1), text)) stack.push({ host, text, topDev });
     }
     // An idle thread and no job for it: give away the folders nearest the top of the tree that
     // are left (they lie at the bottom of the stack and come last in walk order), as up to

@@ -3,7 +3,7 @@ import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { FileRecord, FileType } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
-import { compileGlobs, isUnder } from '../../shared/policy.js';
+import { compileGlobsForChildren, isUnder } from '../../shared/policy.js';
 import type { Policy } from '../../shared/policy.js';
 import { Budget } from './budget.js';
 import type { BudgetLimits } from './budget.js';
@@ -202,7 +202,7 @@ export class TreeWalker {
     let threads: WalkPool | undefined;
     let handedOver = false;
     try {
-      const ignored = compileGlobs(this.policy.ignored);
+      const ignored = compileGlobsForChildren(this.policy.ignored);
       const reader = this.budget.limited ? undefined : clean?.threadReader();
       const threadCount = this.opts.walkThreads ?? availableParallelism();
       const threadsAfter = this.opts.walkThreadsAfter ?? THREADS_AFTER;
@@ -216,7 +216,7 @@ export class TreeWalker {
       // now and boot while this thread walks, instead of after it walked that many paths itself.
       if (reader !== undefined && threadCount > 0 && clean!.holdsAtLeast(threadsAfter)) threads = await startThreads();
       let sinceYield = 0;
-      const tops = topLevelTracked(this.policy.tracked).filter((top) => !ignored(top));
+      const tops = topLevelTracked(this.policy.tracked).filter((top) => !ignored.matches(top));
       walking: for (let t = 0; t < tops.length; t++) {
         const top = tops[t]!;
         const topBuf = Buffer.from(top);
@@ -274,7 +274,8 @@ export class TreeWalker {
             // One buffer per child: the path on this machine; the path inside the root is a view of it.
             const host = inside.length === 1 ? Buffer.concat([hostDir, name]) : Buffer.concat([hostDir, SLASH, name]);
             const text = host.toString('utf8', skip);
-            if (!ignored(text)) stack.push({ host, text });
+            // The walk lists no ignored folder: a child is asked about by its name.
+            if (!ignored.child(text.slice(text.lastIndexOf('/') + 1), text)) stack.push({ host, text });
           }
           sinceYield += names.length + 1;
           if (this.budget.limited) await this.budget.spend(names.length + 1, 0);
