@@ -18,7 +18,8 @@ import { errorCode, isPseudoFs, mountNotCrossed, pseudoFsSkipped, warn } from '.
 export interface WalkThreadData {
   /** Length of the root's own path: a host path less it is the path inside the root. */
   skip: number;
-  ignored: readonly string[];
+  /** The policy's ignored globs; a pool made before the manifest was read sends them later (`WalkPool.configure`). */
+  ignored?: readonly string[];
   crossMounts: boolean;
   reader: CleanReaderSpec;
   shared: SharedArrayBuffer;
@@ -31,7 +32,7 @@ export interface WalkThreadData {
 
 const data = workerData as WalkThreadData;
 const shared = new Int32Array(data.shared);
-const ignored = compileGlobsForChildren(data.ignored);
+let ignored = compileGlobsForChildren(data.ignored ?? []);
 const NON_ASCII = /[^\x00-\x7f]/;
 const tuple = Buffer.allocUnsafe(52);
 /** At most this many jobs are made of what a thread gives away at once. */
@@ -179,5 +180,9 @@ function slashes(p: Buffer): number {
   return n;
 }
 
-parentPort!.on('message', (m: { job: number; pending: ArrayBuffer }) => walk(m.job, unpackPending(m.pending, data.skip)));
+// The globs come before any job: messages arrive in the order they were sent.
+parentPort!.on('message', (m: { job: number; pending: ArrayBuffer } | { ignored: readonly string[] }) => {
+  if ('ignored' in m) ignored = compileGlobsForChildren(m.ignored);
+  else walk(m.job, unpackPending(m.pending, data.skip));
+});
 parentPort!.postMessage({ ready: true });

@@ -16,7 +16,7 @@ import type { CleanPaths } from './clean-paths.js';
 import type { Root } from '../root.js';
 import { readSecurityXattrs } from './xattrs.js';
 import { errorCode, isPseudoFs, mountNotCrossed, pseudoFsSkipped, warn } from './walk-checks.js';
-import { CLEAN, PackedStat, RECORD, STAT_BYTES, packPending } from './walk-codec.js';
+import { CLEAN, PackedStat, RECORD, STAT_BYTES, THREADS_AFTER, packPending } from './walk-codec.js';
 import type { PendingPath, WalkStat } from './walk-codec.js';
 import type { WalkPool } from './walk-pool.js';
 import type { SecurityXattrs } from './xattrs.js';
@@ -99,6 +99,12 @@ export interface FingerprintOptions {
   walkThreadsAfter?: number;
   /** Once started, wait for the walk threads instead of walking on meanwhile (tests: a small tree ends first). */
   waitForWalkThreads?: boolean;
+  /**
+   * Walk threads made before the policy was known (`walkThreadsAhead`: they boot while the
+   * manifest is read), taken when the walk starts its threads and they were made for its tree
+   * and clean paths. The caller closes them.
+   */
+  walkPool?: WalkPool;
   /** The package databases as last read, by the stat of what they read (walkWhileCollecting reads them). */
   packages?: PackageCache;
 }
@@ -111,12 +117,6 @@ const BATCH_BYTES = 8 * 1024 * 1024;
 const EMIT_EVERY = 512;
 const DEFAULT_RACY_MS = 2000;
 const MAX_LINK_GROUPS = 10_000;
-/**
- * Walk threads start for a tree whose clean paths hold this many rows (a large tree walked
- * before), else once this many paths were walked here: below it a thread's start-up (~40 ms,
- * its modules and its database) costs more than it saves.
- */
-const THREADS_AFTER = 10_000;
 
 interface Entry {
   rec: ObservedFile;
@@ -207,8 +207,16 @@ export class TreeWalker {
       const threadCount = this.opts.walkThreads ?? availableParallelism();
       const threadsAfter = this.opts.walkThreadsAfter ?? THREADS_AFTER;
       const startThreads = async (): Promise<WalkPool> => {
-        const { WalkPool } = await import('./walk-pool.js');
-        const pool = new WalkPool({ threads: threadCount, skip: this.rootBuf.length, ignored: this.policy.ignored, crossMounts: this.opts.crossMounts === true, reader: reader! });
+        const spec = { threads: threadCount, skip: this.rootBuf.length, crossMounts: this.opts.crossMounts === true, reader: reader! };
+        const ahead = this.opts.walkPool;
+        let pool: WalkPool;
+        if (ahead !== undefined && ahead.fits(spec)) {
+          ahead.configure(this.policy.ignored);
+          pool = ahead;
+        } else {
+          const { WalkPool } = await import('./walk-pool.js');
+          pool = new WalkPool({ ...spec, ignored: this.policy.ignored });
+        }
         if (this.opts.waitForWalkThreads) await pool.whenReady;
         return pool;
       };
