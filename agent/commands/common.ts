@@ -143,11 +143,13 @@ export function openCleanPathsFor(args: CostArgs, root: Root, identity: string, 
  * takes no threads then) or without a state folder.
  */
 export async function walkThreadsAhead(args: CostArgs, root: Root, walk: FingerprintOptions): Promise<WalkPool | undefined> {
-  if (walk.cache === undefined || walk.budget !== undefined) return undefined;
+  // As many as the walk will ask for (`fits`): --threads, else one per core.
+  const threads = walk.walkThreads ?? availableParallelism();
+  if (walk.cache === undefined || walk.budget !== undefined || threads === 0) return undefined;
   const reader = cleanReaderAhead(path.resolve(args.state ?? DEFAULT_STATE_DIR), root.dir === '' ? '/' : root.dir, THREADS_AFTER);
   if (reader === undefined) return undefined;
   const { WalkPool } = await import('../fingerprint/walk-pool.js');
-  return new WalkPool({ threads: availableParallelism(), skip: Buffer.byteLength(root.dir), crossMounts: walk.crossMounts === true, reader });
+  return new WalkPool({ threads, skip: Buffer.byteLength(root.dir), crossMounts: walk.crossMounts === true, reader });
 }
 
 export async function ensureStateDir(state: string): Promise<void> {
