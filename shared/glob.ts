@@ -119,6 +119,28 @@ export function compileGlob(glob: string, opts: GlobOptions): (name: string) => 
   };
 }
 
+/**
+ * The name a path must end in (after a `/`) to match a path glob whole, when the glob's last
+ * segment is literal: `/var/log` gives `log`, `/**\/__pycache__` gives `__pycache__`, `/etc/cron*`
+ * and `/x/a**\/b` (which matches `/x/ab`) give undefined. A walk looks such globs up by name.
+ */
+export function literalLastSegment(glob: string): string | undefined {
+  const tokens = tokenize(glob, true);
+  let i = tokens.length;
+  while (i > 0) {
+    const t = tokens[i - 1]!;
+    if (t.t !== 'lit' || t.c === SLASH) break;
+    i--;
+  }
+  const name = glob.slice(glob.length - (tokens.length - i));
+  const sep = tokens[i - 1];
+  if (sep?.t === 'lit') return name;
+  // `**/` matches nothing or a run ending in `/`: the name follows a `/` only if one comes before it.
+  const before = tokens[i - 2];
+  if (sep?.t === 'dirs' && before?.t === 'lit' && before.c === SLASH) return name;
+  return undefined;
+}
+
 /** The longest run of literal characters in a glob's tokens. */
 function longestLiteral(tokens: readonly Token[]): string {
   let best = '';

@@ -1,7 +1,7 @@
 // What a user should not have to set (DESIGN.md "Defaults"). Pure: no fs, usable in a browser too.
 import type { TechniqueId } from './attack.js';
 import type { Severity } from './findings.js';
-import { compileGlob } from './glob.js';
+import { compileGlob, literalLastSegment } from './glob.js';
 import type { ConfigTextPolicy } from './config-text.js';
 
 export const DEFAULT_TRACKED = ['/usr', '/etc', '/opt', '/boot', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/srv'];
@@ -106,6 +106,33 @@ export function compileGlobs(patterns: readonly string[]): (path: string) => boo
   const matchers = patterns.map((glob) => compileGlob(glob.length > 1 ? glob.replace(/\/+$/, '') : glob, { path: true, folder: true }));
   if (matchers.length === 0) return () => false;
   return (path) => matchers.some((m) => m(path));
+}
+
+/**
+ * `compileGlobs` for a walk, which asks about the children of one folder at a time and lists no
+ * folder the globs match: below such a folder a glob matches a child only as its whole path, so a
+ * glob whose last segment is literal (`/var/log`, `/**\/__pycache__`) is tried only on a child of
+ * that name, one map look-up instead of a test per glob per child. `child(name, path)` answers
+ * what `matches(path)` does, for the child `name` at `path` of a folder `matches` does not match.
+ */
+export function compileGlobsForChildren(patterns: readonly string[]): { matches: (path: string) => boolean; child: (name: string, path: string) => boolean } {
+  const matches = compileGlobs(patterns);
+  const byName = new Map<string, Array<(path: string) => boolean>>();
+  const rest: Array<(path: string) => boolean> = [];
+  for (const raw of patterns) {
+    const glob = raw.length > 1 ? raw.replace(/\/+$/, '') : raw;
+    const m = compileGlob(glob, { path: true, folder: true });
+    const name = literalLastSegment(glob);
+    if (name === undefined) rest.push(m);
+    else byName.set(name, [...(byName.get(name) ?? []), m]);
+  }
+  const child = (name: string, path: string): boolean => {
+    const named = byName.get(name);
+    if (named !== undefined) for (const m of named) if (m(path)) return true;
+    for (const m of rest) if (m(path)) return true;
+    return false;
+  };
+  return { matches, child };
 }
 
 /** True when `path` is `dir` or lies below it. Both absolute, without trailing slash. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileGlobs, DEFAULT_IGNORED } from '../shared/policy.js';
+import { compileGlobs, compileGlobsForChildren, DEFAULT_IGNORED } from '../shared/policy.js';
 import { topLevelTracked } from '../agent/fingerprint/walk.js';
 import { parseManifest } from '../shared/manifest.js';
 
@@ -26,6 +26,35 @@ describe('policy globs', () => {
     const m = compileGlobs(['/etc/a+b.(x)']);
     expect(m('/etc/a+b.(x)')).toBe(true);
     expect(m('/etc/aab.(x)')).toBe(false);
+  });
+
+  it('answers for a child by its name what the whole matcher answers, below every folder it does not match', () => {
+    // A small deterministic generator, so a failure reproduces.
+    let x = 11;
+    const r = (n: number): number => ((x = (x * 1103515245 + 12345) % 2 ** 31), x % n);
+    const pick = (alphabet: string[], len: number): string => Array.from({ length: len }, () => alphabet[r(alphabet.length)]).join('');
+    const names = ['a', 'b', 'ab', 'log', 'é', '.x'];
+    // Globs of every shape: literal, a literal last segment after `/` or `/**/`, `a**/b` (which
+    // matches `/ab`), wildcards last, `/` alone, trailing slashes.
+    const shapes = ['/', '/a', '/a/', '/**/b', '/a/**/log', '/a**/b', '**/ab', '/*/log', '/a/*', '/?b', '/a/b*', '/é/.x', '/**'];
+    let checked = 0;
+    for (let round = 0; round < 300; round++) {
+      const patterns = Array.from({ length: 1 + r(4) }, () => (r(2) === 0 ? shapes[r(shapes.length)]! : `/${pick([...names, '/', '*', '**', '?'], 1 + r(4))}`));
+      const all = compileGlobs(patterns);
+      const globs = compileGlobsForChildren(patterns);
+      const walk = (folder: string, depth: number): void => {
+        if (depth === 3 || all(folder)) return;
+        for (const name of names) {
+          const child = folder === '/' ? `/${name}` : `${folder}/${name}`;
+          expect([patterns, child, globs.child(name, child)]).toEqual([patterns, child, all(child)]);
+          expect(globs.matches(child)).toBe(all(child));
+          checked++;
+          walk(child, depth + 1);
+        }
+      };
+      walk('/', 0);
+    }
+    expect(checked).toBeGreaterThan(10_000);
   });
 
   it('walks nested tracked paths once', () => {

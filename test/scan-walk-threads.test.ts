@@ -9,6 +9,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WalkStats } from '../agent/fingerprint/walk.js';
+import { cleanReaderAhead } from '../agent/fingerprint/clean-paths.js';
+import { WalkPool } from '../agent/fingerprint/walk-pool.js';
 import { readManifestFile } from '../agent/manifest/io.js';
 import { writeManifestStream } from '../agent/manifest/stream.js';
 import type { Report } from '../shared/report.js';
@@ -68,8 +70,8 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A scan as `quicksand-agent scan` runs it, walking on `walkThreads` threads after 20 paths. */
-function scan(opts: { walkThreads: number }): Promise<{ report: unknown; stats: WalkStats }> {
+/** A scan as `quicksand-agent scan` runs it, walking on `walkThreads` threads (or `walkPool`'s) after 20 paths. */
+function scan(opts: { walkThreads: number; walkPool?: WalkPool }): Promise<{ report: unknown; stats: WalkStats }> {
   return warmScan(root, manifest, state, { walkThreadsAfter: 20, waitForWalkThreads: true, ...opts });
 }
 
@@ -130,5 +132,27 @@ describe('a warm scan walked on threads', () => {
     );
     expect(stats.walkJobs).toBeGreaterThanOrEqual(2);
     expect((await scanAll()).report).toEqual(report);
+  });
+
+  it('takes walk threads made before the manifest was read, and walks them with its ignored globs', async () => {
+    writeFileSync(at('usr/share/t2/d3/ahead-ignored'), 'ignored\n');
+    writeFileSync(at('usr/share/t4/d1/ahead.tmp'), 'ignored\n');
+    const single = await scan({ walkThreads: 0 });
+    // Made from the state folder alone, as `quicksand-agent scan` makes them before it opens the manifest.
+    expect(cleanReaderAhead(state, root, 1_000_000)).toBeUndefined();
+    const reader = cleanReaderAhead(state, root, 20);
+    expect(reader).toBeDefined();
+    const ahead = new WalkPool({ threads: 2, skip: Buffer.byteLength(root), crossMounts: false, reader: reader! });
+    try {
+      await ahead.whenReady;
+      const { report, stats } = await scan({ walkThreads: 2, walkPool: ahead });
+      expect(report).toEqual(await fullScan(root, manifest));
+      expect(stats.walkJobs).toBe(ahead.jobsWalked);
+      expect(stats.walkJobs).toBeGreaterThanOrEqual(2);
+      // The ignored folder and names were not walked: as many paths as the walk on the main thread.
+      expect(stats.files).toBe(single.stats.files);
+    } finally {
+      await ahead.close();
+    }
   });
 });

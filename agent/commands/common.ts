@@ -10,7 +10,9 @@ import { QuicksandError } from '../../shared/errors.js';
 import type { FingerprintOptions } from '../fingerprint/walk.js';
 import { lowerPriority } from '../fingerprint/priority.js';
 import { openStatCache } from '../fingerprint/stat-cache.js';
-import { openCleanPaths } from '../fingerprint/clean-paths.js';
+import { cleanReaderAhead, openCleanPaths } from '../fingerprint/clean-paths.js';
+import { THREADS_AFTER } from '../fingerprint/walk-codec.js';
+import type { WalkPool } from '../fingerprint/walk-pool.js';
 import type { CleanPaths } from '../fingerprint/clean-paths.js';
 import type { StatCache } from '../fingerprint/stat-cache.js';
 import { openPackageCache } from '../collect/cache.js';
@@ -156,6 +158,22 @@ export function openCleanPathsFor(args: CostArgs, root: Root, identity: string, 
   } catch {
     return undefined; // only saves work: the walk compares every path instead
   }
+}
+
+/**
+ * Walk threads for a scan of a root whose last walk was large (THREADS_AFTER paths remembered
+ * clean), made now so they boot while the manifest and the package databases are read: on the
+ * 106k-path tree the walk otherwise waited for them after those. None under a budget (the walk
+ * takes no threads then) or without a state folder.
+ */
+export async function walkThreadsAhead(args: CostArgs, root: Root, walk: FingerprintOptions): Promise<WalkPool | undefined> {
+  // As many as the walk will ask for (`fits`): --threads, else one per core.
+  const threads = walk.walkThreads ?? availableParallelism();
+  if (walk.cache === undefined || walk.budget !== undefined || threads === 0) return undefined;
+  const reader = cleanReaderAhead(path.resolve(args.state ?? DEFAULT_STATE_DIR), root.dir === '' ? '/' : root.dir, THREADS_AFTER);
+  if (reader === undefined) return undefined;
+  const { WalkPool } = await import('../fingerprint/walk-pool.js');
+  return new WalkPool({ threads, skip: Buffer.byteLength(root.dir), crossMounts: walk.crossMounts === true, reader });
 }
 
 export async function ensureStateDir(state: string): Promise<void> {

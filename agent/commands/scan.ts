@@ -10,7 +10,7 @@ import { openManifestSource } from '../manifest/stream.js';
 import { openRoot } from '../root.js';
 // Loaded with the walk anyway (fingerprint/walk.ts): no cost to a scan's start-up.
 import { DEFAULT_TRACKED } from '../../shared/policy.js';
-import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, noArguments, openCleanPathsFor, required, walkOptions } from './common.js';
+import { COMMON, COST, COST_HELP, DEFAULT_STATE_DIR, EXIT_CLEAN, EXIT_DRIFT, noArguments, openCleanPathsFor, required, walkOptions, walkThreadsAhead } from './common.js';
 import { startProgress, expectedPaths } from './progress.js';
 import type { CliIo, CostArgs } from './common.js';
 
@@ -98,14 +98,17 @@ export async function scanCommand(args: ScanArgs, io: CliIo): Promise<number> {
   let report;
   let files = 0;
   let clean;
+  let ahead;
   const shown = startProgress(io, args.quiet, 'scan', args.quiet ? undefined : await expectedPaths(root.dir, walk.lastWalk(), DEFAULT_TRACKED));
   try {
+    ahead = await walkThreadsAhead(args, root, walk.options);
     const source = await openManifestSource(manifestFile);
     // Verdicts are remembered against the manifest's bytes: another manifest starts afresh.
     const identity = walk.options.cache === undefined ? undefined : source.identity?.();
     clean = identity === undefined ? undefined : openCleanPathsFor(args, root, identity, walk.options);
-    report = await scanSource(root, source, { ...walk.options, ...(clean ? { clean } : {}), ...(shown.onProgress ? { onProgress: shown.onProgress } : {}), onStats: (s) => (files = s.files) });
+    report = await scanSource(root, source, { ...walk.options, ...(clean ? { clean } : {}), ...(ahead ? { walkPool: ahead } : {}), ...(shown.onProgress ? { onProgress: shown.onProgress } : {}), onStats: (s) => (files = s.files) });
   } finally {
+    await ahead?.close();
     shown.stop();
     walk.close(files);
     if (files > 0) clean?.prune(files);

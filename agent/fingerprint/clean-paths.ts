@@ -161,6 +161,26 @@ export function createCleanPaths(db: Db, rootDir: string, identity: string, owns
   };
 }
 
+/**
+ * Where walk threads can read the clean paths of `rootDir` before the manifest is known, when at
+ * least `atLeast` are stored (the last walk was that large); else undefined. Whichever manifest
+ * they were judged against: `openCleanPaths` drops them if it is another one, and the walk then
+ * takes no threads.
+ */
+export function cleanReaderAhead(stateDir: string, rootDir: string, atLeast: number): CleanReaderSpec | undefined {
+  let db: Db | undefined;
+  try {
+    db = openCacheDb(stateDir);
+    const root = db.prepare('SELECT id FROM clean_roots WHERE dir = ?').pluck().get(rootDir) as number | undefined;
+    if (root === undefined || db.prepare('SELECT 1 FROM clean_entries WHERE root = ? LIMIT 1 OFFSET ?').pluck().get(root, atLeast - 1) === undefined) return undefined;
+    return { file: db.name, root };
+  } catch {
+    return undefined; // only saves time: the walk starts its threads itself
+  } finally {
+    db?.close();
+  }
+}
+
 /** The page query of `clean_entries`, shared by the walk's own reader and the walk threads'. */
 // Entries as hex text, decoded straight into the reader's one buffer: a Buffer per row (a
 // malloc'd backing store each) made a walk thread's young collections dearer (89k rows: 65-105

@@ -8,6 +8,13 @@ import type { ScanWarning } from '../../shared/report.js';
 /** What the walk needs of an lstat; `Stats` has it all, and so does `PackedStat`. */
 export type WalkStat = Pick<Stats, 'dev' | 'ino' | 'mode' | 'nlink' | 'uid' | 'gid' | 'size' | 'mtimeMs' | 'ctimeMs' | 'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isFIFO' | 'isSocket' | 'isCharacterDevice'>;
 
+/**
+ * Walk threads start for a tree whose clean paths hold this many rows (a large tree walked
+ * before), else once this many paths were walked here: below it a thread's start-up (~40 ms,
+ * its modules and its database) costs more than it saves.
+ */
+export const THREADS_AFTER = 10_000;
+
 /** A path known clean: u16 length, its bytes inside the root. */
 export const CLEAN = 1;
 /** A path the main thread makes a record of: u16 length, its bytes, then STAT_FIELDS doubles. */

@@ -11,7 +11,8 @@ export interface WalkPoolOptions {
   threads: number;
   /** Length of the root's own path in every host path. */
   skip: number;
-  ignored: readonly string[];
+  /** Undefined: given later with `configure`, before `start`. */
+  ignored?: readonly string[];
   crossMounts: boolean;
   reader: CleanReaderSpec;
 }
@@ -61,8 +62,9 @@ export class WalkPool {
   private wake: (() => void) | undefined;
   private failure: Error | undefined;
 
-  constructor(opts: WalkPoolOptions) {
-    const workerData: Omit<WalkThreadData, 'recycle'> = { skip: opts.skip, ignored: opts.ignored, crossMounts: opts.crossMounts, reader: opts.reader, shared: this.shared.buffer as SharedArrayBuffer, limit: BUFFERED_LIMIT, chunkBytes: CHUNK_BYTES };
+  constructor(private readonly made: WalkPoolOptions) {
+    const opts = made;
+    const workerData: Omit<WalkThreadData, 'recycle'> = { skip: opts.skip, ...(opts.ignored ? { ignored: opts.ignored } : {}), crossMounts: opts.crossMounts, reader: opts.reader, shared: this.shared.buffer as SharedArrayBuffer, limit: BUFFERED_LIMIT, chunkBytes: CHUNK_BYTES };
     Atomics.store(this.shared, HEAD, -1);
     for (let i = 0; i < opts.threads; i++) {
       const { port1, port2 } = new MessageChannel();
@@ -95,6 +97,17 @@ export class WalkPool {
       const check = (): void => (this.ready || this.failure !== undefined ? resolve() : void setTimeout(check, 5));
       check();
     });
+  }
+
+  /** The walk's ignored globs, for a pool made without them (made before the manifest was read). */
+  configure(ignored: readonly string[]): void {
+    for (const slot of this.slots) slot.worker.postMessage({ ignored });
+  }
+
+  /** True when this pool walks for `reader` with `skip` and `crossMounts`: a pool made ahead is only taken by the walk it was made for. */
+  fits(opts: Omit<WalkPoolOptions, 'ignored'>): boolean {
+    const r = this.made.reader;
+    return this.slots.length === opts.threads && this.made.skip === opts.skip && this.made.crossMounts === opts.crossMounts && r.file === opts.reader.file && r.root === opts.reader.root;
   }
 
   /** Gives the threads the rest of the walk (`packPending`, stack order). */
@@ -141,6 +154,7 @@ export class WalkPool {
   private lastFrom: Slot | undefined;
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     Atomics.store(this.shared, CLOSED, 1);
     this.notify();

@@ -6,7 +6,7 @@ import { lstatSync, readdirSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
-import { compileGlobs } from '../../shared/policy.js';
+import { compileGlobsForChildren } from '../../shared/policy.js';
 import type { ScanWarning } from '../../shared/report.js';
 import { Database } from '../sqlite.js';
 import { CLEAN_PAGE_SQL, cleanLookup, lstatTuple } from './clean-paths.js';
@@ -18,7 +18,8 @@ import { errorCode, isPseudoFs, mountNotCrossed, pseudoFsSkipped, warn } from '.
 export interface WalkThreadData {
   /** Length of the root's own path: a host path less it is the path inside the root. */
   skip: number;
-  ignored: readonly string[];
+  /** The policy's ignored globs; a pool made before the manifest was read sends them later (`WalkPool.configure`). */
+  ignored?: readonly string[];
   crossMounts: boolean;
   reader: CleanReaderSpec;
   shared: SharedArrayBuffer;
@@ -31,7 +32,7 @@ export interface WalkThreadData {
 
 const data = workerData as WalkThreadData;
 const shared = new Int32Array(data.shared);
-const ignored = compileGlobs(data.ignored);
+let ignored = compileGlobsForChildren(data.ignored ?? []);
 const NON_ASCII = /[^\x00-\x7f]/;
 const tuple = Buffer.allocUnsafe(52);
 /** At most this many jobs are made of what a thread gives away at once. */
@@ -149,8 +150,10 @@ function walk(job: number, pending: PendingPath[]): void {
       if (sep === 1) host[base] = 0x2f;
       host.write(name, base + sep, 'latin1');
       // An ASCII name reads the same in UTF-8: the folder's text and it, without a decode.
-      const text = NON_ASCII.test(name) ? host.toString('utf8', skip) : sep === 1 ? `${item.text}/${name}` : item.text + name;
-      if (!ignored(text)) stack.push({ host, text, topDev });
+      const ascii = !NON_ASCII.test(name);
+      const text = ascii ? (sep === 1 ? `${item.text}/${name}` : item.text + name) : host.toString('utf8', skip);
+      // No folder given to walk is ignored: a child is asked about by its name.
+      if (!ignored.child(ascii ? name : text.slice(text.lastIndexOf('/') + 1), text)) stack.push({ host, text, topDev });
     }
     // An idle thread and no job for it: give away the folders nearest the top of the tree that
     // are left (they lie at the bottom of the stack and come last in walk order), as up to
@@ -177,5 +180,9 @@ function slashes(p: Buffer): number {
   return n;
 }
 
-parentPort!.on('message', (m: { job: number; pending: ArrayBuffer }) => walk(m.job, unpackPending(m.pending, data.skip)));
+// The globs come before any job: messages arrive in the order they were sent.
+parentPort!.on('message', (m: { job: number; pending: ArrayBuffer } | { ignored: readonly string[] }) => {
+  if ('ignored' in m) ignored = compileGlobsForChildren(m.ignored);
+  else walk(m.job, unpackPending(m.pending, data.skip));
+});
 parentPort!.postMessage({ ready: true });

@@ -3,7 +3,7 @@ import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { FileRecord, FileType } from '../../shared/manifest.js';
 import type { ScanWarning } from '../../shared/report.js';
-import { compileGlobs, isUnder } from '../../shared/policy.js';
+import { compileGlobsForChildren, isUnder } from '../../shared/policy.js';
 import type { Policy } from '../../shared/policy.js';
 import { Budget } from './budget.js';
 import type { BudgetLimits } from './budget.js';
@@ -16,7 +16,7 @@ import type { CleanPaths } from './clean-paths.js';
 import type { Root } from '../root.js';
 import { readSecurityXattrs } from './xattrs.js';
 import { errorCode, isPseudoFs, mountNotCrossed, pseudoFsSkipped, warn } from './walk-checks.js';
-import { CLEAN, PackedStat, RECORD, STAT_BYTES, packPending } from './walk-codec.js';
+import { CLEAN, PackedStat, RECORD, STAT_BYTES, THREADS_AFTER, packPending } from './walk-codec.js';
 import type { PendingPath, WalkStat } from './walk-codec.js';
 import type { WalkPool } from './walk-pool.js';
 import type { SecurityXattrs } from './xattrs.js';
@@ -103,6 +103,12 @@ export interface FingerprintOptions {
   walkThreadsAfter?: number;
   /** Once started, wait for the walk threads instead of walking on meanwhile (tests: a small tree ends first). */
   waitForWalkThreads?: boolean;
+  /**
+   * Walk threads made before the policy was known (`walkThreadsAhead`: they boot while the
+   * manifest is read), taken when the walk starts its threads and they were made for its tree
+   * and clean paths. The caller closes them.
+   */
+  walkPool?: WalkPool;
   /** The package databases as last read, by the stat of what they read (walkWhileCollecting reads them). */
   packages?: PackageCache;
 }
@@ -115,12 +121,6 @@ const BATCH_BYTES = 8 * 1024 * 1024;
 const EMIT_EVERY = 512;
 const DEFAULT_RACY_MS = 2000;
 const MAX_LINK_GROUPS = 10_000;
-/**
- * Walk threads start for a tree whose clean paths hold this many rows (a large tree walked
- * before), else once this many paths were walked here: below it a thread's start-up (~40 ms,
- * its modules and its database) costs more than it saves.
- */
-const THREADS_AFTER = 10_000;
 
 interface Entry {
   rec: ObservedFile;
@@ -206,13 +206,21 @@ export class TreeWalker {
     let threads: WalkPool | undefined;
     let handedOver = false;
     try {
-      const ignored = compileGlobs(this.policy.ignored);
+      const ignored = compileGlobsForChildren(this.policy.ignored);
       const reader = this.budget.limited ? undefined : clean?.threadReader();
       const threadCount = this.opts.walkThreads ?? availableParallelism();
       const threadsAfter = this.opts.walkThreadsAfter ?? THREADS_AFTER;
       const startThreads = async (): Promise<WalkPool> => {
-        const { WalkPool } = await import('./walk-pool.js');
-        const pool = new WalkPool({ threads: threadCount, skip: this.rootBuf.length, ignored: this.policy.ignored, crossMounts: this.opts.crossMounts === true, reader: reader! });
+        const spec = { threads: threadCount, skip: this.rootBuf.length, crossMounts: this.opts.crossMounts === true, reader: reader! };
+        const ahead = this.opts.walkPool;
+        let pool: WalkPool;
+        if (ahead !== undefined && ahead.fits(spec)) {
+          ahead.configure(this.policy.ignored);
+          pool = ahead;
+        } else {
+          const { WalkPool } = await import('./walk-pool.js');
+          pool = new WalkPool({ ...spec, ignored: this.policy.ignored });
+        }
         if (this.opts.waitForWalkThreads) await pool.whenReady;
         return pool;
       };
@@ -220,7 +228,7 @@ export class TreeWalker {
       // now and boot while this thread walks, instead of after it walked that many paths itself.
       if (reader !== undefined && threadCount > 0 && clean!.holdsAtLeast(threadsAfter)) threads = await startThreads();
       let sinceYield = 0;
-      const tops = topLevelTracked(this.policy.tracked).filter((top) => !ignored(top));
+      const tops = topLevelTracked(this.policy.tracked).filter((top) => !ignored.matches(top));
       walking: for (let t = 0; t < tops.length; t++) {
         const top = tops[t]!;
         const topBuf = Buffer.from(top);
@@ -278,7 +286,8 @@ export class TreeWalker {
             // One buffer per child: the path on this machine; the path inside the root is a view of it.
             const host = inside.length === 1 ? Buffer.concat([hostDir, name]) : Buffer.concat([hostDir, SLASH, name]);
             const text = host.toString('utf8', skip);
-            if (!ignored(text)) stack.push({ host, text });
+            // The walk lists no ignored folder: a child is asked about by its name.
+            if (!ignored.child(text.slice(text.lastIndexOf('/') + 1), text)) stack.push({ host, text });
           }
           sinceYield += names.length + 1;
           if (this.budget.limited) await this.budget.spend(names.length + 1, 0);

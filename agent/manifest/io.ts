@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { QuicksandError } from '../../shared/errors.js';
@@ -16,8 +17,13 @@ export async function readManifestFile(file: string): Promise<Manifest> {
   }
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
-      bytes = gunzipSync(bytes);
-    } catch {
+      // Held to the longest text JSON.parse could be given: a crafted file that inflates to
+      // gigabytes stops there, not at the end of memory.
+      bytes = gunzipSync(bytes, { maxOutputLength: constants.MAX_STRING_LENGTH });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} inflates to more than ${Math.floor(constants.MAX_STRING_LENGTH / 1024 ** 2)} MiB, more than one JSON document can hold`);
+      }
       throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`);
     }
   }

@@ -1,11 +1,12 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { FileRecord, Manifest } from '../../shared/manifest.js';
 import { LIMITS } from '../../shared/limits.js';
 import { defaultPolicy } from '../../shared/policy.js';
-import { memorySource, openManifestSource, writeManifestStream } from './stream.js';
+import { inflateWhole, memorySource, openManifestSource, writeManifestStream } from './stream.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'qs-stream-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -68,5 +69,58 @@ describe('reading a streamed manifest line by line', () => {
       code: 'MANIFEST_UNREADABLE',
       message: `manifest ${file}, line 1: longer than 64 MiB, the most one line of a manifest may hold`,
     });
+  });
+});
+
+/** The gzip trailer's size field (ISIZE, the last 4 bytes) set to `claim`, in a copy of the file. */
+function withTrailerClaim(file: string, claim: number, out: string): string {
+  const bytes = readFileSync(file);
+  bytes.writeUInt32LE(claim, bytes.length - 4);
+  writeFileSync(out, bytes);
+  return out;
+}
+
+describe('reading a gzipped manifest in one buffer, within a limit', () => {
+  const MiB = 1024 * 1024;
+
+  it('stops inflating at the limit and asks for a stream, whatever the trailer claims: no gigabyte held', () => {
+    // 16 gzip members of 64 MiB of zeros each: 1 GiB inflated from ~1 MB, the last member's
+    // trailer claiming 64 MiB (within the limit), so only the limit stops the inflate.
+    const bomb = Buffer.concat(Array.from({ length: 16 }, () => gzipSync(Buffer.alloc(64 * MiB), { level: 1 })));
+    const peakBefore = process.resourceUsage().maxRSS * 1024;
+    expect(inflateWhole(bomb, 64 * MiB, 'bomb.json.gz')).toBeUndefined();
+    // Without the limit this holds the gigabyte (and joins it into a second one).
+    expect(process.resourceUsage().maxRSS * 1024 - peakBefore).toBeLessThan(512 * MiB);
+    const small = gzipSync(Buffer.from('{"a":1}\n'));
+    expect(inflateWhole(small, 64 * MiB, 'small.json.gz')?.toString()).toBe('{"a":1}\n');
+    expect(() => inflateWhole(small.subarray(0, small.length - 6), 64 * MiB, 'cut.json.gz')).toThrow(
+      expect.objectContaining({ code: 'MANIFEST_UNREADABLE', message: 'manifest cut.json.gz is gzipped but the data is damaged or cut short' }),
+    );
+  });
+
+  it('streams a manifest that inflates past 64 MiB and gives every record', async () => {
+    // 17,000 records of 4,000-byte paths: ~68 MiB inflated, a few hundred KiB on disk.
+    const long: FileRecord[] = Array.from({ length: 17_000 }, (_, i) => ({ path: `/d/${'x'.repeat(3990)}${String(i).padStart(6, '0')}`, type: 'file', mode: '0644', uid: 0, gid: 0, size: 1, sha256: 'a'.repeat(64) }));
+    const manifest = { ...manifestWith(1), files: long };
+    const { files: _f, ...header } = manifest;
+    const file = path.join(dir, 'past-the-limit.json.gz');
+    await writeManifestStream(file, header, memorySource(manifest).records());
+    const got = await readAll(file);
+    expect(got.records.length).toBe(long.length);
+    expect(got.paths).toEqual(long.map((f) => f.path));
+    // A trailer claiming a small size changes nothing but the error: the data no longer checks out.
+    const lying = withTrailerClaim(file, 1000, path.join(dir, 'past-the-limit-lying.json.gz'));
+    await expect(readAll(lying)).rejects.toMatchObject({ code: 'MANIFEST_UNREADABLE', message: `manifest ${lying} is gzipped but the data is damaged or cut short` });
+  });
+
+  it('refuses a small manifest whose trailer claims 4 GiB with a clear error, not an allocation of it', async () => {
+    const manifest = manifestWith(1);
+    const { files: _f, ...header } = manifest;
+    const file = path.join(dir, 'honest.json.gz');
+    await writeManifestStream(file, header, memorySource(manifest).records());
+    const lying = withTrailerClaim(file, 0xffffffff, path.join(dir, 'claims-4gib.json.gz'));
+    const peakBefore = process.resourceUsage().maxRSS * 1024;
+    await expect(readAll(lying)).rejects.toMatchObject({ code: 'MANIFEST_UNREADABLE', message: `manifest ${lying} is gzipped but the data is damaged or cut short` });
+    expect(process.resourceUsage().maxRSS * 1024 - peakBefore).toBeLessThan(256 * MiB);
   });
 });

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, readSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { pipeline as pipe } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { createGunzip, createGzip, gunzipSync } from 'node:zlib';
+import { constants as zlibConstants, createGunzip, createGzip, gunzip, gunzipSync } from 'node:zlib';
 import { QuicksandError } from '../../shared/errors.js';
 import { FILE_TYPES, MANIFEST_SCHEMA, MAX_MANIFEST_PACKAGES } from '../../shared/manifest-format.js';
 import { LIMITS } from '../../shared/limits.js';
@@ -209,9 +209,19 @@ export async function writeManifestStream(file: string, header: ManifestHeader, 
  * pretty-printed) is read whole and sorted, which costs memory but gives the same result.
  */
 export async function openManifestSource(file: string): Promise<ManifestSource> {
-  // A small file is read and inflated once here; its first `records()` call takes the bytes.
-  let small = readSmall(file);
-  const first = small === undefined ? await readFirstLine(file) : firstLine(small);
+  // A small file is read once here. Of a gzipped one only the first line is inflated now, on
+  // this thread: the rest inflates in the thread pool while the walk starts on the header's
+  // policy and the package databases are read, and the first `records()` call waits for it (on
+  // the 106k-path tree 60-100 ms of inflate that held up the walk threads' start).
+  const raw = readSmallRaw(file);
+  let first = raw === undefined ? undefined : raw.gzipped ? headLine(raw.bytes) : firstLine(raw.bytes);
+  let whole: Promise<Buffer | undefined> | undefined = raw === undefined ? undefined : raw.gzipped ? inflateWholeAsync(raw.bytes, WHOLE_INFLATED_BYTES, file) : Promise.resolve(raw.bytes);
+  // A failure is said when the records are asked for, not as an unhandled rejection before.
+  whole?.catch(() => {});
+  if (first === undefined) {
+    const bytes = await whole;
+    first = bytes === undefined ? await readFirstLine(file) : firstLine(bytes);
+  }
   if (first === undefined || !first.endsWith(FILES_OPEN)) return memorySource(await readManifestFile(file));
   let header: ManifestHeader;
   try {
@@ -225,8 +235,8 @@ export async function openManifestSource(file: string): Promise<ManifestSource> 
   }
   delete (header as Partial<Manifest>).files;
   const batches = async function* (): AsyncGenerator<RecordBatch> {
-    const lines = readLines(file, small);
-    small = undefined;
+    const lines = readLines(file, await whole);
+    whole = undefined;
     let n = 0;
     let prevPath: string | undefined;
     let prevRaw: string | undefined;
@@ -402,36 +412,111 @@ export function memorySource(manifest: Manifest): ManifestSource {
   };
 }
 
-/** Up to this size a manifest file is read and inflated in one go: far quicker than a stream of chunks. */
+/** Up to this size a plain manifest file is read in one go: far quicker than a stream of chunks. */
 const WHOLE_FILE_BYTES = 4 * 1024 * 1024;
+/**
+ * Up to this size inflated a gzipped manifest is inflated in one call (~106k records make ~17
+ * MiB): past it, and whatever its gzip trailer claims, it is streamed and memory stays bounded.
+ */
+const WHOLE_INFLATED_BYTES = 64 * 1024 * 1024;
 
 /**
- * A manifest file of at most WHOLE_FILE_BYTES, read and inflated; undefined for a larger one
- * (or one that cannot be stat'ed: the reader then says why).
+ * A plain manifest file of at most WHOLE_FILE_BYTES, or a gzipped one that inflates to at most
+ * WHOLE_INFLATED_BYTES, read and inflated; undefined for a larger one (or one that cannot be
+ * read: the reader then says why). A large gzipped file is told by its trailer, before its bytes
+ * are read.
  */
 function readSmall(file: string): Buffer | undefined {
-  let size: number;
+  const raw = readSmallRaw(file);
+  if (raw === undefined || !raw.gzipped) return raw?.bytes;
+  return inflateWhole(raw.bytes, WHOLE_INFLATED_BYTES, file);
+}
+
+/** `readSmall`'s bytes as they are on disk: undefined for a file it would not read whole. */
+function readSmallRaw(file: string): { bytes: Buffer; gzipped: boolean } | undefined {
+  let fd: number;
   try {
-    size = statSync(file).size;
+    fd = openSync(file, 'r');
   } catch {
     return undefined;
   }
-  if (size > WHOLE_FILE_BYTES) return undefined;
   let bytes: Buffer;
   try {
-    bytes = readFileSync(file);
+    const size = fstatSync(fd).size;
+    const head = Buffer.alloc(2);
+    readSync(fd, head, 0, 2, 0);
+    const gzipped = head[0] === 0x1f && head[1] === 0x8b;
+    if (size > (gzipped ? WHOLE_INFLATED_BYTES : WHOLE_FILE_BYTES)) return undefined;
+    if (gzipped && size >= 18) {
+      const trailer = Buffer.alloc(4);
+      readSync(fd, trailer, 0, 4, size - 4);
+      // The trailer's size (ISIZE, the inflated size modulo 2^32) only picks the way: a file that
+      // claims more is streamed without a try, one that claims less is still held to the limit.
+      if (trailer.readUInt32LE(0) > WHOLE_INFLATED_BYTES) return undefined;
+    }
+    bytes = Buffer.allocUnsafe(size);
+    let got = 0;
+    while (got < size) {
+      const n = readSync(fd, bytes, got, size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return { bytes: bytes.subarray(0, got), gzipped };
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** What a gzipped file's first HEAD_INPUT bytes give, at most HEAD_OUTPUT bytes of it. */
+const HEAD_INPUT = 64 * 1024;
+const HEAD_OUTPUT = 1024 * 1024;
+
+/**
+ * The first line of gzipped `bytes` from an inflate of their beginning alone, when it ends there;
+ * undefined when it does not (or that beginning does not inflate: the whole inflate then says why).
+ */
+function headLine(bytes: Buffer): string | undefined {
+  let text: Buffer;
+  try {
+    // A sync flush at the end of the input: what inflates so far, without the error of a cut stream.
+    text = gunzipSync(bytes.subarray(0, HEAD_INPUT), { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: HEAD_OUTPUT });
   } catch {
     return undefined;
   }
-  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch {
-      throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`);
-    }
-  }
-  return bytes;
+  const end = text.indexOf(10);
+  return end < 0 ? undefined : text.toString('utf8', 0, end);
 }
+
+/**
+ * A gzipped file's bytes inflated in one call, or undefined when they inflate to more than `max`
+ * bytes (the caller then streams them): zlib's maxOutputLength stops the inflate there, whatever
+ * the gzip trailer claims; no allocation is sized by what the file says. Damaged data fails with
+ * the file named.
+ */
+export function inflateWhole(bytes: Buffer, max: number, file: string): Buffer | undefined {
+  try {
+    return gunzipSync(bytes, { maxOutputLength: max, chunkSize: INFLATE_CHUNK });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return undefined;
+    throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`);
+  }
+}
+
+/** `inflateWhole` in the thread pool. */
+function inflateWholeAsync(bytes: Buffer, max: number, file: string): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    gunzip(bytes, { maxOutputLength: max, chunkSize: INFLATE_CHUNK }, (err, out) => {
+      if (err === null) resolve(out);
+      else if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') resolve(undefined);
+      else reject(new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`));
+    });
+  });
+}
+
+/** What one inflate call writes at a time before the pieces are joined. */
+const INFLATE_CHUNK = 1024 * 1024;
 
 function firstLine(bytes: Buffer): string {
   const end = bytes.indexOf(10);
@@ -449,18 +534,20 @@ async function* readLines(file: string, small?: Buffer): AsyncGenerator<string[]
   let lineNo = 0;
   const bytes = small ?? readSmall(file);
   if (bytes !== undefined) {
+    // 1,024 lines at a time: their ends found (and held to the limit) in the bytes, then decoded
+    // as one string and split, not one decode per line. A newline byte is a newline in the text.
     let at = 0;
     while (at <= bytes.length) {
-      const chunk: string[] = [];
-      while (chunk.length < 1024 && at <= bytes.length) {
-        let end = bytes.indexOf(10, at);
+      const from = at;
+      let end = at;
+      for (let n = 0; n < 1024 && at <= bytes.length; n++) {
+        end = bytes.indexOf(10, at);
         if (end < 0) end = bytes.length;
         lineNo++;
         if (end - at > LIMITS.manifestLine) throw tooLong(lineNo);
-        chunk.push(bytes.toString('utf8', at, end));
         at = end + 1;
       }
-      yield chunk;
+      yield bytes.toString('utf8', from, end).split('\n');
     }
     return;
   }
@@ -470,7 +557,7 @@ async function* readLines(file: string, small?: Buffer): AsyncGenerator<string[]
   // chunk. A character cut by a chunk's end stays whole in those pieces.
   let parts: Buffer[] = [];
   let partBytes = 0;
-  for await (const data of openText(file) as AsyncIterable<Buffer>) {
+  for await (const data of inflated(openText(file), file)) {
     const first = data.indexOf(10);
     if (first < 0) {
       parts.push(data);
@@ -491,6 +578,16 @@ async function* readLines(file: string, small?: Buffer): AsyncGenerator<string[]
     for (let i = 0; i < lines.length; i += 1024) yield lines.slice(i, i + 1024);
   }
   if (parts.length > 0) yield [Buffer.concat(parts).toString('utf8')];
+}
+
+/** The chunks of `text`; a gzip stream whose data does not check out fails as the manifest's fault, with the file named. */
+async function* inflated(text: Readable, file: string): AsyncGenerator<Buffer> {
+  try {
+    for await (const data of text as AsyncIterable<Buffer>) yield data;
+  } catch (err) {
+    if (String((err as NodeJS.ErrnoException).code).startsWith('Z_')) throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`);
+    throw err;
+  }
 }
 
 function openText(file: string): Readable {
