@@ -97,15 +97,19 @@ export function defaultPolicy(): Policy {
   return { tracked: [...DEFAULT_TRACKED], ignored: [...DEFAULT_IGNORED], mutable: [...DEFAULT_MUTABLE] };
 }
 
+/** A pattern as compileGlobs reads it: a trailing slash says nothing more. */
+const trimSlashes = (glob: string): string => (glob.length > 1 ? glob.replace(/\/+$/, '') : glob);
+const compilePathGlob = (glob: string): ((path: string) => boolean) => compileGlob(glob, { path: true, folder: true });
+const anyOf = (matchers: ReadonlyArray<(path: string) => boolean>): ((path: string) => boolean) =>
+  matchers.length === 0 ? () => false : (path) => matchers.some((m) => m(path));
+
 /**
  * Compiles absolute-path globs into one matcher. `*` and `?` stay inside a path segment, `**`
  * crosses segments, and a pattern that matches a folder matches everything below it, so
  * `/var/log` ignores the whole subtree.
  */
 export function compileGlobs(patterns: readonly string[]): (path: string) => boolean {
-  const matchers = patterns.map((glob) => compileGlob(glob.length > 1 ? glob.replace(/\/+$/, '') : glob, { path: true, folder: true }));
-  if (matchers.length === 0) return () => false;
-  return (path) => matchers.some((m) => m(path));
+  return anyOf(patterns.map((glob) => compilePathGlob(trimSlashes(glob))));
 }
 
 /**
@@ -116,12 +120,13 @@ export function compileGlobs(patterns: readonly string[]): (path: string) => boo
  * what `matches(path)` does, for the child `name` at `path` of a folder `matches` does not match.
  */
 export function compileGlobsForChildren(patterns: readonly string[]): { matches: (path: string) => boolean; child: (name: string, path: string) => boolean } {
-  const matches = compileGlobs(patterns);
+  const all: Array<(path: string) => boolean> = [];
   const byName = new Map<string, Array<(path: string) => boolean>>();
   const rest: Array<(path: string) => boolean> = [];
   for (const raw of patterns) {
-    const glob = raw.length > 1 ? raw.replace(/\/+$/, '') : raw;
-    const m = compileGlob(glob, { path: true, folder: true });
+    const glob = trimSlashes(raw);
+    const m = compilePathGlob(glob);
+    all.push(m);
     const name = literalLastSegment(glob);
     if (name === undefined) rest.push(m);
     else byName.set(name, [...(byName.get(name) ?? []), m]);
@@ -132,7 +137,7 @@ export function compileGlobsForChildren(patterns: readonly string[]): { matches:
     for (const m of rest) if (m(path)) return true;
     return false;
   };
-  return { matches, child };
+  return { matches: anyOf(all), child };
 }
 
 /** True when `path` is `dir` or lies below it. Both absolute, without trailing slash. */

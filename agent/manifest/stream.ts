@@ -500,9 +500,11 @@ export function inflateWhole(bytes: Buffer, max: number, file: string): Buffer |
     return gunzipSync(bytes, { maxOutputLength: max, chunkSize: INFLATE_CHUNK });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return undefined;
-    throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`);
+    throw damagedGzip(file);
   }
 }
+
+const damagedGzip = (file: string): QuicksandError => new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`);
 
 /** `inflateWhole` in the thread pool. */
 function inflateWholeAsync(bytes: Buffer, max: number, file: string): Promise<Buffer | undefined> {
@@ -510,7 +512,7 @@ function inflateWholeAsync(bytes: Buffer, max: number, file: string): Promise<Bu
     gunzip(bytes, { maxOutputLength: max, chunkSize: INFLATE_CHUNK }, (err, out) => {
       if (err === null) resolve(out);
       else if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') resolve(undefined);
-      else reject(new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`));
+      else reject(damagedGzip(file));
     });
   });
 }
@@ -585,7 +587,7 @@ async function* inflated(text: Readable, file: string): AsyncGenerator<Buffer> {
   try {
     for await (const data of text as AsyncIterable<Buffer>) yield data;
   } catch (err) {
-    if (String((err as NodeJS.ErrnoException).code).startsWith('Z_')) throw new QuicksandError('MANIFEST_UNREADABLE', `manifest ${file} is gzipped but the data is damaged or cut short`);
+    if (String((err as NodeJS.ErrnoException).code).startsWith('Z_')) throw damagedGzip(file);
     throw err;
   }
 }
