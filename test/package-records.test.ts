@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { mergeDpkgChangeSets, parseAptHistory, parseDpkgLog, readDpkgChangeSets } from '../agent/collect/dpkg-log.js';
+import { ROTATED_LOG_MAX_BYTES, mergeDpkgChangeSets, parseAptHistory, parseDpkgLog, readDpkgChangeSets } from '../agent/collect/dpkg-log.js';
 import { openRoot } from '../agent/root.js';
 import { parseGemspec } from '../agent/collect/gem.js';
 import { parsePacklist, parsePerllocal, perlDateToIso } from '../agent/collect/cpan.js';
@@ -87,6 +87,23 @@ describe('dpkg and apt logs', () => {
       writeFileSync(path.join(root, 'var/log/dpkg.log.2.gz'), 'not gzip at all');
       const sets = await readDpkgChangeSets(await openRoot(root));
       expect(sets.map((s) => s.command)).toEqual(['apt-get install -y netcat-openbsd', 'apt-get -y upgrade']);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('skips a gzipped rotation that inflates past the cap and reads the others', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'qs-logs-'));
+    try {
+      mkdirSync(path.join(root, 'var/log/apt'), { recursive: true });
+      const [first, second] = HISTORY.trim().split('\n\n');
+      // A valid log entry, then padding: one byte past the cap once inflated (~65 KiB on disk).
+      const bomb = Buffer.alloc(ROTATED_LOG_MAX_BYTES + 1, 0x0a);
+      bomb.write(`${first}\n`);
+      writeFileSync(path.join(root, 'var/log/apt/history.log.2.gz'), gzipSync(bomb));
+      writeFileSync(path.join(root, 'var/log/apt/history.log'), `${second}\n`);
+      const sets = await readDpkgChangeSets(await openRoot(root));
+      expect(sets.map((s) => s.command)).toEqual(['apt-get -y upgrade']);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

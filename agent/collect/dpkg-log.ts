@@ -108,6 +108,12 @@ export function mergeDpkgChangeSets(apt: ChangeSet[], dpkg: ChangeSet[]): Change
 }
 
 /**
+ * The most a gzipped rotation may inflate to (a busy host's weekly dpkg.log is a few MiB): a
+ * crafted `.gz` in /var/log is then a skipped rotation, not an agent that runs out of memory.
+ */
+export const ROTATED_LOG_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
  * A log and its rotations (`.1`, `.2.gz`, ...), oldest first; gzipped ones are unpacked. Read
  * synchronously (see read.ts): of the 19 names tried most are absent, each a round trip.
  */
@@ -117,9 +123,9 @@ async function readRotated(root: Root, file: string): Promise<string> {
     for (const name of i === 0 ? [file] : [`${file}.${i}`, `${file}.${i}.gz`]) {
       try {
         const bytes = readFileSync(root.hostPath(name));
-        parts.push((name.endsWith('.gz') ? gunzipSync(bytes) : bytes).toString('utf8'));
+        parts.push((name.endsWith('.gz') ? gunzipSync(bytes, { maxOutputLength: ROTATED_LOG_MAX_BYTES }) : bytes).toString('utf8'));
       } catch {
-        // absent or damaged rotation: the remaining logs still explain what they can
+        // absent, damaged or oversized rotation: the remaining logs still explain what they can
       }
     }
   }

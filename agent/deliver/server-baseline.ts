@@ -3,6 +3,7 @@
 // keeps it in the state folder as the manifest it scans against. Both with its own agent token.
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { constants } from 'node:buffer';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { hostBaselineSchema } from '../../shared/baseline.js';
 import type { HostBaseline } from '../../shared/baseline.js';
@@ -104,7 +105,8 @@ export async function readServerBaseline(state: string, agentId: string): Promis
   }
   let value: unknown;
   try {
-    value = JSON.parse(gunzipSync(bytes).toString('utf8'));
+    // Held to the longest text JSON.parse takes, as the manifest reader is (agent/manifest/io.ts).
+    value = JSON.parse(gunzipSync(bytes, { maxOutputLength: constants.MAX_STRING_LENGTH }).toString('utf8'));
   } catch {
     throw new QuicksandError('MANIFEST_UNREADABLE', `${file} is damaged: delete it and the agent fetches the version again when it connects`);
   }
