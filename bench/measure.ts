@@ -2,7 +2,9 @@
 // and summarise repeated runs by their median (this machine is shared: medians, not means).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 
@@ -168,4 +170,24 @@ export function benchArgs<O extends BenchOptions>(name: string, usage: string, o
     process.stderr.write(`${name}: ${(err as Error).message.split('\n')[0]}; see npm run ${name} -- --help\n`);
     process.exit(2);
   }
+}
+
+/** An AIDE config checking `tracked` under `tree` as the agent does (sha256, mode, owner, size, inode, link, type), its databases in `work`. */
+export function writeAideConf(work: string, tree: string, tracked: string[]): string {
+  const conf = path.join(work, 'aide.conf');
+  writeFileSync(
+    conf,
+    [
+      `database_in=file:${work}/aide.db`,
+      `database_out=file:${work}/aide.db.new`,
+      'gzip_dbout=no',
+      `root_prefix=${tree}`,
+      'report_url=stdout',
+      'Q = sha256+p+u+g+s+i+l+ftype',
+      ...tracked.map((t) => `${t} Q`),
+      '!/.*/__pycache__',
+      '',
+    ].join('\n'),
+  );
+  return conf;
 }

@@ -22,7 +22,7 @@ import { DEFAULT_TRACKED } from '../shared/policy.js';
 import { copyTree, ensureMinbase } from '../test/helpers/debian-root.js';
 import { measureDaemon } from './daemon.js';
 import type { DaemonSample } from './daemon.js';
-import { NODE_LEANEST_COLD, NODE_LEANEST_WALK, RACY_WAIT_MS, benchArgs, cores, lpad, pad, sha256Rate, summarise, timed } from './measure.js';
+import { NODE_LEANEST_COLD, NODE_LEANEST_WALK, RACY_WAIT_MS, benchArgs, cores, lpad, pad, sha256Rate, summarise, timed, writeAideConf } from './measure.js';
 import type { Run, Summary } from './measure.js';
 import { CACHE, ensureBytesHeavy, ensureSynthetic, ensureUsrCopies } from './trees.js';
 
@@ -263,23 +263,4 @@ QUICKSAND_AGENT_BEFORE=old/dist/agent/main.js adds "before" rows of another buil
 }
 
 /** AIDE with the rule set the agent applies: sha256, permissions, owner, size, inode, link target, type. */
-function writeAideConf(work: string, tree: string, tracked: string[]): string {
-  const conf = path.join(work, 'aide.conf');
-  writeFileSync(
-    conf,
-    [
-      `database_in=file:${work}/aide.db`,
-      `database_out=file:${work}/aide.db.new`,
-      'gzip_dbout=no',
-      `root_prefix=${tree}`,
-      'report_url=stdout',
-      'Q = sha256+p+u+g+s+i+l+ftype',
-      ...tracked.map((t) => `${t} Q`),
-      '!/.*/__pycache__',
-      '',
-    ].join('\n'),
-  );
-  return conf;
-}
-
 await main();
