@@ -118,12 +118,13 @@ export async function run(values: OptionValues, positionals: string[], io: CliIo
   // process keeps its high-water mark, and the agent's footprint between scans is what a host
   // pays all day. The child's report is parsed by the report schema like any outside input.
   // The child reads the manifest file the daemon's index was loaded from: the same records.
+  const compact = heapCompactor();
   const scan = async (r: Root, m: ManifestIndex): Promise<Report> => {
     const { runIsolated } = await import('../daemon/isolated.js');
     const { parseReport } = await import('../../shared/report.js');
     // The child finds the agent's identity as run did, so it can fetch images' uploaded manifests.
     const identity = args.config === undefined ? [] : ['--config', path.resolve(args.config)];
-    const child = await runIsolated(['scan', '--root', r.dir === '' ? '/' : r.dir, '--manifest', m.file, '--state', state, ...identity, '--json', '--quiet', ...childArgs]);
+    const child = await runIsolated(['scan', '--root', r.dir === '' ? '/' : r.dir, '--manifest', m.file, '--state', state, ...identity, '--json', '--quiet', ...childArgs], { beforeSpawn: compact });
     if (child.code !== EXIT_CLEAN && child.code !== EXIT_DRIFT) {
       throw new QuicksandError('SCAN_FAILED', `full scan failed (exit ${child.code}): ${child.stderr.trim() || 'no message'}`);
     }
@@ -135,7 +136,7 @@ export async function run(values: OptionValues, positionals: string[], io: CliIo
     }
     return parseReport(value, 'full scan report');
   };
-  await runCommand(args, { state, root, manifestFile, scan, config }, io);
+  await runCommand(args, { state, root, manifestFile, scan, config, compact }, io);
   return EXIT_CLEAN;
 }
 
@@ -201,7 +202,7 @@ export function parseRunOptions(args: RunArgs): { schedule: string | undefined; 
 /** The daemon: runs until the stop signal. */
 export async function runCommand(
   args: RunArgs,
-  ctx: { state: string; root: Root; manifestFile: string; scan: (root: Root, manifest: ManifestIndex) => Promise<Report>; config: AgentConfig },
+  ctx: { state: string; root: Root; manifestFile: string; scan: (root: Root, manifest: ManifestIndex) => Promise<Report>; config: AgentConfig; compact?: () => void },
   io: CliIo,
 ): Promise<void> {
   const { schedule, capMs, heartbeatMs, labels } = parseRunOptions(args);
@@ -214,7 +215,7 @@ export async function runCommand(
   // child process: the load's allocator memory must not stay with the daemon all day.
   const openIndex = async (file: string): Promise<ManifestIndex> => {
     const { loadIndexIsolated } = await import('../daemon/index-loader.js');
-    await loadIndexIsolated(ctx.state, file);
+    await loadIndexIsolated(ctx.state, file, ctx.compact);
     return openManifestIndex(db, file);
   };
   const given = await openIndex(ctx.manifestFile);
@@ -311,7 +312,7 @@ export async function runCommand(
     realtime: args['no-watch'] !== true,
     log,
     ticket: () => currentTicket(ctx.state, new Date(), log),
-    whenQuiet: heapCompactor(),
+    whenQuiet: ctx.compact ?? heapCompactor(),
   });
   log(`agent ${config.agentId} running: watching ${ctx.root.dir || '/'}${args['no-watch'] === true ? ' (realtime watch off)' : ''}${baselineVersion === undefined ? '' : ` against baseline version ${baselineVersion}`}, full scans on "${daemon.schedule}", sending to ${serverUrls(config).join(', ')}`);
   await (io.stopSignal ?? new Promise<void>(() => {}));

@@ -8,10 +8,10 @@ import { runIsolated } from './isolated.js';
 /**
  * Loads the index of `manifestFile` into the state database of `stateDir` in a child process
  * (see loadManifestIndex); the caller then opens it, already loaded. Throws with the child's
- * message when it failed.
+ * message when it failed. `beforeSpawn`: as runIsolated's (the daemon compacts its heap).
  */
-export async function loadIndexIsolated(stateDir: string, manifestFile: string): Promise<void> {
-  const child = await runIsolated([stateDir, manifestFile], { entry: './index-loader' });
+export async function loadIndexIsolated(stateDir: string, manifestFile: string, beforeSpawn?: () => void): Promise<void> {
+  const child = await runIsolated([stateDir, manifestFile], { entry: './index-loader', ...(beforeSpawn ? { beforeSpawn } : {}) });
   if (child.code !== 0) throw new Error(`loading the manifest index of ${manifestFile} failed (exit ${child.code}): ${child.stderr.trim() || 'no message'}`);
 }
 

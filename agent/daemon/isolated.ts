@@ -35,6 +35,22 @@ const CHILD_SIZE = ['--v8-pool-size=1', '--optimize-for-size'];
 export const CHILD_HEAP = ['--heap-growing-percent=50', '--max-semi-space-size=1', ...CHILD_SIZE];
 
 /**
+ * glibc's allocator of every child, fixed: a block of 32 KiB or more gets pages of its own, given
+ * back the moment it is freed. Left alone, glibc raises that threshold to the largest block freed
+ * so far (up to 32 MiB), and a scan's read and manifest buffers then come from the main heap,
+ * whose freed middle never goes back. At 1M paths, the cold scan child's first 14 s (two runs
+ * each): its main heap 8.5-9.4 -> 6.5-6.6 MB, median RSS 87.3-87.7 -> 84.2-84.4 MB.
+ */
+const CHILD_MALLOC = 'glibc.malloc.mmap_threshold=32768:glibc.malloc.trim_threshold=131072';
+
+/** The environment of a child: `env` with the allocator settings added to any the host set (pure). */
+export function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const own = env.GLIBC_TUNABLES;
+  // A host's own setting of the same tunable comes last, so it wins.
+  return { ...env, GLIBC_TUNABLES: own === undefined || own === '' ? CHILD_MALLOC : `${CHILD_MALLOC}:${own}` };
+}
+
+/**
  * Runs one agent command (a scan, say) in a child process of its own. A long-running agent that
  * scans now and then keeps only its small idle footprint between scans, instead of the
  * high-water mark of the largest scan it ever ran: a worker thread was tried, but the memory
@@ -43,13 +59,15 @@ export const CHILD_HEAP = ['--heap-growing-percent=50', '--max-semi-space-size=1
  * anonymous, against 65/17.5 MB; and the scan ran under the daemon's flags without optimising
  * compilers, 45 -> 100 s cold).
  */
-export function runIsolated(argv: string[], opts: { env?: NodeJS.ProcessEnv; entry?: string } = {}): Promise<IsolatedResult> {
+export function runIsolated(argv: string[], opts: { env?: NodeJS.ProcessEnv; entry?: string; beforeSpawn?: () => void } = {}): Promise<IsolatedResult> {
   const self = import.meta.url;
   const ts = self.endsWith('.ts');
   // `entry`: another script than the agent's CLI, as a path from this folder without extension.
   const main = fileURLToPath(new URL(`${opts.entry ?? '../main'}${ts ? '.ts' : '.js'}`, self));
+  // The child's peak sits on top of what the caller holds then: the daemon compacts its heap first.
+  opts.beforeSpawn?.();
   // Sources run through tsx (tests, dev); the built agent needs no loader.
-  const child = spawn(process.execPath, [...CHILD_HEAP, ...(ts ? ['--import', 'tsx'] : []), main, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  const child = spawn(process.execPath, [...CHILD_HEAP, ...(ts ? ['--import', 'tsx'] : []), main, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(opts.env ?? process.env) });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
