@@ -1,7 +1,8 @@
 // npm run bench:in-process — where the daemon's full scan should run: in a child process of its
 // own (what `run` does, agent/daemon/isolated.ts), or inside the long-lived daemon. Side by side
 // on one tree, warm (the stat cache filled, nothing changed), as the daemon's scheduled scans are:
-//   - the full scan as the daemon's child runs it (a fresh node, its V8 flags, --threads 1);
+//   - the full scan as the daemon's child runs it (a fresh node, its V8 flags and allocator
+//     settings, --threads 1);
 //   - the same scan repeated inside one long-lived process that has loaded the daemon's modules,
 //     once with the daemon's own V8 flags (no optimising compilers: what an in-process scan
 //     would really run under) and once with full V8; and what that process holds after its scans;
@@ -15,7 +16,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CHILD_HEAP } from '../agent/daemon/isolated.js';
+import { CHILD_HEAP, childEnv } from '../agent/daemon/isolated.js';
 import { DEFAULT_TRACKED } from '../shared/policy.js';
 import { RACY_WAIT_MS, benchArgs, lpad, median, pad, timed, writeAideConf } from './measure.js';
 import { CACHE, ensureNamedTree } from './trees.js';
@@ -111,7 +112,7 @@ afterwards), and aide --check.
     const scanArgs = ['scan', '--root', tree, '--manifest', manifest, '--state', state, '--json', '--quiet', '--threads', '1'];
     timed(['node', agent, ...scanArgs]); // fills what a first scan remembers (clean paths)
     process.stderr.write(`${values.tree}: ${scans} scans as the daemon's child\n`);
-    const child = Array.from({ length: scans }, () => timed(['node', ...CHILD_HEAP, agent, ...scanArgs]));
+    const child = Array.from({ length: scans }, () => timed(['node', ...CHILD_HEAP, agent, ...scanArgs], { env: childEnv(process.env) }));
     const program = path.join(work, 'in-process.cjs');
     writeFileSync(program, IN_PROCESS);
     process.stderr.write(`${values.tree}: ${scans} scans in one process, the daemon's V8 flags\n`);
