@@ -46,17 +46,31 @@ const TUPLE_BYTES = 52;
 /** The lstat fields a verdict depends on (a `Stats` has them all). */
 export type LstatFields = Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs' | 'ctimeMs' | 'mode' | 'uid' | 'gid'>;
 
-/** The lstat fields a verdict depends on, as the bytes a row holds. */
+/** The lstat fields a verdict depends on, as the bytes a row holds (little-endian). */
 export function lstatTuple(st: LstatFields, into: Buffer = Buffer.allocUnsafe(TUPLE_BYTES)): Buffer {
-  into.writeDoubleLE(st.dev, 0);
-  into.writeDoubleLE(st.ino, 8);
-  into.writeDoubleLE(st.size, 16);
-  into.writeDoubleLE(st.mtimeMs, 24);
-  into.writeDoubleLE(st.ctimeMs, 32);
-  into.writeUInt32LE(st.mode >>> 0, 40);
-  into.writeUInt32LE(st.uid >>> 0, 44);
-  into.writeUInt32LE(st.gid >>> 0, 48);
+  // Through a DataView, V8's own: Buffer's writeDoubleLE is JavaScript storing byte by byte, and a
+  // warm walk makes one tuple per path (6k paths from a fresh process: 7.1 -> 1.3 ms).
+  const view = tupleView(into);
+  view.setFloat64(0, st.dev, true);
+  view.setFloat64(8, st.ino, true);
+  view.setFloat64(16, st.size, true);
+  view.setFloat64(24, st.mtimeMs, true);
+  view.setFloat64(32, st.ctimeMs, true);
+  view.setUint32(40, st.mode >>> 0, true);
+  view.setUint32(44, st.uid >>> 0, true);
+  view.setUint32(48, st.gid >>> 0, true);
   return into;
+}
+
+/** The view of the buffer a caller reuses for every tuple, made once. */
+let lastInto: Buffer | undefined;
+let lastView: DataView | undefined;
+function tupleView(into: Buffer): DataView {
+  if (into !== lastInto) {
+    lastInto = into;
+    lastView = new DataView(into.buffer, into.byteOffset, TUPLE_BYTES);
+  }
+  return lastView!;
 }
 
 /** Opens (creating if needed) `<stateDir>/agent.db` and the clean paths of one root judged against `identity`. */
@@ -181,6 +195,9 @@ export function cleanReaderAhead(stateDir: string, rootDir: string, atLeast: num
   }
 }
 
+// Uint8Array's, not Buffer's (that one is JavaScript with checks around V8's).
+const indexOf = Uint8Array.prototype.indexOf;
+
 /** The page query of `clean_entries`, shared by the walk's own reader and the walk threads'. */
 // Entries as hex text, decoded straight into the reader's one buffer: a Buffer per row (a
 // malloc'd backing store each) made a walk thread's young collections dearer (89k rows: 65-105
@@ -204,51 +221,68 @@ export function cleanLookup(page: (from: Buffer, size: number) => Row[]): (p: Bu
   let more = true;
   let size = PAGE_MIN;
   let scratch = Buffer.allocUnsafe(4096);
-  let last = Buffer.allocUnsafe(4096);
-  let lastLength = -1;
-  const read = (from: Buffer, length: number): void => {
-    const rows = page(Buffer.from(from.subarray(0, length)), size);
-    let total = 0;
-    for (const row of rows) total += row.length >>> 1;
-    if (bytes.length < total) bytes = Buffer.allocUnsafe(2 * total);
+  /** The key the rows in `bytes` were read from: they are the first ones at or above it. */
+  let from: Buffer | undefined;
+  const read = (length: number): void => {
+    from = Buffer.from(scratch.subarray(0, length));
+    const rows = page(from, size);
+    // One decode of the page joined, not one call per row.
     let end = 0;
     for (let i = 0; i < rows.length; i++) {
-      end += bytes.write(rows[i]!, end, 'hex');
+      end += rows[i]!.length >>> 1;
       ends[i] = end;
     }
+    if (bytes.length < end) bytes = Buffer.allocUnsafe(2 * end);
+    bytes.write(rows.join(''), 0, 'hex');
     count = rows.length;
     at = 0;
     more = rows.length === size;
     size = Math.min(2 * size, PAGE_MAX);
   };
-  /** The end in `bytes` of the row of the key in scratch[0, length); -1 when it has none. */
+  /** The row before `at` (or the key the page was read from) lies below the key in scratch[0, length). */
+  const belowKey = (length: number): boolean => {
+    if (at > 0) return bytes.compare(scratch, 0, length, at === 1 ? 0 : ends[at - 2]!, ends[at - 1]! - SUFFIX) < 0;
+    return from !== undefined && from.compare(scratch, 0, length) <= 0;
+  };
+  /**
+   * The end in `bytes` of the row of the key in scratch[0, length); -1 when it has none. The rows
+   * are passed in order from just after where the last look-up stopped; a key below that point
+   * (a look-up out of walk order) reads again from the key. In walk order a path known clean has
+   * the next row: one comparison per look-up, where a copy and a comparison with the last key
+   * came before it.
+   */
   const find = (length: number): number => {
-    if (lastLength < 0 || scratch.compare(last, 0, lastLength, 0, length) <= 0) {
-      size = PAGE_MIN;
-      read(scratch, length);
-    }
-    if (last.length < length) last = Buffer.allocUnsafe(2 * length);
-    scratch.copy(last, 0, 0, length);
-    lastLength = length;
     for (;;) {
+      let passed = false;
       while (at < count) {
         const start = at === 0 ? 0 : ends[at - 1]!;
         const end = ends[at]!;
         const order = bytes.compare(scratch, 0, length, start, end - SUFFIX);
-        if (order === 0) return end;
-        if (order > 0) return -1;
+        if (order === 0) {
+          at++;
+          return end;
+        }
+        if (order > 0) break;
         at++;
+        passed = true;
       }
-      if (!more) return -1;
-      read(scratch, length);
+      if (!passed && !belowKey(length)) {
+        size = PAGE_MIN;
+        read(length);
+        continue;
+      }
+      if (at < count || !more) return -1;
+      read(length);
     }
   };
   return (p, tuple) => {
-    if (scratch.length < p.length) scratch = Buffer.allocUnsafe(2 * p.length);
-    for (let i = 0; i < p.length; i++) {
-      const b = p[i]!;
-      scratch[i] = b === 0x2f ? 0 : b;
-    }
+    if (scratch.length <= p.length) scratch = Buffer.allocUnsafe(2 * p.length + 1);
+    // The key: the path with each `/` as 0. Copied, and the few slashes found, by V8's own typed
+    // array methods (a sentinel slash ends the search): a loop here over every byte of every
+    // path was most of a look-up while the code is not optimised yet, as in a short scan.
+    scratch.set(p);
+    scratch[p.length] = 0x2f;
+    for (let i = indexOf.call(scratch, 0x2f); i < p.length; i = indexOf.call(scratch, 0x2f, i + 1)) scratch[i] = 0;
     const end = find(p.length);
     return end >= 0 && tuple.compare(bytes, end - TUPLE_BYTES, end) === 0;
   };
