@@ -150,10 +150,13 @@ function table(results: TreeResult[]): string {
   daemonRow('daemon (run) idle RSS MB', (d) => d.rss.toFixed(1));
   daemonRow('  of it own (anonymous) MB', (d) => d.anon.toFixed(1));
   daemonRow('  of it file-backed (node binary) MB', (d) => d.file.toFixed(1));
+  daemonRow('  with its inotifywait reader: RSS MB', (d) => d.treeRss.toFixed(1));
+  daemonRow('    own (anonymous) MB', (d) => d.treeAnon.toFixed(1));
   daemonRow('  inotify watches', (d) => String(d.watches));
   daemonRow('  CPU idle, % of a core', (d) => d.cpu.toFixed(2));
-  daemonRow('  peak RSS with scan child, MB', (d) => d.peakWithChildren.toFixed(0));
-  daemonRow('    as PSS (shared pages once), MB', (d) => d.peakPssWithChildren.toFixed(0));
+  daemonRow('  peak RSS, daemon + scan child, MB', (d) => d.peakDaemonScan.toFixed(0));
+  daemonRow('    as PSS (shared pages once), MB', (d) => d.peakPssDaemonScan.toFixed(0));
+  daemonRow('  peak RSS with every child (reader too), MB', (d) => d.peakWithChildren.toFixed(0));
   daemonRow('  start to first full scan reported', (d) => `${d.startupScan.toFixed(1)} s`);
   out.push('');
   const base = results[0]!;
@@ -190,14 +193,21 @@ function table(results: TreeResult[]): string {
     }
     const d = r.daemon;
     if (d === undefined) continue;
-    if (r.paths >= 500_000) targets.push([`${r.name}: peak RSS daemon + scan child`, `${d.peakWithChildren.toFixed(0)} MB`, '<= 150 MB', d.peakWithChildren <= 150]);
-    targets.push([`${r.name}: idle daemon RSS`, `${d.rss.toFixed(1)} MB`, '<= 60 MB', d.rss <= 60]);
-    targets.push([`${r.name}: idle daemon own memory`, `${d.anon.toFixed(1)} MB`, '<= 24 MB', d.anon <= 24]);
-    if (r !== base && base.daemon) {
-      const flat = d.rss / base.daemon.rss;
-      targets.push([`${r.name}: idle daemon RSS / ${base.name}'s`, `${flat.toFixed(2)}x`, '<= 1.10x', flat <= 1.1]);
-      const flatOwn = d.anon / base.daemon.anon;
-      targets.push([`${r.name}: idle daemon own memory / ${base.name}'s`, `${flatOwn.toFixed(2)}x`, '<= 1.10x', flatOwn <= 1.1]);
+    if (r.paths >= 500_000) {
+      targets.push([`${r.name}: peak RSS daemon + scan child`, `${d.peakDaemonScan.toFixed(0)} MB`, '<= 150 MB', d.peakDaemonScan <= 150]);
+      targets.push([`${r.name}:   (the same with its reader)`, `${d.peakWithChildren.toFixed(0)} MB`, '<= 150 MB', d.peakWithChildren <= 150]);
+    }
+    // The daemon alone, and with the inotifywait child that holds its watches.
+    const idle: Array<[string, number, number, number | undefined, number | undefined]> = [
+      ['idle daemon', d.rss, d.anon, base.daemon?.rss, base.daemon?.anon],
+      ['  with its reader', d.treeRss, d.treeAnon, base.daemon?.treeRss, base.daemon?.treeAnon],
+    ];
+    for (const [label, rss, anon, baseRss, baseAnon] of idle) {
+      targets.push([`${r.name}: ${label}: RSS`, `${rss.toFixed(1)} MB`, '<= 60 MB', rss <= 60]);
+      targets.push([`${r.name}: ${label}: own memory`, `${anon.toFixed(1)} MB`, '<= 24 MB', anon <= 24]);
+      if (r === base || baseRss === undefined || baseAnon === undefined) continue;
+      targets.push([`${r.name}: ${label}: RSS / ${base.name}'s`, `${(rss / baseRss).toFixed(2)}x`, '<= 1.10x', rss / baseRss <= 1.1]);
+      targets.push([`${r.name}: ${label}: own memory / ${base.name}'s`, `${(anon / baseAnon).toFixed(2)}x`, '<= 1.10x', anon / baseAnon <= 1.1]);
     }
     targets.push([`${r.name}: idle daemon CPU`, `${d.cpu.toFixed(2)}%`, '< 0.5%', d.cpu < 0.5]);
   }
