@@ -27,8 +27,8 @@ const agent = path.join(repo, 'dist/agent/main.js');
 const DAEMON_FLAGS = ['--no-opt', '--no-maglev', '--no-sparkplug', '--max-semi-space-size=1'];
 
 // The long-lived process: loads what the daemon loads, settles, then runs the scan command N
-// times in itself and reports each scan's time and, after a compacting GC and 6 s idle (the
-// daemon compacts 5 s after its last work), what it holds. Its peak is sampled from outside.
+// times in itself and reports each scan's time and, after the daemon's own heap compaction and
+// 6 s idle (the daemon compacts 5 s after its last work), what it holds. Its peak is sampled from outside.
 const IN_PROCESS = `
 const [dist, root, manifest, state, scans] = process.argv.slice(2);
 const mem = () => {
@@ -39,7 +39,9 @@ const mem = () => {
 (async () => {
   await import(dist + '/agent/commands/run.js');
   const { scanCommand } = await import(dist + '/agent/commands/scan.js');
-  global.gc(); global.gc();
+  // The daemon's own compaction, as it runs when it goes quiet (agent/daemon/compact.ts).
+  const compact = (await import(dist + '/agent/daemon/compact.js')).heapCompactor();
+  compact();
   await new Promise((r) => setTimeout(r, 1000));
   const before = mem();
   const io = { stdout: () => {}, stderr: (t) => process.stderr.write(t), interactive: false };
@@ -50,7 +52,7 @@ const mem = () => {
     ms.push(performance.now() - t0);
     if (code !== 0) throw new Error('scan found drift (exit ' + code + '): the tree changed under the bench');
   }
-  global.gc(); global.gc();
+  compact();
   await new Promise((r) => setTimeout(r, 6000));
   process.stdout.write(JSON.stringify({ ms, before, after: mem() }));
 })().catch((e) => { process.stderr.write(String(e && e.stack || e)); process.exit(2); });
@@ -65,7 +67,7 @@ interface InProcess {
 
 /** Runs the in-process program under `flags`, sampling its RSS every 50 ms for the peak. */
 async function inProcess(flags: string[], program: string, tree: string, manifest: string, state: string, scans: number): Promise<InProcess> {
-  const child = spawn(process.execPath, [...flags, '--expose-gc', program, path.join(repo, 'dist'), tree, manifest, state, String(scans)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...flags, program, path.join(repo, 'dist'), tree, manifest, state, String(scans)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
