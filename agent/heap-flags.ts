@@ -3,6 +3,9 @@ import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 
 const applied: string[] = [];
 
+/** V8's flags of the daemon (`run`): why each, in main.ts, which sets them; bench:in-process runs under them too. */
+export const DAEMON_V8_FLAGS = '--no-opt --no-maglev --no-sparkplug --max-semi-space-size=1';
+
 /** Sets V8 flags for this process and remembers them, so `reapplyHeapFlags` can restore them. */
 export function setHeapFlags(flags: string): void {
   setFlagsFromString(flags);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Composition root of the agent: the only place that reads argv and touches process.
-import { WALK_SEMI_SPACE_MB, growYoungGenerationTo, setHeapFlags } from './heap-flags.js';
+import { DAEMON_V8_FLAGS, WALK_SEMI_SPACE_MB, growYoungGenerationTo, setHeapFlags } from './heap-flags.js';
 
 // A walk makes many short-lived objects; left alone, V8 grows the young generation to 32 MB
 // for them, a fifth of a scan's memory budget, for no speed that shows (at 1M files: peak RSS
@@ -19,7 +19,7 @@ else setHeapFlags('--semi-space-growth-factor=1');
 // from growing to 8 MB while the modules load, and the idle daemon then held 5-8 MB of empty
 // young pages (its modules loaded, after a full GC: anonymous 20.1-23.5 -> 17.2 MB, and no
 // longer bimodal). An event batch allocates little; its scavenges stay short.
-if (process.argv[2] === 'run') setHeapFlags('--no-opt --no-maglev --no-sparkplug --max-semi-space-size=1');
+if (process.argv[2] === 'run') setHeapFlags(DAEMON_V8_FLAGS);
 // Building a manifest hashes every file: its hashing threads start while the rest loads.
 if (process.argv[2] === 'manifest' && process.argv.includes('--root')) (await import('./fingerprint/hash-pool.js')).startHashingEarly();
 const { EXIT_ERROR, runAgentCli } = await import('./cli.js');

@@ -162,7 +162,7 @@ export async function measureIdleNode(flags: string[], seconds = 5): Promise<Dae
 }
 
 /** RSS, anonymous and file-backed memory of a process from /proc, MB (0 once it ended). */
-function statusMb(pid: number): { rss: number; anon: number; file: number } {
+export function statusMb(pid: number): { rss: number; anon: number; file: number } {
   let status = '';
   try {
     status = readFileSync(`/proc/${pid}/status`, 'utf8');

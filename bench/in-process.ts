@@ -12,19 +12,21 @@
 //
 //   npm run bench:in-process [-- --tree 6k|106k|1m] [-- --scans N]
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CHILD_HEAP, childEnv } from '../agent/daemon/isolated.js';
+import { DAEMON_V8_FLAGS } from '../agent/heap-flags.js';
 import { DEFAULT_TRACKED } from '../shared/policy.js';
+import { statusMb } from './daemon.js';
 import { RACY_WAIT_MS, benchArgs, lpad, median, pad, timed, writeAideConf } from './measure.js';
 import { CACHE, ensureNamedTree } from './trees.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const agent = path.join(repo, 'dist/agent/main.js');
 // The daemon's own V8 flags (agent/main.ts sets them for `run`), here on the command line.
-const DAEMON_FLAGS = ['--no-opt', '--no-maglev', '--no-sparkplug', '--max-semi-space-size=1'];
+const DAEMON_FLAGS = DAEMON_V8_FLAGS.split(' ');
 
 // The long-lived process: loads what the daemon loads, settles, then runs the scan command N
 // times in itself and reports each scan's time and, after the daemon's own heap compaction and
@@ -73,14 +75,7 @@ async function inProcess(flags: string[], program: string, tree: string, manifes
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   let peakRss = 0;
-  const sampler = setInterval(() => {
-    try {
-      const kb = /^Rss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${child.pid}/smaps_rollup`, 'utf8'));
-      if (kb) peakRss = Math.max(peakRss, Number(kb[1]) / 1024);
-    } catch {
-      // ended between two samples
-    }
-  }, 50);
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, statusMb(child.pid!).rss)), 50);
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   clearInterval(sampler);
   if (code !== 0) throw new Error(`the in-process scans exited with ${code}: ${err.slice(-2000)}`);
